@@ -1,0 +1,453 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Converge one container: normalise the wanted and the running configuration,
+compare them, and leave it alone, create it, or recreate it saying what drifted."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import json
+import os
+import re
+import shlex
+import time
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import (
+    PORTS_LABEL, ClockworkError, owned_by, owner_labels)
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (
+    APIError, container_state)
+
+MASK = "********"
+
+# The argument spec shared by the container module and the stack module's resources.
+CONTAINER_ARGS = dict(
+    name=dict(type="str", required=True),
+    image=dict(type="str"),
+    command=dict(type="raw"),
+    env=dict(type="dict", default={}),
+    ports=dict(type="list", elements="raw", default=[]),
+    mounts=dict(type="list", elements="dict", default=[], options=dict(
+        type=dict(type="str", choices=["bind", "volume"], default="volume"),
+        source=dict(type="str", required=True),
+        target=dict(type="str", required=True),
+        read_only=dict(type="bool", default=False),
+    )),
+    networks=dict(type="list", elements="dict", default=[], options=dict(
+        name=dict(type="str", required=True),
+        aliases=dict(type="list", elements="str", default=[]),
+    )),
+    healthcheck=dict(type="dict", options=dict(
+        test=dict(type="raw", required=True),
+        interval=dict(type="str", default="30s"),
+        timeout=dict(type="str", default="30s"),
+        retries=dict(type="int", default=3),
+        start_period=dict(type="str", default="0s"),
+    )),
+    restart_policy=dict(type="str", default="no",
+                        choices=["no", "always", "on-failure", "unless-stopped"]),
+    labels=dict(type="dict", default={}),
+    state=dict(type="str", default="started", choices=["present", "started", "stopped", "absent"]),
+    wait=dict(type="bool", default=True),
+    timeout=dict(type="int", default=60),
+)
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_NS = {"ms": 10 ** 6, "s": 10 ** 9, "m": 60 * 10 ** 9, "h": 3600 * 10 ** 9}
+
+
+def duration_ns(value):
+    """`30s`, `1m30s`, `500ms` or a number of seconds -> nanoseconds, as Docker keeps them."""
+    if isinstance(value, (int, float)) or str(value).isdigit():
+        return int(float(value) * 10 ** 9)
+    text = str(value).strip()
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ClockworkError("invalid duration %r: use forms like 30s, 1m30s or 500ms" % value)
+    return int(sum(float(n) * _UNIT_NS[u] for n, u in parts))
+
+
+def parse_port(port):
+    """One port declaration -> (container_port/proto, host_ip, host_port).
+
+    Accepts 8000, "8000/udp", "8080:80", "127.0.0.1:8080:80/tcp" or a dict with
+    container_port, host_port, host_ip and protocol. Unpublished ports have host_port "".
+    """
+    if isinstance(port, dict):
+        if "container_port" not in port:
+            raise ClockworkError("port %r needs container_port" % (port,))
+        proto = port.get("protocol", "tcp")
+        return ("%s/%s" % (port["container_port"], proto), str(port.get("host_ip") or ""),
+                str(port.get("host_port") or ""))
+    text = str(port)
+    proto = "tcp"
+    if "/" in text:
+        text, proto = text.rsplit("/", 1)
+    fields = text.rsplit(":", 2) if text.count(":") <= 2 else None
+    if not fields or not all(f.isdigit() for f in fields[-2:] if f) or not fields[-1].isdigit():
+        raise ClockworkError("invalid port %r: use 80, 8080:80 or 127.0.0.1:8080:80[/udp]" % port)
+    if proto not in ("tcp", "udp", "sctp"):
+        raise ClockworkError("invalid protocol in port %r" % port)
+    container_port = "%s/%s" % (fields[-1], proto)
+    if len(fields) == 1:
+        return container_port, "", ""
+    if len(fields) == 2:
+        return container_port, "", fields[0]
+    return container_port, fields[0], fields[1]
+
+
+def normalise_healthcheck(healthcheck):
+    if not healthcheck:
+        return None
+    test = healthcheck["test"]
+    if isinstance(test, str):
+        test = ["CMD-SHELL", test]
+    elif test and test[0] not in ("CMD", "CMD-SHELL", "NONE"):
+        test = ["CMD"] + list(test)
+    return {
+        "test": list(test),
+        "interval": duration_ns(healthcheck.get("interval", "30s")),
+        "timeout": duration_ns(healthcheck.get("timeout", "30s")),
+        "retries": int(healthcheck.get("retries", 3)),
+        "start_period": duration_ns(healthcheck.get("start_period", "0s")),
+    }
+
+
+def normalise_mount(mount, base_dir=None):
+    source = mount["source"]
+    kind = mount.get("type", "volume")
+    if kind == "bind" and not os.path.isabs(source):
+        source = os.path.normpath(os.path.join(base_dir or os.getcwd(), source))
+    return {"type": kind, "source": source, "target": mount["target"],
+            "read_only": bool(mount.get("read_only", False))}
+
+
+def env_list_to_dict(items):
+    result = {}
+    for item in items or []:
+        name, _sep, value = item.partition("=")
+        result[name] = value
+    return result
+
+
+class ContainerSpec(object):
+    """The wanted configuration of one container, normalised for comparison."""
+
+    def __init__(self, params, stack, base_dir=None):
+        self.name = params["name"]
+        self.stack = stack
+        self.image = params.get("image")
+        command = params.get("command")
+        self.command = shlex.split(command) if isinstance(command, str) else command
+        self.env = dict((k, "" if v is None else str(v)) for k, v in (params.get("env") or {}).items())
+        self.ports = [parse_port(p) for p in params.get("ports") or []]
+        self.mounts = [normalise_mount(m, base_dir) for m in params.get("mounts") or []]
+        self.networks = [{"name": n["name"], "aliases": sorted(n.get("aliases") or [])}
+                         for n in params.get("networks") or []]
+        self.healthcheck = normalise_healthcheck(params.get("healthcheck"))
+        self.restart_policy = params.get("restart_policy") or "no"
+        self.labels = dict((k, str(v)) for k, v in (params.get("labels") or {}).items())
+        self.labels.update(owner_labels(stack, self.name))
+        self.labels[PORTS_LABEL] = ",".join(p[0] for p in self.ports)
+        self.state = params.get("state", "started")
+        self.wait = params.get("wait", True)
+        self.timeout = params.get("timeout", 60)
+        self.secret_env = set()
+        targets = [m["target"] for m in self.mounts]
+        if len(set(targets)) != len(targets):
+            raise ClockworkError("container %s mounts the same target twice" % self.name)
+
+    def declared_ports(self):
+        return [p[0] for p in self.ports]
+
+    def comparable(self, image_attrs):
+        """The wanted settings in the same normal form as `running_config`."""
+        config = (image_attrs or {}).get("Config") or {}
+        env = env_list_to_dict(config.get("Env"))
+        env.update(self.env)
+        labels = dict(config.get("Labels") or {})
+        labels.update(self.labels)
+        return {
+            "image": (image_attrs or {}).get("Id", self.image),
+            "command": self.command if self.command is not None else (config.get("Cmd") or []),
+            "env": env,
+            "ports": sorted("%s|%s|%s" % p for p in self.ports if p[2]),
+            "mounts": sorted(self.mounts, key=lambda m: m["target"]),
+            "healthcheck": self.healthcheck if self.healthcheck else _image_healthcheck(config),
+            "restart_policy": self.restart_policy,
+            "labels": labels,
+        }
+
+
+def _image_healthcheck(config):
+    hc = config.get("Healthcheck")
+    if not hc or not hc.get("Test") or hc["Test"] == ["NONE"]:
+        return None
+    return {"test": hc["Test"], "interval": hc.get("Interval", 0) or duration_ns("30s"),
+            "timeout": hc.get("Timeout", 0) or duration_ns("30s"),
+            "retries": hc.get("Retries", 0) or 3, "start_period": hc.get("StartPeriod", 0)}
+
+
+def running_config(attrs):
+    """An inspected container's settings in the normal form of `ContainerSpec.comparable`."""
+    config = attrs.get("Config") or {}
+    host = attrs.get("HostConfig") or {}
+    ports = []
+    for container_port, bindings in (host.get("PortBindings") or {}).items():
+        for binding in bindings or []:
+            ports.append("%s|%s|%s" % (container_port, binding.get("HostIp") or "",
+                                       binding.get("HostPort") or ""))
+    mounts = [{"type": m.get("Type", "volume"), "source": m.get("Source"), "target": m.get("Target"),
+               "read_only": bool(m.get("ReadOnly", False))} for m in host.get("Mounts") or []]
+    return {
+        "image": attrs.get("Image"),
+        "command": config.get("Cmd") or [],
+        "env": env_list_to_dict(config.get("Env")),
+        "ports": sorted(ports),
+        "mounts": sorted(mounts, key=lambda m: m["target"]),
+        "healthcheck": _image_healthcheck(config),
+        "restart_policy": (host.get("RestartPolicy") or {}).get("Name") or "no",
+        "labels": dict(config.get("Labels") or {}),
+    }
+
+
+def drift(wanted, running):
+    """The names of the settings that differ, with a short reason for each."""
+    reasons = []
+    for key in ("image", "command", "ports", "mounts", "healthcheck", "restart_policy"):
+        if wanted[key] != running[key]:
+            reasons.append(key)
+    for kind in ("env", "labels"):
+        changed = sorted(k for k in set(wanted[kind]) | set(running[kind])
+                         if wanted[kind].get(k) != running[kind].get(k))
+        if changed:
+            reasons.append("%s %s" % (kind, ", ".join(changed)))
+    return reasons
+
+
+def masked(config, secret_env):
+    if not config:
+        return config
+    shown = dict(config)
+    shown["env"] = dict((k, MASK if k in secret_env else v) for k, v in config["env"].items())
+    return shown
+
+
+def describe(engine, name):
+    """What the modules return about a container: id, image, state, health, ports, addresses."""
+    attrs = engine.container(name)
+    if not attrs:
+        return {"name": name, "state": "absent"}
+    status, health = container_state(attrs)
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    declared = [p for p in labels.get(PORTS_LABEL, "").split(",") if p]
+    return {
+        "id": attrs["Id"], "name": name, "image": attrs["Config"].get("Image"),
+        "image_id": attrs.get("Image"), "state": status, "health": health,
+        "ports": declared,
+        "exposed_ports": sorted((attrs["Config"].get("ExposedPorts") or {}).keys()),
+        "networks": dict((net, info.get("IPAddress"))
+                         for net, info in (attrs["NetworkSettings"].get("Networks") or {}).items()),
+    }
+
+
+class ContainerConverger(object):
+    """Brings one container to its wanted state. `check_mode` changes nothing."""
+
+    def __init__(self, engine, check_mode=False):
+        self.engine = engine
+        self.check_mode = check_mode
+
+    def converge(self, spec):
+        attrs = self.engine.container(spec.name)
+        if attrs and not owned_by(attrs["Config"].get("Labels"), spec.stack):
+            raise ClockworkError(
+                "container %s exists but is not owned by stack %s (no label io.clockwork.stack=%s): "
+                "refusing to take it over" % (spec.name, spec.stack, spec.stack))
+        if spec.state == "absent":
+            return self._remove(spec, attrs)
+
+        image_attrs = self._image(spec)
+        wanted = spec.comparable(image_attrs)
+        before = running_config(attrs) if attrs else None
+        result = {"changed": False, "actions": [], "reasons": [],
+                  "diff": {"before": masked(before, spec.secret_env) or {},
+                           "after": masked(wanted, spec.secret_env)}}
+
+        if attrs is None:
+            result["actions"].append("create")
+        else:
+            reasons = drift(wanted, before)
+            if reasons:
+                result["actions"].append("recreate")
+                result["reasons"] = reasons
+        if result["actions"]:
+            result["changed"] = True
+            if not self.check_mode:
+                keep_networks = self._attached_networks(attrs) if attrs else []
+                if attrs:
+                    self._force_remove(spec.name)
+                self._create(spec, keep_networks)
+                attrs = self.engine.container(spec.name)
+        elif attrs is not None:
+            result["changed"] |= self._attach_missing_networks(spec, attrs, result)
+
+        result["changed"] |= self._run_state(spec, attrs, result)
+        result["container"] = describe(self.engine, spec.name) if not self.check_mode else (
+            describe(self.engine, spec.name) if attrs else {"name": spec.name, "state": "absent"})
+        return result
+
+    # -- pieces -----------------------------------------------------------------
+
+    def _image(self, spec):
+        if not spec.image:
+            raise ClockworkError("container %s needs an image" % spec.name)
+        attrs = self.engine.image(spec.image)
+        if attrs is not None or self.check_mode:
+            return attrs
+        repository, _sep, tag = spec.image.partition(":") if "@" not in spec.image else (spec.image, "", "")
+        try:
+            self.engine.api.pull(repository, tag=tag or "latest")
+        except APIError as exc:
+            raise ClockworkError("image %s is not present locally and could not be pulled: %s"
+                                 % (spec.image, exc.explanation or exc))
+        self.engine.forget("image", spec.image)
+        return self.engine.image(spec.image)
+
+    def _create(self, spec, keep_networks):
+        api = self.engine.api
+        networks = list(spec.networks)
+        wanted_names = set(n["name"] for n in networks)
+        networks += [n for n in keep_networks if n["name"] not in wanted_names]
+        port_bindings = {}
+        for container_port, host_ip, host_port in spec.ports:
+            if host_port:
+                port_bindings.setdefault(container_port, []).append((host_ip, host_port) if host_ip else host_port)
+        from docker.types import Mount  # pylint: disable=import-outside-toplevel
+        host_config = api.create_host_config(
+            port_bindings=port_bindings,
+            mounts=[Mount(m["target"], m["source"], type=m["type"], read_only=m["read_only"])
+                    for m in spec.mounts],
+            restart_policy={"Name": spec.restart_policy} if spec.restart_policy != "no" else None,
+            network_mode=networks[0]["name"] if networks else None,
+        )
+        networking_config = None
+        if networks:
+            networking_config = api.create_networking_config({
+                networks[0]["name"]: api.create_endpoint_config(aliases=networks[0]["aliases"] or None)})
+        healthcheck = None
+        if spec.healthcheck:
+            hc = spec.healthcheck
+            healthcheck = {"test": hc["test"], "interval": hc["interval"], "timeout": hc["timeout"],
+                           "retries": hc["retries"], "start_period": hc["start_period"]}
+        try:
+            api.create_container(
+                spec.image, command=spec.command, name=spec.name, environment=spec.env,
+                ports=[tuple(p[0].split("/")) for p in spec.ports] or None, labels=spec.labels,
+                healthcheck=healthcheck, host_config=host_config, networking_config=networking_config)
+            for network in networks[1:]:
+                api.connect_container_to_network(spec.name, network["name"],
+                                                 aliases=network["aliases"] or None)
+        except APIError as exc:
+            raise ClockworkError("cannot create container %s: %s" % (spec.name, exc.explanation or exc))
+        self.engine.forget("container", spec.name)
+
+    def _attached_networks(self, attrs):
+        """Networks attached by connections after creation; carried over on recreation."""
+        networks = []
+        for name, info in (attrs["NetworkSettings"].get("Networks") or {}).items():
+            short_id = attrs["Id"][:12]
+            aliases = [a for a in info.get("Aliases") or [] if a != short_id]
+            networks.append({"name": name, "aliases": sorted(aliases)})
+        return networks
+
+    def _attach_missing_networks(self, spec, attrs, result):
+        attached = attrs["NetworkSettings"].get("Networks") or {}
+        changed = False
+        for network in spec.networks:
+            have = attached.get(network["name"])
+            if have is not None and set(network["aliases"]) <= set(have.get("Aliases") or []):
+                continue
+            changed = True
+            result["actions"].append("attach %s" % network["name"])
+            if self.check_mode:
+                continue
+            try:
+                if have is not None:  # aliases can only be set on connect
+                    self.engine.api.disconnect_container_from_network(spec.name, network["name"])
+                self.engine.api.connect_container_to_network(
+                    spec.name, network["name"], aliases=network["aliases"] or None)
+            except APIError as exc:
+                raise ClockworkError("cannot attach container %s to network %s: %s"
+                                     % (spec.name, network["name"], exc.explanation or exc))
+            self.engine.forget("container", spec.name)
+        return changed
+
+    def _run_state(self, spec, attrs, result):
+        status = container_state(attrs)[0] if attrs else "absent"
+        running = status in ("running", "restarting")
+        if spec.state == "started" and not running:
+            result["actions"].append("start")
+            if not self.check_mode:
+                try:
+                    self.engine.api.start(spec.name)
+                except APIError as exc:
+                    raise ClockworkError("cannot start container %s: %s\n%s" % (
+                        spec.name, exc.explanation or exc, self.engine.logs_tail(spec.name)))
+                self.engine.forget("container", spec.name)
+            changed = True
+        elif spec.state == "stopped" and running:
+            result["actions"].append("stop")
+            if not self.check_mode:
+                self.engine.api.stop(spec.name)
+                self.engine.forget("container", spec.name)
+            changed = True
+        else:
+            changed = False
+        if spec.state == "started" and spec.wait and not self.check_mode:
+            wait_until_ready(self.engine, spec.name, spec.timeout)
+        return changed
+
+    def _remove(self, spec, attrs):
+        result = {"changed": attrs is not None, "actions": ["remove"] if attrs else [], "reasons": [],
+                  "diff": {"before": masked(running_config(attrs), spec.secret_env) if attrs else {},
+                           "after": {}},
+                  "container": {"name": spec.name, "state": "absent"}}
+        if attrs and not self.check_mode:
+            self._force_remove(spec.name)
+        return result
+
+    def _force_remove(self, name):
+        try:
+            self.engine.api.remove_container(name, force=True)
+        except APIError as exc:
+            raise ClockworkError("cannot remove container %s: %s" % (name, exc.explanation or exc))
+        self.engine.forget("container", name)
+
+
+def wait_until_ready(engine, name, timeout, want_health=True):
+    """Poll until the container runs (and is healthy, if it has a healthcheck).
+
+    Fails with the container's state and last log lines when it exits or time runs out.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        engine.forget("container", name)
+        status, health = container_state(engine.container(name))
+        if status == "running" and (health in (None, "healthy") or not want_health):
+            return status, health
+        if status in ("exited", "dead", "absent"):
+            raise ClockworkError("container %s is %s instead of running; last log lines:\n%s"
+                                 % (name, status, engine.logs_tail(name)))
+        if time.monotonic() >= deadline:
+            raise ClockworkError(
+                "container %s did not become %s within %ss (state %s, health %s); last log lines:\n%s"
+                % (name, "healthy" if health else "running", timeout, status, health,
+                   engine.logs_tail(name)))
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+def to_json(value):
+    return json.dumps(value, sort_keys=True)
