@@ -405,7 +405,7 @@ class ContainerConverger(object):
         else:
             changed = False
         if spec.state == "started" and spec.wait and not self.check_mode:
-            wait_until_ready(self.engine, spec.name, spec.timeout)
+            wait_until_ready(self.engine, spec.name, spec.timeout, just_started=changed)
         return changed
 
     def _remove(self, spec, attrs):
@@ -425,17 +425,24 @@ class ContainerConverger(object):
         self.engine.forget("container", name)
 
 
-def wait_until_ready(engine, name, timeout, want_health=True):
+# A container without a healthcheck that we just started must still run this long
+# after the start: one that crashes on start-up is then caught, not reported ready.
+SETTLE_SECONDS = 0.3
+
+
+def wait_until_ready(engine, name, timeout, want_health=True, just_started=False):
     """Poll until the container runs (and is healthy, if it has a healthcheck).
 
     Fails with the container's state and last log lines when it exits or time runs out.
     """
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     delay = 0.05
     while True:
         engine.forget("container", name)
         status, health = container_state(engine.container(name))
-        if status == "running" and (health in (None, "healthy") or not want_health):
+        settled = not just_started or health is not None or time.monotonic() - started >= SETTLE_SECONDS
+        if status == "running" and settled and (health in (None, "healthy") or not want_health):
             return status, health
         if status in ("exited", "dead", "absent"):
             raise ClockworkError("container %s is %s instead of running; last log lines:\n%s"

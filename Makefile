@@ -1,0 +1,52 @@
+# The two commands of the README: `make showcase` and `make test`.
+# Everything they need (venv, Docker engine, local images) is set up on the way.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: venv engine images showcase showcase-destroy test unit integration sanity lint bench clean
+
+$(VENV)/.installed: requirements.txt requirements-test.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-test.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+engine:
+	scripts/ensure-docker.sh
+
+# Reused when each image's recipe hash label matches; rebuilt when a recipe changes.
+images: venv engine
+	$(PY) tests/images/build.py
+
+# Official images when a registry answers, else the local test images.
+showcase: venv engine
+	scripts/showcase.sh
+
+showcase-destroy: venv engine
+	scripts/showcase.sh -e clockwork_state=absent
+
+test: venv engine images
+	$(BIN)/pytest tests/unit tests/integration
+	$(MAKE) --no-print-directory sanity lint
+
+unit: venv
+	$(BIN)/pytest tests/unit
+
+integration: venv engine images
+	$(BIN)/pytest tests/integration
+
+sanity: venv
+	scripts/sanity.sh
+
+lint: venv
+	$(BIN)/ansible-lint
+
+bench: venv engine images
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache tests/output

@@ -1,0 +1,23 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""The few lines every module shares: the engine, and errors as clean failures."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (
+    Engine, require_docker)
+
+STACK_ARG = dict(stack=dict(type="str", default="default"))
+
+
+def run_module(module, converge):
+    """Call `converge(engine)` and exit with its result; a ClockworkError fails cleanly."""
+    require_docker(module)
+    try:
+        result = converge(Engine())
+    except ClockworkError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    module.exit_json(**result)

@@ -1,0 +1,291 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: container
+short_description: Converge one Docker container of a clockwork stack
+version_added: 0.1.0
+description:
+  - Creates, recreates, starts, stops or removes a Docker container through the Docker SDK for Python.
+  - The wanted and the running configuration are normalised (env order, port forms, image by id,
+    defaults the image adds) and compared; a matching container is left alone with the same id,
+    a drifted one is recreated and the diff says which settings differ.
+  - Every container carries the labels C(io.clockwork.stack) and C(io.clockwork.resource). A container
+    with the same name that the stack does not own is refused, never taken over or removed.
+  - Networks attached later by connections (for example M(clockwork.connections.network_connection))
+    are kept when the container is recreated.
+author:
+  - clockwork.connections developers
+requirements:
+  - docker (the Docker SDK for Python) >= 7.0
+options:
+  name:
+    description: Container name; also the resource name in the stack.
+    type: str
+    required: true
+  image:
+    description:
+      - Image reference. Pulled when absent locally; a pull failure names the image.
+      - Required unless O(state=absent).
+    type: str
+  command:
+    description: Command, as a list or a string split like a shell would. Defaults to the image's.
+    type: raw
+  env:
+    description: Environment variables. Values are turned into strings.
+    type: dict
+    default: {}
+  ports:
+    description:
+      - Container ports, declared and optionally published on the host.
+      - C(8000) or C(8000/udp) declares a port without publishing it; C(8080:80) or
+        C(127.0.0.1:8080:80) also publishes it; a dict with C(container_port), C(host_port),
+        C(host_ip) and C(protocol) is accepted too.
+      - Declared ports are what M(clockwork.connections.service_mesh_connection) discovers.
+    type: list
+    elements: raw
+    default: []
+  mounts:
+    description: Bind mounts and named volumes.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      type:
+        description: C(bind) for a host path, C(volume) for a named volume.
+        type: str
+        choices: [bind, volume]
+        default: volume
+      source:
+        description: Host path (relative paths resolve against the current directory) or volume name.
+        type: str
+        required: true
+      target:
+        description: Absolute path inside the container.
+        type: str
+        required: true
+      read_only:
+        description: Mount read-only.
+        type: bool
+        default: false
+  networks:
+    description:
+      - Networks to join, each with DNS aliases. The first is joined at creation, the others after.
+      - A missing attachment is added without recreating the container.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Network name.
+        type: str
+        required: true
+      aliases:
+        description: DNS aliases on that network.
+        type: list
+        elements: str
+        default: []
+  healthcheck:
+    description: A healthcheck, as in a Dockerfile. Without it, the image's healthcheck applies.
+    type: dict
+    suboptions:
+      test:
+        description: A shell command string, or a list (C(CMD) is prepended unless it starts with C(CMD), C(CMD-SHELL) or C(NONE)).
+        type: raw
+        required: true
+      interval:
+        description: Time between checks, like C(30s) or C(1m30s).
+        type: str
+        default: 30s
+      timeout:
+        description: Time one check may take.
+        type: str
+        default: 30s
+      retries:
+        description: Consecutive failures before the container is unhealthy.
+        type: int
+        default: 3
+      start_period:
+        description: Grace period after start during which failures do not count.
+        type: str
+        default: 0s
+  restart_policy:
+    description: Docker restart policy.
+    type: str
+    choices: [no, always, on-failure, unless-stopped]
+    default: "no"
+  labels:
+    description: Extra labels; the ownership labels are always added.
+    type: dict
+    default: {}
+  state:
+    description:
+      - C(started) creates the container if needed and makes sure it runs.
+      - C(present) creates it if needed and leaves its run state alone.
+      - C(stopped) creates it if needed and makes sure it is stopped.
+      - C(absent) removes it, only if the stack owns it.
+    type: str
+    choices: [present, started, stopped, absent]
+    default: started
+  wait:
+    description: With O(state=started), wait until the container runs, and is healthy if it has a healthcheck.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds to wait; on time-out or exit the task fails with the last log lines.
+    type: int
+    default: 60
+  contributions:
+    description:
+      - Contributions returned by connection modules (their C(contribution) result), merged into
+        O(env), O(mounts) and O(networks). Two that disagree are an error naming both.
+    type: list
+    elements: dict
+    default: []
+  stack:
+    description: The stack that owns the container (label C(io.clockwork.stack)).
+    type: str
+    default: default
+attributes:
+  check_mode:
+    support: full
+    description: Nothing is created, changed or pulled; the result says what would be done.
+  diff_mode:
+    support: full
+    description: Shows the normalised configuration before and after; secret env values are masked.
+"""
+
+EXAMPLES = r"""
+- name: Run Redis, reachable as redis on the stack network
+  clockwork.connections.container:
+    name: redis
+    image: redis:7
+    ports: ["6379"]
+    networks:
+      - name: shop-default
+        aliases: [redis]
+    stack: shop
+
+- name: An API with a healthcheck and a config file, merging a connection's contribution
+  clockwork.connections.container:
+    name: api
+    image: nginx:1.27
+    ports: ["8000", "127.0.0.1:8080:8000"]
+    mounts:
+      - type: bind
+        source: /srv/api/config.json
+        target: /etc/app/config.json
+        read_only: true
+    healthcheck:
+      test: curl -fsS http://localhost:8000/health
+      interval: 2s
+    contributions:
+      - "{{ db_connection.contribution }}"
+    stack: shop
+
+- name: Remove it (only if the stack owns it)
+  clockwork.connections.container:
+    name: api
+    state: absent
+    stack: shop
+"""
+
+RETURN = r"""
+container:
+  description: The container after the run (in check mode, as it is now).
+  returned: always
+  type: dict
+  contains:
+    id:
+      description: Container id.
+      type: str
+    name:
+      description: Container name.
+      type: str
+    image:
+      description: Image reference the container was created from.
+      type: str
+    image_id:
+      description: Image id.
+      type: str
+    state:
+      description: C(running), C(created), C(exited) or C(absent).
+      type: str
+    health:
+      description: C(healthy), C(unhealthy), C(starting), or null without a healthcheck.
+      type: str
+    ports:
+      description: Declared container ports, like C(8000/tcp).
+      type: list
+      elements: str
+    exposed_ports:
+      description: Ports the container exposes, its image's included.
+      type: list
+      elements: str
+    networks:
+      description: Network name to the container's IP address on it.
+      type: dict
+  sample:
+    id: 3f2a9c...
+    name: api
+    state: running
+    health: healthy
+    ports: [8000/tcp]
+    networks: {shop-default: 172.18.0.3}
+actions:
+  description: What was done or would be done, in order (create, recreate, attach NETWORK, start, stop, remove).
+  returned: always
+  type: list
+  elements: str
+  sample: [recreate, start]
+reasons:
+  description: The settings that drifted and made a recreation necessary.
+  returned: always
+  type: list
+  elements: str
+  sample: [env LOG_LEVEL]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.clockwork.connections.plugins.module_utils.container import (
+    CONTAINER_ARGS, ContainerConverger, ContainerSpec)
+from ansible_collections.clockwork.connections.plugins.module_utils.contribution import (
+    Contribution, merge)
+from ansible_collections.clockwork.connections.plugins.module_utils.module_runner import (
+    STACK_ARG, run_module)
+
+
+def main():
+    argument_spec = dict(CONTAINER_ARGS, contributions=dict(type="list", elements="dict", default=[]))
+    argument_spec.update(STACK_ARG)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_if=[("state", "present", ["image"]), ("state", "started", ["image"]),
+                                        ("state", "stopped", ["image"])])
+
+    def converge(engine):
+        params = dict(module.params)
+        contributions = [Contribution.from_dict(c) for c in params.pop("contributions")]
+        env, mounts, networks, secret_env = merge(
+            params["env"], params["mounts"], params["networks"], contributions)
+        params.update(env=env, mounts=mounts, networks=networks)
+        spec = ContainerSpec(params, params["stack"])
+        spec.secret_env = set(secret_env)
+        outcome = ContainerConverger(engine, module.check_mode).converge(spec)
+        result = dict(changed=outcome["changed"], container=outcome["container"],
+                      actions=outcome["actions"], reasons=outcome["reasons"])
+        if module._diff:
+            result["diff"] = outcome["diff"]
+        return result
+
+    run_module(module, converge)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Run real playbooks and look at what the real Docker engine sees."""
+import json
+import os
+import subprocess
+import tempfile
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+LOCAL_IMAGES = yaml.safe_load(open(os.path.join(ROOT, "tests/images/local-images.yml")))
+POSTGRES_IMAGE = LOCAL_IMAGES["showcase_postgres_image"]
+REDIS_IMAGE = LOCAL_IMAGES["showcase_redis_image"]
+NGINX_IMAGE = LOCAL_IMAGES["showcase_nginx_image"]
+
+
+class Run(object):
+    """One ansible-playbook run: its exit code, its output and every task result."""
+
+    def __init__(self, proc, results):
+        self.rc = proc.returncode
+        self.output = proc.stdout + proc.stderr
+        self.results = results
+
+    def result(self, name=None):
+        """The result of the task called `name` (the last one when not given)."""
+        matching = [r for r in self.results if name is None or r["_task"] == name]
+        assert matching, "no result for task %r in:\n%s" % (name, self.output)
+        return matching[-1]
+
+    @property
+    def changed(self):
+        return any(r.get("changed") for r in self.results)
+
+
+def playbook(tasks, check=False, diff=False, extra_vars=None, verbose=False, workdir=None, tags=None):
+    """Run `tasks` (a list of task dicts) on localhost; returns a Run."""
+    workdir = workdir or tempfile.mkdtemp(prefix="clockwork-test-")
+    path = os.path.join(workdir, "play.yml")
+    with open(path, "w") as handle:
+        yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}], handle)
+    return run_playbook(path, check=check, diff=diff, extra_vars=extra_vars, verbose=verbose, tags=tags)
+
+
+def run_playbook(path, check=False, diff=False, extra_vars=None, verbose=False, tags=None, extra_args=()):
+    results_file = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
+    env = dict(os.environ,
+               ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+               ANSIBLE_CALLBACK_PLUGINS=os.path.join(ROOT, "tests/integration/callback_plugins"),
+               ANSIBLE_CALLBACKS_ENABLED="clockwork_results",
+               ANSIBLE_NOCOLOR="1",
+               CLOCKWORK_RESULTS_FILE=results_file)
+    cmd = [os.path.join(VENV_BIN, "ansible-playbook"), path,
+           "-i", os.path.join(ROOT, "playbooks/inventory.ini")]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    if verbose:
+        cmd.append("-v")
+    if tags:
+        cmd += ["--tags", tags]
+    for key, value in (extra_vars or {}).items():
+        cmd += ["-e", json.dumps({key: value})]
+    cmd += list(extra_args)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    try:
+        with open(results_file) as handle:
+            results = json.load(handle)
+    except ValueError:
+        results = []
+    os.unlink(results_file)
+    return Run(proc, results)
+
+
+def docker(*args, check=True):
+    """The docker CLI, as a user would run it; returns stdout."""
+    proc = subprocess.run(["docker"] + list(args), capture_output=True, text=True, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError("docker %s failed: %s" % (" ".join(args), proc.stderr))
+    return proc.stdout.strip()
+
+
+def inspect(kind, name):
+    out = docker(kind, "inspect", name, check=False)
+    return json.loads(out)[0] if out.startswith("[") and out != "[]" else None
+
+
+def engine_state():
+    """What `docker ps -a`, `docker network ls` and `docker volume ls` list: compared around check mode."""
+    return {
+        "containers": sorted(docker("ps", "-a", "--format", "{{.ID}} {{.Names}} {{.State}}").splitlines()),
+        "networks": sorted(docker("network", "ls", "--format", "{{.ID}} {{.Name}}").splitlines()),
+        "volumes": sorted(docker("volume", "ls", "--format", "{{.Name}}").splitlines()),
+    }
+
+
+def remove_stack(stack):
+    """Remove what the stack owns (by label), whatever state a failed test left."""
+    label = "label=io.clockwork.stack=%s" % stack
+    ids = docker("ps", "-aq", "--filter", label).split()
+    if ids:
+        docker("rm", "-f", *ids)
+    for name in docker("network", "ls", "-q", "--filter", label).split():
+        docker("network", "rm", name, check=False)
+    for name in docker("volume", "ls", "-q", "--filter", label).split():
+        docker("volume", "rm", "-f", name, check=False)
+
+
+def env_of(container):
+    return dict(item.split("=", 1) for item in inspect("container", container)["Config"]["Env"])

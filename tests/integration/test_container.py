@@ -1,0 +1,149 @@
+"""The container module on a real engine."""
+from helpers import NGINX_IMAGE, docker, engine_state, env_of, inspect, playbook
+
+
+def web_task(stack, **overrides):
+    args = dict(name=stack + "-web", image=NGINX_IMAGE, stack=stack,
+                ports=["80", "127.0.0.1::80"], env={"GREETING": "hello", "MODE": "a"},
+                healthcheck={"test": "curl -fsS http://localhost/", "interval": "1s"})
+    args.update(overrides)
+    return {"name": "web", "clockwork.connections.container": args, "register": "web"}
+
+
+def test_check_apply_idempotent_check(stack):
+    name = stack + "-web"
+    before = engine_state()
+    first_check = playbook([web_task(stack)], check=True, diff=True)
+    assert first_check.rc == 0, first_check.output
+    assert first_check.result("web")["changed"] is True
+    assert first_check.result("web")["actions"] == ["create", "start"]
+    assert engine_state() == before, "check mode changed Docker's state"
+
+    applied = playbook([web_task(stack)])
+    assert applied.rc == 0, applied.output
+    result = applied.result("web")
+    assert result["changed"] is True
+    assert result["container"]["state"] == "running"
+    assert result["container"]["health"] == "healthy"
+    attrs = inspect("container", name)
+    assert attrs["Id"] == result["container"]["id"]
+    assert attrs["Config"]["Labels"]["io.clockwork.stack"] == stack
+    assert attrs["Config"]["Labels"]["io.clockwork.resource"] == name
+    assert env_of(name)["GREETING"] == "hello"
+    assert docker("exec", name, "curl", "-fsS", "http://localhost/").startswith("<!DOCTYPE html>")
+
+    again = playbook([web_task(stack)])
+    assert again.rc == 0, again.output
+    assert again.result("web")["changed"] is False
+    assert inspect("container", name)["Id"] == attrs["Id"]
+
+    last_check = playbook([web_task(stack)], check=True, diff=True)
+    assert last_check.rc == 0
+    assert last_check.result("web")["changed"] is False
+
+
+def test_env_drift_recreates_and_diff_names_it(stack):
+    name = stack + "-web"
+    assert playbook([web_task(stack)]).rc == 0
+    old_id = inspect("container", name)["Id"]
+
+    # Env given in another order is the same configuration: nothing happens.
+    same = playbook([web_task(stack, env={"MODE": "a", "GREETING": "hello"})])
+    assert same.result("web")["changed"] is False
+    assert inspect("container", name)["Id"] == old_id
+
+    drift_check = playbook([web_task(stack, env={"GREETING": "hello", "MODE": "b"})], check=True, diff=True)
+    assert drift_check.result("web")["actions"] == ["recreate"]
+    assert drift_check.result("web")["reasons"] == ["env MODE"]
+    assert inspect("container", name)["Id"] == old_id, "check mode recreated the container"
+
+    drifted = playbook([web_task(stack, env={"GREETING": "hello", "MODE": "b"})], diff=True)
+    assert drifted.rc == 0, drifted.output
+    assert drifted.result("web")["changed"] is True
+    assert drifted.result("web")["reasons"] == ["env MODE"]
+    assert '-        "MODE": "a"' in drifted.output and '+        "MODE": "b"' in drifted.output
+    assert inspect("container", name)["Id"] != old_id
+    assert env_of(name)["MODE"] == "b"
+
+
+def test_port_forms_and_published_port(stack):
+    name = stack + "-web"
+    run = playbook([web_task(stack, ports=[{"container_port": 80, "host_ip": "127.0.0.1"}, "8000"])])
+    assert run.rc == 0, run.output
+    assert run.result("web")["container"]["ports"] == ["80/tcp", "8000/tcp"]
+    bindings = inspect("container", name)["HostConfig"]["PortBindings"]
+    assert "8000/tcp" not in bindings
+    # The dict form and the string form of the same ports are the same configuration.
+    same = playbook([web_task(stack, ports=["80", "8000/tcp"])])
+    assert same.result("web")["changed"] is False
+
+
+def test_state_stopped_then_absent(stack):
+    name = stack + "-web"
+    assert playbook([web_task(stack)]).rc == 0
+    stopped = playbook([web_task(stack, state="stopped")])
+    assert stopped.result("web")["actions"] == ["stop"]
+    assert inspect("container", name)["State"]["Status"] == "exited"
+    assert playbook([web_task(stack, state="stopped")]).result("web")["changed"] is False
+    removed = playbook([web_task(stack, state="absent")])
+    assert removed.result("web")["changed"] is True
+    assert inspect("container", name) is None
+    assert playbook([web_task(stack, state="absent")]).result("web")["changed"] is False
+
+
+def test_refuses_a_container_the_stack_does_not_own(stack):
+    name = stack + "-web"
+    docker("run", "-d", "--name", name, NGINX_IMAGE)
+    try:
+        run = playbook([web_task(stack)])
+        assert run.rc != 0
+        msg = run.result("web")["msg"]
+        assert "not owned by stack %s" % stack in msg and name in msg
+        assert "Traceback" not in run.output
+        removal = playbook([web_task(stack, state="absent")])
+        assert removal.rc != 0
+        assert inspect("container", name) is not None, "a foreign container was removed"
+    finally:
+        docker("rm", "-f", name)
+
+
+def test_missing_image_names_the_image(stack):
+    run = playbook([web_task(stack, image="clockwork-test/no-such-image:1")])
+    assert run.rc != 0
+    msg = run.result("web")["msg"]
+    assert "clockwork-test/no-such-image:1" in msg and "could not be pulled" in msg
+    assert inspect("container", stack + "-web") is None
+
+
+def test_container_that_exits_fails_with_its_logs(stack):
+    run = playbook([web_task(stack, command=["sh", "-c", "echo boom-from-inside; exit 3"],
+                             healthcheck=None)])
+    assert run.rc != 0
+    msg = run.result("web")["msg"]
+    assert "exited" in msg and "boom-from-inside" in msg
+
+
+def test_never_healthy_times_out_with_logs(stack):
+    run = playbook([web_task(stack, healthcheck={"test": "echo not-yet; exit 1", "interval": "1s"},
+                             timeout=4)])
+    assert run.rc != 0
+    msg = run.result("web")["msg"]
+    assert "did not become healthy within 4s" in msg
+
+
+def test_recreation_keeps_networks_attached_later(stack):
+    name = stack + "-web"
+    network = stack + "-extra"
+    assert playbook([web_task(stack)]).rc == 0
+    docker("network", "create", "--label", "io.clockwork.stack=" + stack, network)
+    docker("network", "connect", "--alias", "webby", network, name)
+    assert playbook([web_task(stack, env={"GREETING": "changed"})]).result("web")["changed"] is True
+    networks = inspect("container", name)["NetworkSettings"]["Networks"]
+    assert network in networks and "webby" in networks[network]["Aliases"]
+
+
+def test_check_mode_on_empty_engine_leaves_nothing(stack):
+    before = engine_state()
+    run = playbook([web_task(stack), web_task(stack, name=stack + "-other")], check=True)
+    assert run.rc == 0, run.output
+    assert engine_state() == before
