@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: clockwork.connections contributors
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Converge one container: normalise the wanted and the running configuration,
 compare them, and leave it alone, create it, or recreate it saying what drifted."""
 

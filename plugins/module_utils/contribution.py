@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: clockwork.connections contributors
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What a connection gives its `from` container: env, mounts, networks and checks.
 
 Every connection module returns one `Contribution`; the container is then converged

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: clockwork.connections contributors
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The Docker engine, seen through one client and one inspect per object per run."""
 
 from __future__ import absolute_import, division, print_function
@@ -14,13 +14,13 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
 
 try:
     import docker
-    from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+    from docker.errors import APIError, DockerException, NotFound
     HAS_DOCKER = True
     DOCKER_IMPORT_ERROR = None
 except ImportError:
     HAS_DOCKER = False
     DOCKER_IMPORT_ERROR = traceback.format_exc()
-    APIError = DockerException = ImageNotFound = NotFound = Exception
+    APIError = DockerException = NotFound = Exception
 
 
 def require_docker(module):

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: clockwork.connections contributors
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -21,7 +21,7 @@ description:
   - Networks attached later by connections (for example M(clockwork.connections.network_connection))
     are kept when the container is recreated.
 author:
-  - clockwork.connections developers
+  - Clockwork Connections developers (@clockwork-connections)
 requirements:
   - docker (the Docker SDK for Python) >= 7.0
 options:
@@ -118,7 +118,7 @@ options:
   restart_policy:
     description: Docker restart policy.
     type: str
-    choices: [no, always, on-failure, unless-stopped]
+    choices: ["no", always, on-failure, unless-stopped]
     default: "no"
   labels:
     description: Extra labels; the ownership labels are always added.
