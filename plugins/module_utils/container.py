@@ -405,7 +405,9 @@ class ContainerConverger(object):
         else:
             changed = False
         if spec.state == "started" and spec.wait and not self.check_mode:
-            wait_until_ready(self.engine, spec.name, spec.timeout, just_started=changed)
+            attrs = self.engine.container(spec.name)
+            wait_for(self.engine, spec.name, "healthy" if has_healthcheck(attrs) else "started",
+                     spec.timeout, just_started=changed)
         return changed
 
     def _remove(self, spec, attrs):
@@ -430,30 +432,53 @@ class ContainerConverger(object):
 SETTLE_SECONDS = 0.3
 
 
-def wait_until_ready(engine, name, timeout, want_health=True, just_started=False):
-    """Poll until the container runs (and is healthy, if it has a healthcheck).
+def condition_reached(attrs, condition):
+    """`started`, `healthy` or `completed_successfully` (a one-shot container exited 0)."""
+    status, health = container_state(attrs)
+    if condition == "completed_successfully":
+        return status == "exited" and attrs["State"].get("ExitCode") == 0
+    if condition == "healthy":
+        return status == "running" and health == "healthy"
+    return status == "running"
 
-    Fails with the container's state and last log lines when it exits or time runs out.
+
+def condition_lost(attrs, condition):
+    """A state from which the condition cannot be reached any more."""
+    status, health = container_state(attrs)
+    if condition == "completed_successfully":
+        return status in ("absent", "dead") or (status == "exited" and attrs["State"].get("ExitCode") != 0)
+    return status in ("exited", "dead", "absent") or (condition == "healthy" and health == "unhealthy")
+
+
+def wait_for(engine, name, condition, timeout, just_started=False, who=None):
+    """Poll, with backoff and no fixed sleep, until the container reaches `condition`.
+
+    Fails with its state and last log lines when the condition is lost or time runs out.
     """
     started = time.monotonic()
     deadline = started + timeout
     delay = 0.05
     while True:
         engine.forget("container", name)
-        status, health = container_state(engine.container(name))
-        settled = not just_started or health is not None or time.monotonic() - started >= SETTLE_SECONDS
-        if status == "running" and settled and (health in (None, "healthy") or not want_health):
-            return status, health
-        if status in ("exited", "dead", "absent"):
-            raise ClockworkError("container %s is %s instead of running; last log lines:\n%s"
-                                 % (name, status, engine.logs_tail(name)))
-        if time.monotonic() >= deadline:
-            raise ClockworkError(
-                "container %s did not become %s within %ss (state %s, health %s); last log lines:\n%s"
-                % (name, "healthy" if health else "running", timeout, status, health,
-                   engine.logs_tail(name)))
+        attrs = engine.container(name)
+        settled = not just_started or time.monotonic() - started >= SETTLE_SECONDS
+        if attrs and condition_reached(attrs, condition) and (settled or condition != "started"):
+            return container_state(attrs)
+        if condition_lost(attrs, condition) or time.monotonic() >= deadline:
+            status, health = container_state(attrs)
+            what = "did not become %s within %ss" % (condition.replace("_", " "), timeout)
+            if condition_lost(attrs, condition):
+                what = "is %s%s instead of %s" % (
+                    status, " (%s)" % health if health else "", condition.replace("_", " "))
+            raise ClockworkError("%s%s %s (state %s, health %s); last log lines:\n%s" % (
+                who + ": " if who else "", name, what, status, health, engine.logs_tail(name)))
         time.sleep(delay)
         delay = min(delay * 2, 0.5)
+
+
+def has_healthcheck(attrs):
+    test = (((attrs or {}).get("Config") or {}).get("Healthcheck") or {}).get("Test")
+    return bool(test) and test != ["NONE"]
 
 
 def to_json(value):

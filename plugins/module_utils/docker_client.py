@@ -6,6 +6,7 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import shlex
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
@@ -85,3 +86,14 @@ def container_state(attrs):
         return "absent", None
     state = attrs.get("State") or {}
     return state.get("Status"), (state.get("Health") or {}).get("Status")
+
+
+def exec_in(engine, container, script, timeout=10):
+    """Run a shell script inside a container, bounded by `timeout`; returns (exit code, output)."""
+    command = ["sh", "-c", "timeout %d sh -c %s" % (timeout, shlex.quote(script))]
+    try:
+        exec_id = engine.api.exec_create(container, command)["Id"]
+        output = engine.api.exec_start(exec_id).decode("utf-8", "replace")
+        return engine.api.exec_inspect(exec_id)["ExitCode"], output.strip()
+    except APIError as exc:
+        return 126, str(exc.explanation or exc)

@@ -7,6 +7,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
+    CONNECTION_ARGS, ConnectionContext)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (
     Engine, require_docker)
 
@@ -21,3 +23,19 @@ def run_module(module, converge):
     except ClockworkError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
     module.exit_json(**result)
+
+
+def connection_spec(type_args):
+    """The argument spec of a connection module: the shared fields plus the type's own."""
+    spec = dict(CONNECTION_ARGS)
+    spec.update(type_args)
+    return spec
+
+
+def run_connection(module, converge):
+    """Run one connection type's `converge(ctx, params)` as a module."""
+    def run(engine):
+        ctx = ConnectionContext(engine, module.params["stack"], module.check_mode)
+        return converge(ctx, module.params).as_module_result(diff=module._diff)
+
+    run_module(module, run)

@@ -1,0 +1,83 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+    # Options and attributes every connection module shares.
+    DOCUMENTATION = r"""
+options:
+  from_resource:
+    description:
+      - The container that uses the connection and receives its contribution (env, mounts, networks).
+      - It may not exist yet; connections run before it is created so their contributions can be merged in.
+    type: str
+    required: true
+    aliases: [from]
+  to_resource:
+    description:
+      - The resource the connection points at. It must exist and belong to O(stack), except in check
+        mode, where a missing one is reported instead.
+    type: str
+    required: true
+    aliases: [to]
+  description:
+    description:
+      - What the connection is for, in plain words. Fields left out can be completed from it
+        (see the collection's README on field completion).
+    type: str
+  stack:
+    description: The stack that owns what the connection creates (label C(io.clockwork.stack)).
+    type: str
+    default: default
+attributes:
+  check_mode:
+    support: full
+    description: Nothing is created, attached or executed; the result says what would be done.
+  diff_mode:
+    support: full
+    description: Shows what the connection owns before and after.
+notes:
+  - The result's C(contribution) is meant for M(clockwork.connections.container)'s O(clockwork.connections.container#module:contributions),
+    and its C(contribution.checks) for M(clockwork.connections.verify).
+"""
+
+    RETURN = r"""
+connection:
+  description: The connection's name, as used in messages.
+  returned: always
+  type: str
+  sample: network api -> redis
+actions:
+  description: What was done, or would be done in check mode.
+  returned: always
+  type: list
+  elements: str
+contribution:
+  description: What the connection gives its C(from) container.
+  returned: always
+  type: dict
+  contains:
+    env:
+      description: Environment variables for C(from).
+      type: dict
+    secret_env:
+      description: Names of env variables whose values are secret (masked in diffs).
+      type: list
+      elements: str
+    mounts:
+      description: Mounts for C(from).
+      type: list
+      elements: dict
+    networks:
+      description: Networks for C(from) to join, with aliases.
+      type: list
+      elements: dict
+    checks:
+      description: Checks that prove the connection works, for M(clockwork.connections.verify).
+      type: list
+      elements: dict
+"""

@@ -1,0 +1,42 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Run the checks that prove connections work, from inside the containers.
+
+A check is a plain dict that a connection puts in its contribution, so it can be
+returned, stored and run later: ``{"kind": ..., "connection": ..., "container": ...}``.
+Each connection type defines its check functions in its own file; this is the table
+of them. Checks only read: they never change Docker, a database or a file.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import time
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils import dependency, network
+
+CHECKS = {
+    "running": dependency.check_running,
+    "dns_tcp": network.check_dns_tcp,
+    "no_route_out": network.check_no_route_out,
+}
+
+
+def run_checks(engine, checks, retries_for=0.0):
+    """Run every check (not only until the first failure); retry failing ones for `retries_for` s."""
+    reports = []
+    for check in checks:
+        runner = CHECKS.get(check.get("kind"))
+        if runner is None:
+            raise ClockworkError("unknown check kind %r in %s" % (check.get("kind"), check.get("connection")))
+        deadline = time.monotonic() + retries_for
+        while True:
+            ok, message = runner(engine, check)
+            if ok or time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
+            engine.forget("container", check.get("container") or check.get("target"))
+        reports.append({"connection": check.get("connection"), "kind": check["kind"], "ok": ok, "msg": message})
+    return reports

@@ -1,0 +1,112 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every connection type shares: its endpoints, its arguments and its result.
+
+A connection runs before its `from` container is (re)created, so that its
+contribution can be merged in: `from` may not exist yet. Its `to` resource must
+exist, except in check mode, where a missing one is reported instead.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import (
+    PORTS_LABEL, ClockworkError, owned_by)
+from ansible_collections.clockwork.connections.plugins.module_utils.contribution import Contribution
+
+# Fields every connection module takes; each type adds its own.
+CONNECTION_ARGS = dict(
+    from_resource=dict(type="str", required=True, aliases=["from"]),
+    to_resource=dict(type="str", required=True, aliases=["to"]),
+    description=dict(type="str"),
+    stack=dict(type="str", default="default"),
+)
+
+
+class Endpoint(object):
+    """One end of a connection: what was declared (in a stack) and what Docker has now."""
+
+    def __init__(self, name, attrs=None, spec=None):
+        self.name = name
+        self.attrs = attrs      # inspected container, or None
+        self.spec = spec        # ContainerSpec when declared in a stack, else None
+
+    @property
+    def exists(self):
+        return self.attrs is not None
+
+    @property
+    def running(self):
+        return bool(self.attrs) and (self.attrs.get("State") or {}).get("Status") == "running"
+
+    def declared_ports(self):
+        """Container ports as declared, like `8000/tcp`: the spec's, else the container's label."""
+        if self.spec is not None:
+            return self.spec.declared_ports()
+        labels = ((self.attrs or {}).get("Config") or {}).get("Labels") or {}
+        return [p for p in labels.get(PORTS_LABEL, "").split(",") if p]
+
+    def exposed_ports(self, engine):
+        """Ports the image exposes, as a fallback for discovery."""
+        if self.attrs:
+            exposed = (self.attrs.get("Config") or {}).get("ExposedPorts") or {}
+        elif self.spec is not None and engine.image(self.spec.image):
+            exposed = (engine.image(self.spec.image).get("Config") or {}).get("ExposedPorts") or {}
+        else:
+            exposed = {}
+        return sorted(exposed, key=lambda p: int(p.split("/")[0]))
+
+
+class ConnectionContext(object):
+    """Where a connection runs: the engine, the stack, check mode, and declared resources."""
+
+    def __init__(self, engine, stack, check_mode=False, declared=None, base_dir=None):
+        self.engine = engine
+        self.stack = stack
+        self.check_mode = check_mode
+        self.declared = declared or {}   # resource name -> ContainerSpec (stack module only)
+        self.base_dir = base_dir
+
+    def endpoint(self, name):
+        return Endpoint(name, self.engine.container(name), self.declared.get(name))
+
+    def require_to(self, name, connection):
+        """The `to` container; it must exist (check mode: may be absent) and be the stack's."""
+        endpoint = self.endpoint(name)
+        if not endpoint.exists and not self.check_mode and endpoint.spec is None:
+            raise ClockworkError("%s: resource %s does not exist in stack %s"
+                                 % (connection, name, self.stack))
+        if endpoint.exists and not owned_by(endpoint.attrs["Config"].get("Labels"), self.stack):
+            raise ClockworkError("%s: container %s is not owned by stack %s (no label io.clockwork.stack=%s)"
+                                 % (connection, name, self.stack, self.stack))
+        return endpoint
+
+
+def connection_label(kind, from_name, to_name):
+    return "%s %s -> %s" % (kind, from_name, to_name)
+
+
+class ConnectionResult(object):
+    """What a connection did (or would do), and what it gives its `from` container."""
+
+    def __init__(self, kind, from_name, to_name):
+        self.name = connection_label(kind, from_name, to_name)
+        self.changed = False
+        self.actions = []
+        self.contribution = Contribution(self.name)
+        self.before = {}
+        self.after = {}
+        self.extra = {}
+
+    def act(self, action):
+        self.changed = True
+        self.actions.append(action)
+
+    def as_module_result(self, diff=False):
+        result = dict(changed=self.changed, connection=self.name, actions=self.actions,
+                      contribution=self.contribution.as_dict())
+        result.update(self.extra)
+        if diff:
+            result["diff"] = {"before": self.before, "after": self.after}
+        return result

@@ -1,0 +1,42 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""DependencyConnection: ordering only. Waits, bounded, until `to` reaches a condition;
+it changes nothing, so it never reports a change."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionResult
+from ansible_collections.clockwork.connections.plugins.module_utils.container import (
+    condition_reached, has_healthcheck, wait_for)
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import container_state
+
+DEPENDENCY_ARGS = dict(
+    condition=dict(type="str", choices=["started", "healthy", "completed_successfully"]),
+    timeout=dict(type="int", default=60),
+)
+
+
+def converge(ctx, params):
+    from_name, to_name = params["from_resource"], params["to_resource"]
+    result = ConnectionResult("dependency", from_name, to_name)
+    to = ctx.require_to(to_name, result.name)
+    declared_healthcheck = bool(to.spec.healthcheck) if to.spec is not None else has_healthcheck(to.attrs)
+    condition = params.get("condition") or ("healthy" if declared_healthcheck else "started")
+    result.extra["dependency"] = {"condition": condition}
+    result.contribution.checks.append({"kind": "running", "connection": result.name,
+                                       "target": to_name, "condition": condition})
+    if ctx.check_mode:
+        status, health = container_state(to.attrs)
+    else:
+        status, health = wait_for(ctx.engine, to_name, condition, params.get("timeout", 60), who=result.name)
+    result.extra["dependency"].update(state=status, health=health)
+    return result
+
+
+def check_running(engine, check):
+    attrs = engine.container(check["target"])
+    status, health = container_state(attrs)
+    ok = bool(attrs) and condition_reached(attrs, check.get("condition", "started"))
+    return ok, "%s is %s%s" % (check["target"], status, ", %s" % health if health else "")
