@@ -123,12 +123,21 @@ def test_container_that_exits_fails_with_its_logs(stack):
     assert "exited" in msg and "boom-from-inside" in msg
 
 
-def test_never_healthy_times_out_with_logs(stack):
-    run = playbook([web_task(stack, healthcheck={"test": "echo not-yet; exit 1", "interval": "1s"},
-                             timeout=4)])
+def test_unhealthy_fails_at_once_with_logs(stack):
+    run = playbook([web_task(stack, command=["sh", "-c", "echo warming-up-log; exec nginx -g 'daemon off;'"],
+                             healthcheck={"test": "exit 1", "interval": "1s", "retries": 1}, timeout=60)])
     assert run.rc != 0
     msg = run.result("web")["msg"]
-    assert "did not become healthy within 4s" in msg
+    assert "unhealthy" in msg and "warming-up-log" in msg
+
+
+def test_never_healthy_times_out_with_logs(stack):
+    # Many retries: the health stays "starting", so the timeout is what ends the wait.
+    run = playbook([web_task(stack, healthcheck={"test": "exit 1", "interval": "1s", "retries": 1000},
+                             timeout=3)])
+    assert run.rc != 0
+    msg = run.result("web")["msg"]
+    assert "did not become healthy within 3s" in msg and "health starting" in msg
 
 
 def test_recreation_keeps_networks_attached_later(stack):
