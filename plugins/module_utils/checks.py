@@ -15,9 +15,10 @@ __metaclass__ = type
 import time
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-from ansible_collections.clockwork.connections.plugins.module_utils import dependency, network
+from ansible_collections.clockwork.connections.plugins.module_utils import database, dependency, network
 
 CHECKS = {
+    "database": database.check_database,
     "running": dependency.check_running,
     "dns_tcp": network.check_dns_tcp,
     "no_route_out": network.check_no_route_out,

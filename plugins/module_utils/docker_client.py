@@ -88,11 +88,14 @@ def container_state(attrs):
     return state.get("Status"), (state.get("Health") or {}).get("Status")
 
 
-def exec_in(engine, container, script, timeout=10):
-    """Run a shell script inside a container, bounded by `timeout`; returns (exit code, output)."""
+def exec_in(engine, container, script, timeout=10, env=None):
+    """Run a shell script inside a container, bounded by `timeout`; returns (exit code, output).
+
+    Secrets go in `env`, never in the script, so they do not show in the process list.
+    """
     command = ["sh", "-c", "timeout %d sh -c %s" % (timeout, shlex.quote(script))]
     try:
-        exec_id = engine.api.exec_create(container, command)["Id"]
+        exec_id = engine.api.exec_create(container, command, environment=env)["Id"]
         output = engine.api.exec_start(exec_id).decode("utf-8", "replace")
         return engine.api.exec_inspect(exec_id)["ExitCode"], output.strip()
     except APIError as exc:

@@ -1,0 +1,153 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: database_connection
+short_description: Connection string, readiness, schema and versioned migrations for PostgreSQL and Redis
+version_added: 0.1.0
+description:
+  - Builds the connection string for O(from_resource) from O(connection_string_template) and contributes
+    it as O(env_var_name), for example C(DATABASE_URL=postgresql://postgres:secret123@postgres:5432/appdb).
+    The host is the O(to_resource) name and the port its first declared container port.
+  - With O(wait_for_ready), waits for a real login (psycopg for PostgreSQL, C(PING) for Redis), retried
+    with backoff up to O(timeout); a wrong password fails at once.
+  - Creates O(database_name) when the PostgreSQL server has no database of that name.
+  - Applies O(schema_file) once, and each C(*.sql) file of O(migrations_dir) once, in natural version
+    order (C(2_x.sql) before C(10_y.sql)). Each file runs in its own transaction together with its
+    record (name and sha256) in the table C(clockwork_schema_migrations); a failing file rolls back
+    completely and the error names the file, the line and the server's message. Concurrent runs are
+    serialised by an advisory lock.
+  - An applied file whose content changed is drift and is refused, naming the file and both checksums;
+    for the schema file, O(reapply_schema) applies it again.
+  - The connection string holds the password, so the task's result is hidden from all output
+    (as with C(no_log)); the registered variable still holds it for M(clockwork.connections.container).
+author:
+  - Clockwork Connections developers (@clockwork-connections)
+requirements:
+  - psycopg >= 3.1 (for PostgreSQL)
+  - redis >= 4 (for Redis)
+  - docker (the Docker SDK for Python) >= 7.0
+extends_documentation_fragment:
+  - clockwork.connections.connection
+options:
+  engine:
+    description: The database engine.
+    type: str
+    choices: [postgresql, redis]
+    default: postgresql
+  connection_string_template:
+    description:
+      - Template with the placeholders C({user}), C({password}), C({host}), C({port}) and C({database});
+        user, password and database are URL-encoded. An unknown placeholder is an error naming it.
+      - Defaults to C(postgresql://{user}:{password}@{host}:{port}/{database}) for PostgreSQL, and for
+        Redis to C(redis://:{password}@{host}:{port}/{database}), or C(redis://{host}:{port}/{database})
+        without a password.
+    type: str
+  username:
+    description: User to log in as. Defaults to C(postgres) for PostgreSQL; none for Redis.
+    type: str
+  password:
+    description: Password. Never shown in any output.
+    type: str
+  database_name:
+    description: Database name (PostgreSQL) or number (Redis). Defaults to the user name, or C(0) for Redis.
+    type: str
+  schema_file:
+    description:
+      - SQL file applied once. A relative path is looked up in the role's or playbook's C(files/), then
+        the playbook's directory. PostgreSQL only.
+    type: path
+  reapply_schema:
+    description: Apply O(schema_file) again when its content changed since it was applied.
+    type: bool
+    default: false
+  migrations_dir:
+    description: Directory of C(*.sql) migrations, each applied once in natural version order. PostgreSQL only.
+    type: path
+  wait_for_ready:
+    description: Wait for a real login, retried until O(timeout); without it one attempt is made.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds to wait for the login.
+    type: int
+    default: 30
+  env_var_name:
+    description: Env variable contributed to O(from_resource). Defaults to C(DATABASE_URL), or C(REDIS_URL) for Redis.
+    type: str
+  login_host:
+    description:
+      - Address where this module reaches the server. Defaults to the O(to_resource) container's address,
+        which the Docker host can reach on Linux; set it (with a published port) on Docker Desktop.
+    type: str
+  login_port:
+    description: Port for O(login_host). Defaults to the container port.
+    type: int
+"""
+
+EXAMPLES = r"""
+- name: The seed's connection; api gets DATABASE_URL
+  clockwork.connections.database_connection:
+    from: api
+    to: postgres
+    connection_string_template: "postgresql://{user}:{password}@{host}:{port}/{database}"
+    username: postgres
+    password: "{{ vault_postgres_password }}"
+    database_name: appdb
+    schema_file: schema.sql
+    migrations_dir: migrations
+    timeout: 30
+    stack: shop
+  register: db
+
+- name: Redis with a password; api gets REDIS_URL
+  clockwork.connections.database_connection:
+    from: api
+    to: redis
+    engine: redis
+    password: "{{ vault_redis_password }}"
+    stack: shop
+  register: cache
+
+- name: The api container with both
+  clockwork.connections.container:
+    name: api
+    image: nginx:1.27
+    contributions: ["{{ db.contribution }}", "{{ cache.contribution }}"]
+    stack: shop
+"""
+
+RETURN = r"""
+database:
+  description: The connection's settings, without the password.
+  returned: always
+  type: dict
+  sample: {engine: postgresql, host: postgres, port: 5432, user: postgres, database: appdb, env_var_name: DATABASE_URL}
+pending:
+  description: Schema and migration files not applied yet (in check mode, what would be applied).
+  returned: when the server could be reached, or does not exist yet
+  type: list
+  elements: str
+  sample: [schema schema.sql, migration 2_add_index.sql]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.clockwork.connections.plugins.module_utils import database
+from ansible_collections.clockwork.connections.plugins.module_utils.module_runner import (
+    connection_spec, run_connection)
+
+
+def main():
+    module = AnsibleModule(argument_spec=connection_spec(database.DATABASE_ARGS), supports_check_mode=True)
+    run_connection(module, database.converge)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""database_connection against real PostgreSQL and Redis containers."""
+import os
+
+import pytest
+
+from helpers import NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, docker, env_of, inspect, playbook
+
+PASSWORD = "secret123"  # pragma: allowlist secret
+
+
+def on_network(stack, name):
+    """Containers resolve each other by name only on a user network (the stack module adds one)."""
+    docker("network", "create", "--label", "io.clockwork.stack=" + stack, stack + "-net", check=False)
+    return [{"name": stack + "-net", "aliases": [name]}]
+
+
+def postgres_task(name, stack, password=PASSWORD):
+    return {"name": "postgres", "clockwork.connections.container": {
+        "name": name, "image": POSTGRES_IMAGE, "stack": stack, "ports": ["5432"],
+        "networks": on_network(stack, name),
+        "env": {"POSTGRES_PASSWORD": password, "POSTGRES_DB": "appdb"},
+        "healthcheck": {"test": "pg_isready -U postgres", "interval": "1s"}}}
+
+
+def db_task(stack, pg, **extra):
+    args = {"from": stack + "-api", "to": pg, "username": "postgres", "password": PASSWORD,
+            "database_name": "appdb", "stack": stack, "timeout": 20}
+    args.update(extra)
+    return {"name": "db", "clockwork.connections.database_connection": args, "register": "db"}
+
+
+def shown(run, registered="db"):
+    """The registered result's non-secret fields: the task's own output is hidden on purpose."""
+    return run.result("show " + registered)["msg"]
+
+
+def show(registered="db"):
+    return {"name": "show " + registered, "debug": {"msg": {
+        "actions": "{{ %s.actions }}" % registered, "pending": "{{ %s.pending | default([]) }}" % registered}}}
+
+
+def api_task(stack, *registered):
+    return {"name": "api", "clockwork.connections.container": {
+        "name": stack + "-api", "image": NGINX_IMAGE, "stack": stack,
+        "networks": on_network(stack, stack + "-api"),
+        "contributions": ["{{ %s.contribution }}" % r for r in registered]}}
+
+
+def psql(container, query):
+    return docker("exec", container, "psql", "-U", "postgres", "-d", "appdb", "-tAc", query)
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    (tmp_path / "schema.sql").write_text("CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL);\n"
+                                         "INSERT INTO users (name) VALUES ('ada');\n")
+    (tmp_path / "migrations").mkdir()
+    return tmp_path
+
+
+def test_schema_once_check_apply_idempotent_check(stack, workdir):
+    pg = stack + "-pg"
+    wd = str(workdir)
+    # No server yet: check mode reports what it would do and fails on nothing.
+    early = playbook([db_task(stack, pg, schema_file="schema.sql")], check=True, workdir=wd)
+    assert early.rc == 0, early.output
+    assert early.result("db")["changed"] is True
+
+    assert playbook([postgres_task(pg, stack)], workdir=wd).rc == 0
+    check = playbook([db_task(stack, pg, schema_file="schema.sql"), show()], check=True, diff=True, workdir=wd)
+    assert check.rc == 0, check.output
+    assert check.result("db")["changed"] is True
+    assert shown(check)["pending"] == ["schema schema.sql"]
+    assert "censored" in check.result("db"), "the result holding DATABASE_URL must be hidden"
+    # Check mode ran no SQL that changes anything: no tracking table, no users table.
+    assert psql(pg, "SELECT to_regclass('clockwork_schema_migrations') IS NULL, to_regclass('users') IS NULL") == "t|t"
+
+    applied = playbook([db_task(stack, pg, schema_file="schema.sql"), api_task(stack, "db"),
+                        {"name": "verify", "clockwork.connections.verify": {"checks": "{{ db.contribution.checks }}"}}],
+                       workdir=wd)
+    assert applied.rc == 0, applied.output
+    assert applied.result("db")["changed"] is True
+    assert psql(pg, "SELECT name FROM users") == "ada"
+    assert env_of(stack + "-api")["DATABASE_URL"] == "postgresql://postgres:%s@%s:5432/appdb" % (PASSWORD, pg)
+    assert applied.result("verify")["checks"][0]["ok"] is True
+
+    again = playbook([db_task(stack, pg, schema_file="schema.sql"), api_task(stack, "db")], workdir=wd)
+    assert again.rc == 0, again.output
+    assert not again.changed
+    assert psql(pg, "SELECT count(*) FROM users") == "1"
+    last = playbook([db_task(stack, pg, schema_file="schema.sql")], check=True, workdir=wd)
+    assert last.rc == 0 and not last.changed
+
+
+def test_password_never_in_verbose_output(stack, workdir):
+    pg = stack + "-pg"
+    assert playbook([postgres_task(pg, stack)]).rc == 0
+    run = playbook([db_task(stack, pg, schema_file="schema.sql"), api_task(stack, "db")],
+                   verbose=True, diff=True, workdir=str(workdir))
+    assert run.rc == 0, run.output
+    assert PASSWORD not in run.output
+    assert "database %s-api -> %s: apply schema schema.sql" % (stack, pg) in run.output
+    # ...and yet the container got the real URL.
+    assert PASSWORD in env_of(stack + "-api")["DATABASE_URL"]
+
+
+def test_migrations_natural_order_new_drift_and_rollback(stack, workdir):
+    pg = stack + "-pg"
+    wd, migrations = str(workdir), workdir / "migrations"
+    (migrations / "10_add_email.sql").write_text("ALTER TABLE users ADD COLUMN email text;\n")
+    (migrations / "2_create_orders.sql").write_text("CREATE TABLE orders (id int);\n")
+    assert playbook([postgres_task(pg, stack)]).rc == 0
+    first = playbook([db_task(stack, pg, schema_file="schema.sql", migrations_dir="migrations"), show()],
+                     workdir=wd)
+    assert first.rc == 0, first.output
+    # 2_ before 10_: 10_ only works once the schema is there, and the record order shows it.
+    assert shown(first)["actions"] == [
+        "apply schema schema.sql", "apply migration 2_create_orders.sql", "apply migration 10_add_email.sql"]
+    assert psql(pg, "SELECT name FROM clockwork_schema_migrations ORDER BY applied_at, name") == \
+        "schema.sql\n2_create_orders.sql\n10_add_email.sql"
+
+    (migrations / "11_add_index.sql").write_text("CREATE INDEX users_name ON users (name);\n")
+    new = playbook([db_task(stack, pg, migrations_dir="migrations", schema_file="schema.sql"), show()], workdir=wd)
+    assert shown(new)["actions"] == ["apply migration 11_add_index.sql"]
+
+    # A failing migration: its first statement would succeed, the second is a syntax error.
+    (migrations / "12_broken.sql").write_text("CREATE TABLE half_done (id int);\n\nCREATE TABLEX oops;\n")
+    broken = playbook([db_task(stack, pg, migrations_dir="migrations", schema_file="schema.sql")], workdir=wd)
+    assert broken.rc != 0
+    msg = broken.result("db")["msg"]
+    assert "migration 12_broken.sql failed at line 3" in msg and "syntax error" in msg and "rolled back" in msg
+    assert "Traceback" not in broken.output
+    assert psql(pg, "SELECT to_regclass('half_done') IS NULL") == "t"
+    assert psql(pg, "SELECT count(*) FROM users") == "1"
+    assert "12_broken.sql" not in psql(pg, "SELECT string_agg(name, ',') FROM clockwork_schema_migrations")
+    os.unlink(str(migrations / "12_broken.sql"))
+
+    # Editing an applied migration is drift: refused, naming the file.
+    (migrations / "2_create_orders.sql").write_text("CREATE TABLE orders (id bigint);\n")
+    drift = playbook([db_task(stack, pg, migrations_dir="migrations", schema_file="schema.sql")], workdir=wd)
+    assert drift.rc != 0
+    assert "migration 2_create_orders.sql was applied with sha256" in drift.result("db")["msg"]
+
+    # An edited schema file is refused too, unless asked to re-apply.
+    (migrations / "2_create_orders.sql").write_text("CREATE TABLE orders (id int);\n")
+    (workdir / "schema.sql").write_text("CREATE TABLE IF NOT EXISTS users (id serial PRIMARY KEY, name text);\n")
+    refused = playbook([db_task(stack, pg, migrations_dir="migrations", schema_file="schema.sql")], workdir=wd)
+    assert refused.rc != 0 and "schema schema.sql was applied" in refused.result("db")["msg"]
+    reapplied = playbook([db_task(stack, pg, migrations_dir="migrations", schema_file="schema.sql",
+                                  reapply_schema=True), show()], workdir=wd)
+    assert reapplied.rc == 0 and shown(reapplied)["actions"] == ["apply schema schema.sql"]
+
+
+def test_creates_a_missing_database(stack, workdir):
+    pg = stack + "-pg"
+    assert playbook([postgres_task(pg, stack)]).rc == 0
+    run = playbook([db_task(stack, pg, database_name="reports", schema_file="schema.sql"), show()],
+                   workdir=str(workdir))
+    assert run.rc == 0, run.output
+    assert shown(run)["actions"] == ["create database reports", "apply schema schema.sql"]
+    assert docker("exec", pg, "psql", "-U", "postgres", "-d", "reports", "-tAc", "SELECT count(*) FROM users") == "1"
+
+
+def test_wrong_password_unreachable_and_bad_template_fail_cleanly(stack):
+    pg = stack + "-pg"
+    assert playbook([postgres_task(pg, stack)]).rc == 0
+    wrong = playbook([db_task(stack, pg, password="not-the-password", timeout=20)])
+    assert wrong.rc != 0
+    msg = wrong.result("db")["msg"]
+    assert "password authentication failed" in msg and "after 1 attempt" in msg
+    assert "Traceback" not in wrong.output
+
+    unreachable = playbook([db_task(stack, pg, login_host="127.0.0.1", login_port=1, timeout=2)])
+    assert unreachable.rc != 0
+    msg = unreachable.result("db")["msg"]
+    assert "login to postgresql at 127.0.0.1:1" in msg and "(timeout 2s)" in msg and "refused" in msg
+
+    bad = playbook([db_task(stack, pg, connection_string_template="postgresql://{user}@{hostname}/{database}")])
+    assert bad.rc != 0
+    assert "unknown placeholder {hostname}" in bad.result("db")["msg"]
+
+
+def test_redis_with_and_without_password(stack):
+    plain, secured = stack + "-redis", stack + "-redis-auth"
+    run = playbook([
+        {"name": "plain", "clockwork.connections.container": {"name": plain, "image": REDIS_IMAGE, "stack": stack,
+                                                             "networks": on_network(stack, plain)}},
+        {"name": "secured", "clockwork.connections.container": {
+            "name": secured, "image": REDIS_IMAGE, "stack": stack, "command": ["--requirepass", "r3dis-pw"],
+            "networks": on_network(stack, secured)}},
+        {"name": "r1", "register": "r1", "clockwork.connections.database_connection": {
+            "from": stack + "-api", "to": plain, "engine": "redis", "stack": stack}},
+        {"name": "r2", "register": "r2", "clockwork.connections.database_connection": {
+            "from": stack + "-api", "to": secured, "engine": "redis", "password": "r3dis-pw",
+            "env_var_name": "CACHE_URL", "stack": stack}},
+        api_task(stack, "r1", "r2"),
+        {"name": "verify", "clockwork.connections.verify": {
+            "checks": "{{ r1.contribution.checks + r2.contribution.checks }}"}},
+    ], verbose=True)
+    assert run.rc == 0, run.output
+    env = env_of(stack + "-api")
+    assert env["REDIS_URL"] == "redis://%s:6379/0" % plain
+    assert env["CACHE_URL"] == "redis://:r3dis-pw@%s:6379/0" % secured
+    assert "r3dis-pw" not in run.output
+    assert [c["ok"] for c in run.result("verify")["checks"]] == [True, True]
+    wrong = playbook([{"name": "r", "clockwork.connections.database_connection": {
+        "from": "x", "to": secured, "engine": "redis", "password": "nope", "stack": stack}}])
+    assert wrong.rc != 0 and "invalid username-password pair" in wrong.result("r")["msg"]
+    schema = playbook([{"name": "r", "clockwork.connections.database_connection": {
+        "from": "x", "to": plain, "engine": "redis", "schema_file": "/etc/hostname", "stack": stack}}])
+    assert schema.rc != 0 and "Redis has no schema" in schema.result("r")["msg"]
