@@ -13,6 +13,8 @@ STACK_LABEL = "io.clockwork.stack"
 RESOURCE_LABEL = "io.clockwork.resource"
 # Declared container ports, so that port discovery reads what the user declared.
 PORTS_LABEL = "io.clockwork.ports"
+# Mounts that connections added to a container after its creation (file, TLS).
+KEPT_MOUNTS_LABEL = "io.clockwork.connection-mounts"
 DEFAULT_STACK = "default"
 
 

@@ -14,7 +14,7 @@ import shlex
 import time
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
-    PORTS_LABEL, ClockworkError, owned_by, owner_labels)
+    KEPT_MOUNTS_LABEL, PORTS_LABEL, ClockworkError, owned_by, owner_labels)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (
     APIError, container_state)
 
@@ -71,14 +71,16 @@ def parse_port(port):
     """One port declaration -> (container_port/proto, host_ip, host_port).
 
     Accepts 8000, "8000/udp", "8080:80", "127.0.0.1:8080:80/tcp" or a dict with
-    container_port, host_port, host_ip and protocol. Unpublished ports have host_port "".
+    container_port, host_port, host_ip and protocol. host_port is None for a port that is
+    declared but not published, and "" for one published on a random host port.
     """
     if isinstance(port, dict):
         if "container_port" not in port:
             raise ClockworkError("port %r needs container_port" % (port,))
         proto = port.get("protocol", "tcp")
+        published = port.get("host_port") is not None or bool(port.get("host_ip"))
         return ("%s/%s" % (port["container_port"], proto), str(port.get("host_ip") or ""),
-                str(port.get("host_port") or ""))
+                str(port.get("host_port") or "") if published else None)
     text = str(port)
     proto = "tcp"
     if "/" in text:
@@ -90,7 +92,7 @@ def parse_port(port):
         raise ClockworkError("invalid protocol in port %r" % port)
     container_port = "%s/%s" % (fields[-1], proto)
     if len(fields) == 1:
-        return container_port, "", ""
+        return container_port, "", None
     if len(fields) == 2:
         return container_port, "", fields[0]
     return container_port, fields[0], fields[1]
@@ -171,7 +173,7 @@ class ContainerSpec(object):
             "image": (image_attrs or {}).get("Id", self.image),
             "command": self.command if self.command is not None else (config.get("Cmd") or []),
             "env": env,
-            "ports": sorted("%s|%s|%s" % p for p in self.ports if p[2]),
+            "ports": sorted("%s|%s|%s" % p for p in self.ports if p[2] is not None),
             "mounts": sorted(self.mounts, key=lambda m: m["target"]),
             "healthcheck": self.healthcheck if self.healthcheck else _image_healthcheck(config),
             "restart_policy": self.restart_policy,
@@ -251,6 +253,67 @@ def describe(engine, name):
     }
 
 
+def keep_connection_mounts(spec, attrs):
+    """Mounts that connections added to a running container (listed in a label) stay,
+    as attached networks do, so that converging the container's own declaration
+    neither drops them nor reports drift."""
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    kept = [t for t in labels.get(KEPT_MOUNTS_LABEL, "").split(",") if t]
+    declared = set(m["target"] for m in spec.mounts)
+    carried = [m for m in running_config(attrs)["mounts"] if m["target"] in kept and m["target"] not in declared]
+    spec.mounts.extend(carried)
+    if carried:
+        spec.labels[KEPT_MOUNTS_LABEL] = ",".join(sorted(m["target"] for m in carried))
+
+
+def spec_from_container(attrs, stack):
+    """The declaration that would give this running container, for changing one setting."""
+    config, host = attrs["Config"], attrs["HostConfig"]
+    labels = config.get("Labels") or {}
+    bindings = host.get("PortBindings") or {}
+    ports = []
+    for port in [p for p in labels.get(PORTS_LABEL, "").split(",") if p]:
+        published = bindings.get(port) or [None]
+        ports.extend("%s:%s:%s" % (b.get("HostIp") or "", b.get("HostPort") or "", port) if b else port
+                     for b in published)
+    hc = _image_healthcheck(config)
+    healthcheck = None if not hc else dict(
+        test=hc["test"], retries=hc["retries"],
+        **dict((k, "%dms" % (hc[k] // 10 ** 6)) for k in ("interval", "timeout", "start_period")))
+    params = {
+        "name": attrs["Name"].lstrip("/"), "image": config.get("Image"), "command": config.get("Cmd"),
+        "env": env_list_to_dict(config.get("Env")), "ports": ports,
+        "mounts": running_config(attrs)["mounts"], "healthcheck": healthcheck,
+        "restart_policy": (host.get("RestartPolicy") or {}).get("Name") or "no",
+        "labels": labels, "state": "started" if attrs["State"].get("Running") else "present",
+    }
+    return ContainerSpec(params, stack)
+
+
+def ensure_mounted(ctx, endpoint, mount, result):
+    """Mount into an existing container of the stack (recreating it), unless it already is.
+
+    Used for what a connection puts into its `to` container: a shared volume, TLS files.
+    A container that does not exist yet gets the mount when the stack declares it.
+    """
+    if not endpoint.exists:
+        return
+    have = [m for m in running_config(endpoint.attrs)["mounts"] if m["target"] == mount["target"]]
+    if have and have[0]["source"] == mount["source"]:
+        return
+    if have:
+        raise ClockworkError("%s: %s already mounts %s at %s" % (
+            result.name, endpoint.name, have[0]["source"], mount["target"]))
+    result.act("mount %s into %s at %s" % (mount["source"], endpoint.name, mount["target"]))
+    if ctx.check_mode:
+        return
+    spec = spec_from_container(endpoint.attrs, ctx.stack)
+    spec.mounts.append(mount)
+    labels = spec.labels.get(KEPT_MOUNTS_LABEL, "")
+    spec.labels[KEPT_MOUNTS_LABEL] = ",".join(sorted(set([t for t in labels.split(",") if t] + [mount["target"]])))
+    ContainerConverger(ctx.engine).converge(spec)
+
+
 class ContainerConverger(object):
     """Brings one container to its wanted state. `check_mode` changes nothing."""
 
@@ -267,6 +330,8 @@ class ContainerConverger(object):
         if spec.state == "absent":
             return self._remove(spec, attrs)
 
+        if attrs:
+            keep_connection_mounts(spec, attrs)
         image_attrs = self._image(spec)
         wanted = spec.comparable(image_attrs)
         before = running_config(attrs) if attrs else None
@@ -321,8 +386,9 @@ class ContainerConverger(object):
         networks += [n for n in keep_networks if n["name"] not in wanted_names]
         port_bindings = {}
         for container_port, host_ip, host_port in spec.ports:
-            if host_port:
-                port_bindings.setdefault(container_port, []).append((host_ip, host_port) if host_ip else host_port)
+            if host_port is not None:  # "" publishes on a random host port
+                binding = (host_ip, host_port or None) if host_ip else (host_port or None)
+                port_bindings.setdefault(container_port, []).append(binding)
         from docker.types import Mount  # pylint: disable=import-outside-toplevel
         host_config = api.create_host_config(
             port_bindings=port_bindings,

@@ -73,8 +73,11 @@ def test_port_forms_and_published_port(stack):
     assert run.result("web")["container"]["ports"] == ["80/tcp", "8000/tcp"]
     bindings = inspect("container", name)["HostConfig"]["PortBindings"]
     assert "8000/tcp" not in bindings
+    assert bindings["80/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": ""}]
+    published = inspect("container", name)["NetworkSettings"]["Ports"]["80/tcp"][0]
+    assert published["HostIp"] == "127.0.0.1" and int(published["HostPort"]) > 0
     # The dict form and the string form of the same ports are the same configuration.
-    same = playbook([web_task(stack, ports=["80", "8000/tcp"])])
+    same = playbook([web_task(stack, ports=["127.0.0.1::80", "8000/tcp"])])
     assert same.result("web")["changed"] is False
 
 

@@ -7,12 +7,14 @@ from ansible_collections.clockwork.connections.plugins.module_utils.container im
 
 
 @pytest.mark.parametrize("port, expected", [
-    (8000, ("8000/tcp", "", "")),
-    ("53/udp", ("53/udp", "", "")),
+    (8000, ("8000/tcp", "", None)),
+    ("53/udp", ("53/udp", "", None)),
     ("8080:80", ("80/tcp", "", "8080")),
     ("127.0.0.1:8080:80/tcp", ("80/tcp", "127.0.0.1", "8080")),
     ("127.0.0.1::80", ("80/tcp", "127.0.0.1", "")),
     ({"container_port": 80, "host_port": 8080}, ("80/tcp", "", "8080")),
+    ({"container_port": 80}, ("80/tcp", "", None)),
+    ({"container_port": 80, "host_ip": "127.0.0.1"}, ("80/tcp", "127.0.0.1", "")),
 ])
 def test_parse_port_forms(port, expected):
     assert parse_port(port) == expected
