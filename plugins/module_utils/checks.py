@@ -15,9 +15,12 @@ __metaclass__ = type
 import time
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-from ansible_collections.clockwork.connections.plugins.module_utils import database, dependency, network
+from ansible_collections.clockwork.connections.plugins.module_utils import database, dependency, file, network, service_mesh
 
 CHECKS = {
+    "file": file.check_file,
+    "shared_volume": file.check_shared_volume,
+    "http": service_mesh.check_http,
     "database": database.check_database,
     "running": dependency.check_running,
     "dns_tcp": network.check_dns_tcp,
@@ -25,19 +28,30 @@ CHECKS = {
 }
 
 
-def run_checks(engine, checks, retries_for=0.0):
-    """Run every check (not only until the first failure); retry failing ones for `retries_for` s."""
+def run_checks(engine, checks, retries_for=0.0, check_mode=False):
+    """Run every check (not only until the first failure); retry failing ones for `retries_for` s.
+
+    In check mode a check whose container does not exist yet is reported as not run
+    (ok is None): a dry run on an empty engine has nothing to prove yet.
+    """
     reports = []
     for check in checks:
         runner = CHECKS.get(check.get("kind"))
         if runner is None:
             raise ClockworkError("unknown check kind %r in %s" % (check.get("kind"), check.get("connection")))
-        deadline = time.monotonic() + retries_for
+        container = check.get("container") or check.get("target")
+        report = {"connection": check.get("connection"), "kind": check["kind"]}
+        if check_mode and container and engine.container(container) is None:
+            report.update(ok=None, msg="not run: %s does not exist yet (check mode)" % container)
+            reports.append(report)
+            continue
+        deadline = time.monotonic() + max(retries_for, check.get("retry_for") or 0)
         while True:
             ok, message = runner(engine, check)
             if ok or time.monotonic() >= deadline:
                 break
             time.sleep(0.5)
-            engine.forget("container", check.get("container") or check.get("target"))
-        reports.append({"connection": check.get("connection"), "kind": check["kind"], "ok": ok, "msg": message})
+            engine.forget("container", container)
+        report.update(ok=ok, msg=message)
+        reports.append(report)
     return reports

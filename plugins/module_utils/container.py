@@ -253,17 +253,21 @@ def describe(engine, name):
     }
 
 
+def _kept_targets(labels):
+    return [t for t in (labels or {}).get(KEPT_MOUNTS_LABEL, "").split(",") if t]
+
+
 def keep_connection_mounts(spec, attrs):
     """Mounts that connections added to a running container (listed in a label) stay,
     as attached networks do, so that converging the container's own declaration
     neither drops them nor reports drift."""
-    labels = (attrs.get("Config") or {}).get("Labels") or {}
-    kept = [t for t in labels.get(KEPT_MOUNTS_LABEL, "").split(",") if t]
+    kept = _kept_targets((attrs.get("Config") or {}).get("Labels"))
     declared = set(m["target"] for m in spec.mounts)
     carried = [m for m in running_config(attrs)["mounts"] if m["target"] in kept and m["target"] not in declared]
     spec.mounts.extend(carried)
-    if carried:
-        spec.labels[KEPT_MOUNTS_LABEL] = ",".join(sorted(m["target"] for m in carried))
+    targets = set(_kept_targets(spec.labels)) | set(m["target"] for m in carried)
+    if targets:
+        spec.labels[KEPT_MOUNTS_LABEL] = ",".join(sorted(targets))
 
 
 def spec_from_container(attrs, stack):
@@ -290,27 +294,29 @@ def spec_from_container(attrs, stack):
     return ContainerSpec(params, stack)
 
 
-def ensure_mounted(ctx, endpoint, mount, result):
-    """Mount into an existing container of the stack (recreating it), unless it already is.
+def ensure_mounted(ctx, endpoint, mounts, result):
+    """Mount into an existing container of the stack (one recreation for all), unless it already is.
 
     Used for what a connection puts into its `to` container: a shared volume, TLS files.
-    A container that does not exist yet gets the mount when the stack declares it.
+    A container that does not exist yet gets the mounts when the stack declares it.
     """
     if not endpoint.exists:
         return
-    have = [m for m in running_config(endpoint.attrs)["mounts"] if m["target"] == mount["target"]]
-    if have and have[0]["source"] == mount["source"]:
-        return
-    if have:
-        raise ClockworkError("%s: %s already mounts %s at %s" % (
-            result.name, endpoint.name, have[0]["source"], mount["target"]))
-    result.act("mount %s into %s at %s" % (mount["source"], endpoint.name, mount["target"]))
-    if ctx.check_mode:
+    have = dict((m["target"], m) for m in running_config(endpoint.attrs)["mounts"])
+    missing = []
+    for mount in mounts:
+        present = have.get(mount["target"])
+        if present is None:
+            missing.append(mount)
+            result.act("mount %s into %s at %s" % (mount["source"], endpoint.name, mount["target"]))
+        elif present["source"] != mount["source"]:
+            raise ClockworkError("%s: %s already mounts %s at %s" % (
+                result.name, endpoint.name, present["source"], mount["target"]))
+    if not missing or ctx.check_mode:
         return
     spec = spec_from_container(endpoint.attrs, ctx.stack)
-    spec.mounts.append(mount)
-    labels = spec.labels.get(KEPT_MOUNTS_LABEL, "")
-    spec.labels[KEPT_MOUNTS_LABEL] = ",".join(sorted(set([t for t in labels.split(",") if t] + [mount["target"]])))
+    spec.mounts.extend(missing)
+    spec.labels[KEPT_MOUNTS_LABEL] = ",".join(sorted(set(_kept_targets(spec.labels)) | set(m["target"] for m in missing)))
     ContainerConverger(ctx.engine).converge(spec)
 
 

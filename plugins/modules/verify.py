@@ -34,7 +34,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Checks only read, so they run in check mode too.
+    description: Checks only read, so they run in check mode too; those whose container does not exist yet are reported as not run.
   diff_mode:
     support: none
     description: Checks change nothing, so there is nothing to show.
@@ -54,6 +54,10 @@ checks:
   elements: dict
   sample:
     - {connection: network api -> redis, kind: dns_tcp, ok: true, msg: redis resolves and redis:6379 accepts TCP from api}
+  contains:
+    ok:
+      description: true when the check passed, false when it failed, null when it was not run (check mode).
+      type: bool
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -68,8 +72,8 @@ def main():
                            supports_check_mode=True)
 
     def verify(engine):
-        reports = run_checks(engine, module.params["checks"], module.params["retry_for"])
-        failed = [r for r in reports if not r["ok"]]
+        reports = run_checks(engine, module.params["checks"], module.params["retry_for"], module.check_mode)
+        failed = [r for r in reports if r["ok"] is False]
         if failed:
             module.fail_json(msg="%d of %d checks failed: %s" % (
                 len(failed), len(reports), "; ".join("%s: %s" % (r["connection"], r["msg"]) for r in failed)),

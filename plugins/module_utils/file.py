@@ -1,0 +1,190 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""FileConnection: a file or directory of the Docker host bind-mounted into `from`
+(written first when the connection carries its content), or a named volume mounted
+into `from` and, when `to` is a container, into `to` at the same path.
+
+Volumes are created here but never recreated or removed: they hold data."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import hashlib
+import os
+import posixpath
+import shlex
+import uuid
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, owner_labels
+from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionResult
+from ansible_collections.clockwork.connections.plugins.module_utils.container import ensure_mounted
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError, exec_in
+
+FILE_ARGS = dict(
+    mount_path=dict(type="str"),
+    source_path=dict(type="path"),
+    content=dict(type="str"),
+    mode=dict(type="raw"),
+    owner=dict(type="str"),
+    volume_name=dict(type="str"),
+    read_only=dict(type="bool", default=False),
+    create_volume=dict(type="bool", default=True),
+    volume_driver=dict(type="str", default="local"),
+)
+
+
+def file_mode(mode):
+    """`0644`, `644` or 0o644 -> 0o644."""
+    if mode is None:
+        return None
+    if isinstance(mode, int):
+        return mode
+    try:
+        return int(str(mode), 8)
+    except ValueError:
+        raise ClockworkError("mode %r is not an octal file mode like 0644" % (mode,))
+
+
+def write_file(path, content, mode, owner, check_mode, result):
+    """Write `content` to a host path only when it differs; then mode and owner as asked.
+
+    The file is rewritten in place, keeping its inode, so that containers with a
+    bind mount of it see the new content."""
+    data = content.encode("utf-8")
+    current = None
+    if os.path.exists(path):
+        with open(path, "rb") as handle:
+            current = handle.read()
+    if current != data:
+        result.act("write %s" % path)
+        result.before["content"] = None if current is None else current.decode("utf-8", "replace")
+        result.after["content"] = content
+        if not check_mode:
+            parent = os.path.dirname(path)
+            if parent and not os.path.isdir(parent):
+                os.makedirs(parent)
+            with open(path, "wb") as handle:
+                handle.write(data)
+    set_mode_and_owner(path, mode, owner, check_mode, result)
+
+
+def set_mode_and_owner(path, mode, owner, check_mode, result):
+    exists = os.path.exists(path)
+    wanted_mode = file_mode(mode)
+    if wanted_mode is not None and (not exists or (os.stat(path).st_mode & 0o7777) != wanted_mode):
+        result.act("chmod %o %s" % (wanted_mode, path))
+        if not check_mode:
+            os.chmod(path, wanted_mode)
+    if owner:
+        import pwd  # pylint: disable=import-outside-toplevel
+        try:
+            uid = int(owner) if owner.isdigit() else pwd.getpwnam(owner).pw_uid
+        except KeyError:
+            raise ClockworkError("owner %s is not a user on the Docker host" % owner)
+        if not exists or os.stat(path).st_uid != uid:
+            result.act("chown %s %s" % (owner, path))
+            if not check_mode:
+                os.chown(path, uid, -1)
+
+
+def ensure_volume(ctx, name, driver, create, result):
+    attrs = ctx.engine.volume(name)
+    if attrs is None:
+        if not create:
+            raise ClockworkError("%s: volume %s does not exist and create_volume is false" % (result.name, name))
+        result.act("create volume %s" % name)
+        if not ctx.check_mode:
+            try:
+                ctx.engine.api.create_volume(name, driver=driver, labels=owner_labels(ctx.stack, name))
+            except APIError as exc:
+                raise ClockworkError("cannot create volume %s: %s" % (name, exc.explanation or exc))
+            ctx.engine.forget("volume", name)
+    elif attrs.get("Driver") != driver:
+        # Never recreate a volume: its data would go with it.
+        raise ClockworkError("%s: volume %s exists with driver %s, not %s; it is not recreated, as that "
+                             "would lose its data" % (result.name, name, attrs.get("Driver"), driver))
+
+
+def converge(ctx, params):
+    from_name, to_name = params["from_resource"], params["to_resource"]
+    result = ConnectionResult("file", from_name, to_name)
+    mount_path = params.get("mount_path")
+    if not mount_path:
+        raise ClockworkError("%s: mount_path is required (or a description to complete it from)" % result.name)
+    if not posixpath.isabs(mount_path):
+        raise ClockworkError("%s: mount_path %s must be an absolute path inside the container"
+                             % (result.name, mount_path))
+    read_only = bool(params.get("read_only"))
+    check = {"connection": result.name, "container": from_name, "path": mount_path, "read_only": read_only}
+
+    if params.get("volume_name"):
+        volume = params["volume_name"]
+        ensure_volume(ctx, volume, params.get("volume_driver") or "local", params.get("create_volume", True), result)
+        mount = {"type": "volume", "source": volume, "target": mount_path, "read_only": read_only}
+        to = ctx.endpoint(to_name)
+        if to.exists or to.spec is not None:
+            # `to` is a container: it shares the volume, read-write, at the same path.
+            ctx.require_to(to_name, result.name)
+            ensure_mounted(ctx, to, [dict(mount, read_only=False)], result)
+            check.update(kind="shared_volume", peer=to_name)
+        else:
+            check.update(kind="file", directory=True)
+        result.extra["file"] = {"kind": "volume", "source": volume, "mount_path": mount_path}
+    elif params.get("source_path"):
+        source = params["source_path"]
+        if params.get("content") is not None:
+            write_file(source, params["content"], params.get("mode"), params.get("owner"), ctx.check_mode, result)
+            check["sha256"] = hashlib.sha256(params["content"].encode("utf-8")).hexdigest()
+        elif not os.path.exists(source):
+            raise ClockworkError("%s: source_path %s does not exist on the Docker host" % (result.name, source))
+        else:
+            set_mode_and_owner(source, params.get("mode"), params.get("owner"), ctx.check_mode, result)
+        mount = {"type": "bind", "source": source, "target": mount_path, "read_only": read_only}
+        check.update(kind="file", directory=os.path.isdir(source))
+        result.extra["file"] = {"kind": "bind", "source": source, "mount_path": mount_path}
+    else:
+        raise ClockworkError("%s: give volume_name (a volume) or source_path (a host file or directory)"
+                             % result.name)
+    result.contribution.mounts.append(mount)
+    result.contribution.checks.append(check)
+    return result
+
+
+# -- checks, run inside the containers ------------------------------------------
+
+def check_file(engine, check):
+    path, container = check["path"], check["container"]
+    test = "-d" if check.get("directory") else "-f"
+    code, out = exec_in(engine, container, "test %s %s && test -r %s" % (test, shlex.quote(path), shlex.quote(path)))
+    if code != 0:
+        return False, "%s is not readable in %s %s" % (path, container, out)
+    if check.get("sha256"):
+        code, out = exec_in(engine, container, "sha256sum %s" % shlex.quote(path))
+        if code != 0 or out.split()[0] != check["sha256"]:
+            return False, "%s in %s does not have the expected content (%s)" % (path, container, out)
+    if check.get("read_only"):
+        # access(W_OK) answers EROFS on a read-only mount, even for root; nothing is written.
+        code, _out = exec_in(engine, container, "test -w %s" % shlex.quote(path))
+        if code == 0:
+            return False, "%s is writable in %s, but the mount should be read-only" % (path, container)
+    details = (" with the expected content" if check.get("sha256") else "") + (
+        ", read-only" if check.get("read_only") else "")
+    return True, "%s is readable in %s%s" % (path, container, details)
+
+
+def check_shared_volume(engine, check):
+    """A probe file written in `from` is read back in the peer, then removed."""
+    probe = posixpath.join(check["path"], ".clockwork-probe-%s" % uuid.uuid4().hex[:12])
+    token = uuid.uuid4().hex
+    writer, reader = check["container"], check["peer"]
+    code, out = exec_in(engine, writer, "printf %s > %s" % (token, shlex.quote(probe)))
+    if code != 0:
+        return False, "cannot write in %s at %s: %s" % (writer, check["path"], out)
+    try:
+        code, out = exec_in(engine, reader, "cat %s" % shlex.quote(probe))
+    finally:
+        exec_in(engine, writer, "rm -f %s" % shlex.quote(probe))
+    if code != 0 or out.strip() != token:
+        return False, "a file written in %s at %s is not seen by %s: %s" % (writer, check["path"], reader, out)
+    return True, "a file written in %s at %s is read back in %s" % (writer, check["path"], reader)
