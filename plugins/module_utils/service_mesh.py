@@ -53,6 +53,22 @@ def default_tls_dir(stack):
     return os.path.join(os.path.expanduser("~"), ".clockwork", stack, "tls")
 
 
+def tls_mounts(ctx, params, result):
+    """Make the CA and `to`'s certificate (unless current) and return the mounts for `to`."""
+    for path in ("cert_path", "key_path", "ca_path"):
+        if not posixpath.isabs(params[path]):
+            raise ClockworkError("%s: %s %s must be an absolute path" % (result.name, path, params[path]))
+    to_name = params["to_resource"]
+    service = params.get("service_name") or to_name
+    directory = params.get("tls_dir") or default_tls_dir(ctx.stack)
+    actions, files = ensure_certificates(directory, ctx.stack, to_name, [service, to_name], ctx.check_mode)
+    for action in actions:
+        result.act(action)
+    result.extra["tls_files"] = files
+    return [{"type": "bind", "source": source, "target": target, "read_only": True}
+            for source, target in ((files["cert"], params["cert_path"]), (files["key"], params["key_path"]))]
+
+
 def converge(ctx, params):
     from_name, to_name = params["from_resource"], params["to_resource"]
     result = ConnectionResult("service_mesh", from_name, to_name)
@@ -72,17 +88,10 @@ def converge(ctx, params):
     check = {"kind": "http", "connection": result.name, "container": from_name,
              "url": url + (params.get("health_check_path") or "/"), "retry_for": params.get("health_check_timeout", 30)}
     if params.get("tls_enabled"):
-        for path in ("cert_path", "key_path", "ca_path"):
-            if not posixpath.isabs(params[path]):
-                raise ClockworkError("%s: %s %s must be an absolute path" % (result.name, path, params[path]))
-        directory = params.get("tls_dir") or default_tls_dir(ctx.stack)
-        actions, files = ensure_certificates(directory, ctx.stack, to_name, [service, to_name], ctx.check_mode)
-        for action in actions:
-            result.act(action)
-        ensure_mounted(ctx, to, [{"type": "bind", "source": source, "target": target, "read_only": True}
-                                 for source, target in ((files["cert"], params["cert_path"]),
-                                                        (files["key"], params["key_path"]))], result)
-        if actions and to.running and not ctx.check_mode and not any(a.startswith("mount") for a in result.actions):
+        ensure_mounted(ctx, to, tls_mounts(ctx, params, result), result)
+        files = result.extra["tls_files"]
+        if any(a.startswith("generate") for a in result.actions) and to.running and not ctx.check_mode \
+                and not any(a.startswith("mount") for a in result.actions):
             # Same files, new content: the server must read them again.
             result.act("restart %s for its new certificate" % to_name)
             ctx.engine.api.restart(to_name)
@@ -92,6 +101,7 @@ def converge(ctx, params):
         result.contribution.env[prefix + "_CA_FILE"] = params["ca_path"]
         check["ca_file"] = params["ca_path"]
         result.extra["service"]["tls"] = {"ca": files["ca"], "cert": files["cert"]}
+        del result.extra["tls_files"]
     if protocol in ("http", "https"):
         result.contribution.checks.append(check)
     else:

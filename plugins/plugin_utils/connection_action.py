@@ -27,15 +27,22 @@ class ConnectionAction(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super(ConnectionAction, self).run(tmp, task_vars)
-        args = dict(self._task.args)
-        for key in self.PATH_ARGS:
-            if args.get(key):
-                args[key] = self.local_path(args[key])
+        args = self.prepare_args(dict(self._task.args))
         result.update(self._execute_module(module_name=self._task.resolved_action, module_args=args,
                                            task_vars=task_vars))
         if not result.get("failed"):
             self.after_module(args, result)
         return result
+
+    def prepare_args(self, args):
+        """Hook: the module's arguments, prepared on the controller."""
+        return self.resolve_paths(args, self.PATH_ARGS)
+
+    def resolve_paths(self, args, keys):
+        for key in keys:
+            if args.get(key):
+                args[key] = self.local_path(args[key])
+        return args
 
     def local_path(self, path):
         path = os.path.expanduser(path)

@@ -1,0 +1,505 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: stack
+short_description: Converge a whole declared stack of containers, files, volumes and connections in one call
+version_added: 0.1.0
+description:
+  - Validates the declaration before touching anything (unknown or duplicate resources, unknown types,
+    fields that a type does not have, cycles, spelled out like C(api -> cache -> api)), computes the
+    deployment order (a resource after what it connects to, ties by declaration order), then for each
+    resource in order runs its outgoing connections and converges the container with their
+    contributions merged, all in one process, with the code of the single modules.
+  - Every container joins the stack's network C(<name>_default) with its name as DNS alias, as in
+    Docker Compose. What connections put into their C(to) container (a shared volume, TLS files) is
+    part of its declaration from the start, so a first deployment creates each container once.
+  - O(state=absent) removes, in reverse order, the containers and networks that carry the stack's
+    label C(io.clockwork.stack), and nothing else; named volumes stay unless O(purge=true).
+  - O(state=verified) changes nothing and runs every connection's checks from inside the containers,
+    failing with the list of every failed check.
+  - The fields of each resource and connection are those of M(clockwork.connections.container) and of
+    the connection modules; each entry is checked against its own type's fields and defaults.
+author:
+  - Clockwork Connections developers (@clockwork-connections)
+requirements:
+  - docker (the Docker SDK for Python) >= 7.0
+  - psycopg >= 3.1 and redis >= 4 for database connections; cryptography for TLS
+options:
+  name:
+    description: The stack's name, carried by everything it creates as the label C(io.clockwork.stack).
+    type: str
+    required: true
+  state:
+    description:
+      - C(present) converges the stack; C(absent) removes what it owns; C(verified) runs the checks only.
+    type: str
+    choices: [present, absent, verified]
+    default: present
+  purge:
+    description: With O(state=absent), remove the stack's named volumes too.
+    type: bool
+    default: false
+  base_dir:
+    description: Directory against which relative paths resolve. The action plugin sets the playbook's.
+    type: path
+  resources:
+    description:
+      - The stack's resources. C(container) (the default type) takes the options of
+        M(clockwork.connections.container); C(file) takes C(path), C(content), C(mode) and C(owner);
+        C(volume) takes C(volume_name) and C(driver).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      command:
+        description: Command, as a list or a string split like a shell would. Defaults to the image's.
+        type: raw
+      content:
+        description: Content of the file at O(source_path), written when it differs.
+        type: str
+      driver:
+        description: 'Volume resource only: the volume driver.'
+        type: str
+      env:
+        description: Environment variables. Values are turned into strings.
+        type: dict
+      healthcheck:
+        description: A healthcheck, as in a Dockerfile. Without it, the image's healthcheck applies.
+        type: dict
+        suboptions:
+          test:
+            description: A shell command string, or a list (C(CMD) is prepended unless it starts with C(CMD),
+              C(CMD-SHELL) or C(NONE)).
+            type: raw
+            required: true
+          interval:
+            description: Time between checks, like C(30s) or C(1m30s).
+            type: str
+            default: 30s
+          timeout:
+            description: Time one check may take.
+            type: str
+            default: 30s
+          retries:
+            description: Consecutive failures before the container is unhealthy.
+            type: int
+            default: 3
+          start_period:
+            description: Grace period after start during which failures do not count.
+            type: str
+            default: 0s
+      image:
+        description:
+        - Image reference. Pulled when absent locally; a pull failure names the image.
+        - Required unless O(state=absent).
+        type: str
+      labels:
+        description: Extra labels; the ownership labels are always added.
+        type: dict
+      mode:
+        description: File mode for O(source_path), like C(0644).
+        type: raw
+      mounts:
+        description: Bind mounts and named volumes.
+        type: list
+        elements: dict
+        suboptions:
+          type:
+            description: C(bind) for a host path, C(volume) for a named volume.
+            type: str
+            choices:
+            - bind
+            - volume
+            default: volume
+          source:
+            description: Host path (relative paths resolve against the current directory) or volume name.
+            type: str
+            required: true
+          target:
+            description: Absolute path inside the container.
+            type: str
+            required: true
+          read_only:
+            description: Mount read-only.
+            type: bool
+            default: false
+      name:
+        description: 'The resource''s name: the container''s name and DNS alias on the stack''s network.'
+        type: str
+      networks:
+        description:
+        - Networks to join, each with DNS aliases. The first is joined at creation, the others after.
+        - A missing attachment is added without recreating the container.
+        type: list
+        elements: dict
+        suboptions:
+          name:
+            description: Network name.
+            type: str
+            required: true
+          aliases:
+            description: DNS aliases on that network.
+            type: list
+            elements: str
+            default: []
+      owner:
+        description: Owner (name or uid) of O(source_path) on the Docker host.
+        type: str
+      path:
+        description: 'File resource only: its path on the Docker host; relative paths resolve against the
+          playbook.'
+        type: path
+      ports:
+        description:
+        - Container ports, declared and optionally published on the host.
+        - C(8000) or C(8000/udp) declares a port without publishing it; C(8080:80) or C(127.0.0.1:8080:80)
+          also publishes it; a dict with C(container_port), C(host_port), C(host_ip) and C(protocol) is
+          accepted too.
+        - Declared ports are what M(clockwork.connections.service_mesh_connection) discovers.
+        type: list
+        elements: raw
+      restart_policy:
+        description: Docker restart policy.
+        type: str
+        choices:
+        - 'no'
+        - always
+        - on-failure
+        - unless-stopped
+      timeout:
+        description: Seconds to wait; on time-out or exit the task fails with the last log lines.
+        type: int
+      type:
+        description: The connection type, or the resource type.
+        type: str
+        choices:
+        - container
+        - file
+        - volume
+        default: container
+      volume_name:
+        description: 'Volume resource, or file connection: the volume''s name (a volume resource defaults
+          to its own name).'
+        type: str
+      wait:
+        description: With O(state=started), wait until the container runs, and is healthy if it has a healthcheck.
+        type: bool
+  connections:
+    description:
+      - The connections, each with C(type), C(from), C(to) and the options of that type's module
+        (M(clockwork.connections.database_connection) and so on). C(stack) is the stack's name.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      aliases:
+        description: Extra DNS aliases for O(to_resource) on the network.
+        type: list
+        elements: str
+      ca_path:
+        description: Where O(from_resource) finds the CA certificate.
+        type: str
+      cert_path:
+        description: Where O(to_resource) finds its certificate.
+        type: str
+      condition:
+        description:
+        - C(started) waits until it runs; C(healthy) until its healthcheck passes; C(completed_successfully)
+          until a one-shot container has exited with code 0.
+        - Defaults to C(healthy) when O(to_resource) has a healthcheck, else C(started).
+        type: str
+        choices:
+        - started
+        - healthy
+        - completed_successfully
+      connection_string_template:
+        description:
+        - Template with the placeholders C({user}), C({password}), C({host}), C({port}) and C({database});
+          user, password and database are URL-encoded. An unknown placeholder is an error naming it.
+        - Defaults to C(postgresql://{user}:{password}@{host}:{port}/{database}) for PostgreSQL, and for
+          Redis to C(redis://:{password}@{host}:{port}/{database}), or C(redis://{host}:{port}/{database})
+          without a password.
+        type: str
+      content:
+        description: Content of the file at O(source_path), written when it differs.
+        type: str
+      create_volume:
+        description: Create O(volume_name) when it does not exist; without it a missing volume is an error.
+        type: bool
+      database_name:
+        description: Database name (PostgreSQL) or number (Redis). Defaults to the user name, or C(0) for
+          Redis.
+        type: str
+      description:
+        description:
+        - What the connection is for, in plain words. Fields left out can be completed from it (see the
+          collection's README on field completion).
+        type: str
+      driver:
+        description: 'Volume resource only: the volume driver.'
+        type: str
+      enable_ipv6:
+        description: Enable IPv6 on the network (give an IPv6 O(subnet) on engines without a default IPv6
+          pool).
+        type: bool
+      engine:
+        description: The database engine.
+        type: str
+        choices:
+        - postgresql
+        - redis
+      env_var_name:
+        description: Env variable contributed to O(from_resource). Defaults to C(DATABASE_URL), or C(REDIS_URL)
+          for Redis.
+        type: str
+      from_resource:
+        description:
+        - The container that uses the connection and receives its contribution (env, mounts, networks).
+        - It may not exist yet; connections run before it is created so their contributions can be merged
+          in.
+        type: str
+        aliases:
+        - from
+      gateway:
+        description: IPAM gateway address inside O(subnet).
+        type: str
+      health_check_path:
+        description: Path requested by the health check.
+        type: str
+      health_check_timeout:
+        description: Seconds during which a failing health check is retried.
+        type: int
+      internal:
+        description: An internal network has no route out of the host.
+        type: bool
+      key_path:
+        description: Where O(to_resource) finds its key.
+        type: str
+      load_balancing:
+        description:
+        - C(round_robin) is the only value Docker can honour; any other is rejected. Docker's embedded DNS
+          answers a name shared by several containers with all of their addresses, rotated, so clients spread
+          over them. No proxy is involved.
+        type: str
+      login_host:
+        description:
+        - Address where this module reaches the server. Defaults to the O(to_resource) container's address,
+          which the Docker host can reach on Linux; set it (with a published port) on Docker Desktop.
+        type: str
+      login_port:
+        description: Port for O(login_host). Defaults to the container port.
+        type: int
+      migrations_dir:
+        description: Directory of C(*.sql) migrations, each applied once in natural version order. PostgreSQL
+          only.
+        type: path
+      mode:
+        description: File mode for O(source_path), like C(0644).
+        type: raw
+      mount_path:
+        description: Absolute path inside the container. Required unless completed from O(description).
+        type: str
+      network_name:
+        description: Name of the Docker network. Required unless completed from O(description).
+        type: str
+      owner:
+        description: Owner (name or uid) of O(source_path) on the Docker host.
+        type: str
+      password:
+        description: Password. Never shown in any output.
+        type: str
+      port:
+        description: The port of O(to_resource). Discovered when not given; none found is an error that
+          says so.
+        type: int
+      protocol:
+        description: URL scheme. C(http) becomes C(https) with O(tls_enabled). C(grpc) and C(tcp) get a
+          TCP check instead of HTTP.
+        type: str
+        choices:
+        - http
+        - https
+        - grpc
+        - tcp
+      read_only:
+        description: Mount read-only into O(from_resource).
+        type: bool
+      reapply_schema:
+        description: Apply O(schema_file) again when its content changed since it was applied.
+        type: bool
+      schema_file:
+        description:
+        - SQL file applied once. A relative path is looked up in the role's or playbook's C(files/), then
+          the playbook's directory. PostgreSQL only.
+        type: path
+      service_name:
+        description: Host name in the URL and in the env name. Defaults to the O(to_resource) name; it must
+          resolve in O(from_resource).
+        type: str
+      source_path:
+        description:
+        - File or directory on the Docker host to bind-mount. A relative path is looked up in the role's
+          or playbook's C(files/), then resolves against the playbook's directory.
+        type: path
+      subnet:
+        description: IPAM subnet in CIDR form, like C(172.28.0.0/16). Left to the engine when not given.
+        type: str
+      timeout:
+        description: Seconds to wait; on time-out or exit the task fails with the last log lines.
+        type: int
+      tls_dir:
+        description: Directory on the Docker host for the stack's CA, keys and certificates. Defaults to
+          C(~/.clockwork/<stack>/tls).
+        type: path
+      tls_enabled:
+        description: Generate TLS material and use C(https).
+        type: bool
+      to_resource:
+        description:
+        - The resource the connection points at. It must exist and belong to O(stack), except in check mode,
+          where a missing one is reported instead.
+        type: str
+        aliases:
+        - to
+      type:
+        description: The connection type, or the resource type.
+        type: str
+        choices:
+        - database
+        - dependency
+        - file
+        - network
+        - service_mesh
+        required: true
+      username:
+        description: User to log in as. Defaults to C(postgres) for PostgreSQL; none for Redis.
+        type: str
+      volume_driver:
+        description: Driver for a volume this module creates. An existing volume with another driver is
+          an error.
+        type: str
+      volume_name:
+        description: 'Volume resource, or file connection: the volume''s name (a volume resource defaults
+          to its own name).'
+        type: str
+      wait_for_ready:
+        description: Wait for a real login, retried until O(timeout); without it one attempt is made.
+        type: bool
+  
+attributes:
+  check_mode:
+    support: full
+    description: Nothing is created, changed, written or executed; the result lists what would be done.
+  diff_mode:
+    support: full
+    description: One diff per changed container, network, file and connection; secret env values masked.
+"""
+
+EXAMPLES = r"""
+- name: A web app and its database, wired
+  clockwork.connections.stack:
+    name: shop
+    resources:
+      - name: db
+        image: postgres:16
+        env: {POSTGRES_PASSWORD: "{{ vault_db_password }}", POSTGRES_DB: shop}
+        healthcheck: {test: pg_isready -U postgres, interval: 2s}
+      - name: web
+        image: nginx:1.27
+        ports: ["8080:80"]
+    connections:
+      - type: database
+        from: web
+        to: db
+        password: "{{ vault_db_password }}"
+        database_name: shop
+        schema_file: schema.sql
+
+- name: Prove it works, changing nothing
+  clockwork.connections.stack:
+    name: shop
+    state: verified
+    resources: "{{ shop_resources }}"
+    connections: "{{ shop_connections }}"
+
+- name: Tear it down, keeping the volumes
+  clockwork.connections.stack:
+    name: shop
+    state: absent
+    resources: "{{ shop_resources }}"
+"""
+
+RETURN = r"""
+order:
+  description: The deployment order.
+  returned: always
+  type: list
+  elements: str
+  sample: [postgres, redis, config_file, storage, api, frontend]
+entries:
+  description: Per resource, network, volume and connection, what was done or would be done.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {kind: container, name: api, changed: true, actions: [recreate, start], reasons: [env LOG_LEVEL]}
+    - {kind: connection, name: network api -> redis, changed: false, actions: [], reasons: []}
+checks:
+  description: With O(state=verified), one report per check; otherwise the checks that would run.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.clockwork.connections.plugins.module_utils.module_runner import run_module
+from ansible_collections.clockwork.connections.plugins.module_utils.stack import (
+    CONNECTION_OPTIONS, RESOURCE_OPTIONS, Stack)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type="str", required=True),
+            resources=dict(type="list", elements="dict", default=[], options=RESOURCE_OPTIONS),
+            connections=dict(type="list", elements="dict", default=[], options=CONNECTION_OPTIONS),
+            state=dict(type="str", default="present", choices=["present", "absent", "verified"]),
+            purge=dict(type="bool", default=False),
+            base_dir=dict(type="path"),
+        ),
+        supports_check_mode=True)
+    params = module.params
+
+    def converge(engine):
+        state = params["state"]
+        stack = Stack(engine, params["name"], params["resources"], params["connections"],
+                      check_mode=module.check_mode or state == "verified", base_dir=params["base_dir"])
+        if state == "absent":
+            report = stack.absent(params["purge"])
+        elif state == "verified":
+            reports = stack.verified()
+            failed = [r for r in reports if r["ok"] is False]
+            result = dict(changed=False, order=stack.order, entries=stack.entries, checks=reports)
+            if failed:
+                module.fail_json(msg="%d of %d checks failed: %s" % (len(failed), len(reports), "; ".join(
+                    "%s: %s" % (r["connection"], r["msg"]) for r in failed)), **result)
+            return result
+        else:
+            report = stack.present()
+        if module._diff:
+            report["diff"] = stack.diffs
+        return report
+
+    run_module(module, converge)
+
+
+if __name__ == "__main__":
+    main()
