@@ -5,6 +5,7 @@ described once. Rerun after changing a module's options and paste the output int
 plugins/modules/stack.py; `make sanity` (validate-modules) fails while they disagree."""
 import ast
 import os
+import re
 import sys
 
 import yaml
@@ -35,11 +36,18 @@ EXTRA = {
 }
 
 
+def plain(description):
+    """O(x) names another module's option: plain code here, where no such option exists."""
+    if isinstance(description, list):
+        return [plain(d) for d in description]
+    return re.sub(r"O\(([^)=]+)(=[^)]*)?\)", lambda m: "C(%s%s)" % (m.group(1), m.group(2) or ""), description)
+
+
 def describe(key, option):
     doc = EXTRA.get(key) or next((src[key] for src in SOURCES.values() if key in src), None)
     if doc is None:
         raise SystemExit("no documentation for %s" % key)
-    out = {"description": doc["description"], "type": option.get("type", "str")}
+    out = {"description": plain(doc["description"]), "type": option.get("type", "str")}
     for field in ("elements", "aliases", "choices", "default", "required"):
         if field in option:
             out[field] = option[field]
@@ -50,7 +58,7 @@ def describe(key, option):
 
 def describe_sub(key, option, parent):
     sub = parent.get("suboptions", {}).get(key, {})
-    out = {"description": sub.get("description", key), "type": option.get("type", "str")}
+    out = {"description": plain(sub.get("description", key)), "type": option.get("type", "str")}
     for field in ("elements", "choices", "default", "required"):
         if field in option:
             out[field] = option[field]

@@ -363,7 +363,9 @@ class ContainerConverger(object):
         elif attrs is not None:
             result["changed"] |= self._attach_missing_networks(spec, attrs, result)
 
-        result["changed"] |= self._run_state(spec, attrs, result)
+        # A recreated container is a new one: in check mode too, it would need starting.
+        recreated_in_check = self.check_mode and "recreate" in result["actions"]
+        result["changed"] |= self._run_state(spec, None if recreated_in_check else attrs, result)
         result["container"] = describe(self.engine, spec.name) if not self.check_mode else (
             describe(self.engine, spec.name) if attrs else {"name": spec.name, "state": "absent"})
         return result

@@ -24,7 +24,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.container im
     CONTAINER_ARGS, ContainerConverger, ContainerSpec)
 from ansible_collections.clockwork.connections.plugins.module_utils.contribution import merge
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import (
-    connection_ends, deployment_order, describe_connection, validate)
+    deployment_order, describe_connection, validate)
 
 # type -> (its own arguments, its convergence)
 CONNECTION_TYPES = {
@@ -42,11 +42,12 @@ RESOURCE_TYPES = {"container": CONTAINER_ARGS, "file": FILE_RESOURCE_ARGS, "volu
 
 
 def _union(specs):
-    """One option list that accepts every type's fields; per-type rules are applied later."""
+    """One option list that accepts every type's fields; per-type rules (defaults, choices,
+    required) are applied later, by `validated`, whose errors name the entry."""
     merged = {}
     for spec in specs:
         for key, option in spec.items():
-            relaxed = dict((k, v) for k, v in option.items() if k not in ("default", "required"))
+            relaxed = dict((k, v) for k, v in option.items() if k not in ("default", "required", "choices"))
             merged.setdefault(key, relaxed)
     return merged
 
@@ -242,10 +243,12 @@ class Stack(object):
 
     # -- verified -----------------------------------------------------------------
 
-    def verified(self):
-        """Run every connection's checks against the running stack; change nothing."""
+    def verified(self, dry_run=False):
+        """Run every connection's checks against the running stack; change nothing.
+
+        In a dry run (Ansible's check mode) checks of containers that do not exist are not run."""
         self.present()   # in check mode: builds every check, touches nothing
-        return run_checks(self.engine, self.checks)
+        return run_checks(self.engine, self.checks, check_mode=dry_run)
 
     def report(self):
         return {"changed": any(e["changed"] for e in self.entries), "order": self.order,

@@ -62,7 +62,7 @@ options:
         description: Command, as a list or a string split like a shell would. Defaults to the image's.
         type: raw
       content:
-        description: Content of the file at O(source_path), written when it differs.
+        description: Content of the file at C(source_path), written when it differs.
         type: str
       driver:
         description: 'Volume resource only: the volume driver.'
@@ -98,13 +98,13 @@ options:
       image:
         description:
         - Image reference. Pulled when absent locally; a pull failure names the image.
-        - Required unless O(state=absent).
+        - Required unless C(state=absent).
         type: str
       labels:
         description: Extra labels; the ownership labels are always added.
         type: dict
       mode:
-        description: File mode for O(source_path), like C(0644).
+        description: File mode for C(source_path), like C(0644).
         type: raw
       mounts:
         description: Bind mounts and named volumes.
@@ -150,7 +150,7 @@ options:
             elements: str
             default: []
       owner:
-        description: Owner (name or uid) of O(source_path) on the Docker host.
+        description: Owner (name or uid) of C(source_path) on the Docker host.
         type: str
       path:
         description: 'File resource only: its path on the Docker host; relative paths resolve against the
@@ -168,11 +168,6 @@ options:
       restart_policy:
         description: Docker restart policy.
         type: str
-        choices:
-        - 'no'
-        - always
-        - on-failure
-        - unless-stopped
       timeout:
         description: Seconds to wait; on time-out or exit the task fails with the last log lines.
         type: int
@@ -189,7 +184,7 @@ options:
           to its own name).'
         type: str
       wait:
-        description: With O(state=started), wait until the container runs, and is healthy if it has a healthcheck.
+        description: With C(state=started), wait until the container runs, and is healthy if it has a healthcheck.
         type: bool
   connections:
     description:
@@ -200,25 +195,21 @@ options:
     default: []
     suboptions:
       aliases:
-        description: Extra DNS aliases for O(to_resource) on the network.
+        description: Extra DNS aliases for C(to_resource) on the network.
         type: list
         elements: str
       ca_path:
-        description: Where O(from_resource) finds the CA certificate.
+        description: Where C(from_resource) finds the CA certificate.
         type: str
       cert_path:
-        description: Where O(to_resource) finds its certificate.
+        description: Where C(to_resource) finds its certificate.
         type: str
       condition:
         description:
         - C(started) waits until it runs; C(healthy) until its healthcheck passes; C(completed_successfully)
           until a one-shot container has exited with code 0.
-        - Defaults to C(healthy) when O(to_resource) has a healthcheck, else C(started).
+        - Defaults to C(healthy) when C(to_resource) has a healthcheck, else C(started).
         type: str
-        choices:
-        - started
-        - healthy
-        - completed_successfully
       connection_string_template:
         description:
         - Template with the placeholders C({user}), C({password}), C({host}), C({port}) and C({database});
@@ -228,10 +219,10 @@ options:
           without a password.
         type: str
       content:
-        description: Content of the file at O(source_path), written when it differs.
+        description: Content of the file at C(source_path), written when it differs.
         type: str
       create_volume:
-        description: Create O(volume_name) when it does not exist; without it a missing volume is an error.
+        description: Create C(volume_name) when it does not exist; without it a missing volume is an error.
         type: bool
       database_name:
         description: Database name (PostgreSQL) or number (Redis). Defaults to the user name, or C(0) for
@@ -246,17 +237,14 @@ options:
         description: 'Volume resource only: the volume driver.'
         type: str
       enable_ipv6:
-        description: Enable IPv6 on the network (give an IPv6 O(subnet) on engines without a default IPv6
+        description: Enable IPv6 on the network (give an IPv6 C(subnet) on engines without a default IPv6
           pool).
         type: bool
       engine:
         description: The database engine.
         type: str
-        choices:
-        - postgresql
-        - redis
       env_var_name:
-        description: Env variable contributed to O(from_resource). Defaults to C(DATABASE_URL), or C(REDIS_URL)
+        description: Env variable contributed to C(from_resource). Defaults to C(DATABASE_URL), or C(REDIS_URL)
           for Redis.
         type: str
       from_resource:
@@ -268,7 +256,7 @@ options:
         aliases:
         - from
       gateway:
-        description: IPAM gateway address inside O(subnet).
+        description: IPAM gateway address inside C(subnet).
         type: str
       health_check_path:
         description: Path requested by the health check.
@@ -280,7 +268,7 @@ options:
         description: An internal network has no route out of the host.
         type: bool
       key_path:
-        description: Where O(to_resource) finds its key.
+        description: Where C(to_resource) finds its key.
         type: str
       load_balancing:
         description:
@@ -290,49 +278,44 @@ options:
         type: str
       login_host:
         description:
-        - Address where this module reaches the server. Defaults to the O(to_resource) container's address,
+        - Address where this module reaches the server. Defaults to the C(to_resource) container's address,
           which the Docker host can reach on Linux; set it (with a published port) on Docker Desktop.
         type: str
       login_port:
-        description: Port for O(login_host). Defaults to the container port.
+        description: Port for C(login_host). Defaults to the container port.
         type: int
       migrations_dir:
         description: Directory of C(*.sql) migrations, each applied once in natural version order. PostgreSQL
           only.
         type: path
       mode:
-        description: File mode for O(source_path), like C(0644).
+        description: File mode for C(source_path), like C(0644).
         type: raw
       mount_path:
-        description: Absolute path inside the container. Required unless completed from O(description).
+        description: Absolute path inside the container. Required unless completed from C(description).
         type: str
       network_name:
-        description: Name of the Docker network. Required unless completed from O(description).
+        description: Name of the Docker network. Required unless completed from C(description).
         type: str
       owner:
-        description: Owner (name or uid) of O(source_path) on the Docker host.
+        description: Owner (name or uid) of C(source_path) on the Docker host.
         type: str
       password:
         description: Password. Never shown in any output.
         type: str
       port:
-        description: The port of O(to_resource). Discovered when not given; none found is an error that
+        description: The port of C(to_resource). Discovered when not given; none found is an error that
           says so.
         type: int
       protocol:
-        description: URL scheme. C(http) becomes C(https) with O(tls_enabled). C(grpc) and C(tcp) get a
+        description: URL scheme. C(http) becomes C(https) with C(tls_enabled). C(grpc) and C(tcp) get a
           TCP check instead of HTTP.
         type: str
-        choices:
-        - http
-        - https
-        - grpc
-        - tcp
       read_only:
-        description: Mount read-only into O(from_resource).
+        description: Mount read-only into C(from_resource).
         type: bool
       reapply_schema:
-        description: Apply O(schema_file) again when its content changed since it was applied.
+        description: Apply C(schema_file) again when its content changed since it was applied.
         type: bool
       schema_file:
         description:
@@ -340,8 +323,8 @@ options:
           the playbook's directory. PostgreSQL only.
         type: path
       service_name:
-        description: Host name in the URL and in the env name. Defaults to the O(to_resource) name; it must
-          resolve in O(from_resource).
+        description: Host name in the URL and in the env name. Defaults to the C(to_resource) name; it must
+          resolve in C(from_resource).
         type: str
       source_path:
         description:
@@ -363,7 +346,7 @@ options:
         type: bool
       to_resource:
         description:
-        - The resource the connection points at. It must exist and belong to O(stack), except in check mode,
+        - The resource the connection points at. It must exist and belong to C(stack), except in check mode,
           where a missing one is reported instead.
         type: str
         aliases:
@@ -390,9 +373,9 @@ options:
           to its own name).'
         type: str
       wait_for_ready:
-        description: Wait for a real login, retried until O(timeout); without it one attempt is made.
+        description: Wait for a real login, retried until C(timeout); without it one attempt is made.
         type: bool
-  
+
 attributes:
   check_mode:
     support: full
@@ -485,7 +468,7 @@ def main():
         if state == "absent":
             report = stack.absent(params["purge"])
         elif state == "verified":
-            reports = stack.verified()
+            reports = stack.verified(dry_run=module.check_mode)
             failed = [r for r in reports if r["ok"] is False]
             result = dict(changed=False, order=stack.order, entries=stack.entries, checks=reports)
             if failed:

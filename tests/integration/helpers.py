@@ -24,7 +24,8 @@ class Run(object):
 
     def result(self, name=None):
         """The result of the task called `name` (the last one when not given)."""
-        matching = [r for r in self.results if name is None or r["_task"] == name]
+        matching = [r for r in self.results
+                    if name is None or r["_task"] == name or r["_task"].endswith(" : " + name)]
         assert matching, "no result for task %r in:\n%s" % (name, self.output)
         return matching[-1]
 

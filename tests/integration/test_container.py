@@ -53,7 +53,7 @@ def test_env_drift_recreates_and_diff_names_it(stack):
     assert inspect("container", name)["Id"] == old_id
 
     drift_check = playbook([web_task(stack, env={"GREETING": "hello", "MODE": "b"})], check=True, diff=True)
-    assert drift_check.result("web")["actions"] == ["recreate"]
+    assert drift_check.result("web")["actions"] == ["recreate", "start"]
     assert drift_check.result("web")["reasons"] == ["env MODE"]
     assert inspect("container", name)["Id"] == old_id, "check mode recreated the container"
 
@@ -61,6 +61,7 @@ def test_env_drift_recreates_and_diff_names_it(stack):
     assert drifted.rc == 0, drifted.output
     assert drifted.result("web")["changed"] is True
     assert drifted.result("web")["reasons"] == ["env MODE"]
+    assert drifted.result("web")["actions"] == ["recreate", "start"]
     assert '-        "MODE": "a"' in drifted.output and '+        "MODE": "b"' in drifted.output
     assert inspect("container", name)["Id"] != old_id
     assert env_of(name)["MODE"] == "b"

@@ -1,0 +1,158 @@
+"""The stack module, the roles and playbooks/showcase.yml on a real engine."""
+import os
+import re
+
+import pytest
+
+from helpers import NGINX_IMAGE, ROOT, docker, engine_state, env_of, inspect, playbook, remove_stack, run_playbook
+
+SHOWCASE = os.path.join(ROOT, "playbooks/showcase.yml")
+LOCAL_IMAGES = ["-e", "@" + os.path.join(ROOT, "tests/images/local-images.yml")]
+CONTAINERS = ["postgres", "redis", "storage", "api", "frontend"]
+
+
+def showcase(*args, **kwargs):
+    return run_playbook(SHOWCASE, extra_args=LOCAL_IMAGES + list(args), **kwargs)
+
+
+def recap_changed(run):
+    found = re.search(r"changed=(\d+)", run.output.split("PLAY RECAP")[-1])
+    return int(found.group(1))
+
+
+def summary(run, task="Report what was done"):
+    return run.result(task)["msg"]
+
+
+@pytest.fixture
+def clean_showcase():
+    def clean():
+        remove_stack("showcase")
+        config = os.path.join(ROOT, "playbooks/config.json")
+        if os.path.exists(config):
+            os.unlink(config)
+    clean()
+    yield
+    clean()
+    docker("rm", "-f", "cw-foreign", check=False)
+
+
+def test_showcase_check_deploy_rerun_assert_destroy(clean_showcase):
+    before = engine_state()
+    check = showcase(check=True)
+    assert check.rc == 0, check.output
+    assert engine_state() == before, "--check changed Docker's state"
+    assert not os.path.exists(os.path.join(ROOT, "playbooks/config.json"))
+    lines = summary(check)
+    assert lines[0] == "order: postgres, redis, config_file, storage, api, frontend"
+    assert "container api: would be created, started" in lines
+
+    deploy = showcase(diff=True, verbose=True)
+    assert deploy.rc == 0, deploy.output
+    assert "secret123" not in deploy.output, "the password was printed"
+    assert summary(deploy)[0] == "order: postgres, redis, config_file, storage, api, frontend"
+    assert all(c["ok"] for c in deploy.result("Verify every connection from inside the containers")["checks"])
+
+    # The seed's "Usage" section, as written.
+    assert env_of("api")["DATABASE_URL"] == "postgresql://postgres:secret123@postgres:5432/appdb"
+    assert env_of("api")["REDIS_HOST"] == "redis"
+    assert env_of("frontend")["API_URL"] == "http://api:8000"
+    docker("exec", "api", "ping", "-c", "3", "redis")
+    docker("exec", "api", "nc", "-zv", "postgres", "5432")
+    docker("exec", "frontend", "nc", "-zv", "api", "8000")
+    assert docker("exec", "api", "cat", "/etc/app/config.json") == '{"log_level": "info"}'
+    docker("exec", "api", "sh", "-c", 'echo "test data" > /data/shared/test.txt')
+    assert docker("exec", "storage", "cat", "/data/shared/test.txt") == "test data"
+    assert docker("exec", "postgres", "psql", "-U", "postgres", "-d", "appdb", "-tAc",
+                  "SELECT to_regclass('users') IS NOT NULL") == "t"
+    ids = dict((name, inspect("container", name)["Id"]) for name in CONTAINERS)
+
+    rerun = showcase()
+    assert rerun.rc == 0, rerun.output
+    assert recap_changed(rerun) == 0, rerun.output
+    assert dict((name, inspect("container", name)["Id"]) for name in CONTAINERS) == ids
+    state = engine_state()
+    recheck = showcase(check=True)
+    assert recheck.rc == 0 and recap_changed(recheck) == 0
+    assert engine_state() == state
+
+    asserted = showcase(tags="assert")
+    assert asserted.rc == 0, asserted.output
+    assert recap_changed(asserted) == 0
+    assert [r["_task"].split(" : ")[-1] for r in asserted.results if not r["_task"].startswith("clockwork.connections.s")
+            or "Validating" not in r["_task"]] == ["Verify every connection from inside the containers", "Report the checks"]
+    assert len(asserted.result("Verify every connection from inside the containers")["checks"]) == 6
+
+    # A broken stack: every failed check is listed, not only the first.
+    docker("stop", "redis")
+    broken = showcase(tags="assert")
+    assert broken.rc != 0
+    msg = broken.result("Verify every connection from inside the containers")["msg"]
+    assert msg.startswith("2 of 6 checks failed")
+    assert "network api -> redis" in msg and "dependency frontend -> redis" in msg
+    healed = showcase()
+    assert healed.rc == 0 and "container redis: started" in summary(healed)
+
+    docker("run", "-d", "--name", "cw-foreign", NGINX_IMAGE)
+    destroy = showcase("-e", "clockwork_state=absent")
+    assert destroy.rc == 0, destroy.output
+    assert docker("ps", "-aq", "--filter", "label=io.clockwork.stack=showcase") == ""
+    assert docker("network", "ls", "-q", "--filter", "label=io.clockwork.stack=showcase") == ""
+    assert inspect("network", "backend-network") is None
+    assert inspect("volume", "app-shared-data") is not None, "destroy removed a named volume"
+    assert inspect("container", "cw-foreign")["State"]["Running"], "destroy touched a foreign container"
+    again = showcase("-e", "clockwork_state=absent")
+    assert again.rc == 0 and recap_changed(again) == 0
+    purge = showcase("-e", "clockwork_state=absent", "-e", "clockwork_purge=true")
+    assert purge.rc == 0 and inspect("volume", "app-shared-data") is None
+
+
+def stack_task(stack, resources, connections, **extra):
+    args = dict(name=stack, resources=resources, connections=connections)
+    args.update(extra)
+    return {"name": "stack", "clockwork.connections.stack": args, "register": "result"}
+
+
+@pytest.mark.parametrize("connections, message", [
+    ([{"type": "network", "from": "a", "to": "b", "network_name": "n"},
+      {"type": "dependency", "from": "b", "to": "a"}], "the connections form a cycle: {a} -> {b} -> {a}"),
+    ([{"type": "dependency", "from": "a", "to": "ghost"}],
+     "connection #1 (dependency {a} -> {ghost}): unknown resource {ghost} in to"),
+    ([{"type": "dependency", "from": "a", "to": "b", "network_name": "x"}],
+     "connection #1 (dependency {a} -> {b}): network_name is not a field of this type"),
+    ([{"type": "database", "from": "a", "to": "b", "engine": "mysql"}],
+     "connection #1 (database {a} -> {b}): value of engine must be one of"),
+])
+def test_invalid_stack_fails_before_anything_is_touched(stack, connections, message):
+    resources = [{"name": stack + "-" + n, "image": NGINX_IMAGE} for n in ("a", "b")]
+    for connection in connections:
+        connection["from"], connection["to"] = stack + "-" + connection["from"], stack + "-" + connection["to"]
+    message = message.format(**dict((n, stack + "-" + n) for n in ("a", "b", "ghost")))
+    before = engine_state()
+    run = playbook([stack_task(stack, resources, connections)])
+    assert run.rc != 0
+    assert message in run.result("stack")["msg"], run.result("stack")["msg"]
+    assert "Traceback" not in run.output
+    assert engine_state() == before
+
+
+def test_stack_drift_is_recreated_with_its_reason_and_conflicts_name_both(stack):
+    web = stack + "-web"
+    resources = [{"name": web, "image": NGINX_IMAGE, "env": {"MODE": "a"}}]
+    assert playbook([stack_task(stack, resources, [])]).rc == 0
+    resources[0]["env"]["MODE"] = "b"
+    run = playbook([stack_task(stack, resources, [])], diff=True)
+    assert run.rc == 0, run.output
+    entry = [e for e in run.result("stack")["entries"] if e["kind"] == "container"][0]
+    assert entry["actions"] == ["recreate", "start"] and entry["reasons"] == ["env MODE"]
+    assert "container %s" % web in run.output  # the diff's header
+
+    cache = stack + "-cache"
+    env = cache.upper().replace("-", "_") + "_HOST"
+    resources = [{"name": web, "image": NGINX_IMAGE, "env": {env: "elsewhere"}},
+                 {"name": cache, "image": NGINX_IMAGE}]
+    conflict = playbook([stack_task(stack, resources, [
+        {"type": "network", "from": web, "to": cache, "network_name": stack + "-n"}])])
+    assert conflict.rc != 0
+    assert "env %s is set differently by the container's own env and by network %s -> %s" % (env, web, cache) \
+        in conflict.result("stack")["msg"]
