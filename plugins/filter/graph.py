@@ -8,9 +8,9 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, env_name
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import (
-    connection_ends, deployment_order as order_of, mermaid, validate)
+    deployment_order as order_of, injected_env, mermaid, validate)
 
 
 def deployment_order(resources, connections=None):
@@ -19,20 +19,6 @@ def deployment_order(resources, connections=None):
         return order_of([r["name"] for r in resources], connections or [])
     except ClockworkError as exc:
         raise AnsibleFilterError(exc.msg)
-
-
-def injected_env(connection):
-    """The env names a connection gives its `from` container, as the modules name them."""
-    kind = connection.get("type")
-    _source, target = connection_ends(connection)
-    if kind == "network":
-        return [env_name(target) + "_HOST"]
-    if kind == "database":
-        return [connection.get("env_var_name") or ("REDIS_URL" if connection.get("engine") == "redis" else "DATABASE_URL")]
-    if kind == "service_mesh":
-        prefix = env_name(connection.get("service_name") or target)
-        return [prefix + "_URL"] + ([prefix + "_CA_FILE"] if connection.get("tls_enabled") else [])
-    return []
 
 
 def stack_diagram(resources, connections=None):

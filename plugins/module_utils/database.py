@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
+import importlib
 import os
 import re
 import shlex
@@ -27,21 +28,15 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionResult
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_in
 
-try:
-    import psycopg
-    HAS_PSYCOPG = True
-    PSYCOPG_IMPORT_ERROR = None
-except ImportError:
-    HAS_PSYCOPG = False
-    PSYCOPG_IMPORT_ERROR = traceback.format_exc()
 
-try:
-    import redis
-    HAS_REDIS = True
-    REDIS_IMPORT_ERROR = None
-except ImportError:
-    HAS_REDIS = False
-    REDIS_IMPORT_ERROR = traceback.format_exc()
+def _driver(name):
+    """Import a database driver only when a connection needs it: most stack runs with
+    nothing to do never load psycopg or redis (a few tenths of a second each)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise ClockworkError(missing_required_lib(name), exception=traceback.format_exc())
+
 
 DATABASE_ARGS = dict(
     engine=dict(type="str", default="postgresql", choices=["postgresql", "redis"]),
@@ -182,8 +177,8 @@ class PostgresTarget(object):
     """The PostgreSQL server behind a database connection."""
 
     def __init__(self, host, port, settings, timeout, wait, read_only):
-        if not HAS_PSYCOPG:
-            raise ClockworkError(missing_required_lib("psycopg"), exception=PSYCOPG_IMPORT_ERROR)
+        psycopg = _driver("psycopg")
+        self.errors = psycopg
         self.settings = settings
         self.where = "postgresql at %s:%s as %s (database %s)" % (host, port, settings["user"], settings["database"])
         options = "-c default_transaction_read_only=on" if read_only else None
@@ -199,7 +194,7 @@ class PostgresTarget(object):
     def _connect_or_report_missing(self):
         try:
             return self._connect(self.settings["database"])
-        except psycopg.OperationalError as exc:
+        except self.errors.OperationalError as exc:
             if "does not exist" not in str(exc):
                 raise
             return None   # server up, database missing: the caller creates it
@@ -241,7 +236,7 @@ class PostgresTarget(object):
                     "INSERT INTO %s (kind, name, checksum) VALUES (%%s, %%s, %%s) ON CONFLICT (kind, name)"
                     " DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()" % TRACKING_TABLE,
                     (kind, name, checksum))
-        except psycopg.Error as exc:
+        except self.errors.Error as exc:
             raise ClockworkError("%s %s failed%s: %s; rolled back, nothing of it was applied" % (
                 kind, name, _error_line(exc, sql), _server_message(exc)))
 
@@ -268,8 +263,7 @@ def _server_message(exc):
 
 
 def redis_ping(host, port, settings, timeout, wait):
-    if not HAS_REDIS:
-        raise ClockworkError(missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
+    redis = _driver("redis")
     where = "redis at %s:%s (database %s)" % (host, port, settings["database"])
 
     def ping():

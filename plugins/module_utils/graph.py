@@ -9,7 +9,7 @@ and the role use the same ones."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, env_name
 
 RESOURCE_TYPES = ("container", "file", "volume")
 CONNECTION_TYPES = ("dependency", "database", "network", "file", "service_mesh")
@@ -122,14 +122,35 @@ def mermaid(resources, connections, env_by_connection=None):
     for resource in resources:
         kind = resource.get("type", "container")
         label = resource["name"]
-        if kind == "container" and resource.get("image"):
-            label += "<br/>" + resource["image"]
         lines.append("    %s%s" % (_node_id(resource["name"]), shapes[kind] % label))
     for index, connection in enumerate(connections):
         source, target = connection_ends(connection)
-        label = connection["type"]
-        env = env_by_connection.get(index) or []
-        if env:
-            label += "<br/>" + "<br/>".join(env)
+        details = list(env_by_connection.get(index) or [])
+        if connection["type"] == "file":
+            details = [p for p in (connection.get("volume_name"), connection.get("mount_path")) if p]
+        elif connection["type"] == "network" and connection.get("network_name"):
+            details.insert(0, connection["network_name"])
+        label = "<br/>".join([connection["type"]] + details)
         lines.append('    %s -->|"%s"| %s' % (_node_id(source), label, _node_id(target)))
     return "\n".join(lines) + "\n"
+
+
+def injected_env(connection):
+    """The env names a connection gives its `from` container, as the modules name them."""
+    kind = connection.get("type")
+    _source, target = connection_ends(connection)
+    if kind == "network":
+        return [env_name(target) + "_HOST"]
+    if kind == "database":
+        return [connection.get("env_var_name") or ("REDIS_URL" if connection.get("engine") == "redis" else "DATABASE_URL")]
+    if kind == "service_mesh":
+        prefix = env_name(connection.get("service_name") or target)
+        return [prefix + "_URL"] + ([prefix + "_CA_FILE"] if connection.get("tls_enabled") else [])
+    return []
+
+
+def diagram_document(stack, resources, connections):
+    """The Markdown file the stack writes: a heading and the Mermaid flowchart."""
+    chart = mermaid(resources, connections, dict((i, injected_env(c)) for i, c in enumerate(connections)))
+    return ("# Stack %s\n\nWritten by clockwork.connections: resources, connections and the env they inject."
+            "\n\n```mermaid\n%s```\n" % (stack, chart))

@@ -21,10 +21,10 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     CONNECTION_ARGS, ConnectionContext, ConnectionResult)
 from ansible_collections.clockwork.connections.plugins.module_utils.container import (
-    CONTAINER_ARGS, ContainerConverger, ContainerSpec)
+    CONTAINER_ARGS, ContainerConverger, ContainerSpec, has_healthcheck, wait_for)
 from ansible_collections.clockwork.connections.plugins.module_utils.contribution import merge
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import (
-    deployment_order, describe_connection, validate)
+    deployment_order, describe_connection, diagram_document, validate)
 
 # type -> (its own arguments, its convergence)
 CONNECTION_TYPES = {
@@ -75,6 +75,7 @@ def validated(spec, data, where):
 
 class Stack(object):
     def __init__(self, engine, name, resources, connections, check_mode=False, base_dir=None):
+        self.declaration = (resources, connections)
         self.engine = engine
         self.name = name
         self.check_mode = check_mode
@@ -103,6 +104,9 @@ class Stack(object):
         self.entries = []
         self.diffs = []
         self.checks = []
+        # Containers started but not yet waited for: name -> whether this run started them.
+        # Waiting only when a dependent needs them lets independent containers start together.
+        self.unready = {}
 
     # -- declaration -> specs -------------------------------------------------
 
@@ -154,7 +158,23 @@ class Stack(object):
                 self._record("volume", resource.get("volume_name") or name, result.changed, result.actions)
             else:
                 self._converge_container(name)
+        for name in list(self.unready):
+            self._await(name)
         return self.report()
+
+    def write_diagram(self, path):
+        result = ConnectionResult("diagram", self.name, self.name)
+        file.write_file(self._path(path), diagram_document(self.name, *self.declaration), "0644", None,
+                        self.check_mode, result)
+        self._record("diagram", self._path(path), result.changed, result.actions)
+
+    def _await(self, name):
+        just_started = self.unready.pop(name, None)
+        if just_started is None or self.check_mode:
+            return
+        attrs = self.engine.container(name)
+        wait_for(self.engine, name, "healthy" if has_healthcheck(attrs) else "started", self.specs[name].timeout,
+                 just_started=just_started, who="container %s" % name)
 
     def _prepare_targets(self):
         """What connections put into their `to` container is known before it is created:
@@ -202,6 +222,7 @@ class Stack(object):
         for connection in self.connections:
             if connection["from_resource"] != name:
                 continue
+            self._await(connection["to_resource"])
             _args, converge = CONNECTION_TYPES[connection["type"]]
             result = converge(self.ctx, self._connection_params(connection))
             contributions.append(result.contribution)
@@ -211,7 +232,10 @@ class Stack(object):
         env, mounts, networks, secret_env = merge(spec.env, spec.mounts, spec.networks, contributions)
         spec.env, spec.mounts, spec.networks = env, mounts, networks
         spec.secret_env = set(secret_env)
+        wait, spec.wait = spec.wait, False
         outcome = ContainerConverger(self.engine, self.check_mode).converge(spec)
+        if wait and spec.state == "started":
+            self.unready[name] = outcome["changed"]
         self._record("container", name, outcome["changed"], outcome["actions"], outcome["reasons"],
                      outcome["diff"]["before"], outcome["diff"]["after"])
 

@@ -49,6 +49,11 @@ options:
   base_dir:
     description: Directory against which relative paths resolve. The action plugin sets the playbook's.
     type: path
+  diagram_path:
+    description:
+      - With O(state=present), write a Markdown file with a Mermaid picture of the stack there (resources,
+        connections with their types, the env each injects), when its content differs.
+    type: path
   resources:
     description:
       - The stack's resources. C(container) (the default type) takes the options of
@@ -457,6 +462,7 @@ def main():
             state=dict(type="str", default="present", choices=["present", "absent", "verified"]),
             purge=dict(type="bool", default=False),
             base_dir=dict(type="path"),
+            diagram_path=dict(type="path"),
         ),
         supports_check_mode=True)
     params = module.params
@@ -477,6 +483,9 @@ def main():
             return result
         else:
             report = stack.present()
+            if params["diagram_path"]:
+                stack.write_diagram(params["diagram_path"])
+                report = stack.report()
         if module._diff:
             report["diff"] = stack.diffs
         return report

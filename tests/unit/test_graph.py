@@ -58,3 +58,4 @@ def test_mermaid_lists_nodes_and_labelled_edges():
     assert text.startswith("flowchart TD\n")
     assert 'n_config_file[/"config_file"/]' in text
     assert 'n_api -->|"network<br/>REDIS_HOST"| n_redis' in text
+    assert "image" not in text
