@@ -41,8 +41,42 @@ attributes:
     support: full
     description: Shows what the connection owns before and after.
 notes:
+  - Fields left out are completed from O(description) where the module can complete them (see its C(llm)
+    option), and the result's C(completion) says which, and by whom (C(llm) or C(local)). Values the task
+    gives always win.
   - The result's C(contribution) is meant for M(clockwork.connections.container)'s O(clockwork.connections.container#module:contributions),
     and its C(contribution.checks) for M(clockwork.connections.verify).
+"""
+
+    # Options of the connection modules whose fields a description can complete.
+    COMPLETION = r"""
+options:
+  llm:
+    description:
+      - The OpenAI-compatible endpoint that completes missing fields from a connection's C(description). Without it,
+        E(CLOCKWORK_LLM_BASE_URL), E(CLOCKWORK_LLM_MODEL) and E(CLOCKWORK_LLM_API_KEY) (or E(OPENAI_BASE_URL)
+        and E(OPENAI_API_KEY)) apply; with no endpoint at all, a deterministic local completer fills them.
+      - Can be set for every connection module at once through C(module_defaults) and the action group
+        C(group/clockwork.connections.connections).
+    type: dict
+    suboptions:
+      base_url:
+        description: Base URL, such as C(https://api.openai.com/v1) or C(http://localhost:11434/v1).
+        type: str
+      model:
+        description: Model name.
+        type: str
+      api_key:
+        description: API key, sent as a bearer token. Never shown.
+        type: str
+      timeout:
+        description: Seconds one request may take.
+        type: int
+  lock_file:
+    description:
+      - Where completions are recorded and reused, so that reruns make no model call and change nothing.
+        Defaults to E(CLOCKWORK_LOCK_FILE), else C(clockwork.lock.yml) beside the playbook. Commit it.
+    type: path
 """
 
     RETURN = r"""
@@ -56,6 +90,11 @@ actions:
   returned: always
   type: list
   elements: str
+completion:
+  description: The fields completed from the description, and by whom (C(llm) or C(local)), and whether the lock file had them.
+  returned: when fields were completed
+  type: dict
+  sample: {fields: {network_name: backend-network, driver: bridge}, source: local, from_lock: true}
 contribution:
   description: What the connection gives its C(from) container.
   returned: always

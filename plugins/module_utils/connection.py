@@ -23,6 +23,18 @@ CONNECTION_ARGS = dict(
     stack=dict(type="str", default="default"),
 )
 
+# Used by the action plugins in front of the modules (field completion); accepted here so
+# that module_defaults can set them.
+COMPLETION_ARGS = dict(
+    llm=dict(type="dict", options=dict(
+        base_url=dict(type="str"),
+        model=dict(type="str"),
+        api_key=dict(type="str", no_log=True),
+        timeout=dict(type="int"),
+    )),
+    lock_file=dict(type="path"),
+)
+
 
 class Endpoint(object):
     """One end of a connection: what was declared (in a stack) and what Docker has now."""

@@ -8,7 +8,7 @@ __metaclass__ = type
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
-    CONNECTION_ARGS, ConnectionContext)
+    COMPLETION_ARGS, CONNECTION_ARGS, ConnectionContext)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (
     Engine, require_docker)
 
@@ -25,9 +25,12 @@ def run_module(module, converge):
     module.exit_json(**result)
 
 
-def connection_spec(type_args):
-    """The argument spec of a connection module: the shared fields plus the type's own."""
+def connection_spec(type_args, completion=True):
+    """The argument spec of a connection module: the shared fields plus the type's own,
+    and the completion options where a description can complete fields."""
     spec = dict(CONNECTION_ARGS)
+    if completion:
+        spec.update(COMPLETION_ARGS)
     spec.update(type_args)
     return spec
 

@@ -56,6 +56,8 @@ def _union(specs):
 CONNECTION_OPTIONS = dict(_union([CONNECTION_ARGS] + [args for args, _fn in CONNECTION_TYPES.values()]),
                           type=dict(type="str", required=True, choices=sorted(CONNECTION_TYPES)))
 CONNECTION_OPTIONS.pop("stack")
+for _top_level in ("llm", "lock_file"):   # options of the whole stack, not of each connection
+    CONNECTION_OPTIONS.pop(_top_level, None)
 RESOURCE_OPTIONS = dict(_union(RESOURCE_TYPES.values()),
                         type=dict(type="str", default="container", choices=sorted(RESOURCE_TYPES)))
 RESOURCE_OPTIONS.pop("state")

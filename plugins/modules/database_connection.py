@@ -35,6 +35,7 @@ requirements:
   - docker (the Docker SDK for Python) >= 7.0
 extends_documentation_fragment:
   - clockwork.connections.connection
+  - clockwork.connections.connection.completion
 options:
   engine:
     description: The database engine.

@@ -69,7 +69,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.module_runne
 
 
 def main():
-    module = AnsibleModule(argument_spec=connection_spec(dependency.DEPENDENCY_ARGS), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=connection_spec(dependency.DEPENDENCY_ARGS, completion=False), supports_check_mode=True)
     run_connection(module, dependency.converge)
 
 

@@ -31,6 +31,7 @@ requirements:
   - docker (the Docker SDK for Python) >= 7.0
 extends_documentation_fragment:
   - clockwork.connections.connection
+  - clockwork.connections.connection.completion
 options:
   mount_path:
     description: Absolute path inside the container. Required unless completed from O(description).

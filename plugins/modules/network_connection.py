@@ -30,6 +30,7 @@ requirements:
   - docker (the Docker SDK for Python) >= 7.0
 extends_documentation_fragment:
   - clockwork.connections.connection
+  - clockwork.connections.connection.completion
 options:
   network_name:
     description: Name of the Docker network. Required unless completed from O(description).

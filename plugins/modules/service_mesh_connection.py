@@ -33,6 +33,7 @@ requirements:
   - cryptography (with O(tls_enabled))
 extends_documentation_fragment:
   - clockwork.connections.connection
+  - clockwork.connections.connection.completion
 options:
   protocol:
     description: URL scheme. C(http) becomes C(https) with O(tls_enabled). C(grpc) and C(tcp) get a TCP check instead of HTTP.

@@ -26,8 +26,12 @@ description:
     failing with the list of every failed check.
   - The fields of each resource and connection are those of M(clockwork.connections.container) and of
     the connection modules; each entry is checked against its own type's fields and defaults.
+  - Connections with a C(description) and missing fields are completed first, all in one pass, by the
+    action plugin (see O(llm)); the result's C(completion) lists them by connection.
 author:
   - Clockwork Connections developers (@clockwork-connections)
+extends_documentation_fragment:
+  - clockwork.connections.connection.completion
 requirements:
   - docker (the Docker SDK for Python) >= 7.0
   - psycopg >= 3.1 and redis >= 4 for database connections; cryptography for TLS
@@ -439,6 +443,10 @@ entries:
   sample:
     - {kind: container, name: api, changed: true, actions: [recreate, start], reasons: [env LOG_LEVEL]}
     - {kind: connection, name: network api -> redis, changed: false, actions: [], reasons: []}
+completion:
+  description: Per connection, the fields completed from its description and by whom (C(llm) or C(local)).
+  returned: when fields were completed
+  type: dict
 checks:
   description: With O(state=verified), one report per check; otherwise the checks that would run.
   returned: always
@@ -448,6 +456,7 @@ checks:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.clockwork.connections.plugins.module_utils.connection import COMPLETION_ARGS
 from ansible_collections.clockwork.connections.plugins.module_utils.module_runner import run_module
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import (
     CONNECTION_OPTIONS, RESOURCE_OPTIONS, Stack)
@@ -463,6 +472,7 @@ def main():
             purge=dict(type="bool", default=False),
             base_dir=dict(type="path"),
             diagram_path=dict(type="path"),
+            **COMPLETION_ARGS
         ),
         supports_check_mode=True)
     params = module.params

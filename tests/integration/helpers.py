@@ -34,23 +34,30 @@ class Run(object):
         return any(r.get("changed") for r in self.results)
 
 
-def playbook(tasks, check=False, diff=False, extra_vars=None, verbose=False, workdir=None, tags=None):
+def playbook(tasks, check=False, diff=False, extra_vars=None, verbose=False, workdir=None, tags=None, env=None,
+             play_extra=None):
     """Run `tasks` (a list of task dicts) on localhost; returns a Run."""
     workdir = workdir or tempfile.mkdtemp(prefix="clockwork-test-")
     path = os.path.join(workdir, "play.yml")
+    play = {"hosts": "localhost", "gather_facts": False, "tasks": tasks}
+    play.update(play_extra or {})
     with open(path, "w") as handle:
-        yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}], handle)
-    return run_playbook(path, check=check, diff=diff, extra_vars=extra_vars, verbose=verbose, tags=tags)
+        yaml.safe_dump([play], handle)
+    return run_playbook(path, check=check, diff=diff, extra_vars=extra_vars, verbose=verbose, tags=tags, env=env)
 
 
-def run_playbook(path, check=False, diff=False, extra_vars=None, verbose=False, tags=None, extra_args=()):
+def run_playbook(path, check=False, diff=False, extra_vars=None, verbose=False, tags=None, extra_args=(), env=None):
     results_file = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
-    env = dict(os.environ,
+    overrides = env or {}
+    # No model endpoint leaks in from the machine: tests that want one pass it.
+    base = dict((k, v) for k, v in os.environ.items() if not k.startswith(("CLOCKWORK_LLM_", "OPENAI_")))
+    env = dict(base,
                ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
                ANSIBLE_CALLBACK_PLUGINS=os.path.join(ROOT, "tests/integration/callback_plugins"),
                ANSIBLE_CALLBACKS_ENABLED="clockwork_results",
                ANSIBLE_NOCOLOR="1",
                CLOCKWORK_RESULTS_FILE=results_file)
+    env.update(overrides)
     cmd = [os.path.join(VENV_BIN, "ansible-playbook"), path,
            "-i", os.path.join(ROOT, "playbooks/inventory.ini")]
     if check:
