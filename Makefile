@@ -46,6 +46,7 @@ lint: venv
 	$(BIN)/ansible-lint
 
 bench: venv engine images
+	command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose; }
 	$(PY) bench/run.py
 
 clean:

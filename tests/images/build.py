@@ -10,6 +10,7 @@ rebuilds. Usage: ``build.py [--force]``.
 import argparse
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -67,11 +68,24 @@ def debian_mirror():
     sys.exit("build.py: no Debian mirror found in this machine's apt sources")
 
 
+def ensure_debootstrap():
+    """On a fresh Debian machine, as root, install debootstrap like the engine bootstrap does."""
+    if shutil.which("debootstrap"):
+        return
+    if os.geteuid() != 0 or not os.path.exists("/etc/debian_version"):
+        sys.exit("build.py: debootstrap is missing; install it (Debian package debootstrap) and rerun")
+    print("build.py: installing the Debian package debootstrap", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "debootstrap"], check=True, env=env, stdout=subprocess.DEVNULL)
+
+
 def build_base(recipe):
     packages = [
         line.strip() for line in (HERE / "base/packages.txt").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
+    ensure_debootstrap()
     with tempfile.TemporaryDirectory(prefix="clockwork-rootfs-") as rootfs:
         print("build.py: debootstrap %s with %s" % (SUITE, ", ".join(packages)), flush=True)
         result = subprocess.run(
