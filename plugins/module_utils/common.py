@@ -15,7 +15,6 @@ RESOURCE_LABEL = "io.clockwork.resource"
 PORTS_LABEL = "io.clockwork.ports"
 # Mounts that connections added to a container after its creation (file, TLS).
 KEPT_MOUNTS_LABEL = "io.clockwork.connection-mounts"
-DEFAULT_STACK = "default"
 
 
 class ClockworkError(Exception):

@@ -95,6 +95,14 @@ class ConnectionContext(object):
         return endpoint
 
 
+def required_field(params, field, connection):
+    """A field the connection cannot do without, once completion had its chance."""
+    value = params.get(field)
+    if not value:
+        raise ClockworkError("%s: %s is required (or a description to complete it from)" % (connection, field))
+    return value
+
+
 def connection_label(kind, from_name, to_name):
     return "%s %s -> %s" % (kind, from_name, to_name)
 

@@ -7,7 +7,6 @@ compare them, and leave it alone, create it, or recreate it saying what drifted.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import json
 import os
 import re
 import shlex
@@ -366,8 +365,7 @@ class ContainerConverger(object):
         # A recreated container is a new one: in check mode too, it would need starting.
         recreated_in_check = self.check_mode and "recreate" in result["actions"]
         result["changed"] |= self._run_state(spec, None if recreated_in_check else attrs, result)
-        result["container"] = describe(self.engine, spec.name) if not self.check_mode else (
-            describe(self.engine, spec.name) if attrs else {"name": spec.name, "state": "absent"})
+        result["container"] = describe(self.engine, spec.name)
         return result
 
     # -- pieces -----------------------------------------------------------------
@@ -553,7 +551,3 @@ def wait_for(engine, name, condition, timeout, just_started=False, who=None):
 def has_healthcheck(attrs):
     test = (((attrs or {}).get("Config") or {}).get("Healthcheck") or {}).get("Test")
     return bool(test) and test != ["NONE"]
-
-
-def to_json(value):
-    return json.dumps(value, sort_keys=True)

@@ -17,7 +17,8 @@ import shlex
 import uuid
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, owner_labels
-from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionResult
+from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
+    ConnectionResult, required_field)
 from ansible_collections.clockwork.connections.plugins.module_utils.container import ensure_mounted
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError, exec_in
 
@@ -109,9 +110,7 @@ def ensure_volume(ctx, name, driver, create, result):
 def converge(ctx, params):
     from_name, to_name = params["from_resource"], params["to_resource"]
     result = ConnectionResult("file", from_name, to_name)
-    mount_path = params.get("mount_path")
-    if not mount_path:
-        raise ClockworkError("%s: mount_path is required (or a description to complete it from)" % result.name)
+    mount_path = required_field(params, "mount_path", result.name)
     if not posixpath.isabs(mount_path):
         raise ClockworkError("%s: mount_path %s must be an absolute path inside the container"
                              % (result.name, mount_path))

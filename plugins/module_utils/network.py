@@ -11,7 +11,8 @@ import shlex
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     ClockworkError, env_name, owned_by, owner_labels)
-from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionResult
+from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
+    ConnectionResult, required_field)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError, exec_in
 
 NETWORK_ARGS = dict(
@@ -146,9 +147,7 @@ def converge(ctx, params):
     """Run one network connection; returns its ConnectionResult."""
     from_name, to_name = params["from_resource"], params["to_resource"]
     result = ConnectionResult("network", from_name, to_name)
-    network = params.get("network_name")
-    if not network:
-        raise ClockworkError("%s: network_name is required (or a description to complete it from)" % result.name)
+    network = required_field(params, "network_name", result.name)
     to = ctx.require_to(to_name, result.name)
     converger = NetworkConverger(ctx)
     converger.ensure(network, wanted_settings(params), result)

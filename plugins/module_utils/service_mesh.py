@@ -77,6 +77,11 @@ def converge(ctx, params):
         raise ClockworkError("%s: load_balancing %s cannot be honoured: Docker's DNS only rotates the addresses "
                              "of containers sharing a name (round_robin)" % (result.name, policy))
     to = ctx.require_to(to_name, result.name)
+    if ctx.check_mode and not to.exists and to.spec is None and not params.get("port"):
+        # A dry run before `to` exists: its ports are not known yet, and that is no error.
+        result.extra["service"] = {"url": None, "port": None,
+                                   "port_source": "unknown until %s exists (check mode)" % to_name}
+        return result
     port, found = discover_port(ctx, to, params, result.name)
     service = params.get("service_name") or to_name
     protocol = "https" if params.get("tls_enabled") and params.get("protocol") == "http" else params.get("protocol")

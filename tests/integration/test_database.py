@@ -209,3 +209,17 @@ def test_redis_with_and_without_password(stack):
     schema = playbook([{"name": "r", "clockwork.connections.database_connection": {
         "from": "x", "to": plain, "engine": "redis", "schema_file": "/etc/hostname", "stack": stack}}])
     assert schema.rc != 0 and "Redis has no schema" in schema.result("r")["msg"]
+
+
+def test_a_server_that_does_not_answer_times_out(stack):
+    pg = stack + "-pg"
+    assert playbook([postgres_task(pg, stack)]).rc == 0
+    docker("pause", pg)   # the address answers nothing: connections hang until their time-out
+    try:
+        run = playbook([db_task(stack, pg, timeout=3)])
+    finally:
+        docker("unpause", pg)
+    assert run.rc != 0
+    msg = run.result("db")["msg"]
+    assert "login to postgresql at" in msg and "(timeout 3s)" in msg
+    assert "Traceback" not in run.output

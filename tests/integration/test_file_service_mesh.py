@@ -143,7 +143,15 @@ def mesh_tasks(stack, workdir, **mesh):
 
 def test_service_url_and_health_check_over_http(stack, workdir):
     api, frontend = stack + "-api", stack + "-frontend"
-    run = playbook(mesh_tasks(stack, workdir))
+    tasks = mesh_tasks(stack, workdir)
+    before = engine_state()
+    check = playbook(tasks, check=True, diff=True)
+    assert check.rc == 0, check.output
+    assert check.result("mesh")["service"]["port_source"] == "unknown until %s exists (check mode)" % api
+    assert check.result("verify")["checks"] == []   # nothing to prove yet
+    assert engine_state() == before
+
+    run = playbook(tasks)
     assert run.rc == 0, run.output
     assert run.result("mesh")["service"]["port_source"] == "declared by %s" % api
     env_key = api.upper().replace("-", "_") + "_URL"
@@ -151,8 +159,11 @@ def test_service_url_and_health_check_over_http(stack, workdir):
     assert run.result("verify")["checks"][0]["msg"] == "GET http://%s:8000/health from %s answered 200" % (api, frontend)
     docker("exec", frontend, "nc", "-zv", api, "8000")
 
-    again = playbook(mesh_tasks(stack, workdir))
+    again = playbook(tasks)
     assert again.rc == 0 and not again.changed
+    state = engine_state()
+    last = playbook(tasks, check=True)
+    assert last.rc == 0 and not last.changed and engine_state() == state
 
     wrong = playbook(mesh_tasks(stack, workdir, health_check_path="/nope"))
     assert wrong.rc != 0
@@ -184,6 +195,9 @@ def test_health_check_over_https_with_the_generated_ca(stack, workdir):
 
     again = playbook(tls)
     assert again.rc == 0 and not again.changed, [r["_task"] for r in again.results if r.get("changed")]
+    state = engine_state()
+    last = playbook(tls, check=True)
+    assert last.rc == 0 and not last.changed and engine_state() == state
     assert (workdir / "tls" / (api + ".crt")).read_bytes() == cert_before
 
     # Another service name changes the certificate's names: a new certificate, and the server restarts.

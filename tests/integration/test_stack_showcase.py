@@ -94,6 +94,10 @@ def test_showcase_check_deploy_rerun_assert_destroy(clean_showcase):
     assert healed.rc == 0 and "container redis: started" in summary(healed)
 
     docker("run", "-d", "--name", "cw-foreign", NGINX_IMAGE)
+    state = engine_state()
+    dry_destroy = showcase("-e", "clockwork_state=absent", check=True)
+    assert dry_destroy.rc == 0 and engine_state() == state
+    assert "container api: would be removed" in summary(dry_destroy)
     destroy = showcase("-e", "clockwork_state=absent")
     assert destroy.rc == 0, destroy.output
     assert docker("ps", "-aq", "--filter", "label=io.clockwork.stack=showcase") == ""
