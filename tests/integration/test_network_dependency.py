@@ -190,3 +190,19 @@ def test_dependency_completed_successfully_and_check_mode_on_missing(stack):
     assert missing.rc == 0, missing.output
     assert missing.result("dep")["dependency"]["state"] == "absent"
     assert missing.result("dep")["changed"] is False
+
+
+def test_ipv6_network(stack):
+    api, cache, network = stack + "-api", stack + "-cache", stack + "-backend"
+    subnet = "fd00:c1:%x::/64" % random.randint(1, 0xfffe)
+    tasks = network_tasks(stack, subnet, gateway=None, enable_ipv6=True)
+    run = playbook(tasks)
+    assert run.rc == 0, run.output
+    attrs = inspect("network", network)
+    assert attrs["EnableIPv6"] is True
+    assert subnet in [pool["Subnet"] for pool in attrs["IPAM"]["Config"]]
+    address = inspect("container", cache)["NetworkSettings"]["Networks"][network]["GlobalIPv6Address"]
+    assert address.startswith(subnet.split("::")[0])
+    docker("exec", api, "ping", "-6", "-c", "1", cache)
+    again = playbook(tasks)
+    assert again.rc == 0 and not again.changed
