@@ -79,6 +79,16 @@ class ConnectionContext(object):
         self.check_mode = check_mode
         self.declared = declared or {}   # resource name -> ContainerSpec (stack module only)
         self.base_dir = base_dir
+        # What this run already did or, in check mode, already reported it would do, such as
+        # ("volume", name): each is reported once, where it happens first.
+        self.planned = set()
+
+    def first_time(self, key):
+        """True the first time this run asks about `key`, then False."""
+        if key in self.planned:
+            return False
+        self.planned.add(key)
+        return True
 
     def endpoint(self, name):
         return Endpoint(name, self.engine.container(name), self.declared.get(name))

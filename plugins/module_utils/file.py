@@ -90,6 +90,8 @@ def set_mode_and_owner(path, mode, owner, check_mode, result):
 
 
 def ensure_volume(ctx, name, driver, create, result):
+    if not ctx.first_time(("volume", name)):
+        return
     attrs = ctx.engine.volume(name)
     if attrs is None:
         if not create:
@@ -133,7 +135,8 @@ def converge(ctx, params):
     elif params.get("source_path"):
         source = params["source_path"]
         if params.get("content") is not None:
-            write_file(source, params["content"], params.get("mode"), params.get("owner"), ctx.check_mode, result)
+            if ctx.first_time(("file", source)):
+                write_file(source, params["content"], params.get("mode"), params.get("owner"), ctx.check_mode, result)
             check["sha256"] = hashlib.sha256(params["content"].encode("utf-8")).hexdigest()
         elif not os.path.exists(source):
             raise ClockworkError("%s: source_path %s does not exist on the Docker host" % (result.name, source))

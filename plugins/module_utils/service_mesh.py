@@ -62,8 +62,9 @@ def tls_mounts(ctx, params, result):
     service = params.get("service_name") or to_name
     directory = params.get("tls_dir") or default_tls_dir(ctx.stack)
     actions, files = ensure_certificates(directory, ctx.stack, to_name, [service, to_name], ctx.check_mode)
-    for action in actions:
-        result.act(action)
+    if ctx.first_time(("tls", directory, to_name)):
+        for action in actions:
+            result.act(action)
     result.extra["tls_files"] = files
     return [{"type": "bind", "source": source, "target": target, "read_only": True}
             for source, target in ((files["cert"], params["cert_path"]), (files["key"], params["key_path"]))]

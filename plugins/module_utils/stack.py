@@ -109,6 +109,8 @@ class Stack(object):
         # Containers started but not yet waited for: name -> whether this run started them.
         # Waiting only when a dependent needs them lets independent containers start together.
         self.unready = {}
+        # Containers whose TLS files got new content: a running one restarts to read them.
+        self.renewed_tls = set()
 
     # -- declaration -> specs -------------------------------------------------
 
@@ -201,6 +203,8 @@ class Stack(object):
                     for mount in service_mesh.tls_mounts(self.ctx, connection, result):
                         self._add_mount(spec, mount)
                     self._record("tls", spec.name, result.changed, result.actions)
+                    if result.changed:
+                        self.renewed_tls.add(spec.name)
 
     @staticmethod
     def _add_mount(spec, mount):
@@ -211,6 +215,7 @@ class Stack(object):
         result = ConnectionResult("file", resource["name"], resource["name"])
         path = self._path(resource["path"])
         if resource.get("content") is not None:
+            self.ctx.first_time(("file", path))
             file.write_file(path, resource["content"], resource.get("mode"), resource.get("owner"),
                             self.check_mode, result)
         elif not os.path.exists(path):
@@ -236,6 +241,13 @@ class Stack(object):
         spec.secret_env = set(secret_env)
         wait, spec.wait = spec.wait, False
         outcome = ContainerConverger(self.engine, self.check_mode).converge(spec)
+        fresh = any(action in ("create", "recreate") for action in outcome["actions"])
+        if name in self.renewed_tls and not fresh and spec.state == "started":
+            outcome["changed"] = True
+            outcome["actions"].append("restart for its new certificate")
+            if not self.check_mode:
+                self.engine.api.restart(name)
+                self.engine.forget("container", name)
         if wait and spec.state == "started":
             self.unready[name] = outcome["changed"]
         self._record("container", name, outcome["changed"], outcome["actions"], outcome["reasons"],

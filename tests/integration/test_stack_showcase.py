@@ -160,3 +160,42 @@ def test_stack_drift_is_recreated_with_its_reason_and_conflicts_name_both(stack)
     assert conflict.rc != 0
     assert "env %s is set differently by the container's own env and by network %s -> %s" % (env, web, cache) \
         in conflict.result("stack")["msg"]
+
+
+def test_stack_tls_and_renewal_restart_the_server(stack, tmp_path):
+    from test_file_service_mesh import API_COMMAND, HEALTH_CONF, TLS_CONF
+    (tmp_path / "health.conf").write_text(HEALTH_CONF)
+    (tmp_path / "tls.conf").write_text(TLS_CONF)
+    api, frontend = stack + "-api", stack + "-frontend"
+    resources = [
+        {"name": api, "image": NGINX_IMAGE, "ports": ["8443"], "command": API_COMMAND, "mounts": [
+            {"type": "bind", "source": str(tmp_path / "health.conf"), "target": "/etc/nginx/conf.d/health.conf",
+             "read_only": True},
+            {"type": "bind", "source": str(tmp_path / "tls.conf"), "target": "/srv/tls.conf", "read_only": True}]},
+        {"name": frontend, "image": NGINX_IMAGE}]
+    mesh = {"type": "service_mesh", "from": frontend, "to": api, "tls_enabled": True,
+            "tls_dir": str(tmp_path / "tls"), "health_check_timeout": 10}
+
+    def run(**extra):
+        connection = dict(mesh, **extra)
+        return playbook([stack_task(stack, resources, [connection]),
+                         stack_task(stack, resources, [connection], state="verified")])
+
+    first = run()
+    assert first.rc == 0, first.output
+    assert env_of(frontend)[api.upper().replace("-", "_") + "_URL"] == "https://%s:8443" % api
+    assert "answered 200" in first.result("stack")["checks"][0]["msg"]
+    started = inspect("container", api)["State"]["StartedAt"]
+    again = run()
+    assert again.rc == 0 and not again.results[0]["changed"]
+
+    # New names for the certificate: made again, and the running server restarted (same mounts).
+    renamed = run(service_name=stack + "-secure")
+    assert renamed.rc == 0, renamed.output
+    entries = dict((e["kind"] + " " + e["name"], e) for e in renamed.results[0]["entries"])
+    assert any(a.startswith("generate certificate") for a in entries["tls " + api]["actions"])
+    assert "restart for its new certificate" in entries["container " + api]["actions"]
+    assert inspect("container", api)["State"]["StartedAt"] != started
+    secure_url = "https://%s-secure:8443/health" % stack
+    assert "answered 200" in renamed.result("stack")["checks"][0]["msg"] and secure_url in \
+        renamed.result("stack")["checks"][0]["msg"]
