@@ -19,7 +19,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils import (
 from ansible_collections.clockwork.connections.plugins.module_utils.checks import run_checks
 from ansible_collections.clockwork.connections.plugins.module_utils.common import STACK_LABEL, ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
-    CONNECTION_ARGS, ConnectionContext, ConnectionResult)
+    COMPLETION_ARGS, CONNECTION_ARGS, ConnectionContext, ConnectionResult)
 from ansible_collections.clockwork.connections.plugins.module_utils.container import (
     CONTAINER_ARGS, ContainerConverger, ContainerSpec, has_healthcheck, wait_for)
 from ansible_collections.clockwork.connections.plugins.module_utils.contribution import merge
@@ -291,3 +291,43 @@ class Stack(object):
     def report(self):
         return {"changed": any(e["changed"] for e in self.entries), "order": self.order,
                 "entries": self.entries, "checks": self.checks}
+
+
+# The stack module's arguments: the module and the action plugin's in-process path use them.
+STACK_ARGUMENT_SPEC = dict(
+    name=dict(type="str", required=True),
+    resources=dict(type="list", elements="dict", default=[], options=RESOURCE_OPTIONS),
+    connections=dict(type="list", elements="dict", default=[], options=CONNECTION_OPTIONS),
+    state=dict(type="str", default="present", choices=["present", "absent", "verified"]),
+    purge=dict(type="bool", default=False),
+    base_dir=dict(type="path"),
+    diagram_path=dict(type="path"),
+    **COMPLETION_ARGS
+)
+
+
+def run_stack(engine, params, check_mode=False, diff=False):
+    """What the stack module does with its validated parameters; returns the result.
+
+    Failed checks raise ClockworkError with the whole report in its details."""
+    state = params["state"]
+    stack = Stack(engine, params["name"], params["resources"], params["connections"],
+                  check_mode=check_mode or state == "verified", base_dir=params["base_dir"])
+    if state == "absent":
+        report = stack.absent(params["purge"])
+    elif state == "verified":
+        reports = stack.verified(dry_run=check_mode)
+        failed = [r for r in reports if r["ok"] is False]
+        result = dict(changed=False, order=stack.order, entries=stack.entries, checks=reports)
+        if failed:
+            raise ClockworkError("%d of %d checks failed: %s" % (len(failed), len(reports), "; ".join(
+                "%s: %s" % (r["connection"], r["msg"]) for r in failed)), **result)
+        return result
+    else:
+        stack.present()
+        if params["diagram_path"]:
+            stack.write_diagram(params["diagram_path"])
+        report = stack.report()
+    if diff:
+        report["diff"] = stack.diffs
+    return report

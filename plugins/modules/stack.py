@@ -456,51 +456,13 @@ checks:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.clockwork.connections.plugins.module_utils.connection import COMPLETION_ARGS
 from ansible_collections.clockwork.connections.plugins.module_utils.module_runner import run_module
-from ansible_collections.clockwork.connections.plugins.module_utils.stack import (
-    CONNECTION_OPTIONS, RESOURCE_OPTIONS, Stack)
+from ansible_collections.clockwork.connections.plugins.module_utils.stack import STACK_ARGUMENT_SPEC, run_stack
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            name=dict(type="str", required=True),
-            resources=dict(type="list", elements="dict", default=[], options=RESOURCE_OPTIONS),
-            connections=dict(type="list", elements="dict", default=[], options=CONNECTION_OPTIONS),
-            state=dict(type="str", default="present", choices=["present", "absent", "verified"]),
-            purge=dict(type="bool", default=False),
-            base_dir=dict(type="path"),
-            diagram_path=dict(type="path"),
-            **COMPLETION_ARGS
-        ),
-        supports_check_mode=True)
-    params = module.params
-
-    def converge(engine):
-        state = params["state"]
-        stack = Stack(engine, params["name"], params["resources"], params["connections"],
-                      check_mode=module.check_mode or state == "verified", base_dir=params["base_dir"])
-        if state == "absent":
-            report = stack.absent(params["purge"])
-        elif state == "verified":
-            reports = stack.verified(dry_run=module.check_mode)
-            failed = [r for r in reports if r["ok"] is False]
-            result = dict(changed=False, order=stack.order, entries=stack.entries, checks=reports)
-            if failed:
-                module.fail_json(msg="%d of %d checks failed: %s" % (len(failed), len(reports), "; ".join(
-                    "%s: %s" % (r["connection"], r["msg"]) for r in failed)), **result)
-            return result
-        else:
-            report = stack.present()
-            if params["diagram_path"]:
-                stack.write_diagram(params["diagram_path"])
-                report = stack.report()
-        if module._diff:
-            report["diff"] = stack.diffs
-        return report
-
-    run_module(module, converge)
+    module = AnsibleModule(argument_spec=STACK_ARGUMENT_SPEC, supports_check_mode=True)
+    run_module(module, lambda engine: run_stack(engine, module.params, module.check_mode, module._diff))
 
 
 if __name__ == "__main__":

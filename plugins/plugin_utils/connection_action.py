@@ -48,8 +48,7 @@ class ConnectionAction(ActionBase):
         except completion.CompletionError as exc:
             result.update(failed=True, msg=str(exc))
             return result
-        result.update(self._execute_module(module_name=self._task.resolved_action, module_args=args,
-                                           task_vars=task_vars))
+        result.update(self.execute(args, task_vars))
         if result.get("failed"):
             return result
         if completed:
@@ -63,6 +62,10 @@ class ConnectionAction(ActionBase):
             lock.save()
         self.after_module(args, result)
         return result
+
+    def execute(self, args, task_vars):
+        """Hook: run the work; by default, the module of the same name on the target."""
+        return self._execute_module(module_name=self._task.resolved_action, module_args=args, task_vars=task_vars)
 
     def lock_path(self, args):
         path = args.get("lock_file") or os.environ.get("CLOCKWORK_LOCK_FILE") or completion.LOCK_NAME

@@ -199,3 +199,25 @@ def test_stack_tls_and_renewal_restart_the_server(stack, tmp_path):
     secure_url = "https://%s-secure:8443/health" % stack
     assert "answered 200" in renamed.result("stack")["checks"][0]["msg"] and secure_url in \
         renamed.result("stack")["checks"][0]["msg"]
+
+
+@pytest.mark.parametrize("where", ["never", "auto"])
+def test_module_path_and_in_process_path_behave_alike(stack, tmp_path, where):
+    """`never` runs the stack module as on a remote target; `auto` converges in the controller."""
+    from helpers import POSTGRES_IMAGE
+    password = "s3cret-%s-path" % where
+    (tmp_path / "schema.sql").write_text("CREATE TABLE things (id int);\n")
+    pg, app = stack + "-pg", stack + "-app"
+    resources = [{"name": pg, "image": POSTGRES_IMAGE, "env": {"POSTGRES_PASSWORD": password},
+                  "healthcheck": {"test": "pg_isready -U postgres", "interval": "1s"}},
+                 {"name": app, "image": NGINX_IMAGE}]
+    connections = [{"type": "database", "from": app, "to": pg, "password": password, "schema_file": "schema.sql"}]
+    env = {"CLOCKWORK_STACK_IN_PROCESS": where}
+    first = playbook([stack_task(stack, resources, connections)], workdir=str(tmp_path), env=env, verbose=True, diff=True)
+    assert first.rc == 0, first.output
+    assert password not in first.output
+    assert env_of(app)["DATABASE_URL"] == "postgresql://postgres:%s@%s:5432/postgres" % (password, pg)
+    again = playbook([stack_task(stack, resources, connections)], workdir=str(tmp_path), env=env)
+    assert again.rc == 0 and not again.changed
+    broken = playbook([stack_task(stack, resources, [dict(connections[0], to=stack + "-ghost")])], env=env)
+    assert broken.rc != 0 and "unknown resource %s-ghost in to" % stack in broken.result("stack")["msg"]
