@@ -57,7 +57,7 @@ options:
         E(CLOCKWORK_LLM_BASE_URL), E(CLOCKWORK_LLM_MODEL) and E(CLOCKWORK_LLM_API_KEY) (or E(OPENAI_BASE_URL)
         and E(OPENAI_API_KEY)) apply; with no endpoint at all, a deterministic local completer fills them.
       - Can be set for every connection module at once through C(module_defaults) and the action group
-        C(group/clockwork.connections.connections).
+        C(group/clockwork.connections.completion).
     type: dict
     suboptions:
       base_url:

@@ -219,3 +219,14 @@ def test_stack_completes_every_connection_in_one_pass(stack, llm, tmp_path):
     llm.answer((500, "must not be asked"))
     again = playbook(tasks, workdir=str(tmp_path), env=llm.env())
     assert again.rc == 0 and not again.changed and llm.requests == []
+
+
+def test_module_defaults_set_the_endpoint_for_the_whole_group(stack, llm, tmp_path):
+    llm.answer({"network_name": stack + "-defaults-net", "driver": "bridge"})
+    play_extra = {"module_defaults": {"group/clockwork.connections.completion": {
+        "llm": {"base_url": llm.base_url, "model": "group-model"}}}}
+    run = playbook(containers(stack)[:1] + [network_task(stack)], workdir=str(tmp_path), play_extra=play_extra)
+    assert run.rc == 0, run.output
+    assert [r["body"]["model"] for r in llm.requests] == ["group-model"]
+    assert run.result("net")["completion"]["source"] == "llm"
+    assert inspect("network", stack + "-defaults-net") is not None

@@ -104,3 +104,21 @@ def test_check_mode_does_not_write_the_lock(tmp_path):
     complete("network", {"from_resource": "a", "to_resource": "b", "description": "x network"}, {}, lock, None, True, "n")
     lock.save()
     assert not (tmp_path / "l.yml").exists()
+
+
+def test_endpoint_settings_precedence(monkeypatch):
+    from ansible_collections.clockwork.connections.plugins.plugin_utils import llm
+    for name in ("CLOCKWORK_LLM_BASE_URL", "CLOCKWORK_LLM_MODEL", "CLOCKWORK_LLM_API_KEY", "OPENAI_BASE_URL",
+                 "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    assert llm.settings() is None   # no endpoint: the local completer
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:1/v1/")
+    monkeypatch.setenv("OPENAI_API_KEY", "from-openai")
+    fallback = llm.settings()
+    assert fallback["base_url"] == "http://127.0.0.1:1/v1" and fallback["api_key"] == "from-openai"
+    monkeypatch.setenv("CLOCKWORK_LLM_BASE_URL", "http://127.0.0.1:2/v1")
+    monkeypatch.setenv("CLOCKWORK_LLM_API_KEY", "from-clockwork")
+    assert llm.settings()["base_url"] == "http://127.0.0.1:2/v1" and llm.settings()["api_key"] == "from-clockwork"
+    task = llm.settings({"base_url": "http://127.0.0.1:3/v1", "model": "m", "timeout": 5, "api_key": None})
+    assert (task["base_url"], task["model"], task["timeout"], task["api_key"]) == \
+        ("http://127.0.0.1:3/v1", "m", 5.0, "from-clockwork")
