@@ -205,12 +205,18 @@ class LockFile(object):
 
     def __init__(self, path):
         self.path = path
-        self.entries = {}
-        if os.path.exists(path):
-            with open(path) as handle:
-                data = yaml.safe_load(handle) or {}
-            self.entries = data.get("completions") or {}
+        self._entries = None   # read on first use: most tasks complete nothing
         self.dirty = False
+
+    @property
+    def entries(self):
+        if self._entries is None:
+            self._entries = {}
+            if os.path.exists(self.path):
+                with open(self.path) as handle:
+                    data = yaml.safe_load(handle) or {}
+                self._entries = data.get("completions") or {}
+        return self._entries
 
     @staticmethod
     def key(connection, params, fields):
