@@ -1,14 +1,18 @@
 # -*- coding: utf-8 -*-
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""In front of the stack module: paths in connections resolve like Ansible's `src`
-(the role's or playbook's files/, then the playbook's directory), and everything else
-relative resolves against the playbook's directory.
+"""In front of the stack module, on the controller: the files the declaration names beside
+the playbook are read into it, connections are completed, and the whole stack is planned and
+validated before anything is touched, whatever the target. Relative paths in connections
+resolve like Ansible's `src` (the role's or playbook's files/, then the playbook's directory).
+Relative paths of things on the Docker host resolve against the playbook's directory when the
+Docker host is this machine, else against `~/.clockwork/<stack>` of the remote user.
 
 When the target is this controller itself (the local connection, no become), the stack
 converges right here, with the module's own code, arguments and masking: a module process
 costs more than the whole convergence of an unchanged stack. Elsewhere, or when this
-Python lacks the libraries, the module runs on the target as usual.
+Python lacks the libraries, the module runs on the target as usual. The diagram is
+documentation beside the playbook: it is written here, on the controller, in both cases.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -19,73 +23,78 @@ import os
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 
-from ansible_collections.clockwork.connections.plugins.plugin_utils import completion, llm
+from ansible_collections.clockwork.connections.plugins.plugin_utils import completion, controller_files, llm
 from ansible_collections.clockwork.connections.plugins.plugin_utils.connection_action import ConnectionAction
 
-CONNECTION_PATHS = ("schema_file", "migrations_dir", "source_path")
-
-
 IN_PROCESS_ENV = "CLOCKWORK_STACK_IN_PROCESS"   # "never" forces the module on the target
+
+
+def _module_utils():
+    """Imported when first needed: the Docker SDK and friends cost time at start-up."""
+    from ansible_collections.clockwork.connections.plugins.module_utils import (  # pylint: disable=import-outside-toplevel
+        common, docker_client, file, graph, plan, registry, stack)
+    return common, docker_client, file, graph, plan, registry, stack
 
 
 class ActionModule(ConnectionAction):
 
     def execute(self, args, task_vars):
-        stack = self.in_process_stack()
-        if stack is None:
-            return super(ActionModule, self).execute(args, task_vars)
-        from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError  # pylint: disable=import-outside-toplevel
-        from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import Engine  # pylint: disable=import-outside-toplevel
+        common, docker_client, file, graph, plan, _registry, stack = _module_utils()
         validation = ArgumentSpecValidator(stack.STACK_ARGUMENT_SPEC).validate(args)
         if validation.error_messages:
             return {"failed": True, "msg": "; ".join(validation.error_messages)}
         params = validation.validated_parameters
         secrets = validation._no_log_values  # pylint: disable=protected-access  # what AnsibleModule masks too
+        diagram_path = args.pop("diagram_path", None)
+        params["diagram_path"] = None
         try:
-            result = stack.run_stack(Engine(), params, self._task.check_mode, self._task.diff)
-        except ClockworkError as exc:
+            # The plan, here on the controller: a bad declaration fails before any module runs.
+            plan.Plan(params["name"], params["resources"], params["connections"], base_dir=params["base_dir"])
+            if self.in_process():
+                result = stack.run_stack(docker_client.Engine(), params, self._task.check_mode, self._task.diff)
+                result["invocation"] = {"module_args": params}
+            else:
+                result = super(ActionModule, self).execute(args, task_vars)
+            if diagram_path and params["state"] == "present" and not result.get("failed"):
+                self.write_diagram(result, file, graph, diagram_path, params)
+        except common.ClockworkError as exc:
             result = dict(exc.details, failed=True, msg=exc.msg)
-        result["invocation"] = {"module_args": params}
         return remove_values(result, secrets)
 
-    def in_process_stack(self):
-        """The stack module_utils when converging here is right, else None."""
-        if os.environ.get(IN_PROCESS_ENV, "auto") == "never":
-            return None
-        if getattr(self._connection, "transport", None) != "local" or self._play_context.become:
-            return None
-        try:
-            from ansible_collections.clockwork.connections.plugins.module_utils import (  # pylint: disable=import-outside-toplevel
-                docker_client, stack)
-        except ImportError:
-            return None
-        return stack if docker_client.HAS_DOCKER else None
+    def write_diagram(self, result, file, graph, path, params):
+        """The Markdown picture of the stack, beside the playbook, when its content differs."""
+        from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionResult  # pylint: disable=import-outside-toplevel
+        done = ConnectionResult("diagram", params["name"], params["name"])
+        text = graph.diagram_document(params["name"], params["resources"], params["connections"])
+        file.write_file(path, text, "0644", None, self._task.check_mode, done)
+        result.setdefault("entries", []).append({"kind": "diagram", "name": path, "changed": done.changed,
+                                                 "actions": done.actions, "reasons": []})
+        result["changed"] = bool(result.get("changed")) or done.changed
+
+    def is_local(self):
+        return getattr(self._connection, "transport", None) == "local"
+
+    def in_process(self):
+        """Converge in this process when the target is this controller and this Python can."""
+        if os.environ.get(IN_PROCESS_ENV, "auto") == "never" or not self.is_local() or self._play_context.become:
+            return False
+        return _module_utils()[1].HAS_DOCKER
 
     def prepare_args(self, args):
-        args.setdefault("base_dir", self._loader.get_basedir())
-        args["connections"] = [self.resolve_paths(dict(c), CONNECTION_PATHS) for c in args.get("connections") or []]
+        local = self.is_local()
+        args.setdefault("base_dir", self._loader.get_basedir() if local
+                        else "~/.clockwork/%s" % args.get("name"))
+        if args.get("diagram_path"):
+            args["diagram_path"] = os.path.join(self._loader.get_basedir(), os.path.expanduser(args["diagram_path"]))
+        registry = _module_utils()[5]
+        connections = []
+        for connection in args.get("connections") or []:
+            kind = registry.CONNECTION_TYPES.get(connection.get("type"))
+            fields = kind.controller_files if kind else ()
+            connections.append(controller_files.ship(connection, fields, self.local_path, local))
+        args["connections"] = connections
         return args
 
     def complete(self, args, lock):
         """Complete every connection that needs it, in one pass, before the one module call."""
-        resources = dict((r.get("name"), r) for r in args.get("resources") or [])
-        endpoint = llm.settings(args.get("llm"))
-        reports, connections = {}, []
-        for connection in args.get("connections") or []:
-            kind = connection.get("type")
-            source = connection.get("from_resource") or connection.get("from")
-            target = connection.get("to_resource") or connection.get("to")
-            to = resources.get(target) or {}
-            params = dict(connection, from_resource=source, to_resource=target, to_kind=to.get("type", "container"))
-            params.pop("from", None)
-            params.pop("to", None)
-            context = {"from": completion.endpoint_context(resources.get(source)),
-                       "to": completion.endpoint_context(to or None), "to_env": to.get("env") or {}}
-            name = "%s %s -> %s" % (kind, source, target)
-            done, report = completion.complete(kind, params, context, lock, endpoint, self._task.check_mode, name)
-            done.pop("to_kind")
-            connections.append(done)
-            if report:
-                reports[name] = report
-        args["connections"] = connections
-        return args, reports or None
+        return completion.complete_stack(args, lock, llm.settings(args.get("llm")), self._task.check_mode)

@@ -5,8 +5,9 @@
 
 A check is a plain dict that a connection puts in its contribution, so it can be
 returned, stored and run later: ``{"kind": ..., "connection": ..., "container": ...}``.
-Each connection type defines its check functions in its own file; this is the table
-of them. Checks only read: they never change Docker, a database or a file.
+Each connection type defines its check functions in its own file and lists them in its
+`TYPE`; the registry gathers them. Checks only read: they never change Docker, a
+database or a file.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,17 +16,7 @@ __metaclass__ = type
 import time
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-from ansible_collections.clockwork.connections.plugins.module_utils import database, dependency, file, network, service_mesh
-
-CHECKS = {
-    "file": file.check_file,
-    "shared_volume": file.check_shared_volume,
-    "http": service_mesh.check_http,
-    "database": database.check_database,
-    "running": dependency.check_running,
-    "dns_tcp": network.check_dns_tcp,
-    "no_route_out": network.check_no_route_out,
-}
+from ansible_collections.clockwork.connections.plugins.module_utils.registry import CHECKS
 
 
 def run_checks(engine, checks, retries_for=0.0, check_mode=False):

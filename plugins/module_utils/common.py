@@ -26,6 +26,53 @@ class ClockworkError(Exception):
         self.details = details
 
 
+# Docker's rule for container and volume names (at least 2 characters); networks may have 1.
+DOCKER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+# Compose's rule for project names, which a stack name follows.
+STACK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def docker_name_problem(value, shortest=2):
+    """Why `value` cannot be a Docker container or volume name (a network name with
+    shortest=1), or None."""
+    if not isinstance(value, str) or not DOCKER_NAME.match(value) or len(value) < shortest:
+        return "%r is not a valid Docker name (a letter or digit, then letters, digits, '_', '.' or '-'%s)" % (
+            value, "; at least %d characters" % shortest if shortest > 1 else "")
+    return None
+
+
+def stack_name_problem(value):
+    if not isinstance(value, str) or not STACK_NAME.match(value):
+        return "stack name %r must be lower-case letters, digits, '-' and '_', starting with a letter or " \
+               "digit (Compose's project-name rule)" % (value,)
+    return None
+
+
+def port_number(port):
+    """`8000/tcp` (or 8000) -> 8000."""
+    return int(str(port).split("/", 1)[0])
+
+
+def ports_from_labels(labels):
+    """The declared container ports recorded on a container, like ['8000/tcp']."""
+    return [p for p in (labels or {}).get(PORTS_LABEL, "").split(",") if p]
+
+
+def env_dict(items):
+    """Docker's env list (`["A=1", "B"]`) -> {"A": "1", "B": ""}."""
+    result = {}
+    for item in items or []:
+        name, _sep, value = item.partition("=")
+        result[name] = value
+    return result
+
+
+def connection_ends(connection):
+    """(from, to) of a connection given either as from/to or as from_resource/to_resource."""
+    return (connection.get("from_resource") or connection.get("from"),
+            connection.get("to_resource") or connection.get("to"))
+
+
 def env_name(resource_name):
     """`backend-api` -> `BACKEND_API`: upper case, anything outside A-Z0-9 becomes `_`."""
     return re.sub(r"[^A-Z0-9]", "_", resource_name.upper())
@@ -37,3 +84,23 @@ def owner_labels(stack, resource):
 
 def owned_by(labels, stack):
     return (labels or {}).get(STACK_LABEL) == stack
+
+
+class Problems(object):
+    """Every problem found in a declaration, each naming its entry and field; raised all at once."""
+
+    def __init__(self):
+        self.items = []
+
+    def add(self, where, message):
+        self.items.append("%s: %s" % (where, message) if where else message)
+
+    def extend(self, where, messages):
+        for message in messages:
+            self.add(where, message)
+
+    def raise_if_any(self, heading):
+        if self.items:
+            raise ClockworkError("%s: %d problem%s found, nothing was changed:\n- %s" % (
+                heading, len(self.items), "" if len(self.items) == 1 else "s", "\n- ".join(self.items)),
+                problems=list(self.items))

@@ -1,10 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What every connection type shares: its endpoints, its arguments and its result.
+"""What every connection type shares: its endpoints, its arguments, its result, and
+`ConnectionType`, the one object at the end of each type's file that says everything
+about the type. `registry.py` lists those objects; everything else reads them there.
 
-A connection runs before its `from` container is (re)created, so that its
-contribution can be merged in: `from` may not exist yet. Its `to` resource must
+A connection's work has two moments. `prepare` makes what containers need before any
+of them is created (a network, a volume, a file, TLS material). `converge` runs once
+its `to` is up and before its `from` is (re)created (waits, schema, migrations), and
+returns the contribution for `from`: `from` may not exist yet. Its `to` resource must
 exist, except in check mode, where a missing one is reported instead.
 """
 
@@ -12,7 +16,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
-    PORTS_LABEL, ClockworkError, owned_by)
+    ClockworkError, owned_by, port_number, ports_from_labels)
 from ansible_collections.clockwork.connections.plugins.module_utils.contribution import Contribution
 
 # Fields every connection module takes; each type adds its own.
@@ -56,8 +60,7 @@ class Endpoint(object):
         """Container ports as declared, like `8000/tcp`: the spec's, else the container's label."""
         if self.spec is not None:
             return self.spec.declared_ports()
-        labels = ((self.attrs or {}).get("Config") or {}).get("Labels") or {}
-        return [p for p in labels.get(PORTS_LABEL, "").split(",") if p]
+        return ports_from_labels(((self.attrs or {}).get("Config") or {}).get("Labels"))
 
     def exposed_ports(self, engine):
         """Ports the image exposes, as a fallback for discovery."""
@@ -67,7 +70,7 @@ class Endpoint(object):
             exposed = (engine.image(self.spec.image).get("Config") or {}).get("ExposedPorts") or {}
         else:
             exposed = {}
-        return sorted(exposed, key=lambda p: int(p.split("/")[0]))
+        return sorted(exposed, key=port_number)
 
 
 class ConnectionContext(object):
@@ -89,6 +92,12 @@ class ConnectionContext(object):
             return False
         self.planned.add(key)
         return True
+
+    @property
+    def in_stack(self):
+        """True when the stack converges the containers: attachments and `to`'s mounts are
+        then part of each container's planned spec, not applied by the connection."""
+        return bool(self.declared)
 
     def endpoint(self, name):
         return Endpoint(name, self.engine.container(name), self.declared.get(name))
@@ -139,4 +148,64 @@ class ConnectionResult(object):
         result.update(self.extra)
         if diff:
             result["diff"] = {"before": self.before, "after": self.after}
+        return result
+
+
+def no_problems(_params):
+    return []
+
+
+def no_contribution_to_target(_params, _stack):
+    return {"mounts": [], "networks": []}
+
+
+def nothing_to_prepare(_ctx, _params, _result):
+    return None
+
+
+class ConnectionType(object):
+    """Everything about one connection type, read by the stack, the single modules, the
+    checks, the diagram and completion.
+
+    name              the `type` of a connection in a stack
+    args              its own argument spec (the shared fields are CONNECTION_ARGS)
+    converge          (ctx, params, result): the step once `to` is up; it fills
+                      result.contribution, what `from` gets (env, mounts, networks, checks)
+    prepare           (ctx, params, result) -> None: what must exist before containers
+    to_contribution   (params, stack) -> {mounts, networks}: what `to` carries
+    checks            check kind -> function(engine, check) -> (ok, message)
+    injected_env      (params, to_name) -> the env names `from` gets
+    validate          (params) -> [(field, problem)], without the engine
+    completable       fields a description may complete
+    to_kinds          the resource types `to` may be
+    controller_files  fields naming files that live beside the playbook
+    adopt             (params, to_resource) -> params filled from a declared `to` resource
+    diagram_details   (params) -> [str] shown on the diagram's edge before the env names
+    """
+
+    def __init__(self, name, args, converge, checks, injected_env, validate=no_problems, completable=(),
+                 prepare=nothing_to_prepare, to_contribution=no_contribution_to_target, to_kinds=("container",),
+                 controller_files=(), adopt=None, diagram_details=None):
+        self.name = name
+        self.args = args
+        self.converge = converge
+        self.prepare = prepare
+        self.to_contribution = to_contribution
+        self.checks = checks
+        self.injected_env = injected_env
+        self.validate = validate
+        self.completable = tuple(completable)
+        self.to_kinds = tuple(to_kinds)
+        self.controller_files = tuple(controller_files)
+        self.adopt = adopt or (lambda params, _to: params)
+        self.diagram_details = diagram_details or (lambda params: [])
+
+    def new_result(self, params):
+        return ConnectionResult(self.name, params["from_resource"], params["to_resource"])
+
+    def run(self, ctx, params):
+        """Both moments, for one connection on its own (the single modules)."""
+        result = self.new_result(params)
+        self.prepare(ctx, params, result)
+        self.converge(ctx, params, result)
         return result

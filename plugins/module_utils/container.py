@@ -298,9 +298,10 @@ def ensure_mounted(ctx, endpoint, mounts, result):
 
     Used for what a connection puts into its `to` container: a shared volume, TLS files.
     A container that does not exist yet gets the mounts when the stack declares it.
+    Returns True when the container is (or, in check mode, would be) recreated for them.
     """
     if not endpoint.exists:
-        return
+        return False
     have = dict((m["target"], m) for m in running_config(endpoint.attrs)["mounts"])
     missing = []
     for mount in mounts:
@@ -312,15 +313,59 @@ def ensure_mounted(ctx, endpoint, mounts, result):
             raise ClockworkError("%s: %s already mounts %s at %s" % (
                 result.name, endpoint.name, present["source"], mount["target"]))
     if not missing or ctx.check_mode:
-        return
+        return bool(missing)
     spec = spec_from_container(endpoint.attrs, ctx.stack)
     spec.mounts.extend(missing)
     spec.labels[KEPT_MOUNTS_LABEL] = ",".join(sorted(set(_kept_targets(spec.labels)) | set(m["target"] for m in missing)))
     ContainerConverger(ctx.engine).converge(spec)
+    return True
+
+
+# -- safe recreation: helpers of ContainerConverger ---------------------------------
+
+# A container being replaced waits under this name until its successor runs; a run killed
+# half-way leaves it behind, and the next run puts things right.
+ASIDE_MARK = "_clockwork_old_"
+_ANONYMOUS_VOLUME = re.compile(r"^[0-9a-f]{64}$")
+# The old container is stopped as `docker stop` does, then the new one may use its volumes.
+STOP_SECONDS = 10
+
+
+def aside_name(name, container_id):
+    return "%s%s%s" % (name, ASIDE_MARK, container_id[:12])
+
+
+def carried_volumes(attrs, image_attrs, declared_targets):
+    """Binds `volume:target:mode` that give a new container the old one's anonymous volumes,
+    and the volumes at its image's VOLUME paths, wherever no declared mount takes the target.
+
+    As Compose does: passed as binds, they stay out of the declared mounts that drift compares,
+    so the container is not seen as drifted afterwards."""
+    image_paths = set((attrs.get("Config") or {}).get("Volumes") or {})
+    image_paths |= set(((image_attrs or {}).get("Config") or {}).get("Volumes") or {})
+    binds = []
+    for mount in attrs.get("Mounts") or []:
+        name, target = mount.get("Name"), mount.get("Destination")
+        if mount.get("Type") != "volume" or not name or target in declared_targets:
+            continue
+        if _ANONYMOUS_VOLUME.match(name) or target in image_paths:
+            binds.append("%s:%s:%s" % (name, target, "rw" if mount.get("RW", True) else "ro"))
+    return sorted(binds)
+
+
+def _api_message(exc):
+    if isinstance(exc, ClockworkError):
+        return exc.msg
+    return getattr(exc, "explanation", None) or str(exc)
 
 
 class ContainerConverger(object):
-    """Brings one container to its wanted state. `check_mode` changes nothing."""
+    """Brings one container to its wanted state. `check_mode` changes nothing.
+
+    A container is replaced without a gap that loses anything: the old one is renamed aside
+    and stopped, the new one created (with the old one's anonymous volumes) and started, and
+    the old one removed only once the new one runs, and is healthy when it has a healthcheck.
+    On any failure the new one goes and the old one comes back as it was."""
 
     def __init__(self, engine, check_mode=False):
         self.engine = engine
@@ -332,32 +377,39 @@ class ContainerConverger(object):
             raise ClockworkError(
                 "container %s exists but is not owned by stack %s (no label io.clockwork.stack=%s): "
                 "refusing to take it over" % (spec.name, spec.stack, spec.stack))
+        repairs = []
+        attrs = self._repair_interrupted(spec, attrs, repairs)
         if spec.state == "absent":
-            return self._remove(spec, attrs)
+            result = self._remove(spec, attrs)
+            result["actions"][:0] = repairs
+            result["changed"] |= bool(repairs)
+            return result
 
         if attrs:
             keep_connection_mounts(spec, attrs)
         image_attrs = self._image(spec)
         wanted = spec.comparable(image_attrs)
         before = running_config(attrs) if attrs else None
-        result = {"changed": False, "actions": [], "reasons": [],
+        result = {"changed": bool(repairs), "actions": list(repairs), "reasons": [],
                   "diff": {"before": masked(before, spec.secret_env) or {},
                            "after": masked(wanted, spec.secret_env)}}
 
+        changes = []
         if attrs is None:
-            result["actions"].append("create")
+            changes.append("create")
         else:
             reasons = drift(wanted, before)
             if reasons:
-                result["actions"].append("recreate")
+                changes.append("recreate")
                 result["reasons"] = reasons
-        if result["actions"]:
+        if changes:
             result["changed"] = True
+            result["actions"].extend(changes)
             if not self.check_mode:
-                keep_networks = self._attached_networks(attrs) if attrs else []
                 if attrs:
-                    self._force_remove(spec.name)
-                self._create(spec, keep_networks)
+                    self._recreate(spec, attrs, image_attrs, result)
+                else:
+                    self._create(spec, [])
                 attrs = self.engine.container(spec.name)
         elif attrs is not None:
             result["changed"] |= self._attach_missing_networks(spec, attrs, result)
@@ -385,7 +437,9 @@ class ContainerConverger(object):
         self.engine.forget("image", spec.image)
         return self.engine.image(spec.image)
 
-    def _create(self, spec, keep_networks):
+    def _create(self, spec, keep_networks, binds=None):
+        """Create the container (not started); returns its id. A container of the same name
+        that a concurrent run created is used when it is ours and matches the spec."""
         api = self.engine.api
         networks = list(spec.networks)
         wanted_names = set(n["name"] for n in networks)
@@ -398,6 +452,7 @@ class ContainerConverger(object):
         from docker.types import Mount  # pylint: disable=import-outside-toplevel
         host_config = api.create_host_config(
             port_bindings=port_bindings,
+            binds=binds or None,
             mounts=[Mount(m["target"], m["source"], type=m["type"], read_only=m["read_only"])
                     for m in spec.mounts],
             restart_policy={"Name": spec.restart_policy} if spec.restart_policy != "no" else None,
@@ -413,16 +468,188 @@ class ContainerConverger(object):
             healthcheck = {"test": hc["test"], "interval": hc["interval"], "timeout": hc["timeout"],
                            "retries": hc["retries"], "start_period": hc["start_period"]}
         try:
-            api.create_container(
+            created = api.create_container(
                 spec.image, command=spec.command, name=spec.name, environment=spec.env,
                 ports=[tuple(p[0].split("/")) for p in spec.ports] or None, labels=spec.labels,
                 healthcheck=healthcheck, host_config=host_config, networking_config=networking_config)
+        except APIError as exc:
+            if getattr(exc, "status_code", None) == 409:
+                existing = self._created_meanwhile(spec)
+                if existing is not None:
+                    return existing["Id"]
+                raise ClockworkError(
+                    "cannot create container %s: another container took the name meanwhile (%s); it is "
+                    "not this stack's or has other settings, so it is left alone" % (spec.name, _api_message(exc)))
+            raise ClockworkError("cannot create container %s: %s" % (spec.name, _api_message(exc)))
+        try:
             for network in networks[1:]:
-                api.connect_container_to_network(spec.name, network["name"],
+                api.connect_container_to_network(created["Id"], network["name"],
                                                  aliases=network["aliases"] or None)
         except APIError as exc:
-            raise ClockworkError("cannot create container %s: %s" % (spec.name, exc.explanation or exc))
+            self._remove_new(created["Id"])
+            raise ClockworkError("cannot attach container %s to network %s: %s"
+                                 % (spec.name, network["name"], _api_message(exc)))
         self.engine.forget("container", spec.name)
+        return created["Id"]
+
+    def _created_meanwhile(self, spec):
+        """After a 409 on create: the container another run created, when it is ours and matches."""
+        self.engine.forget("container", spec.name)
+        attrs = self.engine.container(spec.name)
+        if not attrs or not owned_by((attrs.get("Config") or {}).get("Labels"), spec.stack):
+            return None
+        if drift(spec.comparable(self.engine.image(spec.image)), running_config(attrs)):
+            return None
+        return attrs
+
+    def _recreate(self, spec, attrs, image_attrs, result):
+        """Replace the container `attrs` by one of `spec`; the name never stays without one."""
+        old_id = attrs["Id"]
+        aside = aside_name(spec.name, old_id)
+        was_running = container_state(attrs)[0] in ("running", "restarting", "paused")
+        binds = carried_volumes(attrs, image_attrs, set(m["target"] for m in spec.mounts))
+        keep_networks = self._attached_networks(attrs)
+        try:
+            self.engine.api.rename(old_id, aside)
+        except APIError as exc:
+            raise ClockworkError("cannot recreate container %s: renaming it aside to %s failed: %s"
+                                 % (spec.name, aside, _api_message(exc)))
+        self._forget(spec.name, aside)
+        new_id = None
+        try:
+            if was_running:
+                self.engine.api.stop(old_id, timeout=STOP_SECONDS)
+            new_id = self._create(spec, keep_networks, binds)
+            if spec.state == "started":
+                result["actions"].append("start")
+                self._start(spec.name)
+                self._await_replacement(spec)
+        except (ClockworkError, APIError) as exc:
+            cause = _api_message(exc)
+            problems = self._put_back(spec, old_id, aside, new_id, was_running)
+            if problems:
+                raise ClockworkError(
+                    "container %s could not be recreated: %s\nPutting the previous container back failed "
+                    "too (%s); it is kept, with its volumes, as %s, and the next run restores it"
+                    % (spec.name, cause, "; ".join(problems), aside))
+            raise ClockworkError(
+                "container %s could not be recreated, so the previous one is back under its name%s, with "
+                "its volumes; nothing else changed. Cause: %s"
+                % (spec.name, " and running" if was_running else "", cause))
+        self._discard(old_id, aside)
+
+    def _await_replacement(self, spec):
+        """The new container runs (healthy, when it has a healthcheck), bounded by spec.timeout.
+
+        Waited for here even when the caller defers its waits: the old container goes only then."""
+        self.engine.forget("container", spec.name)
+        healthy = has_healthcheck(self.engine.container(spec.name))
+        try:
+            wait_for(self.engine, spec.name, "healthy" if healthy else "started", spec.timeout,
+                     just_started=True)
+        except ClockworkError:
+            # A one-shot container that completed successfully did what it is for.
+            if healthy or not condition_reached(self.engine.container(spec.name), "completed_successfully"):
+                raise
+
+    def _put_back(self, spec, old_id, aside, new_id, was_running):
+        """Undo a failed recreate, and wait until the old container serves again;
+        returns what could not be undone."""
+        name = spec.name
+        problems = []
+        if new_id is not None:
+            try:
+                self._remove_new(new_id)
+            except APIError as exc:
+                problems.append("removing the new container: %s" % _api_message(exc))
+        try:
+            self.engine.api.rename(old_id, name)
+        except APIError as exc:
+            problems.append("renaming %s back to %s: %s" % (aside, name, _api_message(exc)))
+        else:
+            if was_running:
+                try:
+                    self.engine.api.start(old_id)
+                    self._forget(name, aside)
+                    wait_for(self.engine, name, "healthy" if has_healthcheck(self.engine.container(name))
+                             else "started", spec.timeout)
+                except (APIError, ClockworkError) as exc:
+                    problems.append("starting it again: %s" % _api_message(exc))
+        self._forget(name, aside)
+        return problems
+
+    def _remove_new(self, container_id):
+        # Its own anonymous volumes go with it; carried ones are binds and stay.
+        self.engine.api.remove_container(container_id, force=True, v=True)
+
+    def _discard(self, old_id, aside):
+        """Remove the replaced container. Its volumes stay: the carried ones are in use, and
+        any other one is data that is kept, as Compose keeps it. When removal fails, the next
+        run removes it (see `_repair_interrupted`)."""
+        try:
+            self.engine.api.remove_container(old_id, force=True)
+        except APIError:
+            pass
+        self._forget(aside)
+
+    def _leftovers(self, spec):
+        """Containers of this stack that an interrupted recreate left aside, newest first."""
+        prefix = "/" + spec.name + ASIDE_MARK
+        try:
+            listed = self.engine.api.containers(all=True, filters={"name": "^" + re.escape(prefix)})
+        except APIError as exc:
+            raise ClockworkError("cannot list containers of %s: %s" % (spec.name, _api_message(exc)))
+        found = [c for c in listed
+                 if any(n.startswith(prefix) for n in c.get("Names") or [])
+                 and owned_by(c.get("Labels"), spec.stack)]
+        return sorted(found, key=lambda c: c.get("Created") or 0, reverse=True)
+
+    def _repair_interrupted(self, spec, attrs, repairs):
+        """Put right what a run killed in the middle of a recreate left: the previous container
+        renamed aside, alone or beside a replacement. Returns the container under the name."""
+        leftovers = self._leftovers(spec)
+        if not leftovers:
+            return attrs
+        newest, older = leftovers[0], leftovers[1:]
+        aside = newest["Names"][0].lstrip("/")
+        status = container_state(attrs)[0] if attrs else "absent"
+        if attrs is None or (spec.state == "started" and status not in ("running", "restarting")):
+            # The replacement never ran (or was never made): the previous container comes back,
+            # and the convergence replaces it again, safely.
+            repairs.append("restore %s from %s, left by an interrupted run" % (spec.name, aside))
+            if self.check_mode:
+                attrs = self.engine.container(aside)
+            else:
+                try:
+                    if attrs is not None:
+                        # Any volume it made stays: it may hold data written since.
+                        self.engine.api.remove_container(attrs["Id"], force=True)
+                    self.engine.api.rename(newest["Id"], spec.name)
+                except APIError as exc:
+                    raise ClockworkError("cannot restore container %s from %s: %s"
+                                         % (spec.name, aside, _api_message(exc)))
+                self._forget(spec.name, aside)
+                attrs = self.engine.container(spec.name)
+        else:
+            older = leftovers
+        for container in older:
+            name = container["Names"][0].lstrip("/")
+            repairs.append("remove %s, left by an interrupted run" % name)
+            if not self.check_mode:
+                self._discard(container["Id"], name)
+        return attrs
+
+    def _forget(self, *names):
+        for name in names:
+            self.engine.forget("container", name)
+
+    def _start(self, name):
+        try:
+            self.engine.api.start(name)
+        except APIError as exc:
+            raise ClockworkError("cannot start container %s: %s\n%s" % (
+                name, _api_message(exc), self.engine.logs_tail(name)))
+        self.engine.forget("container", name)
 
     def _attached_networks(self, attrs):
         """Networks attached by connections after creation; carried over on recreation."""
@@ -461,12 +688,7 @@ class ContainerConverger(object):
         if spec.state == "started" and not running:
             result["actions"].append("start")
             if not self.check_mode:
-                try:
-                    self.engine.api.start(spec.name)
-                except APIError as exc:
-                    raise ClockworkError("cannot start container %s: %s\n%s" % (
-                        spec.name, exc.explanation or exc, self.engine.logs_tail(spec.name)))
-                self.engine.forget("container", spec.name)
+                self._start(spec.name)
             changed = True
         elif spec.state == "stopped" and running:
             result["actions"].append("stop")

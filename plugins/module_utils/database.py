@@ -24,8 +24,8 @@ import traceback
 from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.six.moves.urllib.parse import quote, unquote, urlsplit
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionResult
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, port_number
+from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionType
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_in
 
 
@@ -45,8 +45,13 @@ DATABASE_ARGS = dict(
     password=dict(type="str", no_log=True),
     database_name=dict(type="str"),
     schema_file=dict(type="path"),
+    schema_content=dict(type="str"),
     reapply_schema=dict(type="bool", default=False),
     migrations_dir=dict(type="path"),
+    migrations=dict(type="list", elements="dict", options=dict(
+        name=dict(type="str", required=True),
+        content=dict(type="str", required=True),
+    )),
     wait_for_ready=dict(type="bool", default=True),
     timeout=dict(type="int", default=30),
     env_var_name=dict(type="str"),
@@ -89,14 +94,15 @@ def resolved_settings(params, to_port):
     }
 
 
-def render_url(template, user, password, host, port, database):
-    """Fill the template; user, password and database are URL-encoded.
-
-    An unknown placeholder fails with its name; so does a format spec, which would
-    otherwise reach the password.
-    """
+def template_placeholders(template):
+    """The placeholders of a connection string template; an unknown one, or a format spec
+    (which would otherwise reach the password), raises ClockworkError naming it."""
     fields = []
-    for _text, field, spec, conversion in string.Formatter().parse(template):
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ClockworkError("connection_string_template is not a valid template: %s" % exc)
+    for _text, field, spec, conversion in parsed:
         if field is None:
             continue
         if field not in PLACEHOLDERS or spec or conversion:
@@ -104,6 +110,12 @@ def render_url(template, user, password, host, port, database):
                 "connection_string_template has an unknown placeholder {%s}; the known ones are %s"
                 % (field, ", ".join("{%s}" % p for p in PLACEHOLDERS)))
         fields.append(field)
+    return fields
+
+
+def render_url(template, user, password, host, port, database):
+    """Fill the template; user, password and database are URL-encoded."""
+    fields = template_placeholders(template)
     if "password" in fields and password is None:
         raise ClockworkError("connection_string_template uses {password} but no password is set")
     values = {"user": quote(user or "", safe=""), "password": quote(password or "", safe=""),
@@ -117,26 +129,44 @@ def natural_key(name):
 
 
 def sql_files(params):
-    """[(kind, name, path, sql, sha256)] for the schema file, then the migrations in order."""
+    """[(kind, name, path, sql, sha256)] for the schema file, then the migrations in order.
+
+    The controller puts the files' content into `schema_content` and `migrations`, so a
+    module on a remote Docker host needs nothing from the controller's disk; without it
+    the files are read where the module runs."""
     files = []
     schema = params.get("schema_file")
-    if schema:
-        files.append(("schema",) + _read_sql(schema, "schema_file"))
+    if params.get("schema_content") is not None:
+        files.append(_sql_entry("schema", os.path.basename(schema or "schema.sql"), schema,
+                                params["schema_content"].encode("utf-8")))
+    elif schema:
+        files.append(_sql_entry("schema", os.path.basename(schema), schema, _read(schema, "schema_file")))
     directory = params.get("migrations_dir")
-    if directory:
+    if params.get("migrations") is not None:
+        migrations = sorted(params["migrations"], key=lambda m: natural_key(m["name"]))
+        files.extend(_sql_entry("migration", m["name"], m["name"], m["content"].encode("utf-8")) for m in migrations)
+    elif directory:
         if not os.path.isdir(directory):
             raise ClockworkError("migrations_dir %s is not a directory" % directory)
         names = sorted((n for n in os.listdir(directory) if n.endswith(".sql")), key=natural_key)
-        files.extend(("migration",) + _read_sql(os.path.join(directory, n), "migration") for n in names)
+        files.extend(_sql_entry("migration", n, os.path.join(directory, n),
+                                _read(os.path.join(directory, n), "migration")) for n in names)
     return files
 
 
-def _read_sql(path, what):
+def _read(path, what):
     if not os.path.isfile(path):
         raise ClockworkError("%s %s does not exist" % (what, path))
     with open(path, "rb") as handle:
-        raw = handle.read()
-    return os.path.basename(path), path, raw.decode("utf-8"), hashlib.sha256(raw).hexdigest()
+        return handle.read()
+
+
+def _sql_entry(kind, name, path, raw):
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ClockworkError("%s %s is not UTF-8 text: %s" % (kind, name, exc))
+    return kind, name, path, text, hashlib.sha256(raw).hexdigest()
 
 
 def login_address(to, settings, params):
@@ -277,15 +307,46 @@ def redis_ping(host, port, settings, timeout, wait):
     retry_login(ping, "PING to " + where, timeout, wait)
 
 
-def converge(ctx, params):
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def validate(params):
+    problems = []
+    redis = params.get("engine") == "redis"
+    if redis and (params.get("schema_file") or params.get("migrations_dir") or params.get("schema_content")
+                  or params.get("migrations")):
+        problems.append(("schema_file" if params.get("schema_file") else "migrations_dir",
+                         "schema_file and migrations_dir are for PostgreSQL; Redis has no schema"))
+    if params.get("connection_string_template"):
+        try:
+            template_placeholders(params["connection_string_template"])
+        except ClockworkError as exc:
+            problems.append(("connection_string_template", exc.msg.replace("connection_string_template ", "", 1)))
+    if params.get("env_var_name") and not ENV_NAME.match(params["env_var_name"]):
+        problems.append(("env_var_name", "%s is not an environment variable name" % params["env_var_name"]))
+    if params.get("timeout") is not None and params["timeout"] <= 0:
+        problems.append(("timeout", "must be a positive number of seconds, got %s" % params["timeout"]))
+    if params.get("schema_file") and params.get("schema_content") is None \
+            and not os.path.isfile(params["schema_file"]):
+        problems.append(("schema_file", "%s does not exist" % params["schema_file"]))
+    if params.get("migrations_dir") and params.get("migrations") is None \
+            and not os.path.isdir(params["migrations_dir"]):
+        problems.append(("migrations_dir", "%s is not a directory" % params["migrations_dir"]))
+    return problems
+
+
+def injected_env(params, _to_name):
+    return [resolved_settings(params, None)["env_var_name"]]
+
+
+def converge(ctx, params, result):
     from_name, to_name = params["from_resource"], params["to_resource"]
-    result = ConnectionResult("database", from_name, to_name)
     to = ctx.require_to(to_name, result.name)
     declared = to.declared_ports()
-    settings = resolved_settings(params, int(declared[0].split("/")[0]) if declared else None)
-    if settings["engine"] == "redis" and (params.get("schema_file") or params.get("migrations_dir")):
-        raise ClockworkError("%s: schema_file and migrations_dir are for PostgreSQL; Redis has no schema"
-                             % result.name)
+    settings = resolved_settings(params, port_number(declared[0]) if declared else None)
+    problems = validate(params)
+    if problems:
+        raise ClockworkError("%s: %s" % (result.name, "; ".join("%s: %s" % p for p in problems)))
     url = render_url(settings["template"], settings["user"], settings["password"], to_name,
                      settings["port"], settings["database"])
     files = sql_files(params)
@@ -314,12 +375,12 @@ def converge(ctx, params):
         for kind, name, _path, _sql, _sum in pending:
             result.act("apply %s %s" % (kind, name))
         result.after = {"applied": result.extra["pending"]}
-        return result
+        return
 
     if settings["engine"] == "redis":
         redis_ping(host, port, settings, params["timeout"], params["wait_for_ready"])
         result.extra["pending"] = []
-        return result
+        return
 
     target = PostgresTarget(host, port, settings, params["timeout"], params["wait_for_ready"],
                             read_only=ctx.check_mode)
@@ -347,7 +408,6 @@ def converge(ctx, params):
                 result.act("apply %s %s" % (kind, name))
     finally:
         target.close()
-    return result
 
 
 def plan(files, applied, reapply_schema):
@@ -396,3 +456,13 @@ def check_database(engine, check):
             check["env_var"], check["env_from"], check["container"], out.replace(url, "********") or code)
     detail = " and schema %s is recorded" % check["schema"][0] if check.get("schema") else ""
     return True, "%s of %s logs in%s" % (check["env_var"], check["env_from"], detail)
+
+
+TYPE = ConnectionType(
+    "database", DATABASE_ARGS, converge,
+    checks={"database": check_database},
+    injected_env=injected_env,
+    validate=validate,
+    completable=("connection_string_template", "username", "database_name"),
+    controller_files=("schema_file", "migrations_dir"),
+)

@@ -7,7 +7,7 @@ it changes nothing, so it never reports a change."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionResult
+from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionType
 from ansible_collections.clockwork.connections.plugins.module_utils.container import (
     condition_reached, has_healthcheck, wait_for)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import container_state
@@ -18,9 +18,14 @@ DEPENDENCY_ARGS = dict(
 )
 
 
-def converge(ctx, params):
-    from_name, to_name = params["from_resource"], params["to_resource"]
-    result = ConnectionResult("dependency", from_name, to_name)
+def validate(params):
+    if params.get("timeout") is not None and params["timeout"] <= 0:
+        return [("timeout", "must be a positive number of seconds, got %s" % params["timeout"])]
+    return []
+
+
+def converge(ctx, params, result):
+    to_name = params["to_resource"]
     to = ctx.require_to(to_name, result.name)
     declared_healthcheck = bool(to.spec.healthcheck) if to.spec is not None else has_healthcheck(to.attrs)
     condition = params.get("condition") or ("healthy" if declared_healthcheck else "started")
@@ -32,7 +37,6 @@ def converge(ctx, params):
     else:
         status, health = wait_for(ctx.engine, to_name, condition, params.get("timeout", 60), who=result.name)
     result.extra["dependency"].update(state=status, health=health)
-    return result
 
 
 def check_running(engine, check):
@@ -40,3 +44,11 @@ def check_running(engine, check):
     status, health = container_state(attrs)
     ok = bool(attrs) and condition_reached(attrs, check.get("condition", "started"))
     return ok, "%s is %s%s" % (check["target"], status, ", %s" % health if health else "")
+
+
+TYPE = ConnectionType(
+    "dependency", DEPENDENCY_ARGS, converge,
+    checks={"running": check_running},
+    injected_env=lambda params, to_name: [],
+    validate=validate,
+)

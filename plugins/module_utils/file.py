@@ -13,14 +13,15 @@ __metaclass__ = type
 import hashlib
 import os
 import posixpath
-import shlex
 import uuid
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, owner_labels
+from ansible_collections.clockwork.connections.plugins.module_utils.common import (
+    ClockworkError, docker_name_problem, owner_labels)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
-    ConnectionResult, required_field)
+    ConnectionType, required_field)
 from ansible_collections.clockwork.connections.plugins.module_utils.container import ensure_mounted
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError, exec_in
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (
+    APIError, exec_arg, exec_in, exec_path)
 
 FILE_ARGS = dict(
     mount_path=dict(type="str"),
@@ -109,65 +110,116 @@ def ensure_volume(ctx, name, driver, create, result):
                              "would lose its data" % (result.name, name, attrs.get("Driver"), driver))
 
 
-def converge(ctx, params):
+def validate(params):
+    problems = []
+    mount_path = params.get("mount_path")
+    if not mount_path:
+        problems.append(("mount_path", "is required (or a description to complete it from)"))
+    elif not posixpath.isabs(mount_path):
+        problems.append(("mount_path", "%s must be an absolute path inside the container" % mount_path))
+    elif posixpath.normpath(mount_path) != mount_path.rstrip("/") or "//" in mount_path:
+        problems.append(("mount_path", "%s is not in normal form (%s)" % (mount_path, posixpath.normpath(mount_path))))
+    if params.get("volume_name") and params.get("source_path"):
+        problems.append(("volume_name", "give volume_name (a volume) or source_path (a host file), not both"))
+    elif not params.get("volume_name") and not params.get("source_path"):
+        problems.append(("source_path", "give volume_name (a volume) or source_path (a host file or directory)"))
+    if params.get("volume_name") and docker_name_problem(params["volume_name"]):
+        problems.append(("volume_name", docker_name_problem(params["volume_name"])))
+    try:
+        file_mode(params.get("mode"))
+    except ClockworkError as exc:
+        problems.append(("mode", exc.msg))
+    return problems
+
+
+def adopt(params, to_resource):
+    """A connection to a file or volume resource takes its path, content or volume from it."""
+    params = dict(params, to_kind=to_resource.get("type") or "container")
+    if to_resource.get("type") == "file":
+        params.update(source_path=to_resource["path"], content=to_resource.get("content"),
+                      mode=to_resource.get("mode"), owner=to_resource.get("owner"))
+    elif to_resource.get("type") == "volume" and not params.get("volume_name"):
+        params["volume_name"] = to_resource.get("volume_name") or to_resource["name"]
+    return params
+
+
+def shares_volume_with_to(params):
+    """A volume connection to a container mounts the volume into both."""
+    return bool(params.get("volume_name")) and (params.get("to_kind") or "container") == "container"
+
+
+def prepare(ctx, params, result):
+    """The volume, or the host file with its content, mode and owner, before any mount of it."""
+    if params.get("volume_name"):
+        ensure_volume(ctx, params["volume_name"], params.get("volume_driver") or "local",
+                      params.get("create_volume", True), result)
+    elif params.get("source_path") and ctx.first_time(("file", params["source_path"])):
+        source = params["source_path"]
+        if params.get("content") is not None:
+            write_file(source, params["content"], params.get("mode"), params.get("owner"), ctx.check_mode, result)
+        elif os.path.exists(source):
+            set_mode_and_owner(source, params.get("mode"), params.get("owner"), ctx.check_mode, result)
+
+
+def to_contribution(params, _stack):
+    if not shares_volume_with_to(params):
+        return {"mounts": [], "networks": []}
+    return {"mounts": [{"type": "volume", "source": params["volume_name"], "target": params["mount_path"],
+                        "read_only": False}], "networks": []}
+
+
+def converge(ctx, params, result):
     from_name, to_name = params["from_resource"], params["to_resource"]
-    result = ConnectionResult("file", from_name, to_name)
     mount_path = required_field(params, "mount_path", result.name)
-    if not posixpath.isabs(mount_path):
-        raise ClockworkError("%s: mount_path %s must be an absolute path inside the container"
-                             % (result.name, mount_path))
+    problems = validate(params)
+    if problems:
+        raise ClockworkError("%s: %s" % (result.name, "; ".join("%s: %s" % p for p in problems)))
     read_only = bool(params.get("read_only"))
     check = {"connection": result.name, "container": from_name, "path": mount_path, "read_only": read_only}
 
     if params.get("volume_name"):
         volume = params["volume_name"]
-        ensure_volume(ctx, volume, params.get("volume_driver") or "local", params.get("create_volume", True), result)
         mount = {"type": "volume", "source": volume, "target": mount_path, "read_only": read_only}
         to = ctx.endpoint(to_name)
         if to.exists or to.spec is not None:
+            params = dict(params, to_kind="container")
+        if shares_volume_with_to(params) and (to.exists or to.spec is not None):
             # `to` is a container: it shares the volume, read-write, at the same path.
             ctx.require_to(to_name, result.name)
-            ensure_mounted(ctx, to, [dict(mount, read_only=False)], result)
+            if not ctx.in_stack:
+                ensure_mounted(ctx, to, to_contribution(params, ctx.stack)["mounts"], result)
             check.update(kind="shared_volume", peer=to_name)
         else:
             check.update(kind="file", directory=True)
         result.extra["file"] = {"kind": "volume", "source": volume, "mount_path": mount_path}
-    elif params.get("source_path"):
+    else:
         source = params["source_path"]
         if params.get("content") is not None:
-            if ctx.first_time(("file", source)):
-                write_file(source, params["content"], params.get("mode"), params.get("owner"), ctx.check_mode, result)
             check["sha256"] = hashlib.sha256(params["content"].encode("utf-8")).hexdigest()
         elif not os.path.exists(source):
             raise ClockworkError("%s: source_path %s does not exist on the Docker host" % (result.name, source))
-        else:
-            set_mode_and_owner(source, params.get("mode"), params.get("owner"), ctx.check_mode, result)
         mount = {"type": "bind", "source": source, "target": mount_path, "read_only": read_only}
         check.update(kind="file", directory=os.path.isdir(source))
         result.extra["file"] = {"kind": "bind", "source": source, "mount_path": mount_path}
-    else:
-        raise ClockworkError("%s: give volume_name (a volume) or source_path (a host file or directory)"
-                             % result.name)
     result.contribution.mounts.append(mount)
     result.contribution.checks.append(check)
-    return result
 
 
 # -- checks, run inside the containers ------------------------------------------
 
 def check_file(engine, check):
     path, container = check["path"], check["container"]
-    test = "-d" if check.get("directory") else "-f"
-    code, out = exec_in(engine, container, "test %s %s && test -r %s" % (test, shlex.quote(path), shlex.quote(path)))
+    # `path` is absolute, so `test` cannot take it for an operator.
+    code, out = exec_in(engine, container, ["test", "-d" if check.get("directory") else "-f", path, "-a", "-r", path])
     if code != 0:
         return False, "%s is not readable in %s %s" % (path, container, out)
     if check.get("sha256"):
-        code, out = exec_in(engine, container, "sha256sum %s" % shlex.quote(path))
+        code, out = exec_in(engine, container, ["sha256sum", path])
         if code != 0 or out.split()[0] != check["sha256"]:
             return False, "%s in %s does not have the expected content (%s)" % (path, container, out)
     if check.get("read_only"):
         # access(W_OK) answers EROFS on a read-only mount, even for root; nothing is written.
-        code, _out = exec_in(engine, container, "test -w %s" % shlex.quote(path))
+        code, _out = exec_in(engine, container, ["test", "-w", path])
         if code == 0:
             return False, "%s is writable in %s, but the mount should be read-only" % (path, container)
     details = (" with the expected content" if check.get("sha256") else "") + (
@@ -175,18 +227,48 @@ def check_file(engine, check):
     return True, "%s is readable in %s%s" % (path, container, details)
 
 
+def sha256_hex(value):
+    if not isinstance(value, str) or len(value) != 64 or set(value) - set("0123456789abcdef"):
+        raise ValueError("%r is not a sha256 in lower-case hex" % (value,))
+    return value
+
+
+check_file.fields = dict(container=dict(type=exec_arg, required=True), path=dict(type=exec_path, required=True),
+                         directory=dict(type="bool", default=False), read_only=dict(type="bool", default=False),
+                         sha256=dict(type=sha256_hex))
+
+
 def check_shared_volume(engine, check):
-    """A probe file written in `from` is read back in the peer, then removed."""
-    probe = posixpath.join(check["path"], ".clockwork-probe-%s" % uuid.uuid4().hex[:12])
-    token = uuid.uuid4().hex
+    """A probe file of a random name created in `from` is seen in the peer, then removed."""
+    probe = posixpath.join(check["path"], ".clockwork-probe-%s" % uuid.uuid4().hex)
     writer, reader = check["container"], check["peer"]
-    code, out = exec_in(engine, writer, "printf %s > %s" % (token, shlex.quote(probe)))
+    code, out = exec_in(engine, writer, ["touch", probe])
     if code != 0:
         return False, "cannot write in %s at %s: %s" % (writer, check["path"], out)
     try:
-        code, out = exec_in(engine, reader, "cat %s" % shlex.quote(probe))
+        code, out = exec_in(engine, reader, ["test", "-f", probe])
     finally:
-        exec_in(engine, writer, "rm -f %s" % shlex.quote(probe))
-    if code != 0 or out.strip() != token:
-        return False, "a file written in %s at %s is not seen by %s: %s" % (writer, check["path"], reader, out)
+        exec_in(engine, writer, ["rm", "-f", probe])
+    if code != 0:
+        return False, "a file written in %s at %s is not seen by %s%s" % (
+            writer, check["path"], reader, ": %s" % out if out else "")
     return True, "a file written in %s at %s is read back in %s" % (writer, check["path"], reader)
+
+
+check_shared_volume.fields = dict(container=dict(type=exec_arg, required=True), path=dict(type=exec_path, required=True),
+                                  peer=dict(type=exec_arg, required=True), read_only=dict(type="bool", default=False))
+
+
+TYPE = ConnectionType(
+    "file", FILE_ARGS, converge,
+    checks={"file": check_file, "shared_volume": check_shared_volume},
+    injected_env=lambda params, to_name: [],
+    validate=validate,
+    completable=("mount_path", "volume_name"),
+    prepare=prepare,
+    to_contribution=to_contribution,
+    to_kinds=("container", "file", "volume"),
+    controller_files=("source_path",),
+    adopt=adopt,
+    diagram_details=lambda params: [p for p in (params.get("volume_name"), params.get("mount_path")) if p],
+)

@@ -9,54 +9,63 @@ and the role use the same ones."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, env_name
+from ansible_collections.clockwork.connections.plugins.module_utils.common import (
+    ClockworkError, Problems, connection_ends)
+from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
 
 RESOURCE_TYPES = ("container", "file", "volume")
-CONNECTION_TYPES = ("dependency", "database", "network", "file", "service_mesh")
 
 
-def connection_ends(connection):
-    return connection.get("from") or connection.get("from_resource"), connection.get("to") or connection.get("to_resource")
+def connection_labels(connections):
+    """How messages name each connection: `connection database api -> db`, with `#N`
+    added where two connections would read the same."""
+    labels = []
+    for connection in connections:
+        source, target = connection_ends(connection)
+        labels.append("connection %s %s -> %s" % (connection.get("type"), source, target))
+    return [label + (" (#%d)" % (index + 1) if labels.count(label) > 1 else "")
+            for index, label in enumerate(labels)]
 
 
-def describe_connection(index, connection):
-    source, target = connection_ends(connection)
-    return "connection #%d (%s %s -> %s)" % (index + 1, connection.get("type"), source, target)
-
-
-def validate(resources, connections):
-    """Every problem of the declaration at once, each naming its entry; raises ClockworkError."""
-    problems = []
+def structure_problems(resources, connections, problems):
+    """Names, types and ends of the declaration, into `problems`. Returns name -> kind."""
     kinds = {}
     for index, resource in enumerate(resources):
         name = resource.get("name")
         if not name:
-            problems.append("resource #%d has no name" % (index + 1))
+            problems.add("resource #%d" % (index + 1), "name: is required")
             continue
         if name in kinds:
-            problems.append("resource %s is declared twice" % name)
-        kind = resource.get("type", "container")
+            problems.add("resource %s" % name, "name: declared twice")
+        kind = resource.get("type") or "container"
         if kind not in RESOURCE_TYPES:
-            problems.append("resource %s has unknown type %s (known: %s)" % (name, kind, ", ".join(RESOURCE_TYPES)))
+            problems.add("resource %s" % name, "type: unknown type %s (known: %s)" % (kind, ", ".join(RESOURCE_TYPES)))
         kinds[name] = kind
-    for index, connection in enumerate(connections):
-        where = describe_connection(index, connection)
-        if connection.get("type") not in CONNECTION_TYPES:
-            problems.append("%s has unknown type %s (known: %s)" % (where, connection.get("type"),
-                                                                    ", ".join(CONNECTION_TYPES)))
+    for label, connection in zip(connection_labels(connections), connections):
+        kind = CONNECTION_TYPES.get(connection.get("type"))
+        if kind is None:
+            problems.add(label, "type: unknown type %s (known: %s)" % (connection.get("type"),
+                                                                      ", ".join(sorted(CONNECTION_TYPES))))
         source, target = connection_ends(connection)
         for end, name in (("from", source), ("to", target)):
             if name not in kinds:
-                problems.append("%s: unknown resource %s in %s" % (where, name, end))
+                problems.add(label, "%s: unknown resource %s" % (end, name))
         if source in kinds and kinds[source] != "container":
-            problems.append("%s: from must be a container, %s is a %s" % (where, source, kinds[source]))
-        if target in kinds and kinds[target] != "container" and connection.get("type") != "file":
-            problems.append("%s: to must be a container, %s is a %s" % (where, target, kinds[target]))
-    if problems:
-        raise ClockworkError("invalid stack: " + "; ".join(problems))
-    cycle = find_cycle([r["name"] for r in resources], connections)
-    if cycle:
-        raise ClockworkError("invalid stack: the connections form a cycle: %s" % " -> ".join(cycle))
+            problems.add(label, "from: must be a container, %s is a %s" % (source, kinds[source]))
+        if kind is not None and target in kinds and kinds[target] not in kind.to_kinds:
+            problems.add(label, "to: must be a %s, %s is a %s" % (" or ".join(kind.to_kinds), target, kinds[target]))
+    return kinds
+
+
+def validate(resources, connections):
+    """Every problem of the declaration's structure at once, each naming its entry; raises ClockworkError."""
+    problems = Problems()
+    structure_problems(resources, connections, problems)
+    if not problems.items:
+        cycle = find_cycle([r["name"] for r in resources], connections)
+        if cycle:
+            problems.add(None, "the connections form a cycle: %s" % " -> ".join(cycle))
+    problems.raise_if_any("invalid stack")
 
 
 def _dependencies(names, connections):
@@ -125,28 +134,16 @@ def mermaid(resources, connections, env_by_connection=None):
         lines.append("    %s%s" % (_node_id(resource["name"]), shapes[kind] % label))
     for index, connection in enumerate(connections):
         source, target = connection_ends(connection)
-        details = list(env_by_connection.get(index) or [])
-        if connection["type"] == "file":
-            details = [p for p in (connection.get("volume_name"), connection.get("mount_path")) if p]
-        elif connection["type"] == "network" and connection.get("network_name"):
-            details.insert(0, connection["network_name"])
+        details = CONNECTION_TYPES[connection["type"]].diagram_details(connection) + list(
+            env_by_connection.get(index) or [])
         label = "<br/>".join([connection["type"]] + details)
         lines.append('    %s -->|"%s"| %s' % (_node_id(source), label, _node_id(target)))
     return "\n".join(lines) + "\n"
 
 
 def injected_env(connection):
-    """The env names a connection gives its `from` container, as the modules name them."""
-    kind = connection.get("type")
-    _source, target = connection_ends(connection)
-    if kind == "network":
-        return [env_name(target) + "_HOST"]
-    if kind == "database":
-        return [connection.get("env_var_name") or ("REDIS_URL" if connection.get("engine") == "redis" else "DATABASE_URL")]
-    if kind == "service_mesh":
-        prefix = env_name(connection.get("service_name") or target)
-        return [prefix + "_URL"] + ([prefix + "_CA_FILE"] if connection.get("tls_enabled") else [])
-    return []
+    """The env names a connection gives its `from` container, as its type names them."""
+    return CONNECTION_TYPES[connection["type"]].injected_env(connection, connection_ends(connection)[1])
 
 
 def diagram_document(stack, resources, connections):

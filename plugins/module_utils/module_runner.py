@@ -6,9 +6,9 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, Problems
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
-    COMPLETION_ARGS, CONNECTION_ARGS, ConnectionContext)
+    COMPLETION_ARGS, CONNECTION_ARGS, ConnectionContext, connection_label)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (
     Engine, require_docker)
 
@@ -35,10 +35,15 @@ def connection_spec(type_args, completion=True):
     return spec
 
 
-def run_connection(module, converge):
-    """Run one connection type's `converge(ctx, params)` as a module."""
+def run_connection(module, connection_type):
+    """Run one connection type on its own: validate it, then prepare and converge it."""
     def run(engine):
-        ctx = ConnectionContext(engine, module.params["stack"], module.check_mode)
-        return converge(ctx, module.params).as_module_result(diff=module._diff)
+        params = module.params
+        problems = Problems()
+        label = connection_label(connection_type.name, params["from_resource"], params["to_resource"])
+        problems.extend(label, ("%s: %s" % problem for problem in connection_type.validate(params)))
+        problems.raise_if_any("invalid connection")
+        ctx = ConnectionContext(engine, params["stack"], module.check_mode)
+        return connection_type.run(ctx, params).as_module_result(diff=module._diff)
 
     run_module(module, run)

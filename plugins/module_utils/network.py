@@ -7,13 +7,14 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import shlex
+import ipaddress
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
-    ClockworkError, env_name, owned_by, owner_labels)
+    ClockworkError, docker_name_problem, env_name, owned_by, owner_labels, port_number)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
-    ConnectionResult, required_field)
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError, exec_in
+    ConnectionType, required_field)
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (
+    APIError, exec_arg, exec_first, exec_in)
 
 NETWORK_ARGS = dict(
     network_name=dict(type="str"),
@@ -143,51 +144,118 @@ class NetworkConverger(object):
         self.engine.forget("container", endpoint.name)
 
 
-def converge(ctx, params):
-    """Run one network connection; returns its ConnectionResult."""
+def validate(params):
+    problems = []
+    name = params.get("network_name")
+    if not name:
+        problems.append(("network_name", "is required (or a description to complete it from)"))
+    elif docker_name_problem(name, shortest=1):
+        problems.append(("network_name", docker_name_problem(name, shortest=1)))
+    subnet = None
+    if params.get("subnet"):
+        try:
+            subnet = ipaddress.ip_network(params["subnet"], strict=False)
+        except ValueError as exc:
+            problems.append(("subnet", "%s is not a network like 172.28.0.0/16: %s" % (params["subnet"], exc)))
+    if params.get("gateway"):
+        try:
+            gateway = ipaddress.ip_address(params["gateway"])
+            if subnet is not None and gateway not in subnet:
+                problems.append(("gateway", "%s is outside subnet %s" % (gateway, subnet)))
+        except ValueError:
+            problems.append(("gateway", "%s is not an IP address" % params["gateway"]))
+    for alias in params.get("aliases") or []:
+        if docker_name_problem(alias):
+            problems.append(("aliases", docker_name_problem(alias)))
+    return problems
+
+
+def prepare(ctx, params, result):
+    """The network exists with its settings before any container joins it."""
+    name = required_field(params, "network_name", result.name)
+    if ctx.first_time(("network", name)):
+        NetworkConverger(ctx).ensure(name, wanted_settings(params), result)
+
+
+def to_contribution(params, _stack):
+    """`to` joins the network under its own name and the connection's aliases."""
+    aliases = sorted(set([params["to_resource"]] + list(params.get("aliases") or [])))
+    return {"mounts": [], "networks": [{"name": params["network_name"], "aliases": aliases}]}
+
+
+def injected_env(_params, to_name):
+    return [env_name(to_name) + "_HOST"]
+
+
+def converge(ctx, params, result):
+    """`to` and `from` on the network (a la carte; in a stack their specs carry it), and
+    `<TO>_HOST` for `from`."""
     from_name, to_name = params["from_resource"], params["to_resource"]
-    result = ConnectionResult("network", from_name, to_name)
     network = required_field(params, "network_name", result.name)
     to = ctx.require_to(to_name, result.name)
-    converger = NetworkConverger(ctx)
-    converger.ensure(network, wanted_settings(params), result)
-    converger.attach(to, network, sorted(set([to_name] + list(params.get("aliases") or []))), result)
-    converger.attach(ctx.endpoint(from_name), network, [from_name], result)
+    if not ctx.in_stack:
+        converger = NetworkConverger(ctx)
+        converger.attach(to, network, to_contribution(params, ctx.stack)["networks"][0]["aliases"], result)
+        converger.attach(ctx.endpoint(from_name), network, [from_name], result)
 
     contribution = result.contribution
     contribution.networks.append({"name": network, "aliases": [from_name]})
-    contribution.env[env_name(to_name) + "_HOST"] = to_name
+    contribution.env[injected_env(params, to_name)[0]] = to_name
     ports = to.declared_ports() or to.exposed_ports(ctx.engine)
     contribution.checks.append({"kind": "dns_tcp", "connection": result.name, "container": from_name,
-                                "host": to_name, "port": int(ports[0].split("/")[0]) if ports else None})
+                                "host": to_name, "port": port_number(ports[0]) if ports else None})
     if params.get("internal"):
         contribution.checks.append({"kind": "no_route_out", "connection": result.name,
                                     "container": from_name, "network": network})
     result.extra["network"] = {"name": network, "to_port": ports[0] if ports else None}
-    return result
 
 
 # -- checks, run from inside `from` --------------------------------------------
 
-def _tcp_script(host, port):
-    # nc when the image has it, else bash's /dev/tcp: images differ in what they ship.
-    return ('if command -v nc >/dev/null 2>&1; then nc -z -w 3 {h} {p}; '
-            'elif command -v bash >/dev/null 2>&1; then bash -c "</dev/tcp/{h}/{p}"; '
-            'else echo "neither nc nor bash in the container"; exit 127; fi').format(
-                h=shlex.quote(host), p=int(port))
+# What a DNS name or an IP address is made of: what `getent hosts` and `nc` take as a host.
+HOST_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-:")
+
+
+def host_name(value):
+    """A check's host field: a name or an address, never an option or a list."""
+    if not isinstance(value, str) or not 0 < len(value) < 254 or not set(value) <= HOST_CHARACTERS \
+            or value[0] in "-." or value[-1] == "-":
+        raise ValueError("%r is not a host name or an IP address" % (value,))
+    return value
+
+
+def tcp_port(value):
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise ValueError("%r is not a TCP port" % (value,))
+    if not 0 < port < 65536 or str(port) != str(value).strip():
+        raise ValueError("%r is not a TCP port (1-65535)" % (value,))
+    return port
+
+
+def tcp_probes(host, port):
+    """nc when the image has it, else bash's /dev/tcp: images differ in what they ship.
+    bash runs a fixed script; the host and the port reach it as its arguments."""
+    return [["nc", "-z", "-w", "3", host, str(port)],
+            ["bash", "-c", 'exec 3<>"/dev/tcp/$1/$2"', "clockwork-tcp-probe", host, str(port)]]
 
 
 def check_dns_tcp(engine, check):
     host, port, container = check["host"], check.get("port"), check["container"]
-    code, out = exec_in(engine, container, "getent hosts %s" % shlex.quote(host))
+    code, out = exec_in(engine, container, ["getent", "hosts", host])
     if code != 0:
         return False, "%s does not resolve inside %s: %s" % (host, container, out or "no answer")
     if not port:
         return True, "%s resolves to %s" % (host, out.split()[0])
-    code, out = exec_in(engine, container, _tcp_script(host, port))
+    code, out, _tool = exec_first(engine, container, tcp_probes(host, port))
     if code != 0:
         return False, "%s:%s does not accept TCP from %s: %s" % (host, port, container, out or "refused")
     return True, "%s resolves and %s:%s accepts TCP from %s" % (host, host, port, container)
+
+
+check_dns_tcp.fields = dict(container=dict(type=exec_arg, required=True), host=dict(type=host_name, required=True),
+                            port=dict(type=tcp_port))
 
 
 def check_no_route_out(engine, check):
@@ -200,3 +268,18 @@ def check_no_route_out(engine, check):
     if not network.get("Internal"):
         return False, "network %s is not internal: traffic can leave it" % check["network"]
     return True, "network %s is internal: the engine drops traffic leaving it" % check["network"]
+
+
+check_no_route_out.fields = dict(container=dict(type=exec_arg), network=dict(type=exec_arg, required=True))
+
+
+TYPE = ConnectionType(
+    "network", NETWORK_ARGS, converge,
+    checks={"dns_tcp": check_dns_tcp, "no_route_out": check_no_route_out},
+    injected_env=injected_env,
+    validate=validate,
+    completable=("network_name", "driver"),
+    prepare=prepare,
+    to_contribution=to_contribution,
+    diagram_details=lambda params: [params["network_name"]] if params.get("network_name") else [],
+)

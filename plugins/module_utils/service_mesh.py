@@ -9,13 +9,13 @@ __metaclass__ = type
 
 import os
 import posixpath
-import shlex
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, env_name
-from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionResult
+from ansible_collections.clockwork.connections.plugins.module_utils.common import (
+    ClockworkError, docker_name_problem, env_name, port_number)
+from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionType
 from ansible_collections.clockwork.connections.plugins.module_utils.container import ensure_mounted
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_in
-from ansible_collections.clockwork.connections.plugins.module_utils.tls import ensure_certificates
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_arg, exec_first, exec_path
+from ansible_collections.clockwork.connections.plugins.module_utils.tls import certificate_paths, ensure_certificates
 
 SERVICE_MESH_ARGS = dict(
     protocol=dict(type="str", default="http", choices=["http", "https", "grpc", "tcp"]),
@@ -36,106 +36,172 @@ SERVICE_MESH_ARGS = dict(
 LOAD_BALANCING = {"round_robin": "Docker's DNS rotates the addresses of all containers sharing the service name"}
 
 
+def validate(params):
+    problems = []
+    policy = params.get("load_balancing") or "round_robin"
+    if policy not in LOAD_BALANCING:
+        problems.append(("load_balancing", "%s cannot be honoured: Docker's DNS only rotates the addresses of "
+                                           "containers sharing a name (round_robin)" % policy))
+    if params.get("port") is not None and not 0 < params["port"] < 65536:
+        problems.append(("port", "%s is not a port number (1-65535)" % params["port"]))
+    if params.get("service_name") and docker_name_problem(params["service_name"]):
+        problems.append(("service_name", docker_name_problem(params["service_name"])))
+    path = params.get("health_check_path")
+    if path and not path.startswith("/"):
+        problems.append(("health_check_path", "%s must start with /" % path))
+    if params.get("tls_enabled"):
+        for field in ("cert_path", "key_path", "ca_path"):
+            if not posixpath.isabs(params.get(field) or ""):
+                problems.append((field, "%s must be an absolute path inside the container" % params.get(field)))
+    return problems
+
+
 def discover_port(ctx, to, params, connection):
     if params.get("port"):
         return int(params["port"]), "given"
     declared = to.declared_ports()
     if declared:
-        return int(declared[0].split("/")[0]), "declared by %s" % to.name
+        return port_number(declared[0]), "declared by %s" % to.name
     exposed = to.exposed_ports(ctx.engine)
     if exposed:
-        return int(exposed[0].split("/")[0]), "exposed by %s's image" % to.name
+        return port_number(exposed[0]), "exposed by %s's image" % to.name
     raise ClockworkError("%s: no port for %s: it declares none and its image exposes none; set port"
                          % (connection, to.name))
 
 
 def default_tls_dir(stack):
+    """On the Docker host, in the home of the user the module runs as."""
     return os.path.join(os.path.expanduser("~"), ".clockwork", stack, "tls")
 
 
-def tls_mounts(ctx, params, result):
-    """Make the CA and `to`'s certificate (unless current) and return the mounts for `to`."""
-    for path in ("cert_path", "key_path", "ca_path"):
-        if not posixpath.isabs(params[path]):
-            raise ClockworkError("%s: %s %s must be an absolute path" % (result.name, path, params[path]))
+def _tls_dir(params, stack):
+    return os.path.expanduser(params.get("tls_dir") or default_tls_dir(stack))
+
+
+def certificate_files(params, stack):
+    """The CA and `to`'s certificate and key on the Docker host."""
+    return certificate_paths(_tls_dir(params, stack), params["to_resource"])
+
+
+def prepare(ctx, params, result):
+    """The stack's CA and `to`'s certificate, made unless current. Returns what must follow:
+    a running `to` restarts to read renewed files."""
+    if not params.get("tls_enabled"):
+        return None
     to_name = params["to_resource"]
     service = params.get("service_name") or to_name
-    directory = params.get("tls_dir") or default_tls_dir(ctx.stack)
-    actions, files = ensure_certificates(directory, ctx.stack, to_name, [service, to_name], ctx.check_mode)
+    directory = _tls_dir(params, ctx.stack)
+    actions, _files = ensure_certificates(directory, ctx.stack, to_name, [service, to_name], ctx.check_mode)
     if ctx.first_time(("tls", directory, to_name)):
         for action in actions:
             result.act(action)
-    result.extra["tls_files"] = files
-    return [{"type": "bind", "source": source, "target": target, "read_only": True}
-            for source, target in ((files["cert"], params["cert_path"]), (files["key"], params["key_path"]))]
+    return {"restart": [to_name]} if actions else None
 
 
-def converge(ctx, params):
+def to_contribution(params, stack):
+    """`to` answers to the service name on the stack's network, and serves its certificate."""
+    to_name = params["to_resource"]
+    service = params.get("service_name") or to_name
+    networks = [{"name": "%s_default" % stack, "aliases": [service]}] if service != to_name else []
+    mounts = []
+    if params.get("tls_enabled"):
+        files = certificate_files(params, stack)
+        mounts = [{"type": "bind", "source": files["cert"], "target": params["cert_path"], "read_only": True},
+                  {"type": "bind", "source": files["key"], "target": params["key_path"], "read_only": True}]
+    return {"mounts": mounts, "networks": networks}
+
+
+def injected_env(params, to_name):
+    prefix = env_name(params.get("service_name") or to_name)
+    return [prefix + "_URL"] + ([prefix + "_CA_FILE"] if params.get("tls_enabled") else [])
+
+
+def converge(ctx, params, result, prepared=None):
     from_name, to_name = params["from_resource"], params["to_resource"]
-    result = ConnectionResult("service_mesh", from_name, to_name)
     policy = params.get("load_balancing") or "round_robin"
-    if policy not in LOAD_BALANCING:
-        raise ClockworkError("%s: load_balancing %s cannot be honoured: Docker's DNS only rotates the addresses "
-                             "of containers sharing a name (round_robin)" % (result.name, policy))
     to = ctx.require_to(to_name, result.name)
     if ctx.check_mode and not to.exists and to.spec is None and not params.get("port"):
         # A dry run before `to` exists: its ports are not known yet, and that is no error.
         result.extra["service"] = {"url": None, "port": None,
                                    "port_source": "unknown until %s exists (check mode)" % to_name}
-        return result
+        return
     port, found = discover_port(ctx, to, params, result.name)
     service = params.get("service_name") or to_name
     protocol = "https" if params.get("tls_enabled") and params.get("protocol") == "http" else params.get("protocol")
     url = "%s://%s:%d" % (protocol, service, port)
-    prefix = env_name(service)
-    result.contribution.env[prefix + "_URL"] = url
+    names = injected_env(params, to_name)
+    result.contribution.env[names[0]] = url
     result.extra["service"] = {"url": url, "port": port, "port_source": found, "load_balancing": LOAD_BALANCING[policy]}
 
     check = {"kind": "http", "connection": result.name, "container": from_name,
              "url": url + (params.get("health_check_path") or "/"), "retry_for": params.get("health_check_timeout", 30)}
     if params.get("tls_enabled"):
-        ensure_mounted(ctx, to, tls_mounts(ctx, params, result), result)
-        files = result.extra["tls_files"]
-        if any(a.startswith("generate") for a in result.actions) and to.running and not ctx.check_mode \
-                and not any(a.startswith("mount") for a in result.actions):
+        files = certificate_files(params, ctx.stack)
+        remounted = False if ctx.in_stack else ensure_mounted(ctx, to, to_contribution(params, ctx.stack)["mounts"],
+                                                              result)
+        if prepared and to.running and not ctx.check_mode and not ctx.in_stack and not remounted:
             # Same files, new content: the server must read them again.
             result.act("restart %s for its new certificate" % to_name)
             ctx.engine.api.restart(to_name)
             ctx.engine.forget("container", to_name)
         result.contribution.mounts.append({"type": "bind", "source": files["ca"], "target": params["ca_path"],
                                            "read_only": True})
-        result.contribution.env[prefix + "_CA_FILE"] = params["ca_path"]
+        result.contribution.env[names[1]] = params["ca_path"]
         check["ca_file"] = params["ca_path"]
         result.extra["service"]["tls"] = {"ca": files["ca"], "cert": files["cert"]}
-        del result.extra["tls_files"]
     if protocol in ("http", "https"):
         result.contribution.checks.append(check)
     else:
         result.contribution.checks.append({"kind": "dns_tcp", "connection": result.name, "container": from_name,
                                            "host": service, "port": port})
-    return result
 
 
 # -- the health check, from inside `from` -------------------------------------
 
+def http_url(value):
+    """A check's URL: http or https, one argv entry, nothing a shell or curl would expand."""
+    value = exec_arg(value)
+    if not value.startswith(("http://", "https://")) or any(c.isspace() or ord(c) < 32 for c in value):
+        raise ValueError("%r is not an http:// or https:// URL" % (value,))
+    return value
+
+
+def http_probes(url, ca_file):
+    """curl, else wget, each printing the response's status line before its body.
+    curl's -g keeps `[]{}` in the URL literal; the URL is an argument, never a script."""
+    curl = ["curl", "-sS", "-g", "--max-time", "5", "-D", "-", "-o", "-"]
+    wget = ["wget", "-S", "-q", "-T", "5", "-O", "-"]
+    if ca_file:
+        curl += ["--cacert", ca_file]
+        wget += ["--ca-certificate=" + ca_file]
+    return [curl + ["--url", url], wget + [url]]
+
+
 def check_http(engine, check):
     """GET the URL from inside the container; 2xx passes. curl, else wget."""
     url, container = check["url"], check["container"]
-    ca = " --cacert %s" % shlex.quote(check["ca_file"]) if check.get("ca_file") else ""
-    wget_ca = " --ca-certificate=%s" % shlex.quote(check["ca_file"]) if check.get("ca_file") else ""
-    script = (
-        'if command -v curl >/dev/null 2>&1; then '
-        'curl -sS --max-time 5{ca} -o /tmp/.clockwork-body -w "%{{http_code}}" {url} 2>&1; '
-        'echo; head -c 200 /tmp/.clockwork-body 2>/dev/null; rm -f /tmp/.clockwork-body; '
-        'elif command -v wget >/dev/null 2>&1; then '
-        'wget -q -T 5{wca} -O /tmp/.clockwork-body {url} 2>&1 && echo 200 || echo 000; '
-        'head -c 200 /tmp/.clockwork-body 2>/dev/null; rm -f /tmp/.clockwork-body; '
-        'else echo "neither curl nor wget in the container"; exit 127; fi'
-    ).format(ca=ca, wca=wget_ca, url=shlex.quote(url))
-    code, out = exec_in(engine, container, script)
-    first, _sep, body = out.partition("\n")
-    status = first[-3:] if first[-3:].isdigit() else None
+    code, out, _tool = exec_first(engine, container, http_probes(url, check.get("ca_file")))
+    # The last status line counts (wget prints each response); the body follows the headers.
+    statuses = [line.split()[1] for line in out.splitlines()
+                if line.strip().startswith("HTTP/") and len(line.split()) > 1 and line.split()[1].isdigit()]
+    status = statuses[-1] if statuses else None
+    body = out.replace("\r\n", "\n").partition("\n\n")[2]
     if code == 0 and status and status.startswith("2"):
         return True, "GET %s from %s answered %s" % (url, container, status)
-    detail = "status %s" % status if status and status != "000" else (first or "no answer")
+    detail = "status %s" % status if status else (out.splitlines()[0] if out else "no answer")
     return False, "GET %s from %s failed: %s; response began: %r" % (url, container, detail, body[:200])
+
+
+check_http.fields = dict(container=dict(type=exec_arg, required=True), url=dict(type=http_url, required=True),
+                         ca_file=dict(type=exec_path))
+
+
+TYPE = ConnectionType(
+    "service_mesh", SERVICE_MESH_ARGS, converge,
+    checks={"http": check_http},
+    injected_env=injected_env,
+    validate=validate,
+    completable=("port", "service_name"),
+    prepare=prepare,
+    to_contribution=to_contribution,
+)

@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A whole stack in one process: validate the declaration, order it, then per resource
-run its outgoing connections and converge the container with their contributions.
+"""A whole stack in one process: plan it (plan.py), check the plan against the engine
+(preflight.py), then apply it: the networks, volumes, files and TLS material first, then
+per resource in order, its outgoing connections and its container with their contributions.
 
 The same functions as the single modules do the work; only the sequencing is here.
 """
@@ -12,38 +13,23 @@ __metaclass__ = type
 
 import os
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-
-from ansible_collections.clockwork.connections.plugins.module_utils import (
-    database, dependency, file, network, service_mesh)
+from ansible_collections.clockwork.connections.plugins.module_utils import file, network
 from ansible_collections.clockwork.connections.plugins.module_utils.checks import run_checks
 from ansible_collections.clockwork.connections.plugins.module_utils.common import STACK_LABEL, ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     COMPLETION_ARGS, CONNECTION_ARGS, ConnectionContext, ConnectionResult)
 from ansible_collections.clockwork.connections.plugins.module_utils.container import (
-    CONTAINER_ARGS, ContainerConverger, ContainerSpec, has_healthcheck, wait_for)
+    ContainerConverger, has_healthcheck, wait_for)
 from ansible_collections.clockwork.connections.plugins.module_utils.contribution import merge
-from ansible_collections.clockwork.connections.plugins.module_utils.graph import (
-    deployment_order, describe_connection, diagram_document, validate)
-
-# type -> (its own arguments, its convergence)
-CONNECTION_TYPES = {
-    "dependency": (dependency.DEPENDENCY_ARGS, dependency.converge),
-    "database": (database.DATABASE_ARGS, database.converge),
-    "network": (network.NETWORK_ARGS, network.converge),
-    "file": (file.FILE_ARGS, file.converge),
-    "service_mesh": (service_mesh.SERVICE_MESH_ARGS, service_mesh.converge),
-}
-FILE_RESOURCE_ARGS = dict(name=dict(type="str", required=True), path=dict(type="path", required=True),
-                          content=dict(type="str"), mode=dict(type="raw"), owner=dict(type="str"))
-VOLUME_RESOURCE_ARGS = dict(name=dict(type="str", required=True), volume_name=dict(type="str"),
-                            driver=dict(type="str", default="local"))
-RESOURCE_TYPES = {"container": CONTAINER_ARGS, "file": FILE_RESOURCE_ARGS, "volume": VOLUME_RESOURCE_ARGS}
+from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
+from ansible_collections.clockwork.connections.plugins.module_utils.plan import RESOURCE_TYPES, Plan
+from ansible_collections.clockwork.connections.plugins.module_utils.preflight import Preflight
+from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
 
 
 def _union(specs):
     """One option list that accepts every type's fields; per-type rules (defaults, choices,
-    required) are applied later, by `validated`, whose errors name the entry."""
+    required) are applied later, by the plan, whose errors name the entry."""
     merged = {}
     for spec in specs:
         for key, option in spec.items():
@@ -53,7 +39,7 @@ def _union(specs):
 
 
 # The stack module's suboptions: validated and no_log-protected by AnsibleModule itself.
-CONNECTION_OPTIONS = dict(_union([CONNECTION_ARGS] + [args for args, _fn in CONNECTION_TYPES.values()]),
+CONNECTION_OPTIONS = dict(_union([CONNECTION_ARGS] + [t.args for t in CONNECTION_TYPES.values()]),
                           type=dict(type="str", required=True, choices=sorted(CONNECTION_TYPES)))
 CONNECTION_OPTIONS.pop("stack")
 for _top_level in ("llm", "lock_file"):   # options of the whole stack, not of each connection
@@ -63,45 +49,18 @@ RESOURCE_OPTIONS = dict(_union(RESOURCE_TYPES.values()),
 RESOURCE_OPTIONS.pop("state")
 
 
-def validated(spec, data, where):
-    """Apply one type's argument spec (defaults, choices, aliases) to one entry."""
-    given = dict((k, v) for k, v in data.items() if v is not None and k != "type")
-    unknown = sorted(set(given) - set(spec) - set(a for o in spec.values() for a in o.get("aliases", [])))
-    if unknown:
-        raise ClockworkError("%s: %s not a field of this type" % (where, ", ".join(unknown) + (" is" if len(unknown) == 1 else " are")))
-    result = ArgumentSpecValidator(spec).validate(given)
-    if result.error_messages:
-        raise ClockworkError("%s: %s" % (where, "; ".join(result.error_messages)))
-    return result.validated_parameters
-
-
 class Stack(object):
     def __init__(self, engine, name, resources, connections, check_mode=False, base_dir=None):
+        self.plan = Plan(name, resources, connections, base_dir=base_dir)
         self.declaration = (resources, connections)
         self.engine = engine
         self.name = name
         self.check_mode = check_mode
-        self.base_dir = base_dir or os.getcwd()
-        self.default_network = "%s_default" % name
-        validate(resources, connections)
-        self.resources = []
-        for resource in resources:
-            kind = resource.get("type") or "container"
-            params = validated(RESOURCE_TYPES[kind], resource, "resource %s" % resource.get("name"))
-            params["type"] = kind
-            self.resources.append(params)
-        self.by_name = dict((r["name"], r) for r in self.resources)
-        self.connections = []
-        for index, connection in enumerate(connections):
-            args, _fn = CONNECTION_TYPES[connection["type"]]
-            spec = dict(CONNECTION_ARGS, **args)
-            params = validated(spec, connection, describe_connection(index, connection))
-            params.update(type=connection["type"], stack=name, index=index)
-            self.connections.append(params)
-        self.order = deployment_order([r["name"] for r in self.resources],
-                                      [dict(type=c["type"], **{"from": c["from_resource"], "to": c["to_resource"]})
-                                       for c in self.connections])
-        self.specs = dict((r["name"], self._container_spec(r)) for r in self.resources if r["type"] == "container")
+        self.base_dir = self.plan.base_dir
+        self.order = self.plan.order
+        self.by_name = self.plan.by_name
+        self.connections = self.plan.connections
+        self.specs = self.plan.specs
         self.ctx = ConnectionContext(engine, name, check_mode, declared=self.specs, base_dir=self.base_dir)
         self.entries = []
         self.diffs = []
@@ -109,32 +68,13 @@ class Stack(object):
         # Containers started but not yet waited for: name -> whether this run started them.
         # Waiting only when a dependent needs them lets independent containers start together.
         self.unready = {}
-        # Containers whose TLS files got new content: a running one restarts to read them.
-        self.renewed_tls = set()
-
-    # -- declaration -> specs -------------------------------------------------
+        # Containers whose files (TLS) got new content: a running one restarts to read them.
+        self.restart_if_running = set()
+        # Each connection's result, begun by its prepare step and completed by its converge step.
+        self.results = {}
 
     def _path(self, path):
         return path if os.path.isabs(path) else os.path.normpath(os.path.join(self.base_dir, path))
-
-    def _container_spec(self, resource):
-        params = dict(resource)
-        networks = [dict(n) for n in params.get("networks") or []]
-        networks.insert(0, {"name": self.default_network, "aliases": [resource["name"]]})
-        params["networks"] = networks
-        return ContainerSpec(params, self.name, base_dir=self.base_dir)
-
-    def _connection_params(self, connection):
-        """Fill a file connection's source from the resource it points at."""
-        params = dict(connection)
-        target = self.by_name[connection["to_resource"]]
-        if connection["type"] == "file" and target["type"] == "file":
-            # The resource step writes the file; its content here makes the check compare it.
-            params.update(source_path=self._path(target["path"]), content=target.get("content"),
-                          mode=target.get("mode"), owner=target.get("owner"))
-        elif connection["type"] == "file" and target["type"] == "volume" and not params.get("volume_name"):
-            params["volume_name"] = target.get("volume_name") or target["name"]
-        return params
 
     def _record(self, kind, name, changed, actions, reasons=None, before=None, after=None):
         self.entries.append({"kind": kind, "name": name, "changed": changed, "actions": list(actions),
@@ -146,25 +86,37 @@ class Stack(object):
     # -- present ----------------------------------------------------------------
 
     def present(self):
-        net = ConnectionResult("network", self.name, self.default_network)
-        net.name = "network %s" % self.default_network
-        network.NetworkConverger(self.ctx).ensure(self.default_network, network.wanted_settings({}), net)
-        self._record("network", self.default_network, net.changed, net.actions)
-        self._prepare_targets()
+        Preflight(self.engine, self.plan, self.check_mode).run()
+        self._shared()
         for name in self.order:
-            resource = self.by_name[name]
-            if resource["type"] == "file":
-                self._converge_file(resource)
-            elif resource["type"] == "volume":
-                result = ConnectionResult("volume", name, name)
-                result.name = "volume %s" % name
-                file.ensure_volume(self.ctx, resource.get("volume_name") or name, resource["driver"], True, result)
-                self._record("volume", resource.get("volume_name") or name, result.changed, result.actions)
-            else:
+            if self.by_name[name]["type"] == "container":
                 self._converge_container(name)
         for name in list(self.unready):
             self._await(name)
         return self.report()
+
+    def _shared(self):
+        """What containers need before any of them is created: networks, volumes, files, TLS."""
+        for planned in self.plan.networks:
+            if planned["by"] != "stack":
+                continue   # made by its connection's prepare, below
+            result = ConnectionResult("network", self.name, planned["name"])
+            if self.ctx.first_time(("network", planned["name"])):
+                network.NetworkConverger(self.ctx).ensure(planned["name"], planned["settings"], result)
+            self._record("network", planned["name"], result.changed, result.actions)
+        for resource in self.plan.resources:
+            if resource["type"] == "file":
+                self._converge_file(resource)
+            elif resource["type"] == "volume":
+                result = ConnectionResult("volume", resource["name"], resource["name"])
+                volume = resource.get("volume_name") or resource["name"]
+                file.ensure_volume(self.ctx, volume, resource["driver"], True, result)
+                self._record("volume", volume, result.changed, result.actions)
+        for connection in self.connections:
+            kind = CONNECTION_TYPES[connection["type"]]
+            result = self.results[connection["label"]] = kind.new_result(connection)
+            follow_up = kind.prepare(self.ctx, connection, result) or {}
+            self.restart_if_running.update(follow_up.get("restart") or [])
 
     def write_diagram(self, path):
         result = ConnectionResult("diagram", self.name, self.name)
@@ -180,46 +132,15 @@ class Stack(object):
         wait_for(self.engine, name, "healthy" if has_healthcheck(attrs) else "started", self.specs[name].timeout,
                  just_started=just_started, who="container %s" % name)
 
-    def _prepare_targets(self):
-        """What connections put into their `to` container is known before it is created:
-        the shared volume and TLS files go into its declaration, so it is created once."""
-        for connection in self.connections:
-            spec = self.specs.get(connection["to_resource"])
-            if spec is None:
-                continue
-            if connection["type"] == "file" and connection.get("volume_name"):
-                result = ConnectionResult("file", connection["from_resource"], connection["to_resource"])
-                file.ensure_volume(self.ctx, connection["volume_name"], connection.get("volume_driver") or "local",
-                                   connection.get("create_volume", True), result)
-                self._record("volume", connection["volume_name"], result.changed, result.actions)
-                self._add_mount(spec, {"type": "volume", "source": connection["volume_name"],
-                                       "target": connection["mount_path"], "read_only": False})
-            elif connection["type"] == "service_mesh":
-                service = connection.get("service_name")
-                if service and service != spec.name:
-                    spec.networks[0]["aliases"] = sorted(set(spec.networks[0]["aliases"] + [service]))
-                if connection.get("tls_enabled"):
-                    result = ConnectionResult("service_mesh", connection["from_resource"], spec.name)
-                    for mount in service_mesh.tls_mounts(self.ctx, connection, result):
-                        self._add_mount(spec, mount)
-                    self._record("tls", spec.name, result.changed, result.actions)
-                    if result.changed:
-                        self.renewed_tls.add(spec.name)
-
-    @staticmethod
-    def _add_mount(spec, mount):
-        if all(m["target"] != mount["target"] for m in spec.mounts):
-            spec.mounts.append(mount)
-
     def _converge_file(self, resource):
         result = ConnectionResult("file", resource["name"], resource["name"])
         path = self._path(resource["path"])
         if resource.get("content") is not None:
-            self.ctx.first_time(("file", path))
-            file.write_file(path, resource["content"], resource.get("mode"), resource.get("owner"),
-                            self.check_mode, result)
+            if self.ctx.first_time(("file", path)):
+                file.write_file(path, resource["content"], resource.get("mode"), resource.get("owner"),
+                                self.check_mode, result)
         elif not os.path.exists(path):
-            raise ClockworkError("file resource %s: %s does not exist" % (resource["name"], path))
+            raise ClockworkError("resource %s: path: %s does not exist on the Docker host" % (resource["name"], path))
         self._record("file", resource["name"], result.changed, result.actions, before=result.before,
                      after=result.after)
 
@@ -229,20 +150,25 @@ class Stack(object):
         for connection in self.connections:
             if connection["from_resource"] != name:
                 continue
-            self._await(connection["to_resource"])
-            _args, converge = CONNECTION_TYPES[connection["type"]]
-            result = converge(self.ctx, self._connection_params(connection))
+            if connection["to_resource"] in self.specs:
+                self._await(connection["to_resource"])
+            kind = CONNECTION_TYPES[connection["type"]]
+            result = self.results.get(connection["label"]) or kind.new_result(connection)
+            kind.converge(self.ctx, connection, result)
             contributions.append(result.contribution)
             self.checks.extend(result.contribution.checks)
             self._record("connection", result.name, result.changed, result.actions,
                          before=result.before, after=result.after)
-        env, mounts, networks, secret_env = merge(spec.env, spec.mounts, spec.networks, contributions)
+        try:
+            env, mounts, networks, secret_env = merge(spec.env, spec.mounts, spec.networks, contributions)
+        except ClockworkError as exc:
+            raise ClockworkError("resource %s: %s" % (name, exc.msg))
         spec.env, spec.mounts, spec.networks = env, mounts, networks
         spec.secret_env = set(secret_env)
         wait, spec.wait = spec.wait, False
         outcome = ContainerConverger(self.engine, self.check_mode).converge(spec)
         fresh = any(action in ("create", "recreate") for action in outcome["actions"])
-        if name in self.renewed_tls and not fresh and spec.state == "started":
+        if name in self.restart_if_running and not fresh and spec.state == "started":
             outcome["changed"] = True
             outcome["actions"].append("restart for its new certificate")
             if not self.check_mode:
@@ -290,7 +216,7 @@ class Stack(object):
 
     def report(self):
         return {"changed": any(e["changed"] for e in self.entries), "order": self.order,
-                "entries": self.entries, "checks": self.checks}
+                "entries": self.entries, "checks": self.checks, "plan": self.plan.as_dict()}
 
 
 # The stack module's arguments: the module and the action plugin's in-process path use them.

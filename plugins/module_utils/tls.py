@@ -72,6 +72,12 @@ def _build(subject, issuer, public_key, signing_key, lifetime, ca, names=()):
     return builder.sign(signing_key, hashes.SHA256())
 
 
+def certificate_paths(directory, service):
+    """Where the CA and `service`'s certificate and key live in `directory`."""
+    return {"ca": os.path.join(directory, "ca.crt"), "ca_key": os.path.join(directory, "ca.key"),
+            "cert": os.path.join(directory, "%s.crt" % service), "key": os.path.join(directory, "%s.key" % service)}
+
+
 def ensure_certificates(directory, stack, service, names, check_mode):
     """Make sure `directory` holds ca.crt/ca.key and <service>.crt/.key valid for `names`.
 
@@ -79,8 +85,7 @@ def ensure_certificates(directory, stack, service, names, check_mode):
     """
     if not HAS_CRYPTOGRAPHY:
         raise ClockworkError(missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
-    paths = {"ca": os.path.join(directory, "ca.crt"), "ca_key": os.path.join(directory, "ca.key"),
-             "cert": os.path.join(directory, "%s.crt" % service), "key": os.path.join(directory, "%s.key" % service)}
+    paths = certificate_paths(directory, service)
     actions = []
     ca = _load_cert(paths["ca"])
     if ca is None or _expiring(ca) or not os.path.exists(paths["ca_key"]):

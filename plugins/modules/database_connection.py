@@ -146,8 +146,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.module_runne
 
 
 def main():
-    module = AnsibleModule(argument_spec=connection_spec(database.DATABASE_ARGS), supports_check_mode=True)
-    run_connection(module, database.converge)
+    module = AnsibleModule(argument_spec=connection_spec(database.TYPE.args), supports_check_mode=True)
+    run_connection(module, database.TYPE)
 
 
 if __name__ == "__main__":

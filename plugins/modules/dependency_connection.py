@@ -69,8 +69,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.module_runne
 
 
 def main():
-    module = AnsibleModule(argument_spec=connection_spec(dependency.DEPENDENCY_ARGS, completion=False), supports_check_mode=True)
-    run_connection(module, dependency.converge)
+    module = AnsibleModule(argument_spec=connection_spec(dependency.TYPE.args, completion=False), supports_check_mode=True)
+    run_connection(module, dependency.TYPE)
 
 
 if __name__ == "__main__":

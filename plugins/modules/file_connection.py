@@ -105,9 +105,9 @@ from ansible_collections.clockwork.connections.plugins.module_utils.module_runne
 
 
 def main():
-    module = AnsibleModule(argument_spec=connection_spec(file.FILE_ARGS), supports_check_mode=True,
+    module = AnsibleModule(argument_spec=connection_spec(file.TYPE.args), supports_check_mode=True,
                            mutually_exclusive=[("source_path", "volume_name")])
-    run_connection(module, file.converge)
+    run_connection(module, file.TYPE)
 
 
 if __name__ == "__main__":

@@ -103,9 +103,9 @@ from ansible_collections.clockwork.connections.plugins.module_utils.module_runne
 
 
 def main():
-    module = AnsibleModule(argument_spec=connection_spec(network.NETWORK_ARGS), supports_check_mode=True,
+    module = AnsibleModule(argument_spec=connection_spec(network.TYPE.args), supports_check_mode=True,
                            required_by={"gateway": ["subnet"]})
-    run_connection(module, network.converge)
+    run_connection(module, network.TYPE)
 
 
 if __name__ == "__main__":

@@ -117,8 +117,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.module_runne
 
 
 def main():
-    module = AnsibleModule(argument_spec=connection_spec(service_mesh.SERVICE_MESH_ARGS), supports_check_mode=True)
-    run_connection(module, service_mesh.converge)
+    module = AnsibleModule(argument_spec=connection_spec(service_mesh.TYPE.args), supports_check_mode=True)
+    run_connection(module, service_mesh.TYPE)
 
 
 if __name__ == "__main__":

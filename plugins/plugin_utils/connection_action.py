@@ -12,7 +12,9 @@ from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.clockwork.connections.plugins.plugin_utils import completion, llm
+from ansible_collections.clockwork.connections.plugins.plugin_utils import completion, controller_files, llm
+from ansible_collections.clockwork.connections.plugins.plugin_utils.completion_policy import EngineView, Situation
+from ansible_collections.clockwork.connections.plugins.plugin_utils.lock_file import LockFileError, vault_of
 
 try:  # ansible-core 2.19 and later
     from ansible.executor.module_common import _apply_action_arg_defaults
@@ -42,10 +44,10 @@ class ConnectionAction(ActionBase):
         args = _apply_action_arg_defaults(self._task.resolved_action, self._task, dict(self._task.args),
                                           self._templar)
         args = self.prepare_args(args)
-        lock = completion.LockFile(self.lock_path(args))
+        lock = completion.LockFile(self.lock_path(args), vault=vault_of(self._loader))
         try:
             args, completed = self.complete(args, lock)
-        except completion.CompletionError as exc:
+        except (completion.CompletionError, LockFileError) as exc:
             result.update(failed=True, msg=str(exc))
             return result
         result.update(self.execute(args, task_vars))
@@ -53,13 +55,19 @@ class ConnectionAction(ActionBase):
             return result
         if completed:
             result["completion"] = completed
+            if completion.warnings(completed):
+                result.setdefault("warnings", []).extend(completion.warnings(completed))
             if self._task.diff:
                 diffs = result.get("diff") or []
                 result["diff"] = (diffs if isinstance(diffs, list) else [diffs]) + [{
                     "before_header": "fields given", "after_header": "fields completed", "before": {},
                     "after": completed}]
         if not self._task.check_mode:
-            lock.save()
+            try:
+                lock.save()
+            except LockFileError as exc:
+                result.update(failed=True, msg=str(exc))
+                return result
         self.after_module(args, result)
         return result
 
@@ -74,28 +82,30 @@ class ConnectionAction(ActionBase):
     def complete(self, args, lock):
         """Fill missing fields of this one connection; returns (args, report or None)."""
         kind = completion.MODULE_TYPES.get(self._task.resolved_action)
-        if kind is None or not completion.missing_fields(kind, args) and not (kind == "database" and args.get("description")):
-            return args, None
         params = dict(args, from_resource=args.get("from_resource") or args.get("from"),
                       to_resource=args.get("to_resource") or args.get("to"))
-        context = engine_context(params["from_resource"], params["to_resource"])
+        if kind is None or not completion.needs_completion(kind, params):
+            return args, None
+        engine = EngineView()
+        stack = args.get("stack") or "default"
+        context = engine_context(engine, params["from_resource"], params["to_resource"])
+        context["stack"] = stack
+        situation = Situation(stack, params, occupied_mounts(engine, kind, params),
+                              reserved=set(engine.stack_containers(stack)) - {params["to_resource"]}
+                              if kind == "service_mesh" else (), engine=engine)
         name = "%s %s -> %s" % (kind, params["from_resource"], params["to_resource"])
         completed, report = completion.complete(kind, params, context, lock, llm.settings(args.get("llm")),
-                                                self._task.check_mode, name)
+                                                self._task.check_mode, name, situation)
         for key in ("from_resource", "to_resource"):
             if key not in args:
                 completed.pop(key)
         return completed, report
 
     def prepare_args(self, args):
-        """Hook: the module's arguments, prepared on the controller."""
-        return self.resolve_paths(args, self.PATH_ARGS)
-
-    def resolve_paths(self, args, keys):
-        for key in keys:
-            if args.get(key):
-                args[key] = self.local_path(args[key])
-        return args
+        """Hook: the module's arguments, prepared on the controller: the files named in
+        `PATH_ARGS`, which live beside the playbook, are read into them."""
+        local = getattr(self._connection, "transport", None) == "local"
+        return controller_files.ship(args, self.PATH_ARGS, self.local_path, local)
 
     def local_path(self, path):
         path = os.path.expanduser(path)
@@ -110,24 +120,32 @@ class ConnectionAction(ActionBase):
         """Hook: adjust a successful result on the controller."""
 
 
-def engine_context(from_name, to_name):
+def engine_context(engine, from_name, to_name):
     """The endpoints as the Docker engine on this controller sees them; names only without one."""
     context = {"from": {"name": from_name}, "to": {"name": to_name}}
-    try:
-        import docker  # pylint: disable=import-outside-toplevel
-        client = docker.from_env(timeout=5)
-    except Exception:  # pylint: disable=broad-except  # no SDK or no engine here: names are enough
-        return context
     for end, name in (("from", from_name), ("to", to_name)):
-        try:
-            attrs = client.api.inspect_container(name)
-        except Exception:  # pylint: disable=broad-except  # not created yet
-            continue
+        attrs = engine.container(name)
+        if not attrs:
+            continue   # not created yet, or no engine here
         config = attrs.get("Config") or {}
         env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
         labels = config.get("Labels") or {}
         ports = [p for p in labels.get("io.clockwork.ports", "").split(",") if p] or sorted(config.get("ExposedPorts") or {})
         context[end] = completion.endpoint_context({"name": name, "image": config.get("Image"), "ports": ports, "env": env})
         if end == "to":
-            context["to_env"] = env   # for the local completer only; never sent to a model
+            context["to_env"] = env   # for the local completer and password references; never sent to a model
     return context
+
+
+def occupied_mounts(engine, kind, params):
+    """(path, source, what) of the mounts the containers of a file connection have now."""
+    if kind != "file":
+        return []
+    into = [params["from_resource"]]
+    if not params.get("source_path"):
+        into.append(params["to_resource"])   # a volume goes into a `to` container too
+    found = []
+    for name in into:
+        for mount in (engine.container(name) or {}).get("Mounts") or []:
+            found.append((mount.get("Destination"), mount.get("Name") or mount.get("Source"), "%s's mount" % name))
+    return found

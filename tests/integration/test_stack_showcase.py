@@ -121,11 +121,11 @@ def stack_task(stack, resources, connections, **extra):
     ([{"type": "network", "from": "a", "to": "b", "network_name": "n"},
       {"type": "dependency", "from": "b", "to": "a"}], "the connections form a cycle: {a} -> {b} -> {a}"),
     ([{"type": "dependency", "from": "a", "to": "ghost"}],
-     "connection #1 (dependency {a} -> {ghost}): unknown resource {ghost} in to"),
+     "connection dependency {a} -> {ghost}: to: unknown resource {ghost}"),
     ([{"type": "dependency", "from": "a", "to": "b", "network_name": "x"}],
-     "connection #1 (dependency {a} -> {b}): network_name is not a field of this type"),
+     "connection dependency {a} -> {b}: network_name: not a field of this type"),
     ([{"type": "database", "from": "a", "to": "b", "engine": "mysql"}],
-     "connection #1 (database {a} -> {b}): value of engine must be one of"),
+     "connection database {a} -> {b}: value of engine must be one of"),
 ])
 def test_invalid_stack_fails_before_anything_is_touched(stack, connections, message):
     resources = [{"name": stack + "-" + n, "image": NGINX_IMAGE} for n in ("a", "b")]
@@ -138,6 +138,74 @@ def test_invalid_stack_fails_before_anything_is_touched(stack, connections, mess
     assert message in run.result("stack")["msg"], run.result("stack")["msg"]
     assert "Traceback" not in run.output
     assert engine_state() == before
+
+
+def test_every_bad_declaration_is_reported_at_once_before_the_first_change(stack, tmp_path):
+    """Plan problems (no engine needed) in one message, on both paths; then pre-flight
+    problems (the engine's view) in one message; the engine holds exactly what it held."""
+    api, db, cache = stack + "-api", stack + "-db", stack + "-cache"
+    resources = [{"name": api, "image": NGINX_IMAGE, "ports": ["127.0.0.1:18080:80"]},
+                 {"name": db, "image": NGINX_IMAGE, "ports": ["127.0.0.1:18080:8000"]},
+                 {"name": cache, "image": NGINX_IMAGE},
+                 {"name": "bad name!", "image": NGINX_IMAGE}]
+    connections = [
+        {"type": "database", "from": api, "to": db, "connection_string_template": "postgresql://{user}@{hots}/x"},
+        {"type": "database", "from": cache, "to": db, "schema_file": "missing.sql"},
+        {"type": "file", "from": api, "to": cache, "mount_path": "relative/path", "volume_name": stack + "-v"},
+        {"type": "service_mesh", "from": cache, "to": api, "load_balancing": "least_conn"},
+    ]
+    before = engine_state()
+    for where in ("never", "auto"):
+        run = playbook([stack_task(stack, resources, connections)], workdir=str(tmp_path),
+                       env={"CLOCKWORK_STACK_IN_PROCESS": where})
+        msg = run.result("stack")["msg"]
+        assert run.rc != 0 and "Traceback" not in run.output
+        assert msg.startswith("invalid stack %s: 6 problems found, nothing was changed" % stack), msg
+        for part in ("resource %s: ports: 127.0.0.1:18080:8000/tcp publishes host port 18080/tcp, which resource %s "
+                     "publishes too" % (db, api),
+                     "resource bad name!: name: 'bad name!' is not a valid Docker name",
+                     "connection database %s -> %s: connection_string_template: has an unknown placeholder {hots}"
+                     % (api, db),
+                     "connection database %s -> %s: schema_file: %s does not exist" % (cache, db,
+                                                                                       tmp_path / "missing.sql"),
+                     "connection file %s -> %s: mount_path: relative/path must be an absolute path" % (api, cache),
+                     "connection service_mesh %s -> %s: load_balancing: least_conn cannot be honoured" % (cache, api)):
+            assert part in msg, msg
+        assert engine_state() == before
+    bad_name = playbook([stack_task("Bad Stack!", [], [])])
+    assert bad_name.rc != 0 and "stack: name: stack name 'Bad Stack!' must be lower-case" in \
+        bad_name.result("stack")["msg"]
+
+    # Pre-flight: what only the engine knows, every problem at once, before the first change.
+    docker("run", "-d", "--name", stack + "-foreign", "-p", "127.0.0.1:18081:80", NGINX_IMAGE)
+    docker("network", "create", "--internal", stack + "-theirs")
+    try:
+        before = engine_state()
+        resources = [{"name": stack + "-foreign", "image": NGINX_IMAGE},
+                     {"name": api, "image": "clockwork-test/nowhere:1", "ports": ["127.0.0.1:18081:80"]},
+                     {"name": cache, "image": NGINX_IMAGE,
+                      "mounts": [{"type": "bind", "source": str(tmp_path / "absent"), "target": "/x"}]}]
+        connections = [{"type": "network", "from": cache, "to": stack + "-foreign", "network_name": stack + "-theirs"}]
+        for check in (True, False):
+            run = playbook([stack_task(stack, resources, connections)], check=check)
+            msg = run.result("stack")["msg"]
+            assert run.rc != 0 and "Traceback" not in run.output
+            assert msg.startswith("stack %s cannot be deployed: 5 problems found, nothing was changed" % stack), msg
+            for part in ("resource %s-foreign: name: container %s-foreign exists and is not owned by stack %s"
+                         % (stack, stack, stack),
+                         "resource %s: image: clockwork-test/nowhere:1 is not present on the Docker host and cannot "
+                         "be pulled" % api,
+                         "resource %s: ports: host port 18081/tcp (127.0.0.1:18081:80/tcp) is published by container "
+                         "%s-foreign" % (api, stack),
+                         "resource %s: mounts: bind source %s does not exist on the Docker host"
+                         % (cache, tmp_path / "absent"),
+                         "connection network %s -> %s-foreign: network %s-theirs exists with other settings (internal) "
+                         "and is not owned by stack %s" % (cache, stack, stack, stack)):
+                assert part in msg, msg
+            assert engine_state() == before
+    finally:
+        docker("rm", "-fv", stack + "-foreign")
+        docker("network", "rm", stack + "-theirs")
 
 
 def test_stack_drift_is_recreated_with_its_reason_and_conflicts_name_both(stack):
@@ -220,4 +288,4 @@ def test_module_path_and_in_process_path_behave_alike(stack, tmp_path, where):
     again = playbook([stack_task(stack, resources, connections)], workdir=str(tmp_path), env=env)
     assert again.rc == 0 and not again.changed
     broken = playbook([stack_task(stack, resources, [dict(connections[0], to=stack + "-ghost")])], env=env)
-    assert broken.rc != 0 and "unknown resource %s-ghost in to" % stack in broken.result("stack")["msg"]
+    assert broken.rc != 0 and "to: unknown resource %s-ghost" % stack in broken.result("stack")["msg"]

@@ -46,10 +46,11 @@ def test_every_problem_is_named_at_once():
                   {"type": "telepathy", "from": "api", "to": "api"},
                   {"type": "file", "from": "f", "to": "api"}])
     msg = error.value.msg
-    for part in ("resource api is declared twice", "resource x has unknown type vm",
-                 "connection #1 (network api -> ghost): unknown resource ghost in to",
-                 "connection #2 (telepathy api -> api) has unknown type telepathy",
-                 "connection #3 (file f -> api): from must be a container, f is a file"):
+    assert msg.startswith("invalid stack: 5 problems found, nothing was changed:\n- ")
+    for part in ("resource api: name: declared twice", "resource x: type: unknown type vm",
+                 "connection network api -> ghost: to: unknown resource ghost",
+                 "connection telepathy api -> api: type: unknown type telepathy",
+                 "connection file f -> api: from: must be a container, f is a file"):
         assert part in msg
 
 

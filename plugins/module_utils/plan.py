@@ -1,0 +1,320 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The plan: a stack's whole desired state, computed from its declaration without the
+Docker engine and before anything is touched.
+
+Every resource and connection is validated against its type's argument spec and rules,
+each problem naming its entry and field, all of them reported at once. Then the plan
+holds the order, every container's spec with what connections contribute to it as their
+`to` (a shared volume, TLS files, a network and its aliases) merged in, the networks,
+volumes and files to make, and the SQL each database connection will apply, with checksums.
+What needs the engine (images, names, ports, existing networks and volumes) is the
+pre-flight's (preflight.py); both run before the first change.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import (
+    ClockworkError, Problems, connection_ends, docker_name_problem, stack_name_problem)
+from ansible_collections.clockwork.connections.plugins.module_utils.connection import CONNECTION_ARGS
+from ansible_collections.clockwork.connections.plugins.module_utils.container import (
+    CONTAINER_ARGS, ContainerSpec, duration_ns, parse_port)
+from ansible_collections.clockwork.connections.plugins.module_utils.database import sql_files
+from ansible_collections.clockwork.connections.plugins.module_utils.graph import (
+    connection_labels, deployment_order, find_cycle, structure_problems)
+from ansible_collections.clockwork.connections.plugins.module_utils.network import wanted_settings
+from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
+
+FILE_RESOURCE_ARGS = dict(name=dict(type="str", required=True), path=dict(type="path", required=True),
+                          content=dict(type="str"), mode=dict(type="raw"), owner=dict(type="str"))
+VOLUME_RESOURCE_ARGS = dict(name=dict(type="str", required=True), volume_name=dict(type="str"),
+                            driver=dict(type="str", default="local"))
+RESOURCE_TYPES = {"container": CONTAINER_ARGS, "file": FILE_RESOURCE_ARGS, "volume": VOLUME_RESOURCE_ARGS}
+
+
+def validated(spec, data, where, problems):
+    """One entry against its type's argument spec (defaults, choices, aliases); problems are
+    added, and the parameters returned (None when the spec itself refused them)."""
+    given = dict((k, v) for k, v in data.items() if v is not None and k != "type")
+    known = set(spec) | set(a for o in spec.values() for a in o.get("aliases", []))
+    for key in sorted(set(given) - known):
+        problems.add(where, "%s: not a field of this type" % key)
+        given.pop(key)
+    result = ArgumentSpecValidator(spec).validate(given)
+    for message in result.error_messages:
+        problems.add(where, message)
+    return None if result.error_messages else result.validated_parameters
+
+
+def _container_problems(params, base_dir):
+    """What is wrong with one container's own declaration: [(field, problem)]."""
+    problems = []
+    if docker_name_problem(params["name"]):
+        problems.append(("name", docker_name_problem(params["name"])))
+    if not params.get("image") and params.get("state") != "absent":
+        problems.append(("image", "is required"))
+    for port in params.get("ports") or []:
+        try:
+            parse_port(port)
+        except ClockworkError as exc:
+            problems.append(("ports", exc.msg))
+    healthcheck = params.get("healthcheck") or {}
+    for key in ("interval", "timeout", "start_period"):
+        try:
+            duration_ns(healthcheck.get(key) or "0s")
+        except ClockworkError as exc:
+            problems.append(("healthcheck.%s" % key, exc.msg))
+    targets = []
+    for mount in params.get("mounts") or []:
+        if not mount["target"].startswith("/"):
+            problems.append(("mounts", "target %s must be an absolute path inside the container" % mount["target"]))
+        if mount["target"] in targets:
+            problems.append(("mounts", "target %s is mounted twice" % mount["target"]))
+        targets.append(mount["target"])
+        if mount.get("type") == "volume" and docker_name_problem(mount["source"]):
+            problems.append(("mounts", "volume " + docker_name_problem(mount["source"])))
+    for network in params.get("networks") or []:
+        if docker_name_problem(network["name"]):
+            problems.append(("networks", docker_name_problem(network["name"])))
+    return problems
+
+
+def published(ports):
+    """(protocol, host port, host ip, as declared) of every port, given as parse_port's tuples,
+    that is published on a fixed host port."""
+    return [(container_port.split("/")[1], host_port, host_ip or "0.0.0.0",
+             "%s%s:%s" % (host_ip + ":" if host_ip else "", host_port, container_port))
+            for container_port, host_ip, host_port in ports if host_port]
+
+
+def parsed_ports(params):
+    """parse_port of every valid port declaration (the invalid ones are reported elsewhere)."""
+    result = []
+    for port in params.get("ports") or []:
+        try:
+            result.append(parse_port(port))
+        except ClockworkError:
+            continue
+    return result
+
+
+def _overlap(ip_a, ip_b):
+    return ip_a == ip_b or "0.0.0.0" in (ip_a, ip_b)
+
+
+class Plan(object):
+    """The validated declaration and the desired state derived from it. Raises ClockworkError
+    listing every problem when the declaration cannot be planned."""
+
+    def __init__(self, name, resources, connections, base_dir=None):
+        self.name = name
+        self.base_dir = base_dir or os.getcwd()
+        self.default_network = "%s_default" % name
+        self.declaration = (resources, connections)
+        problems = Problems()
+        if stack_name_problem(name):
+            problems.add("stack", "name: " + stack_name_problem(name))
+        kinds = structure_problems(resources, connections, problems)
+
+        self.resources = []
+        for index, resource in enumerate(resources):
+            kind = resource.get("type") or "container"
+            where = "resource %s" % (resource.get("name") or "#%d" % (index + 1))
+            if kind not in RESOURCE_TYPES:
+                continue
+            params = validated(RESOURCE_TYPES[kind], resource, where, problems)
+            if params is None:
+                continue
+            params["type"] = kind
+            if kind == "container":
+                problems.extend(where, ("%s: %s" % p for p in _container_problems(params, self.base_dir)))
+            elif kind == "volume" and docker_name_problem(params.get("volume_name") or params["name"]):
+                problems.add(where, "volume_name: " + docker_name_problem(params.get("volume_name") or params["name"]))
+            self.resources.append(params)
+        self.by_name = dict((r["name"], r) for r in self.resources)
+        self._port_problems(problems)
+
+        self.connections = []
+        for label, connection in zip(connection_labels(connections), connections):
+            kind = CONNECTION_TYPES.get(connection.get("type"))
+            source, target = connection_ends(connection)
+            if kind is None or source not in kinds or target not in kinds:
+                continue
+            params = validated(dict(CONNECTION_ARGS, **kind.args), connection, label, problems)
+            if params is None:
+                continue
+            if target in self.by_name:
+                params = kind.adopt(params, self.by_name[target])
+            params = self._resolve_paths(params, kind)
+            params.update(type=kind.name, stack=name, label=label)
+            problems.extend(label, ("%s: %s" % p for p in kind.validate(params)))
+            self.connections.append(params)
+
+        if not problems.items:
+            cycle = find_cycle([r["name"] for r in self.resources], self.connections)
+            if cycle:
+                problems.add(None, "the connections form a cycle: %s" % " -> ".join(cycle))
+        if not problems.items:
+            self.order = deployment_order([r["name"] for r in self.resources], self.connections)
+            self.specs = self._container_specs(problems)
+            self.networks = self._networks(problems)
+            self.volumes = self._volumes(problems)
+            self.sql = self._sql(problems)
+            self._contribution_problems(problems)
+        problems.raise_if_any("invalid stack %s" % name)
+
+    # -- validation across entries -------------------------------------------------
+
+    def _resolve_paths(self, params, kind):
+        """Relative paths name things on the Docker host, under the stack's base_dir."""
+        for field in kind.controller_files:
+            path = params.get(field)
+            if path and not os.path.isabs(path):
+                params[field] = os.path.normpath(os.path.join(self.base_dir, path))
+        return params
+
+    def _port_problems(self, problems):
+        taken = []
+        for resource in self.resources:
+            if resource["type"] != "container" or resource.get("state") == "absent":
+                continue
+            for proto, port, ip, text in published(parsed_ports(resource)):
+                for other, (o_proto, o_port, o_ip, o_text) in taken:
+                    if (proto, port) == (o_proto, o_port) and _overlap(ip, o_ip):
+                        problems.add("resource %s" % resource["name"], "ports: %s publishes host port %s/%s, "
+                                     "which resource %s publishes too (%s)" % (text, port, proto, other, o_text))
+                taken.append((resource["name"], (proto, port, ip, text)))
+
+    def _contribution_problems(self, problems):
+        """Two connections giving one container the same env name or mount target differently."""
+        for name, spec in self.specs.items():
+            # env name -> (who sets it, its value when known without the engine)
+            env_owner = dict((key, ("the container's own env", value)) for key, value in spec.env.items())
+            mount_owner = dict((m["target"], "the container's own mounts") for m in spec.mounts)
+            for connection in self.connections:
+                if connection["from_resource"] != name:
+                    continue
+                label = connection["label"]
+                kind = CONNECTION_TYPES[connection["type"]]
+                value = connection["to_resource"] if connection["type"] == "network" else None
+                for env in kind.injected_env(connection, connection["to_resource"]):
+                    owner = env_owner.get(env)
+                    if owner and (value is None or owner[1] != value):
+                        problems.add(label, "env %s is set differently by %s and by %s" % (env, owner[0], label))
+                    env_owner.setdefault(env, (label, value))
+                for target in self._mount_targets(connection):
+                    if target in mount_owner:
+                        problems.add(label, "mount_path: %s is mounted by %s already" % (target, mount_owner[target]))
+                    mount_owner[target] = label
+
+    @staticmethod
+    def _mount_targets(connection):
+        if connection["type"] == "file":
+            return [connection.get("mount_path")]
+        if connection["type"] == "service_mesh" and connection.get("tls_enabled"):
+            return [connection.get("ca_path")]
+        return []
+
+    # -- the desired state ------------------------------------------------------------
+
+    def _container_specs(self, problems):
+        specs = {}
+        for resource in self.resources:
+            if resource["type"] != "container":
+                continue
+            params = dict(resource)
+            networks = [dict(n) for n in params.get("networks") or []]
+            networks.insert(0, {"name": self.default_network, "aliases": [resource["name"]]})
+            params["networks"] = networks
+            try:
+                specs[resource["name"]] = ContainerSpec(params, self.name, base_dir=self.base_dir)
+            except ClockworkError as exc:
+                problems.add("resource %s" % resource["name"], exc.msg)
+        for connection in self.connections:
+            spec = specs.get(connection["to_resource"])
+            if spec is None:
+                continue
+            given = CONNECTION_TYPES[connection["type"]].to_contribution(connection, self.name)
+            for mount in given["mounts"]:
+                have = [m for m in spec.mounts if m["target"] == mount["target"]]
+                if not have:
+                    spec.mounts.append(mount)
+                elif have[0]["source"] != mount["source"]:
+                    problems.add(connection["label"], "%s already mounts %s at %s" % (
+                        spec.name, have[0]["source"], mount["target"]))
+            for network in given["networks"]:
+                have = [n for n in spec.networks if n["name"] == network["name"]]
+                if have:
+                    have[0]["aliases"] = sorted(set(have[0]["aliases"]) | set(network["aliases"]))
+                else:
+                    spec.networks.append(dict(network))
+        return specs
+
+    def _networks(self, problems):
+        networks = [{"name": self.default_network, "settings": wanted_settings({}), "by": "stack"}]
+        for connection in self.connections:
+            if connection["type"] != "network":
+                continue
+            settings = wanted_settings(connection)
+            same = [n for n in networks if n["name"] == connection["network_name"]]
+            if same and same[0]["settings"] != settings:
+                problems.add(connection["label"], "network_name: %s is declared with other settings by %s" % (
+                    connection["network_name"], same[0]["by"]))
+            elif not same:
+                networks.append({"name": connection["network_name"], "settings": settings, "by": connection["label"]})
+        return networks
+
+    def _volumes(self, problems):
+        volumes = []
+        wanted = [(r.get("volume_name") or r["name"], r["driver"], "resource %s" % r["name"])
+                  for r in self.resources if r["type"] == "volume"]
+        wanted += [(c["volume_name"], c.get("volume_driver") or "local", c["label"])
+                   for c in self.connections if c["type"] == "file" and c.get("volume_name")]
+        for name, driver, by in wanted:
+            same = [v for v in volumes if v["name"] == name]
+            if same and same[0]["driver"] != driver:
+                problems.add(by, "volume %s has driver %s here but %s in %s" % (name, driver, same[0]["driver"],
+                                                                               same[0]["by"]))
+            elif not same:
+                volumes.append({"name": name, "driver": driver, "by": by})
+        return volumes
+
+    def _sql(self, problems):
+        steps = {}
+        for connection in self.connections:
+            if connection["type"] != "database":
+                continue
+            try:
+                steps[connection["label"]] = [{"kind": kind, "name": name, "sha256": checksum}
+                                              for kind, name, _path, _sql, checksum in sql_files(connection)]
+            except ClockworkError as exc:
+                problems.add(connection["label"], exc.msg)
+        return steps
+
+    def as_dict(self):
+        """The plan as plain data, for check mode and --diff: names, never env values."""
+        containers = {}
+        for name in self.order:
+            spec = self.specs.get(name)
+            if spec is None:
+                continue
+            containers[name] = {
+                "image": spec.image, "ports": [p[0] for p in spec.ports], "env": sorted(spec.env),
+                "mounts": ["%s:%s%s" % (m["source"], m["target"], ":ro" if m["read_only"] else "") for m in spec.mounts],
+                "networks": dict((n["name"], n["aliases"]) for n in spec.networks),
+                "connections": [c["label"] for c in self.connections if c["from_resource"] == name],
+            }
+        return {
+            "stack": self.name, "order": self.order,
+            "networks": [n["name"] for n in self.networks],
+            "volumes": [v["name"] for v in self.volumes],
+            "files": [r["path"] for r in self.resources if r["type"] == "file"],
+            "containers": containers,
+            "sql": self.sql,
+        }

@@ -1,0 +1,168 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The pre-flight: what the plan cannot know without the Docker engine, checked before the
+first change, every problem at once: images exist or can be pulled, names are not taken by
+something the stack does not own, host ports are free, existing networks and volumes can be
+used as they are, bind sources exist on the Docker host, ports can be discovered."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import errno
+import os
+import socket
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import Problems, owned_by
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError
+from ansible_collections.clockwork.connections.plugins.module_utils.network import actual_settings, settings_drift
+from ansible_collections.clockwork.connections.plugins.module_utils.plan import published
+from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh import certificate_files
+
+
+def ensure_image(engine, image, check_mode):
+    """The image's attributes, pulled when absent; in check mode the registry is only asked.
+    Returns (attrs or None, problem or None)."""
+    attrs = engine.image(image)
+    if attrs is not None:
+        return attrs, None
+    try:
+        if check_mode:
+            engine.api.inspect_distribution(image)
+            return None, None
+        repository, _sep, tag = image.partition(":") if "@" not in image else (image, "", "")
+        engine.api.pull(repository, tag=tag or "latest")
+    except APIError as exc:
+        return None, "%s is not present on the Docker host and cannot be pulled: %s" % (image, exc.explanation or exc)
+    engine.forget("image", image)
+    return engine.image(image), None
+
+
+def _engine_is_local(engine):
+    return engine.api.base_url.startswith("http+docker://local")
+
+
+def _port_free(ip, port):
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((ip, int(port)))
+        return True
+    except OSError as exc:
+        return exc.errno not in (errno.EADDRINUSE, errno.EACCES)
+    finally:
+        probe.close()
+
+
+class Preflight(object):
+    def __init__(self, engine, plan, check_mode):
+        self.engine = engine
+        self.plan = plan
+        self.check_mode = check_mode
+        self.problems = Problems()
+
+    def run(self):
+        """Raises ClockworkError listing every problem; returns the images' attributes by name."""
+        images = {}
+        written = self._paths_the_stack_writes()
+        publishers = self._published_by_others()
+        for name in self.plan.order:
+            spec = self.plan.specs.get(name)
+            if spec is None or spec.state == "absent":
+                continue
+            where = "resource %s" % name
+            attrs = self.engine.container(name)
+            if attrs and not owned_by(attrs["Config"].get("Labels"), self.plan.name):
+                self.problems.add(where, "name: container %s exists and is not owned by stack %s (no label "
+                                         "io.clockwork.stack=%s): it is never taken over" % (name, self.plan.name,
+                                                                                           self.plan.name))
+            images[spec.image], problem = ensure_image(self.engine, spec.image, self.check_mode)
+            if problem:
+                self.problems.add(where, "image: " + problem)
+            for mount in spec.mounts:
+                if mount["type"] == "bind" and mount["source"] not in written and not os.path.exists(mount["source"]):
+                    self.problems.add(where, "mounts: bind source %s does not exist on the Docker host" % mount["source"])
+            self._ports(where, name, attrs, publishers)
+        self._networks()
+        self._volumes()
+        self._connections(images, written)
+        self.problems.raise_if_any("stack %s cannot be deployed" % self.plan.name)
+        return images
+
+    def _paths_the_stack_writes(self):
+        paths = set()
+        for resource in self.plan.resources:
+            if resource["type"] == "file" and resource.get("content") is not None:
+                paths.add(os.path.normpath(os.path.join(self.plan.base_dir, resource["path"])))
+        for connection in self.plan.connections:
+            if connection["type"] == "file" and connection.get("content") is not None:
+                paths.add(connection["source_path"])
+            if connection["type"] == "service_mesh" and connection.get("tls_enabled"):
+                paths.update(certificate_files(connection, self.plan.name).values())
+        return paths
+
+    def _published_by_others(self):
+        """(protocol, host port) -> [(container name, host ip)] for every running container."""
+        taken = {}
+        for container in self.engine.api.containers():
+            name = container["Names"][0].lstrip("/")
+            for port in container.get("Ports") or []:
+                if port.get("PublicPort"):
+                    taken.setdefault((port.get("Type", "tcp"), str(port["PublicPort"])), []).append(
+                        (name, port.get("IP") or "0.0.0.0"))
+        return taken
+
+    def _ports(self, where, name, attrs, publishers):
+        for proto, port, ip, text in published(self.plan.specs[name].ports):
+            holders = [h for h, h_ip in publishers.get((proto, port), []) if h != name
+                       and (ip in ("0.0.0.0", "::") or h_ip in ("0.0.0.0", "::", ip))]
+            if holders:
+                self.problems.add(where, "ports: host port %s/%s (%s) is published by container %s" % (
+                    port, proto, text, ", ".join(sorted(set(holders)))))
+            elif proto == "tcp" and _engine_is_local(self.engine) and not self._holds(attrs, port) \
+                    and not _port_free(ip, port):
+                self.problems.add(where, "ports: host port %s/%s (%s) is in use on the Docker host" % (port, proto, text))
+
+    @staticmethod
+    def _holds(attrs, port):
+        bindings = ((attrs or {}).get("HostConfig") or {}).get("PortBindings") or {}
+        return any(b.get("HostPort") == port for values in bindings.values() for b in values or [])
+
+    def _networks(self):
+        for network in self.plan.networks:
+            attrs = self.engine.network(network["name"])
+            if attrs is None:
+                continue
+            reasons = settings_drift(network["settings"], actual_settings(attrs))
+            if reasons and not owned_by(attrs.get("Labels"), self.plan.name):
+                self.problems.add(network["by"], "network %s exists with other settings (%s) and is not owned by "
+                                                 "stack %s: it is never changed" % (network["name"], ", ".join(reasons),
+                                                                                    self.plan.name))
+
+    def _volumes(self):
+        for volume in self.plan.volumes:
+            attrs = self.engine.volume(volume["name"])
+            if attrs is not None and attrs.get("Driver") != volume["driver"]:
+                self.problems.add(volume["by"], "volume %s exists with driver %s, not %s; it is never recreated, as "
+                                                "that would lose its data" % (volume["name"], attrs.get("Driver"),
+                                                                             volume["driver"]))
+        for connection in self.plan.connections:
+            if connection["type"] == "file" and connection.get("volume_name") \
+                    and not connection.get("create_volume", True) and self.engine.volume(connection["volume_name"]) is None:
+                self.problems.add(connection["label"], "volume_name: volume %s does not exist and create_volume is "
+                                                       "false" % connection["volume_name"])
+
+    def _connections(self, images, written):
+        for connection in self.plan.connections:
+            label = connection["label"]
+            if connection["type"] == "file" and connection.get("source_path") and connection.get("content") is None \
+                    and connection["source_path"] not in written and not os.path.exists(connection["source_path"]):
+                self.problems.add(label, "source_path: %s does not exist on the Docker host" % connection["source_path"])
+            if connection["type"] == "service_mesh" and not connection.get("port"):
+                spec = self.plan.specs.get(connection["to_resource"])
+                image = images.get(spec.image) if spec is not None else None
+                exposed = ((image or {}).get("Config") or {}).get("ExposedPorts")
+                if spec is not None and not spec.ports and image is not None and not exposed:
+                    self.problems.add(label, "port: %s declares no port and its image %s exposes none; set port" % (
+                        spec.name, spec.image))

@@ -1,0 +1,161 @@
+"""The plan: a declaration validated and turned into the desired state, without Docker."""
+import pytest
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
+from ansible_collections.clockwork.connections.plugins.module_utils.registry import CHECKS, CONNECTION_TYPES
+
+SEED_RESOURCES = [
+    {"name": "postgres", "image": "postgres:15", "ports": ["5432"], "env": {"POSTGRES_PASSWORD": "pw"}},
+    {"name": "redis", "image": "redis:7", "ports": ["6379"]},
+    {"name": "config_file", "type": "file", "path": "config.json", "content": "{}"},
+    {"name": "storage", "image": "nginx:1.27"},
+    {"name": "api", "image": "nginx:1.27", "ports": ["8000"]},
+    {"name": "frontend", "image": "nginx:1.27", "ports": ["80"]},
+]
+SEED_CONNECTIONS = [
+    {"type": "database", "from": "api", "to": "postgres", "password": "pw", "database_name": "appdb",
+     "schema_content": "CREATE TABLE users (id int);", "schema_file": "schema.sql"},
+    {"type": "network", "from": "api", "to": "redis", "network_name": "backend-network"},
+    {"type": "file", "from": "api", "to": "config_file", "mount_path": "/etc/app/config.json", "read_only": True},
+    {"type": "file", "from": "api", "to": "storage", "mount_path": "/data/shared", "volume_name": "app-shared-data"},
+    {"type": "service_mesh", "from": "frontend", "to": "api", "tls_enabled": True, "tls_dir": "/srv/tls"},
+    {"type": "dependency", "from": "frontend", "to": "redis"},
+]
+
+
+def problems_of(resources, connections, name="shop"):
+    with pytest.raises(ClockworkError) as error:
+        Plan(name, resources, connections, base_dir="/srv/play")
+    return error.value.details["problems"], error.value.msg
+
+
+def test_the_seed_plans_with_both_sides_of_every_connection():
+    plan = Plan("showcase", SEED_RESOURCES, SEED_CONNECTIONS, base_dir="/srv/play")
+    assert plan.order == ["postgres", "redis", "config_file", "storage", "api", "frontend"]
+    # Contributions to `to`: the shared volume in storage, the network in redis, TLS files in api.
+    storage = plan.specs["storage"]
+    assert {"type": "volume", "source": "app-shared-data", "target": "/data/shared", "read_only": False} \
+        in storage.mounts
+    assert {"name": "backend-network", "aliases": ["redis"]} in plan.specs["redis"].networks
+    assert [m["source"] for m in plan.specs["api"].mounts] == ["/srv/tls/api.crt", "/srv/tls/api.key"]
+    # Every container joins the stack's network under its own name.
+    assert plan.specs["api"].networks[0] == {"name": "showcase_default", "aliases": ["api"]}
+    shown = plan.as_dict()
+    assert shown["networks"] == ["showcase_default", "backend-network"]
+    assert shown["volumes"] == ["app-shared-data"]
+    assert shown["files"] == ["config.json"]
+    assert shown["sql"]["connection database api -> postgres"][0]["name"] == "schema.sql"
+    assert len(shown["sql"]["connection database api -> postgres"][0]["sha256"]) == 64
+    assert "pw" not in str(shown), "the plan as data shows env names, never values"
+    # A file connection to a file resource takes its path, resolved under base_dir.
+    config = [c for c in plan.connections if c["type"] == "file"][0]
+    assert config["source_path"] == "/srv/play/config.json" and config["content"] == "{}"
+
+
+BAD = [
+    # (resources, connections, the problem's text), one class of bad input each
+    ([], [], "stack: name: stack name 'Bad Stack!' must be lower-case", "Bad Stack!"),
+    ([{"name": "app", "image": "x"}], [{"type": "dependency", "from": "app", "to": "ghost"}],
+     "connection dependency app -> ghost: to: unknown resource ghost", None),
+    ([{"name": "app", "image": "x"}, {"name": "app", "image": "x"}], [], "resource app: name: declared twice", None),
+    ([{"name": "app", "type": "vm"}], [], "resource app: type: unknown type vm", None),
+    ([{"name": "app", "image": "x"}], [{"type": "telepathy", "from": "app", "to": "app"}],
+     "connection telepathy app -> app: type: unknown type telepathy", None),
+    ([{"name": "app", "image": "x"}, {"name": "web", "image": "x"}],
+     [{"type": "dependency", "from": "app", "to": "web", "network_name": "n"}],
+     "connection dependency app -> web: network_name: not a field of this type", None),
+    ([{"name": "app", "image": "x"}, {"name": "web", "image": "x"}],
+     [{"type": "database", "from": "app", "to": "web", "engine": "mysql"}],
+     "connection database app -> web: value of engine must be one of: postgresql, redis, got: mysql", None),
+    ([{"name": "app", "image": "x"}, {"name": "web", "image": "x"}],
+     [{"type": "network", "from": "app", "to": "web", "network_name": "n"}, {"type": "dependency", "from": "web", "to": "app"}],
+     "the connections form a cycle: app -> web -> app", None),
+    ([{"name": "app", "image": "x"}, {"name": "db", "image": "x"}],
+     [{"type": "database", "from": "app", "to": "db", "connection_string_template": "postgresql://{user}@{hots}/x"}],
+     "connection database app -> db: connection_string_template: has an unknown placeholder {hots}", None),
+    ([{"name": "app", "image": "x"}, {"name": "db", "image": "x"}],
+     [{"type": "database", "from": "app", "to": "db", "schema_file": "missing.sql"}],
+     "connection database app -> db: schema_file: /srv/play/missing.sql does not exist", None),
+    ([{"name": "app", "image": "x"}, {"name": "db", "image": "x"}],
+     [{"type": "database", "from": "app", "to": "db", "migrations_dir": "nowhere"}],
+     "connection database app -> db: migrations_dir: /srv/play/nowhere is not a directory", None),
+    ([{"name": "app", "image": "x"}, {"name": "db", "image": "x"}],
+     [{"type": "database", "from": "app", "to": "db", "engine": "redis", "schema_content": "x", "schema_file": "s.sql"}],
+     "connection database app -> db: schema_file: schema_file and migrations_dir are for PostgreSQL", None),
+    ([{"name": "bad name!", "image": "x"}], [], "resource bad name!: name: 'bad name!' is not a valid Docker name",
+     None),
+    ([{"name": "app"}], [], "resource app: image: is required", None),
+    ([{"name": "app", "image": "x", "ports": ["80:80:80:80"]}], [], "resource app: ports: invalid port", None),
+    ([{"name": "app", "image": "x", "healthcheck": {"test": "true", "interval": "soon"}}], [],
+     "resource app: healthcheck.interval: invalid duration 'soon'", None),
+    ([{"name": "app", "image": "x", "ports": ["8080:80"]}, {"name": "web", "image": "x", "ports": ["8080:8000"]}], [],
+     "resource web: ports: 8080:8000/tcp publishes host port 8080/tcp, which resource app publishes too (8080:80/tcp)", None),
+    ([{"name": "app", "image": "x"}, {"name": "v", "type": "volume"}],
+     [{"type": "file", "from": "app", "to": "v", "mount_path": "data"}],
+     "connection file app -> v: mount_path: data must be an absolute path inside the container", None),
+    ([{"name": "app", "image": "x"}, {"name": "web", "image": "x"}],
+     [{"type": "file", "from": "app", "to": "web", "mount_path": "/d", "volume_name": "x y"}],
+     "connection file app -> web: volume_name: 'x y' is not a valid Docker name", None),
+    ([{"name": "app", "image": "x"}, {"name": "web", "image": "x"}],
+     [{"type": "service_mesh", "from": "app", "to": "web", "load_balancing": "least_conn"}],
+     "connection service_mesh app -> web: load_balancing: least_conn cannot be honoured", None),
+    ([{"name": "app", "image": "x"}, {"name": "web", "image": "x"}],
+     [{"type": "network", "from": "app", "to": "web", "network_name": "n", "subnet": "10.0.0.0/33"}],
+     "connection network app -> web: subnet: 10.0.0.0/33 is not a network", None),
+    ([{"name": "app", "image": "x"}, {"name": "web", "image": "x"}],
+     [{"type": "network", "from": "app", "to": "web", "network_name": "n", "subnet": "172.30.0.0/16",
+       "gateway": "10.0.0.1"}],
+     "connection network app -> web: gateway: 10.0.0.1 is outside subnet 172.30.0.0/16", None),
+    ([{"name": "app", "image": "x"}, {"name": "web", "image": "x"}],
+     [{"type": "network", "from": "app", "to": "web"}],
+     "connection network app -> web: network_name: is required (or a description to complete it from)", None),
+    ([{"name": "app", "image": "x", "env": {"WEB_HOST": "elsewhere"}}, {"name": "web", "image": "x"}],
+     [{"type": "network", "from": "app", "to": "web", "network_name": "n"}],
+     "env WEB_HOST is set differently by the container's own env and by connection network app -> web", None),
+    ([{"name": "app", "image": "x", "mounts": [{"source": "v1", "target": "/data"}]}, {"name": "web", "image": "x"}],
+     [{"type": "file", "from": "app", "to": "web", "mount_path": "/data", "volume_name": "v2"}],
+     "connection file app -> web: mount_path: /data is mounted by the container's own mounts already", None),
+    ([{"name": "app", "image": "x"}, {"name": "web", "image": "x"}],
+     [{"type": "dependency", "from": "app", "to": "web", "timeout": 0}],
+     "connection dependency app -> web: timeout: must be a positive number", None),
+]
+
+
+@pytest.mark.parametrize("resources, connections, expected, name", BAD, ids=[b[2][:40] for b in BAD])
+def test_each_class_of_bad_input_names_entry_and_field(resources, connections, expected, name):
+    problems, msg = problems_of(resources, connections, name or "shop")
+    assert any(expected in p for p in problems), "%r not in %s" % (expected, problems)
+    assert "nothing was changed" in msg
+
+
+def test_all_problems_are_reported_at_once():
+    problems, msg = problems_of(
+        [{"name": "app", "image": "x", "ports": ["8080:80"]}, {"name": "web", "image": "x", "ports": ["8080:80"]},
+         {"name": "c!"}],
+        [{"type": "database", "from": "app", "to": "web", "connection_string_template": "{nope}"},
+         {"type": "file", "from": "app", "to": "web", "mount_path": "relative", "volume_name": "vol"},
+         {"type": "service_mesh", "from": "app", "to": "web", "load_balancing": "random"}],
+        name="Bad Stack!")
+    assert len(problems) == 7, problems
+    assert msg.startswith("invalid stack Bad Stack!: 7 problems found, nothing was changed:\n- stack: name:")
+
+
+def test_two_connections_of_one_label_are_numbered():
+    problems, _msg = problems_of(
+        [{"name": "app", "image": "x"}, {"name": "web", "image": "x"}],
+        [{"type": "file", "from": "app", "to": "web", "mount_path": "x", "volume_name": "vol"},
+         {"type": "file", "from": "app", "to": "web", "mount_path": "/ok", "volume_name": "vol"}])
+    assert problems == ["connection file app -> web (#1): mount_path: x must be an absolute path inside the container"]
+
+
+def test_the_registry_says_everything_about_each_type():
+    assert sorted(CONNECTION_TYPES) == ["database", "dependency", "file", "network", "service_mesh"]
+    for kind in CONNECTION_TYPES.values():
+        assert kind.args and callable(kind.converge) and callable(kind.validate) and kind.checks
+        assert set(kind.completable) <= set(kind.args)
+        assert set(kind.controller_files) <= set(kind.args)
+    assert CONNECTION_TYPES["network"].injected_env({}, "backend-api") == ["BACKEND_API_HOST"]
+    assert CONNECTION_TYPES["service_mesh"].injected_env({"tls_enabled": True}, "api") == ["API_URL", "API_CA_FILE"]
+    assert CONNECTION_TYPES["database"].injected_env({"engine": "redis"}, "cache") == ["REDIS_URL"]
+    assert sorted(CHECKS) == ["database", "dns_tcp", "file", "http", "no_route_out", "running", "shared_volume"]
