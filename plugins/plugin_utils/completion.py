@@ -5,39 +5,45 @@
 is configured, else by a deterministic local completer; every completion is recorded
 in a lock file and reused, so reruns make no model call and change nothing.
 
-User values always win. A password is never asked of a model."""
+User values always win. Every completed value passes the policy of completion_policy,
+whoever produced it: a model's answer that fails is asked again, then completed locally;
+a lock entry that fails is refused. A password is never asked of a model: one the `to`
+resource declares is referenced in the lock file, never copied; only a generated one is stored."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
 import json
-import os
-import posixpath
 import re
 import secrets
-import tempfile
-
-import yaml
 
 from ansible_collections.clockwork.connections.plugins.module_utils import database, file, network, service_mesh
+from ansible_collections.clockwork.connections.plugins.plugin_utils import completion_policy as policy
 from ansible_collections.clockwork.connections.plugins.plugin_utils import llm
+from ansible_collections.clockwork.connections.plugins.plugin_utils.lock_file import (  # noqa: F401  (LOCK_NAME: API)
+    LOCK_NAME, LockFile, LockFileError, plain)
 
-# connection type -> (the fields a description may complete, the type's argument spec)
+# The one table of what a description may complete, per connection type: the fields, the
+# type's argument spec (types, choices), and narrower choices for completed values.
 COMPLETABLE = {
-    "network": (("network_name", "driver"), network.NETWORK_ARGS),
-    "database": (("connection_string_template", "username", "database_name"), database.DATABASE_ARGS),
-    "file": (("mount_path", "volume_name"), file.FILE_ARGS),
-    "service_mesh": (("port", "service_name"), service_mesh.SERVICE_MESH_ARGS),
+    "network": {"fields": ("network_name", "driver"), "spec": network.NETWORK_ARGS,
+                "choices": {"driver": ("bridge", "overlay")}},
+    "database": {"fields": ("connection_string_template", "username", "database_name"),
+                 "spec": database.DATABASE_ARGS},
+    "file": {"fields": ("mount_path", "volume_name"), "spec": file.FILE_ARGS},
+    "service_mesh": {"fields": ("port", "service_name"), "spec": service_mesh.SERVICE_MESH_ARGS},
 }
 MODULE_TYPES = {"clockwork.connections.network_connection": "network",
                 "clockwork.connections.database_connection": "database",
                 "clockwork.connections.file_connection": "file",
                 "clockwork.connections.service_mesh_connection": "service_mesh"}
 JSON_TYPES = {"str": "string", "int": "integer", "bool": "boolean", "path": "string"}
-DOCKER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 INVALID_ANSWER_RETRIES = 2
-LOCK_NAME = "clockwork.lock.yml"
+# The one password a description implies: the PostgreSQL server's own, when `to` declares it.
+PASSWORD_ENV = "POSTGRES_PASSWORD"
+# Slow, salted: a lock key may be public, and it must not test password guesses quickly.
+FINGERPRINT_ROUNDS = 100000
 
 
 class CompletionError(ValueError):
@@ -49,55 +55,85 @@ def given(params, key):
     return params.get(key) is not None
 
 
+def completable(kind):
+    return COMPLETABLE[kind]["fields"] if kind in COMPLETABLE else ()
+
+
+def choices_of(kind, field):
+    entry = COMPLETABLE[kind]
+    return (entry.get("choices") or {}).get(field) or entry["spec"][field].get("choices")
+
+
+def db_engine(params):
+    return params.get("engine") or "postgresql"
+
+
 def missing_fields(kind, params):
     """Fields to complete: only with a description, only those the seed lets a model fill."""
     if kind not in COMPLETABLE or not params.get("description"):
         return []
-    fields, _spec = COMPLETABLE[kind]
-    missing = [f for f in fields if not given(params, f)]
+    missing = [f for f in completable(kind) if not given(params, f)]
     if kind == "file" and (given(params, "source_path") or params.get("to_kind") in ("file", "volume")):
         missing = [f for f in missing if f != "volume_name"]   # a file or a declared volume needs no name
     return missing
 
 
+def needs_password(kind, params):
+    """A described PostgreSQL connection without a password: referenced or generated, never modelled."""
+    return kind == "database" and bool(params.get("description")) and not given(params, "password") \
+        and db_engine(params) == "postgresql"
+
+
+def needs_completion(kind, params):
+    return bool(missing_fields(kind, params)) or needs_password(kind, params)
+
+
 def schema_for(kind, fields):
     """A JSON schema for just these fields, built from the module's argument spec."""
-    spec = COMPLETABLE[kind][1]
+    spec = COMPLETABLE[kind]["spec"]
     properties = {}
     for field in fields:
-        option = spec[field]
-        prop = {"type": JSON_TYPES.get(option.get("type", "str"), "string")}
-        if option.get("choices"):
-            prop["enum"] = list(option["choices"])
+        prop = {"type": JSON_TYPES.get(spec[field].get("type", "str"), "string")}
+        if choices_of(kind, field):
+            prop["enum"] = list(choices_of(kind, field))
         properties[field] = prop
     return {"type": "object", "properties": properties, "required": list(fields), "additionalProperties": False}
 
 
-def validate_answer(kind, fields, answer):
-    """The answer's values for `fields`, checked against the argument spec; else CompletionError."""
+def type_problem(kind, field, value):
+    """Why `value` does not fit the argument spec of `field` (type, choices), or None."""
+    expected = COMPLETABLE[kind]["spec"][field].get("type", "str")
+    if expected == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+        return "must be an integer, got %r" % (value,)
+    if expected in ("str", "path") and not isinstance(value, str):
+        return "must be a string, got %r" % (value,)
+    choices = choices_of(kind, field)
+    if choices and value not in choices:
+        return "must be one of %s, got %r" % (", ".join(choices), value)
+    return None
+
+
+def value_problems(kind, fields, values, situation):
+    """[(field, why)]: a missing field, a wrong type or choice, then the policy."""
+    found = [(f, "is missing") for f in fields if f not in values]
+    found += [(f, type_problem(kind, f, values[f])) for f in fields if f in values and type_problem(kind, f, values[f])]
+    if found:
+        return found
+    return policy.problems(kind, dict((f, values[f]) for f in fields), situation)
+
+
+def describe(found):
+    return "; ".join("%s %s" % (field, why) for field, why in found)
+
+
+def validate_answer(kind, fields, answer, situation=None):
+    """The answer's values for `fields`, checked against the spec and the policy; else CompletionError."""
     if not isinstance(answer, dict):
         raise CompletionError("the answer is not a JSON object")
-    spec = COMPLETABLE[kind][1]
-    values = {}
-    for field in fields:
-        if field not in answer:
-            raise CompletionError("the answer has no %s" % field)
-        value, option = answer[field], spec[field]
-        expected = option.get("type", "str")
-        if expected == "int" and (isinstance(value, bool) or not isinstance(value, int)):
-            raise CompletionError("%s must be an integer, got %r" % (field, value))
-        if expected in ("str", "path") and not isinstance(value, str):
-            raise CompletionError("%s must be a string, got %r" % (field, value))
-        if option.get("choices") and value not in option["choices"]:
-            raise CompletionError("%s must be one of %s, got %r" % (field, ", ".join(option["choices"]), value))
-        if field in ("network_name", "volume_name", "service_name") and not DOCKER_NAME.match(value):
-            raise CompletionError("%s %r is not a valid Docker name" % (field, value))
-        if field == "mount_path" and not posixpath.isabs(value):
-            raise CompletionError("mount_path %r is not an absolute path" % value)
-        if field == "port" and not 0 < value < 65536:
-            raise CompletionError("port %r is out of range" % value)
-        values[field] = value
-    return values
+    found = value_problems(kind, fields, answer, situation or policy.Situation(None))
+    if found:
+        raise CompletionError(describe(found))
+    return dict((f, answer[f]) for f in fields)
 
 
 # -- the deterministic local completer -----------------------------------------
@@ -121,52 +157,89 @@ def _topic(description, also_drop=()):
     return [w for w in words if w not in STOP_WORDS and w not in also_drop]
 
 
-def local_completion(kind, fields, params, context):
-    """Fill `fields` from the description and the endpoints' context. Same input, same output."""
+def _name(*parts):
+    return re.sub(r"[^a-zA-Z0-9_.-]", "-", "-".join(p for p in parts if p))[:63]
+
+
+def local_candidates(kind, params, context):
+    """field -> the values to try, best first. Same input, same output."""
     description = params.get("description") or ""
     words = _words(description)
     to = context.get("to") or {}
-    values = {}
+    stack = context.get("stack") or params.get("stack")
+    source, target = params.get("from_resource"), params.get("to_resource")
     if kind == "network":
         named = [words[i - 1] for i, w in enumerate(words) if w == "network" and i > 0 and words[i - 1] not in STOP_WORDS]
-        values["network_name"] = "%s-network" % named[0] if named else "%s-%s-net" % (params["from_resource"],
-                                                                                      params["to_resource"])
-        values["driver"] = "overlay" if {"overlay", "swarm"} & set(words) else "bridge"
-    elif kind == "database":
-        engine = params.get("engine") or ("redis" if "redis" in (to.get("image") or "") else "postgresql")
-        env = context.get("to_env") or {}   # values: the local completer's alone, never a model's
-        values["connection_string_template"] = database.ENGINES[engine]["template"]
-        values["username"] = env.get("POSTGRES_USER") or database.ENGINES[engine]["user"] or "default"
+        first = "%s-network" % named[0] if named else "%s-%s-net" % (source, target)
+        return {"network_name": [first, _name(stack, first), _name(stack, source, target, "net")],
+                "driver": ["overlay" if {"overlay", "swarm"} & set(words) else "bridge"]}
+    if kind == "database":
+        engine = db_engine(params)
+        env = context.get("to_env") or {}   # the local completer's alone, never sent to a model
+        defaults = database.ENGINES[engine]
+        template = defaults["template"]
+        if engine == "redis" and not given(params, "password"):
+            template = defaults["template_without_password"]
         topic = _topic(description)
-        values["database_name"] = env.get("POSTGRES_DB") or ("_".join(topic) if topic else "app")
-        if engine == "redis":
-            values["database_name"] = "0"
-    elif kind == "file":
-        topic = _topic(description, FILE_WORDS) or [params["to_resource"]]
-        values["mount_path"] = "/data/%s" % topic[-1]
-        values["volume_name"] = "-".join(topic)
-    elif kind == "service_mesh":
+        names = ["0"] if engine == "redis" else [env.get("POSTGRES_DB") or "_".join(topic) or "app", "app"]
+        return {"connection_string_template": [template],
+                "username": [env.get("POSTGRES_USER") or defaults["user"] or "default"],
+                "database_name": names}
+    if kind == "file":
+        topic = _topic(description, FILE_WORDS) or [target]
+        last, joined = topic[-1], "-".join(topic)
+        paths = ["/data/%s" % last, "/data/%s" % joined, "/data/%s-%s" % (target, last), "/srv/%s" % joined,
+                 "/mnt/%s" % joined] + ["/data/%s-%d" % (joined, n) for n in range(2, 6)]
+        return {"mount_path": paths,
+                "volume_name": [_name(joined), _name(stack, joined), _name(stack, source, target, "data")]}
+    if kind == "service_mesh":
         ports = to.get("ports") or []
-        values["port"] = int(str(ports[0]).split("/", maxsplit=1)[0].split(":")[-1]) if ports else 80
-        values["service_name"] = params["to_resource"]
-    return dict((k, v) for k, v in values.items() if k in fields)
+        port = int(str(ports[0]).split("/", maxsplit=1)[0].split(":")[-1]) if ports else 80
+        return {"port": [port], "service_name": [target]}
+    return {}
+
+
+def local_completion(kind, fields, params, context, situation=None, connection=None):
+    """Fill `fields` with the first candidate of each that passes the policy."""
+    candidates = local_candidates(kind, params, context)
+    values = {}
+    for field in sorted(fields, key=lambda f: f != "volume_name"):   # a mount path may be that volume's
+        tried = []
+        for candidate in candidates[field]:
+            found = value_problems(kind, [field], dict(values, **{field: candidate}), situation) if situation else []
+            if not found:
+                values[field] = candidate
+                break
+            tried.append(describe(found))
+        else:
+            raise CompletionError("%s: no acceptable %s could be completed from the description (%s); give %s" % (
+                connection or kind, field, "; ".join(tried), field))
+    return values
 
 
 # -- the model ----------------------------------------------------------------
 
-def model_completion(endpoint, kind, fields, params, context, connection):
-    """Ask the model for `fields`; an invalid answer is retried with the error, a bounded number of times."""
+RULES = ("Rules: a connection_string_template uses only the placeholders {user}, {password}, {host}, {port} and "
+         "{database}, keeps the server as {host}:{port}, and uses the engine's scheme; a mount_path is an absolute "
+         "path outside system directories; names are Docker names.")
+
+
+def model_completion(endpoint, kind, fields, params, context, connection, situation):
+    """Ask the model for `fields`; an answer that is invalid or breaks the policy is asked again
+    with the problem, a bounded number of times. Returns (values, None) or (None, the last problem)."""
     given_fields = dict((k, v) for k, v in params.items()
                         if v is not None and k not in ("password", "description", "llm", "lock_file", "content")
                         and not k.startswith("_"))
+    question = {"description": params["description"], "connection_type": kind,
+                "from": context.get("from"), "to": context.get("to"),
+                "given_fields": given_fields, "missing_fields": list(fields)}
+    if kind == "database":
+        question["engine"] = db_engine(params)
     messages = [
         {"role": "system", "content": "You complete the missing fields of a %s connection between two Docker "
                                       "containers in an Ansible collection. Answer with JSON matching the schema, "
-                                      "nothing else." % kind},
-        {"role": "user", "content": json.dumps({"description": params["description"], "connection_type": kind,
-                                                "from": context.get("from"), "to": context.get("to"),
-                                                "given_fields": given_fields, "missing_fields": list(fields)},
-                                               sort_keys=True, default=str)},
+                                      "nothing else. %s" % (kind, RULES)},
+        {"role": "user", "content": json.dumps(plain(question), sort_keys=True, default=str)},
     ]
     schema = schema_for(kind, fields)
     problem = None
@@ -176,16 +249,15 @@ def model_completion(endpoint, kind, fields, params, context, connection):
         except llm.LLMError as exc:
             raise CompletionError("%s: the model at %s failed: %s" % (connection, endpoint["base_url"], exc))
         try:
-            return validate_answer(kind, fields, json.loads(text))
+            return validate_answer(kind, fields, json.loads(text), situation), None
         except CompletionError as exc:
             problem = str(exc)
         except ValueError as exc:
             problem = "the answer is not JSON (%s): %r" % (exc, (text or "")[:200])
         messages += [{"role": "assistant", "content": text},
                      {"role": "user", "content": "That answer is invalid: %s. Answer again with JSON that matches "
-                                                 "the schema." % problem}]
-    raise CompletionError("%s: the model at %s gave no valid answer after %d tries: %s" % (
-        connection, endpoint["base_url"], 1 + INVALID_ANSWER_RETRIES, problem))
+                                                 "the schema and the rules." % problem}]
+    return None, problem
 
 
 # -- context, without secret values ---------------------------------------------
@@ -194,91 +266,187 @@ def endpoint_context(resource):
     """What the model may know of an endpoint: name, image, ports, env names (never values)."""
     if not resource:
         return None
-    return {"name": resource.get("name"), "kind": resource.get("type", "container"), "image": resource.get("image"),
-            "ports": [str(p) for p in resource.get("ports") or []], "env_names": sorted(resource.get("env") or {})}
+    return plain({"name": resource.get("name"), "kind": resource.get("type", "container"),
+                  "image": resource.get("image"), "ports": [str(p) for p in resource.get("ports") or []],
+                  "env_names": sorted(resource.get("env") or {})})
 
 
-# -- the lock file -------------------------------------------------------------
-
-class LockFile(object):
-    """clockwork.lock.yml: completions keyed by connection and a hash of what was given."""
-
-    def __init__(self, path):
-        self.path = path
-        self._entries = None   # read on first use: most tasks complete nothing
-        self.dirty = False
-
-    @property
-    def entries(self):
-        if self._entries is None:
-            self._entries = {}
-            if os.path.exists(self.path):
-                with open(self.path) as handle:
-                    data = yaml.safe_load(handle) or {}
-                self._entries = data.get("completions") or {}
-        return self._entries
-
-    @staticmethod
-    def key(connection, params, fields):
-        basis = dict((k, v) for k, v in params.items() if v is not None and k not in ("password", "llm", "lock_file"))
-        digest = hashlib.sha256(json.dumps([basis, sorted(fields)], sort_keys=True, default=str).encode()).hexdigest()
-        return connection, digest[:16]
-
-    def get(self, connection, digest):
-        entry = self.entries.get(connection)
-        return entry if entry and entry.get("input") == digest else None
-
-    def put(self, connection, digest, source, values, secret_fields=()):
-        self.entries[connection] = {"input": digest, "source": source, "fields": values}
-        if secret_fields:
-            self.entries[connection]["secret_fields"] = sorted(secret_fields)
-        self.dirty = True
-
-    def save(self):
-        if not self.dirty:
-            return
-        text = ("# Field completions of clockwork.connections: reviewed and committed like a package lock file.\n"
-                "# An entry is reused while its connection's description and given fields stay the same.\n")
-        text += yaml.safe_dump({"completions": self.entries}, default_flow_style=False, sort_keys=True)
-        directory = os.path.dirname(os.path.abspath(self.path))
-        fd, temporary = tempfile.mkstemp(dir=directory, prefix=".clockwork.lock.")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(temporary, 0o600)   # it may hold a generated password
-        os.rename(temporary, self.path)
-        self.dirty = False
+def password_reference(context):
+    """(reference, value) for the password `to` declares, or None."""
+    value = (context.get("to_env") or {}).get(PASSWORD_ENV)
+    if value is None or str(value) == "":
+        return None
+    return "to env %s" % PASSWORD_ENV, str(value)
 
 
-def complete(kind, params, context, lock, endpoint, check_mode, connection):
+def fingerprint(connection, secret):
+    return hashlib.pbkdf2_hmac("sha256", secret.encode("utf-8"), ("clockwork.connections %s" % connection).encode(
+        "utf-8"), FINGERPRINT_ROUNDS).hex()
+
+
+def lock_key(connection, params, fields, reference=None):
+    """A digest of what was given: the entry is reused while it stays the same. A referenced
+    password is in it as a slow fingerprint, so a rotated password completes afresh."""
+    basis = plain(dict((k, v) for k, v in params.items() if v is not None and k not in ("password", "llm", "lock_file")))
+    material = [basis, sorted(fields)]
+    if reference:
+        material.append([reference[0], fingerprint(connection, reference[1])])
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# -- one connection -------------------------------------------------------------
+
+def _refuse(lock, connection, what):
+    return CompletionError("lock file %s: entry '%s': %s; fix or delete the entry to complete it afresh" % (
+        lock.path, connection, what))
+
+
+def reuse(kind, fields, entry, lock, connection, situation, password_needed, reference):
+    """The values of a lock entry, once they pass everything a fresh answer must pass."""
+    stored = dict(entry.get("fields") or {})
+    secret = stored.pop("password", None)
+    for field in sorted(stored):
+        if field not in completable(kind):
+            raise _refuse(lock, connection, "field %s is not a field a description completes" % field)
+    found = value_problems(kind, fields, stored, situation)
+    if found:
+        field, why = found[0]
+        raise _refuse(lock, connection, "field %s %s" % (field, why))
+    values = dict((f, stored[f]) for f in fields)
+    if password_needed:
+        if entry.get("password_from"):
+            if not reference or entry["password_from"] != reference[0]:
+                raise _refuse(lock, connection, "field password_from refers to %r, which the `to` resource does "
+                                                "not declare" % entry["password_from"])
+            values["password"] = reference[1]
+        elif secret is not None and not reference:
+            values["password"] = lock.reveal(secret, connection, "password")
+        else:
+            raise _refuse(lock, connection, "field password is missing")
+    return values
+
+
+def complete(kind, params, context, lock, endpoint, check_mode, connection, situation=None):
     """Complete one connection's missing fields. Returns (params, completion report or None)."""
     fields = missing_fields(kind, params)
-    need_password = kind == "database" and params.get("description") and not given(params, "password") \
-        and (params.get("engine") or "postgresql") == "postgresql"
-    if not fields and not need_password:
+    password_needed = needs_password(kind, params)
+    if not fields and not password_needed:
         return params, None
-    _name, digest = lock.key(connection, params, fields)
+    situation = situation or policy.Situation(context.get("stack") or params.get("stack"), params)
+    reference = password_reference(context) if password_needed else None
+    digest = lock_key(connection, params, fields, reference)
     entry = lock.get(connection, digest)
-    if entry is None:
-        if fields and endpoint:
-            values, source = model_completion(endpoint, kind, fields, params, context, connection), "llm"
-        else:
-            values, source = local_completion(kind, fields, params, context), "local"
-        secret_fields = []
-        if need_password:
-            to_env = (context.get("to_env") or {})
-            # The server's own password when the stack declares it; else a strong local secret.
-            values["password"] = to_env.get("POSTGRES_PASSWORD") or secrets.token_urlsafe(24)
-            secret_fields = ["password"]
-        entry = {"source": source, "fields": values}
-        if not check_mode:
-            lock.put(connection, digest, source, values, secret_fields)
-        reused = False
+    report = {}
+    reused = entry is not None
+    if reused:
+        values = reuse(kind, fields, entry, lock, connection, situation, password_needed, reference)
     else:
-        reused = True
+        values, source = None, "local"
+        if fields and endpoint:
+            values, problem = model_completion(endpoint, kind, fields, params, context, connection, situation)
+            if values is None:
+                report["fallback"] = "the model at %s gave no acceptable answer in %d tries (last: %s); " \
+                                     "completed locally" % (endpoint["base_url"], 1 + INVALID_ANSWER_RETRIES, problem)
+            else:
+                source = "llm"
+        if values is None:
+            values = local_completion(kind, fields, params, context, situation, connection)
+        entry = {"input": digest, "source": source, "fields": dict(values)}
+        if password_needed and reference:
+            entry["password_from"] = reference[0]
+            values["password"] = reference[1]
+        elif password_needed:
+            values["password"] = secrets.token_urlsafe(24)
+            entry["fields"]["password"] = lock.seal(values["password"])
+            entry["secret_fields"] = ["password"]
+        if not check_mode:
+            lock.put(connection, entry)
     completed = dict(params)
-    completed.update(entry["fields"])
-    shown = dict((k, v) for k, v in entry["fields"].items() if k != "password")
-    report = {"fields": shown, "source": entry["source"], "from_lock": reused}
-    if "password" in entry["fields"]:
-        report["password"] = "generated locally (in the lock file, never shown)"
+    completed.update(values)
+    report.update(fields=plain(dict((k, v) for k, v in values.items() if k != "password")),
+                  source=entry["source"], from_lock=reused)
+    if password_needed:
+        if entry.get("password_from"):
+            report["password"] = "from %s, resolved at run time (the lock file holds the reference only)" % \
+                entry["password_from"]
+        elif lock.encrypted:
+            report["password"] = "generated locally, in the vault-encrypted lock file"
+        elif isinstance(entry["fields"].get("password"), str):
+            report["password"] = "generated locally, in the lock file in clear text (mode 0600): run with a vault " \
+                                 "password to store it encrypted"
+        else:
+            report["password"] = "generated locally, vault-encrypted in the lock file"
     return completed, report
+
+
+def warnings(reports):
+    """The lines a user must see: completions that fell back from the model."""
+    if not reports:
+        return []
+    if "fields" in reports:
+        reports = {"": reports}
+    return ["%s%s" % ("%s: " % name if name else "", r["fallback"]) for name, r in sorted(reports.items())
+            if r.get("fallback")]
+
+
+# -- a whole stack ----------------------------------------------------------------
+
+def _volume_shared(connection, resources):
+    """Whether a file connection's volume also goes into its `to` container."""
+    target = resources.get(connection.get("to_resource") or connection.get("to")) or {}
+    return not connection.get("source_path") and target.get("type", "container") == "container"
+
+
+def _mounts_of(container, index, resources, connections):
+    """(path, source, what) of every other mount the stack gives `container`."""
+    mounts = []
+    for mount in (resources.get(container) or {}).get("mounts") or []:
+        mounts.append((mount.get("target"), mount.get("source"), "%s's declared mount" % container))
+    for other_index, other in enumerate(connections):
+        if other_index == index or other.get("type") != "file" or not other.get("mount_path"):
+            continue
+        source = other.get("from_resource") or other.get("from")
+        target = other.get("to_resource") or other.get("to")
+        if source == container or (target == container and _volume_shared(other, resources)):
+            what = "file %s -> %s" % (source, target)
+            mounts.append((other["mount_path"], other.get("volume_name") or other.get("source_path"), what))
+    return mounts
+
+
+def complete_stack(args, lock, endpoint, check_mode, engine=None):
+    """Complete every connection of a stack that needs it, in one pass; returns (args, reports or None)."""
+    if args.get("state") == "absent":
+        return args, None   # destroying goes by label: nothing to complete, no lock entry to judge
+    stack = args.get("name")
+    resources = dict((r.get("name"), r) for r in args.get("resources") or [])
+    connections = [dict(c) for c in args.get("connections") or []]
+    engine = engine or policy.EngineView()
+    reports, seen = {}, {}
+    for index, connection in enumerate(connections):
+        kind = connection.get("type")
+        source = connection.get("from_resource") or connection.get("from")
+        target = connection.get("to_resource") or connection.get("to")
+        name = "%s %s -> %s" % (kind, source, target)
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            name = "%s (%d)" % (name, seen[name])   # two alike connections keep one entry each
+        to = resources.get(target) or {}
+        params = dict(connection, from_resource=source, to_resource=target, to_kind=to.get("type", "container"))
+        params.pop("from", None)
+        params.pop("to", None)
+        if not needs_completion(kind, params):
+            continue
+        context = {"from": endpoint_context(resources.get(source)), "to": endpoint_context(to or None),
+                   "to_env": to.get("env") or {}, "stack": stack}
+        occupied = []
+        if kind == "file":
+            into = [source] + ([target] if _volume_shared(params, resources) else [])
+            for container in into:
+                occupied += _mounts_of(container, index, resources, connections)
+        situation = policy.Situation(stack, params, occupied, reserved=set(resources) - {target}, engine=engine)
+        done, report = complete(kind, params, context, lock, endpoint, check_mode, name, situation)
+        done.pop("to_kind")
+        connections[index] = done
+        reports[name] = report
+    args["connections"] = connections
+    return args, reports or None
