@@ -528,10 +528,12 @@ class ContainerConverger(object):
             cause = _api_message(exc)
             problems = self._put_back(spec, old_id, aside, new_id, was_running)
             if problems:
+                kept = self.engine.container(aside) is not None
                 raise ClockworkError(
-                    "container %s could not be recreated: %s\nPutting the previous container back failed "
-                    "too (%s); it is kept, with its volumes, as %s, and the next run restores it"
-                    % (spec.name, cause, "; ".join(problems), aside))
+                    "container %s could not be recreated: %s\nPutting the previous container back did not "
+                    "fully work either (%s); it is kept, with its volumes, %s" % (
+                        spec.name, cause, "; ".join(problems),
+                        "as %s, and the next run restores it" % aside if kept else "under its name"))
             raise ClockworkError(
                 "container %s could not be recreated, so the previous one is back under its name%s, with "
                 "its volumes; nothing else changed. Cause: %s"
