@@ -5,7 +5,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # A venv of its own: ansible-test pins its sanity tools (pylint, mypy, ...), which
 # must not fight ansible-lint's in .venv. Its --venv mode downloads pip from a host
-# that cannot be reached here, so it runs --local inside this venv instead.
+# that cannot be reached here, so it runs in this venv (the origin host) instead.
 venv="$root/.venv-sanity"
 if [ ! -f "$venv/.installed" ]; then
   python3 -m venv "$venv"
@@ -17,6 +17,30 @@ pip_version=$("$venv/bin/python" -c 'import re, ansible_test._internal.python_re
 print(re.search(r"pip=.([0-9.]+).", inspect.getsource(r)).group(1))')
 cache="$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
 [ -f "$cache" ] || install -D -m 0644 "$root/scripts/get_pip_offline.py" "$cache"
+
+# Modules run on the target's Python: the multi-version tests (compile, import) run on every
+# Python this ansible-core supports that the machine has (tests/compat/pythons.py finds them);
+# everything else once, on the controller.
+controller=$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+read -r -a supported < <("$venv/bin/python" -c 'from ansible_test._internal.constants import SUPPORTED_PYTHON_VERSIONS as v
+print(" ".join(v))')
+targets=() covered=() missing=()
+for version in "${supported[@]}"; do
+  if [ "$version" = "$controller" ]; then
+    path="$venv/bin/python"
+  else
+    path=$("$venv/bin/python" "$root/tests/compat/pythons.py" "$version" | cut -d' ' -f2)
+  fi
+  if [ -n "$path" ]; then
+    targets+=(--target-python "$version@$path") covered+=("$version")
+  else
+    missing+=("$version")
+  fi
+done
+record="$root/tests/output/compat/sanity.json"
+[ $# -gt 0 ] || rm -f "$record"
+[ ${#missing[@]} -eq 0 ] || echo "sanity: no Python ${missing[*]} on this machine: compile and import not run for it" >&2
+
 scratch=$(mktemp -d /tmp/clockwork-sanity.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
 dest="$scratch/ansible_collections/clockwork/connections"
@@ -25,5 +49,17 @@ git -C "$root" ls-files -z --cached --others --exclude-standard \
   | grep -zv '^collections/' | (cd "$root" && xargs -0 cp --parents -t "$dest")
 cd "$dest"
 git init -q && git add -A   # ansible-test asks git which files belong to the collection
-PATH="$venv/bin:$PATH" ansible-test sanity --python "$(python3 -c 'import sys;print("%d.%d"%sys.version_info[:2])')" \
-  --local --requirements --color no "$@" plugins/
+PATH="$venv/bin:$PATH" ansible-test sanity --controller "origin:python=$controller@$venv/bin/python" "${targets[@]}" \
+  --requirements --color no "$@" plugins/
+
+# What a full run covered, for the compatibility table (tests/compat/run.py checks README against it).
+if [ $# -eq 0 ]; then
+  mkdir -p "$(dirname "$record")"
+  "$venv/bin/python" - "$record" "$controller" "${covered[@]}" <<'PY'
+import json, sys
+from ansible.release import __version__
+with open(sys.argv[1], "w") as handle:
+    json.dump({"ansible_core": __version__, "controller_python": sys.argv[2], "target_pythons": sys.argv[3:]}, handle)
+PY
+  echo "sanity: compile and import passed on Python ${covered[*]}"
+fi
