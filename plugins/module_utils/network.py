@@ -60,13 +60,13 @@ class NetworkConverger(object):
 
     def ensure(self, name, settings, result):
         """Create the network, or recreate an owned one whose settings drifted."""
-        attrs = self.engine.network(name)
+        attrs = self._inspect(name, result)
         result.before = {"network": name, "settings": actual_settings(attrs) if attrs else None}
         result.after = {"network": name, "settings": settings}
         if attrs is None:
             result.act("create network %s" % name)
             if not self.ctx.check_mode:
-                self._create(name, settings)
+                self._create(name, settings, result)
             return
         reasons = settings_drift(settings, actual_settings(attrs))
         if not reasons:
@@ -87,12 +87,12 @@ class NetworkConverger(object):
         for container in attached:
             self.engine.api.disconnect_container_from_network(container, name, force=True)
         self.engine.api.remove_network(attrs["Id"])
-        self._create(name, settings)
+        self._create(name, settings, result)
         for container, aliases in attached.items():
             self.engine.api.connect_container_to_network(container, name, aliases=aliases or None)
             self.engine.forget("container", container)
 
-    def _create(self, name, settings):
+    def _create(self, name, settings, result):
         from docker.types import IPAMConfig, IPAMPool  # pylint: disable=import-outside-toplevel
         ipam = None
         if settings["subnet"] or settings["gateway"]:
@@ -103,8 +103,138 @@ class NetworkConverger(object):
                 enable_ipv6=settings["enable_ipv6"], ipam=ipam, check_duplicate=True,
                 labels=owner_labels(self.ctx.stack, name))
         except APIError as exc:
-            raise ClockworkError("cannot create network %s: %s" % (name, exc.explanation or exc))
+            if getattr(exc, "status_code", None) != 409:
+                raise ClockworkError("cannot create network %s: %s" % (name, exc.explanation or exc))
+            # Someone created it meanwhile: use it when it is ours, with these settings.
+            self.engine.forget("network", name)
+            attrs = self._inspect(name, result)
+            if attrs is None or not owned_by(attrs.get("Labels"), self.ctx.stack) \
+                    or settings_drift(settings, actual_settings(attrs)):
+                raise ClockworkError("cannot create network %s: another one of this name was created meanwhile, "
+                                     "not by stack %s or with other settings; it is left alone"
+                                     % (name, self.ctx.stack))
+            return
         self.engine.forget("network", name)
+        # The engine checks for duplicates without a lock (20.10): a run creating the same
+        # name at the same moment gets a second network. Merge them now, not on the next run.
+        if len(self._named(name)) > 1:
+            self._merge_duplicates(name, result.act)
+
+    def _named(self, name):
+        """Every network called exactly `name` (the engine's filter matches substrings)."""
+        try:
+            listed = self.engine.api.networks(names=[name])
+        except APIError as exc:
+            raise ClockworkError("cannot list networks named %s: %s" % (name, exc.explanation or exc))
+        return [n for n in listed if n.get("Name") == name]
+
+    def _inspect(self, name, result):
+        """The network called `name`. Several networks of that name that this stack made
+        (concurrent runs on an engine that does not check duplicates atomically) are
+        merged first: otherwise every later run fails with `network ... is ambiguous`."""
+        try:
+            return self.engine.network(name)
+        except APIError as exc:
+            if "ambiguous" not in str(exc.explanation or exc):
+                raise ClockworkError("cannot inspect network %s: %s" % (name, exc.explanation or exc))
+        return self._merge_duplicates(name, result.act)
+
+    def _merge_duplicates(self, name, act):
+        """Keep one of the networks called `name` (the one with containers, else the oldest),
+        move the containers of the others onto it with their aliases, remove the others.
+        Returns the one kept; in check mode only says so."""
+        api = self.engine.api
+        found = []
+        for listed in self._named(name):
+            try:
+                found.append(api.inspect_network(listed["Id"]))
+            except APIError as exc:
+                if self._gone(exc):   # merged meanwhile by a concurrent run
+                    continue
+                raise ClockworkError("cannot inspect network %s (%s): %s"
+                                     % (name, listed["Id"][:12], exc.explanation or exc))
+        if len(found) < 2:
+            self.engine.forget("network", name)
+            return found[0] if found else None
+        foreign = [n["Id"][:12] for n in found if not owned_by(n.get("Labels"), self.ctx.stack)]
+        if foreign:
+            raise ClockworkError(
+                "network %s is ambiguous: %d networks have this name and %s not made by stack %s, so they "
+                "are not merged; remove the extra ones by id (docker network rm ID): %s" % (
+                    name, len(found), "some are" if len(foreign) > 1 else "one is", self.ctx.stack,
+                    ", ".join(n["Id"][:12] for n in found)))
+        # Deterministic, so that two runs repairing at once keep the same one.
+        found.sort(key=lambda n: (-len(n.get("Containers") or {}), self._created_key(n.get("Created")), n["Id"]))
+        keep, extras = found[0], found[1:]
+        act("merge %d duplicate networks %s into one (%s)" % (len(found), name, keep["Id"][:12]))
+        if self.ctx.check_mode:
+            # What the rest of a dry run reads for this name: the network that would be kept.
+            self.engine._cache[("network", name)] = keep   # pylint: disable=protected-access
+            return keep
+        for extra in extras:
+            for container_id, info in (extra.get("Containers") or {}).items():
+                self._move(container_id, info.get("Name"), extra["Id"], keep)
+            try:
+                api.remove_network(extra["Id"])
+            except APIError as exc:
+                if not self._gone(exc):
+                    raise ClockworkError("cannot remove duplicate network %s (%s): %s"
+                                     % (name, extra["Id"][:12], exc.explanation or exc))
+        self.engine.forget("network", name)
+        return self.engine.network(name)
+
+    def _move(self, container_id, container_name, from_id, keep):
+        """Reconnect one container from a duplicate network to the kept one, same aliases.
+
+        A container keeps one endpoint per network *name*: attached to two duplicates,
+        disconnecting it from one can drop the other, so what it is left with is read again."""
+        api = self.engine.api
+        name = keep["Name"]
+        try:
+            before = api.inspect_container(container_id)
+            aliases = sorted(set(a for n, info in self._endpoints(before) if n == name
+                                 for a in info.get("Aliases") or [] if a != container_id[:12]))
+            api.disconnect_container_from_network(container_id, from_id, force=True)
+            after = api.inspect_container(container_id)
+            if not any(info.get("NetworkID") == keep["Id"] for _n, info in self._endpoints(after)):
+                if container_id in (keep.get("Containers") or {}):   # a stale endpoint is left
+                    api.disconnect_container_from_network(container_id, keep["Id"], force=True)
+                api.connect_container_to_network(container_id, keep["Id"], aliases=aliases or None)
+        except APIError as exc:
+            if self._gone(exc):   # gone meanwhile, or moved by a concurrent run
+                return
+            raise ClockworkError("cannot move container %s onto network %s: %s"
+                                 % (container_name, name, exc.explanation or exc))
+        if container_name:
+            self.engine.forget("container", container_name)
+
+    @staticmethod
+    def _endpoints(container):
+        return list(((container.get("NetworkSettings") or {}).get("Networks") or {}).items())
+
+    def repair_stack(self):
+        """Merge every set of same-named networks that the stack owns; run before anything
+        else reads networks by name. Returns what was (or, in check mode, would be) done."""
+        try:
+            listed = self.engine.api.networks()
+        except APIError as exc:
+            raise ClockworkError("cannot list networks: %s" % (exc.explanation or exc))
+        names = [n["Name"] for n in listed if owned_by(n.get("Labels"), self.ctx.stack)]
+        actions = []
+        for name in sorted(set(n for n in names if names.count(n) > 1)):
+            self._merge_duplicates(name, actions.append)
+        return actions
+
+    @staticmethod
+    def _gone(exc):
+        return getattr(exc, "status_code", None) == 404
+
+    @staticmethod
+    def _created_key(created):
+        """Docker's `Created` (RFC 3339, nanoseconds, trailing zeros trimmed) as a sortable key."""
+        created = created or ""
+        fraction = created[20:].split("Z")[0].split("+")[0] if created[19:20] == "." else ""
+        return created[:19], fraction.ljust(9, "0")
 
     def _attachments(self, attrs):
         """Container name -> aliases on this network (aliases read from each container)."""
