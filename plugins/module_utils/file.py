@@ -102,7 +102,11 @@ def ensure_volume(ctx, name, driver, create, result):
             try:
                 ctx.engine.api.create_volume(name, driver=driver, labels=owner_labels(ctx.stack, name))
             except APIError as exc:
-                raise ClockworkError("cannot create volume %s: %s" % (name, exc.explanation or exc))
+                # A 409: another run created it meanwhile; it is used when its driver is the one asked for.
+                ctx.engine.forget("volume", name)
+                made = ctx.engine.volume(name) if getattr(exc, "status_code", None) == 409 else None
+                if made is None or made.get("Driver") != driver:
+                    raise ClockworkError("cannot create volume %s: %s" % (name, exc.explanation or exc))
             ctx.engine.forget("volume", name)
     elif attrs.get("Driver") != driver:
         # Never recreate a volume: its data would go with it.
