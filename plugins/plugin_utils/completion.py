@@ -345,8 +345,9 @@ def complete(kind, params, context, lock, endpoint, check_mode, connection, situ
         if fields and endpoint:
             values, problem = model_completion(endpoint, kind, fields, params, context, connection, situation)
             if values is None:
-                report["fallback"] = "the model at %s gave no acceptable answer in %d tries (last: %s); " \
-                                     "completed locally" % (endpoint["base_url"], 1 + INVALID_ANSWER_RETRIES, problem)
+                report["fallback"] = "%s: the model at %s gave no acceptable answer in %d tries (last: %s); " \
+                                     "completed locally" % (connection, endpoint["base_url"],
+                                                            1 + INVALID_ANSWER_RETRIES, problem)
             else:
                 source = "llm"
         if values is None:
@@ -385,8 +386,7 @@ def warnings(reports):
         return []
     if "fields" in reports:
         reports = {"": reports}
-    return ["%s%s" % ("%s: " % name if name else "", r["fallback"]) for name, r in sorted(reports.items())
-            if r.get("fallback")]
+    return [r["fallback"] for _name, r in sorted(reports.items()) if r.get("fallback")]
 
 
 # -- a whole stack ----------------------------------------------------------------

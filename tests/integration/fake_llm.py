@@ -1,7 +1,8 @@
 """A small OpenAI-compatible chat-completions server on 127.0.0.1 for the tests.
 
-It answers from a table (a list of replies, used in order, the last one repeated) and
-records every request, so tests can assert what was asked and how often."""
+It answers from a table (a list of replies, used in order, the last one repeated), or per
+connection type (`answer_by_field`: the replies for the requests whose schema asks for that
+field), and records every request, so tests can assert what was asked and how often."""
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,14 +11,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class FakeLLM(object):
     def __init__(self):
         self.replies = []
+        self.routes = {}
         self.requests = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                server.requests.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
-                status, content = server.replies[min(len(server.requests), len(server.replies)) - 1]
+                request = {"path": self.path, "headers": dict(self.headers), "body": json.loads(body)}
+                server.requests.append(request)
+                status, content = server.reply_to(request)
                 if status == 200:
                     payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]})
                 else:
@@ -40,11 +43,38 @@ class FakeLLM(object):
     def base_url(self):
         return "http://127.0.0.1:%d/v1" % self.httpd.server_address[1]
 
+    @staticmethod
+    def _encoded(replies):
+        return [r if isinstance(r, tuple) else (200, json.dumps(r) if isinstance(r, dict) else r) for r in replies]
+
     def answer(self, *replies):
         """Each reply: a dict (answered as JSON text), a str (answered as is), or (status, text)."""
-        self.replies = [r if isinstance(r, tuple) else (200, json.dumps(r) if isinstance(r, dict) else r)
-                        for r in replies]
+        self.replies = self._encoded(replies)
+        self.routes = {}
         self.requests = []
+
+    def answer_by_field(self, routes):
+        """{field: [replies]}: a request whose schema asks for `field` gets the next of those replies."""
+        self.routes = dict((field, self._encoded(replies)) for field, replies in routes.items())
+        self.replies = []
+        self.requests = []
+
+    def asked_for(self, field):
+        """The requests whose schema asked for `field`."""
+        return [r for r in self.requests if field in self._fields(r)]
+
+    @staticmethod
+    def _fields(request):
+        return request["body"]["response_format"]["json_schema"]["schema"]["required"]
+
+    def reply_to(self, request):
+        for field, replies in self.routes.items():
+            if field in self._fields(request):
+                count = len(self.asked_for(field))
+                return replies[min(count, len(replies)) - 1]
+        if not self.replies:
+            return 500, "no reply configured for %s" % self._fields(request)
+        return self.replies[min(len(self.requests), len(self.replies)) - 1]
 
     def env(self):
         return {"CLOCKWORK_LLM_BASE_URL": self.base_url, "CLOCKWORK_LLM_MODEL": "test-model",

@@ -239,7 +239,8 @@ def test_a_model_answer_that_breaks_the_policy_is_asked_again_then_completed_loc
     assert (done["mount_path"], done["volume_name"]) == ("/data/uploads", "user-uploads")
     assert report["source"] == "local" and "no acceptable answer in 3 tries" in report["fallback"]
     assert "volume foreign exists and is not the collection's" in report["fallback"]
-    assert completion.warnings({"file api -> storage": report})[0].startswith("file api -> storage: the model at")
+    assert completion.warnings({"file api -> storage": report}) == [report["fallback"]]
+    assert report["fallback"].startswith("file api -> storage: the model at http://127.0.0.1:1/v1 gave no")
     lock.save()
     assert yaml.safe_load((tmp_path / "l.yml").read_text())["completions"]["file api -> storage"]["source"] == "local"
 
