@@ -239,8 +239,12 @@ def run_stack(engine, params, check_mode=False, diff=False):
     state = params["state"]
     stack = Stack(engine, params["name"], params["resources"], params["connections"],
                   check_mode=check_mode or state == "verified", base_dir=params["base_dir"])
+    # One run of a stack at a time, whichever controller it comes from (check mode does not lock).
+    from ansible_collections.clockwork.connections.plugins.module_utils.stack_lock import stack_lock  # pylint: disable=import-outside-toplevel
+    lock = None
     if state == "absent":
-        report = stack.absent(params["purge"])
+        with stack_lock(engine, params["name"], check_mode=check_mode) as lock:
+            report = stack.absent(params["purge"])
     elif state == "verified":
         reports = stack.verified(dry_run=check_mode)
         failed = [r for r in reports if r["ok"] is False]
@@ -250,10 +254,17 @@ def run_stack(engine, params, check_mode=False, diff=False):
                 "%s: %s" % (r["connection"], r["msg"]) for r in failed)), **result)
         return result
     else:
-        stack.present()
-        if params["diagram_path"]:
-            stack.write_diagram(params["diagram_path"])
-        report = stack.report()
+        with stack_lock(engine, params["name"], check_mode=check_mode) as lock:
+            # Networks duplicated by concurrent runs are merged before anything reads them by name.
+            merged = network.NetworkConverger(stack.ctx).repair_stack()
+            if merged:
+                stack._record("network", "duplicates", True, merged)  # pylint: disable=protected-access
+            stack.present()
+            if params["diagram_path"]:
+                stack.write_diagram(params["diagram_path"])
+            report = stack.report()
+    if lock is not None and lock.waited:
+        report["waited_for_lock"] = lock.waited
     if diff:
         report["diff"] = stack.diffs
     return report
