@@ -32,6 +32,7 @@ PROCESS_LABEL = "io.clockwork.lock.process"   # the holding process, for the sta
 SINCE_LABEL = "io.clockwork.lock.since"       # seconds since the epoch
 
 DEFAULT_TIMEOUT = 120
+TIMEOUT_ENV = "CLOCKWORK_LOCK_TIMEOUT"    # seconds to wait for the lock, instead of DEFAULT_TIMEOUT
 # No run of a stack holds its lock longer than this; a lock this old was left by a killed run.
 STALE_AFTER = 15 * 60
 # Only when the engine has no image at all: an empty one to create the lock container from.
@@ -173,12 +174,18 @@ class StackLock(object):
 
 
 @contextlib.contextmanager
-def stack_lock(engine, stack, timeout=DEFAULT_TIMEOUT, check_mode=False):
-    """Hold the lock of `stack` for the duration of the block; check mode does not take it."""
+def stack_lock(engine, stack, timeout=None, check_mode=False):
+    """Hold the lock of `stack` for the duration of the block; check mode does not take it.
+    Without `timeout`, waits CLOCKWORK_LOCK_TIMEOUT seconds, else DEFAULT_TIMEOUT."""
     lock = StackLock(engine, stack)
     if check_mode:
         yield lock
         return
+    if timeout is None:
+        try:
+            timeout = float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT)
+        except ValueError:
+            raise ClockworkError("%s must be a number of seconds, not %r" % (TIMEOUT_ENV, os.environ[TIMEOUT_ENV]))
     lock.acquire(timeout)
     try:
         yield lock
