@@ -187,3 +187,48 @@ def test_two_container_runs_at_once_make_one_container(stack):
     assert names("container", stack) == [stack + "-solo"]
     assert len(set(r.result("web")["container"]["id"] for r in runs)) == 1
     assert playbook([task]).result("web")["changed"] is False
+
+
+def test_a_conflict_on_create_means_another_run_made_it(stack):
+    """Each run reads an object as absent, then another run creates it first: the 409 is
+    read as "someone made it", used when it is ours and the same, refused otherwise."""
+    from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+    from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
+        ConnectionContext, ConnectionResult)
+    from ansible_collections.clockwork.connections.plugins.module_utils.container import (
+        ContainerConverger, ContainerSpec)
+    from ansible_collections.clockwork.connections.plugins.module_utils.file import ensure_volume
+    from ansible_collections.clockwork.connections.plugins.module_utils.network import (
+        NetworkConverger, wanted_settings)
+
+    def stale_engine(kind, name):
+        engine = Engine()
+        assert getattr(engine, kind)(name) is None   # read (and remembered) before the other run
+        return engine
+
+    name, network, volume = stack + "-web", stack + "-net", stack + "-vol"
+    params = dict(name=name, image=NGINX_IMAGE, env={"MODE": "a"}, state="started", wait=True, timeout=30)
+    late = [(k, n, stale_engine(k, n)) for k, n in (("container", name), ("network", network), ("volume", volume))]
+    ContainerConverger(Engine()).converge(ContainerSpec(params, stack))
+    NetworkConverger(ConnectionContext(Engine(), stack)).ensure(network, wanted_settings({}), ConnectionResult("n", "a", "b"))
+    ensure_volume(ConnectionContext(Engine(), stack), volume, "local", True, ConnectionResult("f", "a", "b"))
+    made = dict((n, inspect(k, n)["Id"] if k != "volume" else n) for k, n, _e in late)
+
+    engines = dict((k, e) for k, _n, e in late)
+    outcome = ContainerConverger(engines["container"]).converge(ContainerSpec(params, stack))
+    assert outcome["actions"] == ["create"] and outcome["container"]["id"] == made[name]
+    NetworkConverger(ConnectionContext(engines["network"], stack)).ensure(
+        network, wanted_settings({}), ConnectionResult("n", "a", "b"))
+    ensure_volume(ConnectionContext(engines["volume"], stack), volume, "local", True, ConnectionResult("f", "a", "b"))
+    assert names("container", stack) == [name] and names("network", stack) == [network]
+    assert inspect("network", network)["Id"] == made[network]
+
+    # Made meanwhile with other settings: a clear refusal, and theirs is left alone.
+    late_engine = stale_engine("container", stack + "-other")
+    ContainerConverger(Engine()).converge(ContainerSpec(dict(params, name=stack + "-other"), stack))
+    with pytest.raises(ClockworkError) as error:
+        ContainerConverger(late_engine).converge(ContainerSpec(dict(params, name=stack + "-other", env={"MODE": "b"}),
+                                                               stack))
+    assert "another container took the name meanwhile" in error.value.msg
+    assert "MODE=a" in inspect("container", stack + "-other")["Config"]["Env"]
+    docker("volume", "rm", volume)
