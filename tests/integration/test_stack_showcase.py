@@ -226,8 +226,9 @@ def test_stack_drift_is_recreated_with_its_reason_and_conflicts_name_both(stack)
     conflict = playbook([stack_task(stack, resources, [
         {"type": "network", "from": web, "to": cache, "network_name": stack + "-n"}])])
     assert conflict.rc != 0
-    assert "env %s is set differently by the container's own env and by network %s -> %s" % (env, web, cache) \
-        in conflict.result("stack")["msg"]
+    assert "env %s is set differently by the container's own env and by connection network %s -> %s" % (
+        env, web, cache) in conflict.result("stack")["msg"]
+    assert "nothing was changed" in conflict.result("stack")["msg"]
 
 
 def test_stack_tls_and_renewal_restart_the_server(stack, tmp_path):
@@ -261,7 +262,8 @@ def test_stack_tls_and_renewal_restart_the_server(stack, tmp_path):
     renamed = run(service_name=stack + "-secure")
     assert renamed.rc == 0, renamed.output
     entries = dict((e["kind"] + " " + e["name"], e) for e in renamed.results[0]["entries"])
-    assert any(a.startswith("generate certificate") for a in entries["tls " + api]["actions"])
+    mesh_entry = entries["connection service_mesh %s -> %s" % (frontend, api)]
+    assert any(a.startswith("generate certificate") for a in mesh_entry["actions"])
     assert "restart for its new certificate" in entries["container " + api]["actions"]
     assert inspect("container", api)["State"]["StartedAt"] != started
     secure_url = "https://%s-secure:8443/health" % stack
