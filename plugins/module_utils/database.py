@@ -16,7 +16,6 @@ import hashlib
 import importlib
 import os
 import re
-import shlex
 import string
 import time
 import traceback
@@ -26,7 +25,7 @@ from ansible.module_utils.six.moves.urllib.parse import quote, unquote, urlsplit
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, port_number
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionType
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_in
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_arg, exec_in
 
 
 def _driver(name):
@@ -71,7 +70,8 @@ TRACKING_TABLE = "clockwork_schema_migrations"
 # One advisory lock key for every clockwork run against a server: runs take turns.
 ADVISORY_LOCK_KEY = 0x636C6F636B
 # Authentication and authorisation failures do not get better by waiting.
-FINAL_LOGIN_ERRORS = ("password authentication failed", "no password supplied", "role \"",
+FINAL_LOGIN_ERRORS = ("password authentication failed", "no password supplied", "role \"", "no pg_hba.conf entry",
+                      "permission denied for database", "not permitted to log in",
                       "WRONGPASS", "NOAUTH", "invalid password", "invalid username-password")
 
 
@@ -180,10 +180,11 @@ def login_address(to, settings, params):
     return None, None
 
 
-def retry_login(connect, what, timeout, wait):
+def retry_login(connect, what, timeout, wait, explain=None):
     """Call `connect` until it succeeds, with backoff, for up to `timeout` seconds.
 
-    A refused login (wrong password, unknown user) is final at once: waiting cannot fix it.
+    A refused login (wrong password, unknown user) is final at once: waiting cannot fix it;
+    `explain(message)` turns the driver's words for it into what to fix.
     """
     started = time.monotonic()
     deadline = started + (timeout if wait else 0)
@@ -198,81 +199,314 @@ def retry_login(connect, what, timeout, wait):
             if final or time.monotonic() >= deadline:
                 raise ClockworkError("%s failed after %d attempt%s in %.1fs%s: %s" % (
                     what, attempts, "" if attempts == 1 else "s", time.monotonic() - started,
-                    "" if final else " (timeout %ss)" % timeout, last))
+                    "" if final else " (timeout %ss)" % timeout, (final and explain and explain(last)) or last))
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 2, 2.0)
 
 
-class PostgresTarget(object):
-    """The PostgreSQL server behind a database connection."""
+# The tracking table, schema-qualified: a SQL file that empties search_path (as pg_dump's
+# do) or a role with a schema of its own name must not move or hide it.
+TRACKING_SCHEMA = "public"
+TRACKED = "%s.%s" % (TRACKING_SCHEMA, TRACKING_TABLE)
+# Statements that end or start a transaction: each file runs in one transaction of ours.
+ENDS_TRANSACTION = ("COMMIT", "END", "ABORT", "ROLLBACK", "BEGIN", "START TRANSACTION", "PREPARE TRANSACTION")
 
-    def __init__(self, host, port, settings, timeout, wait, read_only):
+
+DOLLAR_QUOTE = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
+SQL_WORD = re.compile(r"[^\W\d][\w$]*")
+
+
+def sql_statements(sql):
+    """[(line, [first words, upper-cased])] of each top-level statement of `sql`.
+
+    Comments, strings (E'' ones with backslash escapes), quoted identifiers and
+    dollar-quoted bodies are skipped, so a COMMIT inside a function body or a string
+    is no statement; a SQL-standard body (BEGIN ATOMIC ... END) stays in its CREATE.
+    """
+    statements, words, line, start = [], [], 1, None
+    atomic, i, size = 0, 0, len(sql)
+    while i < size:
+        char, begin, word = sql[i], i, None
+        if char.isspace():
+            i += 1
+        elif sql.startswith("--", i):
+            i = sql.find("\n", i)
+            i = size if i < 0 else i
+        elif sql.startswith("/*", i):
+            depth, i = 1, i + 2
+            while i < size and depth:
+                if sql.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif sql.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    i += 1
+        elif char in "'\"":
+            escapes = char == "'" and words[-1:] == ["E"] and sql[i - 1] in "Ee"
+            i += 1
+            while i < size and not (sql[i] == char and not sql.startswith(char * 2, i)):
+                i += 2 if (escapes and sql[i] == "\\") or sql.startswith(char * 2, i) else 1
+            i += 1
+            word = "E'" if escapes else char
+        elif DOLLAR_QUOTE.match(sql, i):
+            tag = DOLLAR_QUOTE.match(sql, i).group(0)
+            end = sql.find(tag, i + len(tag))
+            i = size if end < 0 else end + len(tag)
+            word = "$"
+        elif char == ";" and not atomic:
+            if words:
+                statements.append((start, words))
+            words, start = [], None
+            i += 1
+        elif SQL_WORD.match(sql, i):
+            word = SQL_WORD.match(sql, i).group(0).upper()
+            i += len(word)
+            if words[:1] == ["CREATE"] and words[-1:] == ["BEGIN"] and word == "ATOMIC":
+                atomic += 1
+            elif atomic and word == "CASE":
+                atomic += 1
+            elif atomic and word == "END":
+                atomic -= 1
+        else:
+            word = char
+            i += 1
+        if word is not None:
+            if word == "E'" and words[-1:] == ["E"]:
+                words.pop()
+            start = line if start is None else start
+            words.append(word)
+        line += sql.count("\n", begin, i)
+    if words:
+        statements.append((start, words))
+    return statements
+
+
+def transaction_control(sql):
+    """(line, statement) of the first statement that would end the file's transaction, or None."""
+    for line, words in sql_statements(sql):
+        head = " ".join(words[:2])
+        if words[0] == "ROLLBACK" and words[1:2] == ["TO"]:
+            continue   # back to a savepoint: the transaction goes on
+        for statement in ENDS_TRANSACTION:
+            if head == statement or words[0] == statement:
+                return line, statement
+    return None
+
+
+def refuse_transaction_control(files):
+    """Refuse, before anything is applied, a file that commits, rolls back or opens a
+    transaction itself: it would end the one transaction each file runs in, and with it
+    the promise that a file is applied whole or not at all."""
+    for kind, name, _path, sql, _checksum in files:
+        found = transaction_control(sql)
+        if found:
+            raise ClockworkError(
+                "%s %s line %d: %s ends the transaction each file is applied in (all of it or nothing); "
+                "remove BEGIN/COMMIT/ROLLBACK/END from the file, clockwork commits it with its record. "
+                "Nothing was applied." % (kind, name, found[0], found[1]))
+
+
+def _fatal(message):
+    """The server's words in a driver error: what follows FATAL, else the whole of it."""
+    return message.rpartition("FATAL:")[2].strip() or message
+
+
+def role_probe(engine, container):
+    """A `diagnose(user)` for PostgresTarget: asks the server inside its container, over
+    the local socket (trusted by the official image), whether a role exists, because a
+    server never tells a client whether it was the user or the password that was wrong.
+    Answers "missing", "exists" or None (cannot tell)."""
+    def diagnose(user):
+        code, out = exec_in(engine, container, ["psql", "-X", "-w", "-At", "--username=" + user, "--dbname=template1",
+                                                "-c", "SELECT 1"], timeout=5)
+        if code == 0:
+            return "exists"
+        if 'role "%s" does not exist' % user in out:
+            return "missing"
+        return "exists" if 'database "template1"' in out else None
+    return diagnose
+
+
+def login_problem(message, settings, diagnose=None):
+    """What a refused PostgreSQL login means, in words that say what to fix; None when it
+    is not a refusal (the server may still be starting)."""
+    user, database = settings["user"], settings["database"]
+    said = _fatal(message)
+    if "password authentication failed" in said or "no password supplied" in said:
+        found = diagnose(user) if diagnose else None
+        if found == "missing":
+            return 'role "%s" does not exist on the server: check username (the server said: %s)' % (user, said)
+        if found == "exists":
+            return ('wrong password for role "%s": the server keeps the password it was given when its data was '
+                    'initialised; check password (the server said: %s)' % (user, said))
+        return ('%s: the password is wrong, or role "%s" does not exist (a server does not tell a client which); '
+                'check username and password' % (said, user))
+    if 'role "%s" does not exist' % user in said:
+        return 'role "%s" does not exist on the server: check username (the server said: %s)' % (user, said)
+    if 'database "' in said and "does not exist" in said:
+        return "%s: check database_name, or create it" % said
+    if "no pg_hba.conf entry" in said:
+        return "the server's pg_hba.conf admits no such login: %s" % said
+    if "permission denied for database" in said or "not permitted to log in" in said:
+        return 'role "%s" may not log in to database %s: %s' % (user, database, said)
+    return None
+
+
+class PostgresTarget(object):
+    """The PostgreSQL server behind a database connection.
+
+    Every driver error becomes a ClockworkError that names the server: never a traceback.
+    Lock waits are bounded by the connection's timeout: clockwork's own lock, and through
+    lock_timeout the table locks a SQL file takes. `diagnose(user)` (see role_probe) tells
+    a wrong user from a wrong password when the server is a container we can ask.
+    """
+
+    def __init__(self, host, port, settings, timeout, wait, read_only, diagnose=None):
         psycopg = _driver("psycopg")
         self.errors = psycopg
         self.settings = settings
+        self.timeout = max(1, int(timeout or 1))
         self.where = "postgresql at %s:%s as %s (database %s)" % (host, port, settings["user"], settings["database"])
-        options = "-c default_transaction_read_only=on" if read_only else None
+        options = "-c lock_timeout=%ds" % self.timeout
+        if read_only:
+            options += " -c default_transaction_read_only=on"
 
         def connect(dbname):
             return psycopg.connect(host=host, port=port, user=settings["user"], password=settings["password"],
                                    dbname=dbname, connect_timeout=5, autocommit=True, options=options,
-                                   client_encoding="utf8")
+                                   client_encoding="utf8", application_name="clockwork.connections")
         self._connect = connect
-        self.created_database = False
-        self.conn = retry_login(self._connect_or_report_missing, "login to " + self.where, timeout, wait)
+        self.conn = None
+        self.locked = False
+        self.conn = retry_login(self._connect_or_report_missing, "login to " + self.where, timeout, wait,
+                                explain=lambda message: login_problem(message, settings, diagnose))
 
     def _connect_or_report_missing(self):
         try:
             return self._connect(self.settings["database"])
         except self.errors.OperationalError as exc:
-            if "does not exist" not in str(exc):
+            if 'database "%s" does not exist' % self.settings["database"] not in str(exc):
                 raise
-            return None   # server up, database missing: the caller creates it
+            return None   # server up, we may log in, database missing: the caller creates it
+
+    def _sql(self, doing, query, params=None, conn=None):
+        try:
+            return (conn or self.conn).execute(query, params)
+        except self.errors.Error as exc:
+            raise ClockworkError("%s: %s failed: %s" % (self.where, doing, _server_message(exc)))
 
     def ensure_database(self, check_mode):
         """Create the database when the server has none of that name. Returns True if it would/did."""
         if self.conn is not None:
             return False
         if not check_mode:
-            with self._connect("postgres") as maintenance:
-                maintenance.execute("CREATE DATABASE %s" % quote_ident(self.settings["database"]))
-            self.conn = self._connect(self.settings["database"])
+            database = self.settings["database"]
+            try:
+                try:
+                    maintenance = self._connect("postgres")
+                except self.errors.OperationalError as exc:
+                    if 'database "postgres" does not exist' not in str(exc):
+                        raise
+                    maintenance = self._connect("template1")
+                with maintenance:
+                    maintenance.execute("CREATE DATABASE %s" % quote_ident(database))
+            except self.errors.errors.DuplicateDatabase:
+                pass   # a concurrent run created it a moment ago
+            except self.errors.Error as exc:
+                raise ClockworkError(
+                    "%s: database %s does not exist and role %s cannot create it: %s; create it, or let the "
+                    "connection log in as a role with CREATEDB" % (
+                        self.where, database, self.settings["user"], _fatal(_server_message(exc))))
+            try:
+                self.conn = self._connect(database)
+            except self.errors.Error as exc:
+                raise ClockworkError("%s: login to the new database failed: %s" % (self.where, _server_message(exc)))
         return True
 
     def applied(self):
         if self.conn is None:
             return {}
-        exists = self.conn.execute("SELECT to_regclass(%s)", (TRACKING_TABLE,)).fetchone()[0]
-        if not exists:
+        qualified, found = self._sql("reading the tracking table", "SELECT to_regclass(%s)::text, to_regclass(%s)::text",
+                                     (TRACKED, TRACKING_TABLE)).fetchone()
+        if qualified is None:
+            if found is not None:
+                raise ClockworkError(
+                    "%s: the tracking table is %s, not %s (made by an earlier version, through the search_path); "
+                    "move it with ALTER TABLE %s SET SCHEMA %s, then run again" % (
+                        self.where, found, TRACKED, found, TRACKING_SCHEMA))
             return {}
-        rows = self.conn.execute("SELECT kind, name, checksum FROM %s" % TRACKING_TABLE).fetchall()
+        rows = self._sql("reading the tracking table", "SELECT kind, name, checksum FROM %s" % TRACKED).fetchall()
         return dict(((kind, name), checksum) for kind, name, checksum in rows)
 
     def lock(self):
-        self.conn.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
-        self.conn.execute(
-            "CREATE TABLE IF NOT EXISTS %s (kind text NOT NULL, name text NOT NULL, checksum text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (kind, name))" % TRACKING_TABLE)
+        """Take clockwork's advisory lock on this database, waiting at most the connection's timeout."""
+        started = time.monotonic()
+        delay = 0.05
+        while not self._sql("taking clockwork's lock", "SELECT pg_try_advisory_lock(%s)",
+                            (ADVISORY_LOCK_KEY,)).fetchone()[0]:
+            if time.monotonic() - started >= self.timeout:
+                raise ClockworkError(
+                    "%s: another run holds clockwork's schema lock on this database%s and kept it for longer than "
+                    "the connection's timeout (%ss); nothing was applied. Run again once it has finished, or raise "
+                    "timeout." % (self.where, self._lock_holder(), self.timeout))
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        self.locked = True
+        self._sql("creating the tracking table",
+                  "CREATE TABLE IF NOT EXISTS %s (kind text NOT NULL, name text NOT NULL, checksum text NOT NULL,"
+                  " applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (kind, name))" % TRACKED)
+
+    def _lock_holder(self):
+        try:
+            row = self.conn.execute(
+                "SELECT a.pid, a.application_name, a.client_addr::text, a.backend_start::timestamp(0)::text"
+                " FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid"
+                " WHERE l.locktype = 'advisory' AND l.granted AND l.classid::bigint = %s AND l.objid::bigint = %s"
+                " AND l.objsubid = 1", (ADVISORY_LOCK_KEY >> 32, ADVISORY_LOCK_KEY & 0xFFFFFFFF)).fetchone()
+        except self.errors.Error:
+            return ""
+        if not row:
+            return ""
+        pid, application, client, since = row
+        return " (server process %s%s%s, connected since %s)" % (
+            pid, ", %s" % application if application else "", " from %s" % client if client else "", since)
 
     def unlock(self):
-        self.conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+        """Release the lock; best effort, as the end of the session releases it too."""
+        if self.locked:
+            self.locked = False
+            try:
+                self.conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+            except self.errors.Error:
+                pass
 
     def apply(self, kind, name, sql, checksum):
         """Run one file and record it, in one transaction: all of it or nothing."""
+        refuse_transaction_control([(kind, name, None, sql, checksum)])
         try:
             with self.conn.transaction():
                 self.conn.execute(sql)
                 self.conn.execute(
                     "INSERT INTO %s (kind, name, checksum) VALUES (%%s, %%s, %%s) ON CONFLICT (kind, name)"
-                    " DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()" % TRACKING_TABLE,
+                    " DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = pg_catalog.now()" % TRACKED,
                     (kind, name, checksum))
+        except self.errors.errors.LockNotAvailable as exc:
+            raise ClockworkError(
+                "%s %s waited longer than the connection's timeout (%ss) for a lock another session holds%s: %s; "
+                "rolled back, nothing of it was applied. Run again once that session has finished, or raise "
+                "timeout." % (kind, name, self.timeout, _error_line(exc, sql), _server_message(exc)))
         except self.errors.Error as exc:
             raise ClockworkError("%s %s failed%s: %s; rolled back, nothing of it was applied" % (
                 kind, name, _error_line(exc, sql), _server_message(exc)))
+        # What a file SETs for its session (search_path, roles) stays out of the next file.
+        self._sql("resetting the session after %s %s" % (kind, name), "RESET ALL; RESET ROLE")
 
     def close(self):
         if self.conn is not None:
-            self.conn.close()
+            try:
+                self.conn.close()
+            except self.errors.Error:
+                pass
 
 
 def quote_ident(name):
@@ -430,32 +664,91 @@ def plan(files, applied, reapply_schema):
 
 # -- checks, run inside `to` with the URL that `from` really has ----------------
 
+def env_var_name(value):
+    if not isinstance(value, str) or not ENV_NAME.match(value):
+        raise ValueError("%r is not an environment variable name" % (value,))
+    return value
+
+
+# libpq's conninfo form (`host=db password='x y'`): its password setting, quoted or not.
+CONNINFO_PASSWORD = re.compile(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
+
+
+def split_password(url):
+    """(connection string without its password, password or None): psql reads the password
+    from PGPASSWORD, so that it is in neither its command line nor the exec's record."""
+    if url.startswith(("postgresql://", "postgres://")):
+        scheme, _sep, rest = url.partition("://")
+        netloc, slash, tail = rest.partition("/")
+        userinfo, at, hostport = netloc.rpartition("@")
+        user, colon, password = userinfo.partition(":")
+        path, question, query = tail.partition("?")
+        kept = []
+        for item in query.split("&") if query else []:
+            if item.startswith("password="):
+                password, colon = item[len("password="):], ":"
+            else:
+                kept.append(item)
+        return ("%s://%s%s%s%s%s%s" % (scheme, user, at, hostport, slash, path, "?" + "&".join(kept) if kept else ""),
+                unquote(password) if colon else None)
+    found = CONNINFO_PASSWORD.search(url)
+    if not found:
+        return url, None
+    value = found.group(1)
+    if value.startswith("'"):
+        value = re.sub(r"\\(.)", r"\1", value[1:-1])
+    return (url[:found.start()] + url[found.end():]).strip(), value
+
+
+def database_probe(check, url):
+    """(argv, env, expected output) of the login that proves the URL works, from inside `to`.
+    The query is fixed; the schema's name is compared here, never pasted into SQL."""
+    if check["engine"] == "redis":
+        parts = urlsplit(url)
+        database = parts.path.strip("/") or "0"
+        argv = ["redis-cli", "-h", parts.hostname or "localhost", "-p", str(parts.port or 6379), "-n", database]
+        if parts.username:
+            argv += ["--user", unquote(parts.username)]
+        # redis-cli -u sends an empty user name for redis://:password@host: the parts go separately.
+        env = {"REDISCLI_AUTH": unquote(parts.password)} if parts.password else {}
+        return argv + ["ping"], env, "PONG"
+    target, password = split_password(url)
+    env = {"PGCONNECT_TIMEOUT": "5"}
+    if password is not None:
+        env["PGPASSWORD"] = password
+    argv = ["psql", "-X", "-w", "-At", "--dbname=" + target, "-c"]
+    schema = check.get("schema") or []
+    if not schema:
+        return argv + ["SELECT 1"], env, "1"
+    query = "SELECT encode(convert_to(name, 'UTF8'), 'hex') FROM %s WHERE kind = 'schema'" % TRACKED
+    return argv + [query], env, schema[0].encode("utf-8").hex()
+
+
 def check_database(engine, check):
     attrs = engine.container(check["env_from"]) or {}
     env = dict(item.split("=", 1) for item in (attrs.get("Config") or {}).get("Env") or [] if "=" in item)
     url = env.get(check["env_var"])
     if not url:
         return False, "%s has no %s" % (check["env_from"], check["env_var"])
-    exec_env = {"CLOCKWORK_URL": url}
-    if check["engine"] == "redis":
-        # redis-cli -u sends an empty user name for redis://:password@host: pass the parts.
-        parts = urlsplit(url)
-        exec_env = {"REDISCLI_AUTH": unquote(parts.password)} if parts.password else {}
-        script = "redis-cli -h %s -p %d -n %s ping" % (
-            shlex.quote(parts.hostname), parts.port or 6379, shlex.quote(parts.path.strip("/") or "0"))
-        expect = "PONG"
-    else:
-        schema = check.get("schema") or []
-        query = "SELECT 1" if not schema else (
-            "SELECT count(*) FROM %s WHERE kind = 'schema' AND name = '%s'" % (TRACKING_TABLE, schema[0]))
-        script = 'psql "$CLOCKWORK_URL" -tAc "%s"' % query
-        expect = "1"
-    code, out = exec_in(engine, check["container"], script, env=exec_env)
-    if code != 0 or out.strip() != expect:
+    argv, exec_env, expect = database_probe(check, url)
+    code, out = exec_in(engine, check["container"], argv, env=exec_env)
+    for secret in [url] + [exec_env[k] for k in ("PGPASSWORD", "REDISCLI_AUTH") if exec_env.get(k)]:
+        out = out.replace(secret, "********")
+    answers = out.splitlines() if code == 0 else []
+    if code != 0 or (expect not in answers if check.get("schema") else answers != [expect]):
+        if code == 0 and check.get("schema"):
+            return False, "%s of %s logs in, but schema %s is not recorded in %s" % (
+                check["env_var"], check["env_from"], check["schema"][0], TRACKED)
         return False, "login with %s of %s failed inside %s: %s" % (
-            check["env_var"], check["env_from"], check["container"], out.replace(url, "********") or code)
+            check["env_var"], check["env_from"], check["container"], out or code)
     detail = " and schema %s is recorded" % check["schema"][0] if check.get("schema") else ""
     return True, "%s of %s logs in%s" % (check["env_var"], check["env_from"], detail)
+
+
+check_database.fields = dict(
+    engine=dict(type="str", choices=["postgresql", "redis"], default="postgresql"),
+    container=dict(type=exec_arg, required=True), env_from=dict(type=exec_arg, required=True),
+    env_var=dict(type=env_var_name, required=True), schema=dict(type="list", elements="str", default=[]))
 
 
 TYPE = ConnectionType(

@@ -6,7 +6,9 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import shlex
+import re
+import select
+import time
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
@@ -88,15 +90,144 @@ def container_state(attrs):
     return state.get("Status"), (state.get("Health") or {}).get("Status")
 
 
-def exec_in(engine, container, script, timeout=10, env=None):
-    """Run a shell script inside a container, bounded by `timeout`; returns (exit code, output).
+# Exit codes of a command run in a container, as `timeout` and shells report them.
+EXEC_TIMED_OUT = 124
+EXEC_NOT_FOUND = 127
+# What an exec keeps of a command's output: checks need the first lines, not a whole body.
+EXEC_OUTPUT_LIMIT = 64 * 1024
+_MISSING_PROGRAM = re.compile(r"executable file not found|no such file or directory|failed to run command|permission denied",
+                              re.IGNORECASE)
 
-    Secrets go in `env`, never in the script, so they do not show in the process list.
+
+def exec_in(engine, container, argv, timeout=10, env=None):
+    """Run the program `argv` (a list of strings, never a shell script) inside a container,
+    bounded by `timeout` seconds; returns (exit code, output: stdout and stderr).
+
+    Every value is its own argv entry, so no shell ever parses a name, a path or a URL;
+    secrets go in `env`, which is not part of the command line. The program runs under
+    the image's `timeout` when it has one (so it is killed in the container), and we stop
+    waiting after `timeout` seconds either way: exit code 124, as `timeout` reports. A
+    program the container does not have gives 127, as a shell would.
     """
-    command = ["sh", "-c", "timeout %d sh -c %s" % (timeout, shlex.quote(script))]
+    if isinstance(argv, (str, bytes)) or not argv or not all(isinstance(a, str) for a in argv):
+        raise TypeError("exec_in takes an argv list of strings, not %r" % (argv,))
+    argv = list(argv)
+    seconds = max(1, int(timeout))
+    bare = ("exec-without-timeout", container)
+    if not engine._cache.get(bare):   # pylint: disable=protected-access  # the engine's per-run memory
+        code, out = _exec(engine, container, ["timeout", str(seconds)] + argv, seconds + 2, env)
+        # `timeout`'s own complaints start with "timeout:"; the engine's mean it is missing.
+        if not (code in (126, 127) and _MISSING_PROGRAM.search(out) and not out.startswith("timeout:")):
+            return _named(code, out, argv, container, seconds)
+        # The image has no `timeout`: bounded on our side alone from now on.
+        engine._cache[bare] = True   # pylint: disable=protected-access
+    code, out = _exec(engine, container, argv, seconds, env)
+    return _named(code, out, argv, container, seconds)
+
+
+def _named(code, out, argv, container, seconds):
+    """Missing program and time-out, said in words that name the command."""
+    if code in (126, 127) and _MISSING_PROGRAM.search(out):
+        return EXEC_NOT_FOUND, "%s is not in container %s" % (argv[0], container)
+    if code == EXEC_TIMED_OUT:
+        return code, ("%s timed out after %ds in %s %s" % (argv[0], seconds, container, out)).strip()
+    return code, out
+
+
+def _exec(engine, container, argv, seconds, env):
+    """One exec, its output read by us until `seconds` have passed: (exit code, output)."""
     try:
-        exec_id = engine.api.exec_create(container, command, environment=env)["Id"]
-        output = engine.api.exec_start(exec_id).decode("utf-8", "replace")
-        return engine.api.exec_inspect(exec_id)["ExitCode"], output.strip()
+        exec_id = engine.api.exec_create(container, argv, environment=env)["Id"]
+        sock = engine.api.exec_start(exec_id, socket=True)
     except APIError as exc:
         return 126, str(exc.explanation or exc)
+    deadline = time.monotonic() + seconds
+    try:
+        raw, finished = _read_stream(sock, deadline)
+    finally:
+        _close(sock)
+    output = _demultiplex(raw).decode("utf-8", "replace").strip()
+    if not finished:
+        return EXEC_TIMED_OUT, output
+    try:
+        state = engine.api.exec_inspect(exec_id)
+        # The stream ends a moment before the engine records the exit code.
+        while state.get("Running") and time.monotonic() < deadline:
+            time.sleep(0.01)
+            state = engine.api.exec_inspect(exec_id)
+    except APIError as exc:
+        return 126, str(exc.explanation or exc)
+    if state.get("Running"):
+        return EXEC_TIMED_OUT, output
+    return state.get("ExitCode"), output
+
+
+def _read_stream(sock, deadline):
+    """Bytes of an exec's stream until it ends (True) or the deadline passes (False)."""
+    raw = getattr(sock, "_sock", sock)
+    chunks, size = [], 0
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return b"".join(chunks), False
+        try:
+            ready = select.select([raw], [], [], remaining)[0]
+            if not ready:
+                continue
+            chunk = raw.recv(65536) if hasattr(raw, "recv") else raw.read(65536)
+        except (OSError, ValueError):
+            return b"".join(chunks), True
+        if not chunk:
+            return b"".join(chunks), True
+        if size < EXEC_OUTPUT_LIMIT + 8:
+            chunks.append(chunk)
+            size += len(chunk)
+
+
+def _demultiplex(raw):
+    """stdout and stderr frames of a non-TTY exec (8-byte headers), in order, as one text."""
+    out, offset = [], 0
+    while offset + 8 <= len(raw):
+        length = int.from_bytes(raw[offset + 4:offset + 8], "big")
+        out.append(raw[offset + 8:offset + 8 + length])
+        offset += 8 + length
+    return b"".join(out)[:EXEC_OUTPUT_LIMIT]
+
+
+def _close(sock):
+    for closable in (sock, getattr(sock, "_response", None)):
+        try:
+            if closable is not None:
+                closable.close()
+        except Exception:   # pylint: disable=broad-except  # closing a finished stream: nothing to report
+            pass
+
+
+def exec_first(engine, container, candidates, timeout=10, env=None):
+    """Run the first of `candidates` (argv lists) whose program the container has: images
+    differ in what they ship (nc or bash, curl or wget). Returns (exit code, output, program);
+    when none is there, (127, a message naming them all, None)."""
+    for argv in candidates:
+        code, out = exec_in(engine, container, argv, timeout=timeout, env=env)
+        if code != EXEC_NOT_FOUND:
+            return code, out, argv[0]
+    return EXEC_NOT_FOUND, "none of %s is in container %s" % (", ".join(a[0] for a in candidates), container), None
+
+
+def exec_arg(value):
+    """A value that is passed to a program as one argv entry: a non-empty string without
+    NUL that does not start with `-`, so no program can take it for an option. Used as an
+    argument-spec type for the fields of checks."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a non-empty string, got %r" % (value,))
+    if "\x00" in value or value.startswith("-"):
+        raise ValueError("%r cannot be passed to a command: it starts with '-' or holds a NUL" % (value,))
+    return value
+
+
+def exec_path(value):
+    """An absolute path inside a container, for an argument spec (see exec_arg)."""
+    value = exec_arg(value)
+    if not value.startswith("/"):
+        raise ValueError("%r must be an absolute path inside the container" % (value,))
+    return value

@@ -103,16 +103,66 @@ def engine_state():
     }
 
 
+# Every stack a test removed or was given: what the session's leak check counts as ours.
+STACKS_SEEN = set()
+
+
 def remove_stack(stack):
-    """Remove what the stack owns (by label), whatever state a failed test left."""
+    """Remove what the stack owns (by label), whatever state a failed test left; containers
+    go with their anonymous volumes (`docker rm -v`), as nothing else would ever remove those."""
+    STACKS_SEEN.add(stack)
     label = "label=io.clockwork.stack=%s" % stack
     ids = docker("ps", "-aq", "--filter", label).split()
     if ids:
-        docker("rm", "-f", *ids)
+        docker("rm", "-fv", *ids)
     for name in docker("network", "ls", "-q", "--filter", label).split():
         docker("network", "rm", name, check=False)
     for name in docker("volume", "ls", "-q", "--filter", label).split():
         docker("volume", "rm", "-f", name, check=False)
+
+
+def engine_objects():
+    """The ids of every container, network and volume on the engine, by kind."""
+    return {"container": set(docker("ps", "-aq", "--no-trunc").split()),
+            "network": set(docker("network", "ls", "-q", "--no-trunc").split()),
+            "volume": set(docker("volume", "ls", "-q").split())}
+
+
+def engine_leaks(before, since, stacks, strict=False):
+    """(leaks, others): what is on the engine now and was not at `before`. Leaks are what
+    this session made: labelled with, or named after, one of `stacks`, or an anonymous
+    volume that one of those containers mounted (Docker's events say which). With
+    `strict`, everything new is a leak (an engine nobody else uses, as in CI)."""
+    now = engine_objects()
+    new = dict((kind, now[kind] - before[kind]) for kind in now)
+    events = [json.loads(line) for line in docker(
+        "events", "--since", "%d" % int(since), "--until", "0s", "--format", "{{json .}}",
+        "--filter", "type=container", "--filter", "type=volume",
+        "--filter", "event=create", "--filter", "event=mount").splitlines() if line.strip()]
+    created = dict((e["Actor"]["ID"], e["Actor"].get("Attributes") or {}) for e in events
+                   if e.get("Type") == "container" and e.get("Action") == "create")
+    mounted_by = dict((e["Actor"]["ID"], (e["Actor"].get("Attributes") or {}).get("container")) for e in events
+                      if e.get("Type") == "volume" and e.get("Action") == "mount")
+
+    def ours(labels, name):
+        return strict or (labels or {}).get("io.clockwork.stack") in stacks or \
+            any(name == s or name.startswith(s + "-") for s in stacks)
+
+    leaks, others = [], []
+    for kind in ("container", "network", "volume"):
+        for ident in sorted(new[kind]):
+            attrs = inspect(kind, ident)
+            if attrs is None:
+                continue   # gone meanwhile
+            labels = attrs.get("Labels") if kind != "container" else attrs["Config"].get("Labels")
+            name = attrs.get("Name", "").lstrip("/")
+            owner = created.get(mounted_by.get(ident), {})
+            mine = ours(labels, name) or (kind == "volume" and ours(owner, owner.get("name", "")))
+            anonymous = kind == "volume" and len(ident) == 64 and not labels
+            described = "%s %s%s" % (kind, name or ident, " (%smounted by %s)" % (
+                "anonymous, " if anonymous else "", owner["name"]) if kind == "volume" and owner.get("name") else "")
+            (leaks if mine else others).append(described)
+    return leaks, others
 
 
 def env_of(container):

@@ -1,5 +1,6 @@
 """database_connection against real PostgreSQL and Redis containers."""
 import os
+import time
 
 import pytest
 
@@ -223,3 +224,180 @@ def test_a_server_that_does_not_answer_times_out(stack):
     msg = run.result("db")["msg"]
     assert "login to postgresql at" in msg and "(timeout 3s)" in msg
     assert "Traceback" not in run.output
+
+
+# -- no user value in a shell; database safety ------------------------------------------
+
+def holding(pg, sql):
+    """Run `sql` in a session of its own that stays open (another run, another client)."""
+    docker("exec", "-d", pg, "psql", "-U", "postgres", "-d", "appdb", "-c", sql)
+    for _attempt in range(100):
+        if psql(pg, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' "
+                    "AND wait_event = 'PgSleep'") == "1":
+            return
+        time.sleep(0.1)
+    raise AssertionError("the holding session did not start")
+
+
+def release(pg):
+    psql(pg, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' "
+             "AND pid <> pg_backend_pid()")
+
+
+def test_a_schema_file_named_like_a_command_is_only_a_name(stack, workdir):
+    pg, api = stack + "-pg", stack + "-api"
+    name = "x$(touch pwned-%s)'q\" `touch pwned-%s`.sql" % (stack, stack)
+    (workdir / name).write_text((workdir / "schema.sql").read_text())
+    assert playbook([postgres_task(pg, stack)]).rc == 0
+    run = playbook([db_task(stack, pg, schema_file=name), api_task(stack, "db"),
+                    {"name": "verify", "clockwork.connections.verify": {"checks": "{{ db.contribution.checks }}"}}],
+                   workdir=str(workdir))
+    assert run.rc == 0, run.output
+    report = run.result("verify")["checks"][0]
+    assert report["ok"] is True and report["msg"].endswith("and schema %s is recorded" % name), report
+    assert psql(pg, "SELECT name FROM public.clockwork_schema_migrations") == name
+    for container in (pg, api):
+        assert docker("exec", container, "find", "/", "-xdev", "-name", "pwned-" + stack) == ""
+
+
+PG_DUMP = """--
+-- PostgreSQL database dump
+--
+SET statement_timeout = 0;
+SET lock_timeout = 0;
+SET client_encoding = 'UTF8';
+SET standard_conforming_strings = on;
+SELECT pg_catalog.set_config('search_path', '', false);
+SET check_function_bodies = false;
+SET default_table_access_method = heap;
+
+CREATE TABLE public.users (
+    id integer NOT NULL,
+    name text NOT NULL
+);
+
+CREATE FUNCTION public.greeting(who text) RETURNS text
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    RETURN 'hello; COMMIT ' || who;
+END
+$$;
+
+INSERT INTO public.users (id, name) VALUES (1, 'ada; COMMIT;');
+"""
+
+
+def test_a_pg_dump_file_that_empties_search_path(stack, workdir):
+    pg = stack + "-pg"
+    (workdir / "schema.sql").write_text(PG_DUMP)
+    # Unqualified, as migrations are written: it runs with the session the file found, not the dump's.
+    (workdir / "migrations" / "2_email.sql").write_text("ALTER TABLE users ADD COLUMN email text;\n")
+    assert playbook([postgres_task(pg, stack)]).rc == 0
+    tasks = [db_task(stack, pg, schema_file="schema.sql", migrations_dir="migrations"), api_task(stack, "db"),
+             {"name": "verify", "clockwork.connections.verify": {"checks": "{{ db.contribution.checks }}"}}]
+    run = playbook(tasks, workdir=str(workdir))
+    assert run.rc == 0, run.output
+    assert run.result("verify")["checks"][0]["ok"] is True
+    assert psql(pg, "SELECT name, email IS NULL FROM users") == "ada; COMMIT;|t"
+    assert psql(pg, "SELECT public.greeting('x')") == "hello; COMMIT x"
+    assert psql(pg, "SELECT string_agg(kind || ' ' || name, ',' ORDER BY applied_at, name) "
+                    "FROM public.clockwork_schema_migrations") == "schema schema.sql,migration 2_email.sql"
+    again = playbook(tasks, workdir=str(workdir))
+    assert again.rc == 0 and not again.changed, again.output
+
+
+def test_a_file_that_ends_the_transaction_is_refused(stack, workdir):
+    pg = stack + "-pg"
+    (workdir / "schema.sql").write_text("CREATE TABLE users (id int);\n-- COMMIT; in a comment is fine\n"
+                                        "INSERT INTO users VALUES (1);\ncommit;\nCREATE TABLE after_commit (id int);\n")
+    assert playbook([postgres_task(pg, stack)]).rc == 0
+    run = playbook([db_task(stack, pg, schema_file="schema.sql")], workdir=str(workdir))
+    assert run.rc != 0
+    msg = run.result("db")["msg"]
+    assert msg.startswith("schema schema.sql line 4: COMMIT ends the transaction"), msg
+    assert "Traceback" not in run.output
+    assert psql(pg, "SELECT to_regclass('users') IS NULL, to_regclass('after_commit') IS NULL") == "t|t"
+
+
+@pytest.mark.xfail(strict=True, reason="needs converge to call refuse_transaction_control(files) before it "
+                                       "applies anything (database.py converge is not this test's owner's)")
+def test_a_later_file_that_ends_the_transaction_stops_the_earlier_ones_too(stack, workdir):
+    pg = stack + "-pg"
+    migrations = workdir / "migrations"
+    (migrations / "1_orders.sql").write_text("CREATE TABLE orders (id int);\n")
+    (migrations / "2_block.sql").write_text("BEGIN;\nALTER TABLE orders ADD COLUMN total int;\nCOMMIT;\n")
+    assert playbook([postgres_task(pg, stack)]).rc == 0
+    run = playbook([db_task(stack, pg, schema_file="schema.sql", migrations_dir="migrations")], workdir=str(workdir))
+    assert run.rc != 0
+    assert run.result("db")["msg"].startswith("migration 2_block.sql line 1: BEGIN ends the transaction")
+    assert psql(pg, "SELECT to_regclass('users') IS NULL, to_regclass('orders') IS NULL") == "t|t"
+
+
+def test_lock_waits_are_bounded(stack, workdir):
+    pg = stack + "-pg"
+    assert playbook([postgres_task(pg, stack)]).rc == 0
+    assert playbook([db_task(stack, pg, schema_file="schema.sql")], workdir=str(workdir)).rc == 0
+    (workdir / "migrations" / "2_email.sql").write_text("ALTER TABLE users ADD COLUMN email text;\n")
+
+    # Another run holds clockwork's lock: this one gives up after its timeout, saying who holds it.
+    holding(pg, "SELECT pg_advisory_lock(%d), pg_sleep(120)" % 0x636C6F636B)
+    try:
+        started = time.monotonic()
+        run = playbook([db_task(stack, pg, schema_file="schema.sql", migrations_dir="migrations", timeout=3)],
+                       workdir=str(workdir))
+        took = time.monotonic() - started
+    finally:
+        release(pg)
+    assert run.rc != 0
+    msg = run.result("db")["msg"]
+    assert "another run holds clockwork's schema lock on this database (server process" in msg, msg
+    assert "psql" in msg and "timeout (3s); nothing was applied" in msg
+    assert took < 20, took
+
+    # A session holds a lock on the table the migration changes: lock_timeout bounds the wait.
+    holding(pg, "BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);")
+    try:
+        run = playbook([db_task(stack, pg, schema_file="schema.sql", migrations_dir="migrations", timeout=3)],
+                       workdir=str(workdir))
+    finally:
+        release(pg)
+    assert run.rc != 0
+    msg = run.result("db")["msg"]
+    assert msg.startswith("migration 2_email.sql waited longer than the connection's timeout (3s) for a lock"), msg
+    assert "Traceback" not in run.output
+    assert psql(pg, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' "
+                    "AND column_name = 'email'") == "0"
+    assert playbook([db_task(stack, pg, schema_file="schema.sql", migrations_dir="migrations")],
+                    workdir=str(workdir)).rc == 0
+
+
+def test_a_role_that_may_not_create_the_missing_database(stack):
+    pg = stack + "-pg"
+    assert playbook([postgres_task(pg, stack)]).rc == 0
+    psql(pg, "CREATE ROLE limited LOGIN PASSWORD 'limited-pw' NOCREATEDB")
+    run = playbook([db_task(stack, pg, username="limited", password="limited-pw", database_name="nothere")])
+    assert run.rc != 0
+    msg = run.result("db")["msg"]
+    assert "database nothere does not exist and role limited cannot create it: permission denied to create " \
+           "database; create it, or let the connection log in as a role with CREATEDB" in msg, msg
+    assert "Traceback" not in run.output
+    # Check mode reports the database it would create, and changes nothing.
+    check = playbook([db_task(stack, pg, username="limited", password="limited-pw", database_name="nothere"),
+                      show()], check=True)
+    assert check.rc == 0, check.output
+    assert shown(check)["actions"] == ["create database nothere"]
+
+
+@pytest.mark.xfail(strict=True, reason="needs converge to pass diagnose=role_probe(ctx.engine, to_name) to "
+                                       "PostgresTarget (database.py converge is not this test's owner's)")
+def test_a_wrong_user_and_a_wrong_password_each_get_their_message(stack):
+    pg = stack + "-pg"
+    assert playbook([postgres_task(pg, stack)]).rc == 0
+    user = playbook([db_task(stack, pg, username="nosuchuser")])
+    assert user.rc != 0
+    assert 'role "nosuchuser" does not exist on the server: check username' in user.result("db")["msg"]
+    password = playbook([db_task(stack, pg, password="not-the-password")])
+    assert password.rc != 0
+    assert 'wrong password for role "postgres"' in password.result("db")["msg"]
+    assert "not-the-password" not in user.output + password.output

@@ -66,3 +66,75 @@ def test_plan_skips_applied_and_refuses_drift():
     with pytest.raises(ClockworkError, match="reapply_schema"):
         plan(FILES, {("schema", "schema.sql"): "old"}, False)
     assert plan(FILES, {("schema", "schema.sql"): "old", ("migration", "1_a.sql"): "bbb"}, True) == FILES[:1]
+
+
+# -- a SQL file that ends the transaction itself is refused before anything runs --------
+
+from ansible_collections.clockwork.connections.plugins.module_utils.database import (  # noqa: E402
+    login_problem, refuse_transaction_control, sql_statements, transaction_control)
+
+
+@pytest.mark.parametrize("sql, found", [
+    ("CREATE TABLE a (id int);\nCOMMIT;\n", (2, "COMMIT")),
+    ("BEGIN;\nCREATE TABLE a ();\nCOMMIT;\n", (1, "BEGIN")),
+    ("select 1;\n\n  rollback;", (3, "ROLLBACK")),
+    ("SELECT 1;\nend;", (2, "END")),
+    ("SELECT 1; abort;", (1, "ABORT")),
+    ("start transaction;", (1, "START TRANSACTION")),
+    ("PREPARE TRANSACTION 'x';", (1, "PREPARE TRANSACTION")),
+    ("COMMIT PREPARED 'x';", (1, "COMMIT")),
+    ("SELECT 'multi\nline';\n/* a\ncomment */ COMMIT", (4, "COMMIT")),
+    ("SELECT 1 -- trailing\n;COMMIT", (2, "COMMIT")),
+])
+def test_statements_that_end_the_transaction(sql, found):
+    assert transaction_control(sql) == found
+
+
+@pytest.mark.parametrize("sql", [
+    "-- COMMIT;\nSELECT 'COMMIT;';\n/* COMMIT; /* nested */ COMMIT; */ SELECT 1;",
+    "CREATE FUNCTION f() RETURNS void AS $$ BEGIN COMMIT; END $$ LANGUAGE plpgsql;",
+    "CREATE FUNCTION f() RETURNS int AS $body$ BEGIN; COMMIT; $x$ $body$ LANGUAGE plpgsql;",
+    "CREATE FUNCTION f() RETURNS text AS 'BEGIN; COMMIT;' LANGUAGE sql;",
+    "SELECT E'it\\'s; COMMIT';\nSELECT 1;",
+    "SELECT 'it''s; COMMIT';\nSELECT \"a;\"\"COMMIT\" FROM t;",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN true THEN 1 END; SELECT 2; END;",
+    "SAVEPOINT s; ROLLBACK TO SAVEPOINT s; ROLLBACK TO s; RELEASE s;",
+    "CREATE TABLE endings (\"end\" int, commit_at int, begin_at int);",
+    "SELECT pg_catalog.set_config('search_path', '', false);\nCREATE TABLE public.t (id int);",
+    "PREPARE q AS SELECT 1;",
+])
+def test_statements_that_keep_it(sql):
+    assert transaction_control(sql) is None
+
+
+def test_statement_lines_count_newlines_inside_strings_and_comments():
+    sql = "SELECT 'a\nb';\n/* x\ny */\nCREATE TABLE t ();\n$$\n$$;\nDROP TABLE t"
+    assert [(line, words[0]) for line, words in sql_statements(sql)] == [(1, "SELECT"), (5, "CREATE"), (6, "$"),
+                                                                         (8, "DROP")]
+
+
+def test_refusal_names_the_file_and_the_line():
+    files = [("schema", "schema.sql", "/p/schema.sql", "CREATE TABLE a ();\n", "x"),
+             ("migration", "2_b.sql", "/p/m/2_b.sql", "CREATE TABLE b ();\n\nCOMMIT;\n", "y")]
+    with pytest.raises(ClockworkError) as error:
+        refuse_transaction_control(files)
+    assert error.value.msg.startswith("migration 2_b.sql line 3: COMMIT ends the transaction")
+    assert "Nothing was applied" in error.value.msg
+
+
+SETTINGS = {"user": "app", "database": "appdb"}
+REFUSED = 'connection failed: connection to server at "10.0.0.2", port 5432 failed: FATAL:  %s'
+
+
+def test_a_wrong_user_and_a_wrong_password_each_get_their_message():
+    said = REFUSED % 'password authentication failed for user "app"'
+    assert login_problem(said, SETTINGS, lambda user: "missing").startswith(
+        'role "app" does not exist on the server: check username')
+    assert login_problem(said, SETTINGS, lambda user: "exists").startswith('wrong password for role "app"')
+    unknown = login_problem(said, SETTINGS)
+    assert "the password is wrong, or role \"app\" does not exist" in unknown
+    # A server that trusts the client says so itself.
+    assert login_problem(REFUSED % 'role "app" does not exist', SETTINGS).startswith('role "app" does not exist')
+    assert login_problem(REFUSED % 'database "other" does not exist', SETTINGS).startswith(
+        'database "other" does not exist: check database_name')
+    assert login_problem("connection refused", SETTINGS) is None

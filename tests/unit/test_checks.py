@@ -1,0 +1,301 @@
+"""Checks run argv lists inside containers, never a shell with a user value in it; verify
+accepts only the checks the connection types define. A fake engine stands for Docker's
+exec API (real frames over a real socket pair) and records every command."""
+import socket
+import struct
+import time
+
+import pytest
+
+from ansible_collections.clockwork.connections.plugins.module_utils import database, file, network, service_mesh
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (
+    exec_first, exec_in)
+from ansible_collections.clockwork.connections.plugins.modules.verify import validated_checks
+
+HOSTILE = "x$(touch /tmp/pwned)`id`;'\" && rm -rf / #.sql"
+
+
+class FakeAPI(object):
+    """Docker's exec endpoints over a socket pair; `programs` says what a container has."""
+
+    def __init__(self, programs, hang=()):
+        self.programs, self.hang = programs, hang
+        self.calls, self._execs = [], {}
+
+    def exec_create(self, container, cmd, environment=None):
+        assert isinstance(cmd, list), "a command must be an argv list, not %r" % (cmd,)
+        self.calls.append({"container": container, "argv": list(cmd), "env": dict(environment or {})})
+        exec_id = str(len(self.calls))
+        self._execs[exec_id] = (container, list(cmd), dict(environment or {}))
+        return {"Id": exec_id}
+
+    def exec_start(self, exec_id, socket=False):   # noqa: A002  (Docker's own name)
+        assert socket is True
+        container, argv, env = self._execs[exec_id]
+        ours, theirs = _socketpair()
+        program = argv[2] if argv[0] == "timeout" and "timeout" in self.programs else argv[0]
+        if program in self.hang:
+            self._execs[exec_id] = (container, argv, env, None)
+            self._keep = ours   # never closed: the program never ends
+            return theirs
+        code, out = self.run(argv, env)
+        self._execs[exec_id] = (container, argv, env, code)
+        data = out.encode()
+        if data:
+            ours.sendall(struct.pack(">BxxxL", 1, len(data)) + data)
+        ours.close()
+        return theirs
+
+    def run(self, argv, env):
+        if argv[0] == "timeout":
+            if "timeout" not in self.programs:
+                return 126, 'OCI runtime exec failed: exec failed: unable to start container process: exec: ' \
+                            '"timeout": executable file not found in $PATH: unknown'
+            argv = argv[2:]
+            if argv[0] not in self.programs:
+                return 127, "timeout: failed to run command '%s': No such file or directory" % argv[0]
+        elif argv[0] not in self.programs:
+            return 126, 'OCI runtime exec failed: exec: "%s": executable file not found in $PATH: unknown' % argv[0]
+        return self.programs[argv[0]](argv, env)
+
+    def exec_inspect(self, exec_id):
+        code = self._execs[exec_id][3]
+        return {"ExitCode": code, "Running": code is None}
+
+
+def _socketpair():
+    ours, theirs = socket.socketpair()
+    return ours, theirs
+
+
+class FakeEngine(object):
+    def __init__(self, programs, containers=None, hang=()):
+        self.api = FakeAPI(programs, hang)
+        self._cache = {}
+        self.containers = containers or {}
+
+    def container(self, name):
+        return self.containers.get(name)
+
+    def network(self, name):
+        return None
+
+    def forget(self, kind, name):
+        pass
+
+    def argvs(self):
+        """Each command as the program saw it, without the `timeout N` in front."""
+        return [c["argv"][2:] if c["argv"][0] == "timeout" else c["argv"] for c in self.api.calls]
+
+
+def ok(output=""):
+    return lambda argv, env: (0, output)
+
+
+def fails(code=1, output=""):
+    return lambda argv, env: (code, output)
+
+
+COREUTILS = {"timeout": ok(), "test": ok(), "touch": ok(), "rm": ok(), "getent": ok("172.18.0.3  redis"),
+             "sha256sum": lambda argv, env: (0, "%s  %s" % ("a" * 64, argv[-1]))}
+
+
+def no_shell_with_values(engine, *values):
+    """No command is a shell whose script holds a value; every value is a whole argv entry
+    (or the value of one --option=value, or the directory of a path)."""
+    for argv in engine.argvs():
+        if argv[0] in ("sh", "bash", "dash", "ash"):
+            script = argv[argv.index("-c") + 1]
+            assert not any(v in script for v in values), "a value reached a shell script: %r" % (argv,)
+        for entry in argv:
+            for value in values:
+                if value in entry:
+                    assert entry == value or entry.endswith("=" + value) or entry.startswith(value + "/"), \
+                        "value spliced into %r" % (entry,)
+
+
+# -- exec_in --------------------------------------------------------------------
+
+def test_exec_in_takes_argv_lists_only():
+    engine = FakeEngine(COREUTILS)
+    with pytest.raises(TypeError):
+        exec_in(engine, "api", "test -f /etc/passwd")
+    with pytest.raises(TypeError):
+        exec_in(engine, "api", ["test", 1])
+    assert engine.api.calls == []
+
+
+def test_exec_in_runs_under_timeout_and_passes_values_untouched():
+    engine = FakeEngine(dict(COREUTILS, printf=lambda argv, env: (0, argv[1] + env["X"])))
+    code, out = exec_in(engine, "api", ["printf", HOSTILE], timeout=7, env={"X": "$(id)"})
+    assert (code, out) == (0, HOSTILE + "$(id)")
+    assert engine.api.calls[0]["argv"] == ["timeout", "7", "printf", HOSTILE]
+    assert engine.api.calls[0]["env"] == {"X": "$(id)"}
+
+
+def test_a_missing_program_is_127_with_or_without_timeout_in_the_image():
+    engine = FakeEngine(COREUTILS)
+    assert exec_in(engine, "api", ["nc", "-z", "redis", "6379"]) == (127, "nc is not in container api")
+    bare = FakeEngine({"cat": ok("x")})
+    assert exec_in(bare, "api", ["nc"]) == (127, "nc is not in container api")
+    # Without `timeout`, the image is remembered: one wasted exec per container and run.
+    assert exec_in(bare, "api", ["cat", "/f"]) == (0, "x")
+    assert [c["argv"][0] for c in bare.api.calls] == ["timeout", "nc", "cat"]
+
+
+def test_a_program_that_never_ends_is_cut_at_the_timeout():
+    engine = FakeEngine({"sleep": ok()}, hang=("sleep",))   # no `timeout` in the image: our side bounds it
+    started = time.monotonic()
+    code, out = exec_in(engine, "api", ["sleep", "100"], timeout=1)
+    assert code == 124 and "sleep timed out after 1s in api" in out
+    assert time.monotonic() - started < 3
+
+
+def test_exec_first_falls_back_and_names_what_is_missing():
+    engine = FakeEngine(dict(COREUTILS, wget=ok("fine")))
+    assert exec_first(engine, "api", [["curl", "u"], ["wget", "u"]]) == (0, "fine", "wget")
+    code, out, tool = exec_first(engine, "api", [["nc"], ["bash"]])
+    assert (code, tool) == (127, None) and out == "none of nc, bash is in container api"
+
+
+# -- the checks -----------------------------------------------------------------
+
+def test_file_check_with_a_hostile_path_is_argv_only():
+    path = "/etc/app/" + HOSTILE
+    engine = FakeEngine(dict(COREUTILS, test=lambda argv, env: (0 if argv[1] != "-w" else 1, "")))
+    ok_, msg = file.check_file(engine, {"container": "api", "path": path, "sha256": "a" * 64, "read_only": True})
+    assert ok_, msg
+    assert engine.argvs() == [["test", "-f", path, "-a", "-r", path], ["sha256sum", path], ["test", "-w", path]]
+    no_shell_with_values(engine, path)
+
+
+def test_shared_volume_round_trip_is_argv_only():
+    seen = []
+    programs = dict(COREUTILS, touch=lambda argv, env: (seen.append(argv[1]), (0, ""))[1],
+                    test=lambda argv, env: (0 if argv[2] in seen else 1, ""))
+    engine = FakeEngine(programs)
+    path = "/data/with space/" + HOSTILE
+    ok_, msg = file.check_shared_volume(engine, {"container": "api", "peer": "storage", "path": path})
+    assert ok_, msg
+    calls = engine.api.calls
+    assert [(c["container"], c["argv"][2]) for c in calls] == [("api", "touch"), ("storage", "test"), ("api", "rm")]
+    assert calls[0]["argv"][3].startswith(path + "/.clockwork-probe-")
+    no_shell_with_values(engine, path)
+
+
+def test_dns_tcp_falls_back_to_bash_with_a_fixed_script():
+    engine = FakeEngine(dict(COREUTILS, bash=ok()))
+    ok_, msg = network.check_dns_tcp(engine, {"container": "api", "host": "redis", "port": 6379})
+    assert ok_, msg
+    assert engine.argvs() == [
+        ["getent", "hosts", "redis"], ["nc", "-z", "-w", "3", "redis", "6379"],
+        ["bash", "-c", 'exec 3<>"/dev/tcp/$1/$2"', "clockwork-tcp-probe", "redis", "6379"]]
+    lonely = FakeEngine({"timeout": ok(), "getent": ok("10.0.0.2 redis")})
+    ok_, msg = network.check_dns_tcp(lonely, {"container": "api", "host": "redis", "port": 6379})
+    assert not ok_ and "none of nc, bash is in container api" in msg
+
+
+def test_http_check_reads_the_status_line_and_falls_back_to_wget():
+    url = "http://api:8000/health?q=$(id)&x=[1-9]"
+    answer = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nok"
+    engine = FakeEngine(dict(COREUTILS, curl=ok(answer)))
+    ok_, msg = service_mesh.check_http(engine, {"container": "frontend", "url": url, "ca_file": "/etc/ca dir/ca.crt"})
+    assert ok_ and msg.endswith("answered 200")
+    argv = engine.argvs()[0]
+    assert argv[0] == "curl" and "-g" in argv and argv[-2:] == ["--url", url]
+    assert argv[argv.index("--cacert") + 1] == "/etc/ca dir/ca.crt"
+    no_shell_with_values(engine, url)
+
+    engine = FakeEngine(dict(COREUTILS, wget=fails(8, "  HTTP/1.1 404 Not Found\n  Server: x")))
+    ok_, msg = service_mesh.check_http(engine, {"container": "frontend", "url": url})
+    assert not ok_ and "status 404" in msg
+    assert engine.argvs()[-1][0] == "wget" and engine.argvs()[-1][-1] == url
+
+
+def test_database_check_passes_no_secret_and_no_name_into_a_command():
+    password = "pa ss'$(id)"  # pragma: allowlist secret
+    url = "postgresql://app:pa%20ss%27%24%28id%29@db:5432/appdb?sslmode=disable"
+    schema = "x$(touch /tmp/pwned).sql"
+    hexed = schema.encode().hex()
+    engine = FakeEngine(dict(COREUTILS, psql=ok("%s\n%s" % ("ab", hexed))),
+                        containers={"api": {"Config": {"Env": ["DATABASE_URL=" + url]}}})
+    check = {"engine": "postgresql", "container": "db", "env_from": "api", "env_var": "DATABASE_URL",
+             "schema": [schema]}
+    ok_, msg = database.check_database(engine, check)
+    assert ok_, msg
+    call = engine.api.calls[0]
+    assert call["env"]["PGPASSWORD"] == password
+    assert not any(password in a or "pa%20ss" in a or schema in a for a in call["argv"])
+    assert "--dbname=postgresql://app@db:5432/appdb?sslmode=disable" in call["argv"]
+    no_shell_with_values(engine, schema)
+
+    engine = FakeEngine(dict(COREUTILS, psql=ok("ab")),
+                        containers={"api": {"Config": {"Env": ["DATABASE_URL=" + url]}}})
+    ok_, msg = database.check_database(engine, check)
+    assert not ok_ and "schema %s is not recorded" % schema in msg
+
+
+def test_redis_check_passes_the_password_in_env():
+    engine = FakeEngine(dict(COREUTILS, **{"redis-cli": ok("PONG")}),
+                        containers={"api": {"Config": {"Env": ["REDIS_URL=redis://:s3cr%40t@cache:6380/2"]}}})
+    ok_, msg = database.check_database(engine, {"engine": "redis", "container": "cache", "env_from": "api",
+                                                "env_var": "REDIS_URL"})
+    assert ok_, msg
+    assert engine.argvs() == [["redis-cli", "-h", "cache", "-p", "6380", "-n", "2", "ping"]]
+    assert engine.api.calls[0]["env"] == {"REDISCLI_AUTH": "s3cr@t"}
+
+
+@pytest.mark.parametrize("url, target, password", [
+    ("postgresql://u:p%40ss@h:5432/db", "postgresql://u@h:5432/db", "p@ss"),
+    ("postgresql://u@h/db?password=x%20y&sslmode=require", "postgresql://u@h/db?sslmode=require", "x y"),
+    ("postgres://h/db", "postgres://h/db", None),
+    ("host=h user=u password='a b\\'c' dbname=d", "host=h user=u dbname=d", "a b'c"),
+    ("host=h password=plain", "host=h", "plain"),
+])
+def test_split_password(url, target, password):
+    assert database.split_password(url) == (target, password)
+
+
+# -- verify: checks are data from outside ------------------------------------------
+
+def test_verify_accepts_what_connections_return_and_converts_types():
+    checks, problems = validated_checks([
+        {"kind": "dns_tcp", "connection": "network api -> redis", "container": "api", "host": "redis", "port": "6379"},
+        {"kind": "file", "container": "api", "path": "/etc/app/config.json", "read_only": "yes", "directory": False,
+         "sha256": "a" * 64},
+        {"kind": "http", "container": "frontend", "url": "https://api:8000/health", "retry_for": 30,
+         "ca_file": "/etc/clockwork/tls/ca.crt"},
+        {"kind": "database", "connection": "database api -> db", "engine": "postgresql", "container": "db",
+         "env_from": "api", "env_var": "DATABASE_URL", "schema": ["schema.sql"]},
+        {"kind": "shared_volume", "container": "api", "peer": "storage", "path": "/data/shared", "read_only": False},
+        {"kind": "no_route_out", "container": "api", "network": "backend"},
+        {"kind": "running", "target": "redis", "condition": "healthy"},
+    ])
+    assert problems == []
+    assert checks[0]["port"] == 6379 and checks[1]["read_only"] is True
+
+
+@pytest.mark.parametrize("check, expected", [
+    ({"kind": "shell", "cmd": "id"}, "unknown check kind 'shell'; the kinds are database, dns_tcp"),
+    ({"container": "api"}, "unknown check kind None"),
+    ({"kind": "file", "container": "api", "path": "/x", "command": "id"},
+     "a file check has no field command; its fields are connection, container, directory"),
+    ({"kind": "file", "container": "api"}, "missing required arguments: path"),
+    ({"kind": "file", "container": "api", "path": "relative/x"}, "must be an absolute path"),
+    ({"kind": "file", "container": "-it", "path": "/x"}, "starts with '-'"),
+    ({"kind": "dns_tcp", "container": "api", "host": "redis; id"}, "is not a host name"),
+    ({"kind": "dns_tcp", "container": "api", "host": "-e/bin/sh"}, "is not a host name"),
+    ({"kind": "dns_tcp", "container": "api", "host": "redis", "port": 70000}, "is not a TCP port"),
+    ({"kind": "http", "container": "api", "url": "file:///etc/shadow"}, "is not an http:// or https:// URL"),
+    ({"kind": "http", "container": "api", "url": "http://a b"}, "is not an http:// or https:// URL"),
+    ({"kind": "database", "container": "db", "env_from": "api", "env_var": "X; id"},
+     "is not an environment variable name"),
+    ({"kind": "database", "container": "db", "env_from": "api", "env_var": "U", "engine": "mysql"}, "one of"),
+    ({"kind": "file", "container": "api", "path": "/x", "sha256": "zz"}, "is not a sha256"),
+    ({"kind": "running", "target": "redis", "condition": "sleepy"}, "one of"),
+])
+def test_verify_refuses_what_no_connection_type_defines(check, expected):
+    checks, problems = validated_checks([{"kind": "dns_tcp", "container": "api", "host": "redis"}, check])
+    assert len(checks) <= 2 and problems, problems
+    assert all(p.startswith("checks[1]") for p in problems), problems
+    assert any(expected in p for p in problems), problems
