@@ -61,16 +61,39 @@ options:
     type: str
   schema_file:
     description:
-      - SQL file applied once. A relative path is looked up in the role's or playbook's C(files/), then
-        the playbook's directory. PostgreSQL only.
+      - SQL file applied once, a file of the controller beside the playbook. A relative path is looked up
+        in the role's or playbook's C(files/), then the playbook's directory. The action plugin reads it
+        into O(schema_content), so a remote Docker host needs no copy of it. PostgreSQL only.
     type: path
+  schema_content:
+    description:
+      - The SQL of O(schema_file), recorded under O(schema_file)'s base name. Set by the action plugin on the
+        controller; give it directly only when calling the module without the collection's action plugin.
+    type: str
   reapply_schema:
     description: Apply O(schema_file) again when its content changed since it was applied.
     type: bool
     default: false
   migrations_dir:
-    description: Directory of C(*.sql) migrations, each applied once in natural version order. PostgreSQL only.
+    description:
+      - Directory of C(*.sql) migrations on the controller, each applied once in natural version order; read
+        into O(migrations) by the action plugin, like O(schema_file). PostgreSQL only.
     type: path
+  migrations:
+    description:
+      - The migrations of O(migrations_dir), as read on the controller by the action plugin; applied in natural
+        order of their names.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: The migration's file name, recorded with its checksum.
+        type: str
+        required: true
+      content:
+        description: Its SQL.
+        type: str
+        required: true
   wait_for_ready:
     description: Wait for a real login, retried until O(timeout); without it one attempt is made.
     type: bool

@@ -38,8 +38,14 @@ options:
     type: str
   source_path:
     description:
-      - File or directory on the Docker host to bind-mount. A relative path is looked up in the role's
-        or playbook's C(files/), then resolves against the playbook's directory.
+      - File or directory to bind-mount. An absolute path is a path on the Docker host.
+      - A relative path names a file of the controller, looked up in the role's or playbook's C(files/), then
+        the playbook's directory. When the Docker host is the controller itself, that file is mounted where it
+        is. On a remote Docker host its content is sent with the task and written under the stack's base
+        directory there (C(~/.clockwork/<stack>) of the remote user), then mounted; a directory must already
+        be on the Docker host, named by an absolute path.
+      - With O(content), the file the connection writes (a relative one under the playbook's directory, or the
+        stack's base directory on a remote Docker host).
     type: path
   content:
     description: Content of the file at O(source_path), written when it differs.

@@ -12,11 +12,20 @@ module: stack
 short_description: Converge a whole declared stack of containers, files, volumes and connections in one call
 version_added: 0.1.0
 description:
-  - Validates the declaration before touching anything (unknown or duplicate resources, unknown types,
-    fields that a type does not have, cycles, spelled out like C(api -> cache -> api)), computes the
-    deployment order (a resource after what it connects to, ties by declaration order), then for each
-    resource in order runs its outgoing connections and converges the container with their
-    contributions merged, all in one process, with the code of the single modules.
+  - Plans the stack on the controller before touching anything. The plan validates every resource and
+    connection against its type (unknown or duplicate resources, unknown types, fields that a type does not
+    have, invalid names, ports, durations, templates, paths, host ports published twice, conflicting env or
+    mounts, cycles spelled out like C(api -> cache -> api)), and reports every problem at once, each naming its
+    entry and field. It holds the deployment order (a resource after what it connects to, ties by declaration
+    order) and every container's spec with what connections contribute to it.
+  - A pre-flight then checks what needs the engine, again all at once and before the first change (images
+    present or pullable, names not taken by containers the stack does not own, host ports free, existing
+    networks and volumes usable as they are, bind sources present on the Docker host, discoverable ports).
+  - Then it applies the plan, all in one process, with the code of the single modules; networks, volumes,
+    files and TLS material first, then per resource in order its outgoing connections and its container.
+  - The files a declaration names beside the playbook (C(schema_file), C(migrations_dir), a relative
+    C(source_path)) are read on the controller into the task's arguments, so a remote Docker host needs none
+    of them.
   - Every container joins the stack's network C(<name>_default) with its name as DNS alias, as in
     Docker Compose. What connections put into their C(to) container (a shared volume, TLS files) is
     part of its declaration from the start, so a first deployment creates each container once.
@@ -51,12 +60,17 @@ options:
     type: bool
     default: false
   base_dir:
-    description: Directory against which relative paths resolve. The action plugin sets the playbook's.
+    description:
+      - Directory on the Docker host against which relative paths of things there resolve (file resources'
+        C(path), files the stack writes).
+      - The action plugin sets the playbook's directory when the Docker host is the controller itself, else
+        C(~/.clockwork/<name>) of the remote user.
     type: path
   diagram_path:
     description:
       - With O(state=present), write a Markdown file with a Mermaid picture of the stack there (resources,
         connections with their types, the env each injects), when its content differs.
+      - The action plugin writes it on the controller, beside the playbook, whatever the target.
     type: path
   resources:
     description:
@@ -293,9 +307,25 @@ options:
       login_port:
         description: Port for C(login_host). Defaults to the container port.
         type: int
+      migrations:
+        description:
+        - The migrations of C(migrations_dir), as read on the controller by the action plugin; applied in
+          natural order of their names.
+        type: list
+        elements: dict
+        suboptions:
+          name:
+            description: The migration's file name, recorded with its checksum.
+            type: str
+            required: true
+          content:
+            description: Its SQL.
+            type: str
+            required: true
       migrations_dir:
-        description: Directory of C(*.sql) migrations, each applied once in natural version order. PostgreSQL
-          only.
+        description:
+        - Directory of C(*.sql) migrations on the controller, each applied once in natural version order;
+          read into C(migrations) by the action plugin, like C(schema_file). PostgreSQL only.
         type: path
       mode:
         description: File mode for C(source_path), like C(0644).
@@ -326,10 +356,17 @@ options:
       reapply_schema:
         description: Apply C(schema_file) again when its content changed since it was applied.
         type: bool
+      schema_content:
+        description:
+        - The SQL of C(schema_file), recorded under C(schema_file)'s base name. Set by the action plugin
+          on the controller; give it directly only when calling the module without the collection's action
+          plugin.
+        type: str
       schema_file:
         description:
-        - SQL file applied once. A relative path is looked up in the role's or playbook's C(files/), then
-          the playbook's directory. PostgreSQL only.
+        - SQL file applied once, a file of the controller beside the playbook. A relative path is looked
+          up in the role's or playbook's C(files/), then the playbook's directory. The action plugin reads
+          it into C(schema_content), so a remote Docker host needs no copy of it. PostgreSQL only.
         type: path
       service_name:
         description: Host name in the URL and in the env name. Defaults to the C(to_resource) name; it must
@@ -337,8 +374,14 @@ options:
         type: str
       source_path:
         description:
-        - File or directory on the Docker host to bind-mount. A relative path is looked up in the role's
-          or playbook's C(files/), then resolves against the playbook's directory.
+        - File or directory to bind-mount. An absolute path is a path on the Docker host.
+        - A relative path names a file of the controller, looked up in the role's or playbook's C(files/),
+          then the playbook's directory. When the Docker host is the controller itself, that file is mounted
+          where it is. On a remote Docker host its content is sent with the task and written under the stack's
+          base directory there (C(~/.clockwork/<stack>) of the remote user), then mounted; a directory must
+          already be on the Docker host, named by an absolute path.
+        - With C(content), the file the connection writes (a relative one under the playbook's directory,
+          or the stack's base directory on a remote Docker host).
         type: path
       subnet:
         description: IPAM subnet in CIDR form, like C(172.28.0.0/16). Left to the engine when not given.
@@ -384,7 +427,7 @@ options:
       wait_for_ready:
         description: Wait for a real login, retried until C(timeout); without it one attempt is made.
         type: bool
-
+  
 attributes:
   check_mode:
     support: full
@@ -435,6 +478,20 @@ order:
   type: list
   elements: str
   sample: [postgres, redis, config_file, storage, api, frontend]
+plan:
+  description:
+    - The plan that was applied (or, in check mode, would be), as plain data with env names but never their values.
+    - C(order), C(networks), C(volumes), C(files); per container its image, ports, env names, mounts, networks
+      with aliases and the connections it is the C(from) of; per database connection the SQL files with their
+      sha256.
+  returned: with O(state=present) or O(state=verified)
+  type: dict
+  sample:
+    order: [postgres, api]
+    networks: [shop_default, backend-network]
+    volumes: [app-shared-data]
+    containers: {api: {image: "nginx:1.27", env: [DATABASE_URL], networks: {shop_default: [api]}}}
+    sql: {"connection database api -> postgres": [{kind: schema, name: schema.sql, sha256: "9f2c..."}]}
 entries:
   description: Per resource, network, volume and connection, what was done or would be done.
   returned: always

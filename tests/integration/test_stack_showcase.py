@@ -1,4 +1,5 @@
 """The stack module, the roles and playbooks/showcase.yml on a real engine."""
+import json
 import os
 import re
 
@@ -291,3 +292,46 @@ def test_module_path_and_in_process_path_behave_alike(stack, tmp_path, where):
     assert again.rc == 0 and not again.changed
     broken = playbook([stack_task(stack, resources, [dict(connections[0], to=stack + "-ghost")])], env=env)
     assert broken.rc != 0 and "to: unknown resource %s-ghost" % stack in broken.result("stack")["msg"]
+
+
+def test_check_mode_on_an_empty_engine_lists_each_action_once(stack, tmp_path):
+    """A showcase-shaped stack of the test's own names: --check creates nothing and names every
+    action once (a shared volume, a file, TLS material: each where it happens)."""
+    from helpers import POSTGRES_IMAGE, REDIS_IMAGE
+    (tmp_path / "schema.sql").write_text("CREATE TABLE users (id int);\n")
+    n = dict((k, "%s-%s" % (stack, k)) for k in ("pg", "cache", "conf", "storage", "api", "web"))
+    resources = [{"name": n["pg"], "image": POSTGRES_IMAGE, "env": {"POSTGRES_PASSWORD": "pw"}},
+                 {"name": n["cache"], "image": REDIS_IMAGE},
+                 {"name": n["conf"], "type": "file", "path": "config.json", "content": "{}"},
+                 {"name": n["storage"], "image": NGINX_IMAGE},
+                 {"name": n["api"], "image": NGINX_IMAGE, "ports": ["8000"]},
+                 {"name": n["web"], "image": NGINX_IMAGE}]
+    connections = [
+        {"type": "database", "from": n["api"], "to": n["pg"], "password": "pw", "schema_file": "schema.sql"},
+        {"type": "network", "from": n["api"], "to": n["cache"], "network_name": stack + "-backend"},
+        {"type": "file", "from": n["api"], "to": n["conf"], "mount_path": "/etc/app/config.json"},
+        {"type": "file", "from": n["api"], "to": n["storage"], "mount_path": "/data/shared",
+         "volume_name": stack + "-shared"},
+        {"type": "service_mesh", "from": n["web"], "to": n["api"], "tls_enabled": True,
+         "tls_dir": str(tmp_path / "tls")},
+        {"type": "dependency", "from": n["web"], "to": n["cache"]}]
+    before = engine_state()
+    run = playbook([stack_task(stack, resources, connections)], check=True, diff=True, workdir=str(tmp_path))
+    assert run.rc == 0, run.output
+    assert engine_state() == before
+    assert not (tmp_path / "config.json").exists() and not (tmp_path / "tls").exists()
+    result = run.result("stack")
+    listed = [(e["kind"], e["name"], a) for e in result["entries"] for a in e["actions"]]
+    assert len(listed) == len(set(listed)), "an action is listed twice: %s" % listed
+    actions = [a for _kind, _name, a in listed if _kind != "container"]
+    assert len(actions) == len(set(actions)), "an action is listed twice: %s" % actions
+    assert [e["name"] for e in result["entries"] if e["kind"] == "container"] == [
+        n[k] for k in ("pg", "cache", "storage", "api", "web")]
+    for action in ("create network %s_default" % stack, "create network %s-backend" % stack,
+                   "create volume %s-shared" % stack, "write %s" % (tmp_path / "config.json"),
+                   "generate CA for stack %s" % stack, "apply schema schema.sql"):
+        assert action in actions, actions
+    assert result["plan"]["order"] == [n[k] for k in ("pg", "cache", "conf", "storage", "api", "web")]
+    assert result["plan"]["volumes"] == [stack + "-shared"]
+    assert result["plan"]["containers"][n["storage"]]["mounts"] == ["%s-shared:/data/shared" % stack]
+    assert "pw" not in json.dumps(result["plan"])
