@@ -13,7 +13,7 @@ import shlex
 import time
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
-    KEPT_MOUNTS_LABEL, PORTS_LABEL, ClockworkError, owned_by, owner_labels)
+    KEPT_MOUNTS_LABEL, PORTS_LABEL, ClockworkError, env_dict, owned_by, owner_labels, ports_from_labels)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (
     APIError, container_state)
 
@@ -123,14 +123,6 @@ def normalise_mount(mount, base_dir=None):
             "read_only": bool(mount.get("read_only", False))}
 
 
-def env_list_to_dict(items):
-    result = {}
-    for item in items or []:
-        name, _sep, value = item.partition("=")
-        result[name] = value
-    return result
-
-
 class ContainerSpec(object):
     """The wanted configuration of one container, normalised for comparison."""
 
@@ -164,7 +156,7 @@ class ContainerSpec(object):
     def comparable(self, image_attrs):
         """The wanted settings in the same normal form as `running_config`."""
         config = (image_attrs or {}).get("Config") or {}
-        env = env_list_to_dict(config.get("Env"))
+        env = env_dict(config.get("Env"))
         env.update(self.env)
         labels = dict(config.get("Labels") or {})
         labels.update(self.labels)
@@ -203,7 +195,7 @@ def running_config(attrs):
     return {
         "image": attrs.get("Image"),
         "command": config.get("Cmd") or [],
-        "env": env_list_to_dict(config.get("Env")),
+        "env": env_dict(config.get("Env")),
         "ports": sorted(ports),
         "mounts": sorted(mounts, key=lambda m: m["target"]),
         "healthcheck": _image_healthcheck(config),
@@ -241,7 +233,7 @@ def describe(engine, name):
         return {"name": name, "state": "absent"}
     status, health = container_state(attrs)
     labels = (attrs.get("Config") or {}).get("Labels") or {}
-    declared = [p for p in labels.get(PORTS_LABEL, "").split(",") if p]
+    declared = ports_from_labels(labels)
     return {
         "id": attrs["Id"], "name": name, "image": attrs["Config"].get("Image"),
         "image_id": attrs.get("Image"), "state": status, "health": health,
@@ -275,7 +267,7 @@ def spec_from_container(attrs, stack):
     labels = config.get("Labels") or {}
     bindings = host.get("PortBindings") or {}
     ports = []
-    for port in [p for p in labels.get(PORTS_LABEL, "").split(",") if p]:
+    for port in ports_from_labels(labels):
         published = bindings.get(port) or [None]
         ports.extend("%s:%s:%s" % (b.get("HostIp") or "", b.get("HostPort") or "", port) if b else port
                      for b in published)
@@ -285,7 +277,7 @@ def spec_from_container(attrs, stack):
         **dict((k, "%dms" % (hc[k] // 10 ** 6)) for k in ("interval", "timeout", "start_period")))
     params = {
         "name": attrs["Name"].lstrip("/"), "image": config.get("Image"), "command": config.get("Cmd"),
-        "env": env_list_to_dict(config.get("Env")), "ports": ports,
+        "env": env_dict(config.get("Env")), "ports": ports,
         "mounts": running_config(attrs)["mounts"], "healthcheck": healthcheck,
         "restart_policy": (host.get("RestartPolicy") or {}).get("Name") or "no",
         "labels": labels, "state": "started" if attrs["State"].get("Running") else "present",
