@@ -21,8 +21,7 @@ import secrets
 from ansible_collections.clockwork.connections.plugins.module_utils import database, file, network, service_mesh
 from ansible_collections.clockwork.connections.plugins.plugin_utils import completion_policy as policy
 from ansible_collections.clockwork.connections.plugins.plugin_utils import llm
-from ansible_collections.clockwork.connections.plugins.plugin_utils.lock_file import (  # noqa: F401  (LOCK_NAME: API)
-    LOCK_NAME, LockFile, LockFileError, plain)
+from ansible_collections.clockwork.connections.plugins.plugin_utils.lock_file import plain
 
 # The one table of what a description may complete, per connection type: the fields, the
 # type's argument spec (types, choices), and narrower choices for completed values.

@@ -106,8 +106,8 @@ def template_problem(template, db_engine):
     if not shape:
         return "%r is not a connection URL of the form scheme://user:password@{host}:{port}/database" % template
     if shape.group("scheme").lower() not in SCHEMES[db_engine]:
-        return "%r has the scheme %s; %s takes %s" % (template, shape.group("scheme"), db_engine,
-                                                        " or ".join(SCHEMES[db_engine]))
+        return "%r has the scheme %s; %s takes %s" % (
+            template, shape.group("scheme"), db_engine, " or ".join(SCHEMES[db_engine]))
     if shape.group("hostport") != "{host}:{port}":
         return "%r names the server %r: the host and port must be the placeholders {host}:{port}, which are " \
                "the connection's `to` container" % (template, shape.group("hostport"))

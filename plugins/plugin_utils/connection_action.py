@@ -14,7 +14,8 @@ from ansible.utils.display import Display
 
 from ansible_collections.clockwork.connections.plugins.plugin_utils import completion, controller_files, llm
 from ansible_collections.clockwork.connections.plugins.plugin_utils.completion_policy import EngineView, Situation
-from ansible_collections.clockwork.connections.plugins.plugin_utils.lock_file import LockFileError, vault_of
+from ansible_collections.clockwork.connections.plugins.plugin_utils.lock_file import (
+    LOCK_NAME, LockFile, LockFileError, vault_of)
 
 try:  # ansible-core 2.19 and later
     from ansible.executor.module_common import _apply_action_arg_defaults
@@ -44,7 +45,7 @@ class ConnectionAction(ActionBase):
         args = _apply_action_arg_defaults(self._task.resolved_action, self._task, dict(self._task.args),
                                           self._templar)
         args = self.prepare_args(args)
-        lock = completion.LockFile(self.lock_path(args), vault=vault_of(self._loader))
+        lock = LockFile(self.lock_path(args), vault=vault_of(self._loader))
         try:
             args, completed = self.complete(args, lock)
         except (completion.CompletionError, LockFileError) as exc:
@@ -76,7 +77,7 @@ class ConnectionAction(ActionBase):
         return self._execute_module(module_name=self._task.resolved_action, module_args=args, task_vars=task_vars)
 
     def lock_path(self, args):
-        path = args.get("lock_file") or os.environ.get("CLOCKWORK_LOCK_FILE") or completion.LOCK_NAME
+        path = args.get("lock_file") or os.environ.get("CLOCKWORK_LOCK_FILE") or LOCK_NAME
         return os.path.join(self._loader.get_basedir(), os.path.expanduser(path))
 
     def complete(self, args, lock):

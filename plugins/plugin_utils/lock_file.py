@@ -68,8 +68,8 @@ class _Dumper(yaml.SafeDumper):  # pylint: disable=too-many-ancestors
 
 
 _Loader.add_constructor("!vault", lambda loader, node: VaultText(loader.construct_scalar(node)))
-_Dumper.add_representer(VaultText, lambda dumper, value: dumper.represent_scalar("!vault", value.ciphertext,
-                                                                                   style="|"))
+_Dumper.add_representer(VaultText, lambda dumper, value: dumper.represent_scalar(
+    "!vault", value.ciphertext, style="|"))
 
 
 def plain(value):

@@ -9,8 +9,8 @@ from ansible.parsing.vault import VaultLib, VaultSecret
 
 from ansible_collections.clockwork.connections.plugins.plugin_utils import completion, llm
 from ansible_collections.clockwork.connections.plugins.plugin_utils.completion import (
-    CompletionError, LockFile, complete, complete_stack, local_completion, missing_fields, schema_for,
-    validate_answer)
+    CompletionError, complete, complete_stack, local_completion, missing_fields, schema_for, validate_answer)
+from ansible_collections.clockwork.connections.plugins.plugin_utils.lock_file import LockFile, LockFileError
 from ansible_collections.clockwork.connections.plugins.plugin_utils.completion_policy import Situation
 
 
@@ -149,7 +149,7 @@ def test_a_generated_password_is_vault_encrypted_with_a_vault_secret(tmp_path):
     reused = complete("database", dict(DB_PARAMS), {}, LockFile(str(tmp_path / "l.yml"), vault=secrets), None,
                       False, "database api -> db")[0]
     assert reused["password"] == done["password"]
-    with pytest.raises(completion.LockFileError, match="field password is vault-encrypted"):
+    with pytest.raises(LockFileError, match="field password is vault-encrypted"):
         complete("database", dict(DB_PARAMS), {}, LockFile(str(tmp_path / "l.yml")), None, False, "database api -> db")
 
 
