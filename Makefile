@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: venv engine images showcase showcase-destroy test unit integration sanity lint bench clean
+.PHONY: venv engine images showcase showcase-destroy test unit integration sanity lint compat bench clean
 
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -31,7 +31,7 @@ showcase-destroy: venv engine
 
 test: venv engine images
 	$(BIN)/pytest tests/unit tests/integration
-	$(MAKE) --no-print-directory sanity lint
+	$(MAKE) --no-print-directory sanity lint compat
 
 unit: venv
 	$(BIN)/pytest tests/unit
@@ -44,6 +44,11 @@ sanity: venv
 
 lint: venv
 	$(BIN)/ansible-lint
+
+# Every supported ansible-core and target Python (tests/compat/run.py); after sanity,
+# whose record of the Pythons it covered goes into README's compatibility table.
+compat: venv engine images
+	$(PY) tests/compat/run.py
 
 bench: venv engine images
 	command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose; }
