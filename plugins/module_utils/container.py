@@ -687,7 +687,10 @@ class ContainerConverger(object):
         elif spec.state == "stopped" and running:
             result["actions"].append("stop")
             if not self.check_mode:
-                self.engine.api.stop(spec.name)
+                try:
+                    self.engine.api.stop(spec.name)
+                except APIError as exc:
+                    raise ClockworkError("cannot stop container %s: %s" % (spec.name, _api_message(exc)))
                 self.engine.forget("container", spec.name)
             changed = True
         else:
