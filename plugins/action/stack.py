@@ -24,7 +24,8 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.clockwork.connections.plugins.plugin_utils import completion, controller_files, llm
-from ansible_collections.clockwork.connections.plugins.plugin_utils.connection_action import ConnectionAction
+from ansible_collections.clockwork.connections.plugins.plugin_utils.connection_action import (
+    ConnectionAction, display)
 
 IN_PROCESS_ENV = "CLOCKWORK_STACK_IN_PROCESS"   # "never" forces the module on the target
 
@@ -51,7 +52,8 @@ class ActionModule(ConnectionAction):
             # The plan, here on the controller: a bad declaration fails before any module runs.
             plan.Plan(params["name"], params["resources"], params["connections"], base_dir=params["base_dir"])
             if self.in_process():
-                result = stack.run_stack(docker_client.Engine(), params, self._task.check_mode, self._task.diff)
+                result = stack.run_stack(docker_client.Engine(), params, self._task.check_mode, self._task.diff,
+                                         progress=self.progress_printer(params["name"]))
                 result["invocation"] = {"module_args": params}
             else:
                 result = super(ActionModule, self).execute(args, task_vars)
@@ -60,6 +62,19 @@ class ActionModule(ConnectionAction):
         except common.ClockworkError as exc:
             result = dict(exc.details, failed=True, msg=exc.msg)
         return remove_values(result, secrets)
+
+    def progress_printer(self, name):
+        """Compose-like progress while the stack converges here: a line per container that
+        changes (with -v, also those that do not); nothing under no_log. Lines hold names and
+        actions, never values."""
+        if self._task.no_log:
+            return None
+        verbosity = display.verbosity
+
+        def show(line, level):
+            if level <= verbosity:
+                display.display("  %s | %s" % (name, line))
+        return show
 
     def write_diagram(self, result, file, graph, path, params):
         """The Markdown picture of the stack, beside the playbook, when its content differs."""

@@ -12,6 +12,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import queue
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from ansible_collections.clockwork.connections.plugins.module_utils import file, network
 from ansible_collections.clockwork.connections.plugins.module_utils.checks import run_checks
@@ -20,6 +22,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.connection i
     COMPLETION_ARGS, CONNECTION_ARGS, ConnectionContext, ConnectionResult)
 from ansible_collections.clockwork.connections.plugins.module_utils.container import (
     ContainerConverger, has_healthcheck, wait_for)
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError
 from ansible_collections.clockwork.connections.plugins.module_utils.contribution import merge
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import RESOURCE_TYPES, Plan
@@ -48,52 +51,139 @@ RESOURCE_OPTIONS = dict(_union(RESOURCE_TYPES.values()),
                         type=dict(type="str", default="container", choices=sorted(RESOURCE_TYPES)))
 RESOURCE_OPTIONS.pop("state")
 
+# Containers converging at once. Bounded: each worker holds an engine connection and, while a
+# container becomes healthy, a polling loop; the engine, not the controller, is what is shared.
+DEFAULT_PARALLEL = 8
+# After a deploy, a check that fails at first is retried this long: a server that was just
+# started may need a moment to accept connections, as it would in a separate verify step.
+VERIFY_GRACE_SECONDS = 10
+
 
 class Stack(object):
-    def __init__(self, engine, name, resources, connections, check_mode=False, base_dir=None):
+    """Applies a plan. Containers converge in parallel, each as soon as what it connects to is
+    ready; what is recorded (entries, diffs, checks) is kept per resource and reported in the
+    plan's order, so the result does not depend on which worker finished first."""
+
+    def __init__(self, engine, name, resources, connections, check_mode=False, base_dir=None,
+                 parallel=DEFAULT_PARALLEL, progress=None):
         self.plan = Plan(name, resources, connections, base_dir=base_dir)
         self.declaration = (resources, connections)
         self.engine = engine
         self.name = name
         self.check_mode = check_mode
+        self.parallel = max(1, parallel or 1)
+        self.progress = progress          # a function taking one line, or None
+        self._lines = queue.Queue()       # progress lines from the workers, printed by the caller's thread
         self.base_dir = self.plan.base_dir
         self.order = self.plan.order
         self.by_name = self.plan.by_name
         self.connections = self.plan.connections
         self.specs = self.plan.specs
         self.ctx = ConnectionContext(engine, name, check_mode, declared=self.specs, base_dir=self.base_dir)
-        self.entries = []
-        self.diffs = []
-        self.checks = []
-        # Containers started but not yet waited for: name -> whether this run started them.
-        # Waiting only when a dependent needs them lets independent containers start together.
-        self.unready = {}
+        # What was done: the shared steps, then per resource (filled by its worker).
+        self._entries = {None: []}
+        self._diffs = {None: []}
+        self._checks = {}
+        for resource in self.order:
+            self._entries[resource], self._diffs[resource], self._checks[resource] = [], [], []
+        self.check_reports = None
         # Containers whose files (TLS) got new content: a running one restarts to read them.
         self.restart_if_running = set()
         # Each connection's result, begun by its prepare step and completed by its converge step.
         self.results = {}
 
+    @property
+    def entries(self):
+        return self._entries[None] + [e for name in self.order for e in self._entries[name]]
+
+    @property
+    def diffs(self):
+        return self._diffs[None] + [d for name in self.order for d in self._diffs[name]]
+
+    @property
+    def checks(self):
+        return [c for name in self.order for c in self._checks[name]]
+
     def _path(self, path):
         return path if os.path.isabs(path) else os.path.normpath(os.path.join(self.base_dir, path))
 
-    def _record(self, kind, name, changed, actions, reasons=None, before=None, after=None):
-        self.entries.append({"kind": kind, "name": name, "changed": changed, "actions": list(actions),
-                             "reasons": list(reasons or [])})
+    def _record(self, kind, name, changed, actions, reasons=None, before=None, after=None, resource=None):
+        """What was done to one object; `resource` files it under the resource whose worker did it."""
+        self._entries[resource].append({"kind": kind, "name": name, "changed": changed, "actions": list(actions),
+                                        "reasons": list(reasons or [])})
         if changed and (before or after):
-            self.diffs.append({"before_header": "%s %s" % (kind, name), "after_header": "%s %s" % (kind, name),
-                               "before": before or {}, "after": after or {}})
+            self._diffs[resource].append({"before_header": "%s %s" % (kind, name),
+                                          "after_header": "%s %s" % (kind, name),
+                                          "before": before or {}, "after": after or {}})
 
     # -- present ----------------------------------------------------------------
 
-    def present(self):
+    def present(self, verify=False):
+        """Converge the stack; with `verify`, run every check right after, in the same pass."""
         Preflight(self.engine, self.plan, self.check_mode).run()
         self._shared()
-        for name in self.order:
-            if self.by_name[name]["type"] == "container":
-                self._converge_container(name)
-        for name in list(self.unready):
-            self._await(name)
+        self._converge_containers()
+        if verify:
+            self.check_reports = run_checks(self.engine, self.checks, check_mode=self.check_mode,
+                                            retries_for=0 if self.check_mode else VERIFY_GRACE_SECONDS,
+                                            parallel=self.parallel)
         return self.report()
+
+    def _converge_containers(self):
+        """Each container as soon as every container it connects to is converged and ready,
+        at most `parallel` at once. After a failure nothing new starts; what runs finishes,
+        and every failure is reported."""
+        names = [n for n in self.order if n in self.specs]
+        needs = dict((n, set(c["to_resource"] for c in self.connections
+                             if c["from_resource"] == n and c["to_resource"] in self.specs)) for n in names)
+        running, done, errors = {}, set(), {}
+        with ThreadPoolExecutor(max_workers=min(self.parallel, max(1, len(names)))) as pool:
+            while True:
+                if not errors:
+                    for name in names:
+                        if name not in running and name not in done and needs[name] <= done:
+                            running[name] = pool.submit(self._converge_ready, name)
+                if not running:
+                    break
+                finished, _pending = wait(list(running.values()), timeout=0.2, return_when=FIRST_COMPLETED)
+                self.flush_progress()
+                for name in [n for n, future in running.items() if future in finished]:
+                    error = running.pop(name).result()
+                    if error:
+                        errors[name] = error
+                    else:
+                        done.add(name)
+        self.flush_progress()
+        if errors:
+            left = [n for n in names if n not in done and n not in errors]
+            raise ClockworkError("stack %s: %d resource%s failed:\n- %s%s" % (
+                self.name, len(errors), "" if len(errors) == 1 else "s",
+                "\n- ".join(errors[n] for n in names if n in errors),
+                "\nnot converged, as they wait for those or came after: %s" % ", ".join(left) if left else ""))
+
+    def _converge_ready(self, name):
+        """One worker's job: a container, then its readiness. Returns an error message or None."""
+        try:
+            self._converge_container(name)
+            return None
+        except ClockworkError as exc:
+            return exc.msg if exc.msg.startswith(("resource ", "connection ", "container ")) \
+                else "resource %s: %s" % (name, exc.msg)
+        except APIError as exc:
+            return "resource %s: the Docker engine refused: %s" % (name, exc.explanation or exc)
+
+    def say(self, line, verbosity=0):
+        """A progress line; verbosity 1 lines (nothing to do) show with -v."""
+        self._lines.put((line, verbosity))
+
+    def flush_progress(self):
+        while True:
+            try:
+                line, verbosity = self._lines.get_nowait()
+            except queue.Empty:
+                return
+            if self.progress:
+                self.progress(line, verbosity)
 
     def _shared(self):
         """What containers need before any of them is created: networks, volumes, files, TLS."""
@@ -124,14 +214,6 @@ class Stack(object):
                         self.check_mode, result)
         self._record("diagram", self._path(path), result.changed, result.actions)
 
-    def _await(self, name):
-        just_started = self.unready.pop(name, None)
-        if just_started is None or self.check_mode:
-            return
-        attrs = self.engine.container(name)
-        wait_for(self.engine, name, "healthy" if has_healthcheck(attrs) else "started", self.specs[name].timeout,
-                 just_started=just_started, who="container %s" % name)
-
     def _converge_file(self, resource):
         result = ConnectionResult("file", resource["name"], resource["name"])
         path = self._path(resource["path"])
@@ -150,22 +232,20 @@ class Stack(object):
         for connection in self.connections:
             if connection["from_resource"] != name:
                 continue
-            if connection["to_resource"] in self.specs:
-                self._await(connection["to_resource"])
             kind = CONNECTION_TYPES[connection["type"]]
             result = self.results.get(connection["label"]) or kind.new_result(connection)
             kind.converge(self.ctx, connection, result)
             contributions.append(result.contribution)
-            self.checks.extend(result.contribution.checks)
+            self._checks[name].extend(result.contribution.checks)
             self._record("connection", result.name, result.changed, result.actions,
-                         before=result.before, after=result.after)
+                         before=result.before, after=result.after, resource=name)
         try:
             env, mounts, networks, secret_env = merge(spec.env, spec.mounts, spec.networks, contributions)
         except ClockworkError as exc:
             raise ClockworkError("resource %s: %s" % (name, exc.msg))
         spec.env, spec.mounts, spec.networks = env, mounts, networks
         spec.secret_env = set(secret_env)
-        wait, spec.wait = spec.wait, False
+        wait_ready, spec.wait = spec.wait, False
         outcome = ContainerConverger(self.engine, self.check_mode).converge(spec)
         fresh = any(action in ("create", "recreate") for action in outcome["actions"])
         if name in self.restart_if_running and not fresh and spec.state == "started":
@@ -174,10 +254,18 @@ class Stack(object):
             if not self.check_mode:
                 self.engine.api.restart(name)
                 self.engine.forget("container", name)
-        if wait and spec.state == "started":
-            self.unready[name] = outcome["changed"]
         self._record("container", name, outcome["changed"], outcome["actions"], outcome["reasons"],
-                     outcome["diff"]["before"], outcome["diff"]["after"])
+                     outcome["diff"]["before"], outcome["diff"]["after"], resource=name)
+        self.say("%s: %s%s" % (name, ", ".join(outcome["actions"]) if outcome["changed"] else "unchanged",
+                               " (%s)" % ", ".join(outcome["reasons"]) if outcome["reasons"] else ""),
+                 verbosity=0 if outcome["changed"] else 1)
+        if wait_ready and spec.state == "started" and not self.check_mode:
+            attrs = self.engine.container(name)
+            condition = "healthy" if has_healthcheck(attrs) else "started"
+            if condition == "healthy" and (attrs.get("State") or {}).get("Health", {}).get("Status") != "healthy":
+                self.say("%s: waiting until healthy" % name)
+            wait_for(self.engine, name, condition, spec.timeout, just_started=outcome["changed"],
+                     who="container %s" % name)
 
     # -- absent ------------------------------------------------------------------
 
@@ -212,7 +300,7 @@ class Stack(object):
 
         In a dry run (Ansible's check mode) checks of containers that do not exist are not run."""
         self.present()   # in check mode: builds every check, touches nothing
-        return run_checks(self.engine, self.checks, check_mode=dry_run)
+        return run_checks(self.engine, self.checks, check_mode=dry_run, parallel=self.parallel)
 
     def report(self):
         return {"changed": any(e["changed"] for e in self.entries), "order": self.order,
@@ -228,17 +316,28 @@ STACK_ARGUMENT_SPEC = dict(
     purge=dict(type="bool", default=False),
     base_dir=dict(type="path"),
     diagram_path=dict(type="path"),
+    verify=dict(type="bool", default=False),
+    parallel=dict(type="int", default=DEFAULT_PARALLEL),
     **COMPLETION_ARGS
 )
 
 
-def run_stack(engine, params, check_mode=False, diff=False):
+def failed_checks_error(reports, result):
+    failed = [r for r in reports if r["ok"] is False]
+    if failed:
+        raise ClockworkError("%d of %d checks failed: %s" % (len(failed), len(reports), "; ".join(
+            "%s: %s" % (r["connection"], r["msg"]) for r in failed)), **result)
+
+
+def run_stack(engine, params, check_mode=False, diff=False, progress=None):
     """What the stack module does with its validated parameters; returns the result.
+    `progress(line, verbosity)`, when given, gets a line per container as it converges.
 
     Failed checks raise ClockworkError with the whole report in its details."""
     state = params["state"]
     stack = Stack(engine, params["name"], params["resources"], params["connections"],
-                  check_mode=check_mode or state == "verified", base_dir=params["base_dir"])
+                  check_mode=check_mode or state == "verified", base_dir=params["base_dir"],
+                  parallel=params.get("parallel") or DEFAULT_PARALLEL, progress=progress)
     # One run of a stack at a time, whichever controller it comes from (check mode does not lock).
     from ansible_collections.clockwork.connections.plugins.module_utils.stack_lock import stack_lock  # pylint: disable=import-outside-toplevel
     lock = None
@@ -247,11 +346,8 @@ def run_stack(engine, params, check_mode=False, diff=False):
             report = stack.absent(params["purge"])
     elif state == "verified":
         reports = stack.verified(dry_run=check_mode)
-        failed = [r for r in reports if r["ok"] is False]
         result = dict(changed=False, order=stack.order, entries=stack.entries, checks=reports)
-        if failed:
-            raise ClockworkError("%d of %d checks failed: %s" % (len(failed), len(reports), "; ".join(
-                "%s: %s" % (r["connection"], r["msg"]) for r in failed)), **result)
+        failed_checks_error(reports, result)
         return result
     else:
         with stack_lock(engine, params["name"], check_mode=check_mode) as lock:
@@ -259,10 +355,13 @@ def run_stack(engine, params, check_mode=False, diff=False):
             merged = network.NetworkConverger(stack.ctx).repair_stack()
             if merged:
                 stack._record("network", "duplicates", True, merged)  # pylint: disable=protected-access
-            stack.present()
+            stack.present(verify=params.get("verify"))
             if params["diagram_path"]:
                 stack.write_diagram(params["diagram_path"])
             report = stack.report()
+            if stack.check_reports is not None:
+                report["checks"], report["verified"] = stack.check_reports, True
+                failed_checks_error(stack.check_reports, dict(report, diff=stack.diffs) if diff else report)
     if lock is not None and lock.waited:
         report["waited_for_lock"] = lock.waited
     if diff:

@@ -59,6 +59,25 @@ options:
     description: With O(state=absent), remove the stack's named volumes too.
     type: bool
     default: false
+  verify:
+    description:
+      - With O(state=present), run every connection's checks right after the convergence, in the same call
+        and in parallel, reusing what the convergence inspected; failed checks fail the task, listing each.
+      - A check that fails at first is retried for a few seconds, as a server that was just started may need
+        a moment.
+    type: bool
+    default: false
+  parallel:
+    description:
+      - How many containers converge at once. Each starts as soon as every container it connects to is
+        converged and ready (healthy, when it has a healthcheck), as Docker Compose starts services whose
+        dependencies are satisfied. C(1) converges one after another.
+      - Results stay in the plan's order whatever finishes first; after a failure nothing new starts, what
+        runs finishes, and every failure is reported.
+      - On the controller's own process (the local connection), a line per container is printed as it
+        converges (those with nothing to do with C(-v)); never under C(no_log).
+    type: int
+    default: 8
   base_dir:
     description:
       - Directory on the Docker host against which relative paths of things there resolve (file resources'
@@ -504,8 +523,12 @@ completion:
   description: Per connection, the fields completed from its description and by whom (C(llm) or C(local)).
   returned: when fields were completed
   type: dict
+verified:
+  description: True when O(verify) ran the checks in this call; C(checks) then holds their reports.
+  returned: with O(verify)
+  type: bool
 checks:
-  description: With O(state=verified), one report per check; otherwise the checks that would run.
+  description: With O(state=verified) or O(verify), one report per check; otherwise the checks that would run.
   returned: always
   type: list
   elements: dict

@@ -52,7 +52,11 @@ def test_showcase_check_deploy_rerun_assert_destroy(clean_showcase):
     assert deploy.rc == 0, deploy.output
     assert "secret123" not in deploy.output, "the password was printed"
     assert summary(deploy)[0] == "order: postgres, redis, config_file, storage, api, frontend"
-    assert all(c["ok"] for c in deploy.result("Verify every connection from inside the containers")["checks"])
+    # Deploy and verify in one call: the separate verify task is skipped, every check passed.
+    converged = deploy.result("Converge stack showcase")
+    assert converged["verified"] and len(converged["checks"]) == 6 and all(c["ok"] for c in converged["checks"])
+    assert "skip_reason" in deploy.result("Verify every connection from inside the containers")
+    assert "showcase | api: create, start" in deploy.output, "no progress line"
 
     # The seed's "Usage" section, as written.
     assert env_of("api")["DATABASE_URL"] == "postgresql://postgres:secret123@postgres:5432/appdb"
