@@ -1,0 +1,74 @@
+"""The stack's scheduler: containers converge in parallel, each after what it connects to.
+Pure logic: the container step is replaced by a recorder (no Docker)."""
+import threading
+import time
+
+import pytest
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.stack import Stack
+
+
+def stack_of(resources, connections, parallel=4, fail=(), delay=0.05):
+    stack = Stack(None, "shop", resources, connections, parallel=parallel, progress=lambda line, level: None)
+    log, lock, running = [], threading.Lock(), []
+    peak = [0]
+
+    def converge(name):
+        with lock:
+            log.append(("start", name))
+            running.append(name)
+            peak[0] = max(peak[0], len(running))
+        time.sleep(delay)
+        with lock:
+            running.remove(name)
+            log.append(("end", name))
+        stack._record("container", name, False, [], resource=name)  # pylint: disable=protected-access
+        if name in fail:
+            raise ClockworkError("container %s exited" % name)
+    stack._converge_container = converge  # pylint: disable=protected-access
+    return stack, log, peak
+
+
+def containers(*names):
+    return [{"name": n, "image": "nginx"} for n in names]
+
+
+def test_independent_containers_overlap_and_dependents_wait():
+    resources = containers("cache", "api1", "api2", "api3", "web")
+    connections = [{"type": "dependency", "from": "api%d" % i, "to": "cache"} for i in (1, 2, 3)]
+    connections.append({"type": "dependency", "from": "web", "to": "api2"})
+    stack, log, peak = stack_of(resources, connections)
+    stack._converge_containers()  # pylint: disable=protected-access
+    position = dict((event, index) for index, event in enumerate(log))
+    for api in ("api1", "api2", "api3"):
+        assert position[("start", api)] > position[("end", "cache")]
+    assert position[("start", "web")] > position[("end", "api2")]
+    assert peak[0] == 3, "the three APIs converge at once"
+    # Entries come in the plan's order, whatever finished first.
+    assert [e["name"] for e in stack.entries] == ["cache", "api1", "api2", "api3", "web"]
+
+
+def test_the_pool_is_bounded():
+    stack, _log, peak = stack_of(containers(*("w%02d" % i for i in range(12))), [], parallel=3)
+    stack._converge_containers()  # pylint: disable=protected-access
+    assert peak[0] == 3
+
+
+def test_every_failure_is_reported_and_nothing_new_starts_after_one():
+    resources = containers("aa", "bb", "cc", "dd")
+    connections = [{"type": "dependency", "from": "dd", "to": "aa"}]
+    stack, log, _peak = stack_of(resources, connections, fail=("aa", "bb"), parallel=4)
+    with pytest.raises(ClockworkError) as error:
+        stack._converge_containers()  # pylint: disable=protected-access
+    msg = error.value.msg
+    assert msg.startswith("stack shop: 2 resources failed:\n- container aa exited\n- container bb exited")
+    assert "not converged, as they wait for those or came after: dd" in msg
+    assert ("start", "dd") not in log
+
+
+def test_one_at_a_time_keeps_the_plan_order():
+    resources = containers("aa", "bb", "cc")
+    stack, log, peak = stack_of(resources, [], parallel=1)
+    stack._converge_containers()  # pylint: disable=protected-access
+    assert [name for event, name in log if event == "start"] == ["aa", "bb", "cc"] and peak[0] == 1
