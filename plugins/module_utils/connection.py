@@ -181,11 +181,14 @@ class ConnectionType(object):
     controller_files  fields naming files that live beside the playbook
     adopt             (params, to_resource) -> params filled from a declared `to` resource
     diagram_details   (params) -> [str] shown on the diagram's edge before the env names
+    before_to         (ctx, params, spec, result) -> None: runs, in a stack, right before the `to`
+                      container converges with `spec` (its final spec): what must happen while the
+                      old `to` still runs (a password rotated in place)
     """
 
     def __init__(self, name, args, converge, checks, injected_env, validate=no_problems, completable=(),
                  prepare=nothing_to_prepare, to_contribution=no_contribution_to_target, to_kinds=("container",),
-                 controller_files=(), adopt=None, diagram_details=None):
+                 controller_files=(), adopt=None, diagram_details=None, before_to=None):
         self.name = name
         self.args = args
         self.converge = converge
@@ -199,6 +202,7 @@ class ConnectionType(object):
         self.controller_files = tuple(controller_files)
         self.adopt = adopt or (lambda params, _to: params)
         self.diagram_details = diagram_details or (lambda params: [])
+        self.before_to = before_to or (lambda ctx, params, spec, result: None)
 
     def new_result(self, params):
         return ConnectionResult(self.name, params["from_resource"], params["to_resource"])

@@ -228,6 +228,12 @@ class Stack(object):
 
     def _converge_container(self, name):
         spec = self.specs[name]
+        for connection in self.connections:
+            if connection["to_resource"] == name:
+                kind = CONNECTION_TYPES[connection["type"]]
+                result = self.results.get(connection["label"]) or kind.new_result(connection)
+                self.results[connection["label"]] = result
+                kind.before_to(self.ctx, connection, spec, result)
         contributions = []
         for connection in self.connections:
             if connection["from_resource"] != name:
