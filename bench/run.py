@@ -1,29 +1,56 @@
 #!/usr/bin/env python3
-"""Benchmark: the showcase stack by this collection and by docker-compose, side by side.
+"""Benchmark: this collection and docker-compose, side by side, on the same local images.
 
-Both deploy the same stack on the same local images, in the same run:
-  cold   from nothing until every check of the showcase passes (for compose: `up -d`, then
-         the same six checks by `docker exec`, polled, as the role's assert step runs them);
-  no-op  again with nothing to do (the collection: the deploy tag; compose: `up -d`).
-Each is repeated; medians and the ratio to compose are printed and kept in bench/results/.
-Then: where the collection's no-op time goes (an empty playbook, the stack module alone).
-Usage: bench/run.py [--cold N] [--noop N]
+Two scenarios, each run in one process with the tools alternating, so that drift of the
+machine affects both alike; medians and the ratio to compose are printed, raw times kept in
+bench/results/.
+
+showcase   the seed's stack (bench/docker-compose.yml, written by hand):
+  cold     from nothing until every check of the showcase passes (for compose: `up -d`, then
+           the same six checks by `docker exec`, polled, as the role's assert step runs them);
+  no-op    again with nothing to do (the collection: the deploy tag; compose: `up -d`).
+  Then: where the collection's no-op time goes (an empty playbook, the stack module alone).
+
+scale      an N-service stack generated for both tools from one description (bench/scale.py):
+           one cache with a healthcheck, N/5 APIs on a network with it, the rest workers each
+           depending on an API. Graph depth 3 whatever N.
+  cold     from nothing until every container runs and is healthy where it has a healthcheck
+           (the collection: the playbook returns; compose: `up -d` returns; then, for both, the
+           engine is polled until that holds, so compose does not gain by not waiting);
+  no-op    the same command again (the playbook must report changed=0, compose create nothing).
+  At --size services (default 50) with more runs, then at each --growth size with fewer, for a
+  table of how cold and no-op times grow with N. Each run starts from nothing: the stack's and
+  the compose project's containers, networks and volumes are removed, by label, before and after.
+
+The showcase uses fixed container names; it runs under /tmp/clockwork-showcase.lock (flock),
+like every other deployment of the showcase on a shared machine.
+Usage: bench/run.py [--only showcase|scale] [--cold N] [--noop N] [--size N] [--size-runs N]
+                    [--growth 10,30] [--growth-runs N] [--noop-runs N]
 """
 import argparse
+import datetime
+import fcntl
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
+import docker
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, ".venv", "bin")
 IMAGES = yaml.safe_load(open(os.path.join(ROOT, "tests/images/local-images.yml")))
 ENV = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import scale  # noqa: E402  (bench/scale.py, beside this file)
+
+SHOWCASE_LOCK = "/tmp/clockwork-showcase.lock"
 
 
 def sh(*cmd, check=True, env=None, quiet=True):
@@ -103,12 +130,22 @@ def module_alone():
     return time.monotonic() - started
 
 
-def main():
-    parser = argparse.ArgumentParser(description="showcase: clockwork.connections vs docker-compose")
-    parser.add_argument("--cold", type=int, default=3)
-    parser.add_argument("--noop", type=int, default=5)
-    args = parser.parse_args()
-    sh(os.path.join(BIN, "python"), "tests/images/build.py")
+def median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+def run_showcase(args):
+    """The hand-written showcase, under the showcase lock (its container names are fixed)."""
+    with open(SHOWCASE_LOCK, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("bench: waiting for %s (someone else deploys the showcase)" % SHOWCASE_LOCK, flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        return _run_showcase(args)
+
+
+def _run_showcase(args):
     config_dir = tempfile.mkdtemp(prefix="clockwork-bench-")
     config_json = os.path.join(config_dir, "config.json")
     with open(config_json, "w") as handle:
@@ -136,8 +173,9 @@ def main():
     empty.write("- hosts: localhost\n  gather_facts: false\n  tasks: []\n")
     empty.close()
     empty_run = statistics.median(timed(os.path.join(BIN, "ansible-playbook"), empty.name) for _ in range(3))
+    os.unlink(empty.name)
 
-    medians = dict((k, statistics.median(v)) for k, v in times.items())
+    medians = dict((k, median(v)) for k, v in times.items())
     rows = [
         ("cold deploy until every check passes", medians["clockwork_cold"], medians["compose_cold"]),
         ("no-op rerun (deploy)", medians["clockwork_noop"], medians["compose_noop"]),
@@ -149,13 +187,317 @@ def main():
     print("\nwhere the clockwork no-op goes: empty ansible-playbook %.2fs; the stack convergence itself "
           "(in-process, driver imports included) %.2fs; the rest (role tasks, argument validation, templating "
           "the declaration, library imports) %.2fs"
-          % (empty_run, in_process, medians["clockwork_noop"] - empty_run - in_process))
+          % (empty_run, in_process, medians["clockwork_noop"] - empty_run - in_process), flush=True)
+    return {"runs": times, "medians": medians, "empty_playbook": empty_run, "module_in_process": in_process}
+
+
+# -- the N-service stack ----------------------------------------------------------------------
+
+GENERATED = os.path.join(ROOT, "bench/results/generated")
+READY_TIMEOUT = 300
+_CLIENT = []
+
+
+def engine():
+    if not _CLIENT:
+        _CLIENT.append(docker.from_env(timeout=120).api)
+    return _CLIENT[0]
+
+
+def owner_filters(description):
+    """Label filters that select what each tool made for this stack, and nothing else."""
+    return {"clockwork": {"label": "io.clockwork.stack=%s" % description["stack"]},
+            "compose": {"label": "com.docker.compose.project=%s" % description["project"]}}
+
+
+def scale_clean(description):
+    """Remove, by label, everything either tool made for this stack: containers (with their
+    anonymous volumes), our stack lock, networks, volumes."""
+    api = engine()
+    filters = list(owner_filters(description).values())
+    ids = set()
+    for labels in filters + [{"label": "io.clockwork.lock=%s" % description["stack"]}]:
+        ids.update(c["Id"] for c in api.containers(all=True, filters=labels))
+
+    def remove(container_id):
+        try:
+            api.remove_container(container_id, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(remove, ids))
+    for labels in filters:
+        for net in api.networks(filters=labels):
+            try:
+                api.remove_network(net["Id"])
+            except docker.errors.NotFound:
+                pass
+        for volume in api.volumes(filters=labels).get("Volumes") or []:
+            try:
+                api.remove_volume(volume["Name"])
+            except docker.errors.NotFound:
+                pass
+
+
+def ready(listed, expected):
+    """Every container there and running, healthy where it has a healthcheck."""
+    return len(listed) == expected and all(
+        c["State"] == "running" and "(health: starting)" not in c["Status"] and "(unhealthy)" not in c["Status"]
+        for c in listed)
+
+
+def wait_ready(labels, expected):
+    """Poll the engine until ready(); returns how many polls it took (1: ready at once)."""
+    api = engine()
+    deadline = time.monotonic() + READY_TIMEOUT
+    polls = 0
+    while True:
+        listed = api.containers(all=True, filters=labels)
+        polls += 1
+        if ready(listed, expected):
+            return polls
+        if time.monotonic() > deadline:
+            sys.exit("bench: %s: %d containers never all ran (healthy): %s"
+                     % (labels["label"], expected, sorted("%s %s" % (c["Names"][0], c["Status"]) for c in listed)))
+        time.sleep(0.05)
+
+
+def engine_time(stamp):
+    """Docker's RFC 3339 timestamp with nanoseconds -> seconds since the epoch."""
+    head, _, frac = stamp.rstrip("Z").partition(".")
+    moment = datetime.datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp() + float("0." + (frac or "0"))
+
+
+def service_of(attrs):
+    labels = attrs["Config"].get("Labels") or {}
+    return labels.get("io.clockwork.resource") or labels.get("com.docker.compose.service")
+
+
+def inspect_all(labels):
+    api = engine()
+    return [api.inspect_container(c["Id"]) for c in api.containers(all=True, filters=labels)]
+
+
+def timeline(attrs, roles, wall_start):
+    """When things happened on the engine, in seconds from the command's start."""
+    created = [engine_time(a["Created"]) - wall_start for a in attrs]
+    started = dict((service_of(a), engine_time(a["State"]["StartedAt"]) - wall_start) for a in attrs)
+    healthy = []
+    for a in attrs:
+        passed = [engine_time(e["End"]) for e in ((a["State"].get("Health") or {}).get("Log") or [])
+                  if e.get("ExitCode") == 0]
+        if passed:
+            healthy.append(min(passed) - wall_start)
+    last = dict((role, max(t for name, t in started.items() if roles[name] == role))
+                for role in set(roles.values()))
+    return {"first_created": min(created), "cache_healthy": max(healthy) if healthy else None,
+            "apis_started": last.get("api"), "workers_started": last.get("worker")}
+
+
+def snapshot(attrs, prefix):
+    """What matters of each container for the comparison of the two tools: the same image,
+    command, env, healthcheck, ports, mounts and networks (named by what follows the stack's or
+    project's name), the service's name as DNS alias on each."""
+    shape = {}
+    for a in attrs:
+        name = service_of(a)
+        networks = {}
+        for net, endpoint in (a["NetworkSettings"].get("Networks") or {}).items():
+            networks[net[len(prefix) + 1:] if net.startswith(prefix) else net] = name in (endpoint.get("Aliases") or [])
+        config = a["Config"]
+        shape[name] = {"image": config["Image"], "cmd": config.get("Cmd"), "entrypoint": config.get("Entrypoint"),
+                       "env": sorted(config.get("Env") or []), "healthcheck": config.get("Healthcheck"),
+                       "ports": sorted(config.get("ExposedPorts") or {}), "networks": networks,
+                       "mounts": sorted(m["Destination"] for m in a.get("Mounts") or []),
+                       "restart": (a["HostConfig"].get("RestartPolicy") or {}).get("Name") or "no"}
+    return shape
+
+
+def differences(ours, theirs):
+    found = []
+    for name in sorted(set(ours) | set(theirs)):
+        if name not in ours or name not in theirs:
+            found.append("%s: only in %s" % (name, "clockwork" if name in ours else "compose"))
+            continue
+        for key in sorted(ours[name]):
+            if ours[name][key] != theirs[name][key]:
+                found.append("%s %s: clockwork %r, compose %r" % (name, key, ours[name][key], theirs[name][key]))
+    return found
+
+
+def scale_commands(description, paths):
+    playbook_path, compose_path = paths
+    return {"clockwork": [os.path.join(BIN, "ansible-playbook"), playbook_path],
+            "compose": ["docker-compose", "-p", description["project"], "-f", compose_path, "up", "-d"]}
+
+
+def scale_cold(tool, description, command, roles):
+    """From nothing (cleaned before) until every container runs, healthy where it has one."""
+    labels = owner_filters(description)[tool]
+    wall_start, started = time.time(), time.monotonic()
+    sh(*command)
+    returned = time.monotonic()
+    polls = wait_ready(labels, description["size"])
+    elapsed = time.monotonic() - started
+    attrs = inspect_all(labels)
+    detail = timeline(attrs, roles, wall_start)
+    detail.update(returned=returned - started, total=elapsed, waited_after_return=polls > 1)
+    if tool == "clockwork" and polls > 1:
+        print("bench: warning: %s returned before every container was ready" % description["stack"], flush=True)
+    return elapsed, detail, attrs
+
+
+def scale_noop(tool, description, command):
+    started = time.monotonic()
+    proc = sh(*command)
+    elapsed = time.monotonic() - started
+    output = (proc.stdout or "") + (proc.stderr or "")
+    if tool == "clockwork" and "changed=0" not in output:
+        sys.exit("bench: the rerun of %s changed something:\n%s" % (description["stack"], output))
+    if tool == "compose" and any(line.split(" ")[0] in ("Creating", "Recreating", "Starting")
+                                 for line in output.splitlines()):
+        sys.exit("bench: the rerun of compose project %s changed something:\n%s" % (description["project"], output))
+    return elapsed
+
+
+def measure_size(size, cold_runs, noop_runs):
+    """`cold_runs` cold deploys per tool, each followed by `noop_runs` reruns; tools alternate,
+    and which goes first alternates too."""
+    description = scale.describe(size, IMAGES["showcase_redis_image"], IMAGES["showcase_nginx_image"])
+    paths = scale.write(description, GENERATED)
+    commands = scale_commands(description, paths)
+    roles = dict((s["name"], s["role"]) for s in description["services"])
+    prefixes = {"clockwork": description["stack"], "compose": description["project"]}
+    times = dict(("%s_%s" % (tool, kind), []) for tool in ("clockwork", "compose") for kind in ("cold", "noop"))
+    phases = {"clockwork": [], "compose": []}
+    shapes = {}
+    print("bench: %d services (%s), %d cold and %d no-op runs per tool"
+          % (size, ", ".join("%d %s" % (n, r) for r, n in scale.counts(description).items()), cold_runs,
+             cold_runs * noop_runs), flush=True)
+    try:
+        for run in range(cold_runs):
+            for tool in (("clockwork", "compose") if run % 2 == 0 else ("compose", "clockwork")):
+                scale_clean(description)
+                elapsed, detail, attrs = scale_cold(tool, description, commands[tool], roles)
+                times[tool + "_cold"].append(elapsed)
+                phases[tool].append(detail)
+                shapes.setdefault(tool, snapshot(attrs, prefixes[tool]))
+                for _ in range(noop_runs):
+                    times[tool + "_noop"].append(scale_noop(tool, description, commands[tool]))
+                print("  %-9s cold %6.2fs  no-op %s" % (tool, elapsed, " ".join(
+                    "%.2fs" % t for t in times[tool + "_noop"][-noop_runs:])), flush=True)
+    finally:
+        scale_clean(description)
+    found = differences(shapes["clockwork"], shapes["compose"])
+    if found:
+        sys.exit("bench: the two tools did not deploy the same %d-service stack:\n  %s"
+                 % (size, "\n  ".join(found)))
+    medians = dict((k, median(v)) for k, v in times.items())
+    phase_medians = {}
+    for tool, details in phases.items():
+        phase_medians[tool] = dict((key, median([d[key] for d in details if d[key] is not None]))
+                                   for key in details[0])
+    return {"size": size, "counts": scale.counts(description), "runs": times, "medians": medians,
+            "phases": phases, "phase_medians": phase_medians,
+            "files": [os.path.relpath(path, ROOT) for path in paths]}
+
+
+def slope(points):
+    """Least-squares seconds per added service."""
+    if len(points) < 2:
+        return float("nan")
+    xs, ys = zip(*points)
+    mx, my = statistics.mean(xs), statistics.mean(ys)
+    return sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x in xs)
+
+
+def print_size(result):
+    m, p = result["medians"], result["phase_medians"]
+    counts = result["counts"]
+    print("\n%-44s %10s %10s %8s" % ("%d services: %d cache, %d APIs, %d workers (median s)"
+                                      % (result["size"], counts["cache"], counts["api"], counts["worker"]),
+                                      "clockwork", "compose", "ratio"))
+    for label, kind in (("cold deploy until all run (healthy)", "cold"), ("no-op rerun", "noop")):
+        ours, theirs = m["clockwork_" + kind], m["compose_" + kind]
+        print("%-44s %10.2f %10.2f %7.2fx" % (label, ours, theirs, ours / theirs))
+    print("\nwhere the cold time goes (median seconds from the command's start)")
+    for label, key in (("first container created", "first_created"), ("cache healthy", "cache_healthy"),
+                       ("last API started", "apis_started"), ("last worker started", "workers_started"),
+                       ("command returned", "returned"), ("all running (healthy)", "total")):
+        print("  %-42s %10.2f %10.2f" % (label, p["clockwork"].get(key, float("nan")),
+                                         p["compose"].get(key, float("nan"))))
+
+
+def print_growth(results):
+    print("\n%-9s %11s %11s %7s   %11s %11s %7s" % ("services", "cold ours", "compose", "ratio", "no-op ours",
+                                                   "compose", "ratio"))
+    for result in results:
+        m = result["medians"]
+        print("%-9d %10.2fs %10.2fs %6.2fx   %10.2fs %10.2fs %6.2fx" % (
+            result["size"], m["clockwork_cold"], m["compose_cold"], m["clockwork_cold"] / m["compose_cold"],
+            m["clockwork_noop"], m["compose_noop"], m["clockwork_noop"] / m["compose_noop"]))
+    if len(results) > 1:
+        per = dict((key, slope([(r["size"], r["medians"][key]) for r in results]))
+                   for key in ("clockwork_cold", "compose_cold", "clockwork_noop", "compose_noop"))
+        print("%-9s %10.3fs %10.3fs %7s   %10.3fs %10.3fs   (least squares, seconds per added service)"
+              % ("per svc", per["clockwork_cold"], per["compose_cold"], "", per["clockwork_noop"],
+                 per["compose_noop"]))
+        return per
+    return {}
+
+
+def run_scale(args):
+    sizes = sorted(set(args.growth) | {args.size})
+    results = {}
+    # The main size first, with more runs; then the growth sizes, with fewer.
+    results[args.size] = measure_size(args.size, args.size_runs, args.noop_runs)
+    print_size(results[args.size])
+    for size in sizes:
+        if size not in results:
+            results[size] = measure_size(size, args.growth_runs, args.noop_runs)
+    print("\nhow it grows (graph depth 3 at every size; median seconds)")
+    per_service = print_growth([results[s] for s in sizes])
+    return {"sizes": dict((str(s), r) for s, r in results.items()), "per_added_service": per_service}
+
+
+def code_state():
+    """Which code was measured: the commit, and what differs from it in the collection's code."""
+    commit = sh("git", "rev-parse", "--short", "HEAD", check=False).stdout.strip()
+    dirty = sh("git", "status", "--short", "--", "plugins", "roles", check=False).stdout.split("\n")
+    return {"commit": commit, "uncommitted": [line for line in dirty if line.strip()]}
+
+
+def sizes_list(text):
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def main():
+    parser = argparse.ArgumentParser(description="clockwork.connections vs docker-compose, same images, same run")
+    parser.add_argument("--only", choices=["showcase", "scale"], help="run one scenario (default: both)")
+    parser.add_argument("--cold", type=int, default=3, help="showcase: cold runs per tool")
+    parser.add_argument("--noop", type=int, default=5, help="showcase: no-op runs after each cold run")
+    parser.add_argument("--size", type=int, default=50, help="scale: services of the main measurement")
+    parser.add_argument("--size-runs", type=int, default=3, help="scale: cold runs per tool at --size")
+    parser.add_argument("--growth", type=sizes_list, default=[10, 30],
+                        help="scale: further sizes, comma-separated, for the growth table")
+    parser.add_argument("--growth-runs", type=int, default=2, help="scale: cold runs per tool at each growth size")
+    parser.add_argument("--noop-runs", type=int, default=2, help="scale: no-op runs after each cold run")
+    args = parser.parse_args()
+    sh(os.path.join(BIN, "python"), "tests/images/build.py")
+    report = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg(), "python": platform.python_version(),
+                          "compose": sh("docker-compose", "version", "--short").stdout.strip()},
+              "code": code_state()}
+    if args.only in (None, "showcase"):
+        report["showcase"] = run_showcase(args)
+    if args.only in (None, "scale"):
+        report["scale"] = run_scale(args)
+    report["machine"]["load_after"] = os.getloadavg()
     os.makedirs(os.path.join(ROOT, "bench/results"), exist_ok=True)
     out = os.path.join(ROOT, "bench/results", time.strftime("%Y%m%dT%H%M%S") + ".json")
     with open(out, "w") as handle:
-        json.dump({"runs": times, "medians": medians, "empty_playbook": empty_run, "module_in_process": in_process},
-                  handle, indent=2)
-    print("raw times: %s" % os.path.relpath(out, ROOT))
+        json.dump(report, handle, indent=2)
+    print("\nraw times: %s (generated stacks: %s)" % (os.path.relpath(out, ROOT), os.path.relpath(GENERATED, ROOT)))
 
 
 if __name__ == "__main__":
