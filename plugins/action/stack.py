@@ -33,35 +33,48 @@ IN_PROCESS_ENV = "CLOCKWORK_STACK_IN_PROCESS"   # "never" forces the module on t
 def _module_utils():
     """Imported when first needed: the Docker SDK and friends cost time at start-up."""
     from ansible_collections.clockwork.connections.plugins.module_utils import (  # pylint: disable=import-outside-toplevel
-        common, docker_client, file, graph, plan, registry, stack)
-    return common, docker_client, file, graph, plan, registry, stack
+        common, docker_client, file, graph, masking, plan, registry, stack)
+    return common, docker_client, file, graph, masking, plan, registry, stack
 
 
 class ActionModule(ConnectionAction):
 
     def execute(self, args, task_vars):
-        common, docker_client, file, graph, plan, _registry, stack = _module_utils()
+        common, docker_client, file, graph, masking, plan, _registry, stack = _module_utils()
         validation = ArgumentSpecValidator(stack.STACK_ARGUMENT_SPEC).validate(args)
-        if validation.error_messages:
-            return {"failed": True, "msg": "; ".join(validation.error_messages)}
         params = validation.validated_parameters
-        secrets = validation._no_log_values  # pylint: disable=protected-access  # what AnsibleModule masks too
+        # What AnsibleModule masks, and every secret the declaration holds (masking.py says which).
+        secrets = set(validation._no_log_values)  # pylint: disable=protected-access
+        secrets |= masking.declared_secrets(params.get("resources"), params.get("connections"))
+        if validation.error_messages:
+            return remove_values({"failed": True, "msg": "; ".join(validation.error_messages)}, secrets)
         diagram_path = args.pop("diagram_path", None)
         params["diagram_path"] = None
         try:
             # The plan, here on the controller: a bad declaration fails before any module runs.
             plan.Plan(params["name"], params["resources"], params["connections"], base_dir=params["base_dir"])
             if self.in_process():
-                result = stack.run_stack(docker_client.Engine(), params, self._task.check_mode, self._task.diff,
+                engine = docker_client.Engine(environment=self.task_environment())
+                result = stack.run_stack(engine, params, self._task.check_mode, self._task.diff,
                                          progress=self.progress_printer(params["name"]))
                 result["invocation"] = {"module_args": params}
             else:
                 result = super(ActionModule, self).execute(args, task_vars)
             if diagram_path and params["state"] == "present" and not result.get("failed"):
                 self.write_diagram(result, file, graph, diagram_path, params)
-        except common.ClockworkError as exc:
-            result = dict(exc.details, failed=True, msg=exc.msg)
+        except Exception as exc:  # pylint: disable=broad-except  # sorted by failure_message; bugs re-raised
+            message = common.failure_message(exc)
+            if message is None:
+                raise
+            result = dict(getattr(exc, "details", {}), failed=True, msg=message)
         return remove_values(result, secrets)
+
+    def task_environment(self):
+        """The task's `environment:` (DOCKER_HOST and friends) over this process's, as the
+        module would see it on its target."""
+        environment = {}
+        self._compute_environment_string(environment)
+        return dict(os.environ, **dict((k, str(v)) for k, v in environment.items()))
 
     def progress_printer(self, name):
         """Compose-like progress while the stack converges here: a line per container that
@@ -101,7 +114,7 @@ class ActionModule(ConnectionAction):
                         else "~/.clockwork/%s" % args.get("name"))
         if args.get("diagram_path"):
             args["diagram_path"] = os.path.join(self._loader.get_basedir(), os.path.expanduser(args["diagram_path"]))
-        registry = _module_utils()[5]
+        registry = _module_utils()[6]
         connections = []
         for connection in args.get("connections") or []:
             kind = registry.CONNECTION_TYPES.get(connection.get("type"))

@@ -48,6 +48,28 @@ def stack_name_problem(value):
     return None
 
 
+def failure_message(exc):
+    """One clear line for an error of the Docker engine, a database driver or the file system,
+    whichever path (in-process or module) met it; None for anything else, which is a bug and
+    should show as one."""
+    if isinstance(exc, ClockworkError):
+        return exc.msg
+    origin = type(exc).__module__.split(".")[0]
+    text = " ".join(str(getattr(exc, "explanation", None) or exc).split())
+    if origin == "docker":
+        return "the Docker engine refused: %s" % text
+    if origin in ("requests", "urllib3"):
+        return "cannot reach the Docker engine: %s" % text
+    if origin == "psycopg":
+        return "PostgreSQL: %s" % text
+    if origin == "redis":
+        return "Redis: %s" % text
+    if isinstance(exc, (OSError, IOError)):
+        return "%s%s" % (text, "" if not getattr(exc, "filename", None) or exc.filename in text
+                         else " (%s)" % exc.filename)
+    return None
+
+
 def port_number(port):
     """`8000/tcp` (or 8000) -> 8000."""
     return int(str(port).split("/", 1)[0])

@@ -14,10 +14,10 @@ import time
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     KEPT_MOUNTS_LABEL, PORTS_LABEL, ClockworkError, env_dict, owned_by, owner_labels, ports_from_labels)
+from ansible_collections.clockwork.connections.plugins.module_utils.masking import masked_env
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (
     APIError, container_state)
 
-MASK = "********"
 
 # The argument spec shared by the container module and the stack module's resources.
 CONTAINER_ARGS = dict(
@@ -219,10 +219,12 @@ def drift(wanted, running):
 
 
 def masked(config, secret_env):
+    """A container's settings as a diff may show them: secret env values masked, by name too,
+    so that a previous value, which no declaration holds any more, is never shown."""
     if not config:
         return config
     shown = dict(config)
-    shown["env"] = dict((k, MASK if k in secret_env else v) for k, v in config["env"].items())
+    shown["env"] = masked_env(config["env"], secret_env)
     return shown
 
 

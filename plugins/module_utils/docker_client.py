@@ -39,10 +39,10 @@ class Engine(object):
     whatever changes an object calls `forget` so the next read is fresh.
     """
 
-    def __init__(self, client=None):
+    def __init__(self, client=None, environment=None):
         if client is None:
             try:
-                client = docker.from_env()
+                client = docker.from_env(environment=environment)
                 client.ping()
             except DockerException as exc:
                 raise ClockworkError("cannot reach the Docker engine: %s" % exc)

@@ -6,7 +6,7 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, Problems
+from ansible_collections.clockwork.connections.plugins.module_utils.common import Problems, failure_message
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     COMPLETION_ARGS, CONNECTION_ARGS, ConnectionContext, connection_label)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (
@@ -15,13 +15,19 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker_clien
 STACK_ARG = dict(stack=dict(type="str", default="default"))
 
 
-def run_module(module, converge):
-    """Call `converge(engine)` and exit with its result; a ClockworkError fails cleanly."""
+def run_module(module, converge, secrets=()):
+    """Call `converge(engine)` and exit with its result. Errors of the engine, the database
+    drivers and the file system fail cleanly, with one message; `secrets` are masked in
+    everything the module returns, its invocation included."""
     require_docker(module)
+    module.no_log_values.update(secrets)
     try:
         result = converge(Engine())
-    except ClockworkError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
+    except Exception as exc:  # pylint: disable=broad-except  # sorted by failure_message; bugs re-raised
+        message = failure_message(exc)
+        if message is None:
+            raise
+        module.fail_json(msg=message, **getattr(exc, "details", {}))
     module.exit_json(**result)
 
 

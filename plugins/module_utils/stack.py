@@ -17,12 +17,12 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from ansible_collections.clockwork.connections.plugins.module_utils import file, network
 from ansible_collections.clockwork.connections.plugins.module_utils.checks import run_checks
-from ansible_collections.clockwork.connections.plugins.module_utils.common import STACK_LABEL, ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.common import (
+    STACK_LABEL, ClockworkError, failure_message)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     COMPLETION_ARGS, CONNECTION_ARGS, ConnectionContext, ConnectionResult)
 from ansible_collections.clockwork.connections.plugins.module_utils.container import (
     ContainerConverger, has_healthcheck, wait_for)
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError
 from ansible_collections.clockwork.connections.plugins.module_utils.contribution import merge
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import RESOURCE_TYPES, Plan
@@ -166,11 +166,12 @@ class Stack(object):
         try:
             self._converge_container(name)
             return None
-        except ClockworkError as exc:
-            return exc.msg if exc.msg.startswith(("resource ", "connection ", "container ")) \
-                else "resource %s: %s" % (name, exc.msg)
-        except APIError as exc:
-            return "resource %s: the Docker engine refused: %s" % (name, exc.explanation or exc)
+        except Exception as exc:  # pylint: disable=broad-except  # sorted by failure_message; bugs re-raised
+            message = failure_message(exc)
+            if message is None:
+                raise
+            return message if message.startswith(("resource ", "connection ", "container ")) \
+                else "resource %s: %s" % (name, message)
 
     def say(self, line, verbosity=0):
         """A progress line; verbosity 1 lines (nothing to do) show with -v."""

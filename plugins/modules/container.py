@@ -258,6 +258,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.container im
     CONTAINER_ARGS, ContainerConverger, ContainerSpec)
 from ansible_collections.clockwork.connections.plugins.module_utils.contribution import (
     Contribution, merge)
+from ansible_collections.clockwork.connections.plugins.module_utils.masking import env_secrets
 from ansible_collections.clockwork.connections.plugins.module_utils.module_runner import (
     STACK_ARG, run_module)
 
@@ -284,7 +285,10 @@ def main():
             result["diff"] = outcome["diff"]
         return result
 
-    run_module(module, converge)
+    secrets = env_secrets(module.params["env"])
+    for contribution in module.params["contributions"]:
+        secrets |= env_secrets((contribution or {}).get("env"))
+    run_module(module, converge, secrets)
 
 
 if __name__ == "__main__":

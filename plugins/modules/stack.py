@@ -536,13 +536,15 @@ checks:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.clockwork.connections.plugins.module_utils.masking import declared_secrets
 from ansible_collections.clockwork.connections.plugins.module_utils.module_runner import run_module
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import STACK_ARGUMENT_SPEC, run_stack
 
 
 def main():
     module = AnsibleModule(argument_spec=STACK_ARGUMENT_SPEC, supports_check_mode=True)
-    run_module(module, lambda engine: run_stack(engine, module.params, module.check_mode, module._diff))
+    secrets = declared_secrets(module.params["resources"], module.params["connections"])
+    run_module(module, lambda engine: run_stack(engine, module.params, module.check_mode, module._diff), secrets)
 
 
 if __name__ == "__main__":

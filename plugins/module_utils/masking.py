@@ -1,0 +1,78 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What counts as a secret, and how every output is kept free of it.
+
+Declared `password` options are no_log already. Beyond them, the value of an env variable
+whose name says it is secret (`*PASSWORD*`, `*PASSWD*`, `*SECRET*`, `*TOKEN*`, `*_KEY`,
+`*CREDENTIAL*`), and the password in the userinfo of any URL, are masked like no_log values
+wherever they appear: results, invocations, diffs (previous values included, by name),
+errors. Their URL-encoded forms too, since connection strings carry them encoded.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import re
+
+from ansible.module_utils.six.moves.urllib.parse import quote, quote_plus, unquote, urlsplit
+
+MASK = "********"
+SECRET_ENV_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|(^|_)KEY$|^API_?KEY", re.IGNORECASE)
+
+
+def url_password(value):
+    """The password in a URL's userinfo (decoded), or None."""
+    if not isinstance(value, str) or "://" not in value or "@" not in value:
+        return None
+    try:
+        password = urlsplit(value).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
+
+
+def secret_env(name, value):
+    """True when an env variable's value must never be shown."""
+    return bool(SECRET_ENV_NAME.search(name or "")) or url_password(value) is not None
+
+
+def forms(value):
+    """A secret and the encoded forms it takes in URLs."""
+    value = str(value)
+    return set((value, quote(value, safe=""), quote_plus(value), quote(value))) - set([""])
+
+
+def env_secrets(env):
+    """The secret values of one env mapping, in every form they may take."""
+    found = set()
+    for name, value in (env or {}).items():
+        if value is None:
+            continue
+        password = url_password(value)
+        if password:
+            found |= forms(password)
+        if secret_env(name, value):
+            found |= forms(value)
+    return found
+
+
+def declared_secrets(resources, connections):
+    """Every secret a stack declaration holds: resources' secret env values, connections'
+    passwords, and passwords inside any URL-valued field."""
+    found = set()
+    for resource in resources or []:
+        found |= env_secrets(resource.get("env"))
+    for connection in connections or []:
+        if connection.get("password"):
+            found |= forms(connection["password"])
+        for value in connection.values():
+            password = url_password(value)
+            if password:
+                found |= forms(password)
+    return found
+
+
+def masked_env(env, secret_names=()):
+    """An env mapping as it may be shown: secret values replaced by the mask."""
+    return dict((k, MASK if k in secret_names or secret_env(k, v) else v) for k, v in (env or {}).items())
