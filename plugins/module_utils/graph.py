@@ -44,8 +44,8 @@ def structure_problems(resources, connections, problems):
     for label, connection in zip(connection_labels(connections), connections):
         kind = CONNECTION_TYPES.get(connection.get("type"))
         if kind is None:
-            problems.add(label, "type: unknown type %s (known: %s)" % (connection.get("type"),
-                                                                      ", ".join(sorted(CONNECTION_TYPES))))
+            known = ", ".join(sorted(CONNECTION_TYPES))
+            problems.add(label, "type: unknown type %s (known: %s)" % (connection.get("type"), known))
         source, target = connection_ends(connection)
         for end, name in (("from", source), ("to", target)):
             if name not in kinds:

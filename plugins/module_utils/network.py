@@ -178,8 +178,8 @@ class NetworkConverger(object):
                 api.remove_network(extra["Id"])
             except APIError as exc:
                 if not self._gone(exc):
-                    raise ClockworkError("cannot remove duplicate network %s (%s): %s"
-                                     % (name, extra["Id"][:12], exc.explanation or exc))
+                    raise ClockworkError("cannot remove duplicate network %s (%s): %s" % (
+                        name, extra["Id"][:12], exc.explanation or exc))
         self.engine.forget("network", name)
         return self.engine.network(name)
 

@@ -279,8 +279,8 @@ class Plan(object):
         for name, driver, by in wanted:
             same = [v for v in volumes if v["name"] == name]
             if same and same[0]["driver"] != driver:
-                problems.add(by, "volume %s has driver %s here but %s in %s" % (name, driver, same[0]["driver"],
-                                                                               same[0]["by"]))
+                problems.add(by, "volume %s has driver %s here but %s in %s" % (
+                    name, driver, same[0]["driver"], same[0]["by"]))
             elif not same:
                 volumes.append({"name": name, "driver": driver, "by": by})
         return volumes

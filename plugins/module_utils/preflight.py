@@ -75,8 +75,8 @@ class Preflight(object):
             attrs = self.engine.container(name)
             if attrs and not owned_by(attrs["Config"].get("Labels"), self.plan.name):
                 self.problems.add(where, "name: container %s exists and is not owned by stack %s (no label "
-                                         "io.clockwork.stack=%s): it is never taken over" % (name, self.plan.name,
-                                                                                           self.plan.name))
+                                         "io.clockwork.stack=%s): it is never taken over" % (
+                                             name, self.plan.name, self.plan.name))
             images[spec.image], problem = ensure_image(self.engine, spec.image, self.check_mode)
             if problem:
                 self.problems.add(where, "image: " + problem)
@@ -145,8 +145,8 @@ class Preflight(object):
             attrs = self.engine.volume(volume["name"])
             if attrs is not None and attrs.get("Driver") != volume["driver"]:
                 self.problems.add(volume["by"], "volume %s exists with driver %s, not %s; it is never recreated, as "
-                                                "that would lose its data" % (volume["name"], attrs.get("Driver"),
-                                                                             volume["driver"]))
+                                                "that would lose its data" % (
+                                                    volume["name"], attrs.get("Driver"), volume["driver"]))
         for connection in self.plan.connections:
             if connection["type"] == "file" and connection.get("volume_name") \
                     and not connection.get("create_volume", True) and self.engine.volume(connection["volume_name"]) is None:

@@ -446,7 +446,6 @@ options:
       wait_for_ready:
         description: Wait for a real login, retried until C(timeout); without it one attempt is made.
         type: bool
-  
 attributes:
   check_mode:
     support: full
