@@ -284,7 +284,7 @@ def test_module_path_and_in_process_path_behave_alike(stack, tmp_path, where):
     (tmp_path / "schema.sql").write_text("CREATE TABLE things (id int);\n")
     pg, app = stack + "-pg", stack + "-app"
     resources = [{"name": pg, "image": POSTGRES_IMAGE, "env": {"POSTGRES_PASSWORD": password},
-                  "healthcheck": {"test": "pg_isready -U postgres", "interval": "1s"}},
+                  "healthcheck": {"test": "pg_isready -U postgres", "interval": "1s", "retries": 60}},
                  {"name": app, "image": NGINX_IMAGE}]
     connections = [{"type": "database", "from": app, "to": pg, "password": password, "schema_file": "schema.sql"}]
     env = {"CLOCKWORK_STACK_IN_PROCESS": where}
