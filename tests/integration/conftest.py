@@ -1,5 +1,4 @@
 import os
-import time
 import uuid
 
 import pytest
@@ -16,12 +15,15 @@ LEAK_CHECK = os.environ.get("CLOCKWORK_LEAK_CHECK", "fail")
 def engine_left_as_found():
     """Tests leave the engine as they found it: no container, network or volume (anonymous
     ones included) that the session made is left at its end."""
-    if LEAK_CHECK == "off":
+    helpers.EVENTS = helpers.EventLog()
+    before = engine_objects()
+    try:
         yield
-        return
-    before, since = engine_objects(), time.time() - 1
-    yield
-    leaks, others = engine_leaks(before, since, helpers.STACKS_SEEN, strict=LEAK_CHECK == "strict")
+        if LEAK_CHECK == "off":
+            return
+        leaks, others = engine_leaks(before, helpers.EVENTS, helpers.STACKS_SEEN, strict=LEAK_CHECK == "strict")
+    finally:
+        helpers.EVENTS.stop()
     if others:
         print("\nalso new on the engine, not traceable to this session's stacks (another client of the "
               "engine, or a test that names objects outside its stack):\n  " + "\n  ".join(others))

@@ -3,6 +3,8 @@ import json
 import os
 import subprocess
 import tempfile
+import threading
+import time
 
 import yaml
 
@@ -105,11 +107,60 @@ def engine_state():
 
 # Every stack a test removed or was given: what the session's leak check counts as ours.
 STACKS_SEEN = set()
+# The session's EventLog (conftest starts it): which container mounted which volume.
+EVENTS = None
+
+
+class EventLog(object):
+    """Docker's container-create and volume-mount events, read as they happen (the engine
+    keeps only its last few hundred): they tie an anonymous volume, which has no label, to
+    the container that made it, long after that container is gone."""
+
+    def __init__(self):
+        self.containers, self.mounts = {}, {}
+        self._lock = threading.Lock()
+        self._proc = subprocess.Popen(
+            ["docker", "events", "--format", "{{json .}}", "--filter", "type=container", "--filter", "type=volume",
+             "--filter", "event=create", "--filter", "event=mount"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self._proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            actor = event.get("Actor") or {}
+            with self._lock:
+                if event.get("Type") == "container":
+                    self.containers[actor.get("ID")] = actor.get("Attributes") or {}
+                else:
+                    self.mounts.setdefault(actor.get("ID"), set()).add((actor.get("Attributes") or {}).get("container"))
+
+    def owners(self, volume):
+        """The attributes (name, labels) of the containers that mounted `volume`."""
+        time.sleep(0.2)   # events of the last moment are on their way
+        with self._lock:
+            return [self.containers[c] for c in self.mounts.get(volume, ()) if c in self.containers]
+
+    def volumes_of(self, stack):
+        """The volumes that containers of `stack` mounted."""
+        time.sleep(0.2)
+        with self._lock:
+            return set(volume for volume, ids in self.mounts.items()
+                       if any(self.containers.get(c, {}).get("io.clockwork.stack") == stack for c in ids))
+
+    def stop(self):
+        self._proc.terminate()
+        self._proc.wait(timeout=10)
 
 
 def remove_stack(stack):
     """Remove what the stack owns (by label), whatever state a failed test left; containers
-    go with their anonymous volumes (`docker rm -v`), as nothing else would ever remove those."""
+    go with their anonymous volumes (`docker rm -v`), and so do the anonymous volumes of its
+    containers that were removed without them (by the collection's destroy, or a test)."""
     STACKS_SEEN.add(stack)
     label = "label=io.clockwork.stack=%s" % stack
     ids = docker("ps", "-aq", "--filter", label).split()
@@ -119,6 +170,14 @@ def remove_stack(stack):
         docker("network", "rm", name, check=False)
     for name in docker("volume", "ls", "-q", "--filter", label).split():
         docker("volume", "rm", "-f", name, check=False)
+    for name in sorted(EVENTS.volumes_of(stack) if EVENTS else ()):
+        attrs = inspect("volume", name)
+        if attrs and is_anonymous(attrs) and not docker("ps", "-aq", "--filter", "volume=" + name):
+            docker("volume", "rm", name, check=False)
+
+
+def is_anonymous(volume):
+    return len(volume["Name"]) == 64 and not volume.get("Labels")
 
 
 def engine_objects():
@@ -128,21 +187,12 @@ def engine_objects():
             "volume": set(docker("volume", "ls", "-q").split())}
 
 
-def engine_leaks(before, since, stacks, strict=False):
+def engine_leaks(before, events, stacks, strict=False):
     """(leaks, others): what is on the engine now and was not at `before`. Leaks are what
-    this session made: labelled with, or named after, one of `stacks`, or an anonymous
-    volume that one of those containers mounted (Docker's events say which). With
-    `strict`, everything new is a leak (an engine nobody else uses, as in CI)."""
+    this session made: labelled with, or named after, one of `stacks`, or a volume that one
+    of those containers mounted (`events`, an EventLog, says which). With `strict`,
+    everything new is a leak (an engine nobody else uses, as in CI)."""
     now = engine_objects()
-    new = dict((kind, now[kind] - before[kind]) for kind in now)
-    events = [json.loads(line) for line in docker(
-        "events", "--since", "%d" % int(since), "--until", "0s", "--format", "{{json .}}",
-        "--filter", "type=container", "--filter", "type=volume",
-        "--filter", "event=create", "--filter", "event=mount").splitlines() if line.strip()]
-    created = dict((e["Actor"]["ID"], e["Actor"].get("Attributes") or {}) for e in events
-                   if e.get("Type") == "container" and e.get("Action") == "create")
-    mounted_by = dict((e["Actor"]["ID"], (e["Actor"].get("Attributes") or {}).get("container")) for e in events
-                      if e.get("Type") == "volume" and e.get("Action") == "mount")
 
     def ours(labels, name):
         return strict or (labels or {}).get("io.clockwork.stack") in stacks or \
@@ -150,17 +200,18 @@ def engine_leaks(before, since, stacks, strict=False):
 
     leaks, others = [], []
     for kind in ("container", "network", "volume"):
-        for ident in sorted(new[kind]):
+        for ident in sorted(now[kind] - before[kind]):
             attrs = inspect(kind, ident)
             if attrs is None:
                 continue   # gone meanwhile
-            labels = attrs.get("Labels") if kind != "container" else attrs["Config"].get("Labels")
+            labels = attrs["Config"].get("Labels") if kind == "container" else attrs.get("Labels")
             name = attrs.get("Name", "").lstrip("/")
-            owner = created.get(mounted_by.get(ident), {})
-            mine = ours(labels, name) or (kind == "volume" and ours(owner, owner.get("name", "")))
-            anonymous = kind == "volume" and len(ident) == 64 and not labels
-            described = "%s %s%s" % (kind, name or ident, " (%smounted by %s)" % (
-                "anonymous, " if anonymous else "", owner["name"]) if kind == "volume" and owner.get("name") else "")
+            owners = events.owners(ident) if kind == "volume" else []
+            mine = ours(labels, name) or any(ours(owner, owner.get("name", "")) for owner in owners)
+            described = "%s %s" % (kind, name or ident)
+            if owners:
+                described += " (%smounted by %s)" % ("anonymous, " if is_anonymous(attrs) else "",
+                                                     ", ".join(sorted(o.get("name", "?") for o in owners)))
             (leaks if mine else others).append(described)
     return leaks, others
 

@@ -20,7 +20,13 @@ def postgres_task(name, stack, password=PASSWORD):
         "name": name, "image": POSTGRES_IMAGE, "stack": stack, "ports": ["5432"],
         "networks": on_network(stack, name),
         "env": {"POSTGRES_PASSWORD": password, "POSTGRES_DB": "appdb"},
-        "healthcheck": {"test": "pg_isready -U postgres", "interval": "1s"}}}
+        # A start period: a loaded machine may take seconds to initialise the data directory.
+        "healthcheck": {"test": "pg_isready -U postgres", "interval": "1s", "start_period": "60s"}}}
+
+
+def start_postgres(pg, stack):
+    run = playbook([postgres_task(pg, stack)])
+    assert run.rc == 0, run.output
 
 
 def db_task(stack, pg, **extra):
@@ -95,7 +101,7 @@ def test_schema_once_check_apply_idempotent_check(stack, workdir):
 
 def test_password_never_in_verbose_output(stack, workdir):
     pg = stack + "-pg"
-    assert playbook([postgres_task(pg, stack)]).rc == 0
+    start_postgres(pg, stack)
     run = playbook([db_task(stack, pg, schema_file="schema.sql"), api_task(stack, "db")],
                    verbose=True, diff=True, workdir=str(workdir))
     assert run.rc == 0, run.output
@@ -110,7 +116,7 @@ def test_migrations_natural_order_new_drift_and_rollback(stack, workdir):
     wd, migrations = str(workdir), workdir / "migrations"
     (migrations / "10_add_email.sql").write_text("ALTER TABLE users ADD COLUMN email text;\n")
     (migrations / "2_create_orders.sql").write_text("CREATE TABLE orders (id int);\n")
-    assert playbook([postgres_task(pg, stack)]).rc == 0
+    start_postgres(pg, stack)
     first = playbook([db_task(stack, pg, schema_file="schema.sql", migrations_dir="migrations"), show()],
                      workdir=wd)
     assert first.rc == 0, first.output
@@ -154,7 +160,7 @@ def test_migrations_natural_order_new_drift_and_rollback(stack, workdir):
 
 def test_creates_a_missing_database(stack, workdir):
     pg = stack + "-pg"
-    assert playbook([postgres_task(pg, stack)]).rc == 0
+    start_postgres(pg, stack)
     run = playbook([db_task(stack, pg, database_name="reports", schema_file="schema.sql"), show()],
                    workdir=str(workdir))
     assert run.rc == 0, run.output
@@ -164,7 +170,7 @@ def test_creates_a_missing_database(stack, workdir):
 
 def test_wrong_password_unreachable_and_bad_template_fail_cleanly(stack):
     pg = stack + "-pg"
-    assert playbook([postgres_task(pg, stack)]).rc == 0
+    start_postgres(pg, stack)
     wrong = playbook([db_task(stack, pg, password="not-the-password", timeout=20)])
     assert wrong.rc != 0
     msg = wrong.result("db")["msg"]
@@ -214,7 +220,7 @@ def test_redis_with_and_without_password(stack):
 
 def test_a_server_that_does_not_answer_times_out(stack):
     pg = stack + "-pg"
-    assert playbook([postgres_task(pg, stack)]).rc == 0
+    start_postgres(pg, stack)
     docker("pause", pg)   # the address answers nothing: connections hang until their time-out
     try:
         run = playbook([db_task(stack, pg, timeout=3)])
@@ -248,7 +254,7 @@ def test_a_schema_file_named_like_a_command_is_only_a_name(stack, workdir):
     pg, api = stack + "-pg", stack + "-api"
     name = "x$(touch pwned-%s)'q\" `touch pwned-%s`.sql" % (stack, stack)
     (workdir / name).write_text((workdir / "schema.sql").read_text())
-    assert playbook([postgres_task(pg, stack)]).rc == 0
+    start_postgres(pg, stack)
     run = playbook([db_task(stack, pg, schema_file=name), api_task(stack, "db"),
                     {"name": "verify", "clockwork.connections.verify": {"checks": "{{ db.contribution.checks }}"}}],
                    workdir=str(workdir))
@@ -293,7 +299,7 @@ def test_a_pg_dump_file_that_empties_search_path(stack, workdir):
     (workdir / "schema.sql").write_text(PG_DUMP)
     # Unqualified, as migrations are written: it runs with the session the file found, not the dump's.
     (workdir / "migrations" / "2_email.sql").write_text("ALTER TABLE users ADD COLUMN email text;\n")
-    assert playbook([postgres_task(pg, stack)]).rc == 0
+    start_postgres(pg, stack)
     tasks = [db_task(stack, pg, schema_file="schema.sql", migrations_dir="migrations"), api_task(stack, "db"),
              {"name": "verify", "clockwork.connections.verify": {"checks": "{{ db.contribution.checks }}"}}]
     run = playbook(tasks, workdir=str(workdir))
@@ -311,7 +317,7 @@ def test_a_file_that_ends_the_transaction_is_refused(stack, workdir):
     pg = stack + "-pg"
     (workdir / "schema.sql").write_text("CREATE TABLE users (id int);\n-- COMMIT; in a comment is fine\n"
                                         "INSERT INTO users VALUES (1);\ncommit;\nCREATE TABLE after_commit (id int);\n")
-    assert playbook([postgres_task(pg, stack)]).rc == 0
+    start_postgres(pg, stack)
     run = playbook([db_task(stack, pg, schema_file="schema.sql")], workdir=str(workdir))
     assert run.rc != 0
     msg = run.result("db")["msg"]
@@ -327,7 +333,7 @@ def test_a_later_file_that_ends_the_transaction_stops_the_earlier_ones_too(stack
     migrations = workdir / "migrations"
     (migrations / "1_orders.sql").write_text("CREATE TABLE orders (id int);\n")
     (migrations / "2_block.sql").write_text("BEGIN;\nALTER TABLE orders ADD COLUMN total int;\nCOMMIT;\n")
-    assert playbook([postgres_task(pg, stack)]).rc == 0
+    start_postgres(pg, stack)
     run = playbook([db_task(stack, pg, schema_file="schema.sql", migrations_dir="migrations")], workdir=str(workdir))
     assert run.rc != 0
     assert run.result("db")["msg"].startswith("migration 2_block.sql line 1: BEGIN ends the transaction")
@@ -336,7 +342,7 @@ def test_a_later_file_that_ends_the_transaction_stops_the_earlier_ones_too(stack
 
 def test_lock_waits_are_bounded(stack, workdir):
     pg = stack + "-pg"
-    assert playbook([postgres_task(pg, stack)]).rc == 0
+    start_postgres(pg, stack)
     assert playbook([db_task(stack, pg, schema_file="schema.sql")], workdir=str(workdir)).rc == 0
     (workdir / "migrations" / "2_email.sql").write_text("ALTER TABLE users ADD COLUMN email text;\n")
 
@@ -374,7 +380,7 @@ def test_lock_waits_are_bounded(stack, workdir):
 
 def test_a_role_that_may_not_create_the_missing_database(stack):
     pg = stack + "-pg"
-    assert playbook([postgres_task(pg, stack)]).rc == 0
+    start_postgres(pg, stack)
     psql(pg, "CREATE ROLE limited LOGIN PASSWORD 'limited-pw' NOCREATEDB")
     run = playbook([db_task(stack, pg, username="limited", password="limited-pw", database_name="nothere")])
     assert run.rc != 0
@@ -393,7 +399,7 @@ def test_a_role_that_may_not_create_the_missing_database(stack):
                                        "PostgresTarget (database.py converge is not this test's owner's)")
 def test_a_wrong_user_and_a_wrong_password_each_get_their_message(stack):
     pg = stack + "-pg"
-    assert playbook([postgres_task(pg, stack)]).rc == 0
+    start_postgres(pg, stack)
     user = playbook([db_task(stack, pg, username="nosuchuser")])
     assert user.rc != 0
     assert 'role "nosuchuser" does not exist on the server: check username' in user.result("db")["msg"]
