@@ -4,6 +4,23 @@
 set -eu
 if [ "${1:-postgres}" != postgres ]; then exec "$@"; fi
 as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
+# As the official image: VAR_FILE names a file holding VAR (a Docker secret, say); not both.
+file_env() {
+  eval "value=\${$1:-} file=\${$1_FILE:-}"
+  if [ -n "$value" ] && [ -n "$file" ]; then
+    echo "Error: both $1 and $1_FILE are set (but are exclusive)" >&2
+    exit 1
+  fi
+  if [ -n "$file" ]; then
+    value=$(cat "$file")
+    export "$1=$value"
+  fi
+  unset "$1_FILE"
+}
+file_env POSTGRES_PASSWORD
+file_env POSTGRES_USER
+file_env POSTGRES_DB
+file_env POSTGRES_INITDB_ARGS
 
 : "${POSTGRES_USER:=postgres}"
 : "${POSTGRES_DB:=$POSTGRES_USER}"
