@@ -37,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -169,11 +170,7 @@ def _run_showcase(args):
                                                "up", "-d", env=env))
     sh("docker-compose", "-p", "bench", "-f", "bench/docker-compose.yml", "down", "-v", env=env)
     clean()
-    empty = tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False)
-    empty.write("- hosts: localhost\n  gather_facts: false\n  tasks: []\n")
-    empty.close()
-    empty_run = statistics.median(timed(os.path.join(BIN, "ansible-playbook"), empty.name) for _ in range(3))
-    os.unlink(empty.name)
+    empty_run = empty_playbook()
 
     medians = dict((k, median(v)) for k, v in times.items())
     rows = [
@@ -228,15 +225,38 @@ def scale_clean(description):
         list(pool.map(remove, ids))
     for labels in filters:
         for net in api.networks(filters=labels):
-            try:
-                api.remove_network(net["Id"])
-            except docker.errors.NotFound:
-                pass
+            remove_network(api, net["Id"])
         for volume in api.volumes(filters=labels).get("Volumes") or []:
             try:
                 api.remove_volume(volume["Name"])
             except docker.errors.NotFound:
                 pass
+
+
+STALE_NETWORKS = set()
+
+
+def remove_network(api, network_id):
+    """The engine releases a removed container's endpoints a moment later: retry a while."""
+    deadline = time.monotonic() + (1 if network_id in STALE_NETWORKS else 10)
+    while True:
+        try:
+            api.remove_network(network_id)
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as error:
+            if "active endpoints" not in str(error):
+                raise
+            if time.monotonic() > deadline:
+                # Docker 20.10 can keep a count of endpoints no container holds (parallel removals
+                # under load); only an engine restart clears it. The next run reuses the network.
+                if network_id not in STALE_NETWORKS:
+                    STALE_NETWORKS.add(network_id)
+                    print("bench: warning: the engine says network %s has active endpoints but none is "
+                          "attached; left in place (reused by the next run)" % network_id[:12], flush=True)
+                return
+            time.sleep(0.2)
 
 
 def ready(listed, expected):
@@ -279,20 +299,47 @@ def inspect_all(labels):
     return [api.inspect_container(c["Id"]) for c in api.containers(all=True, filters=labels)]
 
 
-def timeline(attrs, roles, wall_start):
+class EventRecorder(object):
+    """The container events of one run, read live on a connection of its own: the engine keeps
+    only its last few hundred events, and others share it."""
+
+    def __init__(self, labels):
+        self.stream = docker.from_env(timeout=None).api.events(
+            filters={"type": "container", "label": labels["label"]}, decode=True)
+        self.events = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        try:
+            for event in self.stream:
+                self.events.append(event)
+        except Exception:   # the stream closed under the reader: the run is over
+            pass
+
+    def stop(self):
+        time.sleep(0.2)     # let the last events of the run arrive
+        self.stream.close()
+        self.thread.join(5)
+        return self.events
+
+
+def timeline(events, roles, wall_start):
     """When things happened on the engine, in seconds from the command's start."""
-    created = [engine_time(a["Created"]) - wall_start for a in attrs]
-    started = dict((service_of(a), engine_time(a["State"]["StartedAt"]) - wall_start) for a in attrs)
-    healthy = []
-    for a in attrs:
-        passed = [engine_time(e["End"]) for e in ((a["State"].get("Health") or {}).get("Log") or [])
-                  if e.get("ExitCode") == 0]
-        if passed:
-            healthy.append(min(passed) - wall_start)
-    last = dict((role, max(t for name, t in started.items() if roles[name] == role))
-                for role in set(roles.values()))
-    return {"first_created": min(created), "cache_healthy": max(healthy) if healthy else None,
-            "apis_started": last.get("api"), "workers_started": last.get("worker")}
+    seen = {}
+    for event in events:
+        attributes = event.get("Actor", {}).get("Attributes", {})
+        name = attributes.get("io.clockwork.resource") or attributes.get("com.docker.compose.service")
+        if name in roles:
+            seen.setdefault((event.get("Action"), roles[name]), []).append(event["timeNano"] / 1e9 - wall_start)
+
+    def at(action, role, pick):
+        times = seen.get((action, role))
+        return pick(times) if times else None
+    created = [t for (action, _), times in seen.items() if action == "create" for t in times]
+    return {"first_created": min(created) if created else None,
+            "cache_healthy": at("health_status: healthy", "cache", min),
+            "apis_started": at("start", "api", max), "workers_started": at("start", "worker", max)}
 
 
 def snapshot(attrs, prefix):
@@ -314,16 +361,27 @@ def snapshot(attrs, prefix):
     return shape
 
 
-def differences(ours, theirs):
+def differences(ours, theirs, sides=("clockwork", "compose")):
     found = []
     for name in sorted(set(ours) | set(theirs)):
         if name not in ours or name not in theirs:
-            found.append("%s: only in %s" % (name, "clockwork" if name in ours else "compose"))
+            found.append("%s: only %s" % (name, sides[0] if name in ours else sides[1]))
             continue
         for key in sorted(ours[name]):
             if ours[name][key] != theirs[name][key]:
-                found.append("%s %s: clockwork %r, compose %r" % (name, key, ours[name][key], theirs[name][key]))
+                found.append("%s %s: %s %r, %s %r" % (name, key, sides[0], ours[name][key], sides[1],
+                                                      theirs[name][key]))
     return found
+
+
+PROBLEMS = []
+
+
+def problem(text):
+    """Something that makes a comparison doubtful: said now, kept in the results, and the run fails
+    at the end (after its numbers are written)."""
+    PROBLEMS.append(text)
+    print("bench: problem: " + text, flush=True)
 
 
 def scale_commands(description, paths):
@@ -335,13 +393,14 @@ def scale_commands(description, paths):
 def scale_cold(tool, description, command, roles):
     """From nothing (cleaned before) until every container runs, healthy where it has one."""
     labels = owner_filters(description)[tool]
+    recorder = EventRecorder(labels)
     wall_start, started = time.time(), time.monotonic()
     sh(*command)
     returned = time.monotonic()
     polls = wait_ready(labels, description["size"])
     elapsed = time.monotonic() - started
+    detail = timeline(recorder.stop(), roles, wall_start)
     attrs = inspect_all(labels)
-    detail = timeline(attrs, roles, wall_start)
     detail.update(returned=returned - started, total=elapsed, waited_after_return=polls > 1)
     if tool == "clockwork" and polls > 1:
         print("bench: warning: %s returned before every container was ready" % description["stack"], flush=True)
@@ -382,17 +441,22 @@ def measure_size(size, cold_runs, noop_runs):
                 elapsed, detail, attrs = scale_cold(tool, description, commands[tool], roles)
                 times[tool + "_cold"].append(elapsed)
                 phases[tool].append(detail)
-                shapes.setdefault(tool, snapshot(attrs, prefixes[tool]))
+                at_ready = snapshot(attrs, prefixes[tool])
                 for _ in range(noop_runs):
                     times[tool + "_noop"].append(scale_noop(tool, description, commands[tool]))
+                settled = snapshot(inspect_all(owner_filters(description)[tool]), prefixes[tool])
+                shapes.setdefault(tool, settled)
+                late = differences(at_ready, settled, ("when all ran", "after the reruns"))
+                if late:   # "ready" was declared before the container had its final shape
+                    problem("%s, %d services: containers changed after every one ran:\n    %s"
+                            % (tool, size, "\n    ".join(late)))
                 print("  %-9s cold %6.2fs  no-op %s" % (tool, elapsed, " ".join(
                     "%.2fs" % t for t in times[tool + "_noop"][-noop_runs:])), flush=True)
     finally:
         scale_clean(description)
     found = differences(shapes["clockwork"], shapes["compose"])
     if found:
-        sys.exit("bench: the two tools did not deploy the same %d-service stack:\n  %s"
-                 % (size, "\n  ".join(found)))
+        problem("the two tools did not deploy the same %d-service stack:\n    %s" % (size, "\n    ".join(found)))
     medians = dict((k, median(v)) for k, v in times.items())
     phase_medians = {}
     for tool, details in phases.items():
@@ -447,18 +511,32 @@ def print_growth(results):
     return {}
 
 
+def empty_playbook():
+    """Median time of an ansible-playbook run with nothing to do: the floor under every run of ours."""
+    empty = tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False)
+    empty.write("- hosts: localhost\n  gather_facts: false\n  tasks: []\n")
+    empty.close()
+    try:
+        return statistics.median(timed(os.path.join(BIN, "ansible-playbook"), empty.name) for _ in range(3))
+    finally:
+        os.unlink(empty.name)
+
+
 def run_scale(args):
     sizes = sorted(set(args.growth) | {args.size})
     results = {}
+    floor = empty_playbook()
     # The main size first, with more runs; then the growth sizes, with fewer.
     results[args.size] = measure_size(args.size, args.size_runs, args.noop_runs)
     print_size(results[args.size])
+    print("  (an empty ansible-playbook takes %.2fs here)" % floor, flush=True)
     for size in sizes:
         if size not in results:
             results[size] = measure_size(size, args.growth_runs, args.noop_runs)
     print("\nhow it grows (graph depth 3 at every size; median seconds)")
     per_service = print_growth([results[s] for s in sizes])
-    return {"sizes": dict((str(s), r) for s, r in results.items()), "per_added_service": per_service}
+    return {"sizes": dict((str(s), r) for s, r in results.items()), "per_added_service": per_service,
+            "empty_playbook": floor}
 
 
 def code_state():
@@ -493,11 +571,19 @@ def main():
     if args.only in (None, "scale"):
         report["scale"] = run_scale(args)
     report["machine"]["load_after"] = os.getloadavg()
+    report["problems"] = PROBLEMS
+    busy = max(report["machine"]["load_before"][0], report["machine"]["load_after"][0])
+    if busy > os.cpu_count():
+        # Others share this engine and these cores; alternating the tools spreads it over both.
+        print("\nbench: the machine was busy (load %.1f on %d cores): absolute times are inflated, ratios noisier"
+              % (busy, os.cpu_count()))
     os.makedirs(os.path.join(ROOT, "bench/results"), exist_ok=True)
     out = os.path.join(ROOT, "bench/results", time.strftime("%Y%m%dT%H%M%S") + ".json")
     with open(out, "w") as handle:
         json.dump(report, handle, indent=2)
     print("\nraw times: %s (generated stacks: %s)" % (os.path.relpath(out, ROOT), os.path.relpath(GENERATED, ROOT)))
+    if PROBLEMS:
+        sys.exit("bench: %d problem(s), see above" % len(PROBLEMS))
 
 
 if __name__ == "__main__":
