@@ -197,8 +197,9 @@ def test_stack_role_completes_every_type_from_vaulted_templated_and_extra_vars(s
     net = inspect("network", network["network_name"])
     assert net["Labels"]["io.clockwork.stack"] == stack
     assert sorted(c["Name"] for c in net["Containers"].values()) == sorted([n["api"], n["cache"]])
-    checks = deploy.result("Verify every connection from inside the containers")["checks"]
-    assert len(checks) >= 4 and all(c["ok"] for c in checks), checks
+    converged = converge_result(deploy, stack)   # deploy and verify in one call
+    assert converged["verified"] and len(converged["checks"]) >= 4, converged
+    assert all(c["ok"] for c in converged["checks"]), converged["checks"]
 
     # The lock file: the reference, never the password; plain YAML that loads.
     lock = lock_path.read_text()
@@ -223,6 +224,8 @@ def test_stack_role_completes_every_type_from_vaulted_templated_and_extra_vars(s
     assert stack_state(stack) == state and llm.requests == []
     asserted = role_run(workdir, stack, env, tags="assert")
     assert asserted.rc == 0 and llm.requests == [], asserted.output
+    checks = asserted.result("Verify every connection from inside the containers")["checks"]
+    assert len(checks) == len(converged["checks"]) and all(c["ok"] for c in checks), checks
 
 
 HOSTILE_TEMPLATES = ["postgresql://{user}:{password}@elsewhere.example:5432/{database}",
@@ -394,3 +397,42 @@ def test_a_generated_password_is_kept_in_ansible_vault(stack, tmp_path):
     assert encrypted.rc == 0 and recap_changed(encrypted) == 0, encrypted.output
     assert lock_path.read_text().startswith("$ANSIBLE_VAULT;1.1;AES256")
     assert env_of(n["api"])["DATABASE_URL"] == url
+
+
+def test_hostile_answers_to_the_single_modules_never_reach_the_engine(stack, llm, foreign, tmp_path):
+    """The same policy in front of database_connection, network_connection and file_connection."""
+    n = names(stack)
+    answers = hostile_answers(stack, foreign)
+    answers["mount_path"][2] = {"mount_path": "/proc/sys", "volume_name": stack + "-uploads"}
+    llm.answer_by_field(answers)
+    container = "clockwork.connections.container"
+    tasks = [
+        {"name": "pg", container: {"name": n["pg"], "image": POSTGRES_IMAGE, "stack": stack, "ports": ["5432"],
+                                   "env": {"POSTGRES_PASSWORD": "declared-secret-9", "POSTGRES_DB": "cwshopdb"},
+                                   "healthcheck": {"test": "pg_isready -U postgres", "interval": "1s", "retries": 30}}},
+        {"name": "cache", container: {"name": n["cache"], "image": REDIS_IMAGE, "stack": stack, "ports": ["6379"]}},
+        {"name": "files", container: {"name": n["files"], "image": NGINX_IMAGE, "stack": stack}},
+        {"name": "db", "register": "db", "clockwork.connections.database_connection": {
+            "from": n["api"], "to": n["pg"], "stack": stack, "description": "Connect to PostgreSQL for cwshop data"}},
+        {"name": "net", "register": "net", "clockwork.connections.network_connection": {
+            "from": n["api"], "to": n["cache"], "stack": stack, "description": "cwshop network"}},
+        {"name": "upload", "register": "upload", "clockwork.connections.file_connection": {
+            "from": n["api"], "to": n["files"], "stack": stack, "description": "shared volume for cwshop uploads"}},
+        {"name": "api", container: {"name": n["api"], "image": NGINX_IMAGE, "stack": stack, "contributions": [
+            "{{ db.contribution }}", "{{ net.contribution }}", "{{ upload.contribution }}"]}},
+        # The database result is hidden (it holds the URL): its completion is shown on its own.
+        {"name": "show", "debug": {"msg": "{{ {'db': db.completion, 'net': net.completion, "
+                                          "'upload': upload.completion} }}"}},
+    ]
+    run = playbook(tasks, workdir=str(tmp_path), env=llm.env())
+    assert run.rc == 0, run.output
+    assert "Traceback" not in run.output and "declared-secret-9" not in run.output
+    assert len(llm.requests) == 9
+    for task, field in (("db", "connection_string_template"), ("net", "network_name"), ("upload", "mount_path")):
+        completion = run.result("show")["msg"][task]
+        assert completion["source"] == "local" and field in completion["fallback"], completion
+    assert "mount_path '/proc/sys' is a system path" in run.result("show")["msg"]["upload"]["fallback"]
+    assert env_of(n["api"])["DATABASE_URL"] == "postgresql://postgres:declared-secret-9@%s:5432/cwshopdb" % n["pg"]
+    assert_nothing_hostile(stack, foreign)
+    lock = (tmp_path / "clockwork.lock.yml").read_text()
+    assert "declared-secret-9" not in lock and "password_from: to env POSTGRES_PASSWORD" in lock

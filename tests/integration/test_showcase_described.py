@@ -107,8 +107,9 @@ def test_described_showcase_offline_then_with_an_endpoint(clean_showcase, llm, t
         "file api -> storage": {"fields": {"mount_path": "/data/uploads", "volume_name": "user-uploads"},
                                 "source": "local", "from_lock": False},
     }
-    checks = deploy.result(VERIFY)["checks"]
-    assert len(checks) == 6 and all(c["ok"] for c in checks), checks
+    converged = deploy.result("Converge stack showcase")   # deploy and verify in one call
+    assert converged["verified"] and len(converged["checks"]) == 6, converged
+    assert all(c["ok"] for c in converged["checks"]), converged["checks"]
     assert_seed_usage()
     text = lock.read_text()
     assert "secret123" not in text and "password_from: to env POSTGRES_PASSWORD" in text
