@@ -23,7 +23,7 @@ import traceback
 from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.six.moves.urllib.parse import quote, unquote, urlsplit
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, port_number
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, env_dict, port_number
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionType
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_arg, exec_in
 
@@ -573,6 +573,328 @@ def injected_env(params, _to_name):
     return [resolved_settings(params, None)["env_var_name"]]
 
 
+# -- a changed password is rotated in place ---------------------------------------------
+#
+# A server keeps its passwords in its data: POSTGRES_PASSWORD is read only when an empty
+# server is initialised, so a new value in the declaration changes nothing on a server that
+# holds data, and recreating it empty would lose the data. A changed password is therefore
+# set on the running server, logged in with the previous one that the running containers
+# still carry (the client's URL, the server's own env or command); then the server is
+# recreated with its data and the clients get their new URL, as for any other change.
+
+# What a server answers to credentials it does not accept, as opposed to not answering.
+REFUSED_LOGIN = ("password authentication failed", 'role "', "no password supplied", "WRONGPASS", "NOAUTH",
+                 "invalid password", "invalid username-password", "called without any password configured")
+CONNINFO_USER = re.compile(r"(?:^|\s)user\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
+REDIS_DEFAULT_USER = "default"
+
+
+def url_credentials(url):
+    """(user, password) of a connection string as a client container has it; None for a part
+    it does not say."""
+    if not url:
+        return None, None
+    if url.startswith(("postgresql://", "postgres://")) or "://" not in url:
+        rest, password = split_password(url)
+        if "://" in rest:
+            user = urlsplit(rest).username
+        else:
+            found = CONNINFO_USER.search(rest)
+            user = found.group(1) if found else None
+            if user and user.startswith("'"):
+                return re.sub(r"\\(.)", r"\1", user[1:-1]), password
+        return (unquote(user) if user else None), password
+    parts = urlsplit(url)
+    return (unquote(parts.username) if parts.username else None), (unquote(parts.password) if parts.password else None)
+
+
+def requirepass(command):
+    """The password a Redis server's command line sets (`--requirepass <password>`), or None."""
+    found = None
+    args = list(command or []) if not isinstance(command, str) else command.split()
+    for index, arg in enumerate(args[:-1]):
+        if arg == "--requirepass":
+            found = args[index + 1]
+    return found
+
+
+def server_credentials(engine, env, command, name):
+    """(role, password, where it was read) that a server container declares for itself:
+    POSTGRES_USER/POSTGRES_PASSWORD, or Redis's --requirepass; None when it declares none."""
+    if engine == "redis":
+        password = requirepass(command)
+        return None if password is None else (REDIS_DEFAULT_USER, password, "--requirepass in the command of %s" % name)
+    if not (env or {}).get("POSTGRES_PASSWORD"):
+        return None
+    return env.get("POSTGRES_USER") or "postgres", env["POSTGRES_PASSWORD"], "POSTGRES_PASSWORD of %s" % name
+
+
+def password_rotations(role, new, client, running, wanted):
+    """The passwords a declaration changes on a server that exists: [{role, new, previous}],
+    `previous` the [(password, where it was read)] to log in with, most trusted first.
+
+    role, new    the connection's role and password
+    client       (role, password, where) that the `from` container uses now, or None
+    running      (role, password, where) that the running server declares (server_credentials)
+    wanted       the same from the server's declared spec (in a stack), or None
+
+    A role whose previous password cannot be read is not a rotation: nothing tells that it
+    changed. A server's own password (POSTGRES_PASSWORD) that changes is one, for its role;
+    the connection's password and it must then agree when they are one role's."""
+    targets = {}
+    if role and new is not None:
+        targets[role] = new
+    server_changes = bool(running and wanted and wanted[1] is not None and wanted[0] == running[0]
+                          and wanted[1] != running[1])
+    if server_changes:
+        if targets.get(running[0], wanted[1]) != wanted[1]:
+            raise ClockworkError(
+                "the password of the connection and %s differ, and both are the password of role %s: set them "
+                "to the same value" % (wanted[2], running[0]))
+        targets[running[0]] = wanted[1]
+    rotations = []
+    for name in sorted(targets):
+        previous = []
+        if client and client[0] == name and client[1] is not None:
+            previous.append((client[1], client[2]))
+        # The server's own declaration is the previous password when no client says otherwise,
+        # or when it is what changes (its clients may use another role).
+        if running and running[0] == name and running[1] is not None and (not previous or server_changes):
+            previous.append((running[1], running[2]))
+        # One login per distinct password, naming every place it was read.
+        kept = []
+        for password, where in previous:
+            same = [i for i, (p, _w) in enumerate(kept) if p == password]
+            if same:
+                kept[same[0]] = (password, kept[same[0]][1] + ", " + where)
+            elif password != targets[name]:
+                kept.append((password, where))
+        if kept:
+            rotations.append({"role": name, "new": targets[name], "previous": kept})
+    return rotations
+
+
+def _refused(message):
+    return any(marker in message for marker in REFUSED_LOGIN)
+
+
+def _session(connect, what, timeout):
+    """`connect()`'s session, or None when the server refuses the credentials; waits (bounded)
+    for a server that does not answer yet, then raises ClockworkError."""
+    def attempt():
+        try:
+            return connect()
+        except Exception as exc:  # pylint: disable=broad-except  # driver errors vary; refusals are an answer
+            if _refused(" ".join(str(exc).split())):
+                return None
+            raise
+    return retry_login(attempt, what, timeout, True)
+
+
+def _postgres_session(host, port, user, password, database, timeout):
+    psycopg = _driver("psycopg")
+
+    def connect():
+        for dbname in (database, "postgres", "template1"):
+            try:
+                return psycopg.connect(host=host, port=port, user=user, password=password, dbname=dbname,
+                                       connect_timeout=5, autocommit=True, client_encoding="utf8",
+                                       application_name="clockwork.connections")
+            except psycopg.OperationalError as exc:
+                if 'database "%s" does not exist' % dbname not in str(exc) or dbname == "template1":
+                    raise
+        return None
+    return _session(connect, "login to postgresql at %s:%s as %s" % (host, port, user), timeout)
+
+
+def _redis_session(host, port, password, timeout):
+    redis = _driver("redis")
+
+    def connect():
+        client = redis.Redis(host=host, port=port, password=password, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            client.ping()
+        except Exception:
+            client.close()
+            raise
+        return client
+    return _session(connect, "login to redis at %s:%s" % (host, port), timeout)
+
+
+def _close(session):
+    try:
+        session.close()
+    except Exception:  # pylint: disable=broad-except  # closing is best effort
+        pass
+
+
+def set_postgres_password(conn, role, password):
+    """ALTER ROLE, with the role a quoted identifier and the password a literal that psycopg
+    quotes; the password is hashed here (SCRAM, as the server is set to) when libpq can, as
+    psql's \\password does, so that not even the server's statement log sees it."""
+    psycopg = _driver("psycopg")
+    sql = importlib.import_module("psycopg.sql")
+    try:
+        secret = conn.pgconn.encrypt_password(password.encode("utf-8"), role.encode("utf-8"), None).decode("ascii")
+    except (AttributeError, psycopg.Error):
+        secret = password
+    try:
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(secret)))
+    except psycopg.Error as exc:
+        raise ClockworkError("changing the password of role %s failed: %s" % (role, _server_message(exc)))
+
+
+def _redis_config_file(client):
+    """The config file a Redis server was started with ('' for none): CONFIG REWRITE's target."""
+    redis = _driver("redis")
+    try:
+        return (client.info("server") or {}).get("config_file") or ""
+    except redis.RedisError as exc:
+        raise ClockworkError("reading the server's INFO failed: %s" % " ".join(str(exc).split()))
+
+
+def set_redis_password(client, password, carried):
+    """CONFIG SET requirepass on the running server. `carried`: the server's command carries
+    the new password for its next start; otherwise its config file takes it (CONFIG REWRITE)."""
+    redis = _driver("redis")
+    try:
+        client.config_set("requirepass", password)
+        if not carried:
+            client.config_rewrite()
+    except redis.RedisError as exc:
+        raise ClockworkError("changing requirepass failed: %s" % " ".join(str(exc).split()))
+
+
+def _how_to_proceed(engine, to_name, role):
+    if engine == "redis":
+        return ("deploy with the password the server has, or set the new one on it yourself (docker exec -it %s "
+                "redis-cli, then AUTH with the previous password and CONFIG SET requirepass), then run again"
+                % to_name)
+    return ("deploy with the password the server has, or set the new one on it yourself (docker exec -it %s psql "
+            "-U %s -c '\\password %s'), then run again" % (to_name, role, role))
+
+
+def rotate_passwords(ctx, params, result, to, settings, wanted):
+    """Rotate in place, on the running server `to`, the passwords the declaration changes.
+    `wanted`: what the server's declared spec says of its own password (stack), or None.
+
+    Returns what converge needs: {"read_with": the password the connection's role has until
+    the rotation is done (check mode reads with it), "skip_read": True when nothing can log
+    in before the server is recreated}."""
+    state = {"read_with": None, "skip_read": False}
+    if not to.exists:
+        return state   # a new server takes its password from its declaration
+    attrs = to.attrs
+    from_attrs = ctx.engine.container(params["from_resource"]) or {}
+    from_env = env_dict((from_attrs.get("Config") or {}).get("Env"))
+    engine = settings["engine"]
+    client = None
+    if from_env.get(settings["env_var_name"]):
+        user, password = url_credentials(from_env[settings["env_var_name"]])
+        client = ((user or REDIS_DEFAULT_USER) if engine == "redis" else user, password,
+                  "%s of %s" % (settings["env_var_name"], params["from_resource"]))
+    running = server_credentials(engine, env_dict((attrs.get("Config") or {}).get("Env")),
+                                 (attrs.get("Config") or {}).get("Cmd"), to.name)
+    role = (settings["user"] or REDIS_DEFAULT_USER) if engine == "redis" else settings["user"]
+    try:
+        rotations = password_rotations(role, settings["password"], client, running, wanted)
+    except ClockworkError as exc:
+        raise ClockworkError("connection %s: %s" % (result.name, exc.msg))
+    if not rotations:
+        return state
+    host, port = login_address(to, settings, params)
+    if host is None:
+        # Stopped: nothing can log in now; the rotation waits until the server runs (converge).
+        if ctx.check_mode:
+            for rotation in rotations:
+                if ctx.first_time(("rotate", to.name, rotation["role"])):
+                    result.act("rotate the password of %s %s" % (
+                        "user" if engine == "redis" else "role", rotation["role"]))
+            state["skip_read"] = True
+        else:
+            state["deferred"] = True
+        return state
+    for rotation in rotations:
+        try:
+            _rotate(ctx, params, result, to, settings, wanted, rotation, (host, port), state, role)
+        except ClockworkError as exc:
+            raise ClockworkError(exc.msg if exc.msg.startswith("connection ") else
+                                 "connection %s: %s" % (result.name, exc.msg))
+    return state
+
+
+def _rotate(ctx, params, result, to, settings, wanted, rotation, address, state, role):
+    """One rotation of `rotate_passwords`: log in with a previous password, then set the new one."""
+    engine, name, new = settings["engine"], rotation["role"], rotation["new"]
+    who = "%s %s" % ("user" if engine == "redis" else "role", name)
+    if engine == "redis" and name != REDIS_DEFAULT_USER:
+        raise ClockworkError("the password of Redis %s changes; clockwork rotates only the default user's "
+                             "(requirepass): change it with ACL SETUSER, then run again" % who)
+
+    def login(password):
+        if engine == "redis":
+            return _redis_session(address[0], address[1], password, params["timeout"])
+        return _postgres_session(address[0], address[1], name, password, settings["database"], params["timeout"])
+
+    session, used = None, None
+    for password, _where in rotation["previous"]:
+        session = login(password)
+        if session is not None:
+            used = password
+            break
+    # Redis reads requirepass from its command at each start: the recreate with the new one sets it.
+    carried = engine == "redis" and bool(wanted) and wanted[1] == new
+    if session is None:
+        # No previous password is accepted: the server may have the new one already (a run
+        # stopped after setting it), else nobody here knows its password, and it stays.
+        session = login(new)
+        if session is not None:
+            _close(session)
+            return
+        if carried:
+            state["skip_read"] = ctx.check_mode
+            return
+        raise ClockworkError(
+            "the password of %s changes, and %s, so it is changed on the running server, logged in with the "
+            "previous one; but no previous password that could be read is accepted (tried: %s), nor the new one. "
+            "Nothing was changed: %s was neither recreated nor reinitialised. To proceed, %s." % (
+                who, "%s keeps it while it runs" % to.name if engine == "redis" else
+                "%s keeps it in its data (POSTGRES_PASSWORD applies only to an empty server)" % to.name,
+                ", ".join(w for _p, w in rotation["previous"]), to.name, _how_to_proceed(engine, to.name, name)))
+    try:
+        if engine == "redis" and not carried and not _redis_config_file(session):
+            raise ClockworkError(
+                "the password of %s changes, but one set on the running server would be lost at its next start: "
+                "put --requirepass with the new password in the command of %s (a recreate keeps /data), then "
+                "run again" % (who, to.name))
+        if name == role:
+            state["read_with"] = used
+        if ctx.first_time(("rotate", to.name, name)):
+            result.act("rotate the password of %s" % who)
+        if ctx.check_mode:
+            return
+        if engine == "redis":
+            set_redis_password(session, new, carried)
+        else:
+            set_postgres_password(session, name, new)
+        state["read_with"] = None
+    finally:
+        _close(session)
+
+
+def before_to(ctx, params, spec, result):
+    """In a stack, right before `to` converges with `spec`: the passwords that change are
+    rotated on the server that still runs, whose containers still say the previous ones."""
+    to = ctx.endpoint(params["to_resource"])
+    result.rotation = {"read_with": None, "skip_read": False}
+    if not to.exists:
+        return
+    declared = to.declared_ports()
+    settings = resolved_settings(params, port_number(declared[0]) if declared else None)
+    wanted = server_credentials(settings["engine"], spec.env, spec.command, to.name)
+    result.rotation = rotate_passwords(ctx, params, result, to, settings, wanted)
+
+
 def converge(ctx, params, result):
     from_name, to_name = params["from_resource"], params["to_resource"]
     to = ctx.require_to(to_name, result.name)
@@ -598,8 +920,19 @@ def converge(ctx, params, result):
     result.extra["database"]["host"] = to_name
 
     host, port = login_address(to, settings, params)
+    rotation = getattr(result, "rotation", None)
+    if rotation is None or rotation.get("deferred"):
+        # On its own (the single module), or its server was stopped before: rotate now.
+        rotation = result.rotation = rotate_passwords(ctx, params, result, to, settings, None)
+    if ctx.check_mode and rotation.get("read_with") is not None:
+        # Until the rotation is done the server takes the previous password only.
+        settings = dict(settings, password=rotation["read_with"])
     pending = list(files)
     result.before = {"applied": []}
+    if ctx.check_mode and rotation.get("skip_read"):
+        result.extra["pending"] = []
+        result.extra["server"] = "not readable before its password is rotated"
+        return
     if host is None:
         if not ctx.check_mode:
             raise ClockworkError("%s: container %s has no address the module can reach; set login_host and "
@@ -758,4 +1091,5 @@ TYPE = ConnectionType(
     validate=validate,
     completable=("connection_string_template", "username", "database_name"),
     controller_files=("schema_file", "migrations_dir"),
+    before_to=before_to,
 )
