@@ -544,7 +544,13 @@ def main():
             failed.append(combo["name"])
     os.makedirs(OUTPUT, exist_ok=True)
     with open(LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            at = time.time()
+            log("waiting for %s: another run is deploying the showcase" % LOCK)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            log("waited %.0f s" % (time.time() - at))
         for facts in prepared:
             log(label(facts))
             if not run_combination(facts):
