@@ -318,7 +318,10 @@ def reuse(kind, fields, entry, lock, connection, situation, password_needed, ref
                 raise _refuse(lock, connection, "field password_from refers to %r, which the `to` resource does "
                                                 "not declare" % entry["password_from"])
             values["password"] = reference[1]
-        elif secret is not None and not reference:
+        elif secret is not None and reference:
+            raise _refuse(lock, connection, "field password copies the password the `to` resource declares; the "
+                                            "entry must refer to it (password_from: %s)" % reference[0])
+        elif secret is not None:
             values["password"] = lock.reveal(secret, connection, "password")
         else:
             raise _refuse(lock, connection, "field password is missing")

@@ -139,6 +139,22 @@ def test_a_declared_password_is_referenced_never_copied_and_its_rotation_complet
     assert "pw-declared" not in path.read_text()
 
 
+def test_a_lock_entry_that_copies_a_declared_password_is_refused(tmp_path):
+    path = tmp_path / "l.yml"
+    lock = LockFile(str(path))
+    declared = {"to_env": {"POSTGRES_PASSWORD": "pw-declared-1"}}
+    complete("database", dict(DB_PARAMS), declared, lock, None, False, "database api -> db")
+    lock.save()
+    data = yaml.safe_load(path.read_text())
+    entry = data["completions"]["database api -> db"]
+    del entry["password_from"]
+    entry["fields"]["password"] = "pw-declared-1"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(CompletionError, match="entry 'database api -> db': field password copies the password the "
+                                              "`to` resource declares"):
+        complete("database", dict(DB_PARAMS), declared, LockFile(str(path)), None, True, "database api -> db")
+
+
 def test_a_generated_password_is_vault_encrypted_with_a_vault_secret(tmp_path):
     secrets = VaultLib([("default", VaultSecret(b"vault-pw"))])
     lock = LockFile(str(tmp_path / "l.yml"), vault=secrets)
