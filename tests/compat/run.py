@@ -56,7 +56,7 @@ LIBRARIES = [r for r in _requirements() if not r.startswith("ansible-core")]
 COMBINATIONS = [
     {"name": "oldest", "title": "oldest supported ansible-core", "python": "3.11",
      "requirements": ["ansible-core==2.17.0"] + LIBRARIES},
-    {"name": "newest", "title": "newest ansible-core, on the newest Python it supports", "python": "3.13",
+    {"name": "newest", "title": "newest ansible-core, on the newest supported Python here", "python": "3.13",
      "requirements": ["ansible-core==2.21.5"] + LIBRARIES},
     # make test's controller (.venv); the stack module runs on the target's Python, as on a remote
     # host: the newest releases of its libraries that still support 3.8.
@@ -96,8 +96,10 @@ def venv(name, version, requirements):
     stamp = hashlib.sha256(json.dumps([exact, requirements]).encode()).hexdigest()
     path = os.path.join(VENVS, name)
     stamp_file = os.path.join(path, ".compat-stamp")
-    if os.path.exists(stamp_file) and open(stamp_file).read() == stamp:
-        return path
+    if os.path.exists(stamp_file):
+        with open(stamp_file) as handle:
+            if handle.read() == stamp:
+                return path
     started = time.time()
     shutil.rmtree(path, ignore_errors=True)
     for cmd in ([base, "-m", "venv", path],
@@ -218,10 +220,10 @@ def showcase_declaration():
 def engine_state(stack, names):
     """What docker ps -a / network ls / volume ls list for the stack: everything carrying its label
     or one of its declared names, with ids, states, start times, mounts and network members.
-    Other agents' objects on this shared engine are left out; the stack's are all here."""
+    Objects of other stacks on a shared engine are left out; every object of this one is here."""
     def owned(line):
-        name, label = (line.split("\t") + [""])[:2]
-        return label == stack or name in names
+        name, owner = (line.split("\t") + [""])[:2]
+        return owner == stack or name in names
 
     def listed(*command):
         return [line.split("\t")[0] for line in docker(*command).splitlines() if owned(line)]
@@ -336,10 +338,11 @@ ERRORS = [
 ]
 
 
-def step_errors(facts, ctx):
+def step_errors(facts, ctx):  # pylint: disable=unused-argument
     stack = "cwtest-compat-%s-%d" % (facts["name"], os.getpid())
     names = dict(stack=stack, a=stack + "-a", b=stack + "-b", ghost=stack + "-ghost")
-    image = yaml.safe_load(open(LOCAL_IMAGES[1][1:]))["showcase_nginx_image"]
+    with open(LOCAL_IMAGES[1][1:]) as handle:
+        image = yaml.safe_load(handle)["showcase_nginx_image"]
     resources = [{"name": names[n], "image": image} for n in ("a", "b")]
     tasks = [{"name": title, "ignore_errors": True, "clockwork.connections.stack": {
         "name": stack, "resources": resources, "connections": _fill(connections, names)}}
@@ -460,7 +463,7 @@ def table(combos, sanity, suite, engine):
             c["title"], c["ansible_core"], c["controller_python"], c["target_python"],
             "in the controller's process" if c["in_process"] else
             "a module on the target (`CLOCKWORK_STACK_IN_PROCESS=never`)"))
-    lines.append("| pytest: unit and integration | %s | %s | %s | both |" % (
+    lines.append("| pytest: unit and integration | %s | %s | %s | in the controller's process, and as a module |" % (
         suite["ansible_core"], suite["controller_python"], suite["controller_python"]))
     lines.append("| ansible-test sanity (compile and import per target Python) | %s | %s | %s | - |" % (
         sanity["ansible_core"], sanity["controller_python"], ", ".join(sanity["target_pythons"])))
