@@ -18,21 +18,20 @@ import json
 import re
 import secrets
 
-from ansible_collections.clockwork.connections.plugins.module_utils import database, file, network, service_mesh
+from ansible_collections.clockwork.connections.plugins.module_utils import database
+from ansible_collections.clockwork.connections.plugins.module_utils.common import connection_ends
+from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
 from ansible_collections.clockwork.connections.plugins.plugin_utils import completion_policy as policy
 from ansible_collections.clockwork.connections.plugins.plugin_utils import llm
 from ansible_collections.clockwork.connections.plugins.plugin_utils.lock_file import plain
 
 # The one table of what a description may complete, per connection type: the fields, the
 # type's argument spec (types, choices), and narrower choices for completed values.
-COMPLETABLE = {
-    "network": {"fields": ("network_name", "driver"), "spec": network.NETWORK_ARGS,
-                "choices": {"driver": ("bridge", "overlay")}},
-    "database": {"fields": ("connection_string_template", "username", "database_name"),
-                 "spec": database.DATABASE_ARGS},
-    "file": {"fields": ("mount_path", "volume_name"), "spec": file.FILE_ARGS},
-    "service_mesh": {"fields": ("port", "service_name"), "spec": service_mesh.SERVICE_MESH_ARGS},
-}
+# What a description may complete, per type, read from the registry of connection types; a
+# completed value may be narrower than the type accepts (a network driver a model may pick).
+NARROWER_CHOICES = {"network": {"driver": ("bridge", "overlay")}}
+COMPLETABLE = dict((name, {"fields": kind.completable, "spec": kind.args, "choices": NARROWER_CHOICES.get(name)})
+                   for name, kind in CONNECTION_TYPES.items() if kind.completable)
 MODULE_TYPES = {"clockwork.connections.network_connection": "network",
                 "clockwork.connections.database_connection": "database",
                 "clockwork.connections.file_connection": "file",
@@ -407,8 +406,7 @@ def _mounts_of(container, index, resources, connections):
     for other_index, other in enumerate(connections):
         if other_index == index or other.get("type") != "file" or not other.get("mount_path"):
             continue
-        source = other.get("from_resource") or other.get("from")
-        target = other.get("to_resource") or other.get("to")
+        source, target = connection_ends(other)
         if source == container or (target == container and _volume_shared(other, resources)):
             what = "file %s -> %s" % (source, target)
             mounts.append((other["mount_path"], other.get("volume_name") or other.get("source_path"), what))
@@ -426,8 +424,7 @@ def complete_stack(args, lock, endpoint, check_mode, engine=None):
     reports, seen = {}, {}
     for index, connection in enumerate(connections):
         kind = connection.get("type")
-        source = connection.get("from_resource") or connection.get("from")
-        target = connection.get("to_resource") or connection.get("to")
+        source, target = connection_ends(connection)
         name = "%s %s -> %s" % (kind, source, target)
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1:

@@ -16,7 +16,7 @@ import posixpath
 import re
 import string
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import STACK_LABEL
+from ansible_collections.clockwork.connections.plugins.module_utils.common import STACK_LABEL, docker_name_problem
 from ansible_collections.clockwork.connections.plugins.module_utils.database import PLACEHOLDERS
 
 # A mount there, under there, or over one of them (`/`, `/var`) would hide or expose the system.
@@ -31,7 +31,6 @@ QUERY_KEYS = {"postgresql": ("sslmode", "connect_timeout", "application_name", "
 URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?:(?P<userinfo>[^@/?#]*)@)?(?P<hostport>[^@/?#]*)"
                  r"(?P<path>/[^?#]*)?(?:\?(?P<query>[^#]*))?$")
 URL_TEXT = re.compile(r"^[A-Za-z0-9._~%!$&'()*+,;=:-]*$")
-DOCKER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,62}$")
 DB_WORD = re.compile(r"^[^\s\x00-\x1f\x7f]{1,63}$")
 
 
@@ -156,10 +155,11 @@ def mount_path_problem(path, values, situation):
 
 
 def name_problem(name):
-    if not isinstance(name, str) or not DOCKER_NAME.match(name):
-        return "%r is not a valid Docker name (2 to 63 of a-z, A-Z, 0-9, _ . -, starting with a letter or " \
-               "digit)" % (name,)
-    return None
+    """Docker's rule, and no longer than a DNS label: a completed name becomes a DNS alias."""
+    problem = docker_name_problem(name)
+    if problem is None and len(name) > 63:
+        problem = "%r is not a valid Docker name for a DNS alias: longer than 63 characters" % (name,)
+    return problem
 
 
 def owner_problem(what, name, situation):

@@ -12,6 +12,8 @@ from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.clockwork.connections.plugins.module_utils.common import (
+    connection_ends, env_dict, ports_from_labels)
 from ansible_collections.clockwork.connections.plugins.plugin_utils import completion, controller_files, llm
 from ansible_collections.clockwork.connections.plugins.plugin_utils.completion_policy import EngineView, Situation
 from ansible_collections.clockwork.connections.plugins.plugin_utils.lock_file import (
@@ -83,8 +85,8 @@ class ConnectionAction(ActionBase):
     def complete(self, args, lock):
         """Fill missing fields of this one connection; returns (args, report or None)."""
         kind = completion.MODULE_TYPES.get(self._task.resolved_action)
-        params = dict(args, from_resource=args.get("from_resource") or args.get("from"),
-                      to_resource=args.get("to_resource") or args.get("to"))
+        source, target = connection_ends(args)
+        params = dict(args, from_resource=source, to_resource=target)
         if kind is None or not completion.needs_completion(kind, params):
             return args, None
         engine = EngineView()
@@ -129,9 +131,8 @@ def engine_context(engine, from_name, to_name):
         if not attrs:
             continue   # not created yet, or no engine here
         config = attrs.get("Config") or {}
-        env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
-        labels = config.get("Labels") or {}
-        ports = [p for p in labels.get("io.clockwork.ports", "").split(",") if p] or sorted(config.get("ExposedPorts") or {})
+        env = env_dict(config.get("Env"))
+        ports = ports_from_labels(config.get("Labels")) or sorted(config.get("ExposedPorts") or {})
         context[end] = completion.endpoint_context({"name": name, "image": config.get("Image"), "ports": ports, "env": env})
         if end == "to":
             context["to_env"] = env   # for the local completer and password references; never sent to a model
