@@ -44,6 +44,10 @@ notes:
   - Fields left out are completed from O(description) where the module can complete them (see its C(llm)
     option), and the result's C(completion) says which, and by whom (C(llm) or C(local)). Values the task
     gives always win.
+  - Every completed value, from a model, the local completer or the lock file, passes a policy before it is
+    used (a template keeps C({host}) and C({port}), a mount path is absolute and no system path, a volume or
+    network is new or the stack's, names follow Docker's rules); a model answer that fails it is asked again,
+    then completed locally (C(fallback) in C(completion)); a lock entry that fails it is refused.
   - The result's C(contribution) is meant for M(clockwork.connections.container)'s O(clockwork.connections.container#module:contributions),
     and its C(contribution.checks) for M(clockwork.connections.verify).
 """
@@ -91,7 +95,11 @@ actions:
   type: list
   elements: str
 completion:
-  description: The fields completed from the description, and by whom (C(llm) or C(local)), and whether the lock file had them.
+  description:
+    - The fields completed from the description, by whom (C(llm) or C(local)), and whether the lock file had them.
+    - C(fallback) says why a model's answer was not used and the local completer filled the fields instead;
+      C(password) says where a database password comes from (a reference to the C(to) resource's env, or
+      generated locally), never its value.
   returned: when fields were completed
   type: dict
   sample: {fields: {network_name: backend-network, driver: bridge}, source: local, from_lock: true}
