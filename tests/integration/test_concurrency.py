@@ -165,7 +165,8 @@ def test_a_stack_wedged_by_duplicate_networks_is_repaired(stack):
     assert "Traceback" not in check.output
     merges = [e for e in check.result("stack")["entries"] if e["name"] == "duplicates"][0]["actions"]
     assert [m.split(" (")[0] for m in merges] == [
-        "merge 2 duplicate networks %s-backend into one" % stack, "merge 2 duplicate networks %s_default into one" % stack]
+        "merge 2 duplicate networks %s-backend into one" % stack,
+        "merge 2 duplicate networks %s_default into one" % stack]
     assert len(names("network", stack)) == 4, "check mode merged networks"
 
     repaired = playbook([stack_task(stack)])
@@ -210,7 +211,8 @@ def test_a_conflict_on_create_means_another_run_made_it(stack):
     params = dict(name=name, image=NGINX_IMAGE, env={"MODE": "a"}, state="started", wait=True, timeout=30)
     late = [(k, n, stale_engine(k, n)) for k, n in (("container", name), ("network", network), ("volume", volume))]
     ContainerConverger(Engine()).converge(ContainerSpec(params, stack))
-    NetworkConverger(ConnectionContext(Engine(), stack)).ensure(network, wanted_settings({}), ConnectionResult("n", "a", "b"))
+    NetworkConverger(ConnectionContext(Engine(), stack)).ensure(
+        network, wanted_settings({}), ConnectionResult("n", "a", "b"))
     ensure_volume(ConnectionContext(Engine(), stack), volume, "local", True, ConnectionResult("f", "a", "b"))
     made = dict((n, inspect(k, n)["Id"] if k != "volume" else n) for k, n, _e in late)
 

@@ -41,7 +41,7 @@ def stack_state(stack):
 def pg_task(stack, mark="a", **overrides):
     args = dict(name=stack + "-pg", image=POSTGRES_IMAGE, stack=stack,
                 env={"POSTGRES_PASSWORD": "pw-%s" % stack, "MARK": mark},
-                healthcheck={"test": "pg_isready -U postgres", "interval": "1s"}, timeout=90)
+                healthcheck={"test": "pg_isready -U postgres", "interval": "1s", "retries": 60}, timeout=90)
     args.update(overrides)
     return {"name": "pg", "clockwork.connections.container": args, "register": "pg"}
 
@@ -241,9 +241,10 @@ def test_a_container_aside_of_another_stack_is_left_alone(stack):
 
 
 def stack_task(stack, mark, healthcheck=None):
-    resources = [{"name": stack + "-pg", "image": POSTGRES_IMAGE, "timeout": 60,
+    ready = {"test": "pg_isready -U postgres", "interval": "1s", "retries": 60}
+    resources = [{"name": stack + "-pg", "image": POSTGRES_IMAGE, "timeout": 90,
                   "env": {"POSTGRES_PASSWORD": "pw-%s" % stack, "MARK": mark},
-                  "healthcheck": healthcheck or {"test": "pg_isready -U postgres", "interval": "1s"}},
+                  "healthcheck": healthcheck or ready},
                  {"name": stack + "-web", "image": NGINX_IMAGE}]
     connections = [{"type": "dependency", "from": stack + "-web", "to": stack + "-pg"}]
     return {"name": "pg", "clockwork.connections.stack": dict(name=stack, resources=resources,
