@@ -156,6 +156,11 @@ def test_recreate_on_a_taken_port_puts_the_old_container_back(stack):
     assert fixed.rc == 0, fixed.output
     assert data_volume(pg) == volume and psql(pg, "SELECT v FROM kept") == "survivor"
     assert inspect("container", pg)["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"] == str(port)
+    # The old container, stopped aside, frees its host port for its replacement.
+    same_port = playbook([pg_task(stack, mark="c", ports=["127.0.0.1:%d:5432" % port])])
+    assert same_port.rc == 0 and same_port.result("pg")["actions"] == ["recreate", "start"], same_port.output
+    assert inspect("container", pg)["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"] == str(port)
+    assert psql(pg, "SELECT v FROM kept") == "survivor"
 
 
 def test_unhealthy_replacement_puts_the_old_container_back(stack):
