@@ -84,13 +84,17 @@ class NetworkConverger(object):
         if self.ctx.check_mode:
             return
         attached = self._attachments(attrs)
-        for container in attached:
-            self.engine.api.disconnect_container_from_network(container, name, force=True)
-        self.engine.api.remove_network(attrs["Id"])
-        self._create(name, settings, result)
-        for container, aliases in attached.items():
-            self.engine.api.connect_container_to_network(container, name, aliases=aliases or None)
-            self.engine.forget("container", container)
+        try:
+            for container in attached:
+                self.engine.api.disconnect_container_from_network(container, name, force=True)
+            self.engine.api.remove_network(attrs["Id"])
+            self._create(name, settings, result)
+            for container, aliases in attached.items():
+                self.engine.api.connect_container_to_network(container, name, aliases=aliases or None)
+                self.engine.forget("container", container)
+        except APIError as exc:
+            raise ClockworkError("cannot recreate network %s (containers %s): %s" % (
+                name, ", ".join(sorted(attached)) or "none", exc.explanation or exc))
 
     def _create(self, name, settings, result):
         from docker.types import IPAMConfig, IPAMPool  # pylint: disable=import-outside-toplevel
