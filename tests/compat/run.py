@@ -5,7 +5,7 @@ ansible-core, on the controller's Python and on the oldest supported target Pyth
 Each combination has a venv of its own under .venv/compat/, kept while its Python and its
 requirement pins stay the same. For each: the showcase is deployed from nothing, rerun
 (changed=0, same containers), verified (--tags assert), dry-run with a changed declaration
-(--check --diff: reports the change, Docker unchanged), bad declarations fail naming their
+(--check --diff: reports the recreates, shows no password, Docker unchanged), bad declarations fail naming their
 entry with no traceback and touch nothing, and the showcase is destroyed. A failure names
 its combination and step, and fails the run.
 
@@ -310,24 +310,28 @@ def step_assert(facts, ctx):
 
 
 def step_check_changed(facts, ctx):
-    # The frontend gets one more env var: the dry run must see the recreate and change nothing.
+    # A new database password and one more env var for the frontend: the dry run must report the
+    # recreates with their reasons, never show the password, and change nothing.
+    password = "Compat-%s-pw" % os.getpid()
     resources = ctx["declaration"]["showcase_resources"]
     changed = [dict(r, env=dict(r.get("env") or {}, COMPAT_MARK="changed")) if r["name"] == "frontend" else r
                for r in resources]
     with tempfile.NamedTemporaryFile("w", prefix="clockwork-compat-", suffix=".json", delete=False) as handle:
-        json.dump({"showcase_resources": changed}, handle)
+        json.dump({"showcase_resources": changed, "showcase_db_password": password}, handle)
     before = engine_state("showcase", ctx["names"])
     try:
-        play = showcase(facts, "-e", "@" + handle.name, "--check", "--diff")
+        play = showcase(facts, "-e", "@" + handle.name, "--check", "--diff", "-v")
     finally:
         os.unlink(handle.name)
     expect_ok(play, changed=True)
-    entries = play.result("Converge stack showcase")["entries"]
-    frontend = [e for e in entries if e["kind"] == "container" and e["name"] == "frontend"]
-    expect(frontend and "recreate" in frontend[0]["actions"] and frontend[0]["reasons"] == ["env COMPAT_MARK"],
-           "the dry run did not report frontend's recreate for env COMPAT_MARK: %s" % frontend, play)
-    others = [e["name"] for e in entries if e["changed"] and e["kind"] == "container" and e["name"] != "frontend"]
-    expect(not others, "the dry run reported other containers changing: %s" % others, play)
+    expect(password not in play.output and password not in json.dumps(play.results),
+           "the new password was shown", play)
+    entries = dict((e["name"], e) for e in play.result("Converge stack showcase")["entries"] if e["kind"] == "container")
+    recreated = dict((name, e["reasons"]) for name, e in entries.items() if "recreate" in e["actions"])
+    expect(sorted(recreated) == ["api", "frontend", "postgres"]
+           and recreated["frontend"] == ["env COMPAT_MARK"] and "env POSTGRES_PASSWORD" in recreated["postgres"]
+           and "env DATABASE_URL" in recreated["api"],
+           "the dry run should recreate api, frontend and postgres for their env: %s" % recreated, play)
     expect_unchanged(before, engine_state("showcase", ctx["names"]), "--check changed Docker")
 
 
