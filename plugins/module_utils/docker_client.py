@@ -71,6 +71,10 @@ class Engine(object):
     def image(self, name):
         return self._inspect("image", name, self.api.inspect_image)
 
+    def remember(self, kind, name, attrs):
+        """What an object is (or, in check mode, would be) without asking the engine again."""
+        self._cache[(kind, name)] = attrs
+
     def forget(self, kind, name):
         self._cache.pop((kind, name), None)
 

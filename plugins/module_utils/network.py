@@ -173,7 +173,7 @@ class NetworkConverger(object):
         act("merge %d duplicate networks %s into one (%s)" % (len(found), name, keep["Id"][:12]))
         if self.ctx.check_mode:
             # What the rest of a dry run reads for this name: the network that would be kept.
-            self.engine._cache[("network", name)] = keep   # pylint: disable=protected-access
+            self.engine.remember("network", name, keep)
             return keep
         for extra in extras:
             for container_id, info in (extra.get("Containers") or {}).items():

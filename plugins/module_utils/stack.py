@@ -13,6 +13,7 @@ __metaclass__ = type
 
 import os
 import queue
+import re
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from ansible_collections.clockwork.connections.plugins.module_utils import file, network
@@ -51,6 +52,8 @@ RESOURCE_OPTIONS = dict(_union(RESOURCE_TYPES.values()),
                         type=dict(type="str", default="container", choices=sorted(RESOURCE_TYPES)))
 RESOURCE_OPTIONS.pop("state")
 
+# Docker names an anonymous volume with 64 hex digits.
+ANONYMOUS_VOLUME = re.compile(r"^[0-9a-f]{64}$")
 # Containers converging at once. Bounded: each worker holds an engine connection and, while a
 # container becomes healthy, a polling loop; the engine, not the controller, is what is shared.
 DEFAULT_PARALLEL = 8
@@ -282,6 +285,10 @@ class Stack(object):
         label = {"label": "%s=%s" % (STACK_LABEL, self.name)}
         labelled = dict((c["Names"][0].lstrip("/"), c) for c in api.containers(all=True, filters=label))
         removal = [n for n in reversed(self.order) if n in labelled] + sorted(n for n in labelled if n not in self.order)
+        # Anonymous volumes the containers carried over recreations are bound by name, so
+        # removing a container does not remove them: they hold data, and go only with purge.
+        anonymous = sorted(set(m["Name"] for c in labelled.values() for m in c.get("Mounts") or []
+                               if m.get("Type") == "volume" and ANONYMOUS_VOLUME.match(m.get("Name") or "")))
         for name in removal:
             self._record("container", name, True, ["remove"])
             if not self.check_mode:
@@ -298,6 +305,13 @@ class Stack(object):
                     api.remove_volume(volume["Name"])
             else:
                 self._record("volume", volume["Name"], False, ["kept (purge to remove)"])
+        for volume in anonymous:
+            if not purge:
+                self._record("volume", volume[:12], False, ["anonymous, kept (purge to remove)"])
+                continue
+            self._record("volume", volume[:12], True, ["remove anonymous volume"])
+            if not self.check_mode:
+                api.remove_volume(volume)
         return self.report()
 
     # -- verified -----------------------------------------------------------------
@@ -325,6 +339,7 @@ STACK_ARGUMENT_SPEC = dict(
     diagram_path=dict(type="path"),
     verify=dict(type="bool", default=False),
     parallel=dict(type="int", default=DEFAULT_PARALLEL),
+    engine=dict(type="str", default="docker", choices=["docker", "swarm"]),
     **COMPLETION_ARGS
 )
 
@@ -341,6 +356,10 @@ def run_stack(engine, params, check_mode=False, diff=False, progress=None):
     `progress(line, verbosity)`, when given, gets a line per container as it converges.
 
     Failed checks raise ClockworkError with the whole report in its details."""
+    if params.get("engine") == "swarm":
+        # The same plan, applied as Swarm services (swarm.py).
+        from ansible_collections.clockwork.connections.plugins.module_utils.swarm import run_swarm_stack  # pylint: disable=import-outside-toplevel
+        return run_swarm_stack(engine, params, check_mode, diff, progress)
     state = params["state"]
     stack = Stack(engine, params["name"], params["resources"], params["connections"],
                   check_mode=check_mode or state == "verified", base_dir=params["base_dir"],

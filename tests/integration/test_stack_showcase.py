@@ -103,8 +103,11 @@ def test_showcase_check_deploy_rerun_assert_destroy(clean_showcase):
     dry_destroy = showcase("-e", "clockwork_state=absent", check=True)
     assert dry_destroy.rc == 0 and engine_state() == state
     assert "container api: would be removed" in summary(dry_destroy)
+    data = [m["Name"] for m in inspect("container", "postgres")["Mounts"] if m["Destination"].startswith("/var/lib/")]
+    assert len(data) == 1 and len(data[0]) == 64, "postgres keeps its data in an anonymous volume"
     destroy = showcase("-e", "clockwork_state=absent")
     assert destroy.rc == 0, destroy.output
+    assert inspect("volume", data[0]) is not None, "destroy removed the database's data without purge"
     assert docker("ps", "-aq", "--filter", "label=io.clockwork.stack=showcase") == ""
     assert docker("network", "ls", "-q", "--filter", "label=io.clockwork.stack=showcase") == ""
     assert inspect("network", "backend-network") is None
@@ -114,6 +117,7 @@ def test_showcase_check_deploy_rerun_assert_destroy(clean_showcase):
     assert again.rc == 0 and recap_changed(again) == 0
     purge = showcase("-e", "clockwork_state=absent", "-e", "clockwork_purge=true")
     assert purge.rc == 0 and inspect("volume", "app-shared-data") is None
+    docker("volume", "rm", data[0])   # kept by the destroy without purge, as Compose's down keeps it
 
 
 def stack_task(stack, resources, connections, **extra):
@@ -339,3 +343,19 @@ def test_check_mode_on_an_empty_engine_lists_each_action_once(stack, tmp_path):
     assert result["plan"]["volumes"] == [stack + "-shared"]
     assert result["plan"]["containers"][n["storage"]]["mounts"] == ["%s-shared:/data/shared" % stack]
     assert "pw" not in json.dumps(result["plan"])
+
+
+def test_destroy_keeps_anonymous_data_unless_purged(stack):
+    from helpers import POSTGRES_IMAGE
+    pg = stack + "-pg"
+    resources = [{"name": pg, "image": POSTGRES_IMAGE, "env": {"POSTGRES_PASSWORD": "pw"}}]
+    assert playbook([stack_task(stack, resources, [])]).rc == 0
+    data = [m["Name"] for m in inspect("container", pg)["Mounts"] if len(m.get("Name") or "") == 64]
+    assert len(data) == 1
+    state = engine_state()
+    dry = playbook([stack_task(stack, resources, [], state="absent", purge=True)], check=True)
+    assert dry.rc == 0 and engine_state() == state and inspect("volume", data[0]) is not None
+    assert any(e["actions"] == ["remove anonymous volume"] for e in dry.result("stack")["entries"])
+    purged = playbook([stack_task(stack, resources, [], state="absent", purge=True)])
+    assert purged.rc == 0, purged.output
+    assert inspect("container", pg) is None and inspect("volume", data[0]) is None
