@@ -72,7 +72,8 @@ ADVISORY_LOCK_KEY = 0x636C6F636B
 # Authentication and authorisation failures do not get better by waiting.
 FINAL_LOGIN_ERRORS = ("password authentication failed", "no password supplied", "role \"", "no pg_hba.conf entry",
                       "permission denied for database", "not permitted to log in",
-                      "WRONGPASS", "NOAUTH", "invalid password", "invalid username-password")
+                      "WRONGPASS", "NOAUTH", "invalid password", "invalid username-password",
+                      "called without any password configured")
 
 
 def resolved_settings(params, to_port):
@@ -526,9 +527,24 @@ def _server_message(exc):
     return primary or " ".join(str(exc).split())
 
 
-def redis_ping(host, port, settings, timeout, wait):
+def redis_login_problem(message, server):
+    """What a refused Redis login means, in words that say what to fix; None when it is not one."""
+    if "WRONGPASS" in message or "invalid username-password" in message or "invalid password" in message:
+        return ("wrong password for Redis %s: it takes its password from --requirepass in its command (or its "
+                "config file); check password (the server said: %s)" % (server, message))
+    if "NOAUTH" in message:
+        return "Redis %s requires a password (--requirepass in its command): set password (the server said: %s)" % (
+            server, message)
+    if "called without any password configured" in message:
+        return ("Redis %s has no password: remove password, or give %s one with --requirepass in its command "
+                "(the server said: %s)" % (server, server, message))
+    return None
+
+
+def redis_ping(host, port, settings, timeout, wait, server=None):
     redis = _driver("redis")
     where = "redis at %s:%s (database %s)" % (host, port, settings["database"])
+    server = server or "%s:%s" % (host, port)
 
     def ping():
         client = redis.Redis(host=host, port=port, db=int(settings["database"]), password=settings["password"],
@@ -538,7 +554,7 @@ def redis_ping(host, port, settings, timeout, wait):
             client.ping()
         finally:
             client.close()
-    retry_login(ping, "PING to " + where, timeout, wait)
+    retry_login(ping, "PING to " + where, timeout, wait, explain=lambda message: redis_login_problem(message, server))
 
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -638,9 +654,10 @@ def password_rotations(role, new, client, running, wanted):
     running      (role, password, where) that the running server declares (server_credentials)
     wanted       the same from the server's declared spec (in a stack), or None
 
-    A role whose previous password cannot be read is not a rotation: nothing tells that it
-    changed. A server's own password (POSTGRES_PASSWORD) that changes is one, for its role;
-    the connection's password and it must then agree when they are one role's."""
+    Only a change of what was declared is a rotation: the password the client container was
+    given, or the server's own password (POSTGRES_PASSWORD) changed in its declaration, for its
+    role (the connection's password and it must then agree when they are one role's). Without
+    either, nothing tells that a password changed, and a different one is simply wrong."""
     targets = {}
     if role and new is not None:
         targets[role] = new
@@ -657,9 +674,10 @@ def password_rotations(role, new, client, running, wanted):
         previous = []
         if client and client[0] == name and client[1] is not None:
             previous.append((client[1], client[2]))
-        # The server's own declaration is the previous password when no client says otherwise,
-        # or when it is what changes (its clients may use another role).
-        if running and running[0] == name and running[1] is not None and (not previous or server_changes):
+        # The server's own declaration is a previous password only when the declaration changes
+        # it: a connection alone that says another password than the server is a wrong one (a
+        # typo must not become the server's password).
+        if running and running[0] == name and running[1] is not None and server_changes:
             previous.append((running[1], running[2]))
         # One login per distinct password, naming every place it was read.
         kept = []
@@ -945,18 +963,21 @@ def converge(ctx, params, result):
         return
 
     if settings["engine"] == "redis":
-        redis_ping(host, port, settings, params["timeout"], params["wait_for_ready"])
+        redis_ping(host, port, settings, params["timeout"], params["wait_for_ready"], server=to_name)
         result.extra["pending"] = []
         return
 
+    # The server's container tells a wrong user from a wrong password, which a login cannot.
     target = PostgresTarget(host, port, settings, params["timeout"], params["wait_for_ready"],
-                            read_only=ctx.check_mode)
+                            read_only=ctx.check_mode, diagnose=role_probe(ctx.engine, to_name))
     try:
         if target.ensure_database(ctx.check_mode):
             result.act("create database %s" % settings["database"])
         applied = target.applied()
         result.before = {"applied": sorted("%s %s" % key for key in applied)}
         pending = plan(files, applied, params.get("reapply_schema"))
+        # A file that ends the transaction itself is refused before any file is applied.
+        refuse_transaction_control(pending)
         result.extra["pending"] = ["%s %s" % (f[0], f[1]) for f in pending]
         result.after = {"applied": sorted(result.before["applied"] + [
             p for p in result.extra["pending"] if p not in result.before["applied"]])}
@@ -1059,7 +1080,7 @@ def database_probe(check, url):
 
 def check_database(engine, check):
     attrs = engine.container(check["env_from"]) or {}
-    env = dict(item.split("=", 1) for item in (attrs.get("Config") or {}).get("Env") or [] if "=" in item)
+    env = env_dict((attrs.get("Config") or {}).get("Env"))
     url = env.get(check["env_var"])
     if not url:
         return False, "%s has no %s" % (check["env_from"], check["env_var"])

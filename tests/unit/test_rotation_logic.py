@@ -73,9 +73,17 @@ def test_the_single_module_trusts_the_client_over_a_stale_server_env():
     the server's POSTGRES_PASSWORD (still the first one) is no reason to rotate again."""
     assert password_rotations("postgres", "new", ("postgres", "new", CLIENT), ("postgres", "old", SERVER),
                               None) == []
-    # ... but without a client it is the previous password.
-    assert password_rotations("postgres", "new", None, ("postgres", "old", SERVER), None) == \
-        [{"role": "postgres", "new": "new", "previous": [("old", SERVER)]}]
+
+
+
+def test_a_connection_alone_saying_another_password_is_a_wrong_one():
+    """No client that had the previous password, no change of the server's declaration: a
+    typo in the connection's password must never become the server's password."""
+    assert password_rotations("postgres", "typo", None, ("postgres", "old", SERVER), None) == []
+    assert password_rotations("postgres", "typo", None, ("postgres", "old", SERVER),
+                              ("postgres", "old", SERVER)) == []
+    assert password_rotations("default", "typo", None, ("default", "old", "--requirepass in the command of c"),
+                              None) == []
 
 
 def test_a_server_password_changing_for_another_role_than_the_clients():
