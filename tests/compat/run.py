@@ -196,8 +196,9 @@ def expect_ok(play, changed=None):
     recap = play.recap()
     expect(play.rc == 0 and recap.get("failed") == 0, "the run failed", play)
     if changed == 0:
-        expect(recap.get("changed") == 0 and not any(r.get("changed") for r in play.results),
-               "changed=%d where nothing should change" % recap.get("changed"), play)
+        tasks = [r["_task"] for r in play.results if r.get("changed")]
+        expect(recap.get("changed") == 0 and not tasks,
+               "changed=%d where nothing should change (%s)" % (recap.get("changed"), tasks), play)
     elif changed:
         expect(recap.get("changed", 0) >= 1, "changed=0 where a change was due", play)
     return recap
