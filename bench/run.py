@@ -24,8 +24,9 @@ scale      an N-service stack generated for both tools from one description (ben
 
 The showcase uses fixed container names; it runs under /tmp/clockwork-showcase.lock (flock),
 like every other deployment of the showcase on a shared machine.
+A 50-service run alone: bench/run.py --only scale --growth ""; bench/scale.py writes the two files.
 Usage: bench/run.py [--only showcase|scale] [--cold N] [--noop N] [--size N] [--size-runs N]
-                    [--growth 10,30] [--growth-runs N] [--noop-runs N]
+                    [--growth 10,30] [--growth-runs N] [--noop-runs N] [--parallel N]
 """
 import argparse
 import datetime
@@ -39,7 +40,6 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import docker
 import yaml
@@ -110,11 +110,21 @@ def compose_cold(env):
     return time.monotonic() - started
 
 
-def module_alone():
-    """The stack module's own no-op time, in-process, without ansible-playbook around it."""
+def converge_in_process(name, resources, connections, base_dir, parallel=None):
+    """A no-op convergence of the stack in this process, without ansible-playbook around it
+    (the first call includes importing the driver); returns its seconds."""
     sys.path.insert(0, os.path.join(ROOT, "collections"))
     from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import Engine
     from ansible_collections.clockwork.connections.plugins.module_utils.stack import Stack
+    options = {"parallel": parallel} if parallel else {}
+    started = time.monotonic()
+    report = Stack(Engine(), name, resources, connections, base_dir=base_dir, **options).present()
+    assert not report["changed"], [e for e in report["entries"] if e["changed"]]
+    return time.monotonic() - started
+
+
+def module_alone():
+    """The stack module's own no-op time for the showcase."""
     defaults = yaml.safe_load(open(os.path.join(ROOT, "roles/showcase/defaults/main.yml")))
     text = json.dumps({"r": defaults["showcase_resources"], "c": defaults["showcase_connections"]})
     for key in ("postgres", "redis", "nginx"):
@@ -124,11 +134,7 @@ def module_alone():
     for connection in declared["c"]:
         if connection.get("schema_file"):
             connection["schema_file"] = os.path.join(ROOT, "roles/showcase/files", connection["schema_file"])
-    started = time.monotonic()
-    report = Stack(Engine(), "showcase", declared["r"], declared["c"],
-                   base_dir=os.path.join(ROOT, "playbooks")).present()
-    assert not report["changed"], [e for e in report["entries"] if e["changed"]]
-    return time.monotonic() - started
+    return converge_in_process("showcase", declared["r"], declared["c"], os.path.join(ROOT, "playbooks"))
 
 
 def median(values):
@@ -216,13 +222,13 @@ def scale_clean(description):
     for labels in filters + [{"label": "io.clockwork.lock=%s" % description["stack"]}]:
         ids.update(c["Id"] for c in api.containers(all=True, filters=labels))
 
-    def remove(container_id):
+    # One at a time: concurrent removals of containers on one network can leave the Docker 20.10
+    # engine counting endpoints that no longer exist, and then the network cannot be removed.
+    for container_id in ids:
         try:
             api.remove_container(container_id, force=True, v=True)
         except docker.errors.NotFound:
             pass
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(remove, ids))
     for labels in filters:
         for net in api.networks(filters=labels):
             remove_network(api, net["Id"])
@@ -420,15 +426,17 @@ def scale_noop(tool, description, command):
     return elapsed
 
 
-def measure_size(size, cold_runs, noop_runs):
+def measure_size(size, cold_runs, noop_runs, in_process=False, parallel=None):
     """`cold_runs` cold deploys per tool, each followed by `noop_runs` reruns; tools alternate,
     and which goes first alternates too."""
     description = scale.describe(size, IMAGES["showcase_redis_image"], IMAGES["showcase_nginx_image"])
-    paths = scale.write(description, GENERATED)
+    paths = scale.write(description, GENERATED, parallel=parallel)
     commands = scale_commands(description, paths)
     roles = dict((s["name"], s["role"]) for s in description["services"])
     prefixes = {"clockwork": description["stack"], "compose": description["project"]}
     times = dict(("%s_%s" % (tool, kind), []) for tool in ("clockwork", "compose") for kind in ("cold", "noop"))
+    if in_process:
+        times["clockwork_noop_in_process"] = []
     phases = {"clockwork": [], "compose": []}
     shapes = {}
     print("bench: %d services (%s), %d cold and %d no-op runs per tool"
@@ -444,6 +452,10 @@ def measure_size(size, cold_runs, noop_runs):
                 at_ready = snapshot(attrs, prefixes[tool])
                 for _ in range(noop_runs):
                     times[tool + "_noop"].append(scale_noop(tool, description, commands[tool]))
+                if tool == "clockwork" and in_process:
+                    task = scale.playbook(description, parallel)[0]["tasks"][0]["clockwork.connections.stack"]
+                    times["clockwork_noop_in_process"].append(converge_in_process(
+                        description["stack"], task["resources"], task["connections"], GENERATED, parallel))
                 settled = snapshot(inspect_all(owner_filters(description)[tool]), prefixes[tool])
                 shapes.setdefault(tool, settled)
                 late = differences(at_ready, settled, ("when all ran", "after the reruns"))
@@ -527,12 +539,17 @@ def run_scale(args):
     results = {}
     floor = empty_playbook()
     # The main size first, with more runs; then the growth sizes, with fewer.
-    results[args.size] = measure_size(args.size, args.size_runs, args.noop_runs)
+    results[args.size] = measure_size(args.size, args.size_runs, args.noop_runs, in_process=True,
+                                     parallel=args.parallel)
     print_size(results[args.size])
-    print("  (an empty ansible-playbook takes %.2fs here)" % floor, flush=True)
+    print("\nwhere the clockwork no-op goes: empty ansible-playbook %.2fs; the stack convergence itself "
+          "(in-process) %.2fs; the rest (the task's arguments, the action plugin's plan, module imports, "
+          "output) %.2fs" % (floor, results[args.size]["medians"]["clockwork_noop_in_process"],
+                             results[args.size]["medians"]["clockwork_noop"] - floor
+                             - results[args.size]["medians"]["clockwork_noop_in_process"]), flush=True)
     for size in sizes:
         if size not in results:
-            results[size] = measure_size(size, args.growth_runs, args.noop_runs)
+            results[size] = measure_size(size, args.growth_runs, args.noop_runs, parallel=args.parallel)
     print("\nhow it grows (graph depth 3 at every size; median seconds)")
     per_service = print_growth([results[s] for s in sizes])
     return {"sizes": dict((str(s), r) for s, r in results.items()), "per_added_service": per_service,
@@ -561,11 +578,13 @@ def main():
                         help="scale: further sizes, comma-separated, for the growth table")
     parser.add_argument("--growth-runs", type=int, default=2, help="scale: cold runs per tool at each growth size")
     parser.add_argument("--noop-runs", type=int, default=2, help="scale: no-op runs after each cold run")
+    parser.add_argument("--parallel", type=int,
+                        help="scale: the stack task's `parallel` (default: the module's own default)")
     args = parser.parse_args()
     sh(os.path.join(BIN, "python"), "tests/images/build.py")
     report = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg(), "python": platform.python_version(),
                           "compose": sh("docker-compose", "version", "--short").stdout.strip()},
-              "code": code_state()}
+              "code": code_state(), "options": vars(args)}
     if args.only in (None, "showcase"):
         report["showcase"] = run_showcase(args)
     if args.only in (None, "scale"):
