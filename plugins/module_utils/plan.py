@@ -30,12 +30,15 @@ from ansible_collections.clockwork.connections.plugins.module_utils.graph import
     connection_labels, deployment_order, find_cycle, structure_problems)
 from ansible_collections.clockwork.connections.plugins.module_utils.network import wanted_settings
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
+from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import SERVICE_ARGS
 
 FILE_RESOURCE_ARGS = dict(name=dict(type="str", required=True), path=dict(type="path", required=True),
                           content=dict(type="str"), mode=dict(type="raw"), owner=dict(type="str"))
 VOLUME_RESOURCE_ARGS = dict(name=dict(type="str", required=True), volume_name=dict(type="str"),
                             driver=dict(type="str", default="local"))
-RESOURCE_TYPES = {"container": CONTAINER_ARGS, "file": FILE_RESOURCE_ARGS, "volume": VOLUME_RESOURCE_ARGS}
+# A container resource of a stack also takes what a Swarm service needs (replicas, ...).
+RESOURCE_TYPES = {"container": dict(CONTAINER_ARGS, **SERVICE_ARGS), "file": FILE_RESOURCE_ARGS,
+                  "volume": VOLUME_RESOURCE_ARGS}
 
 
 def validated(spec, data, where, problems):
@@ -52,9 +55,12 @@ def validated(spec, data, where, problems):
     return None if result.error_messages else result.validated_parameters
 
 
-def _container_problems(params, base_dir):
+def _container_problems(params, base_dir, engine="docker"):
     """What is wrong with one container's own declaration: [(field, problem)]."""
     problems = []
+    if engine == "docker" and (params.get("replicas") or 1) > 1:
+        problems.append(("replicas", "%s replicas need engine swarm; the docker engine runs one container per "
+                                     "resource, under the resource's name" % params["replicas"]))
     if docker_name_problem(params["name"]):
         problems.append(("name", docker_name_problem(params["name"])))
     if not params.get("image") and params.get("state") != "absent":
@@ -112,8 +118,9 @@ class Plan(object):
     """The validated declaration and the desired state derived from it. Raises ClockworkError
     listing every problem when the declaration cannot be planned."""
 
-    def __init__(self, name, resources, connections, base_dir=None):
+    def __init__(self, name, resources, connections, base_dir=None, engine="docker"):
         self.name = name
+        self.engine = engine
         self.base_dir = base_dir or os.getcwd()
         self.default_network = "%s_default" % name
         self.declaration = (resources, connections)
@@ -133,7 +140,7 @@ class Plan(object):
                 continue
             params["type"] = kind
             if kind == "container":
-                problems.extend(where, ("%s: %s" % p for p in _container_problems(params, self.base_dir)))
+                problems.extend(where, ("%s: %s" % p for p in _container_problems(params, self.base_dir, engine)))
             elif kind == "volume" and docker_name_problem(params.get("volume_name") or params["name"]):
                 problems.add(where, "volume_name: " + docker_name_problem(params.get("volume_name") or params["name"]))
             self.resources.append(params)

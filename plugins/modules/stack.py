@@ -78,6 +78,25 @@ options:
         converges (those with nothing to do with C(-v)); never under C(no_log).
     type: int
     default: 8
+  engine:
+    description:
+      - Where the plan is applied. C(docker) converges containers on one Docker engine. C(swarm) converges
+        Swarm services across the nodes of the swarm the engine manages (it must be a manager), from the
+        same declaration.
+      - 'With C(swarm): every container resource is a service of its name, on the attachable overlay networks
+        C(<name>_default) and those of network connections (C(bridge) and C(overlay) both become overlay);
+        secret env values (declared passwords, C(DATABASE_URL)) are Docker secrets, and the service gets
+        C(<NAME>_FILE) instead; files are configs (private ones secrets), named by content; services sharing
+        a volume are placed on one node; a dependency with C(completed_successfully) makes its C(to) a
+        replicated job; checks run inside a task. Services converge in order, each after what it connects
+        to, bounded by its C(timeout).'
+      - Updates change only what the declaration manages (compared field by field, recorded in the label
+        C(io.clockwork.spec-hash)) and keep every other field of the service; a failed one reports its
+        tasks' errors. O(state=absent) removes the services, then the networks, secrets and configs of
+        the stack; volumes stay unless O(purge=true).
+    type: str
+    choices: [docker, swarm]
+    default: docker
   base_dir:
     description:
       - Directory on the Docker host against which relative paths of things there resolve (file resources'
@@ -108,6 +127,14 @@ options:
         type: str
       driver:
         description: 'Volume resource only: the volume driver.'
+        type: str
+      endpoint_mode:
+        description:
+        - 'Engine swarm only: how the service name answers: C(vip) (one virtual IP) or C(dnsrr) (the
+          addresses of its tasks in turn); C(tasks.<name>) lists every task either way. Published ports are
+          ingress ports with C(vip), host-mode ports with C(dnsrr).'
+        - C(vip) when not set, unless the Docker host's kernel has no IPVS, where a virtual IP does not
+          answer; then C(dnsrr), with a warning. One of C(vip), C(dnsrr).
         type: str
       env:
         description: Environment variables. Values are turned into strings.
@@ -145,6 +172,10 @@ options:
       labels:
         description: Extra labels; the ownership labels are always added.
         type: dict
+      max_replicas_per_node:
+        description: 'Engine swarm only: at most this many tasks of the service on one node, so that the
+          replicas spread over the nodes.'
+        type: int
       mode:
         description: File mode for C(source_path), like C(0644).
         type: raw
@@ -198,6 +229,12 @@ options:
         description: 'File resource only: its path on the Docker host; relative paths resolve against the
           playbook.'
         type: path
+      plain_env:
+        description: 'Engine swarm only: secret env variables that stay in the service''s env, for an
+          application that cannot read C(<NAME>_FILE); C(docker service inspect) shows them, and every run
+          warns.'
+        type: list
+        elements: str
       ports:
         description:
         - Container ports, declared and optionally published on the host.
@@ -207,6 +244,11 @@ options:
         - Declared ports are what M(clockwork.connections.service_mesh_connection) discovers.
         type: list
         elements: raw
+      replicas:
+        description:
+        - 'Engine swarm: how many tasks the service runs (a job: how many complete); a change is a rolling
+          update. Engine docker runs one container per resource: more than 1 is refused. Default 1.'
+        type: int
       restart_policy:
         description: Docker restart policy.
         type: str
@@ -522,6 +564,11 @@ completion:
   description: Per connection, the fields completed from its description and by whom (C(llm) or C(local)).
   returned: when fields were completed
   type: dict
+engine:
+  description: C(swarm) when the stack was applied as Swarm services (O(engine=swarm)).
+  returned: with O(engine=swarm)
+  type: str
+  sample: swarm
 verified:
   description: True when O(verify) ran the checks in this call; C(checks) then holds their reports.
   returned: with O(verify)

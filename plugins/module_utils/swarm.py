@@ -1,0 +1,648 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The `swarm` engine: the same plan (plan.py), applied as Swarm services across the nodes.
+
+Each container resource is a service named after it, on the stack's attachable overlay
+network `<stack>_default` (and the named ones of network connections), so `<X>_HOST` and
+every URL name a service. Swarm has no ordering: services converge in the plan's order, each
+after what it connects to has converged (its tasks running, healthy when they have a
+healthcheck; a one-shot job completed). The connection types' own steps run as on the single
+engine, against the tasks (swarm_tasks.SwarmView): readiness waits, schema and migrations
+from here, once, before the dependents start; checks from inside a task.
+
+What differs from the single engine, and why:
+- secrets never sit in a service spec: a secret env value becomes a Docker secret and the
+  service gets `<NAME>_FILE` (`POSTGRES_PASSWORD_FILE`, `DATABASE_URL_FILE`), unless the
+  resource lists the name in `plain_env`, with a warning;
+- files become configs (private ones, like TLS keys, secrets), named by content, so new content
+  rolls the tasks and the old object goes once unused; a bind of a directory stays a bind;
+- volumes are node-local: services sharing one are placed on one node;
+- an update lays what we manage over the service as it is (never `force_update`) and waits
+  for it, bounded; a failed one reports its tasks as `docker service ps --no-trunc` would.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import re
+import time
+
+from ansible_collections.clockwork.connections.plugins.module_utils import file
+from ansible_collections.clockwork.connections.plugins.module_utils.checks import run_checks
+from ansible_collections.clockwork.connections.plugins.module_utils.common import (
+    STACK_LABEL, ClockworkError, Problems, owned_by, owner_labels)
+from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
+    ConnectionContext, ConnectionResult)
+from ansible_collections.clockwork.connections.plugins.module_utils.contribution import merge
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError, NotFound
+from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
+from ansible_collections.clockwork.connections.plugins.module_utils.network import actual_settings, settings_drift
+from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan, published
+from ansible_collections.clockwork.connections.plugins.module_utils.preflight import _engine_is_local, ensure_image
+from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
+from ansible_collections.clockwork.connections.plugins.module_utils.stack import (
+    DEFAULT_PARALLEL, VERIFY_GRACE_SECONDS, failed_checks_error)
+from ansible_collections.clockwork.connections.plugins.module_utils.stack_lock import stack_lock
+from ansible_collections.clockwork.connections.plugins.module_utils.swarm_secrets import SwarmObjects
+from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import (
+    NODE_CONSTRAINT, changes, file_env, managed_part, secret_env_names, service_body, service_problems, shown,
+    wanted_service)
+from ansible_collections.clockwork.connections.plugins.module_utils.swarm_tasks import (
+    SERVICE_LABEL, SwarmView, convergence, wait_converged)
+
+# How long a destroy waits for the tasks of removed services to go before it removes their
+# networks, secrets and volumes.
+REMOVAL_SECONDS = 60
+NETWORK_DRIVERS = ("bridge", "overlay")   # what a network connection may ask for; both become overlay
+
+
+def ipvs_available():
+    """Whether this kernel has IPVS, without which a service's virtual IP (and the ingress
+    routing mesh) does not answer: built in, loaded, or a module that can be loaded."""
+    if os.path.exists("/proc/net/ip_vs"):
+        return True
+    try:
+        with open("/proc/modules") as handle:
+            if re.search(r"^ip_vs ", handle.read(), re.M):
+                return True
+    except (IOError, OSError):
+        pass
+    for _root, _dirs, files in os.walk("/lib/modules/%s/kernel/net/netfilter" % os.uname()[2]):
+        if any(f.startswith("ip_vs.ko") for f in files):
+            return True
+    return False
+
+
+class SwarmStack(object):
+    """Applies a plan as Swarm services; the report has the shape of the docker engine's."""
+
+    def __init__(self, engine, params, check_mode=False, progress=None):
+        self.name = params["name"]
+        self.plan = Plan(self.name, params["resources"], params["connections"], base_dir=params.get("base_dir"),
+                         engine="swarm")
+        self.declaration = (params["resources"], params["connections"])
+        self.engine = engine
+        self.check_mode = check_mode
+        self.progress = progress
+        self.parallel = max(1, params.get("parallel") or DEFAULT_PARALLEL)
+        self.order = self.plan.order
+        self.specs = self.plan.specs
+        self.connections = self.plan.connections
+        self.entries, self.diffs, self.checks, self.warnings = [], [], [], []
+        self.results = {}
+        self.check_reports = None
+        self._static_problems()
+        self.local_node = self._manager_node()
+        self.view = SwarmView(engine, self.name, self.local_node, self.specs)
+        self.ctx = ConnectionContext(self.view, self.name, check_mode, declared=self.specs, base_dir=self.plan.base_dir)
+        self.objects = SwarmObjects(engine.api, self.name, check_mode)
+        self.object_ids = {}
+        self.image_ids = {}
+        self.placement = {}
+        # A service that a dependency waits to complete runs once, as a replicated job.
+        self.jobs = set(c["to_resource"] for c in self.connections if c["type"] == "dependency"
+                        and c.get("condition") == "completed_successfully" and c["to_resource"] in self.specs)
+        self.default_endpoint_mode = "vip"
+
+    # -- what is known before the engine is asked anything -----------------------------
+
+    def _static_problems(self):
+        problems = Problems()
+        for name in self.order:
+            resource = self.plan.by_name[name]
+            if resource["type"] == "container":
+                problems.extend("resource %s" % name, ("%s: %s" % p for p in service_problems(resource)))
+        for connection in self.connections:
+            if connection["type"] == "network" and (connection.get("driver") or "bridge") not in NETWORK_DRIVERS:
+                problems.add(connection["label"], "driver: %s networks are local to one engine; Swarm services join "
+                                                  "overlay networks (bridge and overlay both become one)"
+                             % connection["driver"])
+        problems.raise_if_any("invalid stack %s for Swarm" % self.name)
+
+    def _manager_node(self):
+        try:
+            swarm = self.engine.api.info().get("Swarm") or {}
+        except APIError as exc:
+            raise ClockworkError("cannot ask the Docker engine about its swarm: %s" % (exc.explanation or exc))
+        if swarm.get("LocalNodeState") != "active":
+            raise ClockworkError("stack %s: engine swarm needs a Swarm manager, and this Docker engine is not in a "
+                                 "swarm (state %s): `docker swarm init` makes it one, or use engine docker"
+                                 % (self.name, swarm.get("LocalNodeState") or "inactive"))
+        if not swarm.get("ControlAvailable"):
+            raise ClockworkError("stack %s: this Docker engine is a Swarm worker; services are made on a manager: "
+                                 "point the module at one" % self.name)
+        return swarm["NodeID"]
+
+    # -- bookkeeping -------------------------------------------------------------------
+
+    def _record(self, kind, name, changed, actions, reasons=None, before=None, after=None):
+        self.entries.append({"kind": kind, "name": name, "changed": changed, "actions": list(actions),
+                             "reasons": list(reasons or [])})
+        if changed and (before or after):
+            self.diffs.append({"before_header": "%s %s" % (kind, name), "after_header": "%s %s" % (kind, name),
+                               "before": before or {}, "after": after or {}})
+
+    def say(self, line, verbosity=0):
+        if self.progress:
+            self.progress(line, verbosity)
+
+    def warn(self, message):
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    # -- pre-flight --------------------------------------------------------------------
+
+    def _preflight(self):
+        """What needs the engine, every problem at once, before the first change."""
+        problems = Problems()
+        api = self.engine.api
+        label = {"label": "%s=%s" % (STACK_LABEL, self.name)}
+        plain = sorted(c["Names"][0].lstrip("/") for c in api.containers(all=True, filters=label)
+                       if SERVICE_LABEL not in (c.get("Labels") or {}))
+        if plain:
+            problems.add("stack", "it runs on the docker engine here (containers %s); a stack runs on one engine: "
+                                  "remove it there first (engine docker, state absent)" % ", ".join(plain))
+        services = dict((s["Spec"]["Name"], s) for s in api.services())
+        taken = {}
+        for service in services.values():
+            for port in (service["Spec"].get("EndpointSpec") or {}).get("Ports") or []:
+                if port.get("PublishedPort") and not owned_by(service["Spec"].get("Labels"), self.name):
+                    taken[(port.get("Protocol", "tcp"), str(port["PublishedPort"]))] = service["Spec"]["Name"]
+        written = self._written_paths()
+        for name in self.order:
+            spec = self.specs.get(name)
+            if spec is None:
+                continue
+            where = "resource %s" % name
+            existing = services.get(name)
+            if existing is not None and not owned_by(existing["Spec"].get("Labels"), self.name):
+                problems.add(where, "name: service %s exists and is not owned by stack %s (no label %s=%s): it is "
+                                    "never taken over" % (name, self.name, STACK_LABEL, self.name))
+            attrs, problem = ensure_image(self.engine, spec.image, self.check_mode)
+            if problem:
+                problems.add(where, "image: " + problem)
+            elif attrs:
+                self.image_ids[spec.image] = attrs["Id"]
+            for mount in spec.mounts:
+                if mount["type"] == "bind" and mount["source"] not in written and not os.path.exists(mount["source"]):
+                    problems.add(where, "mounts: bind source %s does not exist on the Docker host" % mount["source"])
+            for proto, port, _ip, text in published(spec.ports):
+                if port and (proto, port) in taken:
+                    problems.add(where, "ports: host port %s/%s (%s) is published by service %s" % (
+                        port, proto, text, taken[(proto, port)]))
+        self._network_problems(problems)
+        self._volume_problems(problems)
+        self._placement(services, problems)
+        problems.raise_if_any("stack %s cannot be deployed on Swarm" % self.name)
+
+    def _written_paths(self):
+        return set(self._known_contents())
+
+    def _known_contents(self):
+        """Host path -> content, for the files the declaration gives the content of."""
+        known = {}
+        for resource in self.plan.resources:
+            if resource["type"] == "file" and resource.get("content") is not None:
+                known[self._path(resource["path"])] = resource["content"]
+        for connection in self.connections:
+            if connection["type"] == "file" and connection.get("source_path") and connection.get("content") is not None:
+                known[self._path(connection["source_path"])] = connection["content"]
+        return known
+
+    def _path(self, path):
+        return path if os.path.isabs(path) else os.path.normpath(os.path.join(self.plan.base_dir, path))
+
+    def _network_problems(self, problems):
+        for network in self.plan.networks:
+            attrs = self.engine.network(network["name"])
+            if attrs is None:
+                continue
+            ours = owned_by(attrs.get("Labels"), self.name)
+            if attrs.get("Scope") != "swarm" or attrs.get("Driver") != "overlay":
+                problems.add(network["by"], "network %s exists as a %s %s network%s; services join swarm-wide overlay "
+                                            "networks: %s" % (
+                                                network["name"], attrs.get("Scope"), attrs.get("Driver"),
+                                                " of this stack's deployment on the docker engine" if ours else
+                                                ", not owned by stack %s" % self.name,
+                                                "remove that deployment first" if ours else "choose another name"))
+                continue
+            reasons = settings_drift(dict(network["settings"], driver="overlay"), actual_settings(attrs))
+            if reasons:
+                problems.add(network["by"], "network %s exists with other settings (%s)%s; Swarm cannot change a "
+                                            "network under running services: %s" % (
+                                                network["name"], ", ".join(reasons),
+                                                "" if ours else " and is not owned by stack %s" % self.name,
+                                                "remove the stack (state absent) and deploy it again" if ours
+                                                else "choose another name"))
+
+    def _volume_problems(self, problems):
+        for volume in self.plan.volumes:
+            attrs = self.engine.volume(volume["name"])
+            if attrs is not None and attrs.get("Driver") != volume["driver"]:
+                problems.add(volume["by"], "volume %s exists with driver %s, not %s; it is never recreated, as that "
+                                           "would lose its data" % (volume["name"], attrs.get("Driver"), volume["driver"]))
+        for connection in self.connections:
+            if connection["type"] == "file" and connection.get("volume_name") \
+                    and not connection.get("create_volume", True) and self.engine.volume(connection["volume_name"]) is None:
+                problems.add(connection["label"], "volume_name: volume %s does not exist and create_volume is false"
+                             % connection["volume_name"])
+
+    def _volume_users(self):
+        """volume name -> the services that mount it (declared, or by a file connection)."""
+        users = {}
+        for name, spec in self.specs.items():
+            for mount in spec.mounts:
+                if mount["type"] == "volume":
+                    users.setdefault(mount["source"], set()).add(name)
+        for connection in self.connections:
+            if connection["type"] == "file" and connection.get("volume_name") and connection["from_resource"] in self.specs:
+                users.setdefault(connection["volume_name"], set()).add(connection["from_resource"])
+        return users
+
+    def _placement(self, services, problems):
+        """Services sharing a volume go to one node: a volume is local to its node, and two
+        services on two nodes would each see a volume of their own. The node is the one they
+        were placed on before, else this manager."""
+        groups = []
+        for volume, users in sorted(self._volume_users().items()):
+            if len(users) < 2:
+                continue
+            joined = [g for g in groups if g[1] & users]
+            merged = (set([volume]).union(*[g[0] for g in joined]), set(users).union(*[g[1] for g in joined]))
+            groups = [g for g in groups if g not in joined] + [merged]
+        nodes = dict((n["ID"], n) for n in self.engine.api.nodes()) if groups else {}
+        for volumes, members in groups:
+            node = None
+            for member in sorted(members):
+                constraints = (((services.get(member) or {}).get("Spec", {}).get("TaskTemplate") or {})
+                               .get("Placement") or {}).get("Constraints") or []
+                for constraint in constraints:
+                    candidate = constraint.replace(" ", "")[len(NODE_CONSTRAINT):] \
+                        if constraint.replace(" ", "").startswith(NODE_CONSTRAINT) else None
+                    ready = ((nodes.get(candidate) or {}).get("Status") or {}).get("State") == "ready"
+                    if node is None and candidate and ready:
+                        node = candidate
+            node = node or self.local_node
+            for member in sorted(members):
+                resource = self.plan.by_name[member]
+                limit, replicas = resource.get("max_replicas_per_node"), resource.get("replicas") or 1
+                if limit is not None and limit < replicas:
+                    problems.add("resource %s" % member, "max_replicas_per_node: %s of its %s replicas fit on a node, but "
+                                                        "it shares volume %s with %s, so all of them run on one node (a "
+                                                        "volume is local to its node)" % (
+                                                            limit, replicas, ", ".join(sorted(volumes)),
+                                                            ", ".join(sorted(members - set([member])))))
+                self.placement[member] = node
+
+    # -- present -----------------------------------------------------------------------
+
+    def present(self, verify=False):
+        self._preflight()
+        self._endpoint_default()
+        self._networks()
+        self._volumes()
+        self._tls()
+        for name in self.order:
+            if name in self.specs:
+                self._service(name)
+        if verify:
+            self.view = SwarmView(self.engine, self.name, self.local_node, self.specs)
+            self.check_reports = run_checks(self.view, self.checks, check_mode=self.check_mode,
+                                            retries_for=0 if self.check_mode else VERIFY_GRACE_SECONDS,
+                                            parallel=self.parallel)
+        self._collect_garbage()
+        return self.report()
+
+    def _endpoint_default(self):
+        if any(self.plan.by_name[n].get("endpoint_mode") is None for n in self.specs) \
+                and _engine_is_local(self.engine) and not ipvs_available():
+            self.default_endpoint_mode = "dnsrr"
+            self.warn("this Docker host's kernel has no IPVS, so a service's virtual IP (and the ingress routing mesh) "
+                      "would not answer: services without endpoint_mode use dnsrr, with host-mode published ports")
+
+    def _networks(self):
+        """The stack's attachable overlay networks: `<stack>_default` and the named ones."""
+        for planned in self.plan.networks:
+            name, settings = planned["name"], planned["settings"]
+            if self.engine.network(name) is not None:
+                self._record("network", name, False, [])
+                continue
+            self._record("network", name, True, ["create overlay network %s" % name], after={
+                "network": name, "settings": dict(settings, driver="overlay", attachable=True)})
+            if self.check_mode:
+                continue
+            from docker.types import IPAMConfig, IPAMPool  # pylint: disable=import-outside-toplevel
+            ipam = None
+            if settings["subnet"] or settings["gateway"]:
+                ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=settings["subnet"], gateway=settings["gateway"])])
+            try:
+                self.engine.api.create_network(name, driver="overlay", attachable=True, internal=settings["internal"],
+                                               enable_ipv6=settings["enable_ipv6"], ipam=ipam, check_duplicate=True,
+                                               labels=owner_labels(self.name, name))
+            except APIError as exc:
+                raise ClockworkError("cannot create overlay network %s: %s" % (name, exc.explanation or exc))
+            self.engine.forget("network", name)
+
+    def _volumes(self):
+        """Named volumes on this node, labelled; a node a service is placed on elsewhere makes its own."""
+        refused = set(c["volume_name"] for c in self.connections
+                      if c["type"] == "file" and c.get("volume_name") and not c.get("create_volume", True))
+        for volume in self.plan.volumes:
+            result = ConnectionResult("volume", volume["name"], volume["name"])
+            file.ensure_volume(self.ctx, volume["name"], volume["driver"], volume["name"] not in refused, result)
+            self._record("volume", volume["name"], result.changed, result.actions)
+
+    def _tls(self):
+        for connection in self.connections:
+            kind = CONNECTION_TYPES[connection["type"]]
+            if connection["type"] == "service_mesh":
+                result = self.results[connection["label"]] = kind.new_result(connection)
+                kind.prepare(self.ctx, connection, result)
+
+    def _service(self, name):
+        spec, resource = self.specs[name], self.plan.by_name[name]
+        for connection in self.connections:
+            if connection["to_resource"] == name:
+                kind = CONNECTION_TYPES[connection["type"]]
+                result = self.results.setdefault(connection["label"], kind.new_result(connection))
+                kind.before_to(self.ctx, connection, spec, result)
+        contributions = []
+        for connection in self.connections:
+            if connection["from_resource"] != name:
+                continue
+            kind = CONNECTION_TYPES[connection["type"]]
+            result = self.results.setdefault(connection["label"], kind.new_result(connection))
+            kind.converge(self.ctx, connection, result)
+            contributions.append(result.contribution)
+            self.checks.extend(result.contribution.checks)
+            self._record("connection", result.name, result.changed, result.actions, before=result.before,
+                         after=result.after)
+        try:
+            env, mounts, networks, contributed_secrets = merge(spec.env, spec.mounts, spec.networks, contributions)
+        except ClockworkError as exc:
+            raise ClockworkError("resource %s: %s" % (name, exc.msg))
+        secret_names, plain = secret_env_names(env, contributed_secrets, resource.get("plain_env"))
+        for env_var in plain:
+            self.warn("resource %s: env %s holds a secret and is kept in the service's env (plain_env): "
+                      "`docker service inspect %s` shows it" % (name, env_var, name))
+        secrets = []
+        for env_var in secret_names:
+            variable, path = file_env(env_var)
+            if variable in env:
+                raise ClockworkError("resource %s: env %s is set, but Swarm delivers the secret %s as a file named "
+                                     "there; drop %s, or keep %s in the env with plain_env"
+                                     % (name, variable, env_var, variable, env_var))
+            secrets.append((self._object("secret", name, "%s_%s" % (name, env_var), env.pop(env_var).encode("utf-8")),
+                            env_var))
+            env[variable] = path
+        kept, configs = [], []
+        for mount in mounts:
+            payload, private = self._file_payload(mount) if mount["type"] == "bind" else (None, False)
+            if payload is None:
+                kept.append(mount)
+                continue
+            kind = "secret" if private else "config"
+            made = self._object(kind, name, "%s_%s" % (name, os.path.basename(mount["target"])), payload)
+            (secrets if private else configs).append((made, mount["target"]))
+        wanted = wanted_service(spec, resource, env, kept, networks, secrets, configs, node=self.placement.get(name),
+                                job=name in self.jobs,
+                                endpoint_mode=resource.get("endpoint_mode") or self.default_endpoint_mode,
+                                image_id=self.image_ids.get(spec.image), secret_names=secret_names)
+        self._converge_service(name, spec, wanted, plain)
+
+    def _file_payload(self, mount):
+        """(content, private) of a bind-mounted file, which becomes a config (a secret when the file
+        is private, like a key); (None, False) for a directory, which stays a bind."""
+        source = mount["source"]
+        known = self._known_contents()
+        if source in known:
+            return known[source].encode("utf-8"), False
+        if os.path.isdir(source):
+            return None, False
+        if not os.path.exists(source) and self.check_mode:
+            return ("(%s, once written)" % source).encode("utf-8"), source.endswith(".key")
+        try:
+            with open(source, "rb") as handle:
+                payload = handle.read()
+            private = not os.stat(source).st_mode & 0o077
+        except (IOError, OSError) as exc:
+            raise ClockworkError("cannot read %s for a config: %s" % (source, exc))
+        return payload, private
+
+    def _object(self, kind, resource, purpose, payload):
+        name, object_id, created = self.objects.ensure(kind, self.name, resource, purpose, payload)
+        if object_id:
+            self.object_ids[name] = object_id
+        if not any(e["kind"] == kind and e["name"] == name for e in self.entries):
+            self._record(kind, name, created, ["create"] if created else [])
+        return name
+
+    def _network_names(self):
+        return dict((n["Id"], n["Name"]) for n in self.engine.api.networks())
+
+    def _converge_service(self, name, spec, wanted, plain):
+        api = self.engine.api
+        existing = self.view.service(name)
+        before = None
+        if existing is None:
+            actions, reasons = ["create"], []
+        else:
+            before = managed_part(existing["Spec"], wanted, self._network_names())
+            reasons = changes(wanted, before)
+            actions = [] if not reasons else ["recreate"] if wanted["mode"] != before["mode"] else ["update"]
+        self._record("service", name, bool(actions), actions, reasons, shown(before, plain) if before else {},
+                     shown(wanted, plain))
+        self.say("%s: %s%s" % (name, ", ".join(actions) if actions else "unchanged",
+                               " (%s)" % ", ".join(reasons) if reasons else ""), verbosity=0 if actions else 1)
+        if self.check_mode:
+            return
+        ids = dict(self.object_ids)
+        try:
+            if "recreate" in actions:
+                # A replicated service cannot become a job (or back): the engine refuses to change the mode.
+                api.remove_service(existing["ID"])
+                self._wait_tasks_gone([existing["ID"]], name)
+                existing = None
+            if existing is None:
+                body = service_body(name, wanted, None, ids, ids)
+                made = api.create_service(body["TaskTemplate"], name=name, labels=body["Labels"], mode=body["Mode"],
+                                          update_config=body.get("UpdateConfig"), endpoint_spec=body["EndpointSpec"])
+                service_id = made["ID"]
+            else:
+                service_id = existing["ID"]
+                if actions:
+                    body = service_body(name, wanted, existing["Spec"], ids, ids)
+                    api.update_service(service_id, existing["Version"]["Index"], task_template=body["TaskTemplate"],
+                                       name=name, labels=body["Labels"], mode=body["Mode"],
+                                       update_config=body.get("UpdateConfig"), endpoint_spec=body["EndpointSpec"],
+                                       rollback_config=body.get("RollbackConfig"), fetch_current_spec=False)
+        except APIError as exc:
+            raise ClockworkError("resource %s: the Swarm manager refused service %s: %s" % (
+                name, "create" if existing is None else "update", exc.explanation or exc))
+        self.view.forget("container", name)
+        if not spec.wait:
+            return
+        if not actions:
+            state, _words = convergence(api.inspect_service(service_id), api.tasks(filters={"service": service_id}))
+            if state == "done":
+                return
+        wait_converged(self.view, service_id, name, spec.timeout, say=self.say)
+        self.view.forget("container", name)
+
+    def _collect_garbage(self):
+        """Secrets and configs of the stack that no service uses any more (a rotation's old ones)."""
+        if self.check_mode:
+            used = set(n for e in self.entries if e["kind"] in ("secret", "config") for n in [e["name"]])
+            for service in self._stack_services():
+                if service["Spec"]["Name"] not in self.specs:
+                    used |= self._references(service)
+        else:
+            used = set()
+            for service in self._stack_services():
+                used |= self._references(service)
+        for kind in ("secret", "config"):
+            for name in sorted(self.objects.owned(kind)):
+                if name in used:
+                    continue
+                if self.check_mode or self.objects.remove(kind, name):
+                    self._record(kind, name, True, ["remove (no longer used)"])
+
+    def _stack_services(self):
+        return self.engine.api.services(filters={"label": "%s=%s" % (STACK_LABEL, self.name)})
+
+    @staticmethod
+    def _references(service):
+        container = (service["Spec"].get("TaskTemplate") or {}).get("ContainerSpec") or {}
+        return set([s.get("SecretName") for s in container.get("Secrets") or []]
+                   + [c.get("ConfigName") for c in container.get("Configs") or []])
+
+    def write_diagram(self, path):
+        result = ConnectionResult("diagram", self.name, self.name)
+        file.write_file(self._path(path), diagram_document(self.name, *self.declaration), "0644", None,
+                        self.check_mode, result)
+        self._record("diagram", self._path(path), result.changed, result.actions)
+
+    # -- absent ------------------------------------------------------------------------
+
+    def absent(self, purge=False):
+        """Remove the stack's services (reverse order), then its networks, secrets and configs;
+        its volumes on this node only with purge."""
+        api = self.engine.api
+        label = {"label": "%s=%s" % (STACK_LABEL, self.name)}
+        services = dict((s["Spec"]["Name"], s) for s in api.services(filters=label))
+        removal = [n for n in reversed(self.order) if n in services] + sorted(n for n in services if n not in self.order)
+        for name in removal:
+            self._record("service", name, True, ["remove"])
+            if not self.check_mode:
+                try:
+                    api.remove_service(services[name]["ID"])
+                except NotFound:
+                    pass
+        if removal and not self.check_mode:
+            self._wait_tasks_gone([services[n]["ID"] for n in removal], ", ".join(removal))
+        for network in api.networks(filters=label):
+            if network.get("Scope") != "swarm":
+                continue   # the docker engine's, for its own destroy
+            self._record("network", network["Name"], True, ["remove"])
+            if not self.check_mode:
+                self._retry_while_in_use(lambda n=network: api.remove_network(n["Id"]), "network", network["Name"])
+        for kind in ("secret", "config"):
+            for name in sorted(self.objects.owned(kind)):
+                self._record(kind, name, True, ["remove"])
+                if not self.check_mode:
+                    self._retry_while_in_use(lambda k=kind, n=name: self.objects.remove(k, n) or _in_use(), kind, name)
+        for volume in api.volumes(filters=label).get("Volumes") or []:
+            if not purge:
+                self._record("volume", volume["Name"], False, ["kept (purge to remove)"])
+                continue
+            self._record("volume", volume["Name"], True, ["remove"])
+            if not self.check_mode:
+                self._retry_while_in_use(lambda v=volume: api.remove_volume(v["Name"]), "volume", volume["Name"])
+        return self.report()
+
+    def _wait_tasks_gone(self, service_ids, what):
+        """Until no container of these services is left on this node, bounded. The engine keeps
+        the containers of a job's completed tasks after the job is removed: they go here."""
+        deadline = time.monotonic() + REMOVAL_SECONDS
+        while time.monotonic() < deadline:
+            left = [c for sid in service_ids
+                    for c in self.engine.api.containers(all=True, filters={"label": "com.docker.swarm.service.id=%s" % sid})]
+            if not left:
+                return
+            for container in left:
+                if container.get("State") in ("exited", "dead", "created"):
+                    try:
+                        self.engine.api.remove_container(container["Id"], v=True, force=True)
+                    except APIError:
+                        pass   # removed by the engine meanwhile
+            time.sleep(0.3)
+        raise ClockworkError("the tasks of %s were still there %ss after their services were removed" % (
+            what, REMOVAL_SECONDS))
+
+    @staticmethod
+    def _retry_while_in_use(remove, kind, name):
+        """A network or volume is freed a moment after the last task using it is gone."""
+        deadline = time.monotonic() + REMOVAL_SECONDS
+        while True:
+            try:
+                remove()
+                return
+            except NotFound:
+                return
+            except (APIError, ClockworkError) as exc:
+                words = str(getattr(exc, "explanation", None) or getattr(exc, "msg", None) or exc)
+                if "in use" not in words and "active endpoints" not in words or time.monotonic() >= deadline:
+                    raise ClockworkError("cannot remove %s %s: %s" % (kind, name, words))
+            time.sleep(0.5)
+
+    # -- verified ----------------------------------------------------------------------
+
+    def verified(self, dry_run=False):
+        """Every connection's check from inside the tasks; changes nothing."""
+        self.present()
+        self.view = SwarmView(self.engine, self.name, self.local_node, self.specs)
+        return run_checks(self.view, self.checks, check_mode=dry_run, parallel=self.parallel)
+
+    def report(self):
+        report = {"changed": any(e["changed"] for e in self.entries), "order": self.order, "engine": "swarm",
+                  "entries": self.entries, "checks": self.checks, "plan": dict(self.plan.as_dict(), engine="swarm")}
+        if self.warnings:
+            report["warnings"] = list(self.warnings)
+        return report
+
+
+def _in_use():
+    raise ClockworkError("in use")
+
+
+def run_swarm_stack(engine, params, check_mode=False, diff=False, progress=None):
+    """The stack module with engine swarm: run_stack's counterpart, with the same result."""
+    state = params["state"]
+    stack = SwarmStack(engine, params, check_mode=check_mode or state == "verified", progress=progress)
+    lock = None
+    if state == "absent":
+        with stack_lock(engine, params["name"], check_mode=check_mode) as lock:
+            report = stack.absent(params["purge"])
+    elif state == "verified":
+        reports = stack.verified(dry_run=check_mode)
+        result = dict(changed=False, order=stack.order, entries=stack.entries, checks=reports, engine="swarm")
+        if stack.warnings:
+            result["warnings"] = stack.warnings
+        failed_checks_error(reports, result)
+        return result
+    else:
+        with stack_lock(engine, params["name"], check_mode=check_mode) as lock:
+            stack.present(verify=params.get("verify"))
+            if params.get("diagram_path"):
+                stack.write_diagram(params["diagram_path"])
+            report = stack.report()
+            if stack.check_reports is not None:
+                report["checks"], report["verified"] = stack.check_reports, True
+                failed_checks_error(stack.check_reports, dict(report, diff=stack.diffs) if diff else report)
+    if lock is not None and lock.waited:
+        report["waited_for_lock"] = lock.waited
+    if diff:
+        report["diff"] = stack.diffs
+    return report

@@ -1,0 +1,110 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Docker secrets and configs of a stack, named by their content.
+
+Swarm cannot change a secret or a config: new content is a new object under a new name,
+the services move to it in a rolling update, and the old one goes once nothing uses it.
+A secret's name carries a slow, salted digest of its value, never the value or a fast hash
+of it (a password's fast hash is as good as the password to anyone with a word list);
+a config's name carries the sha256 of its content, which `docker config inspect` shows anyway."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import hashlib
+import re
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import (
+    ClockworkError, STACK_LABEL, owned_by, owner_labels)
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError
+
+NAME_LIMIT = 64
+DIGEST_LENGTH = 16
+# The cost of the digest in a secret's name: tenths of a second per run, years per guess list.
+SECRET_DIGEST_ROUNDS = 100000
+KINDS = ("secret", "config")
+
+
+def content_digest(kind, stack, purpose, payload):
+    """What names one value: pbkdf2 for a secret (salted with the stack and its use), sha256 for a config."""
+    if kind == "secret":
+        salt = ("clockwork.connections %s %s" % (stack, purpose)).encode("utf-8")
+        return hashlib.pbkdf2_hmac("sha256", payload, salt, SECRET_DIGEST_ROUNDS).hex()[:DIGEST_LENGTH]
+    return hashlib.sha256(payload).hexdigest()[:DIGEST_LENGTH]
+
+
+def object_name(stack, purpose, digest):
+    """`<stack>_<purpose>_<digest>` in Docker's rule for secret and config names (64 at most)."""
+    base = re.sub(r"[^a-zA-Z0-9_.-]+", "-", "%s_%s" % (stack, purpose))
+    return "%s_%s" % (base[:NAME_LIMIT - len(digest) - 1].rstrip("-_."), digest)
+
+
+class SwarmObjects(object):
+    """The secrets and configs on the swarm, read once; creates what a service needs."""
+
+    def __init__(self, api, stack, check_mode):
+        self.api = api
+        self.stack = stack
+        self.check_mode = check_mode
+        self._listed = {}
+
+    def listed(self, kind):
+        """name -> object, for every secret (or config) on the swarm."""
+        if kind not in self._listed:
+            try:
+                found = self.api.secrets() if kind == "secret" else self.api.configs()
+            except APIError as exc:
+                raise ClockworkError("cannot list %ss: %s" % (kind, exc.explanation or exc))
+            self._listed[kind] = dict((o["Spec"]["Name"], o) for o in found)
+        return self._listed[kind]
+
+    def ensure(self, kind, stack, resource, purpose, payload):
+        """(name, id, created): the object holding `payload` (bytes), made when missing; id is
+        None when check mode would make it."""
+        name = object_name(stack, purpose, content_digest(kind, stack, purpose, payload))
+        existing = self.listed(kind).get(name)
+        if existing is not None:
+            if not owned_by(existing["Spec"].get("Labels"), self.stack):
+                raise ClockworkError("%s %s exists and is not owned by stack %s (no label %s=%s): it is never "
+                                     "used or taken over" % (kind, name, self.stack, STACK_LABEL, self.stack))
+            return name, existing["ID"], False
+        if self.check_mode:
+            return name, None, True
+        labels = owner_labels(self.stack, resource)
+        try:
+            if kind == "secret":
+                made = self.api.create_secret(name, payload, labels=labels)
+            else:
+                made = self.api.create_config(name, payload, labels=labels)
+        except APIError as exc:
+            if getattr(exc, "status_code", None) != 409:
+                raise ClockworkError("cannot create %s %s: %s" % (kind, name, exc.explanation or exc))
+            # Made meanwhile by a concurrent run: the name says the content is the same.
+            self._listed.pop(kind, None)
+            return self.ensure(kind, stack, resource, purpose, payload)
+        made_id = made["ID"] if isinstance(made, dict) else made
+        self.listed(kind)[name] = {"ID": made_id, "Spec": {"Name": name, "Labels": labels}}
+        return name, made_id, True
+
+    def owned(self, kind):
+        """name -> id of the stack's own objects of `kind`."""
+        return dict((name, o["ID"]) for name, o in self.listed(kind).items()
+                    if owned_by(o["Spec"].get("Labels"), self.stack))
+
+    def remove(self, kind, name):
+        """Remove one object; False when a service still uses it (the engine refuses)."""
+        object_id = self.listed(kind)[name]["ID"]
+        try:
+            if kind == "secret":
+                self.api.remove_secret(object_id)
+            else:
+                self.api.remove_config(object_id)
+        except APIError as exc:
+            if getattr(exc, "status_code", None) == 404:
+                return True
+            if "in use" in str(exc.explanation or exc):
+                return False
+            raise ClockworkError("cannot remove %s %s: %s" % (kind, name, exc.explanation or exc))
+        self.listed(kind).pop(name, None)
+        return True

@@ -1,0 +1,260 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One container resource as a Swarm service, in plain data and without the engine.
+
+`wanted_service` turns the resource's planned spec (plan.py, every contribution merged) into
+the normal form of what the collection manages on a service: image, args, env, mounts,
+secrets, configs, healthcheck, networks, placement, mode, endpoint, restart and update order,
+and the labels it sets. `managed_part` reads the same normal form out of a service the engine
+holds, so that the two compare field by field; `service_body` lays the wanted form over the
+service's current spec, so that an update changes what we own and keeps everything else
+(resources, logging, labels or constraints somebody else set)."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import copy
+import hashlib
+import json
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import STACK_LABEL, env_dict
+from ansible_collections.clockwork.connections.plugins.module_utils.database import ENV_NAME
+from ansible_collections.clockwork.connections.plugins.module_utils.masking import masked_env, secret_env
+
+# What a container resource takes on top of the container's options; the docker engine
+# refuses replicas above 1 (plan.py), and ignores the rest.
+SERVICE_ARGS = dict(
+    replicas=dict(type="int", default=1),
+    endpoint_mode=dict(type="str", choices=["vip", "dnsrr"]),
+    max_replicas_per_node=dict(type="int"),
+    plain_env=dict(type="list", elements="str", default=[]),
+)
+
+SPEC_HASH_LABEL = "io.clockwork.spec-hash"
+# On the tasks: the image the manager resolved the tag to (a rebuilt tag rolls the tasks), and
+# the env names delivered as secret files (`<NAME>_FILE`), which the checks read back.
+IMAGE_ID_LABEL = "io.clockwork.image-id"
+SECRET_ENV_LABEL = "io.clockwork.secret-env"
+# Task containers say whose they are with a label of their own: the docker engine's destroy (and
+# anything else that removes the stack's containers by io.clockwork.stack) must not kill the
+# tasks of its services, which the swarm would only start again.
+TASK_STACK_LABEL = "io.clockwork.swarm-stack"
+# The placement that keeps services sharing a node-local volume on one node.
+NODE_CONSTRAINT = "node.id=="
+SECRETS_DIR = "/run/secrets/"
+
+
+def service_problems(resource):
+    """What a container resource cannot be on Swarm, without the engine: [(field, problem)]."""
+    problems = []
+    if resource.get("replicas") is not None and resource["replicas"] < 0:
+        problems.append(("replicas", "must be 0 or more, got %s" % resource["replicas"]))
+    if resource.get("max_replicas_per_node") is not None and resource["max_replicas_per_node"] < 1:
+        problems.append(("max_replicas_per_node", "must be 1 or more, got %s" % resource["max_replicas_per_node"]))
+    for name in resource.get("plain_env") or []:
+        if not ENV_NAME.match(name):
+            problems.append(("plain_env", "%s is not an environment variable name" % name))
+    for port in resource.get("ports") or []:
+        if isinstance(port, dict) and port.get("host_ip") or not isinstance(port, dict) and str(port).count(":") == 2:
+            problems.append(("ports", "%s binds a host address; Swarm publishes a port on every address of "
+                                      "the node (drop the address)" % (port,)))
+    return problems
+
+
+def secret_env_names(env, contributed, plain):
+    """(names delivered as secret files, names kept in the env on request): the env a connection
+    marks secret, and every variable whose name or value says secret (masking.py's rule)."""
+    secret = set(contributed or []) | set(k for k, v in env.items() if secret_env(k, v))
+    return sorted(secret - set(plain or [])), sorted(secret & set(plain or []))
+
+
+def file_env(name):
+    """Where a secret env value is read from: `<NAME>_FILE`, the official images' convention."""
+    return name + "_FILE", SECRETS_DIR + name
+
+
+def wanted_service(spec, resource, env, mounts, networks, secrets, configs, node=None, job=False,
+                   endpoint_mode="vip", image_id=None, secret_names=()):
+    """The managed part of the service for one resource, in normal form.
+
+    `spec` is the resource's ContainerSpec; env, mounts and networks are its final ones (every
+    contribution merged, secrets taken out); secrets and configs are [(object name, target)]."""
+    published = sorted((p[0].split("/")[1], int(p[0].split("/")[0]), int(p[2]) if p[2] else None)
+                       for p in spec.ports if p[2] is not None)
+    task_labels = dict((k, v) for k, v in spec.labels.items() if k != STACK_LABEL)
+    task_labels[TASK_STACK_LABEL] = spec.stack
+    if image_id:
+        task_labels[IMAGE_ID_LABEL] = image_id
+    if secret_names:
+        task_labels[SECRET_ENV_LABEL] = ",".join(sorted(secret_names))
+    replicas = resource.get("replicas")
+    wanted = {
+        "image": spec.image,
+        "args": list(spec.command) if spec.command is not None else None,
+        "env": dict(env),
+        "mounts": sorted([m["type"], m["source"], m["target"], bool(m["read_only"])] for m in mounts),
+        "secrets": sorted([name, target] for name, target in secrets),
+        "configs": sorted([name, target] for name, target in configs),
+        "healthcheck": dict(spec.healthcheck) if spec.healthcheck else None,
+        "task_labels": task_labels,
+        "networks": sorted([n["name"], sorted(n.get("aliases") or [])] for n in networks),
+        "node": node,
+        "max_replicas": resource.get("max_replicas_per_node"),
+        "mode": "job" if job else "replicated",
+        "replicas": 1 if replicas is None else replicas,
+        "endpoint_mode": endpoint_mode,
+        "ports": [[proto, target, host, "host" if endpoint_mode == "dnsrr" else "ingress"]
+                  for proto, target, host in published],
+        "restart": "on-failure" if job else "any",
+        # Two tasks must not run on one data directory at once: a service with a volume stops first.
+        "update_order": None if job else (
+            "stop-first" if any(m["type"] == "volume" for m in mounts) else "start-first"),
+        "labels": dict(spec.labels),
+    }
+    wanted["labels"][SPEC_HASH_LABEL] = spec_hash(wanted)
+    return wanted
+
+
+def spec_hash(wanted):
+    """A digest of the managed part (its own label left out): what the last run applied."""
+    shown = dict(wanted, labels=dict((k, v) for k, v in wanted["labels"].items() if k != SPEC_HASH_LABEL))
+    return hashlib.sha256(json.dumps(shown, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+def _healthcheck(raw):
+    if not raw or not raw.get("Test"):
+        return None
+    return {"test": list(raw["Test"]), "interval": raw.get("Interval", 0), "timeout": raw.get("Timeout", 0),
+            "retries": raw.get("Retries", 0), "start_period": raw.get("StartPeriod", 0)}
+
+
+def managed_part(service_spec, wanted, network_names):
+    """The managed part of a service the engine holds, in the normal form of `wanted_service`;
+    labels are compared on the keys we set. `network_names` maps network ids to names."""
+    template = service_spec.get("TaskTemplate") or {}
+    container = template.get("ContainerSpec") or {}
+    placement = template.get("Placement") or {}
+    mode = service_spec.get("Mode") or {}
+    endpoint = service_spec.get("EndpointSpec") or {}
+    labels = service_spec.get("Labels") or {}
+    task_labels = container.get("Labels") or {}
+    nodes = [c.replace(" ", "")[len(NODE_CONSTRAINT):] for c in placement.get("Constraints") or []
+             if c.replace(" ", "").startswith(NODE_CONSTRAINT)]
+    job = "ReplicatedJob" in mode
+    return {
+        "image": container.get("Image"),
+        "args": container.get("Args"),
+        "env": env_dict(container.get("Env")),
+        "mounts": sorted([m.get("Type", "volume"), m.get("Source"), m.get("Target"), bool(m.get("ReadOnly"))]
+                         for m in container.get("Mounts") or []),
+        "secrets": sorted([s.get("SecretName"), (s.get("File") or {}).get("Name")] for s in container.get("Secrets") or []),
+        "configs": sorted([c.get("ConfigName"), (c.get("File") or {}).get("Name")] for c in container.get("Configs") or []),
+        "healthcheck": _healthcheck(container.get("Healthcheck")),
+        "task_labels": dict((k, task_labels.get(k)) for k in set(wanted["task_labels"]) | _ours(task_labels)),
+        "networks": sorted([network_names.get(n.get("Target"), n.get("Target")), sorted(n.get("Aliases") or [])]
+                           for n in template.get("Networks") or []),
+        "node": nodes[0] if len(nodes) == 1 else (nodes or None),
+        "max_replicas": placement.get("MaxReplicas") or None,
+        "mode": "job" if job else "replicated",
+        "replicas": (mode.get("ReplicatedJob") or {}).get("TotalCompletions", 1) if job
+        else (mode.get("Replicated") or {}).get("Replicas", 1),
+        "endpoint_mode": endpoint.get("Mode") or "vip",
+        "ports": sorted([p.get("Protocol", "tcp"), p.get("TargetPort"), p.get("PublishedPort"),
+                         p.get("PublishMode", "ingress")] for p in endpoint.get("Ports") or []),
+        "restart": (template.get("RestartPolicy") or {}).get("Condition", "any"),
+        "update_order": None if job else (service_spec.get("UpdateConfig") or {}).get("Order", "stop-first"),
+        "labels": dict((k, labels.get(k)) for k in wanted["labels"]),
+    }
+
+
+def _ours(labels):
+    """Task labels only the collection sets: a stale one (a secret env name list) is drift too."""
+    return set(k for k in labels or {} if k in (IMAGE_ID_LABEL, SECRET_ENV_LABEL, STACK_LABEL))
+
+
+def changes(wanted, actual):
+    """What differs, in a few words per field, like a container's drift reasons."""
+    reasons = []
+    for key in ("env", "task_labels", "labels"):
+        names = sorted(k for k in set(wanted[key]) | set(actual[key]) if wanted[key].get(k) != actual[key].get(k))
+        if names:
+            reasons.append("%s %s" % ({"task_labels": "task labels"}.get(key, key), ", ".join(names)))
+    if wanted["replicas"] != actual["replicas"]:
+        reasons.append("replicas %s -> %s" % (actual["replicas"], wanted["replicas"]))
+    for key in ("image", "args", "mounts", "secrets", "configs", "healthcheck", "networks", "node", "max_replicas",
+                "mode", "endpoint_mode", "ports", "restart", "update_order"):
+        if wanted[key] != actual[key]:
+            reasons.append({"node": "placement", "max_replicas": "max replicas per node"}.get(key, key.replace("_", " ")))
+    return reasons
+
+
+def shown(part, plain_secret_names=()):
+    """The managed part as a diff may show it: env values masked by masking.py's rule."""
+    if not part:
+        return part
+    return dict(part, env=masked_env(part["env"], plain_secret_names))
+
+
+def _set(mapping, key, value):
+    if value is None or value == []:
+        mapping.pop(key, None)
+    else:
+        mapping[key] = value
+
+
+def service_body(name, wanted, current=None, secret_ids=None, config_ids=None):
+    """The whole service spec to send: the current one (None for a new service) with the
+    managed part laid over it. Secret and config ids come from their names."""
+    body = copy.deepcopy(current or {})
+    body["Name"] = name
+    body["Labels"] = dict(body.get("Labels") or {}, **wanted["labels"])
+    template = body.setdefault("TaskTemplate", {})
+    container = template.setdefault("ContainerSpec", {})
+    container["Image"] = wanted["image"]
+    _set(container, "Args", wanted["args"])
+    container["Env"] = ["%s=%s" % item for item in sorted(wanted["env"].items())]
+    _set(container, "Mounts", [{"Type": kind, "Source": source, "Target": target, "ReadOnly": read_only}
+                               for kind, source, target, read_only in wanted["mounts"]])
+    _set(container, "Secrets", [{"SecretName": secret, "SecretID": (secret_ids or {}).get(secret, secret),
+                                 "File": {"Name": target, "UID": "0", "GID": "0", "Mode": 0o444}}
+                                for secret, target in wanted["secrets"]])
+    _set(container, "Configs", [{"ConfigName": config, "ConfigID": (config_ids or {}).get(config, config),
+                                 "File": {"Name": target, "UID": "0", "GID": "0", "Mode": 0o444}}
+                                for config, target in wanted["configs"]])
+    health = wanted["healthcheck"]
+    _set(container, "Healthcheck", {"Test": health["test"], "Interval": health["interval"], "Timeout": health["timeout"],
+                                    "Retries": health["retries"], "StartPeriod": health["start_period"]}
+         if health else None)
+    labels = dict((k, v) for k, v in (container.get("Labels") or {}).items() if k not in _ours(container.get("Labels")))
+    container["Labels"] = dict(labels, **wanted["task_labels"])
+    template["Networks"] = [{"Target": network, "Aliases": aliases} for network, aliases in wanted["networks"]]
+    placement = template.setdefault("Placement", {})
+    constraints = [c for c in placement.get("Constraints") or [] if not c.replace(" ", "").startswith(NODE_CONSTRAINT)]
+    if wanted["node"]:
+        constraints.append(NODE_CONSTRAINT + wanted["node"])
+    _set(placement, "Constraints", constraints)
+    _set(placement, "MaxReplicas", wanted["max_replicas"])
+    template["RestartPolicy"] = dict(template.get("RestartPolicy") or {}, Condition=wanted["restart"])
+    if wanted["mode"] == "job":
+        body["Mode"] = {"ReplicatedJob": {"MaxConcurrent": max(1, wanted["replicas"]),
+                                          "TotalCompletions": wanted["replicas"]}}
+        body.pop("UpdateConfig", None)
+    else:
+        body["Mode"] = {"Replicated": {"Replicas": wanted["replicas"]}}
+        update = body.setdefault("UpdateConfig", {})
+        update.setdefault("Parallelism", 1)
+        update.setdefault("FailureAction", "pause")
+        update["Order"] = wanted["update_order"]
+    endpoint = body.setdefault("EndpointSpec", {})
+    endpoint["Mode"] = wanted["endpoint_mode"]
+    _set(endpoint, "Ports", [dict([("Protocol", proto), ("TargetPort", target), ("PublishMode", mode)]
+                                  + ([("PublishedPort", published)] if published else []))
+                             for proto, target, published, mode in wanted["ports"]])
+    return body
+
+
+def template_key(template):
+    """A task template in a form that the copy each task carries compares equal to (the engine
+    adds `Runtime` to the service's only)."""
+    return json.dumps(dict((k, v) for k, v in (template or {}).items() if k != "Runtime"), sort_keys=True)
