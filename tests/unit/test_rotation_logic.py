@@ -75,7 +75,6 @@ def test_the_single_module_trusts_the_client_over_a_stale_server_env():
                               None) == []
 
 
-
 def test_a_connection_alone_saying_another_password_is_a_wrong_one():
     """No client that had the previous password, no change of the server's declaration: a
     typo in the connection's password must never become the server's password."""
