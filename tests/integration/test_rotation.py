@@ -247,3 +247,33 @@ def test_single_module_rotates_in_place(stack, tmp_path):
 
     again = playbook([db_task(stack, pg, password=second), show(), api_task(stack, "db")], workdir=wd)
     assert again.rc == 0 and not again.changed, again.output
+
+
+def test_a_stopped_server_is_rotated_once_it_runs_again(stack, tmp_path):
+    """Nothing logs in to a stopped server: check mode says what will happen without a login,
+    and the run rotates once the server runs again (its data has the previous password)."""
+    (tmp_path / "schema.sql").write_text("CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL);\n")
+    pg, app = stack + "-pg", stack + "-app"
+    first, second = "stopped-first", "stopped-second"  # pragma: allowlist secret
+    wd = str(tmp_path)
+    assert playbook([pg_stack(stack, first, tmp_path)], workdir=wd).rc == 0
+    docker("exec", pg, "psql", "-U", "postgres", "-d", "appdb", "-c", "INSERT INTO users (name) VALUES ('ada')")
+    old_url = env_of(app)["DATABASE_URL"]
+    docker("stop", pg)
+    label = "database %s -> %s" % (app, pg)
+
+    state = stack_state(stack)
+    check = playbook([pg_stack(stack, second, tmp_path)], workdir=wd, check=True)
+    assert check.rc == 0, check.output
+    assert entry(check, "connection", label)["actions"] == ["rotate the password of role postgres"]
+    assert stack_state(stack) == state
+
+    rotate = playbook([pg_stack(stack, second, tmp_path)], workdir=wd)
+    assert rotate.rc == 0, rotate.output
+    assert entry(rotate, "connection", label)["actions"] == ["rotate the password of role postgres"]
+    assert_no_secret(rotate, first, second)
+    assert docker("exec", pg, "psql", "-U", "postgres", "-d", "appdb", "-tAc", "SELECT name FROM users") == "ada"
+    assert psql_url(pg, env_of(app)["DATABASE_URL"], "SELECT count(*) FROM users") == "1"
+    assert login_fails(pg, old_url)
+    again = playbook([pg_stack(stack, second, tmp_path)], workdir=wd)
+    assert again.rc == 0 and not again.changed, again.output
