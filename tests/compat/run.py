@@ -88,13 +88,14 @@ def python_facts(python, code):
 # --- venvs --------------------------------------------------------------------------------
 
 def venv(name, version, requirements):
-    """The venv of `name` on Python `version`, (re)built when the interpreter or a pin changed."""
+    """The venv of `name` on Python `version`, (re)built when its path, the interpreter or a pin changed."""
     base = find_python(version)
     if not base:
         raise Failure("no Python %s on this machine (looked in pyenv's versions and on PATH)" % version)
     exact = python_facts(base, "import sys; print(sys.version.split()[0])")
-    stamp = hashlib.sha256(json.dumps([exact, requirements]).encode()).hexdigest()
     path = os.path.join(VENVS, name)
+    # A venv's scripts name its path in their #! line: one built elsewhere is built again.
+    stamp = hashlib.sha256(json.dumps([path, exact, requirements]).encode()).hexdigest()
     stamp_file = os.path.join(path, ".compat-stamp")
     if os.path.exists(stamp_file):
         with open(stamp_file) as handle:
