@@ -39,6 +39,11 @@ unit: venv
 integration: venv engine images
 	$(BIN)/pytest tests/integration
 
+# A swarm of three engines on this machine, each in a network namespace of its own
+# (tests/cluster/cluster.sh): a stack spread over them. Taken down again, pass or fail.
+test-cluster: venv engine images
+	$(BIN)/pytest -p no:cacheprovider tests/cluster
+
 sanity: venv
 	scripts/sanity.sh
 

@@ -107,9 +107,11 @@ def wanted_service(spec, resource, env, mounts, networks, secrets, configs, node
         "ports": [[proto, target, host, "host" if endpoint_mode == "dnsrr" else "ingress"]
                   for proto, target, host in published],
         "restart": "on-failure" if job else "any",
-        # Two tasks must not run on one data directory at once: a service with a volume stops first.
+        # A new task starts before an old one stops, except where two must not run at once: on one data
+        # directory (a volume), or beyond max_replicas_per_node (the new task would have no node to go to).
         "update_order": None if job else (
-            "stop-first" if any(m["type"] == "volume" for m in mounts) else "start-first"),
+            "stop-first" if any(m["type"] == "volume" for m in mounts) or resource.get("max_replicas_per_node")
+            else "start-first"),
         "labels": dict(spec.labels),
     }
     wanted["labels"][SPEC_HASH_LABEL] = spec_hash(wanted)
