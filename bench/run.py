@@ -488,15 +488,22 @@ def slope(points):
     return sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x in xs)
 
 
+def spread(values):
+    return "%.2f-%.2f" % (min(values), max(values))
+
+
 def print_size(result):
     m, p = result["medians"], result["phase_medians"]
     counts = result["counts"]
     print("\n%-44s %10s %10s %8s" % ("%d services: %d cache, %d APIs, %d workers (median s)"
                                       % (result["size"], counts["cache"], counts["api"], counts["worker"]),
                                       "clockwork", "compose", "ratio"))
+    runs = result["runs"]
     for label, kind in (("cold deploy until all run (healthy)", "cold"), ("no-op rerun", "noop")):
         ours, theirs = m["clockwork_" + kind], m["compose_" + kind]
-        print("%-44s %10.2f %10.2f %7.2fx" % (label, ours, theirs, ours / theirs))
+        # The spread shows when the shared engine stalled one tool's run.
+        print("%-44s %10.2f %10.2f %7.2fx   (range: %s / %s)" % (
+            label, ours, theirs, ours / theirs, spread(runs["clockwork_" + kind]), spread(runs["compose_" + kind])))
     print("\nwhere the cold time goes (median seconds from the command's start)")
     for label, key in (("first container created", "first_created"), ("cache healthy", "cache_healthy"),
                        ("last API started", "apis_started"), ("last worker started", "workers_started"),
@@ -577,7 +584,7 @@ def main():
     parser.add_argument("--growth", type=sizes_list, default=[10, 30],
                         help="scale: further sizes, comma-separated, for the growth table")
     parser.add_argument("--growth-runs", type=int, default=2, help="scale: cold runs per tool at each growth size")
-    parser.add_argument("--noop-runs", type=int, default=2, help="scale: no-op runs after each cold run")
+    parser.add_argument("--noop-runs", type=int, default=3, help="scale: no-op runs after each cold run")
     parser.add_argument("--parallel", type=int,
                         help="scale: the stack task's `parallel` (default: the module's own default)")
     args = parser.parse_args()
