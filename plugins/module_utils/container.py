@@ -14,7 +14,7 @@ import time
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     KEPT_MOUNTS_LABEL, PORTS_LABEL, ClockworkError, env_dict, owned_by, owner_labels, ports_from_labels)
-from ansible_collections.clockwork.connections.plugins.module_utils.masking import masked_env
+from ansible_collections.clockwork.connections.plugins.module_utils.masking import masked_command, masked_env
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (
     APIError, container_state)
 
@@ -225,6 +225,7 @@ def masked(config, secret_env):
         return config
     shown = dict(config)
     shown["env"] = masked_env(config["env"], secret_env)
+    shown["command"] = masked_command(config.get("command"))
     return shown
 
 

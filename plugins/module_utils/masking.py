@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+import shlex
 
 from ansible.module_utils.six.moves.urllib.parse import quote, quote_plus, unquote, urlsplit
 
@@ -63,6 +64,7 @@ def declared_secrets(resources, connections):
     found = set()
     for resource in resources or []:
         found |= env_secrets(resource.get("env"))
+        found |= command_secrets(resource.get("command"))
     for connection in connections or []:
         if connection.get("password"):
             found |= forms(connection["password"])
@@ -70,6 +72,42 @@ def declared_secrets(resources, connections):
             password = url_password(value)
             if password:
                 found |= forms(password)
+    return found
+
+
+SECRET_FLAG = re.compile(r"^--?[A-Za-z0-9_-]*(pass|secret|token|auth|key)[A-Za-z0-9_-]*$", re.IGNORECASE)
+
+
+def masked_command(command):
+    """A command line as it may be shown: the value after a flag that names a secret
+    (`--requirepass x`, `--masterauth x`) or within one (`--password=x`) masked."""
+    if not isinstance(command, (list, tuple)):
+        return command
+    shown, hide_next = [], False
+    for arg in command:
+        arg = str(arg)
+        flag, equals, _value = arg.partition("=")
+        if hide_next:
+            shown.append(MASK)
+        elif equals and SECRET_FLAG.match(flag):
+            shown.append(flag + "=" + MASK)
+        else:
+            shown.append(arg)
+        hide_next = not equals and bool(SECRET_FLAG.match(arg))
+    return shown
+
+
+def command_secrets(command):
+    """The values a command line gives secret flags (see masked_command)."""
+    if isinstance(command, str):
+        command = shlex.split(command)
+    found = set()
+    for given, shown in zip(command or [], masked_command(command) or []):
+        given = str(given)
+        if shown == MASK:
+            found |= forms(given)
+        elif shown.endswith("=" + MASK):
+            found |= forms(given.partition("=")[2])
     return found
 
 

@@ -279,8 +279,6 @@ def test_a_stopped_server_is_rotated_once_it_runs_again(stack, tmp_path):
     assert again.rc == 0 and not again.changed, again.output
 
 
-@pytest.mark.xfail(strict=True, reason="needs the container diff to mask the value after --requirepass in a command "
-                                       "(container.masked / masking.py are not this test's owner's)")
 def test_redis_rotation_diff_shows_no_password(stack):
     first, second = "r3dis-diff-first", "r3dis-diff-second"  # pragma: allowlist secret
     assert playbook([redis_stack(stack, first)]).rc == 0

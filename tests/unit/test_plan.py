@@ -159,3 +159,13 @@ def test_the_registry_says_everything_about_each_type():
     assert CONNECTION_TYPES["service_mesh"].injected_env({"tls_enabled": True}, "api") == ["API_URL", "API_CA_FILE"]
     assert CONNECTION_TYPES["database"].injected_env({"engine": "redis"}, "cache") == ["REDIS_URL"]
     assert sorted(CHECKS) == ["database", "dns_tcp", "file", "http", "no_route_out", "running", "shared_volume"]
+
+
+def test_secret_flags_in_commands_are_masked():
+    from ansible_collections.clockwork.connections.plugins.module_utils.masking import (
+        command_secrets, masked_command)
+    command = ["redis-server", "--requirepass", "s3cr@t", "--port", "6379", "--masterauth=m4ster"]
+    assert masked_command(command) == ["redis-server", "--requirepass", "********", "--port", "6379",
+                                       "--masterauth=********"]
+    assert {"s3cr@t", "s3cr%40t", "m4ster"} <= command_secrets(command)
+    assert command_secrets("redis-server --requirepass 'a b'") >= {"a b", "a%20b"}
