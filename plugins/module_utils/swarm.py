@@ -185,6 +185,7 @@ class SwarmStack(object):
                 problems.add(where, "image: " + problem)
             elif attrs:
                 self.image_ids[spec.image] = attrs["Id"]
+                self._warn_anonymous_volumes(name, spec, attrs)
             for mount in spec.mounts:
                 if mount["type"] == "bind" and mount["source"] not in written and not os.path.exists(mount["source"]):
                     problems.add(where, "mounts: bind source %s does not exist on the Docker host" % mount["source"])
@@ -196,6 +197,17 @@ class SwarmStack(object):
         self._volume_problems(problems)
         self._placement(services, problems)
         problems.raise_if_any("stack %s cannot be deployed on Swarm" % self.name)
+
+    def _warn_anonymous_volumes(self, name, spec, image):
+        """A task's anonymous volumes go with the task: what an image keeps in one (a database's data
+        directory) starts empty in the task an update makes."""
+        mounted = set(m["target"] for m in spec.mounts) | set(
+            c.get("mount_path") for c in self.connections if c["type"] == "file" and c["from_resource"] == name)
+        for path in sorted((image.get("Config") or {}).get("Volumes") or {}):
+            if path not in mounted:
+                self.warn("resource %s: its image keeps %s in an anonymous volume, which a Swarm update does not "
+                          "carry to the new task (it starts empty there); mount a named volume at %s to keep it"
+                          % (name, path, path))
 
     def _written_paths(self):
         return set(self._known_contents())
@@ -289,11 +301,10 @@ class SwarmStack(object):
                 resource = self.plan.by_name[member]
                 limit, replicas = resource.get("max_replicas_per_node"), resource.get("replicas") or 1
                 if limit is not None and limit < replicas:
-                    problems.add("resource %s" % member, "max_replicas_per_node: %s of its %s replicas fit on a node, but "
-                                                        "it shares volume %s with %s, so all of them run on one node (a "
-                                                        "volume is local to its node)" % (
-                                                            limit, replicas, ", ".join(sorted(volumes)),
-                                                            ", ".join(sorted(members - set([member])))))
+                    others = ", ".join(sorted(members - set([member])))
+                    problems.add("resource %s" % member, "max_replicas_per_node: %s of its %s replicas fit on a node, "
+                                 "but it shares volume %s with %s, so all of them run on one node (a volume is local "
+                                 "to its node)" % (limit, replicas, ", ".join(sorted(volumes)), others))
                 self.placement[member] = node
 
     # -- present -----------------------------------------------------------------------
@@ -589,9 +600,9 @@ class SwarmStack(object):
             try:
                 remove()
                 return
-            except NotFound:
-                return
             except (APIError, ClockworkError) as exc:
+                if getattr(exc, "status_code", None) == 404:
+                    return   # gone already
                 words = str(getattr(exc, "explanation", None) or getattr(exc, "msg", None) or exc)
                 if "in use" not in words and "active endpoints" not in words or time.monotonic() >= deadline:
                     raise ClockworkError("cannot remove %s %s: %s" % (kind, name, words))

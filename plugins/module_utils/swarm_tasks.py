@@ -124,10 +124,10 @@ class SwarmView(object):
         if key not in self._cache:
             try:
                 found = self.base.api.inspect_service(name)
-            except NotFound:
-                found = None
             except APIError as exc:
-                raise ClockworkError("cannot inspect service %s: %s" % (name, exc.explanation or exc))
+                if getattr(exc, "status_code", None) != 404:
+                    raise ClockworkError("cannot inspect service %s: %s" % (name, exc.explanation or exc))
+                found = None
             self._cache[key] = found if found and owned_by(found["Spec"].get("Labels"), self.stack) \
                 and found["Spec"].get("Name") == name else None
         return self._cache[key]
@@ -251,8 +251,8 @@ def convergence(service, tasks):
         return "done", "%d of %d running" % (len(running), wanted)
     if len(failed) >= FAILED_TASKS_LIMIT and not running:
         return "failed", "%d of its tasks failed and none runs" % len(failed)
-    return "waiting", "%d of %d running%s" % (len(running), wanted,
-                                             ", update %s" % update["State"] if update.get("State") else "")
+    updating = ", update %s" % update["State"] if update.get("State") else ""
+    return "waiting", "%d of %d running%s" % (len(running), wanted, updating)
 
 
 def wait_converged(view, service_id, name, timeout, say=None):

@@ -1,0 +1,183 @@
+"""engine swarm without an engine: a resource's service in normal form, compared with what the
+engine holds, laid over it without touching the fields we do not manage; secrets named by
+content; convergence read from a service and its tasks; what the plan refuses."""
+import copy
+import hashlib
+
+import pytest
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.container import ContainerSpec
+from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
+from ansible_collections.clockwork.connections.plugins.module_utils.swarm_secrets import content_digest, object_name
+from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import (
+    SPEC_HASH_LABEL, changes, managed_part, secret_env_names, service_body, service_problems, template_key,
+    wanted_service)
+from ansible_collections.clockwork.connections.plugins.module_utils.swarm_tasks import convergence
+
+RESOURCE = {"name": "api", "image": "nginx:1.27", "ports": ["8000", "8080:80"], "command": ["nginx", "-g", "x"],
+            "env": {"LOG": "info"}, "healthcheck": {"test": "curl -f http://localhost/", "interval": "1s"},
+            "replicas": 3, "max_replicas_per_node": None, "endpoint_mode": "dnsrr", "plain_env": []}
+NETWORKS = [{"name": "shop_default", "aliases": ["api"]}, {"name": "backend", "aliases": ["api"]}]
+
+
+def wanted(**changes_to_resource):
+    resource = dict(RESOURCE, **changes_to_resource)
+    spec = ContainerSpec(resource, "shop")
+    mounts = [{"type": "volume", "source": "data", "target": "/data", "read_only": False}]
+    return wanted_service(spec, resource, dict(spec.env, DATABASE_URL_FILE="/run/secrets/DATABASE_URL"), mounts,
+                          NETWORKS, [("shop_api_DATABASE_URL_0123", "DATABASE_URL")],
+                          [("shop_api_config.json_4567", "/etc/app/config.json")], node="node1",
+                          endpoint_mode=resource["endpoint_mode"], image_id="sha256:abc",
+                          secret_names=["DATABASE_URL"])
+
+
+def stored(body):
+    """What the engine keeps of a body it was sent: network ids for names, Runtime added."""
+    kept = copy.deepcopy(body)
+    for network in kept["TaskTemplate"]["Networks"]:
+        network["Target"] = "id-" + network["Target"]
+    kept["TaskTemplate"]["Runtime"] = "container"
+    kept["TaskTemplate"]["ContainerSpec"]["Isolation"] = "default"
+    return kept
+
+
+NAMES = {"id-shop_default": "shop_default", "id-backend": "backend"}
+
+
+def test_a_new_service_reads_back_as_wanted():
+    want = wanted()
+    body = service_body("api", want, None, {"shop_api_DATABASE_URL_0123": "s1"}, {"shop_api_config.json_4567": "c1"})
+    assert body["Mode"] == {"Replicated": {"Replicas": 3}}
+    assert body["EndpointSpec"] == {"Mode": "dnsrr", "Ports": [
+        {"Protocol": "tcp", "TargetPort": 80, "PublishMode": "host", "PublishedPort": 8080}]}
+    assert body["TaskTemplate"]["ContainerSpec"]["Args"] == ["nginx", "-g", "x"]   # CMD, not ENTRYPOINT
+    assert body["TaskTemplate"]["ContainerSpec"]["Secrets"][0]["SecretID"] == "s1"
+    assert body["TaskTemplate"]["Placement"]["Constraints"] == ["node.id==node1"]
+    assert body["UpdateConfig"]["Order"] == "stop-first"   # it has a volume
+    assert body["Labels"]["io.clockwork.ports"] == "8000/tcp,80/tcp" and SPEC_HASH_LABEL in body["Labels"]
+    assert changes(want, managed_part(stored(body), want, NAMES)) == []
+
+
+def test_an_update_keeps_what_the_collection_does_not_manage():
+    want = wanted()
+    current = stored(service_body("api", want, None))
+    current["Labels"]["team"] = "web"
+    current["TaskTemplate"]["ContainerSpec"]["Labels"]["team"] = "web"
+    current["TaskTemplate"]["Resources"] = {"Limits": {"MemoryBytes": 1 << 28}}
+    current["TaskTemplate"]["LogDriver"] = {"Name": "json-file"}
+    current["TaskTemplate"]["Placement"]["Constraints"].append("node.role==worker")
+    current["TaskTemplate"]["ForceUpdate"] = 3
+    current["UpdateConfig"]["Parallelism"] = 2
+    assert changes(want, managed_part(current, want, NAMES)) == []
+    scaled = wanted(replicas=2, env={"LOG": "debug"})
+    assert changes(scaled, managed_part(current, scaled, NAMES)) == [
+        "env LOG", "labels %s" % SPEC_HASH_LABEL, "replicas 3 -> 2"]
+    body = service_body("api", scaled, current)
+    assert body["Labels"]["team"] == "web" and body["TaskTemplate"]["ContainerSpec"]["Labels"]["team"] == "web"
+    assert body["TaskTemplate"]["Resources"] == {"Limits": {"MemoryBytes": 1 << 28}}
+    assert body["TaskTemplate"]["LogDriver"] == {"Name": "json-file"}
+    assert sorted(body["TaskTemplate"]["Placement"]["Constraints"]) == ["node.id==node1", "node.role==worker"]
+    assert body["TaskTemplate"]["ForceUpdate"] == 3   # never forced
+    assert body["UpdateConfig"]["Parallelism"] == 2 and body["Mode"] == {"Replicated": {"Replicas": 2}}
+    assert "LOG=debug" in body["TaskTemplate"]["ContainerSpec"]["Env"]
+
+
+def test_drift_made_by_hand_is_seen():
+    want = wanted()
+    current = stored(service_body("api", want, None))
+    current["TaskTemplate"]["ContainerSpec"]["Env"].append("DATABASE_URL=postgresql://u:pw@db/app")
+    current["TaskTemplate"]["ContainerSpec"]["Labels"]["io.clockwork.stack"] = "shop"   # an older run's label
+    assert changes(want, managed_part(current, want, NAMES)) == [
+        "env DATABASE_URL", "task labels io.clockwork.stack"]
+    body = service_body("api", want, current)
+    assert "io.clockwork.stack" not in body["TaskTemplate"]["ContainerSpec"]["Labels"]
+
+
+def test_jobs_and_update_order():
+    job = wanted_service(ContainerSpec(RESOURCE, "shop"), RESOURCE, {}, [], NETWORKS, [], [], job=True)
+    body = service_body("migrate", job)
+    assert body["Mode"] == {"ReplicatedJob": {"MaxConcurrent": 3, "TotalCompletions": 3}} and "UpdateConfig" not in body
+    assert body["TaskTemplate"]["RestartPolicy"]["Condition"] == "on-failure"
+    plain = wanted_service(ContainerSpec(RESOURCE, "shop"), RESOURCE, {}, [], NETWORKS, [], [], endpoint_mode="dnsrr")
+    assert plain["update_order"] == "start-first" and plain["ports"][0][3] == "host"
+    spread = dict(RESOURCE, max_replicas_per_node=1, endpoint_mode="vip")
+    spread_wanted = wanted_service(ContainerSpec(spread, "shop"), spread, {}, [], NETWORKS, [], [], endpoint_mode="vip")
+    assert spread_wanted["update_order"] == "stop-first" and spread_wanted["ports"][0][3] == "ingress"
+
+
+def test_which_env_becomes_a_secret():
+    env = {"POSTGRES_PASSWORD": "pw", "DATABASE_URL": "postgresql://u:pw@db/app", "LOG": "info",
+           "UPSTREAM": "https://user:tok@example.org/"}
+    assert secret_env_names(env, ["DATABASE_URL"], []) == (["DATABASE_URL", "POSTGRES_PASSWORD", "UPSTREAM"], [])
+    assert secret_env_names(env, ["DATABASE_URL"], ["DATABASE_URL"]) == (
+        ["POSTGRES_PASSWORD", "UPSTREAM"], ["DATABASE_URL"])
+
+
+def test_objects_are_named_by_content_and_a_secret_name_is_no_fast_hash_of_it():
+    first = object_name("shop", "api_DATABASE_URL", content_digest("secret", "shop", "api_DATABASE_URL", b"pw1"))
+    again = object_name("shop", "api_DATABASE_URL", content_digest("secret", "shop", "api_DATABASE_URL", b"pw1"))
+    rotated = object_name("shop", "api_DATABASE_URL", content_digest("secret", "shop", "api_DATABASE_URL", b"pw2"))
+    assert first == again != rotated
+    assert hashlib.sha256(b"pw1").hexdigest()[:16] not in first
+    assert content_digest("config", "shop", "x", b"{}") == hashlib.sha256(b"{}").hexdigest()[:16]
+    long = object_name("a-very-long-stack-name-for-the-limit", "backend-api-service_DATABASE_URL", "0123456789abcdef")
+    assert len(long) <= 64 and long.endswith("_0123456789abcdef")
+
+
+def test_what_a_resource_cannot_be_on_swarm():
+    assert service_problems(dict(RESOURCE, replicas=-1, max_replicas_per_node=0, plain_env=["bad name"],
+                                 ports=["127.0.0.1:8080:80"])) == [
+        ("replicas", "must be 0 or more, got -1"), ("max_replicas_per_node", "must be 1 or more, got 0"),
+        ("plain_env", "bad name is not an environment variable name"),
+        ("ports", "127.0.0.1:8080:80 binds a host address; Swarm publishes a port on every address of the node "
+                  "(drop the address)")]
+
+
+def test_the_docker_engine_refuses_replicas_and_swarm_plans_them():
+    resources = [{"name": "api", "image": "nginx:1.27", "replicas": 3}]
+    with pytest.raises(ClockworkError) as refused:
+        Plan("shop", resources, [])
+    assert "resource api: replicas: 3 replicas need engine swarm" in refused.value.msg
+    assert Plan("shop", resources, [], engine="swarm").by_name["api"]["replicas"] == 3
+    assert Plan("shop", [{"name": "api", "image": "nginx:1.27"}], []).by_name["api"]["replicas"] == 1
+
+
+def task(state, desired="running", spec=None, iteration=None, err=None):
+    found = {"DesiredState": desired, "Status": {"State": state, "Timestamp": "2026-01-01T00:00:00Z"},
+             "Spec": spec or {"ContainerSpec": {"Image": "x"}}}
+    if iteration is not None:
+        found["JobIteration"] = {"Index": iteration}
+    if err:
+        found["Status"]["Err"] = err
+    return found
+
+
+def service(replicas=2, update=None, job=False, iteration=1):
+    spec = {"TaskTemplate": {"ContainerSpec": {"Image": "x"}, "Runtime": "container"},
+            "Mode": {"ReplicatedJob": {"TotalCompletions": replicas}} if job else {"Replicated": {"Replicas": replicas}}}
+    found = {"Spec": spec}
+    if update:
+        found["UpdateStatus"] = {"State": update, "Message": "update paused due to failure"}
+    if job:
+        found["JobStatus"] = {"JobIteration": {"Index": iteration}}
+    return found
+
+
+def test_convergence():
+    old = {"ContainerSpec": {"Image": "old"}}
+    assert template_key({"A": 1, "Runtime": "container"}) == template_key({"A": 1})
+    assert convergence(service(), [task("running"), task("running")])[0] == "done"
+    assert convergence(service(), [task("running"), task("starting")])[0] == "waiting"
+    assert convergence(service(update="updating"), [task("running"), task("running")])[0] == "waiting"
+    # An update that has not reached the tasks yet: old ones still meant to run.
+    assert convergence(service(update="completed"), [task("running", spec=old), task("running")])[0] == "waiting"
+    assert convergence(service(), [task("running"), task("running"), task("running", desired="shutdown", spec=old)])[0] \
+        == "done"
+    assert convergence(service(update="paused"), [task("running")]) == (
+        "failed", "its update is paused: update paused due to failure")
+    crashing = [task("failed", desired="shutdown", err="task: non-zero exit (3)")] * 3 + [task("starting")]
+    assert convergence(service(), crashing)[0] == "failed"
+    assert convergence(service(job=True, replicas=1), [task("complete", desired="complete", iteration=1)])[0] == "done"
+    assert convergence(service(job=True, replicas=1, iteration=2),
+                       [task("complete", desired="complete", iteration=1), task("running", iteration=2)])[0] == "waiting"
