@@ -42,6 +42,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.network impo
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan, published
 from ansible_collections.clockwork.connections.plugins.module_utils.preflight import _engine_is_local, ensure_image
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
+from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh import certificate_files
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import (
     DEFAULT_PARALLEL, VERIFY_GRACE_SECONDS, failed_checks_error)
 from ansible_collections.clockwork.connections.plugins.module_utils.stack_lock import stack_lock
@@ -210,7 +211,12 @@ class SwarmStack(object):
                           % (name, path, path))
 
     def _written_paths(self):
-        return set(self._known_contents())
+        """What the run itself writes before anything mounts it: files with content, TLS material."""
+        paths = set(self._known_contents())
+        for connection in self.connections:
+            if connection["type"] == "service_mesh" and connection.get("tls_enabled"):
+                paths.update(certificate_files(connection, self.name).values())
+        return paths
 
     def _known_contents(self):
         """Host path -> content, for the files the declaration gives the content of."""

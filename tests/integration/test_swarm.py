@@ -341,3 +341,28 @@ def test_showcase_playbook_on_swarm(swarm, showcase_lock):
         destroyed = showcase("-e", "clockwork_state=absent", "-e", "clockwork_purge=true")
     assert destroyed.rc == 0, destroyed.output
     assert swarm_objects("showcase") == {"services": [], "networks": [], "secrets": [], "configs": []}
+
+
+def test_tls_material_as_configs_and_a_secret(swarm_stack, tmp_path):
+    """service_mesh with TLS: the CA and the certificate are configs, the key a secret; HTTPS answers."""
+    stack = swarm_stack
+    web, client = stack + "-web", stack + "-client"
+    script = ("cat > /etc/nginx/conf.d/web.conf <<'CONF'\nserver {\n listen 8443 ssl;\n"
+              " ssl_certificate /etc/clockwork/tls/tls.crt;\n ssl_certificate_key /etc/clockwork/tls/tls.key;\n"
+              " location = /health { return 200 \"ok\\n\"; }\n}\nCONF\nexec nginx -g 'daemon off;'")
+    params = ArgumentSpecValidator(STACK_ARGUMENT_SPEC).validate(dict(
+        name=stack, engine="swarm", base_dir=str(tmp_path), verify=True,
+        resources=[{"name": web, "image": NGINX_IMAGE, "ports": ["8443"], "command": ["sh", "-c", script],
+                    "endpoint_mode": "dnsrr"},
+                   {"name": client, "image": NGINX_IMAGE, "endpoint_mode": "dnsrr"}],
+        connections=[{"type": "service_mesh", "from": client, "to": web, "tls_enabled": True,
+                      "tls_dir": str(tmp_path / "tls")}])).validated_parameters
+    deployed = run_stack(Engine(), params)
+    assert [c["ok"] for c in deployed["checks"]] == [True] and "https://%s:8443" % web in deployed["checks"][0]["msg"]
+    served = inspect("service", web)["Spec"]["TaskTemplate"]["ContainerSpec"]
+    assert [s["File"]["Name"] for s in served["Secrets"]] == ["/etc/clockwork/tls/tls.key"]
+    assert [c["File"]["Name"] for c in served["Configs"]] == ["/etc/clockwork/tls/tls.crt"]
+    assert "Mounts" not in served
+    assert [c["File"]["Name"] for c in inspect("service", client)["Spec"]["TaskTemplate"]["ContainerSpec"]["Configs"]] \
+        == ["/etc/clockwork/tls/ca.crt"]
+    assert not run_stack(Engine(), params)["changed"]
