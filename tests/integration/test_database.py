@@ -328,8 +328,6 @@ def test_a_file_that_ends_the_transaction_is_refused(stack, workdir):
     assert psql(pg, "SELECT to_regclass('users') IS NULL, to_regclass('after_commit') IS NULL") == "t|t"
 
 
-@pytest.mark.xfail(strict=True, reason="needs converge to call refuse_transaction_control(files) before it "
-                                       "applies anything (database.py converge is not this test's owner's)")
 def test_a_later_file_that_ends_the_transaction_stops_the_earlier_ones_too(stack, workdir):
     pg = stack + "-pg"
     migrations = workdir / "migrations"
@@ -397,8 +395,6 @@ def test_a_role_that_may_not_create_the_missing_database(stack):
     assert shown(check)["actions"] == ["create database nothere"]
 
 
-@pytest.mark.xfail(strict=True, reason="needs converge to pass diagnose=role_probe(ctx.engine, to_name) to "
-                                       "PostgresTarget (database.py converge is not this test's owner's)")
 def test_a_wrong_user_and_a_wrong_password_each_get_their_message(stack):
     pg = stack + "-pg"
     start_postgres(pg, stack)
