@@ -27,6 +27,8 @@ FRAGMENT = yaml.safe_load(open(os.path.join(ROOT, "plugins/doc_fragments/connect
 SOURCES = {"container": module_docs("container"), "fragment": FRAGMENT}
 for module in ("database", "dependency", "network", "file", "service_mesh"):
     SOURCES[module] = module_docs(module + "_connection")
+# Options only the stack has (Swarm's service options): documented in the stack module itself.
+SOURCES["stack"] = module_docs("stack")["resources"]["suboptions"]
 EXTRA = {
     "type": {"description": "The connection type, or the resource type."},
     "path": {"description": "File resource only: its path on the Docker host; relative paths resolve against the playbook."},

@@ -52,7 +52,8 @@ class ActionModule(ConnectionAction):
         params["diagram_path"] = None
         try:
             # The plan, here on the controller: a bad declaration fails before any module runs.
-            plan.Plan(params["name"], params["resources"], params["connections"], base_dir=params["base_dir"])
+            plan.Plan(params["name"], params["resources"], params["connections"], base_dir=params["base_dir"],
+                      engine=params["engine"])
             if self.in_process():
                 engine = docker_client.Engine(environment=self.task_environment())
                 result = stack.run_stack(engine, params, self._task.check_mode, self._task.diff,

@@ -13,7 +13,7 @@ import errno
 import os
 import socket
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import Problems, owned_by
+from ansible_collections.clockwork.connections.plugins.module_utils.common import STACK_LABEL, Problems, owned_by
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError
 from ansible_collections.clockwork.connections.plugins.module_utils.network import actual_settings, settings_drift
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import published
@@ -84,6 +84,7 @@ class Preflight(object):
                 if mount["type"] == "bind" and mount["source"] not in written and not os.path.exists(mount["source"]):
                     self.problems.add(where, "mounts: bind source %s does not exist on the Docker host" % mount["source"])
             self._ports(where, name, attrs, publishers)
+        self._swarm_services()
         self._networks()
         self._volumes()
         self._connections(images, written)
@@ -128,6 +129,17 @@ class Preflight(object):
     def _holds(attrs, port):
         bindings = ((attrs or {}).get("HostConfig") or {}).get("PortBindings") or {}
         return any(b.get("HostPort") == port for values in bindings.values() for b in values or [])
+
+    def _swarm_services(self):
+        """A stack that runs as Swarm services is not also made of containers beside them."""
+        try:
+            services = self.engine.api.services(filters={"label": "%s=%s" % (STACK_LABEL, self.plan.name)})
+        except APIError:
+            return   # not a swarm manager: there are no services
+        if services:
+            self.problems.add("stack", "engine: stack %s runs as Swarm services on this engine (%s); destroy it "
+                                       "with engine swarm first, or keep engine swarm" % (
+                                           self.plan.name, ", ".join(sorted(s["Spec"]["Name"] for s in services))))
 
     def _networks(self):
         for network in self.plan.networks:

@@ -56,7 +56,10 @@ options:
     choices: [present, absent, verified]
     default: present
   purge:
-    description: With O(state=absent), remove the stack's named volumes too.
+    description:
+      - With O(state=absent), remove the stack's named volumes too, and the anonymous volumes its containers
+        hold (a database's data directory, carried over recreations); without it they are kept, as Compose's
+        C(down) keeps them without C(-v).
     type: bool
     default: false
   verify:
@@ -130,9 +133,9 @@ options:
         type: str
       endpoint_mode:
         description:
-        - 'Engine swarm only: how the service name answers: C(vip) (one virtual IP) or C(dnsrr) (the
-          addresses of its tasks in turn); C(tasks.<name>) lists every task either way. Published ports are
-          ingress ports with C(vip), host-mode ports with C(dnsrr).'
+        - 'Engine swarm only: how the service name answers: C(vip) (one virtual IP) or C(dnsrr) (the addresses
+          of its tasks in turn); C(tasks.<name>) lists every task either way. Published ports are ingress
+          ports with C(vip), host-mode ports with C(dnsrr).'
         - C(vip) when not set, unless the Docker host's kernel has no IPVS, where a virtual IP does not
           answer; then C(dnsrr), with a warning. One of C(vip), C(dnsrr).
         type: str
@@ -230,9 +233,8 @@ options:
           playbook.'
         type: path
       plain_env:
-        description: 'Engine swarm only: secret env variables that stay in the service''s env, for an
-          application that cannot read C(<NAME>_FILE); C(docker service inspect) shows them, and every run
-          warns.'
+        description: 'Engine swarm only: secret env variables that stay in the service''s env, for an application
+          that cannot read C(<NAME>_FILE); C(docker service inspect) shows them, and every run warns.'
         type: list
         elements: str
       ports:
@@ -569,6 +571,12 @@ engine:
   returned: with O(engine=swarm)
   type: str
   sample: swarm
+waited_for_lock:
+  description:
+    - Seconds this run waited for another run of the same stack (from any controller) to finish; each stack
+      has one lock on the Docker engine, a never-started container C(clockwork-lock-<name>).
+  returned: when the run waited
+  type: float
 verified:
   description: True when O(verify) ran the checks in this call; C(checks) then holds their reports.
   returned: with O(verify)
