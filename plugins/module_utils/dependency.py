@@ -10,7 +10,7 @@ __metaclass__ = type
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionType
 from ansible_collections.clockwork.connections.plugins.module_utils.container import (
     condition_reached, has_healthcheck, wait_for)
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import container_state
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import container_state, exec_arg
 
 DEPENDENCY_ARGS = dict(
     condition=dict(type="str", choices=["started", "healthy", "completed_successfully"]),
@@ -44,6 +44,10 @@ def check_running(engine, check):
     status, health = container_state(attrs)
     ok = bool(attrs) and condition_reached(attrs, check.get("condition", "started"))
     return ok, "%s is %s%s" % (check["target"], status, ", %s" % health if health else "")
+
+
+check_running.fields = dict(target=dict(type=exec_arg, required=True),
+                            condition=dict(type="str", choices=["started", "healthy", "completed_successfully"]))
 
 
 TYPE = ConnectionType(

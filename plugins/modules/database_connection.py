@@ -20,9 +20,11 @@ description:
   - Creates O(database_name) when the PostgreSQL server has no database of that name.
   - Applies O(schema_file) once, and each C(*.sql) file of O(migrations_dir) once, in natural version
     order (C(2_x.sql) before C(10_y.sql)). Each file runs in its own transaction together with its
-    record (name and sha256) in the table C(clockwork_schema_migrations); a failing file rolls back
-    completely and the error names the file, the line and the server's message. Concurrent runs are
-    serialised by an advisory lock.
+    record (name and sha256) in the table C(public.clockwork_schema_migrations); a failing file rolls back
+    completely and the error names the file, the line and the server's message. A file that ends the
+    transaction itself (C(BEGIN), C(COMMIT), C(ROLLBACK) and the like, outside comments and strings) is
+    refused before any file is applied. Concurrent runs are serialised by an advisory lock, waited for at
+    most O(timeout) seconds; every session also has a C(lock_timeout).
   - An applied file whose content changed is drift and is refused, naming the file and both checksums;
     for the schema file, O(reapply_schema) applies it again.
   - The connection string holds the password, so the task's result is hidden from all output

@@ -74,17 +74,11 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
 
 from ansible_collections.clockwork.connections.plugins.module_utils.checks import CHECKS, run_checks
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_arg
 from ansible_collections.clockwork.connections.plugins.module_utils.module_runner import run_module
 
 # Fields every check has, whatever its kind.
 COMMON_FIELDS = dict(kind=dict(type="str", required=True), connection=dict(type="str"),
                      retry_for=dict(type="float"))
-# Fields of check kinds whose function does not declare them yet (`fields` beside the function).
-UNDECLARED_FIELDS = {
-    "running": dict(target=dict(type=exec_arg, required=True),
-                    condition=dict(type="str", choices=["started", "healthy", "completed_successfully"])),
-}
 
 
 def check_fields(kind):
@@ -93,7 +87,7 @@ def check_fields(kind):
     if runner is None:
         return None
     fields = getattr(runner, "fields", None)
-    return dict(COMMON_FIELDS, **(fields if fields is not None else UNDECLARED_FIELDS.get(kind, {})))
+    return dict(COMMON_FIELDS, **(fields or {}))
 
 
 def validated_checks(checks):
