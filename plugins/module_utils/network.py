@@ -337,7 +337,8 @@ def converge(ctx, params, result):
     contribution.env[injected_env(params, to_name)[0]] = to_name
     ports = to.declared_ports() or to.exposed_ports(ctx.engine)
     contribution.checks.append({"kind": "dns_tcp", "connection": result.name, "container": from_name,
-                                "host": to_name, "port": port_number(ports[0]) if ports else None})
+                                "host": to_name, "port": port_number(ports[0]) if ports else None,
+                                "network": network})
     if params.get("internal"):
         contribution.checks.append({"kind": "no_route_out", "connection": result.name,
                                     "container": from_name, "network": network})
@@ -377,6 +378,13 @@ def tcp_probes(host, port):
 
 def check_dns_tcp(engine, check):
     host, port, container = check["host"], check.get("port"), check["container"]
+    if check.get("network"):
+        # On the stack's default network the name would resolve anyway: the named network
+        # the connection is about must hold both ends.
+        for end in (container, host):
+            attached = (((engine.container(end) or {}).get("NetworkSettings") or {}).get("Networks") or {})
+            if check["network"] not in attached:
+                return False, "%s is not attached to network %s" % (end, check["network"])
     code, out = exec_in(engine, container, ["getent", "hosts", host])
     if code != 0:
         return False, "%s does not resolve inside %s: %s" % (host, container, out or "no answer")
@@ -389,7 +397,7 @@ def check_dns_tcp(engine, check):
 
 
 check_dns_tcp.fields = dict(container=dict(type=exec_arg, required=True), host=dict(type=host_name, required=True),
-                            port=dict(type=tcp_port))
+                            port=dict(type=tcp_port), network=dict(type=exec_arg))
 
 
 def check_no_route_out(engine, check):
