@@ -52,12 +52,12 @@ class ActionModule(ConnectionAction):
         params["diagram_path"] = None
         try:
             # The plan, here on the controller: a bad declaration fails before any module runs.
-            plan.Plan(params["name"], params["resources"], params["connections"], base_dir=params["base_dir"],
-                      engine=params["engine"])
+            planned = plan.Plan(params["name"], params["resources"], params["connections"],
+                                base_dir=params["base_dir"], engine=params["engine"])
             if self.in_process():
                 engine = docker_client.Engine(environment=self.task_environment())
                 result = stack.run_stack(engine, params, self._task.check_mode, self._task.diff,
-                                         progress=self.progress_printer(params["name"]))
+                                         progress=self.progress_printer(params["name"]), plan=planned)
                 result["invocation"] = {"module_args": params}
             else:
                 result = super(ActionModule, self).execute(args, task_vars)

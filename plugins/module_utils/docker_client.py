@@ -32,6 +32,10 @@ def require_docker(module):
                          exception=DOCKER_IMPORT_ERROR)
 
 
+# Connections kept to the engine: enough for the stack's workers and checks at once.
+MAX_POOL_SIZE = 32
+
+
 class Engine(object):
     """A Docker client plus a cache of inspected objects.
 
@@ -42,12 +46,15 @@ class Engine(object):
     def __init__(self, client=None, environment=None):
         if client is None:
             try:
-                client = docker.from_env(environment=environment)
+                client = docker.from_env(environment=environment, max_pool_size=MAX_POOL_SIZE)
                 client.ping()
             except DockerException as exc:
                 raise ClockworkError("cannot reach the Docker engine: %s" % exc)
         self.client = client
         self.api = client.api
+        if self.api.base_url.startswith("http+docker://local"):
+            # A local socket has no proxy: without this, every request reads the proxy env anew.
+            self.api.trust_env = False
         self._cache = {}
 
     def _inspect(self, kind, name, inspect):

@@ -41,6 +41,18 @@ RESOURCE_TYPES = {"container": dict(CONTAINER_ARGS, **SERVICE_ARGS), "file": FIL
                   "volume": VOLUME_RESOURCE_ARGS}
 
 
+_VALIDATORS = {}
+
+
+def _validator(spec):
+    """One validator per argument spec: building one copies the spec, and a stack of fifty
+    entries would build fifty."""
+    key = id(spec)
+    if key not in _VALIDATORS:
+        _VALIDATORS[key] = (spec, ArgumentSpecValidator(spec))   # the spec kept alive with its id
+    return _VALIDATORS[key][1]
+
+
 def validated(spec, data, where, problems):
     """One entry against its type's argument spec (defaults, choices, aliases); problems are
     added, and the parameters returned (None when the spec itself refused them)."""
@@ -49,10 +61,20 @@ def validated(spec, data, where, problems):
     for key in sorted(set(given) - known):
         problems.add(where, "%s: not a field of this type" % key)
         given.pop(key)
-    result = ArgumentSpecValidator(spec).validate(given)
+    result = _validator(spec).validate(given)
     for message in result.error_messages:
         problems.add(where, message)
     return None if result.error_messages else result.validated_parameters
+
+
+_CONNECTION_SPECS = {}
+
+
+def connection_spec(kind):
+    """The shared connection fields and the type's own, one dict per type."""
+    if kind.name not in _CONNECTION_SPECS:
+        _CONNECTION_SPECS[kind.name] = dict(CONNECTION_ARGS, **kind.args)
+    return _CONNECTION_SPECS[kind.name]
 
 
 def _container_problems(params, base_dir, engine="docker"):
@@ -153,7 +175,7 @@ class Plan(object):
             source, target = connection_ends(connection)
             if kind is None or source not in kinds or target not in kinds:
                 continue
-            params = validated(dict(CONNECTION_ARGS, **kind.args), connection, label, problems)
+            params = validated(connection_spec(kind), connection, label, problems)
             if params is None:
                 continue
             if target in self.by_name:

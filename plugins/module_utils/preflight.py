@@ -12,6 +12,7 @@ __metaclass__ = type
 import errno
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import STACK_LABEL, Problems, owned_by
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError
@@ -65,6 +66,7 @@ class Preflight(object):
     def run(self):
         """Raises ClockworkError listing every problem; returns the images' attributes by name."""
         images = {}
+        self._inspect_all()
         written = self._paths_the_stack_writes()
         publishers = self._published_by_others()
         for name in self.plan.order:
@@ -90,6 +92,15 @@ class Preflight(object):
         self._connections(images, written)
         self.problems.raise_if_any("stack %s cannot be deployed" % self.plan.name)
         return images
+
+    def _inspect_all(self):
+        """Every container and image of the plan inspected at once, into the engine's cache,
+        where the convergence finds them again."""
+        specs = [s for s in self.plan.specs.values() if s.state != "absent"]
+        lookups = [(self.engine.container, s.name) for s in specs] + [(self.engine.image, s.image) for s in specs]
+        if len(lookups) > 2:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(lambda lookup: lookup[0](lookup[1]), lookups))
 
     def _paths_the_stack_writes(self):
         paths = set()

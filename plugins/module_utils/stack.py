@@ -56,7 +56,7 @@ RESOURCE_OPTIONS.pop("state")
 ANONYMOUS_VOLUME = re.compile(r"^[0-9a-f]{64}$")
 # Containers converging at once. Bounded: each worker holds an engine connection and, while a
 # container becomes healthy, a polling loop; the engine, not the controller, is what is shared.
-DEFAULT_PARALLEL = 8
+DEFAULT_PARALLEL = 16
 # After a deploy, a check that fails at first is retried this long: a server that was just
 # started may need a moment to accept connections, as it would in a separate verify step.
 VERIFY_GRACE_SECONDS = 10
@@ -68,8 +68,8 @@ class Stack(object):
     plan's order, so the result does not depend on which worker finished first."""
 
     def __init__(self, engine, name, resources, connections, check_mode=False, base_dir=None,
-                 parallel=DEFAULT_PARALLEL, progress=None):
-        self.plan = Plan(name, resources, connections, base_dir=base_dir)
+                 parallel=DEFAULT_PARALLEL, progress=None, plan=None):
+        self.plan = plan or Plan(name, resources, connections, base_dir=base_dir)
         self.declaration = (resources, connections)
         self.engine = engine
         self.name = name
@@ -351,7 +351,7 @@ def failed_checks_error(reports, result):
             "%s: %s" % (r["connection"], r["msg"]) for r in failed)), **result)
 
 
-def run_stack(engine, params, check_mode=False, diff=False, progress=None):
+def run_stack(engine, params, check_mode=False, diff=False, progress=None, plan=None):
     """What the stack module does with its validated parameters; returns the result.
     `progress(line, verbosity)`, when given, gets a line per container as it converges.
 
@@ -363,7 +363,7 @@ def run_stack(engine, params, check_mode=False, diff=False, progress=None):
     state = params["state"]
     stack = Stack(engine, params["name"], params["resources"], params["connections"],
                   check_mode=check_mode or state == "verified", base_dir=params["base_dir"],
-                  parallel=params.get("parallel") or DEFAULT_PARALLEL, progress=progress)
+                  parallel=params.get("parallel") or DEFAULT_PARALLEL, progress=progress, plan=plan)
     # One run of a stack at a time, whichever controller it comes from (check mode does not lock).
     from ansible_collections.clockwork.connections.plugins.module_utils.stack_lock import stack_lock  # pylint: disable=import-outside-toplevel
     lock = None

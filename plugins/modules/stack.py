@@ -80,7 +80,7 @@ options:
       - On the controller's own process (the local connection), a line per container is printed as it
         converges (those with nothing to do with C(-v)); never under C(no_log).
     type: int
-    default: 8
+    default: 16
   engine:
     description:
       - Where the plan is applied. C(docker) converges containers on one Docker engine. C(swarm) converges
