@@ -351,6 +351,28 @@ def failed_checks_error(reports, result):
             "%s: %s" % (r["connection"], r["msg"]) for r in failed)), **result)
 
 
+def present_report(stack, params, diff):
+    """Converge (with the checks when asked) and write the diagram; the report, or a failure
+    listing the failed checks. The docker and the swarm appliers end alike."""
+    stack.present(verify=params.get("verify"))
+    if params.get("diagram_path"):
+        stack.write_diagram(params["diagram_path"])
+    report = stack.report()
+    if stack.check_reports is not None:
+        report["checks"], report["verified"] = stack.check_reports, True
+        failed_checks_error(stack.check_reports, dict(report, diff=stack.diffs) if diff else report)
+    return report
+
+
+def finished_report(report, stack, lock, diff):
+    """What every state adds at the end: the wait for the lock, the diff."""
+    if lock is not None and lock.waited:
+        report["waited_for_lock"] = lock.waited
+    if diff:
+        report["diff"] = stack.diffs
+    return report
+
+
 def run_stack(engine, params, check_mode=False, diff=False, progress=None, plan=None):
     """What the stack module does with its validated parameters; returns the result.
     `progress(line, verbosity)`, when given, gets a line per container as it converges.
@@ -381,15 +403,5 @@ def run_stack(engine, params, check_mode=False, diff=False, progress=None, plan=
             merged = network.NetworkConverger(stack.ctx).repair_stack()
             if merged:
                 stack._record("network", "duplicates", True, merged)  # pylint: disable=protected-access
-            stack.present(verify=params.get("verify"))
-            if params["diagram_path"]:
-                stack.write_diagram(params["diagram_path"])
-            report = stack.report()
-            if stack.check_reports is not None:
-                report["checks"], report["verified"] = stack.check_reports, True
-                failed_checks_error(stack.check_reports, dict(report, diff=stack.diffs) if diff else report)
-    if lock is not None and lock.waited:
-        report["waited_for_lock"] = lock.waited
-    if diff:
-        report["diff"] = stack.diffs
-    return report
+            report = present_report(stack, params, diff)
+    return finished_report(report, stack, lock, diff)

@@ -44,7 +44,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.preflight im
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
 from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh import certificate_files
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import (
-    DEFAULT_PARALLEL, VERIFY_GRACE_SECONDS, failed_checks_error)
+    DEFAULT_PARALLEL, VERIFY_GRACE_SECONDS, failed_checks_error, finished_report, present_report)
 from ansible_collections.clockwork.connections.plugins.module_utils.stack_lock import stack_lock
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_secrets import SwarmObjects
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import (
@@ -651,15 +651,5 @@ def run_swarm_stack(engine, params, check_mode=False, diff=False, progress=None)
         return result
     else:
         with stack_lock(engine, params["name"], check_mode=check_mode) as lock:
-            stack.present(verify=params.get("verify"))
-            if params.get("diagram_path"):
-                stack.write_diagram(params["diagram_path"])
-            report = stack.report()
-            if stack.check_reports is not None:
-                report["checks"], report["verified"] = stack.check_reports, True
-                failed_checks_error(stack.check_reports, dict(report, diff=stack.diffs) if diff else report)
-    if lock is not None and lock.waited:
-        report["waited_for_lock"] = lock.waited
-    if diff:
-        report["diff"] = stack.diffs
-    return report
+            report = present_report(stack, params, diff)
+    return finished_report(report, stack, lock, diff)

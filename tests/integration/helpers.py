@@ -111,6 +111,12 @@ STACKS_SEEN = set()
 EVENTS = None
 
 
+def stack_of(labels):
+    """The stack a container belongs to: its own label, or, for a Swarm task, its service's."""
+    labels = labels or {}
+    return labels.get("io.clockwork.stack") or labels.get("io.clockwork.swarm-stack")
+
+
 class EventLog(object):
     """Docker's container-create and volume-mount events, read as they happen (the engine
     keeps only its last few hundred): they tie an anonymous volume, which has no label, to
@@ -150,7 +156,7 @@ class EventLog(object):
         time.sleep(0.2)
         with self._lock:
             return set(volume for volume, ids in self.mounts.items()
-                       if any(self.containers.get(c, {}).get("io.clockwork.stack") == stack for c in ids))
+                       if any(stack_of(self.containers.get(c, {})) == stack for c in ids))
 
     def stop(self):
         self._proc.terminate()
@@ -195,7 +201,7 @@ def engine_leaks(before, events, stacks, strict=False):
     now = engine_objects()
 
     def ours(labels, name):
-        return strict or (labels or {}).get("io.clockwork.stack") in stacks or \
+        return strict or stack_of(labels) in stacks or \
             any(name == s or name.startswith(s + "-") for s in stacks)
 
     leaks, others = [], []
