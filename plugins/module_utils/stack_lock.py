@@ -153,7 +153,9 @@ class StackLock(object):
 
     def _remove(self, container_id):
         try:
-            self.engine.api.remove_container(container_id, force=True)
+            # v: an image with a VOLUME gives even a never-started container an anonymous
+            # volume; it is the lock's own, and goes with it.
+            self.engine.api.remove_container(container_id, force=True, v=True)
         except APIError as exc:
             if getattr(exc, "status_code", None) != 404:
                 raise ClockworkError("cannot remove the lock of stack %s: %s" % (self.stack, exc.explanation or exc))

@@ -72,7 +72,7 @@ def hold_lock(stack, process, since):
 @pytest.fixture
 def lock_cleanup(stack):
     yield
-    docker("rm", "-f", lock_name(stack), check=False)
+    docker("rm", "-fv", lock_name(stack), check=False)
 
 
 @pytest.mark.parametrize("in_process", ["auto", "never"])
