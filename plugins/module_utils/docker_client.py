@@ -218,10 +218,14 @@ def exec_first(engine, container, candidates, timeout=10, env=None):
     """Run the first of `candidates` (argv lists) whose program the container has: images
     differ in what they ship (nc or bash, curl or wget). Returns (exit code, output, program);
     when none is there, (127, a message naming them all, None)."""
+    memory = engine._cache   # pylint: disable=protected-access  # the engine's per-run memory
     for argv in candidates:
+        if memory.get(("missing-program", container, argv[0])):
+            continue   # this run already found the container without it
         code, out = exec_in(engine, container, argv, timeout=timeout, env=env)
         if code != EXEC_NOT_FOUND:
             return code, out, argv[0]
+        memory[("missing-program", container, argv[0])] = True
     return EXEC_NOT_FOUND, "none of %s is in container %s" % (", ".join(a[0] for a in candidates), container), None
 
 

@@ -212,23 +212,39 @@ def converge(ctx, params, result):
 # -- checks, run inside the containers ------------------------------------------
 
 def check_file(engine, check):
+    """Readable with the expected content, and read-only when asked: one exec when the
+    content is known (sha256sum reads the file, so it fails on a missing or unreadable one),
+    the mount's own read-only flag from the inspect."""
     path, container = check["path"], check["container"]
-    # `path` is absolute, so `test` cannot take it for an operator.
-    code, out = exec_in(engine, container, ["test", "-d" if check.get("directory") else "-f", path, "-a", "-r", path])
-    if code != 0:
-        return False, "%s is not readable in %s %s" % (path, container, out)
-    if check.get("sha256"):
+    if check.get("sha256") and not check.get("directory"):
+        # `path` is absolute, so no program can take it for an option.
         code, out = exec_in(engine, container, ["sha256sum", path])
-        if code != 0 or out.split()[0] != check["sha256"]:
+        if code != 0:
+            return False, "%s is not readable in %s %s" % (path, container, out)
+        if out.split()[0] != check["sha256"]:
             return False, "%s in %s does not have the expected content (%s)" % (path, container, out)
-    if check.get("read_only"):
-        # access(W_OK) answers EROFS on a read-only mount, even for root; nothing is written.
-        code, _out = exec_in(engine, container, ["test", "-w", path])
-        if code == 0:
-            return False, "%s is writable in %s, but the mount should be read-only" % (path, container)
+    else:
+        code, out = exec_in(engine, container, ["test", "-d" if check.get("directory") else "-f", path, "-a", "-r", path])
+        if code != 0:
+            return False, "%s is not readable in %s %s" % (path, container, out)
+    if check.get("read_only") and _writable(engine, container, path):
+        return False, "%s is writable in %s, but the mount should be read-only" % (path, container)
     details = (" with the expected content" if check.get("sha256") else "") + (
         ", read-only" if check.get("read_only") else "")
     return True, "%s is readable in %s%s" % (path, container, details)
+
+
+def _writable(engine, container, path):
+    """Whether the mount that holds `path` in the container is writable: the engine says so
+    for the mount itself; a path outside every mount is asked in the container (access(W_OK)
+    answers EROFS on a read-only file system, even for root; nothing is written)."""
+    mounts = ((engine.container(container) or {}).get("Mounts") or [])
+    holding = [m for m in mounts if m.get("Destination") and
+               (path == m["Destination"] or path.startswith(m["Destination"].rstrip("/") + "/"))]
+    if holding:
+        return bool(max(holding, key=lambda m: len(m["Destination"])).get("RW"))
+    code, _out = exec_in(engine, container, ["test", "-w", path])
+    return code == 0
 
 
 def sha256_hex(value):
@@ -243,15 +259,21 @@ check_file.fields = dict(container=dict(type=exec_arg, required=True), path=dict
 
 
 def check_shared_volume(engine, check):
-    """A probe file of a random name created in `from` is seen in the peer, then removed."""
+    """A probe file of a random name created in `from` is seen in the peer: the peer removes
+    it, which it can only do when it sees it. A peer that may not remove it (a read-only
+    mount, another user) looks for it instead, and `from` removes it."""
     probe = posixpath.join(check["path"], ".clockwork-probe-%s" % uuid.uuid4().hex)
     writer, reader = check["container"], check["peer"]
     code, out = exec_in(engine, writer, ["touch", probe])
     if code != 0:
         return False, "cannot write in %s at %s: %s" % (writer, check["path"], out)
-    try:
-        code, out = exec_in(engine, reader, ["test", "-f", probe])
-    finally:
+    code, out = exec_in(engine, reader, ["rm", probe])
+    if code != 0 and "no such file" not in out.lower():
+        try:
+            code, out = exec_in(engine, reader, ["test", "-f", probe])
+        finally:
+            exec_in(engine, writer, ["rm", "-f", probe])
+    elif code != 0:
         exec_in(engine, writer, ["rm", "-f", probe])
     if code != 0:
         return False, "a file written in %s at %s is not seen by %s%s" % (

@@ -385,15 +385,19 @@ def check_dns_tcp(engine, check):
             attached = (((engine.container(end) or {}).get("NetworkSettings") or {}).get("Networks") or {})
             if check["network"] not in attached:
                 return False, "%s is not attached to network %s" % (end, check["network"])
+    if port:
+        # A connection to the name proves it resolves: one exec when all is well; a failure
+        # is told apart (name or port) by the lookup below.
+        code, out, _tool = exec_first(engine, container, tcp_probes(host, port))
+        if code == 0:
+            return True, "%s resolves and %s:%s accepts TCP from %s" % (host, host, port, container)
+        refused = out
     code, out = exec_in(engine, container, ["getent", "hosts", host])
     if code != 0:
         return False, "%s does not resolve inside %s: %s" % (host, container, out or "no answer")
     if not port:
         return True, "%s resolves to %s" % (host, out.split()[0])
-    code, out, _tool = exec_first(engine, container, tcp_probes(host, port))
-    if code != 0:
-        return False, "%s:%s does not accept TCP from %s: %s" % (host, port, container, out or "refused")
-    return True, "%s resolves and %s:%s accepts TCP from %s" % (host, host, port, container)
+    return False, "%s:%s does not accept TCP from %s: %s" % (host, port, container, refused or "refused")
 
 
 check_dns_tcp.fields = dict(container=dict(type=exec_arg, required=True), host=dict(type=host_name, required=True),

@@ -94,6 +94,8 @@ class Stack(object):
         self.restart_if_running = set()
         # Each connection's result, begun by its prepare step and completed by its converge step.
         self.results = {}
+        self._awaited = set()          # containers another one connects to: ready before it starts
+        self._leaves_to_await = []
 
     @property
     def entries(self):
@@ -127,18 +129,47 @@ class Stack(object):
         self._shared()
         self._converge_containers()
         if verify:
-            self.check_reports = run_checks(self.engine, self.checks, check_mode=self.check_mode,
-                                            retries_for=0 if self.check_mode else VERIFY_GRACE_SECONDS,
-                                            parallel=self.parallel)
+            # The checks overlap the wait for the containers nothing waits for: one that does not
+            # become ready is the error reported, before any check that failed because of it.
+            with ThreadPoolExecutor(max_workers=1) as side:
+                leaves = side.submit(self._await_leaves)
+                self.check_reports = run_checks(self.engine, self.checks, check_mode=self.check_mode,
+                                                retries_for=0 if self.check_mode else VERIFY_GRACE_SECONDS,
+                                                parallel=self.parallel)
+                errors = leaves.result()
+        else:
+            errors = self._await_leaves()
+        self.flush_progress()
+        if errors:
+            self._raise_failed(errors, [])
         return self.report()
+
+    def _await_leaves(self):
+        """Wait for the containers nothing waits for, one after the other (they all got ready
+        meanwhile, so this takes as long as the slowest); their errors by name."""
+        names = [n for n in self.order if n in self.specs]
+        errors = {}
+        for name, timeout, just_started in sorted(self._leaves_to_await, key=lambda leaf: names.index(leaf[0])):
+            error = self._failure(name, self._wait_ready, name, timeout, just_started)
+            if error:
+                errors[name] = error
+        return errors
+
+    def _raise_failed(self, errors, left):
+        names = [n for n in self.order if n in errors]
+        raise ClockworkError("stack %s: %d resource%s failed:\n- %s%s" % (
+            self.name, len(errors), "" if len(errors) == 1 else "s", "\n- ".join(errors[n] for n in names),
+            "\nnot converged, as they wait for those or came after: %s" % ", ".join(left) if left else ""))
 
     def _converge_containers(self):
         """Each container as soon as every container it connects to is converged and ready,
         at most `parallel` at once. After a failure nothing new starts; what runs finishes,
-        and every failure is reported."""
+        and every failure is reported. Containers nothing waits for are left to `_await_leaves`."""
         names = [n for n in self.order if n in self.specs]
         needs = dict((n, set(c["to_resource"] for c in self.connections
                              if c["from_resource"] == n and c["to_resource"] in self.specs)) for n in names)
+        self._awaited = set().union(*needs.values()) if needs else set()
+        self._leaves_to_await = []   # (name, timeout, just started), appended by the workers
         running, done, errors = {}, set(), {}
         with ThreadPoolExecutor(max_workers=min(self.parallel, max(1, len(names)))) as pool:
             while True:
@@ -158,16 +189,18 @@ class Stack(object):
                         done.add(name)
         self.flush_progress()
         if errors:
-            left = [n for n in names if n not in done and n not in errors]
-            raise ClockworkError("stack %s: %d resource%s failed:\n- %s%s" % (
-                self.name, len(errors), "" if len(errors) == 1 else "s",
-                "\n- ".join(errors[n] for n in names if n in errors),
-                "\nnot converged, as they wait for those or came after: %s" % ", ".join(left) if left else ""))
+            self._raise_failed(errors, [n for n in names if n not in done and n not in errors])
 
     def _converge_ready(self, name):
-        """One worker's job: a container, then its readiness. Returns an error message or None."""
+        """One worker's job: a container, then its readiness when another waits for it.
+        Returns an error message or None."""
+        return self._failure(name, self._converge_container, name)
+
+    @staticmethod
+    def _failure(name, step, *args):
+        """Run one step of a resource; the error message it ends with, or None."""
         try:
-            self._converge_container(name)
+            step(*args)
             return None
         except Exception as exc:  # pylint: disable=broad-except  # sorted by failure_message; bugs re-raised
             message = failure_message(exc)
@@ -270,12 +303,19 @@ class Stack(object):
                                " (%s)" % ", ".join(outcome["reasons"]) if outcome["reasons"] else ""),
                  verbosity=0 if outcome["changed"] else 1)
         if wait_ready and spec.state == "started" and not self.check_mode:
-            attrs = self.engine.container(name)
-            condition = "healthy" if has_healthcheck(attrs) else "started"
-            if condition == "healthy" and (attrs.get("State") or {}).get("Health", {}).get("Status") != "healthy":
-                self.say("%s: waiting until healthy" % name)
-            wait_for(self.engine, name, condition, spec.timeout, just_started=outcome["changed"],
-                     who="container %s" % name)
+            if name in self._awaited:
+                self._wait_ready(name, spec.timeout, outcome["changed"])
+            else:
+                # Nothing waits for it: its worker is free for the next container, and its
+                # readiness is awaited with the others' at the end.
+                self._leaves_to_await.append((name, spec.timeout, outcome["changed"]))
+
+    def _wait_ready(self, name, timeout, just_started):
+        attrs = self.engine.container(name)
+        condition = "healthy" if has_healthcheck(attrs) else "started"
+        if condition == "healthy" and (attrs.get("State") or {}).get("Health", {}).get("Status") != "healthy":
+            self.say("%s: waiting until healthy" % name)
+        wait_for(self.engine, name, condition, timeout, just_started=just_started, who="container %s" % name)
 
     # -- absent ------------------------------------------------------------------
 

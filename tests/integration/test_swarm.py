@@ -312,15 +312,20 @@ def showcase_lock():
 
 
 def test_showcase_playbook_on_swarm(swarm, showcase_lock):
-    """playbooks/showcase.yml -e clockwork_engine=swarm: deploy and verify, rerun, assert, check, destroy."""
+    """playbooks/showcase.yml -e clockwork_engine=swarm with the API at 3 replicas: deploy and
+    verify, rerun, assert, check, scale to 2, destroy."""
     helpers.STACKS_SEEN.add("showcase")
     plain = docker("ps", "-aq", "--filter", "label=io.clockwork.stack=showcase")
     assert not plain, "the showcase runs on the docker engine here: destroy it first"
 
-    def showcase(*args, check=False, diff=False, tags=None):
+    def showcase(*args, check=False, diff=False, tags=None, replicas=3):
         return run_playbook(os.path.join(ROOT, "playbooks/showcase.yml"), check=check, diff=diff, tags=tags,
-                            extra_vars=dict(LOCAL_IMAGES, clockwork_engine="swarm"), extra_args=args)
+                            extra_vars=dict(LOCAL_IMAGES, clockwork_engine="swarm", showcase_api_replicas=replicas),
+                            extra_args=args)
     try:
+        dry = showcase(check=True)
+        assert dry.rc == 0, dry.output
+        assert swarm_objects("showcase") == {"services": [], "networks": [], "secrets": [], "configs": []}
         started = time.monotonic()
         deployed = showcase()
         print("showcase deploy: %.1fs" % (time.monotonic() - started))
@@ -330,6 +335,15 @@ def test_showcase_playbook_on_swarm(swarm, showcase_lock):
         assert "no IPVS" in deployed.output or os.path.exists("/proc/net/ip_vs")
         assert sorted(inspect("service", s)["Spec"]["Name"] for s in swarm_objects("showcase")["services"]) == [
             "api", "frontend", "postgres", "redis", "storage"]
+        # The API's 3 tasks answer to tasks.api on the stack's network; no password in any spec.
+        assert len(tasks_of("api")) == 3
+        addresses = docker("run", "--rm", "--network", "showcase_default", NGINX_IMAGE, "getent", "ahosts",
+                           "tasks.api").split()
+        assert len(set(a for a in addresses if a[0].isdigit())) == 3
+        for service in swarm_objects("showcase")["services"]:
+            assert "secret123" not in docker("service", "inspect", service), service
+        assert "secret123" not in deployed.output
+
         again = showcase()
         assert again.rc == 0 and not again.result("Converge stack showcase")["changed"], again.output
         asserted = showcase(tags="assert")
@@ -337,6 +351,14 @@ def test_showcase_playbook_on_swarm(swarm, showcase_lock):
                                                                           "containers")["checks"])
         dry = showcase(check=True, diff=True)
         assert dry.rc == 0 and not dry.result("Converge stack showcase")["changed"]
+
+        # 3 -> 2 is an update of the same service.
+        api = inspect("service", "api")["ID"]
+        scaled = showcase(replicas=2)
+        assert scaled.rc == 0, scaled.output
+        entries = [e for e in scaled.result("Converge stack showcase")["entries"] if e["name"] == "api"]
+        assert [e["actions"] for e in entries if e["kind"] == "service"] == [["update"]]
+        assert inspect("service", "api")["ID"] == api and len(tasks_of("api")) == 2
     finally:
         destroyed = showcase("-e", "clockwork_state=absent", "-e", "clockwork_purge=true")
     assert destroyed.rc == 0, destroyed.output

@@ -165,34 +165,106 @@ def test_file_check_with_a_hostile_path_is_argv_only():
     engine = FakeEngine(dict(COREUTILS, test=lambda argv, env: (0 if argv[1] != "-w" else 1, "")))
     ok_, msg = file.check_file(engine, {"container": "api", "path": path, "sha256": "a" * 64, "read_only": True})
     assert ok_, msg
-    assert engine.argvs() == [["test", "-f", path, "-a", "-r", path], ["sha256sum", path], ["test", "-w", path]]
+    # The content read proves the file is there and readable; no mount holds the path, so the
+    # container is asked whether it can write it.
+    assert engine.argvs() == [["sha256sum", path], ["test", "-w", path]]
     no_shell_with_values(engine, path)
+
+
+@pytest.mark.parametrize("rw, ok_expected", [(False, True), (True, False)])
+def test_file_check_reads_read_only_from_the_mount(rw, ok_expected):
+    mounts = [{"Destination": "/etc", "RW": True}, {"Destination": "/etc/app/config.json", "RW": rw}]
+    engine = FakeEngine(COREUTILS, containers={"api": {"Mounts": mounts}})
+    ok_, msg = file.check_file(engine, {"container": "api", "path": "/etc/app/config.json", "sha256": "a" * 64,
+                                        "read_only": True})
+    assert ok_ is ok_expected, msg
+    assert engine.argvs() == [["sha256sum", "/etc/app/config.json"]]
+    assert ok_expected or "writable in api" in msg
+
+
+def test_file_check_names_a_missing_file_and_other_content():
+    engine = FakeEngine(dict(COREUTILS, sha256sum=fails(1, "sha256sum: /x: No such file or directory")))
+    ok_, msg = file.check_file(engine, {"container": "api", "path": "/x", "sha256": "a" * 64})
+    assert not ok_ and msg.startswith("/x is not readable in api")
+    engine = FakeEngine(COREUTILS)
+    ok_, msg = file.check_file(engine, {"container": "api", "path": "/x", "sha256": "b" * 64})
+    assert not ok_ and "does not have the expected content" in msg
+    engine = FakeEngine(COREUTILS)
+    ok_, msg = file.check_file(engine, {"container": "api", "path": "/d", "directory": True})
+    assert ok_ and engine.argvs() == [["test", "-d", "/d", "-a", "-r", "/d"]]
 
 
 def test_shared_volume_round_trip_is_argv_only():
     seen = []
-    programs = dict(COREUTILS, touch=lambda argv, env: (seen.append(argv[1]), (0, ""))[1],
-                    test=lambda argv, env: (0 if argv[2] in seen else 1, ""))
+
+    def remove(argv, env):
+        if argv[-1] not in seen:
+            return 1, "rm: cannot remove '%s': No such file or directory" % argv[-1]
+        seen.remove(argv[-1])
+        return 0, ""
+    programs = dict(COREUTILS, touch=lambda argv, env: (seen.append(argv[1]), (0, ""))[1], rm=remove)
     engine = FakeEngine(programs)
     path = "/data/with space/" + HOSTILE
     ok_, msg = file.check_shared_volume(engine, {"container": "api", "peer": "storage", "path": path})
     assert ok_, msg
     calls = engine.api.calls
-    assert [(c["container"], c["argv"][2]) for c in calls] == [("api", "touch"), ("storage", "test"), ("api", "rm")]
-    assert calls[0]["argv"][3].startswith(path + "/.clockwork-probe-")
+    # The peer removes the probe: it sees it, and nothing is left behind.
+    assert [(c["container"], c["argv"][2]) for c in calls] == [("api", "touch"), ("storage", "rm")]
+    assert calls[0]["argv"][3].startswith(path + "/.clockwork-probe-") and not seen
     no_shell_with_values(engine, path)
+
+
+def test_shared_volume_peer_that_cannot_remove_looks_and_the_writer_cleans_up():
+    seen = []
+
+    def remove(argv, env):
+        if argv[-2:-1] == ["-f"] or argv[1] == "-f":
+            seen.clear()
+            return 0, ""
+        return 1, "rm: cannot remove '%s': Read-only file system" % argv[-1]
+    programs = dict(COREUTILS, touch=lambda argv, env: (seen.append(argv[1]), (0, ""))[1], rm=remove,
+                    test=lambda argv, env: (0 if argv[2] in seen else 1, ""))
+    engine = FakeEngine(programs)
+    ok_, msg = file.check_shared_volume(engine, {"container": "api", "peer": "storage", "path": "/data"})
+    assert ok_, msg
+    assert [(c["container"], c["argv"][2]) for c in engine.api.calls] == [
+        ("api", "touch"), ("storage", "rm"), ("storage", "test"), ("api", "rm")]
+    assert not seen
+
+    # Not seen at all: said so, and the writer still removes its probe.
+    engine = FakeEngine(dict(COREUTILS, rm=lambda argv, env: (0, "") if argv[-2] == "-f" else (
+        1, "rm: cannot remove 'x': No such file or directory")))
+    ok_, msg = file.check_shared_volume(engine, {"container": "api", "peer": "storage", "path": "/data"})
+    assert not ok_ and "is not seen by storage" in msg
+    assert [(c["container"], c["argv"][2]) for c in engine.api.calls][-1] == ("api", "rm")
 
 
 def test_dns_tcp_falls_back_to_bash_with_a_fixed_script():
     engine = FakeEngine(dict(COREUTILS, bash=ok()))
     ok_, msg = network.check_dns_tcp(engine, {"container": "api", "host": "redis", "port": 6379})
     assert ok_, msg
+    # A connection by name proves the name resolves: no lookup when it succeeds.
     assert engine.argvs() == [
-        ["getent", "hosts", "redis"], ["nc", "-z", "-w", "3", "redis", "6379"],
+        ["nc", "-z", "-w", "3", "redis", "6379"],
         ["bash", "-c", 'exec 3<>"/dev/tcp/$1/$2"', "clockwork-tcp-probe", "redis", "6379"]]
+    # The run remembers that the container has no nc.
+    ok_, msg = network.check_dns_tcp(engine, {"container": "api", "host": "redis", "port": 6379})
+    assert ok_ and engine.argvs()[-1][0] == "bash" and len(engine.argvs()) == 3
     lonely = FakeEngine({"timeout": ok(), "getent": ok("10.0.0.2 redis")})
     ok_, msg = network.check_dns_tcp(lonely, {"container": "api", "host": "redis", "port": 6379})
     assert not ok_ and "none of nc, bash is in container api" in msg
+
+
+def test_dns_tcp_tells_a_name_that_does_not_resolve_from_a_closed_port():
+    engine = FakeEngine(dict(COREUTILS, nc=fails(1, ""), getent=fails(2, "")))
+    ok_, msg = network.check_dns_tcp(engine, {"container": "api", "host": "redis", "port": 6379})
+    assert not ok_ and msg == "redis does not resolve inside api: no answer"
+    engine = FakeEngine(dict(COREUTILS, nc=fails(1, "")))
+    ok_, msg = network.check_dns_tcp(engine, {"container": "api", "host": "redis", "port": 6379})
+    assert not ok_ and msg == "redis:6379 does not accept TCP from api: refused"
+    engine = FakeEngine(COREUTILS)
+    ok_, msg = network.check_dns_tcp(engine, {"container": "api", "host": "redis"})
+    assert ok_ and msg == "redis resolves to 172.18.0.3" and engine.argvs() == [["getent", "hosts", "redis"]]
 
 
 def test_http_check_reads_the_status_line_and_falls_back_to_wget():

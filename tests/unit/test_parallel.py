@@ -72,3 +72,39 @@ def test_one_at_a_time_keeps_the_plan_order():
     stack, log, peak = stack_of(resources, [], parallel=1)
     stack._converge_containers()  # pylint: disable=protected-access
     assert [name for event, name in log if event == "start"] == ["aa", "bb", "cc"] and peak[0] == 1
+
+
+def test_only_what_another_waits_for_is_awaited_by_its_worker():
+    resources = containers("cache", "api", "w1", "w2")
+    connections = [{"type": "dependency", "from": "api", "to": "cache"}] + [
+        {"type": "dependency", "from": w, "to": "api"} for w in ("w1", "w2")]
+    stack = Stack(None, "shop", resources, connections, parallel=4, progress=lambda line, level: None)
+    waited = []
+    stack._wait_ready = lambda name, timeout, just_started: waited.append(name)  # pylint: disable=protected-access
+
+    def converge(name):
+        # What _converge_container does once the container runs.
+        if name in stack._awaited:  # pylint: disable=protected-access
+            stack._wait_ready(name, 5, True)  # pylint: disable=protected-access
+        else:
+            stack._leaves_to_await.append((name, 5, True))  # pylint: disable=protected-access
+    stack._converge_container = converge  # pylint: disable=protected-access
+    stack._converge_containers()  # pylint: disable=protected-access
+    assert stack._awaited == {"cache", "api"}  # pylint: disable=protected-access
+    assert waited == ["cache", "api"], "the workers free themselves of the leaves"
+    assert stack._await_leaves() == {} and waited[2:] == ["w1", "w2"]  # pylint: disable=protected-access
+
+
+def test_a_leaf_that_does_not_become_ready_is_reported_by_name():
+    stack = Stack(None, "shop", containers("aa", "bb"), [], parallel=2, progress=lambda line, level: None)
+
+    def not_ready(name, timeout, just_started):
+        raise ClockworkError("container %s is exited instead of started" % name)
+    stack._wait_ready = not_ready  # pylint: disable=protected-access
+    stack._leaves_to_await = [("bb", 5, True), ("aa", 5, True)]  # pylint: disable=protected-access
+    errors = stack._await_leaves()  # pylint: disable=protected-access
+    assert errors == {"aa": "container aa is exited instead of started", "bb": "container bb is exited instead of started"}
+    with pytest.raises(ClockworkError) as error:
+        stack._raise_failed(errors, [])  # pylint: disable=protected-access
+    assert error.value.msg == ("stack shop: 2 resources failed:\n- container aa is exited instead of started\n"
+                               "- container bb is exited instead of started")
