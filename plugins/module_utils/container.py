@@ -744,18 +744,21 @@ def condition_lost(attrs, condition):
     return status in ("exited", "dead", "absent") or (condition == "healthy" and health == "unhealthy")
 
 
-def wait_for(engine, name, condition, timeout, just_started=False, who=None):
+def wait_for(engine, name, condition, timeout, just_started=False, who=None, since=None):
     """Poll, with backoff and no fixed sleep, until the container reaches `condition`.
+    A container `just_started` (at `since`, a time.monotonic(); else now) must have run
+    SETTLE_SECONDS since.
 
     Fails with its state and last log lines when the condition is lost or time runs out.
     """
     started = time.monotonic()
     deadline = started + timeout
+    since = started if since is None else since
     delay = 0.05
     while True:
         engine.forget("container", name)
         attrs = engine.container(name)
-        settled = not just_started or time.monotonic() - started >= SETTLE_SECONDS
+        settled = not just_started or time.monotonic() - since >= SETTLE_SECONDS
         if attrs and condition_reached(attrs, condition) and (settled or condition != "started"):
             return container_state(attrs)
         if condition_lost(attrs, condition) or time.monotonic() >= deadline:
@@ -766,7 +769,10 @@ def wait_for(engine, name, condition, timeout, just_started=False, who=None):
                     status, " (%s)" % health if health else "", condition.replace("_", " "))
             raise ClockworkError("%s%s %s (state %s, health %s); last log lines:\n%s" % (
                 who + ": " if who else "", name, what, status, health, engine.logs_tail(name)))
-        time.sleep(delay)
+        unsettled = SETTLE_SECONDS - (time.monotonic() - since) if attrs and condition == "started" and \
+            condition_reached(attrs, condition) else 0
+        # Running but not settled: nothing to learn before it has (fewer inspects for a busy engine).
+        time.sleep(max(delay, unsettled))
         delay = min(delay * 2, 0.5)
 
 

@@ -14,6 +14,7 @@ __metaclass__ = type
 import os
 import queue
 import re
+import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from ansible_collections.clockwork.connections.plugins.module_utils import file, network
@@ -149,8 +150,8 @@ class Stack(object):
         meanwhile, so this takes as long as the slowest); their errors by name."""
         names = [n for n in self.order if n in self.specs]
         errors = {}
-        for name, timeout, just_started in sorted(self._leaves_to_await, key=lambda leaf: names.index(leaf[0])):
-            error = self._failure(name, self._wait_ready, name, timeout, just_started)
+        for name, timeout, just_started, since in sorted(self._leaves_to_await, key=lambda leaf: names.index(leaf[0])):
+            error = self._failure(name, self._wait_ready, name, timeout, just_started, since)
             if error:
                 errors[name] = error
         return errors
@@ -169,7 +170,7 @@ class Stack(object):
         needs = dict((n, set(c["to_resource"] for c in self.connections
                              if c["from_resource"] == n and c["to_resource"] in self.specs)) for n in names)
         self._awaited = set().union(*needs.values()) if needs else set()
-        self._leaves_to_await = []   # (name, timeout, just started), appended by the workers
+        self._leaves_to_await = []   # (name, timeout, just started, when), appended by the workers
         running, done, errors = {}, set(), {}
         with ThreadPoolExecutor(max_workers=min(self.parallel, max(1, len(names)))) as pool:
             while True:
@@ -308,14 +309,15 @@ class Stack(object):
             else:
                 # Nothing waits for it: its worker is free for the next container, and its
                 # readiness is awaited with the others' at the end.
-                self._leaves_to_await.append((name, spec.timeout, outcome["changed"]))
+                self._leaves_to_await.append((name, spec.timeout, outcome["changed"], time.monotonic()))
 
-    def _wait_ready(self, name, timeout, just_started):
+    def _wait_ready(self, name, timeout, just_started, since=None):
         attrs = self.engine.container(name)
         condition = "healthy" if has_healthcheck(attrs) else "started"
         if condition == "healthy" and (attrs.get("State") or {}).get("Health", {}).get("Status") != "healthy":
             self.say("%s: waiting until healthy" % name)
-        wait_for(self.engine, name, condition, timeout, just_started=just_started, who="container %s" % name)
+        wait_for(self.engine, name, condition, timeout, just_started=just_started, who="container %s" % name,
+                 since=since)
 
     # -- absent ------------------------------------------------------------------
 

@@ -80,14 +80,14 @@ def test_only_what_another_waits_for_is_awaited_by_its_worker():
         {"type": "dependency", "from": w, "to": "api"} for w in ("w1", "w2")]
     stack = Stack(None, "shop", resources, connections, parallel=4, progress=lambda line, level: None)
     waited = []
-    stack._wait_ready = lambda name, timeout, just_started: waited.append(name)  # pylint: disable=protected-access
+    stack._wait_ready = lambda name, timeout, just_started, since=None: waited.append(name)  # pylint: disable=protected-access
 
     def converge(name):
         # What _converge_container does once the container runs.
         if name in stack._awaited:  # pylint: disable=protected-access
             stack._wait_ready(name, 5, True)  # pylint: disable=protected-access
         else:
-            stack._leaves_to_await.append((name, 5, True))  # pylint: disable=protected-access
+            stack._leaves_to_await.append((name, 5, True, 0.0))  # pylint: disable=protected-access
     stack._converge_container = converge  # pylint: disable=protected-access
     stack._converge_containers()  # pylint: disable=protected-access
     assert stack._awaited == {"cache", "api"}  # pylint: disable=protected-access
@@ -98,13 +98,40 @@ def test_only_what_another_waits_for_is_awaited_by_its_worker():
 def test_a_leaf_that_does_not_become_ready_is_reported_by_name():
     stack = Stack(None, "shop", containers("aa", "bb"), [], parallel=2, progress=lambda line, level: None)
 
-    def not_ready(name, timeout, just_started):
+    def not_ready(name, timeout, just_started, since):
         raise ClockworkError("container %s is exited instead of started" % name)
     stack._wait_ready = not_ready  # pylint: disable=protected-access
-    stack._leaves_to_await = [("bb", 5, True), ("aa", 5, True)]  # pylint: disable=protected-access
+    stack._leaves_to_await = [("bb", 5, True, 0.0), ("aa", 5, True, 0.0)]  # pylint: disable=protected-access
     errors = stack._await_leaves()  # pylint: disable=protected-access
     assert errors == {"aa": "container aa is exited instead of started", "bb": "container bb is exited instead of started"}
     with pytest.raises(ClockworkError) as error:
         stack._raise_failed(errors, [])  # pylint: disable=protected-access
     assert error.value.msg == ("stack shop: 2 resources failed:\n- container aa is exited instead of started\n"
                                "- container bb is exited instead of started")
+
+
+class RunningEngine(object):
+    """A container that runs, as inspect reports it; counts the inspects."""
+
+    def __init__(self):
+        self.inspects = 0
+
+    def forget(self, kind, name):
+        pass
+
+    def container(self, name):
+        self.inspects += 1
+        return {"State": {"Status": "running", "Running": True}}
+
+
+def test_settling_counts_from_the_start_not_from_the_wait():
+    from ansible_collections.clockwork.connections.plugins.module_utils.container import SETTLE_SECONDS, wait_for
+    engine = RunningEngine()
+    began = time.monotonic()
+    # Started long enough ago: one look is enough, however many leaves are awaited one after another.
+    for _leaf in range(20):
+        wait_for(engine, "w", "started", 5, just_started=True, since=began - SETTLE_SECONDS)
+    assert engine.inspects == 20, "a leaf that settled long ago was waited for"
+    # Just started: it is looked at again until it has run SETTLE_SECONDS.
+    wait_for(engine, "w", "started", 5, just_started=True, since=time.monotonic())
+    assert engine.inspects > 21
