@@ -488,14 +488,20 @@ class ContainerConverger(object):
         return created["Id"]
 
     def _created_meanwhile(self, spec):
-        """After a 409 on create: the container another run created, when it is ours and matches."""
-        self.engine.forget("container", spec.name)
-        attrs = self.engine.container(spec.name)
-        if not attrs or not owned_by((attrs.get("Config") or {}).get("Labels"), spec.stack):
-            return None
-        if drift(spec.comparable(self.engine.image(spec.image)), running_config(attrs)):
-            return None
-        return attrs
+        """After a 409 on create: the container another run created, when it is ours and matches.
+        The engine reserves the name before the container can be inspected, and the other run may
+        still be attaching its networks: it gets a moment (MEANWHILE_SECONDS) to finish."""
+        deadline = time.monotonic() + MEANWHILE_SECONDS
+        while True:
+            self.engine.forget("container", spec.name)
+            attrs = self.engine.container(spec.name)
+            if attrs and not owned_by((attrs.get("Config") or {}).get("Labels"), spec.stack):
+                return None
+            if attrs and not drift(spec.comparable(self.engine.image(spec.image)), running_config(attrs)):
+                return attrs
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.1)
 
     def _recreate(self, spec, attrs, image_attrs, result):
         """Replace the container `attrs` by one of `spec`; the name never stays without one."""
@@ -720,6 +726,10 @@ class ContainerConverger(object):
             raise ClockworkError("cannot remove container %s: %s" % (name, exc.explanation or exc))
         self.engine.forget("container", name)
 
+
+# How long a container another run is creating under the same name may take to become visible
+# and complete, before it counts as someone else's.
+MEANWHILE_SECONDS = 5
 
 # A container without a healthcheck that we just started must still run this long
 # after the start: one that crashes on start-up is then caught, not reported ready.
