@@ -170,14 +170,18 @@ def _sql_entry(kind, name, path, raw):
     return kind, name, path, text, hashlib.sha256(raw).hexdigest()
 
 
-def login_address(to, settings, params):
-    """Where the module reaches the server: login_host/login_port, else the container's address."""
+def login_address(to, settings, params, engine=None):
+    """Where the module reaches the server: login_host/login_port, else the container's address,
+    or, on an engine that says how (Swarm's `reach`: a tunnel into the task), there."""
     if params.get("login_host"):
         return params["login_host"], params.get("login_port") or settings["port"]
     networks = ((to.attrs or {}).get("NetworkSettings") or {}).get("Networks") or {}
-    for info in networks.values():
-        if info.get("IPAddress"):
-            return info["IPAddress"], params.get("login_port") or settings["port"]
+    address = next((info["IPAddress"] for info in networks.values() if info.get("IPAddress")), None)
+    reach = getattr(engine, "reach", None)
+    if reach is not None and to.attrs:
+        return reach(to.name, address, settings["port"])
+    if address:
+        return address, params.get("login_port") or settings["port"]
     return None, None
 
 
@@ -820,7 +824,7 @@ def rotate_passwords(ctx, params, result, to, settings, wanted):
         raise ClockworkError("connection %s: %s" % (result.name, exc.msg))
     if not rotations:
         return state
-    host, port = login_address(to, settings, params)
+    host, port = login_address(to, settings, params, ctx.engine)
     if host is None:
         # Stopped: nothing can log in now; the rotation waits until the server runs (converge).
         if ctx.check_mode:
@@ -937,7 +941,7 @@ def converge(ctx, params, result):
     result.extra["database"] = dict((key, settings[key]) for key in shown)
     result.extra["database"]["host"] = to_name
 
-    host, port = login_address(to, settings, params)
+    host, port = login_address(to, settings, params, ctx.engine)
     rotation = getattr(result, "rotation", None)
     if rotation is None or rotation.get("deferred"):
         # On its own (the single module), or its server was stopped before: rotate now.

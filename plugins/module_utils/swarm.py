@@ -325,7 +325,7 @@ class SwarmStack(object):
             if name in self.specs:
                 self._service(name)
         if verify:
-            self.view = SwarmView(self.engine, self.name, self.local_node, self.specs)
+            self.view = self._fresh_view()
             self.check_reports = run_checks(self.view, self.checks, check_mode=self.check_mode,
                                             retries_for=0 if self.check_mode else VERIFY_GRACE_SECONDS,
                                             parallel=self.parallel)
@@ -619,8 +619,13 @@ class SwarmStack(object):
     def verified(self, dry_run=False):
         """Every connection's check from inside the tasks; changes nothing."""
         self.present()
-        self.view = SwarmView(self.engine, self.name, self.local_node, self.specs)
+        self.view = self._fresh_view()
         return run_checks(self.view, self.checks, check_mode=dry_run, parallel=self.parallel)
+
+    def _fresh_view(self):
+        """A view that reads the tasks anew (the services changed); the old one's tunnels close."""
+        self.view.close()
+        return SwarmView(self.engine, self.name, self.local_node, self.specs)
 
     def report(self):
         report = {"changed": any(e["changed"] for e in self.entries), "order": self.order, "engine": "swarm",
@@ -638,6 +643,14 @@ def run_swarm_stack(engine, params, check_mode=False, diff=False, progress=None)
     """The stack module with engine swarm: run_stack's counterpart, with the same result."""
     state = params["state"]
     stack = SwarmStack(engine, params, check_mode=check_mode or state == "verified", progress=progress)
+    try:
+        return _swarm_state(stack, engine, params, check_mode, diff)
+    finally:
+        stack.view.close()
+
+
+def _swarm_state(stack, engine, params, check_mode, diff):
+    state = params["state"]
     lock = None
     if state == "absent":
         with stack_lock(engine, params["name"], check_mode=check_mode) as lock:

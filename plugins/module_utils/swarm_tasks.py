@@ -22,6 +22,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
     STACK_LABEL, ClockworkError, env_dict, owned_by)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (
     APIError, DockerException, Engine, NotFound, exec_in)
+from ansible_collections.clockwork.connections.plugins.module_utils.exec_tunnel import NoRelay, open_tunnel
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import (
     SECRET_ENV_LABEL, template_key)
 
@@ -74,6 +75,7 @@ class SwarmView(object):
         self._cache = {}        # ("container" | "task" | "service", name) -> what was read; exec_in's memory too
         self._nodes = None
         self._engines = {local_node: engine}
+        self._tunnels = {}      # (name, port) -> ExecTunnel, for the run
 
     # -- what Engine has ----------------------------------------------------------
 
@@ -93,6 +95,29 @@ class SwarmView(object):
 
     # Engine's own: it needs nothing but self.api, which routes to the task's node here.
     logs_tail = Engine.logs_tail
+
+    def reach(self, name, address, port):
+        """(host, port) where this process logs in to `port` of the task `name` stands for.
+        Through a tunnel into the task (exec_tunnel): exact whichever node it runs on, and the
+        overlay is not routed here. Without bash in its image, its docker_gwbridge `address`
+        when it runs on this node; (None, None) when no task can be reached."""
+        if self.locate(name)[1] is None:
+            return None, None
+        key = ("tunnel", name, int(port))
+        if key not in self._tunnels:
+            try:
+                self._tunnels[key] = open_tunnel(self, name, port, "service %s" % name)
+            except NoRelay:
+                if address:
+                    return address, port
+                raise
+        return "127.0.0.1", self._tunnels[key].port
+
+    def close(self):
+        """Close the tunnels this view opened."""
+        for tunnel in self._tunnels.values():
+            tunnel.close()
+        self._tunnels.clear()
 
     def container(self, name):
         """The task container a service name stands for (None when none can be reached),

@@ -9,14 +9,14 @@
 # /sys and dockerd then fails with "Devices cgroup isn't mounted"). Node i has 10.213.0.(10+i)/24 on
 # one end of a veth pair; the other ends are ports of a bridge in a namespace of their own, a switch
 # that leaves the host's routes and firewall (and the shared engine's) alone. The manager advertises
-# its address, the workers join with the token, every node gets the test image with docker save | load,
+# its address, the workers join with the token, every node gets the test images with docker save | load,
 # and carries the label io.clockwork.docker-host (its socket), by which the collection reaches a task
 # on another node. All nodes report this machine's hostname: tests tell them apart by node id.
 set -euo pipefail
 
 DIR=${CLOCKWORK_CLUSTER_DIR:-/tmp/clockwork-cluster}
 NODES=${CLOCKWORK_CLUSTER_NODES:-3}
-IMAGES=${CLOCKWORK_CLUSTER_IMAGES:-clockwork-test/nginx:1.22}
+IMAGES=${CLOCKWORK_CLUSTER_IMAGES:-clockwork-test/nginx:1.22 clockwork-test/postgres:15}
 NET=10.213.0
 PREFIX=cwcl
 SWITCH=$PREFIX-sw

@@ -18,6 +18,10 @@ SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cluster.sh")
 DIR = os.environ.get("CLOCKWORK_CLUSTER_DIR", "/tmp/clockwork-cluster")
 STACK = "cwcluster"
 NGINX = "clockwork-test/nginx:1.22"
+POSTGRES = "clockwork-test/postgres:15"
+PASSWORD = "cluster-Pw-%d" % os.getpid()   # pragma: allowlist secret
+SCHEMA = "CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL);"
+MIGRATION = "CREATE TABLE notes (id serial PRIMARY KEY, body text);"
 WEB = ("cat > /etc/nginx/conf.d/web.conf <<CONF\nserver {\n listen 8000;\n"
        " location = /health { default_type text/plain; return 200 \"ok\\n\"; }\n"
        " location = /version { default_type text/plain; return 200 \"$VERSION \\$hostname\\n\"; }\n}\nCONF\n"
@@ -56,8 +60,16 @@ def converge(host, version, state="present"):
          "endpoint_mode": "dnsrr", "command": ["sh", "-c", WEB], "env": {"VERSION": version},
          "healthcheck": {"test": "curl -fsS http://localhost:8000/health", "interval": "1s", "retries": 30}},
         {"name": "client", "image": NGINX, "endpoint_mode": "dnsrr"},
+        {"name": "db", "image": POSTGRES, "ports": ["5432"], "endpoint_mode": "dnsrr",
+         "env": {"POSTGRES_PASSWORD": PASSWORD, "POSTGRES_DB": "appdb"},
+         "healthcheck": {"test": "pg_isready -U postgres -d appdb", "interval": "1s", "retries": 60}},
     ]
-    connections = [{"type": "service_mesh", "from": "client", "to": "web", "health_check_path": "/health"}]
+    # The controller reaches no node's networks (each engine has a namespace of its own): the
+    # schema and the migration go through the engine of the database's node.
+    connections = [{"type": "service_mesh", "from": "client", "to": "web", "health_check_path": "/health"},
+                   {"type": "database", "from": "client", "to": "db", "password": PASSWORD,
+                    "database_name": "appdb", "schema_content": SCHEMA,
+                    "migrations": [{"name": "001_notes.sql", "content": MIGRATION}]}]
     params = ArgumentSpecValidator(STACK_ARGUMENT_SPEC).validate(dict(
         name=STACK, resources=resources, connections=connections, engine="swarm", state=state, purge=True,
         base_dir="/tmp", verify=state == "present")).validated_parameters
@@ -83,7 +95,19 @@ def test_a_stack_spread_over_three_nodes(cluster):
     started = time.monotonic()
     deployed = converge(host, "v1")
     print("deploy: %.1fs" % (time.monotonic() - started))
-    assert [c["ok"] for c in deployed["checks"]] == [True], deployed["checks"]
+    assert [c["ok"] for c in deployed["checks"]] == [True, True], deployed["checks"]
+    database = [e for e in deployed["entries"] if e["kind"] == "connection" and e["name"].startswith("database")][0]
+    assert database["actions"] == ["apply schema schema.sql", "apply migration 001_notes.sql"], database
+
+    # Applied once, on the server, wherever its task runs; its password is in no service spec.
+    (db_node, db_container), = tasks(host, "db")
+    psql = ["docker", "-H", node_socket(host, db_node), "exec", db_container, "psql", "-U", "postgres", "-d", "appdb",
+            "-tAc"]
+    recorded = subprocess.run(psql + ["SELECT count(*) FROM clockwork_schema_migrations"], capture_output=True,
+                              text=True)
+    assert recorded.stdout.strip() == "2", recorded.stderr
+    for service in on(host, "service", "ls", "-q").split():
+        assert PASSWORD not in on(host, "service", "inspect", service), service
 
     # The replicas land on three nodes (max_replicas_per_node 1).
     web = tasks(host, "web")
@@ -124,6 +148,8 @@ def test_a_stack_spread_over_three_nodes(cluster):
     assert "FAILED" not in versions, log
     assert versions[0] == "v1" and versions[-1] == "v2" and len(versions) > 20, log
     assert all(c["ok"] for c in updated["checks"])
+    database = [e for e in updated["entries"] if e["kind"] == "connection" and e["name"].startswith("database")][0]
+    assert not database["changed"], database
     web = tasks(host, "web")
     assert len(set(node for node, _c in web)) == 3
 
