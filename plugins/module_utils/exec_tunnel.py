@@ -134,16 +134,11 @@ def _copy_in(client, raw):
 def open_tunnel(engine, container, target_port, name):
     """An ExecTunnel into `container` (a name `engine` routes to its node), once a probe in it
     has opened target_port on its loopback; ClockworkError naming what is missing otherwise."""
-    code, out = exec_in(engine, container, RELAY[:2] + ['exec 3<>"/dev/tcp/127.0.0.1/$1"', "clockwork-tunnel-probe",
-                                                       str(int(target_port))], timeout=5)
+    probe = RELAY[:2] + ['exec 3<>"/dev/tcp/127.0.0.1/$1"', "clockwork-tunnel-probe", str(int(target_port))]
+    code, out = exec_in(engine, container, probe, timeout=5)
     if code == EXEC_NOT_FOUND:
         raise NoRelay("%s cannot be reached from here, and relaying to it needs bash in its image: set "
-                             "login_host and login_port to an address of it that this host reaches" % name)
+                      "login_host and login_port to an address of it that this host reaches" % name)
     if code != 0:
         raise ClockworkError("%s does not accept connections on its port %s: %s" % (name, target_port, out or code))
     return ExecTunnel(engine.api, container, target_port, name)
-
-
-def close_tunnels(tunnels):
-    for tunnel in tunnels:
-        tunnel.close()
