@@ -130,6 +130,7 @@ def module_alone():
     for key in ("postgres", "redis", "nginx"):
         text = text.replace("{{ showcase_%s_image }}" % key, IMAGES["showcase_%s_image" % key])
     text = text.replace("{{ showcase_db_password }}", "secret123")
+    text = text.replace('"{{ showcase_api_replicas }}"', str(defaults["showcase_api_replicas"]))
     declared = json.loads(text)
     for connection in declared["c"]:
         if connection.get("schema_file"):
