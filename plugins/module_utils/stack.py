@@ -96,7 +96,7 @@ class Stack(object):
         # Each connection's result, begun by its prepare step and completed by its converge step.
         self.results = {}
         self._awaited = set()          # containers another one connects to: ready before it starts
-        self._leaves_to_await = []
+        self._awaited_at_end = []
 
     @property
     def entries(self):
@@ -130,27 +130,28 @@ class Stack(object):
         self._shared()
         self._converge_containers()
         if verify:
-            # The checks overlap the wait for the containers nothing waits for: one that does not
-            # become ready is the error reported, before any check that failed because of it.
+            # The checks overlap the last waits (containers nothing waits for, settling): one that
+            # does not become ready is the error reported, before any check that failed because of it.
             with ThreadPoolExecutor(max_workers=1) as side:
-                leaves = side.submit(self._await_leaves)
+                rest = side.submit(self._await_the_rest)
                 self.check_reports = run_checks(self.engine, self.checks, check_mode=self.check_mode,
                                                 retries_for=0 if self.check_mode else VERIFY_GRACE_SECONDS,
                                                 parallel=self.parallel)
-                errors = leaves.result()
+                errors = rest.result()
         else:
-            errors = self._await_leaves()
+            errors = self._await_the_rest()
         self.flush_progress()
         if errors:
             self._raise_failed(errors, [])
         return self.report()
 
-    def _await_leaves(self):
-        """Wait for the containers nothing waits for, one after the other (they all got ready
-        meanwhile, so this takes as long as the slowest); their errors by name."""
+    def _await_the_rest(self):
+        """Wait until every container is ready and those just started have kept running for
+        SETTLE_SECONDS, one after the other (they all got there meanwhile, so this takes as
+        long as the slowest); their errors by name."""
         names = [n for n in self.order if n in self.specs]
         errors = {}
-        for name, timeout, just_started, since in sorted(self._leaves_to_await, key=lambda leaf: names.index(leaf[0])):
+        for name, timeout, just_started, since in sorted(self._awaited_at_end, key=lambda entry: names.index(entry[0])):
             error = self._failure(name, self._wait_ready, name, timeout, just_started, since)
             if error:
                 errors[name] = error
@@ -165,12 +166,12 @@ class Stack(object):
     def _converge_containers(self):
         """Each container as soon as every container it connects to is converged and ready,
         at most `parallel` at once. After a failure nothing new starts; what runs finishes,
-        and every failure is reported. Containers nothing waits for are left to `_await_leaves`."""
+        and every failure is reported. What is left to wait for goes to `_await_the_rest`."""
         names = [n for n in self.order if n in self.specs]
         needs = dict((n, set(c["to_resource"] for c in self.connections
                              if c["from_resource"] == n and c["to_resource"] in self.specs)) for n in names)
         self._awaited = set().union(*needs.values()) if needs else set()
-        self._leaves_to_await = []   # (name, timeout, just started, when), appended by the workers
+        self._awaited_at_end = []   # (name, timeout, just started, when), appended by the workers
         running, done, errors = {}, set(), {}
         with ThreadPoolExecutor(max_workers=min(self.parallel, max(1, len(names)))) as pool:
             while True:
@@ -304,12 +305,13 @@ class Stack(object):
                                " (%s)" % ", ".join(outcome["reasons"]) if outcome["reasons"] else ""),
                  verbosity=0 if outcome["changed"] else 1)
         if wait_ready and spec.state == "started" and not self.check_mode:
+            started = time.monotonic()
             if name in self._awaited:
-                self._wait_ready(name, spec.timeout, outcome["changed"])
-            else:
-                # Nothing waits for it: its worker is free for the next container, and its
-                # readiness is awaited with the others' at the end.
-                self._leaves_to_await.append((name, spec.timeout, outcome["changed"], time.monotonic()))
+                # What connects to it starts once it runs (is healthy, with a healthcheck), as with
+                # Compose's conditions; that it keeps running is settled with the rest at the end.
+                self._wait_ready(name, spec.timeout, False)
+            # Nothing waits for the rest: the worker is free for the next container.
+            self._awaited_at_end.append((name, spec.timeout, outcome["changed"], started))
 
     def _wait_ready(self, name, timeout, just_started, since=None):
         attrs = self.engine.container(name)

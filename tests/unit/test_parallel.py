@@ -80,19 +80,20 @@ def test_only_what_another_waits_for_is_awaited_by_its_worker():
         {"type": "dependency", "from": w, "to": "api"} for w in ("w1", "w2")]
     stack = Stack(None, "shop", resources, connections, parallel=4, progress=lambda line, level: None)
     waited = []
-    stack._wait_ready = lambda name, timeout, just_started, since=None: waited.append(name)  # pylint: disable=protected-access
+    stack._wait_ready = lambda name, timeout, just_started, since=None: waited.append((name, just_started))  # pylint: disable=protected-access
 
     def converge(name):
         # What _converge_container does once the container runs.
         if name in stack._awaited:  # pylint: disable=protected-access
-            stack._wait_ready(name, 5, True)  # pylint: disable=protected-access
-        else:
-            stack._leaves_to_await.append((name, 5, True, 0.0))  # pylint: disable=protected-access
+            stack._wait_ready(name, 5, False)  # pylint: disable=protected-access
+        stack._awaited_at_end.append((name, 5, True, 0.0))  # pylint: disable=protected-access
     stack._converge_container = converge  # pylint: disable=protected-access
     stack._converge_containers()  # pylint: disable=protected-access
     assert stack._awaited == {"cache", "api"}  # pylint: disable=protected-access
-    assert waited == ["cache", "api"], "the workers free themselves of the leaves"
-    assert stack._await_leaves() == {} and waited[2:] == ["w1", "w2"]  # pylint: disable=protected-access
+    assert waited == [("cache", False), ("api", False)], "the workers free themselves of the leaves"
+    # At the end every container that was just started settles, in the plan's order.
+    assert stack._await_the_rest() == {}  # pylint: disable=protected-access
+    assert waited[2:] == [("cache", True), ("api", True), ("w1", True), ("w2", True)]
 
 
 def test_a_leaf_that_does_not_become_ready_is_reported_by_name():
@@ -101,8 +102,8 @@ def test_a_leaf_that_does_not_become_ready_is_reported_by_name():
     def not_ready(name, timeout, just_started, since):
         raise ClockworkError("container %s is exited instead of started" % name)
     stack._wait_ready = not_ready  # pylint: disable=protected-access
-    stack._leaves_to_await = [("bb", 5, True, 0.0), ("aa", 5, True, 0.0)]  # pylint: disable=protected-access
-    errors = stack._await_leaves()  # pylint: disable=protected-access
+    stack._awaited_at_end = [("bb", 5, True, 0.0), ("aa", 5, True, 0.0)]  # pylint: disable=protected-access
+    errors = stack._await_the_rest()  # pylint: disable=protected-access
     assert errors == {"aa": "container aa is exited instead of started", "bb": "container bb is exited instead of started"}
     with pytest.raises(ClockworkError) as error:
         stack._raise_failed(errors, [])  # pylint: disable=protected-access
