@@ -75,7 +75,8 @@ def playbook(*extra):
 def clean():
     """Remove the showcase whoever made it: the stack's labels, then compose's names."""
     sh(*playbook("-e", "clockwork_state=absent", "-e", "clockwork_purge=true", "--tags", "deploy"))
-    sh("docker", "rm", "-f", "postgres", "redis", "storage", "api", "frontend", check=False)
+    # With their anonymous volumes (the images' VOLUMEs): compose's run made them, for nothing.
+    sh("docker", "rm", "-fv", "postgres", "redis", "storage", "api", "frontend", check=False)
     for network in ("backend-network", "bench_default", "showcase_default"):
         sh("docker", "network", "rm", network, check=False)
     sh("docker", "volume", "rm", "-f", "app-shared-data", check=False)
