@@ -310,7 +310,8 @@ class Stack(object):
                 # What connects to it starts once it runs (is healthy, with a healthcheck), as with
                 # Compose's conditions; that it keeps running is settled with the rest at the end.
                 self._wait_ready(name, spec.timeout, False)
-            # Nothing waits for the rest: the worker is free for the next container.
+            # The rest of the waiting (a container that nothing waits for, and the settling of one
+            # just started) is done at the end, for all at once: this worker moves on.
             self._awaited_at_end.append((name, spec.timeout, outcome["changed"], started))
 
     def _wait_ready(self, name, timeout, just_started, since=None):
