@@ -321,6 +321,7 @@ def ensure_mounted(ctx, endpoint, mounts, result):
 # A container being replaced waits under this name until its successor runs; a run killed
 # half-way leaves it behind, and the next run puts things right.
 ASIDE_MARK = "_clockwork_old_"
+ASIDE_LIST = ("containers-aside",)   # the engine's memory of them, for one run
 _ANONYMOUS_VOLUME = re.compile(r"^[0-9a-f]{64}$")
 # The old container is stopped as `docker stop` does, then the new one may use its volumes.
 STOP_SECONDS = 10
@@ -598,10 +599,15 @@ class ContainerConverger(object):
     def _leftovers(self, spec):
         """Containers of this stack that an interrupted recreate left aside, newest first."""
         prefix = "/" + spec.name + ASIDE_MARK
-        try:
-            listed = self.engine.api.containers(all=True, filters={"name": "^" + re.escape(prefix)})
-        except APIError as exc:
-            raise ClockworkError("cannot list containers of %s: %s" % (spec.name, _api_message(exc)))
+        # One list of every container set aside serves the whole run (a stack asks once per
+        # container); whatever renames or removes one forgets it (`_forget`).
+        listed = self.engine._cache.get(ASIDE_LIST)  # pylint: disable=protected-access  # the engine's per-run memory
+        if listed is None:
+            try:
+                listed = self.engine.api.containers(all=True, filters={"name": ASIDE_MARK})
+            except APIError as exc:
+                raise ClockworkError("cannot list containers of %s: %s" % (spec.name, _api_message(exc)))
+            self.engine._cache[ASIDE_LIST] = listed  # pylint: disable=protected-access
         found = [c for c in listed
                  if any(n.startswith(prefix) for n in c.get("Names") or [])
                  and owned_by(c.get("Labels"), spec.stack)]
@@ -645,6 +651,7 @@ class ContainerConverger(object):
     def _forget(self, *names):
         for name in names:
             self.engine.forget("container", name)
+        self.engine._cache.pop(ASIDE_LIST, None)  # pylint: disable=protected-access  # see _leftovers
 
     def _start(self, name):
         try:
