@@ -96,7 +96,7 @@ class Stack(object):
         # Each connection's result, begun by its prepare step and completed by its converge step.
         self.results = {}
         self._awaited = set()          # containers another one connects to: ready before it starts
-        self._awaited_at_end = []
+        self._awaited_at_end = []     # (name, timeout, just started, when): waited for after the workers
 
     @property
     def entries(self):
@@ -171,7 +171,6 @@ class Stack(object):
         needs = dict((n, set(c["to_resource"] for c in self.connections
                              if c["from_resource"] == n and c["to_resource"] in self.specs)) for n in names)
         self._awaited = set().union(*needs.values()) if needs else set()
-        self._awaited_at_end = []   # (name, timeout, just started, when), appended by the workers
         running, done, errors = {}, set(), {}
         with ThreadPoolExecutor(max_workers=min(self.parallel, max(1, len(names)))) as pool:
             while True:
@@ -267,27 +266,12 @@ class Stack(object):
 
     def _converge_container(self, name):
         spec = self.specs[name]
-        for connection in self.connections:
-            if connection["to_resource"] == name:
-                kind = CONNECTION_TYPES[connection["type"]]
-                result = self.results.get(connection["label"]) or kind.new_result(connection)
-                self.results[connection["label"]] = result
-                kind.before_to(self.ctx, connection, spec, result)
-        contributions = []
-        for connection in self.connections:
-            if connection["from_resource"] != name:
-                continue
-            kind = CONNECTION_TYPES[connection["type"]]
-            result = self.results.get(connection["label"]) or kind.new_result(connection)
-            kind.converge(self.ctx, connection, result)
-            contributions.append(result.contribution)
+        outgoing = connection_steps(self.ctx, self.connections, self.results, name, spec)
+        for result in outgoing:
             self._checks[name].extend(result.contribution.checks)
             self._record("connection", result.name, result.changed, result.actions,
                          before=result.before, after=result.after, resource=name)
-        try:
-            env, mounts, networks, secret_env = merge(spec.env, spec.mounts, spec.networks, contributions)
-        except ClockworkError as exc:
-            raise ClockworkError("resource %s: %s" % (name, exc.msg))
+        env, mounts, networks, secret_env = merged_contributions(name, spec, outgoing)
         spec.env, spec.mounts, spec.networks = env, mounts, networks
         spec.secret_env = set(secret_env)
         wait_ready, spec.wait = spec.wait, False
@@ -310,9 +294,10 @@ class Stack(object):
                 # What connects to it starts once it runs (is healthy, with a healthcheck), as with
                 # Compose's conditions; that it keeps running is settled with the rest at the end.
                 self._wait_ready(name, spec.timeout, False)
-            # The rest of the waiting (a container that nothing waits for, and the settling of one
-            # just started) is done at the end, for all at once: this worker moves on.
-            self._awaited_at_end.append((name, spec.timeout, outcome["changed"], started))
+            if name not in self._awaited or outcome["changed"]:
+                # The rest of the waiting (a container that nothing waits for, the settling of one
+                # just started) is done at the end, for all at once: this worker moves on.
+                self._awaited_at_end.append((name, spec.timeout, outcome["changed"], started))
 
     def _wait_ready(self, name, timeout, just_started, since=None):
         attrs = self.engine.container(name)
@@ -359,6 +344,12 @@ class Stack(object):
                 api.remove_volume(volume)
         return self.report()
 
+    def repair(self):
+        """Under the lock, before anything reads networks by name: the duplicates concurrent runs made, merged."""
+        merged = network.NetworkConverger(self.ctx).repair_stack()
+        if merged:
+            self._record("network", "duplicates", True, merged)
+
     # -- verified -----------------------------------------------------------------
 
     def verified(self, dry_run=False):
@@ -371,6 +362,34 @@ class Stack(object):
     def report(self):
         return {"changed": any(e["changed"] for e in self.entries), "order": self.order,
                 "entries": self.entries, "checks": self.checks, "plan": self.plan.as_dict()}
+
+
+def connection_steps(ctx, connections, results, name, spec):
+    """The connection steps around one resource, shared by both appliers: `before_to` of those
+    that end at it (while its previous container or service still runs), then `converge` of
+    those that start at it. Results are kept in `results` by label; returns the outgoing ones."""
+    def result_of(connection):
+        if connection["label"] not in results:
+            results[connection["label"]] = CONNECTION_TYPES[connection["type"]].new_result(connection)
+        return results[connection["label"]]
+    for connection in connections:
+        if connection["to_resource"] == name:
+            CONNECTION_TYPES[connection["type"]].before_to(ctx, connection, spec, result_of(connection))
+    outgoing = []
+    for connection in connections:
+        if connection["from_resource"] == name:
+            result = result_of(connection)
+            CONNECTION_TYPES[connection["type"]].converge(ctx, connection, result)
+            outgoing.append(result)
+    return outgoing
+
+
+def merged_contributions(name, spec, outgoing):
+    """(env, mounts, networks, secret env names) of the resource with its connections' contributions."""
+    try:
+        return merge(spec.env, spec.mounts, spec.networks, [result.contribution for result in outgoing])
+    except ClockworkError as exc:
+        raise ClockworkError("resource %s: %s" % (name, exc.msg))
 
 
 # The stack module's arguments: the module and the action plugin's in-process path use them.
@@ -431,22 +450,26 @@ def run_stack(engine, params, check_mode=False, diff=False, progress=None, plan=
     stack = Stack(engine, params["name"], params["resources"], params["connections"],
                   check_mode=check_mode or state == "verified", base_dir=params["base_dir"],
                   parallel=params.get("parallel") or DEFAULT_PARALLEL, progress=progress, plan=plan)
-    # One run of a stack at a time, whichever controller it comes from (check mode does not lock).
+    return apply_state(stack, engine, params, check_mode, diff)
+
+
+def apply_state(stack, engine, params, check_mode, diff):
+    """The state asked for, by either applier: absent and present under the stack's lock (one
+    run of a stack at a time, whichever controller it comes from; check mode does not lock),
+    verified without it. The result; failed checks raise ClockworkError with it."""
     from ansible_collections.clockwork.connections.plugins.module_utils.stack_lock import stack_lock  # pylint: disable=import-outside-toplevel
     lock = None
-    if state == "absent":
+    if params["state"] == "absent":
         with stack_lock(engine, params["name"], check_mode=check_mode) as lock:
             report = stack.absent(params["purge"])
-    elif state == "verified":
+    elif params["state"] == "verified":
         reports = stack.verified(dry_run=check_mode)
-        result = dict(changed=False, order=stack.order, entries=stack.entries, checks=reports)
+        result = dict(stack.report(), changed=False, checks=reports)
+        result.pop("plan")
         failed_checks_error(reports, result)
         return result
     else:
         with stack_lock(engine, params["name"], check_mode=check_mode) as lock:
-            # Networks duplicated by concurrent runs are merged before anything reads them by name.
-            merged = network.NetworkConverger(stack.ctx).repair_stack()
-            if merged:
-                stack._record("network", "duplicates", True, merged)  # pylint: disable=protected-access
+            stack.repair()
             report = present_report(stack, params, diff)
     return finished_report(report, stack, lock, diff)

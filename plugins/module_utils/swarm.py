@@ -35,7 +35,6 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
     STACK_LABEL, ClockworkError, Problems, owned_by, owner_labels)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     ConnectionContext, ConnectionResult)
-from ansible_collections.clockwork.connections.plugins.module_utils.contribution import merge
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError, NotFound
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
 from ansible_collections.clockwork.connections.plugins.module_utils.network import actual_settings, settings_drift
@@ -44,8 +43,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.preflight im
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
 from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh import certificate_files
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import (
-    DEFAULT_PARALLEL, VERIFY_GRACE_SECONDS, failed_checks_error, finished_report, present_report)
-from ansible_collections.clockwork.connections.plugins.module_utils.stack_lock import stack_lock
+    DEFAULT_PARALLEL, VERIFY_GRACE_SECONDS, apply_state, connection_steps, merged_contributions)
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_secrets import SwarmObjects
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import (
     NODE_CONSTRAINT, changes, file_env, managed_part, secret_env_names, service_body, service_problems, shown,
@@ -380,26 +378,12 @@ class SwarmStack(object):
 
     def _service(self, name):
         spec, resource = self.specs[name], self.plan.by_name[name]
-        for connection in self.connections:
-            if connection["to_resource"] == name:
-                kind = CONNECTION_TYPES[connection["type"]]
-                result = self.results.setdefault(connection["label"], kind.new_result(connection))
-                kind.before_to(self.ctx, connection, spec, result)
-        contributions = []
-        for connection in self.connections:
-            if connection["from_resource"] != name:
-                continue
-            kind = CONNECTION_TYPES[connection["type"]]
-            result = self.results.setdefault(connection["label"], kind.new_result(connection))
-            kind.converge(self.ctx, connection, result)
-            contributions.append(result.contribution)
+        outgoing = connection_steps(self.ctx, self.connections, self.results, name, spec)
+        for result in outgoing:
             self.checks.extend(result.contribution.checks)
             self._record("connection", result.name, result.changed, result.actions, before=result.before,
                          after=result.after)
-        try:
-            env, mounts, networks, contributed_secrets = merge(spec.env, spec.mounts, spec.networks, contributions)
-        except ClockworkError as exc:
-            raise ClockworkError("resource %s: %s" % (name, exc.msg))
+        env, mounts, networks, contributed_secrets = merged_contributions(name, spec, outgoing)
         secret_names, plain = secret_env_names(env, contributed_secrets, resource.get("plain_env"))
         for env_var in plain:
             self.warn("resource %s: env %s holds a secret and is kept in the service's env (plain_env): "
@@ -614,6 +598,9 @@ class SwarmStack(object):
                     raise ClockworkError("cannot remove %s %s: %s" % (kind, name, words))
             time.sleep(0.5)
 
+    def repair(self):
+        """The docker applier merges duplicate networks here; services need nothing before they converge."""
+
     # -- verified ----------------------------------------------------------------------
 
     def verified(self, dry_run=False):
@@ -644,25 +631,6 @@ def run_swarm_stack(engine, params, check_mode=False, diff=False, progress=None)
     state = params["state"]
     stack = SwarmStack(engine, params, check_mode=check_mode or state == "verified", progress=progress)
     try:
-        return _swarm_state(stack, engine, params, check_mode, diff)
+        return apply_state(stack, engine, params, check_mode, diff)
     finally:
         stack.view.close()
-
-
-def _swarm_state(stack, engine, params, check_mode, diff):
-    state = params["state"]
-    lock = None
-    if state == "absent":
-        with stack_lock(engine, params["name"], check_mode=check_mode) as lock:
-            report = stack.absent(params["purge"])
-    elif state == "verified":
-        reports = stack.verified(dry_run=check_mode)
-        result = dict(changed=False, order=stack.order, entries=stack.entries, checks=reports, engine="swarm")
-        if stack.warnings:
-            result["warnings"] = stack.warnings
-        failed_checks_error(reports, result)
-        return result
-    else:
-        with stack_lock(engine, params["name"], check_mode=check_mode) as lock:
-            report = present_report(stack, params, diff)
-    return finished_report(report, stack, lock, diff)
