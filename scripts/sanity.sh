@@ -24,12 +24,22 @@ cache="$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
 controller=$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 read -r -a supported < <("$venv/bin/python" -c 'from ansible_test._internal.constants import SUPPORTED_PYTHON_VERSIONS as v
 print(" ".join(v))')
+# CLOCKWORK_SANITY_PYTHONS="3.8 3.13" narrows the run to those target Pythons (tests use it).
+[ -z "${CLOCKWORK_SANITY_PYTHONS:-}" ] || read -r -a supported <<<"$CLOCKWORK_SANITY_PYTHONS"
+scratch=$(mktemp -d /tmp/clockwork-sanity.XXXXXX)
+trap 'rm -rf "$scratch"' EXIT
+# ansible-test makes each target's venv with the first `pythonX.Y` on PATH, whatever path
+# --target-python names. On PATH a pyenv shim for a version that pyenv's global setting does
+# not name fails ("pyenv: python3.8: command not found"): put the interpreters found first.
+pythons="$scratch/pythons"
+mkdir -p "$pythons"
 targets=() covered=() missing=()
 for version in "${supported[@]}"; do
   if [ "$version" = "$controller" ]; then
     path="$venv/bin/python"
   else
     path=$("$venv/bin/python" "$root/tests/compat/pythons.py" "$version" | cut -d' ' -f2)
+    [ -z "$path" ] || ln -s "$path" "$pythons/python$version"
   fi
   if [ -n "$path" ]; then
     targets+=(--target-python "$version@$path") covered+=("$version")
@@ -39,17 +49,17 @@ for version in "${supported[@]}"; do
 done
 record="$root/tests/output/compat/sanity.json"
 [ $# -gt 0 ] || rm -f "$record"
-[ ${#missing[@]} -eq 0 ] || echo "sanity: no Python ${missing[*]} on this machine: compile and import not run for it" >&2
-
-scratch=$(mktemp -d /tmp/clockwork-sanity.XXXXXX)
-trap 'rm -rf "$scratch"' EXIT
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "sanity: no Python ${missing[*]} on this machine (looked in pyenv's versions and on PATH):" \
+    "compile and import not run for it; install it (for example \`pyenv install ${missing[0]}\`) to cover it" >&2
+fi
 dest="$scratch/ansible_collections/clockwork/connections"
 mkdir -p "$dest"
 git -C "$root" ls-files -z --cached --others --exclude-standard \
   | grep -zv '^collections/' | (cd "$root" && xargs -0 cp --parents -t "$dest")
 cd "$dest"
 git init -q && git add -A   # ansible-test asks git which files belong to the collection
-PATH="$venv/bin:$PATH" ansible-test sanity --controller "origin:python=$controller@$venv/bin/python" "${targets[@]}" \
+PATH="$venv/bin:$pythons:$PATH" ansible-test sanity --controller "origin:python=$controller@$venv/bin/python" "${targets[@]}" \
   --requirements --color no "$@" plugins/
 
 # What a full run covered, for the compatibility table (tests/compat/run.py checks README against it).

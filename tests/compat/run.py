@@ -91,7 +91,8 @@ def venv(name, version, requirements):
     """The venv of `name` on Python `version`, (re)built when its path, the interpreter or a pin changed."""
     base = find_python(version)
     if not base:
-        raise Failure("no Python %s on this machine (looked in pyenv's versions and on PATH)" % version)
+        raise Failure("no Python %s on this machine (looked in pyenv's versions and on PATH): install it, for "
+                      "example with `pyenv install %s`" % (version, version))
     exact = python_facts(base, "import sys; print(sys.version.split()[0])")
     path = os.path.join(VENVS, name)
     # A venv's scripts name its path in their #! line: one built elsewhere is built again.
