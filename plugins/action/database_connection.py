@@ -13,7 +13,7 @@ without secrets says what was done.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.clockwork.connections.plugins.module_utils.database import (
+from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import (
     render_url, resolved_settings)
 from ansible_collections.clockwork.connections.plugins.plugin_utils.connection_action import (
     ConnectionAction, display)

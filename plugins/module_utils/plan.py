@@ -25,7 +25,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import CONNECTION_ARGS
 from ansible_collections.clockwork.connections.plugins.module_utils.container import (
     CONTAINER_ARGS, ContainerSpec, duration_ns, parse_port)
-from ansible_collections.clockwork.connections.plugins.module_utils.database import sql_files
+from ansible_collections.clockwork.connections.plugins.module_utils.database.sql_files import sql_files
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import (
     connection_labels, deployment_order, find_cycle, structure_problems)
 from ansible_collections.clockwork.connections.plugins.module_utils.network import wanted_settings

@@ -8,8 +8,8 @@ completion all read this table."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.clockwork.connections.plugins.module_utils import (
-    database, dependency, file, network, service_mesh)
+from ansible_collections.clockwork.connections.plugins.module_utils import dependency, file, network, service_mesh
+from ansible_collections.clockwork.connections.plugins.module_utils.database import connection_type as database
 
 CONNECTION_TYPES = dict((t.name, t) for t in (
     dependency.TYPE,

@@ -19,7 +19,7 @@ import hashlib
 import json
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import STACK_LABEL, env_dict
-from ansible_collections.clockwork.connections.plugins.module_utils.database import ENV_NAME
+from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import ENV_NAME
 from ansible_collections.clockwork.connections.plugins.module_utils.masking import masked_env, secret_env
 
 # What a container resource takes on top of the container's options; the docker engine

@@ -165,7 +165,7 @@ pending:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.clockwork.connections.plugins.module_utils import database
+from ansible_collections.clockwork.connections.plugins.module_utils.database import connection_type as database
 from ansible_collections.clockwork.connections.plugins.module_utils.module_runner import (
     connection_spec, run_connection)
 

@@ -18,7 +18,7 @@ import json
 import re
 import secrets
 
-from ansible_collections.clockwork.connections.plugins.module_utils import database
+from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
 from ansible_collections.clockwork.connections.plugins.module_utils.common import connection_ends
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
 from ansible_collections.clockwork.connections.plugins.plugin_utils import completion_policy as policy
@@ -38,8 +38,6 @@ MODULE_TYPES = {"clockwork.connections.network_connection": "network",
                 "clockwork.connections.service_mesh_connection": "service_mesh"}
 JSON_TYPES = {"str": "string", "int": "integer", "bool": "boolean", "path": "string"}
 INVALID_ANSWER_RETRIES = 2
-# The one password a description implies: the PostgreSQL server's own, when `to` declares it.
-PASSWORD_ENV = "POSTGRES_PASSWORD"
 # Slow, salted: a lock key may be public, and it must not test password guesses quickly.
 FINGERPRINT_ROUNDS = 100000
 
@@ -77,9 +75,10 @@ def missing_fields(kind, params):
 
 
 def needs_password(kind, params):
-    """A described PostgreSQL connection without a password: referenced or generated, never modelled."""
+    """A described connection to an engine whose server declares its own password (PostgreSQL's
+    POSTGRES_PASSWORD), without a password: referenced or generated, never modelled."""
     return kind == "database" and bool(params.get("description")) and not given(params, "password") \
-        and db_engine(params) == "postgresql"
+        and ENGINES[db_engine(params)].server_password_env is not None
 
 
 def needs_completion(kind, params):
@@ -172,17 +171,8 @@ def local_candidates(kind, params, context):
         return {"network_name": [first, _name(stack, first), _name(stack, source, target, "net")],
                 "driver": ["overlay" if {"overlay", "swarm"} & set(words) else "bridge"]}
     if kind == "database":
-        engine = db_engine(params)
         env = context.get("to_env") or {}   # the local completer's alone, never sent to a model
-        defaults = database.ENGINES[engine]
-        template = defaults["template"]
-        if engine == "redis" and not given(params, "password"):
-            template = defaults["template_without_password"]
-        topic = _topic(description)
-        names = ["0"] if engine == "redis" else [env.get("POSTGRES_DB") or "_".join(topic) or "app", "app"]
-        return {"connection_string_template": [template],
-                "username": [env.get("POSTGRES_USER") or defaults["user"] or "default"],
-                "database_name": names}
+        return ENGINES[db_engine(params)].completion_candidates(env, _topic(description), given(params, "password"))
     if kind == "file":
         topic = _topic(description, FILE_WORDS) or [target]
         last, joined = topic[-1], "-".join(topic)
@@ -269,12 +259,13 @@ def endpoint_context(resource):
                   "env_names": sorted(resource.get("env") or {})})
 
 
-def password_reference(context):
-    """(reference, value) for the password `to` declares, or None."""
-    value = (context.get("to_env") or {}).get(PASSWORD_ENV)
+def password_reference(context, params):
+    """(reference, value) for the password `to` declares (its engine's server password env), or None."""
+    name = ENGINES[db_engine(params)].server_password_env
+    value = (context.get("to_env") or {}).get(name)
     if value is None or str(value) == "":
         return None
-    return "to env %s" % PASSWORD_ENV, str(value)
+    return "to env %s" % name, str(value)
 
 
 def fingerprint(connection, secret):
@@ -334,7 +325,7 @@ def complete(kind, params, context, lock, endpoint, check_mode, connection, situ
     if not fields and not password_needed:
         return params, None
     situation = situation or policy.Situation(context.get("stack") or params.get("stack"), params)
-    reference = password_reference(context) if password_needed else None
+    reference = password_reference(context, params) if password_needed else None
     digest = lock_key(connection, params, fields, reference)
     entry = lock.get(connection, digest)
     report = {}

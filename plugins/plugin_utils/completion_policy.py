@@ -17,17 +17,17 @@ import re
 import string
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import STACK_LABEL, docker_name_problem
-from ansible_collections.clockwork.connections.plugins.module_utils.database import PLACEHOLDERS
+from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
+from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import PLACEHOLDERS
 
 # A mount there, under there, or over one of them (`/`, `/var`) would hide or expose the system.
 SYSTEM_PATHS = ("/etc", "/bin", "/sbin", "/usr", "/proc", "/sys", "/dev", "/boot", "/run", "/var/run",
                 "/var/run/docker.sock", "/run/docker.sock")
 SYSTEM_PREFIXES = ("/lib",)   # /lib, /lib32, /lib64, /libx32, ...
-SCHEMES = {"postgresql": ("postgresql", "postgres"), "redis": ("redis", "rediss")}
-# libpq reads host, hostaddr, port, service and passfile from the query too: none of those.
-QUERY_KEYS = {"postgresql": ("sslmode", "connect_timeout", "application_name", "target_session_attrs",
-                             "channel_binding", "gssencmode"),
-              "redis": ()}
+# Each engine's URL schemes, and the query options a completed template may carry (none that
+# could move the login elsewhere).
+SCHEMES = dict((name, engine.schemes) for name, engine in ENGINES.items())
+QUERY_KEYS = dict((name, engine.query_keys) for name, engine in ENGINES.items())
 URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?:(?P<userinfo>[^@/?#]*)@)?(?P<hostport>[^@/?#]*)"
                  r"(?P<path>/[^?#]*)?(?:\?(?P<query>[^#]*))?$")
 URL_TEXT = re.compile(r"^[A-Za-z0-9._~%!$&'()*+,;=:-]*$")
@@ -68,9 +68,9 @@ def check(kind, field, value, values, situation):
     if field == "connection_string_template":
         return template_problem(value, situation.db_engine)
     if field in ("username", "database_name"):
-        if situation.db_engine == "redis" and field == "database_name":
-            return None if re.match(r"^(?:[0-9]|1[0-5])$", str(value)) else \
-                "%r is not a Redis database number (0 to 15)" % (value,)
+        names = ENGINES[situation.db_engine].database_names
+        if names and field == "database_name":
+            return None if re.match(names[0], str(value)) else "%r is not %s" % (value, names[1])
         return None if DB_WORD.match(str(value)) else \
             "%r must be 1 to 63 characters without spaces or control characters" % (value,)
     if field == "mount_path":

@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-from ansible_collections.clockwork.connections.plugins.module_utils import database, file, network, service_mesh
+from ansible_collections.clockwork.connections.plugins.module_utils import file, network, service_mesh
+from ansible_collections.clockwork.connections.plugins.module_utils.database import connection_type as database
+from ansible_collections.clockwork.connections.plugins.module_utils.database.engine_postgresql import split_password
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (
     exec_first, exec_in)
 from ansible_collections.clockwork.connections.plugins.modules.verify import validated_checks
@@ -325,7 +327,7 @@ def test_redis_check_passes_the_password_in_env():
     ("host=h password=plain", "host=h", "plain"),
 ])
 def test_split_password(url, target, password):
-    assert database.split_password(url) == (target, password)
+    assert split_password(url) == (target, password)
 
 
 # -- verify: checks are data from outside ------------------------------------------

@@ -2,8 +2,8 @@
 import pytest
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-from ansible_collections.clockwork.connections.plugins.module_utils.database import (
-    natural_key, plan, render_url, resolved_settings)
+from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import render_url, resolved_settings
+from ansible_collections.clockwork.connections.plugins.module_utils.database.sql_files import natural_key, pending_files as plan
 
 SEED_TEMPLATE = "postgresql://{user}:{password}@{host}:{port}/{database}"
 
@@ -70,8 +70,9 @@ def test_plan_skips_applied_and_refuses_drift():
 
 # -- a SQL file that ends the transaction itself is refused before anything runs --------
 
-from ansible_collections.clockwork.connections.plugins.module_utils.database import (  # noqa: E402
-    login_problem, refuse_transaction_control, sql_statements, transaction_control)
+from ansible_collections.clockwork.connections.plugins.module_utils.database.engine_postgresql import login_problem  # noqa: E402
+from ansible_collections.clockwork.connections.plugins.module_utils.database.sql_files import (  # noqa: E402
+    refuse_transaction_control, sql_statements, transaction_control)
 
 
 @pytest.mark.parametrize("sql, found", [

@@ -3,8 +3,8 @@ exists, and which previous ones to log in with (no server)."""
 import pytest
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-from ansible_collections.clockwork.connections.plugins.module_utils.database import (
-    password_rotations, requirepass, server_credentials, url_credentials)
+from ansible_collections.clockwork.connections.plugins.module_utils.database.engine_redis import requirepass
+from ansible_collections.clockwork.connections.plugins.module_utils.database.rotation import password_rotations, server_credentials, url_credentials
 
 CLIENT = "DATABASE_URL of api"
 SERVER = "POSTGRES_PASSWORD of db"

@@ -1,0 +1,206 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""DatabaseConnection: a connection string for `from`, a real login as readiness, the
+schema file applied once and versioned migrations applied once each, with checksums; the
+engine (engines.py) does what differs between PostgreSQL, Redis and the others."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, env_dict, port_number
+from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionType
+from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
+from ansible_collections.clockwork.connections.plugins.module_utils.database.rotation import rotate_passwords
+from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import (
+    DEFAULT_ENGINE, ENV_NAME, engine_of, env_var_name, login_address, render_url, resolved_settings,
+    template_placeholders)
+from ansible_collections.clockwork.connections.plugins.module_utils.database.sql_files import (
+    pending_files, refuse_transaction_control, sql_files)
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_arg, exec_in
+
+DATABASE_ARGS = dict(
+    engine=dict(type="str", default=DEFAULT_ENGINE, choices=list(ENGINES)),
+    connection_string_template=dict(type="str"),
+    username=dict(type="str"),
+    password=dict(type="str", no_log=True),
+    database_name=dict(type="str"),
+    schema_file=dict(type="path"),
+    schema_content=dict(type="str"),
+    reapply_schema=dict(type="bool", default=False),
+    migrations_dir=dict(type="path"),
+    migrations=dict(type="list", elements="dict", options=dict(
+        name=dict(type="str", required=True),
+        content=dict(type="str", required=True),
+    )),
+    wait_for_ready=dict(type="bool", default=True),
+    timeout=dict(type="int", default=30),
+    env_var_name=dict(type="str"),
+    login_host=dict(type="str"),
+    login_port=dict(type="int"),
+)
+
+def validate(params):
+    problems = []
+    engine = ENGINES.get(params.get("engine") or DEFAULT_ENGINE)
+    if engine is not None and not engine.has_schema and (params.get("schema_file") or params.get("migrations_dir") or params.get("schema_content")
+                  or params.get("migrations")):
+        problems.append(("schema_file" if params.get("schema_file") else "migrations_dir",
+                         "schema_file and migrations_dir are for %s; %s has no schema" % (
+                             " and ".join(e.title for e in ENGINES.values() if e.has_schema), engine.title)))
+    if params.get("connection_string_template"):
+        try:
+            template_placeholders(params["connection_string_template"])
+        except ClockworkError as exc:
+            problems.append(("connection_string_template", exc.msg.replace("connection_string_template ", "", 1)))
+    if params.get("env_var_name") and not ENV_NAME.match(params["env_var_name"]):
+        problems.append(("env_var_name", "%s is not an environment variable name" % params["env_var_name"]))
+    if params.get("timeout") is not None and params["timeout"] <= 0:
+        problems.append(("timeout", "must be a positive number of seconds, got %s" % params["timeout"]))
+    if params.get("schema_file") and params.get("schema_content") is None \
+            and not os.path.isfile(params["schema_file"]):
+        problems.append(("schema_file", "%s does not exist" % params["schema_file"]))
+    if params.get("migrations_dir") and params.get("migrations") is None \
+            and not os.path.isdir(params["migrations_dir"]):
+        problems.append(("migrations_dir", "%s is not a directory" % params["migrations_dir"]))
+    return problems
+
+
+def injected_env(params, _to_name):
+    return [resolved_settings(params, None)["env_var_name"]]
+
+
+def before_to(ctx, params, spec, result):
+    """In a stack, right before `to` converges with `spec`: the passwords that change are
+    rotated on the server that still runs, whose containers still say the previous ones."""
+    to = ctx.endpoint(params["to_resource"])
+    result.rotation = {"read_with": None, "skip_read": False}
+    if not to.exists:
+        return
+    declared = to.declared_ports()
+    settings = resolved_settings(params, port_number(declared[0]) if declared else None)
+    wanted = engine_of(params).server_credentials(spec.env, spec.command, to.name)
+    result.rotation = rotate_passwords(ctx, params, result, to, settings, wanted)
+
+
+def converge(ctx, params, result):
+    from_name, to_name = params["from_resource"], params["to_resource"]
+    to = ctx.require_to(to_name, result.name)
+    declared = to.declared_ports()
+    settings = resolved_settings(params, port_number(declared[0]) if declared else None)
+    problems = validate(params)
+    if problems:
+        raise ClockworkError("%s: %s" % (result.name, "; ".join("%s: %s" % p for p in problems)))
+    url = render_url(settings["template"], settings["user"], settings["password"], to_name,
+                     settings["port"], settings["database"])
+    files = sql_files(params)
+
+    contribution = result.contribution
+    contribution.env[settings["env_var_name"]] = url
+    contribution.secret_env = [settings["env_var_name"]]
+    contribution.checks.append({"kind": "database", "connection": result.name, "engine": settings["engine"],
+                                "container": to_name, "env_from": from_name,
+                                "env_var": settings["env_var_name"],
+                                "schema": [f[1] for f in files if f[0] == "schema"]})
+    # What the action plugin needs to put the real URL back into the registered result.
+    shown = ("engine", "user", "database", "port", "template", "env_var_name")
+    result.extra["database"] = dict((key, settings[key]) for key in shown)
+    result.extra["database"]["host"] = to_name
+
+    host, port = login_address(to, settings, params, ctx.engine)
+    rotation = getattr(result, "rotation", None)
+    if rotation is None or rotation.get("deferred"):
+        # On its own (the single module), or its server was stopped before: rotate now.
+        rotation = result.rotation = rotate_passwords(ctx, params, result, to, settings, None)
+    if ctx.check_mode and rotation.get("read_with") is not None:
+        # Until the rotation is done the server takes the previous password only.
+        settings = dict(settings, password=rotation["read_with"])
+    pending = list(files)
+    result.before = {"applied": []}
+    if ctx.check_mode and rotation.get("skip_read"):
+        result.extra["pending"] = []
+        result.extra["server"] = "not readable before its password is rotated"
+        return
+    if host is None:
+        if not ctx.check_mode:
+            raise ClockworkError("%s: container %s has no address the module can reach; set login_host and "
+                                 "login_port" % (result.name, to_name))
+        result.extra["pending"] = ["%s %s" % (f[0], f[1]) for f in pending]
+        result.extra["server"] = "does not exist yet"
+        for kind, name, _path, _sql, _sum in pending:
+            result.act("apply %s %s" % (kind, name))
+        result.after = {"applied": result.extra["pending"]}
+        return
+
+    target = engine_of(params).login(host, port, settings, params["timeout"], params["wait_for_ready"],
+                                     read_only=ctx.check_mode, server=to_name, engine=ctx.engine)
+    if target is None:   # an engine without schema: the login was the readiness
+        result.extra["pending"] = []
+        return
+    try:
+        if target.ensure_database(ctx.check_mode):
+            result.act("create database %s" % settings["database"])
+        applied = target.applied()
+        result.before = {"applied": sorted("%s %s" % key for key in applied)}
+        pending = pending_files(files, applied, params.get("reapply_schema"))
+        # A file that ends the transaction itself is refused before any file is applied.
+        refuse_transaction_control(pending)
+        result.extra["pending"] = ["%s %s" % (f[0], f[1]) for f in pending]
+        result.after = {"applied": sorted(result.before["applied"] + [
+            p for p in result.extra["pending"] if p not in result.before["applied"]])}
+        if pending and not ctx.check_mode:
+            target.lock()
+            try:
+                # Re-read under the lock: a concurrent run may have applied some already.
+                pending = pending_files(files, target.applied(), params.get("reapply_schema"))
+                for kind, name, _path, sql, checksum in pending:
+                    target.apply(kind, name, sql, checksum)
+                    result.act("apply %s %s" % (kind, name))
+            finally:
+                target.unlock()
+        elif pending:
+            for kind, name, _path, _sql, _sum in pending:
+                result.act("apply %s %s" % (kind, name))
+    finally:
+        target.close()
+
+
+def check_database(engine, check):
+    attrs = engine.container(check["env_from"]) or {}
+    env = env_dict((attrs.get("Config") or {}).get("Env"))
+    url = env.get(check["env_var"])
+    if not url:
+        return False, "%s has no %s" % (check["env_from"], check["env_var"])
+    database = engine_of(check)
+    argv, exec_env, expect = database.probe(check, url)
+    code, out = exec_in(engine, check["container"], argv, env=exec_env)
+    for secret in [url] + [exec_env[k] for k in database.probe_secret_env if exec_env.get(k)]:
+        out = out.replace(secret, "********")
+    answers = out.splitlines() if code == 0 else []
+    if code != 0 or (expect not in answers if check.get("schema") else answers != [expect]):
+        if code == 0 and check.get("schema"):
+            return False, "%s of %s logs in, but schema %s is not recorded in %s" % (
+                check["env_var"], check["env_from"], check["schema"][0], database.schema_record())
+        return False, "login with %s of %s failed inside %s: %s" % (
+            check["env_var"], check["env_from"], check["container"], out or code)
+    detail = " and schema %s is recorded" % check["schema"][0] if check.get("schema") else ""
+    return True, "%s of %s logs in%s" % (check["env_var"], check["env_from"], detail)
+
+
+check_database.fields = dict(
+    engine=dict(type="str", choices=list(ENGINES), default=DEFAULT_ENGINE),
+    container=dict(type=exec_arg, required=True), env_from=dict(type=exec_arg, required=True),
+    env_var=dict(type=env_var_name, required=True), schema=dict(type="list", elements="str", default=[]))
+
+
+TYPE = ConnectionType(
+    "database", DATABASE_ARGS, converge,
+    checks={"database": check_database},
+    injected_env=injected_env,
+    validate=validate,
+    completable=("connection_string_template", "username", "database_name"),
+    controller_files=("schema_file", "migrations_dir"),
+    before_to=before_to,
+)
