@@ -163,6 +163,20 @@ def nothing_to_prepare(_ctx, _params, _result):
     return None
 
 
+HOOK_DEFAULTS = dict(
+    known_env=lambda params, to_name: {},
+    mount_targets=lambda params: [],
+    networks=lambda params: [],
+    volumes=lambda params: [],
+    written_files=lambda params, stack: {},
+    planned_steps=lambda params: None,
+    preflight=lambda engine, plan, params, images, written: [],
+    swarm_problems=lambda params: [],
+    prepares_on_swarm=False,
+    waits_for_completion=lambda params: False,
+)
+
+
 class ConnectionType(object):
     """Everything about one connection type, read by the stack, the single modules, the
     checks, the diagram and completion.
@@ -184,11 +198,25 @@ class ConnectionType(object):
     before_to         (ctx, params, spec, result) -> None: runs, in a stack, right before the `to`
                       container converges with `spec` (its final spec): what must happen while the
                       old `to` still runs (a password rotated in place)
+
+    What the plan, the pre-flight and the appliers ask of a type, so that none of them
+    compares a type's name (each has a default that means "nothing"):
+    known_env         (params, to_name) -> {env name: value} of injected env known without the engine
+    mount_targets     (params) -> [paths] this connection mounts into `from`
+    networks          (params) -> [(name, settings)] the networks it makes
+    volumes           (params) -> [(name, driver, create)] the named volumes it uses
+    written_files     (params, stack) -> {host path: content, or None when made by the run}
+    planned_steps     (params) -> [step] it applies beyond containers (SQL files), or None
+    preflight         (engine, plan, params, images, written) -> [(field, problem)] that need the engine
+    swarm_problems    (params) -> [(field, problem)] of a declaration Swarm cannot run
+    prepares_on_swarm True when `prepare` makes material the Swarm applier needs too (TLS);
+                      networks and volumes it makes from the plan itself
+    waits_for_completion  (params) -> True when `to` runs once to completion (a Swarm job)
     """
 
     def __init__(self, name, args, converge, checks, injected_env, validate=no_problems, completable=(),
                  prepare=nothing_to_prepare, to_contribution=no_contribution_to_target, to_kinds=("container",),
-                 controller_files=(), adopt=None, diagram_details=None, before_to=None):
+                 controller_files=(), adopt=None, diagram_details=None, before_to=None, **hooks):
         self.name = name
         self.args = args
         self.converge = converge
@@ -203,6 +231,11 @@ class ConnectionType(object):
         self.adopt = adopt or (lambda params, _to: params)
         self.diagram_details = diagram_details or (lambda params: [])
         self.before_to = before_to or (lambda ctx, params, spec, result: None)
+        unknown = set(hooks) - set(HOOK_DEFAULTS)
+        if unknown:
+            raise TypeError("ConnectionType %s: unknown hooks %s" % (name, ", ".join(sorted(unknown))))
+        for hook, default in HOOK_DEFAULTS.items():
+            setattr(self, hook, hooks.get(hook, default))
 
     def new_result(self, params):
         return ConnectionResult(self.name, params["from_resource"], params["to_resource"])

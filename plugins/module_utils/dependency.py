@@ -55,4 +55,5 @@ TYPE = ConnectionType(
     checks={"running": check_running},
     injected_env=lambda params, to_name: [],
     validate=validate,
+    waits_for_completion=lambda params: params.get("condition") == "completed_successfully",
 )

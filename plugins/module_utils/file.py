@@ -165,6 +165,32 @@ def prepare(ctx, params, result):
             set_mode_and_owner(source, params.get("mode"), params.get("owner"), ctx.check_mode, result)
 
 
+def volumes(params):
+    """(name, driver, create) of the named volume the connection mounts."""
+    if not params.get("volume_name"):
+        return []
+    return [(params["volume_name"], params.get("volume_driver") or "local", params.get("create_volume", True))]
+
+
+def written_files(params, _stack):
+    """The host file the run writes before anything mounts it, with its content."""
+    if params.get("source_path") and params.get("content") is not None:
+        return {params["source_path"]: params["content"]}
+    return {}
+
+
+def preflight(engine, _plan, params, _images, written):
+    """A bind source the run does not write must exist; a volume it may not create must too."""
+    problems = []
+    source = params.get("source_path")
+    if source and params.get("content") is None and source not in written and not os.path.exists(source):
+        problems.append(("source_path", "%s does not exist on the Docker host" % source))
+    for name, _driver, create in volumes(params):
+        if not create and engine.volume(name) is None:
+            problems.append(("volume_name", "volume %s does not exist and create_volume is false" % name))
+    return problems
+
+
 def to_contribution(params, _stack):
     if not shares_volume_with_to(params):
         return {"mounts": [], "networks": []}
@@ -297,4 +323,8 @@ TYPE = ConnectionType(
     controller_files=("source_path",),
     adopt=adopt,
     diagram_details=lambda params: [p for p in (params.get("volume_name"), params.get("mount_path")) if p],
+    mount_targets=lambda params: [params.get("mount_path")],
+    volumes=volumes,
+    written_files=written_files,
+    preflight=preflight,
 )

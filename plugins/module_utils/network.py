@@ -321,6 +321,22 @@ def injected_env(_params, to_name):
     return [env_name(to_name) + "_HOST"]
 
 
+def known_env(params, to_name):
+    """`<TO>_HOST` is `to`'s name: two network connections to one `to` agree on it."""
+    return dict((name, to_name) for name in injected_env(params, to_name))
+
+
+# What a network connection may ask for on Swarm; both become overlay networks there.
+SWARM_DRIVERS = ("bridge", "overlay")
+
+
+def swarm_problems(params):
+    if (params.get("driver") or "bridge") not in SWARM_DRIVERS:
+        return [("driver", "%s networks are local to one engine; Swarm services join overlay networks (bridge and "
+                           "overlay both become one)" % params["driver"])]
+    return []
+
+
 def converge(ctx, params, result):
     """`to` and `from` on the network (a la carte; in a stack their specs carry it), and
     `<TO>_HOST` for `from`."""
@@ -428,4 +444,7 @@ TYPE = ConnectionType(
     prepare=prepare,
     to_contribution=to_contribution,
     diagram_details=lambda params: [params["network_name"]] if params.get("network_name") else [],
+    known_env=known_env,
+    networks=lambda params: [(params["network_name"], wanted_settings(params))],
+    swarm_problems=swarm_problems,
 )

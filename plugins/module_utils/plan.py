@@ -25,7 +25,6 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import CONNECTION_ARGS
 from ansible_collections.clockwork.connections.plugins.module_utils.container import (
     CONTAINER_ARGS, ContainerSpec, duration_ns, parse_port)
-from ansible_collections.clockwork.connections.plugins.module_utils.database.sql_files import sql_files
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import (
     connection_labels, deployment_order, find_cycle, structure_problems)
 from ansible_collections.clockwork.connections.plugins.module_utils.network import wanted_settings
@@ -231,24 +230,17 @@ class Plan(object):
                     continue
                 label = connection["label"]
                 kind = CONNECTION_TYPES[connection["type"]]
-                value = connection["to_resource"] if connection["type"] == "network" else None
+                known = kind.known_env(connection, connection["to_resource"])
                 for env in kind.injected_env(connection, connection["to_resource"]):
+                    value = known.get(env)
                     owner = env_owner.get(env)
                     if owner and (value is None or owner[1] != value):
                         problems.add(label, "env %s is set differently by %s and by %s" % (env, owner[0], label))
                     env_owner.setdefault(env, (label, value))
-                for target in self._mount_targets(connection):
+                for target in kind.mount_targets(connection):
                     if target in mount_owner:
                         problems.add(label, "mount_path: %s is mounted by %s already" % (target, mount_owner[target]))
                     mount_owner[target] = label
-
-    @staticmethod
-    def _mount_targets(connection):
-        if connection["type"] == "file":
-            return [connection.get("mount_path")]
-        if connection["type"] == "service_mesh" and connection.get("tls_enabled"):
-            return [connection.get("ca_path")]
-        return []
 
     # -- the desired state ------------------------------------------------------------
 
@@ -288,23 +280,21 @@ class Plan(object):
     def _networks(self, problems):
         networks = [{"name": self.default_network, "settings": wanted_settings({}), "by": "stack"}]
         for connection in self.connections:
-            if connection["type"] != "network":
-                continue
-            settings = wanted_settings(connection)
-            same = [n for n in networks if n["name"] == connection["network_name"]]
-            if same and same[0]["settings"] != settings:
-                problems.add(connection["label"], "network_name: %s is declared with other settings by %s" % (
-                    connection["network_name"], same[0]["by"]))
-            elif not same:
-                networks.append({"name": connection["network_name"], "settings": settings, "by": connection["label"]})
+            for name, settings in CONNECTION_TYPES[connection["type"]].networks(connection):
+                same = [n for n in networks if n["name"] == name]
+                if same and same[0]["settings"] != settings:
+                    problems.add(connection["label"], "network_name: %s is declared with other settings by %s" % (
+                        name, same[0]["by"]))
+                elif not same:
+                    networks.append({"name": name, "settings": settings, "by": connection["label"]})
         return networks
 
     def _volumes(self, problems):
         volumes = []
         wanted = [(r.get("volume_name") or r["name"], r["driver"], "resource %s" % r["name"])
                   for r in self.resources if r["type"] == "volume"]
-        wanted += [(c["volume_name"], c.get("volume_driver") or "local", c["label"])
-                   for c in self.connections if c["type"] == "file" and c.get("volume_name")]
+        wanted += [(name, driver, c["label"]) for c in self.connections
+                   for name, driver, _create in CONNECTION_TYPES[c["type"]].volumes(c)]
         for name, driver, by in wanted:
             same = [v for v in volumes if v["name"] == name]
             if same and same[0]["driver"] != driver:
@@ -317,13 +307,13 @@ class Plan(object):
     def _sql(self, problems):
         steps = {}
         for connection in self.connections:
-            if connection["type"] != "database":
-                continue
             try:
-                steps[connection["label"]] = [{"kind": kind, "name": name, "sha256": checksum}
-                                              for kind, name, _path, _sql, checksum in sql_files(connection)]
+                planned = CONNECTION_TYPES[connection["type"]].planned_steps(connection)
             except ClockworkError as exc:
                 problems.add(connection["label"], exc.msg)
+                continue
+            if planned is not None:
+                steps[connection["label"]] = planned
         return steps
 
     def as_dict(self):

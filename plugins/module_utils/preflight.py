@@ -18,7 +18,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError
 from ansible_collections.clockwork.connections.plugins.module_utils.network import actual_settings, settings_drift
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import published
-from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh import certificate_files
+from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
 
 
 def ensure_image(engine, image, check_mode):
@@ -108,10 +108,7 @@ class Preflight(object):
             if resource["type"] == "file" and resource.get("content") is not None:
                 paths.add(os.path.normpath(os.path.join(self.plan.base_dir, resource["path"])))
         for connection in self.plan.connections:
-            if connection["type"] == "file" and connection.get("content") is not None:
-                paths.add(connection["source_path"])
-            if connection["type"] == "service_mesh" and connection.get("tls_enabled"):
-                paths.update(certificate_files(connection, self.plan.name).values())
+            paths.update(CONNECTION_TYPES[connection["type"]].written_files(connection, self.plan.name))
         return paths
 
     def _published_by_others(self):
@@ -170,22 +167,10 @@ class Preflight(object):
                 self.problems.add(volume["by"], "volume %s exists with driver %s, not %s; it is never recreated, as "
                                                 "that would lose its data" % (
                                                     volume["name"], attrs.get("Driver"), volume["driver"]))
-        for connection in self.plan.connections:
-            if connection["type"] == "file" and connection.get("volume_name") \
-                    and not connection.get("create_volume", True) and self.engine.volume(connection["volume_name"]) is None:
-                self.problems.add(connection["label"], "volume_name: volume %s does not exist and create_volume is "
-                                                       "false" % connection["volume_name"])
 
     def _connections(self, images, written):
+        """What each connection type needs the engine to know (its `preflight` hook)."""
         for connection in self.plan.connections:
-            label = connection["label"]
-            if connection["type"] == "file" and connection.get("source_path") and connection.get("content") is None \
-                    and connection["source_path"] not in written and not os.path.exists(connection["source_path"]):
-                self.problems.add(label, "source_path: %s does not exist on the Docker host" % connection["source_path"])
-            if connection["type"] == "service_mesh" and not connection.get("port"):
-                spec = self.plan.specs.get(connection["to_resource"])
-                image = images.get(spec.image) if spec is not None else None
-                exposed = ((image or {}).get("Config") or {}).get("ExposedPorts")
-                if spec is not None and not spec.ports and image is not None and not exposed:
-                    self.problems.add(label, "port: %s declares no port and its image %s exposes none; set port" % (
-                        spec.name, spec.image))
+            kind = CONNECTION_TYPES[connection["type"]]
+            for field, problem in kind.preflight(self.engine, self.plan, connection, images, written):
+                self.problems.add(connection["label"], "%s: %s" % (field, problem))

@@ -83,6 +83,25 @@ def certificate_files(params, stack):
     return certificate_paths(_tls_dir(params, stack), params["to_resource"])
 
 
+def written_files(params, stack):
+    """The TLS material the run makes before anything mounts it."""
+    if not params.get("tls_enabled"):
+        return {}
+    return dict((path, None) for path in certificate_files(params, stack).values())
+
+
+def preflight(_engine, plan, params, images, _written):
+    """Without a port, one must be discoverable: declared by `to`, or exposed by its image."""
+    if params.get("port"):
+        return []
+    spec = plan.specs.get(params["to_resource"])
+    image = images.get(spec.image) if spec is not None else None
+    exposed = ((image or {}).get("Config") or {}).get("ExposedPorts")
+    if spec is not None and not spec.ports and image is not None and not exposed:
+        return [("port", "%s declares no port and its image %s exposes none; set port" % (spec.name, spec.image))]
+    return []
+
+
 def prepare(ctx, params, result):
     """The stack's CA and `to`'s certificate, made unless current. Returns what must follow:
     a running `to` restarts to read renewed files."""
@@ -204,4 +223,8 @@ TYPE = ConnectionType(
     completable=("port", "service_name"),
     prepare=prepare,
     to_contribution=to_contribution,
+    mount_targets=lambda params: [params.get("ca_path")] if params.get("tls_enabled") else [],
+    written_files=written_files,
+    preflight=preflight,
+    prepares_on_swarm=True,
 )

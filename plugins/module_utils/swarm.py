@@ -41,7 +41,6 @@ from ansible_collections.clockwork.connections.plugins.module_utils.network impo
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan, published
 from ansible_collections.clockwork.connections.plugins.module_utils.preflight import _engine_is_local, ensure_image
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
-from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh import certificate_files
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import (
     DEFAULT_PARALLEL, VERIFY_GRACE_SECONDS, apply_state, connection_steps, merged_contributions)
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_secrets import SwarmObjects
@@ -54,7 +53,6 @@ from ansible_collections.clockwork.connections.plugins.module_utils.swarm_tasks 
 # How long a destroy waits for the tasks of removed services to go before it removes their
 # networks, secrets and volumes.
 REMOVAL_SECONDS = 60
-NETWORK_DRIVERS = ("bridge", "overlay")   # what a network connection may ask for; both become overlay
 
 
 def ipvs_available():
@@ -101,8 +99,8 @@ class SwarmStack(object):
         self.image_ids = {}
         self.placement = {}
         # A service that a dependency waits to complete runs once, as a replicated job.
-        self.jobs = set(c["to_resource"] for c in self.connections if c["type"] == "dependency"
-                        and c.get("condition") == "completed_successfully" and c["to_resource"] in self.specs)
+        self.jobs = set(c["to_resource"] for c in self.connections
+                        if CONNECTION_TYPES[c["type"]].waits_for_completion(c) and c["to_resource"] in self.specs)
         self.default_endpoint_mode = "vip"
 
     # -- what is known before the engine is asked anything -----------------------------
@@ -114,10 +112,8 @@ class SwarmStack(object):
             if resource["type"] == "container":
                 problems.extend("resource %s" % name, ("%s: %s" % p for p in service_problems(resource)))
         for connection in self.connections:
-            if connection["type"] == "network" and (connection.get("driver") or "bridge") not in NETWORK_DRIVERS:
-                problems.add(connection["label"], "driver: %s networks are local to one engine; Swarm services join "
-                                                  "overlay networks (bridge and overlay both become one)"
-                             % connection["driver"])
+            problems.extend(connection["label"], ("%s: %s" % p for p in
+                                                  CONNECTION_TYPES[connection["type"]].swarm_problems(connection)))
         problems.raise_if_any("invalid stack %s for Swarm" % self.name)
 
     def _manager_node(self):
@@ -170,6 +166,7 @@ class SwarmStack(object):
                 if port.get("PublishedPort") and not owned_by(service["Spec"].get("Labels"), self.name):
                     taken[(port.get("Protocol", "tcp"), str(port["PublishedPort"]))] = service["Spec"]["Name"]
         written = self._written_paths()
+        images = {}
         for name in self.order:
             spec = self.specs.get(name)
             if spec is None:
@@ -180,6 +177,7 @@ class SwarmStack(object):
                 problems.add(where, "name: service %s exists and is not owned by stack %s (no label %s=%s): it is "
                                     "never taken over" % (name, self.name, STACK_LABEL, self.name))
             attrs, problem = ensure_image(self.engine, spec.image, self.check_mode)
+            images[spec.image] = attrs
             if problem:
                 problems.add(where, "image: " + problem)
             elif attrs:
@@ -194,6 +192,10 @@ class SwarmStack(object):
                         port, proto, text, taken[(proto, port)]))
         self._network_problems(problems)
         self._volume_problems(problems)
+        for connection in self.connections:
+            kind = CONNECTION_TYPES[connection["type"]]
+            problems.extend(connection["label"], ("%s: %s" % p for p in
+                                                  kind.preflight(self.engine, self.plan, connection, images, written)))
         self._placement(services, problems)
         problems.raise_if_any("stack %s cannot be deployed on Swarm" % self.name)
 
@@ -201,7 +203,8 @@ class SwarmStack(object):
         """A task's anonymous volumes go with the task: what an image keeps in one (a database's data
         directory) starts empty in the task an update makes."""
         mounted = set(m["target"] for m in spec.mounts) | set(
-            c.get("mount_path") for c in self.connections if c["type"] == "file" and c["from_resource"] == name)
+            path for c in self.connections if c["from_resource"] == name
+            for path in CONNECTION_TYPES[c["type"]].mount_targets(c))
         for path in sorted((image.get("Config") or {}).get("Volumes") or {}):
             if path not in mounted:
                 self.warn("resource %s: its image keeps %s in an anonymous volume, which a Swarm update does not "
@@ -212,8 +215,7 @@ class SwarmStack(object):
         """What the run itself writes before anything mounts it: files with content, TLS material."""
         paths = set(self._known_contents())
         for connection in self.connections:
-            if connection["type"] == "service_mesh" and connection.get("tls_enabled"):
-                paths.update(certificate_files(connection, self.name).values())
+            paths.update(self._path(p) for p in CONNECTION_TYPES[connection["type"]].written_files(connection, self.name))
         return paths
 
     def _known_contents(self):
@@ -223,8 +225,9 @@ class SwarmStack(object):
             if resource["type"] == "file" and resource.get("content") is not None:
                 known[self._path(resource["path"])] = resource["content"]
         for connection in self.connections:
-            if connection["type"] == "file" and connection.get("source_path") and connection.get("content") is not None:
-                known[self._path(connection["source_path"])] = connection["content"]
+            for path, content in CONNECTION_TYPES[connection["type"]].written_files(connection, self.name).items():
+                if content is not None:
+                    known[self._path(path)] = content
         return known
 
     def _path(self, path):
@@ -259,11 +262,6 @@ class SwarmStack(object):
             if attrs is not None and attrs.get("Driver") != volume["driver"]:
                 problems.add(volume["by"], "volume %s exists with driver %s, not %s; it is never recreated, as that "
                                            "would lose its data" % (volume["name"], attrs.get("Driver"), volume["driver"]))
-        for connection in self.connections:
-            if connection["type"] == "file" and connection.get("volume_name") \
-                    and not connection.get("create_volume", True) and self.engine.volume(connection["volume_name"]) is None:
-                problems.add(connection["label"], "volume_name: volume %s does not exist and create_volume is false"
-                             % connection["volume_name"])
 
     def _volume_users(self):
         """volume name -> the services that mount it (declared, or by a file connection)."""
@@ -273,8 +271,9 @@ class SwarmStack(object):
                 if mount["type"] == "volume":
                     users.setdefault(mount["source"], set()).add(name)
         for connection in self.connections:
-            if connection["type"] == "file" and connection.get("volume_name") and connection["from_resource"] in self.specs:
-                users.setdefault(connection["volume_name"], set()).add(connection["from_resource"])
+            for volume, _driver, _create in CONNECTION_TYPES[connection["type"]].volumes(connection):
+                if connection["from_resource"] in self.specs:
+                    users.setdefault(volume, set()).add(connection["from_resource"])
         return users
 
     def _placement(self, services, problems):
@@ -362,8 +361,8 @@ class SwarmStack(object):
 
     def _volumes(self):
         """Named volumes on this node, labelled; a node a service is placed on elsewhere makes its own."""
-        refused = set(c["volume_name"] for c in self.connections
-                      if c["type"] == "file" and c.get("volume_name") and not c.get("create_volume", True))
+        refused = set(name for c in self.connections
+                      for name, _driver, create in CONNECTION_TYPES[c["type"]].volumes(c) if not create)
         for volume in self.plan.volumes:
             result = ConnectionResult("volume", volume["name"], volume["name"])
             file.ensure_volume(self.ctx, volume["name"], volume["driver"], volume["name"] not in refused, result)
@@ -372,7 +371,7 @@ class SwarmStack(object):
     def _tls(self):
         for connection in self.connections:
             kind = CONNECTION_TYPES[connection["type"]]
-            if connection["type"] == "service_mesh":
+            if kind.prepares_on_swarm:
                 result = self.results[connection["label"]] = kind.new_result(connection)
                 kind.prepare(self.ctx, connection, result)
 

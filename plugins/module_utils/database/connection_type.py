@@ -167,6 +167,12 @@ def converge(ctx, params, result):
         target.close()
 
 
+def planned_steps(params):
+    """The SQL files the connection applies, with their checksums (raises ClockworkError)."""
+    return [{"kind": kind, "name": name, "sha256": checksum}
+            for kind, name, _path, _sql, checksum in sql_files(params)]
+
+
 def check_database(engine, check):
     attrs = engine.container(check["env_from"]) or {}
     env = env_dict((attrs.get("Config") or {}).get("Env"))
@@ -203,4 +209,5 @@ TYPE = ConnectionType(
     completable=("connection_string_template", "username", "database_name"),
     controller_files=("schema_file", "migrations_dir"),
     before_to=before_to,
+    planned_steps=planned_steps,
 )
