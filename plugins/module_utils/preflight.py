@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import STACK_LABEL, Problems, owned_by
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError
-from ansible_collections.clockwork.connections.plugins.module_utils.network import actual_settings, settings_drift
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import actual_settings, settings_drift
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import published
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
 

@@ -8,8 +8,11 @@ completion all read this table."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.clockwork.connections.plugins.module_utils import dependency, file, network, service_mesh
 from ansible_collections.clockwork.connections.plugins.module_utils.database import connection_type as database
+from ansible_collections.clockwork.connections.plugins.module_utils.dependency import connection_type as dependency
+from ansible_collections.clockwork.connections.plugins.module_utils.file import connection_type as file
+from ansible_collections.clockwork.connections.plugins.module_utils.network import connection_type as network
+from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh import connection_type as service_mesh
 
 CONNECTION_TYPES = dict((t.name, t) for t in (
     dependency.TYPE,

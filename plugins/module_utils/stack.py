@@ -17,7 +17,9 @@ import re
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-from ansible_collections.clockwork.connections.plugins.module_utils import file, network
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import NetworkConverger
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_volumes import ensure_volume
+from ansible_collections.clockwork.connections.plugins.module_utils.host_files import write_file
 from ansible_collections.clockwork.connections.plugins.module_utils.checks import run_checks
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     STACK_LABEL, ClockworkError, failure_message)
@@ -230,7 +232,7 @@ class Stack(object):
                 continue   # made by its connection's prepare, below
             result = ConnectionResult("network", self.name, planned["name"])
             if self.ctx.first_time(("network", planned["name"])):
-                network.NetworkConverger(self.ctx).ensure(planned["name"], planned["settings"], result)
+                NetworkConverger(self.ctx).ensure(planned["name"], planned["settings"], result)
             self._record("network", planned["name"], result.changed, result.actions)
         for resource in self.plan.resources:
             if resource["type"] == "file":
@@ -238,7 +240,7 @@ class Stack(object):
             elif resource["type"] == "volume":
                 result = ConnectionResult("volume", resource["name"], resource["name"])
                 volume = resource.get("volume_name") or resource["name"]
-                file.ensure_volume(self.ctx, volume, resource["driver"], True, result)
+                ensure_volume(self.ctx, volume, resource["driver"], True, result)
                 self._record("volume", volume, result.changed, result.actions)
         for connection in self.connections:
             kind = CONNECTION_TYPES[connection["type"]]
@@ -248,7 +250,7 @@ class Stack(object):
 
     def write_diagram(self, path):
         result = ConnectionResult("diagram", self.name, self.name)
-        file.write_file(self._path(path), diagram_document(self.name, *self.declaration), "0644", None,
+        write_file(self._path(path), diagram_document(self.name, *self.declaration), "0644", None,
                         self.check_mode, result)
         self._record("diagram", self._path(path), result.changed, result.actions)
 
@@ -257,7 +259,7 @@ class Stack(object):
         path = self._path(resource["path"])
         if resource.get("content") is not None:
             if self.ctx.first_time(("file", path)):
-                file.write_file(path, resource["content"], resource.get("mode"), resource.get("owner"),
+                write_file(path, resource["content"], resource.get("mode"), resource.get("owner"),
                                 self.check_mode, result)
         elif not os.path.exists(path):
             raise ClockworkError("resource %s: path: %s does not exist on the Docker host" % (resource["name"], path))
@@ -346,7 +348,7 @@ class Stack(object):
 
     def repair(self):
         """Under the lock, before anything reads networks by name: the duplicates concurrent runs made, merged."""
-        merged = network.NetworkConverger(self.ctx).repair_stack()
+        merged = NetworkConverger(self.ctx).repair_stack()
         if merged:
             self._record("network", "duplicates", True, merged)
 

@@ -29,7 +29,6 @@ import os
 import re
 import time
 
-from ansible_collections.clockwork.connections.plugins.module_utils import file
 from ansible_collections.clockwork.connections.plugins.module_utils.checks import run_checks
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     STACK_LABEL, ClockworkError, Problems, owned_by, owner_labels)
@@ -37,7 +36,9 @@ from ansible_collections.clockwork.connections.plugins.module_utils.connection i
     ConnectionContext, ConnectionResult)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError, NotFound
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
-from ansible_collections.clockwork.connections.plugins.module_utils.network import actual_settings, settings_drift
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import actual_settings, settings_drift
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_volumes import ensure_volume
+from ansible_collections.clockwork.connections.plugins.module_utils.host_files import write_file
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan, published
 from ansible_collections.clockwork.connections.plugins.module_utils.preflight import _engine_is_local, ensure_image
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
@@ -365,7 +366,7 @@ class SwarmStack(object):
                       for name, _driver, create in CONNECTION_TYPES[c["type"]].volumes(c) if not create)
         for volume in self.plan.volumes:
             result = ConnectionResult("volume", volume["name"], volume["name"])
-            file.ensure_volume(self.ctx, volume["name"], volume["driver"], volume["name"] not in refused, result)
+            ensure_volume(self.ctx, volume["name"], volume["driver"], volume["name"] not in refused, result)
             self._record("volume", volume["name"], result.changed, result.actions)
 
     def _tls(self):
@@ -520,7 +521,7 @@ class SwarmStack(object):
 
     def write_diagram(self, path):
         result = ConnectionResult("diagram", self.name, self.name)
-        file.write_file(self._path(path), diagram_document(self.name, *self.declaration), "0644", None,
+        write_file(self._path(path), diagram_document(self.name, *self.declaration), "0644", None,
                         self.check_mode, result)
         self._record("diagram", self._path(path), result.changed, result.actions)
 

@@ -63,7 +63,7 @@ dependency:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.clockwork.connections.plugins.module_utils import dependency
+from ansible_collections.clockwork.connections.plugins.module_utils.dependency import connection_type as dependency
 from ansible_collections.clockwork.connections.plugins.module_utils.module_runner import (
     connection_spec, run_connection)
 

@@ -105,7 +105,7 @@ file:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.clockwork.connections.plugins.module_utils import file
+from ansible_collections.clockwork.connections.plugins.module_utils.file import connection_type as file
 from ansible_collections.clockwork.connections.plugins.module_utils.module_runner import (
     connection_spec, run_connection)
 

@@ -97,7 +97,7 @@ network:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.clockwork.connections.plugins.module_utils import network
+from ansible_collections.clockwork.connections.plugins.module_utils.network import connection_type as network
 from ansible_collections.clockwork.connections.plugins.module_utils.module_runner import (
     connection_spec, run_connection)
 

@@ -198,8 +198,8 @@ def test_a_conflict_on_create_means_another_run_made_it(stack):
         ConnectionContext, ConnectionResult)
     from ansible_collections.clockwork.connections.plugins.module_utils.container import (
         ContainerConverger, ContainerSpec)
-    from ansible_collections.clockwork.connections.plugins.module_utils.file import ensure_volume
-    from ansible_collections.clockwork.connections.plugins.module_utils.network import (
+    from ansible_collections.clockwork.connections.plugins.module_utils.docker_volumes import ensure_volume
+    from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import (
         NetworkConverger, wanted_settings)
 
     def stale_engine(kind, name):

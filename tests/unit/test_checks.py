@@ -7,7 +7,9 @@ import time
 
 import pytest
 
-from ansible_collections.clockwork.connections.plugins.module_utils import file, network, service_mesh
+from ansible_collections.clockwork.connections.plugins.module_utils.file import connection_type as file
+from ansible_collections.clockwork.connections.plugins.module_utils.network import connection_type as network
+from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh import connection_type as service_mesh
 from ansible_collections.clockwork.connections.plugins.module_utils.database import connection_type as database
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engine_postgresql import split_password
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (

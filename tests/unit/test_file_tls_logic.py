@@ -5,10 +5,10 @@ import os
 import pytest
 from cryptography import x509
 
-from ansible_collections.clockwork.connections.plugins.module_utils import tls
+from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh import tls
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionResult
-from ansible_collections.clockwork.connections.plugins.module_utils.file import file_mode, write_file
+from ansible_collections.clockwork.connections.plugins.module_utils.host_files import file_mode, write_file
 
 
 def test_file_modes():

@@ -5,7 +5,7 @@ import sys
 import time
 
 from ansible_collections.clockwork.connections.plugins.module_utils.container import aside_name, carried_volumes
-from ansible_collections.clockwork.connections.plugins.module_utils.network import NetworkConverger
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import NetworkConverger
 from ansible_collections.clockwork.connections.plugins.module_utils.stack_lock import (
     STALE_AFTER, StackLock, lock_name, process_id)
 

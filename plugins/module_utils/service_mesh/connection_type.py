@@ -15,7 +15,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionType
 from ansible_collections.clockwork.connections.plugins.module_utils.container import ensure_mounted
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_arg, exec_first, exec_path
-from ansible_collections.clockwork.connections.plugins.module_utils.tls import certificate_paths, ensure_certificates
+from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh.tls import certificate_paths, ensure_certificates
 
 SERVICE_MESH_ARGS = dict(
     protocol=dict(type="str", default="http", choices=["http", "https", "grpc", "tcp"]),

@@ -15,13 +15,13 @@ import os
 import posixpath
 import uuid
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import (
-    ClockworkError, docker_name_problem, owner_labels)
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, docker_name_problem
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     ConnectionType, required_field)
 from ansible_collections.clockwork.connections.plugins.module_utils.container import ensure_mounted
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (
-    APIError, exec_arg, exec_in, exec_path)
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_arg, exec_in, exec_path
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_volumes import ensure_volume
+from ansible_collections.clockwork.connections.plugins.module_utils.host_files import file_mode, set_mode_and_owner, write_file
 
 FILE_ARGS = dict(
     mount_path=dict(type="str"),
@@ -34,84 +34,6 @@ FILE_ARGS = dict(
     create_volume=dict(type="bool", default=True),
     volume_driver=dict(type="str", default="local"),
 )
-
-
-def file_mode(mode):
-    """`0644`, `644` or 0o644 -> 0o644."""
-    if mode is None:
-        return None
-    if isinstance(mode, int):
-        return mode
-    try:
-        return int(str(mode), 8)
-    except ValueError:
-        raise ClockworkError("mode %r is not an octal file mode like 0644" % (mode,))
-
-
-def write_file(path, content, mode, owner, check_mode, result):
-    """Write `content` to a host path only when it differs; then mode and owner as asked.
-
-    The file is rewritten in place, keeping its inode, so that containers with a
-    bind mount of it see the new content."""
-    data = content.encode("utf-8")
-    current = None
-    if os.path.exists(path):
-        with open(path, "rb") as handle:
-            current = handle.read()
-    if current != data:
-        result.act("write %s" % path)
-        result.before["content"] = None if current is None else current.decode("utf-8", "replace")
-        result.after["content"] = content
-        if not check_mode:
-            parent = os.path.dirname(path)
-            if parent and not os.path.isdir(parent):
-                os.makedirs(parent)
-            with open(path, "wb") as handle:
-                handle.write(data)
-    set_mode_and_owner(path, mode, owner, check_mode, result)
-
-
-def set_mode_and_owner(path, mode, owner, check_mode, result):
-    exists = os.path.exists(path)
-    wanted_mode = file_mode(mode)
-    if wanted_mode is not None and (not exists or (os.stat(path).st_mode & 0o7777) != wanted_mode):
-        result.act("chmod %o %s" % (wanted_mode, path))
-        if not check_mode:
-            os.chmod(path, wanted_mode)
-    if owner:
-        import pwd  # pylint: disable=import-outside-toplevel
-        try:
-            uid = int(owner) if owner.isdigit() else pwd.getpwnam(owner).pw_uid
-        except KeyError:
-            raise ClockworkError("owner %s is not a user on the Docker host" % owner)
-        if not exists or os.stat(path).st_uid != uid:
-            result.act("chown %s %s" % (owner, path))
-            if not check_mode:
-                os.chown(path, uid, -1)
-
-
-def ensure_volume(ctx, name, driver, create, result):
-    if not ctx.first_time(("volume", name)):
-        return
-    attrs = ctx.engine.volume(name)
-    if attrs is None:
-        if not create:
-            raise ClockworkError("%s: volume %s does not exist and create_volume is false" % (result.name, name))
-        result.act("create volume %s" % name)
-        if not ctx.check_mode:
-            try:
-                ctx.engine.api.create_volume(name, driver=driver, labels=owner_labels(ctx.stack, name))
-            except APIError as exc:
-                # A 409: another run created it meanwhile; it is used when its driver is the one asked for.
-                ctx.engine.forget("volume", name)
-                made = ctx.engine.volume(name) if getattr(exc, "status_code", None) == 409 else None
-                if made is None or made.get("Driver") != driver:
-                    raise ClockworkError("cannot create volume %s: %s" % (name, exc.explanation or exc))
-            ctx.engine.forget("volume", name)
-    elif attrs.get("Driver") != driver:
-        # Never recreate a volume: its data would go with it.
-        raise ClockworkError("%s: volume %s exists with driver %s, not %s; it is not recreated, as that "
-                             "would lose its data" % (result.name, name, attrs.get("Driver"), driver))
 
 
 def validate(params):

@@ -1,0 +1,35 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Named Docker volumes: created when missing, labelled as the stack's, and never recreated
+or removed here: they hold data."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, owner_labels
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError
+
+
+def ensure_volume(ctx, name, driver, create, result):
+    if not ctx.first_time(("volume", name)):
+        return
+    attrs = ctx.engine.volume(name)
+    if attrs is None:
+        if not create:
+            raise ClockworkError("%s: volume %s does not exist and create_volume is false" % (result.name, name))
+        result.act("create volume %s" % name)
+        if not ctx.check_mode:
+            try:
+                ctx.engine.api.create_volume(name, driver=driver, labels=owner_labels(ctx.stack, name))
+            except APIError as exc:
+                # A 409: another run created it meanwhile; it is used when its driver is the one asked for.
+                ctx.engine.forget("volume", name)
+                made = ctx.engine.volume(name) if getattr(exc, "status_code", None) == 409 else None
+                if made is None or made.get("Driver") != driver:
+                    raise ClockworkError("cannot create volume %s: %s" % (name, exc.explanation or exc))
+            ctx.engine.forget("volume", name)
+    elif attrs.get("Driver") != driver:
+        # Never recreate a volume: its data would go with it.
+        raise ClockworkError("%s: volume %s exists with driver %s, not %s; it is not recreated, as that "
+                             "would lose its data" % (result.name, name, attrs.get("Driver"), driver))

@@ -1,0 +1,66 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Files on the Docker host: written only when their content differs (in place, keeping the
+inode that bind mounts hold), then mode and owner as asked."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+
+
+def file_mode(mode):
+    """`0644`, `644` or 0o644 -> 0o644."""
+    if mode is None:
+        return None
+    if isinstance(mode, int):
+        return mode
+    try:
+        return int(str(mode), 8)
+    except ValueError:
+        raise ClockworkError("mode %r is not an octal file mode like 0644" % (mode,))
+
+
+def write_file(path, content, mode, owner, check_mode, result):
+    """Write `content` to a host path only when it differs; then mode and owner as asked.
+
+    The file is rewritten in place, keeping its inode, so that containers with a
+    bind mount of it see the new content."""
+    data = content.encode("utf-8")
+    current = None
+    if os.path.exists(path):
+        with open(path, "rb") as handle:
+            current = handle.read()
+    if current != data:
+        result.act("write %s" % path)
+        result.before["content"] = None if current is None else current.decode("utf-8", "replace")
+        result.after["content"] = content
+        if not check_mode:
+            parent = os.path.dirname(path)
+            if parent and not os.path.isdir(parent):
+                os.makedirs(parent)
+            with open(path, "wb") as handle:
+                handle.write(data)
+    set_mode_and_owner(path, mode, owner, check_mode, result)
+
+
+def set_mode_and_owner(path, mode, owner, check_mode, result):
+    exists = os.path.exists(path)
+    wanted_mode = file_mode(mode)
+    if wanted_mode is not None and (not exists or (os.stat(path).st_mode & 0o7777) != wanted_mode):
+        result.act("chmod %o %s" % (wanted_mode, path))
+        if not check_mode:
+            os.chmod(path, wanted_mode)
+    if owner:
+        import pwd  # pylint: disable=import-outside-toplevel
+        try:
+            uid = int(owner) if owner.isdigit() else pwd.getpwnam(owner).pw_uid
+        except KeyError:
+            raise ClockworkError("owner %s is not a user on the Docker host" % owner)
+        if not exists or os.stat(path).st_uid != uid:
+            result.act("chown %s %s" % (owner, path))
+            if not check_mode:
+                os.chown(path, uid, -1)
