@@ -20,6 +20,8 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import NetworkConverger
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_volumes import ensure_volume
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import write_file
+from ansible_collections.clockwork.connections.plugins.module_utils.applier import (
+    DEFAULT_PARALLEL, VERIFY_GRACE_SECONDS, Applier, apply_state, connection_steps, merged_contributions)
 from ansible_collections.clockwork.connections.plugins.module_utils.checks import run_checks
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     STACK_LABEL, ClockworkError, failure_message)
@@ -27,7 +29,6 @@ from ansible_collections.clockwork.connections.plugins.module_utils.connection i
     COMPLETION_ARGS, CONNECTION_ARGS, ConnectionContext, ConnectionResult)
 from ansible_collections.clockwork.connections.plugins.module_utils.container import (
     ContainerConverger, has_healthcheck, wait_for)
-from ansible_collections.clockwork.connections.plugins.module_utils.contribution import merge
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import RESOURCE_TYPES, Plan
 from ansible_collections.clockwork.connections.plugins.module_utils.preflight import Preflight
@@ -57,15 +58,9 @@ RESOURCE_OPTIONS.pop("state")
 
 # Docker names an anonymous volume with 64 hex digits.
 ANONYMOUS_VOLUME = re.compile(r"^[0-9a-f]{64}$")
-# Containers converging at once. Bounded: each worker holds an engine connection and, while a
-# container becomes healthy, a polling loop; the engine, not the controller, is what is shared.
-DEFAULT_PARALLEL = 16
-# After a deploy, a check that fails at first is retried this long: a server that was just
-# started may need a moment to accept connections, as it would in a separate verify step.
-VERIFY_GRACE_SECONDS = 10
 
 
-class Stack(object):
+class Stack(Applier):
     """Applies a plan. Containers converge in parallel, each as soon as what it connects to is
     ready; what is recorded (entries, diffs, checks) is kept per resource and reported in the
     plan's order, so the result does not depend on which worker finished first."""
@@ -366,34 +361,6 @@ class Stack(object):
                 "entries": self.entries, "checks": self.checks, "plan": self.plan.as_dict()}
 
 
-def connection_steps(ctx, connections, results, name, spec):
-    """The connection steps around one resource, shared by both appliers: `before_to` of those
-    that end at it (while its previous container or service still runs), then `converge` of
-    those that start at it. Results are kept in `results` by label; returns the outgoing ones."""
-    def result_of(connection):
-        if connection["label"] not in results:
-            results[connection["label"]] = CONNECTION_TYPES[connection["type"]].new_result(connection)
-        return results[connection["label"]]
-    for connection in connections:
-        if connection["to_resource"] == name:
-            CONNECTION_TYPES[connection["type"]].before_to(ctx, connection, spec, result_of(connection))
-    outgoing = []
-    for connection in connections:
-        if connection["from_resource"] == name:
-            result = result_of(connection)
-            CONNECTION_TYPES[connection["type"]].converge(ctx, connection, result)
-            outgoing.append(result)
-    return outgoing
-
-
-def merged_contributions(name, spec, outgoing):
-    """(env, mounts, networks, secret env names) of the resource with its connections' contributions."""
-    try:
-        return merge(spec.env, spec.mounts, spec.networks, [result.contribution for result in outgoing])
-    except ClockworkError as exc:
-        raise ClockworkError("resource %s: %s" % (name, exc.msg))
-
-
 # The stack module's arguments: the module and the action plugin's in-process path use them.
 STACK_ARGUMENT_SPEC = dict(
     name=dict(type="str", required=True),
@@ -410,35 +377,6 @@ STACK_ARGUMENT_SPEC = dict(
 )
 
 
-def failed_checks_error(reports, result):
-    failed = [r for r in reports if r["ok"] is False]
-    if failed:
-        raise ClockworkError("%d of %d checks failed: %s" % (len(failed), len(reports), "; ".join(
-            "%s: %s" % (r["connection"], r["msg"]) for r in failed)), **result)
-
-
-def present_report(stack, params, diff):
-    """Converge (with the checks when asked) and write the diagram; the report, or a failure
-    listing the failed checks. The docker and the swarm appliers end alike."""
-    stack.present(verify=params.get("verify"))
-    if params.get("diagram_path"):
-        stack.write_diagram(params["diagram_path"])
-    report = stack.report()
-    if stack.check_reports is not None:
-        report["checks"], report["verified"] = stack.check_reports, True
-        failed_checks_error(stack.check_reports, dict(report, diff=stack.diffs) if diff else report)
-    return report
-
-
-def finished_report(report, stack, lock, diff):
-    """What every state adds at the end: the wait for the lock, the diff."""
-    if lock is not None and lock.waited:
-        report["waited_for_lock"] = lock.waited
-    if diff:
-        report["diff"] = stack.diffs
-    return report
-
-
 def run_stack(engine, params, check_mode=False, diff=False, progress=None, plan=None):
     """What the stack module does with its validated parameters; returns the result.
     `progress(line, verbosity)`, when given, gets a line per container as it converges.
@@ -447,31 +385,9 @@ def run_stack(engine, params, check_mode=False, diff=False, progress=None, plan=
     if params.get("engine") == "swarm":
         # The same plan, applied as Swarm services (swarm.py).
         from ansible_collections.clockwork.connections.plugins.module_utils.swarm import run_swarm_stack  # pylint: disable=import-outside-toplevel
-        return run_swarm_stack(engine, params, check_mode, diff, progress)
+        return run_swarm_stack(engine, params, check_mode, diff, progress, plan=plan)
     state = params["state"]
     stack = Stack(engine, params["name"], params["resources"], params["connections"],
                   check_mode=check_mode or state == "verified", base_dir=params["base_dir"],
                   parallel=params.get("parallel") or DEFAULT_PARALLEL, progress=progress, plan=plan)
     return apply_state(stack, engine, params, check_mode, diff)
-
-
-def apply_state(stack, engine, params, check_mode, diff):
-    """The state asked for, by either applier: absent and present under the stack's lock (one
-    run of a stack at a time, whichever controller it comes from; check mode does not lock),
-    verified without it. The result; failed checks raise ClockworkError with it."""
-    from ansible_collections.clockwork.connections.plugins.module_utils.stack_lock import stack_lock  # pylint: disable=import-outside-toplevel
-    lock = None
-    if params["state"] == "absent":
-        with stack_lock(engine, params["name"], check_mode=check_mode) as lock:
-            report = stack.absent(params["purge"])
-    elif params["state"] == "verified":
-        reports = stack.verified(dry_run=check_mode)
-        result = dict(stack.report(), changed=False, checks=reports)
-        result.pop("plan")
-        failed_checks_error(reports, result)
-        return result
-    else:
-        with stack_lock(engine, params["name"], check_mode=check_mode) as lock:
-            stack.repair()
-            report = present_report(stack, params, diff)
-    return finished_report(report, stack, lock, diff)

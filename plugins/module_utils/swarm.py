@@ -29,6 +29,8 @@ import os
 import re
 import time
 
+from ansible_collections.clockwork.connections.plugins.module_utils.applier import (
+    DEFAULT_PARALLEL, VERIFY_GRACE_SECONDS, Applier, apply_state, connection_steps, merged_contributions)
 from ansible_collections.clockwork.connections.plugins.module_utils.checks import run_checks
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     STACK_LABEL, ClockworkError, Problems, owned_by, owner_labels)
@@ -42,8 +44,6 @@ from ansible_collections.clockwork.connections.plugins.module_utils.host_files i
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan, published
 from ansible_collections.clockwork.connections.plugins.module_utils.preflight import _engine_is_local, ensure_image
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
-from ansible_collections.clockwork.connections.plugins.module_utils.stack import (
-    DEFAULT_PARALLEL, VERIFY_GRACE_SECONDS, apply_state, connection_steps, merged_contributions)
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_secrets import SwarmObjects
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import (
     NODE_CONSTRAINT, changes, file_env, managed_part, secret_env_names, service_body, service_problems, shown,
@@ -73,13 +73,14 @@ def ipvs_available():
     return False
 
 
-class SwarmStack(object):
+class SwarmStack(Applier):
     """Applies a plan as Swarm services; the report has the shape of the docker engine's."""
 
-    def __init__(self, engine, params, check_mode=False, progress=None):
+    def __init__(self, engine, params, check_mode=False, progress=None, plan=None):
         self.name = params["name"]
-        self.plan = Plan(self.name, params["resources"], params["connections"], base_dir=params.get("base_dir"),
-                         engine="swarm")
+        # The plan the controller built, else (the module on a remote host) built here.
+        self.plan = plan or Plan(self.name, params["resources"], params["connections"],
+                                 base_dir=params.get("base_dir"), engine="swarm")
         self.declaration = (params["resources"], params["connections"])
         self.engine = engine
         self.check_mode = check_mode
@@ -626,10 +627,10 @@ def _in_use():
     raise ClockworkError("in use")
 
 
-def run_swarm_stack(engine, params, check_mode=False, diff=False, progress=None):
+def run_swarm_stack(engine, params, check_mode=False, diff=False, progress=None, plan=None):
     """The stack module with engine swarm: run_stack's counterpart, with the same result."""
     state = params["state"]
-    stack = SwarmStack(engine, params, check_mode=check_mode or state == "verified", progress=progress)
+    stack = SwarmStack(engine, params, check_mode=check_mode or state == "verified", progress=progress, plan=plan)
     try:
         return apply_state(stack, engine, params, check_mode, diff)
     finally:

@@ -1,0 +1,131 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The applier interface: what applies a plan on an engine. stack.py's Stack (the docker
+engine: containers) and swarm.py's SwarmStack (Swarm services) are its two implementations;
+both share the connection steps around a resource, the ending of a run and the states."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.contribution import merge
+from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
+
+# Containers converging at once. Bounded: each worker holds an engine connection and, while a
+# container becomes healthy, a polling loop; the engine, not the controller, is what is shared.
+DEFAULT_PARALLEL = 16
+# After a deploy, a check that fails at first is retried this long: a server that was just
+# started may need a moment to accept connections, as it would in a separate verify step.
+VERIFY_GRACE_SECONDS = 10
+
+
+class Applier(object):
+    """Applies one plan (plan.py) on one engine. An implementation sets `plan`, `name`, `engine`,
+    `check_mode`, `parallel` and `check_reports` (None, or the reports of the checks run by
+    present(verify=True)), and implements:
+
+    present(verify)   converge everything; with verify, run the checks in the same pass
+    absent(purge)     remove what the stack owns, in reverse order; volumes only with purge
+    verified(dry_run) the reports of every check, changing nothing
+    repair()          finish what a killed or concurrent run left (set-aside containers, duplicates)
+    report()          {changed, order, entries, checks, plan}
+    write_diagram(path)
+    diffs             the before/after of every change, masked
+    """
+
+    check_reports = None
+
+    def present(self, verify=False):
+        raise NotImplementedError
+
+    def absent(self, purge=False):
+        raise NotImplementedError
+
+    def verified(self, dry_run=False):
+        raise NotImplementedError
+
+    def repair(self):
+        """Nothing to repair by default."""
+
+    def report(self):
+        raise NotImplementedError
+
+    def write_diagram(self, path):
+        raise NotImplementedError
+
+
+def connection_steps(ctx, connections, results, name, spec):
+    """The connection steps around one resource, shared by both appliers: `before_to` of those
+    that end at it (while its previous container or service still runs), then `converge` of
+    those that start at it. Results are kept in `results` by label; returns the outgoing ones."""
+    def result_of(connection):
+        if connection["label"] not in results:
+            results[connection["label"]] = CONNECTION_TYPES[connection["type"]].new_result(connection)
+        return results[connection["label"]]
+    for connection in connections:
+        if connection["to_resource"] == name:
+            CONNECTION_TYPES[connection["type"]].before_to(ctx, connection, spec, result_of(connection))
+    outgoing = []
+    for connection in connections:
+        if connection["from_resource"] == name:
+            result = result_of(connection)
+            CONNECTION_TYPES[connection["type"]].converge(ctx, connection, result)
+            outgoing.append(result)
+    return outgoing
+
+
+def merged_contributions(name, spec, outgoing):
+    """(env, mounts, networks, secret env names) of the resource with its connections' contributions."""
+    try:
+        return merge(spec.env, spec.mounts, spec.networks, [result.contribution for result in outgoing])
+    except ClockworkError as exc:
+        raise ClockworkError("resource %s: %s" % (name, exc.msg))
+
+def failed_checks_error(reports, result):
+    failed = [r for r in reports if r["ok"] is False]
+    if failed:
+        raise ClockworkError("%d of %d checks failed: %s" % (len(failed), len(reports), "; ".join(
+            "%s: %s" % (r["connection"], r["msg"]) for r in failed)), **result)
+
+
+def present_report(stack, params, diff):
+    """Converge (with the checks when asked) and write the diagram; the report, or a failure
+    listing the failed checks. The docker and the swarm appliers end alike."""
+    stack.present(verify=params.get("verify"))
+    if params.get("diagram_path"):
+        stack.write_diagram(params["diagram_path"])
+    report = stack.report()
+    if stack.check_reports is not None:
+        report["checks"], report["verified"] = stack.check_reports, True
+        failed_checks_error(stack.check_reports, dict(report, diff=stack.diffs) if diff else report)
+    return report
+
+
+def finished_report(report, stack, lock, diff):
+    """What every state adds at the end: the wait for the lock, the diff."""
+    if lock is not None and lock.waited:
+        report["waited_for_lock"] = lock.waited
+    if diff:
+        report["diff"] = stack.diffs
+    return report
+def apply_state(stack, engine, params, check_mode, diff):
+    """The state asked for, by either applier: absent and present under the stack's lock (one
+    run of a stack at a time, whichever controller it comes from; check mode does not lock),
+    verified without it. The result; failed checks raise ClockworkError with it."""
+    from ansible_collections.clockwork.connections.plugins.module_utils.stack_lock import stack_lock  # pylint: disable=import-outside-toplevel
+    lock = None
+    if params["state"] == "absent":
+        with stack_lock(engine, params["name"], check_mode=check_mode) as lock:
+            report = stack.absent(params["purge"])
+    elif params["state"] == "verified":
+        reports = stack.verified(dry_run=check_mode)
+        result = dict(stack.report(), changed=False, checks=reports)
+        result.pop("plan")
+        failed_checks_error(reports, result)
+        return result
+    else:
+        with stack_lock(engine, params["name"], check_mode=check_mode) as lock:
+            stack.repair()
+            report = present_report(stack, params, diff)
+    return finished_report(report, stack, lock, diff)
