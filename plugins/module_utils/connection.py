@@ -18,6 +18,7 @@ __metaclass__ = type
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     ClockworkError, owned_by, port_number, ports_from_labels)
 from ansible_collections.clockwork.connections.plugins.module_utils.contribution import Contribution
+from ansible_collections.clockwork.connections.plugins.module_utils.differences import masked_diff
 
 # Fields every connection module takes; each type adds its own.
 CONNECTION_ARGS = dict(
@@ -147,7 +148,7 @@ class ConnectionResult(object):
                       contribution=self.contribution.as_dict())
         result.update(self.extra)
         if diff:
-            result["diff"] = {"before": self.before, "after": self.after}
+            result["diff"] = masked_diff(self.before, self.after)
         return result
 
 
@@ -174,6 +175,8 @@ HOOK_DEFAULTS = dict(
     swarm_problems=lambda params: [],
     prepares_on_swarm=False,
     waits_for_completion=lambda params: False,
+    claimed_mounts=lambda params, to_is_container: [],
+    completion=None,
 )
 
 
@@ -212,6 +215,9 @@ class ConnectionType(object):
     prepares_on_swarm True when `prepare` makes material the Swarm applier needs too (TLS);
                       networks and volumes it makes from the plan itself
     waits_for_completion  (params) -> True when `to` runs once to completion (a Swarm job)
+    claimed_mounts    (params, to_is_container) -> [(end, path, source)]: the mounts it gives "from" and
+                      "to" as declared, before completion (a completed mount path keeps clear of them)
+    completion        a TypeCompletion (completion_rules.py) for a type with completable fields
     """
 
     def __init__(self, name, args, converge, checks, injected_env, validate=no_problems, completable=(),

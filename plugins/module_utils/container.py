@@ -1,292 +1,27 @@
 # -*- coding: utf-8 -*-
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Converge one container: normalise the wanted and the running configuration,
-compare them, and leave it alone, create it, or recreate it saying what drifted."""
+"""Converge one container: leave it alone when it matches its spec, create it, or recreate
+it saying what drifted, safely (the old one set aside and put back on failure, its
+anonymous volumes carried over)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import os
 import re
-import shlex
 import time
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import (
-    KEPT_MOUNTS_LABEL, PORTS_LABEL, ClockworkError, env_dict, owned_by, owner_labels, ports_from_labels)
-from ansible_collections.clockwork.connections.plugins.module_utils.masking import masked_command, masked_env
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (
-    APIError, container_state)
+from ansible_collections.clockwork.connections.plugins.module_utils.common import KEPT_MOUNTS_LABEL, ClockworkError, owned_by
+from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import (
+    kept_targets, describe, drift, keep_connection_mounts, running_config, spec_from_container)
+from ansible_collections.clockwork.connections.plugins.module_utils.container_wait import condition_reached, has_healthcheck, wait_for
+from ansible_collections.clockwork.connections.plugins.module_utils.differences import masked_diff
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError, container_state
 
 
-# The argument spec shared by the container module and the stack module's resources.
-CONTAINER_ARGS = dict(
-    name=dict(type="str", required=True),
-    image=dict(type="str"),
-    command=dict(type="raw"),
-    env=dict(type="dict", default={}),
-    ports=dict(type="list", elements="raw", default=[]),
-    mounts=dict(type="list", elements="dict", default=[], options=dict(
-        type=dict(type="str", choices=["bind", "volume"], default="volume"),
-        source=dict(type="str", required=True),
-        target=dict(type="str", required=True),
-        read_only=dict(type="bool", default=False),
-    )),
-    networks=dict(type="list", elements="dict", default=[], options=dict(
-        name=dict(type="str", required=True),
-        aliases=dict(type="list", elements="str", default=[]),
-    )),
-    healthcheck=dict(type="dict", options=dict(
-        test=dict(type="raw", required=True),
-        interval=dict(type="str", default="30s"),
-        timeout=dict(type="str", default="30s"),
-        retries=dict(type="int", default=3),
-        start_period=dict(type="str", default="0s"),
-    )),
-    restart_policy=dict(type="str", default="no",
-                        choices=["no", "always", "on-failure", "unless-stopped"]),
-    labels=dict(type="dict", default={}),
-    state=dict(type="str", default="started", choices=["present", "started", "stopped", "absent"]),
-    wait=dict(type="bool", default=True),
-    timeout=dict(type="int", default=60),
-)
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT_NS = {"ms": 10 ** 6, "s": 10 ** 9, "m": 60 * 10 ** 9, "h": 3600 * 10 ** 9}
-
-
-def duration_ns(value):
-    """`30s`, `1m30s`, `500ms` or a number of seconds -> nanoseconds, as Docker keeps them."""
-    if isinstance(value, (int, float)) or str(value).isdigit():
-        return int(float(value) * 10 ** 9)
-    text = str(value).strip()
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ClockworkError("invalid duration %r: use forms like 30s, 1m30s or 500ms" % value)
-    return int(sum(float(n) * _UNIT_NS[u] for n, u in parts))
-
-
-def parse_port(port):
-    """One port declaration -> (container_port/proto, host_ip, host_port).
-
-    Accepts 8000, "8000/udp", "8080:80", "127.0.0.1:8080:80/tcp" or a dict with
-    container_port, host_port, host_ip and protocol. host_port is None for a port that is
-    declared but not published, and "" for one published on a random host port.
-    """
-    if isinstance(port, dict):
-        if "container_port" not in port:
-            raise ClockworkError("port %r needs container_port" % (port,))
-        proto = port.get("protocol", "tcp")
-        published = port.get("host_port") is not None or bool(port.get("host_ip"))
-        return ("%s/%s" % (port["container_port"], proto), str(port.get("host_ip") or ""),
-                str(port.get("host_port") or "") if published else None)
-    text = str(port)
-    proto = "tcp"
-    if "/" in text:
-        text, proto = text.rsplit("/", 1)
-    fields = text.rsplit(":", 2) if text.count(":") <= 2 else None
-    if not fields or not all(f.isdigit() for f in fields[-2:] if f) or not fields[-1].isdigit():
-        raise ClockworkError("invalid port %r: use 80, 8080:80 or 127.0.0.1:8080:80[/udp]" % port)
-    if proto not in ("tcp", "udp", "sctp"):
-        raise ClockworkError("invalid protocol in port %r" % port)
-    container_port = "%s/%s" % (fields[-1], proto)
-    if len(fields) == 1:
-        return container_port, "", None
-    if len(fields) == 2:
-        return container_port, "", fields[0]
-    return container_port, fields[0], fields[1]
-
-
-def normalise_healthcheck(healthcheck):
-    if not healthcheck:
-        return None
-    test = healthcheck["test"]
-    if isinstance(test, str):
-        test = ["CMD-SHELL", test]
-    elif test and test[0] not in ("CMD", "CMD-SHELL", "NONE"):
-        test = ["CMD"] + list(test)
-    return {
-        "test": list(test),
-        "interval": duration_ns(healthcheck.get("interval", "30s")),
-        "timeout": duration_ns(healthcheck.get("timeout", "30s")),
-        "retries": int(healthcheck.get("retries", 3)),
-        "start_period": duration_ns(healthcheck.get("start_period", "0s")),
-    }
-
-
-def normalise_mount(mount, base_dir=None):
-    source = mount["source"]
-    kind = mount.get("type", "volume")
-    if kind == "bind" and not os.path.isabs(source):
-        source = os.path.normpath(os.path.join(base_dir or os.getcwd(), source))
-    return {"type": kind, "source": source, "target": mount["target"],
-            "read_only": bool(mount.get("read_only", False))}
-
-
-class ContainerSpec(object):
-    """The wanted configuration of one container, normalised for comparison."""
-
-    def __init__(self, params, stack, base_dir=None):
-        self.name = params["name"]
-        self.stack = stack
-        self.image = params.get("image")
-        command = params.get("command")
-        self.command = shlex.split(command) if isinstance(command, str) else command
-        self.env = dict((k, "" if v is None else str(v)) for k, v in (params.get("env") or {}).items())
-        self.ports = [parse_port(p) for p in params.get("ports") or []]
-        self.mounts = [normalise_mount(m, base_dir) for m in params.get("mounts") or []]
-        self.networks = [{"name": n["name"], "aliases": sorted(n.get("aliases") or [])}
-                         for n in params.get("networks") or []]
-        self.healthcheck = normalise_healthcheck(params.get("healthcheck"))
-        self.restart_policy = params.get("restart_policy") or "no"
-        self.labels = dict((k, str(v)) for k, v in (params.get("labels") or {}).items())
-        self.labels.update(owner_labels(stack, self.name))
-        self.labels[PORTS_LABEL] = ",".join(p[0] for p in self.ports)
-        self.state = params.get("state", "started")
-        self.wait = params.get("wait", True)
-        self.timeout = params.get("timeout", 60)
-        self.secret_env = set()
-        targets = [m["target"] for m in self.mounts]
-        if len(set(targets)) != len(targets):
-            raise ClockworkError("container %s mounts the same target twice" % self.name)
-
-    def declared_ports(self):
-        return [p[0] for p in self.ports]
-
-    def comparable(self, image_attrs):
-        """The wanted settings in the same normal form as `running_config`."""
-        config = (image_attrs or {}).get("Config") or {}
-        env = env_dict(config.get("Env"))
-        env.update(self.env)
-        labels = dict(config.get("Labels") or {})
-        labels.update(self.labels)
-        return {
-            "image": (image_attrs or {}).get("Id", self.image),
-            "command": self.command if self.command is not None else (config.get("Cmd") or []),
-            "env": env,
-            "ports": sorted("%s|%s|%s" % p for p in self.ports if p[2] is not None),
-            "mounts": sorted(self.mounts, key=lambda m: m["target"]),
-            "healthcheck": self.healthcheck if self.healthcheck else _image_healthcheck(config),
-            "restart_policy": self.restart_policy,
-            "labels": labels,
-        }
-
-
-def _image_healthcheck(config):
-    hc = config.get("Healthcheck")
-    if not hc or not hc.get("Test") or hc["Test"] == ["NONE"]:
-        return None
-    return {"test": hc["Test"], "interval": hc.get("Interval", 0) or duration_ns("30s"),
-            "timeout": hc.get("Timeout", 0) or duration_ns("30s"),
-            "retries": hc.get("Retries", 0) or 3, "start_period": hc.get("StartPeriod", 0)}
-
-
-def running_config(attrs):
-    """An inspected container's settings in the normal form of `ContainerSpec.comparable`."""
-    config = attrs.get("Config") or {}
-    host = attrs.get("HostConfig") or {}
-    ports = []
-    for container_port, bindings in (host.get("PortBindings") or {}).items():
-        for binding in bindings or []:
-            ports.append("%s|%s|%s" % (container_port, binding.get("HostIp") or "",
-                                       binding.get("HostPort") or ""))
-    mounts = [{"type": m.get("Type", "volume"), "source": m.get("Source"), "target": m.get("Target"),
-               "read_only": bool(m.get("ReadOnly", False))} for m in host.get("Mounts") or []]
-    return {
-        "image": attrs.get("Image"),
-        "command": config.get("Cmd") or [],
-        "env": env_dict(config.get("Env")),
-        "ports": sorted(ports),
-        "mounts": sorted(mounts, key=lambda m: m["target"]),
-        "healthcheck": _image_healthcheck(config),
-        "restart_policy": (host.get("RestartPolicy") or {}).get("Name") or "no",
-        "labels": dict(config.get("Labels") or {}),
-    }
-
-
-def drift(wanted, running):
-    """The names of the settings that differ, with a short reason for each."""
-    reasons = []
-    for key in ("image", "command", "ports", "mounts", "healthcheck", "restart_policy"):
-        if wanted[key] != running[key]:
-            reasons.append(key)
-    for kind in ("env", "labels"):
-        changed = sorted(k for k in set(wanted[kind]) | set(running[kind])
-                         if wanted[kind].get(k) != running[kind].get(k))
-        if changed:
-            reasons.append("%s %s" % (kind, ", ".join(changed)))
-    return reasons
-
-
-def masked(config, secret_env):
-    """A container's settings as a diff may show them: secret env values masked, by name too,
-    so that a previous value, which no declaration holds any more, is never shown."""
-    if not config:
-        return config
-    shown = dict(config)
-    shown["env"] = masked_env(config["env"], secret_env)
-    shown["command"] = masked_command(config.get("command"))
-    return shown
-
-
-def describe(engine, name):
-    """What the modules return about a container: id, image, state, health, ports, addresses."""
-    attrs = engine.container(name)
-    if not attrs:
-        return {"name": name, "state": "absent"}
-    status, health = container_state(attrs)
-    labels = (attrs.get("Config") or {}).get("Labels") or {}
-    declared = ports_from_labels(labels)
-    return {
-        "id": attrs["Id"], "name": name, "image": attrs["Config"].get("Image"),
-        "image_id": attrs.get("Image"), "state": status, "health": health,
-        "ports": declared,
-        "exposed_ports": sorted((attrs["Config"].get("ExposedPorts") or {}).keys()),
-        "networks": dict((net, info.get("IPAddress"))
-                         for net, info in (attrs["NetworkSettings"].get("Networks") or {}).items()),
-    }
-
-
-def _kept_targets(labels):
-    return [t for t in (labels or {}).get(KEPT_MOUNTS_LABEL, "").split(",") if t]
-
-
-def keep_connection_mounts(spec, attrs):
-    """Mounts that connections added to a running container (listed in a label) stay,
-    as attached networks do, so that converging the container's own declaration
-    neither drops them nor reports drift."""
-    kept = _kept_targets((attrs.get("Config") or {}).get("Labels"))
-    declared = set(m["target"] for m in spec.mounts)
-    carried = [m for m in running_config(attrs)["mounts"] if m["target"] in kept and m["target"] not in declared]
-    spec.mounts.extend(carried)
-    targets = set(_kept_targets(spec.labels)) | set(m["target"] for m in carried)
-    if targets:
-        spec.labels[KEPT_MOUNTS_LABEL] = ",".join(sorted(targets))
-
-
-def spec_from_container(attrs, stack):
-    """The declaration that would give this running container, for changing one setting."""
-    config, host = attrs["Config"], attrs["HostConfig"]
-    labels = config.get("Labels") or {}
-    bindings = host.get("PortBindings") or {}
-    ports = []
-    for port in ports_from_labels(labels):
-        published = bindings.get(port) or [None]
-        ports.extend("%s:%s:%s" % (b.get("HostIp") or "", b.get("HostPort") or "", port) if b else port
-                     for b in published)
-    hc = _image_healthcheck(config)
-    healthcheck = None if not hc else dict(
-        test=hc["test"], retries=hc["retries"],
-        **dict((k, "%dms" % (hc[k] // 10 ** 6)) for k in ("interval", "timeout", "start_period")))
-    params = {
-        "name": attrs["Name"].lstrip("/"), "image": config.get("Image"), "command": config.get("Cmd"),
-        "env": env_dict(config.get("Env")), "ports": ports,
-        "mounts": running_config(attrs)["mounts"], "healthcheck": healthcheck,
-        "restart_policy": (host.get("RestartPolicy") or {}).get("Name") or "no",
-        "labels": labels, "state": "started" if attrs["State"].get("Running") else "present",
-    }
-    return ContainerSpec(params, stack)
-
+# How long a container another run is creating under the same name may take to become visible
+# and complete, before it counts as someone else's.
+MEANWHILE_SECONDS = 5
 
 def ensure_mounted(ctx, endpoint, mounts, result):
     """Mount into an existing container of the stack (one recreation for all), unless it already is.
@@ -311,7 +46,7 @@ def ensure_mounted(ctx, endpoint, mounts, result):
         return bool(missing)
     spec = spec_from_container(endpoint.attrs, ctx.stack)
     spec.mounts.extend(missing)
-    spec.labels[KEPT_MOUNTS_LABEL] = ",".join(sorted(set(_kept_targets(spec.labels)) | set(m["target"] for m in missing)))
+    spec.labels[KEPT_MOUNTS_LABEL] = ",".join(sorted(set(kept_targets(spec.labels)) | set(m["target"] for m in missing)))
     ContainerConverger(ctx.engine).converge(spec)
     return True
 
@@ -387,8 +122,7 @@ class ContainerConverger(object):
         wanted = spec.comparable(image_attrs)
         before = running_config(attrs) if attrs else None
         result = {"changed": bool(repairs), "actions": list(repairs), "reasons": [],
-                  "diff": {"before": masked(before, spec.secret_env) or {},
-                           "after": masked(wanted, spec.secret_env)}}
+                  "diff": masked_diff(before, wanted, spec.secret_env)}
 
         changes = []
         if attrs is None:
@@ -719,8 +453,7 @@ class ContainerConverger(object):
 
     def _remove(self, spec, attrs):
         result = {"changed": attrs is not None, "actions": ["remove"] if attrs else [], "reasons": [],
-                  "diff": {"before": masked(running_config(attrs), spec.secret_env) if attrs else {},
-                           "after": {}},
+                  "diff": masked_diff(running_config(attrs) if attrs else None, None, spec.secret_env),
                   "container": {"name": spec.name, "state": "absent"}}
         if attrs and not self.check_mode:
             self._force_remove(spec.name)
@@ -732,67 +465,3 @@ class ContainerConverger(object):
         except APIError as exc:
             raise ClockworkError("cannot remove container %s: %s" % (name, exc.explanation or exc))
         self.engine.forget("container", name)
-
-
-# How long a container another run is creating under the same name may take to become visible
-# and complete, before it counts as someone else's.
-MEANWHILE_SECONDS = 5
-
-# A container without a healthcheck that we just started must still run this long
-# after the start: one that crashes on start-up is then caught, not reported ready.
-SETTLE_SECONDS = 0.3
-
-
-def condition_reached(attrs, condition):
-    """`started`, `healthy` or `completed_successfully` (a one-shot container exited 0)."""
-    status, health = container_state(attrs)
-    if condition == "completed_successfully":
-        return status == "exited" and attrs["State"].get("ExitCode") == 0
-    if condition == "healthy":
-        return status == "running" and health == "healthy"
-    return status == "running"
-
-
-def condition_lost(attrs, condition):
-    """A state from which the condition cannot be reached any more."""
-    status, health = container_state(attrs)
-    if condition == "completed_successfully":
-        return status in ("absent", "dead") or (status == "exited" and attrs["State"].get("ExitCode") != 0)
-    return status in ("exited", "dead", "absent") or (condition == "healthy" and health == "unhealthy")
-
-
-def wait_for(engine, name, condition, timeout, just_started=False, who=None, since=None):
-    """Poll, with backoff and no fixed sleep, until the container reaches `condition`.
-    A container `just_started` (at `since`, a time.monotonic(); else now) must have run
-    SETTLE_SECONDS since.
-
-    Fails with its state and last log lines when the condition is lost or time runs out.
-    """
-    started = time.monotonic()
-    deadline = started + timeout
-    since = started if since is None else since
-    delay = 0.05
-    while True:
-        engine.forget("container", name)
-        attrs = engine.container(name)
-        settled = not just_started or time.monotonic() - since >= SETTLE_SECONDS
-        if attrs and condition_reached(attrs, condition) and (settled or condition != "started"):
-            return container_state(attrs)
-        if condition_lost(attrs, condition) or time.monotonic() >= deadline:
-            status, health = container_state(attrs)
-            what = "did not become %s within %ss" % (condition.replace("_", " "), timeout)
-            if condition_lost(attrs, condition):
-                what = "is %s%s instead of %s" % (
-                    status, " (%s)" % health if health else "", condition.replace("_", " "))
-            raise ClockworkError("%s%s %s (state %s, health %s); last log lines:\n%s" % (
-                who + ": " if who else "", name, what, status, health, engine.logs_tail(name)))
-        unsettled = SETTLE_SECONDS - (time.monotonic() - since) if attrs and condition == "started" and \
-            condition_reached(attrs, condition) else 0
-        # Running but not settled: nothing to learn before it has (fewer inspects for a busy engine).
-        time.sleep(max(delay, unsettled))
-        delay = min(delay * 2, 0.5)
-
-
-def has_healthcheck(attrs):
-    test = (((attrs or {}).get("Config") or {}).get("Healthcheck") or {}).get("Test")
-    return bool(test) and test != ["NONE"]

@@ -9,6 +9,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, owned_by, owner_labels
+from ansible_collections.clockwork.connections.plugins.module_utils.differences import differences, member_of, value
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError
 
 
@@ -26,14 +27,13 @@ def actual_settings(attrs):
             "gateways": sorted(p.get("Gateway") for p in pools if p.get("Gateway"))}
 
 
+# Differences that matter: a subnet or gateway left to the engine is not compared.
+SETTINGS_RULES = [value("driver"), value("internal"), value("enable_ipv6"), member_of("subnet", "subnets"),
+                  member_of("gateway", "gateways")]
+
+
 def settings_drift(wanted, actual):
-    """Differences that matter: a subnet or gateway left to the engine is not compared."""
-    reasons = [key for key in ("driver", "internal", "enable_ipv6") if wanted[key] != actual[key]]
-    if wanted["subnet"] and wanted["subnet"] not in actual["subnets"]:
-        reasons.append("subnet")
-    if wanted["gateway"] and wanted["gateway"] not in actual["gateways"]:
-        reasons.append("gateway")
-    return reasons
+    return differences(wanted, actual, SETTINGS_RULES)
 
 
 class NetworkConverger(object):

@@ -23,7 +23,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     ClockworkError, Problems, connection_ends, docker_name_problem, stack_name_problem)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import CONNECTION_ARGS
-from ansible_collections.clockwork.connections.plugins.module_utils.container import (
+from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import (
     CONTAINER_ARGS, ContainerSpec, duration_ns, parse_port)
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import (
     connection_labels, deployment_order, find_cycle, structure_problems)
@@ -196,6 +196,22 @@ class Plan(object):
             self.sql = self._sql(problems)
             self._contribution_problems(problems)
         problems.raise_if_any("invalid stack %s" % name)
+
+    def host_path(self, path):
+        """A path on the Docker host: a relative one under the stack's base_dir."""
+        return path if os.path.isabs(path) else os.path.normpath(os.path.join(self.base_dir, path))
+
+    def written_files(self):
+        """Host path -> content (None: made by the run, like TLS material) of what the run writes
+        before anything mounts it."""
+        paths = {}
+        for resource in self.resources:
+            if resource["type"] == "file" and resource.get("content") is not None:
+                paths[self.host_path(resource["path"])] = resource["content"]
+        for connection in self.connections:
+            for path, content in CONNECTION_TYPES[connection["type"]].written_files(connection, self.name).items():
+                paths[self.host_path(path)] = content
+        return paths
 
     # -- validation across entries -------------------------------------------------
 

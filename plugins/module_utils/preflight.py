@@ -4,7 +4,9 @@
 """The pre-flight: what the plan cannot know without the Docker engine, checked before the
 first change, every problem at once: images exist or can be pulled, names are not taken by
 something the stack does not own, host ports are free, existing networks and volumes can be
-used as they are, bind sources exist on the Docker host, ports can be discovered."""
+used as they are, bind sources exist on the Docker host, and each connection type's own
+checks (its `preflight` hook). Preflight is the docker engine's; the Swarm applier's
+(swarm_preflight.py) overrides the hooks where services differ from containers."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -57,6 +59,10 @@ def _port_free(ip, port):
 
 
 class Preflight(object):
+    """The checks both engines share, and hooks (the methods below `run`) where they differ."""
+
+    heading = "stack %s cannot be deployed"
+
     def __init__(self, engine, plan, check_mode):
         self.engine = engine
         self.plan = plan
@@ -67,31 +73,45 @@ class Preflight(object):
         """Raises ClockworkError listing every problem; returns the images' attributes by name."""
         images = {}
         self._inspect_all()
-        written = self._paths_the_stack_writes()
-        publishers = self._published_by_others()
+        written = self.plan.written_files()
+        self._engine_problems()
         for name in self.plan.order:
             spec = self.plan.specs.get(name)
             if spec is None or spec.state == "absent":
                 continue
             where = "resource %s" % name
-            attrs = self.engine.container(name)
-            if attrs and not owned_by(attrs["Config"].get("Labels"), self.plan.name):
-                self.problems.add(where, "name: container %s exists and is not owned by stack %s (no label "
-                                         "io.clockwork.stack=%s): it is never taken over" % (
-                                             name, self.plan.name, self.plan.name))
+            self._owner_problem(where, name)
             images[spec.image], problem = ensure_image(self.engine, spec.image, self.check_mode)
             if problem:
                 self.problems.add(where, "image: " + problem)
+            elif images[spec.image]:
+                self._image_found(name, spec, images[spec.image])
             for mount in spec.mounts:
                 if mount["type"] == "bind" and mount["source"] not in written and not os.path.exists(mount["source"]):
                     self.problems.add(where, "mounts: bind source %s does not exist on the Docker host" % mount["source"])
-            self._ports(where, name, attrs, publishers)
-        self._swarm_services()
-        self._networks()
+            self._port_problems(where, name, spec)
+        for network in self.plan.networks:
+            attrs = self.engine.network(network["name"])
+            if attrs is not None:
+                self._network_problem(network, attrs)
         self._volumes()
-        self._connections(images, written)
-        self.problems.raise_if_any("stack %s cannot be deployed" % self.plan.name)
+        for connection in self.plan.connections:
+            kind = CONNECTION_TYPES[connection["type"]]
+            for field, problem in kind.preflight(self.engine, self.plan, connection, images, written):
+                self.problems.add(connection["label"], "%s: %s" % (field, problem))
+        self._more_problems()
+        self.problems.raise_if_any(self.heading % self.plan.name)
         return images
+
+    def _volumes(self):
+        for volume in self.plan.volumes:
+            attrs = self.engine.volume(volume["name"])
+            if attrs is not None and attrs.get("Driver") != volume["driver"]:
+                self.problems.add(volume["by"], "volume %s exists with driver %s, not %s; it is never recreated, as "
+                                                "that would lose its data" % (
+                                                    volume["name"], attrs.get("Driver"), volume["driver"]))
+
+    # -- hooks: the docker engine's answers ----------------------------------------------
 
     def _inspect_all(self):
         """Every container and image of the plan inspected at once, into the engine's cache,
@@ -101,15 +121,28 @@ class Preflight(object):
         if len(lookups) > 2:
             with ThreadPoolExecutor(max_workers=8) as pool:
                 list(pool.map(lambda lookup: lookup[0](lookup[1]), lookups))
+        self._publishers = self._published_by_others()
 
-    def _paths_the_stack_writes(self):
-        paths = set()
-        for resource in self.plan.resources:
-            if resource["type"] == "file" and resource.get("content") is not None:
-                paths.add(os.path.normpath(os.path.join(self.plan.base_dir, resource["path"])))
-        for connection in self.plan.connections:
-            paths.update(CONNECTION_TYPES[connection["type"]].written_files(connection, self.plan.name))
-        return paths
+    def _engine_problems(self):
+        """A stack that runs as Swarm services is not also made of containers beside them."""
+        try:
+            services = self.engine.api.services(filters={"label": "%s=%s" % (STACK_LABEL, self.plan.name)})
+        except APIError:
+            return   # not a swarm manager: there are no services
+        if services:
+            self.problems.add("stack", "engine: stack %s runs as Swarm services on this engine (%s); destroy it "
+                                       "with engine swarm first, or keep engine swarm" % (
+                                           self.plan.name, ", ".join(sorted(s["Spec"]["Name"] for s in services))))
+
+    def _owner_problem(self, where, name):
+        attrs = self.engine.container(name)
+        if attrs and not owned_by(attrs["Config"].get("Labels"), self.plan.name):
+            self.problems.add(where, "name: container %s exists and is not owned by stack %s (no label "
+                                     "io.clockwork.stack=%s): it is never taken over" % (
+                                         name, self.plan.name, self.plan.name))
+
+    def _image_found(self, name, spec, image):
+        """An image the resource will run, present on the engine."""
 
     def _published_by_others(self):
         """(protocol, host port) -> [(container name, host ip)] for every running container."""
@@ -122,9 +155,10 @@ class Preflight(object):
                         (name, port.get("IP") or "0.0.0.0"))
         return taken
 
-    def _ports(self, where, name, attrs, publishers):
-        for proto, port, ip, text in published(self.plan.specs[name].ports):
-            holders = [h for h, h_ip in publishers.get((proto, port), []) if h != name
+    def _port_problems(self, where, name, spec):
+        attrs = self.engine.container(name)
+        for proto, port, ip, text in published(spec.ports):
+            holders = [h for h, h_ip in self._publishers.get((proto, port), []) if h != name
                        and (ip in ("0.0.0.0", "::") or h_ip in ("0.0.0.0", "::", ip))]
             if holders:
                 self.problems.add(where, "ports: host port %s/%s (%s) is published by container %s" % (
@@ -138,39 +172,12 @@ class Preflight(object):
         bindings = ((attrs or {}).get("HostConfig") or {}).get("PortBindings") or {}
         return any(b.get("HostPort") == port for values in bindings.values() for b in values or [])
 
-    def _swarm_services(self):
-        """A stack that runs as Swarm services is not also made of containers beside them."""
-        try:
-            services = self.engine.api.services(filters={"label": "%s=%s" % (STACK_LABEL, self.plan.name)})
-        except APIError:
-            return   # not a swarm manager: there are no services
-        if services:
-            self.problems.add("stack", "engine: stack %s runs as Swarm services on this engine (%s); destroy it "
-                                       "with engine swarm first, or keep engine swarm" % (
-                                           self.plan.name, ", ".join(sorted(s["Spec"]["Name"] for s in services))))
+    def _network_problem(self, network, attrs):
+        reasons = settings_drift(network["settings"], actual_settings(attrs))
+        if reasons and not owned_by(attrs.get("Labels"), self.plan.name):
+            self.problems.add(network["by"], "network %s exists with other settings (%s) and is not owned by "
+                                             "stack %s: it is never changed" % (network["name"], ", ".join(reasons),
+                                                                                self.plan.name))
 
-    def _networks(self):
-        for network in self.plan.networks:
-            attrs = self.engine.network(network["name"])
-            if attrs is None:
-                continue
-            reasons = settings_drift(network["settings"], actual_settings(attrs))
-            if reasons and not owned_by(attrs.get("Labels"), self.plan.name):
-                self.problems.add(network["by"], "network %s exists with other settings (%s) and is not owned by "
-                                                 "stack %s: it is never changed" % (network["name"], ", ".join(reasons),
-                                                                                    self.plan.name))
-
-    def _volumes(self):
-        for volume in self.plan.volumes:
-            attrs = self.engine.volume(volume["name"])
-            if attrs is not None and attrs.get("Driver") != volume["driver"]:
-                self.problems.add(volume["by"], "volume %s exists with driver %s, not %s; it is never recreated, as "
-                                                "that would lose its data" % (
-                                                    volume["name"], attrs.get("Driver"), volume["driver"]))
-
-    def _connections(self, images, written):
-        """What each connection type needs the engine to know (its `preflight` hook)."""
-        for connection in self.plan.connections:
-            kind = CONNECTION_TYPES[connection["type"]]
-            for field, problem in kind.preflight(self.engine, self.plan, connection, images, written):
-                self.problems.add(connection["label"], "%s: %s" % (field, problem))
+    def _more_problems(self):
+        """What else an engine must know before the first change; nothing here."""

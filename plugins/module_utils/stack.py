@@ -27,8 +27,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
     STACK_LABEL, ClockworkError, failure_message)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     COMPLETION_ARGS, CONNECTION_ARGS, ConnectionContext, ConnectionResult)
-from ansible_collections.clockwork.connections.plugins.module_utils.container import (
-    ContainerConverger, has_healthcheck, wait_for)
+from ansible_collections.clockwork.connections.plugins.module_utils.container import ContainerConverger
+from ansible_collections.clockwork.connections.plugins.module_utils.container_wait import has_healthcheck, wait_for
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import RESOURCE_TYPES, Plan
 from ansible_collections.clockwork.connections.plugins.module_utils.preflight import Preflight

@@ -33,23 +33,24 @@ from ansible_collections.clockwork.connections.plugins.module_utils.applier impo
     DEFAULT_PARALLEL, VERIFY_GRACE_SECONDS, Applier, apply_state, connection_steps, merged_contributions)
 from ansible_collections.clockwork.connections.plugins.module_utils.checks import run_checks
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
-    STACK_LABEL, ClockworkError, Problems, owned_by, owner_labels)
+    STACK_LABEL, ClockworkError, Problems, owner_labels)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     ConnectionContext, ConnectionResult)
+from ansible_collections.clockwork.connections.plugins.module_utils.differences import masked_diff
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError, NotFound
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import actual_settings, settings_drift
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_volumes import ensure_volume
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import write_file
-from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan, published
-from ansible_collections.clockwork.connections.plugins.module_utils.preflight import _engine_is_local, ensure_image
+from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
+from ansible_collections.clockwork.connections.plugins.module_utils.preflight import _engine_is_local
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
+from ansible_collections.clockwork.connections.plugins.module_utils.swarm_preflight import SwarmPreflight
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_secrets import SwarmObjects
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import (
-    NODE_CONSTRAINT, changes, file_env, managed_part, secret_env_names, service_body, service_problems, shown,
+    changes, file_env, managed_part, secret_env_names, service_body, service_problems,
     wanted_service)
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_tasks import (
-    SERVICE_LABEL, SwarmView, convergence, wait_converged)
+    SwarmView, convergence, wait_converged)
 
 # How long a destroy waits for the tasks of removed services to go before it removes their
 # networks, secrets and volumes.
@@ -149,173 +150,10 @@ class SwarmStack(Applier):
         if message not in self.warnings:
             self.warnings.append(message)
 
-    # -- pre-flight --------------------------------------------------------------------
-
-    def _preflight(self):
-        """What needs the engine, every problem at once, before the first change."""
-        problems = Problems()
-        api = self.engine.api
-        label = {"label": "%s=%s" % (STACK_LABEL, self.name)}
-        plain = sorted(c["Names"][0].lstrip("/") for c in api.containers(all=True, filters=label)
-                       if SERVICE_LABEL not in (c.get("Labels") or {}))
-        if plain:
-            problems.add("stack", "it runs on the docker engine here (containers %s); a stack runs on one engine: "
-                                  "remove it there first (engine docker, state absent)" % ", ".join(plain))
-        services = dict((s["Spec"]["Name"], s) for s in api.services())
-        taken = {}
-        for service in services.values():
-            for port in (service["Spec"].get("EndpointSpec") or {}).get("Ports") or []:
-                if port.get("PublishedPort") and not owned_by(service["Spec"].get("Labels"), self.name):
-                    taken[(port.get("Protocol", "tcp"), str(port["PublishedPort"]))] = service["Spec"]["Name"]
-        written = self._written_paths()
-        images = {}
-        for name in self.order:
-            spec = self.specs.get(name)
-            if spec is None:
-                continue
-            where = "resource %s" % name
-            existing = services.get(name)
-            if existing is not None and not owned_by(existing["Spec"].get("Labels"), self.name):
-                problems.add(where, "name: service %s exists and is not owned by stack %s (no label %s=%s): it is "
-                                    "never taken over" % (name, self.name, STACK_LABEL, self.name))
-            attrs, problem = ensure_image(self.engine, spec.image, self.check_mode)
-            images[spec.image] = attrs
-            if problem:
-                problems.add(where, "image: " + problem)
-            elif attrs:
-                self.image_ids[spec.image] = attrs["Id"]
-                self._warn_anonymous_volumes(name, spec, attrs)
-            for mount in spec.mounts:
-                if mount["type"] == "bind" and mount["source"] not in written and not os.path.exists(mount["source"]):
-                    problems.add(where, "mounts: bind source %s does not exist on the Docker host" % mount["source"])
-            for proto, port, _ip, text in published(spec.ports):
-                if port and (proto, port) in taken:
-                    problems.add(where, "ports: host port %s/%s (%s) is published by service %s" % (
-                        port, proto, text, taken[(proto, port)]))
-        self._network_problems(problems)
-        self._volume_problems(problems)
-        for connection in self.connections:
-            kind = CONNECTION_TYPES[connection["type"]]
-            problems.extend(connection["label"], ("%s: %s" % p for p in
-                                                  kind.preflight(self.engine, self.plan, connection, images, written)))
-        self._placement(services, problems)
-        problems.raise_if_any("stack %s cannot be deployed on Swarm" % self.name)
-
-    def _warn_anonymous_volumes(self, name, spec, image):
-        """A task's anonymous volumes go with the task: what an image keeps in one (a database's data
-        directory) starts empty in the task an update makes."""
-        mounted = set(m["target"] for m in spec.mounts) | set(
-            path for c in self.connections if c["from_resource"] == name
-            for path in CONNECTION_TYPES[c["type"]].mount_targets(c))
-        for path in sorted((image.get("Config") or {}).get("Volumes") or {}):
-            if path not in mounted:
-                self.warn("resource %s: its image keeps %s in an anonymous volume, which a Swarm update does not "
-                          "carry to the new task (it starts empty there); mount a named volume at %s to keep it"
-                          % (name, path, path))
-
-    def _written_paths(self):
-        """What the run itself writes before anything mounts it: files with content, TLS material."""
-        paths = set(self._known_contents())
-        for connection in self.connections:
-            paths.update(self._path(p) for p in CONNECTION_TYPES[connection["type"]].written_files(connection, self.name))
-        return paths
-
-    def _known_contents(self):
-        """Host path -> content, for the files the declaration gives the content of."""
-        known = {}
-        for resource in self.plan.resources:
-            if resource["type"] == "file" and resource.get("content") is not None:
-                known[self._path(resource["path"])] = resource["content"]
-        for connection in self.connections:
-            for path, content in CONNECTION_TYPES[connection["type"]].written_files(connection, self.name).items():
-                if content is not None:
-                    known[self._path(path)] = content
-        return known
-
-    def _path(self, path):
-        return path if os.path.isabs(path) else os.path.normpath(os.path.join(self.plan.base_dir, path))
-
-    def _network_problems(self, problems):
-        for network in self.plan.networks:
-            attrs = self.engine.network(network["name"])
-            if attrs is None:
-                continue
-            ours = owned_by(attrs.get("Labels"), self.name)
-            if attrs.get("Scope") != "swarm" or attrs.get("Driver") != "overlay":
-                problems.add(network["by"], "network %s exists as a %s %s network%s; services join swarm-wide overlay "
-                                            "networks: %s" % (
-                                                network["name"], attrs.get("Scope"), attrs.get("Driver"),
-                                                " of this stack's deployment on the docker engine" if ours else
-                                                ", not owned by stack %s" % self.name,
-                                                "remove that deployment first" if ours else "choose another name"))
-                continue
-            reasons = settings_drift(dict(network["settings"], driver="overlay"), actual_settings(attrs))
-            if reasons:
-                problems.add(network["by"], "network %s exists with other settings (%s)%s; Swarm cannot change a "
-                                            "network under running services: %s" % (
-                                                network["name"], ", ".join(reasons),
-                                                "" if ours else " and is not owned by stack %s" % self.name,
-                                                "remove the stack (state absent) and deploy it again" if ours
-                                                else "choose another name"))
-
-    def _volume_problems(self, problems):
-        for volume in self.plan.volumes:
-            attrs = self.engine.volume(volume["name"])
-            if attrs is not None and attrs.get("Driver") != volume["driver"]:
-                problems.add(volume["by"], "volume %s exists with driver %s, not %s; it is never recreated, as that "
-                                           "would lose its data" % (volume["name"], attrs.get("Driver"), volume["driver"]))
-
-    def _volume_users(self):
-        """volume name -> the services that mount it (declared, or by a file connection)."""
-        users = {}
-        for name, spec in self.specs.items():
-            for mount in spec.mounts:
-                if mount["type"] == "volume":
-                    users.setdefault(mount["source"], set()).add(name)
-        for connection in self.connections:
-            for volume, _driver, _create in CONNECTION_TYPES[connection["type"]].volumes(connection):
-                if connection["from_resource"] in self.specs:
-                    users.setdefault(volume, set()).add(connection["from_resource"])
-        return users
-
-    def _placement(self, services, problems):
-        """Services sharing a volume go to one node: a volume is local to its node, and two
-        services on two nodes would each see a volume of their own. The node is the one they
-        were placed on before, else this manager."""
-        groups = []
-        for volume, users in sorted(self._volume_users().items()):
-            if len(users) < 2:
-                continue
-            joined = [g for g in groups if g[1] & users]
-            merged = (set([volume]).union(*[g[0] for g in joined]), set(users).union(*[g[1] for g in joined]))
-            groups = [g for g in groups if g not in joined] + [merged]
-        nodes = dict((n["ID"], n) for n in self.engine.api.nodes()) if groups else {}
-        for volumes, members in groups:
-            node = None
-            for member in sorted(members):
-                constraints = (((services.get(member) or {}).get("Spec", {}).get("TaskTemplate") or {})
-                               .get("Placement") or {}).get("Constraints") or []
-                for constraint in constraints:
-                    candidate = constraint.replace(" ", "")[len(NODE_CONSTRAINT):] \
-                        if constraint.replace(" ", "").startswith(NODE_CONSTRAINT) else None
-                    ready = ((nodes.get(candidate) or {}).get("Status") or {}).get("State") == "ready"
-                    if node is None and candidate and ready:
-                        node = candidate
-            node = node or self.local_node
-            for member in sorted(members):
-                resource = self.plan.by_name[member]
-                limit, replicas = resource.get("max_replicas_per_node"), resource.get("replicas") or 1
-                if limit is not None and limit < replicas:
-                    others = ", ".join(sorted(members - set([member])))
-                    problems.add("resource %s" % member, "max_replicas_per_node: %s of its %s replicas fit on a node, "
-                                 "but it shares volume %s with %s, so all of them run on one node (a volume is local "
-                                 "to its node)" % (limit, replicas, ", ".join(sorted(volumes)), others))
-                self.placement[member] = node
-
     # -- present -----------------------------------------------------------------------
 
     def present(self, verify=False):
-        self._preflight()
+        SwarmPreflight(self).run()
         self._endpoint_default()
         self._networks()
         self._volumes()
@@ -418,8 +256,8 @@ class SwarmStack(Applier):
         """(content, private) of a bind-mounted file, which becomes a config (a secret when the file
         is private, like a key); (None, False) for a directory, which stays a bind."""
         source = mount["source"]
-        known = self._known_contents()
-        if source in known:
+        known = self.plan.written_files()
+        if known.get(source) is not None:
             return known[source].encode("utf-8"), False
         if os.path.isdir(source):
             return None, False
@@ -454,8 +292,8 @@ class SwarmStack(Applier):
             before = managed_part(existing["Spec"], wanted, self._network_names())
             reasons = changes(wanted, before)
             actions = [] if not reasons else ["recreate"] if wanted["mode"] != before["mode"] else ["update"]
-        self._record("service", name, bool(actions), actions, reasons, shown(before, plain) if before else {},
-                     shown(wanted, plain))
+        diff = masked_diff(before, wanted, plain)
+        self._record("service", name, bool(actions), actions, reasons, diff["before"], diff["after"])
         self.say("%s: %s%s" % (name, ", ".join(actions) if actions else "unchanged",
                                " (%s)" % ", ".join(reasons) if reasons else ""), verbosity=0 if actions else 1)
         if self.check_mode:
@@ -522,9 +360,9 @@ class SwarmStack(Applier):
 
     def write_diagram(self, path):
         result = ConnectionResult("diagram", self.name, self.name)
-        write_file(self._path(path), diagram_document(self.name, *self.declaration), "0644", None,
+        write_file(self.plan.host_path(path), diagram_document(self.name, *self.declaration), "0644", None,
                         self.check_mode, result)
-        self._record("diagram", self._path(path), result.changed, result.actions)
+        self._record("diagram", self.plan.host_path(path), result.changed, result.actions)
 
     # -- absent ------------------------------------------------------------------------
 

@@ -20,7 +20,8 @@ import json
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import STACK_LABEL, env_dict
 from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import ENV_NAME
-from ansible_collections.clockwork.connections.plugins.module_utils.masking import masked_env, secret_env
+from ansible_collections.clockwork.connections.plugins.module_utils.differences import differences, entries, titled, transition
+from ansible_collections.clockwork.connections.plugins.module_utils.masking import secret_env
 
 # What a container resource takes on top of the container's options; the docker engine
 # refuses replicas above 1 (plan.py), and ignores the rest.
@@ -175,27 +176,16 @@ def _ours(labels):
     return set(k for k in labels or {} if k in (IMAGE_ID_LABEL, SECRET_ENV_LABEL, STACK_LABEL))
 
 
-def changes(wanted, actual):
-    """What differs, in a few words per field, like a container's drift reasons."""
-    reasons = []
-    for key in ("env", "task_labels", "labels"):
-        names = sorted(k for k in set(wanted[key]) | set(actual[key]) if wanted[key].get(k) != actual[key].get(k))
-        if names:
-            reasons.append("%s %s" % ({"task_labels": "task labels"}.get(key, key), ", ".join(names)))
-    if wanted["replicas"] != actual["replicas"]:
-        reasons.append("replicas %s -> %s" % (actual["replicas"], wanted["replicas"]))
+# What makes a service change, in the order its reasons are given, like a container's drift.
+CHANGE_RULES = [entries("env"), entries("task_labels", "task labels"), entries("labels"), transition("replicas")] + [
+    titled(key, {"node": "placement", "max_replicas": "max replicas per node"}.get(key, key.replace("_", " ")))
     for key in ("image", "args", "mounts", "secrets", "configs", "healthcheck", "networks", "node", "max_replicas",
-                "mode", "endpoint_mode", "ports", "restart", "update_order"):
-        if wanted[key] != actual[key]:
-            reasons.append({"node": "placement", "max_replicas": "max replicas per node"}.get(key, key.replace("_", " ")))
-    return reasons
+                "mode", "endpoint_mode", "ports", "restart", "update_order")]
 
 
-def shown(part, plain_secret_names=()):
-    """The managed part as a diff may show it: env values masked by masking.py's rule."""
-    if not part:
-        return part
-    return dict(part, env=masked_env(part["env"], plain_secret_names))
+def changes(wanted, actual):
+    """What differs, in a few words per field."""
+    return differences(wanted, actual, CHANGE_RULES)
 
 
 def _set(mapping, key, value):

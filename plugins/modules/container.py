@@ -254,8 +254,8 @@ reasons:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.clockwork.connections.plugins.module_utils.container import (
-    CONTAINER_ARGS, ContainerConverger, ContainerSpec)
+from ansible_collections.clockwork.connections.plugins.module_utils.container import ContainerConverger
+from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import CONTAINER_ARGS, ContainerSpec
 from ansible_collections.clockwork.connections.plugins.module_utils.contribution import (
     Contribution, merge)
 from ansible_collections.clockwork.connections.plugins.module_utils.masking import env_secrets

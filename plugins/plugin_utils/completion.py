@@ -15,27 +15,23 @@ __metaclass__ = type
 
 import hashlib
 import json
-import re
 import secrets
 
-from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
 from ansible_collections.clockwork.connections.plugins.module_utils.common import connection_ends
+from ansible_collections.clockwork.connections.plugins.module_utils.completion_rules import given
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
 from ansible_collections.clockwork.connections.plugins.plugin_utils import completion_policy as policy
 from ansible_collections.clockwork.connections.plugins.plugin_utils import llm
 from ansible_collections.clockwork.connections.plugins.plugin_utils.lock_file import plain
 
-# The one table of what a description may complete, per connection type: the fields, the
-# type's argument spec (types, choices), and narrower choices for completed values.
-# What a description may complete, per type, read from the registry of connection types; a
-# completed value may be narrower than the type accepts (a network driver a model may pick).
-NARROWER_CHOICES = {"network": {"driver": ("bridge", "overlay")}}
-COMPLETABLE = dict((name, {"fields": kind.completable, "spec": kind.args, "choices": NARROWER_CHOICES.get(name)})
+# What a description may complete, per type, read from the registry of connection types: the
+# fields, the type's argument spec (types, choices), and the narrower choices of its completion
+# (a network driver a model may pick).
+COMPLETABLE = dict((name, {"fields": kind.completable, "spec": kind.args,
+                           "choices": kind.completion.narrower_choices if kind.completion else None})
                    for name, kind in CONNECTION_TYPES.items() if kind.completable)
-MODULE_TYPES = {"clockwork.connections.network_connection": "network",
-                "clockwork.connections.database_connection": "database",
-                "clockwork.connections.file_connection": "file",
-                "clockwork.connections.service_mesh_connection": "service_mesh"}
+# The single modules, by the name of their connection type (`<type>_connection`).
+MODULE_TYPES = dict(("clockwork.connections.%s_connection" % name, name) for name in COMPLETABLE)
 JSON_TYPES = {"str": "string", "int": "integer", "bool": "boolean", "path": "string"}
 INVALID_ANSWER_RETRIES = 2
 # Slow, salted: a lock key may be public, and it must not test password guesses quickly.
@@ -44,11 +40,6 @@ FINGERPRINT_ROUNDS = 100000
 
 class CompletionError(ValueError):
     """A completion that failed; a ValueError, like the JSON errors of an answer."""
-
-
-def given(params, key):
-    """A field counts as given when the user set it, even to a default-looking value."""
-    return params.get(key) is not None
 
 
 def completable(kind):
@@ -60,25 +51,22 @@ def choices_of(kind, field):
     return (entry.get("choices") or {}).get(field) or entry["spec"][field].get("choices")
 
 
-def db_engine(params):
-    return params.get("engine") or "postgresql"
+def _completion(kind):
+    """The type's TypeCompletion, or None for a type without completable fields."""
+    return CONNECTION_TYPES[kind].completion if kind in COMPLETABLE else None
 
 
 def missing_fields(kind, params):
     """Fields to complete: only with a description, only those the seed lets a model fill."""
     if kind not in COMPLETABLE or not params.get("description"):
         return []
-    missing = [f for f in completable(kind) if not given(params, f)]
-    if kind == "file" and (given(params, "source_path") or params.get("to_kind") in ("file", "volume")):
-        missing = [f for f in missing if f != "volume_name"]   # a file or a declared volume needs no name
-    return missing
+    skipped = _completion(kind).not_completed(params)
+    return [f for f in completable(kind) if not given(params, f) and f not in skipped]
 
 
 def needs_password(kind, params):
-    """A described connection to an engine whose server declares its own password (PostgreSQL's
-    POSTGRES_PASSWORD), without a password: referenced or generated, never modelled."""
-    return kind == "database" and bool(params.get("description")) and not given(params, "password") \
-        and ENGINES[db_engine(params)].server_password_env is not None
+    """A described connection that implies a password: referenced or generated, never modelled."""
+    return kind in COMPLETABLE and _completion(kind).needs_password(params)
 
 
 def needs_completion(kind, params):
@@ -135,56 +123,10 @@ def validate_answer(kind, fields, answer, situation=None):
 
 # -- the deterministic local completer -----------------------------------------
 
-STOP_WORDS = {"a", "an", "the", "for", "and", "of", "to", "with", "between", "in", "on", "by", "from", "this",
-              "connect", "connection", "communication", "database", "postgresql", "postgres", "redis", "network",
-              "service", "services"}
-# Words that say what kind of thing a file connection is, not what it holds.
-FILE_WORDS = {"shared", "volume", "file", "files", "data", "storage", "store", "mount", "directory"}
-
-
-def _words(text):
-    return re.findall(r"[a-z0-9]+", (text or "").lower())
-
-
-def _topic(description, also_drop=()):
-    """The words after `for` (or all of them), without the stop words: "user data" -> [user, data]."""
-    words = _words(description)
-    if "for" in words:
-        words = words[words.index("for") + 1:]
-    return [w for w in words if w not in STOP_WORDS and w not in also_drop]
-
-
-def _name(*parts):
-    return re.sub(r"[^a-zA-Z0-9_.-]", "-", "-".join(p for p in parts if p))[:63]
-
-
 def local_candidates(kind, params, context):
-    """field -> the values to try, best first. Same input, same output."""
-    description = params.get("description") or ""
-    words = _words(description)
-    to = context.get("to") or {}
-    stack = context.get("stack") or params.get("stack")
-    source, target = params.get("from_resource"), params.get("to_resource")
-    if kind == "network":
-        named = [words[i - 1] for i, w in enumerate(words) if w == "network" and i > 0 and words[i - 1] not in STOP_WORDS]
-        first = "%s-network" % named[0] if named else "%s-%s-net" % (source, target)
-        return {"network_name": [first, _name(stack, first), _name(stack, source, target, "net")],
-                "driver": ["overlay" if {"overlay", "swarm"} & set(words) else "bridge"]}
-    if kind == "database":
-        env = context.get("to_env") or {}   # the local completer's alone, never sent to a model
-        return ENGINES[db_engine(params)].completion_candidates(env, _topic(description), given(params, "password"))
-    if kind == "file":
-        topic = _topic(description, FILE_WORDS) or [target]
-        last, joined = topic[-1], "-".join(topic)
-        paths = ["/data/%s" % last, "/data/%s" % joined, "/data/%s-%s" % (target, last), "/srv/%s" % joined,
-                 "/mnt/%s" % joined] + ["/data/%s-%d" % (joined, n) for n in range(2, 6)]
-        return {"mount_path": paths,
-                "volume_name": [_name(joined), _name(stack, joined), _name(stack, source, target, "data")]}
-    if kind == "service_mesh":
-        ports = to.get("ports") or []
-        port = int(str(ports[0]).split("/", maxsplit=1)[0].split(":")[-1]) if ports else 80
-        return {"port": [port], "service_name": [target]}
-    return {}
+    """field -> the values to try, best first. Same input, same output (the type's completion.py)."""
+    completion = _completion(kind)
+    return completion.candidates(params, context) if completion else {}
 
 
 def local_completion(kind, fields, params, context, situation=None, connection=None):
@@ -221,8 +163,7 @@ def model_completion(endpoint, kind, fields, params, context, connection, situat
     question = {"description": params["description"], "connection_type": kind,
                 "from": context.get("from"), "to": context.get("to"),
                 "given_fields": given_fields, "missing_fields": list(fields)}
-    if kind == "database":
-        question["engine"] = db_engine(params)
+    question.update(_completion(kind).question(params))
     messages = [
         {"role": "system", "content": "You complete the missing fields of a %s connection between two Docker "
                                       "containers in an Ansible collection. Answer with JSON matching the schema, "
@@ -259,9 +200,9 @@ def endpoint_context(resource):
                   "env_names": sorted(resource.get("env") or {})})
 
 
-def password_reference(context, params):
-    """(reference, value) for the password `to` declares (its engine's server password env), or None."""
-    name = ENGINES[db_engine(params)].server_password_env
+def password_reference(kind, context, params):
+    """(reference, value) for the password `to` declares (in the env its completion names), or None."""
+    name = _completion(kind).password_env(params)
     value = (context.get("to_env") or {}).get(name)
     if value is None or str(value) == "":
         return None
@@ -325,7 +266,7 @@ def complete(kind, params, context, lock, endpoint, check_mode, connection, situ
     if not fields and not password_needed:
         return params, None
     situation = situation or policy.Situation(context.get("stack") or params.get("stack"), params)
-    reference = password_reference(context, params) if password_needed else None
+    reference = password_reference(kind, context, params) if password_needed else None
     digest = lock_key(connection, params, fields, reference)
     entry = lock.get(connection, digest)
     report = {}
@@ -383,10 +324,9 @@ def warnings(reports):
 
 # -- a whole stack ----------------------------------------------------------------
 
-def _volume_shared(connection, resources):
-    """Whether a file connection's volume also goes into its `to` container."""
-    target = resources.get(connection.get("to_resource") or connection.get("to")) or {}
-    return not connection.get("source_path") and target.get("type", "container") == "container"
+def _to_is_container(connection, resources):
+    target = resources.get(connection_ends(connection)[1]) or {}
+    return target.get("type", "container") == "container"
 
 
 def _mounts_of(container, index, resources, connections):
@@ -395,12 +335,13 @@ def _mounts_of(container, index, resources, connections):
     for mount in (resources.get(container) or {}).get("mounts") or []:
         mounts.append((mount.get("target"), mount.get("source"), "%s's declared mount" % container))
     for other_index, other in enumerate(connections):
-        if other_index == index or other.get("type") != "file" or not other.get("mount_path"):
+        kind = CONNECTION_TYPES.get(other.get("type"))
+        if other_index == index or kind is None:
             continue
-        source, target = connection_ends(other)
-        if source == container or (target == container and _volume_shared(other, resources)):
-            what = "file %s -> %s" % (source, target)
-            mounts.append((other["mount_path"], other.get("volume_name") or other.get("source_path"), what))
+        ends = dict(zip(("from", "to"), connection_ends(other)))
+        for end, path, source in kind.claimed_mounts(other, _to_is_container(other, resources)):
+            if ends[end] == container:
+                mounts.append((path, source, "%s %s -> %s" % (kind.name, ends["from"], ends["to"])))
     return mounts
 
 
@@ -429,10 +370,9 @@ def complete_stack(args, lock, endpoint, check_mode, engine=None):
         context = {"from": endpoint_context(resources.get(source)), "to": endpoint_context(to or None),
                    "to_env": to.get("env") or {}, "stack": stack}
         occupied = []
-        if kind == "file":
-            into = [source] + ([target] if _volume_shared(params, resources) else [])
-            for container in into:
-                occupied += _mounts_of(container, index, resources, connections)
+        ends = {"from": source, "to": target}
+        for end in _completion(kind).mounts_into(params, _to_is_container(params, resources)):
+            occupied += _mounts_of(ends[end], index, resources, connections)
         situation = policy.Situation(stack, params, occupied, reserved=set(resources) - {target}, engine=engine)
         done, report = complete(kind, params, context, lock, endpoint, check_mode, name, situation)
         done.pop("to_kind")

@@ -14,6 +14,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     connection_ends, env_dict, ports_from_labels)
+from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
 from ansible_collections.clockwork.connections.plugins.plugin_utils import completion, controller_files, llm
 from ansible_collections.clockwork.connections.plugins.plugin_utils.completion_policy import EngineView, Situation
 from ansible_collections.clockwork.connections.plugins.plugin_utils.lock_file import (
@@ -93,9 +94,10 @@ class ConnectionAction(ActionBase):
         stack = args.get("stack") or "default"
         context = engine_context(engine, params["from_resource"], params["to_resource"])
         context["stack"] = stack
-        situation = Situation(stack, params, occupied_mounts(engine, kind, params),
+        rules = CONNECTION_TYPES[kind].completion
+        situation = Situation(stack, params, occupied_mounts(engine, rules, params),
                               reserved=set(engine.stack_containers(stack)) - {params["to_resource"]}
-                              if kind == "service_mesh" else (), engine=engine)
+                              if rules.reserves_container_names() else (), engine=engine)
         name = "%s %s -> %s" % (kind, params["from_resource"], params["to_resource"])
         completed, report = completion.complete(kind, params, context, lock, llm.settings(args.get("llm")),
                                                 self._task.check_mode, name, situation)
@@ -139,13 +141,10 @@ def engine_context(engine, from_name, to_name):
     return context
 
 
-def occupied_mounts(engine, kind, params):
-    """(path, source, what) of the mounts the containers of a file connection have now."""
-    if kind != "file":
-        return []
-    into = [params["from_resource"]]
-    if not params.get("source_path"):
-        into.append(params["to_resource"])   # a volume goes into a `to` container too
+def occupied_mounts(engine, rules, params):
+    """(path, source, what) of the mounts the containers a completed mount path goes into have now."""
+    ends = {"from": params["from_resource"], "to": params["to_resource"]}
+    into = [ends[end] for end in rules.mounts_into(params, True)]
     found = []
     for name in into:
         for mount in (engine.container(name) or {}).get("Mounts") or []:

@@ -196,8 +196,8 @@ def test_a_conflict_on_create_means_another_run_made_it(stack):
     from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
     from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
         ConnectionContext, ConnectionResult)
-    from ansible_collections.clockwork.connections.plugins.module_utils.container import (
-        ContainerConverger, ContainerSpec)
+    from ansible_collections.clockwork.connections.plugins.module_utils.container import ContainerConverger
+    from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import ContainerSpec
     from ansible_collections.clockwork.connections.plugins.module_utils.docker_volumes import ensure_volume
     from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import (
         NetworkConverger, wanted_settings)

@@ -126,7 +126,7 @@ class RunningEngine(object):
 
 
 def test_settling_counts_from_the_start_not_from_the_wait():
-    from ansible_collections.clockwork.connections.plugins.module_utils.container import SETTLE_SECONDS, wait_for
+    from ansible_collections.clockwork.connections.plugins.module_utils.container_wait import SETTLE_SECONDS, wait_for
     engine = RunningEngine()
     began = time.monotonic()
     # Started long enough ago: one look is enough, however many leaves are awaited one after another.

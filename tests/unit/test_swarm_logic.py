@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-from ansible_collections.clockwork.connections.plugins.module_utils.container import ContainerSpec
+from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import ContainerSpec
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_secrets import content_digest, object_name
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import (

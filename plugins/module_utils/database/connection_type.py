@@ -10,6 +10,7 @@ __metaclass__ = type
 
 import os
 
+from ansible_collections.clockwork.connections.plugins.module_utils.database.completion import COMPLETION
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, env_dict, port_number
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionType
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
@@ -210,4 +211,5 @@ TYPE = ConnectionType(
     controller_files=("schema_file", "migrations_dir"),
     before_to=before_to,
     planned_steps=planned_steps,
+    completion=COMPLETION,
 )

@@ -15,6 +15,7 @@ import os
 import posixpath
 import uuid
 
+from ansible_collections.clockwork.connections.plugins.module_utils.file.completion import COMPLETION
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, docker_name_problem
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     ConnectionType, required_field)
@@ -111,6 +112,14 @@ def preflight(engine, _plan, params, _images, written):
         if not create and engine.volume(name) is None:
             problems.append(("volume_name", "volume %s does not exist and create_volume is false" % name))
     return problems
+
+
+def claimed_mounts(params, to_is_container):
+    if not params.get("mount_path"):
+        return []
+    source = params.get("volume_name") or params.get("source_path")
+    ends = ("from", "to") if not params.get("source_path") and to_is_container else ("from",)
+    return [(end, params["mount_path"], source) for end in ends]
 
 
 def to_contribution(params, _stack):
@@ -249,4 +258,6 @@ TYPE = ConnectionType(
     volumes=volumes,
     written_files=written_files,
     preflight=preflight,
+    claimed_mounts=claimed_mounts,
+    completion=COMPLETION,
 )

@@ -9,6 +9,7 @@ __metaclass__ = type
 
 import ipaddress
 
+from ansible_collections.clockwork.connections.plugins.module_utils.network.completion import COMPLETION
 from ansible_collections.clockwork.connections.plugins.module_utils.common import docker_name_problem, env_name, port_number
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     ConnectionType, required_field)
@@ -195,4 +196,5 @@ TYPE = ConnectionType(
     known_env=known_env,
     networks=lambda params: [(params["network_name"], wanted_settings(params))],
     swarm_problems=swarm_problems,
+    completion=COMPLETION,
 )

@@ -10,6 +10,7 @@ __metaclass__ = type
 import os
 import posixpath
 
+from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh.completion import COMPLETION
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     ClockworkError, docker_name_problem, env_name, port_number)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionType
@@ -100,6 +101,14 @@ def preflight(_engine, plan, params, images, _written):
     if spec is not None and not spec.ports and image is not None and not exposed:
         return [("port", "%s declares no port and its image %s exposes none; set port" % (spec.name, spec.image))]
     return []
+
+
+def claimed_mounts(params, _to_is_container):
+    """With TLS: the CA in `from`, the certificate and key in `to`."""
+    if not params.get("tls_enabled"):
+        return []
+    return [("from", params.get("ca_path"), "the stack's CA"), ("to", params.get("cert_path"), "its certificate"),
+            ("to", params.get("key_path"), "its key")]
 
 
 def prepare(ctx, params, result):
@@ -227,4 +236,6 @@ TYPE = ConnectionType(
     written_files=written_files,
     preflight=preflight,
     prepares_on_swarm=True,
+    claimed_mounts=claimed_mounts,
+    completion=COMPLETION,
 )
