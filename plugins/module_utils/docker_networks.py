@@ -36,6 +36,14 @@ def settings_drift(wanted, actual):
     return differences(wanted, actual, SETTINGS_RULES)
 
 
+def ipam_config(settings):
+    """The Docker SDK's IPAM config for a subnet or gateway that is asked for, else None."""
+    if not (settings["subnet"] or settings["gateway"]):
+        return None
+    from docker.types import IPAMConfig, IPAMPool  # pylint: disable=import-outside-toplevel
+    return IPAMConfig(pool_configs=[IPAMPool(subnet=settings["subnet"], gateway=settings["gateway"])])
+
+
 class NetworkConverger(object):
     """Converges one network and the attachment of containers to it."""
 
@@ -82,10 +90,7 @@ class NetworkConverger(object):
                 name, ", ".join(sorted(attached)) or "none", exc.explanation or exc))
 
     def _create(self, name, settings, result):
-        from docker.types import IPAMConfig, IPAMPool  # pylint: disable=import-outside-toplevel
-        ipam = None
-        if settings["subnet"] or settings["gateway"]:
-            ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=settings["subnet"], gateway=settings["gateway"])])
+        ipam = ipam_config(settings)
         try:
             self.engine.api.create_network(
                 name, driver=settings["driver"], internal=settings["internal"],

@@ -25,9 +25,9 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import CONNECTION_ARGS
 from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import (
     CONTAINER_ARGS, ContainerSpec, duration_ns, parse_port)
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import wanted_settings
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import (
     connection_labels, deployment_order, find_cycle, structure_problems)
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import wanted_settings
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import SERVICE_ARGS
 

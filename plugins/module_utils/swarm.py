@@ -38,8 +38,9 @@ from ansible_collections.clockwork.connections.plugins.module_utils.connection i
     ConnectionContext, ConnectionResult)
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import masked_diff
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError, NotFound
-from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import ipam_config
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_volumes import ensure_volume
+from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import write_file
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
 from ansible_collections.clockwork.connections.plugins.module_utils.preflight import _engine_is_local
@@ -187,13 +188,10 @@ class SwarmStack(Applier):
                 "network": name, "settings": dict(settings, driver="overlay", attachable=True)})
             if self.check_mode:
                 continue
-            from docker.types import IPAMConfig, IPAMPool  # pylint: disable=import-outside-toplevel
-            ipam = None
-            if settings["subnet"] or settings["gateway"]:
-                ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=settings["subnet"], gateway=settings["gateway"])])
             try:
                 self.engine.api.create_network(name, driver="overlay", attachable=True, internal=settings["internal"],
-                                               enable_ipv6=settings["enable_ipv6"], ipam=ipam, check_duplicate=True,
+                                               enable_ipv6=settings["enable_ipv6"], ipam=ipam_config(settings),
+                                               check_duplicate=True,
                                                labels=owner_labels(self.name, name))
             except APIError as exc:
                 raise ClockworkError("cannot create overlay network %s: %s" % (name, exc.explanation or exc))

@@ -97,9 +97,9 @@ network:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.clockwork.connections.plugins.module_utils.network import connection_type as network
 from ansible_collections.clockwork.connections.plugins.module_utils.module_runner import (
     connection_spec, run_connection)
+from ansible_collections.clockwork.connections.plugins.module_utils.network import connection_type as network
 
 
 def main():

@@ -111,9 +111,9 @@ service:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh import connection_type as service_mesh
 from ansible_collections.clockwork.connections.plugins.module_utils.module_runner import (
     connection_spec, run_connection)
+from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh import connection_type as service_mesh
 
 
 def main():

@@ -10,9 +10,9 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.clockwork.connections.plugins.module_utils.database.completion import COMPLETION
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, env_dict, port_number
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionType
+from ansible_collections.clockwork.connections.plugins.module_utils.database.completion import COMPLETION
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
 from ansible_collections.clockwork.connections.plugins.module_utils.database.rotation import rotate_passwords
 from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import (

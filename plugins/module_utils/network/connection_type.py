@@ -9,12 +9,12 @@ __metaclass__ = type
 
 import ipaddress
 
-from ansible_collections.clockwork.connections.plugins.module_utils.network.completion import COMPLETION
 from ansible_collections.clockwork.connections.plugins.module_utils.common import docker_name_problem, env_name, port_number
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     ConnectionType, required_field)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_arg, exec_first, exec_in
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import NetworkConverger, wanted_settings
+from ansible_collections.clockwork.connections.plugins.module_utils.network.completion import COMPLETION
 
 NETWORK_ARGS = dict(
     network_name=dict(type="str"),

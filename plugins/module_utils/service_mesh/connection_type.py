@@ -10,12 +10,12 @@ __metaclass__ = type
 import os
 import posixpath
 
-from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh.completion import COMPLETION
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     ClockworkError, docker_name_problem, env_name, port_number)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionType
 from ansible_collections.clockwork.connections.plugins.module_utils.container import ensure_mounted
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_arg, exec_first, exec_path
+from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh.completion import COMPLETION
 from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh.tls import certificate_paths, ensure_certificates
 
 SERVICE_MESH_ARGS = dict(
