@@ -33,14 +33,14 @@ IN_PROCESS_ENV = "CLOCKWORK_STACK_IN_PROCESS"   # "never" forces the module on t
 def _module_utils():
     """Imported when first needed: the Docker SDK and friends cost time at start-up."""
     from ansible_collections.clockwork.connections.plugins.module_utils import (  # pylint: disable=import-outside-toplevel
-        common, docker_client, file, graph, masking, plan, registry, stack)
-    return common, docker_client, file, graph, masking, plan, registry, stack
+        common, docker_client, graph, host_files, masking, plan, registry, stack)
+    return common, docker_client, graph, host_files, masking, plan, registry, stack
 
 
 class ActionModule(ConnectionAction):
 
     def execute(self, args, task_vars):
-        common, docker_client, file, graph, masking, plan, _registry, stack = _module_utils()
+        common, docker_client, graph, host_files, masking, plan, _registry, stack = _module_utils()
         validation = ArgumentSpecValidator(stack.STACK_ARGUMENT_SPEC).validate(args)
         params = validation.validated_parameters
         # What AnsibleModule masks, and every secret the declaration holds (masking.py says which).
@@ -62,7 +62,7 @@ class ActionModule(ConnectionAction):
             else:
                 result = super(ActionModule, self).execute(args, task_vars)
             if diagram_path and params["state"] == "present" and not result.get("failed"):
-                self.write_diagram(result, file, graph, diagram_path, params)
+                self.write_diagram(result, host_files, graph, diagram_path, params)
         except Exception as exc:  # pylint: disable=broad-except  # sorted by failure_message; bugs re-raised
             message = common.failure_message(exc)
             if message is None:
@@ -90,12 +90,12 @@ class ActionModule(ConnectionAction):
                 display.display("  %s | %s" % (name, line))
         return show
 
-    def write_diagram(self, result, file, graph, path, params):
+    def write_diagram(self, result, host_files, graph, path, params):
         """The Markdown picture of the stack, beside the playbook, when its content differs."""
         from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionResult  # pylint: disable=import-outside-toplevel
         done = ConnectionResult("diagram", params["name"], params["name"])
         text = graph.diagram_document(params["name"], params["resources"], params["connections"])
-        file.write_file(path, text, "0644", None, self._task.check_mode, done)
+        host_files.write_file(path, text, "0644", None, self._task.check_mode, done)
         result.setdefault("entries", []).append({"kind": "diagram", "name": path, "changed": done.changed,
                                                  "actions": done.actions, "reasons": []})
         result["changed"] = bool(result.get("changed")) or done.changed
