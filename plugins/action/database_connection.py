@@ -20,8 +20,6 @@ from ansible_collections.clockwork.connections.plugins.plugin_utils.connection_a
 
 
 class ActionModule(ConnectionAction):
-    PATH_ARGS = ("schema_file", "migrations_dir")
-
     def after_module(self, args, result):
         database = result.get("database")
         if not database:

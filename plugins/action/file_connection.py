@@ -10,4 +10,4 @@ from ansible_collections.clockwork.connections.plugins.plugin_utils.connection_a
 
 
 class ActionModule(ConnectionAction):
-    PATH_ARGS = ("source_path",)
+    pass

@@ -33,14 +33,14 @@ IN_PROCESS_ENV = "CLOCKWORK_STACK_IN_PROCESS"   # "never" forces the module on t
 def _module_utils():
     """Imported when first needed: the Docker SDK and friends cost time at start-up."""
     from ansible_collections.clockwork.connections.plugins.module_utils import (  # pylint: disable=import-outside-toplevel
-        common, docker_client, graph, host_files, masking, plan, registry, stack)
-    return common, docker_client, graph, host_files, masking, plan, registry, stack
+        docker_client, failures, graph, host_files, masking, plan, registry, stack)
+    return docker_client, failures, graph, host_files, masking, plan, registry, stack
 
 
 class ActionModule(ConnectionAction):
 
     def execute(self, args, task_vars):
-        common, docker_client, graph, host_files, masking, plan, _registry, stack = _module_utils()
+        docker_client, failures, graph, host_files, masking, plan, _registry, stack = _module_utils()
         validation = ArgumentSpecValidator(stack.STACK_ARGUMENT_SPEC).validate(args)
         params = validation.validated_parameters
         # What AnsibleModule masks, and every secret the declaration holds (masking.py says which).
@@ -64,7 +64,7 @@ class ActionModule(ConnectionAction):
             if diagram_path and params["state"] == "present" and not result.get("failed"):
                 self.write_diagram(result, host_files, graph, diagram_path, params)
         except Exception as exc:  # pylint: disable=broad-except  # sorted by failure_message; bugs re-raised
-            message = common.failure_message(exc)
+            message = failures.failure_message(exc)
             if message is None:
                 raise
             result = dict(getattr(exc, "details", {}), failed=True, msg=message)
@@ -107,7 +107,7 @@ class ActionModule(ConnectionAction):
         """Converge in this process when the target is this controller and this Python can."""
         if os.environ.get(IN_PROCESS_ENV, "auto") == "never" or not self.is_local() or self._play_context.become:
             return False
-        return _module_utils()[1].HAS_DOCKER
+        return _module_utils()[0].HAS_DOCKER
 
     def prepare_args(self, args):
         local = self.is_local()
@@ -119,8 +119,7 @@ class ActionModule(ConnectionAction):
         connections = []
         for connection in args.get("connections") or []:
             kind = registry.CONNECTION_TYPES.get(connection.get("type"))
-            fields = kind.controller_files if kind else ()
-            connections.append(controller_files.ship(connection, fields, self.local_path, local))
+            connections.append(controller_files.ship(connection, kind, self.local_path, local))
         args["connections"] = connections
         return args
 

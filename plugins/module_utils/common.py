@@ -30,6 +30,7 @@ class ClockworkError(Exception):
 DOCKER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 # Compose's rule for project names, which a stack name follows.
 STACK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")   # an environment variable's name
 
 
 def docker_name_problem(value, shortest=2):
@@ -45,28 +46,6 @@ def stack_name_problem(value):
     if not isinstance(value, str) or not STACK_NAME.match(value):
         return "stack name %r must be lower-case letters, digits, '-' and '_', starting with a letter or " \
                "digit (Compose's project-name rule)" % (value,)
-    return None
-
-
-def failure_message(exc):
-    """One clear line for an error of the Docker engine, a database driver or the file system,
-    whichever path (in-process or module) met it; None for anything else, which is a bug and
-    should show as one."""
-    if isinstance(exc, ClockworkError):
-        return exc.msg
-    origin = type(exc).__module__.split(".")[0]
-    text = " ".join(str(getattr(exc, "explanation", None) or exc).split())
-    if origin == "docker":
-        return "the Docker engine refused: %s" % text
-    if origin in ("requests", "urllib3"):
-        return "cannot reach the Docker engine: %s" % text
-    if origin == "psycopg":
-        return "PostgreSQL: %s" % text
-    if origin == "redis":
-        return "Redis: %s" % text
-    if isinstance(exc, (OSError, IOError)):
-        return "%s%s" % (text, "" if not getattr(exc, "filename", None) or exc.filename in text
-                         else " (%s)" % exc.filename)
     return None
 
 

@@ -176,6 +176,7 @@ HOOK_DEFAULTS = dict(
     prepares_on_swarm=False,
     waits_for_completion=lambda params: False,
     claimed_mounts=lambda params, to_is_container: [],
+    ship_files=lambda params, find, local: params,
     completion=None,
 )
 
@@ -217,6 +218,9 @@ class ConnectionType(object):
     waits_for_completion  (params) -> True when `to` runs once to completion (a Swarm job)
     claimed_mounts    (params, to_is_container) -> [(end, path, source)]: the mounts it gives "from" and
                       "to" as declared, before completion (a completed mount path keeps clear of them)
+    ship_files        (params, find, local) -> params with the controller files its fields name read in,
+                      so that a module on a remote Docker host needs nothing from the controller;
+                      `find(path)` resolves a path like Ansible's `src`, `local` when the Docker host is here
     completion        a TypeCompletion (completion_rules.py) for a type with completable fields
     """
 

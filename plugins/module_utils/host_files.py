@@ -12,6 +12,12 @@ import os
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 
 
+def read_text(path):
+    """A UTF-8 text file's content."""
+    with open(path, "rb") as handle:
+        return handle.read().decode("utf-8")
+
+
 def file_mode(mode):
     """`0644`, `644` or 0o644 -> 0o644."""
     if mode is None:

@@ -6,7 +6,8 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import Problems, failure_message
+from ansible_collections.clockwork.connections.plugins.module_utils.common import Problems
+from ansible_collections.clockwork.connections.plugins.module_utils.failures import failure_message
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     COMPLETION_ARGS, CONNECTION_ARGS, ConnectionContext, connection_label)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (

@@ -22,5 +22,15 @@ CONNECTION_TYPES = dict((t.name, t) for t in (
     service_mesh.TYPE,
 ))
 
+
+
+def type_of_module(action):
+    """The connection type whose single module `action` is (`clockwork.connections.<type>_connection`), or None."""
+    prefix, _sep, name = (action or "").rpartition(".")
+    if prefix != "clockwork.connections" or not name.endswith("_connection"):
+        return None
+    return CONNECTION_TYPES.get(name[:-len("_connection")])
+
+
 # Every check kind any type defines -> the function that runs it.
 CHECKS = dict((kind, runner) for t in CONNECTION_TYPES.values() for kind, runner in t.checks.items())

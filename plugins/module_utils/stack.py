@@ -21,13 +21,14 @@ from ansible_collections.clockwork.connections.plugins.module_utils.applier impo
     DEFAULT_PARALLEL, VERIFY_GRACE_SECONDS, Applier, apply_state, connection_steps, merged_contributions)
 from ansible_collections.clockwork.connections.plugins.module_utils.checks import run_checks
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
-    STACK_LABEL, ClockworkError, failure_message)
+    STACK_LABEL, ClockworkError)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     COMPLETION_ARGS, CONNECTION_ARGS, ConnectionContext, ConnectionResult)
 from ansible_collections.clockwork.connections.plugins.module_utils.container import ContainerConverger
 from ansible_collections.clockwork.connections.plugins.module_utils.container_wait import has_healthcheck, wait_for
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import NetworkConverger
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_volumes import ensure_volume
+from ansible_collections.clockwork.connections.plugins.module_utils.failures import failure_message
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import write_file
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import RESOURCE_TYPES, Plan

@@ -18,8 +18,7 @@ import copy
 import hashlib
 import json
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import STACK_LABEL, env_dict
-from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import ENV_NAME
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ENV_NAME, STACK_LABEL, env_dict
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import differences, entries, titled, transition
 from ansible_collections.clockwork.connections.plugins.module_utils.masking import secret_env
 

@@ -30,8 +30,6 @@ from ansible_collections.clockwork.connections.plugins.plugin_utils.lock_file im
 COMPLETABLE = dict((name, {"fields": kind.completable, "spec": kind.args,
                            "choices": kind.completion.narrower_choices if kind.completion else None})
                    for name, kind in CONNECTION_TYPES.items() if kind.completable)
-# The single modules, by the name of their connection type (`<type>_connection`).
-MODULE_TYPES = dict(("clockwork.connections.%s_connection" % name, name) for name in COMPLETABLE)
 JSON_TYPES = {"str": "string", "int": "integer", "bool": "boolean", "path": "string"}
 INVALID_ANSWER_RETRIES = 2
 # Slow, salted: a lock key may be public, and it must not test password guesses quickly.

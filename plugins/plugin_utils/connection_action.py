@@ -14,7 +14,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     connection_ends, env_dict, ports_from_labels)
-from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
+from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES, type_of_module
 from ansible_collections.clockwork.connections.plugins.plugin_utils import completion, controller_files, llm
 from ansible_collections.clockwork.connections.plugins.plugin_utils.completion_policy import EngineView, Situation
 from ansible_collections.clockwork.connections.plugins.plugin_utils.lock_file import (
@@ -35,12 +35,12 @@ display = Display()
 class ConnectionAction(ActionBase):
     """Runs the module of the same name, after controller-side preparation.
 
-    Relative paths in `PATH_ARGS` resolve like Ansible's own `src`: the role's or the
+    The controller files its type names (`controller_files`) are read in by the type's
+    `ship_files`; relative paths resolve like Ansible's own `src`: the role's or the
     playbook's `files/`, then the playbook's directory.
     """
 
     TRANSFERS_FILES = False
-    PATH_ARGS = ()
 
     def run(self, tmp=None, task_vars=None):
         result = super(ConnectionAction, self).run(tmp, task_vars)
@@ -85,7 +85,8 @@ class ConnectionAction(ActionBase):
 
     def complete(self, args, lock):
         """Fill missing fields of this one connection; returns (args, report or None)."""
-        kind = completion.MODULE_TYPES.get(self._task.resolved_action)
+        connection_type = type_of_module(self._task.resolved_action)
+        kind = connection_type.name if connection_type is not None and connection_type.completion else None
         source, target = connection_ends(args)
         params = dict(args, from_resource=source, to_resource=target)
         if kind is None or not completion.needs_completion(kind, params):
@@ -107,10 +108,10 @@ class ConnectionAction(ActionBase):
         return completed, report
 
     def prepare_args(self, args):
-        """Hook: the module's arguments, prepared on the controller: the files named in
-        `PATH_ARGS`, which live beside the playbook, are read into them."""
+        """Hook: the module's arguments, prepared on the controller: the files its type names,
+        which live beside the playbook, are read into them."""
         local = getattr(self._connection, "transport", None) == "local"
-        return controller_files.ship(args, self.PATH_ARGS, self.local_path, local)
+        return controller_files.ship(args, type_of_module(self._task.resolved_action), self.local_path, local)
 
     def local_path(self, path):
         path = os.path.expanduser(path)

@@ -19,8 +19,9 @@ from ansible_collections.clockwork.connections.plugins.module_utils.database.set
     DEFAULT_ENGINE, ENV_NAME, engine_of, env_var_name, login_address, render_url, resolved_settings,
     template_placeholders)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.sql_files import (
-    pending_files, refuse_transaction_control, sql_files)
+    SQL_SUFFIX, pending_files, refuse_transaction_control, sql_files)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_arg, exec_in
+from ansible_collections.clockwork.connections.plugins.module_utils.host_files import read_text
 
 DATABASE_ARGS = dict(
     engine=dict(type="str", default=DEFAULT_ENGINE, choices=list(ENGINES)),
@@ -168,6 +169,21 @@ def converge(ctx, params, result):
         target.close()
 
 
+def ship_files(params, find, _local):
+    """The schema file and the migrations, always the controller's: their content goes into
+    schema_content and migrations."""
+    if params.get("schema_file"):
+        params["schema_file"] = find(params["schema_file"])
+        if os.path.isfile(params["schema_file"]) and params.get("schema_content") is None:
+            params["schema_content"] = read_text(params["schema_file"])
+    if params.get("migrations_dir"):
+        directory = params["migrations_dir"] = find(params["migrations_dir"])
+        if os.path.isdir(directory) and params.get("migrations") is None:
+            params["migrations"] = [{"name": name, "content": read_text(os.path.join(directory, name))}
+                                    for name in sorted(os.listdir(directory)) if name.endswith(SQL_SUFFIX)]
+    return params
+
+
 def planned_steps(params):
     """The SQL files the connection applies, with their checksums (raises ClockworkError)."""
     return [{"kind": kind, "name": name, "sha256": checksum}
@@ -211,5 +227,6 @@ TYPE = ConnectionType(
     controller_files=("schema_file", "migrations_dir"),
     before_to=before_to,
     planned_steps=planned_steps,
+    ship_files=ship_files,
     completion=COMPLETION,
 )

@@ -77,6 +77,7 @@ class DatabaseEngine(object):
 
     name = None
     title = None   # as people write it: PostgreSQL
+    driver_module = None   # the top-level module of its driver's exceptions: psycopg
     # Connection string defaults: port, env (the URL variable), user, database, template and,
     # for an engine whose password is optional, template_without_password.
     defaults = {}

@@ -292,6 +292,7 @@ def split_password(url):
 class PostgresqlEngine(DatabaseEngine):
     name = "postgresql"
     title = "PostgreSQL"
+    driver_module = "psycopg"
     defaults = {"port": 5432, "env": "DATABASE_URL", "user": "postgres",
                 "template": "postgresql://{user}:{password}@{host}:{port}/{database}"}
     schemes = ("postgresql", "postgres")

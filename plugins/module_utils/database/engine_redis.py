@@ -49,6 +49,7 @@ def _error(message, exc):
 class RedisEngine(DatabaseEngine):
     name = "redis"
     title = "Redis"
+    driver_module = "redis"
     defaults = {"port": 6379, "env": "REDIS_URL", "user": None, "database": "0",
                 "template": "redis://:{password}@{host}:{port}/{database}",
                 "template_without_password": "redis://{host}:{port}/{database}"}

@@ -7,17 +7,15 @@ template checked and rendered, and the address the module logs in at."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import re
 import string
 
 from ansible.module_utils.six.moves.urllib.parse import quote
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ENV_NAME, ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
 
 DEFAULT_ENGINE = "postgresql"
 PLACEHOLDERS = ("user", "password", "host", "port", "database")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def engine_of(params):

@@ -15,6 +15,9 @@ import re
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 
 
+SQL_SUFFIX = ".sql"   # what counts as a migration in migrations_dir
+
+
 def natural_key(name):
     """`2_x.sql` before `10_y.sql`: digit runs compare as numbers."""
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part]
@@ -40,7 +43,7 @@ def sql_files(params):
     elif directory:
         if not os.path.isdir(directory):
             raise ClockworkError("migrations_dir %s is not a directory" % directory)
-        names = sorted((n for n in os.listdir(directory) if n.endswith(".sql")), key=natural_key)
+        names = sorted((n for n in os.listdir(directory) if n.endswith(SQL_SUFFIX)), key=natural_key)
         files.extend(_sql_entry("migration", n, os.path.join(directory, n),
                                 _read(os.path.join(directory, n), "migration")) for n in names)
     return files

@@ -22,7 +22,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.container im
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_arg, exec_in, exec_path
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_volumes import ensure_volume
 from ansible_collections.clockwork.connections.plugins.module_utils.file.completion import COMPLETION
-from ansible_collections.clockwork.connections.plugins.module_utils.host_files import file_mode, set_mode_and_owner, write_file
+from ansible_collections.clockwork.connections.plugins.module_utils.host_files import file_mode, read_text, set_mode_and_owner, write_file
 
 FILE_ARGS = dict(
     mount_path=dict(type="str"),
@@ -120,6 +120,21 @@ def claimed_mounts(params, to_is_container):
     source = params.get("volume_name") or params.get("source_path")
     ends = ("from", "to") if not params.get("source_path") and to_is_container else ("from",)
     return [(end, params["mount_path"], source) for end in ends]
+
+
+def ship_files(params, find, local):
+    """A relative source_path found on the controller is bind-mounted from where it is when the
+    Docker host is this machine; for a remote one its content is shipped and written there,
+    under the stack's base_dir. An absolute source_path is a path on the Docker host."""
+    path = params.get("source_path")
+    if not path or os.path.isabs(os.path.expanduser(path)):
+        return params
+    resolved = find(path)
+    if local:
+        params["source_path"] = resolved
+    elif os.path.isfile(resolved) and params.get("content") is None:
+        params["content"] = read_text(resolved)
+    return params
 
 
 def to_contribution(params, _stack):
@@ -259,5 +274,6 @@ TYPE = ConnectionType(
     written_files=written_files,
     preflight=preflight,
     claimed_mounts=claimed_mounts,
+    ship_files=ship_files,
     completion=COMPLETION,
 )
