@@ -82,6 +82,7 @@ def merged_contributions(name, spec, outgoing):
     except ClockworkError as exc:
         raise ClockworkError("resource %s: %s" % (name, exc.msg))
 
+
 def failed_checks_error(reports, result):
     failed = [r for r in reports if r["ok"] is False]
     if failed:
@@ -109,6 +110,8 @@ def finished_report(report, stack, lock, diff):
     if diff:
         report["diff"] = stack.diffs
     return report
+
+
 def apply_state(stack, engine, params, check_mode, diff):
     """The state asked for, by either applier: absent and present under the stack's lock (one
     run of a stack at a time, whichever controller it comes from; check mode does not lock),

@@ -23,6 +23,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker_clien
 # and complete, before it counts as someone else's.
 MEANWHILE_SECONDS = 5
 
+
 def ensure_mounted(ctx, endpoint, mounts, result):
     """Mount into an existing container of the stack (one recreation for all), unless it already is.
 

@@ -23,7 +23,6 @@ CONNECTION_TYPES = dict((t.name, t) for t in (
 ))
 
 
-
 def type_of_module(action):
     """The connection type whose single module `action` is (`clockwork.connections.<type>_connection`), or None."""
     prefix, _sep, name = (action or "").rpartition(".")

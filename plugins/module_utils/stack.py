@@ -247,7 +247,7 @@ class Stack(Applier):
     def write_diagram(self, path):
         result = ConnectionResult("diagram", self.name, self.name)
         write_file(self._path(path), diagram_document(self.name, *self.declaration), "0644", None,
-                        self.check_mode, result)
+                   self.check_mode, result)
         self._record("diagram", self._path(path), result.changed, result.actions)
 
     def _converge_file(self, resource):
@@ -256,7 +256,7 @@ class Stack(Applier):
         if resource.get("content") is not None:
             if self.ctx.first_time(("file", path)):
                 write_file(path, resource["content"], resource.get("mode"), resource.get("owner"),
-                                self.check_mode, result)
+                           self.check_mode, result)
         elif not os.path.exists(path):
             raise ClockworkError("resource %s: path: %s does not exist on the Docker host" % (resource["name"], path))
         self._record("file", resource["name"], result.changed, result.actions, before=result.before,

@@ -359,7 +359,7 @@ class SwarmStack(Applier):
     def write_diagram(self, path):
         result = ConnectionResult("diagram", self.name, self.name)
         write_file(self.plan.host_path(path), diagram_document(self.name, *self.declaration), "0644", None,
-                        self.check_mode, result)
+                   self.check_mode, result)
         self._record("diagram", self.plan.host_path(path), result.changed, result.actions)
 
     # -- absent ------------------------------------------------------------------------

@@ -59,8 +59,8 @@ class SwarmPreflight(Preflight):
         for path in sorted((image.get("Config") or {}).get("Volumes") or {}):
             if path not in mounted:
                 self.stack.warn("resource %s: its image keeps %s in an anonymous volume, which a Swarm update does not "
-                          "carry to the new task (it starts empty there); mount a named volume at %s to keep it"
-                          % (name, path, path))
+                                "carry to the new task (it starts empty there); mount a named volume at %s to keep it"
+                                % (name, path, path))
 
     def _port_problems(self, where, name, spec):
         for proto, port, _ip, text in published(spec.ports):
@@ -133,6 +133,6 @@ class SwarmPreflight(Preflight):
                 if limit is not None and limit < replicas:
                     others = ", ".join(sorted(members - set([member])))
                     self.problems.add("resource %s" % member, "max_replicas_per_node: %s of its %s replicas fit on a node, "
-                                 "but it shares volume %s with %s, so all of them run on one node (a volume is local "
-                                 "to its node)" % (limit, replicas, ", ".join(sorted(volumes)), others))
+                                      "but it shares volume %s with %s, so all of them run on one node (a volume is local "
+                                      "to its node)" % (limit, replicas, ", ".join(sorted(volumes)), others))
                 self.stack.placement[member] = node

@@ -44,11 +44,12 @@ DATABASE_ARGS = dict(
     login_port=dict(type="int"),
 )
 
+
 def validate(params):
     problems = []
     engine = ENGINES.get(params.get("engine") or DEFAULT_ENGINE)
-    if engine is not None and not engine.has_schema and (params.get("schema_file") or params.get("migrations_dir") or params.get("schema_content")
-                  or params.get("migrations")):
+    sql_given = any(params.get(f) for f in ("schema_file", "migrations_dir", "schema_content", "migrations"))
+    if engine is not None and not engine.has_schema and sql_given:
         problems.append(("schema_file" if params.get("schema_file") else "migrations_dir",
                          "schema_file and migrations_dir are for %s; %s has no schema" % (
                              " and ".join(e.title for e in ENGINES.values() if e.has_schema), engine.title)))

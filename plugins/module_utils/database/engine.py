@@ -168,4 +168,3 @@ class DatabaseEngine(object):
         return {"connection_string_template": [template],
                 "username": [self.defaults.get("user") or "default"],
                 "database_name": [self.defaults.get("database") or "_".join(topic) or "app", "app"]}
-
