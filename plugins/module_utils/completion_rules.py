@@ -60,8 +60,8 @@ class TypeCompletion(object):
         return False
 
     def password_env(self, params):
-        """The env of `to` that holds the password a description implies, or None."""
-        return None
+        """The env names of `to` that may hold the password a description implies, first found wins."""
+        return ()
 
     def question(self, params):
         """What the model is told about this connection beyond its fields."""

@@ -9,15 +9,15 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: database_connection
-short_description: Connection string, readiness, schema and versioned migrations for PostgreSQL and Redis
+short_description: Connection string, readiness, schema and versioned migrations for PostgreSQL, MySQL and Redis
 version_added: 0.1.0
 description:
   - Builds the connection string for O(from_resource) from O(connection_string_template) and contributes
     it as O(env_var_name), for example C(DATABASE_URL=postgresql://postgres:secret123@postgres:5432/appdb).
     The host is the O(to_resource) name and the port its first declared container port.
-  - With O(wait_for_ready), waits for a real login (psycopg for PostgreSQL, C(PING) for Redis), retried
-    with backoff up to O(timeout); a wrong password fails at once.
-  - Creates O(database_name) when the PostgreSQL server has no database of that name.
+  - With O(wait_for_ready), waits for a real login (psycopg for PostgreSQL, PyMySQL for MySQL and MariaDB,
+    C(PING) for Redis), retried with backoff up to O(timeout); a wrong password fails at once.
+  - Creates O(database_name) when the PostgreSQL or MySQL server has no database of that name (MySQL: utf8mb4).
   - Applies O(schema_file) once, and each C(*.sql) file of O(migrations_dir) once, in natural version
     order (C(2_x.sql) before C(10_y.sql)). Each file runs in its own transaction together with its
     record (name and sha256) in the table C(public.clockwork_schema_migrations); a failing file rolls back
@@ -25,6 +25,11 @@ description:
     transaction itself (C(BEGIN), C(COMMIT), C(ROLLBACK) and the like, outside comments and strings) is
     refused before any file is applied. Concurrent runs are serialised by an advisory lock, waited for at
     most O(timeout) seconds; every session also has a C(lock_timeout).
+  - MySQL and MariaDB commit DDL at once, so a file there runs statement by statement under C(GET_LOCK), recorded
+    in C(clockwork_schema_migrations) of the connection's database. A failing statement is named with the file,
+    its line and the server's message, and the error says which statements took effect; the file is not recorded
+    as applied, a row in C(clockwork_schema_failures) says how far it got, and later runs refuse the file until
+    that row is removed (as Flyway's failed migrations wait for C(flyway repair)).
   - An applied file whose content changed is drift and is refused, naming the file and both checksums;
     for the schema file, O(reapply_schema) applies it again.
   - The connection string holds the password, so the task's result is hidden from all output
@@ -34,38 +39,40 @@ author:
 requirements:
   - psycopg >= 3.1 (for PostgreSQL)
   - redis >= 4 (for Redis)
+  - PyMySQL >= 1.0 (for MySQL and MariaDB)
   - docker (the Docker SDK for Python) >= 7.0
 extends_documentation_fragment:
   - clockwork.connections.connection
   - clockwork.connections.connection.completion
 options:
   engine:
-    description: The database engine.
+    description: The database engine. C(mariadb) is the C(mysql) engine (MySQL 8, MariaDB 10.6 and later).
     type: str
-    choices: [postgresql, redis]
+    choices: [postgresql, redis, mysql, mariadb]
     default: postgresql
   connection_string_template:
     description:
       - Template with the placeholders C({user}), C({password}), C({host}), C({port}) and C({database});
         user, password and database are URL-encoded. An unknown placeholder is an error naming it.
-      - Defaults to C(postgresql://{user}:{password}@{host}:{port}/{database}) for PostgreSQL, and for
-        Redis to C(redis://:{password}@{host}:{port}/{database}), or C(redis://{host}:{port}/{database})
+      - Defaults to C(postgresql://{user}:{password}@{host}:{port}/{database}) for PostgreSQL,
+        C(mysql://{user}:{password}@{host}:{port}/{database}) for MySQL, and for Redis to
+        C(redis://:{password}@{host}:{port}/{database}), or C(redis://{host}:{port}/{database})
         without a password.
     type: str
   username:
-    description: User to log in as. Defaults to C(postgres) for PostgreSQL; none for Redis.
+    description: User to log in as. Defaults to C(postgres) for PostgreSQL, C(root) for MySQL; none for Redis.
     type: str
   password:
     description: Password. Never shown in any output.
     type: str
   database_name:
-    description: Database name (PostgreSQL) or number (Redis). Defaults to the user name, or C(0) for Redis.
+    description: Database name (PostgreSQL, MySQL) or number (Redis). Defaults to the user name, or C(0) for Redis.
     type: str
   schema_file:
     description:
       - SQL file applied once, a file of the controller beside the playbook. A relative path is looked up
         in the role's or playbook's C(files/), then the playbook's directory. The action plugin reads it
-        into O(schema_content), so a remote Docker host needs no copy of it. PostgreSQL only.
+        into O(schema_content), so a remote Docker host needs no copy of it. PostgreSQL and MySQL only.
     type: path
   schema_content:
     description:
@@ -79,7 +86,7 @@ options:
   migrations_dir:
     description:
       - Directory of C(*.sql) migrations on the controller, each applied once in natural version order; read
-        into O(migrations) by the action plugin, like O(schema_file). PostgreSQL only.
+        into O(migrations) by the action plugin, like O(schema_file). PostgreSQL and MySQL only.
     type: path
   migrations:
     description:

@@ -300,8 +300,8 @@ options:
         description:
         - Template with the placeholders C({user}), C({password}), C({host}), C({port}) and C({database});
           user, password and database are URL-encoded. An unknown placeholder is an error naming it.
-        - Defaults to C(postgresql://{user}:{password}@{host}:{port}/{database}) for PostgreSQL, and for
-          Redis to C(redis://:{password}@{host}:{port}/{database}), or C(redis://{host}:{port}/{database})
+        - Defaults to C(postgresql://{user}:{password}@{host}:{port}/{database}) for PostgreSQL, C(mysql://{user}:{password}@{host}:{port}/{database})
+          for MySQL, and for Redis to C(redis://:{password}@{host}:{port}/{database}), or C(redis://{host}:{port}/{database})
           without a password.
         type: str
       content:
@@ -311,8 +311,8 @@ options:
         description: Create C(volume_name) when it does not exist; without it a missing volume is an error.
         type: bool
       database_name:
-        description: Database name (PostgreSQL) or number (Redis). Defaults to the user name, or C(0) for
-          Redis.
+        description: Database name (PostgreSQL, MySQL) or number (Redis). Defaults to the user name, or
+          C(0) for Redis.
         type: str
       description:
         description:
@@ -327,7 +327,7 @@ options:
           pool).
         type: bool
       engine:
-        description: The database engine.
+        description: The database engine. C(mariadb) is the C(mysql) engine (MySQL 8, MariaDB 10.6 and later).
         type: str
       env_var_name:
         description: Env variable contributed to C(from_resource). Defaults to C(DATABASE_URL), or C(REDIS_URL)
@@ -388,7 +388,7 @@ options:
       migrations_dir:
         description:
         - Directory of C(*.sql) migrations on the controller, each applied once in natural version order;
-          read into C(migrations) by the action plugin, like C(schema_file). PostgreSQL only.
+          read into C(migrations) by the action plugin, like C(schema_file). PostgreSQL and MySQL only.
         type: path
       mode:
         description: File mode for C(source_path), like C(0644).
@@ -429,7 +429,7 @@ options:
         description:
         - SQL file applied once, a file of the controller beside the playbook. A relative path is looked
           up in the role's or playbook's C(files/), then the playbook's directory. The action plugin reads
-          it into C(schema_content), so a remote Docker host needs no copy of it. PostgreSQL only.
+          it into C(schema_content), so a remote Docker host needs no copy of it. PostgreSQL and MySQL only.
         type: path
       service_name:
         description: Host name in the URL and in the env name. Defaults to the C(to_resource) name; it must
@@ -477,7 +477,8 @@ options:
         - service_mesh
         required: true
       username:
-        description: User to log in as. Defaults to C(postgres) for PostgreSQL; none for Redis.
+        description: User to log in as. Defaults to C(postgres) for PostgreSQL, C(root) for MySQL; none
+          for Redis.
         type: str
       volume_driver:
         description: Driver for a volume this module creates. An existing volume with another driver is

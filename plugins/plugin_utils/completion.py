@@ -200,11 +200,11 @@ def endpoint_context(resource):
 
 def password_reference(kind, context, params):
     """(reference, value) for the password `to` declares (in the env its completion names), or None."""
-    name = _completion(kind).password_env(params)
-    value = (context.get("to_env") or {}).get(name)
-    if value is None or str(value) == "":
-        return None
-    return "to env %s" % name, str(value)
+    env = context.get("to_env") or {}
+    for name in _completion(kind).password_env(params):
+        if env.get(name) is not None and str(env[name]) != "":
+            return "to env %s" % name, str(env[name])
+    return None
 
 
 def fingerprint(connection, secret):

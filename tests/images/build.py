@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Build the local test images (PostgreSQL, Redis, nginx) with no container registry.
+"""Build the local test images (PostgreSQL, MariaDB, Redis, nginx) with no container registry.
 
 A Debian root file system is made with debootstrap from Debian's packages only and
 turned into a base image with `docker import`; each service image is a small
@@ -26,6 +26,7 @@ BASE_TAG = "clockwork-test/base:" + SUITE
 # image directory -> local tag; tests/images/local-images.yml maps playbook images to these.
 SERVICES = {
     "postgres": "clockwork-test/postgres:15",
+    "mariadb": "clockwork-test/mariadb:10.11",
     "redis": "clockwork-test/redis:7",
     "nginx": "clockwork-test/nginx:1.22",
 }

@@ -137,7 +137,7 @@ def stack_task(stack, resources, connections, **extra):
      "connection dependency {a} -> {ghost}: to: unknown resource {ghost}"),
     ([{"type": "dependency", "from": "a", "to": "b", "network_name": "x"}],
      "connection dependency {a} -> {b}: network_name: not a field of this type"),
-    ([{"type": "database", "from": "a", "to": "b", "engine": "mysql"}],
+    ([{"type": "database", "from": "a", "to": "b", "engine": "oracle"}],
      "connection database {a} -> {b}: value of engine must be one of"),
 ])
 def test_invalid_stack_fails_before_anything_is_touched(stack, connections, message):

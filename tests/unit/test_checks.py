@@ -366,7 +366,7 @@ def test_verify_accepts_what_connections_return_and_converts_types():
     ({"kind": "http", "container": "api", "url": "http://a b"}, "is not an http:// or https:// URL"),
     ({"kind": "database", "container": "db", "env_from": "api", "env_var": "X; id"},
      "is not an environment variable name"),
-    ({"kind": "database", "container": "db", "env_from": "api", "env_var": "U", "engine": "mysql"}, "one of"),
+    ({"kind": "database", "container": "db", "env_from": "api", "env_var": "U", "engine": "oracle"}, "one of"),
     ({"kind": "file", "container": "api", "path": "/x", "sha256": "zz"}, "is not a sha256"),
     ({"kind": "running", "target": "redis", "condition": "sleepy"}, "one of"),
 ])

@@ -27,7 +27,7 @@ class DatabaseCompletion(TypeCompletion):
     def needs_password(self, params):
         # An engine whose server declares its own password (PostgreSQL's POSTGRES_PASSWORD).
         return bool(params.get("description")) and not given(params, "password") \
-            and engine_of(params).server_password_env is not None
+            and bool(engine_of(params).server_password_env)
 
     def password_env(self, params):
         return engine_of(params).server_password_env

@@ -19,8 +19,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.database.set
     DEFAULT_ENGINE, ENV_NAME, engine_of, env_var_name, login_address, render_url, resolved_settings,
     template_placeholders)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.sql_files import (
-    SQL_SUFFIX, pending_files, refuse_transaction_control, sql_files)
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_arg, exec_in
+    SQL_SUFFIX, pending_files, sql_files)
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_arg, exec_first
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import read_text
 
 DATABASE_ARGS = dict(
@@ -148,8 +148,8 @@ def converge(ctx, params, result):
         applied = target.applied()
         result.before = {"applied": sorted("%s %s" % key for key in applied)}
         pending = pending_files(files, applied, params.get("reapply_schema"))
-        # A file that ends the transaction itself is refused before any file is applied.
-        refuse_transaction_control(pending)
+        # What the engine refuses in a file (one that ends the transaction itself), before any file is applied.
+        target.refuse(pending)
         result.extra["pending"] = ["%s %s" % (f[0], f[1]) for f in pending]
         result.after = {"applied": sorted(result.before["applied"] + [
             p for p in result.extra["pending"] if p not in result.before["applied"]])}
@@ -199,7 +199,8 @@ def check_database(engine, check):
         return False, "%s has no %s" % (check["env_from"], check["env_var"])
     database = engine_of(check)
     argv, exec_env, expect = database.probe(check, url)
-    code, out = exec_in(engine, check["container"], argv, env=exec_env)
+    candidates = [argv] + [[program] + argv[1:] for program in database.probe_alternatives]
+    code, out, _program = exec_first(engine, check["container"], candidates, env=exec_env)
     for secret in [url] + [exec_env[k] for k in database.probe_secret_env if exec_env.get(k)]:
         out = out.replace(secret, "********")
     answers = out.splitlines() if code == 0 else []

@@ -76,6 +76,7 @@ class DatabaseEngine(object):
     that raise NotImplementedError; the others have defaults that suit most engines."""
 
     name = None
+    aliases = ()   # other names `engine:` may give it
     title = None   # as people write it: PostgreSQL
     driver_module = None   # the top-level module of its driver's exceptions: psycopg
     # Connection string defaults: port, env (the URL variable), user, database, template and,
@@ -97,8 +98,11 @@ class DatabaseEngine(object):
     database_names = None
     # Env names of the exec that hold a secret in the check's probe; masked in its output.
     probe_secret_env = ()
-    # The server container's env that holds its own password, or None.
-    server_password_env = None
+    # Other programs to try for the probe's argv[0], for images that ship the client under another name.
+    probe_alternatives = ()
+    # The server container's env names that hold its own password (a described connection
+    # references it, never invents one); empty when the server declares none.
+    server_password_env = ()
     # Whether the server reads its password from its declaration at every start (Redis's
     # --requirepass), not only when its data is initialised (PostgreSQL's env).
     declared_password_applies_at_start = False
@@ -120,8 +124,9 @@ class DatabaseEngine(object):
     # -- login and schema ---------------------------------------------------------------
     def login(self, host, port, settings, timeout, wait, read_only, server, engine):
         """Log in as the connection does, waiting (bounded by timeout) for the server.
-        Returns a target with ensure_database(check_mode), applied(), lock(), unlock(),
-        apply(kind, name, sql, checksum) and close(); or None for an engine without schema."""
+        Returns a target with ensure_database(check_mode), applied(), refuse(pending files),
+        lock(), unlock(), apply(kind, name, sql, checksum) and close(); or None for an engine
+        without schema."""
         raise NotImplementedError
 
     # -- password rotation --------------------------------------------------------------

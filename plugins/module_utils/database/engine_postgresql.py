@@ -217,6 +217,10 @@ class PostgresTarget(object):
             except self.errors.Error:
                 pass
 
+    def refuse(self, pending):
+        """A file that ends the transaction it is applied in is refused before any file is."""
+        refuse_transaction_control(pending)
+
     def apply(self, kind, name, sql, checksum):
         """Run one file and record it, in one transaction: all of it or nothing."""
         refuse_transaction_control([(kind, name, None, sql, checksum)])
@@ -303,7 +307,7 @@ class PostgresqlEngine(DatabaseEngine):
     refusals = REFUSALS
     final_login_errors = FINAL_LOGIN_ERRORS
     probe_secret_env = ("PGPASSWORD",)
-    server_password_env = "POSTGRES_PASSWORD"
+    server_password_env = ("POSTGRES_PASSWORD",)
 
     def client_credentials(self, url):
         rest, password = split_password(url)

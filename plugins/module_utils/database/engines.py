@@ -8,9 +8,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.clockwork.connections.plugins.module_utils.database import (
-    engine_postgresql, engine_redis)
+    engine_mysql, engine_postgresql, engine_redis)
 
-ENGINES = dict((e.name, e) for e in (
+LISTED = (
     engine_postgresql.ENGINE,
     engine_redis.ENGINE,
-))
+    engine_mysql.ENGINE,
+)
+# By name, and by each other name an engine answers to (mariadb is the mysql engine).
+ENGINES = dict((name, e) for e in LISTED for name in (e.name,) + tuple(e.aliases))

@@ -1,0 +1,405 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""MySQL and MariaDB, through PyMySQL: a real login as readiness, the database created when
+missing (utf8mb4), the schema and migrations under GET_LOCK, ALTER USER for a rotation, and
+the mysql/mariadb client as the check's probe.
+
+MySQL commits every DDL statement at once, so a file cannot be applied all or nothing as on
+PostgreSQL. Each file's statements run one by one; when one fails, the error names the file,
+the statement, its line and the server's words, and says which statements took effect. The
+file is not recorded as applied: a row in clockwork_schema_failures says how far it got, and
+the next run refuses the file until someone has looked (as Flyway's failed migrations wait for
+`flyway repair`), so statements that took effect are never run again without anyone noticing.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import hashlib
+import re
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.database.engine import (
+    DatabaseEngine, driver, refusable_session, retry_login)
+from ansible_collections.clockwork.connections.plugins.module_utils.database.sql_files import ENDS_TRANSACTION
+
+TRACKING_TABLE = "clockwork_schema_migrations"
+FAILURES_TABLE = "clockwork_schema_failures"
+LOCK_NAME = "clockwork.connections"
+REFUSALS = ("Access denied for user",)
+FINAL_LOGIN_ERRORS = REFUSALS + ("is not allowed to connect", "Host '")
+# The server env of the official images that holds a password, with their _FILE forms.
+ROOT_PASSWORD_ENV = ("MARIADB_ROOT_PASSWORD", "MYSQL_ROOT_PASSWORD")
+USER_ENV = ("MARIADB_USER", "MYSQL_USER")
+PASSWORD_ENV = ("MARIADB_PASSWORD", "MYSQL_PASSWORD")
+DATABASE_ENV = ("MARIADB_DATABASE", "MYSQL_DATABASE")
+UNKNOWN_DATABASE = 1049
+WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+
+
+def mysql_statements(sql):
+    """[(line, text, [first words, upper-cased])] of each statement of a MySQL file, split at
+    `;` (or what a DELIMITER line sets) outside comments, strings and quoted identifiers."""
+    statements, delimiter, i, size, line = [], ";", 0, len(sql), 1
+    start, start_line = 0, None
+    while i < size:
+        at_line_start = i == 0 or sql[i - 1] == "\n"
+        if at_line_start and sql[i:i + 10].upper() == "DELIMITER ":
+            end = sql.find("\n", i)
+            end = size if end < 0 else end
+            if sql[start:i].strip():
+                statements.append((start_line, sql[start:i].strip()))
+            delimiter = sql[i + 10:end].strip() or ";"
+            line += 1 if end < size else 0
+            i = start = end + 1
+            start_line = None
+            continue
+        char = sql[i]
+        if sql.startswith("-- ", i) or sql.startswith("--\n", i) or char == "#":
+            end = sql.find("\n", i)
+            i = size if end < 0 else end
+            continue
+        if sql.startswith("/*!", i) and start_line is None:
+            start, start_line = i, line   # a versioned comment is SQL the server runs
+        if sql.startswith("/*", i) and not sql.startswith("/*!", i):
+            end = sql.find("*/", i + 2)
+            end = size if end < 0 else end + 2
+            line += sql.count("\n", i, end)
+            i = end
+            continue
+        if char in "'\"`":
+            if start_line is None:
+                start, start_line = i, line
+            j = i + 1
+            while j < size and sql[j] != char:
+                j += 2 if sql[j] == "\\" and char != "`" else 1
+            line += sql.count("\n", i, j)
+            i = j + 1
+            continue
+        if sql.startswith(delimiter, i):
+            if sql[start:i].strip():
+                statements.append((start_line, sql[start:i].strip()))
+            i = start = i + len(delimiter)
+            start_line = None
+            continue
+        if char == "\n":
+            line += 1
+        elif not char.isspace() and start_line is None:
+            start, start_line = i, line
+        i += 1
+    if sql[start:].strip() and start_line is not None:
+        statements.append((start_line, sql[start:].strip()))
+    return [(number, text, [w.upper() for w in WORD.findall(_without_comments(text))[:2]])
+            for number, text in statements]
+
+
+def _without_comments(text):
+    return re.sub(r"(?m)^\s*(--\s.*|#.*)$", "", re.sub(r"/\*(?!!).*?\*/", "", text, flags=re.S))
+
+
+def refuse_transaction_control(kind, name, sql):
+    """A file that begins or ends a transaction itself is refused before anything runs: the
+    statements are tracked one by one, and a COMMIT would hide which took effect."""
+    for line, _text, words in mysql_statements(sql):
+        head = " ".join(words)
+        for statement in ENDS_TRANSACTION:
+            if head == statement or words[:1] == [statement] or head.startswith(statement + " "):
+                if words[:2] == ["ROLLBACK", "TO"]:
+                    continue
+                raise ClockworkError(
+                    "%s %s line %d: %s begins or ends a transaction itself; remove it, clockwork applies the "
+                    "file's statements one by one and records them. Nothing was applied." % (
+                        kind, name, line, statement))
+
+
+def quote_ident(name):
+    return "`%s`" % name.replace("`", "``")
+
+
+def native_password_hash(password):
+    """MySQL's mysql_native_password hash (`*` and SHA1(SHA1(password))), which ALTER USER ...
+    IDENTIFIED BY PASSWORD takes, so that the password itself is in no statement a server logs."""
+    return "*" + hashlib.sha1(hashlib.sha1(password.encode("utf-8")).digest()).hexdigest().upper()
+
+
+def _message(exc):
+    args = getattr(exc, "args", ())
+    if len(args) >= 2 and isinstance(args[0], int):
+        return "(%d) %s" % (args[0], " ".join(str(args[1]).split()))
+    return " ".join(str(exc).split())
+
+
+def _code(exc):
+    args = getattr(exc, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def login_problem(message, settings):
+    """What a refused MySQL login means, in words that say what to fix; None when it is not one."""
+    user, database = settings["user"], settings["database"]
+    if "Access denied for user" in message and "to database" in message:
+        return "user %s may not use database %s: grant it, or check database_name (the server said: %s)" % (
+            user, database, message)
+    if "Access denied for user" in message:
+        return ("%s: the password is wrong, or user %s does not exist for this client's host (a server does not "
+                "tell a client which); check username and password. The server keeps the passwords it was given "
+                "when its data was initialised" % (message, user))
+    if "is not allowed to connect" in message or "Host '" in message:
+        return "the server admits no login of user %s from this host: %s" % (user, message)
+    return None
+
+
+class MysqlTarget(object):
+    """The MySQL or MariaDB server behind a database connection. Every driver error becomes a
+    ClockworkError that names the server; lock waits are bounded by the connection's timeout."""
+
+    def __init__(self, host, port, settings, timeout, wait, read_only):
+        self.pymysql = driver("pymysql")
+        self.settings = settings
+        self.timeout = max(1, int(timeout or 1))
+        self.read_only = read_only
+        self.where = "mysql at %s:%s as %s (database %s)" % (host, port, settings["user"], settings["database"])
+        self.locked = False
+        self.missing_database = False
+
+        def connect(database):
+            return self.pymysql.connect(host=host, port=int(port), user=settings["user"],
+                                        password=settings["password"] or "", database=database, connect_timeout=5,
+                                        autocommit=True, charset="utf8mb4")
+        self._connect = connect
+        self.conn = retry_login(self._connect_or_report_missing, "login to " + self.where, timeout, wait,
+                                final=FINAL_LOGIN_ERRORS, explain=lambda message: login_problem(message, settings))
+
+    def _connect_or_report_missing(self):
+        try:
+            return self._connect(self.settings["database"])
+        except self.pymysql.err.OperationalError as exc:
+            if _code(exc) != UNKNOWN_DATABASE:
+                raise
+        self.missing_database = True
+        return self._connect(None)   # logged in: the database is created by ensure_database
+
+    def _sql(self, doing, query, params=None):
+        try:
+            with self.conn.cursor() as cursor:
+                cursor.execute(query, params)
+                return cursor.fetchall()
+        except self.pymysql.err.MySQLError as exc:
+            raise ClockworkError("%s: %s failed: %s" % (self.where, doing, _message(exc)))
+
+    def ensure_database(self, check_mode):
+        """Create the database (utf8mb4) when the server has none of that name."""
+        if not self.missing_database:
+            return False
+        if not check_mode:
+            database = self.settings["database"]
+            try:
+                with self.conn.cursor() as cursor:
+                    cursor.execute("CREATE DATABASE IF NOT EXISTS %s CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                                   % quote_ident(database))
+                self.conn.select_db(database)
+            except self.pymysql.err.MySQLError as exc:
+                raise ClockworkError(
+                    "%s: database %s does not exist and user %s cannot create it: %s; create it, or let the "
+                    "connection log in as a user with CREATE" % (
+                        self.where, database, self.settings["user"], _message(exc)))
+            self.missing_database = False
+        return True
+
+    def _table_exists(self, table):
+        return bool(self._sql("reading the tracking table",
+                              "SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() "
+                              "AND table_name = %s", (table,)))
+
+    def applied(self):
+        if self.missing_database or not self._table_exists(TRACKING_TABLE):
+            return {}
+        rows = self._sql("reading the tracking table", "SELECT kind, name, checksum FROM %s" % TRACKING_TABLE)
+        return dict(((kind, name), checksum) for kind, name, checksum in rows)
+
+    def failures(self):
+        """(kind, name) -> (statements that took effect, line, server message) of files that failed half-way."""
+        if self.missing_database or not self._table_exists(FAILURES_TABLE):
+            return {}
+        rows = self._sql("reading the failures table",
+                         "SELECT kind, name, statements_applied, failed_line, message FROM %s" % FAILURES_TABLE)
+        return dict(((kind, name), (count, line, message)) for kind, name, count, line, message in rows)
+
+    def refuse(self, pending):
+        """Before any file is applied: one that begins or ends a transaction itself, and one that
+        failed half-way on an earlier run (until someone has looked)."""
+        for kind, name, _path, sql, _checksum in pending:
+            refuse_transaction_control(kind, name, sql)
+        failed = self.failures()
+        for kind, name, _path, _sql, _checksum in pending:
+            if (kind, name) in failed:
+                count, line, message = failed[(kind, name)]
+                raise ClockworkError(
+                    "%s: %s %s failed on an earlier run at line %s (%s) after %d of its statements had taken effect "
+                    "(MySQL commits DDL at once, so they stay). Nothing more is applied until that is resolved: "
+                    "undo or finish those statements by hand, fix the file, then delete its row from %s (kind %s, "
+                    "name %s) and run again, as `flyway repair` does for a failed migration" % (
+                        self.where, kind, name, line, message, count, FAILURES_TABLE, kind, name))
+
+    def lock(self):
+        """Take clockwork's named lock on the server, waiting at most the connection's timeout."""
+        got = self._sql("taking clockwork's lock", "SELECT GET_LOCK(%s, %s)", (LOCK_NAME, self.timeout))
+        if not got or got[0][0] != 1:
+            raise ClockworkError(
+                "%s: another run holds clockwork's schema lock on this server and kept it for longer than the "
+                "connection's timeout (%ss); nothing was applied. Run again once it has finished, or raise "
+                "timeout." % (self.where, self.timeout))
+        self.locked = True
+        self._sql("creating the tracking table",
+                  "CREATE TABLE IF NOT EXISTS %s (kind VARCHAR(16) NOT NULL, name VARCHAR(255) NOT NULL, checksum "
+                  "CHAR(64) NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (kind, name))"
+                  " CHARACTER SET utf8mb4" % TRACKING_TABLE)
+        self._sql("creating the failures table",
+                  "CREATE TABLE IF NOT EXISTS %s (kind VARCHAR(16) NOT NULL, name VARCHAR(255) NOT NULL, checksum "
+                  "CHAR(64) NOT NULL, statements_applied INT NOT NULL, failed_line INT NOT NULL, message TEXT NOT "
+                  "NULL, failed_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (kind, name)) "
+                  "CHARACTER SET utf8mb4" % FAILURES_TABLE)
+
+    def unlock(self):
+        if self.locked:
+            self.locked = False
+            try:
+                self._sql("releasing clockwork's lock", "SELECT RELEASE_LOCK(%s)", (LOCK_NAME,))
+            except ClockworkError:
+                pass   # the end of the session releases it too
+
+    def apply(self, kind, name, sql, checksum):
+        """Run one file statement by statement, then record it; a failure is recorded as such."""
+        refuse_transaction_control(kind, name, sql)
+        statements = mysql_statements(sql)
+        for number, (line, text, _words) in enumerate(statements, 1):
+            try:
+                with self.conn.cursor() as cursor:
+                    cursor.execute(text)
+            except self.pymysql.err.MySQLError as exc:
+                said = _message(exc)
+                done = number - 1
+                self._sql("recording the failure of %s %s" % (kind, name),
+                          "REPLACE INTO %s (kind, name, checksum, statements_applied, failed_line, message) VALUES "
+                          "(%%s, %%s, %%s, %%s, %%s, %%s)" % FAILURES_TABLE, (kind, name, checksum, done, line, said))
+                raise ClockworkError(
+                    "%s %s failed at statement %d of %d (line %d): %s; %s. It is not recorded as applied, and the next "
+                    "run refuses it until the row in %s is removed" % (
+                        kind, name, number, len(statements), line, said,
+                        "none of its statements had taken effect" if not done else
+                        "statements 1 to %d had taken effect and stay (MySQL commits DDL at once)" % done,
+                        FAILURES_TABLE))
+        self._sql("recording %s %s" % (kind, name),
+                  "REPLACE INTO %s (kind, name, checksum) VALUES (%%s, %%s, %%s)" % TRACKING_TABLE, (kind, name, checksum))
+
+    def close(self):
+        try:
+            self.conn.close()
+        except Exception:  # pylint: disable=broad-except  # closing is best effort
+            pass
+
+
+def _first(env, names):
+    return next((env[n] for n in names if (env or {}).get(n)), None)
+
+
+class MysqlEngine(DatabaseEngine):
+    name = "mysql"
+    aliases = ("mariadb",)
+    title = "MySQL"
+    driver_module = "pymysql"
+    defaults = {"port": 3306, "env": "DATABASE_URL", "user": "root",
+                "template": "mysql://{user}:{password}@{host}:{port}/{database}"}
+    schemes = ("mysql", "mariadb")
+    query_keys = ("charset", "ssl-mode", "ssl_mode")
+    refusals = REFUSALS
+    final_login_errors = FINAL_LOGIN_ERRORS
+    probe_secret_env = ("MYSQL_PWD",)
+    probe_alternatives = ("mariadb",)   # MariaDB 11 images ship no `mysql`
+    server_password_env = ROOT_PASSWORD_ENV
+
+    def login(self, host, port, settings, timeout, wait, read_only, server, engine):
+        return MysqlTarget(host, port, settings, timeout, wait, read_only)
+
+    def server_credentials(self, env, command, name):
+        """root's password (MARIADB_ROOT_PASSWORD or MYSQL_ROOT_PASSWORD), else the application
+        user's (MARIADB_USER with MARIADB_PASSWORD, or the MYSQL_ forms)."""
+        env = env or {}
+        for variable in ROOT_PASSWORD_ENV:
+            if env.get(variable):
+                return "root", env[variable], "%s of %s" % (variable, name)
+        user, password = _first(env, USER_ENV), _first(env, PASSWORD_ENV)
+        if user and password:
+            variable = next(n for n in PASSWORD_ENV if env.get(n))
+            return user, password, "%s of %s" % (variable, name)
+        return None
+
+    def session(self, host, port, user, password, database, timeout):
+        pymysql = driver("pymysql")
+
+        def connect():
+            return pymysql.connect(host=host, port=int(port), user=user, password=password or "", connect_timeout=5,
+                                   autocommit=True, charset="utf8mb4")
+        return refusable_session(connect, "login to mysql at %s:%s as %s" % (host, port, user), timeout,
+                                 self.refusals)
+
+    def keeps_password(self, server):
+        return "%s keeps it in its data (MARIADB_ROOT_PASSWORD and MYSQL_PASSWORD apply only to an empty server)" % server
+
+    def set_password(self, session, identity, password, carried):
+        """ALTER USER for every account of that name (root@localhost and root@'%' alike), or the one
+        this session logged in as when it may not read mysql.user: with the hashed form on MariaDB
+        (IDENTIFIED BY PASSWORD), so that the password is in no statement the server logs; MySQL 8
+        takes it as a parameter, and its logs rewrite it. The names are parameters, never SQL text."""
+        pymysql = driver("pymysql")
+        try:
+            with session.cursor() as cursor:
+                cursor.execute("SELECT VERSION()")
+                mariadb = "mariadb" in cursor.fetchone()[0].lower()
+                try:
+                    cursor.execute("SELECT host FROM mysql.user WHERE user = %s", (identity,))
+                    hosts = [row[0] for row in cursor.fetchall()]
+                except pymysql.err.MySQLError:
+                    hosts = []
+                accounts = [("%s@%s", (identity, host)) for host in hosts] or [("CURRENT_USER()", ())]
+                for account, names in accounts:
+                    if mariadb:
+                        cursor.execute("ALTER USER %s IDENTIFIED BY PASSWORD %%s" % account,
+                                       names + (native_password_hash(password),))
+                    else:
+                        cursor.execute("ALTER USER %s IDENTIFIED BY %%s" % account, names + (password,))
+        except pymysql.err.MySQLError as exc:
+            raise ClockworkError("changing the password of user %s failed: %s" % (identity, _message(exc)))
+
+    def how_to_proceed(self, server, identity):
+        return ("deploy with the password the server has, or set the new one on it yourself (docker exec -it %s "
+                "mariadb -u %s -p, then ALTER USER), then run again" % (server, identity))
+
+    def probe(self, check, url):
+        """The mysql or mariadb client inside `to`, with the password in MYSQL_PWD, so that it is in
+        neither its command line nor the exec's record; the query is fixed."""
+        from ansible.module_utils.six.moves.urllib.parse import unquote, urlsplit  # pylint: disable=import-outside-toplevel
+        parts = urlsplit(url)
+        env = {"MYSQL_PWD": unquote(parts.password)} if parts.password else {}
+        database = unquote(parts.path.strip("/"))
+        argv = ["mysql", "--protocol=TCP", "-h", parts.hostname or "127.0.0.1", "-P", str(parts.port or 3306),
+                "-u", unquote(parts.username or "root"), "-N", "-B"]
+        argv += ["-D", database] if database else []
+        schema = check.get("schema") or []
+        if not schema:
+            return argv + ["-e", "SELECT 1"], env, "1"
+        query = "SELECT HEX(name) FROM %s WHERE kind = 'schema'" % TRACKING_TABLE
+        return argv + ["-e", query], env, schema[0].encode("utf-8").hex().upper()
+
+    def schema_record(self):
+        return TRACKING_TABLE
+
+    def completion_candidates(self, server_env, topic, password_given):
+        env = server_env or {}
+        return {"connection_string_template": [self.defaults["template"]],
+                "username": [_first(env, USER_ENV) or self.defaults["user"]],
+                "database_name": [_first(env, DATABASE_ENV) or "_".join(topic) or "app", "app"]}
+
+
+ENGINE = MysqlEngine()

@@ -1,0 +1,88 @@
+"""Pure logic of the MySQL/MariaDB engine: statements of a file, transaction control, the
+hashed password, settings and credentials (no server)."""
+import pytest
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.database.engine_mysql import (
+    ENGINE, login_problem, mysql_statements, native_password_hash, refuse_transaction_control)
+from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
+from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import render_url, resolved_settings
+
+
+def test_statements_split_outside_strings_comments_and_identifiers():
+    sql = ("-- a comment; not a statement\n"
+           "CREATE TABLE `a;b` (id INT, note VARCHAR(20) DEFAULT 'x;y');\n"
+           "# another; comment\n"
+           "INSERT INTO `a;b` VALUES (1, 'it\\'s; fine'), (2, \"dq;\");\n"
+           "/* block; comment */ UPDATE `a;b` SET note = 'z' WHERE id = 1;\n")
+    found = mysql_statements(sql)
+    assert [line for line, _text, _words in found] == [2, 4, 5]
+    assert found[0][1].startswith("CREATE TABLE `a;b`") and found[0][1].endswith("'x;y')")
+    assert found[1][2] == ["INSERT", "INTO"]
+    assert found[2][2][:1] == ["UPDATE"] and found[2][1].startswith("UPDATE")
+
+
+def test_delimiter_lines_set_the_statement_end():
+    sql = ("CREATE TABLE t (id INT);\n"
+           "DELIMITER //\n"
+           "CREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END//\n"
+           "DELIMITER ;\n"
+           "CALL p();\n")
+    found = mysql_statements(sql)
+    assert [(line, words) for line, _text, words in found] == [
+        (1, ["CREATE", "TABLE"]), (3, ["CREATE", "PROCEDURE"]), (5, ["CALL", "P"])]
+    assert found[1][1] == "CREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END"
+
+
+@pytest.mark.parametrize("sql, line, statement", [
+    ("CREATE TABLE a (id INT);\nCOMMIT;\n", 2, "COMMIT"),
+    ("START TRANSACTION;\nINSERT INTO a VALUES (1);\n", 1, "START TRANSACTION"),
+    ("insert into a values (1);\n\nrollback;", 3, "ROLLBACK"),
+])
+def test_transaction_control_is_refused_naming_the_line(sql, line, statement):
+    with pytest.raises(ClockworkError) as exc:
+        refuse_transaction_control("migration", "002_x.sql", sql)
+    assert "migration 002_x.sql line %d: %s" % (line, statement) in exc.value.msg
+    assert "Nothing was applied" in exc.value.msg
+
+
+def test_transaction_words_in_strings_and_procedures_are_not_control():
+    refuse_transaction_control("schema", "s.sql", "INSERT INTO a VALUES ('COMMIT');\n"
+                                                  "DELIMITER //\nCREATE PROCEDURE p() BEGIN SELECT 1; END//\n")
+
+
+def test_native_password_hash_is_mysqls():
+    # SELECT PASSWORD('secret') on MariaDB
+    assert native_password_hash("secret") == "*14E65567ABDB5135D0CFD9A70B3032C179A49EE7"
+
+
+def test_mariadb_is_the_mysql_engine_with_its_defaults():
+    assert ENGINES["mariadb"] is ENGINES["mysql"] is ENGINE
+    settings = resolved_settings({"engine": "mariadb", "password": "p w", "database_name": "wp"}, None)
+    assert settings["engine"] == "mysql" and settings["port"] == 3306 and settings["user"] == "root"
+    assert render_url(settings["template"], settings["user"], settings["password"], "db", settings["port"],
+                      settings["database"]) == "mysql://root:p%20w@db:3306/wp"
+
+
+def test_server_credentials_root_first_then_the_application_user():
+    assert ENGINE.server_credentials({"MARIADB_ROOT_PASSWORD": "r", "MARIADB_USER": "wp", "MARIADB_PASSWORD": "u"},
+                                     None, "db") == ("root", "r", "MARIADB_ROOT_PASSWORD of db")
+    assert ENGINE.server_credentials({"MYSQL_USER": "wp", "MYSQL_PASSWORD": "u"}, None, "db") == (
+        "wp", "u", "MYSQL_PASSWORD of db")
+    assert ENGINE.server_credentials({}, None, "db") is None
+
+
+def test_refused_logins_say_what_to_fix():
+    settings = {"user": "wp", "database": "wordpress"}
+    assert "check username and password" in login_problem(
+        "(1045, \"Access denied for user 'wp'@'172.18.0.1' (using password: YES)\")", settings)
+    assert "may not use database wordpress" in login_problem(
+        "(1044, \"Access denied for user 'wp'@'%' to database 'wordpress'\")", settings)
+    assert login_problem("(2003, \"Can't connect to MySQL server\")", settings) is None
+
+
+def test_probe_keeps_the_password_out_of_argv():
+    argv, env, expect = ENGINE.probe({"schema": ["schema.sql"]}, "mysql://wp:s%40cret@db:3306/wordpress")
+    assert "s@cret" not in " ".join(argv) and env == {"MYSQL_PWD": "s@cret"}
+    assert argv[:2] == ["mysql", "--protocol=TCP"] and ["-D", "wordpress"] == argv[argv.index("-D"):argv.index("-D") + 2]
+    assert expect == "schema.sql".encode().hex().upper()
