@@ -23,7 +23,8 @@ for name in ROOT_PASSWORD DATABASE USER PASSWORD ALLOW_EMPTY_ROOT_PASSWORD; do
   file_env "MYSQL_$name"
   eval "[ -n \"\${MARIADB_$name:-}\" ] || MARIADB_$name=\${MYSQL_$name:-}"
 done
-# A value as a SQL string literal's content: backslashes and quotes escaped.
+# A value as a SQL string literal's content: backslashes and quotes escaped (printf, not echo:
+# dash's echo would read the backslashes).
 literal() { printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e "s/'/\\\\'/g"; }
 ident() { printf '%s' "$1" | sed -e 's/`/``/g'; }
 
@@ -47,18 +48,18 @@ if [ ! -d "$DATADIR/mysql" ]; then
   sql() { mariadb --socket="$socket" -uroot "$@"; }
   root=$(literal "$MARIADB_ROOT_PASSWORD")
   {
-    echo "ALTER USER root@localhost IDENTIFIED VIA mysql_native_password USING PASSWORD('$root') OR unix_socket;"
-    echo "CREATE USER root@'%' IDENTIFIED BY '$root'; GRANT ALL ON *.* TO root@'%' WITH GRANT OPTION;"
+    printf '%s\n' "ALTER USER root@localhost IDENTIFIED VIA mysql_native_password USING PASSWORD('$root') OR unix_socket;"
+    printf '%s\n' "CREATE USER root@'%' IDENTIFIED BY '$root'; GRANT ALL ON *.* TO root@'%' WITH GRANT OPTION;"
     if [ -n "$MARIADB_DATABASE" ]; then
-      echo "CREATE DATABASE IF NOT EXISTS \`$(ident "$MARIADB_DATABASE")\` CHARACTER SET utf8mb4;"
+      printf '%s\n' "CREATE DATABASE IF NOT EXISTS \`$(ident "$MARIADB_DATABASE")\` CHARACTER SET utf8mb4;"
     fi
     if [ -n "$MARIADB_USER" ] && [ -n "$MARIADB_PASSWORD" ]; then
-      echo "CREATE USER '$(literal "$MARIADB_USER")'@'%' IDENTIFIED BY '$(literal "$MARIADB_PASSWORD")';"
+      printf '%s\n' "CREATE USER '$(literal "$MARIADB_USER")'@'%' IDENTIFIED BY '$(literal "$MARIADB_PASSWORD")';"
       if [ -n "$MARIADB_DATABASE" ]; then
-        echo "GRANT ALL ON \`$(ident "$MARIADB_DATABASE")\`.* TO '$(literal "$MARIADB_USER")'@'%';"
+        printf '%s\n' "GRANT ALL ON \`$(ident "$MARIADB_DATABASE")\`.* TO '$(literal "$MARIADB_USER")'@'%';"
       fi
     fi
-    echo "FLUSH PRIVILEGES;"
+    printf '%s\n' "FLUSH PRIVILEGES;"
   } | sql
   for f in /docker-entrypoint-initdb.d/*; do
     case "$f" in
