@@ -7,20 +7,13 @@ from urllib.parse import quote
 
 import pytest
 
-from helpers import LOCAL_IMAGES, NGINX_IMAGE, docker, engine_state, env_of, playbook, remove_stack
-from test_safe_recreate import remove_with_volumes
+from helpers import LOCAL_IMAGES, NGINX_IMAGE, docker, engine_state, env_of, playbook
+from test_rotation import stack  # noqa: F401  (the stack fixture that also removes carried anonymous volumes)
 from test_stack_showcase import stack_task
 
 MARIADB_IMAGE = LOCAL_IMAGES["mariadb_image"]
 ROOT_PASSWORD = "r00t pw@mysql/1"  # pragma: allowlist secret  (space, @ and /: URL-encoded in the URL)
 NEW_PASSWORD = "n3w r0t@ted"  # pragma: allowlist secret
-
-
-@pytest.fixture
-def stack(stack):
-    yield stack
-    remove_with_volumes(stack)
-    remove_stack(stack)
 
 
 @pytest.fixture
