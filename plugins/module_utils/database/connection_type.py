@@ -20,7 +20,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.database.set
     template_placeholders)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.sql_files import (
     SQL_SUFFIX, pending_files, sql_files)
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_arg, exec_first
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import EXEC_NOT_FOUND, exec_arg, exec_first, exec_in
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import read_text
 
 DATABASE_ARGS = dict(
@@ -199,8 +199,11 @@ def check_database(engine, check):
         return False, "%s has no %s" % (check["env_from"], check["env_var"])
     database = engine_of(check)
     argv, exec_env, expect = database.probe(check, url)
-    candidates = [argv] + [[program] + argv[1:] for program in database.probe_alternatives]
-    code, out, _program = exec_first(engine, check["container"], candidates, env=exec_env)
+    code, out = exec_in(engine, check["container"], argv, env=exec_env)
+    if code == EXEC_NOT_FOUND and database.probe_alternatives:
+        # An image that ships the client under another name (MariaDB 11: `mariadb`, no `mysql`).
+        candidates = [[program] + argv[1:] for program in database.probe_alternatives]
+        code, out, _program = exec_first(engine, check["container"], candidates, env=exec_env)
     for secret in [url] + [exec_env[k] for k in database.probe_secret_env if exec_env.get(k)]:
         out = out.replace(secret, "********")
     answers = out.splitlines() if code == 0 else []
