@@ -17,7 +17,7 @@ description:
     The host is the O(to_resource) name and the port its first declared container port.
   - With O(wait_for_ready), waits for a real login (psycopg for PostgreSQL, PyMySQL for MySQL and MariaDB,
     C(PING) for Redis), retried with backoff up to O(timeout); a wrong password fails at once.
-  - Creates O(database_name) when the PostgreSQL or MySQL server has no database of that name (MySQL: utf8mb4).
+  - Creates O(database_name) when the PostgreSQL or MySQL server has no database of that name (utf8mb4 on MySQL).
   - Applies O(schema_file) once, and each C(*.sql) file of O(migrations_dir) once, in natural version
     order (C(2_x.sql) before C(10_y.sql)). Each file runs in its own transaction together with its
     record (name and sha256) in the table C(public.clockwork_schema_migrations); a failing file rolls back
