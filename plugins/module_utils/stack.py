@@ -108,9 +108,6 @@ class Stack(Applier):
     def checks(self):
         return [c for name in self.order for c in self._checks[name]]
 
-    def _path(self, path):
-        return path if os.path.isabs(path) else os.path.normpath(os.path.join(self.base_dir, path))
-
     def _record(self, kind, name, changed, actions, reasons=None, before=None, after=None, resource=None):
         """What was done to one object; `resource` files it under the resource whose worker did it."""
         self._entries[resource].append({"kind": kind, "name": name, "changed": changed, "actions": list(actions),
@@ -246,13 +243,13 @@ class Stack(Applier):
 
     def write_diagram(self, path):
         result = ConnectionResult("diagram", self.name, self.name)
-        write_file(self._path(path), diagram_document(self.name, *self.declaration), "0644", None,
+        write_file(self.plan.host_path(path), diagram_document(self.name, *self.declaration), "0644", None,
                    self.check_mode, result)
-        self._record("diagram", self._path(path), result.changed, result.actions)
+        self._record("diagram", self.plan.host_path(path), result.changed, result.actions)
 
     def _converge_file(self, resource):
         result = ConnectionResult("file", resource["name"], resource["name"])
-        path = self._path(resource["path"])
+        path = self.plan.host_path(resource["path"])
         if resource.get("content") is not None:
             if self.ctx.first_time(("file", path)):
                 write_file(path, resource["content"], resource.get("mode"), resource.get("owner"),
