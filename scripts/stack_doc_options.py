@@ -45,8 +45,8 @@ def plain(description):
     return re.sub(r"O\(([^)=]+)(=[^)]*)?\)", lambda m: "C(%s%s)" % (m.group(1), m.group(2) or ""), description)
 
 
-def describe(key, option):
-    doc = EXTRA.get(key) or next((src[key] for src in SOURCES.values() if key in src), None)
+def describe(key, option, sources):
+    doc = EXTRA.get(key) or next((SOURCES[src][key] for src in sources if key in SOURCES[src]), None)
     if doc is None:
         raise SystemExit("no documentation for %s" % key)
     out = {"description": plain(doc["description"]), "type": option.get("type", "str")}
@@ -67,10 +67,12 @@ def describe_sub(key, option, parent):
     return out
 
 
-def block(options):
-    return dict((k, describe(k, v)) for k, v in sorted(options.items()))
+def block(options, sources):
+    return dict((k, describe(k, v, sources)) for k, v in sorted(options.items()))
 
 
-print(yaml.safe_dump({"resources": {"suboptions": block(stack.RESOURCE_OPTIONS)},
-                      "connections": {"suboptions": block(stack.CONNECTION_OPTIONS)}},  # description, type: by hand
+# A field both a container and a connection have (env) is described, for connections, by the connection's module.
+CONNECTION_SOURCES = [s for s in SOURCES if s != "container"] + ["container"]
+print(yaml.safe_dump({"resources": {"suboptions": block(stack.RESOURCE_OPTIONS, list(SOURCES))},
+                      "connections": {"suboptions": block(stack.CONNECTION_OPTIONS, CONNECTION_SOURCES)}},  # description, type: by hand
                      default_flow_style=False, sort_keys=False, width=100))

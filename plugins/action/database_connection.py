@@ -13,8 +13,8 @@ without secrets says what was done.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import (
-    render_url, resolved_settings)
+from ansible_collections.clockwork.connections.plugins.module_utils.database.client_env import given_values
+from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import resolved_settings
 from ansible_collections.clockwork.connections.plugins.plugin_utils.connection_action import (
     ConnectionAction, display)
 
@@ -28,12 +28,13 @@ class ActionModule(ConnectionAction):
         # that happens to contain the password.
         settings = resolved_settings(args, int(database["port"]))
         to_name = args.get("to_resource") or args.get("to")
-        url = render_url(settings["template"], settings["user"], settings["password"], to_name,
-                         settings["port"], settings["database"])
-        result["contribution"]["env"][settings["env_var_name"]] = url
+        env = result["contribution"]["env"]
+        for name, value in given_values(args, settings, to_name).items():
+            if name in env:   # not a password file's <NAME>_FILE
+                env[name] = value
         result["_ansible_no_log"] = True
         summary = ", ".join(result.get("actions") or []) or "nothing to do"
         if result.get("pending") and not result.get("actions"):
             summary = "pending: " + ", ".join(result["pending"])
         display.display("%s: %s (result hidden: it holds %s)" % (
-            result["connection"], summary, database["env_var_name"]))
+            result["connection"], summary, ", ".join(sorted(env)) or "nothing"))

@@ -63,6 +63,19 @@ _ANONYMOUS_VOLUME = re.compile(r"^[0-9a-f]{64}$")
 STOP_SECONDS = 10
 
 
+def restart_to_read(engine, name, outcome, reasons, state, check_mode):
+    """A running container that was not (re)created restarts when files it reads at start got
+    new content (`reasons`: why, as "for its new certificate"); `outcome` says so."""
+    fresh = any(action in ("create", "recreate") for action in outcome["actions"])
+    if not reasons or fresh or state != "started" or not engine.container(name):
+        return
+    outcome["changed"] = True
+    outcome["actions"].append("restart " + " and ".join(reasons))
+    if not check_mode:
+        engine.api.restart(name)
+        engine.forget("container", name)
+
+
 def aside_name(name, container_id):
     return "%s%s%s" % (name, ASIDE_MARK, container_id[:12])
 

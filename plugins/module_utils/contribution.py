@@ -16,18 +16,22 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
 
 class Contribution(object):
     def __init__(self, connection, env=None, secret_env=None, mounts=None, networks=None,
-                 checks=None):
+                 checks=None, restart=None):
         self.connection = connection          # e.g. "network api -> redis"
         self.env = dict(env or {})
         self.secret_env = sorted(secret_env or [])  # env names whose values are secrets
         self.mounts = list(mounts or [])      # {type, source, target, read_only}
         self.networks = list(networks or [])  # {name, aliases}
         self.checks = list(checks or [])      # {kind, container, ...}: see checks.py
+        # Why a running `from` that is not recreated must restart (a file it reads at start got
+        # new content), or None.
+        self.restart = restart
 
     def as_dict(self):
         return {
             "connection": self.connection, "env": self.env, "secret_env": self.secret_env,
             "mounts": self.mounts, "networks": self.networks, "checks": self.checks,
+            "restart": self.restart,
         }
 
     @classmethod
@@ -35,7 +39,7 @@ class Contribution(object):
         data = data or {}
         return cls(data.get("connection", "unnamed connection"), data.get("env"),
                    data.get("secret_env"), data.get("mounts"), data.get("networks"),
-                   data.get("checks"))
+                   data.get("checks"), data.get("restart"))
 
 
 def merge(declared_env, declared_mounts, declared_networks, contributions):

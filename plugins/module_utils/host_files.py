@@ -12,6 +12,17 @@ import os
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 
 
+def stack_home(stack):
+    """The stack's own directory on the Docker host, in the home of the user the module runs
+    as: TLS material and password files live under it."""
+    return os.path.join(os.path.expanduser("~"), ".clockwork", stack)
+
+
+def stack_secrets(stack):
+    """Where the stack's password files are: written by its runs, removed by its destroy."""
+    return os.path.join(stack_home(stack), "secrets")
+
+
 def read_text(path):
     """A UTF-8 text file's content."""
     with open(path, "rb") as handle:
@@ -70,3 +81,31 @@ def set_mode_and_owner(path, mode, owner, check_mode, result):
             result.act("chown %s %s" % (owner, path))
             if not check_mode:
                 os.chown(path, uid, -1)
+
+
+def write_secret_file(path, content, check_mode, result):
+    """A file holding a secret: mode 0400 from its creation on (no moment where others could
+    read it), in a directory of mode 0700, rewritten in place when its content differs. Neither
+    content is recorded anywhere: the action names the path only. True when it changed."""
+    data = content.encode("utf-8")
+    current = None
+    if os.path.exists(path):
+        with open(path, "rb") as handle:
+            current = handle.read()
+    changed = current != data
+    if changed:
+        result.act("write %s (mode 0400)" % path)
+    elif os.stat(path).st_mode & 0o7777 != 0o400:
+        result.act("chmod 400 %s" % path)
+    if check_mode:
+        return changed
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        os.makedirs(parent, 0o700)
+    if changed:
+        if current is not None:
+            os.chmod(path, 0o600)   # writable for a moment to its owner only (a non-root module)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400), "wb") as handle:
+            handle.write(data)
+    os.chmod(path, 0o400)
+    return changed

@@ -14,6 +14,7 @@ __metaclass__ = type
 import os
 import queue
 import re
+import shutil
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
@@ -24,13 +25,13 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
     STACK_LABEL, ClockworkError)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     COMPLETION_ARGS, CONNECTION_ARGS, ConnectionContext, ConnectionResult)
-from ansible_collections.clockwork.connections.plugins.module_utils.container import ContainerConverger
+from ansible_collections.clockwork.connections.plugins.module_utils.container import ContainerConverger, restart_to_read
 from ansible_collections.clockwork.connections.plugins.module_utils.container_wait import has_healthcheck, wait_for
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import NetworkConverger
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_volumes import ensure_volume
 from ansible_collections.clockwork.connections.plugins.module_utils.failures import failure_message
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
-from ansible_collections.clockwork.connections.plugins.module_utils.host_files import write_file
+from ansible_collections.clockwork.connections.plugins.module_utils.host_files import stack_secrets, write_file
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import RESOURCE_TYPES, Plan
 from ansible_collections.clockwork.connections.plugins.module_utils.preflight import Preflight
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
@@ -271,13 +272,9 @@ class Stack(Applier):
         spec.secret_env = set(secret_env)
         wait_ready, spec.wait = spec.wait, False
         outcome = ContainerConverger(self.engine, self.check_mode).converge(spec)
-        fresh = any(action in ("create", "recreate") for action in outcome["actions"])
-        if name in self.restart_if_running and not fresh and spec.state == "started":
-            outcome["changed"] = True
-            outcome["actions"].append("restart for its new certificate")
-            if not self.check_mode:
-                self.engine.api.restart(name)
-                self.engine.forget("container", name)
+        reasons = ["for its new certificate"] if name in self.restart_if_running else []
+        reasons += sorted(set(r.contribution.restart for r in outgoing if r.contribution.restart))
+        restart_to_read(self.engine, name, outcome, reasons, spec.state, self.check_mode)
         self._record("container", name, outcome["changed"], outcome["actions"], outcome["reasons"],
                      outcome["diff"]["before"], outcome["diff"]["after"], resource=name)
         self.say("%s: %s%s" % (name, ", ".join(outcome["actions"]) if outcome["changed"] else "unchanged",
@@ -318,6 +315,12 @@ class Stack(Applier):
             self._record("container", name, True, ["remove"])
             if not self.check_mode:
                 api.remove_container(name, force=True)
+        secrets = stack_secrets(self.name)
+        if os.path.isdir(secrets):
+            # Copies of passwords the declaration holds, for the containers just removed.
+            self._record("password files", secrets, True, ["remove"])
+            if not self.check_mode:
+                shutil.rmtree(secrets)
         for net in api.networks(filters=label):
             self._record("network", net["Name"], True, ["remove"])
             if not self.check_mode:

@@ -66,6 +66,9 @@ class RoutedAPI(object):
 class SwarmView(object):
     """Engine's interface over a swarm manager, where a service name means one of its tasks."""
 
+    # Every secret env value becomes a secret file (<NAME>_FILE) here: a connection gives env.
+    secrets_as_files = True
+
     def __init__(self, engine, stack, local_node, services=()):
         self.base = engine
         self.stack = stack

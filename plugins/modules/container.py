@@ -254,7 +254,7 @@ reasons:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.clockwork.connections.plugins.module_utils.container import ContainerConverger
+from ansible_collections.clockwork.connections.plugins.module_utils.container import ContainerConverger, restart_to_read
 from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import CONTAINER_ARGS, ContainerSpec
 from ansible_collections.clockwork.connections.plugins.module_utils.contribution import (
     Contribution, merge)
@@ -279,6 +279,8 @@ def main():
         spec = ContainerSpec(params, params["stack"])
         spec.secret_env = set(secret_env)
         outcome = ContainerConverger(engine, module.check_mode).converge(spec)
+        restart_to_read(engine, spec.name, outcome, sorted(set(c.restart for c in contributions if c.restart)),
+                        spec.state, module.check_mode)
         result = dict(changed=outcome["changed"], container=outcome["container"],
                       actions=outcome["actions"], reasons=outcome["reasons"])
         if module._diff:

@@ -112,8 +112,32 @@ options:
     type: int
     default: 30
   env_var_name:
-    description: Env variable contributed to O(from_resource). Defaults to C(DATABASE_URL), or C(REDIS_URL) for Redis.
+    description:
+      - Env variable contributed to O(from_resource), holding the connection string. Defaults to C(DATABASE_URL),
+        or C(REDIS_URL) for Redis.
+      - The empty string contributes no connection string, only the parts of O(env).
     type: str
+  env:
+    description:
+      - Connection parts as env variables of O(from_resource), for applications that read parts rather than a URL,
+        for example C(WORDPRESS_DB_HOST) set to the template C({host}:{port}) and C(WORDPRESS_DB_PASSWORD) to C({password}).
+      - A mapping of variable name to a template with the placeholders of O(connection_string_template), filled
+        with the values as they are (not URL-encoded). An unknown placeholder, or a name that another connection
+        or the container's own env sets differently, is refused before any change.
+      - A value holding C({password}) is masked everywhere and follows a password rotation.
+    type: dict
+  password_delivery:
+    description:
+      - How O(from_resource) gets each value holding the password (the connection string and the parts of O(env)
+        with C({password})).
+      - V(env) puts it in the env.
+      - V(file) writes it to a file of mode 0400 under C(~/.clockwork/<stack>/secrets/) on the Docker host, mounted
+        read-only at C(/run/secrets/<NAME>), and sets C(<NAME>_FILE) to that path, as Compose's secrets do, so that
+        C(docker inspect) shows no password. A rotation rewrites the file and restarts the running O(from_resource).
+        On Swarm, every secret already reaches a service as such a file.
+    type: str
+    choices: [env, file]
+    default: env
   login_host:
     description:
       - Address where this module reaches the server. Defaults to the O(to_resource) container's address,

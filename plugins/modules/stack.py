@@ -329,9 +329,21 @@ options:
       engine:
         description: The database engine. C(mariadb) is the C(mysql) engine (MySQL 8, MariaDB 10.6 and later).
         type: str
+      env:
+        description:
+        - Connection parts as env variables of C(from_resource), for applications that read parts rather
+          than a URL, for example C(WORDPRESS_DB_HOST) set to the template C({host}:{port}) and C(WORDPRESS_DB_PASSWORD)
+          to C({password}).
+        - A mapping of variable name to a template with the placeholders of C(connection_string_template),
+          filled with the values as they are (not URL-encoded). An unknown placeholder, or a name that another
+          connection or the container's own env sets differently, is refused before any change.
+        - A value holding C({password}) is masked everywhere and follows a password rotation.
+        type: dict
       env_var_name:
-        description: Env variable contributed to C(from_resource). Defaults to C(DATABASE_URL), or C(REDIS_URL)
-          for Redis.
+        description:
+        - Env variable contributed to C(from_resource), holding the connection string. Defaults to C(DATABASE_URL),
+          or C(REDIS_URL) for Redis.
+        - The empty string contributes no connection string, only the parts of C(env).
         type: str
       from_resource:
         description:
@@ -405,6 +417,16 @@ options:
       password:
         description: Password. Never shown in any output.
         type: str
+      password_delivery:
+        description:
+        - How C(from_resource) gets each value holding the password (the connection string and the parts
+          of C(env) with C({password})).
+        - V(env) puts it in the env.
+        - V(file) writes it to a file of mode 0400 under C(~/.clockwork/<stack>/secrets/) on the Docker
+          host, mounted read-only at C(/run/secrets/<NAME>), and sets C(<NAME>_FILE) to that path, as Compose's
+          secrets do, so that C(docker inspect) shows no password. A rotation rewrites the file and restarts
+          the running C(from_resource). On Swarm, every secret already reaches a service as such a file.
+        type: str
       port:
         description: The port of C(to_resource). Discovered when not given; none found is an error that
           says so.
@@ -450,7 +472,7 @@ options:
         description: IPAM subnet in CIDR form, like C(172.28.0.0/16). Left to the engine when not given.
         type: str
       timeout:
-        description: Seconds to wait; on time-out or exit the task fails with the last log lines.
+        description: Seconds to wait for the login.
         type: int
       tls_dir:
         description: Directory on the Docker host for the stack's CA, keys and certificates. Defaults to

@@ -10,13 +10,15 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, env_dict, port_number
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, port_number
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionType
+from ansible_collections.clockwork.connections.plugins.module_utils.database.client_env import (
+    client_env, contribute, env_problems, injected_names, known_values, planned_files)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.completion import COMPLETION
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
 from ansible_collections.clockwork.connections.plugins.module_utils.database.rotation import rotate_passwords
 from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import (
-    DEFAULT_ENGINE, ENV_NAME, engine_of, env_var_name, login_address, render_url, resolved_settings,
+    DEFAULT_ENGINE, ENV_NAME, engine_of, env_var_name, login_address, part_values, render_url, resolved_settings,
     template_placeholders)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.sql_files import (
     SQL_SUFFIX, pending_files, sql_files)
@@ -40,6 +42,8 @@ DATABASE_ARGS = dict(
     wait_for_ready=dict(type="bool", default=True),
     timeout=dict(type="int", default=30),
     env_var_name=dict(type="str"),
+    env=dict(type="dict"),
+    password_delivery=dict(type="str", choices=["env", "file"], default="env"),
     login_host=dict(type="str"),
     login_port=dict(type="int"),
 )
@@ -60,6 +64,8 @@ def validate(params):
             problems.append(("connection_string_template", exc.msg.replace("connection_string_template ", "", 1)))
     if params.get("env_var_name") and not ENV_NAME.match(params["env_var_name"]):
         problems.append(("env_var_name", "%s is not an environment variable name" % params["env_var_name"]))
+    if not problems:
+        problems.extend(env_problems(params, resolved_settings(params, None)))
     if params.get("timeout") is not None and params["timeout"] <= 0:
         problems.append(("timeout", "must be a positive number of seconds, got %s" % params["timeout"]))
     if params.get("schema_file") and params.get("schema_content") is None \
@@ -72,7 +78,15 @@ def validate(params):
 
 
 def injected_env(params, _to_name):
-    return [resolved_settings(params, None)["env_var_name"]]
+    return injected_names(params, resolved_settings(params, None))
+
+
+def known_env(params, to_name):
+    return known_values(params, resolved_settings(params, None), to_name)
+
+
+def written_files(params, stack):
+    return planned_files(params, stack)
 
 
 def before_to(ctx, params, spec, result):
@@ -96,17 +110,16 @@ def converge(ctx, params, result):
     problems = validate(params)
     if problems:
         raise ClockworkError("%s: %s" % (result.name, "; ".join("%s: %s" % p for p in problems)))
-    url = render_url(settings["template"], settings["user"], settings["password"], to_name,
-                     settings["port"], settings["database"])
     files = sql_files(params)
 
-    contribution = result.contribution
-    contribution.env[settings["env_var_name"]] = url
-    contribution.secret_env = [settings["env_var_name"]]
-    contribution.checks.append({"kind": "database", "connection": result.name, "engine": settings["engine"],
-                                "container": to_name, "env_from": from_name,
-                                "env_var": settings["env_var_name"],
-                                "schema": [f[1] for f in files if f[0] == "schema"]})
+    check = {"kind": "database", "connection": result.name, "engine": settings["engine"], "container": to_name,
+             "env_from": from_name, "env_var": settings["env_var_name"] or None,
+             "schema": [f[1] for f in files if f[0] == "schema"]}
+    if not settings["env_var_name"]:
+        # Without a connection string the check logs in with the parts `from` has.
+        check.update(parts=dict(params["env"]), user=settings["user"], database=str(settings["database"]),
+                     port=settings["port"])
+    result.contribution.checks.append(check)
     # What the action plugin needs to put the real URL back into the registered result.
     shown = ("engine", "user", "database", "port", "template", "env_var_name")
     result.extra["database"] = dict((key, settings[key]) for key in shown)
@@ -117,6 +130,8 @@ def converge(ctx, params, result):
     if rotation is None or rotation.get("deferred"):
         # On its own (the single module), or its server was stopped before: rotate now.
         rotation = result.rotation = rotate_passwords(ctx, params, result, to, settings, None)
+    # After the rotation: a password file `from` reads is rewritten once the server takes the new password.
+    contribute(ctx, params, settings, result)
     if ctx.check_mode and rotation.get("read_with") is not None:
         # Until the rotation is done the server takes the previous password only.
         settings = dict(settings, password=rotation["read_with"])
@@ -191,13 +206,30 @@ def planned_steps(params):
             for kind, name, _path, _sql, checksum in sql_files(params)]
 
 
+def client_url(check, database, env):
+    """(the connection string `from` logs in with, what it was read from) or (None, what is missing)."""
+    if check.get("env_var"):
+        return env.get(check["env_var"]), check["env_var"]
+    values, names = {}, []
+    for name in sorted(check.get("parts") or {}):
+        if name not in env:
+            return None, name
+        names.append(name)
+        for key, value in part_values(check["parts"][name], env[name]).items():
+            values.setdefault(key, value)
+    url = render_url(database.defaults["template"] if values.get("password") is not None else
+                     database.defaults.get("template_without_password", database.defaults["template"]),
+                     values.get("user", check.get("user")), values.get("password"), check["container"],
+                     values.get("port", check.get("port")), values.get("database", check.get("database")))
+    return url, ", ".join(names)
+
+
 def check_database(engine, check):
-    attrs = engine.container(check["env_from"]) or {}
-    env = env_dict((attrs.get("Config") or {}).get("Env"))
-    url = env.get(check["env_var"])
-    if not url:
-        return False, "%s has no %s" % (check["env_from"], check["env_var"])
+    env = client_env(engine.container(check["env_from"]))
     database = engine_of(check)
+    url, given_by = client_url(check, database, env)
+    if not url:
+        return False, "%s has no %s" % (check["env_from"], given_by)
     argv, exec_env, expect = database.probe(check, url)
     code, out = exec_in(engine, check["container"], argv, env=exec_env)
     if code == EXEC_NOT_FOUND and database.probe_alternatives:
@@ -210,23 +242,26 @@ def check_database(engine, check):
     if code != 0 or (expect not in answers if check.get("schema") else answers != [expect]):
         if code == 0 and check.get("schema"):
             return False, "%s of %s logs in, but schema %s is not recorded in %s" % (
-                check["env_var"], check["env_from"], check["schema"][0], database.schema_record())
+                given_by, check["env_from"], check["schema"][0], database.schema_record())
         return False, "login with %s of %s failed inside %s: %s" % (
-            check["env_var"], check["env_from"], check["container"], out or code)
+            given_by, check["env_from"], check["container"], out or code)
     detail = " and schema %s is recorded" % check["schema"][0] if check.get("schema") else ""
-    return True, "%s of %s logs in%s" % (check["env_var"], check["env_from"], detail)
+    return True, "%s of %s logs in%s" % (given_by, check["env_from"], detail)
 
 
 check_database.fields = dict(
     engine=dict(type="str", choices=list(ENGINES), default=DEFAULT_ENGINE),
     container=dict(type=exec_arg, required=True), env_from=dict(type=exec_arg, required=True),
-    env_var=dict(type=env_var_name, required=True), schema=dict(type="list", elements="str", default=[]))
+    env_var=dict(type=env_var_name), schema=dict(type="list", elements="str", default=[]),
+    parts=dict(type="dict"), user=dict(type="str"), database=dict(type="str"), port=dict(type="int"))
 
 
 TYPE = ConnectionType(
     "database", DATABASE_ARGS, converge,
     checks={"database": check_database},
     injected_env=injected_env,
+    known_env=known_env,
+    written_files=written_files,
     validate=validate,
     completable=("connection_string_template", "username", "database_name"),
     controller_files=("schema_file", "migrations_dir"),

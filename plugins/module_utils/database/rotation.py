@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, env_dict
+from ansible_collections.clockwork.connections.plugins.module_utils.database.client_env import client_credentials, client_env
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engine import close_quietly
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
 from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import (
@@ -95,14 +96,12 @@ def rotate_passwords(ctx, params, result, to, settings, wanted):
     if not to.exists:
         return state   # a new server takes its password from its declaration
     attrs = to.attrs
-    from_attrs = ctx.engine.container(params["from_resource"]) or {}
-    from_env = env_dict((from_attrs.get("Config") or {}).get("Env"))
+    from_env = client_env(ctx.engine.container(params["from_resource"]))
     engine = ENGINES[settings["engine"]]
     client = None
-    if from_env.get(settings["env_var_name"]):
-        user, password = url_credentials(from_env[settings["env_var_name"]])
-        client = (engine.default_identity(user), password,
-                  "%s of %s" % (settings["env_var_name"], params["from_resource"]))
+    held = client_credentials(engine, params.get("env"), from_env, settings["env_var_name"])
+    if held:
+        client = (engine.default_identity(held[0]), held[1], "%s of %s" % (held[2], params["from_resource"]))
     running = engine.server_credentials(env_dict((attrs.get("Config") or {}).get("Env")),
                                         (attrs.get("Config") or {}).get("Cmd"), to.name)
     role = engine.default_identity(settings["user"])

@@ -7,6 +7,7 @@ template checked and rendered, and the address the module logs in at."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import re
 import string
 
 from ansible.module_utils.six.moves.urllib.parse import quote
@@ -39,27 +40,52 @@ def resolved_settings(params, to_port):
         "database": params.get("database_name") or engine.database_default(user),
         "port": to_port or defaults["port"],
         "template": template,
-        "env_var_name": params.get("env_var_name") or defaults["env"],
+        # "" means: no connection string variable (the parts of `env` only).
+        "env_var_name": defaults["env"] if params.get("env_var_name") is None else params["env_var_name"],
     }
 
 
-def template_placeholders(template):
-    """The placeholders of a connection string template; an unknown one, or a format spec
-    (which would otherwise reach the password), raises ClockworkError naming it."""
+def template_placeholders(template, field_name="connection_string_template"):
+    """The placeholders of a template; an unknown one, or a format spec (which would
+    otherwise reach the password), raises ClockworkError naming it and `field_name`."""
     fields = []
+    if not isinstance(template, str):
+        raise ClockworkError("%s must be a string, got %r" % (field_name, template))
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
-        raise ClockworkError("connection_string_template is not a valid template: %s" % exc)
+        raise ClockworkError("%s is not a valid template: %s" % (field_name, exc))
     for _text, field, spec, conversion in parsed:
         if field is None:
             continue
         if field not in PLACEHOLDERS or spec or conversion:
             raise ClockworkError(
-                "connection_string_template has an unknown placeholder {%s}; the known ones are %s"
-                % (field, ", ".join("{%s}" % p for p in PLACEHOLDERS)))
+                "%s has an unknown placeholder {%s}; the known ones are %s"
+                % (field_name, field, ", ".join("{%s}" % p for p in PLACEHOLDERS)))
         fields.append(field)
     return fields
+
+
+def render_part(template, settings, host):
+    """One part of `env` (a host, a user, a password...) as the application reads it: the
+    values as they are, not URL-encoded."""
+    values = {"user": settings["user"] or "", "password": settings["password"] or "", "host": host,
+              "port": settings["port"], "database": settings["database"]}
+    return template.format(**values)
+
+
+def part_values(template, value):
+    """What a part's value says of the placeholders in its template, {placeholder: text}, or
+    {} when it does not match (read back from a client container, for rotation and checks)."""
+    pattern, seen = [], set()
+    for text, field, _spec, _conversion in string.Formatter().parse(template):
+        pattern.append(re.escape(text))
+        if field is None:
+            continue
+        pattern.append("(?P=%s)" % field if field in seen else "(?P<%s>.*?)" % field)
+        seen.add(field)
+    found = re.match("^%s$" % "".join(pattern), value or "", re.DOTALL)
+    return found.groupdict() if found else {}
 
 
 def render_url(template, user, password, host, port, database):

@@ -15,6 +15,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionType
 from ansible_collections.clockwork.connections.plugins.module_utils.container import ensure_mounted
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_arg, exec_first, exec_path
+from ansible_collections.clockwork.connections.plugins.module_utils.host_files import stack_home
 from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh.completion import COMPLETION
 from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh.tls import certificate_paths, ensure_certificates
 
@@ -72,7 +73,7 @@ def discover_port(ctx, to, params, connection):
 
 def default_tls_dir(stack):
     """On the Docker host, in the home of the user the module runs as."""
-    return os.path.join(os.path.expanduser("~"), ".clockwork", stack, "tls")
+    return os.path.join(stack_home(stack), "tls")
 
 
 def _tls_dir(params, stack):
