@@ -111,6 +111,10 @@ def converge(ctx, params, result):
     if problems:
         raise ClockworkError("%s: %s" % (result.name, "; ".join("%s: %s" % p for p in problems)))
     files = sql_files(params)
+    try:
+        refuse_files(params, files)
+    except ClockworkError as exc:
+        raise ClockworkError("%s: %s. Nothing was applied." % (result.name, exc.msg))
 
     check = {"kind": "database", "connection": result.name, "engine": settings["engine"], "container": to_name,
              "env_from": from_name, "env_var": settings["env_var_name"] or None,
@@ -200,10 +204,24 @@ def ship_files(params, find, _local):
     return params
 
 
+def refuse_files(params, files):
+    """Every file the engine never applies, from its text, in one ClockworkError."""
+    refused = []
+    for kind, name, _path, sql, _checksum in files:
+        try:
+            engine_of(params).refuse_file(kind, name, sql)
+        except ClockworkError as exc:
+            refused.append(exc.msg.replace(" Nothing was applied.", ""))
+    if refused:
+        raise ClockworkError("; ".join(refused))
+
+
 def planned_steps(params):
-    """The SQL files the connection applies, with their checksums (raises ClockworkError)."""
-    return [{"kind": kind, "name": name, "sha256": checksum}
-            for kind, name, _path, _sql, checksum in sql_files(params)]
+    """The SQL files the connection applies, with their checksums; raises ClockworkError for a
+    file that cannot be read, or that the engine never applies (every such file named)."""
+    files = sql_files(params)
+    refuse_files(params, files)
+    return [{"kind": kind, "name": name, "sha256": checksum} for kind, name, _path, _sql, checksum in files]
 
 
 def client_url(check, database, env):

@@ -122,6 +122,11 @@ class DatabaseEngine(object):
         return user
 
     # -- login and schema ---------------------------------------------------------------
+    def refuse_file(self, kind, name, sql):
+        """Raise ClockworkError for a file the engine never applies (one that ends the transaction
+        it is applied in), from its text alone: the plan refuses it before any change."""
+        return None
+
     def login(self, host, port, settings, timeout, wait, read_only, server, engine):
         """Log in as the connection does, waiting (bounded by timeout) for the server.
         Returns a target with ensure_database(check_mode), applied(), refuse(pending files),

@@ -376,6 +376,9 @@ class MysqlEngine(DatabaseEngine):
         return ("deploy with the password the server has, or set the new one on it yourself (docker exec -it %s "
                 "mariadb -u %s -p, then ALTER USER), then run again" % (server, identity))
 
+    def refuse_file(self, kind, name, sql):
+        refuse_transaction_control(kind, name, sql)
+
     def probe(self, check, url):
         """The mysql or mariadb client inside `to`, with the password in MYSQL_PWD, so that it is in
         neither its command line nor the exec's record; the query is fixed."""

@@ -369,6 +369,9 @@ class PostgresqlEngine(DatabaseEngine):
         return ("deploy with the password the server has, or set the new one on it yourself (docker exec -it %s psql "
                 "-U %s -c '\\password %s'), then run again" % (server, identity, identity))
 
+    def refuse_file(self, kind, name, sql):
+        refuse_transaction_control([(kind, name, None, sql, None)])
+
     def probe(self, check, url):
         """psql with the password in PGPASSWORD, so that it is in neither its command line nor the
         exec's record. The query is fixed; the schema's name is compared here, never pasted into SQL."""

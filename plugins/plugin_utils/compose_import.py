@@ -1,0 +1,610 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""from_compose: a Docker Compose file read as `docker compose config` reads it, into the
+stack role's declaration (compose_rules.py infers the resources and connections).
+
+This file parses (YAML 1.2-like scalars, anchors and merge keys), interpolates (`${VAR:-x}`
+and friends, from `env` and then a `.env` in base_dir), validates (a compact schema: with
+the `jsonschema` package when it is importable, else with the small validator below), then
+resolves `extends`, `profiles` and each service's env (env_file, environment); compose_rules
+reads the other fields of each service into one form. Every problem found is reported at
+once in one ComposeError naming the source, the service and the key. Pure controller code:
+nothing but files under base_dir is read, no Docker engine is asked.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import re
+
+import yaml
+
+try:
+    from jsonschema import Draft7Validator
+except ImportError:   # the small validator below reads the same schema
+    Draft7Validator = None
+
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_rules import (
+    as_mapping, check_dependencies, declaration, read_service, text_of)
+
+
+class ComposeError(Exception):
+    """A compose file that cannot be imported: every problem, each naming where it is."""
+
+    def __init__(self, source, problems):
+        self.source = source
+        self.problems = list(problems)
+        super(ComposeError, self).__init__("%s: %s" % (source, "; ".join(self.problems)))
+
+
+# -- YAML: the scalars of YAML 1.2, as Compose (go-yaml v3) reads them -------------
+# PyYAML's YAML 1.1 would read `22:22` as 1342 and `no` as False.
+
+try:
+    _BASE_LOADER = yaml.CSafeLoader
+except AttributeError:
+    _BASE_LOADER = yaml.SafeLoader
+_RETYPED = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")
+
+
+class ComposeLoader(_BASE_LOADER):
+    yaml_implicit_resolvers = dict((first, [r for r in resolvers if r[0] not in _RETYPED])
+                                   for first, resolvers in _BASE_LOADER.yaml_implicit_resolvers.items())
+
+
+ComposeLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                    list("tTfF"))
+ComposeLoader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+)$"),
+                                    list("-+0123456789"))
+ComposeLoader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                                               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
+
+
+def load(text, source):
+    if not isinstance(text, str):
+        raise ComposeError(source, ["must be the compose file's text, got %s" % _type_word(text)])
+    try:
+        document = yaml.load(text, Loader=ComposeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = " (line %d, column %d)" % (mark.line + 1, mark.column + 1) if mark is not None else ""
+        raise ComposeError(source, ["invalid YAML%s: %s" % (where, getattr(exc, "problem", None) or exc)])
+    if not isinstance(document, dict):
+        raise ComposeError(source, ["the top level must be a mapping, got %s" % _type_word(document)])
+    return document
+
+
+class Report(object):
+    """Problems (fatal, raised together) and warnings (returned), each naming its place."""
+
+    def __init__(self, source):
+        self.source = source
+        self.problems = []
+        self.warnings = []
+
+    def problem(self, path, message):
+        self.problems.append("%s: %s" % (location(path), message) if path else message)
+
+    def warn(self, path, message):
+        line = "%s: %s" % (location(path), message) if path else message
+        if line not in self.warnings:
+            self.warnings.append(line)
+
+    def raise_if_any(self):
+        if self.problems:
+            raise ComposeError(self.source, self.problems)
+
+
+def location(path):
+    """['services', 'api', 'ports', 0] -> 'service api: ports[0]'."""
+    path = list(path)
+    head = ""
+    if len(path) >= 2 and path[0] == "services":
+        head, path = "service %s" % path[1], path[2:]
+    key = ""
+    for part in path:
+        key += "[%d]" % part if isinstance(part, int) else ("." if key else "") + str(part)
+    return "%s: %s" % (head, key) if head and key else head or key
+
+
+# -- interpolation -------------------------------------------------------------
+
+_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_OPERATORS = (":-", ":?", ":+", "-", "?", "+")
+
+
+def interpolate(text, lookup, path, report):
+    """`${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?err}`, `${VAR?err}`, `${VAR:+x}`,
+    `${VAR+x}`, `$VAR` and `$$` (a literal `$`), nested in defaults as Compose allows."""
+    out, i = [], 0
+    while i < len(text):
+        start = text.find("$", i)
+        if start < 0:
+            out.append(text[i:])
+            break
+        out.append(text[i:start])
+        following = text[start + 1:start + 2]
+        if following == "$":
+            out.append("$")
+            i = start + 2
+        elif following == "{":
+            end = _closing_brace(text, start + 2)
+            if end < 0:
+                report.problem(path, "unclosed ${ in %r" % text)
+                return text
+            out.append(_expression(text[start + 2:end], lookup, path, report))
+            i = end + 1
+        else:
+            name = _VAR.match(text, start + 1)
+            out.append(_value(name.group(), lookup, path, report) if name else "$")
+            i = name.end() if name else start + 1
+    return "".join(out)
+
+
+def _closing_brace(text, i):
+    depth = 0
+    while i < len(text):
+        if text.startswith("$$", i):
+            i += 2
+            continue
+        if text.startswith("${", i):
+            depth, i = depth + 1, i + 2
+            continue
+        if text[i] == "}":
+            if depth == 0:
+                return i
+            depth -= 1
+        i += 1
+    return -1
+
+
+def _value(name, lookup, path, report):
+    if name not in lookup:
+        report.warn(path, "variable %s is not set: a blank string" % name)
+        return ""
+    return lookup[name]
+
+
+def _expression(body, lookup, path, report):
+    name = _VAR.match(body)
+    rest = body[name.end():] if name else body
+    operator = next((op for op in _OPERATORS if rest.startswith(op)), None)
+    if not name or (rest and operator is None):
+        report.problem(path, "invalid interpolation ${%s}" % body)
+        return ""
+    if operator is None:
+        return _value(name.group(), lookup, path, report)
+    name, word = name.group(), rest[len(operator):]
+    value = lookup.get(name)
+    present = value is not None and (value != "" or ":" not in operator)
+    if operator.endswith("-"):
+        return value if present else interpolate(word, lookup, path, report)
+    if operator.endswith("+"):
+        return interpolate(word, lookup, path, report) if present else ""
+    if not present:
+        report.problem(path, "required variable %s is %s: %s" % (
+            name, "empty" if value == "" else "not set", interpolate(word, lookup, path, report) or "no message"))
+        return ""
+    return value
+
+
+def interpolated(node, lookup, path, report):
+    """The document with every string interpolated; extension fields (x-) left as they are."""
+    if isinstance(node, dict):
+        return dict((key, value if str(key).startswith("x-") else interpolated(value, lookup, path + [key], report))
+                    for key, value in node.items())
+    if isinstance(node, list):
+        return [interpolated(value, lookup, path + [index], report) for index, value in enumerate(node)]
+    if isinstance(node, str):
+        return interpolate(node, lookup, path, report)
+    return node
+
+
+# -- dotenv files: .env and env_file ---------------------------------------------
+
+def parse_dotenv(text, lookup, path, report):
+    """NAME=VALUE lines -> {name: value, or None for a bare NAME (taken from the environment)}."""
+    values, scope = {}, dict(lookup)   # a value may use the ones above it
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if line.startswith("export "):
+            line = line[len("export "):].lstrip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, raw = line.partition("=")
+        name = name.strip()
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_.-]*$", name):
+            report.problem(path, "line %d is not NAME=VALUE" % number)
+            continue
+        values[name] = _dotenv_value(raw.strip(), scope, path, report) if sep else None
+        if values[name] is not None:
+            scope.setdefault(name, values[name])
+    return values
+
+
+def _dotenv_value(raw, lookup, path, report):
+    if len(raw) >= 2 and raw[0] == raw[-1] == "'":
+        return raw[1:-1]   # single quotes: literal
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        raw = re.sub(r'\\([nt"\\])', lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), raw[1:-1])
+    else:
+        raw = re.split(r"\s+#", raw, 1)[0].rstrip()
+    return interpolate(raw, lookup, path, report)
+
+
+def read_file(base_dir, name):
+    with open(os.path.join(base_dir, name), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def environment(env, base_dir, report):
+    """What interpolation reads: `env` first, then a `.env` in base_dir."""
+    lookup = dict((str(k), text_of(v)) for k, v in (env or {}).items())
+    dotenv = os.path.join(base_dir, ".env") if base_dir else None
+    if dotenv and os.path.isfile(dotenv):
+        try:
+            values = parse_dotenv(read_file(base_dir, ".env"), lookup, [".env"], report)
+        except (IOError, OSError, UnicodeDecodeError) as exc:
+            report.problem([".env"], "cannot be read: %s" % exc)
+            values = {}
+        for name, value in values.items():
+            if name not in lookup and value is not None:
+                lookup[name] = value
+    return lookup
+
+
+# -- the schema -------------------------------------------------------------------
+
+STRING = {"type": "string"}
+BOOLEAN = {"type": "boolean"}
+NUMERIC = {"type": ["integer", "string"]}   # a string after interpolation, checked when read
+STRINGS = {"type": "array", "items": STRING}
+STRING_OR_LIST = {"type": ["string", "array", "null"], "items": STRING}
+MAP_OR_LIST = {"type": ["object", "array"], "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+               "items": STRING}
+EXTENSIONS = {"^x-": {}}
+
+
+def _object(properties, required=(), extensions=True, nullable=False):
+    schema = {"type": ["object", "null"] if nullable else "object", "properties": properties,
+              "additionalProperties": False}
+    if extensions:
+        schema["patternProperties"] = EXTENSIONS
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def _map(values):
+    return {"type": "object", "additionalProperties": values}
+
+
+_PORT = _object(dict((k, STRING) for k in ("host_ip", "protocol", "mode", "name", "app_protocol")),
+                required=["target"])
+_PORT["properties"].update(target=NUMERIC, published=NUMERIC)
+_MOUNT = _object({"type": {"enum": ["volume", "bind", "tmpfs", "npipe", "cluster", "image"]}, "source": STRING,
+                  "target": STRING, "read_only": BOOLEAN, "consistency": STRING, "bind": {"type": "object"},
+                  "volume": {"type": "object"}, "tmpfs": {"type": "object"}, "image": {"type": "object"}},
+                 required=["type", "target"])
+_FILE_REFERENCE = {"type": ["string", "object"], "properties": {"source": STRING, "target": STRING, "uid": STRING,
+                                                                "gid": STRING, "mode": {"type": ["integer", "string"]}},
+                   "required": ["source"], "additionalProperties": False, "patternProperties": EXTENSIONS}
+_HEALTHCHECK = _object({"test": STRING_OR_LIST, "interval": STRING, "timeout": STRING, "start_period": STRING,
+                        "start_interval": STRING, "retries": NUMERIC, "disable": BOOLEAN})
+_NETWORK_ATTACHMENT = _object({"aliases": STRINGS, "ipv4_address": STRING, "ipv6_address": STRING,
+                               "link_local_ips": STRINGS, "mac_address": STRING, "priority": {"type": "integer"},
+                               "gw_priority": {"type": "integer"}, "driver_opts": {"type": "object"}},
+                              nullable=True)
+_DEPENDENCY = _object({"condition": {"enum": ["service_started", "service_healthy", "service_completed_successfully"]},
+                       "restart": BOOLEAN, "required": BOOLEAN})
+
+# Compose keys the stack has no field for: accepted as Compose does, then warned about.
+UNMAPPED_KEYS = (
+    "annotations", "attach", "blkio_config", "build", "cap_add", "cap_drop", "cgroup", "cgroup_parent",
+    "container_name", "cpu_count", "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime",
+    "cpu_shares", "cpus", "cpuset", "credential_spec", "develop", "device_cgroup_rules", "devices", "dns", "dns_opt",
+    "dns_search", "domainname", "entrypoint", "external_links", "extra_hosts", "gpus", "group_add", "hostname",
+    "init", "ipc", "isolation", "label_file", "links", "logging", "mac_address", "mem_limit", "mem_reservation",
+    "mem_swappiness", "memswap_limit", "models", "network_mode", "oom_kill_disable", "oom_score_adj", "pid",
+    "pids_limit", "platform", "post_start", "pre_stop", "privileged", "provider", "pull_policy", "read_only",
+    "runtime", "security_opt", "shm_size", "stdin_open", "stop_grace_period", "stop_signal", "storage_opt",
+    "sysctls", "tmpfs", "tty", "ulimits", "use_api_socket", "user", "userns_mode", "uts", "volumes_from",
+    "working_dir")
+SERVICE = _object(dict(
+    [(key, {}) for key in UNMAPPED_KEYS],
+    image=STRING, command=STRING_OR_LIST, entrypoint=STRING_OR_LIST, environment=MAP_OR_LIST, labels=MAP_OR_LIST,
+    env_file={"type": ["string", "array"], "items": {"type": ["string", "object"], "properties": {
+        "path": STRING, "required": BOOLEAN, "format": STRING}, "required": ["path"], "additionalProperties": False}},
+    ports={"type": "array", "items": dict(_PORT, type=["string", "integer", "object"])},
+    expose={"type": "array", "items": {"type": ["string", "integer"]}},
+    volumes={"type": "array", "items": dict(_MOUNT, type=["string", "object"])},
+    depends_on={"type": ["array", "object"], "items": STRING, "additionalProperties": _DEPENDENCY},
+    healthcheck=_HEALTHCHECK,
+    networks={"type": ["array", "object"], "items": STRING, "additionalProperties": _NETWORK_ATTACHMENT},
+    restart={"type": "string", "pattern": "^(no|always|unless-stopped|on-failure(:[0-9]+)?)$"},
+    profiles=STRINGS, scale=NUMERIC,
+    extends={"type": ["string", "object"], "properties": {"service": STRING, "file": STRING},
+             "required": ["service"], "additionalProperties": False},
+    secrets={"type": "array", "items": _FILE_REFERENCE}, configs={"type": "array", "items": _FILE_REFERENCE},
+    deploy={"type": ["object", "null"], "properties": {"replicas": NUMERIC, "endpoint_mode": {"enum": ["vip", "dnsrr"]}}},
+))
+_EXTERNAL = {"type": ["boolean", "object"]}
+_TOP_NETWORK = _object({"name": STRING, "driver": STRING, "driver_opts": {"type": "object"}, "attachable": BOOLEAN,
+                        "enable_ipv6": BOOLEAN, "enable_ipv4": BOOLEAN, "external": _EXTERNAL, "internal": BOOLEAN,
+                        "labels": MAP_OR_LIST, "ipam": _object({"driver": STRING, "options": {"type": "object"}, "config": {
+                            "type": "array", "items": _object({"subnet": STRING, "gateway": STRING, "ip_range": STRING,
+                                                               "aux_addresses": {"type": "object"}})}})},
+                       nullable=True)
+_TOP_VOLUME = _object({"name": STRING, "driver": STRING, "driver_opts": {"type": "object"}, "external": _EXTERNAL,
+                       "labels": MAP_OR_LIST}, nullable=True)
+_TOP_FILE = _object({"name": STRING, "file": STRING, "environment": STRING, "content": STRING, "external": _EXTERNAL,
+                     "labels": MAP_OR_LIST, "driver": STRING, "driver_opts": {"type": "object"},
+                     "template_driver": STRING})
+SCHEMA = _object({"version": STRING, "name": STRING, "include": {"type": "array"},
+                  "services": {"type": ["object", "null"], "additionalProperties": SERVICE},
+                  "networks": _map(_TOP_NETWORK), "volumes": _map(_TOP_VOLUME), "secrets": _map(_TOP_FILE),
+                  "configs": _map(_TOP_FILE)})
+
+_TYPE_WORDS = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "a boolean",
+               "null": "null", "object": "a mapping", "array": "a list"}
+_CHECKS = {"string": lambda v: isinstance(v, str), "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+           "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+           "boolean": lambda v: isinstance(v, bool), "null": lambda v: v is None,
+           "object": lambda v: isinstance(v, dict), "array": lambda v: isinstance(v, list)}
+
+
+def _type_word(value):
+    return next((_TYPE_WORDS[t] for t in ("boolean", "integer", "number", "string", "null", "object", "array")
+                 if _CHECKS[t](value)), type(value).__name__)
+
+
+def small_validator(schema, instance, path=()):
+    """(path, keyword, keyword's value, instance, schema) of every violation: the subset of
+    JSON Schema that SCHEMA uses, for a controller without the jsonschema package."""
+    types = schema.get("type")
+    if types is not None:
+        types = [types] if isinstance(types, str) else types
+        if not any(_CHECKS[t](instance) for t in types):
+            yield list(path), "type", schema["type"], instance, schema
+            return
+    if "enum" in schema and instance not in schema["enum"]:
+        yield list(path), "enum", schema["enum"], instance, schema
+    if "pattern" in schema and isinstance(instance, str) and not re.search(schema["pattern"], instance):
+        yield list(path), "pattern", schema["pattern"], instance, schema
+    if isinstance(instance, list) and "items" in schema:
+        for index, item in enumerate(instance):
+            for error in small_validator(schema["items"], item, tuple(path) + (index,)):
+                yield error
+    if isinstance(instance, dict):
+        for error in _object_errors(schema, instance, path):
+            yield error
+
+
+def _object_errors(schema, instance, path):
+    if [k for k in schema.get("required", ()) if k not in instance]:
+        yield list(path), "required", schema["required"], instance, schema
+    properties, patterns = schema.get("properties", {}), schema.get("patternProperties", {})
+    extra = schema.get("additionalProperties", True)
+    for key, value in instance.items():
+        if key in properties:
+            sub = properties[key]
+        elif any(re.search(p, str(key)) for p in patterns):
+            sub = next(patterns[p] for p in patterns if re.search(p, str(key)))
+        elif extra is False:
+            yield list(path), "additionalProperties", False, instance, schema
+            continue
+        else:
+            sub = extra if isinstance(extra, dict) else {}
+        for error in small_validator(sub, value, tuple(path) + (key,)):
+            yield error
+
+
+_JSONSCHEMA = Draft7Validator(SCHEMA) if Draft7Validator is not None else None
+
+
+def schema_errors(document, use_jsonschema=True):
+    """The violations of SCHEMA, by jsonschema when importable, as small_validator gives them."""
+    if use_jsonschema and _JSONSCHEMA is not None:
+        return [(list(e.absolute_path), e.validator, e.validator_value, e.instance, e.schema)
+                for e in _JSONSCHEMA.iter_errors(document)]
+    return list(small_validator(SCHEMA, document))
+
+
+def schema_problems(document, report, use_jsonschema=True):
+    """One problem per violation, worded the same whichever validator found it."""
+    found = []
+    for path, keyword, expected, instance, schema in schema_errors(document, use_jsonschema):
+        if keyword == "additionalProperties":
+            known, patterns = schema.get("properties", {}), schema.get("patternProperties", {})
+            found.extend((path + [key], "unknown key") for key in instance
+                         if key not in known and not any(re.search(p, str(key)) for p in patterns))
+        elif keyword == "type":
+            expected = [expected] if isinstance(expected, str) else expected
+            found.append((path, "must be %s, got %s" % (" or ".join(_TYPE_WORDS[t] for t in expected), _type_word(instance))))
+        elif keyword == "enum":
+            found.append((path, "must be one of %s, got %r" % (", ".join(str(v) for v in expected), instance)))
+        elif keyword == "required":
+            found.extend((path + [key], "is required") for key in expected if key not in instance)
+        else:
+            found.append((path, "%r is not valid here (%s)" % (instance, keyword)))
+    for path, message in sorted(set((tuple(p), m) for p, m in found), key=lambda item: (str(item[0]), item[1])):
+        report.problem(list(path), message)
+
+
+# -- extends, profiles ---------------------------------------------------------------
+
+_APPENDED = ("ports", "expose", "dns", "dns_search", "tmpfs", "cap_add", "cap_drop", "external_links", "env_file",
+             "devices")
+_MAPPINGS = ("environment", "labels", "networks", "depends_on", "extra_hosts")   # list or mapping forms
+
+
+def _merged(base, override):
+    """Compose's merge of a service over the one it extends: mappings merged, some lists
+    appended, mounts and secrets by target or source, everything else replaced."""
+    result = dict(base)
+    for key, value in override.items():
+        if result.get(key) is None or value is None:
+            result[key] = value
+        elif key in _MAPPINGS:
+            result[key] = dict(as_mapping(result[key]), **as_mapping(value))
+        elif isinstance(value, dict) and isinstance(result[key], dict):
+            result[key] = dict(result[key], **value)
+        elif key in _APPENDED and isinstance(value, list) and isinstance(result[key], list):
+            result[key] = result[key] + [v for v in value if v not in result[key]]
+        elif key in ("volumes", "secrets", "configs") and isinstance(value, list) and isinstance(result[key], list):
+            mine = set(_reference_key(key, v) for v in value)
+            result[key] = [v for v in result[key] if _reference_key(key, v) not in mine] + value
+        else:
+            result[key] = value
+    return result
+
+
+def _reference_key(key, item):
+    """What identifies a mount (its target) or a secret (its source) when merging."""
+    if isinstance(item, dict):
+        return item.get("target") if key == "volumes" else item.get("source")
+    parts = str(item).split(":")
+    return parts[min(1, len(parts) - 1)] if key == "volumes" else parts[0]
+
+
+def resolve_extends(services, report):
+    """[(name, the service with what it extends merged in)], in file order."""
+    done = {}
+
+    def base_of(name, extends, chain):
+        base_name = extends if isinstance(extends, str) else extends["service"]
+        where = ["services", name, "extends"]
+        if isinstance(extends, dict) and extends.get("file"):
+            report.warn(where + ["file"], "%s not read: only extends within the same file; the service is read "
+                                          "without it" % extends["file"])
+        elif base_name not in services:
+            report.problem(where + ["service"], "unknown service %s" % base_name)
+        elif base_name in chain:
+            report.problem(where, "cycle %s" % " -> ".join(chain + [base_name]))
+        else:
+            base = dict(resolve(base_name, chain + [base_name]))
+            if base.pop("depends_on", None):
+                report.warn(where, "the depends_on of %s is not inherited" % base_name)
+            return base
+        return {}
+
+    def resolve(name, chain):
+        if name not in done:
+            raw = services[name]
+            own = dict((k, v) for k, v in raw.items() if k != "extends")
+            done[name] = _merged(base_of(name, raw["extends"], chain), own) if raw.get("extends") else own
+        return done[name]
+
+    return [(name, resolve(name, [name])) for name in services]
+
+
+def selected(raw, profiles):
+    """A service with profiles runs only when one of them is selected (`*`: all)."""
+    wanted = raw.get("profiles") or []
+    return not wanted or "*" in profiles or bool(set(wanted) & set(profiles))
+
+
+# -- the project ---------------------------------------------------------------------
+
+def _env_files(raw):
+    given = raw.get("env_file") or []
+    for entry in [given] if isinstance(given, str) else given:
+        yield (entry, True) if isinstance(entry, str) else (entry["path"], entry.get("required", True))
+
+
+def service_env(name, raw, lookup, base_dir, report):
+    """env_file entries, then environment over them; a bare NAME takes its value from the
+    environment, or is left out as Compose does."""
+    env, where = {}, ["services", name, "env_file"]
+    for path, required in _env_files(raw):
+        if not base_dir:
+            report.warn(where, "%s not read: no base_dir" % path)
+        elif os.path.isfile(os.path.join(base_dir, path)):
+            try:
+                env.update(parse_dotenv(read_file(base_dir, path), lookup, where, report))
+            except (IOError, OSError, UnicodeDecodeError) as exc:
+                report.problem(where, "%s cannot be read: %s" % (path, exc))
+        elif required:
+            report.problem(where, "%s does not exist in %s" % (path, base_dir))
+    env.update(as_mapping(raw.get("environment")))
+    result = {}
+    for key, value in env.items():
+        if value is not None:
+            result[str(key)] = text_of(value)
+        elif key in lookup:
+            result[str(key)] = lookup[key]
+        else:
+            report.warn(["services", name, "environment", key], "no value and not in env: left out, as Compose does")
+    return result
+
+
+def secret_reader(secrets, base_dir):
+    """secret name -> (its content, or None, and why not), read only when a rule asks."""
+    def read(name):
+        spec = secrets.get(name) or {}
+        if not base_dir:
+            return None, "no base_dir"
+        try:
+            return read_file(base_dir, spec["file"]).rstrip("\r\n"), None
+        except (IOError, OSError, UnicodeDecodeError) as exc:
+            return None, "%s cannot be read: %s" % (spec["file"], getattr(exc, "strerror", None) or exc)
+    return read
+
+
+def choose_project_name(given, document, lookup, base_dir, report):
+    """Compose's order: the argument, COMPOSE_PROJECT_NAME, the file's `name`, base_dir's name."""
+    if given:
+        if not re.match(r"^[a-z0-9][a-z0-9_-]*$", given):
+            report.problem(["project_name"], "%r must be lower-case letters, digits, '-' and '_', starting with a "
+                                             "letter or digit" % given)
+        return given
+    for candidate in (lookup.get("COMPOSE_PROJECT_NAME"), document.get("name"),
+                      os.path.basename(os.path.normpath(base_dir)) if base_dir else None):
+        name = re.sub(r"^[^a-z0-9]+", "", re.sub(r"[^a-z0-9_-]", "", str(candidate or "").lower()))
+        if name:
+            return name
+    report.warn(["name"], "no project_name, name or base_dir: the project is named compose")
+    return "compose"
+
+
+def read_project(document, project_name, lookup, profiles, base_dir, report):
+    """What compose_rules needs: the selected services (env resolved), the top-level sections."""
+    services = document.get("services") or {}
+    for name in services:
+        if not re.match(r"^[a-zA-Z0-9._-]+$", str(name)):
+            report.problem(["services", name], "is not a valid service name (letters, digits, '.', '_' and '-')")
+    resolved = resolve_extends(services, report)
+    check_dependencies(resolved, report)
+    sections = dict((key, dict(document.get(key) or {})) for key in ("networks", "volumes", "secrets", "configs"))
+    chosen = []
+    for name, raw in resolved:
+        if selected(raw, profiles):
+            chosen.append((name, read_service(name, raw, sections, service_env(name, raw, lookup, base_dir, report), report)))
+        else:
+            report.warn(["services", name, "profiles"], "none selected of %s; left out" % ", ".join(raw["profiles"]))
+    for key in ("version", "include"):
+        if key in document:
+            report.warn([key], "obsolete, ignored" if key == "version" else "other files are not read; left out")
+    return dict(sections, name=choose_project_name(project_name, document, lookup, base_dir, report),
+                services=chosen, base_dir=base_dir, read_secret=secret_reader(sections["secrets"], base_dir))
+
+
+def from_compose(text, project_name=None, env=None, profiles=None, base_dir=None, source="compose file",
+                 use_jsonschema=True):
+    """A compose file's text -> {resources, connections, warnings} in the stack role's format.
+    Raises ComposeError listing every problem found. use_jsonschema=False: the small validator."""
+    report = Report(source)
+    document = load(text, source)
+    lookup = environment(env, base_dir, report)
+    document = interpolated(document, lookup, [], report)
+    schema_problems(document, report, use_jsonschema)
+    report.raise_if_any()
+    if profiles is None:
+        profiles = [p for p in lookup.get("COMPOSE_PROFILES", "").split(",") if p]
+    project = read_project(document, project_name, lookup, list(profiles), base_dir, report)
+    resources, connections = declaration(project, report)   # safe with problems: what is wrong was left out
+    report.raise_if_any()
+    return {"resources": resources, "connections": connections, "warnings": list(report.warnings)}

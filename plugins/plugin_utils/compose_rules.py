@@ -1,0 +1,756 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""compose_rules: the services of a read compose file (normalised by compose_import.py) as
+the stack's resources, and the connections their declarations imply, each with a
+`description` naming the rule that found it. Whatever has no place in the declaration is a
+warning naming the service and the key; an env var that matches no rule stays plain env.
+
+The rules tried on each env var of a service, in this order:
+  - a database URL (postgres://, postgresql://, mysql://, mariadb://, redis://) whose host is
+    a service: a database connection with the URL as connection_string_template;
+  - `X_HOST=db[:port]` beside X_USER, X_PASSWORD (or X_PASSWORD_FILE naming a secret),
+    X_NAME/X_DATABASE/X_DB or X_PORT, where `db` is a database server (by its image or its
+    POSTGRES_/MYSQL_/MARIADB_ env): a database connection giving the parts as `env`;
+  - `http(s)://svc[:port]/...`: a service_mesh connection;
+  - `X_HOST=svc[:port]`, or a value `svc:port`: a network connection on a network both share.
+A connection that would close a cycle, or set an env var of the service to another value,
+is not made: the env var stays, with a warning.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import posixpath
+import re
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import docker_name_problem, env_name
+
+CONDITIONS = {"service_started": "started", "service_healthy": "healthy",
+              "service_completed_successfully": "completed_successfully"}
+URL_ENGINES = {"postgres": "postgresql", "postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql",
+               "redis": "redis"}
+SERVER_IMAGES = URL_ENGINES
+SERVER_ENV = (("POSTGRES_", "postgresql"), ("MYSQL_", "mysql"), ("MARIADB_", "mysql"))
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "redis": 6379}
+# The parts beside X_HOST and their placeholders; the first of NAME/DATABASE/DB names the database.
+PART_SUFFIXES = (("USER", "{user}"), ("PASSWORD", "{password}"), ("NAME", "{database}"), ("DATABASE", "{database}"),
+                 ("DB", "{database}"), ("PORT", "{port}"))
+HTTP_URL = re.compile(r"^(https?)://([A-Za-z0-9_.-]+)(?::([0-9]+))?(/.*)?$")
+DURATION = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h))+$")
+SECRETS_DIR = "/run/secrets/"
+# Types of which one connection between two services says all: a second env var stays plain.
+ONE_PER_PAIR = ("network", "service_mesh")
+# The service keys mapped here; every other one (but x-) is a warning, with the reason for the usual ones.
+MAPPED = ("image", "command", "environment", "env_file", "ports", "expose", "volumes", "depends_on", "healthcheck",
+          "networks", "restart", "labels", "profiles", "extends", "secrets", "configs", "deploy", "scale")
+WHY_NOT = {
+    "build": "the stack deploys images, it builds none",
+    "entrypoint": "the container resource has no entrypoint field (command replaces the image's CMD only)",
+    "container_name": "the resource is named after the service, the name the other services reach it by",
+    "links": "every container reaches the others by name on the stack's network",
+    "network_mode": "containers join the stack's networks",
+}
+
+
+# -- reading a service's fields (compose_import.read_service) -----------------------
+
+def as_mapping(value, separator="="):
+    """A list or mapping form (environment, labels, networks) as a mapping; None for a bare name."""
+    if isinstance(value, dict):
+        return dict(value)
+    result = {}
+    for item in value or []:
+        name, sep, rest = str(item).partition(separator)
+        result[name] = rest if sep else None
+    return result
+
+
+def text_of(value):
+    """A value as Compose puts it in env and labels: booleans lower case, None empty."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def dependencies(raw):
+    """[(service, condition, options)] of depends_on, in its order."""
+    given = raw.get("depends_on") or []
+    if isinstance(given, list):
+        return [(name, "service_started", {}) for name in given]
+    return [(name, (options or {}).get("condition") or "service_started", options or {})
+            for name, options in given.items()]
+
+
+def service_networks(raw):
+    """[(network key, attachment options)]; the default network when none is named."""
+    given = raw.get("networks")
+    if not given:
+        return [("default", {})]
+    if isinstance(given, list):
+        return [(name, {}) for name in given]
+    return [(name, options or {}) for name, options in given.items()]
+
+
+def _port_range(text):
+    low, sep, high = str(text).partition("-")
+    if not low.isdigit() or (sep and not high.isdigit()):
+        raise ValueError("not a port or a range of ports")
+    numbers = list(range(int(low), int(high or low) + 1))
+    if not numbers or not all(0 < n < 65536 for n in numbers):
+        raise ValueError("ports are 1-65535")
+    return [str(n) for n in numbers]
+
+
+def _expanded(target, published, host_ip, protocol):
+    """[(target, published, host_ip, protocol)], a range becoming one entry per port."""
+    if protocol not in ("tcp", "udp", "sctp"):
+        raise ValueError("protocol %s is not tcp, udp or sctp" % protocol)
+    targets = _port_range(target)
+    if published in (None, ""):
+        return [(t, published, host_ip, protocol) for t in targets]
+    hosts = _port_range(published)
+    if len(hosts) != len(targets):
+        raise ValueError("the host and container ranges differ in length")
+    return [(t, h, host_ip, protocol) for t, h in zip(targets, hosts)]
+
+
+def parse_port(item, published_default=""):
+    """A `ports` (or, with published_default None, `expose`) entry in short or long form."""
+    if isinstance(item, dict):
+        published = item.get("published")
+        return _expanded(item["target"], published_default if published is None else str(published),
+                         item.get("host_ip") or "", item.get("protocol") or "tcp")
+    text, protocol = str(item), "tcp"
+    if "/" in text:
+        text, protocol = text.rsplit("/", 1)
+    host_ip = ""
+    if text.startswith("["):
+        close = text.find("]:")
+        if close < 0:
+            raise ValueError("an IPv6 host address is written [::1]:8080:80")
+        host_ip, text = text[1:close], text[close + 2:]
+    parts = text.split(":")
+    if len(parts) == 3 and not host_ip:
+        host_ip = parts.pop(0)
+    if len(parts) > 2:
+        raise ValueError("use 80, 8080:80 or 127.0.0.1:8080:80[/udp]")
+    published = parts[0] if len(parts) == 2 else published_default
+    return _expanded(parts[-1], published, host_ip, protocol)
+
+
+def parse_mount(item):
+    """A `volumes` entry -> {type, source, target, read_only, options}; source None: anonymous."""
+    if isinstance(item, dict):
+        options = [k for k in ("bind", "volume", "tmpfs", "image", "consistency") if item.get(k)]
+        return {"type": item["type"], "source": item.get("source"), "target": item["target"],
+                "read_only": bool(item.get("read_only")), "options": options}
+    parts = str(item).split(":")
+    if len(parts) > 3 or not all(parts):
+        raise ValueError("use name:/path, ./dir:/path or /path, with :ro or :rw")
+    if len(parts) == 1:
+        return {"type": "volume", "source": None, "target": parts[0], "read_only": False, "options": []}
+    modes = parts[2].split(",") if len(parts) == 3 else []
+    kind = "bind" if parts[0].startswith((".", "/", "~")) else "volume"
+    return {"type": kind, "source": parts[0], "target": parts[1], "read_only": "ro" in modes,
+            "options": [m for m in modes if m not in ("ro", "rw")]}
+
+
+def read_ports(name, service, report):
+    """[(target, published, host_ip, protocol)] of ports, then of expose (published None)."""
+    entries = []
+    for key, default in (("ports", ""), ("expose", None)):
+        for index, item in enumerate(service.get(key) or []):
+            where = ["services", name, key, index]
+            try:
+                found = parse_port(item, default)
+            except (ValueError, KeyError) as exc:
+                report.problem(where, "invalid port %r: %s" % (item, exc))
+                continue
+            declared = [(e[0], e[3]) for e in entries]
+            entries.extend(e for e in found if e[1] is not None or (e[0], e[3]) not in declared)   # exposed once
+            for option in ("mode", "name", "app_protocol"):
+                if isinstance(item, dict) and item.get(option):
+                    report.warn(where + [option], "no field for it; left out")
+    return entries
+
+
+def read_mounts(name, service, volumes, report):
+    """The volumes entries parsed, each with `where` it was; named volumes must be declared."""
+    mounts = []
+    for index, item in enumerate(service.get("volumes") or []):
+        where = ["services", name, "volumes", index]
+        try:
+            mount = dict(parse_mount(item), where=where)
+        except (ValueError, KeyError) as exc:
+            report.problem(where, "invalid volume %r: %s" % (item, exc))
+            continue
+        if mount["type"] == "bind" and not mount["source"]:
+            report.problem(where, "a bind mount needs a source")
+        elif not posixpath.isabs(mount["target"]):
+            report.problem(where, "target %s must be an absolute path" % mount["target"])
+        elif mount["type"] == "volume" and mount["source"] and mount["source"] not in volumes:
+            report.problem(where, "undefined volume %s" % mount["source"])
+        else:
+            mounts.append(mount)
+    return mounts
+
+
+def read_references(name, service, kind, declared, report):
+    """[(source, target path, entry)] of a service's secrets or configs, each declared."""
+    found, directory = [], "/run/secrets/" if kind == "secrets" else "/"
+    for index, item in enumerate(service.get(kind) or []):
+        source = item["source"] if isinstance(item, dict) else item
+        target = (item.get("target") if isinstance(item, dict) else None) or source
+        if source not in declared:
+            report.problem(["services", name, kind, index], "undefined %s %s" % (kind[:-1], source))
+        else:
+            found.append((source, target if target.startswith("/") else directory + target, item))
+    return found
+
+
+def check_dependencies(services, report):
+    """Every depends_on names a service of the file, and they form no cycle."""
+    needs = dict((name, [d for d, _c, _o in dependencies(raw)]) for name, raw in services)
+    for name, targets in needs.items():
+        for target in targets:
+            if target not in needs:
+                report.problem(["services", name, "depends_on"], "unknown service %s" % target)
+    state = {}
+
+    def visit(name, path):
+        state[name] = "open"
+        for target in needs[name]:
+            if state.get(target) == "open":
+                return path[path.index(target):] + [target]
+            if target in needs and target not in state:
+                cycle = visit(target, path + [target])
+                if cycle:
+                    return cycle
+        state[name] = "done"
+        return None
+
+    for name in needs:
+        cycle = visit(name, [name]) if name not in state else None
+        if cycle:
+            report.problem(["services", cycle[0], "depends_on"], "cycle %s" % " -> ".join(cycle))
+            return
+
+
+def read_service(name, raw, sections, env, report):
+    """A selected service with its fields in one form each (env: its environment, resolved)."""
+    service = dict(raw, environment=env, depends_on=dependencies(raw),
+                   networks=service_networks(raw), ports=read_ports(name, raw, report),
+                   volumes=read_mounts(name, raw, sections["volumes"], report))
+    service.pop("expose", None)
+    for kind in ("secrets", "configs"):
+        service[kind] = read_references(name, raw, kind, sections[kind], report)
+    for key, _options in service["networks"]:
+        if key != "default" and key not in sections["networks"]:
+            report.problem(["services", name, "networks"], "undefined network %s" % key)
+    service["networks"] = [n for n in service["networks"] if n[0] == "default" or n[0] in sections["networks"]]
+    if raw.get("labels") is not None:
+        service["labels"] = dict((str(k), text_of(v)) for k, v in as_mapping(raw["labels"]).items())
+    return service
+
+
+# -- mapping ------------------------------------------------------------------------
+
+def server_engine(service):
+    """The engine of a database server, from its image (any registry or namespace) or its env."""
+    image = str(service.get("image") or "").split("@")[0].rsplit("/", 1)[-1].split(":")[0]
+    if image in SERVER_IMAGES:
+        return SERVER_IMAGES[image]
+    return next((engine for prefix, engine in SERVER_ENV if any(k.startswith(prefix) for k in service["environment"])),
+                None)
+
+
+def stack_port(target, published, host_ip, protocol):
+    """One port as the container resource takes it (an IPv6 host address needs the dict form)."""
+    suffix = "" if protocol == "tcp" else "/" + protocol
+    if published is None:
+        return target + suffix
+    if ":" in host_ip:
+        return {"container_port": int(target), "host_port": published, "host_ip": host_ip, "protocol": protocol}
+    return "%s%s:%s%s" % (host_ip + ":" if host_ip else "", published, target, suffix)
+
+
+def split_url(value):
+    """scheme://[user[:password]@]host[:port][/path][?query] -> its raw parts, or None."""
+    scheme, sep, rest = value.partition("://")
+    if not sep or not re.match(r"^[a-z][a-z0-9+.-]*$", scheme):
+        return None
+    cut = min([i for i in (rest.find(c) for c in "/?#") if i >= 0] or [len(rest)])
+    userinfo, at, hostport = rest[:cut].rpartition("@")
+    host, colon, port = hostport.partition(":")
+    if not host or (colon and not port.isdigit()):
+        return None
+    user, has_password, password = userinfo.partition(":")
+    tail = rest[cut:]
+    split = min([i for i in (tail.find(c) for c in "?#") if i >= 0] or [len(tail)])
+    return {"scheme": scheme, "at": bool(at), "user": user, "has_password": bool(has_password),
+            "password": password, "host": host, "port": port, "path": tail[:split], "query": tail[split:]}
+
+
+def _literal(text):
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def url_template(url):
+    """The URL with {user}, {password}, {host}, {port} and {database} put back where it had them."""
+    template = _literal(url["scheme"]) + "://"
+    if url["at"]:
+        template += ("{user}" if url["user"] else "") + (":{password}" if url["has_password"] else "") + "@"
+    template += "{host}" + (":{port}" if url["port"] else "")
+    template += "/{database}" if url["path"].strip("/") else _literal(url["path"])
+    return template + _literal(url["query"])
+
+
+def _unquote(text):
+    try:
+        from urllib.parse import unquote
+    except ImportError:   # Python 2 only; the controller never runs it
+        from urllib import unquote
+    return unquote(text)
+
+
+def _docker_like(text):
+    return re.sub(r"[^a-zA-Z0-9_.-]+", "-", text).strip("-._") or "file"
+
+
+class Declaration(object):
+    """The resources and connections of one project, built in file order."""
+
+    def __init__(self, project, report):
+        self.project, self.report = project, report
+        self.name = project["name"]
+        self.services = project["services"]           # [(name, service)] selected, in file order
+        self.by_name = dict(self.services)
+        self.env = dict((n, dict(s["environment"])) for n, s in self.services)   # what stays plain env
+        self.mounts = dict((n, []) for n, _s in self.services)
+        self.attached = dict((n, []) for n, _s in self.services)
+        self.declared = dict((n, [int(p[0]) for p in s["ports"]]) for n, s in self.services)
+        self.connections = []
+        self.pairs = set()                            # (type, from, to) of the connections the env rules made
+        self.needs = dict((n, set()) for n, _s in self.services)     # what each connects to: no cycle
+        self.names = set(self.by_name)                # resource names taken
+        self.volume_resources, self.file_resources = {}, {}
+        self.delivered = set()                        # (service, secret) a database connection delivers
+        self.networks = dict((key, self._network_settings(key, spec or {}))
+                             for key, spec in dict({"default": None}, **project["networks"]).items())
+
+    def warn(self, path, message):
+        self.report.warn(path, message)
+
+    def build(self):
+        for name, service in self.services:
+            self.needs[name].update(t for t, _c, _o in service["depends_on"] if t in self.by_name)
+        usage = self._volume_usage()
+        for name, service in self.services:
+            self._unmapped(name, service)
+            self._depends_on(name, service)
+            self._env_rules(name)
+            self._mounts(name, service, usage)
+            for kind, directory in (("secrets", SECRETS_DIR), ("configs", "/")):
+                self._files(name, service, kind, directory)
+        for name, service in self.services:
+            self._attach(name, service)
+        resources = [self._container(name, service) for name, service in self.services]
+        return resources + list(self.volume_resources.values()) + list(self.file_resources.values()), self.connections
+
+    # -- containers ------------------------------------------------------------------
+
+    def _unmapped(self, name, service):
+        for key in service:
+            if key not in MAPPED and not str(key).startswith("x-"):
+                why = WHY_NOT.get(key, "the container resource has no field for it")
+                self.warn(["services", name, key], "%s; left out" % why)
+        if not service.get("image"):
+            self.warn(["services", name, "image"], "none given: the stack needs an image for every container")
+        if docker_name_problem(name):
+            self.warn(["services", name], "the stack refuses it as a resource name: %s" % docker_name_problem(name))
+
+    def _container(self, name, service):
+        resource = {"name": name}
+        for key, field, value in (("image", "image", service.get("image")), ("command", "command", service.get("command")),
+                                  ("environment", "env", self.env[name]),
+                                  ("ports", "ports", [stack_port(*p) for p in service["ports"]]),
+                                  ("volumes", "mounts", self.mounts[name]), ("networks", "networks", self.attached[name]),
+                                  ("healthcheck", "healthcheck", self._healthcheck(name, service.get("healthcheck"))),
+                                  ("labels", "labels", service.get("labels"))):
+            if value or (key == "command" and value is not None):
+                resource[field] = value
+        if service.get("restart"):
+            resource["restart_policy"] = service["restart"].split(":")[0]
+            if ":" in service["restart"]:
+                self.warn(["services", name, "restart"], "the retry count of %s has no field; restart_policy is "
+                                                         "on-failure" % service["restart"])
+        resource.update(self._deploy(name, service))
+        return resource
+
+    def _healthcheck(self, name, check):
+        where = ["services", name, "healthcheck"]
+        if not check:
+            return None
+        if check.get("disable"):
+            return {"test": ["NONE"]}
+        if check.get("test") is None:
+            self.warn(where, "no test: timings without the image's test cannot be declared; left out")
+            return None
+        result = {"test": check["test"]}
+        for key in ("interval", "timeout", "start_period"):
+            if check.get(key) is not None:
+                if not DURATION.match(check[key]):
+                    self.report.problem(where + [key], "invalid duration %r: use forms like 30s, 1m30s or 500ms" % check[key])
+                result[key] = check[key]
+        if check.get("retries") is not None:
+            if not str(check["retries"]).isdigit():
+                self.report.problem(where + ["retries"], "%r is not a number" % check["retries"])
+            result["retries"] = int(check["retries"]) if str(check["retries"]).isdigit() else check["retries"]
+        if check.get("start_interval"):
+            self.warn(where + ["start_interval"], "no field for it; left out")
+        return result
+
+    def _deploy(self, name, service):
+        deploy, fields, where = service.get("deploy") or {}, {}, ["services", name, "deploy"]
+        replicas = deploy.get("replicas", service.get("scale"))
+        if replicas is not None and not str(replicas).isdigit():
+            self.report.problem(where + ["replicas"], "%r is not a number" % replicas)
+        elif replicas is not None:
+            fields["replicas"] = int(replicas)
+            if int(replicas) > 1:
+                self.warn(where + ["replicas"], "%s replicas need clockwork_engine=swarm" % replicas)
+        if deploy.get("endpoint_mode"):
+            fields["endpoint_mode"] = deploy["endpoint_mode"]
+        placement = dict(deploy.get("placement") or {})
+        if str(placement.get("max_replicas_per_node", "")).isdigit():
+            fields["max_replicas_per_node"] = int(placement.pop("max_replicas_per_node"))
+        for key in sorted(k for k in deploy if k not in ("replicas", "endpoint_mode", "placement")) + \
+                ["placement.%s" % k for k in sorted(placement)]:
+            self.warn(where + key.split("."), "no field for it; left out")
+        return fields
+
+    # -- connections -------------------------------------------------------------------
+
+    def _reaches(self, start, goal):
+        seen, todo = set(), [start]
+        while todo:
+            current = todo.pop()
+            if current == goal:
+                return True
+            if current not in seen:
+                seen.add(current)
+                todo.extend(self.needs.get(current, ()))
+        return False
+
+    def _add(self, name, key, connection, consumed=(), injected=None):
+        """Adds a connection unless it closes a cycle or sets an env var of the service to another
+        value; the env it sets replaces the service's own. Returns whether it was added."""
+        target, kind, env = connection["to"], connection["type"], self.env[name]
+        where = ["services", name, "environment", key]
+        if self._reaches(target, name):
+            self.warn(where, "a %s connection to %s would close a cycle, which the stack refuses; kept as plain env"
+                      % (kind, target))
+            return False
+        for variable, value in sorted((injected or {}).items()):
+            if variable in env and variable not in consumed and env[variable] != value:
+                self.warn(where, "the %s connection to %s would set %s to %s; kept as plain env, no connection"
+                          % (kind, target, variable, value))
+                return False
+        if kind in ONE_PER_PAIR and (kind, name, target) in self.pairs:
+            return False   # one is enough; this env var stays plain
+        self.pairs.add((kind, name, target))
+        for variable in list(consumed) + [v for v, value in (injected or {}).items() if env.get(v) == value]:
+            env.pop(variable, None)
+        self.needs[name].add(target)
+        self.connections.append(connection)
+        return True
+
+    def _depends_on(self, name, service):
+        for target, condition, options in service["depends_on"]:
+            if target not in self.by_name:
+                self.warn(["services", name, "depends_on"], "%s is not selected (profiles); no dependency" % target)
+                continue
+            if options.get("restart"):
+                self.warn(["services", name, "depends_on", target, "restart"], "no field for it; left out")
+            self.connections.append({"type": "dependency", "from": name, "to": target, "condition": CONDITIONS[condition],
+                                     "description": "from compose: depends_on %s -> %s (%s)" % (name, target, condition)})
+
+    def _env_rules(self, name):
+        groups = self._part_groups(name)
+        grouped = set(v for _c, consumed, _s in groups.values() for v in consumed) - set(groups)
+        for key, value in list(self.env[name].items()):
+            if key not in self.env[name] or key in grouped:
+                continue   # taken by a rule already, or a part of a group
+            if key in groups:
+                connection, consumed, secret = groups[key]
+                if self._add(name, key, connection, consumed) and secret:
+                    self.delivered.add((name, secret))
+                continue
+            for rule in (self._database_url, self._service_mesh, self._network):
+                found = rule(name, key, value)
+                if found is not None:
+                    self._add(name, key, *found)
+                    break
+
+    def _target(self, name, host):
+        return host if host in self.by_name and host != name else None
+
+    def _check_port(self, name, key, target, port, engine):
+        declared = self.declared[target]
+        used, why = (declared[0], "the first port %s declares" % target) if declared else \
+            (DEFAULT_PORTS[engine], "the %s default" % engine)
+        if port and int(port) != used:
+            self.warn(["services", name, "environment", key], "says port %s; the stack fills {port} with %s (%s)"
+                      % (port, used, why))
+
+    def _database_url(self, name, key, value):
+        url = split_url(value)
+        if not url or url["scheme"] not in URL_ENGINES or not self._target(name, url["host"]):
+            return None
+        engine, target = URL_ENGINES[url["scheme"]], url["host"]
+        self._check_port(name, key, target, url["port"], engine)
+        connection = {"type": "database", "from": name, "to": target, "engine": engine,
+                      "description": "from compose: environment %s of %s is a %s URL naming service %s" % (
+                          key, name, url["scheme"], target),
+                      "connection_string_template": url_template(url), "env_var_name": key}
+        if url["user"]:
+            connection["username"] = _unquote(url["user"])
+        if url["has_password"]:
+            connection["password"] = _unquote(url["password"])
+        if url["path"].strip("/"):
+            connection["database_name"] = _unquote(url["path"].lstrip("/"))
+        return connection, [key]
+
+    def _part_groups(self, name):
+        """X_HOST -> (connection, env it takes, secret) for each X_HOST naming a database server
+        beside at least one sibling part."""
+        env, groups = self.env[name], {}
+        for key, value in env.items():
+            host, _sep, port = value.partition(":")
+            target = self._target(name, host)
+            if not key.endswith("_HOST") or len(key) <= 5 or not target or (port and not port.isdigit()):
+                continue
+            engine = server_engine(self.by_name[target])
+            prefix = key[:-len("HOST")]
+            parts, secret = self._siblings(name, prefix)
+            if engine is None or not parts:
+                continue
+            parts[key] = "{host}:{port}" if port else "{host}"
+            consumed = [v for v in parts if v in env] + ([prefix + "PASSWORD_FILE"] if secret else [])
+            groups[key] = (self._parts_connection(name, key, target, engine, parts, secret), consumed, secret)
+        return groups
+
+    def _siblings(self, name, prefix):
+        """({variable: placeholder}, the secret holding the password or None) of X_'s siblings."""
+        env, parts, secret = self.env[name], {}, None
+        for suffix, template in PART_SUFFIXES:
+            variable = prefix + suffix
+            if variable in env and template not in parts.values() and (suffix != "PORT" or env[variable].isdigit()):
+                parts[variable] = template
+        if prefix + "PASSWORD" not in env:
+            path = env.get(prefix + "PASSWORD_FILE")
+            secret = next((s for s, target, _i in self.by_name[name]["secrets"] if path and target == path
+                           and (self.project["secrets"].get(s) or {}).get("file")), None)
+            if secret:
+                parts[prefix + "PASSWORD"] = "{password}"
+        return parts, secret
+
+    def _parts_connection(self, name, key, target, engine, parts, secret):
+        values = dict((template, self.env[name].get(variable)) for variable, template in parts.items())
+        connection = {"type": "database", "from": name, "to": target, "engine": engine,
+                      "description": "from compose: environment %s of %s names the %s server %s, with %s" % (
+                          key, name, engine, target, ", ".join(sorted(v for v in parts if v != key))),
+                      "env": dict((v, parts[v]) for v in sorted(parts)), "env_var_name": ""}
+        if values.get("{user}"):
+            connection["username"] = values["{user}"]
+        if secret:
+            connection.update(password=self._secret_value(name, secret), password_delivery="file")
+        elif values.get("{password}") is not None:
+            connection["password"] = values["{password}"]
+        if values.get("{database}"):
+            connection["database_name"] = values["{database}"]
+        for variable, template in parts.items():
+            if template in ("{port}", "{host}:{port}"):
+                self._check_port(name, variable, target, self.env[name][variable].rpartition(":")[2], engine)
+        return connection
+
+    def _secret_value(self, name, secret):
+        value, why = self.project["read_secret"](secret)
+        if value is None:
+            self.warn(["services", name, "secrets"], "the password of secret %s is not read (%s): the connection's "
+                                                     "password is a placeholder to replace" % (secret, why))
+            return "<secret %s>" % secret
+        return value
+
+    def _service_mesh(self, name, key, value):
+        url = HTTP_URL.match(value)
+        target = self._target(name, url.group(2)) if url else None
+        if not target:
+            return None
+        protocol = url.group(1)
+        port = int(url.group(3) or (443 if protocol == "https" else 80))
+        if port not in self.declared[target]:
+            self.warn(["services", name, "environment", key], "port %d is neither exposed nor published by %s"
+                      % (port, target))
+        connection = {"type": "service_mesh", "from": name, "to": target, "protocol": protocol, "port": port,
+                      "service_name": target, "health_check_path": url.group(4) or "/",
+                      "description": "from compose: environment %s of %s is an %s URL of service %s" % (
+                          key, name, protocol, target)}
+        return connection, (), {env_name(target) + "_URL": "%s://%s:%d" % (protocol, target, port)}
+
+    def _network(self, name, key, value):
+        host, sep, port = value.partition(":")
+        target = self._target(name, host)
+        if not target or (sep and not port.isdigit()) or not (key.endswith("_HOST") or sep):
+            return None
+        theirs = [n for n, _options in self.by_name[target]["networks"]]
+        shared = [n for n, _options in self.by_name[name]["networks"] if n in theirs]
+        if not shared:
+            self.warn(["services", name, "environment", key], "names service %s, but they share no network; no "
+                                                              "connection" % target)
+            return None
+        connection = dict({"type": "network", "from": name, "to": target,
+                           "description": "from compose: environment %s of %s names service %s" % (key, name, target)},
+                          **self.networks[shared[0]])
+        return connection, (), {env_name(target) + "_HOST": target}
+
+    # -- networks ------------------------------------------------------------------------
+
+    def _network_settings(self, key, spec):
+        """The fields of a network connection on the top-level network `key` (<project>_<key>)."""
+        where = ["networks", key]
+        if spec.get("external"):
+            self.warn(where + ["external"], "the stack creates it when it does not exist")
+        name = spec.get("name") or (key if spec.get("external") else "%s_%s" % (self.name, key))
+        settings = {"network_name": name, "driver": spec.get("driver") or "bridge"}
+        settings.update((flag, True) for flag in ("internal", "enable_ipv6") if spec.get(flag))
+        ipam = spec.get("ipam") or {}
+        pools = ipam.get("config") or [{}]
+        settings.update((field, pools[0][field]) for field in ("subnet", "gateway") if pools[0].get(field))
+        if len(pools) > 1:
+            self.warn(where + ["ipam", "config"], "only the first pool is declared")
+        unmapped = [k for k in ("driver_opts", "attachable", "labels", "enable_ipv4") if k in spec]
+        unmapped += ["ipam.%s" % k for k in ("driver", "options") if k in ipam]
+        unmapped += ["ipam.config.%s" % k for k in ("ip_range", "aux_addresses") if k in pools[0]]
+        for key_path in unmapped:
+            self.warn(where + key_path.split("."), "no field for it; left out")
+        return settings
+
+    def _attach(self, name, service):
+        """The service's networks that a network connection creates; the others are warnings."""
+        created = set(c["network_name"] for c in self.connections if c.get("network_name"))
+        for key, options in service["networks"]:
+            where = ["services", name, "networks", key]
+            for option in sorted(k for k in options if k != "aliases"):
+                self.warn(where + [option], "no field for it; left out")
+            aliases = list(options.get("aliases") or [])
+            if key == "default":
+                if aliases:
+                    self.warn(where + ["aliases"], "on the stack's default network a container has its name only; left out")
+            elif self.networks[key]["network_name"] in created:
+                self.attached[name].append({"name": self.networks[key]["network_name"], "aliases": aliases})
+            else:
+                self.warn(where, "no network connection creates it (the stack makes a network for a connection only); "
+                                 "%s is on the stack's default network" % name)
+        if "default" not in [k for k, _o in service["networks"]]:
+            self.warn(["services", name, "networks"], "the stack joins every container to its default network too")
+
+    # -- volumes, bind mounts, secrets, configs ---------------------------------------------
+
+    def _volume_usage(self):
+        usage = {}
+        for name, service in self.services:
+            for mount in service["volumes"]:
+                if mount["type"] == "volume" and mount["source"] and name not in usage.setdefault(mount["source"], []):
+                    usage[mount["source"]].append(name)
+        for key in self.project["volumes"]:
+            if key not in usage:
+                self.warn(["volumes", key], "used by no selected service; left out")
+        return usage
+
+    def _unique(self, name):
+        candidate, number = name, 1
+        while candidate in self.names:
+            number += 1
+            candidate = "%s-%d" % (name, number)
+        self.names.add(candidate)
+        return candidate
+
+    def _volume(self, key):
+        """The volume resource of the top-level volume `key` (Compose's name: <project>_<key>)."""
+        if key not in self.volume_resources:
+            spec = self.project["volumes"][key] or {}
+            name = spec.get("name") or (key if spec.get("external") else "%s_%s" % (self.name, key))
+            if spec.get("external"):
+                self.warn(["volumes", key, "external"], "the stack creates it when it does not exist")
+            for option in [o for o in ("driver_opts", "labels") if o in spec]:
+                self.warn(["volumes", key, option], "no field for it; left out")
+            self.volume_resources[key] = {"name": self._unique(name), "type": "volume", "volume_name": name,
+                                          "driver": spec.get("driver") or "local"}
+        return self.volume_resources[key]
+
+    def _file(self, path, name):
+        """The file resource of a host path (relative: to base_dir, or left to the playbook's directory)."""
+        base_dir = self.project["base_dir"]
+        if not os.path.isabs(path) and not path.startswith("~"):
+            path = os.path.normpath(os.path.join(base_dir, path) if base_dir else path)
+        if path not in self.file_resources:
+            self.file_resources[path] = {"name": self._unique(_docker_like(name)), "type": "file", "path": path}
+        return self.file_resources[path]
+
+    def _mounts(self, name, service, usage):
+        for mount in service["volumes"]:
+            where, target = mount["where"], mount["target"]
+            if mount["type"] not in ("volume", "bind"):
+                self.warn(where, "a %s mount at %s has no place in the declaration; left out" % (mount["type"], target))
+            elif not mount["source"]:
+                self.warn(where, "an anonymous volume at %s has no place in the declaration (a named one has); left out"
+                          % target)
+            else:
+                for option in mount["options"]:
+                    self.warn(where + [option], "no field for it; left out")
+                read_only = {"read_only": True} if mount["read_only"] else {}
+                if mount["type"] == "bind":
+                    self._bind(name, mount, read_only)
+                elif len(usage[mount["source"]]) < 2:
+                    self.mounts[name].append(dict({"type": "volume", "source": self._volume(mount["source"])["volume_name"],
+                                                   "target": target}, **read_only))
+                else:
+                    self._shared_volume(name, mount, usage[mount["source"]], read_only)
+
+    def _bind(self, name, mount, read_only):
+        resource = self._file(mount["source"], mount["source"].lstrip("./~") or "bind")
+        self.connections.append(dict({"type": "file", "from": name, "to": resource["name"], "mount_path": mount["target"],
+                                      "description": "from compose: bind mount %s at %s of %s" % (
+                                          mount["source"], mount["target"], name)}, **read_only))
+
+    def _shared_volume(self, name, mount, users, read_only):
+        volume = self._volume(mount["source"])
+        self.connections.append(dict({"type": "file", "from": name, "to": volume["name"], "mount_path": mount["target"],
+                                      "volume_name": volume["volume_name"], "volume_driver": volume["driver"],
+                                      "description": "from compose: volume %s is shared by %s" % (
+                                          mount["source"], ", ".join(users))}, **read_only))
+
+    def _files(self, name, service, kind, directory):
+        for index, (source, target, item) in enumerate(service[kind]):
+            where = ["services", name, kind, index]
+            spec = self.project[kind].get(source) or {}
+            if (name, source) in self.delivered:
+                continue
+            if not spec.get("file"):
+                origin = next((k for k in ("environment", "content", "external") if spec.get(k)), "nowhere")
+                self.warn(where, "%s %s comes from %s, not a file: nothing to mount; left out" % (kind[:-1], source, origin))
+                continue
+            for option in [o for o in ("uid", "gid", "mode") if isinstance(item, dict) and item.get(o) is not None]:
+                self.warn(where + [option], "no field for it; left out")
+            resource = self._file(spec["file"], "%s-%s" % (kind[:-1], source))
+            self.connections.append({"type": "file", "from": name, "to": resource["name"], "mount_path": target,
+                                     "read_only": True, "description": "from compose: %s %s of %s at %s" % (
+                                         kind[:-1], source, name, target)})
+
+
+def declaration(project, report):
+    """(resources, connections) of a read project; problems and warnings go to `report`."""
+    return Declaration(project, report).build()
