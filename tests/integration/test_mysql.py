@@ -2,12 +2,17 @@
 container of the local image: check -> apply -> idempotent -> check, schema and migrations
 once, drift refused, a statement that fails half-way through a file, a password rotation
 that keeps the data, and no password in `-vvv --diff`."""
+import os
+import signal
 import subprocess
+import time
 from urllib.parse import quote
 
 import pytest
+import yaml
 
-from helpers import LOCAL_IMAGES, NGINX_IMAGE, docker, engine_state, env_of, playbook
+from helpers import LOCAL_IMAGES, NGINX_IMAGE, ROOT, VENV_BIN, docker, engine_state, env_of, playbook
+from test_concurrency import at_once
 from test_rotation import stack  # noqa: F401  (the stack fixture that also removes carried anonymous volumes)
 from test_stack_showcase import stack_task
 
@@ -153,3 +158,74 @@ def test_password_rotation_keeps_the_data(stack, workdir):
     assert quote(NEW_PASSWORD, safe="") in env_of(stack + "-app")["DATABASE_URL"]
     again = deploy(stack, workdir, password=NEW_PASSWORD)
     assert again.rc == 0 and again.result("stack")["changed"] is False, again.output
+
+
+def test_two_deploys_at_once_converge_and_apply_each_file_once(stack, workdir):
+    first, second = at_once(lambda: deploy(stack, workdir), lambda: deploy(stack, workdir))
+    for run in (first, second):
+        assert run.rc == 0, run.output
+        assert "Traceback" not in run.output
+    assert sorted(r.result("stack")["changed"] for r in (first, second)) == [False, True]
+    assert mysql(stack, "SELECT count(*) FROM clockwork_schema_migrations") == "3"
+    assert mysql(stack, "SELECT count(*) FROM users") == "1", "the schema ran twice"
+    again = deploy(stack, workdir)
+    assert again.rc == 0 and again.result("stack")["changed"] is False, again.output
+
+
+def test_a_killed_run_is_repaired_by_the_next(stack, workdir):
+    """SIGKILL the playbook once the server exists (it is initialising, or the schema is being
+    applied); the next run converges with every file applied once, the one after changes nothing."""
+    resources, connections = declaration(stack)
+    path = str(workdir / "killed.yml")
+    with open(path, "w") as handle:
+        yaml.safe_dump([{"hosts": "localhost", "gather_facts": False,
+                         "tasks": [stack_task(stack, resources, connections)]}], handle)
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+    proc = subprocess.Popen([os.path.join(VENV_BIN, "ansible-playbook"), path], env=env, cwd=str(workdir),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not docker("ps", "-q", "--filter", "name=^%s-db$" % stack):
+        time.sleep(0.1)
+    time.sleep(1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    run = deploy(stack, workdir)
+    assert run.rc == 0, run.output
+    assert mysql(stack, "SELECT count(*) FROM clockwork_schema_migrations") == "3"
+    assert mysql(stack, "SELECT count(*) FROM users") == "1"
+    again = deploy(stack, workdir)
+    assert again.rc == 0 and again.result("stack")["changed"] is False, again.output
+    for name in ("db", "app"):
+        assert len(docker("ps", "-aq", "--filter", "name=^%s-%s$" % (stack, name)).split()) == 1
+
+
+def test_bad_input_is_refused_all_at_once_before_any_change(stack, workdir):
+    (workdir / "migrations" / "30_tx.sql").write_text("CREATE TABLE t (id INT);\nCOMMIT;\n")
+    resources, connections = declaration(stack)
+    resources.append({"name": stack + "-cache", "image": LOCAL_IMAGES["showcase_redis_image"]})
+    connections[0]["env"] = {"DB_HOST": "{host}:{port}", "DB_PASS": "{password}", "DB_NAME": "{db_name}"}
+    connections += [
+        {"type": "database", "from": stack + "-app", "to": stack + "-cache", "engine": "redis",
+         "env": {"DB_HOST": "{host}"}},
+        {"type": "database", "from": stack + "-cache", "to": stack + "-db", "engine": "oracle"},
+    ]
+    before = engine_state()
+    run = playbook([stack_task(stack, resources, connections)], workdir=str(workdir))
+    assert run.rc != 0
+    message = run.result("stack")["msg"]
+    assert "nothing was changed" in message and "Traceback" not in run.output
+    label = "connection database %s-app -> %s-db" % (stack, stack)
+    for expected in ("%s: env: DB_NAME has an unknown placeholder {db_name}" % label,
+                     "migration 30_tx.sql line 2: COMMIT begins or ends a transaction",
+                     "connection database %s-cache -> %s-db: " % (stack, stack), "oracle"):
+        assert expected in message, message
+    assert engine_state() == before
+    # The placeholder fixed, the clash between the two connections' DB_HOST shows.
+    connections[0]["env"]["DB_NAME"] = "{database}"
+    (workdir / "migrations" / "30_tx.sql").unlink()
+    del connections[2]
+    run = playbook([stack_task(stack, resources, connections)], workdir=str(workdir))
+    assert run.rc != 0
+    assert "env DB_HOST is set differently by %s and by connection database %s-app -> %s-cache" % (
+        label, stack, stack) in run.result("stack")["msg"]
+    assert engine_state() == before

@@ -64,7 +64,7 @@ def validate(params):
             problems.append(("connection_string_template", exc.msg.replace("connection_string_template ", "", 1)))
     if params.get("env_var_name") and not ENV_NAME.match(params["env_var_name"]):
         problems.append(("env_var_name", "%s is not an environment variable name" % params["env_var_name"]))
-    if not problems:
+    if engine is not None:
         problems.extend(env_problems(params, resolved_settings(params, None)))
     if params.get("timeout") is not None and params["timeout"] <= 0:
         problems.append(("timeout", "must be a positive number of seconds, got %s" % params["timeout"]))
@@ -74,6 +74,26 @@ def validate(params):
     if params.get("migrations_dir") and params.get("migrations") is None \
             and not os.path.isdir(params["migrations_dir"]):
         problems.append(("migrations_dir", "%s is not a directory" % params["migrations_dir"]))
+    if engine is not None and engine.has_schema and sql_given and \
+            not any(field in ("schema_file", "migrations_dir") for field, _problem in problems):
+        problems.extend(refused_files(engine, params))
+    return problems
+
+
+def refused_files(engine, params):
+    """[(field, problem)] of the SQL files the engine never applies (one that ends its own
+    transaction), from their text: refused with everything else, before any change."""
+    try:
+        files = sql_files(params)
+    except ClockworkError as exc:
+        return [("migrations_dir" if params.get("migrations_dir") else "schema_file", exc.msg)]
+    problems = []
+    for kind, name, _path, sql, _checksum in files:
+        try:
+            engine.refuse_file(kind, name, sql)
+        except ClockworkError as exc:
+            problems.append(("schema_file" if kind == "schema" else "migrations_dir",
+                             exc.msg.replace(" Nothing was applied.", "")))
     return problems
 
 
@@ -111,10 +131,6 @@ def converge(ctx, params, result):
     if problems:
         raise ClockworkError("%s: %s" % (result.name, "; ".join("%s: %s" % p for p in problems)))
     files = sql_files(params)
-    try:
-        refuse_files(params, files)
-    except ClockworkError as exc:
-        raise ClockworkError("%s: %s. Nothing was applied." % (result.name, exc.msg))
 
     check = {"kind": "database", "connection": result.name, "engine": settings["engine"], "container": to_name,
              "env_from": from_name, "env_var": settings["env_var_name"] or None,
@@ -204,24 +220,10 @@ def ship_files(params, find, _local):
     return params
 
 
-def refuse_files(params, files):
-    """Every file the engine never applies, from its text, in one ClockworkError."""
-    refused = []
-    for kind, name, _path, sql, _checksum in files:
-        try:
-            engine_of(params).refuse_file(kind, name, sql)
-        except ClockworkError as exc:
-            refused.append(exc.msg.replace(" Nothing was applied.", ""))
-    if refused:
-        raise ClockworkError("; ".join(refused))
-
-
 def planned_steps(params):
-    """The SQL files the connection applies, with their checksums; raises ClockworkError for a
-    file that cannot be read, or that the engine never applies (every such file named)."""
-    files = sql_files(params)
-    refuse_files(params, files)
-    return [{"kind": kind, "name": name, "sha256": checksum} for kind, name, _path, _sql, checksum in files]
+    """The SQL files the connection applies, with their checksums (raises ClockworkError)."""
+    return [{"kind": kind, "name": name, "sha256": checksum}
+            for kind, name, _path, _sql, checksum in sql_files(params)]
 
 
 def client_url(check, database, env):
