@@ -376,11 +376,9 @@ def small_validator(schema, instance, path=()):
         yield list(path), "pattern", schema["pattern"], instance, schema
     if isinstance(instance, list) and "items" in schema:
         for index, item in enumerate(instance):
-            for error in small_validator(schema["items"], item, tuple(path) + (index,)):
-                yield error
+            yield from small_validator(schema["items"], item, tuple(path) + (index,))
     if isinstance(instance, dict):
-        for error in _object_errors(schema, instance, path):
-            yield error
+        yield from _object_errors(schema, instance, path)
 
 
 def _object_errors(schema, instance, path):
@@ -391,15 +389,14 @@ def _object_errors(schema, instance, path):
     for key, value in instance.items():
         if key in properties:
             sub = properties[key]
-        elif any(re.search(p, str(key)) for p in patterns):
-            sub = next(patterns[p] for p in patterns if re.search(p, str(key)))
+        elif [p for p in patterns if re.search(p, str(key))]:
+            sub = patterns[[p for p in patterns if re.search(p, str(key))][0]]
         elif extra is False:
             yield list(path), "additionalProperties", False, instance, schema
             continue
         else:
             sub = extra if isinstance(extra, dict) else {}
-        for error in small_validator(sub, value, tuple(path) + (key,)):
-            yield error
+        yield from small_validator(sub, value, tuple(path) + (key,))
 
 
 _JSONSCHEMA = Draft7Validator(SCHEMA) if Draft7Validator is not None else None

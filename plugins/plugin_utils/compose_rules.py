@@ -259,7 +259,7 @@ def read_service(name, raw, sections, env, report):
 
 def server_engine(service):
     """The engine of a database server, from its image (any registry or namespace) or its env."""
-    image = str(service.get("image") or "").split("@")[0].rsplit("/", 1)[-1].split(":")[0]
+    image = str(service.get("image") or "").split("@", maxsplit=1)[0].rsplit("/", 1)[-1].split(":")[0]
     if image in SERVER_IMAGES:
         return SERVER_IMAGES[image]
     return next((engine for prefix, engine in SERVER_ENV if any(k.startswith(prefix) for k in service["environment"])),

@@ -43,7 +43,7 @@ DATABASE_ARGS = dict(
     timeout=dict(type="int", default=30),
     env_var_name=dict(type="str"),
     env=dict(type="dict"),
-    password_delivery=dict(type="str", choices=["env", "file"], default="env"),
+    password_delivery=dict(type="str", choices=["env", "file"], default="env", no_log=False),
     login_host=dict(type="str"),
     login_port=dict(type="int"),
 )
