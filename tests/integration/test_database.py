@@ -323,7 +323,8 @@ def test_a_file_that_ends_the_transaction_is_refused(stack, workdir):
     run = playbook([db_task(stack, pg, schema_file="schema.sql")], workdir=str(workdir))
     assert run.rc != 0
     msg = run.result("db")["msg"]
-    assert msg.startswith("schema schema.sql line 4: COMMIT ends the transaction"), msg
+    # Refused with the declaration's other problems, before any change.
+    assert "nothing was changed" in msg and "schema_file: schema schema.sql line 4: COMMIT ends the transaction" in msg, msg
     assert "Traceback" not in run.output
     assert psql(pg, "SELECT to_regclass('users') IS NULL, to_regclass('after_commit') IS NULL") == "t|t"
 
@@ -336,7 +337,7 @@ def test_a_later_file_that_ends_the_transaction_stops_the_earlier_ones_too(stack
     start_postgres(pg, stack)
     run = playbook([db_task(stack, pg, schema_file="schema.sql", migrations_dir="migrations")], workdir=str(workdir))
     assert run.rc != 0
-    assert run.result("db")["msg"].startswith("migration 2_block.sql line 1: BEGIN ends the transaction")
+    assert "migrations_dir: migration 2_block.sql line 1: BEGIN ends the transaction" in run.result("db")["msg"]
     assert psql(pg, "SELECT to_regclass('users') IS NULL, to_regclass('orders') IS NULL") == "t|t"
 
 
