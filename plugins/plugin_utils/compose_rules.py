@@ -26,6 +26,7 @@ import posixpath
 import re
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import docker_name_problem, env_name
+from ansible_collections.clockwork.connections.plugins.module_utils.graph import find_cycle
 
 CONDITIONS = {"service_started": "started", "service_healthy": "healthy",
               "service_completed_successfully": "completed_successfully"}
@@ -217,25 +218,10 @@ def check_dependencies(services, report):
         for target in targets:
             if target not in needs:
                 report.problem(["services", name, "depends_on"], "unknown service %s" % target)
-    state = {}
-
-    def visit(name, path):
-        state[name] = "open"
-        for target in needs[name]:
-            if state.get(target) == "open":
-                return path[path.index(target):] + [target]
-            if target in needs and target not in state:
-                cycle = visit(target, path + [target])
-                if cycle:
-                    return cycle
-        state[name] = "done"
-        return None
-
-    for name in needs:
-        cycle = visit(name, [name]) if name not in state else None
-        if cycle:
-            report.problem(["services", cycle[0], "depends_on"], "cycle %s" % " -> ".join(cycle))
-            return
+    # The stack's own cycle finder, on depends_on as dependency connections.
+    cycle = find_cycle(list(needs), [{"from": name, "to": target} for name in needs for target in needs[name]])
+    if cycle:
+        report.problem(["services", cycle[0], "depends_on"], "cycle %s" % " -> ".join(cycle))
 
 
 def read_service(name, raw, sections, env, report):
