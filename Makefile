@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: venv engine images showcase showcase-destroy test unit integration sanity lint compat bench clean
+.PHONY: venv engine compose images showcase showcase-destroy test unit integration sanity lint compat bench clean
 
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -17,6 +17,10 @@ venv: $(VENV)/.installed
 
 engine:
 	scripts/ensure-docker.sh
+
+# docker-compose (Debian's package): the tests and the benchmark compare with what it makes.
+compose:
+	command -v docker-compose >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
 
 # Reused when each image's recipe hash label matches; rebuilt when a recipe changes.
 images: venv engine
@@ -29,14 +33,14 @@ showcase: venv engine
 showcase-destroy: venv engine
 	scripts/showcase.sh -e clockwork_state=absent
 
-test: venv engine images
+test: venv engine compose images
 	$(BIN)/pytest tests/unit tests/integration
 	$(MAKE) --no-print-directory sanity lint compat
 
 unit: venv
 	$(BIN)/pytest tests/unit
 
-integration: venv engine images
+integration: venv engine compose images
 	$(BIN)/pytest tests/integration
 
 # A swarm of three engines on this machine, each in a network namespace of its own
@@ -55,8 +59,7 @@ lint: venv
 compat: venv engine images
 	$(PY) tests/compat/run.py
 
-bench: venv engine images
-	command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose; }
+bench: venv engine compose images
 	$(PY) bench/run.py
 
 clean:
