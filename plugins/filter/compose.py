@@ -1,13 +1,16 @@
 # -*- coding: utf-8 -*-
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""from_compose: a Docker Compose file as the stack's resources and connections (plugin_utils/compose_import.py)."""
+"""from_compose: a Docker Compose file as the stack's resources and connections (plugin_utils/compose_import.py);
+to_compose and to_compose_files: a declared stack as a Compose file and what goes beside it
+(plugin_utils/compose_export.py)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_export import ExportError, export
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import ComposeError
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import from_compose as read_compose
 
@@ -20,6 +23,21 @@ def from_compose(text, project_name=None, env=None, profiles=None, base_dir=None
         raise AnsibleFilterError(str(exc))
 
 
+def _exported(stack, engine, base_dir):
+    try:
+        return export(stack, engine=engine, base_dir=base_dir)
+    except ExportError as exc:
+        raise AnsibleFilterError("to_compose: %s" % exc)
+
+
+def to_compose(stack, engine="docker", base_dir=None):
+    return _exported(stack, engine, base_dir)["text"]
+
+
+def to_compose_files(stack, engine="docker", base_dir=None):
+    return _exported(stack, engine, base_dir)["files"]
+
+
 class FilterModule(object):
     def filters(self):
-        return {"from_compose": from_compose}
+        return {"from_compose": from_compose, "to_compose": to_compose, "to_compose_files": to_compose_files}

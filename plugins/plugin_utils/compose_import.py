@@ -5,10 +5,9 @@
 stack role's declaration (compose_rules.py infers the resources and connections).
 
 This file parses (YAML 1.2-like scalars, anchors and merge keys), interpolates (`${VAR:-x}`
-and friends, from `env` and then a `.env` in base_dir), validates (a compact schema: with
-the `jsonschema` package when it is importable, else with the small validator below), then
-resolves `extends`, `profiles` and each service's env (env_file, environment); compose_rules
-reads the other fields of each service into one form. Every problem found is reported at
+and friends, from `env` and then a `.env` in base_dir), validates (a compact schema,
+compose_schema.py), then resolves `extends`, `profiles` and each service's env (env_file,
+environment); compose_service.py reads the other fields of each service into one form. Every problem found is reported at
 once in one ComposeError naming the source, the service and the key. Pure controller code:
 nothing but files under base_dir is read, no Docker engine is asked.
 """
@@ -21,13 +20,13 @@ import re
 
 import yaml
 
-try:
-    from jsonschema import Draft7Validator
-except ImportError:   # the small validator below reads the same schema
-    Draft7Validator = None
-
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_rules import (
-    as_mapping, check_dependencies, declaration, read_service, text_of)
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_extension import (
+    EXTENSION, ExportedDeclaration, extension_problems)
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_rules import declaration
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_schema import (  # noqa: F401 (Draft7Validator: for the tests)
+    Draft7Validator, schema_problems, type_word)
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_service import (
+    as_mapping, check_dependencies, read_service, text_of)
 
 
 class ComposeError(Exception):
@@ -65,7 +64,7 @@ ComposeLoader.add_implicit_resolver("tag:yaml.org,2002:float",
 
 def load(text, source):
     if not isinstance(text, str):
-        raise ComposeError(source, ["must be the compose file's text, got %s" % _type_word(text)])
+        raise ComposeError(source, ["must be the compose file's text, got %s" % type_word(text)])
     try:
         document = yaml.load(text, Loader=ComposeLoader)
     except yaml.YAMLError as exc:
@@ -73,7 +72,7 @@ def load(text, source):
         where = " (line %d, column %d)" % (mark.line + 1, mark.column + 1) if mark is not None else ""
         raise ComposeError(source, ["invalid YAML%s: %s" % (where, getattr(exc, "problem", None) or exc)])
     if not isinstance(document, dict):
-        raise ComposeError(source, ["the top level must be a mapping, got %s" % _type_word(document)])
+        raise ComposeError(source, ["the top level must be a mapping, got %s" % type_word(document)])
     return document
 
 
@@ -192,9 +191,11 @@ def _expression(body, lookup, path, report):
 
 
 def interpolated(node, lookup, path, report):
-    """The document with every string interpolated; extension fields (x-) left as they are."""
+    """The document with every string interpolated; extension fields (x-) left as they are, but
+    x-clockwork, whose secrets are ${VAR} like the rest of the file to_compose writes."""
     if isinstance(node, dict):
-        return dict((key, value if str(key).startswith("x-") else interpolated(value, lookup, path + [key], report))
+        return dict((key, value if str(key).startswith("x-") and key != EXTENSION
+                     else interpolated(value, lookup, path + [key], report))
                     for key, value in node.items())
     if isinstance(node, list):
         return [interpolated(value, lookup, path + [index], report) for index, value in enumerate(node)]
@@ -254,181 +255,6 @@ def environment(env, base_dir, report):
             if name not in lookup and value is not None:
                 lookup[name] = value
     return lookup
-
-
-# -- the schema -------------------------------------------------------------------
-
-STRING = {"type": "string"}
-BOOLEAN = {"type": "boolean"}
-NUMERIC = {"type": ["integer", "string"]}   # a string after interpolation, checked when read
-STRINGS = {"type": "array", "items": STRING}
-STRING_OR_LIST = {"type": ["string", "array", "null"], "items": STRING}
-MAP_OR_LIST = {"type": ["object", "array"], "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
-               "items": STRING}
-EXTENSIONS = {"^x-": {}}
-
-
-def _object(properties, required=(), extensions=True, nullable=False):
-    schema = {"type": ["object", "null"] if nullable else "object", "properties": properties,
-              "additionalProperties": False}
-    if extensions:
-        schema["patternProperties"] = EXTENSIONS
-    if required:
-        schema["required"] = list(required)
-    return schema
-
-
-def _map(values):
-    return {"type": "object", "additionalProperties": values}
-
-
-_PORT = _object(dict((k, STRING) for k in ("host_ip", "protocol", "mode", "name", "app_protocol")),
-                required=["target"])
-_PORT["properties"].update(target=NUMERIC, published=NUMERIC)
-_MOUNT = _object({"type": {"enum": ["volume", "bind", "tmpfs", "npipe", "cluster", "image"]}, "source": STRING,
-                  "target": STRING, "read_only": BOOLEAN, "consistency": STRING, "bind": {"type": "object"},
-                  "volume": {"type": "object"}, "tmpfs": {"type": "object"}, "image": {"type": "object"}},
-                 required=["type", "target"])
-_FILE_REFERENCE = {"type": ["string", "object"], "properties": {"source": STRING, "target": STRING, "uid": STRING,
-                                                                "gid": STRING, "mode": {"type": ["integer", "string"]}},
-                   "required": ["source"], "additionalProperties": False, "patternProperties": EXTENSIONS}
-_HEALTHCHECK = _object({"test": STRING_OR_LIST, "interval": STRING, "timeout": STRING, "start_period": STRING,
-                        "start_interval": STRING, "retries": NUMERIC, "disable": BOOLEAN})
-_NETWORK_ATTACHMENT = _object({"aliases": STRINGS, "ipv4_address": STRING, "ipv6_address": STRING,
-                               "link_local_ips": STRINGS, "mac_address": STRING, "priority": {"type": "integer"},
-                               "gw_priority": {"type": "integer"}, "driver_opts": {"type": "object"}},
-                              nullable=True)
-_DEPENDENCY = _object({"condition": {"enum": ["service_started", "service_healthy", "service_completed_successfully"]},
-                       "restart": BOOLEAN, "required": BOOLEAN})
-
-# Compose keys the stack has no field for: accepted as Compose does, then warned about.
-UNMAPPED_KEYS = (
-    "annotations", "attach", "blkio_config", "build", "cap_add", "cap_drop", "cgroup", "cgroup_parent",
-    "container_name", "cpu_count", "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime",
-    "cpu_shares", "cpus", "cpuset", "credential_spec", "develop", "device_cgroup_rules", "devices", "dns", "dns_opt",
-    "dns_search", "domainname", "entrypoint", "external_links", "extra_hosts", "gpus", "group_add", "hostname",
-    "init", "ipc", "isolation", "label_file", "links", "logging", "mac_address", "mem_limit", "mem_reservation",
-    "mem_swappiness", "memswap_limit", "models", "network_mode", "oom_kill_disable", "oom_score_adj", "pid",
-    "pids_limit", "platform", "post_start", "pre_stop", "privileged", "provider", "pull_policy", "read_only",
-    "runtime", "security_opt", "shm_size", "stdin_open", "stop_grace_period", "stop_signal", "storage_opt",
-    "sysctls", "tmpfs", "tty", "ulimits", "use_api_socket", "user", "userns_mode", "uts", "volumes_from",
-    "working_dir")
-SERVICE = _object(dict(
-    [(key, {}) for key in UNMAPPED_KEYS],
-    image=STRING, command=STRING_OR_LIST, entrypoint=STRING_OR_LIST, environment=MAP_OR_LIST, labels=MAP_OR_LIST,
-    env_file={"type": ["string", "array"], "items": {"type": ["string", "object"], "properties": {
-        "path": STRING, "required": BOOLEAN, "format": STRING}, "required": ["path"], "additionalProperties": False}},
-    ports={"type": "array", "items": dict(_PORT, type=["string", "integer", "object"])},
-    expose={"type": "array", "items": {"type": ["string", "integer"]}},
-    volumes={"type": "array", "items": dict(_MOUNT, type=["string", "object"])},
-    depends_on={"type": ["array", "object"], "items": STRING, "additionalProperties": _DEPENDENCY},
-    healthcheck=_HEALTHCHECK,
-    networks={"type": ["array", "object"], "items": STRING, "additionalProperties": _NETWORK_ATTACHMENT},
-    restart={"type": "string", "pattern": "^(no|always|unless-stopped|on-failure(:[0-9]+)?)$"},
-    profiles=STRINGS, scale=NUMERIC,
-    extends={"type": ["string", "object"], "properties": {"service": STRING, "file": STRING},
-             "required": ["service"], "additionalProperties": False},
-    secrets={"type": "array", "items": _FILE_REFERENCE}, configs={"type": "array", "items": _FILE_REFERENCE},
-    deploy={"type": ["object", "null"], "properties": {"replicas": NUMERIC, "endpoint_mode": {"enum": ["vip", "dnsrr"]}}},
-))
-_EXTERNAL = {"type": ["boolean", "object"]}
-_TOP_NETWORK = _object({"name": STRING, "driver": STRING, "driver_opts": {"type": "object"}, "attachable": BOOLEAN,
-                        "enable_ipv6": BOOLEAN, "enable_ipv4": BOOLEAN, "external": _EXTERNAL, "internal": BOOLEAN,
-                        "labels": MAP_OR_LIST, "ipam": _object({"driver": STRING, "options": {"type": "object"}, "config": {
-                            "type": "array", "items": _object({"subnet": STRING, "gateway": STRING, "ip_range": STRING,
-                                                               "aux_addresses": {"type": "object"}})}})},
-                       nullable=True)
-_TOP_VOLUME = _object({"name": STRING, "driver": STRING, "driver_opts": {"type": "object"}, "external": _EXTERNAL,
-                       "labels": MAP_OR_LIST}, nullable=True)
-_TOP_FILE = _object({"name": STRING, "file": STRING, "environment": STRING, "content": STRING, "external": _EXTERNAL,
-                     "labels": MAP_OR_LIST, "driver": STRING, "driver_opts": {"type": "object"},
-                     "template_driver": STRING})
-SCHEMA = _object({"version": STRING, "name": STRING, "include": {"type": "array"},
-                  "services": {"type": ["object", "null"], "additionalProperties": SERVICE},
-                  "networks": _map(_TOP_NETWORK), "volumes": _map(_TOP_VOLUME), "secrets": _map(_TOP_FILE),
-                  "configs": _map(_TOP_FILE)})
-
-_TYPE_WORDS = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "a boolean",
-               "null": "null", "object": "a mapping", "array": "a list"}
-_CHECKS = {"string": lambda v: isinstance(v, str), "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-           "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-           "boolean": lambda v: isinstance(v, bool), "null": lambda v: v is None,
-           "object": lambda v: isinstance(v, dict), "array": lambda v: isinstance(v, list)}
-
-
-def _type_word(value):
-    return next((_TYPE_WORDS[t] for t in ("boolean", "integer", "number", "string", "null", "object", "array")
-                 if _CHECKS[t](value)), type(value).__name__)
-
-
-def small_validator(schema, instance, path=()):
-    """(path, keyword, keyword's value, instance, schema) of every violation: the subset of
-    JSON Schema that SCHEMA uses, for a controller without the jsonschema package."""
-    types = schema.get("type")
-    if types is not None:
-        types = [types] if isinstance(types, str) else types
-        if not any(_CHECKS[t](instance) for t in types):
-            yield list(path), "type", schema["type"], instance, schema
-            return
-    if "enum" in schema and instance not in schema["enum"]:
-        yield list(path), "enum", schema["enum"], instance, schema
-    if "pattern" in schema and isinstance(instance, str) and not re.search(schema["pattern"], instance):
-        yield list(path), "pattern", schema["pattern"], instance, schema
-    if isinstance(instance, list) and "items" in schema:
-        for index, item in enumerate(instance):
-            yield from small_validator(schema["items"], item, tuple(path) + (index,))
-    if isinstance(instance, dict):
-        yield from _object_errors(schema, instance, path)
-
-
-def _object_errors(schema, instance, path):
-    if [k for k in schema.get("required", ()) if k not in instance]:
-        yield list(path), "required", schema["required"], instance, schema
-    properties, patterns = schema.get("properties", {}), schema.get("patternProperties", {})
-    extra = schema.get("additionalProperties", True)
-    for key, value in instance.items():
-        if key in properties:
-            sub = properties[key]
-        elif [p for p in patterns if re.search(p, str(key))]:
-            sub = patterns[[p for p in patterns if re.search(p, str(key))][0]]
-        elif extra is False:
-            yield list(path), "additionalProperties", False, instance, schema
-            continue
-        else:
-            sub = extra if isinstance(extra, dict) else {}
-        yield from small_validator(sub, value, tuple(path) + (key,))
-
-
-_JSONSCHEMA = Draft7Validator(SCHEMA) if Draft7Validator is not None else None
-
-
-def schema_errors(document, use_jsonschema=True):
-    """The violations of SCHEMA, by jsonschema when importable, as small_validator gives them."""
-    if use_jsonschema and _JSONSCHEMA is not None:
-        return [(list(e.absolute_path), e.validator, e.validator_value, e.instance, e.schema)
-                for e in _JSONSCHEMA.iter_errors(document)]
-    return list(small_validator(SCHEMA, document))
-
-
-def schema_problems(document, report, use_jsonschema=True):
-    """One problem per violation, worded the same whichever validator found it."""
-    found = []
-    for path, keyword, expected, instance, schema in schema_errors(document, use_jsonschema):
-        if keyword == "additionalProperties":
-            known, patterns = schema.get("properties", {}), schema.get("patternProperties", {})
-            found.extend((path + [key], "unknown key") for key in instance
-                         if key not in known and not any(re.search(p, str(key)) for p in patterns))
-        elif keyword == "type":
-            expected = [expected] if isinstance(expected, str) else expected
-            found.append((path, "must be %s, got %s" % (" or ".join(_TYPE_WORDS[t] for t in expected), _type_word(instance))))
-        elif keyword == "enum":
-            found.append((path, "must be one of %s, got %r" % (", ".join(str(v) for v in expected), instance)))
-        elif keyword == "required":
-            found.extend((path + [key], "is required") for key in expected if key not in instance)
-        else:
-            found.append((path, "%r is not valid here (%s)" % (instance, keyword)))
-    for path, message in sorted(set((tuple(p), m) for p, m in found), key=lambda item: (str(item[0]), item[1])):
-        report.problem(list(path), message)
 
 
 # -- extends, profiles ---------------------------------------------------------------
@@ -552,13 +378,15 @@ def secret_reader(secrets, base_dir):
 
 
 def choose_project_name(given, document, lookup, base_dir, report):
-    """Compose's order: the argument, COMPOSE_PROJECT_NAME, the file's `name`, base_dir's name."""
+    """Compose's order: the argument, COMPOSE_PROJECT_NAME, the file's `name` (or the stack it was
+    exported from), base_dir's name."""
     if given:
         if not re.match(r"^[a-z0-9][a-z0-9_-]*$", given):
             report.problem(["project_name"], "%r must be lower-case letters, digits, '-' and '_', starting with a "
                                              "letter or digit" % given)
         return given
-    for candidate in (lookup.get("COMPOSE_PROJECT_NAME"), document.get("name"),
+    exported = document.get(EXTENSION) if isinstance(document.get(EXTENSION), dict) else {}
+    for candidate in (lookup.get("COMPOSE_PROJECT_NAME"), document.get("name"), exported.get("stack"),
                       os.path.basename(os.path.normpath(base_dir)) if base_dir else None):
         name = re.sub(r"^[^a-z0-9]+", "", re.sub(r"[^a-z0-9_-]", "", str(candidate or "").lower()))
         if name:
@@ -585,7 +413,10 @@ def read_project(document, project_name, lookup, profiles, base_dir, report):
     for key in ("version", "include"):
         if key in document:
             report.warn([key], "obsolete, ignored" if key == "version" else "other files are not read; left out")
+    if EXTENSION in document:   # written by to_compose: the declaration it came from
+        extension_problems(document[EXTENSION], report)
     return dict(sections, name=choose_project_name(project_name, document, lookup, base_dir, report),
+                clockwork=document.get(EXTENSION),
                 services=chosen, base_dir=base_dir, read_secret=secret_reader(sections["secrets"], base_dir))
 
 
@@ -602,6 +433,10 @@ def from_compose(text, project_name=None, env=None, profiles=None, base_dir=None
     if profiles is None:
         profiles = [p for p in lookup.get("COMPOSE_PROFILES", "").split(",") if p]
     project = read_project(document, project_name, lookup, list(profiles), base_dir, report)
-    resources, connections = declaration(project, report)   # safe with problems: what is wrong was left out
+    if project["clockwork"] is not None:
+        report.raise_if_any()
+        resources, connections = ExportedDeclaration(project, report).build()
+    else:
+        resources, connections = declaration(project, report)   # safe with problems: what is wrong was left out
     report.raise_if_any()
     return {"resources": resources, "connections": connections, "warnings": list(report.warnings)}

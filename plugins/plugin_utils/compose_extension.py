@@ -1,0 +1,92 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The `x-clockwork` extension field (Compose ignores x- fields): what to_compose
+(compose_export.py) writes so that from_compose gives the exported declaration back.
+
+At the top level: `version`, `stack`, `engine`, `order` (the resources' declaration order),
+the file and volume `resources` and the `connections` as declared (secrets as `${VAR}`, read
+from the `.env` like the rest of the file). On each service: `contributed`, the env names,
+mount targets, networks and secrets its connections give it (not its own, so not imported
+twice), `fields`, the container fields Compose has no key for, and `defaulted`, the
+healthcheck timings written with the stack's default (the declaration did not give them). Everything else of a
+container is read from its service: a user who edits the file edits the declaration.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import posixpath
+
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_rules import Declaration
+
+EXTENSION = "x-clockwork"
+VERSION = 1
+# Container fields without a Compose key of their own on the docker engine.
+OWN_FIELDS = ("state", "wait", "timeout", "plain_env", "replicas", "endpoint_mode", "max_replicas_per_node")
+
+
+def own_fields(resource):
+    """The declared container fields that only x-clockwork carries."""
+    return dict((key, resource[key]) for key in OWN_FIELDS if resource.get(key) is not None)
+
+
+def declared_rest(resources, connections):
+    """The top-level part: the order, the resources that are no service, the connections."""
+    return {"order": [r.get("name") for r in resources],
+            "resources": [dict(r) for r in resources if (r.get("type") or "container") != "container"],
+            "connections": [dict(c) for c in connections]}
+
+
+def extension_problems(extension, report):
+    """A hand-edited x-clockwork that cannot be read: problems naming the key."""
+    if not isinstance(extension, dict):
+        report.problem([EXTENSION], "must be a mapping, got %s" % type(extension).__name__)
+        return
+    if extension.get("version") != VERSION:
+        report.problem([EXTENSION, "version"], "must be %d, got %r" % (VERSION, extension.get("version")))
+    for key in ("order", "resources", "connections"):
+        if not isinstance(extension.get(key), list):
+            report.problem([EXTENSION, key], "must be a list")
+        elif key != "order" and not all(isinstance(e, dict) for e in extension[key]):
+            report.problem([EXTENSION, key], "every entry must be a mapping")
+
+
+class ExportedDeclaration(Declaration):
+    """The declaration of a file to_compose wrote: containers from the services, less what their
+    connections contribute; the connections and the other resources from x-clockwork."""
+
+    def build(self):
+        extension = self.project["clockwork"]
+        resources = []
+        for name, service in self.services:
+            mine = service.get(EXTENSION) or {}
+            contributed = mine.get("contributed") or {}
+            self._unmapped(name, dict((k, v) for k, v in service.items() if k != "container_name" or v != name))
+            for key in contributed.get("env") or []:
+                self.env[name].pop(key, None)
+            self.mounts[name] = [self._own_mount(m) for m in service["volumes"]
+                                 if m["target"] not in (contributed.get("mounts") or [])]
+            for key, options in service["networks"]:
+                network = (self.project["networks"].get(key) or {}).get("name") or key
+                if key != "default" and network not in (contributed.get("networks") or []):
+                    self.attached[name].append({"name": network, "aliases": list(options.get("aliases") or [])})
+            resource = self._container(name, service)
+            resource.update(mine.get("fields") or {})
+            for key in mine.get("defaulted") or []:   # written with the stack's default, not declared
+                (resource.get("healthcheck") or {}).pop(key.partition(".")[2], None)
+            resources.append(resource)
+        resources += [dict(r) for r in extension["resources"]]
+        order = dict((name, index) for index, name in enumerate(extension["order"]))
+        resources.sort(key=lambda r: order.get(r.get("name"), len(order)))
+        return resources, [dict(c) for c in extension["connections"]]
+
+    def _own_mount(self, mount):
+        read_only = {"read_only": True} if mount["read_only"] else {}
+        if mount["type"] == "volume":
+            spec = self.project["volumes"].get(mount["source"]) or {}
+            return dict({"type": "volume", "source": spec.get("name") or mount["source"], "target": mount["target"]},
+                        **read_only)
+        source = mount["source"]
+        source = posixpath.normpath(source) if source.startswith("./") else source
+        return dict({"type": mount["type"], "source": source, "target": mount["target"]}, **read_only)
