@@ -24,17 +24,16 @@ import re
 import yaml
 
 from ansible_collections.clockwork.connections.plugins.module_utils.applier import merged_contributions
-from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, env_name, port_number
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, port_number
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionContext
 from ansible_collections.clockwork.connections.plugins.module_utils.database.client_env import (
     SECRETS_DIR, contribute, given_values)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import resolved_settings
 from ansible_collections.clockwork.connections.plugins.module_utils.database.sql_files import sql_files
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import stack_home
-from ansible_collections.clockwork.connections.plugins.module_utils.masking import (
-    command_secrets, declared_secrets, forms, url_password)
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_secrets import ExportError, collect_secrets
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_extension import (
     EXTENSION, VERSION, declared_rest, own_fields)
 
@@ -43,10 +42,6 @@ INITDB = "/docker-entrypoint-initdb.d"
 # Server images whose entrypoint runs the files of INITDB on a fresh data directory.
 INITDB_IMAGES = {"postgresql": ("postgres", "postgresql"), "mysql": ("mariadb", "mysql"), "mariadb": ("mariadb", "mysql")}
 SWARM_RESTART = {"no": "none", "always": "any", "unless-stopped": "any", "on-failure": "on-failure"}
-
-
-class ExportError(Exception):
-    """A stack that cannot be exported: every problem, each naming its entry and field."""
 
 
 class _NoEngine(object):
@@ -59,11 +54,24 @@ class _NoEngine(object):
         return None
 
 
+def _plain(node):
+    """Plain Python data: Ansible's tagged strings and lazy containers cannot be dumped as YAML."""
+    if isinstance(node, dict):
+        return dict((_plain(k), _plain(v)) for k, v in node.items())
+    if isinstance(node, (list, tuple)):
+        return [_plain(v) for v in node]
+    for kind in (bool, int, float, str):
+        if isinstance(node, kind):
+            return kind(node) if kind is not str else "%s" % node
+    return node
+
+
 def _stack_parts(stack):
     """(name, resources, connections) of a declaration given as the stack module or the role takes it."""
     if not isinstance(stack, dict):
         raise ExportError("the stack must be a mapping with name, resources and connections, got %s"
                           % type(stack).__name__)
+    stack = _plain(stack)
     name = stack.get("name", stack.get("clockwork_stack_name"))
     resources = stack.get("resources", stack.get("clockwork_resources"))
     connections = stack.get("connections", stack.get("clockwork_connections")) or []
@@ -83,78 +91,6 @@ def _stack_parts(stack):
     return name, resources, connections
 
 
-class Secrets(object):
-    """Every secret of the declaration, in every form, as a variable of the `.env`."""
-
-    def __init__(self):
-        self.variables = {}   # a secret's text -> its variable
-        self.values = {}      # variable -> text
-
-    def add(self, value, variable):
-        value = str(value)
-        for suffix, form in [("", value)] + [("_URLENCODED%s" % ("" if i == 0 else i + 1), f)
-                                             for i, f in enumerate(sorted(forms(value) - set([value])))]:
-            if form and form not in self.variables:
-                name = variable + suffix
-                while name in self.values:
-                    name += "_"
-                self.variables[form], self.values[name] = name, form
-
-    def text(self, value):
-        """A string of the compose file: `$` doubled, each secret replaced by its variable."""
-        value, out, i = str(value), [], 0
-        found = sorted(self.variables, key=len, reverse=True)
-        while i < len(value):
-            hit = next((s for s in found if value.startswith(s, i)), None)
-            if hit:
-                out.append("${%s:?set it in .env}" % self.variables[hit])
-                i += len(hit)
-            else:
-                out.append("$$" if value[i] == "$" else value[i])
-                i += 1
-        return "".join(out)
-
-    def dotenv(self):
-        lines = ["# Secrets of the compose file beside this one (mode 0600): keep it out of version control."]
-        for name in sorted(self.values):
-            value = self.values[name]
-            if "'" in value or "\n" in value:
-                raise ExportError("secret %s holds a quote or a line break, which a .env line cannot hold; "
-                                  "deliver it as a file (password_delivery: file)" % name)
-            lines.append("%s='%s'" % (name, value))
-        return "\n".join(lines) + "\n"
-
-
-def _password(value):
-    """The password of a URL, not a template's {password} placeholder."""
-    password = url_password(value)
-    return None if password is None or re.match(r"^\{[a-z]+\}$", password) else password
-
-
-def _collect_secrets(resources, connections):
-    secrets = Secrets()
-    known = declared_secrets(resources, connections)
-    for resource in resources:
-        prefix = env_name(str(resource.get("name")))
-        for key, value in sorted((resource.get("env") or {}).items()):
-            if value is None:
-                continue
-            if _password(str(value)):
-                secrets.add(_password(str(value)), "%s_%s_PASSWORD" % (prefix, env_name(key)))
-            if str(value) in known:
-                secrets.add(value, "%s_%s" % (prefix, env_name(key)))
-        for index, value in enumerate(sorted(command_secrets(resource.get("command")))):
-            secrets.add(value, "%s_COMMAND_SECRET_%d" % (prefix, index + 1))
-    for connection in connections:
-        prefix = "%s_%s" % (env_name(str(connection.get("from"))), env_name(str(connection.get("to"))))
-        if connection.get("password"):
-            secrets.add(connection["password"], prefix + "_PASSWORD")
-        for key, value in sorted(connection.items()):
-            if _password(value):
-                secrets.add(_password(value), "%s_%s_PASSWORD" % (prefix, env_name(key)))
-    return secrets
-
-
 class Export(object):
     """One export: the plan, each container's merged spec, then the compose document."""
 
@@ -168,7 +104,7 @@ class Export(object):
             self.plan = Plan(self.name, self.resources, self.connections, base_dir=self.base_dir, engine=engine)
         except ClockworkError as exc:
             raise ExportError(exc.msg)
-        self.secrets = _collect_secrets(self.resources, self.connections)
+        self.secrets = collect_secrets(self.resources, self.connections)
         self.declared = dict((r["name"], r) for r in self.resources)
         self.files = {}        # path relative to the compose file -> {content, mode}
         self.comments = []

@@ -1,0 +1,92 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The secrets of an exported stack (compose_export.py): each one, in every form it takes (raw,
+URL-encoded), is a variable of the `.env` beside the compose file, and the file says
+`${VAR:?...}` wherever the value would be, so that no secret is written in it. The secrets are
+those masking.py knows: secret-named env values, URL passwords, passwords, secret flags."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import re
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import env_name
+from ansible_collections.clockwork.connections.plugins.module_utils.masking import (
+    command_secrets, declared_secrets, forms, url_password)
+
+
+class ExportError(Exception):
+    """A stack that cannot be exported: every problem, each naming its entry and field."""
+
+
+class Secrets(object):
+    """Every secret of the declaration, in every form, as a variable of the `.env`."""
+
+    def __init__(self):
+        self.variables = {}   # a secret's text -> its variable
+        self.values = {}      # variable -> text
+
+    def add(self, value, variable):
+        value = str(value)
+        for suffix, form in [("", value)] + [("_URLENCODED%s" % ("" if i == 0 else i + 1), f)
+                                             for i, f in enumerate(sorted(forms(value) - set([value])))]:
+            if form and form not in self.variables:
+                name = variable + suffix
+                while name in self.values:
+                    name += "_"
+                self.variables[form], self.values[name] = name, form
+
+    def text(self, value):
+        """A string of the compose file: `$` doubled, each secret replaced by its variable."""
+        value, out, i = str(value), [], 0
+        found = sorted(self.variables, key=len, reverse=True)
+        while i < len(value):
+            hit = next((s for s in found if value.startswith(s, i)), None)
+            if hit:
+                out.append("${%s:?set it in .env}" % self.variables[hit])
+                i += len(hit)
+            else:
+                out.append("$$" if value[i] == "$" else value[i])
+                i += 1
+        return "".join(out)
+
+    def dotenv(self):
+        lines = ["# Secrets of the compose file beside this one (mode 0600): keep it out of version control."]
+        for name in sorted(self.values):
+            value = self.values[name]
+            if "'" in value or "\n" in value:
+                raise ExportError("secret %s holds a quote or a line break, which a .env line cannot hold; "
+                                  "deliver it as a file (password_delivery: file)" % name)
+            lines.append("%s='%s'" % (name, value))
+        return "\n".join(lines) + "\n"
+
+
+def _password(value):
+    """The password of a URL, not a template's {password} placeholder."""
+    password = url_password(value)
+    return None if password is None or re.match(r"^\{[a-z]+\}$", password) else password
+
+
+def collect_secrets(resources, connections):
+    secrets = Secrets()
+    known = declared_secrets(resources, connections)
+    for resource in resources:
+        prefix = env_name(str(resource.get("name")))
+        for key, value in sorted((resource.get("env") or {}).items()):
+            if value is None:
+                continue
+            if _password(str(value)):
+                secrets.add(_password(str(value)), "%s_%s_PASSWORD" % (prefix, env_name(key)))
+            if str(value) in known:
+                secrets.add(value, "%s_%s" % (prefix, env_name(key)))
+        for index, value in enumerate(sorted(command_secrets(resource.get("command")))):
+            secrets.add(value, "%s_COMMAND_SECRET_%d" % (prefix, index + 1))
+    for connection in connections:
+        prefix = "%s_%s" % (env_name(str(connection.get("from"))), env_name(str(connection.get("to"))))
+        if connection.get("password"):
+            secrets.add(connection["password"], prefix + "_PASSWORD")
+        for key, value in sorted(connection.items()):
+            if _password(value):
+                secrets.add(_password(value), "%s_%s_PASSWORD" % (prefix, env_name(key)))
+    return secrets
