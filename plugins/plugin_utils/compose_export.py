@@ -41,7 +41,6 @@ ENGINES = ("docker", "swarm")
 INITDB = "/docker-entrypoint-initdb.d"
 # Server images whose entrypoint runs the files of INITDB on a fresh data directory.
 INITDB_IMAGES = {"postgresql": ("postgres", "postgresql"), "mysql": ("mariadb", "mysql"), "mariadb": ("mariadb", "mysql")}
-SWARM_RESTART = {"no": "none", "always": "any", "unless-stopped": "any", "on-failure": "on-failure"}
 
 
 class _NoEngine(object):
@@ -140,8 +139,8 @@ class Export(object):
                     kind.converge(self.ctx, dict(connection, content=connection.get("content") or ""), result)
                 else:
                     kind.converge(self.ctx, connection, result)
-            except ClockworkError as exc:
-                raise ExportError(exc.msg)
+            except ClockworkError as exc:   # named by the connection's label, as the plan names it
+                raise ExportError("connection " + exc.msg if exc.msg.startswith(result.name) else exc.msg)
             results.append(result)
         return results
 
@@ -185,9 +184,10 @@ class Export(object):
         service[EXTENSION] = {"contributed": contributed} if contributed else {}
         if untold["env"] or untold["mounts"]:
             service[EXTENSION]["untold"] = untold
-        fields = own_fields(self.declared[name])
+        fields = own_fields(self.declared[name], self.engine)
         if fields:
             service[EXTENSION]["fields"] = fields
+        defaulted += self.defaulted_fields(name)
         if defaulted:
             service[EXTENSION]["defaulted"] = defaulted
         if not service[EXTENSION]:
@@ -208,6 +208,10 @@ class Export(object):
             "interval", "timeout", "retries", "start_period")])
         declared = self.declared[resource["name"]].get("healthcheck") or {}
         return ["healthcheck.%s" % k for k in ("interval", "timeout", "retries", "start_period") if k not in declared]
+
+    def defaulted_fields(self, name):
+        """The fields a swarm file states that the declaration left to the default."""
+        return ["replicas"] if self.engine == "swarm" and self.declared[name].get("replicas") is None else []
 
     def untold(self, name, env, mounts):
         """TLS material the run makes: Compose cannot make it, so it is left out (with a comment)."""
@@ -323,7 +327,7 @@ class Export(object):
     def restart_and_deploy(self, service, resource):
         policy = resource.get("restart_policy") or "no"
         if self.engine == "swarm":
-            deploy = {"replicas": resource.get("replicas") or 1, "restart_policy": {"condition": SWARM_RESTART[policy]}}
+            deploy = {"replicas": resource.get("replicas") or 1}   # restarted on any exit, as the swarm applier does
             if resource.get("endpoint_mode"):
                 deploy["endpoint_mode"] = resource["endpoint_mode"]
             if resource.get("max_replicas_per_node"):
@@ -369,6 +373,10 @@ class Export(object):
         if networks:
             document["networks"] = networks
         volumes = dict((v["name"], {"name": v["name"], "driver": v["driver"]}) for v in self.plan.volumes)
+        for resource in self.plan.resources:   # a container's own named volumes: made by the engine, as Compose does
+            for mount in resource.get("mounts") or []:
+                if mount.get("type", "volume") == "volume" and mount["source"] not in volumes:
+                    volumes[mount["source"]] = {"name": mount["source"]}
         if volumes:
             document["volumes"] = volumes
         if self.top_secrets:

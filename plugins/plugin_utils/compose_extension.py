@@ -9,7 +9,8 @@ the file and volume `resources` and the `connections` as declared (secrets as `$
 from the `.env` like the rest of the file). On each service: `contributed`, the env names,
 mount targets, networks and secrets its connections give it (not its own, so not imported
 twice), `fields`, the container fields Compose has no key for, and `defaulted`, the
-healthcheck timings written with the stack's default (the declaration did not give them). Everything else of a
+healthcheck timings (and a swarm file's replicas) written with the stack's default, which the
+declaration did not give. Everything else of a
 container is read from its service: a user who edits the file edits the declaration.
 """
 
@@ -26,9 +27,16 @@ VERSION = 1
 OWN_FIELDS = ("state", "wait", "timeout", "plain_env", "replicas", "endpoint_mode", "max_replicas_per_node")
 
 
-def own_fields(resource):
-    """The declared container fields that only x-clockwork carries."""
-    return dict((key, resource[key]) for key in OWN_FIELDS if resource.get(key) is not None)
+# What the importer says of what to_compose itself writes: not news to whoever reads the file back.
+EXPORTED_WARNINGS = ("version: obsolete, ignored", ".attachable: no field for it; left out",
+                     ".external: the stack creates it when it does not exist")
+
+
+def own_fields(resource, engine="docker"):
+    """The declared container fields that only x-clockwork carries (on Swarm, the restart policy too:
+    the swarm applier restarts every task, whatever it says)."""
+    keys = OWN_FIELDS + (("restart_policy",) if engine == "swarm" else ())
+    return dict((key, resource[key]) for key in keys if resource.get(key) is not None)
 
 
 def declared_rest(resources, connections):
@@ -74,8 +82,11 @@ class ExportedDeclaration(Declaration):
             resource = self._container(name, service)
             resource.update(mine.get("fields") or {})
             for key in mine.get("defaulted") or []:   # written with the stack's default, not declared
-                (resource.get("healthcheck") or {}).pop(key.partition(".")[2], None)
+                field, _dot, sub = key.partition(".")
+                (resource.get(field) or {}).pop(sub, None) if sub else resource.pop(field, None)
             resources.append(resource)
+        self.report.warnings[:] = [w for w in self.report.warnings if not any(
+            w == e or w.endswith(e) for e in EXPORTED_WARNINGS)]
         resources += [dict(r) for r in extension["resources"]]
         order = dict((name, index) for index, name in enumerate(extension["order"]))
         resources.sort(key=lambda r: order.get(r.get("name"), len(order)))

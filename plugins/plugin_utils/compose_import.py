@@ -23,8 +23,7 @@ import yaml
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_extension import (
     EXTENSION, ExportedDeclaration, extension_problems)
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_rules import declaration
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_schema import (  # noqa: F401 (Draft7Validator: for the tests)
-    Draft7Validator, schema_problems, type_word)
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_schema import schema_problems, type_word
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_service import (
     as_mapping, check_dependencies, read_service, text_of)
 
@@ -228,7 +227,7 @@ def parse_dotenv(text, lookup, path, report):
 
 def _dotenv_value(raw, lookup, path, report):
     if len(raw) >= 2 and raw[0] == raw[-1] == "'":
-        return raw[1:-1]   # single quotes: literal
+        return re.sub(r"\\([\\'])", r"\1", raw[1:-1])   # single quotes: literal but \' and \\, as python-dotenv
     if len(raw) >= 2 and raw[0] == raw[-1] == '"':
         raw = re.sub(r'\\([nt"\\])', lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), raw[1:-1])
     else:

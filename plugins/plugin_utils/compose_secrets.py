@@ -52,13 +52,15 @@ class Secrets(object):
         return "".join(out)
 
     def dotenv(self):
+        """Single-quoted lines as docker-compose 1.29 (python-dotenv) reads them: a backslash and a
+        quote escaped; `${` and line breaks it cannot keep, so they are refused."""
         lines = ["# Secrets of the compose file beside this one (mode 0600): keep it out of version control."]
         for name in sorted(self.values):
             value = self.values[name]
-            if "'" in value or "\n" in value:
-                raise ExportError("secret %s holds a quote or a line break, which a .env line cannot hold; "
-                                  "deliver it as a file (password_delivery: file)" % name)
-            lines.append("%s='%s'" % (name, value))
+            if "${" in value or "\n" in value or "\r" in value:
+                raise ExportError("secret %s holds ${ or a line break, which a .env line cannot keep; deliver it as "
+                                  "a file (password_delivery: file)" % name)
+            lines.append("%s='%s'" % (name, value.replace("\\", "\\\\").replace("'", "\\'")))
         return "\n".join(lines) + "\n"
 
 

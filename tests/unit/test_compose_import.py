@@ -10,7 +10,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.clockwork.connections.plugins.filter.compose import FilterModule
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
-from ansible_collections.clockwork.connections.plugins.plugin_utils import compose_import
+from ansible_collections.clockwork.connections.plugins.plugin_utils import compose_schema
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import ComposeError, from_compose
 
 PASSWORD = "s3cr3t pw"  # pragma: allowlist secret
@@ -893,7 +893,7 @@ LATER_PROBLEMS = [
 
 @pytest.mark.parametrize("use_jsonschema", [True, False], ids=["jsonschema", "small validator"])
 def test_every_structural_problem_at_once_naming_source_service_and_key(use_jsonschema):
-    if use_jsonschema and compose_import.Draft7Validator is None:
+    if use_jsonschema and compose_schema.Draft7Validator is None:
         pytest.skip("jsonschema is not importable")
     with pytest.raises(ComposeError) as error:
         imported(BAD, source="stack.yml", use_jsonschema=use_jsonschema)
@@ -904,7 +904,7 @@ def test_every_structural_problem_at_once_naming_source_service_and_key(use_json
 
 
 def test_both_validators_say_the_same():
-    if compose_import.Draft7Validator is None:
+    if compose_schema.Draft7Validator is None:
         pytest.skip("jsonschema is not importable")
     messages = []
     for use_jsonschema in (True, False):

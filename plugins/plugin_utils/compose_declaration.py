@@ -1,0 +1,213 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the stack role and playbooks/compose_import.yml do with an imported compose file
+(compose_import.from_compose): merge the declared resources and connections over it, mask its
+secrets in the warnings, and write it as a vars file the user then owns, with no secret in it.
+
+In the vars file each secret (a connection's password, a secret-named env value, a URL's
+password, a secret flag's value, as masking.py knows them) is a reference to a variable,
+`{{ <stack>_<where>_password }}`; the values go to a second file (mode 0600) meant to be
+encrypted with ansible-vault, so the declaration can be committed as it is.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import re
+
+import yaml
+
+from ansible.module_utils.six.moves.urllib.parse import quote
+
+from ansible_collections.clockwork.connections.plugins.module_utils.masking import (
+    MASK, SECRET_ENV_NAME, command_secrets, declared_secrets, forms, url_password)
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import (
+    Report, choose_project_name, from_compose, load)
+
+
+def _replaced(items, declared, key):
+    """`items` with each one that has the key of a declared one replaced by it, in place; the
+    declared ones that replace nothing follow."""
+    by_key = dict((key(d), d) for d in declared)
+    used = set()
+    out = []
+    for item in items:
+        found = by_key.get(key(item))
+        out.append(found if found is not None else item)
+        if found is not None:
+            used.add(key(item))
+    return out + [d for d in declared if key(d) not in used]
+
+
+def merged(imported, resources=None, connections=None):
+    """The imported declaration with the declared resources (by name) and connections (by from,
+    to and type) over it: a declared one replaces the imported one it matches."""
+    return {
+        "resources": _replaced(imported.get("resources") or [], resources or [], lambda r: r.get("name")),
+        "connections": _replaced(imported.get("connections") or [], connections or [],
+                                 lambda c: (c.get("from"), c.get("to"), c.get("type"))),
+        "warnings": list(imported.get("warnings") or []),
+    }
+
+
+def masked(lines, declaration):
+    """Lines (the importer's warnings) with every secret of the declaration masked."""
+    secrets = sorted(declared_secrets(declaration.get("resources"), declaration.get("connections")),
+                     key=len, reverse=True)
+    out = []
+    for line in lines or []:
+        line = str(line)
+        for secret in secrets:
+            line = line.replace(secret, MASK)
+        out.append(line)
+    return out
+
+
+# -- the vars file ---------------------------------------------------------------------
+
+def _slug(*parts):
+    return re.sub(r"_+", "_", re.sub(r"[^a-z0-9_]", "_", "_".join(str(p) for p in parts if p).lower())).strip("_")
+
+
+class Secrets(object):
+    """Each secret value -> the variable that holds it; its URL-encoded form -> `| urlencode`
+    of it, or a variable of its own when Jinja's urlencode gives another form."""
+
+    def __init__(self, stack):
+        self.stack, self.values, self.references = stack, {}, {}
+
+    def add(self, value, *where):
+        value = str(value)
+        if not value or value in self.references:
+            return
+        name = self._free(_slug(self.stack, *where))
+        self.values[name], self.references[value] = value, name
+        for form in sorted(forms(value) - set([value])):
+            if form in self.references:
+                continue
+            if form == quote(value):   # what Jinja's urlencode filter gives
+                self.references[form] = "%s | urlencode" % name
+            else:
+                other = self._free(name + "_urlencoded")
+                self.values[other], self.references[form] = form, other
+
+    def _free(self, name):
+        while name in self.values:
+            name += "_"
+        return name
+
+    def text(self, value):
+        """A string of the declaration: each secret a `{{ variable }}`, any literal `{{`, `{%`
+        or `{#` kept literal with {% raw %}."""
+        found = sorted(self.references, key=len, reverse=True)
+        out, literal, i = [], [], 0
+        while i < len(value):
+            hit = next((s for s in found if value.startswith(s, i)), None)
+            if hit:
+                out.append(_literal("".join(literal)))
+                out.append("{{ %s }}" % self.references[hit])
+                literal, i = [], i + len(hit)
+            else:
+                literal.append(value[i])
+                i += 1
+        out.append(_literal("".join(literal)))
+        return "".join(out)
+
+
+def _literal(text):
+    return "{%% raw %%}%s{%% endraw %%}" % text if re.search(r"\{[{%#]", text) else text
+
+
+PLACEHOLDER = re.compile(r"^\{[a-z_]+\}$")
+
+
+def collect(stack, declaration):
+    """The declaration's secrets, named after where they are first found."""
+    secrets = Secrets(stack)
+    for connection in declaration["connections"]:
+        if connection.get("password"):
+            secrets.add(connection["password"], connection.get("from"), connection.get("to"), "password")
+    for resource in declaration["resources"]:
+        for key, value in sorted((resource.get("env") or {}).items()):
+            if value is not None and SECRET_ENV_NAME.search(key):
+                secrets.add(value, resource["name"], key)
+    for item in declaration["resources"] + declaration["connections"]:
+        for key, value in sorted(_strings(item)):
+            password = url_password(value)
+            if password and not PLACEHOLDER.match(password):   # {password} of a template: no secret
+                secrets.add(password, item.get("name") or item.get("from"), key.split(".")[-1], "password")
+    for resource in declaration["resources"]:
+        for index, value in enumerate(sorted(command_secrets(resource.get("command")), key=len)):
+            secrets.add(value, resource["name"], "command", "secret" if not index else "secret%d" % index)
+    return secrets
+
+
+def _strings(node, path=""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            for found in _strings(value, "%s.%s" % (path, key) if path else str(key)):
+                yield found
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            for found in _strings(value, path):
+                yield found
+    elif isinstance(node, str):
+        yield path, node
+
+
+def _plain(node, secrets):
+    """Plain Python types (YAML-dumpable), each string through secrets.text."""
+    if isinstance(node, dict):
+        return dict((str(k), _plain(v, secrets)) for k, v in node.items())
+    if isinstance(node, (list, tuple)):
+        return [_plain(v, secrets) for v in node]
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    return secrets.text(str(node))
+
+
+def _dump(data):
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
+
+
+def stack_name(text, stack, env, base_dir, source):
+    """The stack's name: the one given, else the project's name as Compose chooses it."""
+    if stack:
+        return stack
+    document = load(text, source)
+    return choose_project_name(None, document, dict(env or {}), base_dir, Report(source))
+
+
+def vars_file(text, stack=None, env=None, profiles=None, base_dir=None, source="compose file", secrets_file=None):
+    """A compose file's text -> {stack, text (the vars file), secrets (the secrets file's text,
+    or None), warnings (masked)}."""
+    stack = stack_name(text, stack, env, base_dir, source)
+    imported = from_compose(text, project_name=stack, env=env, profiles=profiles, base_dir=base_dir, source=source)
+    secrets = collect(stack, imported)
+    warnings = masked(imported["warnings"], imported)
+    head = ["# The stack %s, imported from %s by playbooks/compose_import.yml; yours to edit." % (stack, source),
+            "# Deploy it with the clockwork.connections.stack role (vars_files: this file%s)."
+            % (" and %s" % secrets_file if secrets.values else "")]
+    if secrets.values:
+        head += ["# Its secrets are variables here; their values are in %s (mode 0600):" % (secrets_file or
+                                                                                          "the secrets file"),
+                 "# encrypt it with `ansible-vault encrypt` before committing it."]
+    if warnings:
+        head.append("# What the compose file holds that has no place in the declaration:")
+        head += ["#   - %s" % line.replace("\n", " ") for line in warnings]
+    else:
+        head.append("# Everything of the compose file has a place in the declaration.")
+    body = {"clockwork_stack_name": stack,
+            "clockwork_resources": _plain(imported["resources"], secrets),
+            "clockwork_connections": _plain(imported["connections"], secrets)}
+    secrets_text = None
+    if secrets.values:
+        secrets_text = ("# Secrets of %s, imported from %s: encrypt this file with `ansible-vault encrypt`.\n"
+                        % (stack, source)) + _dump(dict(sorted(secrets.values.items())))
+    return {"stack": stack, "text": "\n".join(head) + "\n---\n" + _dump(body), "secrets": secrets_text,
+            "warnings": warnings}
