@@ -1,0 +1,36 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""compose_merged, compose_masked, compose_vars_file: what the stack role and
+playbooks/compose_import.yml do with an imported compose file (plugin_utils/compose_declaration.py)."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_declaration import masked, merged, vars_file
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import ComposeError
+
+
+def compose_merged(imported, resources=None, connections=None):
+    return merged(imported, resources, connections)
+
+
+def compose_masked(lines, declaration):
+    return masked(lines, declaration)
+
+
+def compose_vars_file(text, stack=None, env=None, profiles=None, base_dir=None, source="compose file",
+                      secrets_file=None):
+    try:
+        return vars_file(text, stack=stack or None, env=env, profiles=profiles, base_dir=base_dir, source=source,
+                         secrets_file=secrets_file)
+    except ComposeError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"compose_merged": compose_merged, "compose_masked": compose_masked,
+                "compose_vars_file": compose_vars_file}
