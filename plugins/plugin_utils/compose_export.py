@@ -27,7 +27,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.applier impo
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, port_number
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionContext
 from ansible_collections.clockwork.connections.plugins.module_utils.database.client_env import (
-    SECRETS_DIR, contribute, given_values)
+    SECRETS_DIR, given_values)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import resolved_settings
 from ansible_collections.clockwork.connections.plugins.module_utils.database.sql_files import sql_files
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import stack_home
@@ -128,17 +128,13 @@ class Export(object):
                 continue
             kind = CONNECTION_TYPES[connection["type"]]
             result = kind.new_result(connection)
+            if connection.get("source_path") and connection.get("content") is None:
+                # A bind source is the Docker host's business: it need not exist where the export runs.
+                connection = dict(connection, content="")
             try:
-                if connection["type"] == "database":
-                    to = self.ctx.endpoint(connection["to_resource"])
-                    declared = to.declared_ports()
-                    settings = resolved_settings(connection, port_number(declared[0]) if declared else None)
-                    contribute(self.ctx, connection, settings, result)
-                elif connection["type"] == "file" and connection.get("source_path"):
-                    # The bind source is the host's business (written by the playbook, or the user's).
-                    kind.converge(self.ctx, dict(connection, content=connection.get("content") or ""), result)
-                else:
-                    kind.converge(self.ctx, connection, result)
+                # In check mode, with nothing on the engine, every type's own converge says what `from`
+                # gets and stops before it would log in or change anything.
+                kind.converge(self.ctx, connection, result)
             except ClockworkError as exc:   # named by the connection's label, as the plan names it
                 raise ExportError("connection " + exc.msg if exc.msg.startswith(result.name) else exc.msg)
             results.append(result)
@@ -214,20 +210,16 @@ class Export(object):
         return ["replicas"] if self.engine == "swarm" and self.declared[name].get("replicas") is None else []
 
     def untold(self, name, env, mounts):
-        """TLS material the run makes: Compose cannot make it, so it is left out (with a comment)."""
-        untold = {"env": [], "mounts": []}
-        home = stack_home(self.name) + os.sep
-        for connection in self.plan.connections:
-            if connection["type"] == "service_mesh" and connection.get("tls_enabled") and name in (
-                    connection["from_resource"], connection["to_resource"]):
-                untold["env"] += [e for e in CONNECTION_TYPES["service_mesh"].injected_env(
-                    connection, connection["to_resource"])[1:] if e in env]
-                untold["mounts"] += [m["target"] for m in mounts if m["type"] == "bind" and m["source"].startswith(
-                    home) and not m["source"].startswith(os.path.join(stack_home(self.name), "secrets"))]
-                self.comments.append("%s: TLS material (the stack's CA, %s's certificate and key) is made by the "
-                                     "stack's run only; not exported: %s" % (connection["label"],
-                                                                            connection["to_resource"], name))
-        return dict((k, sorted(set(v))) for k, v in untold.items())
+        """Files the stack's run makes on the Docker host (TLS material), which Compose cannot make: their
+        mounts are left out, and the env naming them, with a comment. Password files are secrets."""
+        made = self.plan.written_files()
+        secrets_home = os.path.join(stack_home(self.name), "secrets") + os.sep
+        targets = sorted(m["target"] for m in mounts if m["type"] == "bind" and m["source"] in made
+                         and made[m["source"]] is None and not m["source"].startswith(secrets_home))
+        if targets:
+            self.comments.append("resource %s: %s, made by the stack's run (TLS material), not exported"
+                                 % (name, ", ".join(targets)))
+        return {"env": sorted(k for k, v in env.items() if v in targets), "mounts": targets}
 
     def ports(self, service, spec):
         ports, expose = [], []
@@ -272,7 +264,8 @@ class Export(object):
         key = "%s_%s" % (name, variable)
         path = "secrets/%s" % key
         for connection in self.plan.connections:
-            if connection["from_resource"] == name and connection["type"] == "database":
+            if connection["from_resource"] == name and mount["source"] in CONNECTION_TYPES[
+                    connection["type"]].written_files(connection, self.name):
                 settings = resolved_settings(connection, None)
                 to = self.plan.specs.get(connection["to_resource"])
                 if to is not None and to.ports:
@@ -291,7 +284,7 @@ class Export(object):
         spec, targets = self.plan.specs[name], []
         image = spec.image.split("@")[0].rsplit("/", 1)[-1].split(":")[0]
         for index, connection in enumerate(c for c in self.plan.connections if c["to_resource"] == name
-                                           and c["type"] == "database"):
+                                           and CONNECTION_TYPES[c["type"]].planned_steps(c)):
             try:
                 files = sql_files(connection)
             except ClockworkError as exc:
@@ -345,7 +338,7 @@ class Export(object):
                 continue
             check = self.plan.specs[target].healthcheck
             condition = "service_healthy" if check and check["test"] != ["NONE"] else "service_started"
-            if connection["type"] == "dependency" and connection.get("condition"):
+            if connection.get("condition"):   # a dependency's own
                 condition = "service_%s" % connection["condition"]
             if depends.get(target, {}).get("condition") not in ("service_healthy", "service_completed_successfully"):
                 depends[target] = {"condition": condition}

@@ -172,7 +172,11 @@ def test_what_compose_cannot_do_is_said_in_comments_and_files():
     assert result["files"]["config.json"] == {"content": '{"log_level": "info"}', "mode": "0644"}
     seed_stack, seed_dir = seed()
     seed_header = export(seed_stack, base_dir=seed_dir)["text"]
-    assert "TLS material (the stack's CA, api's certificate and key) is made by the stack's run only" in seed_header
+    assert "resource api: /etc/clockwork/tls/tls.crt, /etc/clockwork/tls/tls.key, made by the stack's run (TLS " \
+        "material), not exported" in seed_header
+    assert "resource frontend: /etc/clockwork/tls/ca.crt, made by the stack's run" in seed_header
+    frontend = yaml.safe_load(seed_header)["services"]["frontend"]
+    assert "API_CA_FILE" not in frontend["environment"] and "volumes" not in frontend
     assert "/srv/tls" not in seed_header.split("x-clockwork:")[0].split("# What")[0]
 
 
