@@ -1,0 +1,323 @@
+"""Compose files deployed through the stack role (clockwork_compose_file) on the real engine, with
+the local images: check -> apply -> idempotent -> check, --check changes nothing, every inferred
+connection's check passes, and the end state is the one `docker-compose up` gives for the same
+file (containers compared field by field with bench/run.py's snapshot and differences).
+Bad compose files fail through the role with one message naming the file, the service and the
+key, before any change. playbooks/compose_import.yml writes a vars file with no password in it.
+
+Service names carry the stack's unique tag: the stack names its containers after them, and the
+engine is shared with other tests."""
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import yaml
+
+from helpers import (LOCAL_IMAGES, NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, ROOT, VENV_BIN, engine_state, inspect,
+                     playbook, run_playbook)
+from test_rotation import stack  # noqa: F401  (the stack fixture that also removes carried anonymous volumes)
+
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import run as bench  # noqa: E402  (bench/run.py: snapshot, differences, inspect_all, wait_ready)
+
+MARIADB_IMAGE = LOCAL_IMAGES["mariadb_image"]
+DB_PASSWORD = "app-s3cret"  # pragma: allowlist secret
+WP_PASSWORD = "wp-s3cret"  # pragma: allowlist secret
+
+
+def state_of(tag):
+    """engine_state() limited to what carries the test's tag: the engine is shared with others."""
+    return dict((kind, [line for line in lines if tag in line]) for kind, lines in engine_state().items())
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def shop(tag):
+    """An application with PostgreSQL through DATABASE_URL and Redis through REDIS_URL, a worker
+    sharing a named volume with it, a bind-mounted config directory, a published port, and
+    depends_on with conditions; the password comes from interpolation."""
+    return textwrap.dedent("""\
+        services:
+          web-{t}:
+            image: {nginx}
+            ports: ["{port}:80"]
+            environment:
+              DATABASE_URL: postgresql://shop:${{DB_PASSWORD:?set DB_PASSWORD}}@db-{t}:5432/shop
+              REDIS_URL: redis://cache-{t}:6379/0
+              LOG_LEVEL: info
+            volumes:
+              - uploads:/srv/uploads
+              - ./config:/etc/shop:ro
+            healthcheck:
+              test: ["CMD", "curl", "-fsS", "http://localhost/"]
+              interval: 1s
+              retries: 30
+            depends_on:
+              db-{t}: {{condition: service_healthy}}
+              cache-{t}: {{condition: service_started}}
+          worker-{t}:
+            image: {nginx}
+            environment: [QUEUE=default]
+            volumes: [uploads:/srv/uploads]
+            depends_on: [web-{t}]
+          db-{t}:
+            image: {postgres}
+            environment:
+              POSTGRES_USER: shop
+              POSTGRES_PASSWORD: ${{DB_PASSWORD:?set DB_PASSWORD}}
+              POSTGRES_DB: shop
+            healthcheck:
+              test: ["CMD-SHELL", "pg_isready -U shop -d shop"]
+              interval: 1s
+              retries: 30
+          cache-{t}:
+            image: {redis}
+            expose: ["6379"]
+        volumes:
+          uploads:
+        """).format(t=tag, nginx=NGINX_IMAGE, postgres=POSTGRES_IMAGE, redis=REDIS_IMAGE, port=free_port())
+
+
+def blog(tag):
+    """WordPress-shaped: MariaDB reached as parts (WORDPRESS_DB_HOST, _USER, _PASSWORD, _NAME), Redis
+    as WP_REDIS_HOST, MariaDB's data in a named volume."""
+    return textwrap.dedent("""\
+        services:
+          db-{t}:
+            image: {mariadb}
+            environment:
+              MARIADB_ROOT_PASSWORD: {pw}
+              MARIADB_DATABASE: wordpress
+            volumes: ["db_data:/var/lib/mysql"]
+            expose: ["3306"]
+            healthcheck:
+              test: [CMD, healthcheck.sh, --connect, --innodb_initialized]
+              interval: 1s
+              start_period: 60s
+          cache-{t}:
+            image: {redis}
+            expose: ["6379"]
+          wordpress-{t}:
+            image: {nginx}
+            environment:
+              WORDPRESS_DB_HOST: db-{t}:3306
+              WORDPRESS_DB_USER: root
+              WORDPRESS_DB_PASSWORD: {pw}
+              WORDPRESS_DB_NAME: wordpress
+              WP_REDIS_HOST: cache-{t}
+            depends_on:
+              db-{t}:
+                condition: service_healthy
+        volumes:
+          db_data: {{}}
+        """).format(t=tag, mariadb=MARIADB_IMAGE, redis=REDIS_IMAGE, nginx=NGINX_IMAGE, pw=WP_PASSWORD)
+
+
+PROJECTS = {"shop": (shop, {"DB_PASSWORD": DB_PASSWORD}, DB_PASSWORD),
+            "blog": (blog, {}, WP_PASSWORD)}
+
+
+def write_project(workdir, text):
+    (workdir / "compose.yaml").write_text(text)
+    (workdir / "config").mkdir(exist_ok=True)
+    (workdir / "config" / "shop.json").write_text('{"currency": "EUR"}\n')
+
+
+def role_task(stack_name, env=None, state="present", **extra):
+    values = {"clockwork_stack_name": stack_name, "clockwork_compose_file": "compose.yaml",
+              "clockwork_compose_env": env or {}, "clockwork_state": state}
+    values.update(extra)
+    return {"name": "Deploy the compose file", "ansible.builtin.include_role": {"name": "clockwork.connections.stack"},
+            "vars": values}
+
+
+def deploy(workdir, stack_name, env=None, check=False, diff=False, verbose=False, **extra):
+    return playbook([role_task(stack_name, env, **extra)], check=check, diff=diff, verbose=verbose,
+                    workdir=str(workdir))
+
+
+def converged(run, stack_name):
+    return run.result("Converge stack %s" % stack_name)
+
+
+def compose(project, workdir, env, *args, check=True):
+    proc = subprocess.run(["docker-compose", "-p", project, "-f", str(workdir / "compose.yaml")] + list(args),
+                          cwd=str(workdir), env=dict(os.environ, **env), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 or not check, proc.stdout + proc.stderr
+    return proc
+
+
+# The engine's defaults for what a healthcheck leaves out: the stack writes them, compose leaves
+# them unset; the container runs its check the same either way.
+HEALTHCHECK_DEFAULTS = {"Interval": 30 * 10 ** 9, "Timeout": 30 * 10 ** 9, "Retries": 3, "StartPeriod": 0}
+
+
+def containers_of(labels):
+    shape = bench.snapshot(bench.inspect_all(labels), labels["label"].split("=", 1)[1])
+    for container in shape.values():
+        if container["healthcheck"]:
+            container["healthcheck"] = dict(HEALTHCHECK_DEFAULTS, **container["healthcheck"])
+    return shape
+
+
+# Differences the importer makes today (see the report of issue 21): the test fails on any other,
+# and is an expected failure while these remain.
+KNOWN = [
+    ("a network connection inferred from X_HOST=svc adds <SVC>_HOST=svc, which compose does not set "
+     "(the network type always contributes <TO>_HOST; the importer infers it anyway)",
+     lambda line: " env: " in line and "_HOST=" in line),
+]
+
+
+@pytest.mark.parametrize("project", sorted(PROJECTS))
+def test_an_imported_compose_file_deploys_like_compose(stack, tmp_path, project):  # noqa: F811
+    make, env, password = PROJECTS[project]
+    tag = stack.split("-")[-1]
+    write_project(tmp_path, make(tag))
+    before = state_of(tag)
+    dry = deploy(tmp_path, stack, env, check=True, diff=True)
+    assert dry.rc == 0, dry.output
+    assert converged(dry, stack)["changed"] is True
+    assert state_of(tag) == before, "--check changed the engine"
+
+    applied = deploy(tmp_path, stack, env, diff=True, verbose=True)
+    assert applied.rc == 0, applied.output
+    assert password not in applied.output, "a password shows in the output"
+    result = converged(applied, stack)
+    checks = result["checks"]
+    assert checks and all(c["ok"] for c in checks), checks
+    imported = yaml.safe_load(subprocess.run(
+        [os.path.join(VENV_BIN, "python"), "-c", IMPORT, str(tmp_path), stack, yaml.safe_dump(env)],
+        capture_output=True, text=True, check=True).stdout)
+    # Every inferred connection is checked, and passes (a dependency's check is `to` running).
+    checked = set(c["connection"] for c in checks)
+    for connection in imported["connections"]:
+        assert any(connection["from"] in name and connection["to"] in name for name in checked), (connection, checked)
+
+    again = deploy(tmp_path, stack, env)
+    assert again.rc == 0 and converged(again, stack)["changed"] is False, again.output
+    state = state_of(tag)
+    dry_again = deploy(tmp_path, stack, env, check=True, diff=True)
+    assert dry_again.rc == 0 and converged(dry_again, stack)["changed"] is False, dry_again.output
+    assert state_of(tag) == state
+
+    ours = containers_of({"label": "io.clockwork.stack=%s" % stack})
+    removed = deploy(tmp_path, stack, env, state="absent", clockwork_purge=True)
+    assert removed.rc == 0, removed.output
+
+    # The same file brought up by docker-compose 1.29, under another project name.
+    compose_project = stack.replace("-", "") + "c"
+    try:
+        compose(compose_project, tmp_path, env, "up", "-d")
+        labels = {"label": "com.docker.compose.project=%s" % compose_project}
+        bench.wait_ready(labels, len(ours))
+        theirs = containers_of(labels)
+    finally:
+        compose(compose_project, tmp_path, env, "down", "-v", check=False)
+    found = bench.differences(ours, theirs)
+    known = [(why, line) for line in found for why, matches in KNOWN if matches(line)]
+    unexpected = [line for line in found if line not in [k[1] for k in known]]
+    assert not unexpected, "the imported file and docker-compose deployed different containers:\n" + "\n".join(
+        unexpected)
+    if known:
+        pytest.xfail("importer: " + "; ".join(sorted(set("%s (%s)" % (why, line.split(" ")[0]) for why, line in known))))
+
+
+# The importer run alone, for the list of what it inferred (pure controller code, no engine).
+IMPORT = """
+import sys, yaml
+sys.path.insert(0, %r)
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import from_compose
+base = sys.argv[1]
+print(yaml.safe_dump(from_compose(open(base + "/compose.yaml").read(), project_name=sys.argv[2],
+                                  env=yaml.safe_load(sys.argv[3]), base_dir=base)))
+""" % os.path.join(ROOT, "collections")
+
+
+BAD = {
+    "invalid YAML": ("services:\n  web-{t}:\n    image: [unclosed\n", ["compose.yaml", "invalid YAML", "line"]),
+    "schema violation": ("services:\n  web-{t}:\n    image: {nginx}\n    ports: {{published: 80}}\n",
+                         ["compose.yaml", "service web-{t}", "ports"]),
+    "unknown service in depends_on": ("services:\n  web-{t}:\n    image: {nginx}\n    depends_on: [nowhere-{t}]\n",
+                                      ["compose.yaml", "service web-{t}", "depends_on", "nowhere-{t}"]),
+    "cycle": ("services:\n  a-{t}:\n    image: {nginx}\n    depends_on: [b-{t}]\n"
+              "  b-{t}:\n    image: {nginx}\n    depends_on: [a-{t}]\n",
+              ["compose.yaml", "depends_on", "a-{t}", "b-{t}", "cycle"]),
+    "undefined required variable": ("services:\n  web-{t}:\n    image: {nginx}\n    environment:\n"
+                                    "      TOKEN: ${{API_TOKEN:?give the API token}}\n",
+                                    ["compose.yaml", "service web-{t}", "environment.TOKEN", "API_TOKEN",
+                                     "give the API token"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_a_bad_compose_file_fails_before_any_change(stack, tmp_path, case):  # noqa: F811
+    text, expected = BAD[case]
+    tag = stack.split("-")[-1]
+    (tmp_path / "compose.yaml").write_text(text.format(t=tag, nginx=NGINX_IMAGE))
+    before = state_of(tag)
+    for check in (True, False):
+        failed = deploy(tmp_path, stack, check=check)
+        assert failed.rc != 0, failed.output
+        assert state_of(tag) == before, "a bad compose file changed the engine"
+        assert "Traceback" not in failed.output, failed.output
+        for word in expected:
+            assert word.format(t=tag) in failed.output, (word, failed.output)
+        assert not any(r["_task"].endswith("Converge stack %s" % stack) and not r.get("skipped")
+                       for r in failed.results), "the stack was converged"
+
+
+def test_declared_connections_replace_inferred_ones(stack, tmp_path):  # noqa: F811
+    """A declared connection with the same from, to and type replaces the inferred one; another
+    declared one is added. Both as the stack sees them, in check mode (no change)."""
+    tag = stack.split("-")[-1]
+    write_project(tmp_path, shop(tag))
+    declared = [{"type": "dependency", "from": "worker-%s" % tag, "to": "web-%s" % tag, "condition": "healthy"},
+                {"type": "dependency", "from": "worker-%s" % tag, "to": "cache-%s" % tag}]
+    before = state_of(tag)
+    dry = deploy(tmp_path, stack, {"DB_PASSWORD": DB_PASSWORD}, check=True, clockwork_connections=declared)
+    assert dry.rc == 0, dry.output
+    assert state_of(tag) == before
+    order = converged(dry, stack)["order"]
+    assert order.index("cache-%s" % tag) < order.index("worker-%s" % tag)
+    entries = [e["name"] for e in converged(dry, stack)["entries"] if e["kind"] == "connection"]
+    assert entries.count("dependency worker-{0} -> web-{0}".format(tag)) <= 1, entries
+
+
+def test_the_import_playbook_writes_a_vars_file_without_passwords(stack, tmp_path):  # noqa: F811
+    tag = stack.split("-")[-1]
+    write_project(tmp_path, shop(tag))
+    out = tmp_path / "stack.yml"
+    imported = run_playbook(os.path.join(ROOT, "playbooks/compose_import.yml"), extra_vars={
+        "compose_file": str(tmp_path / "compose.yaml"), "out": str(out), "stack": stack,
+        "compose_env": {"DB_PASSWORD": DB_PASSWORD}})
+    assert imported.rc == 0, imported.output
+    assert DB_PASSWORD not in imported.output
+    text = out.read_text()
+    assert DB_PASSWORD not in text
+    assert text.startswith("# The stack %s, imported from" % stack)
+    secrets = tmp_path / "stack.secrets.yml"
+    assert oct(os.stat(str(secrets)).st_mode & 0o777) == "0o600"
+    values = yaml.safe_load(secrets.read_text())
+    assert DB_PASSWORD in values.values()
+    declaration = yaml.safe_load(text)
+    assert declaration["clockwork_stack_name"] == stack
+    database = [c for c in declaration["clockwork_connections"] if c["type"] == "database" and c["to"] == "db-" + tag]
+    assert database and database[0]["password"].startswith("{{ ") and database[0]["password"].endswith(" }}")
+    # The written files deploy as they are (check mode: nothing changes, the plan is built).
+    before = state_of(tag)
+    dry = playbook([{"name": "Deploy the written declaration",
+                     "ansible.builtin.include_role": {"name": "clockwork.connections.stack"}}], check=True,
+                   workdir=str(tmp_path), play_extra={"vars_files": [str(out), str(secrets)]})
+    assert dry.rc == 0, dry.output
+    assert DB_PASSWORD not in dry.output
+    assert converged(dry, stack)["changed"] is True
+    assert state_of(tag) == before
+    assert inspect("container", "web-" + tag) is None
