@@ -186,7 +186,7 @@ def stack_name(text, stack, env, base_dir, source):
 def vars_file(text, stack=None, env=None, profiles=None, base_dir=None, source="compose file", secrets_file=None):
     """A compose file's text -> {stack, text (the vars file), secrets (the secrets file's text,
     or None), warnings (masked)}."""
-    stack = stack_name(text, stack, env, base_dir, source)
+    stack = str(stack_name(text, stack, env, base_dir, source))
     imported = from_compose(text, project_name=stack, env=env, profiles=profiles, base_dir=base_dir, source=source)
     secrets = collect(stack, imported)
     warnings = masked(imported["warnings"], imported)
