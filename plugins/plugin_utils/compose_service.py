@@ -18,6 +18,7 @@ URL_ENGINES = {"postgres": "postgresql", "postgresql": "postgresql", "mysql": "m
 SERVER_IMAGES = URL_ENGINES
 SERVER_ENV = (("POSTGRES_", "postgresql"), ("MYSQL_", "mysql"), ("MARIADB_", "mysql"))
 
+
 def as_mapping(value, separator="="):
     """A list or mapping form (environment, labels, networks) as a mapping; None for a bare name."""
     if isinstance(value, dict):
