@@ -194,8 +194,8 @@ def vars_file(text, stack=None, env=None, profiles=None, base_dir=None, source="
             "# Deploy it with the clockwork.connections.stack role (vars_files: this file%s)."
             % (" and %s" % secrets_file if secrets.values else "")]
     if secrets.values:
-        head += ["# Its secrets are variables here; their values are in %s (mode 0600):" % (secrets_file or
-                                                                                          "the secrets file"),
+        where = secrets_file or "the secrets file"
+        head += ["# Its secrets are variables here; their values are in %s (mode 0600):" % where,
                  "# encrypt it with `ansible-vault encrypt` before committing it."]
     if warnings:
         head.append("# What the compose file holds that has no place in the declaration:")
