@@ -146,12 +146,10 @@ def collect(stack, declaration):
 def _strings(node, path=""):
     if isinstance(node, dict):
         for key, value in node.items():
-            for found in _strings(value, "%s.%s" % (path, key) if path else str(key)):
-                yield found
+            yield from _strings(value, "%s.%s" % (path, key) if path else str(key))
     elif isinstance(node, list):
-        for index, value in enumerate(node):
-            for found in _strings(value, path):
-                yield found
+        for value in node:
+            yield from _strings(value, path)
     elif isinstance(node, str):
         yield path, node
 
