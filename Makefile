@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: venv engine compose images showcase showcase-destroy test unit integration sanity lint compat bench clean
+.PHONY: venv engine compose images showcase showcase-destroy test unit integration sanity lint compat bench clean ee docs
 
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -61,6 +61,15 @@ compat: venv engine images
 
 bench: venv engine compose images
 	$(PY) bench/run.py
+
+# The execution environment (ee/build.py): ansible-builder on a local Debian base, no registry;
+# reused when its recipe hash label matches. README's "In an execution environment" runs it.
+ee: venv engine
+	$(PY) ee/build.py
+
+# The HTML docs site into docs/build/html, after linting the plugin docs and changelog fragments.
+docs: venv
+	scripts/docs.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/output
