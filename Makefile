@@ -64,7 +64,7 @@ bench: venv engine compose images
 
 # The execution environment (ee/build.py): ansible-builder on a local Debian base, no registry;
 # reused when its recipe hash label matches. README's "In an execution environment" runs it.
-ee: venv engine
+ee: venv engine images
 	$(PY) ee/build.py
 
 # The HTML docs site into docs/build/html, after linting the plugin docs and changelog fragments.
