@@ -34,6 +34,7 @@ EE_FILE = ROOT / "execution-environment.yml"
 BASE_TAG = "clockwork-ee/base:bookworm"
 GUARD = "/usr/local/sbin/ee-packages"
 VENV = "/opt/ee"
+BUILD_LABEL = "io.clockwork.ee-build=true"   # execution-environment.yml puts it on every stage
 # What ansible-builder 3's Containerfile pip-installs besides ansible-core and ansible-runner
 # (containerfile.py, ee_schema.py): the builder stage's tools and the entrypoint's dumb-init.
 BUILDER_TOOLS = ["bindep", "pyyaml", "packaging", "dumb-init==1.2.5"]
@@ -188,6 +189,12 @@ def main():
                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
     if result.returncode != 0:
         sys.exit("ee: ansible-builder failed:\n" + "\n".join(result.stdout.splitlines()[-40:]))
+    # The build stages and the image this one replaced, now untagged: this build's leftovers only.
+    for image in client.images.list(filters={"dangling": True, "label": BUILD_LABEL}):
+        try:
+            client.images.remove(image.id)
+        except docker.errors.APIError:
+            pass   # in use by a container, or removed concurrently
     print("ee: built %s in %.1fs" % (tag, time.monotonic() - started))
 
 
