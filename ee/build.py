@@ -184,17 +184,17 @@ def main():
     print("ee: ansible-builder build of %s" % tag, flush=True)
     result = run([str(Path(sys.executable).parent / "ansible-builder"), "build", "--file", str(EE_FILE),
                   "--context", str(OUT / "context"), "--container-runtime", "docker", "--verbosity", "2",
-                  "--extra-build-cli-args", "--label %s=%s" % (images.RECIPE_LABEL, recipe)],
+                  "--extra-build-cli-args", "--force-rm --label %s=%s" % (images.RECIPE_LABEL, recipe)],
                  cwd=ROOT, env=dict(os.environ, DOCKER_BUILDKIT="0"),
                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
-    if result.returncode != 0:
-        sys.exit("ee: ansible-builder failed:\n" + "\n".join(result.stdout.splitlines()[-40:]))
     # The build stages and the image this one replaced, now untagged: this build's leftovers only.
     for image in client.images.list(filters={"dangling": True, "label": BUILD_LABEL}):
         try:
             client.images.remove(image.id)
         except docker.errors.APIError:
             pass   # in use by a container, or removed concurrently
+    if result.returncode != 0:
+        sys.exit("ee: ansible-builder failed:\n" + "\n".join(result.stdout.splitlines()[-40:]))
     print("ee: built %s in %.1fs" % (tag, time.monotonic() - started))
 
 
