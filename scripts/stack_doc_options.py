@@ -35,6 +35,10 @@ EXTRA = {
     "volume_name": {"description": "Volume resource, or file connection: the volume's name (a volume resource defaults to its own name)."},
     "driver": {"description": "Volume resource only: the volume driver."},
     "name": {"description": "The resource's name: the container's name and DNS alias on the stack's network."},
+    "env_var_name": {"description": [
+        "Database, network and service_mesh connections: the env variable contributed to C(from_resource). Defaults "
+        "to C(DATABASE_URL) (C(REDIS_URL) for Redis), C(<TO>_HOST) and C(<SERVICE>_URL).",
+        "The empty string contributes none (a database connection then gives only the parts of C(env))."]},
 }
 
 

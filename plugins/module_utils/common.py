@@ -79,6 +79,20 @@ def env_name(resource_name):
     return re.sub(r"[^A-Z0-9]", "_", resource_name.upper())
 
 
+def chosen_env_name(params, default):
+    """The env var a connection sets in `from`: its `env_var_name` when given ("" for none), else
+    the type's default name (an app that reads `WP_REDIS_HOST` gets it under that name)."""
+    name = params.get("env_var_name")
+    return default if name is None else name
+
+
+def env_var_name_problems(params):
+    name = params.get("env_var_name")
+    if name and not ENV_NAME.match(name):
+        return [("env_var_name", "%s is not an environment variable name" % name)]
+    return []
+
+
 def owner_labels(stack, resource):
     return {STACK_LABEL: stack, RESOURCE_LABEL: resource}
 

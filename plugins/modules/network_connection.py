@@ -58,6 +58,12 @@ options:
     type: list
     elements: str
     default: []
+  env_var_name:
+    description:
+      - Env variable contributed to O(from_resource), holding the name of O(to_resource). Defaults to
+        C(<TO>_HOST) (the O(to_resource) name upper-cased, every character outside C(A-Z0-9) turned into C(_)).
+      - Name the variable the application reads, for example C(WP_REDIS_HOST); an empty string contributes none.
+    type: str
 """
 
 EXAMPLES = r"""

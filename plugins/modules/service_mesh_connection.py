@@ -80,6 +80,13 @@ options:
   tls_dir:
     description: Directory on the Docker host for the stack's CA, keys and certificates. Defaults to C(~/.clockwork/<stack>/tls).
     type: path
+  env_var_name:
+    description:
+      - Env variable contributed to O(from_resource), holding the service URL. Defaults to C(<SERVICE>_URL), from
+        O(service_name) or else the O(to_resource) name.
+      - Name the variable the application reads, for example C(UPSTREAM_URL); an empty string contributes none.
+        The CA file's variable stays C(<SERVICE>_CA_FILE).
+    type: str
 """
 
 EXAMPLES = r"""

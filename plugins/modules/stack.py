@@ -341,9 +341,9 @@ options:
         type: dict
       env_var_name:
         description:
-        - Env variable contributed to C(from_resource), holding the connection string. Defaults to C(DATABASE_URL),
-          or C(REDIS_URL) for Redis.
-        - The empty string contributes no connection string, only the parts of C(env).
+        - 'Database, network and service_mesh connections: the env variable contributed to C(from_resource).
+          Defaults to C(DATABASE_URL) (C(REDIS_URL) for Redis), C(<TO>_HOST) and C(<SERVICE>_URL).'
+        - The empty string contributes none (a database connection then gives only the parts of C(env)).
         type: str
       from_resource:
         description:

@@ -330,7 +330,7 @@ class Declaration(object):
                       "service_name": target, "health_check_path": url.group(4) or "/",
                       "description": "from compose: environment %s of %s is an %s URL of service %s" % (
                           key, name, protocol, target)}
-        return connection, (), {env_name(target) + "_URL": "%s://%s:%d" % (protocol, target, port)}
+        return self._named_env(connection, key, value, "%s://%s:%d" % (protocol, target, port), "_URL")
 
     def _network(self, name, key, value):
         host, sep, port = value.partition(":")
@@ -346,7 +346,19 @@ class Declaration(object):
         connection = dict({"type": "network", "from": name, "to": target,
                            "description": "from compose: environment %s of %s names service %s" % (key, name, target)},
                           **self.networks[shared[0]])
-        return connection, (), {env_name(target) + "_HOST": target}
+        return self._named_env(connection, key, value, target, "_HOST")
+
+    @staticmethod
+    def _named_env(connection, key, value, contributed, suffix):
+        """The connection sets the service's own variable when it would give the same value (under
+        `env_var_name` unless that is the type's default name); otherwise it sets none, and the
+        variable stays plain env as compose has it: nothing is added that compose does not set."""
+        if value != contributed:
+            connection["env_var_name"] = ""
+            return connection, (), {}
+        if key != env_name(connection["to"]) + suffix:
+            connection["env_var_name"] = key
+        return connection, (), {key: value}
 
     # -- networks ------------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ key, before any change. playbooks/compose_import.yml writes a vars file with no 
 Service names carry the stack's unique tag: the stack names its containers after them, and the
 engine is shared with other tests."""
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -174,28 +173,6 @@ def containers_of(labels):
     return shape
 
 
-# What the importer does differently from compose today (see the report of issue 21): a network
-# connection inferred from X_HOST=svc, or a service_mesh one from X_URL=http://svc, also gives
-# `from` <SVC>_HOST or <SVC>_URL (the types always contribute them), which compose does not set.
-# The test is an expected failure while these remain, and fails on any other difference.
-KNOWN = "the connection inferred from an env var adds <SVC>_HOST or <SVC>_URL, which compose does not set"
-
-
-def contributed_extras(ours, theirs):
-    """Takes out of `ours` the env entries compose lacks that are a network or service_mesh
-    connection's <SVC>_HOST / <SVC>_URL naming another service; returns them."""
-    names = dict((re.sub(r"[^A-Z0-9]", "_", name.upper()), name) for name in ours)
-    taken = []
-    for name, container in ours.items():
-        if name not in theirs:
-            continue
-        for entry in sorted(set(container["env"]) - set(theirs[name]["env"])):
-            found = re.match(r"^([A-Z0-9_]+)_(HOST|URL)=", entry)
-            if found and found.group(1) in names:
-                container["env"].remove(entry)
-                taken.append("%s %s" % (name, entry.split("=")[0]))
-    return taken
-
 
 @pytest.mark.parametrize("project", sorted(PROJECTS))
 def test_an_imported_compose_file_deploys_like_compose(stack, tmp_path, project):  # noqa: F811
@@ -242,11 +219,8 @@ def test_an_imported_compose_file_deploys_like_compose(stack, tmp_path, project)
         theirs = containers_of(labels)
     finally:
         compose(compose_project, tmp_path, env, "down", "-v", check=False)
-    known = contributed_extras(ours, theirs)
     found = bench.differences(ours, theirs)
     assert not found, "the imported file and docker-compose deployed different containers:\n" + "\n".join(found)
-    if known:
-        pytest.xfail("importer: %s (%s)" % (KNOWN, ", ".join(known)))
 
 
 # The importer run alone, for the list of what it inferred (pure controller code, no engine).

@@ -758,7 +758,8 @@ def test_an_http_url_of_a_service_is_a_service_mesh_connection():
          "health_check_path": "/", "description": "from compose: environment API_URL of web is an http URL of service api"},
         {"type": "service_mesh", "from": "web", "to": "admin", "protocol": "https", "port": 443, "service_name": "admin",
          "health_check_path": "/panel",
-         "description": "from compose: environment ADMIN of web is an https URL of service admin"}]
+         "description": "from compose: environment ADMIN of web is an https URL of service admin",
+         "env_var_name": ""}]
     assert by_name(result)["web"]["env"] == {"BACKEND_URL": "http://api:8000/v1/", "ADMIN": "https://admin/panel",
                                              "SELF": "http://web:80", "ELSEWHERE": "https://example.com/x",
                                              "AMQP": "amqp://guest:guest@rabbit:5672/"}
@@ -766,17 +767,19 @@ def test_an_http_url_of_a_service_is_a_service_mesh_connection():
     planned(result)
 
 
-def test_a_connection_whose_env_would_differ_from_the_services_is_not_made():
+def test_a_connection_whose_env_would_differ_from_the_services_sets_none():
     result = imported("""
         services:
           api: {image: x, ports: ["8000:8000"]}
           cache: {image: redis}
           web: {image: x, environment: {API_URL: "http://api:8000/v1", CACHE_HOST: "cache:6379"}}
     """)
-    assert connections(result) == []
-    assert has_warning(result, "service web: environment.API_URL: the service_mesh connection to api would set API_URL "
-                               "to http://api:8000; kept as plain env")
-    assert has_warning(result, "service web: environment.CACHE_HOST: the network connection to cache would set CACHE_HOST")
+    # The connections are made, and set no variable: the service's own values stay as compose has them.
+    assert [(c["type"], c["to"], c["env_var_name"]) for c in connections(result)] == [
+        ("service_mesh", "api", ""), ("network", "cache", "")]
+    assert by_name(result)["web"]["env"] == {"API_URL": "http://api:8000/v1", "CACHE_HOST": "cache:6379"}
+    assert result["warnings"] == []
+    planned(result)
 
 
 def test_a_host_or_host_port_value_is_a_network_connection_on_a_shared_network():
@@ -793,9 +796,10 @@ def test_a_host_or_host_port_value_is_a_network_connection_on_a_shared_network()
     assert connections(result) == [
         {"type": "network", "from": "worker", "to": "broker", "network_name": "shop_back", "driver": "bridge",
          "internal": True, "subnet": "172.30.0.0/16", "gateway": "172.30.0.1",
-         "description": "from compose: environment QUEUE of worker names service broker"}]
+         "description": "from compose: environment QUEUE of worker names service broker", "env_var_name": ""}]
     resources = by_name(result)
-    assert resources["worker"]["env"] == {"QUEUE": "broker:5672"}, "BROKER_HOST is the connection's; QUEUE stays"
+    assert resources["worker"]["env"] == {"QUEUE": "broker:5672", "BROKER_HOST": "broker"}, \
+        "one network connection per pair, setting no variable (QUEUE came first): both stay as compose has them"
     assert resources["broker"]["networks"] == [{"name": "shop_back", "aliases": ["mq"]}]
     assert resources["plain"]["env"] == {"X": "broker:notaport"}
     for words in (("service web: environment.UPSTREAM: names service worker, but they share no network",),
@@ -815,8 +819,8 @@ def test_the_default_network_when_none_is_named():
     """)
     assert [(c["network_name"], c["description"]) for c in connections(result)] == [
         ("shop_default", "from compose: environment REDIS_HOST of app names service cache")]
-    assert by_name(result)["app"]["env"] == {"REDIS_HOST": "cache", "CACHE": "cache:6379"}, \
-        "the connection gives CACHE_HOST; both stay as they were"
+    assert by_name(result)["app"]["env"] == {"CACHE": "cache:6379"}, "the connection sets REDIS_HOST; CACHE stays"
+    assert connections(result)[0]["env_var_name"] == "REDIS_HOST"
     planned(result)
 
 

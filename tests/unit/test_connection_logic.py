@@ -3,6 +3,7 @@ import pytest
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.contribution import Contribution, merge
+from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import (
     actual_settings, settings_drift, wanted_settings)
 
@@ -59,3 +60,23 @@ def test_network_without_subnet_leaves_the_engine_choice_alone():
 def test_network_drift_names_settings():
     wanted = wanted_settings({"internal": True, "subnet": "10.9.9.0/24", "gateway": "10.9.9.1"})
     assert settings_drift(wanted, actual_settings(ATTRS)) == ["internal", "subnet", "gateway"]
+
+
+@pytest.mark.parametrize("kind, params, names", [
+    ("network", {}, ["REDIS_HOST"]),
+    ("network", {"env_var_name": "WP_REDIS_HOST"}, ["WP_REDIS_HOST"]),
+    ("network", {"env_var_name": ""}, []),
+    ("service_mesh", {}, ["REDIS_URL"]),
+    ("service_mesh", {"service_name": "cache-svc"}, ["CACHE_SVC_URL"]),
+    ("service_mesh", {"env_var_name": "UPSTREAM_URL", "tls_enabled": True}, ["UPSTREAM_URL", "REDIS_CA_FILE"]),
+    ("service_mesh", {"env_var_name": ""}, []),
+])
+def test_network_and_service_mesh_env_names(kind, params, names):
+    """The app's own variable name (env_var_name), the type's default, or none."""
+    assert CONNECTION_TYPES[kind].injected_env(dict(params, to_resource="redis"), "redis") == names
+
+
+@pytest.mark.parametrize("kind", ["network", "service_mesh"])
+def test_env_var_name_must_be_a_variable_name(kind):
+    problems = CONNECTION_TYPES[kind].validate({"network_name": "n", "env_var_name": "1-bad"})
+    assert ("env_var_name", "1-bad is not an environment variable name") in problems

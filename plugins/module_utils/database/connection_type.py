@@ -10,7 +10,8 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, port_number
+from ansible_collections.clockwork.connections.plugins.module_utils.common import (
+    ClockworkError, env_var_name_problems, port_number)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionType
 from ansible_collections.clockwork.connections.plugins.module_utils.database.client_env import (
     client_env, contribute, env_problems, injected_names, known_values, planned_files)
@@ -18,7 +19,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.database.com
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
 from ansible_collections.clockwork.connections.plugins.module_utils.database.rotation import rotate_passwords
 from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import (
-    DEFAULT_ENGINE, ENV_NAME, engine_of, env_var_name, login_address, part_values, render_url, resolved_settings,
+    DEFAULT_ENGINE, engine_of, env_var_name, login_address, part_values, render_url, resolved_settings,
     template_placeholders)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.sql_files import (
     SQL_SUFFIX, pending_files, sql_files)
@@ -62,8 +63,7 @@ def validate(params):
             template_placeholders(params["connection_string_template"])
         except ClockworkError as exc:
             problems.append(("connection_string_template", exc.msg.replace("connection_string_template ", "", 1)))
-    if params.get("env_var_name") and not ENV_NAME.match(params["env_var_name"]):
-        problems.append(("env_var_name", "%s is not an environment variable name" % params["env_var_name"]))
+    problems.extend(env_var_name_problems(params))
     if engine is not None:
         problems.extend(env_problems(params, resolved_settings(params, None)))
     if params.get("timeout") is not None and params["timeout"] <= 0:

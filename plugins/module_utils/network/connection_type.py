@@ -2,14 +2,15 @@
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """NetworkConnection: a named Docker network, `to` attached under its name, and
-`<TO>_HOST=<to>` for `from`, which joins the network when it is (re)created."""
+`<TO>_HOST=<to>` (or `env_var_name`) for `from`, which joins the network when it is (re)created."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import docker_name_problem, env_name, port_number
+from ansible_collections.clockwork.connections.plugins.module_utils.common import (
+    chosen_env_name, docker_name_problem, env_name, env_var_name_problems, port_number)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     ConnectionType, required_field)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_arg, exec_first, exec_in
@@ -24,6 +25,7 @@ NETWORK_ARGS = dict(
     subnet=dict(type="str"),
     gateway=dict(type="str"),
     aliases=dict(type="list", elements="str", default=[]),
+    env_var_name=dict(type="str"),
 )
 
 
@@ -50,7 +52,7 @@ def validate(params):
     for alias in params.get("aliases") or []:
         if docker_name_problem(alias):
             problems.append(("aliases", docker_name_problem(alias)))
-    return problems
+    return problems + env_var_name_problems(params)
 
 
 def prepare(ctx, params, result):
@@ -66,8 +68,9 @@ def to_contribution(params, _stack):
     return {"mounts": [], "networks": [{"name": params["network_name"], "aliases": aliases}]}
 
 
-def injected_env(_params, to_name):
-    return [env_name(to_name) + "_HOST"]
+def injected_env(params, to_name):
+    name = chosen_env_name(params, env_name(to_name) + "_HOST")
+    return [name] if name else []
 
 
 def known_env(params, to_name):
@@ -99,7 +102,8 @@ def converge(ctx, params, result):
 
     contribution = result.contribution
     contribution.networks.append({"name": network, "aliases": [from_name]})
-    contribution.env[injected_env(params, to_name)[0]] = to_name
+    for name in injected_env(params, to_name):
+        contribution.env[name] = to_name
     ports = to.declared_ports() or to.exposed_ports(ctx.engine)
     contribution.checks.append({"kind": "dns_tcp", "connection": result.name, "container": from_name,
                                 "host": to_name, "port": port_number(ports[0]) if ports else None,

@@ -11,7 +11,7 @@ import os
 import posixpath
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
-    ClockworkError, docker_name_problem, env_name, port_number)
+    ClockworkError, chosen_env_name, docker_name_problem, env_name, env_var_name_problems, port_number)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionType
 from ansible_collections.clockwork.connections.plugins.module_utils.container import ensure_mounted
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_arg, exec_first, exec_path
@@ -31,6 +31,7 @@ SERVICE_MESH_ARGS = dict(
     key_path=dict(type="str", default="/etc/clockwork/tls/tls.key", no_log=False),  # a path, not a key
     ca_path=dict(type="str", default="/etc/clockwork/tls/ca.crt"),
     tls_dir=dict(type="path"),
+    env_var_name=dict(type="str"),
 )
 
 # Docker's embedded DNS answers a name shared by several containers with all their
@@ -55,7 +56,7 @@ def validate(params):
         for field in ("cert_path", "key_path", "ca_path"):
             if not posixpath.isabs(params.get(field) or ""):
                 problems.append((field, "%s must be an absolute path inside the container" % params.get(field)))
-    return problems
+    return problems + env_var_name_problems(params)
 
 
 def discover_port(ctx, to, params, connection):
@@ -140,9 +141,18 @@ def to_contribution(params, stack):
     return {"mounts": mounts, "networks": networks}
 
 
+def url_env_name(params, to_name):
+    """`<SERVICE>_URL`, or the connection's `env_var_name` ("" for none)."""
+    return chosen_env_name(params, env_name(params.get("service_name") or to_name) + "_URL")
+
+
+def ca_env_name(params, to_name):
+    return env_name(params.get("service_name") or to_name) + "_CA_FILE"
+
+
 def injected_env(params, to_name):
-    prefix = env_name(params.get("service_name") or to_name)
-    return [prefix + "_URL"] + ([prefix + "_CA_FILE"] if params.get("tls_enabled") else [])
+    url_name = url_env_name(params, to_name)
+    return ([url_name] if url_name else []) + ([ca_env_name(params, to_name)] if params.get("tls_enabled") else [])
 
 
 def converge(ctx, params, result, prepared=None):
@@ -158,8 +168,8 @@ def converge(ctx, params, result, prepared=None):
     service = params.get("service_name") or to_name
     protocol = "https" if params.get("tls_enabled") and params.get("protocol") == "http" else params.get("protocol")
     url = "%s://%s:%d" % (protocol, service, port)
-    names = injected_env(params, to_name)
-    result.contribution.env[names[0]] = url
+    if url_env_name(params, to_name):
+        result.contribution.env[url_env_name(params, to_name)] = url
     result.extra["service"] = {"url": url, "port": port, "port_source": found, "load_balancing": LOAD_BALANCING[policy]}
 
     check = {"kind": "http", "connection": result.name, "container": from_name,
@@ -175,7 +185,7 @@ def converge(ctx, params, result, prepared=None):
             ctx.engine.forget("container", to_name)
         result.contribution.mounts.append({"type": "bind", "source": files["ca"], "target": params["ca_path"],
                                            "read_only": True})
-        result.contribution.env[names[1]] = params["ca_path"]
+        result.contribution.env[ca_env_name(params, to_name)] = params["ca_path"]
         check["ca_file"] = params["ca_path"]
         result.extra["service"]["tls"] = {"ca": files["ca"], "cert": files["cert"]}
     if protocol in ("http", "https"):
