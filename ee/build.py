@@ -182,11 +182,14 @@ def main():
         print("ee: %s up to date (%.1fs)" % (tag, time.monotonic() - started))
         return
     print("ee: ansible-builder build of %s" % tag, flush=True)
-    result = run([str(Path(sys.executable).parent / "ansible-builder"), "build", "--file", str(EE_FILE),
-                  "--context", str(OUT / "context"), "--container-runtime", "docker", "--verbosity", "2",
-                  "--extra-build-cli-args", "--force-rm --label %s=%s" % (images.RECIPE_LABEL, recipe)],
-                 cwd=ROOT, env=dict(os.environ, DOCKER_BUILDKIT="0"),
-                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    # The build context outside the tree: its generated YAML is no file of the collection to lint.
+    with tempfile.TemporaryDirectory(prefix="clockwork-ee-context-") as context:
+        result = run([str(Path(sys.executable).parent / "ansible-builder"), "build", "--file", str(EE_FILE),
+                      "--context", os.path.join(context, "context"), "--container-runtime", "docker",
+                      "--verbosity", "2",
+                      "--extra-build-cli-args", "--force-rm --label %s=%s" % (images.RECIPE_LABEL, recipe)],
+                     cwd=ROOT, env=dict(os.environ, DOCKER_BUILDKIT="0"),
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
     # The build stages and the image this one replaced, now untagged: this build's leftovers only.
     for image in client.images.list(filters={"dangling": True, "label": BUILD_LABEL}):
         try:
