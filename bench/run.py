@@ -10,6 +10,10 @@ showcase   the seed's stack (bench/docker-compose.yml, written by hand):
            the same six checks by `docker exec`, polled, as the role's assert step runs them);
   no-op    again with nothing to do (the collection: the deploy tag; compose: `up -d`).
   Then: where the collection's no-op time goes (an empty playbook, the stack module alone).
+  peer     after each round, the showcase as an Ansible user writes it with community.docker
+           (bench/community_docker/, in bench/.venv-peer with a pinned `ansible`; bench/peer.py):
+           cold, no-op of the deploy step and of the whole playbook; ratios clockwork/peer with the
+           goals, and its containers compared with the collection's.
 
 scale      an N-service stack generated for both tools from one description (bench/scale.py):
            one cache with a healthcheck, N/5 APIs on a network with it, the rest workers each
@@ -18,6 +22,8 @@ scale      an N-service stack generated for both tools from one description (ben
            (the collection: the playbook returns; compose: `up -d` returns; then, for both, the
            engine is polled until that holds, so compose does not gain by not waiting);
   no-op    the same command again (the playbook must report changed=0, compose create nothing).
+  sdk      at --size, the SDK floor takes its turn: the same stack through the Docker SDK alone,
+           parallel by graph level (bench/peer.py), cold; its end state compared with ours.
   At --size services (default 50) with more runs, then at each --growth size with fewer, for a
   table of how cold and no-op times grow with N. Each run starts from nothing: the stack's and
   the compose project's containers, networks and volumes are removed, by label, before and after.
@@ -27,8 +33,10 @@ like every other deployment of the showcase on a shared machine.
 A 50-service run alone: bench/run.py --only scale --growth ""; bench/scale.py writes the two files.
 Usage: bench/run.py [--only showcase|scale] [--cold N] [--noop N] [--size N] [--size-runs N]
                     [--growth 10,30] [--growth-runs N] [--noop-runs N] [--parallel N]
+                    [--peer-noop N] [--no-peer] [--no-sdk]
 """
 import argparse
+import contextlib
 import datetime
 import fcntl
 import json
@@ -50,6 +58,8 @@ IMAGES = yaml.safe_load(open(os.path.join(ROOT, "tests/images/local-images.yml")
 ENV = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import scale  # noqa: E402  (bench/scale.py, beside this file)
+sys.modules.setdefault("run", sys.modules[__name__])   # bench/peer.py imports this module as `run`
+import peer  # noqa: E402  (bench/peer.py: the community.docker peer and the SDK floor)
 
 SHOWCASE_LOCK = "/tmp/clockwork-showcase.lock"
 
@@ -143,14 +153,21 @@ def median(values):
     return statistics.median(values) if values else float("nan")
 
 
-def run_showcase(args):
-    """The hand-written showcase, under the showcase lock (its container names are fixed)."""
+@contextlib.contextmanager
+def showcase_lock():
+    """The showcase's container names are fixed: one deployment of it at a time on this machine."""
     with open(SHOWCASE_LOCK, "a") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             print("bench: waiting for %s (someone else deploys the showcase)" % SHOWCASE_LOCK, flush=True)
             fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def run_showcase(args):
+    """The hand-written showcase, under the showcase lock (its container names are fixed)."""
+    with showcase_lock():
         return _run_showcase(args)
 
 
@@ -162,6 +179,11 @@ def _run_showcase(args):
     env = compose_env(config_json)
     times = {k: [] for k in ("clockwork_cold", "compose_cold", "clockwork_noop", "clockwork_noop_with_assert",
                              "compose_noop")}
+    with_peer = not args.no_peer
+    if with_peer:
+        peer_version = peer.ensure_venv()
+        times.update(peer.peer_times())
+    shapes = {}
 
     # Alternate the two tools so that drift of the machine affects both alike.
     for _ in range(args.cold):
@@ -171,11 +193,15 @@ def _run_showcase(args):
             times["clockwork_noop"].append(timed(*playbook("--tags", "deploy")))
             times["clockwork_noop_with_assert"].append(timed(*playbook()))
         in_process = module_alone()
+        shapes.setdefault("clockwork", peer.collection_shape())
         clean()
         times["compose_cold"].append(compose_cold(env))
         for _ in range(args.noop):
             times["compose_noop"].append(timed("docker-compose", "-p", "bench", "-f", "bench/docker-compose.yml",
                                                "up", "-d", env=env))
+        if with_peer:   # the community.docker peer: its own cold run (clean first), then its no-ops
+            sh("docker-compose", "-p", "bench", "-f", "bench/docker-compose.yml", "down", "-v", env=env)
+            shapes.setdefault("peer", peer.showcase_round(times, args.peer_noop))
     sh("docker-compose", "-p", "bench", "-f", "bench/docker-compose.yml", "down", "-v", env=env)
     clean()
     empty_run = empty_playbook()
@@ -193,7 +219,12 @@ def _run_showcase(args):
           "(in-process, driver imports included) %.2fs; the rest (role tasks, argument validation, templating "
           "the declaration, library imports) %.2fs"
           % (empty_run, in_process, medians["clockwork_noop"] - empty_run - in_process), flush=True)
-    return {"runs": times, "medians": medians, "empty_playbook": empty_run, "module_in_process": in_process}
+    result = {"runs": times, "medians": medians, "empty_playbook": empty_run, "module_in_process": in_process}
+    if with_peer:
+        peer.print_showcase(medians, peer_version)
+        result["peer"] = {"ansible": peer_version, "differences": peer.compare_showcase(shapes["clockwork"],
+                                                                                       shapes["peer"])}
+    return result
 
 
 # -- the N-service stack ----------------------------------------------------------------------
@@ -428,9 +459,10 @@ def scale_noop(tool, description, command):
     return elapsed
 
 
-def measure_size(size, cold_runs, noop_runs, in_process=False, parallel=None):
+def measure_size(size, cold_runs, noop_runs, in_process=False, parallel=None, sdk=False):
     """`cold_runs` cold deploys per tool, each followed by `noop_runs` reruns; tools alternate,
-    and which goes first alternates too."""
+    and which goes first alternates too. With `sdk`, the SDK floor's cold deploy (bench/peer.py)
+    takes its turn among them."""
     description = scale.describe(size, IMAGES["showcase_redis_image"], IMAGES["showcase_nginx_image"])
     paths = scale.write(description, GENERATED, parallel=parallel)
     commands = scale_commands(description, paths)
@@ -439,6 +471,9 @@ def measure_size(size, cold_runs, noop_runs, in_process=False, parallel=None):
     times = dict(("%s_%s" % (tool, kind), []) for tool in ("clockwork", "compose") for kind in ("cold", "noop"))
     if in_process:
         times["clockwork_noop_in_process"] = []
+    tools = ["clockwork", "compose"] + (["sdk"] if sdk else [])
+    if sdk:
+        times["sdk_cold"] = []
     phases = {"clockwork": [], "compose": []}
     shapes = {}
     print("bench: %d services (%s), %d cold and %d no-op runs per tool"
@@ -446,7 +481,13 @@ def measure_size(size, cold_runs, noop_runs, in_process=False, parallel=None):
              cold_runs * noop_runs), flush=True)
     try:
         for run in range(cold_runs):
-            for tool in (("clockwork", "compose") if run % 2 == 0 else ("compose", "clockwork")):
+            for tool in tools[run % len(tools):] + tools[:run % len(tools)]:
+                if tool == "sdk":
+                    elapsed, shapes_sdk = peer.sdk_cold(description)
+                    times["sdk_cold"].append(elapsed)
+                    shapes.setdefault("sdk", shapes_sdk)
+                    print("  %-9s cold %6.2fs" % ("sdk floor", elapsed), flush=True)
+                    continue
                 scale_clean(description)
                 elapsed, detail, attrs = scale_cold(tool, description, commands[tool], roles)
                 times[tool + "_cold"].append(elapsed)
@@ -471,6 +512,8 @@ def measure_size(size, cold_runs, noop_runs, in_process=False, parallel=None):
     found = differences(shapes["clockwork"], shapes["compose"])
     if found:
         problem("the two tools did not deploy the same %d-service stack:\n    %s" % (size, "\n    ".join(found)))
+    if sdk:
+        peer.compare_sdk(shapes["clockwork"], shapes["sdk"], size)
     medians = dict((k, median(v)) for k, v in times.items())
     phase_medians = {}
     for tool, details in phases.items():
@@ -506,6 +549,10 @@ def print_size(result):
         # The spread shows when the shared engine stalled one tool's run.
         print("%-44s %10.2f %10.2f %7.2fx   (range: %s / %s)" % (
             label, ours, theirs, ours / theirs, spread(runs["clockwork_" + kind]), spread(runs["compose_" + kind])))
+    if "sdk_cold" in m:
+        print("%-44s %10.2f   (range: %s): clockwork %.2fx of it (goal <= 1.10x), compose %.2fx" % (
+            "SDK floor, cold (parallel by graph level)", m["sdk_cold"], spread(runs["sdk_cold"]),
+            m["clockwork_cold"] / m["sdk_cold"], m["compose_cold"] / m["sdk_cold"]))
     print("\nwhere the cold time goes (median seconds from the command's start)")
     for label, key in (("first container created", "first_created"), ("cache healthy", "cache_healthy"),
                        ("last API started", "apis_started"), ("last worker started", "workers_started"),
@@ -549,7 +596,7 @@ def run_scale(args):
     floor = empty_playbook()
     # The main size first, with more runs; then the growth sizes, with fewer.
     results[args.size] = measure_size(args.size, args.size_runs, args.noop_runs, in_process=True,
-                                     parallel=args.parallel)
+                                     parallel=args.parallel, sdk=not args.no_sdk)
     print_size(results[args.size])
     print("\nwhere the clockwork no-op goes: empty ansible-playbook %.2fs; the stack convergence itself "
           "(in-process) %.2fs; the rest (the task's arguments, the action plugin's plan, module imports, "
@@ -589,6 +636,10 @@ def main():
     parser.add_argument("--noop-runs", type=int, default=3, help="scale: no-op runs after each cold run")
     parser.add_argument("--parallel", type=int,
                         help="scale: the stack task's `parallel` (default: the module's own default)")
+    parser.add_argument("--peer-noop", type=int, default=2,
+                        help="showcase: no-op runs of each kind of the community.docker peer after its cold run")
+    parser.add_argument("--no-peer", action="store_true", help="showcase: leave out the community.docker peer")
+    parser.add_argument("--no-sdk", action="store_true", help="scale: leave out the SDK floor")
     args = parser.parse_args()
     sh(os.path.join(BIN, "python"), "tests/images/build.py")
     report = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg(), "python": platform.python_version(),
