@@ -199,9 +199,9 @@ def _run_showcase(args):
         for _ in range(args.noop):
             times["compose_noop"].append(timed("docker-compose", "-p", "bench", "-f", "bench/docker-compose.yml",
                                                "up", "-d", env=env))
-        if with_peer:   # the community.docker peer: its own cold run (clean first), then its no-ops
-            sh("docker-compose", "-p", "bench", "-f", "bench/docker-compose.yml", "down", "-v", env=env)
+        if with_peer:   # the community.docker peer: its own cold run (clean() first), then its no-ops
             shapes.setdefault("peer", peer.showcase_round(times, args.peer_noop))
+            clean()     # its networks are compose's names: `down` below would find them in use
     sh("docker-compose", "-p", "bench", "-f", "bench/docker-compose.yml", "down", "-v", env=env)
     clean()
     empty_run = empty_playbook()
