@@ -53,6 +53,9 @@ def ensure_venv():
         print("bench: making %s (the pinned ansible package, docker, psycopg)" % os.path.relpath(PEER_VENV, ROOT),
               flush=True)
         bench.sh(sys.executable, "-m", "venv", PEER_VENV)
+        # Untracked and unseen by git and ansible-lint, as Python 3.13 makes every venv.
+        with open(os.path.join(PEER_VENV, ".gitignore"), "w") as handle:
+            handle.write("*\n")
         bench.sh(python, "-m", "pip", "install", "-q", "-r", os.path.join(PEER_DIR, "requirements.txt"))
     return bench.sh(python, "-c", "import importlib.metadata as m; print(m.version('ansible'))").stdout.strip()
 
