@@ -16,7 +16,10 @@ set -euo pipefail
 
 DIR=${CLOCKWORK_CLUSTER_DIR:-/tmp/clockwork-cluster}
 NODES=${CLOCKWORK_CLUSTER_NODES:-3}
-IMAGES=${CLOCKWORK_CLUSTER_IMAGES:-clockwork-test/nginx:1.22 clockwork-test/postgres:15}
+# Every local test image (tests/images/local-images.yml): they share their base layer, so one
+# `docker save` of all of them is hardly bigger than of one.
+LOCAL_IMAGES="$(dirname "$0")/../images/local-images.yml"
+IMAGES=${CLOCKWORK_CLUSTER_IMAGES:-$(awk '$1 ~ /_image:$/ {print $2}' "$LOCAL_IMAGES" | sort -u | tr '\n' ' ')}
 NET=10.213.0
 PREFIX=cwcl
 SWITCH=$PREFIX-sw
@@ -72,6 +75,11 @@ up() {
   for _ in $(seq 1 120); do
     [ "$(on 1 node ls --format '{{.Status}}' | grep -c Ready)" = "$NODES" ] && break
     sleep 0.25
+  done
+  # Each node makes docker_gwbridge (its ingress sandbox's) a few seconds after it joins: ready
+  # means made, so that a test comparing the nodes' networks before and after sees no such change.
+  for i in $(seq 1 "$NODES"); do
+    for _ in $(seq 1 120); do on "$i" network inspect docker_gwbridge >/dev/null 2>&1 && break; sleep 0.25; done
   done
   say "swarm of $NODES nodes ready"
   echo "DOCKER_HOST=$(node_sock 1)"

@@ -1,7 +1,10 @@
 """make test-cluster: a stack spread over a swarm of three engines on this one machine
 (tests/cluster/cluster.sh): its connection's check passes from a task on one node to tasks on
-the others, the replicas land on three nodes, and a rolling update keeps serving. The engines,
-namespaces and links are gone afterwards, whatever happened."""
+the others, the replicas land on three nodes, and a rolling update keeps serving. Then the
+WordPress-shaped example (playbooks/examples/wordpress.yml: MariaDB, Redis and a client reading
+WORDPRESS_DB_* with its passwords as files) with one service on each node: check -> apply ->
+idempotent -> check, a password rotation, destroy. The engines, namespaces and links are gone
+afterwards, whatever happened."""
 import json
 import os
 import subprocess
@@ -9,6 +12,9 @@ import time
 
 import docker as sdk
 import pytest
+
+from helpers import LOCAL_IMAGES, run_playbook
+from test_wordpress_example import DB_PASSWORD, EXAMPLE, NEW_PASSWORD, REDIS_PASSWORD, assert_nothing_shows
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import Engine
@@ -155,3 +161,126 @@ def test_a_stack_spread_over_three_nodes(cluster):
 
     destroyed = converge(host, "v2", state="absent")
     assert destroyed["changed"] and on(host, "service", "ls", "-q") == ""
+
+
+# The example's services are db, cache and wordpress whatever the stack's name; this name keeps
+# its host paths (~/.clockwork/<stack>) apart from those of the example on the host's engine.
+WORDPRESS_STACK = "cwwordpress"
+CONVERGE_TASK = "Converge stack " + WORDPRESS_STACK
+
+
+def cluster_state(host):
+    """The swarm's services, secrets and configs, and what each node's engine lists: compared
+    around check mode, and after destroy."""
+    state = dict((kind, sorted(on(host, kind, "ls", "-q").split())) for kind in ("service", "secret", "config"))
+    for node in on(host, "node", "ls", "-q").split():
+        engine = node_socket(host, node)
+        for kind, args in (("containers", ("ps", "-aq")), ("networks", ("network", "ls", "-q")),
+                           ("volumes", ("volume", "ls", "-q"))):
+            state["%s %s" % (node, kind)] = sorted(on(engine, *args).split())
+    return state
+
+
+def settled(host, done, seconds=30):
+    """cluster_state once `done(state)`, or at the end of `seconds`: the manager waits for its own
+    tasks of a removed service, the other nodes remove theirs at their own pace, within seconds."""
+    deadline = time.monotonic() + seconds
+    state = cluster_state(host)
+    while not done(state) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        state = cluster_state(host)
+    return state
+
+
+def in_task(host, service, *command, **env):
+    """(exit code, output) of a command in the service's running task, through its node's engine."""
+    (node, container), = tasks(host, service)
+    exports = [arg for name, value in sorted(env.items()) for arg in ("-e", "%s=%s" % (name, value))]
+    proc = subprocess.run(["docker", "-H", node_socket(host, node), "exec"] + exports + [container] + list(command),
+                          capture_output=True, text=True, timeout=60)
+    return proc.returncode, (proc.stdout if proc.returncode == 0 else proc.stderr).strip()
+
+
+def mariadb(host, password, query):
+    """A query as root inside the db task, wherever it runs: its output, or the refusal."""
+    return in_task(host, "db", "mariadb", "--protocol=TCP", "-h", "127.0.0.1", "-u", "root", "-N", "-B",
+                   "-D", "wordpress", "-e", query, MYSQL_PWD=password)[1]
+
+
+def test_the_wordpress_example_over_three_nodes(cluster, tmp_path):
+    host = cluster
+    host_files = os.path.join(os.path.expanduser("~"), ".clockwork", WORDPRESS_STACK)
+
+    def example(*args, check=False, **extra_vars):
+        return run_playbook(EXAMPLE, check=check, extra_args=args, env={"DOCKER_HOST": host}, extra_vars=dict(
+            LOCAL_IMAGES, wordpress_engine="swarm", wordpress_stack_name=WORDPRESS_STACK,
+            clockwork_diagram_path=str(tmp_path / "wordpress.stack.md"), **extra_vars))
+
+    def report(run):
+        assert run.rc == 0, run.output
+        return run.result(CONVERGE_TASK)
+
+    empty = settled(host, lambda s: not any(v for k, v in s.items() if k.endswith(" containers")))
+    assert not empty["service"] and not any(v for k, v in empty.items() if k.endswith(" containers")), empty
+    dry = example("--diff", check=True)
+    assert report(dry)["changed"] is True
+    assert cluster_state(host) == empty, "check mode changed the cluster"
+    assert not os.path.exists(host_files)
+
+    started = time.monotonic()
+    applied = example("--diff", "-vvv")
+    print("wordpress deploy: %.1fs" % (time.monotonic() - started))
+    assert [c["ok"] for c in report(applied)["checks"]] == [True, True, True], report(applied)["checks"]
+    assert_nothing_shows(applied.output, DB_PASSWORD, REDIS_PASSWORD)
+    # One service on each node: the client logs in to MariaDB and Redis across nodes.
+    nodes = dict((service, tasks(host, service)[0][0]) for service in ("db", "cache", "wordpress"))
+    assert len(set(nodes.values())) == 3, nodes
+    assert in_task(host, "wordpress", "cat", "/tmp/options") == (0, "1"), "the client read no row"
+    # The schema was applied once, from the controller, on MariaDB's own node.
+    assert mariadb(host, DB_PASSWORD, "SELECT kind, name FROM clockwork_schema_migrations") == \
+        "schema\twordpress-schema.sql"
+    assert mariadb(host, DB_PASSWORD, "SELECT COUNT(*) FROM wp_options") == "1"
+    # The passwords are Swarm secrets, read as *_FILE; the one exception is the example's own
+    # `redis-server --requirepass` command line, which `docker service inspect cache` shows.
+    for service in on(host, "service", "ls", "--format", "{{.Name}}").split():
+        spec = json.loads(on(host, "service", "inspect", service))[0]
+        if service == "cache":
+            assert spec["Spec"]["TaskTemplate"]["ContainerSpec"].pop("Args")[1] == "--requirepass"
+        assert_nothing_shows(json.dumps(spec), DB_PASSWORD, REDIS_PASSWORD)
+    assert not os.path.exists(host_files), "on Swarm the passwords are the swarm's, not files on the host"
+
+    again = example()
+    assert report(again)["changed"] is False, again.output
+    state = cluster_state(host)
+    dry_again = example("--diff", check=True)
+    assert report(dry_again)["changed"] is False, dry_again.output
+    assert cluster_state(host) == state
+
+    # A new password: MariaDB's user rotated, its task and the client's restarted with new secrets,
+    # on the same node as its volume; the row stays and the old password is refused.
+    assert mariadb(host, DB_PASSWORD, "INSERT INTO wp_options (option_name, option_value) VALUES ('kept', 'yes')") == ""
+    dry_rotation = example("--diff", "-vvv", check=True, wordpress_db_password=NEW_PASSWORD)
+    assert report(dry_rotation)["changed"] is True
+    assert cluster_state(host) == state, "check mode changed the cluster"
+    assert_nothing_shows(dry_rotation.output, DB_PASSWORD, NEW_PASSWORD, REDIS_PASSWORD)
+    rotated = example("--diff", "-vvv", wordpress_db_password=NEW_PASSWORD)
+    assert_nothing_shows(rotated.output, DB_PASSWORD, NEW_PASSWORD, REDIS_PASSWORD)
+    entries = dict(("%s %s" % (e["kind"], e["name"]), e) for e in report(rotated)["entries"])
+    assert entries["connection database wordpress -> db"]["actions"] == ["rotate the password of user root"], \
+        "the schema is not applied again: the data is in the named volume"
+    assert entries["service db"]["actions"] == entries["service wordpress"]["actions"] == ["update"]
+    assert entries["service cache"]["changed"] is False
+    assert all(c["ok"] for c in report(rotated)["checks"]), report(rotated)["checks"]
+    assert tasks(host, "db")[0][0] == nodes["db"]
+    assert mariadb(host, NEW_PASSWORD, "SELECT option_value FROM wp_options WHERE option_name = 'kept'") == "yes"
+    assert "Access denied" in mariadb(host, DB_PASSWORD, "SELECT 1")
+    assert mariadb(host, NEW_PASSWORD, "SELECT COUNT(*) FROM clockwork_schema_migrations") == "1"
+    for service in ("db", "wordpress"):
+        assert_nothing_shows(on(host, "service", "inspect", service), DB_PASSWORD, NEW_PASSWORD)
+    steady = example(wordpress_db_password=NEW_PASSWORD)
+    assert report(steady)["changed"] is False, steady.output
+
+    # Destroy, with purge: the services, network, secrets, the volume and the tasks' containers go.
+    destroyed = example(clockwork_state="absent", clockwork_purge=True)
+    assert report(destroyed)["changed"] is True
+    assert settled(host, lambda s: s == empty) == empty
