@@ -14,8 +14,6 @@ from helpers import ROOT, VENV_BIN
 
 HTML = os.path.join(ROOT, "docs/build/html")
 ENV = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ["PATH"])
-# Roles whose meta/argument_specs.yml has no `examples` yet (see the role's entry point).
-ROLES_WITHOUT_EXAMPLES = {"stack"}
 
 
 def plugins(kind):
@@ -68,8 +66,7 @@ def test_index_lists_every_module_filter_and_role(site):
             page = "%s_%s.html" % (name, kind)
             assert page in site.links, "the index does not list the %s %s" % (kind, name)
             assert os.path.exists(os.path.join(HTML, page)), page
-            if kind != "role" or name not in ROLES_WITHOUT_EXAMPLES:
-                assert "examples" in Page(os.path.join(HTML, page)).ids, "%s has no examples" % page
+            assert "examples" in Page(os.path.join(HTML, page)).ids, "%s has no examples" % page
 
 
 def test_module_page_documents_options_returns_and_examples(site):
