@@ -58,6 +58,9 @@ IMAGES = yaml.safe_load(open(os.path.join(ROOT, "tests/images/local-images.yml")
 ENV = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import scale  # noqa: E402  (bench/scale.py, beside this file)
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+# The comparison of two tools' containers, shared with the compose export test.
+from compose_compare import differences, service_of, snapshot  # noqa: E402,F401  (peer.py and tests use them from here)
 sys.modules.setdefault("run", sys.modules[__name__])   # bench/peer.py imports this module as `run`
 import peer  # noqa: E402  (bench/peer.py: the community.docker peer and the SDK floor)
 
@@ -328,11 +331,6 @@ def engine_time(stamp):
     return moment.timestamp() + float("0." + (frac or "0"))
 
 
-def service_of(attrs):
-    labels = attrs["Config"].get("Labels") or {}
-    return labels.get("io.clockwork.resource") or labels.get("com.docker.compose.service")
-
-
 def inspect_all(labels):
     api = engine()
     return [api.inspect_container(c["Id"]) for c in api.containers(all=True, filters=labels)]
@@ -379,38 +377,6 @@ def timeline(events, roles, wall_start):
     return {"first_created": min(created) if created else None,
             "cache_healthy": at("health_status: healthy", "cache", min),
             "apis_started": at("start", "api", max), "workers_started": at("start", "worker", max)}
-
-
-def snapshot(attrs, prefix):
-    """What matters of each container for the comparison of the two tools: the same image,
-    command, env, healthcheck, ports, mounts and networks (named by what follows the stack's or
-    project's name), the service's name as DNS alias on each."""
-    shape = {}
-    for a in attrs:
-        name = service_of(a)
-        networks = {}
-        for net, endpoint in (a["NetworkSettings"].get("Networks") or {}).items():
-            networks[net[len(prefix) + 1:] if net.startswith(prefix) else net] = name in (endpoint.get("Aliases") or [])
-        config = a["Config"]
-        shape[name] = {"image": config["Image"], "cmd": config.get("Cmd"), "entrypoint": config.get("Entrypoint"),
-                       "env": sorted(config.get("Env") or []), "healthcheck": config.get("Healthcheck"),
-                       "ports": sorted(config.get("ExposedPorts") or {}), "networks": networks,
-                       "mounts": sorted(m["Destination"] for m in a.get("Mounts") or []),
-                       "restart": (a["HostConfig"].get("RestartPolicy") or {}).get("Name") or "no"}
-    return shape
-
-
-def differences(ours, theirs, sides=("clockwork", "compose")):
-    found = []
-    for name in sorted(set(ours) | set(theirs)):
-        if name not in ours or name not in theirs:
-            found.append("%s: only %s" % (name, sides[0] if name in ours else sides[1]))
-            continue
-        for key in sorted(ours[name]):
-            if ours[name][key] != theirs[name][key]:
-                found.append("%s %s: %s %r, %s %r" % (name, key, sides[0], ours[name][key], sides[1],
-                                                      theirs[name][key]))
-    return found
 
 
 PROBLEMS = []
