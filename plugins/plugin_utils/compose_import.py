@@ -427,8 +427,12 @@ def from_compose(text, project_name=None, env=None, profiles=None, base_dir=None
     document = load(text, source)
     lookup = environment(env, base_dir, report)
     document = interpolated(document, lookup, [], report)
+    interpolation_problems = len(report.problems)
     schema_problems(document, report, use_jsonschema)
-    report.raise_if_any()
+    if len(report.problems) > interpolation_problems:
+        report.raise_if_any()   # the rest reads a document of the schema's shape
+    # A variable that could not be interpolated left its text in place: the rest of the file is
+    # still read, so that its problems (a cycle, an unknown service) are told in the same error.
     if profiles is None:
         profiles = [p for p in lookup.get("COMPOSE_PROFILES", "").split(",") if p]
     project = read_project(document, project_name, lookup, list(profiles), base_dir, report)

@@ -1004,3 +1004,15 @@ def test_no_file_is_read_without_base_dir(tmp_path, monkeypatch):
     result = imported("services:\n  app: {image: 'x:${TAG:-none}', env_file: .env}\n")
     assert by_name(result)["app"]["image"] == "x:none"
     assert os.path.exists(".env")
+
+
+def test_an_undefined_variable_and_a_cycle_are_told_together():
+    with pytest.raises(ComposeError) as raised:
+        imported("""
+            services:
+              a: {image: x, depends_on: [b], environment: {TOKEN: "${API_TOKEN:?give the API token}"}}
+              b: {image: x, depends_on: [a]}
+        """)
+    problems = raised.value.problems
+    assert any("environment.TOKEN" in p and "API_TOKEN" in p for p in problems), problems
+    assert any("cycle" in p for p in problems), problems
