@@ -1,5 +1,5 @@
 """What two tools made of one declaration, compared container by container: the stack module
-and docker-compose (tests/integration/test_compose_export.py; bench/run.py compares the same way).
+and docker-compose (tests/integration/test_compose_export_deploy.py; bench/run.py compares the same way).
 Plain functions of `docker inspect` output, no engine access of their own."""
 
 

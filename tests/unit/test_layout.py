@@ -98,3 +98,14 @@ def test_no_type_name_compared_outside_its_folder(kind):
                 if match and match.group(1) == kind:
                     found.append("%s:%d: %s" % (os.path.relpath(path, ROOT), number, line.strip()))
     assert not found, "compares against the type %s outside its folder:\n%s" % (kind, "\n".join(found))
+
+
+def test_no_two_test_files_share_a_name():
+    """pytest imports test files by their base name (no packages here): two of one name stop
+    `make test` at collection."""
+    seen = {}
+    for folder, _dirs, files in os.walk(os.path.join(ROOT, "tests")):
+        for name in files:
+            if name.startswith("test_") and name.endswith(".py"):
+                seen.setdefault(name, []).append(os.path.relpath(folder, ROOT))
+    assert dict((name, where) for name, where in seen.items() if len(where) > 1) == {}
