@@ -235,7 +235,9 @@ def test_the_wordpress_example_over_three_nodes(cluster, tmp_path):
     # One service on each node: the client logs in to MariaDB and Redis across nodes.
     nodes = dict((service, tasks(host, service)[0][0]) for service in ("db", "cache", "wordpress"))
     assert len(set(nodes.values())) == 3, nodes
-    assert in_task(host, "wordpress", "cat", "/tmp/options") == (0, "1"), "the client read no row"
+    (node, container), = tasks(host, "wordpress")
+    assert on(node_socket(host, node), "inspect", "--format", "{{.State.Health.Status}}", container) == "healthy", \
+        "the client is healthy only while its own login to MariaDB and its AUTH to Redis succeed"
     # The schema was applied once, from the controller, on MariaDB's own node.
     assert mariadb(host, DB_PASSWORD, "SELECT kind, name FROM clockwork_schema_migrations") == \
         "schema\twordpress-schema.sql"
