@@ -104,13 +104,12 @@ class SwarmPreflight(Preflight):
         return users
 
     def _placement(self, services):
-        """Services sharing a volume go to one node: a volume is local to its node, and two
-        services on two nodes would each see a volume of their own. The node is the one they
-        were placed on before, else this manager."""
+        """Services mounting a volume go to its node: a volume is local to its node. Two services
+        on two nodes would each see a volume of their own, and one service moved to another node
+        would start on an empty one, with its data left behind (and never purged). The node is the
+        one they were placed on before, else this manager, where the stack makes the volume."""
         groups = []
         for volume, users in sorted(self._volume_users().items()):
-            if len(users) < 2:
-                continue
             joined = [g for g in groups if g[1] & users]
             merged = (set([volume]).union(*[g[0] for g in joined]), set(users).union(*[g[1] for g in joined]))
             groups = [g for g in groups if g not in joined] + [merged]
@@ -133,6 +132,7 @@ class SwarmPreflight(Preflight):
                 if limit is not None and limit < replicas:
                     others = ", ".join(sorted(members - set([member])))
                     self.problems.add("resource %s" % member, "max_replicas_per_node: %s of its %s replicas fit on a node, "
-                                      "but it shares volume %s with %s, so all of them run on one node (a volume is local "
-                                      "to its node)" % (limit, replicas, ", ".join(sorted(volumes)), others))
+                                      "but it mounts volume %s%s, so all of them run on one node (a volume is local "
+                                      "to its node)" % (limit, replicas, ", ".join(sorted(volumes)),
+                                                        " with %s" % others if others else ""))
                 self.stack.placement[member] = node
