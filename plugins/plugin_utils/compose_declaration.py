@@ -21,9 +21,10 @@ import yaml
 from ansible.module_utils.six.moves.urllib.parse import quote
 
 from ansible_collections.clockwork.connections.plugins.module_utils.masking import (
-    MASK, SECRET_ENV_NAME, command_secrets, declared_secrets, forms, url_password)
+    MASK, SECRET_ENV_NAME, command_secrets, declared_secrets, forms)
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import (
     Report, choose_project_name, from_compose, load)
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_secrets import split_secrets, url_secret
 
 
 def _replaced(items, declared, key):
@@ -100,26 +101,12 @@ class Secrets(object):
     def text(self, value):
         """A string of the declaration: each secret a `{{ variable }}`, any literal `{{`, `{%`
         or `{#` kept literal with {% raw %}."""
-        found = sorted(self.references, key=len, reverse=True)
-        out, literal, i = [], [], 0
-        while i < len(value):
-            hit = next((s for s in found if value.startswith(s, i)), None)
-            if hit:
-                out.append(_literal("".join(literal)))
-                out.append("{{ %s }}" % self.references[hit])
-                literal, i = [], i + len(hit)
-            else:
-                literal.append(value[i])
-                i += 1
-        out.append(_literal("".join(literal)))
-        return "".join(out)
+        return "".join("{{ %s }}" % self.references[text] if secret else _literal(text)
+                       for secret, text in split_secrets(value, self.references))
 
 
 def _literal(text):
     return "{%% raw %%}%s{%% endraw %%}" % text if re.search(r"\{[{%#]", text) else text
-
-
-PLACEHOLDER = re.compile(r"^\{[a-z_]+\}$")
 
 
 def collect(stack, declaration):
@@ -134,8 +121,8 @@ def collect(stack, declaration):
                 secrets.add(value, resource["name"], key)
     for item in declaration["resources"] + declaration["connections"]:
         for key, value in sorted(_strings(item)):
-            password = url_password(value)
-            if password and not PLACEHOLDER.match(password):   # {password} of a template: no secret
+            password = url_secret(value)
+            if password:
                 secrets.add(password, item.get("name") or item.get("from"), key.split(".")[-1], "password")
     for resource in declaration["resources"]:
         for index, value in enumerate(sorted(command_secrets(resource.get("command")), key=len)):

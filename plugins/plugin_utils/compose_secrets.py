@@ -39,17 +39,8 @@ class Secrets(object):
 
     def text(self, value):
         """A string of the compose file: `$` doubled, each secret replaced by its variable."""
-        value, out, i = str(value), [], 0
-        found = sorted(self.variables, key=len, reverse=True)
-        while i < len(value):
-            hit = next((s for s in found if value.startswith(s, i)), None)
-            if hit:
-                out.append("${%s:?set it in .env}" % self.variables[hit])
-                i += len(hit)
-            else:
-                out.append("$$" if value[i] == "$" else value[i])
-                i += 1
-        return "".join(out)
+        return "".join("${%s:?set it in .env}" % self.variables[text] if secret else text.replace("$", "$$")
+                       for secret, text in split_secrets(str(value), self.variables))
 
     def dotenv(self):
         """Single-quoted lines as docker-compose 1.29 (python-dotenv) reads them: a backslash and a
@@ -64,10 +55,29 @@ class Secrets(object):
         return "\n".join(lines) + "\n"
 
 
-def _password(value):
+def split_secrets(value, secrets):
+    """`value` as (is a secret, text) pieces: each of `secrets` found in it (the longest first)
+    alone, the text between them as it is."""
+    found = sorted(secrets, key=len, reverse=True)
+    pieces, start, i = [], 0, 0
+    while i < len(value):
+        hit = next((secret for secret in found if value.startswith(secret, i)), None)
+        if hit:
+            if start < i:
+                pieces.append((False, value[start:i]))
+            pieces.append((True, hit))
+            i = start = i + len(hit)
+        else:
+            i += 1
+    if start < len(value):
+        pieces.append((False, value[start:]))
+    return pieces
+
+
+def url_secret(value):
     """The password of a URL, not a template's {password} placeholder."""
     password = url_password(value)
-    return None if password is None or re.match(r"^\{[a-z]+\}$", password) else password
+    return None if password is None or re.match(r"^\{[a-z_]+\}$", password) else password
 
 
 def collect_secrets(resources, connections):
@@ -78,8 +88,8 @@ def collect_secrets(resources, connections):
         for key, value in sorted((resource.get("env") or {}).items()):
             if value is None:
                 continue
-            if _password(str(value)):
-                secrets.add(_password(str(value)), "%s_%s_PASSWORD" % (prefix, env_name(key)))
+            if url_secret(str(value)):
+                secrets.add(url_secret(str(value)), "%s_%s_PASSWORD" % (prefix, env_name(key)))
             if str(value) in known:
                 secrets.add(value, "%s_%s" % (prefix, env_name(key)))
         for index, value in enumerate(sorted(command_secrets(resource.get("command")))):
@@ -89,6 +99,6 @@ def collect_secrets(resources, connections):
         if connection.get("password"):
             secrets.add(connection["password"], prefix + "_PASSWORD")
         for key, value in sorted(connection.items()):
-            if _password(value):
-                secrets.add(_password(value), "%s_%s_PASSWORD" % (prefix, env_name(key)))
+            if url_secret(value):
+                secrets.add(url_secret(value), "%s_%s_PASSWORD" % (prefix, env_name(key)))
     return secrets
