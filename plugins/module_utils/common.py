@@ -11,6 +11,9 @@ import re
 # Ownership labels: destroy and takeover decisions rest on these alone.
 STACK_LABEL = "io.clockwork.stack"
 RESOURCE_LABEL = "io.clockwork.resource"
+# Which replica of its resource a container is (1 for the only one); its name says it too, so a
+# container renamed on scaling (`api` <-> `api-1`) does not drift for it.
+REPLICA_LABEL = "io.clockwork.replica"
 # Declared container ports, so that port discovery reads what the user declared.
 PORTS_LABEL = "io.clockwork.ports"
 # Mounts that connections added to a container after its creation (file, TLS).

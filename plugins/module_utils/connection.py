@@ -83,6 +83,8 @@ class ConnectionContext(object):
         self.check_mode = check_mode
         self.declared = declared or {}   # resource name -> ContainerSpec (stack module only)
         self.base_dir = base_dir
+        # Resource -> its containers' names, where it has several (replicas on the docker engine).
+        self.replicated = {}
         # What this run already did or, in check mode, already reported it would do, such as
         # ("volume", name): each is reported once, where it happens first.
         self.planned = set()
@@ -100,8 +102,13 @@ class ConnectionContext(object):
         then part of each container's planned spec, not applied by the connection."""
         return bool(self.declared)
 
+    def containers_of(self, name):
+        """The names of a resource's containers: itself, or its replicas."""
+        return self.replicated.get(name) or [name]
+
     def endpoint(self, name):
-        return Endpoint(name, self.engine.container(name), self.declared.get(name))
+        """A resource's end; a replicated one is seen through its first replica."""
+        return Endpoint(name, self.engine.container(self.containers_of(name)[0]), self.declared.get(name))
 
     def require_to(self, name, connection):
         """The `to` container; it must exist (check mode: may be absent) and be the stack's."""
@@ -178,6 +185,7 @@ HOOK_DEFAULTS = dict(
     claimed_mounts=lambda params, to_is_container: [],
     ship_files=lambda params, find, local: params,
     completion=None,
+    single_to=False,
 )
 
 
@@ -222,6 +230,8 @@ class ConnectionType(object):
                       so that a module on a remote Docker host needs nothing from the controller;
                       `find(path)` resolves a path like Ansible's `src`, `local` when the Docker host is here
     completion        a TypeCompletion (completion_rules.py) for a type with completable fields
+    single_to         True when `to` must be one container on the docker engine (a database server:
+                      each replica would hold data of its own)
     """
 
     def __init__(self, name, args, converge, checks, injected_env, validate=no_problems, completable=(),

@@ -17,6 +17,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.container_sp
 from ansible_collections.clockwork.connections.plugins.module_utils.container_wait import condition_reached, has_healthcheck, wait_for
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import masked_diff
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError, container_state
+from ansible_collections.clockwork.connections.plugins.module_utils.rolling import (
+    MARK, forget_marked, marked_leftovers, repair_next, replace_start_first, resolved_order)
 
 
 # How long a container another run is creating under the same name may take to become visible
@@ -56,11 +58,10 @@ def ensure_mounted(ctx, endpoint, mounts, result):
 
 # A container being replaced waits under this name until its successor runs; a run killed
 # half-way leaves it behind, and the next run puts things right.
-ASIDE_MARK = "_clockwork_old_"
-ASIDE_LIST = ("containers-aside",)   # the engine's memory of them, for one run
+ASIDE_MARK = MARK + "old_"
 _ANONYMOUS_VOLUME = re.compile(r"^[0-9a-f]{64}$")
-# The old container is stopped as `docker stop` does, then the new one may use its volumes.
-STOP_SECONDS = 10
+# A start-first replacement says so among its actions (stop-first says "recreate").
+START_FIRST = "replace start-first"
 
 
 def restart_to_read(engine, name, outcome, reasons, state, check_mode):
@@ -116,14 +117,17 @@ class ContainerConverger(object):
         self.engine = engine
         self.check_mode = check_mode
 
-    def converge(self, spec):
-        attrs = self.engine.container(spec.name)
+    def converge(self, spec, attrs=None):
+        """`attrs`: the container as it would be found under spec.name (check mode's preview of a
+        rename); by default it is looked up."""
+        attrs = attrs or self.engine.container(spec.name)
         if attrs and not owned_by(attrs["Config"].get("Labels"), spec.stack):
             raise ClockworkError(
                 "container %s exists but is not owned by stack %s (no label io.clockwork.stack=%s): "
                 "refusing to take it over" % (spec.name, spec.stack, spec.stack))
         repairs = []
         attrs = self._repair_interrupted(spec, attrs, repairs)
+        attrs = repair_next(self.engine, spec, attrs, repairs, self.check_mode)
         if spec.state == "absent":
             result = self._remove(spec, attrs)
             result["actions"][:0] = repairs
@@ -139,18 +143,22 @@ class ContainerConverger(object):
                   "diff": masked_diff(before, wanted, spec.secret_env)}
 
         changes = []
+        start_first = False
         if attrs is None:
             changes.append("create")
         else:
             reasons = drift(wanted, before)
             if reasons:
-                changes.append("recreate")
+                start_first = spec.state == "started" and resolved_order(spec, image_attrs, attrs) == "start-first"
+                changes.append(START_FIRST if start_first else "recreate")
                 result["reasons"] = reasons
         if changes:
             result["changed"] = True
             result["actions"].extend(changes)
             if not self.check_mode:
-                if attrs:
+                if attrs and start_first:
+                    self._replace(spec, attrs, image_attrs, result)
+                elif attrs:
                     self._recreate(spec, attrs, image_attrs, result)
                 else:
                     self._create(spec, [])
@@ -159,7 +167,7 @@ class ContainerConverger(object):
             result["changed"] |= self._attach_missing_networks(spec, attrs, result)
 
         # A recreated container is a new one: in check mode too, it would need starting.
-        recreated_in_check = self.check_mode and "recreate" in result["actions"]
+        recreated_in_check = self.check_mode and set(["recreate", START_FIRST]) & set(result["actions"])
         result["changed"] |= self._run_state(spec, None if recreated_in_check else attrs, result)
         result["container"] = describe(self.engine, spec.name)
         return result
@@ -268,7 +276,7 @@ class ContainerConverger(object):
         new_id = None
         try:
             if was_running:
-                self.engine.api.stop(old_id, timeout=STOP_SECONDS)
+                self.engine.api.stop(old_id, timeout=spec.stop_grace)
             new_id = self._create(spec, keep_networks, binds)
             if spec.state == "started":
                 result["actions"].append("start")
@@ -289,6 +297,12 @@ class ContainerConverger(object):
                 "its volumes; nothing else changed. Cause: %s"
                 % (spec.name, " and running" if was_running else "", cause))
         self._discard(old_id, aside)
+
+    def _replace(self, spec, attrs, image_attrs, result):
+        """Start-first (rolling.py): the new container serves before the old one goes."""
+        binds = carried_volumes(attrs, image_attrs, set(m["target"] for m in spec.mounts))
+        replace_start_first(self, spec, attrs, binds, self._attached_networks(attrs))
+        result["actions"].append("start")
 
     def _await_replacement(self, spec):
         """The new container runs (healthy, when it has a healthcheck), bounded by spec.timeout.
@@ -346,20 +360,7 @@ class ContainerConverger(object):
 
     def _leftovers(self, spec):
         """Containers of this stack that an interrupted recreate left aside, newest first."""
-        prefix = "/" + spec.name + ASIDE_MARK
-        # One list of every container set aside serves the whole run (a stack asks once per
-        # container); whatever renames or removes one forgets it (`_forget`).
-        listed = self.engine._cache.get(ASIDE_LIST)  # pylint: disable=protected-access  # the engine's per-run memory
-        if listed is None:
-            try:
-                listed = self.engine.api.containers(all=True, filters={"name": ASIDE_MARK})
-            except APIError as exc:
-                raise ClockworkError("cannot list containers of %s: %s" % (spec.name, _api_message(exc)))
-            self.engine._cache[ASIDE_LIST] = listed  # pylint: disable=protected-access
-        found = [c for c in listed
-                 if any(n.startswith(prefix) for n in c.get("Names") or [])
-                 and owned_by(c.get("Labels"), spec.stack)]
-        return sorted(found, key=lambda c: c.get("Created") or 0, reverse=True)
+        return marked_leftovers(self.engine, spec, ASIDE_MARK)
 
     def _repair_interrupted(self, spec, attrs, repairs):
         """Put right what a run killed in the middle of a recreate left: the previous container
@@ -397,9 +398,7 @@ class ContainerConverger(object):
         return attrs
 
     def _forget(self, *names):
-        for name in names:
-            self.engine.forget("container", name)
-        self.engine._cache.pop(ASIDE_LIST, None)  # pylint: disable=protected-access  # see _leftovers
+        forget_marked(self.engine, *names)
 
     def _start(self, name):
         try:

@@ -13,7 +13,7 @@ import re
 import shlex
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
-    KEPT_MOUNTS_LABEL, PORTS_LABEL, ClockworkError, env_dict, owner_labels, ports_from_labels)
+    KEPT_MOUNTS_LABEL, PORTS_LABEL, REPLICA_LABEL, ClockworkError, env_dict, owner_labels, ports_from_labels)
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import differences, entries, value
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import container_state
 
@@ -145,6 +145,10 @@ class ContainerSpec(object):
         self.wait = params.get("wait", True)
         self.timeout = params.get("timeout", 60)
         self.secret_env = set()
+        # How a changed container is replaced (rolling.py); the stack sets these per resource.
+        self.alias = self.name             # the DNS name its clients use: the resource's
+        self.update_order = "stop-first"   # or "start-first", or "auto" (decided by rolling.resolved_order)
+        self.stop_grace = 10               # seconds `docker stop` waits before it kills
         targets = [m["target"] for m in self.mounts]
         if len(set(targets)) != len(targets):
             raise ClockworkError("container %s mounts the same target twice" % self.name)
@@ -159,6 +163,7 @@ class ContainerSpec(object):
         env.update(self.env)
         labels = dict(config.get("Labels") or {})
         labels.update(self.labels)
+        labels.pop(REPLICA_LABEL, None)
         return {
             "image": (image_attrs or {}).get("Id", self.image),
             "command": self.command if self.command is not None else (config.get("Cmd") or []),
@@ -199,7 +204,7 @@ def running_config(attrs):
         "mounts": sorted(mounts, key=lambda m: m["target"]),
         "healthcheck": _image_healthcheck(config),
         "restart_policy": (host.get("RestartPolicy") or {}).get("Name") or "no",
-        "labels": dict(config.get("Labels") or {}),
+        "labels": dict((k, v) for k, v in (config.get("Labels") or {}).items() if k != REPLICA_LABEL),
     }
 
 

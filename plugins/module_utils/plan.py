@@ -29,14 +29,17 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker_netwo
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import (
     connection_labels, deployment_order, find_cycle, structure_problems)
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
+from ansible_collections.clockwork.connections.plugins.module_utils.replicas import (
+    UPDATE_ARGS, grace_seconds, replica_names, replica_problems, replicated_problems)
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import SERVICE_ARGS
 
 FILE_RESOURCE_ARGS = dict(name=dict(type="str", required=True), path=dict(type="path", required=True),
                           content=dict(type="str"), mode=dict(type="raw"), owner=dict(type="str"))
 VOLUME_RESOURCE_ARGS = dict(name=dict(type="str", required=True), volume_name=dict(type="str"),
                             driver=dict(type="str", default="local"))
-# A container resource of a stack also takes what a Swarm service needs (replicas, ...).
-RESOURCE_TYPES = {"container": dict(CONTAINER_ARGS, **SERVICE_ARGS), "file": FILE_RESOURCE_ARGS,
+# A container resource of a stack also takes what a Swarm service needs (replicas, ...) and how
+# its containers are replaced (both engines).
+RESOURCE_TYPES = {"container": dict(CONTAINER_ARGS, **dict(SERVICE_ARGS, **UPDATE_ARGS)), "file": FILE_RESOURCE_ARGS,
                   "volume": VOLUME_RESOURCE_ARGS}
 
 
@@ -78,10 +81,7 @@ def connection_spec(kind):
 
 def _container_problems(params, base_dir, engine="docker"):
     """What is wrong with one container's own declaration: [(field, problem)]."""
-    problems = []
-    if engine == "docker" and (params.get("replicas") or 1) > 1:
-        problems.append(("replicas", "%s replicas need engine swarm; the docker engine runs one container per "
-                                     "resource, under the resource's name" % params["replicas"]))
+    problems = replica_problems(params, engine)
     if docker_name_problem(params["name"]):
         problems.append(("name", docker_name_problem(params["name"])))
     if not params.get("image") and params.get("state") != "absent":
@@ -167,6 +167,11 @@ class Plan(object):
             self.resources.append(params)
         self.by_name = dict((r["name"], r) for r in self.resources)
         self._port_problems(problems)
+        # Resource -> its containers' names, for the resources with several (the docker engine's replicas).
+        self.replicated = {}
+        if engine == "docker":
+            self.replicated = dict((r["name"], replica_names(r["name"], r["replicas"])) for r in self.resources
+                                   if r["type"] == "container" and (r.get("replicas") or 1) > 1)
 
         self.connections = []
         for label, connection in zip(connection_labels(connections), connections):
@@ -184,6 +189,10 @@ class Plan(object):
             problems.extend(label, ("%s: %s" % p for p in kind.validate(params)))
             self.connections.append(params)
 
+        if engine == "docker":
+            for resource, found in sorted(replicated_problems(
+                    self.resources, self.connections, parsed_ports, CONNECTION_TYPES).items()):
+                problems.extend("resource %s" % resource, ("%s: %s" % p for p in found))
         if not problems.items:
             cycle = find_cycle([r["name"] for r in self.resources], self.connections)
             if cycle:
@@ -196,6 +205,10 @@ class Plan(object):
             self.sql = self._sql(problems)
             self._contribution_problems(problems)
         problems.raise_if_any("invalid stack %s" % name)
+
+    def containers_of(self, name):
+        """The names of a resource's containers: itself, or its replicas on the docker engine."""
+        return self.replicated.get(name) or [name]
 
     def host_path(self, path):
         """A path on the Docker host: a relative one under the stack's base_dir."""
@@ -270,9 +283,12 @@ class Plan(object):
             networks.insert(0, {"name": self.default_network, "aliases": [resource["name"]]})
             params["networks"] = networks
             try:
-                specs[resource["name"]] = ContainerSpec(params, self.name, base_dir=self.base_dir)
+                spec = specs[resource["name"]] = ContainerSpec(params, self.name, base_dir=self.base_dir)
             except ClockworkError as exc:
                 problems.add("resource %s" % resource["name"], exc.msg)
+                continue
+            spec.update_order = resource.get("update_order") or "auto"
+            spec.stop_grace = grace_seconds(resource)
         for connection in self.connections:
             spec = specs.get(connection["to_resource"])
             if spec is None:
@@ -345,6 +361,8 @@ class Plan(object):
                 "networks": dict((n["name"], n["aliases"]) for n in spec.networks),
                 "connections": [c["label"] for c in self.connections if c["from_resource"] == name],
             }
+            if name in self.replicated:
+                containers[name]["replicas"] = self.replicated[name]
         return {
             "stack": self.name, "order": self.order,
             "networks": [n["name"] for n in self.networks],

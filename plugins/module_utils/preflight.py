@@ -80,7 +80,8 @@ class Preflight(object):
             if spec is None or spec.state == "absent":
                 continue
             where = "resource %s" % name
-            self._owner_problem(where, name)
+            for container in self.plan.containers_of(name):
+                self._owner_problem(where, container)
             images[spec.image], problem = ensure_image(self.engine, spec.image, self.check_mode)
             if problem:
                 self.problems.add(where, "image: " + problem)
@@ -117,7 +118,8 @@ class Preflight(object):
         """Every container and image of the plan inspected at once, into the engine's cache,
         where the convergence finds them again."""
         specs = [s for s in self.plan.specs.values() if s.state != "absent"]
-        lookups = [(self.engine.container, s.name) for s in specs] + [(self.engine.image, s.image) for s in specs]
+        lookups = [(self.engine.container, c) for s in specs for c in self.plan.containers_of(s.name)] + \
+            [(self.engine.image, s.image) for s in specs]
         if len(lookups) > 2:
             with ThreadPoolExecutor(max_workers=8) as pool:
                 list(pool.map(lambda lookup: lookup[0](lookup[1]), lookups))

@@ -22,10 +22,10 @@ from ansible_collections.clockwork.connections.plugins.module_utils.applier impo
     DEFAULT_PARALLEL, VERIFY_GRACE_SECONDS, Applier, apply_state, connection_steps, merged_contributions)
 from ansible_collections.clockwork.connections.plugins.module_utils.checks import run_checks
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
-    STACK_LABEL, ClockworkError)
+    RESOURCE_LABEL, STACK_LABEL, ClockworkError)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     COMPLETION_ARGS, CONNECTION_ARGS, ConnectionContext, ConnectionResult)
-from ansible_collections.clockwork.connections.plugins.module_utils.container import ContainerConverger, restart_to_read
+from ansible_collections.clockwork.connections.plugins.module_utils.container import restart_to_read
 from ansible_collections.clockwork.connections.plugins.module_utils.container_wait import has_healthcheck, wait_for
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import NetworkConverger
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_volumes import ensure_volume
@@ -35,6 +35,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.host_files i
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import RESOURCE_TYPES, Plan
 from ansible_collections.clockwork.connections.plugins.module_utils.preflight import Preflight
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
+from ansible_collections.clockwork.connections.plugins.module_utils.replicas import ReplicaConverger, expand_checks
 
 
 def _union(specs):
@@ -83,6 +84,7 @@ class Stack(Applier):
         self.connections = self.plan.connections
         self.specs = self.plan.specs
         self.ctx = ConnectionContext(engine, name, check_mode, declared=self.specs, base_dir=self.base_dir)
+        self.ctx.replicated = self.plan.replicated
         # What was done: the shared steps, then per resource (filled by its worker).
         self._entries = {None: []}
         self._diffs = {None: []}
@@ -95,7 +97,7 @@ class Stack(Applier):
         # Each connection's result, begun by its prepare step and completed by its converge step.
         self.results = {}
         self._awaited = set()          # containers another one connects to: ready before it starts
-        self._awaited_at_end = []     # (name, timeout, just started, when): waited for after the workers
+        self._awaited_at_end = []     # (resource, container, timeout, just started, when): waited for after the workers
 
     @property
     def entries(self):
@@ -147,9 +149,10 @@ class Stack(Applier):
         long as the slowest); their errors by name."""
         names = [n for n in self.order if n in self.specs]
         errors = {}
-        for name, timeout, just_started, since in sorted(self._awaited_at_end, key=lambda entry: names.index(entry[0])):
-            error = self._failure(name, self._wait_ready, name, timeout, just_started, since)
-            if error:
+        for name, container, timeout, just_started, since in sorted(
+                self._awaited_at_end, key=lambda entry: (names.index(entry[0]), entry[1])):
+            error = self._failure(name, self._wait_ready, container, timeout, just_started, since)
+            if error and name not in errors:
                 errors[name] = error
         return errors
 
@@ -264,32 +267,38 @@ class Stack(Applier):
         spec = self.specs[name]
         outgoing = connection_steps(self.ctx, self.connections, self.results, name, spec)
         for result in outgoing:
-            self._checks[name].extend(result.contribution.checks)
+            self._checks[name].extend(expand_checks(result.contribution.checks, self.plan.replicated))
             self._record("connection", result.name, result.changed, result.actions,
                          before=result.before, after=result.after, resource=name)
         env, mounts, networks, secret_env = merged_contributions(name, spec, outgoing)
         spec.env, spec.mounts, spec.networks = env, mounts, networks
         spec.secret_env = set(secret_env)
         wait_ready, spec.wait = spec.wait, False
-        outcome = ContainerConverger(self.engine, self.check_mode).converge(spec)
+        # Its containers (one, or its replicas one after the other: an update rolls).
+        outcomes = ReplicaConverger(self.engine, self.check_mode).converge(
+            spec, name, len(self.plan.containers_of(name)))
         reasons = ["for its new certificate"] if name in self.restart_if_running else []
         reasons += sorted(set(r.contribution.restart for r in outgoing if r.contribution.restart))
-        restart_to_read(self.engine, name, outcome, reasons, spec.state, self.check_mode)
-        self._record("container", name, outcome["changed"], outcome["actions"], outcome["reasons"],
-                     outcome["diff"]["before"], outcome["diff"]["after"], resource=name)
-        self.say("%s: %s%s" % (name, ", ".join(outcome["actions"]) if outcome["changed"] else "unchanged",
-                               " (%s)" % ", ".join(outcome["reasons"]) if outcome["reasons"] else ""),
-                 verbosity=0 if outcome["changed"] else 1)
+        for container, outcome in outcomes:
+            restart_to_read(self.engine, container, outcome, reasons, spec.state, self.check_mode)
+            self._record("container", container, outcome["changed"], outcome["actions"], outcome["reasons"],
+                         outcome["diff"]["before"], outcome["diff"]["after"], resource=name)
+            self.say("%s: %s%s" % (container, ", ".join(outcome["actions"]) if outcome["changed"] else "unchanged",
+                                   " (%s)" % ", ".join(outcome["reasons"]) if outcome["reasons"] else ""),
+                     verbosity=0 if outcome["changed"] else 1)
         if wait_ready and spec.state == "started" and not self.check_mode:
             started = time.monotonic()
-            if name in self._awaited:
-                # What connects to it starts once it runs (is healthy, with a healthcheck), as with
-                # Compose's conditions; that it keeps running is settled with the rest at the end.
-                self._wait_ready(name, spec.timeout, False)
-            if name not in self._awaited or outcome["changed"]:
-                # The rest of the waiting (a container that nothing waits for, the settling of one
-                # just started) is done at the end, for all at once: this worker moves on.
-                self._awaited_at_end.append((name, spec.timeout, outcome["changed"], started))
+            for container, outcome in outcomes:
+                if outcome["container"].get("state") == "absent":
+                    continue   # a replica scaled away
+                if name in self._awaited:
+                    # What connects to it starts once it runs (is healthy, with a healthcheck), as with
+                    # Compose's conditions; that it keeps running is settled with the rest at the end.
+                    self._wait_ready(container, spec.timeout, False)
+                if name not in self._awaited or outcome["changed"]:
+                    # The rest of the waiting (a container that nothing waits for, the settling of one
+                    # just started) is done at the end, for all at once: this worker moves on.
+                    self._awaited_at_end.append((name, container, spec.timeout, outcome["changed"], started))
 
     def _wait_ready(self, name, timeout, just_started, since=None):
         attrs = self.engine.container(name)
@@ -306,7 +315,10 @@ class Stack(Applier):
         api = self.engine.api
         label = {"label": "%s=%s" % (STACK_LABEL, self.name)}
         labelled = dict((c["Names"][0].lstrip("/"), c) for c in api.containers(all=True, filters=label))
-        removal = [n for n in reversed(self.order) if n in labelled] + sorted(n for n in labelled if n not in self.order)
+        # In reverse order of their resources (replicas included); what the plan no longer names last.
+        rank = dict((resource, index) for index, resource in enumerate(reversed(self.order)))
+        removal = sorted(labelled, key=lambda n: (rank.get((labelled[n].get("Labels") or {}).get(RESOURCE_LABEL),
+                                                           len(rank)), n))
         # Anonymous volumes the containers carried over recreations are bound by name, so
         # removing a container does not remove them: they hold data, and go only with purge.
         anonymous = sorted(set(m["Name"] for c in labelled.values() for m in c.get("Mounts") or []

@@ -86,7 +86,7 @@ def test_only_what_another_waits_for_is_awaited_by_its_worker():
         # What _converge_container does once the container runs.
         if name in stack._awaited:  # pylint: disable=protected-access
             stack._wait_ready(name, 5, False)  # pylint: disable=protected-access
-        stack._awaited_at_end.append((name, 5, True, 0.0))  # pylint: disable=protected-access
+        stack._awaited_at_end.append((name, name, 5, True, 0.0))  # pylint: disable=protected-access
     stack._converge_container = converge  # pylint: disable=protected-access
     stack._converge_containers()  # pylint: disable=protected-access
     assert stack._awaited == {"cache", "api"}  # pylint: disable=protected-access
@@ -102,7 +102,7 @@ def test_a_leaf_that_does_not_become_ready_is_reported_by_name():
     def not_ready(name, timeout, just_started, since):
         raise ClockworkError("container %s is exited instead of started" % name)
     stack._wait_ready = not_ready  # pylint: disable=protected-access
-    stack._awaited_at_end = [("bb", 5, True, 0.0), ("aa", 5, True, 0.0)]  # pylint: disable=protected-access
+    stack._awaited_at_end = [("bb", "bb", 5, True, 0.0), ("aa", "aa", 5, True, 0.0)]  # pylint: disable=protected-access
     errors = stack._await_the_rest()  # pylint: disable=protected-access
     assert errors == {"aa": "container aa is exited instead of started", "bb": "container bb is exited instead of started"}
     with pytest.raises(ClockworkError) as error:

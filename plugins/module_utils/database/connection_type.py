@@ -289,4 +289,5 @@ TYPE = ConnectionType(
     planned_steps=planned_steps,
     ship_files=ship_files,
     completion=COMPLETION,
+    single_to=True,
 )

@@ -34,7 +34,8 @@ def converge(ctx, params, result):
     if ctx.check_mode:
         status, health = container_state(to.attrs)
     else:
-        status, health = wait_for(ctx.engine, to_name, condition, params.get("timeout", 60), who=result.name)
+        for container in ctx.containers_of(to_name):   # every replica
+            status, health = wait_for(ctx.engine, container, condition, params.get("timeout", 60), who=result.name)
     result.extra["dependency"].update(state=status, health=health)
 
 

@@ -1,0 +1,179 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Start-first replacement of one container, so that its clients never find nobody home.
+
+The new container starts beside the old one under a temporary name, with the same network
+aliases, so Docker's DNS answers the resource's name with both. Once it is ready (healthy
+with a healthcheck, else running for the settle time) the old one leaves its networks first
+(no new client is sent to it), is stopped with its grace period and removed, and the new one
+takes the name. A new container that does not become ready is removed and the old one keeps
+serving, untouched. A run killed half-way leaves a `<name>_clockwork_next_<id>` container,
+which the next run completes or drops (`repair_next`).
+
+Stop-first (the container renamed aside, put back on failure: container.py) stays for what
+two containers must not run at once: a data directory (a volume) or a fixed host port.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import copy
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, owned_by
+from ansible_collections.clockwork.connections.plugins.module_utils.container_wait import (
+    condition_reached, has_healthcheck, wait_for)
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError, container_state
+
+# Containers set aside during a replacement carry MARK in their name: `_clockwork_old_` (stop-first,
+# container.py) and `_clockwork_next_` (start-first, here).
+MARK = "_clockwork_"
+NEXT_MARK = MARK + "next_"
+MARKED_LIST = ("containers-marked",)   # the engine's memory of them, for one run
+DEFAULT_GRACE_SECONDS = 10          # as `docker stop`
+
+
+def resolved_order(spec, image_attrs, attrs):
+    """The update order of `spec`: as declared, or for "auto" stop-first where two containers
+    must not run at once (a volume, declared, carried or from the image; a fixed host port)."""
+    if spec.update_order != "auto":
+        return spec.update_order
+    image_volumes = ((image_attrs or {}).get("Config") or {}).get("Volumes") or {}
+    volumes = any(m["type"] == "volume" for m in spec.mounts) or bool(image_volumes) or any(
+        m.get("Type") == "volume" for m in (attrs or {}).get("Mounts") or [])
+    fixed_port = any(host_port for _port, _ip, host_port in spec.ports)
+    return "stop-first" if volumes or fixed_port else "start-first"
+
+
+def next_name(name, container_id):
+    return "%s%s%s" % (name, NEXT_MARK, container_id[:12])
+
+
+def _message(exc):
+    if isinstance(exc, ClockworkError):
+        return exc.msg
+    return getattr(exc, "explanation", None) or str(exc)
+
+
+def stop_and_remove(engine, container_id, grace, networks=True):
+    """Take a container out of service: off its networks first (DNS stops naming it), then
+    stopped with its grace period, then removed. Its volumes stay."""
+    api = engine.api
+    if networks:
+        attrs = api.inspect_container(container_id)
+        for network in sorted((attrs.get("NetworkSettings") or {}).get("Networks") or {}):
+            try:
+                api.disconnect_container_from_network(container_id, network)
+            except APIError:
+                pass   # already off it; stopping takes it off anyway
+    api.stop(container_id, timeout=grace)
+    api.remove_container(container_id, force=True)
+
+
+def replace_start_first(converger, spec, attrs, binds, keep_networks):
+    """Replace the container `attrs` by one of `spec`, the new one serving before the old goes."""
+    engine = converger.engine
+    temporary = copy.copy(spec)
+    temporary.name = next_name(spec.name, attrs["Id"])
+    temporary.networks = [dict(n, aliases=sorted(set(n["aliases"]) | set([spec.alias])))
+                          for n in spec.networks]
+    keep_networks = [dict(n, aliases=sorted(set(n["aliases"]) | set([spec.alias]))) for n in keep_networks]
+    new_id = converger._create(temporary, keep_networks, binds)  # pylint: disable=protected-access
+    try:
+        engine.api.start(new_id)
+        engine.forget("container", temporary.name)
+        _await_ready(engine, temporary.name, spec.timeout)
+    except (ClockworkError, APIError) as exc:
+        attrs_new = engine.container(temporary.name)
+        status, health = container_state(attrs_new)
+        logs = engine.logs_tail(temporary.name)
+        try:
+            engine.api.remove_container(new_id, force=True, v=True)
+        except APIError:
+            pass   # the next run removes it (repair_next)
+        engine.forget("container", temporary.name)
+        raise ClockworkError(
+            "container %s: its replacement did not become ready (state %s%s), so it was removed and the "
+            "previous container keeps serving, unchanged. Cause: %s%s" % (
+                spec.name, status, ", health %s" % health if health else "", _message(exc).split("\n")[0],
+                "\nlast log lines of the replacement:\n%s" % logs if logs else ""))
+    try:
+        stop_and_remove(engine, attrs["Id"], spec.stop_grace)
+        engine.api.rename(new_id, spec.name)
+    except APIError as exc:
+        raise ClockworkError("container %s: its replacement %s serves, but taking the previous one out failed: "
+                             "%s; the next run completes it" % (spec.name, temporary.name, _message(exc)))
+    finally:
+        forget_marked(engine, spec.name, temporary.name)
+
+
+def _await_ready(engine, name, timeout):
+    """Healthy with a healthcheck, else running for the settle time; a one-shot container
+    that completed successfully did what it is for."""
+    healthy = has_healthcheck(engine.container(name))
+    try:
+        wait_for(engine, name, "healthy" if healthy else "started", timeout, just_started=True)
+    except ClockworkError:
+        if healthy or not condition_reached(engine.container(name), "completed_successfully"):
+            raise
+
+
+def marked_leftovers(engine, spec, mark):
+    """Containers of this stack that an interrupted replacement left as `<name><mark><id>`,
+    newest first. One listing of every marked container serves the whole run (a stack asks
+    once per container); whatever renames or removes one calls `forget_marked`."""
+    listed = engine._cache.get(MARKED_LIST)  # pylint: disable=protected-access  # the engine's per-run memory
+    if listed is None:
+        try:
+            listed = engine.api.containers(all=True, filters={"name": MARK})
+        except APIError as exc:
+            raise ClockworkError("cannot list containers of %s: %s" % (spec.name, _message(exc)))
+        engine._cache[MARKED_LIST] = listed  # pylint: disable=protected-access
+    prefix = "/" + spec.name + mark
+    found = [c for c in listed if any(n.startswith(prefix) for n in c.get("Names") or [])
+             and owned_by(c.get("Labels"), spec.stack)]
+    return sorted(found, key=lambda c: c.get("Created") or 0, reverse=True)
+
+
+def forget_marked(engine, *names):
+    for name in names:
+        engine.forget("container", name)
+    engine._cache.pop(MARKED_LIST, None)  # pylint: disable=protected-access  # see marked_leftovers
+
+
+def repair_next(engine, spec, attrs, repairs, check_mode):
+    """Complete or drop what a start-first replacement killed half-way left. A replacement
+    beside a running container is dropped (the convergence replaces it again); one whose
+    predecessor is gone or stopped takes the name. Returns the container under the name."""
+    leftovers = marked_leftovers(engine, spec, NEXT_MARK)
+    if not leftovers:
+        return attrs
+    newest, older = leftovers[0], leftovers[1:]
+    newest_name = newest["Names"][0].lstrip("/")
+    running = attrs is not None and container_state(attrs)[0] in ("running", "restarting")
+    if running or newest.get("State") != "running":
+        older = leftovers
+    else:
+        repairs.append("complete the replacement of %s by %s, left by an interrupted run" % (spec.name, newest_name))
+        if not check_mode:
+            try:
+                if attrs is not None:
+                    stop_and_remove(engine, attrs["Id"], spec.stop_grace)
+                engine.api.rename(newest["Id"], spec.name)
+            except APIError as exc:
+                raise ClockworkError("cannot complete the replacement of container %s by %s: %s"
+                                     % (spec.name, newest_name, _message(exc)))
+            forget_marked(engine, spec.name, newest_name)
+            attrs = engine.container(spec.name)
+        else:
+            attrs = engine.container(newest_name)
+    for container in older:
+        name = container["Names"][0].lstrip("/")
+        repairs.append("remove %s, left by an interrupted run" % name)
+        if not check_mode:
+            try:
+                engine.api.remove_container(container["Id"], force=True, v=True)
+            except APIError as exc:
+                raise ClockworkError("cannot remove container %s: %s" % (name, _message(exc)))
+    forget_marked(engine)
+    return attrs
