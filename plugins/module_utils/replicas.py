@@ -110,15 +110,17 @@ def expand_checks(checks, containers):
     for check in checks:
         variants = [check]
         for key in ("container", "target", "host"):
-            variants = [dict(v, **{key: name}) for v in variants
-                        for name in containers.get(v.get(key), [v.get(key)])]
+            variants = [dict(v, **{key: name}) if v.get(key) in containers else v for v in variants
+                        for name in containers.get(v.get(key), [None])]
         url = re.match(r"^(http://)([^/:]+)(.*)$", check.get("url") or "")
         if url and url.group(2) in containers:   # https stays on the name its certificate is for
             variants = [dict(v, url=url.group(1) + name + url.group(3)) for v in variants
                         for name in containers[url.group(2)]]
         if len(variants) > 1:
             for variant in variants:
-                where = sorted(set(variant.get(k) for k in ("container", "target", "host") if variant.get(k)))
+                where = [variant.get(k) for k in ("container", "target", "host") if variant.get(k)]
+                if url and url.group(2) in containers:
+                    where.append(re.match(r"^http://([^/:]+)", variant["url"]).group(1))
                 variant["connection"] = "%s [%s]" % (check.get("connection"), ", ".join(where))
         expanded.extend(variants)
     return expanded

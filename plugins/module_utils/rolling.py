@@ -95,7 +95,8 @@ def replace_start_first(converger, spec, attrs, binds, keep_networks):
         raise ClockworkError(
             "container %s: its replacement did not become ready (state %s%s), so it was removed and the "
             "previous container keeps serving, unchanged. Cause: %s%s" % (
-                spec.name, status, ", health %s" % health if health else "", _message(exc).split("\n")[0],
+                spec.name, status, ", health %s" % health if health else "",
+                _message(exc).split("; last log lines:")[0].split("\n")[0],
                 "\nlast log lines of the replacement:\n%s" % logs if logs else ""))
     try:
         stop_and_remove(engine, attrs["Id"], spec.stop_grace)
