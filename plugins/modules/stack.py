@@ -249,10 +249,22 @@ options:
       replicas:
         description:
         - 'Engine swarm: how many tasks the service runs (a job: how many complete); a change is a rolling
-          update. Engine docker runs one container per resource: more than 1 is refused. Default 1.'
+          update.'
+        - 'Engine docker: how many containers run: one is named as the resource; more are C(<name>-1) ..
+          C(<name>-N), labelled with the resource and their number, each with the alias C(<name>) on every
+          network of the resource, so DNS answers the name with all of them. They are updated one at a time
+          (see C(update_order)); scaling adds or removes only the replicas concerned (between one
+          and several, the kept container is renamed, not restarted). Checks run against every replica. Several
+          replicas cannot publish a fixed host port or be the server of a database connection. Default 1.'
         type: int
       restart_policy:
         description: Docker restart policy.
+        type: str
+      stop_grace_period:
+        description:
+        - How long a container is given to stop (SIGTERM) before it is killed, when an update or a scale-down
+          takes it out, like C(30s) or C(1m30s). Engine swarm, the service's stop grace period. Default C(10s),
+          as C(docker stop).
         type: str
       timeout:
         description: Seconds to wait; on time-out or exit the task fails with the last log lines.
@@ -265,6 +277,17 @@ options:
         - file
         - volume
         default: container
+      update_order:
+        description:
+        - How a changed container is replaced. C(start-first) starts the new one beside the old with the same
+          network aliases, waits until it is ready (healthy with a healthcheck, else running), then takes the
+          old one off its networks, stops it with C(stop_grace_period) and removes it; a new one
+          that does not become ready is removed and the old one keeps serving. C(stop-first) stops the old one
+          first (it is renamed aside and put back if the new one fails).
+        - Default C(stop-first) where two containers must not run at once (a volume, declared, from a
+          connection or from the image, or a fixed host port), else C(start-first). Engine swarm, the
+          service's update order.
+        type: str
       volume_name:
         description: 'Volume resource, or file connection: the volume''s name (a volume resource defaults
           to its own name).'
