@@ -229,7 +229,7 @@ def test_stack_drift_is_recreated_with_its_reason_and_conflicts_name_both(stack)
     run = playbook([stack_task(stack, resources, [])], diff=True)
     assert run.rc == 0, run.output
     entry = [e for e in run.result("stack")["entries"] if e["kind"] == "container"][0]
-    assert entry["actions"] == ["recreate", "start"] and entry["reasons"] == ["env MODE"]
+    assert entry["actions"] == ["replace start-first", "start"] and entry["reasons"] == ["env MODE"]
     assert "container %s" % web in run.output  # the diff's header
 
     cache = stack + "-cache"
