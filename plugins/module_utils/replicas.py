@@ -101,6 +101,11 @@ def replica_spec(spec, resource, number, count):
     return replica
 
 
+# The fields of a check (see each type's checks) that name a container: where it runs (`container`),
+# whose env it reads (`env_from`), and what it is about (`target`, `host`, `peer`).
+CONTAINER_KEYS = ("container", "env_from", "target", "host", "peer")
+
+
 def expand_checks(checks, containers):
     """Every check run against every replica: a check inside a replicated resource (`container`)
     runs in each of its containers, one about a replicated resource (`target`, `host`, an
@@ -109,7 +114,7 @@ def expand_checks(checks, containers):
     expanded = []
     for check in checks:
         variants = [check]
-        for key in ("container", "target", "host"):
+        for key in CONTAINER_KEYS:
             variants = [dict(v, **{key: name}) if v.get(key) in containers else v for v in variants
                         for name in containers.get(v.get(key), [None])]
         url = re.match(r"^(http://)([^/:]+)(.*)$", check.get("url") or "")
@@ -118,7 +123,7 @@ def expand_checks(checks, containers):
                         for name in containers[url.group(2)]]
         if len(variants) > 1:
             for variant in variants:
-                where = [variant.get(k) for k in ("container", "target", "host") if variant.get(k)]
+                where = [variant.get(k) for k in CONTAINER_KEYS if variant.get(k)]
                 if url and url.group(2) in containers:
                     where.append(re.match(r"^http://([^/:]+)", variant["url"]).group(1))
                 variant["connection"] = "%s [%s]" % (check.get("connection"), ", ".join(where))
