@@ -279,8 +279,11 @@ class Stack(Applier):
             spec, name, len(self.plan.containers_of(name)))
         reasons = ["for its new certificate"] if name in self.restart_if_running else []
         reasons += sorted(set(r.contribution.restart for r in outgoing if r.contribution.restart))
-        for container, outcome in outcomes:
+        for number, (container, outcome) in enumerate(outcomes, 1):
             restart_to_read(self.engine, container, outcome, reasons, spec.state, self.check_mode)
+            if number < len(outcomes) and outcome["changed"] and outcome["actions"][-1].startswith("restart ") \
+                    and not self.check_mode:
+                self._wait_ready(container, spec.timeout, True)   # replicas restart one after the other
             self._record("container", container, outcome["changed"], outcome["actions"], outcome["reasons"],
                          outcome["diff"]["before"], outcome["diff"]["after"], resource=name)
             self.say("%s: %s%s" % (container, ", ".join(outcome["actions"]) if outcome["changed"] else "unchanged",
