@@ -49,6 +49,8 @@ def web_stack(stack, poller=True, connection="service_mesh", **web):
     if poller:
         resources.append(poller_resource(stack))
         connections.append({"type": connection, "from": stack + "-poller", "to": stack + "-web"})
+        if connection == "network":
+            connections[-1]["network_name"] = stack + "-back"
         if connection == "service_mesh":
             connections[-1].update(health_check_path="/", health_check_timeout=20)
     return stack_task(stack, resources, connections)
@@ -297,12 +299,20 @@ def test_a_single_container_scales_up_without_a_restart(stack):
 def test_the_name_resolves_to_every_replica(stack):
     web, poller = stack + "-web", stack + "-poller"
     converged(web_stack(stack, connection="network"), check_first=False)
-    network = "%s_default" % stack
-    addresses = sorted(inspect("container", "%s-%d" % (web, k))["NetworkSettings"]["Networks"][network]["IPAddress"]
-                       for k in (1, 2, 3))
-    assert all(addresses) and len(set(addresses)) == 3
-    answered = sorted(set(line.split()[0] for line in docker("exec", poller, "getent", "ahostsv4", web).splitlines()))
-    assert answered == addresses, (answered, addresses)
+    replicas = ["%s-%d" % (web, k) for k in (1, 2, 3)]
+    shared = set(inspect("container", poller)["NetworkSettings"]["Networks"])
+    assert len(shared) == 2, shared   # the stack's default network and the connection's
+    answered = set(line.split()[0] for line in docker("exec", poller, "getent", "ahostsv4", web).splitlines())
+    by_network = {}
+    for network in shared:
+        # every network of the resource carries the alias: each replica is named on each of them
+        by_network[network] = set(inspect("container", name)["NetworkSettings"]["Networks"][network]["IPAddress"]
+                                  for name in replicas)
+        assert len(by_network[network]) == 3, by_network
+        for name in replicas:
+            assert web in inspect("container", name)["NetworkSettings"]["Networks"][network]["Aliases"]
+    # Docker's DNS answers from one network the two share: there, every replica's address.
+    assert answered in by_network.values(), (answered, by_network)
 
 
 # 6. Destroy and foreign containers -------------------------------------------------------------
