@@ -16,8 +16,10 @@ from helpers import NGINX_IMAGE, POSTGRES_IMAGE, docker, engine_state, env_of, i
 
 NEXT = "_clockwork_next_"
 # One line per request; $TARGET is the web resource's name, given as the poller's env (no value pasted here).
-POLL = ('while true; do if curl -fsS --max-time 2 -o /dev/null "http://$TARGET/"; '
-        'then echo "OK $(date +%s%N)"; else echo "FAIL $(date +%s%N)"; fi; sleep 0.05; done')
+POLL = ('while true; do start=$(date +%s%N); '
+        'out=$(curl -fsS --max-time 2 -o /dev/null -w "%{remote_ip}" "http://$TARGET/" 2>&1); rc=$?; '
+        'if [ $rc -eq 0 ]; then echo "OK $start $out"; else echo "FAIL $start rc=$rc $out"; fi; '
+        'sleep 0.05; done')
 HEALTHY = {"test": ["CMD", "curl", "-fsS", "http://localhost/"], "interval": "1s", "retries": 30}
 NEVER_HEALTHY = {"test": ["CMD", "false"], "interval": "1s", "retries": 1}
 MIN_REQUESTS = 20   # requests the poller must have made during an update for it to prove anything
@@ -99,13 +101,27 @@ def converged(task, env=None, check_first=True):
 
 def poll_lines(poller):
     out = subprocess.run(["docker", "logs", poller], capture_output=True, text=True, timeout=60).stdout
-    return [line.split() for line in out.splitlines() if re.match(r"^(OK|FAIL) \d+$", line)]
+    return [line.split()[:2] for line in out.splitlines() if re.match(r"^(OK|FAIL) \d+", line)]
+
+
+def failed_lines(poller, start_ns, end_ns):
+    """The poller's FAIL lines of a window, as printed (curl's exit code and message), for the report."""
+    out = subprocess.run(["docker", "logs", poller], capture_output=True, text=True, timeout=60).stdout
+    return [line for line in out.splitlines() if line.startswith("FAIL ") and start_ns <= int(line.split()[1]) <= end_ns]
 
 
 def polled_during(poller, start_ns, end_ns):
     """(requests, failures) the poller counted between two moments of the shared clock."""
     lines = [(word, int(ts)) for word, ts in poll_lines(poller) if start_ns <= int(ts) <= end_ns]
     return len(lines), [ts for word, ts in lines if word == "FAIL"]
+
+
+def events_of(stack, start_ns, end_ns):
+    """The engine's container and network events of the stack in a window (ns timestamps), for the report."""
+    out = docker("events", "--since", "%.3f" % (start_ns / 1e9), "--until", "%.3f" % (end_ns / 1e9),
+                 "--format", "{{.TimeNano}} {{.Type}} {{.Action}} {{.Actor.Attributes.name}} "
+                 "{{.Actor.Attributes.container}}")
+    return [line for line in out.splitlines() if stack in line and "exec_" not in line]
 
 
 def wait_polling(poller, count=10):
@@ -168,7 +184,8 @@ def test_an_update_rolls_without_a_failed_request(stack, other_image, replicas):
         assert run.rc == 0, run.output
         requests, failures = polled_during(poller, start, end)
         assert requests > MIN_REQUESTS, "the poller made only %d requests during the update" % requests
-        assert failures == [], "%d of %d requests failed during the %s update" % (len(failures), requests, what)
+        assert failures == [], "%d of %d requests failed during the %s update: %s; engine events: %s" % (
+            len(failures), requests, what, failed_lines(poller, start, end), events_of(stack, start, end))
         now = containers_of(stack, web)
         assert sorted(now) == sorted(names), now
         assert not set(now.values()) & set(old.values()), "a replica was not replaced"
