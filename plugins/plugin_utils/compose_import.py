@@ -5,8 +5,8 @@
 stack role's declaration (compose_rules.py infers the resources and connections).
 
 This file parses (YAML 1.2-like scalars, anchors and merge keys), interpolates (`${VAR:-x}`
-and friends, from `env` and then a `.env` in base_dir), validates (a compact schema,
-compose_schema.py), then resolves `extends`, `profiles` and each service's env (env_file,
+and friends, from `env` and then a `.env` in base_dir), validates (compose-spec's own schema,
+compose_spec.py, else the compact one of compose_schema.py), then resolves `extends`, `profiles` and each service's env (env_file,
 environment); compose_service.py reads the other fields of each service into one form. Every problem found is reported at
 once in one ComposeError naming the source, the service and the key. Pure controller code:
 nothing but files under base_dir is read, no Docker engine is asked.

@@ -1,9 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""compose_schema: the part of the compose-spec JSON schema the importer reads, and its
-validation: by the `jsonschema` package when it is importable, else by the small validator
-here (the same subset), with every violation worded alike whichever found it."""
+"""compose_schema: validation of a compose file, with every violation worded alike whichever
+schema and validator found it: compose-spec's own schema (compose_spec.py) when it can be
+had; else the compact schema here, the part of compose-spec the importer reads, by the
+`jsonschema` package when it is importable, else by the small validator here."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -14,6 +15,8 @@ try:
     from jsonschema import Draft7Validator
 except ImportError:   # the small validator below reads the same schema
     Draft7Validator = None
+
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_spec import spec_errors, spec_validator
 
 STRING = {"type": "string"}
 BOOLEAN = {"type": "boolean"}
@@ -159,8 +162,17 @@ def _object_errors(schema, instance, path):
 _JSONSCHEMA = Draft7Validator(SCHEMA) if Draft7Validator is not None else None
 
 
-def schema_errors(document, use_jsonschema=True):
-    """The violations of SCHEMA, by jsonschema when importable, as small_validator gives them."""
+def schema_errors(document, use_jsonschema=True, report=None):
+    """The violations of compose-spec's own schema (compose_spec.py) when it can be had, else of
+    the compact SCHEMA (by jsonschema when importable), as small_validator gives them. When
+    compose-spec's schema was wanted but is missing, `report` is told so in a warning."""
+    if use_jsonschema:
+        validator, where = spec_validator()
+        if validator is not None:
+            return spec_errors(validator, document)
+        if report is not None:
+            report.warn([], "validated by the importer's compact schema, not compose-spec's (%s): a file Compose "
+                            "refuses may pass" % where)
     if use_jsonschema and _JSONSCHEMA is not None:
         return [(list(e.absolute_path), e.validator, e.validator_value, e.instance, e.schema)
                 for e in _JSONSCHEMA.iter_errors(document)]
@@ -170,10 +182,12 @@ def schema_errors(document, use_jsonschema=True):
 def schema_problems(document, report, use_jsonschema=True):
     """One problem per violation, worded the same whichever validator found it."""
     found = []
-    for path, keyword, expected, instance, schema in schema_errors(document, use_jsonschema):
+    for path, keyword, expected, instance, schema in schema_errors(document, use_jsonschema, report):
         if keyword == "additionalProperties":
             known, patterns = schema.get("properties", {}), schema.get("patternProperties", {})
-            found.extend((path + [key], "unknown key") for key in instance
+            names = [p for p in patterns if p != "^x-"]   # a pattern that names take (services, networks)
+            found.extend((path + [key], "is not a valid name (must match %s)" % names[0] if names else "unknown key")
+                         for key in instance
                          if key not in known and not any(re.search(p, str(key)) for p in patterns))
         elif keyword == "type":
             expected = [expected] if isinstance(expected, str) else expected
@@ -184,5 +198,9 @@ def schema_problems(document, report, use_jsonschema=True):
             found.extend((path + [key], "is required") for key in expected if key not in instance)
         else:
             found.append((path, "%r is not valid here (%s)" % (instance, keyword)))
-    for path, message in sorted(set((tuple(p), m) for p, m in found), key=lambda item: (str(item[0]), item[1])):
+    found = set((tuple(p), m) for p, m in found)
+    # compose-spec's unevaluatedProperties also names a key whose value failed: its own problem says why.
+    found = [(p, m) for p, m in found if m != "unknown key" or not any(
+        q[:len(p)] == p and (q, n) != (p, m) for q, n in found)]
+    for path, message in sorted(found, key=lambda item: (str(item[0]), item[1])):
         report.problem(list(path), message)

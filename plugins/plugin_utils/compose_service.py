@@ -16,6 +16,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.graph import
 URL_ENGINES = {"postgres": "postgresql", "postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql",
                "redis": "redis"}
 SERVER_IMAGES = URL_ENGINES
+RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:[0-9]+)?)$")
 SERVER_ENV = (("POSTGRES_", "postgresql"), ("MYSQL_", "mysql"), ("MARIADB_", "mysql"))
 
 
@@ -146,8 +147,11 @@ def read_mounts(name, service, volumes, report):
         where = ["services", name, "volumes", index]
         try:
             mount = dict(parse_mount(item), where=where)
-        except (ValueError, KeyError) as exc:
+        except ValueError as exc:
             report.problem(where, "invalid volume %r: %s" % (item, exc))
+            continue
+        except KeyError as exc:   # compose-spec's schema requires only the type; Compose needs the target
+            report.problem(where + [exc.args[0]], "is required")
             continue
         if mount["type"] == "bind" and not mount["source"]:
             report.problem(where, "a bind mount needs a source")
@@ -198,6 +202,9 @@ def read_service(name, raw, sections, env, report):
         if key != "default" and key not in sections["networks"]:
             report.problem(["services", name, "networks"], "undefined network %s" % key)
     service["networks"] = [n for n in service["networks"] if n[0] == "default" or n[0] in sections["networks"]]
+    if raw.get("restart") is not None and not RESTART.match(str(raw["restart"])):
+        report.problem(["services", name, "restart"], "%r is not a restart policy: no, always, unless-stopped or "
+                                                      "on-failure[:N]" % raw["restart"])
     if raw.get("labels") is not None:
         service["labels"] = dict((str(k), text_of(v)) for k, v in as_mapping(raw["labels"]).items())
     return service

@@ -10,7 +10,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.clockwork.connections.plugins.filter.compose import FilterModule
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
-from ansible_collections.clockwork.connections.plugins.plugin_utils import compose_schema
+from ansible_collections.clockwork.connections.plugins.plugin_utils import compose_spec
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import ComposeError, from_compose
 
 PASSWORD = "s3cr3t pw"  # pragma: allowlist secret
@@ -340,7 +340,7 @@ def test_command_healthcheck_restart_labels_and_deploy():
                                  "network_mode", "links", "working_dir", "tmpfs", "ulimits"])
 def test_a_key_without_a_field_is_a_warning_naming_service_and_key(key):
     value = {"build": "{context: .}", "cap_add": "[NET_ADMIN]", "devices": "[/dev/fuse]", "privileged": "true",
-             "logging": "{driver: json-file}", "container_name": "my-app", "user": "1000", "network_mode": "host",
+             "logging": "{driver: json-file}", "container_name": "my-app", "user": "'1000'", "network_mode": "host",
              "links": "[db]", "working_dir": "/app", "tmpfs": "[/run]", "ulimits": "{nofile: 1024}"}[key]
     result = imported("services:\n  app:\n    image: x\n    %s: %s\n" % (key, value))
     assert [line for line in result["warnings"] if line.startswith("service app: %s: " % key)], result["warnings"]
@@ -877,12 +877,15 @@ BAD_PROBLEMS = [
     "service api: image: must be a string, got a list",
     "service api: ports: must be a list, got a mapping",
     "service api: environment: must be a mapping or a list, got a string",
-    "service api: restart: 'sometimes' is not valid here (pattern)",
     "service api: depends_on.db.condition: must be one of service_started, service_healthy, service_completed_successfully",
-    "service api: healthcheck.test: must be a string or a list or null, got a boolean",
-    "service api: volumes[0].target: is required",
+    "service api: healthcheck.test: must be a string or a list",
     "service api: volumes[0].type: is required",
     "networks.backend.driver: must be a string, got an integer",
+]
+# compose-spec's schema leaves these to Compose's later checks (so does the importer: read_service)
+COMPACT_ONLY = [
+    "service api: restart: 'sometimes' is not valid here (pattern)",
+    "service api: volumes[0].target: is required",
 ]
 LATER_PROBLEMS = [
     "service db: expose[0]: invalid port 'not-a-port'",
@@ -895,27 +898,77 @@ LATER_PROBLEMS = [
 ]
 
 
-@pytest.mark.parametrize("use_jsonschema", [True, False], ids=["jsonschema", "small validator"])
+def spec_schema():
+    validator, where = compose_spec.spec_validator()
+    if validator is None:
+        pytest.skip(where)
+    return where
+
+
+@pytest.mark.parametrize("use_jsonschema", [True, False], ids=["compose-spec", "compact"])
 def test_every_structural_problem_at_once_naming_source_service_and_key(use_jsonschema):
-    if use_jsonschema and compose_schema.Draft7Validator is None:
-        pytest.skip("jsonschema is not importable")
+    if use_jsonschema:
+        spec_schema()
     with pytest.raises(ComposeError) as error:
         imported(BAD, source="stack.yml", use_jsonschema=use_jsonschema)
     assert str(error.value).startswith("stack.yml: ")
-    for problem in BAD_PROBLEMS:
+    expected = BAD_PROBLEMS + ([] if use_jsonschema else COMPACT_ONLY)
+    for problem in expected:
         assert any(p.startswith(problem) for p in error.value.problems), (problem, error.value.problems)
-    assert len(error.value.problems) == len(BAD_PROBLEMS), error.value.problems
+    assert len(error.value.problems) == len(expected), error.value.problems
 
 
-def test_both_validators_say_the_same():
-    if compose_schema.Draft7Validator is None:
-        pytest.skip("jsonschema is not importable")
-    messages = []
-    for use_jsonschema in (True, False):
-        with pytest.raises(ComposeError) as error:
-            imported(BAD, use_jsonschema=use_jsonschema)
-        messages.append(str(error.value))
-    assert messages[0] == messages[1]
+def test_compose_specs_own_schema_is_read_from_the_package_that_ships_it():
+    where = spec_schema()
+    assert where.endswith(os.path.join("check_jsonschema", "builtin_schemas", "vendor", "compose-spec.json"))
+    assert imported("services:\n  app: {image: x}\n")["warnings"] == []
+
+
+@pytest.mark.parametrize("text, problems", [
+    ("services:\n  app: {image: x, user: 1000}\n", ["service app: user: must be a string, got an integer"]),
+    ("services:\n  app: {image: x, deploy: {update_config: {order: sideways}}}\n",
+     ["service app: deploy.update_config.order: must be one of start-first, stop-first, got 'sideways'"]),
+    ("services:\n  app: {image: x, deploy: {replicas: [2]}}\n",
+     ["service app: deploy.replicas: must be an integer or a string, got a list"]),
+    ("services:\n  app: {image: x, cap_add: NET_ADMIN, logging: {drivr: x}}\n",
+     ["service app: cap_add: must be a list, got a string", "service app: logging.drivr: unknown key"]),
+    ("services:\n  app: {image: x, networks: {front: {alias: [x]}}}\nnetworks: {front: {}}\n",
+     ["service app: networks.front.alias: unknown key"]),
+    ("services:\n  app: {image: x}\nvolumes: {'bad vol': {}}\n", ["volumes.bad vol: is not a valid name"]),
+])
+def test_what_compose_spec_refuses_the_compact_schema_let_through_is_refused(text, problems):
+    spec_schema()
+    with pytest.raises(ComposeError) as error:
+        imported(text, source="compose.yaml")
+    for problem in problems:
+        assert any(p.startswith(problem) for p in error.value.problems), (problem, error.value.problems)
+    assert len(error.value.problems) == len(problems), error.value.problems
+
+
+def test_todays_compose_keys_pass_compose_spec():
+    spec_schema()
+    result = imported("""
+        name: shop
+        services:
+          app:
+            image: x
+            healthcheck: {test: [CMD, "true"], start_interval: 1s}
+            develop: {watch: [{path: ./src, action: sync, target: /app}]}
+            post_start: [{command: [echo, up]}]
+            deploy: {replicas: "${N:-2}", update_config: {order: start-first}}
+            ports: [{target: "80", published: "${PORT:-8080}"}]
+            stop_grace_period: 30s
+    """)
+    assert has_warning(result, "service app: develop") and has_warning(result, "service app: post_start")
+
+
+def test_without_compose_specs_schema_the_compact_one_validates_and_says_so(monkeypatch):
+    monkeypatch.setattr(compose_spec, "_LOADED", {"validator": (None, "check-jsonschema is not installed")})
+    result = imported("services:\n  app: {image: x, user: 1000}\n")
+    assert result["warnings"] == ["validated by the importer's compact schema, not compose-spec's (check-jsonschema "
+                                  "is not installed): a file Compose refuses may pass", "service app: user: the "
+                                  "container resource has no field for it; left out"]
+    assert "service app: imag: unknown key" in failure("services:\n  app: {imag: x}\n")
 
 
 def test_the_problems_of_the_services_come_together_once_the_structure_is_right():
@@ -945,7 +998,9 @@ def test_the_problems_of_the_services_come_together_once_the_structure_is_right(
     ("services:\n  app: {image: x, volumes: [{type: bind, target: /x}]}\n", "service app: volumes[0]: a bind mount needs a source"),
     ("services:\n  app: {image: x, healthcheck: {test: x, retries: many}}\n", "service app: healthcheck.retries: 'many' is not a number"),
     ("services:\n  app: {image: x, deploy: {replicas: two}}\n", "service app: deploy.replicas: 'two' is not a number"),
-    ("services:\n  'bad name': {image: x}\n", "service bad name: is not a valid service name"),
+    ("services:\n  'bad name': {image: x}\n", "service bad name: is not a valid"),
+    ("services:\n  app: {image: x, restart: sometimes}\n", "service app: restart: 'sometimes' is not a restart policy"),
+    ("services:\n  app: {image: x, volumes: [{type: tmpfs}]}\n", "service app: volumes[0].target: is required"),
     ("services:\n  app: {image: x, depends_on: [app]}\n", "service app: depends_on: cycle app -> app"),
 ])
 def test_a_bad_value_names_the_service_and_the_key(text, problem):
