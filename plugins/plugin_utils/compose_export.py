@@ -149,8 +149,8 @@ class Export(object):
         except ClockworkError as exc:
             raise ExportError(exc.msg)
         service = {"image": spec.image}
-        if self.engine == "docker":
-            service["container_name"] = name
+        if self.engine == "docker" and (resource.get("replicas") or 1) == 1:
+            service["container_name"] = name   # replicas: Compose names them <project>-<name>-<k>, no container_name
         if resource.get("command") is not None:
             service["command"] = resource["command"]
         contributed = {"env": sorted(set(env) - set(resource.get("env") or {}))}
@@ -318,15 +318,24 @@ class Export(object):
         return result, sorted(contributed)
 
     def restart_and_deploy(self, service, resource):
-        policy = resource.get("restart_policy") or "no"
+        """restart, deploy (replicas, update order, swarm placement) and stop_grace_period."""
+        policy, deploy = resource.get("restart_policy") or "no", {}
         if self.engine == "swarm":
-            deploy = {"replicas": resource.get("replicas") or 1}   # restarted on any exit, as the swarm applier does
+            deploy["replicas"] = resource.get("replicas") or 1   # restarted on any exit, as the swarm applier does
             if resource.get("endpoint_mode"):
                 deploy["endpoint_mode"] = resource["endpoint_mode"]
             if resource.get("max_replicas_per_node"):
                 deploy["placement"] = {"max_replicas_per_node": resource["max_replicas_per_node"]}
+        declared = self.declared[resource["name"]]   # the plan's resource has the defaults filled in
+        if self.engine == "docker" and declared.get("replicas") is not None:
+            deploy["replicas"] = declared["replicas"]
+        if declared.get("update_order"):
+            deploy["update_config"] = {"order": declared["update_order"]}
+        if deploy:
             service["deploy"] = deploy
-        elif policy != "no":
+        if declared.get("stop_grace_period"):
+            service["stop_grace_period"] = declared["stop_grace_period"]
+        if self.engine == "docker" and policy != "no":
             service["restart"] = policy
 
     def depends_on(self, name):

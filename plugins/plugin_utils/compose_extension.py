@@ -24,7 +24,8 @@ from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_rule
 EXTENSION = "x-clockwork"
 VERSION = 1
 # Container fields without a Compose key of their own on the docker engine.
-OWN_FIELDS = ("state", "wait", "timeout", "plain_env", "replicas", "endpoint_mode", "max_replicas_per_node")
+# replicas, update_order and stop_grace_period have theirs (deploy.replicas, deploy.update_config.order).
+OWN_FIELDS = ("state", "wait", "timeout", "plain_env", "endpoint_mode", "max_replicas_per_node")
 
 
 # What the importer says of what to_compose itself writes: not news to whoever reads the file back.

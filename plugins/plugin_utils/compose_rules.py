@@ -26,7 +26,7 @@ import re
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import docker_name_problem, env_name
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_service import (
-    URL_ENGINES, docker_like, server_engine, split_url, stack_port, unquote_url, url_template)
+    DURATION, URL_ENGINES, deploy_fields, docker_like, server_engine, split_url, stack_port, unquote_url, url_template)
 
 CONDITIONS = {"service_started": "started", "service_healthy": "healthy",
               "service_completed_successfully": "completed_successfully"}
@@ -35,13 +35,13 @@ DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "redis": 6379}
 PART_SUFFIXES = (("USER", "{user}"), ("PASSWORD", "{password}"), ("NAME", "{database}"), ("DATABASE", "{database}"),
                  ("DB", "{database}"), ("PORT", "{port}"))
 HTTP_URL = re.compile(r"^(https?)://([A-Za-z0-9_.-]+)(?::([0-9]+))?(/.*)?$")
-DURATION = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h))+$")
 SECRETS_DIR = "/run/secrets/"
 # Types of which one connection between two services says all: a second env var stays plain.
 ONE_PER_PAIR = ("network", "service_mesh")
 # The service keys mapped here; every other one (but x-) is a warning, with the reason for the usual ones.
 MAPPED = ("image", "command", "environment", "env_file", "ports", "expose", "volumes", "depends_on", "healthcheck",
-          "networks", "restart", "labels", "profiles", "extends", "secrets", "configs", "deploy", "scale")
+          "networks", "restart", "labels", "profiles", "extends", "secrets", "configs", "deploy", "scale",
+          "stop_grace_period")
 WHY_NOT = {
     "build": "the stack deploys images, it builds none",
     "entrypoint": "the container resource has no entrypoint field (command replaces the image's CMD only)",
@@ -118,7 +118,7 @@ class Declaration(object):
             if ":" in service["restart"]:
                 self.warn(["services", name, "restart"], "the retry count of %s has no field; restart_policy is "
                                                          "on-failure" % service["restart"])
-        resource.update(self._deploy(name, service))
+        resource.update(deploy_fields(name, service, self.report))
         return resource
 
     def _healthcheck(self, name, check):
@@ -143,25 +143,6 @@ class Declaration(object):
         if check.get("start_interval"):
             self.warn(where + ["start_interval"], "no field for it; left out")
         return result
-
-    def _deploy(self, name, service):
-        deploy, fields, where = service.get("deploy") or {}, {}, ["services", name, "deploy"]
-        replicas = deploy.get("replicas", service.get("scale"))
-        if replicas is not None and not str(replicas).isdigit():
-            self.report.problem(where + ["replicas"], "%r is not a number" % replicas)
-        elif replicas is not None:
-            fields["replicas"] = int(replicas)
-            if int(replicas) > 1:
-                self.warn(where + ["replicas"], "%s replicas need clockwork_engine=swarm" % replicas)
-        if deploy.get("endpoint_mode"):
-            fields["endpoint_mode"] = deploy["endpoint_mode"]
-        placement = dict(deploy.get("placement") or {})
-        if str(placement.get("max_replicas_per_node", "")).isdigit():
-            fields["max_replicas_per_node"] = int(placement.pop("max_replicas_per_node"))
-        for key in sorted(k for k in deploy if k not in ("replicas", "endpoint_mode", "placement")) + \
-                ["placement.%s" % k for k in sorted(placement)]:
-            self.warn(where + key.split("."), "no field for it; left out")
-        return fields
 
     # -- connections -------------------------------------------------------------------
 

@@ -70,7 +70,7 @@ UNMAPPED_KEYS = (
     "init", "ipc", "isolation", "label_file", "links", "logging", "mac_address", "mem_limit", "mem_reservation",
     "mem_swappiness", "memswap_limit", "models", "network_mode", "oom_kill_disable", "oom_score_adj", "pid",
     "pids_limit", "platform", "post_start", "pre_stop", "privileged", "provider", "pull_policy", "read_only",
-    "runtime", "security_opt", "shm_size", "stdin_open", "stop_grace_period", "stop_signal", "storage_opt",
+    "runtime", "security_opt", "shm_size", "stdin_open", "stop_signal", "storage_opt",
     "sysctls", "tmpfs", "tty", "ulimits", "use_api_socket", "user", "userns_mode", "uts", "volumes_from",
     "working_dir")
 SERVICE = _object(dict(
@@ -85,11 +85,13 @@ SERVICE = _object(dict(
     healthcheck=_HEALTHCHECK,
     networks={"type": ["array", "object"], "items": STRING, "additionalProperties": _NETWORK_ATTACHMENT},
     restart={"type": "string", "pattern": "^(no|always|unless-stopped|on-failure(:[0-9]+)?)$"},
-    profiles=STRINGS, scale=NUMERIC,
+    profiles=STRINGS, scale=NUMERIC, stop_grace_period=STRING,
     extends={"type": ["string", "object"], "properties": {"service": STRING, "file": STRING},
              "required": ["service"], "additionalProperties": False},
     secrets={"type": "array", "items": _FILE_REFERENCE}, configs={"type": "array", "items": _FILE_REFERENCE},
-    deploy={"type": ["object", "null"], "properties": {"replicas": NUMERIC, "endpoint_mode": {"enum": ["vip", "dnsrr"]}}},
+    deploy={"type": ["object", "null"], "properties": {"replicas": NUMERIC, "endpoint_mode": {"enum": ["vip", "dnsrr"]},
+                                                       "update_config": {"type": "object", "properties": {
+                                                           "order": {"enum": ["start-first", "stop-first"]}}}}},
 ))
 _EXTERNAL = {"type": ["boolean", "object"]}
 _TOP_NETWORK = _object({"name": STRING, "driver": STRING, "driver_opts": {"type": "object"}, "attachable": BOOLEAN,

@@ -16,6 +16,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.graph import
 URL_ENGINES = {"postgres": "postgresql", "postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql",
                "redis": "redis"}
 SERVER_IMAGES = URL_ENGINES
+DURATION = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h))+$")
 RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:[0-9]+)?)$")
 SERVER_ENV = (("POSTGRES_", "postgresql"), ("MYSQL_", "mysql"), ("MARIADB_", "mysql"))
 
@@ -208,6 +209,39 @@ def read_service(name, raw, sections, env, report):
     if raw.get("labels") is not None:
         service["labels"] = dict((str(k), text_of(v)) for k, v in as_mapping(raw["labels"]).items())
     return service
+
+
+def deploy_fields(name, service, report):
+    """replicas (deploy.replicas or scale), update_order (deploy.update_config.order), endpoint_mode,
+    max_replicas_per_node and stop_grace_period: fields of the container resource on both engines."""
+    deploy, fields, where = service.get("deploy") or {}, {}, ["services", name, "deploy"]
+    given = [(k, v) for k, v in (("deploy.replicas", deploy.get("replicas")), ("scale", service.get("scale")))
+             if v is not None]
+    for key, value in given:
+        if not str(value).isdigit():
+            report.problem(["services", name] + key.split("."), "%r is not a number" % value)
+    if len(set(str(v) for _k, v in given)) > 1:
+        report.problem(where + ["replicas"], "%s differs from scale %s, which Compose refuses" % (
+            given[0][1], given[1][1]))
+    elif given and str(given[0][1]).isdigit():
+        fields["replicas"] = int(given[0][1])
+    if deploy.get("endpoint_mode"):
+        fields["endpoint_mode"] = deploy["endpoint_mode"]
+    update = dict(deploy.get("update_config") or {})
+    if update.get("order"):
+        fields["update_order"] = update.pop("order")
+    if service.get("stop_grace_period") is not None:
+        if not DURATION.match(str(service["stop_grace_period"])):
+            report.problem(["services", name, "stop_grace_period"], "invalid duration %r: use forms like 30s, 1m30s "
+                                                                    "or 500ms" % service["stop_grace_period"])
+        fields["stop_grace_period"] = str(service["stop_grace_period"])
+    placement = dict(deploy.get("placement") or {})
+    if str(placement.get("max_replicas_per_node", "")).isdigit():
+        fields["max_replicas_per_node"] = int(placement.pop("max_replicas_per_node"))
+    for key in sorted(k for k in deploy if k not in ("replicas", "endpoint_mode", "placement", "update_config")) + \
+            ["placement.%s" % k for k in sorted(placement)] + ["update_config.%s" % k for k in sorted(update)]:
+        report.warn(where + key.split("."), "no field for it; left out")
+    return fields
 
 
 # -- values as the stack takes them ---------------------------------------------------

@@ -28,7 +28,8 @@ def _rendered(node, variables):
     if isinstance(node, list):
         return [_rendered(v, variables) for v in node]
     if isinstance(node, str) and "{{" in node:
-        return Environment().from_string(node).render(**variables)
+        text = Environment().from_string(node).render(**variables)
+        return int(text) if text.isdigit() and node.startswith("{{") else text   # a number, as Ansible templates it
     return node
 
 
@@ -82,7 +83,19 @@ EVERY_FIELD = {"name": "every", "resources": [
     {"type": "dependency", "from": "web", "to": "db", "condition": "started"},
 ]}
 
+REPLICATED = {"name": "replicated", "resources": [
+    {"name": "api", "image": "nginx:1.27", "ports": ["8000"], "replicas": 3, "update_order": "start-first",
+     "stop_grace_period": "30s", "env": {"MODE": "web"}},
+    {"name": "web", "image": "nginx:1.27", "ports": ["8080:80"], "replicas": 1, "update_order": "stop-first",
+     "stop_grace_period": "1m30s"},
+    {"name": "worker", "image": "python:3.12", "replicas": 2},
+], "connections": [
+    {"type": "service_mesh", "from": "web", "to": "api", "service_name": "api", "health_check_path": "/"},
+    {"type": "dependency", "from": "worker", "to": "api"},
+]}
+
 STACKS = {
+    "replicated": lambda: (REPLICATED, "/srv/replicated"),
     "showcase": showcase,
     "wordpress": wordpress,
     "seed": seed,
@@ -236,6 +249,22 @@ def test_swarm_gives_a_docker_stack_deploy_file():
     assert document["networks"]["backend-network"] == {"name": "backend-network", "driver": "overlay",
                                                        "attachable": True}
     assert "docker stack deploy reads no .env" in export(stack, engine="swarm", base_dir=base_dir)["text"]
+
+
+@pytest.mark.parametrize("engine", ["docker", "swarm"])
+def test_replicas_update_order_and_grace_period_in_compose_form(engine):
+    document = services(REPLICATED, "/srv/replicated", engine=engine)
+    api, web, worker = (document["services"][n] for n in ("api", "web", "worker"))
+    assert api["deploy"] == {"replicas": 3, "update_config": {"order": "start-first"}}
+    assert api["stop_grace_period"] == "30s" and web["stop_grace_period"] == "1m30s"
+    assert web["deploy"] == {"replicas": 1, "update_config": {"order": "stop-first"}}
+    assert worker["deploy"] == {"replicas": 2}
+    # Compose refuses container_name on a replicated service: it names them <project>-<name>-<k>, and the
+    # service name answers for all of them, as the stack's alias <name> does.
+    assert "container_name" not in api and "container_name" not in worker
+    assert web.get("container_name") == ("web" if engine == "docker" else None)
+    for service in (api, web, worker):
+        assert "replicas" not in (service.get("x-clockwork") or {}).get("fields", {})
 
 
 def test_the_filters_give_the_text_and_the_files():

@@ -331,9 +331,44 @@ def test_command_healthcheck_restart_labels_and_deploy():
     assert "healthcheck" not in resources["e"]
     for words in (("service a: restart:", "on-failure"), ("service a: deploy.resources: no field",),
                   ("service b: entrypoint: the container resource has no entrypoint field",),
-                  ("service b: deploy.replicas: 2 replicas need clockwork_engine=swarm",),
                   ("service e: healthcheck: no test",), ("service b: healthcheck.start_interval",)):
         assert has_warning(result, *words), (words, result["warnings"])
+    assert not has_warning(result, "replicas")
+
+
+def test_replicas_update_order_and_stop_grace_period_are_fields_of_both_engines():
+    result = imported("""
+        services:
+          api:
+            image: x
+            expose: ["8000"]
+            stop_grace_period: 1m30s
+            deploy:
+              replicas: 3
+              update_config: {order: start-first, parallelism: 1, delay: 5s}
+          worker: {image: x, scale: 2, deploy: {update_config: {order: stop-first}}}
+          both: {image: x, scale: 2, deploy: {replicas: 2}}
+    """)
+    resources = by_name(result)
+    assert resources["api"] == {"name": "api", "image": "x", "ports": ["8000"], "replicas": 3,
+                                "update_order": "start-first", "stop_grace_period": "1m30s"}
+    assert resources["worker"] == {"name": "worker", "image": "x", "replicas": 2, "update_order": "stop-first"}
+    assert resources["both"]["replicas"] == 2
+    assert has_warning(result, "service api: deploy.update_config.delay: no field for it")
+    assert has_warning(result, "service api: deploy.update_config.parallelism: no field for it")
+    assert not has_warning(result, "replicas") and not has_warning(result, "stop_grace_period")
+    for engine in ("docker", "swarm"):
+        Plan("shop", result["resources"], result["connections"], base_dir="/srv/play", engine=engine)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("services:\n  app: {image: x, scale: 2, deploy: {replicas: 3}}\n",
+     "service app: deploy.replicas: 3 differs from scale 2, which Compose refuses"),
+    ("services:\n  app: {image: x, scale: two}\n", "service app: scale: 'two' is not a number"),
+    ("services:\n  app: {image: x, stop_grace_period: soon}\n", "service app: stop_grace_period: invalid duration 'soon'"),
+])
+def test_bad_replicas_or_grace_period_names_the_key(text, problem):
+    assert problem in failure(text)
 
 
 @pytest.mark.parametrize("key", ["build", "cap_add", "devices", "privileged", "logging", "container_name", "user",
