@@ -25,6 +25,7 @@ import os
 import re
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import docker_name_problem, env_name
+from ansible_collections.clockwork.connections.plugins.module_utils.plan import RESOURCE_TYPES
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_service import (
     DURATION, URL_ENGINES, deploy_fields, docker_like, server_engine, split_url, stack_port, unquote_url, url_template)
 
@@ -36,6 +37,8 @@ PART_SUFFIXES = (("USER", "{user}"), ("PASSWORD", "{password}"), ("NAME", "{data
                  ("DB", "{database}"), ("PORT", "{port}"))
 HTTP_URL = re.compile(r"^(https?)://([A-Za-z0-9_.-]+)(?::([0-9]+))?(/.*)?$")
 SECRETS_DIR = "/run/secrets/"
+# The container field that keeps a container off the stack's default network, once the stack has it.
+DEFAULT_NETWORK_FIELD, CONTAINER_FIELDS = "default_network", RESOURCE_TYPES["container"]
 # Types of which one connection between two services says all: a second env var stays plain.
 ONE_PER_PAIR = ("network", "service_mesh")
 # The service keys mapped here; every other one (but x-) is a warning, with the reason for the usual ones.
@@ -69,6 +72,7 @@ class Declaration(object):
         self.names = set(self.by_name)                # resource names taken
         self.volume_resources, self.file_resources = {}, {}
         self.delivered = set()                        # (service, secret) a database connection delivers
+        self.off_default = set()                      # services on named networks only
         self.networks = dict((key, self._network_settings(key, spec or {}))
                              for key, spec in dict({"default": None}, **project["networks"]).items())
 
@@ -119,6 +123,8 @@ class Declaration(object):
                 self.warn(["services", name, "restart"], "the retry count of %s has no field; restart_policy is "
                                                          "on-failure" % service["restart"])
         resource.update(deploy_fields(name, service, self.report))
+        if name in self.off_default:
+            resource[DEFAULT_NETWORK_FIELD] = False
         return resource
 
     def _healthcheck(self, name, check):
@@ -380,7 +386,10 @@ class Declaration(object):
                 self.warn(where, "no network connection creates it (the stack makes a network for a connection only); "
                                  "%s is on the stack's default network" % name)
         if "default" not in [k for k, _o in service["networks"]]:
-            self.warn(["services", name, "networks"], "the stack joins every container to its default network too")
+            if len(self.attached[name]) == len(service["networks"]) and DEFAULT_NETWORK_FIELD in CONTAINER_FIELDS:
+                self.off_default.add(name)   # on its named networks only, as in Compose
+            else:
+                self.warn(["services", name, "networks"], "the stack joins every container to its default network too")
 
     # -- volumes, bind mounts, secrets, configs ---------------------------------------------
 
