@@ -18,14 +18,14 @@ PASSWORD = "s3cret 'pw'/$5"  # pragma: allowlist secret
 pytestmark = pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose is not installed")
 
 
-def showcase_of(stack):
+def showcase_of(stack, api_replicas=1):
     """The showcase (roles/showcase/defaults/main.yml) with the local images, and every name that is
     global on the engine (containers, the named network and volume) made the test's own."""
     defaults = yaml.safe_load(open(os.path.join(ROOT, "roles/showcase/defaults/main.yml")))
     text = yaml.safe_dump({"resources": defaults["showcase_resources"],
                            "connections": defaults["showcase_connections"]})
     values = dict(defaults, **LOCAL_IMAGES)
-    values.update(showcase_db_password=PASSWORD, showcase_api_replicas=1)
+    values.update(showcase_db_password=PASSWORD, showcase_api_replicas=api_replicas)
     text = re.sub(r"\{\{ (\w+) \}\}", lambda m: str(values[m.group(1)]).replace("'", "''"), text)
     declaration = yaml.safe_load(text)
     own = dict((r["name"], "%s-%s" % (stack, r["name"])) for r in declaration["resources"])
@@ -65,8 +65,17 @@ def without_initdb(shape):
     return shape
 
 
-def test_the_exported_showcase_comes_up_as_the_stack_makes_it(stack, tmp_path):
-    declaration = showcase_of(stack)
+def of_service(containers_found, name):
+    """The containers of one resource or compose service (replicas: several, named differently by each tool)."""
+    return [c for c in containers_found if c["Config"]["Labels"].get("io.clockwork.resource",
+                                                                      c["Config"]["Labels"].get("com.docker.compose.service")) == name]
+
+
+@pytest.mark.parametrize("api_replicas", [1, 2])
+def test_the_exported_showcase_comes_up_as_the_stack_makes_it(stack, tmp_path, api_replicas):
+    """With 2 replicas of the API, the exported service has deploy.replicas and no container_name:
+    docker-compose names them <project>_<service>_<k>, the stack <name>-<k>; each is the same container."""
+    declaration = showcase_of(stack, api_replicas)
     shutil.copy(os.path.join(ROOT, "roles/showcase/files/schema.sql"), str(tmp_path / "schema.sql"))
     (tmp_path / "vars.yml").write_text(yaml.safe_dump({
         "clockwork_stack_name": stack, "clockwork_resources": declaration["resources"],
@@ -99,8 +108,9 @@ def test_the_exported_showcase_comes_up_as_the_stack_makes_it(stack, tmp_path):
         compose(str(out), project, "up", "-d")
         label = "com.docker.compose.project=" + project
         theirs = without_initdb(snapshot(containers(label), project))
-        api = stack + "-api"
-        url = env_of(api)["DATABASE_URL"]
+        apis = of_service(containers(label), stack + "-api")
+        assert len(apis) == api_replicas, [a["Name"] for a in apis]
+        url = env_of(apis[0]["Id"])["DATABASE_URL"]
         assert url.startswith("postgresql://postgres:") and url.endswith("@%s-postgres:5432/appdb" % stack)
         # The schema ran through the init mount: the table the showcase's schema makes is there.
         tables = docker("exec", stack + "-postgres", "psql", "-U", "postgres", "-d", "appdb", "-Atc",
@@ -116,6 +126,7 @@ def test_the_exported_showcase_comes_up_as_the_stack_makes_it(stack, tmp_path):
         assert deploy.rc == 0, deploy.output
         ours = without_initdb(snapshot(containers("io.clockwork.stack=" + stack), stack))
         assert differences(ours, theirs) == []
+        assert len(of_service(containers("io.clockwork.stack=" + stack), stack + "-api")) == api_replicas
         assert sorted(ours) == sorted("%s-%s" % (stack, n) for n in ("postgres", "redis", "storage", "api", "frontend"))
     finally:
         compose(str(out), project, "down", "-v", "--remove-orphans", check=False)
