@@ -263,8 +263,14 @@ def test_a_database_server_is_updated_stop_first_and_keeps_its_rows(pg_stack, na
     old_id = inspect("container", pg)["Id"]
     check = playbook([task("b")], check=True)
     assert check.rc == 0 and entries(check)[pg]["actions"][:1] == ["recreate"], entries(check)[pg]
+    start = time.time_ns()
     _, run = converged(task("b"))
     assert entries(run)[pg]["actions"][:1] == ["recreate"], entries(run)[pg]
+    # stop-first: the old server died before its replacement started (never two on one data directory)
+    events = [line.split() for line in events_of(stack, start, time.time_ns())]
+    died = [int(e[0]) for e in events if e[1:3] == ["container", "die"] and e[3].startswith(pg)]
+    started = [int(e[0]) for e in events if e[1:3] == ["container", "start"] and e[3].startswith(pg)]
+    assert died and started and max(died) < min(started), events
     assert not any("start-first" in a for a in entries(run)[pg]["actions"])
     assert inspect("container", pg)["Id"] != old_id and env_of(pg)["MARK"] == "b"
     assert psql(pg, "SELECT v FROM kept") == "survivor"
