@@ -84,7 +84,7 @@ SERVICE = _object(dict(
     depends_on={"type": ["array", "object"], "items": STRING, "additionalProperties": _DEPENDENCY},
     healthcheck=_HEALTHCHECK,
     networks={"type": ["array", "object"], "items": STRING, "additionalProperties": _NETWORK_ATTACHMENT},
-    restart={"type": "string", "pattern": "^(no|always|unless-stopped|on-failure(:[0-9]+)?)$"},
+    restart=STRING,   # its values are checked with the service (compose_service.read_service), as Compose does
     profiles=STRINGS, scale=NUMERIC, stop_grace_period=STRING,
     extends={"type": ["string", "object"], "properties": {"service": STRING, "file": STRING},
              "required": ["service"], "additionalProperties": False},

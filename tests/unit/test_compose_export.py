@@ -14,6 +14,7 @@ from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_expo
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import from_compose
 
 import test_compose_import as imports
+from test_compose_import import quiet_fallback  # noqa: F401  (autouse: the compact schema's warning left out)
 import test_plan as plans
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
