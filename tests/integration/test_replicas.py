@@ -13,7 +13,7 @@ import pytest
 
 from helpers import NGINX_IMAGE, POSTGRES_IMAGE, docker, engine_state, env_of, inspect, playbook, remove_stack
 
-NEXT = "_clockwork_next_"
+MARK = "_clockwork_"   # in the names of containers a replacement sets aside or starts beside
 # One line per request; $TARGET is the web resource's name, given as the poller's env (no value pasted here).
 POLL = ('while true; do start=$(date +%s%N); '
         'out=$(curl -fsS --max-time 2 -o /dev/null -w "%{remote_ip}" "http://$TARGET/" 2>&1); rc=$?; '
@@ -73,7 +73,7 @@ def stack_state(stack):
 
 def leftovers(stack):
     names = docker("ps", "-a", "--format", "{{.Names}}").split()
-    return [n for n in names if n.startswith(stack) and "_clockwork_" in n]
+    return [n for n in names if n.startswith(stack) and MARK in n]
 
 
 def entries(run, kind="container"):
@@ -99,15 +99,17 @@ def converged(task, env=None, check_first=True):
     return (check if check_first else None), run
 
 
+def log_lines(poller):
+    return subprocess.run(["docker", "logs", poller], capture_output=True, text=True, timeout=60).stdout.splitlines()
+
+
 def poll_lines(poller):
-    out = subprocess.run(["docker", "logs", poller], capture_output=True, text=True, timeout=60).stdout
-    return [line.split()[:2] for line in out.splitlines() if re.match(r"^(OK|FAIL) \d+", line)]
+    return [line.split()[:2] for line in log_lines(poller) if re.match(r"^(OK|FAIL) \d+", line)]
 
 
 def failed_lines(poller, start_ns, end_ns):
     """The poller's FAIL lines of a window, as printed (curl's exit code and message), for the report."""
-    out = subprocess.run(["docker", "logs", poller], capture_output=True, text=True, timeout=60).stdout
-    return [line for line in out.splitlines()
+    return [line for line in log_lines(poller)
             if line.startswith("FAIL ") and start_ns <= int(line.split()[1]) <= end_ns]
 
 
@@ -135,10 +137,13 @@ def wait_polling(poller, count=10):
 
 
 def timed_run(task):
+    """Run `task`; (run, start, end) of the run on the poller's clock. A request started just before
+    the end is printed when it ends (at most --max-time later): waited for, so it is counted."""
     start = time.time_ns()
     run = playbook([task])
-    time.sleep(0.5)   # a failure right at the end shows in the next lines
-    return run, start, time.time_ns()
+    end = time.time_ns()
+    time.sleep(2.5)
+    return run, start, end
 
 
 @pytest.fixture
