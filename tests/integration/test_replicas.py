@@ -147,14 +147,16 @@ def timed_run(task):
 
 
 @pytest.fixture
-def other_image():
-    """A second local nginx image (the same one plus a label: another id, as a new release would be)."""
+def other_image(stack):
+    """A second local nginx image (the same one plus a label: another id, as a new release would be),
+    removed after the stack's containers that use it."""
     tag = "clockwork-test/nginx:replicas-%s" % uuid.uuid4().hex[:8]
     subprocess.run(["docker", "build", "-q", "-t", tag, "--label", "io.clockwork.test=replicas", "-"],
                    input="FROM %s\n" % NGINX_IMAGE, text=True, check=True, capture_output=True,
                    env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/local/bin:/usr/bin:/bin"})
     yield tag
-    docker("rmi", tag, check=False)
+    remove_stack(stack)
+    docker("rmi", tag)
 
 
 def assert_serves_every_replica(stack, names):
