@@ -19,6 +19,7 @@ import hashlib
 import json
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ENV_NAME, STACK_LABEL, env_dict
+from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import duration_ns
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import differences, entries, titled, transition
 from ansible_collections.clockwork.connections.plugins.module_utils.masking import secret_env
 
@@ -43,6 +44,8 @@ TASK_STACK_LABEL = "io.clockwork.swarm-stack"
 # The placement that keeps services sharing a node-local volume on one node.
 NODE_CONSTRAINT = "node.id=="
 SECRETS_DIR = "/run/secrets/"
+# Docker's own stop grace period, which a service without StopGracePeriod gets.
+DEFAULT_STOP_GRACE_NS = 10 * 10 ** 9
 
 
 def service_problems(resource):
@@ -109,18 +112,28 @@ def wanted_service(spec, resource, env, mounts, networks, secrets, configs, node
         "restart": "on-failure" if job else "any",
         # A new task starts before an old one stops, except where two must not run at once: on one data
         # directory (a volume), or beyond max_replicas_per_node (the new task would have no node to go to).
-        "update_order": None if job else (
+        "update_order": None if job else resource.get("update_order") or (
             "stop-first" if any(m["type"] == "volume" for m in mounts) or resource.get("max_replicas_per_node")
             else "start-first"),
+        "stop_grace_period": stop_grace_ns(resource),
         "labels": dict(spec.labels),
     }
     wanted["labels"][SPEC_HASH_LABEL] = spec_hash(wanted)
     return wanted
 
 
+def stop_grace_ns(resource):
+    """stop_grace_period in nanoseconds, as the service keeps it; Docker's own 10s when not declared."""
+    declared = resource.get("stop_grace_period")
+    return duration_ns(declared) if declared else DEFAULT_STOP_GRACE_NS
+
+
 def spec_hash(wanted):
-    """A digest of the managed part (its own label left out): what the last run applied."""
+    """A digest of the managed part (its own label left out): what the last run applied.
+    A field at its default is left out too, so a field added later moves no existing hash."""
     shown = dict(wanted, labels=dict((k, v) for k, v in wanted["labels"].items() if k != SPEC_HASH_LABEL))
+    if shown.get("stop_grace_period") == DEFAULT_STOP_GRACE_NS:
+        del shown["stop_grace_period"]
     return hashlib.sha256(json.dumps(shown, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
@@ -166,6 +179,7 @@ def managed_part(service_spec, wanted, network_names):
                          p.get("PublishMode", "ingress")] for p in endpoint.get("Ports") or []),
         "restart": (template.get("RestartPolicy") or {}).get("Condition", "any"),
         "update_order": None if job else (service_spec.get("UpdateConfig") or {}).get("Order", "stop-first"),
+        "stop_grace_period": container.get("StopGracePeriod") or DEFAULT_STOP_GRACE_NS,
         "labels": dict((k, labels.get(k)) for k in wanted["labels"]),
     }
 
@@ -179,7 +193,7 @@ def _ours(labels):
 CHANGE_RULES = [entries("env"), entries("task_labels", "task labels"), entries("labels"), transition("replicas")] + [
     titled(key, {"node": "placement", "max_replicas": "max replicas per node"}.get(key, key.replace("_", " ")))
     for key in ("image", "args", "mounts", "secrets", "configs", "healthcheck", "networks", "node", "max_replicas",
-                "mode", "endpoint_mode", "ports", "restart", "update_order")]
+                "mode", "endpoint_mode", "ports", "restart", "update_order", "stop_grace_period")]
 
 
 def changes(wanted, actual):
@@ -219,6 +233,7 @@ def service_body(name, wanted, current=None, secret_ids=None, config_ids=None):
          if health else None)
     labels = dict((k, v) for k, v in (container.get("Labels") or {}).items() if k not in _ours(container.get("Labels")))
     container["Labels"] = dict(labels, **wanted["task_labels"])
+    container["StopGracePeriod"] = wanted.get("stop_grace_period", DEFAULT_STOP_GRACE_NS)
     template["Networks"] = [{"Target": network, "Aliases": aliases} for network, aliases in wanted["networks"]]
     placement = template.setdefault("Placement", {})
     constraints = [c for c in placement.get("Constraints") or [] if not c.replace(" ", "").startswith(NODE_CONSTRAINT)]

@@ -11,7 +11,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.container_sp
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_secrets import content_digest, object_name
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import (
-    SPEC_HASH_LABEL, changes, managed_part, secret_env_names, service_body, service_problems, template_key,
+    DEFAULT_STOP_GRACE_NS, SPEC_HASH_LABEL, changes, managed_part, secret_env_names, service_body, service_problems, template_key,
     wanted_service)
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_tasks import convergence
 
@@ -106,6 +106,35 @@ def test_jobs_and_update_order():
     assert spread_wanted["update_order"] == "stop-first" and spread_wanted["ports"][0][3] == "ingress"
 
 
+def test_a_declared_update_order_wins_over_the_computed_one():
+    assert wanted()["update_order"] == "stop-first"   # a volume
+    declared = wanted(update_order="start-first")
+    assert declared["update_order"] == "start-first"
+    assert service_body("api", declared)["UpdateConfig"]["Order"] == "start-first"
+    current = stored(service_body("api", wanted()))
+    assert "update order" in " ".join(changes(declared, managed_part(current, declared, NAMES)))
+    job = wanted_service(ContainerSpec(RESOURCE, "shop"), dict(RESOURCE, update_order="start-first"), {}, [],
+                         NETWORKS, [], [], job=True)
+    assert job["update_order"] is None   # a job has no update config
+
+
+def test_stop_grace_period_is_docker_default_and_no_drift_for_existing_services():
+    want = wanted()
+    assert want["stop_grace_period"] == DEFAULT_STOP_GRACE_NS == 10 * 10 ** 9
+    # A service made before the field existed: no StopGracePeriod, and the hash label of that time.
+    older = stored(service_body("api", want))
+    del older["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"]
+    assert changes(want, managed_part(older, want, NAMES)) == []
+    explicit_default = wanted(stop_grace_period="10s")
+    assert explicit_default["labels"][SPEC_HASH_LABEL] == want["labels"][SPEC_HASH_LABEL]
+    longer = wanted(stop_grace_period="1m30s")
+    assert longer["stop_grace_period"] == 90 * 10 ** 9
+    assert "stop grace period" in changes(longer, managed_part(older, longer, NAMES))
+    body = service_body("api", longer, older)
+    assert body["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"] == 90 * 10 ** 9
+    assert changes(longer, managed_part(stored(body), longer, NAMES)) == []
+
+
 def test_which_env_becomes_a_secret():
     env = {"POSTGRES_PASSWORD": "pw", "DATABASE_URL": "postgresql://u:pw@db/app", "LOG": "info",
            "UPSTREAM": "https://user:tok@example.org/"}
@@ -134,11 +163,9 @@ def test_what_a_resource_cannot_be_on_swarm():
                   "(drop the address)")]
 
 
-def test_the_docker_engine_refuses_replicas_and_swarm_plans_them():
+def test_both_engines_plan_replicas():
     resources = [{"name": "api", "image": "nginx:1.27", "replicas": 3}]
-    with pytest.raises(ClockworkError) as refused:
-        Plan("shop", resources, [])
-    assert "resource api: replicas: 3 replicas need engine swarm" in refused.value.msg
+    assert Plan("shop", resources, []).by_name["api"]["replicas"] == 3
     assert Plan("shop", resources, [], engine="swarm").by_name["api"]["replicas"] == 3
     assert Plan("shop", [{"name": "api", "image": "nginx:1.27"}], []).by_name["api"]["replicas"] == 1
 
