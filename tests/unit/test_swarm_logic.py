@@ -4,15 +4,12 @@ content; convergence read from a service and its tasks; what the plan refuses.""
 import copy
 import hashlib
 
-import pytest
-
-from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import ContainerSpec
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_secrets import content_digest, object_name
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import (
-    DEFAULT_STOP_GRACE_NS, SPEC_HASH_LABEL, changes, managed_part, secret_env_names, service_body, service_problems, template_key,
-    wanted_service)
+    DEFAULT_STOP_GRACE_NS, SPEC_HASH_LABEL, changes, managed_part, secret_env_names, service_body, service_problems,
+    template_key, wanted_service)
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_tasks import convergence
 
 RESOURCE = {"name": "api", "image": "nginx:1.27", "ports": ["8000", "8080:80"], "command": ["nginx", "-g", "x"],
