@@ -5,9 +5,9 @@
 
 Each container resource is a service named after it, on the stack's attachable overlay
 network `<stack>_default` (and the named ones of network connections), so `<X>_HOST` and
-every URL name a service. Swarm has no ordering: services converge in the plan's order, each
-after what it connects to has converged (its tasks running, healthy when they have a
-healthcheck; a one-shot job completed). The connection types' own steps run as on the single
+every URL name a service. Swarm has no ordering: services converge in parallel (at most
+`parallel`, scheduler.py), each as soon as what it connects to has converged (its tasks running,
+healthy when they have a healthcheck; a one-shot job completed); results stay in plan order. The connection types' own steps run as on the single
 engine, against the tasks (swarm_tasks.SwarmView): readiness waits, schema and migrations
 from here, once, before the dependents start; checks from inside a task.
 
@@ -26,8 +26,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import re
-import time
+import threading
 
 from ansible_collections.clockwork.connections.plugins.module_utils.applier import (
     DEFAULT_PARALLEL, VERIFY_GRACE_SECONDS, Applier, apply_state, connection_steps, merged_contributions)
@@ -40,39 +39,20 @@ from ansible_collections.clockwork.connections.plugins.module_utils.differences 
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError, NotFound
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import ipam_config
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_volumes import ensure_volume
+from ansible_collections.clockwork.connections.plugins.module_utils.failures import failure_message
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import write_file
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
 from ansible_collections.clockwork.connections.plugins.module_utils.preflight import _engine_is_local
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
+from ansible_collections.clockwork.connections.plugins.module_utils.scheduler import run_ordered
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_preflight import SwarmPreflight
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_secrets import SwarmObjects
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import (
     changes, file_env, managed_part, secret_env_names, service_body, service_problems,
     wanted_service)
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_tasks import (
-    SwarmView, convergence, wait_converged)
-
-# How long a destroy waits for the tasks of removed services to go before it removes their
-# networks, secrets and volumes.
-REMOVAL_SECONDS = 60
-
-
-def ipvs_available():
-    """Whether this kernel has IPVS, without which a service's virtual IP (and the ingress
-    routing mesh) does not answer: built in, loaded, or a module that can be loaded."""
-    if os.path.exists("/proc/net/ip_vs"):
-        return True
-    try:
-        with open("/proc/modules") as handle:
-            if re.search(r"^ip_vs ", handle.read(), re.M):
-                return True
-    except (IOError, OSError):
-        pass
-    for _root, _dirs, files in os.walk("/lib/modules/%s/kernel/net/netfilter" % os.uname()[2]):
-        if any(f.startswith("ip_vs.ko") for f in files):
-            return True
-    return False
+    SwarmView, convergence, in_use, ipvs_available, retry_while_in_use, wait_converged, wait_tasks_gone)
 
 
 class SwarmStack(Applier):
@@ -106,6 +86,10 @@ class SwarmStack(Applier):
         self.jobs = set(c["to_resource"] for c in self.connections
                         if CONNECTION_TYPES[c["type"]].waits_for_completion(c) and c["to_resource"] in self.specs)
         self.default_endpoint_mode = "vip"
+        # Services converge in worker threads (_services): each records into its own bucket.
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._buckets = {}
 
     # -- what is known before the engine is asked anything -----------------------------
 
@@ -137,14 +121,18 @@ class SwarmStack(Applier):
     # -- bookkeeping -------------------------------------------------------------------
 
     def _record(self, kind, name, changed, actions, reasons=None, before=None, after=None):
-        self.entries.append({"kind": kind, "name": name, "changed": changed, "actions": list(actions),
-                             "reasons": list(reasons or [])})
+        bucket = self._bucket() or {"entries": self.entries, "diffs": self.diffs}
+        bucket["entries"].append({"kind": kind, "name": name, "changed": changed, "actions": list(actions),
+                                  "reasons": list(reasons or [])})
         if changed and (before or after):
-            self.diffs.append({"before_header": "%s %s" % (kind, name), "after_header": "%s %s" % (kind, name),
+            bucket["diffs"].append({"before_header": "%s %s" % (kind, name), "after_header": "%s %s" % (kind, name),
                                "before": before or {}, "after": after or {}})
 
     def say(self, line, verbosity=0):
-        if self.progress:
+        bucket = self._bucket()
+        if bucket is not None:
+            bucket["lines"].append((line, verbosity))
+        elif self.progress:
             self.progress(line, verbosity)
 
     def warn(self, message):
@@ -159,9 +147,7 @@ class SwarmStack(Applier):
         self._networks()
         self._volumes()
         self._tls()
-        for name in self.order:
-            if name in self.specs:
-                self._service(name)
+        self._services()
         if verify:
             self.view = self._fresh_view()
             self.check_reports = run_checks(self.view, self.checks, check_mode=self.check_mode,
@@ -169,6 +155,64 @@ class SwarmStack(Applier):
                                             parallel=self.parallel)
         self._collect_garbage()
         return self.report()
+
+    def _services(self):
+        """Each service as soon as those it connects to have converged (waits included), at most
+        `parallel` at once; entries, diffs, checks and progress kept per service and given in plan
+        order, whatever the order they finish in."""
+        names = [n for n in self.order if n in self.specs]
+        needs = dict((n, set(c["to_resource"] for c in self.connections if c["from_resource"] == n)) for n in names)
+        self._buckets = dict((n, {"entries": [], "diffs": [], "checks": [], "lines": [], "over": False})
+                             for n in names)
+        self._shown = 0
+        try:
+            errors, left = run_ordered(names, needs, self._service_worker, self.parallel, tick=self._flush)
+        finally:
+            self._flush(None, every=True)
+            for name in names:
+                bucket = self._buckets[name]
+                self.entries.extend(bucket["entries"])
+                self.diffs.extend(bucket["diffs"])
+                self.checks.extend(bucket["checks"])
+            self._buckets = {}
+        if errors:
+            failed = [n for n in names if n in errors]
+            raise ClockworkError("stack %s: %d resource%s failed:\n- %s%s" % (
+                self.name, len(failed), "" if len(failed) == 1 else "s", "\n- ".join(errors[n] for n in failed),
+                "\nnot converged, as they wait for those or came after: %s" % ", ".join(left) if left else ""))
+
+    def _service_worker(self, name):
+        """One worker's job: a service and its wait; an error message or None."""
+        self._local.name = name
+        try:
+            self._service(name)
+            return None
+        except Exception as exc:  # pylint: disable=broad-except  # sorted by failure_message; bugs re-raised
+            message = failure_message(exc)
+            if message is None:
+                raise
+            return message if message.startswith(("resource ", "connection ", "container ")) \
+                else "resource %s: %s" % (name, message)
+        finally:
+            self._buckets[name]["over"] = True
+            self._local.name = None
+
+    def _flush(self, _done, every=False):
+        """Progress of the services in plan order: a service's lines once every one before it is over."""
+        names = [n for n in self.order if n in self._buckets]
+        with self._lock:
+            while self._shown < len(names):
+                bucket = self._buckets[names[self._shown]]
+                if not (bucket["over"] or every):
+                    return
+                lines, bucket["lines"] = bucket["lines"], []
+                for line, verbosity in lines if self.progress else []:
+                    self.progress(line, verbosity)
+                self._shown += 1
+
+    def _bucket(self):
+        """The current service's own lists when called from a worker, else None."""
+        return self._buckets.get(getattr(self._local, "name", None))
 
     def _endpoint_default(self):
         if any(self.plan.by_name[n].get("endpoint_mode") is None for n in self.specs) \
@@ -217,7 +261,7 @@ class SwarmStack(Applier):
         spec, resource = self.specs[name], self.plan.by_name[name]
         outgoing = connection_steps(self.ctx, self.connections, self.results, name, spec)
         for result in outgoing:
-            self.checks.extend(result.contribution.checks)
+            (self._bucket() or {"checks": self.checks})["checks"].extend(result.contribution.checks)
             self._record("connection", result.name, result.changed, result.actions, before=result.before,
                          after=result.after)
         env, mounts, networks, contributed_secrets = merged_contributions(name, spec, outgoing)
@@ -273,7 +317,8 @@ class SwarmStack(Applier):
         name, object_id, created = self.objects.ensure(kind, self.name, resource, purpose, payload)
         if object_id:
             self.object_ids[name] = object_id
-        if not any(e["kind"] == kind and e["name"] == name for e in self.entries):
+        recorded = self.entries + (self._bucket() or {"entries": []})["entries"]
+        if not any(e["kind"] == kind and e["name"] == name for e in recorded):
             self._record(kind, name, created, ["create"] if created else [])
         return name
 
@@ -301,7 +346,7 @@ class SwarmStack(Applier):
             if "recreate" in actions:
                 # A replicated service cannot become a job (or back): the engine refuses to change the mode.
                 api.remove_service(existing["ID"])
-                self._wait_tasks_gone([existing["ID"]], name)
+                wait_tasks_gone(self.engine, [existing["ID"]], name)
                 existing = None
             if existing is None:
                 body = service_body(name, wanted, None, ids, ids)
@@ -379,61 +424,26 @@ class SwarmStack(Applier):
                 except NotFound:
                     pass
         if removal and not self.check_mode:
-            self._wait_tasks_gone([services[n]["ID"] for n in removal], ", ".join(removal))
+            wait_tasks_gone(self.engine, [services[n]["ID"] for n in removal], ", ".join(removal))
         for network in api.networks(filters=label):
             if network.get("Scope") != "swarm":
                 continue   # the docker engine's, for its own destroy
             self._record("network", network["Name"], True, ["remove"])
             if not self.check_mode:
-                self._retry_while_in_use(lambda n=network: api.remove_network(n["Id"]), "network", network["Name"])
+                retry_while_in_use(lambda n=network: api.remove_network(n["Id"]), "network", network["Name"])
         for kind in ("secret", "config"):
             for name in sorted(self.objects.owned(kind)):
                 self._record(kind, name, True, ["remove"])
                 if not self.check_mode:
-                    self._retry_while_in_use(lambda k=kind, n=name: self.objects.remove(k, n) or _in_use(), kind, name)
+                    retry_while_in_use(lambda k=kind, n=name: self.objects.remove(k, n) or in_use(), kind, name)
         for volume in api.volumes(filters=label).get("Volumes") or []:
             if not purge:
                 self._record("volume", volume["Name"], False, ["kept (purge to remove)"])
                 continue
             self._record("volume", volume["Name"], True, ["remove"])
             if not self.check_mode:
-                self._retry_while_in_use(lambda v=volume: api.remove_volume(v["Name"]), "volume", volume["Name"])
+                retry_while_in_use(lambda v=volume: api.remove_volume(v["Name"]), "volume", volume["Name"])
         return self.report()
-
-    def _wait_tasks_gone(self, service_ids, what):
-        """Until no container of these services is left on this node, bounded. The engine keeps
-        the containers of a job's completed tasks after the job is removed: they go here."""
-        deadline = time.monotonic() + REMOVAL_SECONDS
-        while time.monotonic() < deadline:
-            left = [c for sid in service_ids
-                    for c in self.engine.api.containers(all=True, filters={"label": "com.docker.swarm.service.id=%s" % sid})]
-            if not left:
-                return
-            for container in left:
-                if container.get("State") in ("exited", "dead", "created"):
-                    try:
-                        self.engine.api.remove_container(container["Id"], v=True, force=True)
-                    except APIError:
-                        pass   # removed by the engine meanwhile
-            time.sleep(0.3)
-        raise ClockworkError("the tasks of %s were still there %ss after their services were removed" % (
-            what, REMOVAL_SECONDS))
-
-    @staticmethod
-    def _retry_while_in_use(remove, kind, name):
-        """A network or volume is freed a moment after the last task using it is gone."""
-        deadline = time.monotonic() + REMOVAL_SECONDS
-        while True:
-            try:
-                remove()
-                return
-            except (APIError, ClockworkError) as exc:
-                if getattr(exc, "status_code", None) == 404:
-                    return   # gone already
-                words = str(getattr(exc, "explanation", None) or getattr(exc, "msg", None) or exc)
-                if "in use" not in words and "active endpoints" not in words or time.monotonic() >= deadline:
-                    raise ClockworkError("cannot remove %s %s: %s" % (kind, name, words))
-            time.sleep(0.5)
 
     def repair(self):
         """The docker applier merges duplicate networks here; services need nothing before they converge."""
@@ -457,10 +467,6 @@ class SwarmStack(Applier):
         if self.warnings:
             report["warnings"] = list(self.warnings)
         return report
-
-
-def _in_use():
-    raise ClockworkError("in use")
 
 
 def run_swarm_stack(engine, params, check_mode=False, diff=False, progress=None, plan=None):

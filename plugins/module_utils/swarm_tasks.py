@@ -16,6 +16,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import os
+import re
 import time
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
@@ -325,3 +327,66 @@ def task_errors(view, name, tasks):
     if not lines:
         lines.append("  (no task was made: see `docker service ps --no-trunc %s`)" % name)
     return "\n".join(lines) + ("\nlast log lines of the newest ended task:\n%s" % logs if logs else "")
+
+
+# How long a destroy waits for the tasks of removed services to go before it removes their
+# networks, secrets and volumes.
+REMOVAL_SECONDS = 60
+
+
+def ipvs_available():
+    """Whether this kernel has IPVS, without which a service's virtual IP (and the ingress
+    routing mesh) does not answer: built in, loaded, or a module that can be loaded."""
+    if os.path.exists("/proc/net/ip_vs"):
+        return True
+    try:
+        with open("/proc/modules") as handle:
+            if re.search(r"^ip_vs ", handle.read(), re.M):
+                return True
+    except (IOError, OSError):
+        pass
+    for _root, _dirs, files in os.walk("/lib/modules/%s/kernel/net/netfilter" % os.uname()[2]):
+        if any(f.startswith("ip_vs.ko") for f in files):
+            return True
+    return False
+
+
+def wait_tasks_gone(engine, service_ids, what):
+    """Until no container of these services is left on this node, bounded. The engine keeps
+    the containers of a job's completed tasks after the job is removed: they go here."""
+    deadline = time.monotonic() + REMOVAL_SECONDS
+    while time.monotonic() < deadline:
+        left = [c for sid in service_ids
+                for c in engine.api.containers(all=True, filters={"label": "com.docker.swarm.service.id=%s" % sid})]
+        if not left:
+            return
+        for container in left:
+            if container.get("State") in ("exited", "dead", "created"):
+                try:
+                    engine.api.remove_container(container["Id"], v=True, force=True)
+                except APIError:
+                    pass   # removed by the engine meanwhile
+        time.sleep(0.3)
+    raise ClockworkError("the tasks of %s were still there %ss after their services were removed" % (
+        what, REMOVAL_SECONDS))
+
+
+def retry_while_in_use(remove, kind, name):
+    """A network or volume is freed a moment after the last task using it is gone."""
+    deadline = time.monotonic() + REMOVAL_SECONDS
+    while True:
+        try:
+            remove()
+            return
+        except (APIError, ClockworkError) as exc:
+            if getattr(exc, "status_code", None) == 404:
+                return   # gone already
+            words = str(getattr(exc, "explanation", None) or getattr(exc, "msg", None) or exc)
+            if "in use" not in words and "active endpoints" not in words or time.monotonic() >= deadline:
+                raise ClockworkError("cannot remove %s %s: %s" % (kind, name, words))
+        time.sleep(0.5)
+
+
+def in_use():
+    """Raised by a removal that reports only failure: retried as in use."""
+    raise ClockworkError("in use")
