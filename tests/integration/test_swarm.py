@@ -295,14 +295,73 @@ def test_a_failed_update_reports_its_tasks_and_the_next_run_repairs_it(swarm_sta
     assert all(c["ok"] for c in repaired["checks"])
 
 
-def test_replicas_need_engine_swarm(stack, tmp_path):
-    resources, connections = declaration(stack)
+def test_the_docker_engine_refuses_no_replicas(stack, tmp_path):
+    resources, connections = declaration(stack, replicas=0)
     params = ArgumentSpecValidator(STACK_ARGUMENT_SPEC).validate(dict(
         name=stack, resources=resources, connections=connections, base_dir=str(tmp_path))).validated_parameters
     with pytest.raises(ClockworkError) as refused:
         run_stack(Engine(), params, check_mode=True)
-    assert "resource %s-api: replicas: 3 replicas need engine swarm" % stack in refused.value.msg
+    assert "resource %s-api: replicas: must be 1 or more on the docker engine" % stack in refused.value.msg
     assert docker("ps", "-aq", "--filter", "label=io.clockwork.stack=" + stack) == ""
+
+
+SLOW_READY = "sleep 4; touch /tmp/ready; exec nginx -g 'daemon off;'"
+
+
+def slow_pair(stack, tmp_path, check=False):
+    """Two independent services, each healthy only 4 s after it starts, and a third that waits for
+    both; one declares update_order and one stop_grace_period."""
+    slow = {"image": NGINX_IMAGE, "endpoint_mode": "dnsrr", "command": ["sh", "-c", SLOW_READY],
+            "healthcheck": {"test": "test -f /tmp/ready", "interval": "1s", "retries": 30}}
+    resources = [dict(slow, name=stack + "-one", stop_grace_period="3s"),
+                 dict(slow, name=stack + "-two", update_order="stop-first"),
+                 {"name": stack + "-after", "image": NGINX_IMAGE, "endpoint_mode": "dnsrr"}]
+    connections = [{"type": "dependency", "from": stack + "-after", "to": stack + "-one"},
+                   {"type": "dependency", "from": stack + "-after", "to": stack + "-two"}]
+    result = ArgumentSpecValidator(STACK_ARGUMENT_SPEC).validate(dict(
+        name=stack, resources=resources, connections=connections, engine="swarm", base_dir=str(tmp_path)))
+    assert not result.error_messages
+    lines = []
+    report = run_stack(Engine(), result.validated_parameters, check_mode=check, diff=True,
+                       progress=lambda line, verbosity: lines.append(line))
+    return report, lines
+
+
+def first_healthy(service):
+    """When the service's task was first seen healthy (the end of its first passing probe)."""
+    health = inspect("container", task_container(service))["State"]["Health"]["Log"]
+    return min(probe["End"] for probe in health if probe["ExitCode"] == 0)
+
+
+def test_independent_services_converge_concurrently(swarm_stack, tmp_path):
+    stack = swarm_stack
+    names = [stack + "-one", stack + "-two", stack + "-after"]
+    before = swarm_objects(stack)
+    planned, _lines = slow_pair(stack, tmp_path, check=True)
+    assert planned["changed"] and swarm_objects(stack) == before
+    assert [e["name"] for e in planned["entries"] if e["kind"] == "service"] == names
+
+    applied, lines = slow_pair(stack, tmp_path)
+    assert applied["changed"]
+    assert [e["name"] for e in applied["entries"] if e["kind"] == "service"] == names   # plan order
+    said = [line.split(":")[0] for line in lines if line.startswith(stack)]
+    assert sorted(set(said), key=said.index) == names and said == sorted(said, key=names.index)   # plan order
+    # Overlap, from the engine's own stamps: each slow service existed before the other was healthy
+    # (one after the other, `two` would be created only once `one` is healthy, 4 s later).
+    created = dict((n, inspect("service", n)["CreatedAt"][:19]) for n in names)   # UTC, to the second
+    healthy = dict((n, first_healthy(n)[:19]) for n in names[:2])
+    assert created[names[1]] < healthy[names[0]] and created[names[0]] < healthy[names[1]], (created, healthy)
+    # `after` waits for both.
+    assert created[names[2]] >= max(healthy.values())
+    one, two = (inspect("service", n)["Spec"] for n in names[:2])
+    assert one["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"] == 3 * 10 ** 9
+    assert two["UpdateConfig"]["Order"] == "stop-first" and one["UpdateConfig"]["Order"] == "start-first"
+    assert two["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"] == 10 * 10 ** 9
+
+    state = swarm_objects(stack)
+    assert not slow_pair(stack, tmp_path)[0]["changed"]
+    checked, _lines = slow_pair(stack, tmp_path, check=True)
+    assert not checked["changed"] and swarm_objects(stack) == state
 
 
 @pytest.fixture
