@@ -17,9 +17,7 @@ endpoints: a virtual IP does not answer on a kernel without IPVS.
 Usage: bench/swarm.py [--size N] [--cold N] [--noop N]
 """
 import argparse
-import contextlib
 import datetime
-import fcntl
 import json
 import os
 import platform
@@ -38,10 +36,10 @@ ENV = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
 GENERATED = os.path.join(ROOT, "bench", "results", "generated")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import scale  # noqa: E402  (bench/scale.py, beside this file)
+sys.path[:0] = [os.path.join(ROOT, "collections"), os.path.join(ROOT, "tests", "integration")]
+# Joins and leaves the swarm as the integration tests do, under the same locks.
+from test_swarm import swarm_mode  # noqa: E402
 
-SWARM_USERS = "/tmp/clockwork-swarm.lock"
-SWARM_SETUP = "/tmp/clockwork-swarm-setup.lock"
-SWARM_MARK = "/tmp/clockwork-swarm.initialised"
 READY_TIMEOUT = 300
 GOALS = {"cold": 1.0, "noop": 1.2}
 
@@ -51,44 +49,6 @@ def sh(*cmd, check=True):
     if check and proc.returncode != 0:
         sys.exit("bench: %s failed:\n%s%s" % (" ".join(cmd), proc.stdout, proc.stderr))
     return proc
-
-
-def _locked(path, mode):
-    handle = open(path, "a")
-    fcntl.flock(handle, mode)
-    return handle
-
-
-@contextlib.contextmanager
-def swarm_mode():
-    """As the `swarm` fixture: join under the setup lock, hold the users lock shared, and leave
-    only when this run made the swarm and no other session still uses it."""
-    with _locked(SWARM_SETUP, fcntl.LOCK_EX):
-        users = _locked(SWARM_USERS, fcntl.LOCK_SH)
-        if sh("docker", "info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip() == "inactive":
-            bridge = "existed" if sh("docker", "network", "inspect", "docker_gwbridge", check=False).returncode == 0 \
-                else "made"
-            sh("docker", "swarm", "init", "--advertise-addr", "127.0.0.1")
-            with open(SWARM_MARK, "w") as mark:
-                mark.write(bridge)
-    try:
-        yield
-    finally:
-        with _locked(SWARM_SETUP, fcntl.LOCK_EX):
-            fcntl.flock(users, fcntl.LOCK_UN)
-            try:
-                fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                alone = True
-            except OSError:
-                alone = False
-            users.close()
-            if alone and os.path.exists(SWARM_MARK):
-                with open(SWARM_MARK) as mark:
-                    bridge = mark.read()
-                sh("docker", "swarm", "leave", "--force")
-                os.unlink(SWARM_MARK)
-                if bridge == "made":
-                    sh("docker", "network", "rm", "docker_gwbridge", check=False)
 
 
 def names(size):

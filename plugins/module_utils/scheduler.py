@@ -13,6 +13,8 @@ __metaclass__ = type
 
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
+from ansible_collections.clockwork.connections.plugins.module_utils.failures import failure_message
+
 # How often the tick callback runs while workers are busy (progress lines reach the user).
 TICK_SECONDS = 0.2
 
@@ -51,3 +53,25 @@ def run_ordered(names, needs, work, parallel, tick=None):
     if raised:
         raise raised[0]
     return errors, [n for n in names if n not in done and n not in errors]
+
+
+def step_error(name, step, *args):
+    """Run one step of a resource; the error message it ends with, or None (a worker's answer).
+    An exception failure_message does not know is a bug, and is raised."""
+    try:
+        step(*args)
+        return None
+    except Exception as exc:  # pylint: disable=broad-except  # sorted by failure_message; bugs re-raised
+        message = failure_message(exc)
+        if message is None:
+            raise
+        return message if message.startswith(("resource ", "connection ", "container ")) \
+            else "resource %s: %s" % (name, message)
+
+
+def failure_report(stack, names, errors, left):
+    """One message for every failed name (in plan order) and the names left unstarted."""
+    failed = [n for n in names if n in errors]
+    return "stack %s: %d resource%s failed:\n- %s%s" % (
+        stack, len(failed), "" if len(failed) == 1 else "s", "\n- ".join(errors[n] for n in failed),
+        "\nnot converged, as they wait for those or came after: %s" % ", ".join(left) if left else "")

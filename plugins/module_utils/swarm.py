@@ -39,13 +39,13 @@ from ansible_collections.clockwork.connections.plugins.module_utils.differences 
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError, NotFound
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import ipam_config
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_volumes import ensure_volume
-from ansible_collections.clockwork.connections.plugins.module_utils.failures import failure_message
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import write_file
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
 from ansible_collections.clockwork.connections.plugins.module_utils.preflight import _engine_is_local
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
-from ansible_collections.clockwork.connections.plugins.module_utils.scheduler import run_ordered
+from ansible_collections.clockwork.connections.plugins.module_utils.scheduler import (
+    failure_report, run_ordered, step_error)
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_preflight import SwarmPreflight
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_secrets import SwarmObjects
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import (
@@ -176,23 +176,13 @@ class SwarmStack(Applier):
                 self.checks.extend(bucket["checks"])
             self._buckets = {}
         if errors:
-            failed = [n for n in names if n in errors]
-            raise ClockworkError("stack %s: %d resource%s failed:\n- %s%s" % (
-                self.name, len(failed), "" if len(failed) == 1 else "s", "\n- ".join(errors[n] for n in failed),
-                "\nnot converged, as they wait for those or came after: %s" % ", ".join(left) if left else ""))
+            raise ClockworkError(failure_report(self.name, names, errors, left))
 
     def _service_worker(self, name):
         """One worker's job: a service and its wait; an error message or None."""
         self._local.name = name
         try:
-            self._service(name)
-            return None
-        except Exception as exc:  # pylint: disable=broad-except  # sorted by failure_message; bugs re-raised
-            message = failure_message(exc)
-            if message is None:
-                raise
-            return message if message.startswith(("resource ", "connection ", "container ")) \
-                else "resource %s: %s" % (name, message)
+            return step_error(name, self._service, name)
         finally:
             self._buckets[name]["over"] = True
             self._local.name = None

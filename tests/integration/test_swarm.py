@@ -6,6 +6,7 @@ The module's fixture puts the shared engine in swarm mode when it is not (and le
 afterwards, unless another session still uses it); other sessions' plain containers and bridge
 networks keep working meanwhile. Service names are swarm-wide, so each resource name here starts
 with the test's stack name; the showcase's fixed names run under the showcase lock."""
+import contextlib
 import fcntl
 import json
 import os
@@ -40,8 +41,14 @@ def _locked(path, mode):
 
 @pytest.fixture(scope="module")
 def swarm():
-    """The engine in swarm mode for this module; left again by the last session using it, when a
-    test session made it (a swarm somebody else made is never left)."""
+    with swarm_mode():
+        yield
+
+
+@contextlib.contextmanager
+def swarm_mode():
+    """The engine in swarm mode meanwhile; left again by the last session using it, when a
+    test session made it (a swarm somebody else made is never left). bench/swarm.py uses it too."""
     with _locked(SWARM_SETUP, fcntl.LOCK_EX):
         users = _locked(SWARM_USERS, fcntl.LOCK_SH)
         if docker("info", "--format", "{{.Swarm.LocalNodeState}}") == "inactive":

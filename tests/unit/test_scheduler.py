@@ -96,3 +96,18 @@ def test_a_need_outside_the_names_is_ignored_and_a_bug_is_raised():
 
     with pytest.raises(ValueError):
         run_ordered(["a", "b"], {}, bug, parallel=2)
+
+
+def test_a_step_error_names_its_resource_once_and_the_report_lists_all_in_plan_order():
+    from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+    from ansible_collections.clockwork.connections.plugins.module_utils.scheduler import failure_report, step_error
+
+    def fails(message):
+        raise ClockworkError(message)
+
+    assert step_error("api", lambda: None) is None
+    assert step_error("api", fails, "no image") == "resource api: no image"
+    assert step_error("api", fails, "connection a -> b: refused") == "connection a -> b: refused"
+    assert failure_report("shop", ["db", "api", "web"], {"api": "resource api: x", "db": "resource db: y"},
+                          ["web"]) == ("stack shop: 2 resources failed:\n- resource db: y\n- resource api: x\n"
+                                       "not converged, as they wait for those or came after: web")
