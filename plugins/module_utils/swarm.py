@@ -90,6 +90,13 @@ class SwarmStack(Applier):
         self._local = threading.local()
         self._lock = threading.Lock()
         self._buckets = {}
+        # Two services' connections to one network must not both take it as theirs to make.
+        first_time = self.ctx.first_time
+
+        def first_time_locked(key):
+            with self._lock:
+                return first_time(key)
+        self.ctx.first_time = first_time_locked
 
     # -- what is known before the engine is asked anything -----------------------------
 
