@@ -32,7 +32,7 @@ The showcase uses fixed container names; it runs under /tmp/clockwork-showcase.l
 like every other deployment of the showcase on a shared machine.
 A 50-service run alone: bench/run.py --only scale --growth ""; bench/scale.py writes the two files.
 Usage: bench/run.py [--only showcase|scale] [--cold N] [--noop N] [--size N] [--size-runs N]
-                    [--growth 10,30] [--growth-runs N] [--noop-runs N] [--parallel N]
+                    [--growth 10,30,100] [--growth-runs N] [--noop-runs N] [--parallel N]
                     [--peer-noop N] [--no-peer] [--no-sdk]
 """
 import argparse
@@ -72,6 +72,45 @@ def sh(*cmd, check=True, env=None, quiet=True):
     if check and proc.returncode != 0:
         sys.exit("bench: %s failed:\n%s%s" % (" ".join(cmd), proc.stdout or "", proc.stderr or ""))
     return proc
+
+
+def _tree_pss(root):
+    """Sum of the proportional set size (PSS, kB) of `root` and all its descendants: pages shared
+    by ansible-playbook's forked workers count once in all, not once per process as RSS would."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as handle:
+                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            with open("/proc/%d/smaps_rollup" % pid) as handle:
+                total += next(int(line.split()[1]) for line in handle if line.startswith("Pss:"))
+        except (OSError, StopIteration):
+            pass   # exited between the listing and the read
+    return total
+
+
+def sh_peak(*cmd):
+    """Run `cmd` like sh(), polling /proc every 20 ms; returns (process, peak MB of the whole tree's PSS)."""
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=out, stderr=subprocess.STDOUT, text=True)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, _tree_pss(proc.pid))
+            time.sleep(0.02)
+        out.seek(0)
+        proc.stdout, proc.stderr = out.read(), ""
+    if proc.returncode != 0:
+        sys.exit("bench: %s failed:\n%s" % (" ".join(cmd), proc.stdout))
+    return proc, peak / 1024.0
 
 
 def timed(*cmd, env=None):
@@ -400,21 +439,28 @@ def scale_cold(tool, description, command, roles):
     labels = owner_filters(description)[tool]
     recorder = EventRecorder(labels)
     wall_start, started = time.time(), time.monotonic()
-    sh(*command)
+    # The peak is taken of our tool only: polling costs it a little CPU, not compose.
+    peak = sh_peak(*command)[1] if tool == "clockwork" else None
+    if peak is None:
+        sh(*command)
     returned = time.monotonic()
     polls = wait_ready(labels, description["size"])
     elapsed = time.monotonic() - started
     detail = timeline(recorder.stop(), roles, wall_start)
     attrs = inspect_all(labels)
-    detail.update(returned=returned - started, total=elapsed, waited_after_return=polls > 1)
+    detail.update(returned=returned - started, total=elapsed, waited_after_return=polls > 1, peak_mb=peak)
     if tool == "clockwork" and polls > 1:
         print("bench: warning: %s returned before every container was ready" % description["stack"], flush=True)
     return elapsed, detail, attrs
 
 
-def scale_noop(tool, description, command):
+def scale_noop(tool, description, command, peaks=None):
     started = time.monotonic()
-    proc = sh(*command)
+    if peaks is not None and tool == "clockwork":
+        proc, peak = sh_peak(*command)
+        peaks.append(peak)
+    else:
+        proc = sh(*command)
     elapsed = time.monotonic() - started
     output = (proc.stdout or "") + (proc.stderr or "")
     if tool == "clockwork" and "changed=0" not in output:
@@ -441,6 +487,7 @@ def measure_size(size, cold_runs, noop_runs, in_process=False, parallel=None, sd
     if sdk:
         times["sdk_cold"] = []
     phases = {"clockwork": [], "compose": []}
+    times["clockwork_noop_peak_mb"] = []
     shapes = {}
     print("bench: %d services (%s), %d cold and %d no-op runs per tool"
           % (size, ", ".join("%d %s" % (n, r) for r, n in scale.counts(description).items()), cold_runs,
@@ -460,7 +507,8 @@ def measure_size(size, cold_runs, noop_runs, in_process=False, parallel=None, sd
                 phases[tool].append(detail)
                 at_ready = snapshot(attrs, prefixes[tool])
                 for _ in range(noop_runs):
-                    times[tool + "_noop"].append(scale_noop(tool, description, commands[tool]))
+                    times[tool + "_noop"].append(scale_noop(tool, description, commands[tool],
+                                                            times["clockwork_noop_peak_mb"]))
                 if tool == "clockwork" and in_process:
                     task = scale.playbook(description, parallel)[0]["tasks"][0]["clockwork.connections.stack"]
                     times["clockwork_noop_in_process"].append(converge_in_process(
@@ -484,7 +532,8 @@ def measure_size(size, cold_runs, noop_runs, in_process=False, parallel=None, sd
     phase_medians = {}
     for tool, details in phases.items():
         phase_medians[tool] = dict((key, median([d[key] for d in details if d[key] is not None]))
-                                   for key in details[0])
+                                   for key in details[0] if any(d[key] is not None for d in details))
+    times["clockwork_cold_peak_mb"] = [d["peak_mb"] for d in phases["clockwork"]]
     return {"size": size, "counts": scale.counts(description), "runs": times, "medians": medians,
             "phases": phases, "phase_medians": phase_medians,
             "files": [os.path.relpath(path, ROOT) for path in paths]}
@@ -528,13 +577,21 @@ def print_size(result):
 
 
 def print_growth(results):
-    print("\n%-9s %11s %11s %7s   %11s %11s %7s" % ("services", "cold ours", "compose", "ratio", "no-op ours",
-                                                   "compose", "ratio"))
+    # Peak: the largest sum of PSS over ansible-playbook's whole process tree (/proc polled every 20 ms),
+    # max over the cold runs and over the no-op runs.
+    print("\n%-9s %11s %11s %7s   %11s %11s %7s   %9s %9s" % (
+        "services", "cold ours", "compose", "ratio", "no-op ours", "compose", "ratio", "peak cold", "no-op"))
     for result in results:
-        m = result["medians"]
-        print("%-9d %10.2fs %10.2fs %6.2fx   %10.2fs %10.2fs %6.2fx" % (
+        m, runs = result["medians"], result["runs"]
+        print("%-9d %10.2fs %10.2fs %6.2fx   %10.2fs %10.2fs %6.2fx   %7.0fMB %7.0fMB" % (
             result["size"], m["clockwork_cold"], m["compose_cold"], m["clockwork_cold"] / m["compose_cold"],
-            m["clockwork_noop"], m["compose_noop"], m["clockwork_noop"] / m["compose_noop"]))
+            m["clockwork_noop"], m["compose_noop"], m["clockwork_noop"] / m["compose_noop"],
+            max(runs["clockwork_cold_peak_mb"]), max(runs["clockwork_noop_peak_mb"] or [float("nan")])))
+    biggest = results[-1]
+    if biggest["size"] >= 100:
+        peak = max(biggest["runs"]["clockwork_cold_peak_mb"] + biggest["runs"]["clockwork_noop_peak_mb"])
+        print("peak memory at %d services: %.0f MB (goal < 200 MB)%s"
+              % (biggest["size"], peak, "" if peak < 200 else "  MISSED"))
     if len(results) > 1:
         per = dict((key, slope([(r["size"], r["medians"][key]) for r in results]))
                    for key in ("clockwork_cold", "compose_cold", "clockwork_noop", "compose_noop"))
@@ -572,7 +629,8 @@ def run_scale(args):
     for size in sizes:
         if size not in results:
             results[size] = measure_size(size, args.growth_runs, args.noop_runs, parallel=args.parallel)
-    print("\nhow it grows (graph depth 3 at every size; median seconds)")
+    print("\nhow it grows (graph depth 3 at every size; median seconds; load average %.1f %.1f %.1f)"
+          % os.getloadavg())
     per_service = print_growth([results[s] for s in sizes])
     return {"sizes": dict((str(s), r) for s, r in results.items()), "per_added_service": per_service,
             "empty_playbook": floor}
@@ -596,7 +654,7 @@ def main():
     parser.add_argument("--noop", type=int, default=5, help="showcase: no-op runs after each cold run")
     parser.add_argument("--size", type=int, default=50, help="scale: services of the main measurement")
     parser.add_argument("--size-runs", type=int, default=3, help="scale: cold runs per tool at --size")
-    parser.add_argument("--growth", type=sizes_list, default=[10, 30],
+    parser.add_argument("--growth", type=sizes_list, default=[10, 30, 100],
                         help="scale: further sizes, comma-separated, for the growth table")
     parser.add_argument("--growth-runs", type=int, default=2, help="scale: cold runs per tool at each growth size")
     parser.add_argument("--noop-runs", type=int, default=3, help="scale: no-op runs after each cold run")
