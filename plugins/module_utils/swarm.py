@@ -133,7 +133,7 @@ class SwarmStack(Applier):
                                   "reasons": list(reasons or [])})
         if changed and (before or after):
             bucket["diffs"].append({"before_header": "%s %s" % (kind, name), "after_header": "%s %s" % (kind, name),
-                               "before": before or {}, "after": after or {}})
+                                    "before": before or {}, "after": after or {}})
 
     def say(self, line, verbosity=0):
         bucket = self._bucket()
