@@ -182,6 +182,19 @@ def remove_stack(stack):
             docker("volume", "rm", name, check=False)
 
 
+def clear_fixed_names(names, keep=None):
+    """Before a test deploys the showcase's fixed names (under the showcase lock): a container of
+    one of those names left by an earlier test's stack (cwtest-*) or by `make showcase` is
+    removed with its stack, so the deploy does not meet "exists and is not owned"; it prints
+    which. Anything else of that name (not the collection's) stays, and the test then fails."""
+    for name in names:
+        attrs = inspect("container", name)
+        owner = ((attrs or {}).get("Config", {}).get("Labels") or {}).get("io.clockwork.stack")
+        if owner and owner != keep and (owner == "showcase" or owner.startswith("cwtest-")):
+            print("removing stack %s, which left container %s on the engine" % (owner, name))
+            remove_stack(owner)
+
+
 def is_anonymous(volume):
     return len(volume["Name"]) == 64 and not volume.get("Labels")
 

@@ -14,7 +14,7 @@ import sys
 import pytest
 import yaml
 
-from helpers import ROOT, VENV_BIN, docker, engine_state, inspect
+from helpers import ROOT, VENV_BIN, clear_fixed_names, docker, engine_state, inspect
 from test_swarm import SHOWCASE_LOCK, _locked
 
 EE_FILE = os.path.join(ROOT, "execution-environment.yml")
@@ -107,6 +107,7 @@ def showcase_objects(stack):
 @pytest.fixture
 def showcase_in_ee(stack, ee_image):
     with _locked(SHOWCASE_LOCK, fcntl.LOCK_EX):
+        clear_fixed_names(SHOWCASE_NAMES[:5], keep=stack)
         try:
             yield stack
         finally:
