@@ -16,7 +16,7 @@ import queue
 import re
 import shutil
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.clockwork.connections.plugins.module_utils.applier import (
     DEFAULT_PARALLEL, VERIFY_GRACE_SECONDS, Applier, apply_state, connection_steps, merged_contributions)
@@ -29,13 +29,13 @@ from ansible_collections.clockwork.connections.plugins.module_utils.container im
 from ansible_collections.clockwork.connections.plugins.module_utils.container_wait import has_healthcheck, wait_for
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import NetworkConverger
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_volumes import ensure_volume
-from ansible_collections.clockwork.connections.plugins.module_utils.failures import failure_message
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import stack_secrets, write_file
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import RESOURCE_TYPES, Plan
 from ansible_collections.clockwork.connections.plugins.module_utils.preflight import Preflight
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
 from ansible_collections.clockwork.connections.plugins.module_utils.replicas import ReplicaConverger, expand_checks
+from ansible_collections.clockwork.connections.plugins.module_utils.scheduler import failure_report, run_ordered, step_error
 
 
 def _union(specs):
@@ -151,63 +151,28 @@ class Stack(Applier):
         errors = {}
         for name, container, timeout, just_started, since in sorted(
                 self._awaited_at_end, key=lambda entry: (names.index(entry[0]), entry[1])):
-            error = self._failure(name, self._wait_ready, container, timeout, just_started, since)
+            error = step_error(name, self._wait_ready, container, timeout, just_started, since)
             if error and name not in errors:
                 errors[name] = error
         return errors
 
     def _raise_failed(self, errors, left):
-        names = [n for n in self.order if n in errors]
-        raise ClockworkError("stack %s: %d resource%s failed:\n- %s%s" % (
-            self.name, len(errors), "" if len(errors) == 1 else "s", "\n- ".join(errors[n] for n in names),
-            "\nnot converged, as they wait for those or came after: %s" % ", ".join(left) if left else ""))
+        raise ClockworkError(failure_report(self.name, [n for n in self.order if n in errors], errors, left))
 
     def _converge_containers(self):
         """Each container as soon as every container it connects to is converged and ready,
-        at most `parallel` at once. After a failure nothing new starts; what runs finishes,
-        and every failure is reported. What is left to wait for goes to `_await_the_rest`."""
+        at most `parallel` at once (scheduler.run_ordered, as on Swarm). After a failure nothing
+        new starts; what runs finishes, and every failure is reported. What is left to wait for
+        goes to `_await_the_rest`."""
         names = [n for n in self.order if n in self.specs]
         needs = dict((n, set(c["to_resource"] for c in self.connections
                              if c["from_resource"] == n and c["to_resource"] in self.specs)) for n in names)
         self._awaited = set().union(*needs.values()) if needs else set()
-        running, done, errors = {}, set(), {}
-        with ThreadPoolExecutor(max_workers=min(self.parallel, max(1, len(names)))) as pool:
-            while True:
-                if not errors:
-                    for name in names:
-                        if name not in running and name not in done and needs[name] <= done:
-                            running[name] = pool.submit(self._converge_ready, name)
-                if not running:
-                    break
-                finished, _pending = wait(list(running.values()), timeout=0.2, return_when=FIRST_COMPLETED)
-                self.flush_progress()
-                for name in [n for n, future in running.items() if future in finished]:
-                    error = running.pop(name).result()
-                    if error:
-                        errors[name] = error
-                    else:
-                        done.add(name)
+        errors, left = run_ordered(names, needs, lambda name: step_error(name, self._converge_container, name),
+                                   self.parallel, tick=lambda _done: self.flush_progress())
         self.flush_progress()
         if errors:
-            self._raise_failed(errors, [n for n in names if n not in done and n not in errors])
-
-    def _converge_ready(self, name):
-        """One worker's job: a container, then its readiness when another waits for it.
-        Returns an error message or None."""
-        return self._failure(name, self._converge_container, name)
-
-    @staticmethod
-    def _failure(name, step, *args):
-        """Run one step of a resource; the error message it ends with, or None."""
-        try:
-            step(*args)
-            return None
-        except Exception as exc:  # pylint: disable=broad-except  # sorted by failure_message; bugs re-raised
-            message = failure_message(exc)
-            if message is None:
-                raise
-            return message if message.startswith(("resource ", "connection ", "container ")) \
-                else "resource %s: %s" % (name, message)
+            self._raise_failed(errors, left)
 
     def say(self, line, verbosity=0):
         """A progress line; verbosity 1 lines (nothing to do) show with -v."""
