@@ -37,10 +37,13 @@ FILE_RESOURCE_ARGS = dict(name=dict(type="str", required=True), path=dict(type="
                           content=dict(type="str"), mode=dict(type="raw"), owner=dict(type="str"))
 VOLUME_RESOURCE_ARGS = dict(name=dict(type="str", required=True), volume_name=dict(type="str"),
                             driver=dict(type="str", default="local"))
+# A container of a stack joins the stack's network `<stack>_default` unless told not to (a
+# Compose service on named networks only), beside the networks its connections give it.
+STACK_CONTAINER_ARGS = dict(default_network=dict(type="bool", default=True))
 # A container resource of a stack also takes what a Swarm service needs (replicas, ...) and how
 # its containers are replaced (both engines).
-RESOURCE_TYPES = {"container": dict(CONTAINER_ARGS, **dict(SERVICE_ARGS, **UPDATE_ARGS)), "file": FILE_RESOURCE_ARGS,
-                  "volume": VOLUME_RESOURCE_ARGS}
+RESOURCE_TYPES = {"container": dict(CONTAINER_ARGS, **dict(SERVICE_ARGS, **dict(UPDATE_ARGS, **STACK_CONTAINER_ARGS))),
+                  "file": FILE_RESOURCE_ARGS, "volume": VOLUME_RESOURCE_ARGS}
 
 
 _VALIDATORS = {}
@@ -280,7 +283,8 @@ class Plan(object):
                 continue
             params = dict(resource)
             networks = [dict(n) for n in params.get("networks") or []]
-            networks.insert(0, {"name": self.default_network, "aliases": [resource["name"]]})
+            if resource.get("default_network", True):
+                networks.insert(0, {"name": self.default_network, "aliases": [resource["name"]]})
             params["networks"] = networks
             try:
                 spec = specs[resource["name"]] = ContainerSpec(params, self.name, base_dir=self.base_dir)
@@ -307,6 +311,12 @@ class Plan(object):
                     have[0]["aliases"] = sorted(set(have[0]["aliases"]) | set(network["aliases"]))
                 else:
                     spec.networks.append(dict(network))
+        joins = set(c["from_resource"] for c in self.connections if CONNECTION_TYPES[c["type"]].networks(c))
+        for name, spec in specs.items():
+            if not spec.networks and name not in joins:   # `from` joins its connections' networks as they converge
+                problems.add("resource %s" % name, "default_network: false leaves the container on no network: "
+                                                   "list its networks, or connect it with a network connection "
+                                                   "that names one (network_name)")
         return specs
 
     def _networks(self, problems):

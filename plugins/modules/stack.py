@@ -128,6 +128,13 @@ options:
       content:
         description: Content of the file at C(source_path), written when it differs.
         type: str
+      default_network:
+        description:
+        - "Container resources: whether the container joins the stack's network C(<stack>_default), where every
+          container reaches the others by name. C(false) keeps it on the networks it lists and those of its
+          network connections only (a Compose service on named networks); it must have one at least.
+          Default C(true)."
+        type: bool
       driver:
         description: 'Volume resource only: the volume driver.'
         type: str

@@ -170,3 +170,17 @@ def test_secret_flags_in_commands_are_masked():
                                        "--masterauth=********"]
     assert {"s3cr@t", "s3cr%40t", "m4ster"} <= command_secrets(command)
     assert command_secrets("redis-server --requirepass 'a b'") >= {"a b", "a%20b"}
+
+
+def test_default_network_false_keeps_a_container_on_its_named_networks_only():
+    """A Compose service on named networks only: off `<stack>_default`, on the networks its
+    network connections name; with none at all, the plan says so."""
+    resources = [{"name": "worker", "image": "x", "default_network": False},
+                 {"name": "queue", "image": "x", "default_network": False}, {"name": "web", "image": "x"}]
+    plan = Plan("shop", resources, [{"type": "network", "from": "worker", "to": "queue", "network_name": "jobs"}],
+                base_dir="/srv")
+    assert [n["name"] for n in plan.specs["queue"].networks] == ["jobs"]
+    assert [n["name"] for n in plan.specs["web"].networks] == ["shop_default"]
+    problems, _msg = problems_of([{"name": "alone", "image": "x", "default_network": False}], [])
+    assert problems == ["resource alone: default_network: false leaves the container on no network: list its "
+                        "networks, or connect it with a network connection that names one (network_name)"]
