@@ -20,7 +20,7 @@ __metaclass__ = type
 import posixpath
 
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_rules import (
-    CONTAINER_FIELDS, DEFAULT_NETWORK_FIELD, Declaration)
+    DEFAULT_NETWORK_FIELD, Declaration)
 
 EXTENSION = "x-clockwork"
 VERSION = 1
@@ -81,7 +81,7 @@ class ExportedDeclaration(Declaration):
                 network = (self.project["networks"].get(key) or {}).get("name") or key
                 if key != "default" and network not in (contributed.get("networks") or []):
                     self.attached[name].append({"name": network, "aliases": list(options.get("aliases") or [])})
-            if "default" not in [k for k, _o in service["networks"]] and DEFAULT_NETWORK_FIELD in CONTAINER_FIELDS:
+            if "default" not in [k for k, _o in service["networks"]]:
                 self.off_default.add(name)   # to_compose writes `default` for a container on it
             resource = self._container(name, service)
             resource.update(mine.get("fields") or {})

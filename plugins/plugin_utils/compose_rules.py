@@ -25,7 +25,6 @@ import os
 import re
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import docker_name_problem, env_name
-from ansible_collections.clockwork.connections.plugins.module_utils.plan import RESOURCE_TYPES
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_service import (
     DURATION, URL_ENGINES, deploy_fields, docker_like, server_engine, split_url, stack_port, unquote_url, url_template)
 
@@ -37,8 +36,8 @@ PART_SUFFIXES = (("USER", "{user}"), ("PASSWORD", "{password}"), ("NAME", "{data
                  ("DB", "{database}"), ("PORT", "{port}"))
 HTTP_URL = re.compile(r"^(https?)://([A-Za-z0-9_.-]+)(?::([0-9]+))?(/.*)?$")
 SECRETS_DIR = "/run/secrets/"
-# The container field that keeps a container off the stack's default network, once the stack has it.
-DEFAULT_NETWORK_FIELD, CONTAINER_FIELDS = "default_network", RESOURCE_TYPES["container"]
+# The container field that keeps a container off the stack's default network.
+DEFAULT_NETWORK_FIELD = "default_network"
 # Types of which one connection between two services says all: a second env var stays plain.
 ONE_PER_PAIR = ("network", "service_mesh")
 # The service keys mapped here; every other one (but x-) is a warning, with the reason for the usual ones.
@@ -386,7 +385,7 @@ class Declaration(object):
                 self.warn(where, "no network connection creates it (the stack makes a network for a connection only); "
                                  "%s is on the stack's default network" % name)
         if "default" not in [k for k, _o in service["networks"]]:
-            if len(self.attached[name]) == len(service["networks"]) and DEFAULT_NETWORK_FIELD in CONTAINER_FIELDS:
+            if len(self.attached[name]) == len(service["networks"]):
                 self.off_default.add(name)   # on its named networks only, as in Compose
             else:
                 self.warn(["services", name, "networks"], "the stack joins every container to its default network too")

@@ -10,7 +10,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.clockwork.connections.plugins.filter.compose import FilterModule
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
-from ansible_collections.clockwork.connections.plugins.plugin_utils import compose_rules, compose_schema, compose_spec
+from ansible_collections.clockwork.connections.plugins.plugin_utils import compose_schema, compose_spec
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import ComposeError, from_compose
 
 PASSWORD = "s3cr3t pw"  # pragma: allowlist secret
@@ -864,18 +864,9 @@ NAMED_ONLY = """
 """
 
 
-def test_on_named_networks_only_the_stack_without_the_field_joins_its_default_network_too():
-    if compose_rules.DEFAULT_NETWORK_FIELD in compose_rules.CONTAINER_FIELDS:
-        pytest.skip("the stack has the default_network field")
-    result = imported(NAMED_ONLY)
-    assert "default_network" not in by_name(result)["worker"]
-    assert has_warning(result, "service worker: networks: the stack joins every container to its default network too")
-
-
-def test_on_named_networks_only_when_the_stack_has_the_field(monkeypatch):
+def test_on_named_networks_only_default_network_false():
     """A service on named networks only, all of them made by a network connection, is off the default
     network (as in Compose); one on a network nothing makes stays on it, with the warning."""
-    monkeypatch.setattr(compose_rules, "CONTAINER_FIELDS", dict(compose_rules.CONTAINER_FIELDS, default_network={}))
     result = imported(NAMED_ONLY)
     resources = by_name(result)
     assert resources["worker"]["default_network"] is False
