@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: this collection and docker-compose, side by side, on the same local images.
 
-Two scenarios, each run in one process with the tools alternating, so that drift of the
+Three scenarios, each run in one process with the tools alternating, so that drift of the
 machine affects both alike; medians and the ratio to compose are printed, raw times kept in
 bench/results/.
 
@@ -31,7 +31,10 @@ scale      an N-service stack generated for both tools from one description (ben
 The showcase uses fixed container names; it runs under /tmp/clockwork-showcase.lock (flock),
 like every other deployment of the showcase on a shared machine.
 A 50-service run alone: bench/run.py --only scale --growth ""; bench/scale.py writes the two files.
-Usage: bench/run.py [--only showcase|scale] [--cold N] [--noop N] [--size N] [--size-runs N]
+swarm      the --size stack on a single-node swarm against `docker stack deploy` (bench/swarm.py),
+           cold and no-op, --size-runs and --noop-runs runs.
+
+Usage: bench/run.py [--only showcase|scale|swarm] [--cold N] [--noop N] [--size N] [--size-runs N]
                     [--growth 10,30,100] [--growth-runs N] [--noop-runs N] [--parallel N]
                     [--peer-noop N] [--no-peer] [--no-sdk]
 """
@@ -63,6 +66,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from compose_compare import differences, service_of, snapshot  # noqa: E402,F401  (peer.py and tests use them from here)
 sys.modules.setdefault("run", sys.modules[__name__])   # bench/peer.py imports this module as `run`
 import peer  # noqa: E402  (bench/peer.py: the community.docker peer and the SDK floor)
+import swarm as swarm_bench  # noqa: E402  (bench/swarm.py: the --size stack on a single-node swarm)
 
 SHOWCASE_LOCK = "/tmp/clockwork-showcase.lock"
 
@@ -649,7 +653,7 @@ def sizes_list(text):
 
 def main():
     parser = argparse.ArgumentParser(description="clockwork.connections vs docker-compose, same images, same run")
-    parser.add_argument("--only", choices=["showcase", "scale"], help="run one scenario (default: both)")
+    parser.add_argument("--only", choices=["showcase", "scale", "swarm"], help="run one scenario (default: all three)")
     parser.add_argument("--cold", type=int, default=3, help="showcase: cold runs per tool")
     parser.add_argument("--noop", type=int, default=5, help="showcase: no-op runs after each cold run")
     parser.add_argument("--size", type=int, default=50, help="scale: services of the main measurement")
@@ -673,6 +677,10 @@ def main():
         report["showcase"] = run_showcase(args)
     if args.only in (None, "scale"):
         report["scale"] = run_scale(args)
+    if args.only in (None, "swarm"):
+        # The --size stack on a single-node swarm against `docker stack deploy`, as many runs as scale's.
+        report["swarm"] = swarm_bench.main(["--size", str(args.size), "--cold", str(args.size_runs),
+                                            "--noop", str(args.noop_runs)])
     report["machine"]["load_after"] = os.getloadavg()
     report["problems"] = PROBLEMS
     busy = max(report["machine"]["load_before"][0], report["machine"]["load_after"][0])

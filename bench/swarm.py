@@ -148,12 +148,13 @@ def changed_count(out):
     return counts[-1] if counts else None
 
 
-def main():
+def main(argv=None):
+    """Run from the command line, or by bench/run.py (its --only swarm, and every full run) with `argv`."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=50)
     parser.add_argument("--cold", type=int, default=3)
     parser.add_argument("--noop", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     stack, namespace = names(args.size)
     description = scale.describe(args.size, IMAGES["showcase_redis_image"], IMAGES["showcase_nginx_image"])
     paths = write_files(description, stack, namespace)
