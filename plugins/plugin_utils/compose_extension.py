@@ -19,8 +19,7 @@ __metaclass__ = type
 
 import posixpath
 
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_rules import (
-    DEFAULT_NETWORK_FIELD, Declaration)
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_rules import Declaration
 
 EXTENSION = "x-clockwork"
 VERSION = 1
