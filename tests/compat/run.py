@@ -330,11 +330,13 @@ def step_check_changed(facts, ctx):
     expect(password not in play.output and password not in json.dumps(play.results),
            "the new password was shown", play)
     entries = dict((e["name"], e) for e in play.result("Converge stack showcase")["entries"] if e["kind"] == "container")
-    recreated = dict((name, e["reasons"]) for name, e in entries.items() if "recreate" in e["actions"])
+    # postgres (a volume) is recreated stop-first; api and frontend (none) are replaced start-first.
+    replaced = ("recreate", "replace start-first")
+    recreated = dict((name, e["reasons"]) for name, e in entries.items() if set(replaced) & set(e["actions"]))
     expect(sorted(recreated) == ["api", "frontend", "postgres"]
            and recreated["frontend"] == ["env COMPAT_MARK"] and "env POSTGRES_PASSWORD" in recreated["postgres"]
            and "env DATABASE_URL" in recreated["api"],
-           "the dry run should recreate api, frontend and postgres for their env: %s" % recreated, play)
+           "the dry run should replace api, frontend and postgres for their env: %s" % recreated, play)
     expect_unchanged(before, engine_state("showcase", ctx["names"]), "--check changed Docker")
 
 
