@@ -42,7 +42,7 @@ VOLUME_RESOURCE_ARGS = dict(name=dict(type="str", required=True), volume_name=di
 STACK_CONTAINER_ARGS = dict(default_network=dict(type="bool", default=True))
 # A container resource of a stack also takes what a Swarm service needs (replicas, ...) and how
 # its containers are replaced (both engines).
-RESOURCE_TYPES = {"container": dict(CONTAINER_ARGS, **dict(SERVICE_ARGS, **dict(UPDATE_ARGS, **STACK_CONTAINER_ARGS))),
+RESOURCE_TYPES = {"container": dict(CONTAINER_ARGS, **SERVICE_ARGS, **UPDATE_ARGS, **STACK_CONTAINER_ARGS),
                   "file": FILE_RESOURCE_ARGS, "volume": VOLUME_RESOURCE_ARGS}
 
 

@@ -157,7 +157,7 @@ class Stack(Applier):
         return errors
 
     def _raise_failed(self, errors, left):
-        raise ClockworkError(failure_report(self.name, [n for n in self.order if n in errors], errors, left))
+        raise ClockworkError(failure_report(self.name, self.order, errors, left))
 
     def _converge_containers(self):
         """Each container as soon as every container it connects to is converged and ready,

@@ -182,7 +182,11 @@ def remove_stack(stack):
             docker("volume", "rm", name, check=False)
 
 
-def clear_fixed_names(names, keep=None):
+# The showcase's container names, fixed: one deployer at a time, under the showcase lock.
+SHOWCASE_CONTAINERS = ["postgres", "redis", "storage", "api", "frontend"]
+
+
+def clear_fixed_names(names=SHOWCASE_CONTAINERS, keep=None):
     """Before a test deploys the showcase's fixed names (under the showcase lock): a container of
     one of those names left by an earlier test's stack (cwtest-*) or by `make showcase` is
     removed with its stack, so the deploy does not meet "exists and is not owned"; it prints

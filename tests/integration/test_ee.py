@@ -107,7 +107,7 @@ def showcase_objects(stack):
 @pytest.fixture
 def showcase_in_ee(stack, ee_image):
     with _locked(SHOWCASE_LOCK, fcntl.LOCK_EX):
-        clear_fixed_names(SHOWCASE_NAMES[:5], keep=stack)
+        clear_fixed_names(keep=stack)
         try:
             yield stack
         finally:

@@ -374,7 +374,7 @@ def test_independent_services_converge_concurrently(swarm_stack, tmp_path):
 @pytest.fixture
 def showcase_lock():
     with _locked(SHOWCASE_LOCK, fcntl.LOCK_EX) as lock:
-        helpers.clear_fixed_names(["postgres", "redis", "storage", "api", "frontend"])
+        helpers.clear_fixed_names()
         yield lock
 
 
