@@ -232,9 +232,11 @@ def test_the_wordpress_example_over_three_nodes(cluster, tmp_path):
     print("wordpress deploy: %.1fs" % (time.monotonic() - started))
     assert [c["ok"] for c in report(applied)["checks"]] == [True, True, True], report(applied)["checks"]
     assert_nothing_shows(applied.output, DB_PASSWORD, REDIS_PASSWORD)
-    # One service on each node: the client logs in to MariaDB and Redis across nodes.
+    # The client logs in to MariaDB and Redis across nodes. db and cache are created at once (they
+    # connect to nothing), so spread may put both on one node; wordpress comes after both are ready,
+    # and spread sends it to a node with no task of the stack yet.
     nodes = dict((service, tasks(host, service)[0][0]) for service in ("db", "cache", "wordpress"))
-    assert len(set(nodes.values())) == 3, nodes
+    assert nodes["wordpress"] not in (nodes["db"], nodes["cache"]), nodes
     # db alone mounts db_data: it runs where the stack made the volume, the manager (a task on
     # another node would get an empty volume of that node's own, never purged).
     manager = on(host, "info", "--format", "{{.Swarm.NodeID}}")
