@@ -18,7 +18,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.container_wa
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import masked_diff
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError, container_state
 from ansible_collections.clockwork.connections.plugins.module_utils.rolling import (
-    MARK, forget_marked, marked_leftovers, repair_next, replace_start_first, resolved_order)
+    MARK, forget_marked, marked_leftovers, repair_next, replace_start_first, resolved_order, stop_and_remove)
 
 
 # How long a container another run is creating under the same name may take to become visible
@@ -465,16 +465,17 @@ class ContainerConverger(object):
         return changed
 
     def _remove(self, spec, attrs):
-        result = {"changed": attrs is not None, "actions": ["remove"] if attrs else [], "reasons": [],
+        running = bool(attrs) and container_state(attrs)[0] in ("running", "restarting")
+        actions = (["stop"] if running else []) + (["remove"] if attrs else [])
+        result = {"changed": attrs is not None, "actions": actions, "reasons": [],
                   "diff": masked_diff(running_config(attrs) if attrs else None, None, spec.secret_env),
                   "container": {"name": spec.name, "state": "absent"}}
         if attrs and not self.check_mode:
-            self._force_remove(spec.name)
+            # Stopped first, as `docker stop` does (its stop signal, SIGKILL after the grace period):
+            # `docker rm -f` would kill it at once.
+            try:
+                stop_and_remove(self.engine, attrs["Id"], spec.stop_grace, networks=False)
+            except APIError as exc:
+                raise ClockworkError("cannot remove container %s: %s" % (spec.name, exc.explanation or exc))
+            self.engine.forget("container", spec.name)
         return result
-
-    def _force_remove(self, name):
-        try:
-            self.engine.api.remove_container(name, force=True)
-        except APIError as exc:
-            raise ClockworkError("cannot remove container %s: %s" % (name, exc.explanation or exc))
-        self.engine.forget("container", name)

@@ -129,7 +129,8 @@ options:
       - C(started) creates the container if needed and makes sure it runs.
       - C(present) creates it if needed and leaves its run state alone.
       - C(stopped) creates it if needed and makes sure it is stopped.
-      - C(absent) removes it, only if the stack owns it.
+      - C(absent) stops it as C(docker stop) does (its stop signal, then SIGKILL after 10 seconds) and removes
+        it, only if the stack owns it.
     type: str
     choices: [present, started, stopped, absent]
     default: started

@@ -30,7 +30,9 @@ description:
     Docker Compose. What connections put into their C(to) container (a shared volume, TLS files) is
     part of its declaration from the start, so a first deployment creates each container once.
   - O(state=absent) removes, in reverse order, the containers and networks that carry the stack's
-    label C(io.clockwork.stack), and nothing else; named volumes stay unless O(purge=true).
+    label C(io.clockwork.stack), and nothing else; named volumes stay unless O(purge=true). Each running
+    container is first stopped, as C(docker compose down) does, so a database closes its files; it is sent
+    its stop signal (SIGTERM unless the image sets another), and killed only after its C(stop_grace_period).
   - O(state=verified) changes nothing and runs every connection's checks from inside the containers,
     failing with the list of every failed check.
   - The fields of each resource and connection are those of M(clockwork.connections.container) and of
@@ -269,8 +271,8 @@ options:
         type: str
       stop_grace_period:
         description:
-        - How long a container is given to stop (SIGTERM) before it is killed, when an update or a scale-down
-          takes it out, like C(30s) or C(1m30s). Engine swarm, the service's stop grace period. Default C(10s),
+        - How long a container is given to stop (SIGTERM) before it is killed, when an update, a scale-down
+          or O(state=absent) takes it out, like C(30s) or C(1m30s). Engine swarm, the service's stop grace period. Default C(10s),
           as C(docker stop).
         type: str
       timeout:

@@ -14,6 +14,11 @@ LOCAL_IMAGES = yaml.safe_load(open(os.path.join(ROOT, "tests/images/local-images
 POSTGRES_IMAGE = LOCAL_IMAGES["showcase_postgres_image"]
 REDIS_IMAGE = LOCAL_IMAGES["showcase_redis_image"]
 NGINX_IMAGE = LOCAL_IMAGES["showcase_nginx_image"]
+# A container that, sent its stop signal (SIGQUIT in the nginx image, else SIGTERM), writes
+# /data/marker and exits: the marker shows it was stopped gracefully (a forced removal kills it
+# with no chance to write).
+STOPPED_GRACEFULLY = ["sh", "-c", "trap 'echo stopped > /data/marker; exit 0' TERM QUIT; "
+                      "while true; do sleep 0.2; done"]
 
 
 class Run(object):

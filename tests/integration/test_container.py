@@ -1,5 +1,5 @@
 """The container module on a real engine."""
-from helpers import NGINX_IMAGE, docker, engine_state, env_of, inspect, playbook
+from helpers import NGINX_IMAGE, STOPPED_GRACEFULLY, docker, engine_state, env_of, inspect, playbook
 
 
 def web_task(stack, **overrides):
@@ -93,6 +93,22 @@ def test_state_stopped_then_absent(stack):
     assert removed.result("web")["changed"] is True
     assert inspect("container", name) is None
     assert playbook([web_task(stack, state="absent")]).result("web")["changed"] is False
+
+
+def test_absent_stops_the_container_before_removing_it(stack, tmp_path):
+    name = stack + "-web"
+    mounts = [{"type": "bind", "source": str(tmp_path), "target": "/data"}]
+    task = web_task(stack, command=STOPPED_GRACEFULLY, mounts=mounts, healthcheck=None)
+    assert playbook([task]).rc == 0
+    absent = dict(task, **{"clockwork.connections.container": dict(task["clockwork.connections.container"],
+                                                                  state="absent")})
+    assert playbook([absent], check=True).result("web")["changed"] is True
+    assert inspect("container", name)["State"]["Running"] and not (tmp_path / "marker").exists()
+    removed = playbook([absent])
+    assert removed.result("web")["actions"] == ["stop", "remove"], removed.output
+    assert inspect("container", name) is None
+    assert (tmp_path / "marker").read_text() == "stopped\n", "removed without SIGTERM"
+    assert playbook([absent]).result("web")["changed"] is False
 
 
 def test_refuses_a_container_the_stack_does_not_own(stack):

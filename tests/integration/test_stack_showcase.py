@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from helpers import NGINX_IMAGE, ROOT, docker, engine_state, env_of, inspect, playbook, remove_stack, run_playbook
+from helpers import NGINX_IMAGE, ROOT, STOPPED_GRACEFULLY, docker, engine_state, env_of, inspect, playbook, remove_stack, run_playbook
 
 SHOWCASE = os.path.join(ROOT, "playbooks/showcase.yml")
 LOCAL_IMAGES = ["-e", "@" + os.path.join(ROOT, "tests/images/local-images.yml")]
@@ -106,7 +106,7 @@ def test_showcase_check_deploy_rerun_assert_destroy(clean_showcase):
     state = engine_state()
     dry_destroy = showcase("-e", "clockwork_state=absent", check=True)
     assert dry_destroy.rc == 0 and engine_state() == state
-    assert "container api: would be removed" in summary(dry_destroy)
+    assert "container api: would be stopped, removed" in summary(dry_destroy)
     data = [m["Name"] for m in inspect("container", "postgres")["Mounts"] if m["Destination"].startswith("/var/lib/")]
     assert len(data) == 1 and len(data[0]) == 64, "postgres keeps its data in an anonymous volume"
     destroy = showcase("-e", "clockwork_state=absent")
@@ -347,6 +347,23 @@ def test_check_mode_on_an_empty_engine_lists_each_action_once(stack, tmp_path):
     assert result["plan"]["volumes"] == [stack + "-shared"]
     assert result["plan"]["containers"][n["storage"]]["mounts"] == ["%s-shared:/data/shared" % stack]
     assert "pw" not in json.dumps(result["plan"])
+
+
+def test_destroy_stops_each_container_with_its_grace_period(stack, tmp_path):
+    app = stack + "-app"
+    resources = [{"name": app, "image": NGINX_IMAGE, "command": STOPPED_GRACEFULLY, "stop_grace_period": "20s",
+                  "mounts": [{"type": "bind", "source": str(tmp_path), "target": "/data"}]}]
+    assert playbook([stack_task(stack, resources, [])]).rc == 0
+    state = engine_state()
+    dry = playbook([stack_task(stack, resources, [], state="absent")], check=True)
+    assert [e["actions"] for e in dry.result("stack")["entries"] if e["kind"] == "container"] == [["stop", "remove"]]
+    assert engine_state() == state and not (tmp_path / "marker").exists()
+    destroyed = playbook([stack_task(stack, resources, [], state="absent")])
+    assert destroyed.rc == 0, destroyed.output
+    assert inspect("container", app) is None
+    assert (tmp_path / "marker").read_text() == "stopped\n", "removed without SIGTERM"
+    again = playbook([stack_task(stack, resources, [], state="absent")])
+    assert again.result("stack")["changed"] is False
 
 
 def test_destroy_keeps_anonymous_data_unless_purged(stack):
