@@ -33,8 +33,9 @@ showcase: venv engine
 showcase-destroy: venv engine
 	scripts/showcase.sh -e clockwork_state=absent
 
+# --durations: the slowest tests named in every run's log, to keep the suite's time in view.
 test: venv engine compose images
-	$(BIN)/pytest tests/unit tests/integration
+	$(BIN)/pytest --durations=15 tests/unit tests/integration
 	$(MAKE) --no-print-directory sanity lint compat
 
 unit: venv
