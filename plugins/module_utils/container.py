@@ -18,7 +18,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.container_wa
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import masked_diff
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError, container_state
 from ansible_collections.clockwork.connections.plugins.module_utils.rolling import (
-    MARK, forget_marked, marked_leftovers, repair_next, replace_start_first, resolved_order, stop_and_remove)
+    MARK, forget_marked, marked_leftovers, repair_next, remove_gracefully, replace_start_first,
+    resolved_order)
 
 
 # How long a container another run is creating under the same name may take to become visible
@@ -473,9 +474,5 @@ class ContainerConverger(object):
         if attrs and not self.check_mode:
             # Stopped first, as `docker stop` does (its stop signal, SIGKILL after the grace period):
             # `docker rm -f` would kill it at once.
-            try:
-                stop_and_remove(self.engine, attrs["Id"], spec.stop_grace, networks=False)
-            except APIError as exc:
-                raise ClockworkError("cannot remove container %s: %s" % (spec.name, exc.explanation or exc))
-            self.engine.forget("container", spec.name)
+            remove_gracefully(self.engine, spec.name, attrs["Id"], spec.stop_grace, networks=False)
         return result

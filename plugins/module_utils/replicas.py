@@ -23,7 +23,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
 from ansible_collections.clockwork.connections.plugins.module_utils.container import ContainerConverger
 from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import duration_ns
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError
-from ansible_collections.clockwork.connections.plugins.module_utils.rolling import MARK, stop_and_remove
+from ansible_collections.clockwork.connections.plugins.module_utils.rolling import MARK, remove_gracefully
 
 # How a resource's containers are replaced; the stack module's (and Swarm's) fields.
 UPDATE_ARGS = dict(
@@ -210,11 +210,7 @@ class ReplicaConverger(object):
         outcome = {"changed": True, "actions": ["remove"], "reasons": ["replicas"],
                    "diff": {"before": {"name": name}, "after": {}}, "container": {"name": name, "state": "absent"}}
         if not self.check_mode:
-            try:
-                stop_and_remove(self.engine, container["Id"], grace)
-            except APIError as exc:
-                raise ClockworkError("cannot remove container %s: %s" % (name, exc.explanation or exc))
-            self.engine.forget("container", name)
+            remove_gracefully(self.engine, name, container["Id"], grace)
         return outcome
 
 

@@ -70,6 +70,15 @@ def stop_and_remove(engine, container_id, grace, networks=True):
     api.remove_container(container_id, force=True)
 
 
+def remove_gracefully(engine, name, container_id, grace, networks=True):
+    """stop_and_remove, its engine error one message naming the container (destroy, scale-down)."""
+    try:
+        stop_and_remove(engine, container_id, grace, networks=networks)
+    except APIError as exc:
+        raise ClockworkError("cannot remove container %s: %s" % (name, _message(exc)))
+    engine.forget("container", name)
+
+
 def replace_start_first(converger, spec, attrs, binds, keep_networks):
     """Replace the container `attrs` by one of `spec`, the new one serving before the old goes."""
     engine = converger.engine

@@ -27,7 +27,6 @@ from ansible_collections.clockwork.connections.plugins.module_utils.connection i
     COMPLETION_ARGS, CONNECTION_ARGS, ConnectionContext, ConnectionResult)
 from ansible_collections.clockwork.connections.plugins.module_utils.container import restart_to_read
 from ansible_collections.clockwork.connections.plugins.module_utils.container_wait import has_healthcheck, wait_for
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import NetworkConverger
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_volumes import ensure_volume
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
@@ -36,7 +35,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.plan import 
 from ansible_collections.clockwork.connections.plugins.module_utils.preflight import Preflight
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
 from ansible_collections.clockwork.connections.plugins.module_utils.replicas import ReplicaConverger, expand_checks
-from ansible_collections.clockwork.connections.plugins.module_utils.rolling import DEFAULT_GRACE_SECONDS, stop_and_remove
+from ansible_collections.clockwork.connections.plugins.module_utils.rolling import DEFAULT_GRACE_SECONDS, remove_gracefully
 from ansible_collections.clockwork.connections.plugins.module_utils.scheduler import failure_report, run_ordered, step_error
 
 
@@ -295,17 +294,14 @@ class Stack(Applier):
                                if m.get("Type") == "volume" and ANONYMOUS_VOLUME.match(m.get("Name") or "")))
         for name in removal:
             container = labelled[name]
-            running = container.get("State") == "running"
+            running = container.get("State") in ("running", "restarting")
             self._record("container", name, True, ["stop", "remove"] if running else ["remove"])
             if not self.check_mode:
                 # Stopped with its grace period first, as `docker compose down` does: a database
                 # flushes and closes its files rather than being killed.
                 spec = self.specs.get((container.get("Labels") or {}).get(RESOURCE_LABEL))
                 grace = spec.stop_grace if spec else DEFAULT_GRACE_SECONDS
-                try:
-                    stop_and_remove(self.engine, container["Id"], grace, networks=False)
-                except APIError as exc:
-                    raise ClockworkError("cannot remove container %s: %s" % (name, exc.explanation or exc))
+                remove_gracefully(self.engine, name, container["Id"], grace, networks=False)
         secrets = stack_secrets(self.name)
         if os.path.isdir(secrets):
             # Copies of passwords the declaration holds, for the containers just removed.

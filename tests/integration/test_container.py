@@ -107,7 +107,7 @@ def test_absent_stops_the_container_before_removing_it(stack, tmp_path):
     removed = playbook([absent])
     assert removed.result("web")["actions"] == ["stop", "remove"], removed.output
     assert inspect("container", name) is None
-    assert (tmp_path / "marker").read_text() == "stopped\n", "removed without SIGTERM"
+    assert (tmp_path / "marker").read_text() == "stopped\n", "removed without its stop signal"
     assert playbook([absent]).result("web")["changed"] is False
 
 

@@ -361,7 +361,7 @@ def test_destroy_stops_each_container_with_its_grace_period(stack, tmp_path):
     destroyed = playbook([stack_task(stack, resources, [], state="absent")])
     assert destroyed.rc == 0, destroyed.output
     assert inspect("container", app) is None
-    assert (tmp_path / "marker").read_text() == "stopped\n", "removed without SIGTERM"
+    assert (tmp_path / "marker").read_text() == "stopped\n", "removed without its stop signal"
     again = playbook([stack_task(stack, resources, [], state="absent")])
     assert again.result("stack")["changed"] is False
 
