@@ -304,11 +304,20 @@ def complete(kind, params, context, lock, endpoint, check_mode, connection, situ
         elif lock.encrypted:
             report["password"] = "generated locally, in the vault-encrypted lock file"
         elif isinstance(entry["fields"].get("password"), str):
-            report["password"] = "generated locally, in the lock file in clear text (mode 0600): run with a vault " \
-                                 "password to store it encrypted"
+            report["password"] = "generated locally, in the lock file in clear text (%s): run with a vault " \
+                                 "password to store it encrypted" % clear_text_mode(lock, check_mode)
         else:
             report["password"] = "generated locally, vault-encrypted in the lock file"
     return completed, report
+
+
+def clear_text_mode(lock, check_mode):
+    """The lock file's mode as the report states it: the file is made 0600 before it is relied on
+    to keep a clear password (a git checkout leaves it 0644); --check changes nothing and says so."""
+    mode = lock.mode() if check_mode else lock.protect()
+    if check_mode and mode not in (None, 0o600):
+        return "mode %04o now, made 0600 when run without --check" % mode
+    return "mode %04o" % (0o600 if mode is None else mode)   # a new file is created 0600
 
 
 def warnings(reports):

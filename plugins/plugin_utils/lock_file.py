@@ -5,8 +5,9 @@
 
 - Written from plain data (builtin str, int, dict, list): values from templated vars, vault or
   extra vars carry ansible-core's tags, which a YAML writer cannot represent.
-- Written atomically (a temporary file renamed over it, with the file's permissions, else 0600)
-  under an exclusive flock of a side file, merged with entries another run wrote meanwhile.
+- Written atomically (a temporary file of mode 0600 renamed over it, whatever mode the file had:
+  it may hold a generated password) under an exclusive flock of a side file, merged with entries
+  another run wrote meanwhile. A file that holds a password in clear text is made 0600 when used.
 - A password the collection generated is stored as an inline `!vault` value when the run has a
   vault secret (`--vault-password-file`, `--ask-vault-pass`, `--vault-id`); a lock file encrypted
   as a whole with `ansible-vault encrypt` is read and written back encrypted.
@@ -159,7 +160,7 @@ class LockFile(object):
 
     def seal(self, secret):
         """A generated secret as it is stored: vault-encrypted inline when the run has a vault
-        secret and the file is not encrypted as a whole; else as is (the file is 0600)."""
+        secret and the file is not encrypted as a whole; else as is (the file is written 0600)."""
         if self.vault is None or self.encrypted:
             return secret
         ciphertext = self.vault.encrypt(secret)
@@ -218,26 +219,58 @@ class LockFile(object):
         finally:
             os.close(guard)   # releases the flock
 
+    def mode(self):
+        """The file's permission bits now; None when it does not exist."""
+        try:
+            return os.stat(self.path).st_mode & 0o7777
+        except OSError:
+            return None
+
+    def protect(self):
+        """Make an existing file 0600, as it holds (or is about to hold) a password in clear text:
+        a file checked out by git is 0644. Chmod when the file is ours, else rewritten as ours."""
+        mode = self.mode()
+        if mode is None or mode == 0o600:
+            return mode
+        try:
+            os.chmod(self.path, 0o600)
+        except OSError:
+            path = os.path.abspath(self.path)
+            directory = os.path.dirname(path)
+            guard = os.open(os.path.join(directory, ".%s.lock" % os.path.basename(path)),
+                            os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(guard, fcntl.LOCK_EX)
+                with open(path, "rb") as handle:
+                    self._replace(path, directory, handle.read())
+            except OSError as exc:
+                raise LockFileError("lock file %s holds a password in clear text and is mode %04o; it cannot be "
+                                    "made 0600: %s" % (self.path, mode, exc.strerror or exc))
+            finally:
+                os.close(guard)
+        return self.mode()
+
     @staticmethod
     def _replace(path, directory, data):
+        """Atomically, mode 0600 whatever the file had (it may hold a generated password), its owner kept."""
         try:
             stat = os.stat(path)
-            mode, owner = stat.st_mode & 0o7777, (stat.st_uid, stat.st_gid)
+            owner = (stat.st_uid, stat.st_gid)
         except OSError:
-            mode, owner = 0o600, None   # it may hold a generated password
-        fd, temporary = tempfile.mkstemp(dir=directory, prefix=".clockwork.lock.")
+            owner = None
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=".clockwork.lock.")   # 0600 from the start
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.chmod(temporary, mode)
+            os.chmod(temporary, 0o600)
             if owner is not None and hasattr(os, "chown"):
                 try:
                     os.chown(temporary, *owner)
                 except OSError:
                     pass   # not ours to give away: it stays the writer's
-            os.rename(temporary, path)
+            os.replace(temporary, path)
         except BaseException:
             if os.path.exists(temporary):
                 os.unlink(temporary)

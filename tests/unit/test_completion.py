@@ -1,5 +1,7 @@
 """Field completion: the local completer, schemas, answer validation, the lock (no Docker, no model)."""
 import json
+import os
+import stat
 
 import pytest
 import yaml
@@ -113,6 +115,32 @@ def test_a_missing_password_is_generated_never_modelled(tmp_path):
     again = LockFile(str(tmp_path / "l.yml"))
     assert complete("database", dict(DB_PARAMS), {}, again, None, False, "database api -> db")[0]["password"] == \
         done["password"]
+
+
+def test_a_clear_password_in_a_0644_lock_file_is_made_0600_and_the_report_says_the_mode_it_has(tmp_path):
+    """A lock file checked out by git is 0644: reused, it is made 0600 before it is relied on;
+    --check changes nothing and says the mode the file has."""
+    path = tmp_path / "l.yml"
+    lock = LockFile(str(path))
+    report = complete("database", dict(DB_PARAMS), {}, lock, None, False, "database api -> db")[1]
+    assert "in clear text (mode 0600)" in report["password"]
+    lock.save()
+    os.chmod(str(path), 0o644)
+    report = complete("database", dict(DB_PARAMS), {}, LockFile(str(path)), None, True, "database api -> db")[1]
+    assert "in clear text (mode 0644 now, made 0600 when run without --check)" in report["password"]
+    assert stat.S_IMODE(os.stat(str(path)).st_mode) == 0o644   # --check writes nothing
+    report = complete("database", dict(DB_PARAMS), {}, LockFile(str(path)), None, False, "database api -> db")[1]
+    assert report["from_lock"] is True and "in clear text (mode 0600)" in report["password"]
+    assert stat.S_IMODE(os.stat(str(path)).st_mode) == 0o600
+    # A lock file that holds no clear password keeps its mode.
+    other = tmp_path / "n.yml"
+    params = {"from_resource": "api", "to_resource": "redis", "description": "backend network for the cache"}
+    lock = LockFile(str(other))
+    complete("network", params, {}, lock, None, False, "network api -> redis")
+    lock.save()
+    os.chmod(str(other), 0o644)
+    complete("network", params, {}, LockFile(str(other)), None, False, "network api -> redis")
+    assert stat.S_IMODE(os.stat(str(other)).st_mode) == 0o644
 
 
 def test_a_declared_password_is_referenced_never_copied_and_its_rotation_completes_afresh(tmp_path):

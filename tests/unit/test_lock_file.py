@@ -34,20 +34,69 @@ def test_tagged_values_are_written_as_plain_data(tmp_path):
     assert again.entries["database api -> pg"]["fields"] == {"database_name": "appdb", "port": 5}
 
 
-def test_new_file_is_0600_an_existing_files_mode_is_kept_and_nothing_is_left_behind(tmp_path):
+def test_the_file_is_written_0600_whatever_mode_it_had_and_nothing_is_left_behind(tmp_path):
     path = tmp_path / "clockwork.lock.yml"
     lock = LockFile(str(path))
     lock.put("network a -> b", entry("one"))
     lock.save()
     assert stat.S_IMODE(os.stat(str(path)).st_mode) == 0o600
-    os.chmod(str(path), 0o640)
+    os.chmod(str(path), 0o644)   # as a git checkout leaves it
     inode = os.stat(str(path)).st_ino
     lock = LockFile(str(path))
-    lock.put("network c -> d", entry("two"))
+    lock.put("database c -> d", entry("two", password="generated-in-clear"))
     lock.save()
-    assert stat.S_IMODE(os.stat(str(path)).st_mode) == 0o640
+    assert stat.S_IMODE(os.stat(str(path)).st_mode) == 0o600
     assert os.stat(str(path)).st_ino != inode, "not replaced by a rename"
     assert sorted(os.listdir(str(tmp_path))) == [".clockwork.lock.yml.lock", "clockwork.lock.yml"]
+
+
+def test_protect_makes_an_existing_file_0600_and_reports_the_mode_it_has(tmp_path):
+    path = tmp_path / "clockwork.lock.yml"
+    lock = LockFile(str(path))
+    assert lock.mode() is None and lock.protect() is None and not path.exists()   # nothing made
+    lock.put("database c -> d", entry("two", password="generated-in-clear"))
+    lock.save()
+    os.chmod(str(path), 0o644)
+    text = path.read_text()
+    assert LockFile(str(path)).mode() == 0o644
+    assert LockFile(str(path)).protect() == 0o600
+    assert stat.S_IMODE(os.stat(str(path)).st_mode) == 0o600 and path.read_text() == text
+
+
+def test_protect_rewrites_a_file_it_cannot_chmod(tmp_path, monkeypatch):
+    """Someone else's file in a directory we may write: replaced by our own, 0600, same content."""
+    path = tmp_path / "clockwork.lock.yml"
+    lock = LockFile(str(path))
+    lock.put("database c -> d", entry("two", password="generated-in-clear"))
+    lock.save()
+    os.chmod(str(path), 0o644)
+    text, inode = path.read_text(), os.stat(str(path)).st_ino
+    real_chmod = os.chmod
+
+    def chmod(target, mode, *args, **kwargs):
+        if os.path.abspath(str(target)) == str(path):
+            raise PermissionError(1, "Operation not permitted")
+        return real_chmod(target, mode, *args, **kwargs)
+    monkeypatch.setattr(os, "chmod", chmod)
+    assert LockFile(str(path)).protect() == 0o600
+    assert path.read_text() == text and os.stat(str(path)).st_ino != inode
+
+
+def test_protect_names_the_file_and_its_mode_when_it_cannot(tmp_path, monkeypatch):
+    path = tmp_path / "clockwork.lock.yml"
+    lock = LockFile(str(path))
+    lock.put("database c -> d", entry("two", password="generated-in-clear"))
+    lock.save()
+    os.chmod(str(path), 0o644)
+
+    def refuse(*_args, **_kwargs):
+        raise PermissionError(1, "Operation not permitted")
+    monkeypatch.setattr(os, "chmod", refuse)
+    with pytest.raises(LockFileError) as error:
+        LockFile(str(path)).protect()
+    assert str(error.value) == "lock file %s holds a password in clear text and is mode 0644; it cannot be made " \
+                               "0600: Operation not permitted" % path
+    assert "generated-in-clear" not in str(error.value)
 
 
 def test_entries_written_meanwhile_by_another_run_are_kept(tmp_path):
