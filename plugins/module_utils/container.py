@@ -13,7 +13,7 @@ import time
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import KEPT_MOUNTS_LABEL, ClockworkError, owned_by
 from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import (
-    kept_targets, describe, drift, keep_connection_mounts, running_config, spec_from_container)
+    kept_targets, describe, drift, keep_connection_mounts, parse_device, running_config, spec_from_container)
 from ansible_collections.clockwork.connections.plugins.module_utils.container_wait import condition_reached, has_healthcheck, wait_for
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import masked_diff
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError, container_state
@@ -138,8 +138,8 @@ class ContainerConverger(object):
         if attrs:
             keep_connection_mounts(spec, attrs)
         image_attrs = self._image(spec)
-        wanted = spec.comparable(image_attrs)
         before = running_config(attrs) if attrs else None
+        wanted = spec.comparable(image_attrs, before)
         result = {"changed": bool(repairs), "actions": list(repairs), "reasons": [],
                   "diff": masked_diff(before, wanted, spec.secret_env)}
 
@@ -210,6 +210,10 @@ class ContainerConverger(object):
                     for m in spec.mounts],
             restart_policy={"Name": spec.restart_policy} if spec.restart_policy != "no" else None,
             network_mode=networks[0]["name"] if networks else None,
+            privileged=spec.privileged, cap_add=spec.cap_add or None, cap_drop=spec.cap_drop or None,
+            devices=[dict(zip(("PathOnHost", "PathInContainer", "CgroupPermissions"), parse_device(d)))
+                     for d in spec.devices] or None,
+            pid_mode=spec.pid_mode, ipc_mode=spec.ipc_mode, userns_mode=spec.userns_mode,
         )
         networking_config = None
         if networks:
@@ -255,7 +259,8 @@ class ContainerConverger(object):
             attrs = self.engine.container(spec.name)
             if attrs and not owned_by((attrs.get("Config") or {}).get("Labels"), spec.stack):
                 return None
-            if attrs and not drift(spec.comparable(self.engine.image(spec.image)), running_config(attrs)):
+            running = running_config(attrs) if attrs else None
+            if attrs and not drift(spec.comparable(self.engine.image(spec.image), running), running):
                 return attrs
             if time.monotonic() >= deadline:
                 return None

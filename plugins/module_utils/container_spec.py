@@ -45,6 +45,14 @@ CONTAINER_ARGS = dict(
     restart_policy=dict(type="str", default="no",
                         choices=["no", "always", "on-failure", "unless-stopped"]),
     labels=dict(type="dict", default={}),
+    # Each grants the container part of the host; on Swarm only cap_add and cap_drop exist.
+    privileged=dict(type="bool", default=False),
+    cap_add=dict(type="list", elements="str", default=[]),
+    cap_drop=dict(type="list", elements="str", default=[]),
+    devices=dict(type="list", elements="str", default=[]),
+    pid_mode=dict(type="str"),
+    ipc_mode=dict(type="str"),
+    userns_mode=dict(type="str"),
     state=dict(type="str", default="started", choices=["present", "started", "stopped", "absent"]),
     wait=dict(type="bool", default=True),
     timeout=dict(type="int", default=60),
@@ -122,6 +130,73 @@ def normalise_mount(mount, base_dir=None):
             "read_only": bool(mount.get("read_only", False))}
 
 
+# The grants of the host, as the spec keeps them; one unset on both sides is neither compared nor shown.
+GRANTS = ("privileged", "cap_add", "cap_drop", "devices", "pid_mode", "ipc_mode", "userns_mode")
+# What the engine gives a container that declares no ipc_mode (it depends on the engine's version
+# and settings): any of them is what an undeclared ipc_mode finds.
+ENGINE_IPC_MODES = ("", "private", "shareable")
+_NAMESPACE_MODES = {"pid_mode": ("host",), "ipc_mode": ("none", "private", "shareable", "host"),
+                    "userns_mode": ("host",)}
+_CAPABILITY = re.compile(r"^[A-Z0-9_]+$")
+
+
+def capability(name):
+    """A capability as compared: upper case with the CAP_ prefix (ALL stays ALL), as the engine
+    takes `net_admin`, `NET_ADMIN` and `CAP_NET_ADMIN` alike."""
+    text = str(name).strip().upper()
+    return text if text == "ALL" or text.startswith("CAP_") else "CAP_" + text
+
+
+def parse_device(device):
+    """`/dev/x[:/dev/y][:rwm]`, as `docker run --device` and Compose take it ->
+    (path on the host, path in the container, cgroup permissions)."""
+    parts = str(device).split(":")
+    host, inside, permissions = parts[0], parts[0], "rwm"
+    if len(parts) == 2 and parts[1] and set(parts[1]) <= set("rwm"):
+        permissions = parts[1]
+    elif len(parts) in (2, 3):
+        inside = parts[1]
+        permissions = parts[2] if len(parts) == 3 else permissions
+    if len(parts) > 3 or not host.startswith("/") or not inside.startswith("/") or not permissions \
+            or not set(permissions) <= set("rwm") or len(set(permissions)) != len(permissions):
+        raise ClockworkError("invalid device %r: use /dev/x, /dev/x:/dev/y or /dev/x:/dev/y:rwm" % (device,))
+    return host, inside, permissions
+
+
+def device_text(host, inside, permissions):
+    return "%s:%s:%s" % (host, inside, permissions or "rwm")
+
+
+def normalise_grants(params, name):
+    """The grants of a declaration in normal form; an invalid one names the container and the field."""
+    grants = {"privileged": bool(params.get("privileged"))}
+    for key in ("cap_add", "cap_drop"):
+        caps = sorted(set(capability(c) for c in params.get(key) or []))
+        bad = [c for c in caps if not _CAPABILITY.match(c)]
+        if bad:
+            raise ClockworkError("container %s: %s: %s is not a capability name (like NET_ADMIN or CAP_CHOWN)"
+                                 % (name, key, ", ".join(bad)))
+        grants[key] = caps
+    try:
+        grants["devices"] = sorted(set(device_text(*parse_device(d)) for d in params.get("devices") or []))
+    except ClockworkError as exc:
+        raise ClockworkError("container %s: devices: %s" % (name, exc.msg))
+    for key, modes in _NAMESPACE_MODES.items():
+        mode = params.get(key) or None
+        if mode is not None and mode not in modes and not (key != "userns_mode" and mode.startswith("container:")
+                                                            and len(mode) > len("container:")):
+            raise ClockworkError("container %s: %s: %r is not one of %s" % (
+                name, key, mode, ", ".join(modes + (() if key == "userns_mode" else ("container:<name>",)))))
+        grants[key] = mode
+    return grants
+
+
+def _set_grants(settings):
+    """Settings with the grants that are unset left out: a container that has none compares and
+    shows as it did before these fields existed."""
+    return dict((k, v) for k, v in settings.items() if v)
+
+
 class ContainerSpec(object):
     """The wanted configuration of one container, normalised for comparison."""
 
@@ -141,6 +216,8 @@ class ContainerSpec(object):
         self.labels = dict((k, str(v)) for k, v in (params.get("labels") or {}).items())
         self.labels.update(owner_labels(stack, self.name))
         self.labels[PORTS_LABEL] = ",".join(p[0] for p in self.ports)
+        for key, grant in normalise_grants(params, self.name).items():
+            setattr(self, key, grant)
         self.state = params.get("state", "started")
         self.wait = params.get("wait", True)
         self.timeout = params.get("timeout", 60)
@@ -156,15 +233,19 @@ class ContainerSpec(object):
     def declared_ports(self):
         return [p[0] for p in self.ports]
 
-    def comparable(self, image_attrs):
-        """The wanted settings in the same normal form as `running_config`."""
+    def comparable(self, image_attrs, running=None):
+        """The wanted settings in the same normal form as `running_config`. `running`: the running
+        container's, whose engine-chosen ipc mode an undeclared ipc_mode takes."""
         config = (image_attrs or {}).get("Config") or {}
         env = env_dict(config.get("Env"))
         env.update(self.env)
         labels = dict(config.get("Labels") or {})
         labels.update(self.labels)
         labels.pop(REPLICA_LABEL, None)
-        return {
+        grants = _set_grants(dict((key, getattr(self, key)) for key in GRANTS))
+        if not self.ipc_mode and (running or {}).get("ipc_mode") in ENGINE_IPC_MODES:
+            grants["ipc_mode"] = running["ipc_mode"]
+        return dict(grants, **{
             "image": (image_attrs or {}).get("Id", self.image),
             "command": self.command if self.command is not None else (config.get("Cmd") or []),
             "env": env,
@@ -173,7 +254,7 @@ class ContainerSpec(object):
             "healthcheck": self.healthcheck if self.healthcheck else _image_healthcheck(config),
             "restart_policy": self.restart_policy,
             "labels": labels,
-        }
+        })
 
 
 def _image_healthcheck(config):
@@ -196,7 +277,7 @@ def running_config(attrs):
                                        binding.get("HostPort") or ""))
     mounts = [{"type": m.get("Type", "volume"), "source": m.get("Source"), "target": m.get("Target"),
                "read_only": bool(m.get("ReadOnly", False))} for m in host.get("Mounts") or []]
-    return {
+    return dict(running_grants(host), **{
         "image": attrs.get("Image"),
         "command": config.get("Cmd") or [],
         "env": env_dict(config.get("Env")),
@@ -205,12 +286,29 @@ def running_config(attrs):
         "healthcheck": _image_healthcheck(config),
         "restart_policy": (host.get("RestartPolicy") or {}).get("Name") or "no",
         "labels": dict((k, v) for k, v in (config.get("Labels") or {}).items() if k != REPLICA_LABEL),
-    }
+    })
+
+
+def running_grants(host):
+    """The grants of an inspected container's HostConfig, in normal form, the unset ones left out."""
+    return _set_grants({
+        "privileged": bool(host.get("Privileged")),
+        "cap_add": sorted(set(capability(c) for c in host.get("CapAdd") or [])),
+        "cap_drop": sorted(set(capability(c) for c in host.get("CapDrop") or [])),
+        "devices": sorted(set(device_text(d.get("PathOnHost"), d.get("PathInContainer") or d.get("PathOnHost"),
+                                          d.get("CgroupPermissions")) for d in host.get("Devices") or [])),
+        "pid_mode": host.get("PidMode"), "ipc_mode": host.get("IpcMode"), "userns_mode": host.get("UsernsMode"),
+    })
+
+
+def _grant(key):
+    """A grant differs when it is set on one side only, or set otherwise."""
+    return key, lambda wanted, actual: key if wanted.get(key) != actual.get(key) else None
 
 
 # What makes a container drift, in the order its reasons are given.
 DRIFT_RULES = [value(key) for key in ("image", "command", "ports", "mounts", "healthcheck", "restart_policy")] + \
-    [entries("env"), entries("labels")]
+    [_grant(key) for key in GRANTS] + [entries("env"), entries("labels")]
 
 
 def drift(wanted, running):
@@ -274,4 +372,7 @@ def spec_from_container(attrs, stack):
         "restart_policy": (host.get("RestartPolicy") or {}).get("Name") or "no",
         "labels": labels, "state": "started" if attrs["State"].get("Running") else "present",
     }
+    params.update(running_grants(host))
+    if params.get("ipc_mode") in ENGINE_IPC_MODES:
+        params.pop("ipc_mode")   # the engine's choice, not a declaration
     return ContainerSpec(params, stack)
