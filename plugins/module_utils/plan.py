@@ -40,6 +40,9 @@ VOLUME_RESOURCE_ARGS = dict(name=dict(type="str", required=True), volume_name=di
 # A container of a stack joins the stack's network `<stack>_default` unless told not to (a
 # Compose service on named networks only), beside the networks its connections give it.
 STACK_CONTAINER_ARGS = dict(default_network=dict(type="bool", default=True))
+# Ownership, replicas, kept mounts, spec hashes: labels the collection alone sets; a declared one
+# could adopt or keep what the declaration no longer says.
+RESERVED_LABEL_PREFIX = "io.clockwork."
 # A container resource of a stack also takes what a Swarm service needs (replicas, ...) and how
 # its containers are replaced (both engines).
 RESOURCE_TYPES = {"container": dict(CONTAINER_ARGS, **SERVICE_ARGS, **UPDATE_ARGS, **STACK_CONTAINER_ARGS),
@@ -112,6 +115,10 @@ def _container_problems(params, base_dir, engine="docker"):
     for network in params.get("networks") or []:
         if docker_name_problem(network["name"]):
             problems.append(("networks", docker_name_problem(network["name"])))
+    for label in sorted(str(k) for k in params.get("labels") or {}):
+        if label.startswith(RESERVED_LABEL_PREFIX):
+            problems.append(("labels", "%s: the %s prefix is reserved for the labels the collection sets itself"
+                                       % (label, RESERVED_LABEL_PREFIX)))
     return problems
 
 
@@ -175,6 +182,7 @@ class Plan(object):
         if engine == "docker":
             self.replicated = dict((r["name"], replica_names(r["name"], r["replicas"])) for r in self.resources
                                    if r["type"] == "container" and (r.get("replicas") or 1) > 1)
+            self._replica_name_problems(problems)
 
         self.connections = []
         for label, connection in zip(connection_labels(connections), connections):
@@ -212,6 +220,18 @@ class Plan(object):
     def containers_of(self, name):
         """The names of a resource's containers: itself, or its replicas on the docker engine."""
         return self.replicated.get(name) or [name]
+
+    def _replica_name_problems(self, problems):
+        """A container resource named as another's replica (`api-2` beside `api` with 3 replicas):
+        both would claim one container."""
+        for resource in self.resources:
+            if resource["type"] != "container" or resource["name"] in self.replicated:
+                continue   # a replicated one has no container of its own name (`api-2-1`, ...)
+            for other, names in sorted(self.replicated.items()):
+                if resource["name"] in names:
+                    problems.add("resource %s" % resource["name"], "name: %s is also the container of replica %d "
+                                 "of resource %s (replicas: %d); rename it, or give %s fewer replicas" % (
+                                     resource["name"], names.index(resource["name"]) + 1, other, len(names), other))
 
     def host_path(self, path):
         """A path on the Docker host: a relative one under the stack's base_dir."""

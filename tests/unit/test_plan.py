@@ -184,3 +184,52 @@ def test_default_network_false_keeps_a_container_on_its_named_networks_only():
     problems, _msg = problems_of([{"name": "alone", "image": "x", "default_network": False}], [])
     assert problems == ["resource alone: default_network: false leaves the container on no network: list its "
                         "networks, or connect it with a network connection that names one (network_name)"]
+
+
+def test_a_resource_named_as_another_resources_replica_is_refused_naming_both():
+    """`api` with 3 replicas runs api-1, api-2, api-3: a resource `api-2` would claim one of them."""
+    problems, msg = problems_of(
+        [{"name": "api", "image": "x", "replicas": 3}, {"name": "api-2", "image": "x"},
+         {"name": "api-3", "image": "x", "ports": ["8080:80"]}, {"name": "web", "image": "x", "ports": ["8080:80"]}],
+        [])
+    assert sorted(problems) == [
+        "resource api-2: name: api-2 is also the container of replica 2 of resource api (replicas: 3); rename it, "
+        "or give api fewer replicas",
+        "resource api-3: name: api-3 is also the container of replica 3 of resource api (replicas: 3); rename it, "
+        "or give api fewer replicas",
+        "resource web: ports: 8080:80/tcp publishes host port 8080/tcp, which resource api-3 publishes too "
+        "(8080:80/tcp)"], problems   # every problem at once
+    assert "3 problems found, nothing was changed" in msg
+
+
+@pytest.mark.parametrize("resources, engine", [
+    ([{"name": "api", "image": "x", "replicas": 3}, {"name": "api-4", "image": "x"}], "docker"),
+    ([{"name": "api", "image": "x", "replicas": 3}, {"name": "api-2", "image": "x", "replicas": 2}], "docker"),
+    ([{"name": "api", "image": "x", "replicas": 1}, {"name": "api-1", "image": "x"}], "docker"),
+    ([{"name": "api", "image": "x", "replicas": 3}, {"name": "api-2", "type": "volume"}], "docker"),
+    ([{"name": "api", "image": "x", "replicas": 3}, {"name": "api-2", "image": "x"}], "swarm"),   # tasks: api.2.<id>
+], ids=["beyond the replicas", "replicated itself", "one replica", "not a container", "swarm"])
+def test_names_beside_replicas_that_claim_no_one_elses_container_plan(resources, engine):
+    plan = Plan("shop", resources, [], base_dir="/srv/play", engine=engine)
+    assert [r["name"] for r in plan.resources] == [r["name"] for r in resources]
+
+
+@pytest.mark.parametrize("label", ["io.clockwork.stack", "io.clockwork.connection-mounts", "io.clockwork.anything"])
+def test_a_declared_label_with_the_reserved_prefix_is_refused_naming_resource_and_label(label):
+    problems, _msg = problems_of(
+        [{"name": "app", "image": "x", "labels": {"com.example.team": "a", label: "shop"}},
+         {"name": "web", "image": "x", "labels": {"io.clockwork.resource": "app", "io.clockwork.replica": "1"}}], [])
+    assert problems == [
+        "resource app: labels: %s: the io.clockwork. prefix is reserved for the labels the collection sets itself"
+        % label,
+        "resource web: labels: io.clockwork.replica: the io.clockwork. prefix is reserved for the labels the "
+        "collection sets itself",
+        "resource web: labels: io.clockwork.resource: the io.clockwork. prefix is reserved for the labels the "
+        "collection sets itself"], problems
+
+
+def test_labels_of_other_prefixes_pass_and_are_set():
+    plan = Plan("shop", [{"name": "app", "image": "x", "labels": {"io.clockwork": "x", "com.example.io.clockwork.a": "b",
+                                                                   "io.clockworks.x": "y"}}], [], base_dir="/srv/play")
+    labels = plan.specs["app"].labels
+    assert labels["io.clockwork"] == "x" and labels["io.clockworks.x"] == "y" and labels["io.clockwork.stack"] == "shop"
