@@ -13,7 +13,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker_netwo
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import published
 from ansible_collections.clockwork.connections.plugins.module_utils.preflight import Preflight
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
-from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import NODE_CONSTRAINT
+from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import CAPABILITIES_API, NODE_CONSTRAINT
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_tasks import SERVICE_LABEL
 
 
@@ -88,7 +88,20 @@ class SwarmPreflight(Preflight):
                                                  else "choose another name"))
 
     def _more_problems(self):
+        self._capability_problems()
         self._placement(self.services)
+
+    def _capability_problems(self):
+        """An engine older than the capabilities of services would make them without theirs, silently."""
+        version = str(getattr(self.engine.api, "api_version", None) or CAPABILITIES_API)
+        if _version(version) >= _version(CAPABILITIES_API):
+            return
+        for name, spec in sorted(self.plan.specs.items()):
+            for field in ("cap_add", "cap_drop"):
+                if getattr(spec, field):
+                    self.problems.add("resource %s" % name, "%s: a Swarm service takes capabilities from Docker API %s "
+                                      "(engine 20.10) on, and this engine speaks API %s; upgrade it, or use engine "
+                                      "docker" % (field, CAPABILITIES_API, version))
 
     def _volume_users(self):
         """volume name -> the services that mount it (declared, or by a file connection)."""
@@ -136,3 +149,7 @@ class SwarmPreflight(Preflight):
                                       "to its node)" % (limit, replicas, ", ".join(sorted(volumes)),
                                                         " with %s" % others if others else ""))
                 self.stack.placement[member] = node
+
+
+def _version(text):
+    return tuple(int(part) if part.isdigit() else 0 for part in text.split("."))

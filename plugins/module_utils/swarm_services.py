@@ -19,7 +19,7 @@ import hashlib
 import json
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ENV_NAME, STACK_LABEL, env_dict
-from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import duration_ns
+from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import capability, duration_ns
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import differences, entries, titled, transition
 from ansible_collections.clockwork.connections.plugins.module_utils.masking import secret_env
 
@@ -46,6 +46,11 @@ NODE_CONSTRAINT = "node.id=="
 SECRETS_DIR = "/run/secrets/"
 # Docker's own stop grace period, which a service without StopGracePeriod gets.
 DEFAULT_STOP_GRACE_NS = 10 * 10 ** 9
+# Grants of the host a service's tasks cannot be given (a task's HostConfig is the engine's): refused
+# before any change. cap_add and cap_drop are the service's CapabilityAdd and CapabilityDrop.
+NOT_ON_SWARM = ("privileged", "devices", "pid_mode", "ipc_mode", "userns_mode")
+# The Docker API version from which a service takes capabilities (engine 20.10).
+CAPABILITIES_API = "1.41"
 
 
 def service_problems(resource):
@@ -58,6 +63,10 @@ def service_problems(resource):
     for name in resource.get("plain_env") or []:
         if not ENV_NAME.match(name):
             problems.append(("plain_env", "%s is not an environment variable name" % name))
+    for field in NOT_ON_SWARM:
+        if resource.get(field):
+            problems.append((field, "is not on Swarm: a service's tasks cannot be given it; deploy this resource "
+                                    "with engine docker, or drop %s" % field))
     for port in resource.get("ports") or []:
         if isinstance(port, dict) and port.get("host_ip") or not isinstance(port, dict) and str(port).count(":") == 2:
             problems.append(("ports", "%s binds a host address; Swarm publishes a port on every address of "
@@ -116,6 +125,8 @@ def wanted_service(spec, resource, env, mounts, networks, secrets, configs, node
             "stop-first" if any(m["type"] == "volume" for m in mounts) or resource.get("max_replicas_per_node")
             else "start-first"),
         "stop_grace_period": stop_grace_ns(resource),
+        "cap_add": list(spec.cap_add),
+        "cap_drop": list(spec.cap_drop),
         "labels": dict(spec.labels),
     }
     wanted["labels"][SPEC_HASH_LABEL] = spec_hash(wanted)
@@ -134,6 +145,9 @@ def spec_hash(wanted):
     shown = dict(wanted, labels=dict((k, v) for k, v in wanted["labels"].items() if k != SPEC_HASH_LABEL))
     if shown.get("stop_grace_period") == DEFAULT_STOP_GRACE_NS:
         del shown["stop_grace_period"]
+    for key in ("cap_add", "cap_drop"):
+        if not shown.get(key):
+            shown.pop(key, None)
     return hashlib.sha256(json.dumps(shown, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
@@ -180,6 +194,8 @@ def managed_part(service_spec, wanted, network_names):
         "restart": (template.get("RestartPolicy") or {}).get("Condition", "any"),
         "update_order": None if job else (service_spec.get("UpdateConfig") or {}).get("Order", "stop-first"),
         "stop_grace_period": container.get("StopGracePeriod") or DEFAULT_STOP_GRACE_NS,
+        "cap_add": sorted(set(capability(c) for c in container.get("CapabilityAdd") or [])),
+        "cap_drop": sorted(set(capability(c) for c in container.get("CapabilityDrop") or [])),
         "labels": dict((k, labels.get(k)) for k in wanted["labels"]),
     }
 
@@ -191,9 +207,10 @@ def _ours(labels):
 
 # What makes a service change, in the order its reasons are given, like a container's drift.
 CHANGE_RULES = [entries("env"), entries("task_labels", "task labels"), entries("labels"), transition("replicas")] + [
-    titled(key, {"node": "placement", "max_replicas": "max replicas per node"}.get(key, key.replace("_", " ")))
+    titled(key, {"node": "placement", "max_replicas": "max replicas per node", "cap_add": key, "cap_drop": key}.get(
+        key, key.replace("_", " ")))
     for key in ("image", "args", "mounts", "secrets", "configs", "healthcheck", "networks", "node", "max_replicas",
-                "mode", "endpoint_mode", "ports", "restart", "update_order", "stop_grace_period")]
+                "mode", "endpoint_mode", "ports", "restart", "update_order", "stop_grace_period", "cap_add", "cap_drop")]
 
 
 def changes(wanted, actual):
@@ -234,6 +251,8 @@ def service_body(name, wanted, current=None, secret_ids=None, config_ids=None):
     labels = dict((k, v) for k, v in (container.get("Labels") or {}).items() if k not in _ours(container.get("Labels")))
     container["Labels"] = dict(labels, **wanted["task_labels"])
     container["StopGracePeriod"] = wanted.get("stop_grace_period", DEFAULT_STOP_GRACE_NS)
+    _set(container, "CapabilityAdd", wanted.get("cap_add"))
+    _set(container, "CapabilityDrop", wanted.get("cap_drop"))
     template["Networks"] = [{"Target": network, "Aliases": aliases} for network, aliases in wanted["networks"]]
     placement = template.setdefault("Placement", {})
     constraints = [c for c in placement.get("Constraints") or [] if not c.replace(" ", "").startswith(NODE_CONSTRAINT)]
