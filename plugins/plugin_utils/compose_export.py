@@ -33,12 +33,16 @@ from ansible_collections.clockwork.connections.plugins.module_utils.database.sql
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import stack_home
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
+from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import NOT_ON_SWARM
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_secrets import ExportError, collect_secrets
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_extension import (
     EXTENSION, VERSION, declared_rest, own_fields)
 
 ENGINES = ("docker", "swarm")
 INITDB = "/docker-entrypoint-initdb.d"
+# The container fields that grant part of the host, and the Compose keys that say them.
+GRANT_KEYS = (("privileged", "privileged"), ("cap_add", "cap_add"), ("cap_drop", "cap_drop"), ("devices", "devices"),
+              ("pid_mode", "pid"), ("ipc_mode", "ipc"), ("userns_mode", "userns_mode"))
 # Server images whose entrypoint runs the files of INITDB on a fresh data directory.
 INITDB_IMAGES = {"postgresql": ("postgres", "postgresql"), "mysql": ("mariadb", "mysql"), "mariadb": ("mariadb", "mysql")}
 
@@ -171,6 +175,7 @@ class Export(object):
         defaulted = self.healthcheck(service, resource, spec)
         if resource.get("labels"):
             service["labels"] = dict((k, str(v)) for k, v in resource["labels"].items())
+        self.grants(service, resource)
         self.restart_and_deploy(service, resource)
         if self.engine == "docker":
             depends = self.depends_on(name)
@@ -204,6 +209,17 @@ class Export(object):
             "interval", "timeout", "retries", "start_period")])
         declared = self.declared[resource["name"]].get("healthcheck") or {}
         return ["healthcheck.%s" % k for k in ("interval", "timeout", "retries", "start_period") if k not in declared]
+
+    def grants(self, service, resource):
+        """The grants of the host as declared, under their Compose keys; on Swarm, those a service cannot have
+        are refused, as the swarm engine refuses them."""
+        refused = [field for field in NOT_ON_SWARM if resource.get(field)] if self.engine == "swarm" else []
+        if refused:
+            raise ExportError("resource %s: %s: not on Swarm (a service's tasks cannot be given %s); export it "
+                              "with engine docker" % (resource["name"], ", ".join(refused), "it" if len(refused) == 1 else "them"))
+        for field, key in GRANT_KEYS:
+            if resource.get(field):
+                service[key] = list(resource[field]) if isinstance(resource[field], list) else resource[field]
 
     def defaulted_fields(self, name):
         """The fields a swarm file states that the declaration left to the default."""
