@@ -2,12 +2,15 @@
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Files on the Docker host: written only when their content differs (in place, keeping the
-inode that bind mounts hold), then mode and owner as asked."""
+inode that bind mounts hold), then mode and owner as asked. A file holding a secret, and each
+directory on its way, is never reached through a symbolic link."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import errno
 import os
+import stat
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 
@@ -86,26 +89,120 @@ def set_mode_and_owner(path, mode, owner, check_mode, result):
 def write_secret_file(path, content, check_mode, result):
     """A file holding a secret: mode 0400 from its creation on (no moment where others could
     read it), in a directory of mode 0700, rewritten in place when its content differs. Neither
-    content is recorded anywhere: the action names the path only. True when it changed."""
+    content is recorded anywhere: the action names the path only. True when it changed.
+
+    Nothing on the way is a symbolic link: each directory is checked (lstat) and opened without
+    following one, from the user's home down, the file opened with O_NOFOLLOW in it; a link
+    where a directory or the file is expected is refused, naming it, and nothing is written."""
     data = content.encode("utf-8")
-    current = None
-    if os.path.exists(path):
-        with open(path, "rb") as handle:
-            current = handle.read()
-    changed = current != data
-    if changed:
-        result.act("write %s (mode 0400)" % path)
-    elif os.stat(path).st_mode & 0o7777 != 0o400:
-        result.act("chmod 400 %s" % path)
-    if check_mode:
+    directory, name = os.path.split(path)
+    dir_fd = _directory_fd(directory, create=not check_mode)
+    try:
+        current, mode = _read_secret(dir_fd, name, path)
+        changed = current != data
+        if changed:
+            result.act("write %s (mode 0400)" % path)
+        elif mode != 0o400:
+            result.act("chmod 400 %s" % path)
+        if check_mode:
+            return changed
+        if changed and current is not None:
+            _fchmod_at(dir_fd, name, path, 0o600)   # writable for a moment to its owner only (a non-root module)
+        if changed:
+            fd = _open_at(dir_fd, name, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                os.fchmod(handle.fileno(), 0o400)
+        elif mode != 0o400:
+            _fchmod_at(dir_fd, name, path, 0o400)
         return changed
-    parent = os.path.dirname(path)
-    if not os.path.isdir(parent):
-        os.makedirs(parent, 0o700)
-    if changed:
-        if current is not None:
-            os.chmod(path, 0o600)   # writable for a moment to its owner only (a non-root module)
-        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400), "wb") as handle:
-            handle.write(data)
-    os.chmod(path, 0o400)
-    return changed
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
+
+
+def _link_refused(path, expected):
+    return ClockworkError("%s is a symbolic link where %s is expected: a file holding a secret and its directories "
+                          "are never written through a link; remove it and run again" % (path, expected))
+
+
+def _trusted_base(path):
+    """Where the checks start: the user's home for a path in it (the home itself may be a link,
+    /home -> /var/home), else the root."""
+    home = os.path.expanduser("~").rstrip(os.sep)
+    return home if home and path.startswith(home + os.sep) else os.sep
+
+
+def _directory_fd(directory, create):
+    """An open descriptor of `directory`, each component under the trusted base lstat-checked,
+    opened with O_NOFOLLOW and, when `create`, made (0700) if missing; None when one is missing
+    and not `create` (check mode)."""
+    directory = os.path.abspath(directory)
+    base = _trusted_base(directory)
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+    current = base
+    try:
+        for part in [p for p in os.path.relpath(directory, base).split(os.sep) if p not in ("", ".")]:
+            current = os.path.join(current, part)
+            try:
+                info = os.stat(part, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                if not create:
+                    os.close(fd)
+                    return None
+                try:
+                    os.mkdir(part, 0o700, dir_fd=fd)
+                except FileExistsError:
+                    pass   # a concurrent run made it: checked below like any other
+                info = os.stat(part, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISLNK(info.st_mode):
+                raise _link_refused(current, "a directory")
+            if not stat.S_ISDIR(info.st_mode):
+                raise ClockworkError("%s is not a directory, where the directory of a file holding a secret is "
+                                     "expected" % current)
+            try:
+                child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):   # replaced by a link since the lstat
+                    raise _link_refused(current, "a directory")
+                raise
+            os.close(fd)
+            fd = child
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _open_at(dir_fd, name, path, flags, mode=0o400):
+    """os.open of `name` in `dir_fd`, never following a link."""
+    try:
+        return os.open(name, flags | os.O_NOFOLLOW, mode, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _link_refused(path, "a file")
+        raise
+
+
+def _read_secret(dir_fd, name, path):
+    """(content, permission bits) of a secret file, (None, None) when absent."""
+    if dir_fd is None:
+        return None, None
+    try:
+        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None, None
+    if stat.S_ISLNK(info.st_mode):
+        raise _link_refused(path, "a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ClockworkError("%s is not a regular file, where a file holding a secret is expected" % path)
+    with os.fdopen(_open_at(dir_fd, name, path, os.O_RDONLY), "rb") as handle:
+        return handle.read(), os.fstat(handle.fileno()).st_mode & 0o7777
+
+
+def _fchmod_at(dir_fd, name, path, mode):
+    fd = _open_at(dir_fd, name, path, os.O_RDONLY)
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
