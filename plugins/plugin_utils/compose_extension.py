@@ -12,13 +12,24 @@ twice), `fields`, the container fields Compose has no key for, and `defaulted`, 
 healthcheck timings (and a swarm file's replicas) written with the stack's default, which the
 declaration did not give. Everything else of a
 container is read from its service: a user who edits the file edits the declaration.
+
+Anyone can write x-clockwork, so it is read as a stranger's declaration (compose_guard.py):
+each resource, connection and field it adds is listed in the report's warnings; `fields` holds
+only the fields above; the controller files a connection reads (schema_file, migrations_dir)
+and the host paths of file resources stay inside the compose file's directory (or an allowed
+one), a controller path made absolute so that what was checked is what is read; no label of
+clockwork's own, no bind of the host unless allowed.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import os
 import posixpath
 
+from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_guard import (
+    grant_problems_of_mounts, label_problems)
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_rules import Declaration
 
 EXTENSION = "x-clockwork"
@@ -83,17 +94,76 @@ class ExportedDeclaration(Declaration):
             if "default" not in [k for k, _o in service["networks"]]:
                 self.off_default.add(name)   # to_compose writes `default` for a container on it
             resource = self._container(name, service)
-            resource.update(mine.get("fields") or {})
+            resource.update(self._fields(name, mine.get("fields") or {}))
             for key in mine.get("defaulted") or []:   # written with the stack's default, not declared
                 field, _dot, sub = key.partition(".")
                 (resource.get(field) or {}).pop(sub, None) if sub else resource.pop(field, None)
             resources.append(resource)
         self.report.warnings[:] = [w for w in self.report.warnings if not any(
             w == e or w.endswith(e) for e in EXPORTED_WARNINGS)]
-        resources += [dict(r) for r in extension["resources"]]
+        resources += [self._resource(index, dict(r)) for index, r in enumerate(extension["resources"])]
         order = dict((name, index) for index, name in enumerate(extension["order"]))
         resources.sort(key=lambda r: order.get(r.get("name"), len(order)))
-        return resources, [dict(c) for c in extension["connections"]]
+        return resources, [self._connection(index, dict(c)) for index, c in enumerate(extension["connections"])]
+
+    # -- what x-clockwork adds: listed, and held to the rules of the rest of the file ----------
+
+    def _fields(self, name, fields):
+        where = ["services", name, EXTENSION, "fields"]
+        if not isinstance(fields, dict):
+            self.report.problem(where, "must be a mapping")
+            return {}
+        kept = {}
+        for key, value in fields.items():
+            if key in OWN_FIELDS + ("restart_policy",):
+                self.report.warn(where + [key], "x-clockwork sets %s of the container" % key)
+                kept[key] = value
+            else:
+                self.report.problem(where + [key], "is not a field x-clockwork may set (only %s)" % ", ".join(
+                    OWN_FIELDS + ("restart_policy",)))
+        return kept
+
+    def _resource(self, index, resource):
+        where, kind = [EXTENSION, "resources", index], resource.get("type") or "container"
+        path = resource.get("path")
+        self.report.warn(where, "x-clockwork adds the %s resource %s%s" % (
+            kind, resource.get("name"), " at %s on the Docker host" % path if path else ""))
+        label_problems(where + ["labels"], resource.get("labels"), self.report)
+        if kind == "container":
+            self.report.problem(where, "a container is declared by a service, not by x-clockwork")
+        grant_problems_of_mounts(self.project["grants"], where, resource.get("mounts"))
+        if isinstance(path, str) and self._escapes(path):
+            self.report.problem(where + ["path"], self._escapes(path))
+        return resource
+
+    def _connection(self, index, connection):
+        where = [EXTENSION, "connections", index]
+        self.report.warn(where, "x-clockwork adds the %s connection %s -> %s" % (
+            connection.get("type"), connection.get("from"), connection.get("to")))
+        kind = CONNECTION_TYPES.get(connection.get("type"))
+        files = self.project["files"]
+        for field in (kind.controller_files if kind else ()):
+            path = connection.get(field)
+            if not isinstance(path, str) or not path:
+                continue
+            why = files.outside(path)
+            if why:
+                self.report.problem(where + [field], why)
+            elif not os.path.isabs(os.path.expanduser(path)):
+                connection[field] = files.resolve(path)[0]   # read from where it was checked
+        for field in ("source_path", "mount_path"):
+            if field == "source_path" and isinstance(connection.get(field), str) and self._escapes(connection[field]):
+                self.report.problem(where + [field], self._escapes(connection[field]))
+        return connection
+
+    def _escapes(self, path):
+        """A host path of a file resource: relative ones stay under the stack's directory, absolute
+        ones in the compose file's directory (or an allowed one)."""
+        if not os.path.isabs(path) and not path.startswith("~"):
+            normal = posixpath.normpath(path)
+            return None if normal != ".." and not normal.startswith("../") else (
+                "%s leaves the stack's directory: refused" % path)
+        return self.project["files"].outside(path)
 
     def _own_mount(self, mount):
         read_only = {"read_only": True} if mount["read_only"] else {}

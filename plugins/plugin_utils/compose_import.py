@@ -9,7 +9,9 @@ and friends, from `env` and then a `.env` in base_dir), validates (compose-spec'
 compose_spec.py, else the compact one of compose_schema.py), then resolves `extends`, `profiles` and each service's env (env_file,
 environment); compose_service.py reads the other fields of each service into one form. Every problem found is reported at
 once in one ComposeError naming the source, the service and the key. Pure controller code:
-nothing but files under base_dir is read, no Docker engine is asked.
+no Docker engine is asked, and the file is data, never code (compose_guard.py): bounded in size
+and expansion, no read outside base_dir (or the allowed paths), no grant of the host unless
+allowed, no label of clockwork's own.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -22,6 +24,8 @@ import yaml
 
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_extension import (
     EXTENSION, ExportedDeclaration, extension_problems)
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_guard import (
+    GRANTS, Grants, InputBounds, ProjectFiles, label_problems)
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_rules import declaration
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_schema import schema_problems, type_word
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_service import (
@@ -64,6 +68,11 @@ ComposeLoader.add_implicit_resolver("tag:yaml.org,2002:float",
 def load(text, source):
     if not isinstance(text, str):
         raise ComposeError(source, ["must be the compose file's text, got %s" % type_word(text)])
+    # A plain str: the C loader refuses str subclasses (ansible-core 2.17's and 2.18's unsafe text).
+    text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    too_big = InputBounds.text_problem(text)
+    if too_big:
+        raise ComposeError(source, [too_big])
     try:
         document = yaml.load(text, Loader=ComposeLoader)
     except yaml.YAMLError as exc:
@@ -72,6 +81,9 @@ def load(text, source):
         raise ComposeError(source, ["invalid YAML%s: %s" % (where, getattr(exc, "problem", None) or exc)])
     if not isinstance(document, dict):
         raise ComposeError(source, ["the top level must be a mapping, got %s" % type_word(document)])
+    too_many = InputBounds.node_problem(document)
+    if too_many:
+        raise ComposeError(source, [too_many])
     return document
 
 
@@ -131,7 +143,7 @@ def interpolate(text, lookup, path, report):
         elif following == "{":
             end = _closing_brace(text, start + 2)
             if end < 0:
-                report.problem(path, "unclosed ${ in %r" % text)
+                report.problem(path, "an unclosed ${ (use $$ for a literal $)")   # the value may be a secret
                 return text
             out.append(_expression(text[start + 2:end], lookup, path, report))
             i = end + 1
@@ -171,7 +183,8 @@ def _expression(body, lookup, path, report):
     rest = body[name.end():] if name else body
     operator = next((op for op in _OPERATORS if rest.startswith(op)), None)
     if not name or (rest and operator is None):
-        report.problem(path, "invalid interpolation ${%s}" % body)
+        report.problem(path, "invalid interpolation of %s" % ("${%s...}" % name.group() if name else
+                                                               "${ without a variable name"))
         return ""
     if operator is None:
         return _value(name.group(), lookup, path, report)
@@ -219,7 +232,7 @@ def parse_dotenv(text, lookup, path, report):
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_.-]*$", name):
             report.problem(path, "line %d is not NAME=VALUE" % number)
             continue
-        values[name] = _dotenv_value(raw.strip(), scope, path, report) if sep else None
+        values[name] = _dotenv_value(raw.strip(), scope, path + [name], report) if sep else None
         if values[name] is not None:
             scope.setdefault(name, values[name])
     return values
@@ -235,21 +248,15 @@ def _dotenv_value(raw, lookup, path, report):
     return interpolate(raw, lookup, path, report)
 
 
-def read_file(base_dir, name):
-    with open(os.path.join(base_dir, name), encoding="utf-8") as handle:
-        return handle.read()
-
-
-def environment(env, base_dir, report):
+def environment(env, files, report):
     """What interpolation reads: `env` first, then a `.env` in base_dir."""
     lookup = dict((str(k), text_of(v)) for k, v in (env or {}).items())
-    dotenv = os.path.join(base_dir, ".env") if base_dir else None
-    if dotenv and os.path.isfile(dotenv):
-        try:
-            values = parse_dotenv(read_file(base_dir, ".env"), lookup, [".env"], report)
-        except (IOError, OSError, UnicodeDecodeError) as exc:
-            report.problem([".env"], "cannot be read: %s" % exc)
-            values = {}
+    dotenv = os.path.join(files.base_dir, ".env") if files.base_dir else None
+    if dotenv and os.path.lexists(dotenv):
+        text, why = files.read(".env")
+        if why:
+            report.problem([".env"], why)
+        values = parse_dotenv(text, lookup, [".env"], report) if text is not None else {}
         for name, value in values.items():
             if name not in lookup and value is not None:
                 lookup[name] = value
@@ -337,20 +344,23 @@ def _env_files(raw):
         yield (entry, True) if isinstance(entry, str) else (entry["path"], entry.get("required", True))
 
 
-def service_env(name, raw, lookup, base_dir, report):
+def service_env(name, raw, lookup, files, report):
     """env_file entries, then environment over them; a bare NAME takes its value from the
     environment, or is left out as Compose does."""
     env, where = {}, ["services", name, "env_file"]
     for path, required in _env_files(raw):
-        if not base_dir:
+        if not files.base_dir:
             report.warn(where, "%s not read: no base_dir" % path)
-        elif os.path.isfile(os.path.join(base_dir, path)):
-            try:
-                env.update(parse_dotenv(read_file(base_dir, path), lookup, where, report))
-            except (IOError, OSError, UnicodeDecodeError) as exc:
-                report.problem(where, "%s cannot be read: %s" % (path, exc))
+        elif files.outside(path):
+            report.problem(where, files.outside(path))
+        elif os.path.isfile(files.resolve(path)[1]):
+            text, why = files.read(path)
+            if why:
+                report.problem(where, why)
+            else:
+                env.update(parse_dotenv(text, lookup, where, report))
         elif required:
-            report.problem(where, "%s does not exist in %s" % (path, base_dir))
+            report.problem(where, "%s does not exist in %s" % (path, files.base_dir))
     env.update(as_mapping(raw.get("environment")))
     result = {}
     for key, value in env.items():
@@ -363,17 +373,29 @@ def service_env(name, raw, lookup, base_dir, report):
     return result
 
 
-def secret_reader(secrets, base_dir):
+def secret_reader(secrets, files):
     """secret name -> (its content, or None, and why not), read only when a rule asks."""
     def read(name):
         spec = secrets.get(name) or {}
-        if not base_dir:
+        if not files.base_dir:
             return None, "no base_dir"
-        try:
-            return read_file(base_dir, spec["file"]).rstrip("\r\n"), None
-        except (IOError, OSError, UnicodeDecodeError) as exc:
-            return None, "%s cannot be read: %s" % (spec["file"], getattr(exc, "strerror", None) or exc)
+        text, why = files.read(spec["file"])
+        return (text.rstrip("\r\n"), None) if why is None else (None, why)
     return read
+
+
+def guard_service(name, service, sections, files, grants, report):
+    """A selected service's labels, binds and file references, and the grants it may keep."""
+    label_problems(["services", name, "labels"], service.get("labels"), report)
+    for mount in service["volumes"]:
+        if mount["type"] == "bind":
+            grants.bind(mount["where"], mount["source"])
+    for kind in ("secrets", "configs"):
+        for index, (source, _target, _item) in enumerate(service[kind]):
+            path = (sections[kind].get(source) or {}).get("file")
+            if path and files.base_dir and files.outside(path):
+                report.problem(["services", name, kind, index], "%s %s: %s" % (kind[:-1], source, files.outside(path)))
+    service["grants"] = grants.service(name, service)
 
 
 def choose_project_name(given, document, lookup, base_dir, report):
@@ -394,7 +416,7 @@ def choose_project_name(given, document, lookup, base_dir, report):
     return "compose"
 
 
-def read_project(document, project_name, lookup, profiles, base_dir, report):
+def read_project(document, project_name, lookup, profiles, files, report, allow=None):
     """What compose_rules needs: the selected services (env resolved), the top-level sections."""
     services = document.get("services") or {}
     for name in services:
@@ -403,29 +425,38 @@ def read_project(document, project_name, lookup, profiles, base_dir, report):
     resolved = resolve_extends(services, report)
     check_dependencies(resolved, report)
     sections = dict((key, dict(document.get(key) or {})) for key in ("networks", "volumes", "secrets", "configs"))
-    chosen = []
+    chosen, grants = [], Grants(allow, files, report)
     for name, raw in resolved:
         if selected(raw, profiles):
-            chosen.append((name, read_service(name, raw, sections, service_env(name, raw, lookup, base_dir, report), report)))
+            service = read_service(name, raw, sections, service_env(name, raw, lookup, files, report), report)
+            guard_service(name, service, sections, files, grants, report)
+            chosen.append((name, service))
         else:
             report.warn(["services", name, "profiles"], "none selected of %s; left out" % ", ".join(raw["profiles"]))
     for key in ("version", "include"):
         if key in document:
             report.warn([key], "obsolete, ignored" if key == "version" else "other files are not read; left out")
-    if EXTENSION in document:   # written by to_compose: the declaration it came from
+    if EXTENSION in document:   # written by to_compose, or by anyone: checked as any declaration
         extension_problems(document[EXTENSION], report)
-    return dict(sections, name=choose_project_name(project_name, document, lookup, base_dir, report),
-                clockwork=document.get(EXTENSION),
-                services=chosen, base_dir=base_dir, read_secret=secret_reader(sections["secrets"], base_dir))
+    return dict(sections, name=choose_project_name(project_name, document, lookup, files.base_dir, report),
+                clockwork=document.get(EXTENSION), files=files, grants=grants,
+                services=chosen, base_dir=files.base_dir, read_secret=secret_reader(sections["secrets"], files))
 
 
 def from_compose(text, project_name=None, env=None, profiles=None, base_dir=None, source="compose file",
-                 use_jsonschema=True):
+                 use_jsonschema=True, allowed_paths=None, allow=None):
     """A compose file's text -> {resources, connections, warnings} in the stack role's format.
-    Raises ComposeError listing every problem found. use_jsonschema=False: the small validator."""
+    Raises ComposeError listing every problem found. use_jsonschema=False: the small validator.
+    allowed_paths: directories besides base_dir whose files it may read; allow: the grants of
+    the host it may keep (compose_guard.GRANTS)."""
     report = Report(source)
+    unknown = [g for g in allow or [] if g not in GRANTS]
+    if unknown:
+        raise ComposeError(source, ["clockwork_compose_allow: %s is not one of %s" % (
+            ", ".join(map(str, unknown)), ", ".join(GRANTS))])
     document = load(text, source)
-    lookup = environment(env, base_dir, report)
+    files = ProjectFiles(base_dir, allowed_paths)
+    lookup = environment(env, files, report)
     document = interpolated(document, lookup, [], report)
     interpolation_problems = len(report.problems)
     schema_problems(document, report, use_jsonschema)
@@ -435,7 +466,7 @@ def from_compose(text, project_name=None, env=None, profiles=None, base_dir=None
     # still read, so that its problems (a cycle, an unknown service) are told in the same error.
     if profiles is None:
         profiles = [p for p in lookup.get("COMPOSE_PROFILES", "").split(",") if p]
-    project = read_project(document, project_name, lookup, list(profiles), base_dir, report)
+    project = read_project(document, project_name, lookup, list(profiles), files, report, allow)
     if project["clockwork"] is not None:
         report.raise_if_any()
         resources, connections = ExportedDeclaration(project, report).build()

@@ -43,7 +43,9 @@ ONE_PER_PAIR = ("network", "service_mesh")
 # The service keys mapped here; every other one (but x-) is a warning, with the reason for the usual ones.
 MAPPED = ("image", "command", "environment", "env_file", "ports", "expose", "volumes", "depends_on", "healthcheck",
           "networks", "restart", "labels", "profiles", "extends", "secrets", "configs", "deploy", "scale",
-          "stop_grace_period")
+          "stop_grace_period", "cap_drop")
+# Grants of the host (compose_guard.Grants): kept as container fields when allowed, else refused.
+GRANT_KEYS = ("privileged", "cap_add", "pid", "ipc", "userns_mode", "devices")
 WHY_NOT = {
     "build": "the stack deploys images, it builds none",
     "entrypoint": "the container resource has no entrypoint field (command replaces the image's CMD only)",
@@ -98,7 +100,10 @@ class Declaration(object):
 
     def _unmapped(self, name, service):
         for key in service:
-            if key not in MAPPED and not str(key).startswith("x-"):
+            if key in GRANT_KEYS and (service.get(key) in (None, False, [], "") or key in service["grants"]
+                                      or _grant_key_refused(key, service)):
+                continue
+            if key not in MAPPED and key != "grants" and not str(key).startswith("x-"):
                 why = WHY_NOT.get(key, "the container resource has no field for it")
                 self.warn(["services", name, key], "%s; left out" % why)
         if not service.get("image"):
@@ -121,6 +126,9 @@ class Declaration(object):
             if ":" in service["restart"]:
                 self.warn(["services", name, "restart"], "the retry count of %s has no field; restart_policy is "
                                                          "on-failure" % service["restart"])
+        if service.get("cap_drop"):
+            resource["cap_drop"] = list(service["cap_drop"])
+        resource.update(service.get("grants") or {})
         resource.update(deploy_fields(name, service, self.report))
         if name in self.off_default:
             resource[DEFAULT_NETWORK_FIELD] = False
@@ -482,6 +490,12 @@ class Declaration(object):
             self.connections.append({"type": "file", "from": name, "to": resource["name"], "mount_path": target,
                                      "read_only": True, "description": "from compose: %s %s of %s at %s" % (
                                          kind[:-1], source, name, target)})
+
+
+def _grant_key_refused(key, service):
+    """A grant key whose value asks for the host was refused or kept by the guard: said there."""
+    value = service.get(key)
+    return key in ("privileged", "devices") or (key == "cap_add" and bool(value)) or str(value) == "host"
 
 
 def declaration(project, report):

@@ -117,6 +117,19 @@ def written(result, directory):
     return str(directory)
 
 
+def as_declared(connections, directory):
+    """The connections with the controller paths the import made absolute (under the compose
+    file's directory, where they were checked) relative again, as the stack declared them."""
+    prefix = str(directory) + os.sep
+    return [dict((k, v[len(prefix):] if k in ("schema_file", "migrations_dir") and str(v).startswith(prefix) else v)
+                 for k, v in c.items()) for c in connections]
+
+
+def extension_free(warnings):
+    """The warnings but those listing what x-clockwork adds (every import says them)."""
+    return [w for w in warnings if not w.startswith(("x-clockwork", "service")) or "x-clockwork" not in w]
+
+
 @pytest.mark.parametrize("name", sorted(STACKS))
 def test_the_round_trip_gives_the_same_declaration(name, tmp_path):
     stack, base_dir = STACKS[name]()
@@ -126,8 +139,8 @@ def test_the_round_trip_gives_the_same_declaration(name, tmp_path):
         result = export(stack, engine=engine, base_dir=base_dir)
         back = from_compose(result["text"], base_dir=written(result, tmp_path))   # the secrets from the .env
         assert back["resources"] == stack["resources"], engine
-        assert back["connections"] == stack["connections"], engine
-        assert back["warnings"] == [], engine
+        assert as_declared(back["connections"], tmp_path) == stack["connections"], engine
+        assert extension_free(back["warnings"]) == [], engine
 
 
 @pytest.mark.parametrize("name", sorted(STACKS))
@@ -324,4 +337,4 @@ def test_an_edit_of_the_exported_file_is_an_edit_of_the_declaration(tmp_path):
     back = from_compose(textwrap.dedent(text), base_dir=written(result, tmp_path))
     postgres = [r for r in back["resources"] if r["name"] == "postgres"][0]
     assert postgres["env"]["TZ"] == "UTC"
-    assert back["connections"] == stack["connections"]
+    assert as_declared(back["connections"], tmp_path) == stack["connections"]
