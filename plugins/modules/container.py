@@ -124,6 +124,57 @@ options:
     description: Extra labels; the ownership labels are always added.
     type: dict
     default: {}
+  privileged:
+    description:
+      - Run the container privileged, as C(docker run --privileged). This grants the container the host,
+        with every capability and every device of the host.
+      - Not on Swarm (engine swarm of M(clockwork.connections.stack) refuses it before any change).
+    type: bool
+    default: false
+  cap_add:
+    description:
+      - Linux capabilities added to the container's, like C(NET_BIND_SERVICE) or C(CHOWN); C(ALL) for every one.
+        Each grants the container part of the host's power (C(SYS_ADMIN), C(NET_ADMIN) and C(SYS_PTRACE) much of it).
+      - A name is the same with or without C(CAP_) and in any case; the order does not matter.
+      - Engine swarm of M(clockwork.connections.stack), the service's capabilities (Docker API 1.41, engine
+        20.10, or newer).
+    type: list
+    elements: str
+    default: []
+  cap_drop:
+    description:
+      - Linux capabilities taken from the container, like C(ALL) or C(NET_RAW); named as in O(cap_add).
+        C(ALL) dropped with a short O(cap_add) gives the container only what it needs.
+    type: list
+    elements: str
+    default: []
+  devices:
+    description:
+      - Devices of the host given to the container, as C(/dev/x), C(/dev/x:/dev/y) (at another path inside) or
+        C(/dev/x:/dev/y:rwm) (cgroup permissions, default C(rwm)). Each grants the container that device of the host.
+      - Not on Swarm.
+    type: list
+    elements: str
+    default: []
+  pid_mode:
+    description:
+      - The container's PID namespace. C(host) shares the host's, which grants the container a view of every
+        process of the host (and the power to signal them); C(container:<name>) shares another container's.
+      - Not set, the container has a namespace of its own. Not on Swarm.
+    type: str
+  ipc_mode:
+    description:
+      - The container's IPC namespace. C(host) shares the host's, which grants the container the host's shared
+        memory; also C(none), C(private), C(shareable) or C(container:<name>).
+      - Not set, the engine's default (C(private) or C(shareable), by engine), which is then never compared. Not on
+        Swarm.
+    type: str
+  userns_mode:
+    description:
+      - C(host) runs the container outside the engine's user namespace remapping (C(userns-remap)), which grants
+        the container's root the host's root.
+      - Not set, the engine's. Not on Swarm.
+    type: str
   state:
     description:
       - C(started) creates the container if needed and makes sure it runs.

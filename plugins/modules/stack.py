@@ -124,6 +124,17 @@ options:
     elements: dict
     default: []
     suboptions:
+      cap_add:
+        description:
+        - 'Container resources: Linux capabilities added, like C(NET_BIND_SERVICE); C(ALL) for every one. Each grants
+          the container part of the host''s power. A name is the same with or without C(CAP_) and in any case.'
+        - Engine swarm, the service's capabilities (Docker API 1.41, engine 20.10, or newer).
+        type: list
+        elements: str
+      cap_drop:
+        description: 'Container resources: Linux capabilities taken away, like C(ALL), named as in C(cap_add).'
+        type: list
+        elements: str
       command:
         description: Command, as a list or a string split like a shell would. Defaults to the image's.
         type: raw
@@ -137,6 +148,12 @@ options:
           network connections only (a Compose service on named networks); it must have one at least.
           Default C(true)."
         type: bool
+      devices:
+        description:
+        - 'Container resources: devices of the host given to the container, as C(/dev/x), C(/dev/x:/dev/y) or
+          C(/dev/x:/dev/y:rwm); each grants the container that device of the host. Not on Swarm.'
+        type: list
+        elements: str
       driver:
         description: 'Volume resource only: the volume driver.'
         type: str
@@ -180,6 +197,12 @@ options:
         description:
         - Image reference. Pulled when absent locally; a pull failure names the image.
         - Required unless C(state=absent).
+        type: str
+      ipc_mode:
+        description:
+        - 'Container resources: the IPC namespace. C(host) shares the host''s, which grants the container the
+          host''s shared memory; also C(none), C(private), C(shareable), C(container:<name>). Not set, the engine''s
+          default, never compared. Not on Swarm.'
         type: str
       labels:
         description: Extra labels; the ownership labels are always added.
@@ -241,6 +264,11 @@ options:
         description: 'File resource only: its path on the Docker host; relative paths resolve against the
           playbook.'
         type: path
+      pid_mode:
+        description:
+        - 'Container resources: the PID namespace. C(host) shares the host''s, which grants the container a view
+          of every process of the host; C(container:<name>) another container''s. Not on Swarm.'
+        type: str
       plain_env:
         description: 'Engine swarm only: secret env variables that stay in the service''s env, for an application
           that cannot read C(<NAME>_FILE); C(docker service inspect) shows them, and every run warns.'
@@ -255,6 +283,11 @@ options:
         - Declared ports are what M(clockwork.connections.service_mesh_connection) discovers.
         type: list
         elements: raw
+      privileged:
+        description:
+        - 'Container resources: run privileged (C(docker run --privileged)), which grants the container the host,
+          every capability and device. Default C(false). Not on Swarm.'
+        type: bool
       replicas:
         description:
         - 'Engine swarm: how many tasks the service runs (a job: how many complete); a change is a rolling
@@ -296,6 +329,11 @@ options:
         - Default C(stop-first) where two containers must not run at once (a volume, declared, from a
           connection or from the image, or a fixed host port), else C(start-first). Engine swarm, the
           service's update order.
+        type: str
+      userns_mode:
+        description:
+        - 'Container resources: C(host) runs the container outside the engine''s user namespace remapping, which
+          grants its root the host''s root. Not on Swarm.'
         type: str
       volume_name:
         description: 'Volume resource, or file connection: the volume''s name (a volume resource defaults
