@@ -121,6 +121,24 @@ def write_secret_file(path, content, check_mode, result):
             os.close(dir_fd)
 
 
+def secret_path_problem(path):
+    """What write_secret_file would refuse about `path` as the host is now (a link, something
+    else than a directory or a file), without changing anything; None when nothing. For a
+    pre-flight that refuses before the first change."""
+    dir_fd = None
+    try:
+        dir_fd = _directory_fd(os.path.dirname(path), create=False)
+        _read_secret(dir_fd, os.path.basename(path), path)
+    except ClockworkError as exc:
+        return exc.msg
+    except OSError:
+        return None   # unreadable is the write's to report, with the engine's words
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
+    return None
+
+
 def _link_refused(path, expected):
     return ClockworkError("%s is a symbolic link where %s is expected: a file holding a secret and its directories "
                           "are never written through a link; remove it and run again" % (path, expected))

@@ -121,3 +121,12 @@ def test_the_home_itself_may_be_a_link_and_the_directories_are_made_0700(tmp_pat
     again = ConnectionResult("database", "app", "db")
     assert write_secret_file(path, SECRET, False, again) is False
     assert again.actions == ["chmod 400 %s" % path] and stat.S_IMODE(os.stat(str(written)).st_mode) == 0o400
+
+
+def test_secret_path_problem_says_what_a_write_would_refuse_and_changes_nothing(home, tmp_path):
+    path = client_env.secret_file("shop", "app", "DATABASE_URL")
+    assert host_files.secret_path_problem(path) is None and not (home / ".clockwork").exists()
+    (home / ".clockwork" / "shop").mkdir(parents=True)
+    os.symlink(str(tmp_path), str(home / ".clockwork" / "shop" / "secrets"))
+    assert host_files.secret_path_problem(path).startswith(
+        "%s is a symbolic link where a directory is expected" % (home / ".clockwork" / "shop" / "secrets"))
