@@ -5,10 +5,15 @@
 (compose_import.from_compose): merge the declared resources and connections over it, mask its
 secrets in the warnings, and write it as a vars file the user then owns, with no secret in it.
 
-In the vars file each secret (a connection's password, a secret-named env value, a URL's
-password, a secret flag's value, as masking.py knows them) is a reference to a variable,
-`{{ <stack>_<where>_password }}`; the values go to a second file (mode 0600) meant to be
-encrypted with ansible-vault, so the declaration can be committed as it is.
+In the vars file each secret (a connection's password, a secret-named env value, a URL with a
+password, a secret flag's value or a command line holding one, as masking.py knows them) is a
+reference to a variable, `{{ <stack>_<where>_password }}`, where it is the whole value: nowhere
+else is a value rewritten. The values go to a second file (mode 0600) meant to be encrypted with
+ansible-vault, so the declaration can be committed as it is.
+
+The compose file is someone else's text: every imported string that could read as a template
+is written with Ansible's `!unsafe` tag (the secrets file's values all are), so that loading
+the files templates nothing of it; the only templates are the references this module writes.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -24,7 +29,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.masking impo
     MASK, SECRET_ENV_NAME, command_secrets, declared_secrets, forms)
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import (
     Report, choose_project_name, from_compose, load)
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_secrets import split_secrets, url_secret
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_secrets import url_secret
 
 
 def _replaced(items, declared, key):
@@ -99,14 +104,24 @@ class Secrets(object):
         return name
 
     def text(self, value):
-        """A string of the declaration: each secret a `{{ variable }}`, any literal `{{`, `{%`
-        or `{#` kept literal with {% raw %}."""
-        return "".join("{{ %s }}" % self.references[text] if secret else _literal(text)
-                       for secret, text in split_secrets(value, self.references))
+        """A string of the declaration: a secret's `{{ variable }}` when it is the whole value,
+        else the value itself, never templated."""
+        if value in self.references:
+            return "{{ %s }}" % self.references[value]
+        return literal(value)
 
 
-def _literal(text):
-    return "{%% raw %%}%s{%% endraw %%}" % text if re.search(r"\{[{%#]", text) else text
+class Unsafe(str):
+    """Text Ansible must never template: written with the `!unsafe` tag."""
+
+
+# What could make Ansible read a string as a template: Jinja's delimiters, or a `#jinja2:`
+# header, which needs a `#` (and a template a `{`); `%` for good measure.
+_TEMPLATE_LIKE = re.compile(r"[{}%#]")
+
+
+def literal(text):
+    return Unsafe(text) if _TEMPLATE_LIKE.search(text) else text
 
 
 def collect(stack, declaration):
@@ -121,11 +136,14 @@ def collect(stack, declaration):
                 secrets.add(value, resource["name"], key)
     for item in declaration["resources"] + declaration["connections"]:
         for key, value in sorted(_strings(item)):
-            password = url_secret(value)
-            if password:
-                secrets.add(password, item.get("name") or item.get("from"), key.split(".")[-1], "password")
+            if url_secret(value):   # a URL with a password is a secret as a whole
+                secrets.add(value, item.get("name") or item.get("from"), key.split(".")[-1], "url")
     for resource in declaration["resources"]:
-        for index, value in enumerate(sorted(command_secrets(resource.get("command")), key=len)):
+        command = resource.get("command")
+        if isinstance(command, str) and command_secrets(command):
+            secrets.add(command, resource["name"], "command")   # a command line holding a secret flag's value
+            continue
+        for index, value in enumerate(sorted(command_secrets(command), key=len)):
             secrets.add(value, resource["name"], "command", "secret" if not index else "secret%d" % index)
     return secrets
 
@@ -142,9 +160,10 @@ def _strings(node, path=""):
 
 
 def _plain(node, secrets):
-    """Plain Python types (YAML-dumpable), each string through secrets.text."""
+    """Plain Python types (YAML-dumpable), each string through secrets.text, each key kept
+    from templating too."""
     if isinstance(node, dict):
-        return dict((str(k), _plain(v, secrets)) for k, v in node.items())
+        return dict((literal(str(k)), _plain(v, secrets)) for k, v in node.items())
     if isinstance(node, (list, tuple)):
         return [_plain(v, secrets) for v in node]
     if isinstance(node, bool) or node is None:
@@ -156,8 +175,21 @@ def _plain(node, secrets):
     return secrets.text(str(node))
 
 
+class _Dumper(yaml.SafeDumper):
+    """Unsafe text with Ansible's `!unsafe` tag, always quoted."""
+
+
+_Dumper.add_representer(Unsafe, lambda dumper, value: dumper.represent_scalar("!unsafe", str(value), style="'"))
+
+
 def _dump(data):
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
+
+
+def comment(text):
+    """Text for a `# ` comment line: every line break YAML knows (and other control characters)
+    turned into a space, so that nothing of it becomes a key of the file."""
+    return re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]", " ", str(text))
 
 
 def stack_name(text, stack, env, base_dir, source):
@@ -168,23 +200,26 @@ def stack_name(text, stack, env, base_dir, source):
     return choose_project_name(None, document, dict(env or {}), base_dir, Report(source))
 
 
-def vars_file(text, stack=None, env=None, profiles=None, base_dir=None, source="compose file", secrets_file=None):
+def vars_file(text, stack=None, env=None, profiles=None, base_dir=None, source="compose file", secrets_file=None,
+              allowed_paths=None, allow=None):
     """A compose file's text -> {stack, text (the vars file), secrets (the secrets file's text,
     or None), warnings (masked)}."""
     stack = str(stack_name(text, stack, env, base_dir, source))
-    imported = from_compose(text, project_name=stack, env=env, profiles=profiles, base_dir=base_dir, source=source)
+    imported = from_compose(text, project_name=stack, env=env, profiles=profiles, base_dir=base_dir, source=source,
+                            allowed_paths=allowed_paths, allow=allow)
     secrets = collect(stack, imported)
     warnings = masked(imported["warnings"], imported)
-    head = ["# The stack %s, imported from %s by playbooks/compose_import.yml; yours to edit." % (stack, source),
+    head = ["# The stack %s, imported from %s by playbooks/compose_import.yml; yours to edit." % (
+        comment(stack), comment(source)),
             "# Deploy it with the clockwork.connections.stack role (vars_files: this file%s)."
-            % (" and %s" % secrets_file if secrets.values else "")]
+            % (" and %s" % comment(secrets_file) if secrets.values else "")]
     if secrets.values:
-        where = secrets_file or "the secrets file"
+        where = comment(secrets_file or "the secrets file")
         head += ["# Its secrets are variables here; their values are in %s (mode 0600):" % where,
                  "# encrypt it with `ansible-vault encrypt` before committing it."]
     if warnings:
         head.append("# What the compose file holds that has no place in the declaration:")
-        head += ["#   - %s" % line.replace("\n", " ") for line in warnings]
+        head += ["#   - %s" % comment(line) for line in warnings]
     else:
         head.append("# Everything of the compose file has a place in the declaration.")
     body = {"clockwork_stack_name": stack,
@@ -193,6 +228,7 @@ def vars_file(text, stack=None, env=None, profiles=None, base_dir=None, source="
     secrets_text = None
     if secrets.values:
         secrets_text = ("# Secrets of %s, imported from %s: encrypt this file with `ansible-vault encrypt`.\n"
-                        % (stack, source)) + _dump(dict(sorted(secrets.values.items())))
+                        % (comment(stack), comment(source))) + _dump(
+                            dict((name, Unsafe(value)) for name, value in sorted(secrets.values.items())))
     return {"stack": stack, "text": "\n".join(head) + "\n---\n" + _dump(body), "secrets": secrets_text,
             "warnings": warnings}

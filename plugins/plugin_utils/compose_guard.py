@@ -18,7 +18,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import posixpath
 
 MAX_TEXT_BYTES = 4 * 1024 * 1024       # compose files are kilobytes; a few MB is already odd
 MAX_FILE_BYTES = 1024 * 1024           # a .env, env_file or secret file
