@@ -19,7 +19,6 @@ __metaclass__ = type
 
 import os
 import posixpath
-import re
 
 import yaml
 
@@ -34,7 +33,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.host_files i
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import NOT_ON_SWARM
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_secrets import ExportError, collect_secrets
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_secrets import (
+    ExportError, collect_secrets, split_secrets)
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_extension import (
     EXTENSION, VERSION, declared_rest, own_fields)
 
@@ -459,14 +459,22 @@ def _text(dumper, value):
 _Dumper.add_representer(str, _text)
 
 
+def _written_secret(node, secrets):
+    """Whether a value of the written document still holds a secret where it stands as one."""
+    if isinstance(node, dict):
+        return any(_written_secret(v, secrets) for v in node.values())
+    if isinstance(node, list):
+        return any(_written_secret(v, secrets) for v in node)
+    return isinstance(node, str) and any(secret for secret, _text in split_secrets(node.replace("$$", "$"), secrets))
+
+
 def export(stack, engine="docker", base_dir=None):
     """{text, files}: the compose file, and what goes beside it ({relative path: {content, mode}},
     the `.env` of the secrets among them). Raises ExportError naming the entry and field."""
     job = Export(stack, engine, base_dir)
     document = job.document()
     text = job.header() + yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
-    bare = re.sub(r"\$\{[A-Za-z0-9_]+:\?[^}]*\}", "", text)
-    if any(value in bare for value in job.secrets.variables):
+    if _written_secret(document, job.secrets.variables):
         raise ExportError("a secret would be written in the file")   # never: escaped() replaced them
     files = dict(job.files)
     if job.secrets.values:

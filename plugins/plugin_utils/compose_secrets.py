@@ -56,22 +56,28 @@ class Secrets(object):
 
 
 def split_secrets(value, secrets):
-    """`value` as (is a secret, text) pieces: each of `secrets` found in it (the longest first)
-    alone, the text between them as it is."""
-    found = sorted(secrets, key=len, reverse=True)
-    pieces, start, i = [], 0, 0
-    while i < len(value):
-        hit = next((secret for secret in found if value.startswith(secret, i)), None)
-        if hit:
-            if start < i:
-                pieces.append((False, value[start:i]))
-            pieces.append((True, hit))
-            i = start = i + len(hit)
+    """`value` as (is a secret, text) pieces, a secret only where it stands as one: the whole
+    value, the password of a URL, or a word of a command line (`--requirepass x`, `--password=x`).
+    A secret's text inside any other value (`nginx` holding the password `x`) is that value's own."""
+    if value in secrets:
+        return [(True, value)]
+    if url_password(value) is not None:
+        start = value.index("://") + 3
+        userinfo = value[start:].split("/", 1)[0].rpartition("@")[0]
+        password = userinfo.partition(":")[2]   # as written, encoded or not
+        if password in secrets:
+            start += userinfo.index(":") + 1
+            return [(False, value[:start]), (True, password), (False, value[start + len(password):])]
+    pieces = []
+    for word in re.split(r"(\s+)", value):
+        flag, equals, rest = word.partition("=")
+        if word in secrets:
+            pieces.append((True, word))
+        elif equals and rest in secrets:
+            pieces += [(False, flag + equals), (True, rest)]
         else:
-            i += 1
-    if start < len(value):
-        pieces.append((False, value[start:]))
-    return pieces
+            pieces.append((False, word))
+    return [p for p in pieces if p[1]]
 
 
 def url_secret(value):
