@@ -1,0 +1,163 @@
+"""Grants of the host on a real engine: capabilities dropped and added, the host's PID namespace, a
+device at another path, the IPC namespace, and privileged false -> true, each made as declared,
+read back without drift (capabilities in another form), and recreated, named, when it changes;
+through the container module and the stack module."""
+import json
+
+from helpers import NGINX_IMAGE, docker, engine_state, inspect, playbook
+
+# A process that stops on SIGTERM at once (as PID 1 a plain `sleep` would ignore it).
+IDLE = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+# CapEff of a root process that has CAP_CHOWN (bit 0) and CAP_NET_BIND_SERVICE (bit 10) only.
+CHOWN_AND_BIND = "0000000000000401"
+
+
+def task(stack, **overrides):
+    args = dict(name=stack + "-box", image=NGINX_IMAGE, stack=stack, command=IDLE,
+                cap_drop=["ALL"], cap_add=["NET_BIND_SERVICE", "CHOWN"], pid_mode="host",
+                devices=["/dev/null:/dev/xnull"], privileged=False)
+    args.update(overrides)
+    return {"name": "box", "clockwork.connections.container": args, "register": "box"}
+
+
+def stack_state(stack):
+    """engine_state, of this stack's objects only: other sessions share the engine meanwhile."""
+    return dict((kind, [line for line in lines if stack in line]) for kind, lines in engine_state().items())
+
+
+def cap_eff(name):
+    status = docker("exec", name, "cat", "/proc/self/status")
+    return [line.split()[1] for line in status.splitlines() if line.startswith("CapEff:")][0]
+
+
+def test_grants_check_apply_idempotent_check(stack):
+    name = stack + "-box"
+    before = stack_state(stack)
+    first_check = playbook([task(stack)], check=True, diff=True)
+    assert first_check.rc == 0, first_check.output
+    assert first_check.result("box")["changed"] is True
+    assert first_check.result("box")["actions"] == ["create", "start"]
+    assert stack_state(stack) == before, "check mode changed Docker's state"
+
+    applied = playbook([task(stack)])
+    assert applied.rc == 0, applied.output
+    assert applied.result("box")["changed"] is True
+    host = inspect("container", name)["HostConfig"]
+    assert host["CapDrop"] == ["ALL"]
+    assert sorted(c.upper().replace("CAP_", "") for c in host["CapAdd"]) == ["CHOWN", "NET_BIND_SERVICE"]
+    assert host["PidMode"] == "host"
+    assert host["Devices"] == [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/xnull", "CgroupPermissions": "rwm"}]
+    assert host["Privileged"] is False
+    # What the process inside has: only the two capabilities, the device, the host's processes.
+    assert cap_eff(name) == CHOWN_AND_BIND
+    docker("exec", name, "test", "-c", "/dev/xnull")
+    assert docker("exec", name, "cat", "/proc/1/comm") != "sh", "PID 1 is the container's own: not the host's namespace"
+    container_id = inspect("container", name)["Id"]
+
+    # The same grants in other forms and another order: the same configuration.
+    same = task(stack, cap_add=["cap_chown", "net_bind_service"], cap_drop=["all"],
+                devices=["/dev/null:/dev/xnull:rwm"])
+    again = playbook([same])
+    assert again.rc == 0, again.output
+    assert again.result("box")["changed"] is False, again.result("box")
+    assert inspect("container", name)["Id"] == container_id
+
+    last_check = playbook([task(stack)], check=True, diff=True)
+    assert last_check.rc == 0, last_check.output
+    assert last_check.result("box")["changed"] is False
+
+
+def test_privileged_false_to_true_recreates_naming_it(stack):
+    """This machine's engine cannot start a privileged container (its own bounding set lacks
+    CAP_SYS_RESOURCE: runc fails "unable to apply caps"), so the container is made, not started
+    (state present): what the engine was asked for is what inspect shows."""
+    name = stack + "-box"
+    plain = task(stack, cap_drop=[], cap_add=[], pid_mode=None, devices=[], state="present")
+    assert playbook([plain]).rc == 0
+    old_id = inspect("container", name)["Id"]
+    assert inspect("container", name)["HostConfig"]["Privileged"] is False
+
+    privileged = task(stack, cap_drop=[], cap_add=[], pid_mode=None, devices=[], privileged=True, state="present")
+    check = playbook([privileged], check=True, diff=True)
+    assert check.rc == 0, check.output
+    assert check.result("box")["changed"] is True
+    assert check.result("box")["actions"] == ["recreate"]
+    assert check.result("box")["reasons"] == ["privileged"]
+    assert '+    "privileged": true' in check.output, check.output
+    assert inspect("container", name)["Id"] == old_id, "check mode recreated the container"
+
+    applied = playbook([privileged], diff=True)
+    assert applied.rc == 0, applied.output
+    assert applied.result("box")["changed"] is True
+    assert applied.result("box")["reasons"] == ["privileged"]
+    assert '+    "privileged": true' in applied.output
+    attrs = inspect("container", name)
+    assert attrs["Id"] != old_id and attrs["HostConfig"]["Privileged"] is True
+
+    again = playbook([privileged])
+    assert again.rc == 0 and again.result("box")["changed"] is False, again.output
+    last_check = playbook([privileged], check=True, diff=True)
+    assert last_check.rc == 0 and last_check.result("box")["changed"] is False
+
+    # Taking the grant away recreates too.
+    back = playbook([plain], diff=True)
+    assert back.rc == 0, back.output
+    assert back.result("box")["reasons"] == ["privileged"]
+    assert '-    "privileged": true' in back.output
+    assert inspect("container", name)["HostConfig"]["Privileged"] is False
+
+
+def test_ipc_mode_is_compared_only_when_declared(stack):
+    name = stack + "-box"
+    plain = task(stack, cap_drop=[], cap_add=[], pid_mode=None, devices=[])
+    assert playbook([plain]).rc == 0
+    engine_default = inspect("container", name)["HostConfig"]["IpcMode"]
+    assert engine_default in ("private", "shareable")
+    old_id = inspect("container", name)["Id"]
+    assert playbook([plain]).result("box")["changed"] is False   # the engine's choice is no drift
+
+    shared = task(stack, cap_drop=[], cap_add=[], pid_mode=None, devices=[], ipc_mode="host")
+    check = playbook([shared], check=True)
+    assert check.result("box")["changed"] is True and check.result("box")["reasons"] == ["ipc_mode"]
+    applied = playbook([shared])
+    assert applied.rc == 0, applied.output
+    assert inspect("container", name)["HostConfig"]["IpcMode"] == "host"
+    assert inspect("container", name)["Id"] != old_id
+    assert playbook([shared]).result("box")["changed"] is False
+    assert playbook([shared], check=True).result("box")["changed"] is False
+
+    dropped = playbook([plain])
+    assert dropped.result("box")["reasons"] == ["ipc_mode"], dropped.output
+    assert inspect("container", name)["HostConfig"]["IpcMode"] in ("private", "shareable")
+
+
+def test_the_stack_module_takes_the_grants(stack):
+    name = stack + "-box"
+    resource = dict(name=name, image=NGINX_IMAGE, command=IDLE, cap_drop=["ALL"], cap_add=["chown"],
+                    userns_mode="host", devices=["/dev/null:/dev/xnull:r"])
+    stack_task = {"name": "stack", "register": "result",
+                  "clockwork.connections.stack": {"name": stack, "resources": [resource], "connections": []}}
+    before = stack_state(stack)
+    check = playbook([stack_task], check=True)
+    assert check.rc == 0 and check.result("stack")["changed"] is True, check.output
+    assert stack_state(stack) == before, "check mode changed Docker's state"
+    run = playbook([stack_task])
+    assert run.rc == 0 and run.result("stack")["changed"] is True, run.output
+    host = inspect("container", name)["HostConfig"]
+    assert host["CapDrop"] == ["ALL"] and [c.upper().replace("CAP_", "") for c in host["CapAdd"]] == ["CHOWN"]
+    assert host["UsernsMode"] == "host"
+    assert host["Devices"] == [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/xnull", "CgroupPermissions": "r"}]
+    assert cap_eff(name) == "0000000000000001"
+    again = playbook([stack_task])
+    assert again.rc == 0 and again.result("stack")["changed"] is False, json.dumps(again.result("stack"))
+    assert playbook([stack_task], check=True).result("stack")["changed"] is False
+
+
+def test_an_invalid_grant_is_refused_before_any_change(stack):
+    name = stack + "-box"
+    run = playbook([task(stack, devices=["dev/null"])])
+    assert run.rc != 0
+    msg = run.result("box")["msg"]
+    assert "devices" in msg and "dev/null" in msg and name in msg, msg
+    assert "Traceback" not in run.output
+    assert inspect("container", name) is None
