@@ -1,10 +1,19 @@
 """Grants of the host on a real engine: capabilities dropped and added, the host's PID namespace, a
 device at another path, the IPC namespace, and privileged false -> true, each made as declared,
 read back without drift (capabilities in another form), and recreated, named, when it changes;
-through the container module and the stack module."""
+through the container module and the stack module; on Swarm, capabilities as the service's and the
+other grants refused before any change."""
 import json
 
+import pytest
+
 from helpers import NGINX_IMAGE, docker, engine_state, inspect, playbook
+from test_swarm import remove_swarm_stack, swarm_mode, swarm_objects, task_container
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import Engine
+from ansible_collections.clockwork.connections.plugins.module_utils.stack import STACK_ARGUMENT_SPEC, run_stack
 
 # A process that stops on SIGTERM at once (as PID 1 a plain `sleep` would ignore it).
 IDLE = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
@@ -161,3 +170,48 @@ def test_an_invalid_grant_is_refused_before_any_change(stack):
     assert "devices" in msg and "dev/null" in msg and name in msg, msg
     assert "Traceback" not in run.output
     assert inspect("container", name) is None
+
+
+def swarm_run(stack, resource, tmp_path, check=False):
+    """The stack module's in-process path, engine swarm (as test_swarm's converge)."""
+    result = ArgumentSpecValidator(STACK_ARGUMENT_SPEC).validate(dict(
+        name=stack, resources=[resource], connections=[], engine="swarm", base_dir=str(tmp_path)))
+    assert not result.error_messages
+    return run_stack(Engine(), result.validated_parameters, check_mode=check, diff=True)
+
+
+def test_swarm_gives_a_service_capabilities_and_refuses_the_other_grants(stack, tmp_path):
+    name = stack + "-box"
+    resource = dict(name=name, image=NGINX_IMAGE, command=IDLE, cap_drop=["ALL"], cap_add=["chown"],
+                    endpoint_mode="dnsrr", timeout=60)
+    with swarm_mode():
+        try:
+            with pytest.raises(ClockworkError) as refused:
+                swarm_run(stack, dict(resource, privileged=True, pid_mode="host"), tmp_path)
+            message = refused.value.msg
+            assert "resource %s: privileged: is not on Swarm" % name in message, message
+            assert "resource %s: pid_mode: is not on Swarm" % name in message, message
+            assert swarm_objects(stack)["services"] == [] and inspect("network", stack + "_default") is None
+
+            dry = swarm_run(stack, resource, tmp_path, check=True)
+            assert dry["changed"] is True
+            assert swarm_objects(stack)["services"] == []
+
+            applied = swarm_run(stack, resource, tmp_path)
+            assert applied["changed"] is True
+            spec = inspect("service", name)["Spec"]["TaskTemplate"]["ContainerSpec"]
+            assert spec["CapabilityAdd"] == ["CAP_CHOWN"] and spec["CapabilityDrop"] == ["ALL"]
+            task = task_container(name)
+            host = inspect("container", task)["HostConfig"]
+            assert host["CapAdd"] == ["CAP_CHOWN"] and host["CapDrop"] == ["ALL"]
+            assert cap_eff(task) == "0000000000000001"
+
+            same = swarm_run(stack, dict(resource, cap_add=["CAP_CHOWN"], cap_drop=["all"]), tmp_path)
+            assert same["changed"] is False, same["entries"]
+            assert swarm_run(stack, resource, tmp_path, check=True)["changed"] is False
+
+            more = swarm_run(stack, dict(resource, cap_add=["chown", "net_bind_service"]), tmp_path, check=True)
+            service = [e for e in more["entries"] if e["kind"] == "service"][0]
+            assert service["actions"] == ["update"] and "cap_add" in service["reasons"], service
+        finally:
+            remove_swarm_stack(stack)
