@@ -26,10 +26,15 @@ description:
     refused before any file is applied. Concurrent runs are serialised by an advisory lock, waited for at
     most O(timeout) seconds; every session also has a C(lock_timeout).
   - MySQL and MariaDB commit DDL at once, so a file there runs statement by statement under C(GET_LOCK), recorded
-    in C(clockwork_schema_migrations) of the connection's database. A failing statement is named with the file,
-    its line and the server's message, and the error says which statements took effect; the file is not recorded
-    as applied, a row in C(clockwork_schema_failures) says how far it got, and later runs refuse the file until
-    that row is removed (as Flyway's failed migrations wait for C(flyway repair)).
+    in C(clockwork_schema_migrations) of the connection's database. Before its first statement a row C(started)
+    (name, checksum, statement count) is committed in C(clockwork_schema_failures); success replaces it by the
+    applied record. A failing statement is named with the file, its line and the server's message, and the error
+    says which statements took effect; the row turns C(failed) with how far it got. A run that finds either row,
+    under the lock, refuses the file, naming the row, until it is removed (as Flyway's failed migrations wait for
+    C(flyway repair)), so a run killed, or a server lost, half-way through a file never runs its statements twice.
+  - On MySQL each session's C(lock_wait_timeout) and C(innodb_lock_wait_timeout) are O(timeout), and so are the
+    driver's read and write timeouts, except for the statements of a file, which may run O(migration_timeout)
+    seconds each before they are stopped on the server (C(KILL)), and the error names the file and the statement.
   - An applied file whose content changed is drift and is refused, naming the file and both checksums;
     for the schema file, O(reapply_schema) applies it again.
   - The connection string holds the password, so the task's result is hidden from all output
@@ -108,9 +113,18 @@ options:
     type: bool
     default: true
   timeout:
-    description: Seconds to wait for the login.
+    description:
+      - Seconds to wait for the login, for clockwork's schema lock, and for a lock a statement waits for (C(lock_timeout)
+        on PostgreSQL, C(lock_wait_timeout) and C(innodb_lock_wait_timeout) on MySQL).
     type: int
     default: 30
+  migration_timeout:
+    description:
+      - Seconds a schema or migration file may run on PostgreSQL (C(statement_timeout) of its transaction), or each
+        statement of a file on MySQL; one that takes longer is stopped, and the error names the file (and on MySQL
+        the statement and its line).
+    type: int
+    default: 600
   env_var_name:
     description:
       - Env variable contributed to O(from_resource), holding the connection string. Defaults to C(DATABASE_URL),

@@ -452,6 +452,12 @@ options:
       login_port:
         description: Port for C(login_host). Defaults to the container port.
         type: int
+      migration_timeout:
+        description:
+        - Seconds a schema or migration file may run on PostgreSQL (C(statement_timeout) of its transaction),
+          or each statement of a file on MySQL; one that takes longer is stopped, and the error names the
+          file (and on MySQL the statement and its line).
+        type: int
       migrations:
         description:
         - The migrations of C(migrations_dir), as read on the controller by the action plugin; applied in
@@ -542,7 +548,9 @@ options:
         description: IPAM subnet in CIDR form, like C(172.28.0.0/16). Left to the engine when not given.
         type: str
       timeout:
-        description: Seconds to wait for the login.
+        description:
+        - Seconds to wait for the login, for clockwork's schema lock, and for a lock a statement waits for
+          (C(lock_timeout) on PostgreSQL, C(lock_wait_timeout) and C(innodb_lock_wait_timeout) on MySQL).
         type: int
       tls_dir:
         description: Directory on the Docker host for the stack's CA, keys and certificates. Defaults to

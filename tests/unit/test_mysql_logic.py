@@ -6,6 +6,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engine_mysql import (
     ENGINE, login_problem, mysql_statements, native_password_hash, refuse_transaction_control)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
+from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_journal import (
+    failure_message, journal_query, journal_rows, missing_columns, refusal, refuse_recorded)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import render_url, resolved_settings
 
 
@@ -86,3 +88,48 @@ def test_probe_keeps_the_password_out_of_argv():
     assert "s@cret" not in " ".join(argv) and env == {"MYSQL_PWD": "s@cret"}
     assert argv[:2] == ["mysql", "--protocol=TCP"] and ["-D", "wordpress"] == argv[argv.index("-D"):argv.index("-D") + 2]
     assert expect == "schema.sql".encode().hex().upper()
+
+
+# -- the write-ahead rows ---------------------------------------------------------------
+
+def test_an_earlier_failures_table_gets_the_new_columns_once():
+    old = ["kind", "name", "checksum", "statements_applied", "failed_line", "message", "failed_at"]
+    assert missing_columns(old) == (
+        "ALTER TABLE clockwork_schema_failures ADD COLUMN state VARCHAR(16) NOT NULL DEFAULT 'failed', "
+        "ADD COLUMN statements INT NULL, ADD COLUMN snapshot VARCHAR(255) NULL")
+    assert missing_columns(old + ["STATE", "statements", "snapshot"]) is None
+    # What an earlier version's table has is read as NULL, and its rows are failures.
+    assert "NULL, NULL, NULL FROM clockwork_schema_failures" in journal_query(old)
+    rows = journal_rows([("migration", "2.sql", "c", 1, 3, "(1146) x", "2024-01-01 00:00:00", None, None, None)])
+    assert rows[("migration", "2.sql")]["state"] == "failed"
+
+
+def test_a_started_row_refuses_its_file_naming_the_row_and_what_to_do():
+    journal = journal_rows([("migration", "V2__x.sql", "c", 0, 0, "", "2024-01-01 10:00:00", "started", 5,
+                             "appdb-20240101T100000Z-V2__x.sql")])
+    pending = [("migration", "V1__a.sql", None, "", "a"), ("migration", "V2__x.sql", None, "", "c")]
+    with pytest.raises(ClockworkError) as exc:
+        refuse_recorded("mysql at db", pending, journal, "appdb")
+    message = exc.value.msg
+    assert message.startswith("mysql at db: migration V2__x.sql was started at 2024-01-01 10:00:00 and never finished")
+    assert "row state 'started' in clockwork_schema_failures, kind migration, name V2__x.sql" in message
+    assert "Any of its 5 statements may have taken effect" in message
+    assert "DELETE FROM clockwork_schema_failures WHERE kind = 'migration' AND name = 'V2__x.sql'" in message
+    assert "clockwork_restore: {database: appdb, snapshot: appdb-20240101T100000Z-V2__x.sql}" in message
+    refuse_recorded("mysql at db", pending[:1], journal, "appdb")   # another file: not refused
+
+
+def test_a_quote_in_a_files_name_stays_a_quote_of_the_delete_it_suggests():
+    row = journal_rows([("migration", "it's.sql", "c", 1, 2, "m", "t", "failed", 2, None)])[("migration", "it's.sql")]
+    assert "name = 'it''s.sql'" in refusal("w", "migration", "it's.sql", row, "db")
+    assert "clockwork_restore" not in refusal("w", "migration", "it's.sql", row, "db")
+
+
+def test_a_statement_that_fails_says_how_far_the_file_got():
+    said = failure_message("migration", "3.sql", 2, 4, 7, "(1146) no such table", 1, None, "db")
+    assert said.startswith("migration 3.sql failed at statement 2 of 4 (line 7): (1146) no such table; statements 1 "
+                           "to 1 had taken effect and stay")
+    assert "It is not recorded as applied" in said
+    lost = failure_message("migration", "3.sql", 1, 4, 1, "(2013) Lost connection", 0, "s1", "db", lost=True)
+    assert "none of its statements had taken effect" in lost and "row 'started' in clockwork_schema_failures stays" in lost
+    assert "snapshot s1 was taken right before it" in lost

@@ -16,6 +16,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.connection i
 from ansible_collections.clockwork.connections.plugins.module_utils.database.client_env import (
     client_env, contribute, env_problems, injected_names, known_values, planned_files)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.completion import COMPLETION
+from ansible_collections.clockwork.connections.plugins.module_utils.database.engine import MIGRATION_TIMEOUT
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
 from ansible_collections.clockwork.connections.plugins.module_utils.database.rotation import rotate_passwords
 from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import (
@@ -42,6 +43,7 @@ DATABASE_ARGS = dict(
     )),
     wait_for_ready=dict(type="bool", default=True),
     timeout=dict(type="int", default=30),
+    migration_timeout=dict(type="int", default=MIGRATION_TIMEOUT),
     env_var_name=dict(type="str"),
     env=dict(type="dict"),
     password_delivery=dict(type="str", choices=["env", "file"], default="env", no_log=False),
@@ -66,8 +68,9 @@ def validate(params):
     problems.extend(env_var_name_problems(params))
     if engine is not None:
         problems.extend(env_problems(params, resolved_settings(params, None)))
-    if params.get("timeout") is not None and params["timeout"] <= 0:
-        problems.append(("timeout", "must be a positive number of seconds, got %s" % params["timeout"]))
+    for field in ("timeout", "migration_timeout"):
+        if params.get(field) is not None and params[field] <= 0:
+            problems.append((field, "must be a positive number of seconds, got %s" % params[field]))
     if params.get("schema_file") and params.get("schema_content") is None \
             and not os.path.isfile(params["schema_file"]):
         problems.append(("schema_file", "%s does not exist" % params["schema_file"]))
@@ -183,22 +186,24 @@ def converge(ctx, params, result):
         applied = target.applied()
         result.before = {"applied": sorted("%s %s" % key for key in applied)}
         pending = pending_files(files, applied, params.get("reapply_schema"))
-        # What the engine refuses in a file (one that ends the transaction itself), before any file is applied.
-        target.refuse(pending)
         result.extra["pending"] = ["%s %s" % (f[0], f[1]) for f in pending]
         result.after = {"applied": sorted(result.before["applied"] + [
             p for p in result.extra["pending"] if p not in result.before["applied"]])}
         if pending and not ctx.check_mode:
             target.lock()
             try:
-                # Re-read under the lock: a concurrent run may have applied some already.
+                # Every decision is taken again under the lock: a concurrent run may have applied some
+                # files, or started one and died; what the engine refuses is refused before any file runs.
                 pending = pending_files(files, target.applied(), params.get("reapply_schema"))
+                target.refuse(pending)
                 for kind, name, _path, sql, checksum in pending:
                     target.apply(kind, name, sql, checksum)
                     result.act("apply %s %s" % (kind, name))
             finally:
                 target.unlock()
         elif pending:
+            # Check mode reads without the lock: what the run would refuse, it says now.
+            target.refuse(pending)
             for kind, name, _path, _sql, _sum in pending:
                 result.act("apply %s %s" % (kind, name))
     finally:

@@ -16,6 +16,9 @@ from ansible.module_utils.six.moves.urllib.parse import unquote, urlsplit
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 
+# Seconds one SQL file (PostgreSQL) or one statement of it (MySQL) may run: the connection's migration_timeout.
+MIGRATION_TIMEOUT = 600
+
 
 def driver(name):
     """Import a database driver only when a connection needs it: most stack runs with

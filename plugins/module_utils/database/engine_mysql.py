@@ -6,11 +6,12 @@ missing (utf8mb4), the schema and migrations under GET_LOCK, ALTER USER for a ro
 the mysql/mariadb client as the check's probe.
 
 MySQL commits every DDL statement at once, so a file cannot be applied all or nothing as on
-PostgreSQL. Each file's statements run one by one; when one fails, the error names the file,
-the statement, its line and the server's words, and says which statements took effect. The
-file is not recorded as applied: a row in clockwork_schema_failures says how far it got, and
-the next run refuses the file until someone has looked (as Flyway's failed migrations wait for
-`flyway repair`), so statements that took effect are never run again without anyone noticing.
+PostgreSQL. Each file's statements run one by one, after a row "started" for the file is committed
+(mysql_journal.py); success replaces it by the applied row. When a statement fails, the error
+names the file, the statement, its line and the server's words, and says which statements took
+effect; the row turns "failed" with how far it got. A row of either kind, found under the lock,
+refuses the file until someone has looked (as Flyway's failed migrations wait for `flyway
+repair`): a killed run, a lost server or a failure never runs a statement twice unnoticed.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,14 +19,16 @@ __metaclass__ = type
 
 import hashlib
 import re
+import time
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engine import (
-    DatabaseEngine, driver, refusable_session, retry_login)
+    MIGRATION_TIMEOUT, DatabaseEngine, driver, refusable_session, retry_login)
+from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_journal import (
+    CREATE_FAILURES, CREATE_TRACKING, FAILED, FAILURES_TABLE, STARTED, TRACKING_TABLE, failure_message, journal_query,
+    journal_rows, missing_columns, refuse_recorded)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.sql_files import ENDS_TRANSACTION
 
-TRACKING_TABLE = "clockwork_schema_migrations"
-FAILURES_TABLE = "clockwork_schema_failures"
 LOCK_NAME = "clockwork.connections"
 REFUSALS = ("Access denied for user",)
 FINAL_LOGIN_ERRORS = REFUSALS + ("is not allowed to connect", "Host '")
@@ -35,6 +38,11 @@ USER_ENV = ("MARIADB_USER", "MYSQL_USER")
 PASSWORD_ENV = ("MARIADB_PASSWORD", "MYSQL_PASSWORD")
 DATABASE_ENV = ("MARIADB_DATABASE", "MYSQL_DATABASE")
 UNKNOWN_DATABASE = 1049
+LOCK_WAIT_TIMEOUT = 1205
+# The client's "lost connection" and "server has gone away": a read that timed out, or a server lost.
+CONNECTION_LOST = (2013, 2006)
+# A read waits this much longer than the lock it may be waiting for (GET_LOCK waits `timeout` on the server).
+LOCK_READ_MARGIN = 15
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
 
@@ -113,6 +121,11 @@ def refuse_transaction_control(kind, name, sql):
                         kind, name, line, statement))
 
 
+def refuse_text(kind, name, sql, settings):
+    """What a file's text alone refuses, before anything runs."""
+    refuse_transaction_control(kind, name, sql)
+
+
 def quote_ident(name):
     return "`%s`" % name.replace("`", "``")
 
@@ -152,21 +165,31 @@ def login_problem(message, settings):
 
 class MysqlTarget(object):
     """The MySQL or MariaDB server behind a database connection. Every driver error becomes a
-    ClockworkError that names the server; lock waits are bounded by the connection's timeout."""
+    ClockworkError that names the server. Waits are bounded: every read by the connection's
+    timeout (plus the wait for clockwork's lock), lock waits inside statements by the session's
+    lock_wait_timeout and innodb_lock_wait_timeout, and each statement of a file by
+    migration_timeout, after which it is stopped on the server (KILL)."""
 
     def __init__(self, host, port, settings, timeout, wait, read_only):
         self.pymysql = driver("pymysql")
         self.settings = settings
         self.timeout = max(1, int(timeout or 1))
+        self.migration_timeout = max(1, int(settings.get("migration_timeout") or MIGRATION_TIMEOUT))
         self.read_only = read_only
         self.where = "mysql at %s:%s as %s (database %s)" % (host, port, settings["user"], settings["database"])
         self.locked = False
         self.missing_database = False
+        self._columns = None
 
         def connect(database):
-            return self.pymysql.connect(host=host, port=int(port), user=settings["user"],
-                                        password=settings["password"] or "", database=database, connect_timeout=5,
-                                        autocommit=True, charset="utf8mb4")
+            conn = self.pymysql.connect(
+                host=host, port=int(port), user=settings["user"], password=settings["password"] or "",
+                database=database, connect_timeout=5, autocommit=True, charset="utf8mb4",
+                read_timeout=self.timeout + LOCK_READ_MARGIN, write_timeout=self.timeout + LOCK_READ_MARGIN)
+            with conn.cursor() as cursor:
+                cursor.execute("SET SESSION lock_wait_timeout = %s, innodb_lock_wait_timeout = %s",
+                               (self.timeout, self.timeout))
+            return conn
         self._connect = connect
         self.conn = retry_login(self._connect_or_report_missing, "login to " + self.where, timeout, wait,
                                 final=FINAL_LOGIN_ERRORS, explain=lambda message: login_problem(message, settings))
@@ -180,9 +203,9 @@ class MysqlTarget(object):
         self.missing_database = True
         return self._connect(None)   # logged in: the database is created by ensure_database
 
-    def _sql(self, doing, query, params=None):
+    def _sql(self, doing, query, params=None, conn=None):
         try:
-            with self.conn.cursor() as cursor:
+            with (conn or self.conn).cursor() as cursor:
                 cursor.execute(query, params)
                 return cursor.fetchall()
         except self.pymysql.err.MySQLError as exc:
@@ -207,43 +230,38 @@ class MysqlTarget(object):
             self.missing_database = False
         return True
 
-    def _table_exists(self, table):
-        return bool(self._sql("reading the tracking table",
-                              "SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() "
-                              "AND table_name = %s", (table,)))
+    def _table_columns(self, table):
+        rows = self._sql("reading the tracking tables",
+                         "SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() "
+                         "AND table_name = %s", (table,))
+        return [row[0] for row in rows]
 
     def applied(self):
-        if self.missing_database or not self._table_exists(TRACKING_TABLE):
+        if self.missing_database or not self._table_columns(TRACKING_TABLE):
             return {}
         rows = self._sql("reading the tracking table", "SELECT kind, name, checksum FROM %s" % TRACKING_TABLE)
         return dict(((kind, name), checksum) for kind, name, checksum in rows)
 
-    def failures(self):
-        """(kind, name) -> (statements that took effect, line, server message) of files that failed half-way."""
-        if self.missing_database or not self._table_exists(FAILURES_TABLE):
+    def journal(self):
+        """(kind, name) -> the row of a file that was started and not applied, or failed half-way."""
+        if self.missing_database:
             return {}
-        rows = self._sql("reading the failures table",
-                         "SELECT kind, name, statements_applied, failed_line, message FROM %s" % FAILURES_TABLE)
-        return dict(((kind, name), (count, line, message)) for kind, name, count, line, message in rows)
+        columns = self._table_columns(FAILURES_TABLE)
+        if not columns:
+            return {}
+        return journal_rows(self._sql("reading the failures table", journal_query(columns)))
 
     def refuse(self, pending):
-        """Before any file is applied: one that begins or ends a transaction itself, and one that
+        """Before any file is applied (under the lock, or in check mode to report it): a file that
+        begins or ends a transaction itself, or names another database, and one that was started or
         failed half-way on an earlier run (until someone has looked)."""
         for kind, name, _path, sql, _checksum in pending:
-            refuse_transaction_control(kind, name, sql)
-        failed = self.failures()
-        for kind, name, _path, _sql, _checksum in pending:
-            if (kind, name) in failed:
-                count, line, message = failed[(kind, name)]
-                raise ClockworkError(
-                    "%s: %s %s failed on an earlier run at line %s (%s) after %d of its statements had taken effect "
-                    "(MySQL commits DDL at once, so they stay). Nothing more is applied until that is resolved: "
-                    "undo or finish those statements by hand, fix the file, then delete its row from %s (kind %s, "
-                    "name %s) and run again, as `flyway repair` does for a failed migration" % (
-                        self.where, kind, name, line, message, count, FAILURES_TABLE, kind, name))
+            refuse_text(kind, name, sql, self.settings)
+        refuse_recorded(self.where, pending, self.journal(), self.settings["database"])
 
     def lock(self):
-        """Take clockwork's named lock on the server, waiting at most the connection's timeout."""
+        """Take clockwork's named lock on the server, waiting at most the connection's timeout; then
+        make the tracking tables, or bring an earlier version's up to date."""
         got = self._sql("taking clockwork's lock", "SELECT GET_LOCK(%s, %s)", (LOCK_NAME, self.timeout))
         if not got or got[0][0] != 1:
             raise ClockworkError(
@@ -251,15 +269,11 @@ class MysqlTarget(object):
                 "connection's timeout (%ss); nothing was applied. Run again once it has finished, or raise "
                 "timeout." % (self.where, self.timeout))
         self.locked = True
-        self._sql("creating the tracking table",
-                  "CREATE TABLE IF NOT EXISTS %s (kind VARCHAR(16) NOT NULL, name VARCHAR(255) NOT NULL, checksum "
-                  "CHAR(64) NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (kind, name))"
-                  " CHARACTER SET utf8mb4" % TRACKING_TABLE)
-        self._sql("creating the failures table",
-                  "CREATE TABLE IF NOT EXISTS %s (kind VARCHAR(16) NOT NULL, name VARCHAR(255) NOT NULL, checksum "
-                  "CHAR(64) NOT NULL, statements_applied INT NOT NULL, failed_line INT NOT NULL, message TEXT NOT "
-                  "NULL, failed_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (kind, name)) "
-                  "CHARACTER SET utf8mb4" % FAILURES_TABLE)
+        self._sql("creating the tracking table", CREATE_TRACKING)
+        self._sql("creating the failures table", CREATE_FAILURES)
+        alter = missing_columns(self._table_columns(FAILURES_TABLE))
+        if alter:
+            self._sql("adding the columns of started files to the failures table", alter)
 
     def unlock(self):
         if self.locked:
@@ -269,29 +283,86 @@ class MysqlTarget(object):
             except ClockworkError:
                 pass   # the end of the session releases it too
 
-    def apply(self, kind, name, sql, checksum):
-        """Run one file statement by statement, then record it; a failure is recorded as such."""
-        refuse_transaction_control(kind, name, sql)
+    def apply(self, kind, name, sql, checksum, snapshot=None):
+        """Run one file statement by statement after committing its row "started"; then record it
+        as applied, or the failure with how far it got."""
+        refuse_text(kind, name, sql, self.settings)
         statements = mysql_statements(sql)
+        database = self.settings["database"]
+        self._sql("recording the start of %s %s" % (kind, name),
+                  "REPLACE INTO %s (kind, name, checksum, state, statements, statements_applied, failed_line, message, "
+                  "snapshot) VALUES (%%s, %%s, %%s, %%s, %%s, 0, 0, '', %%s)" % FAILURES_TABLE,
+                  (kind, name, checksum, STARTED, len(statements), snapshot))
         for number, (line, text, _words) in enumerate(statements, 1):
             try:
-                with self.conn.cursor() as cursor:
-                    cursor.execute(text)
+                self.run_bounded(text)
             except self.pymysql.err.MySQLError as exc:
-                said = _message(exc)
-                done = number - 1
-                self._sql("recording the failure of %s %s" % (kind, name),
-                          "REPLACE INTO %s (kind, name, checksum, statements_applied, failed_line, message) VALUES "
-                          "(%%s, %%s, %%s, %%s, %%s, %%s)" % FAILURES_TABLE, (kind, name, checksum, done, line, said))
-                raise ClockworkError(
-                    "%s %s failed at statement %d of %d (line %d): %s; %s. It is not recorded as applied, and the next "
-                    "run refuses it until the row in %s is removed" % (
-                        kind, name, number, len(statements), line, said,
-                        "none of its statements had taken effect" if not done else
-                        "statements 1 to %d had taken effect and stay (MySQL commits DDL at once)" % done,
-                        FAILURES_TABLE))
-        self._sql("recording %s %s" % (kind, name),
-                  "REPLACE INTO %s (kind, name, checksum) VALUES (%%s, %%s, %%s)" % TRACKING_TABLE, (kind, name, checksum))
+                done, said, lost = number - 1, _message(exc), _code(exc) in CONNECTION_LOST
+                if lost and self.timed_out:
+                    said = self._stopped(said)
+                    lost = False
+                if not lost:
+                    self._record_failure(kind, name, done, line, said, self.timed_out)
+                if _code(exc) == LOCK_WAIT_TIMEOUT:
+                    said += " (waited longer than the connection's timeout, %ss, for a lock another session holds)" % (
+                        self.timeout)
+                raise ClockworkError(failure_message(kind, name, number, len(statements), line, said, done, snapshot,
+                                                     database, lost=lost))
+        try:
+            self.conn.begin()
+            with self.conn.cursor() as cursor:
+                cursor.execute("REPLACE INTO %s (kind, name, checksum) VALUES (%%s, %%s, %%s)" % TRACKING_TABLE,
+                               (kind, name, checksum))
+                cursor.execute("DELETE FROM %s WHERE kind = %%s AND name = %%s" % FAILURES_TABLE, (kind, name))
+            self.conn.commit()
+        except self.pymysql.err.MySQLError as exc:
+            raise ClockworkError(
+                "%s: every statement of %s %s ran, but recording it as applied failed: %s; its row 'started' in %s "
+                "stays, and the next run refuses the file until it is removed" % (
+                    self.where, kind, name, _message(exc), FAILURES_TABLE))
+
+    def run_bounded(self, text):
+        """One statement of a file, its answer awaited at most migration_timeout seconds; sets
+        `timed_out` when that is why it failed."""
+        self.timed_out, started = False, time.monotonic()
+        self.server_thread = self.conn.thread_id()
+        self.conn._read_timeout = self.conn._write_timeout = self.migration_timeout   # pylint: disable=protected-access
+        try:
+            with self.conn.cursor() as cursor:
+                cursor.execute(text)
+        except self.pymysql.err.MySQLError:
+            self.timed_out = time.monotonic() - started >= self.migration_timeout - 0.5
+            raise
+        finally:
+            self.conn._read_timeout = self.conn._write_timeout = self.timeout + LOCK_READ_MARGIN   # pylint: disable=protected-access
+
+    def _stopped(self, said):
+        """After a statement outlived migration_timeout: stop it on the server, from a new session
+        (the one that ran it is gone), which also releases clockwork's lock."""
+        killed = "it could not be stopped, the server may still be running it"
+        try:
+            conn = self._connect(self.settings["database"])
+            try:
+                with conn.cursor() as cursor:
+                    cursor.execute("KILL %d" % int(self.server_thread))
+                killed = "it was stopped on the server (KILL)"
+                self.conn = conn
+            except self.pymysql.err.MySQLError:
+                conn.close()
+        except self.pymysql.err.MySQLError:
+            pass
+        self.locked = False
+        return "it did not finish within migration_timeout (%ss) and %s; the driver said: %s" % (
+            self.migration_timeout, killed, said)
+
+    def _record_failure(self, kind, name, done, line, said, timed_out):
+        try:
+            self._sql("recording the failure of %s %s" % (kind, name),
+                      "UPDATE %s SET state = %%s, statements_applied = %%s, failed_line = %%s, message = %%s, "
+                      "failed_at = CURRENT_TIMESTAMP WHERE kind = %%s AND name = %%s" % FAILURES_TABLE,
+                      (FAILED, done, line, said[:60000], kind, name))
+        except ClockworkError:
+            pass   # the row stays "started": refused all the same
 
     def close(self):
         try:

@@ -13,6 +13,7 @@ import string
 from ansible.module_utils.six.moves.urllib.parse import quote
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ENV_NAME, ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.database.engine import MIGRATION_TIMEOUT
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
 
 DEFAULT_ENGINE = "postgresql"
@@ -42,6 +43,10 @@ def resolved_settings(params, to_port):
         "template": template,
         # "" means: no connection string variable (the parts of `env` only).
         "env_var_name": defaults["env"] if params.get("env_var_name") is None else params["env_var_name"],
+        # How the schema and migrations are applied (the engines that have them).
+        "migration_timeout": params.get("migration_timeout") or MIGRATION_TIMEOUT,
+        "cross_database": bool(params.get("cross_database")),
+        "rehearse": params.get("rehearse") or "auto",
     }
 
 

@@ -1,0 +1,150 @@
+"""A MySQL migration never runs twice, never reaches another database, never waits unbounded,
+and never half-applies unnoticed: on a real MariaDB container of the local image, a run killed
+in the middle of a file, rows of an earlier version's tracking tables, statements naming other
+databases, and lock waits."""
+import os
+import signal
+import subprocess
+import time
+
+import yaml
+
+from helpers import ROOT, VENV_BIN, docker
+from test_mysql import ROOT_PASSWORD, declaration, deploy, mysql, own_state, workdir  # noqa: F401  (fixture)
+from test_rotation import stack  # noqa: F401  (the stack fixture that also removes carried anonymous volumes)
+from test_stack_showcase import stack_task
+
+SLOW = ("INSERT INTO users (name) VALUES ('before the sleep');\n"
+        "SELECT SLEEP(20);\n"
+        "INSERT INTO users (name) VALUES ('after the sleep');\n")
+
+
+def start_playbook(stack, workdir, **connection):
+    """ansible-playbook in a session of its own, so that its whole process tree can be killed."""
+    resources, connections = declaration(stack, **connection)
+    path = str(workdir / "killed.yml")
+    with open(path, "w") as handle:
+        yaml.safe_dump([{"hosts": "localhost", "gather_facts": False,
+                         "tasks": [stack_task(stack, resources, connections)]}], handle)
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+    return subprocess.Popen([os.path.join(VENV_BIN, "ansible-playbook"), path], env=env, cwd=str(workdir),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def descendants(pid):
+    """The process ids under `pid`, from /proc (Ansible's workers start sessions of their own)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as handle:
+                    parent = int(handle.read().rpartition(")")[2].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_tree(proc):
+    """SIGKILL ansible-playbook and every process under it, as a crash or an OOM kill would."""
+    for pid in [proc.pid] + descendants(proc.pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def wait_for(condition, seconds=90, what="the condition"):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError("waited %ss for %s" % (seconds, what))
+
+
+def sleeping(stack):
+    """True while a session of the server runs the file's SELECT SLEEP."""
+    proc = subprocess.run(["docker", "exec", "-e", "MYSQL_PWD=" + ROOT_PASSWORD, stack + "-db", "mariadb",
+                           "--protocol=TCP", "-h", "127.0.0.1", "-u", "root", "-N", "-B", "-e",
+                           "SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(20)%'"],
+                          capture_output=True, text=True, timeout=60)
+    return proc.returncode == 0 and proc.stdout.strip() not in ("", "0")
+
+
+def test_a_run_killed_in_the_middle_of_a_file_is_refused_next_time(stack, workdir):
+    assert deploy(stack, workdir).rc == 0
+    (workdir / "migrations" / "30_slow.sql").write_text(SLOW)
+    proc = start_playbook(stack, workdir)
+    try:
+        wait_for(lambda: sleeping(stack), what="the file's SELECT SLEEP(20) to run")
+        row = mysql(stack, "SELECT state, statements, statements_applied FROM clockwork_schema_failures "
+                           "WHERE name = '30_slow.sql'")
+        assert row == "started\t3\t0", "the row 'started' is committed before the first statement"
+    finally:
+        kill_tree(proc)
+    assert mysql(stack, "SELECT name FROM users ORDER BY id").splitlines() == ["ada; lovelace", "before the sleep"]
+
+    # The next run (it waits for the server to release the dead session's lock) refuses the file, naming
+    # the row, and runs nothing of it; check mode says the same and changes nothing.
+    state = own_state(stack)
+    check = deploy(stack, workdir, check=True)
+    assert check.rc != 0
+    assert own_state(stack) == state
+    for run in (check, deploy(stack, workdir)):
+        message = run.result("stack").get("msg", run.output)
+        assert "migration 30_slow.sql was started at " in message and "and never finished" in message, message
+        assert "row state 'started' in clockwork_schema_failures, kind migration, name 30_slow.sql" in message
+        assert "Any of its 3 statements may have taken effect" in message
+        assert "DELETE FROM clockwork_schema_failures WHERE kind = 'migration' AND name = '30_slow.sql'" in message
+        assert "Traceback" not in run.output
+    assert mysql(stack, "SELECT count(*) FROM users") == "2", "a statement of the refused file ran again"
+    assert mysql(stack, "SELECT count(*) FROM clockwork_schema_migrations WHERE name = '30_slow.sql'") == "0"
+
+    # As the message says: undo by hand, fix the file, remove the row; the next run applies it once.
+    mysql(stack, "DELETE FROM users WHERE name = 'before the sleep'")
+    (workdir / "migrations" / "30_slow.sql").write_text("INSERT INTO users (name) VALUES ('once');\n")
+    mysql(stack, "DELETE FROM clockwork_schema_failures WHERE kind = 'migration' AND name = '30_slow.sql'")
+    fixed = deploy(stack, workdir)
+    assert fixed.rc == 0, fixed.output
+    assert mysql(stack, "SELECT name FROM users ORDER BY id").splitlines() == ["ada; lovelace", "once"]
+    assert mysql(stack, "SELECT count(*) FROM clockwork_schema_failures") == "0"
+    again = deploy(stack, workdir)
+    assert again.rc == 0 and again.result("stack")["changed"] is False, again.output
+
+
+def test_an_earlier_versions_failures_table_is_brought_up_to_date_and_its_rows_refuse(stack, workdir):
+    """A deployment made before the write-ahead rows: its failures table lacks state, statements and
+    snapshot; the run adds them under the lock, and the row it holds still refuses its file."""
+    assert deploy(stack, workdir).rc == 0
+    mysql(stack, "DROP TABLE clockwork_schema_failures")
+    mysql(stack, "CREATE TABLE clockwork_schema_failures (kind VARCHAR(16) NOT NULL, name VARCHAR(255) NOT NULL, "
+                 "checksum CHAR(64) NOT NULL, statements_applied INT NOT NULL, failed_line INT NOT NULL, message TEXT "
+                 "NOT NULL, failed_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (kind, name)) "
+                 "CHARACTER SET utf8mb4")
+    mysql(stack, "INSERT INTO clockwork_schema_failures (kind, name, checksum, statements_applied, failed_line, message)"
+                 " VALUES ('migration', '40_old.sql', 'x', 1, 2, '(1146) no such table')")
+    (workdir / "migrations" / "40_old.sql").write_text("CREATE TABLE t40 (id INT);\nINSERT INTO t40 VALUES (1);\n")
+    for check in (True, False):
+        run = deploy(stack, workdir, check=check)
+        assert run.rc != 0
+        message = run.result("stack")["msg"]
+        assert "migration 40_old.sql failed on an earlier run at line 2 ((1146) no such table) after 1 of its " \
+               "statements had taken effect" in message, message
+    columns = mysql(stack, "SELECT column_name FROM information_schema.columns WHERE table_schema = 'shop' AND "
+                           "table_name = 'clockwork_schema_failures' ORDER BY ordinal_position").splitlines()
+    assert columns[-3:] == ["state", "statements", "snapshot"], columns
+    assert mysql(stack, "SELECT state FROM clockwork_schema_failures") == "failed"
+    assert mysql(stack, "SHOW TABLES LIKE 't40'") == ""
+    mysql(stack, "DELETE FROM clockwork_schema_failures")
+    fixed = deploy(stack, workdir)
+    assert fixed.rc == 0, fixed.output
+    assert mysql(stack, "SELECT count(*) FROM t40") == "1"
+    again = deploy(stack, workdir)
+    assert again.rc == 0 and again.result("stack")["changed"] is False, again.output
