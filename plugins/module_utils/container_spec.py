@@ -137,7 +137,7 @@ GRANTS = ("privileged", "cap_add", "cap_drop", "devices", "pid_mode", "ipc_mode"
 ENGINE_IPC_MODES = ("", "private", "shareable")
 _NAMESPACE_MODES = {"pid_mode": ("host",), "ipc_mode": ("none", "private", "shareable", "host"),
                     "userns_mode": ("host",)}
-_CAPABILITY = re.compile(r"^[A-Z0-9_]+$")
+_CAPABILITY = re.compile(r"^(ALL|CAP_[A-Z0-9_]+)$")
 
 
 def capability(name):

@@ -13,7 +13,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker_netwo
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import published
 from ansible_collections.clockwork.connections.plugins.module_utils.preflight import Preflight
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
-from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import CAPABILITIES_API, NODE_CONSTRAINT
+from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import (
+    CAPABILITIES_API, NODE_CONSTRAINT)
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_tasks import SERVICE_LABEL
 
 

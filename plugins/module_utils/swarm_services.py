@@ -210,7 +210,8 @@ CHANGE_RULES = [entries("env"), entries("task_labels", "task labels"), entries("
     titled(key, {"node": "placement", "max_replicas": "max replicas per node", "cap_add": key, "cap_drop": key}.get(
         key, key.replace("_", " ")))
     for key in ("image", "args", "mounts", "secrets", "configs", "healthcheck", "networks", "node", "max_replicas",
-                "mode", "endpoint_mode", "ports", "restart", "update_order", "stop_grace_period", "cap_add", "cap_drop")]
+                "mode", "endpoint_mode", "ports", "restart", "update_order", "stop_grace_period",
+                "cap_add", "cap_drop")]
 
 
 def changes(wanted, actual):

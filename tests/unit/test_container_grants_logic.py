@@ -22,6 +22,7 @@ from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_secr
 
 IMAGE = {"Id": "sha256:img", "Config": {"Env": ["PATH=/bin"], "Cmd": ["nginx"]}}
 PARAMS = {"name": "web", "image": "nginx"}
+XNULL = {"PathOnHost": "/dev/null", "PathInContainer": "/dev/xnull", "CgroupPermissions": "rwm"}
 GRANTED = dict(PARAMS, privileged=True, cap_add=["net_admin", "CAP_CHOWN"], cap_drop=["all"],
                devices=["/dev/null:/dev/xnull"], pid_mode="host", ipc_mode="host", userns_mode="host")
 
@@ -108,7 +109,7 @@ def test_capabilities_compare_in_any_form_and_order():
 
 
 def test_devices_compare_as_the_engine_reports_them():
-    attrs = inspected(Devices=[{"PathOnHost": "/dev/null", "PathInContainer": "/dev/xnull", "CgroupPermissions": "rwm"}])
+    attrs = inspected(Devices=[XNULL])
     assert reasons(dict(PARAMS, devices=["/dev/null:/dev/xnull"]), attrs) == []
     assert reasons(dict(PARAMS, devices=["/dev/null:/dev/xnull:rwm"]), attrs) == []
     assert reasons(dict(PARAMS, devices=["/dev/null:/dev/xnull:r"]), attrs) == ["devices"]
@@ -118,7 +119,7 @@ def test_devices_compare_as_the_engine_reports_them():
 def test_every_grant_that_changes_is_named():
     attrs = inspected(Privileged=True, CapAdd=["CAP_CHOWN", "CAP_NET_ADMIN"], CapDrop=["ALL"], PidMode="host",
                       IpcMode="host", UsernsMode="host",
-                      Devices=[{"PathOnHost": "/dev/null", "PathInContainer": "/dev/xnull", "CgroupPermissions": "rwm"}])
+                      Devices=[XNULL])
     assert reasons(GRANTED, attrs) == []
     assert reasons(PARAMS, attrs) == ["privileged", "cap_add", "cap_drop", "devices", "pid_mode", "ipc_mode",
                                       "userns_mode"]
@@ -162,8 +163,8 @@ def test_a_recreate_for_a_connections_mount_keeps_the_grants():
 # -- refused declarations ---------------------------------------------------------------------------
 
 def test_the_plan_names_the_resource_and_the_field_of_an_invalid_grant():
-    for field, given in (("devices", ["dev/null"]), ("cap_add", ["NET ADMIN"]), ("pid_mode", "private"),
-                         ("ipc_mode", "hots"), ("userns_mode", "private")):
+    for field, given in (("devices", ["dev/null"]), ("cap_add", ["NET ADMIN"]), ("cap_drop", [""]),
+                         ("pid_mode", "private"), ("ipc_mode", "hots"), ("userns_mode", "private")):
         with pytest.raises(ClockworkError) as caught:
             Plan("s", [dict(PARAMS, **{field: given})], [])
         assert "resource web" in caught.value.msg and field in caught.value.msg, caught.value.msg
