@@ -18,6 +18,9 @@ REPLICA_LABEL = "io.clockwork.replica"
 PORTS_LABEL = "io.clockwork.ports"
 # Mounts that connections added to a container after its creation (file, TLS).
 KEPT_MOUNTS_LABEL = "io.clockwork.connection-mounts"
+# Ownership, replicas, kept mounts, spec hashes: labels the collection alone sets; a declared one
+# could adopt or keep what the declaration no longer says.
+RESERVED_LABEL_PREFIX = "io.clockwork."
 
 
 class ClockworkError(Exception):

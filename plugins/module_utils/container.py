@@ -11,7 +11,8 @@ __metaclass__ = type
 import re
 import time
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import KEPT_MOUNTS_LABEL, ClockworkError, owned_by
+from ansible_collections.clockwork.connections.plugins.module_utils.common import (
+    KEPT_MOUNTS_LABEL, RESERVED_LABEL_PREFIX, ClockworkError, owned_by)
 from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import (
     kept_targets, describe, drift, keep_connection_mounts, parse_device, running_config, spec_from_container)
 from ansible_collections.clockwork.connections.plugins.module_utils.container_wait import condition_reached, has_healthcheck, wait_for
@@ -25,6 +26,14 @@ from ansible_collections.clockwork.connections.plugins.module_utils.rolling impo
 # How long a container another run is creating under the same name may take to become visible
 # and complete, before it counts as someone else's.
 MEANWHILE_SECONDS = 5
+
+
+def reserved_label_problem(name, labels):
+    """The container module refuses a declared label of the collection's own prefix, as the plan does."""
+    reserved = sorted(str(k) for k in labels or {} if str(k).startswith(RESERVED_LABEL_PREFIX))
+    return "container %s: labels: %s" % (name, "; ".join(
+        "%s: the %s prefix is reserved for the labels the collection sets itself" % (label, RESERVED_LABEL_PREFIX)
+        for label in reserved)) if reserved else None
 
 
 def ensure_mounted(ctx, endpoint, mounts, result):

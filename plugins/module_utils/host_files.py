@@ -96,7 +96,7 @@ def write_secret_file(path, content, check_mode, result):
     where a directory or the file is expected is refused, naming it, and nothing is written."""
     data = content.encode("utf-8")
     directory, name = os.path.split(path)
-    dir_fd = _directory_fd(directory, create=not check_mode)
+    dir_fd = directory_fd(directory, create=not check_mode)
     try:
         current, mode = _read_secret(dir_fd, name, path)
         changed = current != data
@@ -109,7 +109,7 @@ def write_secret_file(path, content, check_mode, result):
         if changed and current is not None:
             _fchmod_at(dir_fd, name, path, 0o600)   # writable for a moment to its owner only (a non-root module)
         if changed:
-            fd = _open_at(dir_fd, name, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400)
+            fd = open_in(dir_fd, name, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 os.fchmod(handle.fileno(), 0o400)
@@ -127,7 +127,7 @@ def secret_path_problem(path):
     pre-flight that refuses before the first change."""
     dir_fd = None
     try:
-        dir_fd = _directory_fd(os.path.dirname(path), create=False)
+        dir_fd = directory_fd(os.path.dirname(path), create=False)
         _read_secret(dir_fd, os.path.basename(path), path)
     except ClockworkError as exc:
         return exc.msg
@@ -137,6 +137,54 @@ def secret_path_problem(path):
         if dir_fd is not None:
             os.close(dir_fd)
     return None
+
+
+def read_private_file(path):
+    """The bytes of a file that holds a secret (a password file, a private key), None when it or
+    a directory on its way is missing; reached as write_secret_file reaches it, so a link on the
+    way is refused (ClockworkError), never followed."""
+    dir_fd = directory_fd(os.path.dirname(path), create=False)
+    try:
+        return _read_secret(dir_fd, os.path.basename(path), path)[0]
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
+
+
+def write_private_file(path, data, mode):
+    """Write `data` (bytes) to `path` with `mode` from its creation on, in place (same inode, so a
+    bind mount of it sees the new content), its missing directories made 0700; reached as
+    write_secret_file reaches it: a link on the way or at the file is refused, nothing written."""
+    directory, name = os.path.split(path)
+    dir_fd = directory_fd(directory, create=True)
+    try:
+        _regular_file(dir_fd, name, path)   # no open of a FIFO or a device, which could block
+        fd = open_in(dir_fd, name, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            os.fchmod(handle.fileno(), mode)
+    finally:
+        os.close(dir_fd)
+
+
+def secrets_to_remove(stack):
+    """The stack's password-file directory when destroy may remove it (a real directory, reached
+    without a link from the home down), None when there is none. A link on the way or where it
+    is expected is refused (ClockworkError), so that destroy never removes through one."""
+    path = stack_secrets(stack)
+    dir_fd = directory_fd(os.path.dirname(path), create=False)
+    if dir_fd is None:
+        return None
+    try:
+        info = os.stat(os.path.basename(path), dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    finally:
+        os.close(dir_fd)
+    if stat.S_ISLNK(info.st_mode):
+        raise ClockworkError("%s is a symbolic link where the stack's password-file directory is expected: destroy "
+                             "never removes through a link; remove the link and run again" % path)
+    return path if stat.S_ISDIR(info.st_mode) else None   # not a directory: nothing the stack wrote
 
 
 def _link_refused(path, expected):
@@ -151,7 +199,7 @@ def _trusted_base(path):
     return home if home and path.startswith(home + os.sep) else os.sep
 
 
-def _directory_fd(directory, create):
+def directory_fd(directory, create):
     """An open descriptor of `directory`, each component under the trusted base lstat-checked,
     opened with O_NOFOLLOW and, when `create`, made (0700) if missing; None when one is missing
     and not `create` (check mode)."""
@@ -192,7 +240,7 @@ def _directory_fd(directory, create):
         raise
 
 
-def _open_at(dir_fd, name, path, flags, mode=0o400):
+def open_in(dir_fd, name, path, flags, mode=0o400):
     """os.open of `name` in `dir_fd`, never following a link."""
     try:
         return os.open(name, flags | os.O_NOFOLLOW, mode, dir_fd=dir_fd)
@@ -202,24 +250,30 @@ def _open_at(dir_fd, name, path, flags, mode=0o400):
         raise
 
 
-def _read_secret(dir_fd, name, path):
-    """(content, permission bits) of a secret file, (None, None) when absent."""
-    if dir_fd is None:
-        return None, None
+def _regular_file(dir_fd, name, path):
+    """True when `name` in `dir_fd` is a regular file, False when absent; a link or anything
+    else is refused."""
     try:
         info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
-        return None, None
+        return False
     if stat.S_ISLNK(info.st_mode):
         raise _link_refused(path, "a file")
     if not stat.S_ISREG(info.st_mode):
         raise ClockworkError("%s is not a regular file, where a file holding a secret is expected" % path)
-    with os.fdopen(_open_at(dir_fd, name, path, os.O_RDONLY), "rb") as handle:
+    return True
+
+
+def _read_secret(dir_fd, name, path):
+    """(content, permission bits) of a secret file, (None, None) when absent."""
+    if dir_fd is None or not _regular_file(dir_fd, name, path):
+        return None, None
+    with os.fdopen(open_in(dir_fd, name, path, os.O_RDONLY), "rb") as handle:
         return handle.read(), os.fstat(handle.fileno()).st_mode & 0o7777
 
 
 def _fchmod_at(dir_fd, name, path, mode):
-    fd = _open_at(dir_fd, name, path, os.O_RDONLY)
+    fd = open_in(dir_fd, name, path, os.O_RDONLY)
     try:
         os.fchmod(fd, mode)
     finally:

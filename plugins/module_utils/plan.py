@@ -21,7 +21,7 @@ import os
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
-    ClockworkError, Problems, connection_ends, docker_name_problem, stack_name_problem)
+    RESERVED_LABEL_PREFIX, ClockworkError, Problems, connection_ends, docker_name_problem, stack_name_problem)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import CONNECTION_ARGS
 from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import (
     CONTAINER_ARGS, ContainerSpec, duration_ns, parse_port)
@@ -40,9 +40,6 @@ VOLUME_RESOURCE_ARGS = dict(name=dict(type="str", required=True), volume_name=di
 # A container of a stack joins the stack's network `<stack>_default` unless told not to (a
 # Compose service on named networks only), beside the networks its connections give it.
 STACK_CONTAINER_ARGS = dict(default_network=dict(type="bool", default=True))
-# Ownership, replicas, kept mounts, spec hashes: labels the collection alone sets; a declared one
-# could adopt or keep what the declaration no longer says.
-RESERVED_LABEL_PREFIX = "io.clockwork."
 # A container resource of a stack also takes what a Swarm service needs (replicas, ...) and how
 # its containers are replaced (both engines).
 RESOURCE_TYPES = {"container": dict(CONTAINER_ARGS, **SERVICE_ARGS, **UPDATE_ARGS, **STACK_CONTAINER_ARGS),

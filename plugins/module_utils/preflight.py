@@ -4,8 +4,9 @@
 """The pre-flight: what the plan cannot know without the Docker engine, checked before the
 first change, every problem at once: images exist or can be pulled, names are not taken by
 something the stack does not own, host ports are free, existing networks and volumes can be
-used as they are, bind sources exist on the Docker host, and each connection type's own
-checks (its `preflight` hook). Preflight is the docker engine's; the Swarm applier's
+used as they are, bind sources exist on the Docker host, no symbolic link stands where a
+password file or its directory is expected, and each connection type's own checks (its
+`preflight` hook). Preflight is the docker engine's; the Swarm applier's
 (swarm_preflight.py) overrides the hooks where services differ from containers."""
 
 from __future__ import absolute_import, division, print_function
@@ -19,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.clockwork.connections.plugins.module_utils.common import STACK_LABEL, Problems, owned_by
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import actual_settings, settings_drift
+from ansible_collections.clockwork.connections.plugins.module_utils.host_files import secret_path_problem, stack_secrets
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import published
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
 
@@ -100,6 +102,7 @@ class Preflight(object):
             kind = CONNECTION_TYPES[connection["type"]]
             for field, problem in kind.preflight(self.engine, self.plan, connection, images, written):
                 self.problems.add(connection["label"], "%s: %s" % (field, problem))
+        self._password_file_problems()
         self._more_problems()
         self.problems.raise_if_any(self.heading % self.plan.name)
         return images
@@ -111,6 +114,21 @@ class Preflight(object):
                 self.problems.add(volume["by"], "volume %s exists with driver %s, not %s; it is never recreated, as "
                                                 "that would lose its data" % (
                                                     volume["name"], attrs.get("Driver"), volume["driver"]))
+
+    def _password_file_problems(self):
+        """A link where a password file or a directory on its way is expected: the file's write
+        refuses it too, but only once the servers it connects to run. One problem per link."""
+        if self.plan.engine != "docker":
+            return   # Swarm keeps them in its own secret store: no password file on the host
+        secrets = stack_secrets(self.plan.name) + os.sep
+        found = set()
+        for connection in self.plan.connections:
+            for path in sorted(CONNECTION_TYPES[connection["type"]].written_files(connection, self.plan.name)):
+                path = self.plan.host_path(path)
+                problem = secret_path_problem(path) if path.startswith(secrets) else None
+                if problem and problem not in found:
+                    found.add(problem)
+                    self.problems.add(connection["label"], "password_delivery: " + problem)
 
     # -- hooks: the docker engine's answers ----------------------------------------------
 

@@ -30,7 +30,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.container_wa
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import NetworkConverger
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_volumes import ensure_volume
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
-from ansible_collections.clockwork.connections.plugins.module_utils.host_files import stack_secrets, write_file
+from ansible_collections.clockwork.connections.plugins.module_utils.host_files import secrets_to_remove, write_file
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import RESOURCE_TYPES, Plan
 from ansible_collections.clockwork.connections.plugins.module_utils.preflight import Preflight
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
@@ -281,6 +281,8 @@ class Stack(Applier):
 
     def absent(self, purge=False):
         """Remove, in reverse order, what carries this stack's label; volumes only with purge."""
+        # A link where the password files' directory is expected is refused before the first change.
+        secrets = secrets_to_remove(self.name)
         api = self.engine.api
         label = {"label": "%s=%s" % (STACK_LABEL, self.name)}
         labelled = dict((c["Names"][0].lstrip("/"), c) for c in api.containers(all=True, filters=label))
@@ -302,8 +304,7 @@ class Stack(Applier):
                 spec = self.specs.get((container.get("Labels") or {}).get(RESOURCE_LABEL))
                 grace = spec.stop_grace if spec else DEFAULT_GRACE_SECONDS
                 remove_gracefully(self.engine, name, container["Id"], grace, networks=False)
-        secrets = stack_secrets(self.name)
-        if os.path.isdir(secrets):
+        if secrets:
             # Copies of passwords the declaration holds, for the containers just removed.
             self._record("password files", secrets, True, ["remove"])
             if not self.check_mode:

@@ -121,7 +121,8 @@ options:
     choices: ["no", always, on-failure, unless-stopped]
     default: "no"
   labels:
-    description: Extra labels; the ownership labels are always added.
+    description: Extra labels; the ownership labels are always added. A label with the prefix C(io.clockwork.)
+      is refused before anything is changed, as those labels are the collection's own.
     type: dict
     default: {}
   privileged:
@@ -306,7 +307,8 @@ reasons:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.clockwork.connections.plugins.module_utils.container import ContainerConverger, restart_to_read
+from ansible_collections.clockwork.connections.plugins.module_utils.container import (
+    ContainerConverger, reserved_label_problem, restart_to_read)
 from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import CONTAINER_ARGS, ContainerSpec
 from ansible_collections.clockwork.connections.plugins.module_utils.contribution import (
     Contribution, merge)
@@ -321,6 +323,9 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[("state", "present", ["image"]), ("state", "started", ["image"]),
                                         ("state", "stopped", ["image"])])
+    problem = reserved_label_problem(module.params["name"], module.params["labels"])
+    if problem:
+        module.fail_json(msg=problem)   # before the engine is reached: nothing is changed
 
     def converge(engine):
         params = dict(module.params)

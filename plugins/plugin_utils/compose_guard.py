@@ -19,10 +19,11 @@ __metaclass__ = type
 
 import os
 
+from ansible_collections.clockwork.connections.plugins.module_utils.common import RESERVED_LABEL_PREFIX
+
 MAX_TEXT_BYTES = 4 * 1024 * 1024       # compose files are kilobytes; a few MB is already odd
 MAX_FILE_BYTES = 1024 * 1024           # a .env, env_file or secret file
 MAX_NODES = 500000                     # the document as the importer walks it, aliases expanded
-RESERVED_LABEL_PREFIX = "io.clockwork."
 
 GRANTS = ("docker_socket", "host_paths", "privileged", "capabilities", "host_namespaces", "devices")
 # Capabilities that are the host in all but name.

@@ -21,7 +21,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
 from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import (
     part_values, render_part, render_url, resolved_settings, template_placeholders)
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import (
-    read_text, stack_secrets, write_secret_file)
+    read_private_file, stack_secrets, write_secret_file)
 
 SECRETS_DIR = "/run/secrets/"
 FILE_SUFFIX = "_FILE"
@@ -141,7 +141,8 @@ def planned_files(params, stack):
 
 def client_env(attrs):
     """The env of a client container as its application reads it: a <NAME>_FILE that names a
-    password file of its stack (mounted from the stack's directory) read back as <NAME>."""
+    password file of its stack (mounted from the stack's directory) read back as <NAME>, never
+    through a symbolic link (one on the way is refused, as the file's write refuses it)."""
     config = (attrs or {}).get("Config") or {}
     env = env_dict(config.get("Env"))
     stack = (config.get("Labels") or {}).get(STACK_LABEL)
@@ -154,9 +155,11 @@ def client_env(attrs):
         source = sources.get(path)
         if name.endswith(FILE_SUFFIX) and name[:-len(FILE_SUFFIX)] not in env and source and source.startswith(home):
             try:
-                env[name[:-len(FILE_SUFFIX)]] = read_text(source)
+                content = read_private_file(source)
             except (IOError, OSError):
-                pass   # unreadable: as if not given; the check then says what is missing
+                content = None   # unreadable: as if not given; the check then says what is missing
+            if content is not None:
+                env[name[:-len(FILE_SUFFIX)]] = content.decode("utf-8")
     return env
 
 

@@ -4,7 +4,8 @@
 """A stack's certificate authority and the service certificates it signs.
 
 Keys are written 0600. A certificate is made again only when it is missing, expires
-within 30 days, names other hosts than asked, or was signed by another CA."""
+within 30 days, names other hosts than asked, or was signed by another CA. Every file and
+directory is reached as a password file is (host_files): never through a symbolic link."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -16,6 +17,8 @@ import traceback
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.host_files import (
+    read_private_file, write_private_file)
 
 try:
     from cryptography import x509
@@ -38,22 +41,12 @@ def _now():
 
 
 def _load_cert(path):
-    if not os.path.exists(path):
-        return None
-    with open(path, "rb") as handle:
-        return x509.load_pem_x509_certificate(handle.read())
+    data = read_private_file(path)
+    return None if data is None else x509.load_pem_x509_certificate(data)
 
 
 def _expiring(cert):
     return cert.not_valid_after_utc - _now() < RENEW_BEFORE
-
-
-def _write(path, data, mode):
-    """Rewrite in place (same inode), so running containers with a bind mount see it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(path, mode)
 
 
 def _key_pem(key):
@@ -88,31 +81,31 @@ def ensure_certificates(directory, stack, service, names, check_mode):
     paths = certificate_paths(directory, service)
     actions = []
     ca = _load_cert(paths["ca"])
-    if ca is None or _expiring(ca) or not os.path.exists(paths["ca_key"]):
+    ca_key_pem = read_private_file(paths["ca_key"])
+    if ca is None or _expiring(ca) or ca_key_pem is None:
         actions.append("generate CA for stack %s" % stack)
     cert = _load_cert(paths["cert"])
     wanted = sorted(set(names))
-    if actions or cert is None or _expiring(cert) or not os.path.exists(paths["key"]) \
+    if actions or cert is None or _expiring(cert) or read_private_file(paths["key"]) is None \
             or sorted(_san_names(cert)) != wanted or (ca is not None and cert.issuer != ca.subject):
         actions.append("generate certificate for %s (%s)" % (service, ", ".join(wanted)))
     if check_mode or not actions:
         return actions, paths
 
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o700)
+    # Written in place (same inode), so running containers with a bind mount see them.
     if actions[0].startswith("generate CA"):
         ca_key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, u"clockwork %s CA" % stack)])
         ca = _build(name, name, ca_key.public_key(), ca_key, CA_LIFETIME, ca=True)
-        _write(paths["ca_key"], _key_pem(ca_key), 0o600)
-        _write(paths["ca"], ca.public_bytes(serialization.Encoding.PEM), 0o644)
-    with open(paths["ca_key"], "rb") as handle:
-        ca_key = serialization.load_pem_private_key(handle.read(), password=None)
+        ca_key_pem = _key_pem(ca_key)
+        write_private_file(paths["ca_key"], ca_key_pem, 0o600)
+        write_private_file(paths["ca"], ca.public_bytes(serialization.Encoding.PEM), 0o644)
+    ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, wanted[0])])
     cert = _build(subject, ca.subject, key.public_key(), ca_key, CERT_LIFETIME, ca=False, names=wanted)
-    _write(paths["key"], _key_pem(key), 0o600)
-    _write(paths["cert"], cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_private_file(paths["key"], _key_pem(key), 0o600)
+    write_private_file(paths["cert"], cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return actions, paths
 
 
