@@ -1,6 +1,8 @@
 """Password files on the Docker host are never written through a symbolic link (no Docker):
 each directory from the home down is lstat-checked and opened with O_NOFOLLOW, the file too.
-The real module path is in tests/integration/test_secret_file_links.py."""
+The same walk for TLS material, for password files read back (client_env), for destroy, and
+the pre-flight that refuses a link before the first change. The real module path is in
+tests/integration/test_secret_file_links.py."""
 import os
 import stat
 
@@ -11,6 +13,11 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionResult
 from ansible_collections.clockwork.connections.plugins.module_utils.database import client_env
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import write_secret_file
+from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
+from ansible_collections.clockwork.connections.plugins.module_utils.preflight import Preflight
+from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh import connection_type as service_mesh
+from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh import tls
+from ansible_collections.clockwork.connections.plugins.module_utils.stack import Stack
 
 SECRET = "s3cret-not-to-leak"  # pragma: allowlist secret
 
@@ -130,3 +137,181 @@ def test_secret_path_problem_says_what_a_write_would_refuse_and_changes_nothing(
     os.symlink(str(tmp_path), str(home / ".clockwork" / "shop" / "secrets"))
     assert host_files.secret_path_problem(path).startswith(
         "%s is a symbolic link where a directory is expected" % (home / ".clockwork" / "shop" / "secrets"))
+
+
+# -- everything else that reaches the stack's own directory: the same walk ----------------
+
+def _planted(tmp_path, home, link):
+    """A link at `link` (relative to the home) to a directory of someone else's."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (home / link).parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(str(elsewhere), str(home / link))
+    return elsewhere
+
+
+@pytest.mark.parametrize("link", [".clockwork", ".clockwork/shop", ".clockwork/shop/tls"])
+def test_tls_material_is_never_written_through_a_linked_directory(home, tmp_path, link):
+    elsewhere = _planted(tmp_path, home, link)
+    directory = service_mesh.default_tls_dir("shop")
+    before = tree(tmp_path)
+    for check_mode in (True, False):   # --check tells the truth too
+        with pytest.raises(ClockworkError) as error:
+            tls.ensure_certificates(directory, "shop", "api", ["api"], check_mode)
+        assert str(error.value).startswith("%s is a symbolic link where a directory is expected" % (home / link))
+    assert tree(tmp_path) == before and os.listdir(str(elsewhere)) == []
+
+
+@pytest.mark.parametrize("name", ["ca.key", "api.key", "ca.crt", "api.crt"])
+def test_a_link_where_tls_material_is_expected_is_refused_and_its_target_untouched(home, tmp_path, name):
+    directory = service_mesh.default_tls_dir("shop")
+    tls.ensure_certificates(directory, "shop", "api", ["api"], False)
+    target = tmp_path / "theirs"
+    target.write_text("theirs")
+    path = os.path.join(directory, name)
+    os.unlink(path)
+    os.symlink(str(target), path)
+    for check_mode in (True, False):
+        with pytest.raises(ClockworkError) as error:
+            tls.ensure_certificates(directory, "shop", "api", ["api", "api.internal"], check_mode)
+        assert str(error.value).startswith("%s is a symbolic link where a file is expected" % path)
+    assert target.read_text() == "theirs" and os.path.islink(path)
+
+
+def test_tls_directories_are_made_0700_from_the_home_down_and_keys_rewritten_in_place(home):
+    directory = service_mesh.default_tls_dir("shop")
+    actions, paths = tls.ensure_certificates(directory, "shop", "api", ["api"], False)
+    assert actions == ["generate CA for stack shop", "generate certificate for api (api)"]
+    for sub in (".clockwork", ".clockwork/shop", ".clockwork/shop/tls"):
+        assert stat.S_IMODE(os.lstat(str(home / sub)).st_mode) == 0o700, sub
+    modes = dict((key, stat.S_IMODE(os.lstat(paths[key]).st_mode)) for key in ("ca_key", "key", "ca", "cert"))
+    assert modes == {"ca_key": 0o600, "key": 0o600, "ca": 0o644, "cert": 0o644}
+    inode = os.stat(paths["key"]).st_ino
+    assert tls.ensure_certificates(directory, "shop", "api", ["api", "api.internal"], False)[0] == [
+        "generate certificate for api (api, api.internal)"]
+    assert os.stat(paths["key"]).st_ino == inode   # a bind mount of it sees the new key
+
+
+def _client(path, stack="shop"):
+    """A client container's attributes as Docker shows them, its password given as a file."""
+    return {"Config": {"Env": ["DATABASE_URL_FILE=/run/secrets/DATABASE_URL", "MODE=prod"],
+                       "Labels": {"io.clockwork.stack": stack}},
+            "Mounts": [{"Type": "bind", "Source": path, "Destination": "/run/secrets/DATABASE_URL"}]}
+
+
+def test_client_env_reads_a_password_file_back_and_refuses_one_that_is_a_link(home, tmp_path):
+    path = client_env.secret_file("shop", "app", "DATABASE_URL")
+    write_secret_file(path, SECRET, False, ConnectionResult("database", "app", "db"))
+    assert client_env.client_env(_client(path))["DATABASE_URL"] == SECRET
+    os.unlink(path)
+    assert "DATABASE_URL" not in client_env.client_env(_client(path))   # missing: as if not given
+    theirs = tmp_path / "theirs"
+    theirs.write_text("someone-elses-secret")
+    os.symlink(str(theirs), path)
+    with pytest.raises(ClockworkError) as error:
+        client_env.client_env(_client(path))
+    assert str(error.value).startswith("%s is a symbolic link where a file is expected" % path)
+    assert "someone-elses-secret" not in str(error.value)
+
+
+def test_client_env_refuses_a_password_file_behind_a_linked_directory(home, tmp_path):
+    elsewhere = _planted(tmp_path, home, ".clockwork/shop/secrets")
+    (elsewhere / "app").mkdir()
+    (elsewhere / "app" / "DATABASE_URL").write_text("planted")
+    path = client_env.secret_file("shop", "app", "DATABASE_URL")
+    with pytest.raises(ClockworkError) as error:
+        client_env.client_env(_client(path))
+    assert str(error.value).startswith("%s is a symbolic link where a directory is expected" %
+                                       (home / ".clockwork/shop/secrets"))
+
+
+class _RecordingAPI(object):
+    """Docker's list calls for a stack with nothing left but its password files; every call recorded."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        def call(*args, **kwargs):
+            self.calls.append(name)
+            return {"Volumes": []} if name == "volumes" else []
+        return call
+
+
+class _Engine(object):
+    def __init__(self):
+        self.api = _RecordingAPI()
+
+
+def _destroy(check_mode):
+    engine = _Engine()
+    report = Stack(engine, "shop", [], [], check_mode=check_mode).absent()
+    return engine, report
+
+
+@pytest.mark.parametrize("link", [".clockwork/shop/secrets", ".clockwork/shop", ".clockwork"])
+def test_destroy_refuses_a_linked_password_file_directory_before_any_change(home, tmp_path, link):
+    elsewhere = _planted(tmp_path, home, link)
+    (elsewhere / "keep").write_text("theirs")
+    for check_mode in (True, False):
+        engine = _Engine()
+        with pytest.raises(ClockworkError) as error:
+            Stack(engine, "shop", [], [], check_mode=check_mode).absent()
+        assert engine.api.calls == [], "destroy touched the engine before refusing"
+        assert str(error.value).startswith("%s is a symbolic link where " % (home / link))
+    assert (elsewhere / "keep").read_text() == "theirs" and os.path.islink(str(home / link))
+    if link.endswith("secrets"):
+        assert str(error.value) == (
+            "%s is a symbolic link where the stack's password-file directory is expected: destroy never removes "
+            "through a link; remove the link and run again" % (home / link))
+
+
+def test_destroy_removes_the_password_files_directory_and_check_mode_only_says_so(home):
+    path = client_env.secret_file("shop", "app", "DATABASE_URL")
+    write_secret_file(path, SECRET, False, ConnectionResult("database", "app", "db"))
+    secrets = host_files.stack_secrets("shop")
+    _engine, dry = _destroy(True)
+    assert {"kind": "password files", "name": secrets, "changed": True, "actions": ["remove"], "reasons": []} in \
+        dry["entries"] and os.path.isdir(secrets)
+    _engine, done = _destroy(False)
+    assert done["changed"] and not os.path.lexists(secrets)
+    _engine, again = _destroy(False)   # nothing left: nothing to say
+    assert not again["changed"]
+
+
+def _plan(engine="docker", froms=("api", "worker")):
+    resources = [{"name": "db", "image": "postgres"}] + [{"name": name, "image": "app"} for name in froms]
+    connections = [{"type": "database", "from": name, "to": "db", "password": SECRET, "password_delivery": "file"}
+                   for name in froms]
+    return Plan("shop", resources, connections, base_dir="/srv/play", engine=engine)
+
+
+def test_the_preflight_names_each_link_once_under_the_connection_that_needs_it(home, tmp_path):
+    preflight = Preflight(None, _plan(), False)
+    preflight._password_file_problems()
+    assert preflight.problems.items == []   # nothing there yet: the run makes it
+    _planted(tmp_path, home, ".clockwork/shop/secrets/worker")
+    preflight._password_file_problems()
+    assert preflight.problems.items == [
+        "connection database worker -> db: password_delivery: %s is a symbolic link where a directory is expected: a "
+        "file holding a secret and its directories are never written through a link; remove it and run again"
+        % (home / ".clockwork/shop/secrets/worker")]
+    os.unlink(str(home / ".clockwork/shop/secrets/worker"))
+    os.rmdir(str(home / ".clockwork/shop/secrets"))
+    os.rename(str(tmp_path / "elsewhere"), str(tmp_path / "before"))
+    _planted(tmp_path, home, ".clockwork/shop/secrets")
+    again = Preflight(None, _plan(), False)
+    again._password_file_problems()
+    assert [p.split(": ", 1)[0] for p in again.problems.items] == ["connection database api -> db"], \
+        "one link, one problem"
+    with pytest.raises(ClockworkError) as error:
+        again.problems.raise_if_any(again.heading % "shop")
+    assert "nothing was changed" in str(error.value) and SECRET not in str(error.value)
+
+
+def test_the_swarm_preflight_asks_nothing_of_password_files(home, tmp_path):
+    """Swarm keeps them in its secret store: no file on the host, nothing to refuse."""
+    _planted(tmp_path, home, ".clockwork/shop/secrets")
+    preflight = Preflight(None, _plan("swarm"), False)
+    preflight._password_file_problems()
+    assert preflight.problems.items == []
