@@ -9,7 +9,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
-from ansible.utils.unsafe_proxy import wrap_var
+
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_guard import never_templated
 
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_export import ExportError, export
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import ComposeError
@@ -20,8 +21,8 @@ def from_compose(text, project_name=None, env=None, profiles=None, base_dir=None
                  allowed_paths=None, allow=None):
     try:
         # The file's text is someone else's: what comes of it is never templated (unsafe).
-        return wrap_var(read_compose(text, project_name=project_name, env=env, profiles=profiles, base_dir=base_dir,
-                                     source=source, allowed_paths=allowed_paths, allow=allow))
+        return never_templated(read_compose(text, project_name=project_name, env=env, profiles=profiles,
+                                            base_dir=base_dir, source=source, allowed_paths=allowed_paths, allow=allow))
     except ComposeError as exc:
         raise AnsibleFilterError(str(exc))
 

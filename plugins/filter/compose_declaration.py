@@ -8,7 +8,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
-from ansible.utils.unsafe_proxy import wrap_var
+
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_guard import never_templated
 
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_declaration import masked, merged, vars_file
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import ComposeError
@@ -17,18 +18,19 @@ from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_impo
 # Each result holds a compose file's text, someone else's: wrapped so that Ansible never templates it.
 
 def compose_merged(imported, resources=None, connections=None):
-    return wrap_var(merged(imported, resources, connections))
+    return never_templated(merged(imported, resources, connections))
 
 
 def compose_masked(lines, declaration):
-    return wrap_var(masked(lines, declaration))
+    return never_templated(masked(lines, declaration))
 
 
 def compose_vars_file(text, stack=None, env=None, profiles=None, base_dir=None, source="compose file",
                       secrets_file=None, allowed_paths=None, allow=None):
     try:
-        return wrap_var(vars_file(text, stack=stack or None, env=env, profiles=profiles, base_dir=base_dir,
-                                  source=source, secrets_file=secrets_file, allowed_paths=allowed_paths, allow=allow))
+        return never_templated(vars_file(text, stack=stack or None, env=env, profiles=profiles, base_dir=base_dir,
+                                         source=source, secrets_file=secrets_file, allowed_paths=allowed_paths,
+                                         allow=allow))
     except ComposeError as exc:
         raise AnsibleFilterError(str(exc))
 

@@ -19,6 +19,11 @@ __metaclass__ = type
 
 import os
 
+try:
+    from collections.abc import Mapping
+except ImportError:   # Python 2 only; the controller never runs it
+    from collections import Mapping
+
 from ansible_collections.clockwork.connections.plugins.module_utils.common import RESERVED_LABEL_PREFIX
 
 MAX_TEXT_BYTES = 4 * 1024 * 1024       # compose files are kilobytes; a few MB is already odd
@@ -33,6 +38,20 @@ HOST_ROOT = "/"
 HOST_TREES = ("/etc", "/root", "/home", "/var/lib/docker", "/proc", "/sys", "/dev", "/boot", "/usr", "/bin", "/sbin",
               "/lib", "/lib64", "/var/run", "/run")
 SOCKET_NAMES = ("docker.sock", "containerd.sock", "podman.sock")
+
+
+def never_templated(value):
+    """An imported declaration as Ansible must keep it: plain dicts and lists (ansible-core 2.19's
+    lazy containers cannot be rebuilt by wrap_var) of unsafe text, never templated again."""
+    from ansible.utils.unsafe_proxy import wrap_var   # controller code: Ansible is there
+
+    def plain(node):
+        if isinstance(node, Mapping):
+            return dict((plain(k), plain(v)) for k, v in node.items())
+        if isinstance(node, (list, tuple)):
+            return [plain(v) for v in node]
+        return node
+    return wrap_var(plain(value))
 
 
 class InputBounds(object):
