@@ -118,6 +118,15 @@ options:
         on PostgreSQL, C(lock_wait_timeout) and C(innodb_lock_wait_timeout) on MySQL).
     type: int
     default: 30
+  cross_database:
+    description:
+      - MySQL and MariaDB - a file with C(USE) of another database, or a statement that names another database
+        (C(other.orders), C(other.orders.id), C(other.f()), C(GRANT ... ON other.*), C(CREATE DATABASE other)) is
+        refused before any change, naming the file, the line and the name, unless this is true. C(USE) moves the
+        session, and with it the tracking rows and every later file; C(information_schema) may be read.
+      - With it, the session is moved back to O(database_name) after each file, before its record.
+    type: bool
+    default: false
   migration_timeout:
     description:
       - Seconds a schema or migration file may run on PostgreSQL (C(statement_timeout) of its transaction), or each

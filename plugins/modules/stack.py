@@ -380,6 +380,15 @@ options:
       create_volume:
         description: Create C(volume_name) when it does not exist; without it a missing volume is an error.
         type: bool
+      cross_database:
+        description:
+        - MySQL and MariaDB - a file with C(USE) of another database, or a statement that names another
+          database (C(other.orders), C(other.orders.id), C(other.f()), C(GRANT ... ON other.*), C(CREATE
+          DATABASE other)) is refused before any change, naming the file, the line and the name, unless
+          this is true. C(USE) moves the session, and with it the tracking rows and every later file; C(information_schema)
+          may be read.
+        - With it, the session is moved back to C(database_name) after each file, before its record.
+        type: bool
       database_name:
         description: Database name (PostgreSQL, MySQL) or number (Redis). Defaults to the user name, or
           C(0) for Redis.

@@ -9,7 +9,7 @@ import time
 
 import yaml
 
-from helpers import ROOT, VENV_BIN, docker
+from helpers import ROOT, VENV_BIN
 from test_mysql import ROOT_PASSWORD, declaration, deploy, mysql, own_state, workdir  # noqa: F401  (fixture)
 from test_rotation import stack  # noqa: F401  (the stack fixture that also removes carried anonymous volumes)
 from test_stack_showcase import stack_task
@@ -148,3 +148,39 @@ def test_an_earlier_versions_failures_table_is_brought_up_to_date_and_its_rows_r
     assert mysql(stack, "SELECT count(*) FROM t40") == "1"
     again = deploy(stack, workdir)
     assert again.rc == 0 and again.result("stack")["changed"] is False, again.output
+
+
+def test_a_file_that_reaches_another_database_is_refused_before_any_change(stack, workdir):
+    assert deploy(stack, workdir).rc == 0
+    migrations = workdir / "migrations"
+    (migrations / "50_fine.sql").write_text("CREATE TABLE t50 (id INT);\n")
+    (migrations / "60_elsewhere.sql").write_text(
+        "CREATE DATABASE IF NOT EXISTS other;\n"
+        "CREATE TABLE other.t (id INT);\n"
+        "-- a comment that names other.t is no statement\n"
+        "INSERT INTO other.t (id) SELECT u.id FROM users u;\n"
+        "USE other;\n"
+        "CREATE TABLE moved (id INT);\n")
+    for check in (True, False):
+        state = own_state(stack)
+        run = deploy(stack, workdir, check=check)
+        assert run.rc != 0
+        message = run.result("stack")["msg"]
+        assert "migration 60_elsewhere.sql reaches beyond database shop (line 1: DATABASE other names database " \
+               "other; line 2: other.t names database other; line 4: other.t names database other; line 5: USE other " \
+               "moves the session to database other" in message, message
+        assert "set cross_database: true on the connection" in message and "nothing was changed" in message
+        assert own_state(stack) == state
+    assert mysql(stack, "SHOW TABLES LIKE 't50'") == "", "a file ran before the refusal"
+    assert mysql(stack, "SHOW DATABASES LIKE 'other'") == ""
+
+    # Meant to: the file runs, and the tracking rows stay in shop although the session moved.
+    run = deploy(stack, workdir, cross_database=True)
+    assert run.rc == 0, run.output
+    assert mysql(stack, "SHOW TABLES FROM other").splitlines() == ["moved", "t"]
+    assert mysql(stack, "SELECT count(*) FROM other.t") == "1"
+    assert mysql(stack, "SELECT name FROM clockwork_schema_migrations WHERE kind = 'migration' ORDER BY name"
+                 ).splitlines() == ["10_email.sql", "2_orders.sql", "50_fine.sql", "60_elsewhere.sql"]
+    again = deploy(stack, workdir, cross_database=True)
+    assert again.rc == 0 and again.result("stack")["changed"] is False, again.output
+    mysql(stack, "DROP DATABASE other")

@@ -5,7 +5,9 @@ import pytest
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engine_mysql import (
     ENGINE, login_problem, mysql_statements, native_password_hash, refuse_transaction_control)
+from ansible_collections.clockwork.connections.plugins.module_utils.database.engine_mysql import refuse_text
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
+from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_scope import foreign_databases
 from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_journal import (
     failure_message, journal_query, journal_rows, missing_columns, refusal, refuse_recorded)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import render_url, resolved_settings
@@ -133,3 +135,85 @@ def test_a_statement_that_fails_says_how_far_the_file_got():
     lost = failure_message("migration", "3.sql", 1, 4, 1, "(2013) Lost connection", 0, "s1", "db", lost=True)
     assert "none of its statements had taken effect" in lost and "row 'started' in clockwork_schema_failures stays" in lost
     assert "snapshot s1 was taken right before it" in lost
+
+
+# -- statements that reach another database ---------------------------------------------
+
+@pytest.mark.parametrize("sql, databases", [
+    ("SELECT * FROM other.t", ["other"]),
+    ("SELECT u.id FROM users u JOIN orders o ON u.id = o.uid", []),
+    ("INSERT INTO other.t (a) VALUES (1)", ["other"]),
+    ("UPDATE t SET t.a = 1", []),
+    ("UPDATE a, other.b SET a.x = b.y", ["other"]),
+    ("SELECT EXTRACT(YEAR FROM t.d) FROM t", []),
+    ("SELECT a.b.c FROM t", ["a"]),
+    ("SELECT other.f(1)", ["other"]),
+    ("GRANT SELECT ON other.* TO 'u'@'%'", ["other"]),
+    ("GRANT ALL ON *.* TO u", ["*"]),
+    ("GRANT ALL ON appdb.* TO u", []),
+    ("CREATE DATABASE other", ["other"]),
+    ("CREATE DATABASE IF NOT EXISTS appdb", []),
+    ("CREATE DATABASE /*!32312 IF NOT EXISTS*/ `other` /*!40100 DEFAULT CHARACTER SET utf8mb4 */", ["other"]),
+    ("ALTER DATABASE CHARACTER SET utf8mb4", []),
+    ("SELECT DATABASE()", []),
+    ("USE other", ["USE"]),
+    ("USE appdb", []),
+    ("USE `appdb`", []),
+    ("CREATE TABLE t (id INT, KEY k (id), FOREIGN KEY (id) REFERENCES other.p(id))", ["other"]),
+    ("CREATE INDEX i ON other.t (a)", ["other"]),
+    ("SELECT * FROM t WHERE t.x = 1", []),
+    ("INSERT INTO t SELECT s.x FROM src s", []),
+    ("RENAME TABLE a TO other.a", ["other"]),
+    ("SET @@session.sql_mode = 'x'", []),
+    ("SELECT 1.5, t.c FROM t", []),
+    ("DELETE FROM t WHERE id IN (SELECT id FROM other.x)", ["other"]),
+    ("ALTER TABLE t ADD COLUMN c INT AFTER b", []),
+    ("INSERT INTO t (a) VALUES (1) ON DUPLICATE KEY UPDATE t.a = t.a + 1", []),
+    ("/*!40101 SET NAMES utf8 */", []),
+    ("CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.x = 1", []),
+    ("CREATE VIEW v AS SELECT a.x FROM t a", []),
+    ("SELECT * FROM information_schema.columns WHERE table_name = 'x'", []),
+    ("SELECT t.* FROM t", []),
+    ("DROP TABLE IF EXISTS a, other.b", ["other"]),
+    ("LOCK TABLES other.t WRITE", ["other"]),
+    ("SELECT * FROM t1, t2 WHERE t1.a = t2.b", []),
+    ("SELECT * FROM t AS x, other.y", ["other"]),
+    ("SELECT * FROM `other`.`t`", ["other"]),
+    ("SELECT * FROM appdb.t", []),
+    ("SELECT * FROM AppDB.t", []),
+    ("SELECT 'other.t' FROM t", []),
+    ("SELECT * FROM t -- other.x\n WHERE 1", []),
+    ("SELECT * FROM t # FROM other.x\n", []),
+    ("SELECT * FROM t /* FROM other.x */", []),
+    ("CALL other.p()", ["other"]),
+    ("CALL p()", []),
+    ("CREATE PROCEDURE p() BEGIN INSERT INTO other.t VALUES (1); END", ["other"]),
+    ("DROP DATABASE other", ["other"]),
+    ("SELECT TRIM(LEADING 'x' FROM t.name) FROM t", []),
+    ("TRUNCATE TABLE other.t", ["other"]),
+    ("ALTER TABLE t RENAME TO other.t", ["other"]),
+    ("CREATE TABLE t LIKE other.t", ["other"]),
+    ("CREATE TABLE t (LIKE other.t)", ["other"]),
+    ("SELECT * FROM t WHERE a LIKE b.c", []),
+    ("SELECT 1e3, 2.5e-3, .5 FROM t", []),
+    ("ALTER TABLE t ADD CONSTRAINT fk FOREIGN KEY (a) REFERENCES p (id) ON UPDATE CASCADE ON DELETE CASCADE", []),
+    ("SELECT * FROM t JOIN other.u USING (id)", ["other"]),
+    ("INSERT INTO t VALUES ('a\\'b', \"c\"\"d\") ", []),
+    ("CREATE EVENT other.e ON SCHEDULE EVERY 1 DAY DO DELETE FROM t", ["other"]),
+])
+def test_the_databases_a_statement_reaches_besides_the_connections(sql, databases):
+    assert sorted(set(d for d, _what in foreign_databases(sql, "appdb"))) == sorted(databases)
+
+
+def test_a_file_reaching_another_database_is_refused_naming_each_line_unless_cross_database():
+    sql = "CREATE TABLE a (id INT);\nINSERT INTO other.t (id) VALUES (1);\nUSE other;\nGRANT ALL ON *.* TO x;\n"
+    settings = {"database": "appdb", "cross_database": False}
+    with pytest.raises(ClockworkError) as exc:
+        refuse_text("migration", "3.sql", sql, settings)
+    assert exc.value.msg == (
+        "migration 3.sql reaches beyond database appdb (line 2: other.t names database other; line 3: USE other moves "
+        "the session to database other, and the tracking rows and every later file with it; line 4: *.* names every "
+        "database); a file applies to the connection's database: name no other one, or set cross_database: true on "
+        "the connection if it is meant to. Nothing was applied.")
+    refuse_text("migration", "3.sql", sql, dict(settings, cross_database=True))
+    refuse_text("migration", "4.sql", "USE appdb;\nSELECT * FROM appdb.t;\n", settings)

@@ -44,6 +44,7 @@ DATABASE_ARGS = dict(
     wait_for_ready=dict(type="bool", default=True),
     timeout=dict(type="int", default=30),
     migration_timeout=dict(type="int", default=MIGRATION_TIMEOUT),
+    cross_database=dict(type="bool", default=False),
     env_var_name=dict(type="str"),
     env=dict(type="dict"),
     password_delivery=dict(type="str", choices=["env", "file"], default="env", no_log=False),
@@ -85,15 +86,16 @@ def validate(params):
 
 def refused_files(engine, params):
     """[(field, problem)] of the SQL files the engine never applies (one that ends its own
-    transaction), from their text: refused with everything else, before any change."""
+    transaction, one that reaches another database), from their text: refused with everything
+    else, before any change."""
     try:
         files = sql_files(params)
     except ClockworkError as exc:
         return [("migrations_dir" if params.get("migrations_dir") else "schema_file", exc.msg)]
-    problems = []
+    problems, settings = [], resolved_settings(params, None)
     for kind, name, _path, sql, _checksum in files:
         try:
-            engine.refuse_file(kind, name, sql)
+            engine.refuse_file(kind, name, sql, settings)
         except ClockworkError as exc:
             problems.append(("schema_file" if kind == "schema" else "migrations_dir",
                              exc.msg.replace(" Nothing was applied.", "")))

@@ -125,9 +125,10 @@ class DatabaseEngine(object):
         return user
 
     # -- login and schema ---------------------------------------------------------------
-    def refuse_file(self, kind, name, sql):
+    def refuse_file(self, kind, name, sql, settings=None):
         """Raise ClockworkError for a file the engine never applies (one that ends the transaction
-        it is applied in), from its text alone: the plan refuses it before any change."""
+        it is applied in, one that reaches another database), from its text alone and the
+        connection's `settings` (resolved_settings): the plan refuses it before any change."""
         return None
 
     def login(self, host, port, settings, timeout, wait, read_only, server, engine):

@@ -19,14 +19,14 @@ __metaclass__ = type
 
 import hashlib
 import re
-import time
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engine import (
     MIGRATION_TIMEOUT, DatabaseEngine, driver, refusable_session, retry_login)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_journal import (
-    CREATE_FAILURES, CREATE_TRACKING, FAILED, FAILURES_TABLE, STARTED, TRACKING_TABLE, failure_message, journal_query,
-    journal_rows, missing_columns, refuse_recorded)
+    CREATE_FAILURES, CREATE_TRACKING, FAILURES_TABLE, LOCK_READ_MARGIN, TRACKING_TABLE, WriteAhead, error_code,
+    journal_query, journal_rows, missing_columns, refuse_recorded, server_words)
+from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_scope import foreign_databases
 from ansible_collections.clockwork.connections.plugins.module_utils.database.sql_files import ENDS_TRANSACTION
 
 LOCK_NAME = "clockwork.connections"
@@ -38,11 +38,6 @@ USER_ENV = ("MARIADB_USER", "MYSQL_USER")
 PASSWORD_ENV = ("MARIADB_PASSWORD", "MYSQL_PASSWORD")
 DATABASE_ENV = ("MARIADB_DATABASE", "MYSQL_DATABASE")
 UNKNOWN_DATABASE = 1049
-LOCK_WAIT_TIMEOUT = 1205
-# The client's "lost connection" and "server has gone away": a read that timed out, or a server lost.
-CONNECTION_LOST = (2013, 2006)
-# A read waits this much longer than the lock it may be waiting for (GET_LOCK waits `timeout` on the server).
-LOCK_READ_MARGIN = 15
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
 
@@ -122,8 +117,24 @@ def refuse_transaction_control(kind, name, sql):
 
 
 def refuse_text(kind, name, sql, settings):
-    """What a file's text alone refuses, before anything runs."""
+    """What a file's text alone refuses, before anything runs: a statement that begins or ends a
+    transaction, and, unless the connection says cross_database, one that reaches another database."""
     refuse_transaction_control(kind, name, sql)
+    if settings.get("cross_database"):
+        return
+    database = str(settings["database"])
+    found = []
+    for line, text, _words in mysql_statements(sql):
+        for other, what in foreign_databases(text, database):
+            found.append("line %d: %s" % (line, "USE %s moves the session to database %s, and the tracking rows and "
+                                          "every later file with it" % (what, what) if other == "USE" else
+                                          "%s names %s" % (what, "every database" if other == "*" else
+                                                           "database %s" % other)))
+    if found:
+        raise ClockworkError(
+            "%s %s reaches beyond database %s (%s); a file applies to the connection's database: name no other one, "
+            "or set cross_database: true on the connection if it is meant to. Nothing was applied." % (
+                kind, name, database, "; ".join(found)))
 
 
 def quote_ident(name):
@@ -134,18 +145,6 @@ def native_password_hash(password):
     """MySQL's mysql_native_password hash (`*` and SHA1(SHA1(password))), which ALTER USER ...
     IDENTIFIED BY PASSWORD takes, so that the password itself is in no statement a server logs."""
     return "*" + hashlib.sha1(hashlib.sha1(password.encode("utf-8")).digest()).hexdigest().upper()
-
-
-def _message(exc):
-    args = getattr(exc, "args", ())
-    if len(args) >= 2 and isinstance(args[0], int):
-        return "(%d) %s" % (args[0], " ".join(str(args[1]).split()))
-    return " ".join(str(exc).split())
-
-
-def _code(exc):
-    args = getattr(exc, "args", ())
-    return args[0] if args and isinstance(args[0], int) else None
 
 
 def login_problem(message, settings):
@@ -163,7 +162,7 @@ def login_problem(message, settings):
     return None
 
 
-class MysqlTarget(object):
+class MysqlTarget(WriteAhead):
     """The MySQL or MariaDB server behind a database connection. Every driver error becomes a
     ClockworkError that names the server. Waits are bounded: every read by the connection's
     timeout (plus the wait for clockwork's lock), lock waits inside statements by the session's
@@ -194,11 +193,16 @@ class MysqlTarget(object):
         self.conn = retry_login(self._connect_or_report_missing, "login to " + self.where, timeout, wait,
                                 final=FINAL_LOGIN_ERRORS, explain=lambda message: login_problem(message, settings))
 
+    def statements(self, kind, name, sql):
+        """The statements of a file, once what its text alone refuses is refused."""
+        refuse_text(kind, name, sql, self.settings)
+        return mysql_statements(sql)
+
     def _connect_or_report_missing(self):
         try:
             return self._connect(self.settings["database"])
         except self.pymysql.err.OperationalError as exc:
-            if _code(exc) != UNKNOWN_DATABASE:
+            if error_code(exc) != UNKNOWN_DATABASE:
                 raise
         self.missing_database = True
         return self._connect(None)   # logged in: the database is created by ensure_database
@@ -209,7 +213,7 @@ class MysqlTarget(object):
                 cursor.execute(query, params)
                 return cursor.fetchall()
         except self.pymysql.err.MySQLError as exc:
-            raise ClockworkError("%s: %s failed: %s" % (self.where, doing, _message(exc)))
+            raise ClockworkError("%s: %s failed: %s" % (self.where, doing, server_words(exc)))
 
     def ensure_database(self, check_mode):
         """Create the database (utf8mb4) when the server has none of that name."""
@@ -226,7 +230,7 @@ class MysqlTarget(object):
                 raise ClockworkError(
                     "%s: database %s does not exist and user %s cannot create it: %s; create it, or let the "
                     "connection log in as a user with CREATE" % (
-                        self.where, database, self.settings["user"], _message(exc)))
+                        self.where, database, self.settings["user"], server_words(exc)))
             self.missing_database = False
         return True
 
@@ -282,87 +286,6 @@ class MysqlTarget(object):
                 self._sql("releasing clockwork's lock", "SELECT RELEASE_LOCK(%s)", (LOCK_NAME,))
             except ClockworkError:
                 pass   # the end of the session releases it too
-
-    def apply(self, kind, name, sql, checksum, snapshot=None):
-        """Run one file statement by statement after committing its row "started"; then record it
-        as applied, or the failure with how far it got."""
-        refuse_text(kind, name, sql, self.settings)
-        statements = mysql_statements(sql)
-        database = self.settings["database"]
-        self._sql("recording the start of %s %s" % (kind, name),
-                  "REPLACE INTO %s (kind, name, checksum, state, statements, statements_applied, failed_line, message, "
-                  "snapshot) VALUES (%%s, %%s, %%s, %%s, %%s, 0, 0, '', %%s)" % FAILURES_TABLE,
-                  (kind, name, checksum, STARTED, len(statements), snapshot))
-        for number, (line, text, _words) in enumerate(statements, 1):
-            try:
-                self.run_bounded(text)
-            except self.pymysql.err.MySQLError as exc:
-                done, said, lost = number - 1, _message(exc), _code(exc) in CONNECTION_LOST
-                if lost and self.timed_out:
-                    said = self._stopped(said)
-                    lost = False
-                if not lost:
-                    self._record_failure(kind, name, done, line, said, self.timed_out)
-                if _code(exc) == LOCK_WAIT_TIMEOUT:
-                    said += " (waited longer than the connection's timeout, %ss, for a lock another session holds)" % (
-                        self.timeout)
-                raise ClockworkError(failure_message(kind, name, number, len(statements), line, said, done, snapshot,
-                                                     database, lost=lost))
-        try:
-            self.conn.begin()
-            with self.conn.cursor() as cursor:
-                cursor.execute("REPLACE INTO %s (kind, name, checksum) VALUES (%%s, %%s, %%s)" % TRACKING_TABLE,
-                               (kind, name, checksum))
-                cursor.execute("DELETE FROM %s WHERE kind = %%s AND name = %%s" % FAILURES_TABLE, (kind, name))
-            self.conn.commit()
-        except self.pymysql.err.MySQLError as exc:
-            raise ClockworkError(
-                "%s: every statement of %s %s ran, but recording it as applied failed: %s; its row 'started' in %s "
-                "stays, and the next run refuses the file until it is removed" % (
-                    self.where, kind, name, _message(exc), FAILURES_TABLE))
-
-    def run_bounded(self, text):
-        """One statement of a file, its answer awaited at most migration_timeout seconds; sets
-        `timed_out` when that is why it failed."""
-        self.timed_out, started = False, time.monotonic()
-        self.server_thread = self.conn.thread_id()
-        self.conn._read_timeout = self.conn._write_timeout = self.migration_timeout   # pylint: disable=protected-access
-        try:
-            with self.conn.cursor() as cursor:
-                cursor.execute(text)
-        except self.pymysql.err.MySQLError:
-            self.timed_out = time.monotonic() - started >= self.migration_timeout - 0.5
-            raise
-        finally:
-            self.conn._read_timeout = self.conn._write_timeout = self.timeout + LOCK_READ_MARGIN   # pylint: disable=protected-access
-
-    def _stopped(self, said):
-        """After a statement outlived migration_timeout: stop it on the server, from a new session
-        (the one that ran it is gone), which also releases clockwork's lock."""
-        killed = "it could not be stopped, the server may still be running it"
-        try:
-            conn = self._connect(self.settings["database"])
-            try:
-                with conn.cursor() as cursor:
-                    cursor.execute("KILL %d" % int(self.server_thread))
-                killed = "it was stopped on the server (KILL)"
-                self.conn = conn
-            except self.pymysql.err.MySQLError:
-                conn.close()
-        except self.pymysql.err.MySQLError:
-            pass
-        self.locked = False
-        return "it did not finish within migration_timeout (%ss) and %s; the driver said: %s" % (
-            self.migration_timeout, killed, said)
-
-    def _record_failure(self, kind, name, done, line, said, timed_out):
-        try:
-            self._sql("recording the failure of %s %s" % (kind, name),
-                      "UPDATE %s SET state = %%s, statements_applied = %%s, failed_line = %%s, message = %%s, "
-                      "failed_at = CURRENT_TIMESTAMP WHERE kind = %%s AND name = %%s" % FAILURES_TABLE,
-                      (FAILED, done, line, said[:60000], kind, name))
-        except ClockworkError:
-            pass   # the row stays "started": refused all the same
 
     def close(self):
         try:
@@ -441,14 +364,14 @@ class MysqlEngine(DatabaseEngine):
                     else:
                         cursor.execute("ALTER USER %s IDENTIFIED BY %%s" % account, names + (password,))
         except pymysql.err.MySQLError as exc:
-            raise ClockworkError("changing the password of user %s failed: %s" % (identity, _message(exc)))
+            raise ClockworkError("changing the password of user %s failed: %s" % (identity, server_words(exc)))
 
     def how_to_proceed(self, server, identity):
         return ("deploy with the password the server has, or set the new one on it yourself (docker exec -it %s "
                 "mariadb -u %s -p, then ALTER USER), then run again" % (server, identity))
 
-    def refuse_file(self, kind, name, sql):
-        refuse_transaction_control(kind, name, sql)
+    def refuse_file(self, kind, name, sql, settings=None):
+        refuse_text(kind, name, sql, settings or {"cross_database": True})
 
     def probe(self, check, url):
         """The mysql or mariadb client inside `to`, with the password in MYSQL_PWD, so that it is in

@@ -369,7 +369,7 @@ class PostgresqlEngine(DatabaseEngine):
         return ("deploy with the password the server has, or set the new one on it yourself (docker exec -it %s psql "
                 "-U %s -c '\\password %s'), then run again" % (server, identity, identity))
 
-    def refuse_file(self, kind, name, sql):
+    def refuse_file(self, kind, name, sql, settings=None):
         refuse_transaction_control([(kind, name, None, sql, None)])
 
     def probe(self, check, url):

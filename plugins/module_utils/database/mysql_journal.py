@@ -14,11 +14,18 @@ table refuses a "started" row as it refuses any row there, so nothing ever runs 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import time
+
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 
 TRACKING_TABLE = "clockwork_schema_migrations"
 FAILURES_TABLE = "clockwork_schema_failures"
 STARTED, FAILED = "started", "failed"
+LOCK_WAIT_TIMEOUT = 1205
+# The client's "lost connection" and "server has gone away": a read that timed out, or a server lost.
+CONNECTION_LOST = (2013, 2006)
+# A read waits this much longer than the lock it may be waiting for (GET_LOCK waits `timeout` on the server).
+LOCK_READ_MARGIN = 15
 
 CREATE_TRACKING = (
     "CREATE TABLE IF NOT EXISTS %s (kind VARCHAR(16) NOT NULL, name VARCHAR(255) NOT NULL, checksum CHAR(64) NOT NULL, "
@@ -106,3 +113,111 @@ def failure_message(kind, name, number, total, line, said, done, snapshot, datab
         "none of its statements had taken effect" if not done else
         "statements 1 to %d had taken effect and stay (MySQL commits DDL at once)" % done,
         state[0].upper() + state[1:], restore_hint(snapshot, database))
+
+
+def server_words(exc):
+    """A driver error as the server said it: `(code) message` on one line."""
+    args = getattr(exc, "args", ())
+    if len(args) >= 2 and isinstance(args[0], int):
+        return "(%d) %s" % (args[0], " ".join(str(args[1]).split()))
+    return " ".join(str(exc).split())
+
+
+def error_code(exc):
+    """The server's (or the client's) error number of a driver error, or None."""
+    args = getattr(exc, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+class WriteAhead(object):
+    """How MysqlTarget applies a file: its row "started" first, its statements each bounded by
+    migration_timeout, then its record. The target gives pymysql, conn, settings, where,
+    timeout, migration_timeout, _connect, _sql and statements(kind, name, sql)."""
+
+    def apply(self, kind, name, sql, checksum, snapshot=None):
+        """Run one file statement by statement after committing its row "started"; then record it
+        as applied, or the failure with how far it got."""
+        statements = self.statements(kind, name, sql)
+        database = self.settings["database"]
+        self._sql("recording the start of %s %s" % (kind, name),
+                  "REPLACE INTO %s (kind, name, checksum, state, statements, statements_applied, failed_line, message, "
+                  "snapshot) VALUES (%%s, %%s, %%s, %%s, %%s, 0, 0, '', %%s)" % FAILURES_TABLE,
+                  (kind, name, checksum, STARTED, len(statements), snapshot))
+        for number, (line, text, _words) in enumerate(statements, 1):
+            try:
+                self.run_bounded(text)
+            except self.pymysql.err.MySQLError as exc:
+                done, said, lost = number - 1, server_words(exc), error_code(exc) in CONNECTION_LOST
+                if lost and self.timed_out:
+                    said = self._stopped(said)
+                    lost = False
+                if not lost:
+                    self._record_failure(kind, name, done, line, said)
+                if error_code(exc) == LOCK_WAIT_TIMEOUT:
+                    said += " (waited longer than the connection's timeout, %ss, for a lock another session holds)" % (
+                        self.timeout)
+                raise ClockworkError(failure_message(kind, name, number, len(statements), line, said, done, snapshot,
+                                                     database, lost=lost))
+        try:
+            self._home()
+            self.conn.begin()
+            with self.conn.cursor() as cursor:
+                cursor.execute("REPLACE INTO %s (kind, name, checksum) VALUES (%%s, %%s, %%s)" % TRACKING_TABLE,
+                               (kind, name, checksum))
+                cursor.execute("DELETE FROM %s WHERE kind = %%s AND name = %%s" % FAILURES_TABLE, (kind, name))
+            self.conn.commit()
+        except self.pymysql.err.MySQLError as exc:
+            raise ClockworkError(
+                "%s: every statement of %s %s ran, but recording it as applied failed: %s; its row 'started' in %s "
+                "stays, and the next run refuses the file until it is removed" % (
+                    self.where, kind, name, server_words(exc), FAILURES_TABLE))
+
+    def _home(self):
+        """Back in the connection's database, where the tracking tables are, after a file that may
+        have moved the session (cross_database)."""
+        if self.settings.get("cross_database"):
+            self.conn.select_db(self.settings["database"])
+
+    def run_bounded(self, text):
+        """One statement of a file, its answer awaited at most migration_timeout seconds; sets
+        `timed_out` when that is why it failed."""
+        self.timed_out, started = False, time.monotonic()
+        self.server_thread = self.conn.thread_id()
+        self.conn._read_timeout = self.conn._write_timeout = self.migration_timeout   # pylint: disable=protected-access
+        try:
+            with self.conn.cursor() as cursor:
+                cursor.execute(text)
+        except self.pymysql.err.MySQLError:
+            self.timed_out = time.monotonic() - started >= self.migration_timeout - 0.5
+            raise
+        finally:
+            self.conn._read_timeout = self.conn._write_timeout = self.timeout + LOCK_READ_MARGIN   # pylint: disable=protected-access
+
+    def _stopped(self, said):
+        """After a statement outlived migration_timeout: stop it on the server, from a new session
+        (the one that ran it is gone), which also releases clockwork's lock."""
+        killed = "it could not be stopped, the server may still be running it"
+        try:
+            conn = self._connect(self.settings["database"])
+            try:
+                with conn.cursor() as cursor:
+                    cursor.execute("KILL %d" % int(self.server_thread))
+                killed = "it was stopped on the server (KILL)"
+                self.conn = conn
+            except self.pymysql.err.MySQLError:
+                conn.close()
+        except self.pymysql.err.MySQLError:
+            pass
+        self.locked = False
+        return "it did not finish within migration_timeout (%ss) and %s; the driver said: %s" % (
+            self.migration_timeout, killed, said)
+
+    def _record_failure(self, kind, name, done, line, said):
+        try:
+            self._home()
+            self._sql("recording the failure of %s %s" % (kind, name),
+                      "UPDATE %s SET state = %%s, statements_applied = %%s, failed_line = %%s, message = %%s, "
+                      "failed_at = CURRENT_TIMESTAMP WHERE kind = %%s AND name = %%s" % FAILURES_TABLE,
+                      (FAILED, done, line, said[:60000], kind, name))
+        except (ClockworkError, self.pymysql.err.MySQLError):
+            pass   # the row stays "started": refused all the same
