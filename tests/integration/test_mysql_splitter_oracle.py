@@ -21,6 +21,8 @@ import tarfile
 import time
 import uuid
 
+import pymysql
+from pymysql.constants import CLIENT
 import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings, strategies as st
 
@@ -145,6 +147,15 @@ UNIT = st.one_of(st.tuples(st.lists(PIECE, min_size=1, max_size=5), st.sampled_f
     lambda unit: unit[0] + [unit[1]]), st.sampled_from(DELIMITER_LINES).map(lambda line: [line]))
 FILE = st.tuples(st.lists(UNIT, min_size=2, max_size=10).map(lambda units: sum(units, [])),
                  st.sampled_from(sorted(MODES)), st.booleans())
+# The same with statements that change the two modes the client reads from the server's status.
+SQL_MODES = ["SET sql_mode = 'NO_BACKSLASH_ESCAPES'", "SET sql_mode = 'ANSI_QUOTES'", "SET sql_mode = DEFAULT",
+             "SET SESSION sql_mode = 'ANSI_QUOTES,NO_BACKSLASH_ESCAPES'", "SET sql_mode = ''"]
+# A mode change, then a string whose end depends on it.
+MODE_UNIT = st.tuples(st.sampled_from(SQL_MODES), st.sampled_from([";", ";\n", "//", "$$", "\\g", " -- x\n;"]),
+                      st.sampled_from(["SELECT 'it\\'s; x';", "SELECT 'C:\\';", 'SELECT "q\\"q;";', 'SELECT "a\\";',
+                                       "SELECT 'a\\\\';"])).map(list)
+FILE_CHANGING_MODE = st.tuples(st.lists(st.one_of(MODE_UNIT, UNIT, UNIT), min_size=2, max_size=12).map(
+    lambda units: sum(units, [])), st.sampled_from(sorted(MODES)), st.booleans())
 
 
 def joined(fragments, crlf):
@@ -164,13 +175,13 @@ def usable(sql, mode):
     return True
 
 
-def generated_files(count):
-    """`count` files from FILE, the same ones on every run (derandomize)."""
+def generated_files(count, files=FILE):
+    """`count` examples of `files`, the same ones on every run (derandomize)."""
     found = []
 
     @settings(max_examples=count, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
-    @given(FILE)
+    @given(files)
     def collect(example):
         fragments, mode, crlf = example
         assume(usable(joined(fragments, crlf), mode))
@@ -214,20 +225,69 @@ def test_generated_files_split_as_the_client_splits_them(server):
     assert elapsed < 60, "the client took %.1fs for %d files" % (elapsed, len(files))
 
 
-def test_the_tab_comment_file_deletes_only_expired_sessions(server):
-    """The file a naive splitter turns into DELETE FROM sessions (every row) plus a second DELETE:
-    statement by statement through PyMySQL, as the engine runs a migration."""
-    import pymysql
-    _container, port = server
+def login(port, client_flag=0):
     deadline = time.monotonic() + 60
     while True:
         try:
-            conn = pymysql.connect(host="127.0.0.1", port=port, user="root", password=ROOT_PASSWORD,
-                                   autocommit=True, charset="utf8mb4", connect_timeout=5)
-            break
+            return pymysql.connect(host="127.0.0.1", port=port, user="root", password=ROOT_PASSWORD,
+                                   autocommit=True, charset="utf8mb4", connect_timeout=5, client_flag=client_flag)
         except pymysql.err.OperationalError:
             assert time.monotonic() < deadline, "no login to the MariaDB container"
             time.sleep(0.5)
+
+
+def statements_run_on(port, sql, mode):
+    """The splitter's statements with each one run on a session of the server as it is found (errors
+    ignored, as --force does), the modes read back from the server's status as the client reads them.
+    The session takes several statements in one, as the client's does: after DELIMITER ;; a
+    statement holding a ; runs whole there (PyMySQL alone refuses it, as the engine does)."""
+    conn = login(port, client_flag=CLIENT.MULTI_STATEMENTS)
+    try:
+        if MODES[mode][1]:
+            with conn.cursor() as cursor:
+                cursor.execute("SET SESSION sql_mode = '%s'" % MODES[mode][1])
+
+        def execute(_line, text, _words):
+            with conn.cursor() as cursor:
+                try:
+                    cursor.execute(text)
+                    while cursor.nextset():
+                        pass
+                except pymysql.err.MySQLError:
+                    pass
+            return conn.server_status
+        return [text for _line, text, _words in mysql_statements(sql, execute=execute, **MODES[mode][0])]
+    finally:
+        conn.close()
+
+
+def test_files_that_change_sql_mode_split_as_the_client_splits_them(server):
+    """SET sql_mode in the middle of a file changes where a string ends for the client (it reads the
+    server's status after each statement); the splitter, told the status after each statement it
+    hands out, follows."""
+    container, port = server
+    examples = [(joined(fragments, crlf), mode) for fragments, mode, crlf in generated_files(150, FILE_CHANGING_MODE)]
+    changing = [(sql, mode) for sql, mode in examples if any(change in sql for change in SQL_MODES)]
+    assert len(changing) >= 100, "only %d files change sql_mode" % len(changing)
+    differing, compared = [], 0
+    for (sql, mode), statements in zip(changing, client_statements(container, changing)):
+        try:
+            found = statements_run_on(port, sql, mode)
+        except ClientCommandError:
+            continue   # a client command once the mode changed: the client runs it, it sends nothing
+        compared += 1
+        if found != statements:
+            differing.append((sql, mode, statements, found))
+    assert compared >= 90
+    assert not differing, "%d of %d files split differently, the first (%s):\n%r\nclient:   %r\nsplitter: %r" % (
+        (len(differing), compared) + differing[0][1:2] + differing[0][:1] + tuple(differing[0][2:]))
+
+
+def test_the_tab_comment_file_deletes_only_expired_sessions(server):
+    """The file a naive splitter turns into DELETE FROM sessions (every row) plus a second DELETE:
+    statement by statement through PyMySQL, as the engine runs a migration."""
+    _container, port = server
+    conn = login(port)
     try:
         with conn.cursor() as cursor:
             cursor.execute("CREATE DATABASE splitter")

@@ -159,3 +159,22 @@ def test_any_text_splits_or_names_a_client_command(sql, backslash_escapes, ansi_
         assert 1 <= line <= sql.count("\n") + 1
         assert text and text == text.strip(" \t\n\v\f\r")
         assert words == statement_words(text)
+
+
+def test_a_file_that_changes_sql_mode_splits_as_the_server_status_says():
+    """The client reads NO_BACKSLASH_ESCAPES and ANSI_QUOTES from the server's status after each
+    statement; `execute` runs each statement as it is found and hands that status back."""
+    sql = "SET sql_mode = 'NO_BACKSLASH_ESCAPES'; SELECT 'C:\\';\nSET sql_mode = 'ANSI_QUOTES';SELECT \"\\\";SELECT 3;"
+    ran = []
+
+    def execute(line, text, words):
+        ran.append((line, text, words))
+        return {"SET sql_mode = 'NO_BACKSLASH_ESCAPES'": 512, "SET sql_mode = 'ANSI_QUOTES'": 32768}.get(text)
+    found = mysql_statements(sql, execute=execute)
+    assert ran == found
+    assert [text for _line, text, _words in found] == [
+        "SET sql_mode = 'NO_BACKSLASH_ESCAPES'", "SELECT 'C:\\'", "SET sql_mode = 'ANSI_QUOTES'", "SELECT \"\\\"",
+        "SELECT 3"]
+    # Without the server's word the backslash escapes the quote, and the string runs on.
+    assert [text for _line, text, _words in mysql_statements(sql)][1:] == [
+        "SELECT 'C:\\';\nSET sql_mode = 'ANSI_QUOTES';SELECT \"\\\";SELECT 3;"]

@@ -55,6 +55,9 @@ COMMANDS = {
 }
 SHORT_COMMANDS = dict((short, name) for name, (short, _takes) in COMMANDS.items() if name != "exit")
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+# The server's status flags the client reads the two modes from (MariaDB's mysql_com.h).
+SERVER_STATUS_NO_BACKSLASH_ESCAPES = 512
+SERVER_STATUS_ANSI_QUOTES = 32768
 VERSIONED = re.compile(r"/\*M?!\d*|\*/")   # the marks of a versioned comment, around SQL that runs
 
 
@@ -73,13 +76,19 @@ def statement_words(text, count=2):
     return [word.upper() for word in WORD.findall(VERSIONED.sub(" ", text))[:count]]
 
 
-def mysql_statements(sql, backslash_escapes=True, ansi_quotes=False):
+def mysql_statements(sql, backslash_escapes=True, ansi_quotes=False, execute=None):
     """[(line, text, [first two words, upper-cased])] of each statement the mysql client sends
     to the server when it reads `sql` from a file: `line` is the 1-based line where the statement
     starts, `text` what the client sends (comments out, versioned comments in, no delimiter),
     without the surrounding whitespace. backslash_escapes=False is the server's sql_mode
-    NO_BACKSLASH_ESCAPES, ansi_quotes=True its ANSI_QUOTES (both change where a string ends)."""
-    splitter = _Splitter(backslash_escapes, ansi_quotes)
+    NO_BACKSLASH_ESCAPES, ansi_quotes=True its ANSI_QUOTES (both change where a string ends).
+
+    The client runs each statement before it reads on, and reads those two modes from the
+    server's status after each one, so a file that changes sql_mode splits differently after
+    that. `execute(line, text, words)`, when given, is called the same way, with each statement
+    as it is found; it returns the server's status flags after running it (PyMySQL's
+    connection.server_status), or None when they did not change."""
+    splitter = _Splitter(backslash_escapes, ansi_quotes, execute)
     lines = sql.split("\n")
     if lines and lines[0].startswith(u"\ufeff"):
         lines[0] = lines[0][1:]
@@ -91,7 +100,7 @@ def mysql_statements(sql, backslash_escapes=True, ansi_quotes=False):
             line = line[:-1]   # the client drops the \r of a \r\n, not that of an unterminated last line
         splitter.read_line(index + 1, line)
     splitter.send()
-    return [(line, text, statement_words(text)) for line, text in splitter.statements]
+    return splitter.statements
 
 
 def _is_delimiter_command(text):
@@ -155,8 +164,8 @@ class _Splitter(object):
     """The client's reading state: the statement so far, the open quote, an open /* comment
     and the delimiter, carried from line to line."""
 
-    def __init__(self, backslash_escapes, ansi_quotes):
-        self.backslash_escapes, self.ansi_quotes = backslash_escapes, ansi_quotes
+    def __init__(self, backslash_escapes, ansi_quotes, execute):
+        self.backslash_escapes, self.ansi_quotes, self.execute = backslash_escapes, ansi_quotes, execute
         self.statements, self.buffer, self.start = [], [], None
         self.in_string, self.comment, self.delimiter = "", False, ";"
         self.number = 0
@@ -165,8 +174,18 @@ class _Splitter(object):
         """The client's com_go(): the statement, trimmed at its end, unless nothing is left."""
         text = "".join(self.buffer).rstrip(NOT_GRAPH)
         if text:
-            self.statements.append((self.start or self.number, text.lstrip(" ")))
+            self.emit(text.lstrip(" "))
         self.clear()
+
+    def emit(self, text):
+        """A statement the client sends: kept, and run when the caller runs them as they come."""
+        statement = (self.start or self.number, text, statement_words(text))
+        self.statements.append(statement)
+        if self.execute is not None:
+            status = self.execute(*statement)
+            if status is not None:
+                self.backslash_escapes = not status & SERVER_STATUS_NO_BACKSLASH_ESCAPES
+                self.ansi_quotes = bool(status & SERVER_STATUS_ANSI_QUOTES)
 
     def clear(self):
         self.buffer, self.start = [], None
@@ -191,7 +210,7 @@ class _Splitter(object):
             if not database:
                 raise ClientCommandError(self.number, "USE must be followed by a database name")
             # the client selects it (COM_INIT_DB); USE does the same on the server
-            self.statements.append((self.start or self.number, "USE `%s`" % database.replace("`", "``")))
+            self.emit("USE `%s`" % database.replace("`", "``"))
             self.clear()
         else:
             raise ClientCommandError(self.number, "`%s` is a command of the mysql client, not SQL; only DELIMITER "
