@@ -61,6 +61,10 @@ SERVER_STATUS_ANSI_QUOTES = 32768
 VERSIONED = re.compile(r"/\*M?!\d*|\*/")   # the marks of a versioned comment, around SQL that runs
 
 
+NOT_SQL = ("is a command of the mysql client, not SQL: clockwork sends a file's statements to the server, and of "
+           "the client's commands it takes only DELIMITER, USE, go (\\g) and clear (\\c)")
+
+
 class ClientCommandError(ClockworkError):
     """A command of the mysql client that means nothing outside it (source, system, quit ...),
     or a DELIMITER line the client refuses. `line` is the file's line."""
@@ -213,8 +217,7 @@ class _Splitter(object):
             self.emit("USE `%s`" % database.replace("`", "``"))
             self.clear()
         else:
-            raise ClientCommandError(self.number, "`%s` is a command of the mysql client, not SQL; only DELIMITER "
-                                                  "has a meaning in a file clockwork applies" % text.strip()[:40])
+            raise ClientCommandError(self.number, "`%s` %s" % (text.strip()[:40], NOT_SQL))
 
     def read_line(self, number, line):
         """read_and_execute(): a line that is a command when no statement has begun, else add_line()."""
@@ -266,9 +269,7 @@ class _Splitter(object):
                     self._flush(out)
                     name = SHORT_COMMANDS[escaped]
                     if name not in ("go", "ego", "clear"):
-                        raise ClientCommandError(self.number, "\\%s (%s) is a command of the mysql client, not SQL; "
-                                                              "only DELIMITER lines have a meaning in a file "
-                                                              "clockwork applies" % (escaped, name))
+                        raise ClientCommandError(self.number, "\\%s (%s) %s" % (escaped, name, NOT_SQL))
                     self.command(name, "")
                 pos += 1
                 continue
@@ -287,6 +288,7 @@ class _Splitter(object):
                         pos + 2 >= size or line[pos + 2] in SPACE or (not self.buffer and not out)))):
                 self._flush(out)
                 break   # a comment to the end of the line
+            # Also inside a comment, where it swallows the * of a following */ (`/* a /*/` stays open).
             if (not self.in_string and char == "/" and following == "*"
                     and line[pos + 2:pos + 3] != "!" and line[pos + 2:pos + 4] != "M!"):
                 pos += 2
@@ -299,6 +301,7 @@ class _Splitter(object):
                 self._flush(out)
                 need_space = True
                 continue
+            # A /*! on this line, even inside a /* comment, keeps the next */ from closing that comment.
             if not self.in_string and line.startswith("/*!", pos):
                 server_comment = True
             elif not self.in_string and server_comment and char == "*" and following == "/":
@@ -314,6 +317,8 @@ class _Splitter(object):
                 self._keep(out, char)
             pos += 1
         if out or self.buffer:
+            # The client leaves out the line's end after text that begins with "delimiter" (for
+            # `SELECT 1; DELIMITER //`, whose DELIMITER it then reads at the next delimiter).
             if not _is_delimiter_command("".join(out)) or self.in_string or self.comment:
                 out.append("\n")
             if not self.comment:
