@@ -31,8 +31,11 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker_clien
     EXEC_NOT_FOUND, APIError, exec_in)
 
 # bash opens the TCP connection on the container's loopback, then one cat copies the server's
-# bytes to stdout while another copies stdin to the server; stdin's end ends the relay.
-RELAY = ["bash", "-c", 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 7; cat <&3 & cat >&3; kill $! 2>/dev/null',
+# bytes to stdout while another copies stdin to the server; stdin's end ends the relay. bash
+# reaps the cat it kills (`wait`): an orphan goes to the container's PID 1, and PostgreSQL's
+# postmaster there takes an unknown child killed by a signal for a crashed backend and restarts
+# every session.
+RELAY = ["bash", "-c", 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 7; cat <&3 & cat >&3; kill $! 2>/dev/null; wait',
          "clockwork-tunnel"]
 CHUNK = 65536
 # The kernel's tables of TCP sockets (IPv4, and IPv6 with IPv4-mapped addresses), as
