@@ -103,9 +103,10 @@ class SwarmView(object):
 
     def reach(self, name, address, port):
         """(host, port) where this process logs in to `port` of the task `name` stands for.
-        Through a tunnel into the task (exec_tunnel): exact whichever node it runs on, and the
-        overlay is not routed here. Without bash in its image, its docker_gwbridge `address`
-        when it runs on this node; (None, None) when no task can be reached."""
+        Through a tunnel into the task (exec_tunnel; it admits this user's processes only): exact
+        whichever node it runs on, and the overlay is not routed here. Without a relay (no bash in
+        its image, or no Linux socket table here to tell who connects), its docker_gwbridge
+        `address` when it runs on this node; (None, None) when no task can be reached."""
         if self.locate(name)[1] is None:
             return None, None
         key = ("tunnel", name, int(port))
