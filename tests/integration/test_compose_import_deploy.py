@@ -284,6 +284,13 @@ def test_declared_connections_replace_inferred_ones(stack, tmp_path):  # noqa: F
     assert entries.count("dependency worker-{0} -> web-{0}".format(tag)) <= 1, entries
 
 
+class UnsafeLoader(yaml.SafeLoader):
+    """YAML as Ansible reads the written files: `!unsafe` text is text."""
+
+
+UnsafeLoader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+
+
 def test_the_import_playbook_writes_a_vars_file_without_passwords(stack, tmp_path):  # noqa: F811
     tag = stack.split("-")[-1]
     write_project(tmp_path, shop(tag))
@@ -298,9 +305,9 @@ def test_the_import_playbook_writes_a_vars_file_without_passwords(stack, tmp_pat
     assert text.startswith("# The stack %s, imported from" % stack)
     secrets = tmp_path / "stack.secrets.yml"
     assert oct(os.stat(str(secrets)).st_mode & 0o777) == "0o600"
-    values = yaml.safe_load(secrets.read_text())
+    values = yaml.load(secrets.read_text(), Loader=UnsafeLoader)
     assert DB_PASSWORD in values.values()
-    declaration = yaml.safe_load(text)
+    declaration = yaml.load(text, Loader=UnsafeLoader)
     assert declaration["clockwork_stack_name"] == stack
     database = [c for c in declaration["clockwork_connections"] if c["type"] == "database" and c["to"] == "db-" + tag]
     assert database and database[0]["password"].startswith("{{ ") and database[0]["password"].endswith(" }}")
