@@ -18,7 +18,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
-import re
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engine import (
@@ -27,6 +26,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.database.mys
     CREATE_FAILURES, CREATE_TRACKING, FAILURES_TABLE, LOCK_READ_MARGIN, TRACKING_TABLE, WriteAhead, error_code,
     journal_query, journal_rows, missing_columns, refuse_recorded, server_words)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_scope import foreign_databases
+from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_splitter import (
+    SERVER_STATUS_ANSI_QUOTES, SERVER_STATUS_NO_BACKSLASH_ESCAPES, ClientCommandError, mysql_statements)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.sql_files import ENDS_TRANSACTION
 
 LOCK_NAME = "clockwork.connections"
@@ -38,73 +39,14 @@ USER_ENV = ("MARIADB_USER", "MYSQL_USER")
 PASSWORD_ENV = ("MARIADB_PASSWORD", "MYSQL_PASSWORD")
 DATABASE_ENV = ("MARIADB_DATABASE", "MYSQL_DATABASE")
 UNKNOWN_DATABASE = 1049
-WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
-
-
-def mysql_statements(sql):
-    """[(line, text, [first words, upper-cased])] of each statement of a MySQL file, split at
-    `;` (or what a DELIMITER line sets) outside comments, strings and quoted identifiers."""
-    statements, delimiter, i, size, line = [], ";", 0, len(sql), 1
-    start, start_line = 0, None
-    while i < size:
-        at_line_start = i == 0 or sql[i - 1] == "\n"
-        if at_line_start and sql[i:i + 10].upper() == "DELIMITER ":
-            end = sql.find("\n", i)
-            end = size if end < 0 else end
-            if sql[start:i].strip():
-                statements.append((start_line, sql[start:i].strip()))
-            delimiter = sql[i + 10:end].strip() or ";"
-            line += 1 if end < size else 0
-            i = start = end + 1
-            start_line = None
-            continue
-        char = sql[i]
-        if sql.startswith("-- ", i) or sql.startswith("--\n", i) or char == "#":
-            end = sql.find("\n", i)
-            i = size if end < 0 else end
-            continue
-        if sql.startswith("/*!", i) and start_line is None:
-            start, start_line = i, line   # a versioned comment is SQL the server runs
-        if sql.startswith("/*", i) and not sql.startswith("/*!", i):
-            end = sql.find("*/", i + 2)
-            end = size if end < 0 else end + 2
-            line += sql.count("\n", i, end)
-            i = end
-            continue
-        if char in "'\"`":
-            if start_line is None:
-                start, start_line = i, line
-            j = i + 1
-            while j < size and sql[j] != char:
-                j += 2 if sql[j] == "\\" and char != "`" else 1
-            line += sql.count("\n", i, j)
-            i = j + 1
-            continue
-        if sql.startswith(delimiter, i):
-            if sql[start:i].strip():
-                statements.append((start_line, sql[start:i].strip()))
-            i = start = i + len(delimiter)
-            start_line = None
-            continue
-        if char == "\n":
-            line += 1
-        elif not char.isspace() and start_line is None:
-            start, start_line = i, line
-        i += 1
-    if sql[start:].strip() and start_line is not None:
-        statements.append((start_line, sql[start:].strip()))
-    return [(number, text, [w.upper() for w in WORD.findall(_without_comments(text))[:2]])
-            for number, text in statements]
-
-
-def _without_comments(text):
-    return re.sub(r"(?m)^\s*(--\s.*|#.*)$", "", re.sub(r"/\*(?!!).*?\*/", "", text, flags=re.S))
-
-
 def refuse_transaction_control(kind, name, sql):
     """A file that begins or ends a transaction itself is refused before anything runs: the
     statements are tracked one by one, and a COMMIT would hide which took effect."""
-    for line, _text, words in mysql_statements(sql):
+    try:
+        statements = mysql_statements(sql)
+    except ClientCommandError as exc:
+        raise ClockworkError("%s %s %s. Nothing was applied." % (kind, name, exc.msg))
+    for line, _text, words in statements:
         head = " ".join(words)
         for statement in ENDS_TRANSACTION:
             if head == statement or words[:1] == [statement] or head.startswith(statement + " "):
@@ -196,7 +138,11 @@ class MysqlTarget(WriteAhead):
     def statements(self, kind, name, sql):
         """The statements of a file, once what its text alone refuses is refused."""
         refuse_text(kind, name, sql, self.settings)
-        return mysql_statements(sql)
+        # Split as the client would under this session's sql_mode, which the server reports with
+        # every reply (the same bits the mysql client reads).
+        status = getattr(self.conn, "server_status", 0) or 0
+        return mysql_statements(sql, backslash_escapes=not status & SERVER_STATUS_NO_BACKSLASH_ESCAPES,
+                                ansi_quotes=bool(status & SERVER_STATUS_ANSI_QUOTES))
 
     def _connect_or_report_missing(self):
         try:
