@@ -9,7 +9,7 @@ import time
 
 import yaml
 
-from helpers import ROOT, VENV_BIN
+from helpers import NGINX_IMAGE, POSTGRES_IMAGE, ROOT, VENV_BIN, docker, playbook
 from test_mysql import ROOT_PASSWORD, declaration, deploy, mysql, own_state, workdir  # noqa: F401  (fixture)
 from test_rotation import stack  # noqa: F401  (the stack fixture that also removes carried anonymous volumes)
 from test_stack_showcase import stack_task
@@ -69,11 +69,12 @@ def wait_for(condition, seconds=90, what="the condition"):
     raise AssertionError("waited %ss for %s" % (seconds, what))
 
 
-def sleeping(stack):
-    """True while a session of the server runs the file's SELECT SLEEP."""
+def sleeping(stack, query="SELECT SLEEP(20)"):
+    """True while a session of the server runs `query` (the file's SELECT SLEEP)."""
     proc = subprocess.run(["docker", "exec", "-e", "MYSQL_PWD=" + ROOT_PASSWORD, stack + "-db", "mariadb",
                            "--protocol=TCP", "-h", "127.0.0.1", "-u", "root", "-N", "-B", "-e",
-                           "SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(20)%'"],
+                           "SELECT count(*) FROM information_schema.processlist WHERE info LIKE '%%%s%%' AND id <> "
+                           "connection_id()" % query],
                           capture_output=True, text=True, timeout=60)
     return proc.returncode == 0 and proc.stdout.strip() not in ("", "0")
 
@@ -184,3 +185,74 @@ def test_a_file_that_reaches_another_database_is_refused_before_any_change(stack
     again = deploy(stack, workdir, cross_database=True)
     assert again.rc == 0 and again.result("stack")["changed"] is False, again.output
     mysql(stack, "DROP DATABASE other")
+
+
+def root_session(stack, sql):
+    """A client of its own inside the server's container, running `sql` in the background."""
+    return subprocess.Popen(["docker", "exec", "-e", "MYSQL_PWD=" + ROOT_PASSWORD, stack + "-db", "mariadb",
+                             "--protocol=TCP", "-h", "127.0.0.1", "-u", "root", "-D", "shop", "-e", sql],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_statements_and_lock_waits_are_bounded(stack, workdir):
+    assert deploy(stack, workdir).rc == 0
+    migrations = workdir / "migrations"
+
+    # A statement that outlives migration_timeout is stopped on the server; the error names the file and it.
+    (migrations / "70_slow.sql").write_text("INSERT INTO users (name) VALUES ('t1');\nSELECT SLEEP(60);\n")
+    started = time.monotonic()
+    run = deploy(stack, workdir, migration_timeout=3)
+    assert run.rc != 0 and time.monotonic() - started < 40
+    message = run.result("stack")["msg"]
+    assert "migration 70_slow.sql failed at statement 2 of 2 (line 2): it did not finish within migration_timeout " \
+           "(3s) and it was stopped on the server (KILL)" in message, message
+    assert "statements 1 to 1 had taken effect and stay" in message
+    assert not sleeping(stack, "SELECT SLEEP(60)"), "the statement still runs on the server"
+    assert mysql(stack, "SELECT state, statements_applied, failed_line FROM clockwork_schema_failures") == "failed\t1\t2"
+    mysql(stack, "DELETE FROM clockwork_schema_failures")
+    (migrations / "70_slow.sql").unlink()
+
+    # Another session holds the table: the ALTER waits the connection's timeout for its metadata lock, no more.
+    (migrations / "80_alter.sql").write_text("ALTER TABLE users ADD COLUMN z INT;\n")
+    holder = root_session(stack, "LOCK TABLES users WRITE; SELECT SLEEP(40);")
+    try:
+        wait_for(lambda: sleeping(stack, "SELECT SLEEP(40)"), what="the session that holds users")
+        started = time.monotonic()
+        run = deploy(stack, workdir, timeout=4)
+        took = time.monotonic() - started
+    finally:
+        for session in mysql(stack, "SELECT id FROM information_schema.processlist WHERE info LIKE "
+                                    "'%SELECT SLEEP(40)%' AND id <> connection_id()").split():
+            mysql(stack, "KILL %s" % session)
+        holder.wait()
+    assert run.rc != 0
+    message = run.result("stack")["msg"]
+    assert "migration 80_alter.sql failed at statement 1 of 1 (line 1): (1205) Lock wait timeout exceeded" in message
+    assert "(waited longer than the connection's timeout, 4s, for a lock another session holds)" in message, message
+    assert took < 40, took
+    mysql(stack, "DELETE FROM clockwork_schema_failures")
+    fixed = deploy(stack, workdir)
+    assert fixed.rc == 0, fixed.output
+    assert mysql(stack, "SHOW COLUMNS FROM users LIKE 'z'").startswith("z")
+
+
+def test_a_postgresql_file_is_bounded_by_migration_timeout(stack, tmp_path):
+    """PostgreSQL alike: the file's transaction has statement_timeout = migration_timeout."""
+    pg, app = stack + "-pg", stack + "-app"
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "1_slow.sql").write_text("CREATE TABLE t1 (id int);\nSELECT pg_sleep(60);\n")
+    resources = [{"name": pg, "image": POSTGRES_IMAGE, "env": {"POSTGRES_PASSWORD": "pw", "POSTGRES_DB": "appdb"},
+                  "healthcheck": {"test": "pg_isready -U postgres -d appdb", "interval": "1s", "start_period": "60s"}},
+                 {"name": app, "image": NGINX_IMAGE}]
+    connections = [{"type": "database", "from": app, "to": pg, "password": "pw", "database_name": "appdb",
+                    "migrations_dir": "migrations", "migration_timeout": 2}]
+    started = time.monotonic()
+    run = playbook([stack_task(stack, resources, connections)], workdir=str(tmp_path))
+    assert run.rc != 0 and time.monotonic() - started < 50
+    message = run.result("stack")["msg"]
+    assert "migration 1_slow.sql did not finish within migration_timeout (2s)" in message, message
+    assert "rolled back, nothing of it was applied" in message
+    assert docker("exec", pg, "psql", "-U", "postgres", "-d", "appdb", "-tAc",
+                  "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()"
+                  ) == "0"
+    assert docker("exec", pg, "psql", "-U", "postgres", "-d", "appdb", "-tAc", "SELECT to_regclass('t1')") == ""

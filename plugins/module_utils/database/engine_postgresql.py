@@ -21,12 +21,14 @@ from ansible.module_utils.six.moves.urllib.parse import unquote, urlsplit
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engine import (
-    DatabaseEngine, driver, refusable_session, retry_login)
+    MIGRATION_TIMEOUT, DatabaseEngine, driver, refusable_session, retry_login)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.sql_files import (
     refuse_transaction_control)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_in
 
 TRACKING_TABLE = "clockwork_schema_migrations"
+# Seconds a statement of ours (not a file's) may take beyond the connection's timeout.
+STATEMENT_MARGIN = 15
 # One advisory lock key for every clockwork run against a server: runs take turns.
 ADVISORY_LOCK_KEY = 0x636C6F636B
 # The tracking table, schema-qualified: a SQL file that empties search_path (as pg_dump's
@@ -103,7 +105,10 @@ class PostgresTarget(object):
         self.settings = settings
         self.timeout = max(1, int(timeout or 1))
         self.where = "postgresql at %s:%s as %s (database %s)" % (host, port, settings["user"], settings["database"])
-        options = "-c lock_timeout=%ds" % self.timeout
+        self.migration_timeout = max(1, int(settings.get("migration_timeout") or MIGRATION_TIMEOUT))
+        # Lock waits and every statement of ours are bounded by the connection's timeout; a file's
+        # transaction gets migration_timeout (SET LOCAL in apply).
+        options = "-c lock_timeout=%ds -c statement_timeout=%ds" % (self.timeout, self.timeout + STATEMENT_MARGIN)
         if read_only:
             options += " -c default_transaction_read_only=on"
 
@@ -226,6 +231,7 @@ class PostgresTarget(object):
         refuse_transaction_control([(kind, name, None, sql, checksum)])
         try:
             with self.conn.transaction():
+                self.conn.execute("SET LOCAL statement_timeout = %d" % (self.migration_timeout * 1000))
                 self.conn.execute(sql)
                 self.conn.execute(
                     "INSERT INTO %s (kind, name, checksum) VALUES (%%s, %%s, %%s) ON CONFLICT (kind, name)"
@@ -236,6 +242,12 @@ class PostgresTarget(object):
                 "%s %s waited longer than the connection's timeout (%ss) for a lock another session holds%s: %s; "
                 "rolled back, nothing of it was applied. Run again once that session has finished, or raise "
                 "timeout." % (kind, name, self.timeout, _error_line(exc, sql), _server_message(exc)))
+        except self.errors.errors.QueryCanceled as exc:
+            raise ClockworkError(
+                "%s %s did not finish within migration_timeout (%ss)%s: %s; rolled back, nothing of it was applied. "
+                "PostgreSQL runs a file as one batch, so the statement is not known: find the slow one (EXPLAIN, or "
+                "a lock it waits for), or raise migration_timeout." % (
+                    kind, name, self.migration_timeout, _error_line(exc, sql), _server_message(exc)))
         except self.errors.Error as exc:
             raise ClockworkError("%s %s failed%s: %s; rolled back, nothing of it was applied" % (
                 kind, name, _error_line(exc, sql), _server_message(exc)))
