@@ -390,10 +390,6 @@ def test_an_allowed_privileged_is_kept_and_planned(stack, tmp_path):  # noqa: F8
     assert stack_objects(stack, tag) == []
 
 
-@pytest.mark.xfail(strict=True, reason="file/connection_type.check_file checks a bind without known content with "
-                                       "`test -f PATH -a -r PATH`: a socket is no regular file, so the allowed "
-                                       "Docker socket bind's check fails and the apply fails after the container "
-                                       "was created (\"/var/run/docker.sock is not readable in ...\")")
 def test_an_allowed_docker_socket_deploys(stack, tmp_path):  # noqa: F811
     tag = stack.split("-")[-1]
     (tmp_path / "compose.yaml").write_text(

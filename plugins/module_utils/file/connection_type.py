@@ -196,7 +196,8 @@ def check_file(engine, check):
         if out.split()[0] != check["sha256"]:
             return False, "%s in %s does not have the expected content (%s)" % (path, container, out)
     else:
-        code, out = exec_in(engine, container, ["test", "-d" if check.get("directory") else "-f", path, "-a", "-r", path])
+        # -e, not -f: a bind may be a socket or a device (an allowed Docker socket), readable all the same.
+        code, out = exec_in(engine, container, ["test", "-d" if check.get("directory") else "-e", path, "-a", "-r", path])
         if code != 0:
             return False, "%s is not readable in %s %s" % (path, container, out)
     if check.get("read_only") and _writable(engine, container, path):
