@@ -1,7 +1,8 @@
 """A changed password is a rotation, not a new database: set on the running server with the
 previous one, the data kept, the clients given their new URL. On the real engine: the showcase
 itself, a Redis stack, the single database_connection module, and a server whose previous
-password nobody knows any more.
+password nobody knows any more; MariaDB's application user (MARIADB_USER), with and without root's
+password in the server's env.
 
 The showcase uses fixed container names: run this file under
 `flock /tmp/clockwork-showcase.lock`, as every other run that deploys the showcase."""
@@ -11,7 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
-from helpers import NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, docker, env_of, inspect, playbook, remove_stack
+from helpers import LOCAL_IMAGES, NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, docker, env_of, inspect, playbook, remove_stack
 from test_database import api_task, db_task, postgres_task, show, shown
 from test_safe_recreate import remove_with_volumes
 from test_stack_showcase import recap_changed, showcase, stack_task, summary
@@ -285,3 +286,85 @@ def test_redis_rotation_diff_shows_no_password(stack):
     rotate = playbook([redis_stack(stack, second)], diff=True, verbose=True)
     assert rotate.rc == 0, rotate.output
     assert_no_secret(rotate, first, second)
+
+
+MARIADB_IMAGE = LOCAL_IMAGES["mariadb_image"]
+MARIADB_ROOT = "r00t-of-the-server"  # pragma: allowlist secret
+APP_FIRST, APP_SECOND = "wp-first pw", "wp-s3cond@pw"  # pragma: allowlist secret
+
+
+def app_user_stack(stack, password, root):
+    """The WordPress shape: the server creates MARIADB_USER with MARIADB_PASSWORD, the connection logs
+    in as that user and gives the application its parts. `root`: the server's root password in its env,
+    or None (an empty root password that nothing here uses; "yes", not "1": a value of a variable named
+    *PASSWORD is masked wherever it appears in the output)."""
+    db, app = stack + "-db", stack + "-app"
+    env = {"MARIADB_USER": "wp", "MARIADB_PASSWORD": password, "MARIADB_DATABASE": "shop"}
+    env.update({"MARIADB_ROOT_PASSWORD": root} if root else {"MARIADB_ALLOW_EMPTY_ROOT_PASSWORD": "yes"})
+    resources = [{"name": db, "image": MARIADB_IMAGE, "env": env, "ports": ["3306"],
+                  "healthcheck": {"test": ["CMD", "healthcheck.sh"], "interval": "1s", "start_period": "60s"}},
+                 {"name": app, "image": NGINX_IMAGE}]
+    connections = [{"type": "database", "engine": "mariadb", "from": app, "to": db, "username": "wp",
+                    "password": password, "database_name": "shop", "schema_file": "schema.sql", "env_var_name": "",
+                    "env": {"WORDPRESS_DB_HOST": "{host}:{port}", "WORDPRESS_DB_USER": "{user}",
+                            "WORDPRESS_DB_PASSWORD": "{password}", "WORDPRESS_DB_NAME": "{database}"},
+                    "timeout": 60}]
+    return stack_task(stack, resources, connections)
+
+
+def mariadb_as(container, user, password, query):
+    """(exit code, output) of a query over TCP inside the server's container, as `user`."""
+    proc = subprocess.run(["docker", "exec", "-e", "MYSQL_PWD=" + password, container, "mariadb", "--protocol=TCP",
+                           "-h", "127.0.0.1", "-u", user, "-N", "-B", "-D", "shop", "-e", query],
+                          capture_output=True, text=True, timeout=60)
+    return proc.returncode, (proc.stdout + proc.stderr).strip()
+
+
+@pytest.mark.parametrize("root", [MARIADB_ROOT, None], ids=["root-in-the-env", "the-user-itself"])
+def test_an_application_users_password_is_rotated_in_place(stack, tmp_path, root):
+    """Rotation as the WordPress, Nextcloud and Gitea shapes need it: the user is not root. With root's
+    password in the server's env, root changes it on every account of that name; without, the user
+    changes its own (SET PASSWORD). Either way the rows stay, the old password is refused, and the
+    application's parts follow."""
+    (tmp_path / "schema.sql").write_text("CREATE TABLE posts (id INT AUTO_INCREMENT PRIMARY KEY, title TEXT);\n")
+    db, app = stack + "-db", stack + "-app"
+    wd = str(tmp_path)
+    first = playbook([app_user_stack(stack, APP_FIRST, root)], workdir=wd)
+    assert first.rc == 0, first.output
+    assert mariadb_as(db, "wp", APP_FIRST, "INSERT INTO posts (title) VALUES ('hello')")[0] == 0
+    if root:
+        # A second account of that name: root changes both.
+        assert mariadb_as(db, "root", root, "CREATE USER wp@localhost IDENTIFIED BY '%s'; GRANT ALL ON shop.* TO "
+                                            "wp@localhost" % APP_FIRST)[0] == 0
+    label = "database %s -> %s" % (app, db)
+
+    state = stack_state(stack)
+    check = playbook([app_user_stack(stack, APP_SECOND, root)], workdir=wd, check=True, diff=True)
+    assert check.rc == 0, check.output
+    assert entry(check, "connection", label)["actions"] == ["rotate the password of user wp"]
+    assert stack_state(stack) == state
+    assert mariadb_as(db, "wp", APP_FIRST, "SELECT 1") == (0, "1"), "check mode changed the password"
+    assert_no_secret(check, APP_FIRST, APP_SECOND, MARIADB_ROOT)
+
+    rotate = playbook([app_user_stack(stack, APP_SECOND, root)], workdir=wd, diff=True, verbose=True)
+    assert rotate.rc == 0, rotate.output
+    assert entry(rotate, "connection", label)["actions"] == ["rotate the password of user wp"]
+    assert "1227" not in rotate.output
+    assert_no_secret(rotate, APP_FIRST, APP_SECOND, MARIADB_ROOT)
+    assert mariadb_as(db, "wp", APP_SECOND, "SELECT title FROM posts") == (0, "hello"), "the rows were lost"
+    code, out = mariadb_as(db, "wp", APP_FIRST, "SELECT 1")
+    assert code != 0 and "Access denied" in out, "the old password still logs in"
+    if root:
+        hashes = mariadb_as(db, "root", root, "SELECT DISTINCT host, authentication_string = PASSWORD('%s') FROM "
+                                              "mysql.user WHERE user = 'wp' ORDER BY host" % APP_SECOND)[1]
+        assert hashes.splitlines() == ["%\t1", "localhost\t1"], "an account of that name kept the old password"
+    parts = env_of(app)
+    assert (parts["WORDPRESS_DB_USER"], parts["WORDPRESS_DB_PASSWORD"]) == ("wp", APP_SECOND)
+    assert parts["WORDPRESS_DB_HOST"] == "%s:3306" % db and parts["WORDPRESS_DB_NAME"] == "shop"
+
+    again = playbook([app_user_stack(stack, APP_SECOND, root)], workdir=wd)
+    assert again.rc == 0 and not again.changed, again.output
+    state = stack_state(stack)
+    recheck = playbook([app_user_stack(stack, APP_SECOND, root)], workdir=wd, check=True)
+    assert recheck.rc == 0 and not recheck.changed, recheck.output
+    assert stack_state(stack) == state

@@ -120,3 +120,14 @@ def test_redis_requirepass_changing():
     # A password given for the first time is not a rotation: the recreate sets it.
     assert password_rotations("default", "new", ("default", None, "REDIS_URL of api"), None,
                               ("default", "new", "--requirepass in the command of cache")) == []
+
+
+def test_root_from_the_servers_env_changes_another_users_password():
+    from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
+    mysql = ENGINES["mysql"]
+    env = {"MARIADB_ROOT_PASSWORD": "r", "MARIADB_USER": "wp", "MARIADB_PASSWORD": "u"}
+    assert mysql.admin_credentials(env, "wp") == ("root", "r")
+    assert mysql.admin_credentials({"MYSQL_ROOT_PASSWORD": "m"}, "wp") == ("root", "m")
+    assert mysql.admin_credentials(env, "root") is None, "root changes its own"
+    assert mysql.admin_credentials({"MARIADB_USER": "wp", "MARIADB_PASSWORD": "u"}, "wp") is None
+    assert ENGINES["postgresql"].admin_credentials({"POSTGRES_PASSWORD": "p"}, "app") is None

@@ -158,7 +158,14 @@ class DatabaseEngine(object):
     def before_password_change(self, session, who, server, carried):
         """Raise ClockworkError when a password set now would not survive; nothing by default."""
 
-    def set_password(self, session, identity, password, carried):
+    def admin_credentials(self, env, identity):
+        """(identity, password) of an administrator the server's `env` declares, that may change the
+        password of `identity` on every account of that name; None when the user changes its own."""
+        return None
+
+    def set_password(self, session, identity, password, carried, admin=None):
+        """Set `identity`'s password, logged in as it with the previous one (`session`), or through
+        `admin`, a session of admin_credentials' when there is one."""
         raise NotImplementedError
 
     def how_to_proceed(self, server, identity):

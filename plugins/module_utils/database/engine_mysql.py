@@ -287,28 +287,41 @@ class MysqlEngine(DatabaseEngine):
     def keeps_password(self, server):
         return "%s keeps it in its data (MARIADB_ROOT_PASSWORD and MYSQL_PASSWORD apply only to an empty server)" % server
 
-    def set_password(self, session, identity, password, carried):
-        """ALTER USER for every account of that name (root@localhost and root@'%' alike), or the one
-        this session logged in as when it may not read mysql.user: with the hashed form on MariaDB
-        (IDENTIFIED BY PASSWORD), so that the password is in no statement the server logs; MySQL 8
-        takes it as a parameter, and its logs rewrite it. The names are parameters, never SQL text."""
+    def admin_credentials(self, env, identity):
+        """root's password from the server's env (MARIADB_ROOT_PASSWORD...), to change the password of
+        every account of another user's name; None for root itself, or when the env has none."""
+        root = _first(env, ROOT_PASSWORD_ENV)
+        return ("root", root) if root and identity != "root" else None
+
+    def set_password(self, session, identity, password, carried, admin=None):
+        """The new password of `identity`: as `admin` (root), or as a session that may read
+        mysql.user, ALTER USER for every account of that name (root@localhost and root@'%' alike);
+        else, as the user itself, the statement the server allows any user for its own account
+        (SET PASSWORD on MariaDB, ALTER USER CURRENT_USER() on MySQL 8). MariaDB is given the hashed
+        form, so that the password is in no statement the server logs; MySQL 8 takes it as a
+        parameter and its logs rewrite it. Names and passwords are parameters, never SQL text."""
         pymysql = driver("pymysql")
         try:
+            for changer in ([admin] if admin is not None else []) + [session]:
+                with changer.cursor() as cursor:
+                    cursor.execute("SELECT VERSION()")
+                    mariadb = "mariadb" in cursor.fetchone()[0].lower()
+                    try:
+                        cursor.execute("SELECT host FROM mysql.user WHERE user = %s", (identity,))
+                        hosts = [row[0] for row in cursor.fetchall()]
+                    except pymysql.err.MySQLError:
+                        continue   # not an administrator: the user changes its own
+                    secret = native_password_hash(password) if mariadb else password
+                    for host in hosts:
+                        cursor.execute("ALTER USER %%s@%%s IDENTIFIED BY %s%%s" % ("PASSWORD " if mariadb else ""),
+                                       (identity, host, secret))
+                    if hosts:
+                        return
             with session.cursor() as cursor:
-                cursor.execute("SELECT VERSION()")
-                mariadb = "mariadb" in cursor.fetchone()[0].lower()
-                try:
-                    cursor.execute("SELECT host FROM mysql.user WHERE user = %s", (identity,))
-                    hosts = [row[0] for row in cursor.fetchall()]
-                except pymysql.err.MySQLError:
-                    hosts = []
-                accounts = [("%s@%s", (identity, host)) for host in hosts] or [("CURRENT_USER()", ())]
-                for account, names in accounts:
-                    if mariadb:
-                        cursor.execute("ALTER USER %s IDENTIFIED BY PASSWORD %%s" % account,
-                                       names + (native_password_hash(password),))
-                    else:
-                        cursor.execute("ALTER USER %s IDENTIFIED BY %%s" % account, names + (password,))
+                if mariadb:
+                    cursor.execute("SET PASSWORD = %s", (native_password_hash(password),))
+                else:
+                    cursor.execute("ALTER USER CURRENT_USER() IDENTIFIED BY %s", (password,))
         except pymysql.err.MySQLError as exc:
             raise ClockworkError("changing the password of user %s failed: %s" % (identity, server_words(exc)))
 

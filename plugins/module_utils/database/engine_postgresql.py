@@ -361,7 +361,7 @@ class PostgresqlEngine(DatabaseEngine):
     def keeps_password(self, server):
         return "%s keeps it in its data (POSTGRES_PASSWORD applies only to an empty server)" % server
 
-    def set_password(self, session, identity, password, carried):
+    def set_password(self, session, identity, password, carried, admin=None):
         """ALTER ROLE, with the role a quoted identifier and the password a literal that psycopg
         quotes; the password is hashed here (SCRAM, as the server is set to) when libpq can, as
         psql's \\password does, so that not even the server's statement log sees it."""

@@ -139,8 +139,11 @@ def _rotate(ctx, params, result, to, settings, wanted, rotation, address, state,
     if refused:
         raise ClockworkError(refused)
 
+    def login_as(user, password):
+        return engine.session(address[0], address[1], user, password, settings["database"], params["timeout"])
+
     def login(password):
-        return engine.session(address[0], address[1], name, password, settings["database"], params["timeout"])
+        return login_as(name, password)
 
     session, used = None, None
     for password, _where in rotation["previous"]:
@@ -175,7 +178,23 @@ def _rotate(ctx, params, result, to, settings, wanted, rotation, address, state,
             result.act("rotate the password of %s" % who)
         if ctx.check_mode:
             return
-        engine.set_password(session, name, new, carried)
+        admin = _admin_session(engine, to, name, login_as)
+        try:
+            if admin is None:
+                engine.set_password(session, name, new, carried)
+            else:
+                engine.set_password(session, name, new, carried, admin=admin)
+        finally:
+            if admin is not None:
+                close_quietly(admin)
         state["read_with"] = None
     finally:
         close_quietly(session)
+
+
+def _admin_session(engine, to, identity, login_as):
+    """A session of the administrator the server's env names (MARIADB_ROOT_PASSWORD), which changes
+    the password on every account of the user's name; None without one, or when it is refused
+    (the user then changes its own)."""
+    found = engine.admin_credentials(env_dict(((to.attrs or {}).get("Config") or {}).get("Env")), identity)
+    return login_as(found[0], found[1]) if found else None
