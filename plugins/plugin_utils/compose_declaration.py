@@ -29,7 +29,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.masking impo
     MASK, SECRET_ENV_NAME, command_secrets, declared_secrets, forms)
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import (
     Report, choose_project_name, from_compose, load)
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_secrets import url_secret
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_secrets import IDENTITY_KEYS, url_secret
 
 
 def _replaced(items, declared, key):
@@ -159,20 +159,20 @@ def _strings(node, path=""):
         yield path, node
 
 
-def _plain(node, secrets):
-    """Plain Python types (YAML-dumpable), each string through secrets.text, each key kept
-    from templating too."""
+def _plain(node, secrets, key=None):
+    """Plain Python types (YAML-dumpable), each string through secrets.text (but the fields that
+    say what a thing is), each key kept from templating too."""
     if isinstance(node, dict):
-        return dict((literal(str(k)), _plain(v, secrets)) for k, v in node.items())
+        return dict((literal(str(k)), _plain(v, secrets, k)) for k, v in node.items())
     if isinstance(node, (list, tuple)):
-        return [_plain(v, secrets) for v in node]
+        return [_plain(v, secrets, key) for v in node]
     if isinstance(node, bool) or node is None:
         return node
     if isinstance(node, int):
         return int(node)
     if isinstance(node, float):
         return float(node)
-    return secrets.text(str(node))
+    return literal(str(node)) if key in IDENTITY_KEYS else secrets.text(str(node))
 
 
 class _Dumper(yaml.SafeDumper):

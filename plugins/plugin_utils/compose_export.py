@@ -34,7 +34,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.plan import 
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
 from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import NOT_ON_SWARM
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_secrets import (
-    ExportError, collect_secrets, split_secrets)
+    IDENTITY_KEYS, ExportError, collect_secrets, split_secrets)
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_extension import (
     EXTENSION, VERSION, declared_rest, own_fields)
 
@@ -351,8 +351,8 @@ class Export(object):
             service["deploy"] = deploy
         if declared.get("stop_grace_period"):
             service["stop_grace_period"] = declared["stop_grace_period"]
-        if self.engine == "docker" and policy != "no":
-            service["restart"] = policy
+        if self.engine == "docker" and (policy != "no" or declared.get("restart_policy")):
+            service["restart"] = policy   # "no" written when declared, so that it reads back declared
 
     def depends_on(self, name):
         """What the stack waits for before `name`: every container a connection of it goes to."""
@@ -427,13 +427,13 @@ class Export(object):
             result[name] = {"name": name, "external": True}
         return result
 
-    def escaped(self, node):
+    def escaped(self, node, key=None):
         if isinstance(node, dict):
-            return dict((key, self.escaped(value)) for key, value in node.items())
+            return dict((k, self.escaped(value, k)) for k, value in node.items())
         if isinstance(node, list):
-            return [self.escaped(value) for value in node]
+            return [self.escaped(value, key) for value in node]
         if isinstance(node, str):
-            return self.secrets.text(node)
+            return node.replace("$", "$$") if key in IDENTITY_KEYS else self.secrets.text(node)
         return node
 
     def header(self):
@@ -462,7 +462,7 @@ _Dumper.add_representer(str, _text)
 def _written_secret(node, secrets):
     """Whether a value of the written document still holds a secret where it stands as one."""
     if isinstance(node, dict):
-        return any(_written_secret(v, secrets) for v in node.values())
+        return any(_written_secret(v, secrets) for k, v in node.items() if k not in IDENTITY_KEYS)
     if isinstance(node, list):
         return any(_written_secret(v, secrets) for v in node)
     return isinstance(node, str) and any(secret for secret, _text in split_secrets(node.replace("$$", "$"), secrets))

@@ -132,8 +132,12 @@ class ExportedDeclaration(Declaration):
         if kind == "container":
             self.report.problem(where, "a container is declared by a service, not by x-clockwork")
         grant_problems_of_mounts(self.project["grants"], where, resource.get("mounts"))
-        if isinstance(path, str) and self._escapes(path):
-            self.report.problem(where + ["path"], self._escapes(path))
+        if isinstance(path, str) and kind == "file":
+            if resource.get("content") is not None:   # written on the Docker host: inside the directory
+                if self._escapes(path):
+                    self.report.problem(where + ["path"], self._escapes(path))
+            else:                                     # a host path to bind, as a compose bind is
+                self.project["grants"].bind(where + ["path"], path)
         return resource
 
     def _connection(self, index, connection):
@@ -146,7 +150,7 @@ class ExportedDeclaration(Declaration):
             path = connection.get(field)
             if not isinstance(path, str) or not path:
                 continue
-            why = files.outside(path)
+            why = files.outside(path) or self._linked_out(path)
             if why:
                 self.report.problem(where + [field], why)
             elif not os.path.isabs(os.path.expanduser(path)):
@@ -156,14 +160,27 @@ class ExportedDeclaration(Declaration):
                 self.report.problem(where + [field], self._escapes(connection[field]))
         return connection
 
+    def _linked_out(self, path):
+        """A directory's entries (migrations), each held to the same rule: a link in it pointing
+        out is read when the files are shipped."""
+        files = self.project["files"]
+        directory = files.resolve(path)[1]
+        if not os.path.isdir(directory):
+            return None
+        for entry in sorted(os.listdir(directory)):
+            why = files.outside(os.path.join(directory, entry))
+            if why:
+                return why
+        return None
+
     def _escapes(self, path):
         """A host path of a file resource: relative ones stay under the stack's directory, absolute
         ones in the compose file's directory (or an allowed one)."""
         if not os.path.isabs(path) and not path.startswith("~"):
             normal = posixpath.normpath(path)
-            return None if normal != ".." and not normal.startswith("../") else (
-                "%s leaves the stack's directory: refused" % path)
-        return self.project["files"].outside(path)
+            if normal == ".." or normal.startswith("../"):
+                return "%s leaves the stack's directory: refused" % path
+        return self.project["files"].outside(path)   # symlinks followed
 
     def _own_mount(self, mount):
         read_only = {"read_only": True} if mount["read_only"] else {}

@@ -99,6 +99,27 @@ class InputBounds(object):
         return None
 
 
+    @staticmethod
+    def key_problems(document):
+        """Keys YAML reads as a number, a boolean or null (`1:`, `true:`, `null:`): Compose's keys
+        are names, so each is a problem naming where it is (walked once per node: aliases shared)."""
+        problems, seen = [], set()
+
+        def walk(node, path):
+            if id(node) in seen or len(problems) >= 20:
+                return
+            seen.add(id(node))
+            items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+            for key, value in items:
+                if isinstance(node, dict) and not isinstance(key, str):
+                    problems.append("%s: the key %s is not a name; quote it" % (
+                        ".".join(path) or "the top level", "null" if key is None else str(key).lower()
+                        if isinstance(key, bool) else key))
+                walk(value, path + [str(key)])
+        walk(document, [])
+        return problems
+
+
 def _under(path, directory):
     return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 

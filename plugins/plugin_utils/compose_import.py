@@ -84,6 +84,9 @@ def load(text, source):
     too_many = InputBounds.node_problem(document)
     if too_many:
         raise ComposeError(source, [too_many])
+    odd_keys = InputBounds.key_problems(document)
+    if odd_keys:
+        raise ComposeError(source, odd_keys)
     return document
 
 
@@ -183,8 +186,9 @@ def _expression(body, lookup, path, report):
     rest = body[name.end():] if name else body
     operator = next((op for op in _OPERATORS if rest.startswith(op)), None)
     if not name or (rest and operator is None):
-        report.problem(path, "invalid interpolation of %s" % ("${%s...}" % name.group() if name else
-                                                               "${ without a variable name"))
+        # Not even the name: in a .env value, the braces may be part of a secret.
+        report.problem(path, "invalid interpolation: ${ must be followed by NAME}, NAME:-default}, NAME:?error} and "
+                             "the like (use $$ for a literal $)")
         return ""
     if operator is None:
         return _value(name.group(), lookup, path, report)

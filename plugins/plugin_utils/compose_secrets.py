@@ -16,6 +16,12 @@ from ansible_collections.clockwork.connections.plugins.module_utils.masking impo
     command_secrets, declared_secrets, forms, url_password)
 
 
+# Fields that say what a thing is, never a secret: written as declared even when a password has the
+# same text (a `${VAR}` there would tell a reader the password: the image `nextcloud`, stack `nextcloud`).
+IDENTITY_KEYS = ("image", "stack", "name", "from", "to", "type", "engine", "container_name", "description",
+                 "order", "volume_name", "network_name")
+
+
 class ExportError(Exception):
     """A stack that cannot be exported: every problem, each naming its entry and field."""
 

@@ -220,7 +220,7 @@ def test_a_bad_line_of_the_dot_env_file_fails(tmp_path):
     ("${DB_PASSWORD:?}", {"DB_PASSWORD": ""}, "required variable DB_PASSWORD is empty: no message"),
     ("${DB_PASSWORD?must be given}", {}, "required variable DB_PASSWORD is not set: must be given"),
     ("${DB_PASSWORD", {}, "unclosed ${"),
-    ("${DB PASSWORD}", {}, "invalid interpolation of ${DB...}"),
+    ("${DB PASSWORD}", {}, "invalid interpolation: ${ must be followed by NAME}"),
 ])
 def test_a_required_variable_or_a_bad_expression_fails_naming_source_service_and_key(template, env, words):
     message = failure("""
