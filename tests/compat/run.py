@@ -6,7 +6,12 @@ Each combination has a venv of its own under .venv/compat/, kept while its Pytho
 requirement pins stay the same. For each: the showcase is deployed from nothing, rerun
 (changed=0, same containers), verified (--tags assert), dry-run with a changed declaration
 (--check --diff: reports the recreates, shows no password, Docker unchanged), bad declarations fail naming their
-entry with no traceback and touch nothing, and the showcase is destroyed. A failure names
+entry with no traceback and touch nothing, and the showcase is destroyed. Then a compose file
+someone else wrote (Jinja in its values, its .env and an env_file; a database password) is
+imported by playbooks/compose_import.yml, the written files deployed with vars_files, the same
+file deployed by the role's clockwork_compose_file (each rerun changed=0, the containers holding
+the literal text, no command run, no password shown), and the written stack exported by
+playbooks/compose_export.yml and imported again to the same declaration. A failure names
 its combination and step, and fails the run.
 
 Then the README's compatibility table must be what ran (with the Pythons scripts/sanity.sh
@@ -56,6 +61,10 @@ LIBRARIES = [r for r in _requirements() if not r.startswith("ansible-core")]
 COMBINATIONS = [
     {"name": "oldest", "title": "oldest supported ansible-core", "python": "3.11",
      "requirements": ["ansible-core==2.17.0"] + LIBRARIES},
+    # The compose import once failed here ("a string or stream input is required": the C YAML
+    # loader refuses the unsafe text of 2.17 and 2.18).
+    {"name": "2.18", "title": "ansible-core 2.18", "python": "3.12",
+     "requirements": ["ansible-core==2.18.19"] + LIBRARIES},
     {"name": "newest", "title": "newest ansible-core, on the newest supported Python here", "python": "3.13",
      "requirements": ["ansible-core==2.21.5"] + LIBRARIES},
     # make test's controller (.venv); the stack module runs on the target's Python, as on a remote
@@ -401,6 +410,153 @@ def _fill(value, names):
     return value
 
 
+# -- a compose file someone else wrote: imported, deployed, exported ----------------------------
+
+def _compose_project(directory, stack, marker):
+    """A compose file with Jinja where a value, the .env and an env_file hold text, and a database
+    whose password (Jinja too) reaches the client as DATABASE_URL: (the literal env of web, the password)."""
+    with open(LOCAL_IMAGES[1][1:]) as handle:
+        images = yaml.safe_load(handle)
+    run = "{{ lookup('pipe', 'touch %s') }}" % marker
+    password = "Compat{{7*7}}-%d" % os.getpid()   # templated, it would hold 49
+    web, db = "web-" + stack, "db-" + stack
+    document = {"services": {
+        web: {"image": images["showcase_nginx_image"], "env_file": ["web.env"],
+              "environment": {"PLAIN": run, "ENDRAW": "{% endraw %}" + run + "{% raw %}", "API_TOKEN": "${API_TOKEN}",
+                              "DATABASE_URL": "postgresql://app:${DB_PASSWORD}@%s:5432/app" % db},
+              "labels": {"note": run}, "depends_on": {db: {"condition": "service_healthy"}}},
+        db: {"image": images["showcase_postgres_image"],
+             "environment": {"POSTGRES_USER": "app", "POSTGRES_DB": "app", "POSTGRES_PASSWORD": "${DB_PASSWORD}"},
+             "healthcheck": {"test": ["CMD-SHELL", "pg_isready -U app -d app"], "interval": "1s", "retries": 60}}}}
+    files = {"compose.yaml": yaml.safe_dump(document, sort_keys=False),
+             ".env": "API_TOKEN='%s'\nDB_PASSWORD='%s'\n" % (run, password),
+             "web.env": "FROM_ENV_FILE={%% raw %%}%s\n" % run}
+    for name, content in files.items():
+        with open(os.path.join(directory, name), "w") as handle:
+            handle.write(content)
+    literal = {"PLAIN": run, "ENDRAW": "{% endraw %}" + run + "{% raw %}", "API_TOKEN": run,
+               "FROM_ENV_FILE": "{% raw %}" + run}
+    return literal, password
+
+
+def _role_play(directory, name, role_vars=None, vars_files=None):
+    play = {"hosts": "localhost", "gather_facts": False,
+            "tasks": [{"name": "Deploy", "ansible.builtin.include_role": {"name": "clockwork.connections.stack"},
+                       "vars": role_vars or {}}]}
+    if vars_files:
+        play["vars_files"] = vars_files
+    path = os.path.join(directory, name)
+    with open(path, "w") as handle:
+        yaml.safe_dump([play], handle)
+    return path
+
+
+def _no_secret(play, password, marker, what):
+    from urllib.parse import quote  # pylint: disable=import-outside-toplevel
+    for form in (password, quote(password, safe=""), password.replace("{{7*7}}", "49")):
+        expect(form not in play.output and form not in json.dumps(play.results),
+               "%s: the password (or what templating it gives) is in the output" % what, play)
+    expect(not os.path.exists(marker), "%s: a command of the compose file ran (the marker exists)" % what, play)
+
+
+def _deploy_twice(facts, path, stack, literal, password, marker, what):
+    """apply (changed), rerun (changed=0); the containers hold the literal text; then destroyed."""
+    expect_ok(playbook(facts, path, "--diff"), changed=True)
+    again = playbook(facts, path, "--diff", "-v")
+    expect_ok(again, changed=0)
+    _no_secret(again, password, marker, what)
+    env = dict(line.split("=", 1) for line in json.loads(docker("inspect", "web-" + stack))[0]["Config"]["Env"])
+    wrong = dict((k, env.get(k)) for k, v in literal.items() if env.get(k) != v)
+    expect(not wrong, "%s: the container's env is not the file's text: %s" % (what, wrong))
+    db_env = json.loads(docker("inspect", "db-" + stack))[0]["Config"]["Env"]
+    expect("POSTGRES_PASSWORD=" + password in db_env, "%s: the database's password is not the literal one" % what)
+    expect_ok(playbook(facts, path, "-e", "clockwork_state=absent", "-e", "clockwork_purge=true"), changed=True)
+
+
+class _Unsafe(str):
+    pass
+
+
+class _VarsLoader(yaml.SafeLoader):
+    """A written vars file as data: !unsafe text marked, compared as text."""
+
+
+_VarsLoader.add_constructor("!unsafe", lambda loader, node: _Unsafe(loader.construct_scalar(node)))
+
+
+def _declaration(path):
+    """A written vars file's data, every string plain (so that it can be dumped for a diff)."""
+    def plain(node):
+        if isinstance(node, dict):
+            return dict((plain(k), plain(v)) for k, v in node.items())
+        if isinstance(node, list):
+            return [plain(v) for v in node]
+        return str(node) if isinstance(node, str) else node
+    with open(path) as handle:
+        return plain(yaml.load(handle, Loader=_VarsLoader))
+
+
+def _remove_stack(stack):
+    for kind, listing in (("container", ["ps", "-aq"]), ("network", ["network", "ls", "-q"]),
+                          ("volume", ["volume", "ls", "-q"])):
+        found = docker(*(listing + ["--filter", "label=io.clockwork.stack=" + stack])).split()
+        if found:
+            run(["docker", kind, "rm"] + (["-fv"] if kind == "container" else []) + found, timeout=120)
+
+
+def step_compose(facts, ctx):  # pylint: disable=unused-argument
+    stack = "cwtest-compat-%s-%d" % (re.sub(r"[^a-z0-9]", "", facts["name"]), os.getpid())
+    workdir = tempfile.mkdtemp(prefix="clockwork-compat-compose-")
+    marker = os.path.join(workdir, "marker")
+    try:
+        literal, password = _compose_project(workdir, stack, marker)
+        out = os.path.join(workdir, "stack.yml")
+        secrets = os.path.join(workdir, "stack.secrets.yml")
+        imported = playbook(facts, os.path.join(ROOT, "playbooks", "compose_import.yml"), "-v",
+                            "-e", "compose_file=" + os.path.join(workdir, "compose.yaml"), "-e", "out=" + out,
+                            "-e", "stack=" + stack)
+        expect_ok(imported)
+        _no_secret(imported, password, marker, "compose_import.yml")
+        with open(out) as handle:
+            expect(password not in handle.read(), "stack.yml holds the password")
+        expect(os.stat(secrets).st_mode & 0o777 == 0o600, "stack.secrets.yml is not mode 0600")
+
+        # The written files, as their header says; then the compose file itself, through the role.
+        _deploy_twice(facts, _role_play(workdir, "vars_files.yml", vars_files=[out, secrets]), stack, literal,
+                      password, marker, "the written files deployed with vars_files")
+        _deploy_twice(facts, _role_play(workdir, "compose_file.yml", role_vars={
+            "clockwork_stack_name": stack, "clockwork_compose_file": os.path.join(workdir, "compose.yaml")}),
+            stack, literal, password, marker, "the role's clockwork_compose_file")
+
+        # Exported, and imported again: the same declaration.
+        exported_dir = os.path.join(workdir, "exported")
+        os.makedirs(exported_dir)
+        exported = playbook(facts, os.path.join(ROOT, "playbooks", "compose_export.yml"),
+                            "-e", "out=" + os.path.join(exported_dir, "compose.yaml"), "-e", "stack_file=" + out,
+                            "-e", "@" + secrets)
+        expect_ok(exported)
+        _no_secret(exported, password, marker, "compose_export.yml")
+        with open(os.path.join(exported_dir, "compose.yaml")) as handle:
+            expect(password not in handle.read(), "the exported compose file holds the password")
+        again = os.path.join(exported_dir, "stack.yml")
+        reimported = playbook(facts, os.path.join(ROOT, "playbooks", "compose_import.yml"),
+                              "-e", "compose_file=" + os.path.join(exported_dir, "compose.yaml"), "-e", "out=" + again,
+                              "-e", "stack=" + stack)
+        expect_ok(reimported)
+        first, second = _declaration(out), _declaration(again)
+        keys = ("clockwork_stack_name", "clockwork_resources", "clockwork_connections")
+        expect([first.get(k) for k in keys] == [second.get(k) for k in keys],
+               "import -> export -> import gave another declaration:\n%s" % "".join(difflib.unified_diff(
+                   yaml.safe_dump(dict((k, first.get(k)) for k in keys)).splitlines(True),
+                   yaml.safe_dump(dict((k, second.get(k)) for k in keys)).splitlines(True), "imported", "re-imported")))
+        expect(sorted(_declaration(secrets).values()) == sorted(
+            _declaration(os.path.join(exported_dir, "stack.secrets.yml")).values()),
+            "the secrets imported again are not the same")
+    finally:
+        _remove_stack(stack)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def step_destroy(facts, ctx):
     expect_ok(showcase(facts, "-e", "clockwork_state=absent", "-e", "clockwork_purge=true"), changed=True)
     expect_unchanged(ctx["baseline"], engine_state("showcase", ctx["names"]), "destroy did not restore the start")
@@ -408,7 +564,8 @@ def step_destroy(facts, ctx):
 
 STEPS = [("clean", step_clean), ("deploy", step_deploy), ("rerun changed=0", step_rerun),
          ("--tags assert", step_assert), ("--check on a changed declaration", step_check_changed),
-         ("error paths", step_errors), ("destroy", step_destroy)]
+         ("error paths", step_errors), ("destroy", step_destroy),
+         ("compose import, deploy and export", step_compose)]
 
 
 def label(facts):
