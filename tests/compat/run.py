@@ -63,7 +63,7 @@ COMBINATIONS = [
      "requirements": ["ansible-core==2.17.0"] + LIBRARIES},
     # The compose import once failed here ("a string or stream input is required": the C YAML
     # loader refuses the unsafe text of 2.17 and 2.18).
-    {"name": "2.18", "title": "ansible-core 2.18", "python": "3.12",
+    {"name": "core-2-18", "title": "ansible-core 2.18", "python": "3.12",
      "requirements": ["ansible-core==2.18.19"] + LIBRARIES},
     {"name": "newest", "title": "newest ansible-core, on the newest supported Python here", "python": "3.13",
      "requirements": ["ansible-core==2.21.5"] + LIBRARIES},
