@@ -17,6 +17,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
@@ -82,6 +83,15 @@ def connection_spec(kind):
     return _CONNECTION_SPECS[kind.name]
 
 
+# Docker's reference grammar (distribution/reference): known without asking the engine, which
+# would answer with its own words alone ("invalid reference format"), naming no resource.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])" \
+          r"(?::[0-9]+)?"
+IMAGE_REFERENCE = re.compile(r"^(?:%s/)?%s(?:/%s)*(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z]"
+                             r"[A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$" % (_DOMAIN, _COMPONENT, _COMPONENT))
+
+
 def _container_problems(params, base_dir, engine="docker"):
     """What is wrong with one container's own declaration: [(field, problem)]."""
     problems = replica_problems(params, engine)
@@ -89,6 +99,9 @@ def _container_problems(params, base_dir, engine="docker"):
         problems.append(("name", docker_name_problem(params["name"])))
     if not params.get("image") and params.get("state") != "absent":
         problems.append(("image", "is required"))
+    elif params.get("image") and not IMAGE_REFERENCE.match(params["image"]):
+        problems.append(("image", "%r is not an image reference ([registry/]name[:tag][@digest], the name in lower "
+                                  "case)" % params["image"]))
     for port in params.get("ports") or []:
         try:
             parse_port(port)

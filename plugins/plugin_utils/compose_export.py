@@ -65,7 +65,7 @@ def _plain(node):
         return [_plain(v) for v in node]
     for kind in (bool, int, float, str):
         if isinstance(node, kind):
-            return kind(node) if kind is not str else "%s" % node
+            return kind(node) if kind is not str else str.__str__(node)   # a plain str, never a subclass
     return node
 
 

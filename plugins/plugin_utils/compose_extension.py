@@ -132,7 +132,7 @@ class ExportedDeclaration(Declaration):
         if kind == "container":
             self.report.problem(where, "a container is declared by a service, not by x-clockwork")
         grant_problems_of_mounts(self.project["grants"], where, resource.get("mounts"))
-        if isinstance(path, str) and kind == "file":
+        if isinstance(path, str):   # a file resource's (no other resource has a path)
             if resource.get("content") is not None:   # written on the Docker host: inside the directory
                 if self._escapes(path):
                     self.report.problem(where + ["path"], self._escapes(path))

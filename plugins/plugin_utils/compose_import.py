@@ -68,8 +68,9 @@ ComposeLoader.add_implicit_resolver("tag:yaml.org,2002:float",
 def load(text, source):
     if not isinstance(text, str):
         raise ComposeError(source, ["must be the compose file's text, got %s" % type_word(text)])
-    # A plain str: the C loader refuses str subclasses (ansible-core 2.17's and 2.18's unsafe text).
-    text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    # A plain str: the C loader refuses str subclasses (ansible-core 2.17's and 2.18's unsafe text,
+    # whose own encode and decode give unsafe text again: str's are called).
+    text = bytes.decode(str.encode(text, "utf-8", "surrogatepass"), "utf-8", "replace")
     too_big = InputBounds.text_problem(text)
     if too_big:
         raise ComposeError(source, [too_big])

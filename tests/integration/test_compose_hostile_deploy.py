@@ -295,13 +295,10 @@ def _image_refusals(stack, tmp_path):
 
 
 def test_jinja_in_the_image_is_refused_as_that_image_before_any_change(stack, tmp_path):  # noqa: F811
-    """The image is imported as it is written (no such image): the pre-flight refuses it, literally."""
+    """The image is imported as it is written: the plan refuses it as no image reference, literally."""
     _image_refusals(stack, tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason="the pre-flight's image lookup fails with the engine's words alone (\"the "
-                                       "Docker engine refused: no such image: ...: invalid reference format\"), "
-                                       "naming neither the resource nor its image field")
 def test_an_image_the_engine_cannot_parse_is_refused_naming_the_resource(stack, tmp_path):  # noqa: F811
     tag, runs = _image_refusals(stack, tmp_path)
     for result in runs:

@@ -812,20 +812,12 @@ def test_the_c_loader_refuses_such_text_as_on_2_17():
     assert type(LegacyUnsafeText("x").encode().decode()) is LegacyUnsafeText
 
 
-@pytest.mark.xfail(strict=True, reason="compose_import.load: text.encode(...).decode(...) is unsafe text again on "
-                                       "ansible-core 2.17/2.18 (AnsibleUnsafeText.encode -> AnsibleUnsafeBytes, whose "
-                                       "decode -> AnsibleUnsafeText), so the C loader still raises TypeError \"a "
-                                       "string or stream input is required\"; str.encode(text, ...) is not overridden")
 def test_a_compose_file_read_by_ansible_2_17_imports():
     text = LegacyUnsafeText("services: {web: {image: 'nginx:1.22', environment: {A: '{{ x }}'}}}")
     assert by_name(imported(text))["web"]["env"] == {"A": "{{ x }}"}
     assert vars_file(text, stack=STACK)["stack"] == STACK
 
 
-@pytest.mark.xfail(strict=True, reason="compose_export._plain: \"%s\" % node keeps ansible-core 2.17/2.18's "
-                                       "unsafe text (its __str__ returns itself), and the YAML dumper cannot represent "
-                                       "it: RepresenterError for a stack read from a vars file written with !unsafe; "
-                                       "str.__str__(node) is a plain str")
 def test_a_stack_read_by_ansible_2_17_exports():
     stack = {"name": LegacyUnsafeText("shop"), "connections": [],
              "resources": [{"name": LegacyUnsafeText("web"), "image": LegacyUnsafeText("nginx:1.22"),
