@@ -233,3 +233,15 @@ def test_labels_of_other_prefixes_pass_and_are_set():
                                                                    "io.clockworks.x": "y"}}], [], base_dir="/srv/play")
     labels = plan.specs["app"].labels
     assert labels["io.clockwork"] == "x" and labels["io.clockworks.x"] == "y" and labels["io.clockwork.stack"] == "shop"
+
+
+@pytest.mark.parametrize("image", ["nginx:{{ x }}", "Nginx", "nginx:", "a b", "nginx@sha256:short"])
+def test_an_image_that_is_no_reference_is_refused_naming_resource_and_field(image):
+    problems, _message = problems_of([{"name": "web", "image": image}], [])
+    assert "resource web: image: %r is not an image reference" % image in "\n".join(problems)
+
+
+@pytest.mark.parametrize("image", ["nginx", "nginx:1.27-alpine", "clockwork-test/postgres:15", "localhost:5000/a/b:t",
+                                   "ghcr.io/x/y@sha256:" + "a" * 64, "[::1]:5000/x:1"])
+def test_image_references_of_every_form_plan(image):
+    assert Plan("shop", [{"name": "web", "image": image}], [])
