@@ -32,6 +32,14 @@ description:
     says which statements took effect; the row turns C(failed) with how far it got. A run that finds either row,
     under the lock, refuses the file, naming the row, until it is removed (as Flyway's failed migrations wait for
     C(flyway repair)), so a run killed, or a server lost, half-way through a file never runs its statements twice.
+  - Before the files of a run are applied to a MySQL or MariaDB database that holds tables, they are rehearsed on a
+    copy (O(rehearse)) - C(mysqldump --single-transaction --routines --triggers --events) inside the server's
+    container, loaded into a scratch database on the same server, the files applied there first. A file that
+    fails on the copy never reaches the real database and leaves no row (the error names the file, the statement,
+    its line and the server's words); the scratch database is dropped whatever happens. When every file passed,
+    the dump is kept as a snapshot in the stack's volume C(<stack>-clockwork-snapshots) (the last O(snapshot_keep)
+    per database), and a file that still fails on the real database names it - the stack role's
+    C(clockwork_restore) puts it back, never anything by itself. Check mode makes no snapshot and no copy.
   - On MySQL each session's C(lock_wait_timeout) and C(innodb_lock_wait_timeout) are O(timeout), and so are the
     driver's read and write timeouts, except for the statements of a file, which may run O(migration_timeout)
     seconds each before they are stopped on the server (C(KILL)), and the error names the file and the statement.
@@ -127,6 +135,37 @@ options:
       - With it, the session is moved back to O(database_name) after each file, before its record.
     type: bool
     default: false
+  rehearse:
+    description:
+      - MySQL and MariaDB - whether the files of a run are rehearsed on a copy of the database first, with a
+        snapshot kept (see the description). The copy needs a user that may create a database, the connection's
+        own or root with the password the server's env gives (C(MARIADB_ROOT_PASSWORD), C(MYSQL_ROOT_PASSWORD)).
+      - V(auto) rehearses when the database holds tables and is under O(snapshot_max_mb), and a copy can stand in
+        for it (no file names the database itself, as C(shop.t), nor, with O(cross_database), another one);
+        otherwise, or without such a user, the files are applied without a rehearsal and the result says why.
+      - V(always) rehearses whatever the size, and refuses before any change when it cannot.
+      - V(never) applies the files without a rehearsal or snapshot.
+      - It costs a dump and a load of the database on each run that applies files, and the snapshot's space.
+    type: str
+    choices: [auto, always, never]
+    default: auto
+  snapshot_keep:
+    description: MySQL and MariaDB - how many snapshots of each database the stack's volume keeps, the newest.
+    type: int
+    default: 3
+  snapshot_max_mb:
+    description:
+      - MySQL and MariaDB - with O(rehearse=auto), a database whose tables take more megabytes than this (data and
+        indexes, as C(information_schema.tables) counts them) is not rehearsed nor snapshotted.
+    type: int
+    default: 1024
+  restore_snapshot:
+    description:
+      - MySQL and MariaDB - put O(database_name) back as this snapshot (of the stack's volume) has it, and do nothing
+        else - its state before is kept as a snapshot first, then the database is dropped, created again and
+        loaded. Rows written since the snapshot are gone, so a stack never does it; the stack role's
+        C(clockwork_restore) variable sets it.
+    type: str
   migration_timeout:
     description:
       - Seconds a schema or migration file may run on PostgreSQL (C(statement_timeout) of its transaction), or each
@@ -209,6 +248,10 @@ database:
   returned: always
   type: dict
   sample: {engine: postgresql, host: postgres, port: 5432, user: postgres, database: appdb, env_var_name: DATABASE_URL}
+snapshot_before_restore:
+  description: With O(restore_snapshot), the snapshot of the database as it was before the restore.
+  returned: when a restore replaced an existing database
+  type: str
 pending:
   description: Schema and migration files not applied yet (in check mode, what would be applied).
   returned: when the server could be reached, or does not exist yet

@@ -526,6 +526,28 @@ options:
       reapply_schema:
         description: Apply C(schema_file) again when its content changed since it was applied.
         type: bool
+      rehearse:
+        description:
+        - MySQL and MariaDB - whether the files of a run are rehearsed on a copy of the database first,
+          with a snapshot kept (see the description). The copy needs a user that may create a database,
+          the connection's own or root with the password the server's env gives (C(MARIADB_ROOT_PASSWORD),
+          C(MYSQL_ROOT_PASSWORD)).
+        - V(auto) rehearses when the database holds tables and is under C(snapshot_max_mb), and a copy can
+          stand in for it (no file names the database itself, as C(shop.t), nor, with C(cross_database),
+          another one); otherwise, or without such a user, the files are applied without a rehearsal and
+          the result says why.
+        - V(always) rehearses whatever the size, and refuses before any change when it cannot.
+        - V(never) applies the files without a rehearsal or snapshot.
+        - It costs a dump and a load of the database on each run that applies files, and the snapshot's
+          space.
+        type: str
+      restore_snapshot:
+        description:
+        - MySQL and MariaDB - put C(database_name) back as this snapshot (of the stack's volume) has it,
+          and do nothing else - its state before is kept as a snapshot first, then the database is dropped,
+          created again and loaded. Rows written since the snapshot are gone, so a stack never does it;
+          the stack role's C(clockwork_restore) variable sets it.
+        type: str
       schema_content:
         description:
         - The SQL of C(schema_file), recorded under C(schema_file)'s base name. Set by the action plugin
@@ -542,6 +564,15 @@ options:
         description: Host name in the URL and in the env name. Defaults to the C(to_resource) name; it must
           resolve in C(from_resource).
         type: str
+      snapshot_keep:
+        description: MySQL and MariaDB - how many snapshots of each database the stack's volume keeps, the
+          newest.
+        type: int
+      snapshot_max_mb:
+        description:
+        - MySQL and MariaDB - with C(rehearse=auto), a database whose tables take more megabytes than this
+          (data and indexes, as C(information_schema.tables) counts them) is not rehearsed nor snapshotted.
+        type: int
       source_path:
         description:
         - File or directory to bind-mount. An absolute path is a path on the Docker host.

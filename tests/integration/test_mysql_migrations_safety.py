@@ -2,6 +2,7 @@
 and never half-applies unnoticed: on a real MariaDB container of the local image, a run killed
 in the middle of a file, rows of an earlier version's tracking tables, statements naming other
 databases, and lock waits."""
+import json
 import os
 import signal
 import subprocess
@@ -10,7 +11,7 @@ import time
 import yaml
 
 from helpers import NGINX_IMAGE, POSTGRES_IMAGE, ROOT, VENV_BIN, docker, playbook
-from test_mysql import ROOT_PASSWORD, declaration, deploy, mysql, own_state, workdir  # noqa: F401  (fixture)
+from test_mysql import MARIADB_IMAGE, ROOT_PASSWORD, assert_no_password, declaration, deploy, mysql, own_state, workdir  # noqa: F401  (fixture)
 from test_rotation import stack  # noqa: F401  (the stack fixture that also removes carried anonymous volumes)
 from test_stack_showcase import stack_task
 
@@ -29,6 +30,12 @@ def start_playbook(stack, workdir, **connection):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
     return subprocess.Popen([os.path.join(VENV_BIN, "ansible-playbook"), path], env=env, cwd=str(workdir),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def entry_actions(run, stack):
+    """The actions of the stack's database connection."""
+    label = "database %s-app -> %s-db" % (stack, stack)
+    return [e["actions"] for e in run.result("stack")["entries"] if e["name"] == label][0]
 
 
 def descendants(pid):
@@ -69,55 +76,91 @@ def wait_for(condition, seconds=90, what="the condition"):
     raise AssertionError("waited %ss for %s" % (seconds, what))
 
 
-def sleeping(stack, query="SELECT SLEEP(20)"):
-    """True while a session of the server runs `query` (the file's SELECT SLEEP)."""
+def sleeping(stack, query="SELECT SLEEP(20)", db=None):
+    """True while a session of the server runs `query` (the file's SELECT SLEEP), in `db` if given."""
     proc = subprocess.run(["docker", "exec", "-e", "MYSQL_PWD=" + ROOT_PASSWORD, stack + "-db", "mariadb",
                            "--protocol=TCP", "-h", "127.0.0.1", "-u", "root", "-N", "-B", "-e",
                            "SELECT count(*) FROM information_schema.processlist WHERE info LIKE '%%%s%%' AND id <> "
-                           "connection_id()" % query],
+                           "connection_id()%s" % (query, " AND db = '%s'" % db if db else "")],
                           capture_output=True, text=True, timeout=60)
     return proc.returncode == 0 and proc.stdout.strip() not in ("", "0")
 
 
-def test_a_run_killed_in_the_middle_of_a_file_is_refused_next_time(stack, workdir):
+def role_task(stack, **variables):
+    """The stack role over the test's declaration (the way clockwork_restore is given)."""
+    resources, connections = declaration(stack)
+    values = {"clockwork_stack_name": stack, "clockwork_resources": resources, "clockwork_connections": connections,
+              "clockwork_diagram_path": ""}
+    values.update(variables)
+    return {"name": "the stack role", "ansible.builtin.include_role": {"name": "clockwork.connections.stack"},
+            "vars": values}
+
+
+def test_a_run_killed_in_the_middle_of_a_file_is_refused_then_restored(stack, workdir):
+    """SIGKILL while the real database runs the file's second statement: the next run refuses it naming
+    the row 'started' and the snapshot taken before it, runs nothing of it; clockwork_restore puts the
+    database back (schema and rows, as mysqldump shows them) and the next run applies the fixed file."""
     assert deploy(stack, workdir).rc == 0
+    mysql(stack, "INSERT INTO users (name) VALUES ('grace')")
+    before = dump(stack)
     (workdir / "migrations" / "30_slow.sql").write_text(SLOW)
     proc = start_playbook(stack, workdir)
     try:
-        wait_for(lambda: sleeping(stack), what="the file's SELECT SLEEP(20) to run")
-        row = mysql(stack, "SELECT state, statements, statements_applied FROM clockwork_schema_failures "
-                           "WHERE name = '30_slow.sql'")
-        assert row == "started\t3\t0", "the row 'started' is committed before the first statement"
+        # The copy runs it first (a SLEEP in a scratch database); the real database's is the one to kill.
+        wait_for(lambda: sleeping(stack, db="shop"), what="the file's SELECT SLEEP(20) to run in shop")
+        row = mysql(stack, "SELECT state, statements, statements_applied, snapshot FROM clockwork_schema_failures "
+                           "WHERE name = '30_slow.sql'").split("\t")
+        assert row[:3] == ["started", "3", "0"], "the row 'started' is committed before the first statement"
+        snapshot = row[3]
     finally:
         kill_tree(proc)
-    assert mysql(stack, "SELECT name FROM users ORDER BY id").splitlines() == ["ada; lovelace", "before the sleep"]
+    assert mysql(stack, "SELECT name FROM users ORDER BY id").splitlines() == [
+        "ada; lovelace", "grace", "before the sleep"]
+    assert [e["snapshot"] for e in snapshots(stack)] == [snapshot]
 
     # The next run (it waits for the server to release the dead session's lock) refuses the file, naming
-    # the row, and runs nothing of it; check mode says the same and changes nothing.
+    # the row and the snapshot, and runs nothing of it; check mode says the same and changes nothing.
+    refused = deploy(stack, workdir)
     state = own_state(stack)
     check = deploy(stack, workdir, check=True)
     assert check.rc != 0
     assert own_state(stack) == state
-    for run in (check, deploy(stack, workdir)):
+    for run in (refused, check):
         message = run.result("stack").get("msg", run.output)
         assert "migration 30_slow.sql was started at " in message and "and never finished" in message, message
         assert "row state 'started' in clockwork_schema_failures, kind migration, name 30_slow.sql" in message
         assert "Any of its 3 statements may have taken effect" in message
         assert "DELETE FROM clockwork_schema_failures WHERE kind = 'migration' AND name = '30_slow.sql'" in message
+        assert "clockwork_restore: {database: shop, snapshot: %s}" % snapshot in message
         assert "Traceback" not in run.output
-    assert mysql(stack, "SELECT count(*) FROM users") == "2", "a statement of the refused file ran again"
-    assert mysql(stack, "SELECT count(*) FROM clockwork_schema_migrations WHERE name = '30_slow.sql'") == "0"
+    assert mysql(stack, "SELECT count(*) FROM users") == "3", "a statement of the refused file ran again"
 
-    # As the message says: undo by hand, fix the file, remove the row; the next run applies it once.
-    mysql(stack, "DELETE FROM users WHERE name = 'before the sleep'")
+    # clockwork_restore: check mode shows it and changes nothing; then the database is as before the file.
+    restore = {"database": "shop", "snapshot": snapshot}
+    shown = playbook([role_task(stack, clockwork_restore=restore)], check=True, workdir=str(workdir))
+    assert shown.rc == 0, shown.output
+    assert "restore snapshot %s of shop" % snapshot in shown.output, shown.output
+    assert own_state(stack) == state and mysql(stack, "SELECT count(*) FROM users") == "3"
+    restored = playbook([role_task(stack, clockwork_restore=restore)], workdir=str(workdir))
+    assert restored.rc == 0, restored.output
+    assert "restore snapshot %s of shop, taken " % snapshot in restored.output
+    assert "Traceback" not in restored.output
+    assert_no_password(restored, ROOT_PASSWORD)
+    assert dump(stack) == before, "the restored database differs from the one before the file"
+    kept = snapshots(stack)
+    assert kept[0]["snapshot"] == snapshot and kept[1]["before"] == ["restore of %s" % snapshot], kept
+
+    # The file fixed, the next run applies it once.
     (workdir / "migrations" / "30_slow.sql").write_text("INSERT INTO users (name) VALUES ('once');\n")
-    mysql(stack, "DELETE FROM clockwork_schema_failures WHERE kind = 'migration' AND name = '30_slow.sql'")
     fixed = deploy(stack, workdir)
     assert fixed.rc == 0, fixed.output
-    assert mysql(stack, "SELECT name FROM users ORDER BY id").splitlines() == ["ada; lovelace", "once"]
+    assert mysql(stack, "SELECT name FROM users ORDER BY id").splitlines() == ["ada; lovelace", "grace", "once"]
     assert mysql(stack, "SELECT count(*) FROM clockwork_schema_failures") == "0"
     again = deploy(stack, workdir)
     assert again.rc == 0 and again.result("stack")["changed"] is False, again.output
+    state = own_state(stack)
+    last = deploy(stack, workdir, check=True)
+    assert last.rc == 0 and last.result("stack")["changed"] is False and own_state(stack) == state
 
 
 def test_an_earlier_versions_failures_table_is_brought_up_to_date_and_its_rows_refuse(stack, workdir):
@@ -201,7 +244,7 @@ def test_statements_and_lock_waits_are_bounded(stack, workdir):
     # A statement that outlives migration_timeout is stopped on the server; the error names the file and it.
     (migrations / "70_slow.sql").write_text("INSERT INTO users (name) VALUES ('t1');\nSELECT SLEEP(60);\n")
     started = time.monotonic()
-    run = deploy(stack, workdir, migration_timeout=3)
+    run = deploy(stack, workdir, migration_timeout=3, rehearse="never")
     assert run.rc != 0 and time.monotonic() - started < 40
     message = run.result("stack")["msg"]
     assert "migration 70_slow.sql failed at statement 2 of 2 (line 2): it did not finish within migration_timeout " \
@@ -210,23 +253,40 @@ def test_statements_and_lock_waits_are_bounded(stack, workdir):
     assert not sleeping(stack, "SELECT SLEEP(60)"), "the statement still runs on the server"
     assert mysql(stack, "SELECT state, statements_applied, failed_line FROM clockwork_schema_failures") == "failed\t1\t2"
     mysql(stack, "DELETE FROM clockwork_schema_failures")
+
+    # On the copy alike: stopped there, and the real database not touched.
+    (migrations / "70_slow.sql").write_text("INSERT INTO users (name) VALUES ('t2');\nSELECT SLEEP(60);\n")
+    before = dump(stack)
+    started = time.monotonic()
+    run = deploy(stack, workdir, migration_timeout=3)
+    assert run.rc != 0 and time.monotonic() - started < 40
+    message = run.result("stack")["msg"]
+    assert "70_slow.sql fails at statement 2 (line 2) on a copy of shop: it did not finish within migration_timeout " \
+           "(3s); shop was not touched" in message, message
+    assert dump(stack) == before and scratch_databases(stack) == ""
+    assert not sleeping(stack, "SELECT SLEEP(60)"), "the statement still runs on the copy"
     (migrations / "70_slow.sql").unlink()
 
-    # Another session holds the table: the ALTER waits the connection's timeout for its metadata lock, no more.
+    # Another session holds the table: the snapshot's read, and without a rehearsal the ALTER, wait the
+    # connection's timeout for its metadata lock, no more.
     (migrations / "80_alter.sql").write_text("ALTER TABLE users ADD COLUMN z INT;\n")
     holder = root_session(stack, "LOCK TABLES users WRITE; SELECT SLEEP(40);")
     try:
         wait_for(lambda: sleeping(stack, "SELECT SLEEP(40)"), what="the session that holds users")
         started = time.monotonic()
-        run = deploy(stack, workdir, timeout=4)
+        dumping = deploy(stack, workdir, timeout=4)
+        altering = deploy(stack, workdir, timeout=4, rehearse="never")
         took = time.monotonic() - started
     finally:
         for session in mysql(stack, "SELECT id FROM information_schema.processlist WHERE info LIKE "
                                     "'%SELECT SLEEP(40)%' AND id <> connection_id()").split():
             mysql(stack, "KILL %s" % session)
         holder.wait()
-    assert run.rc != 0
-    message = run.result("stack")["msg"]
+    assert dumping.rc != 0 and altering.rc != 0
+    message = dumping.result("stack")["msg"]
+    assert "reading table users for the snapshot (another session holds it longer than the connection's timeout, " \
+           "4s; nothing was applied) failed: (1205) Lock wait timeout exceeded" in message, message
+    message = altering.result("stack")["msg"]
     assert "migration 80_alter.sql failed at statement 1 of 1 (line 1): (1205) Lock wait timeout exceeded" in message
     assert "(waited longer than the connection's timeout, 4s, for a lock another session holds)" in message, message
     assert took < 40, took
@@ -256,3 +316,69 @@ def test_a_postgresql_file_is_bounded_by_migration_timeout(stack, tmp_path):
                   "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()"
                   ) == "0"
     assert docker("exec", pg, "psql", "-U", "postgres", "-d", "appdb", "-tAc", "SELECT to_regclass('t1')") == ""
+
+
+def dump(stack):
+    """mysqldump of shop as the server has it (schema and rows), to compare before and after."""
+    return docker("exec", "-e", "MYSQL_PWD=" + ROOT_PASSWORD, stack + "-db", "mariadb-dump", "--protocol=TCP",
+                  "-h", "127.0.0.1", "-u", "root", "--skip-comments", "--routines", "--triggers", "--events", "shop")
+
+
+def scratch_databases(stack):
+    return mysql(stack, "SHOW DATABASES LIKE 'clockwork\\_rehearsal\\_%'")
+
+
+def snapshots(stack):
+    """The snapshot index of the server, read from the stack's volume with a throwaway container."""
+    volume = stack + "-clockwork-snapshots"
+    if not docker("volume", "ls", "-q", "--filter", "name=^%s$" % volume):
+        return None
+    out = docker("run", "--rm", "--label", "io.clockwork.stack=" + stack, "-v", volume + ":/snapshots:ro",
+                 "--entrypoint", "cat", MARIADB_IMAGE, "/snapshots/index-%s-db.json" % stack, check=False)
+    return json.loads(out) if out else []
+
+
+def test_a_file_that_fails_on_the_copy_never_touches_the_database(stack, workdir):
+    assert deploy(stack, workdir).rc == 0
+    mysql(stack, "INSERT INTO users (name) VALUES ('grace'), ('linus')")
+    before = dump(stack)
+    (workdir / "migrations" / "90_bad.sql").write_text(
+        "CREATE TABLE t90 (id INT);\n"
+        "INSERT INTO users (name) VALUES ('half');\n"
+        "\n"
+        "INSERT INTO no_such_table VALUES (1);\n")
+
+    # Check mode says it would rehearse, and makes neither a snapshot nor a copy.
+    state = own_state(stack)
+    check = deploy(stack, workdir, check=True)
+    assert check.rc == 0, check.output
+    assert entry_actions(check, stack) == ["rehearse 90_bad.sql on a copy of shop", "apply migration 90_bad.sql"]
+    assert own_state(stack) == state and snapshots(stack) is None and scratch_databases(stack) == ""
+
+    run = deploy(stack, workdir)
+    assert run.rc != 0
+    message = run.result("stack")["msg"]
+    assert "90_bad.sql fails at statement 3 (line 4) on a copy of shop: (1146) Table " in message, message
+    assert "no_such_table' doesn't exist; shop was not touched" in message
+    assert "Traceback" not in run.output
+    assert dump(stack) == before, "the real database changed"
+    assert scratch_databases(stack) == "", "the scratch database was left behind"
+    assert mysql(stack, "SELECT count(*) FROM clockwork_schema_failures") == "0", "a failure on the copy left a row"
+    assert not snapshots(stack), "a snapshot was kept of a run that applied nothing"
+
+    # Fixed (a new checksum), it runs on the next run: rehearsed, a snapshot kept, then applied.
+    (workdir / "migrations" / "90_bad.sql").write_text(
+        "CREATE TABLE t90 (id INT);\nINSERT INTO users (name) VALUES ('whole');\nINSERT INTO t90 VALUES (1);\n")
+    fixed = deploy(stack, workdir)
+    assert fixed.rc == 0, fixed.output
+    assert entry_actions(fixed, stack) == ["rehearse 90_bad.sql on a copy of shop", "apply migration 90_bad.sql"]
+    assert mysql(stack, "SELECT count(*) FROM t90") == "1" and scratch_databases(stack) == ""
+    kept = snapshots(stack)
+    assert [(e["database"], e["before"]) for e in kept] == [("shop", ["migration 90_bad.sql"])], kept
+    labels = json.loads(docker("volume", "inspect", stack + "-clockwork-snapshots"))[0]["Labels"]
+    assert labels["io.clockwork.stack"] == stack
+    again = deploy(stack, workdir)
+    assert again.rc == 0 and again.result("stack")["changed"] is False, again.output
+    state = own_state(stack)
+    last = deploy(stack, workdir, check=True)
+    assert last.rc == 0 and last.result("stack")["changed"] is False and own_state(stack) == state

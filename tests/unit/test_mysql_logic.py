@@ -7,7 +7,10 @@ from ansible_collections.clockwork.connections.plugins.module_utils.database.eng
     ENGINE, login_problem, mysql_statements, native_password_hash, refuse_transaction_control)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engine_mysql import refuse_text
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
-from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_scope import foreign_databases
+from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_rehearsal import (
+    kept_and_pruned, not_isolated, snapshot_name)
+from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_scope import (
+    foreign_databases, own_qualified)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_journal import (
     failure_message, journal_query, journal_rows, missing_columns, refusal, refuse_recorded)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import render_url, resolved_settings
@@ -217,3 +220,29 @@ def test_a_file_reaching_another_database_is_refused_naming_each_line_unless_cro
         "the connection if it is meant to. Nothing was applied.")
     refuse_text("migration", "3.sql", sql, dict(settings, cross_database=True))
     refuse_text("migration", "4.sql", "USE appdb;\nSELECT * FROM appdb.t;\n", settings)
+
+
+# -- rehearsal and snapshots ------------------------------------------------------------
+
+def test_a_snapshot_name_says_the_database_and_the_time_in_safe_characters():
+    assert snapshot_name("shop", now=0, token="abc123") == "shop-19700101T000000Z-abc123"
+    assert snapshot_name("my-db;`x`", now=0, token="t") == "my_db_x_-19700101T000000Z-t"
+
+
+def test_the_newest_snapshots_of_a_database_are_kept_and_the_others_pruned():
+    index = [{"snapshot": "s%d" % n, "database": "shop", "created": "2024-01-0%d" % n} for n in (3, 1, 2, 4)]
+    index.append({"snapshot": "o1", "database": "other", "created": "2020-01-01"})
+    kept, pruned = kept_and_pruned(index, "db", "shop", 2)
+    assert sorted(pruned) == ["s1", "s2"]
+    assert sorted(e["snapshot"] for e in kept) == ["o1", "s3", "s4"]
+    assert kept_and_pruned(index, "db", "shop", 0)[1] == ["s1", "s2", "s3"], "the newest is always kept"
+
+
+def test_a_copy_cannot_stand_in_for_a_database_a_file_names_itself():
+    pending = [("migration", "2.sql", None, "CREATE TABLE a (id INT);\nINSERT INTO shop.a VALUES (1);\n", "c")]
+    assert not_isolated(pending, "shop", False) == (
+        "migration 2.sql line 2 names shop.a with its database, which on a copy is the real one")
+    assert not_isolated([("migration", "3.sql", None, "INSERT INTO a SELECT * FROM other.b;\n", "c")], "shop", True) \
+        == "migration 3.sql line 1 reaches another database, which a copy of shop does not hold"
+    assert not_isolated([("migration", "4.sql", None, "UPDATE a SET a.x = 1;\n", "c")], "shop", False) is None
+    assert own_qualified("SELECT * FROM `shop`.`t` JOIN u ON u.id = t.id", "shop") == ["shop.t"]

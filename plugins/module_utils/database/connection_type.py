@@ -45,6 +45,10 @@ DATABASE_ARGS = dict(
     timeout=dict(type="int", default=30),
     migration_timeout=dict(type="int", default=MIGRATION_TIMEOUT),
     cross_database=dict(type="bool", default=False),
+    rehearse=dict(type="str", choices=["auto", "always", "never"], default="auto"),
+    snapshot_keep=dict(type="int", default=3),
+    snapshot_max_mb=dict(type="int", default=1024),
+    restore_snapshot=dict(type="str"),
     env_var_name=dict(type="str"),
     env=dict(type="dict"),
     password_delivery=dict(type="str", choices=["env", "file"], default="env", no_log=False),
@@ -69,7 +73,7 @@ def validate(params):
     problems.extend(env_var_name_problems(params))
     if engine is not None:
         problems.extend(env_problems(params, resolved_settings(params, None)))
-    for field in ("timeout", "migration_timeout"):
+    for field in ("timeout", "migration_timeout", "snapshot_keep", "snapshot_max_mb"):
         if params.get(field) is not None and params[field] <= 0:
             problems.append((field, "must be a positive number of seconds, got %s" % params[field]))
     if params.get("schema_file") and params.get("schema_content") is None \
@@ -151,6 +155,8 @@ def converge(ctx, params, result):
     result.extra["database"]["host"] = to_name
 
     host, port = login_address(to, settings, params, ctx.engine)
+    if params.get("restore_snapshot"):
+        return restore_snapshot(ctx, params, result, settings, host, port)
     rotation = getattr(result, "rotation", None)
     if rotation is None or rotation.get("deferred"):
         # On its own (the single module), or its server was stopped before: rotate now.
@@ -198,16 +204,37 @@ def converge(ctx, params, result):
                 # files, or started one and died; what the engine refuses is refused before any file runs.
                 pending = pending_files(files, target.applied(), params.get("reapply_schema"))
                 target.refuse(pending)
+                # What the engine does before the files (MySQL: rehearse them on a copy, keep a snapshot).
+                snapshot = target.prepare(pending, ctx, result)
                 for kind, name, _path, sql, checksum in pending:
-                    target.apply(kind, name, sql, checksum)
+                    target.apply(kind, name, sql, checksum, snapshot)
                     result.act("apply %s %s" % (kind, name))
             finally:
                 target.unlock()
         elif pending:
             # Check mode reads without the lock: what the run would refuse, it says now.
             target.refuse(pending)
+            target.prepare(pending, ctx, result)
             for kind, name, _path, _sql, _sum in pending:
                 result.act("apply %s %s" % (kind, name))
+    finally:
+        target.close()
+
+
+def restore_snapshot(ctx, params, result, settings, host, port):
+    """The database put back as a snapshot has it, and nothing else (the stack role's clockwork_restore)."""
+    if host is None:
+        raise ClockworkError("%s: container %s has no address the module can reach; set login_host and login_port"
+                             % (result.name, params["to_resource"]))
+    target = engine_of(params).login(host, port, settings, params["timeout"], params["wait_for_ready"],
+                                     read_only=ctx.check_mode, server=params["to_resource"], engine=ctx.engine)
+    try:
+        if not ctx.check_mode:
+            target.lock()   # no run applies files meanwhile
+        try:
+            target.restore(ctx, result, params["restore_snapshot"])
+        finally:
+            target.unlock()
     finally:
         target.close()
 
@@ -229,6 +256,10 @@ def ship_files(params, find, _local):
 
 def planned_steps(params):
     """The SQL files the connection applies, with their checksums (raises ClockworkError)."""
+    if params.get("restore_snapshot"):
+        raise ClockworkError("restore_snapshot: a stack never restores a snapshot by itself (rows clients wrote since "
+                             "would be lost); run the stack role with clockwork_restore (database and snapshot), "
+                             "which restores it and changes nothing else")
     return [{"kind": kind, "name": name, "sha256": checksum}
             for kind, name, _path, _sql, checksum in sql_files(params)]
 

@@ -134,8 +134,9 @@ class DatabaseEngine(object):
     def login(self, host, port, settings, timeout, wait, read_only, server, engine):
         """Log in as the connection does, waiting (bounded by timeout) for the server.
         Returns a target with ensure_database(check_mode), applied(), refuse(pending files),
-        lock(), unlock(), apply(kind, name, sql, checksum) and close(); or None for an engine
-        without schema."""
+        lock(), unlock(), prepare(pending files, ctx, result) -> a snapshot's name or None (what
+        comes before the files: MySQL's rehearsal), apply(kind, name, sql, checksum, snapshot),
+        restore(ctx, result, snapshot) and close(); or None for an engine without schema."""
         raise NotImplementedError
 
     # -- password rotation --------------------------------------------------------------

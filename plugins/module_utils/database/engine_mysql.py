@@ -18,6 +18,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
+import re
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engine import (
@@ -25,6 +26,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.database.eng
 from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_journal import (
     CREATE_FAILURES, CREATE_TRACKING, FAILURES_TABLE, LOCK_READ_MARGIN, TRACKING_TABLE, WriteAhead, error_code,
     journal_query, journal_rows, missing_columns, refuse_recorded, server_words)
+from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_rehearsal import rehearse, restore
 from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_scope import foreign_databases
 from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_splitter import (
     SERVER_STATUS_ANSI_QUOTES, SERVER_STATUS_NO_BACKSLASH_ESCAPES, ClientCommandError, mysql_statements)
@@ -39,6 +41,9 @@ USER_ENV = ("MARIADB_USER", "MYSQL_USER")
 PASSWORD_ENV = ("MARIADB_PASSWORD", "MYSQL_PASSWORD")
 DATABASE_ENV = ("MARIADB_DATABASE", "MYSQL_DATABASE")
 UNKNOWN_DATABASE = 1049
+SQL_WORD = re.compile(r"^[A-Za-z0-9_]+$")
+
+
 def refuse_transaction_control(kind, name, sql):
     """A file that begins or ends a transaction itself is refused before anything runs: the
     statements are tracked one by one, and a COMMIT would hide which took effect."""
@@ -111,9 +116,9 @@ class MysqlTarget(WriteAhead):
     lock_wait_timeout and innodb_lock_wait_timeout, and each statement of a file by
     migration_timeout, after which it is stopped on the server (KILL)."""
 
-    def __init__(self, host, port, settings, timeout, wait, read_only):
+    def __init__(self, host, port, settings, timeout, wait, read_only, server=None):
         self.pymysql = driver("pymysql")
-        self.settings = settings
+        self.settings, self.host, self.port, self.server = settings, host, port, server
         self.timeout = max(1, int(timeout or 1))
         self.migration_timeout = max(1, int(settings.get("migration_timeout") or MIGRATION_TIMEOUT))
         self.read_only = read_only
@@ -122,18 +127,39 @@ class MysqlTarget(WriteAhead):
         self.missing_database = False
         self._columns = None
 
-        def connect(database):
-            conn = self.pymysql.connect(
-                host=host, port=int(port), user=settings["user"], password=settings["password"] or "",
-                database=database, connect_timeout=5, autocommit=True, charset="utf8mb4",
-                read_timeout=self.timeout + LOCK_READ_MARGIN, write_timeout=self.timeout + LOCK_READ_MARGIN)
-            with conn.cursor() as cursor:
-                cursor.execute("SET SESSION lock_wait_timeout = %s, innodb_lock_wait_timeout = %s",
-                               (self.timeout, self.timeout))
-            return conn
-        self._connect = connect
+        self._connect = lambda database: self.session_as(settings["user"], settings["password"], database)
         self.conn = retry_login(self._connect_or_report_missing, "login to " + self.where, timeout, wait,
                                 final=FINAL_LOGIN_ERRORS, explain=lambda message: login_problem(message, settings))
+
+    def session_as(self, user, password, database=None, reads=None):
+        """A session whose lock waits are bounded by timeout, and its reads by `reads` seconds (the
+        timeout and the wait for clockwork's lock by default)."""
+        reads = reads or self.timeout + LOCK_READ_MARGIN
+        conn = self.pymysql.connect(host=self.host, port=int(self.port), user=user, password=password or "",
+                                    database=database, connect_timeout=5, autocommit=True, charset="utf8mb4",
+                                    read_timeout=reads, write_timeout=reads)
+        with conn.cursor() as cursor:
+            cursor.execute("SET SESSION lock_wait_timeout = %s, innodb_lock_wait_timeout = %s",
+                           (self.timeout, self.timeout))
+        return conn
+
+    def engine_admin(self, env):
+        return ENGINE.admin_credentials(env, self.settings["user"])
+
+    def character_set(self):
+        """(character set, collation) of the connection's database, as SQL words."""
+        rows = self._sql("reading the database's character set", "SELECT default_character_set_name, "
+                         "default_collation_name FROM information_schema.schemata WHERE schema_name = DATABASE()")
+        if not rows or not all(SQL_WORD.match(value or "") for value in rows[0]):
+            raise ClockworkError("%s: the character set of the database cannot be read" % self.where)
+        return rows[0][0], rows[0][1]
+
+    def prepare(self, pending, ctx, result):
+        """Under the lock, before the files: rehearse them on a copy; the snapshot's name, or None."""
+        return rehearse(self, pending, ctx, result, self.server)
+
+    def restore(self, ctx, result, snapshot):
+        restore(self, ctx, result, self.server, snapshot)
 
     def statements(self, kind, name, sql):
         """The statements of a file, once what its text alone refuses is refused."""
@@ -260,7 +286,7 @@ class MysqlEngine(DatabaseEngine):
     server_password_env = ROOT_PASSWORD_ENV
 
     def login(self, host, port, settings, timeout, wait, read_only, server, engine):
-        return MysqlTarget(host, port, settings, timeout, wait, read_only)
+        return MysqlTarget(host, port, settings, timeout, wait, read_only, server)
 
     def server_credentials(self, env, command, name):
         """root's password (MARIADB_ROOT_PASSWORD or MYSQL_ROOT_PASSWORD), else the application

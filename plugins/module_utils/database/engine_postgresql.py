@@ -226,7 +226,15 @@ class PostgresTarget(object):
         """A file that ends the transaction it is applied in is refused before any file is."""
         refuse_transaction_control(pending)
 
-    def apply(self, kind, name, sql, checksum):
+    def prepare(self, pending, ctx, result):
+        """Nothing before the files: each runs in one transaction, all of it or nothing."""
+        return None
+
+    def restore(self, ctx, result, snapshot):
+        raise ClockworkError("%s: restore_snapshot is for MySQL and MariaDB, whose snapshots clockwork keeps; a "
+                             "PostgreSQL file never half-applies" % self.where)
+
+    def apply(self, kind, name, sql, checksum, snapshot=None):
         """Run one file and record it, in one transaction: all of it or nothing."""
         refuse_transaction_control([(kind, name, None, sql, checksum)])
         try:

@@ -109,9 +109,9 @@ def _qualified(toks, i):
     return parts, j
 
 
-def foreign_databases(text, database):
-    """[(database, what names it)] that one statement reaches other than `database`; a USE of
-    another database is ("USE", its name)."""
+def named_databases(text, database):
+    """[(database, what names it)] of every database one statement names; a USE of another
+    database than `database` is ("USE", its name)."""
     toks = tokens(text)
     words = [value.upper() if kind == "word" else None for kind, value in toks]
     found = []
@@ -164,5 +164,17 @@ def foreign_databases(text, database):
             position = True
         else:
             position = listing = False
-    return [(db, what) for db, what in found
+    return found
+
+
+def foreign_databases(text, database):
+    """[(database, what names it)] that one statement reaches other than `database`; a USE of
+    another database is ("USE", its name)."""
+    return [(db, what) for db, what in named_databases(text, database)
             if db == "*" or (db.lower() != database.lower() and db.lower() not in ALLOWED_DATABASES)]
+
+
+def own_qualified(text, database):
+    """What in one statement names `database` itself (`shop.t`): on a copy of it, the real one."""
+    return [what for db, what in named_databases(text, database)
+            if db != "USE" and db.lower() == database.lower() and "." in what]

@@ -47,6 +47,8 @@ def resolved_settings(params, to_port):
         "migration_timeout": params.get("migration_timeout") or MIGRATION_TIMEOUT,
         "cross_database": bool(params.get("cross_database")),
         "rehearse": params.get("rehearse") or "auto",
+        "snapshot_keep": params.get("snapshot_keep") or 3,
+        "snapshot_max_mb": params.get("snapshot_max_mb") or 1024,
     }
 
 
