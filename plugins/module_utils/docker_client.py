@@ -9,74 +9,71 @@ __metaclass__ = type
 import re
 import select
 import time
-import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.engine_api import MAX_POOL_SIZE, EngineAPI
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import (  # noqa: F401  (callers import them from here)
+    HAS_DOCKER, SDK_NAME, APIError, NotFound, load_sdk)
+from ansible_collections.clockwork.connections.plugins.module_utils.docker import errors as _errors
 
-try:
-    import docker
-    from docker.errors import APIError, DockerException, NotFound
-    HAS_DOCKER = True
-    DOCKER_IMPORT_ERROR = None
-except ImportError:
-    HAS_DOCKER = False
-    DOCKER_IMPORT_ERROR = traceback.format_exc()
-    APIError = DockerException = NotFound = Exception
+# Why the SDK could not be imported: known once an import was tried (docker/errors.py load_sdk).
+DOCKER_IMPORT_ERROR = None
+
+
+def __getattr__(name):
+    """`DockerException` is the SDK's own: swarm_tasks.py catches it around an SDK client it
+    makes itself, past the API that translates errors (errors.py); the SDK's errors through that
+    API are subclasses of it too. Imported on the swarm path only, which needs the SDK anyway."""
+    if name == "DockerException":
+        return load_sdk().errors.DockerException if HAS_DOCKER else _errors.DockerException
+    raise AttributeError("module %s has no attribute %s" % (__name__, name))
 
 
 def require_docker(module):
+    """A module's run fails at once, with Ansible's message, without the SDK. The reads of a
+    local engine need no SDK (docker/engine_api.py), so a read-only no-op could run without it;
+    but a run writes (a stack's lock at least), and the writes are the SDK's."""
     if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker (the Docker SDK for Python)"),
-                         exception=DOCKER_IMPORT_ERROR)
-
-
-# Connections kept to the engine: enough for the stack's workers and checks at once.
-MAX_POOL_SIZE = 32
+        module.fail_json(msg=missing_required_lib(SDK_NAME), exception=DOCKER_IMPORT_ERROR)
 
 
 class Engine(object):
-    """A Docker client plus a cache of inspected objects.
+    """The Docker engine's API (`api`, docker/engine_api.py) plus a cache of inspected objects.
 
     Convergence reads each container, network, volume and image once per run;
     whatever changes an object calls `forget` so the next read is fresh.
+    `client`, an SDK DockerClient, is used for everything when given; else the engine is
+    reached as the task's `environment` says (DOCKER_HOST ...), the SDK imported only when
+    a write or another transport needs it.
     """
 
     def __init__(self, client=None, environment=None):
-        if client is None:
-            try:
-                client = docker.from_env(environment=environment, max_pool_size=MAX_POOL_SIZE)
-                client.ping()
-            except DockerException as exc:
-                raise ClockworkError("cannot reach the Docker engine: %s" % exc)
-        self.client = client
-        self.api = client.api
-        if self.api.base_url.startswith("http+docker://local"):
-            # A local socket has no proxy: without this, every request reads the proxy env anew.
-            self.api.trust_env = False
+        self.api = EngineAPI(environment=environment, client=client, max_pool_size=MAX_POOL_SIZE)
         self._cache = {}
 
-    def _inspect(self, kind, name, inspect):
+    @property
+    def client(self):
+        """The SDK's DockerClient, made on first use."""
+        return self.api.client
+
+    def _inspect(self, kind, name):
         key = (kind, name)
         if key not in self._cache:
-            try:
-                self._cache[key] = inspect(name)
-            except NotFound:
-                self._cache[key] = None
+            self._cache[key] = self.api.inspect_or_none(kind, name)
         return self._cache[key]
 
     def container(self, name):
-        return self._inspect("container", name, self.api.inspect_container)
+        return self._inspect("container", name)
 
     def network(self, name):
-        return self._inspect("network", name, self.api.inspect_network)
+        return self._inspect("network", name)
 
     def volume(self, name):
-        return self._inspect("volume", name, self.api.inspect_volume)
+        return self._inspect("volume", name)
 
     def image(self, name):
-        return self._inspect("image", name, self.api.inspect_image)
+        return self._inspect("image", name)
 
     def remember(self, kind, name, attrs):
         """What an object is (or, in check mode, would be) without asking the engine again."""
