@@ -382,3 +382,68 @@ def test_a_file_that_fails_on_the_copy_never_touches_the_database(stack, workdir
     state = own_state(stack)
     last = deploy(stack, workdir, check=True)
     assert last.rc == 0 and last.result("stack")["changed"] is False and own_state(stack) == state
+
+
+APP_PASSWORD = "wp-app pw"  # pragma: allowlist secret
+
+
+def app_user_task(stack, root, **connection):
+    """The WordPress shape: the connection logs in as MARIADB_USER, which may use its database only."""
+    db, app = stack + "-db", stack + "-app"
+    env = {"MARIADB_USER": "wp", "MARIADB_PASSWORD": APP_PASSWORD, "MARIADB_DATABASE": "shop"}
+    env.update({"MARIADB_ROOT_PASSWORD": root} if root else {"MARIADB_ALLOW_EMPTY_ROOT_PASSWORD": "yes"})
+    resources = [{"name": db, "image": MARIADB_IMAGE, "env": env, "ports": ["3306"],
+                  "healthcheck": {"test": ["CMD", "healthcheck.sh"], "interval": "1s", "start_period": "60s"}},
+                 {"name": app, "image": NGINX_IMAGE}]
+    args = {"type": "database", "engine": "mariadb", "from": app, "to": db, "username": "wp", "password": APP_PASSWORD,
+            "database_name": "shop", "schema_file": "schema.sql", "migrations_dir": "migrations", "timeout": 60}
+    args.update(connection)
+    return stack_task(stack, resources, [args])
+
+
+def test_without_a_user_that_may_create_a_database_auto_warns_and_always_refuses(stack, workdir):
+    """No root password in the server's env, and the application user may not create the scratch
+    database: auto applies without a rehearsal and says why; always refuses before any change."""
+    wd = str(workdir)
+    assert playbook([app_user_task(stack, None)], workdir=wd).rc == 0
+    (workdir / "migrations" / "95_more.sql").write_text("CREATE TABLE t95 (id INT);\n")
+    why = "no rehearsal of 95_more.sql on a copy of shop: no user here may create the scratch database: user wp " \
+          "may not, and the server's env gives no root password"
+    for check in (True, False):
+        state = own_state(stack)
+        refused = playbook([app_user_task(stack, None, rehearse="always")], workdir=wd, check=check)
+        assert refused.rc != 0
+        message = refused.result("stack")["msg"]
+        assert "95_more.sql cannot be rehearsed on a copy of shop (rehearse: always): no user here may create the " \
+               "scratch database" in message and "Nothing was applied" in message, message
+        assert own_state(stack) == state
+    assert mysql(stack, "SHOW TABLES LIKE 't95'", password="") == ""
+
+    check = playbook([app_user_task(stack, None)], workdir=wd, check=True)
+    assert check.rc == 0, check.output
+    assert entry_actions(check, stack)[0].startswith(why)
+    run = playbook([app_user_task(stack, None)], workdir=wd)
+    assert run.rc == 0, run.output
+    assert entry_actions(run, stack) == [entry_actions(check, stack)[0], "apply migration 95_more.sql"]
+    assert mysql(stack, "SHOW TABLES LIKE 't95'", password="") == "t95"
+    assert snapshots(stack) is None
+
+
+def test_root_from_the_servers_env_rehearses_for_an_application_user(stack, workdir):
+    """The application user may not create a database; root, with the password the server's env gives, makes
+    the copy. A failing file leaves shop as it was, and no scratch database."""
+    wd = str(workdir)
+    assert playbook([app_user_task(stack, ROOT_PASSWORD)], workdir=wd).rc == 0
+    before = dump(stack)
+    (workdir / "migrations" / "96_bad.sql").write_text(
+        "CREATE TABLE t96 (id INT);\nINSERT INTO users (name) VALUES ('x');\nALTER TABLE no_such ADD COLUMN y INT;\n")
+    run = playbook([app_user_task(stack, ROOT_PASSWORD)], workdir=wd)
+    assert run.rc != 0
+    assert "96_bad.sql fails at statement 3 (line 3) on a copy of shop: (1146) " in run.result("stack")["msg"]
+    assert_no_password(run, ROOT_PASSWORD, APP_PASSWORD)
+    assert dump(stack) == before and scratch_databases(stack) == ""
+    (workdir / "migrations" / "96_bad.sql").write_text("CREATE TABLE t96 (id INT);\n")
+    fixed = playbook([app_user_task(stack, ROOT_PASSWORD)], workdir=wd)
+    assert fixed.rc == 0, fixed.output
+    assert entry_actions(fixed, stack) == ["rehearse 96_bad.sql on a copy of shop", "apply migration 96_bad.sql"]
+    assert [e["before"] for e in snapshots(stack)] == [["migration 96_bad.sql"]]
