@@ -12,10 +12,13 @@ import time
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.clockwork.connections.plugins.module_utils.docker.engine_api import MAX_POOL_SIZE, EngineAPI
-from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import (  # noqa: F401  (callers import them from here)
-    HAS_DOCKER, SDK_NAME, APIError, NotFound, load_sdk)
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.engine_api import (
+    MAX_POOL_SIZE, EngineAPI, local_socket)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker import errors as _errors
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import HAS_DOCKER, SDK_NAME, load_sdk
+
+# What callers catch: the engine's errors, whichever way the request went (docker/errors.py).
+APIError, NotFound = _errors.APIError, _errors.NotFound
 
 # Why the SDK could not be imported: known once an import was tried (docker/errors.py load_sdk).
 DOCKER_IMPORT_ERROR = None
@@ -31,10 +34,12 @@ def __getattr__(name):
 
 
 def require_docker(module):
-    """A module's run fails at once, with Ansible's message, without the SDK. The reads of a
-    local engine need no SDK (docker/engine_api.py), so a read-only no-op could run without it;
-    but a run writes (a stack's lock at least), and the writes are the SDK's."""
-    if not HAS_DOCKER:
+    """Without the SDK, Ansible's missing_required_lib message: at once when the engine is not
+    a local socket (every request goes through the SDK then). On a local socket, what a no-op
+    asks (reads, the stack's lock, the checks' execs) needs no SDK (docker/engine_api.py): a run
+    that changes nothing works without it, and the first change that needs it fails with the
+    same message (docker/errors.py load_sdk)."""
+    if not HAS_DOCKER and local_socket() is None:
         module.fail_json(msg=missing_required_lib(SDK_NAME), exception=DOCKER_IMPORT_ERROR)
 
 

@@ -5,8 +5,9 @@
 answers and errors), wherever a request goes.
 
 On a local engine (a Unix socket: DOCKER_HOST unset or unix:///...), what a run of an unchanged
-stack asks goes over the standard library (unix_http.py): the inspects and lists it reads, and the
-two writes of its lock (a never-started container, created and removed). Everything else, and
+stack asks goes over the standard library (unix_http.py): the inspects and lists it reads, the
+two writes of its lock (a never-started container, created and removed) and the execs of its
+checks (an argv list, no stdin). Everything else, and
 every other transport (TCP with TLS, ssh://), goes to the SDK's client, created on first use:
 a run that changes nothing never imports the SDK. Either way an error is one of errors.py's types.
 """
