@@ -366,7 +366,9 @@ def test_a_file_that_fails_on_the_copy_never_touches_the_database(stack, workdir
     assert mysql(stack, "SELECT count(*) FROM clockwork_schema_failures") == "0", "a failure on the copy left a row"
     assert not snapshots(stack), "a snapshot was kept of a run that applied nothing"
 
-    # Fixed (a new checksum), it runs on the next run: rehearsed, a snapshot kept, then applied.
+    # Fixed (a new checksum), it runs on the next run: rehearsed, a snapshot kept, then applied; a scratch
+    # database a killed run left behind is dropped on the way.
+    mysql(stack, "CREATE DATABASE clockwork_rehearsal_deadbeef00")
     (workdir / "migrations" / "90_bad.sql").write_text(
         "CREATE TABLE t90 (id INT);\nINSERT INTO users (name) VALUES ('whole');\nINSERT INTO t90 VALUES (1);\n")
     fixed = deploy(stack, workdir)

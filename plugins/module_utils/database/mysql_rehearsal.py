@@ -239,6 +239,14 @@ class Rehearsal(object):
             (TRACKING_TABLE, FAILURES_TABLE))
         return int(rows[0][0]), int(rows[0][1])
 
+    def drop_left_behind(self, session):
+        """Scratch databases of runs that were killed while they rehearsed: clockwork's lock is held
+        here, so no other run of clockwork uses one."""
+        with session.cursor() as cursor:
+            cursor.execute("SHOW DATABASES LIKE %s", (SCRATCH.replace("_", "\\_") % "%",))
+            for (name,) in cursor.fetchall():
+                cursor.execute("DROP DATABASE IF EXISTS %s" % quote(name))
+
     def probe_tables(self):
         """Open every table as the dump will, with this session's lock waits bounded by timeout: a table
         another session holds (LOCK TABLES, a long ALTER) fails here within timeout, where mysqldump,
@@ -295,6 +303,7 @@ class Rehearsal(object):
         bounds = "SET SESSION lock_wait_timeout = %d, innodb_lock_wait_timeout = %d" % (
             self.target.timeout, self.target.timeout)
         try:
+            self.drop_left_behind(session)
             self.probe_tables()
             server.run(DUMPERS, address + DUMP_OPTIONS + ["--result-file=" + path, self.database], password, seconds,
                        "the snapshot of %s (mysqldump)" % self.database, untouched)
