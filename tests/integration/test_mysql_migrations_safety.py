@@ -14,6 +14,7 @@ from helpers import NGINX_IMAGE, POSTGRES_IMAGE, ROOT, VENV_BIN, docker, playboo
 from test_mysql import MARIADB_IMAGE, ROOT_PASSWORD, assert_no_password, declaration, deploy, mysql, own_state, workdir  # noqa: F401  (fixture)
 from test_rotation import stack  # noqa: F401  (the stack fixture that also removes carried anonymous volumes)
 from test_stack_showcase import stack_task
+from test_swarm import swarm, swarm_stack, task_container  # noqa: F401  (fixtures)
 
 SLOW = ("INSERT INTO users (name) VALUES ('before the sleep');\n"
         "SELECT SLEEP(20);\n"
@@ -449,3 +450,49 @@ def test_root_from_the_servers_env_rehearses_for_an_application_user(stack, work
     assert fixed.rc == 0, fixed.output
     assert entry_actions(fixed, stack) == ["rehearse 96_bad.sql on a copy of shop", "apply migration 96_bad.sql"]
     assert [e["before"] for e in snapshots(stack)] == [["migration 96_bad.sql"]]
+
+
+def test_on_swarm_a_file_that_fails_on_the_copy_never_touches_the_database(swarm_stack, workdir):
+    """The same on Swarm: the dump, the copy and the snapshot go through the task's container."""
+    stack = swarm_stack
+    db, app = stack + "-db", stack + "-app"
+    resources, connections = declaration(stack)
+    resources[0].update(endpoint_mode="dnsrr", healthcheck={"test": ["CMD", "healthcheck.sh"], "interval": "1s",
+                                                            "retries": 60})
+    resources[1]["endpoint_mode"] = "dnsrr"
+
+    def run(check=False):
+        return playbook([stack_task(stack, resources, connections, engine="swarm")], check=check,
+                        workdir=str(workdir))
+
+    def task_sql(*args):
+        return docker("exec", "-e", "MYSQL_PWD=" + ROOT_PASSWORD, task_container(db), *args)
+
+    def task_dump():
+        return task_sql("mariadb-dump", "--protocol=TCP", "-h", "127.0.0.1", "-u", "root", "--skip-comments", "shop")
+
+    first = run()
+    assert first.rc == 0, first.output
+    before = task_dump()
+    (workdir / "migrations" / "90_bad.sql").write_text(
+        "CREATE TABLE t90 (id INT);\nINSERT INTO users (name) VALUES ('half');\nINSERT INTO no_such_table VALUES (1);\n")
+    check = run(check=True)
+    assert check.rc == 0, check.output
+    label = "database %s -> %s" % (app, db)
+    assert [e["actions"] for e in check.result("stack")["entries"] if e["name"] == label] == [
+        ["rehearse 90_bad.sql on a copy of shop", "apply migration 90_bad.sql"]]
+    failed = run()
+    assert failed.rc != 0
+    assert "90_bad.sql fails at statement 3 (line 3) on a copy of shop: (1146) " in failed.result("stack")["msg"]
+    assert task_dump() == before
+    assert task_sql("mariadb", "--protocol=TCP", "-h", "127.0.0.1", "-u", "root", "-N", "-e",
+                    "SHOW DATABASES LIKE 'clockwork\\_rehearsal\\_%'") == ""
+    (workdir / "migrations" / "90_bad.sql").write_text("CREATE TABLE t90 (id INT);\n")
+    fixed = run()
+    assert fixed.rc == 0, fixed.output
+    assert task_sql("mariadb", "--protocol=TCP", "-h", "127.0.0.1", "-u", "root", "-N", "-D", "shop", "-e",
+                    "SHOW TABLES LIKE 't90'") == "t90"
+    assert docker("volume", "ls", "-q", "--filter", "label=io.clockwork.stack=" + stack).split() == [
+        stack + "-clockwork-snapshots"]
+    again = run()
+    assert again.rc == 0 and not again.changed, again.output

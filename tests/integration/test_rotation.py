@@ -16,6 +16,7 @@ from helpers import LOCAL_IMAGES, NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, dock
 from test_database import api_task, db_task, postgres_task, show, shown
 from test_safe_recreate import remove_with_volumes
 from test_stack_showcase import recap_changed, showcase, stack_task, summary
+from test_swarm import remove_swarm_stack, swarm, swarm_stack, task_container  # noqa: F401  (fixtures)
 
 OLD = "secret123"  # pragma: allowlist secret  (the showcase's default)
 NEW = "n3w r0t@tion/pw"  # pragma: allowlist secret  (a space, @ and /: URL-encoded in DATABASE_URL)
@@ -368,3 +369,48 @@ def test_an_application_users_password_is_rotated_in_place(stack, tmp_path, root
     recheck = playbook([app_user_stack(stack, APP_SECOND, root)], workdir=wd, check=True)
     assert recheck.rc == 0 and not recheck.changed, recheck.output
     assert stack_state(stack) == state
+
+
+def test_an_application_users_password_is_rotated_in_place_on_swarm(swarm_stack, tmp_path):
+    """The same on Swarm: the server's passwords are secrets there (MARIADB_PASSWORD_FILE, read back as the
+    server sees them), and the application's parts secret files that follow the rotation."""
+    stack = swarm_stack
+    (tmp_path / "schema.sql").write_text("CREATE TABLE posts (id INT AUTO_INCREMENT PRIMARY KEY, title TEXT);\n")
+    wd = str(tmp_path)
+
+    def task(password):
+        declared = app_user_stack(stack, password, MARIADB_ROOT)
+        args = declared["clockwork.connections.stack"]
+        args["engine"] = "swarm"
+        for resource in args["resources"]:
+            resource["endpoint_mode"] = "dnsrr"
+        args["resources"][0]["healthcheck"] = {"test": ["CMD", "healthcheck.sh"], "interval": "1s", "retries": 60}
+        # A service's new task gets a new anonymous volume: the data lives in a named one.
+        args["resources"][0]["mounts"] = [{"source": stack + "-data", "target": "/var/lib/mysql"}]
+        return declared
+
+    try:
+        _rotate_on_swarm(stack, wd, task)
+    finally:
+        remove_swarm_stack(stack)
+        docker("volume", "rm", stack + "-data", check=False)
+
+
+def _rotate_on_swarm(stack, wd, task):
+    db, app = stack + "-db", stack + "-app"
+    first = playbook([task(APP_FIRST)], workdir=wd)
+    assert first.rc == 0, first.output
+    server = task_container(db)
+    assert mariadb_as(server, "wp", APP_FIRST, "INSERT INTO posts (title) VALUES ('hello')")[0] == 0
+
+    rotate = playbook([task(APP_SECOND)], workdir=wd)
+    assert rotate.rc == 0, rotate.output
+    assert entry(rotate, "connection", "database %s -> %s" % (app, db))["actions"] == ["rotate the password of user wp"]
+    assert_no_secret(rotate, APP_FIRST, APP_SECOND, MARIADB_ROOT)
+    server = task_container(db)
+    assert mariadb_as(server, "wp", APP_SECOND, "SELECT title FROM posts") == (0, "hello"), "the rows were lost"
+    code, out = mariadb_as(server, "wp", APP_FIRST, "SELECT 1")
+    assert code != 0 and "Access denied" in out, "the old password still logs in"
+    assert docker("exec", task_container(app), "cat", "/run/secrets/WORDPRESS_DB_PASSWORD") == APP_SECOND
+    again = playbook([task(APP_SECOND)], workdir=wd)
+    assert again.rc == 0 and not again.changed, again.output

@@ -92,9 +92,11 @@ class ServerContainer(object):
             raise ClockworkError("no container of %s can be reached to take a snapshot" % name)
         self.name = name
         self.attrs = self.engine.api.inspect_container(self.ident)
+        # As the server sees its env (on Swarm, a secret file's content under the variable's own name).
+        self.seen = engine.container(name) or self.attrs
 
     def env(self):
-        return env_dict((self.attrs.get("Config") or {}).get("Env"))
+        return env_dict((self.seen.get("Config") or {}).get("Env"))
 
     def run(self, programs, args, password, seconds, doing, after, bounds=None):
         """A MySQL client program (the first of `programs` the image has) with `args`; raises on failure.
