@@ -183,8 +183,8 @@ def normalise_grants(params, name):
         raise ClockworkError("container %s: devices: %s" % (name, exc.msg))
     for key, modes in _NAMESPACE_MODES.items():
         mode = params.get(key) or None
-        if mode is not None and mode not in modes and not (key != "userns_mode" and mode.startswith("container:")
-                                                            and len(mode) > len("container:")):
+        shared = key != "userns_mode" and mode is not None and mode.startswith("container:") and len(mode) > 10
+        if mode is not None and mode not in modes and not shared:
             raise ClockworkError("container %s: %s: %r is not one of %s" % (
                 name, key, mode, ", ".join(modes + (() if key == "userns_mode" else ("container:<name>",)))))
         grants[key] = mode

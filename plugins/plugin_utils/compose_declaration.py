@@ -210,7 +210,7 @@ def vars_file(text, stack=None, env=None, profiles=None, base_dir=None, source="
     secrets = collect(stack, imported)
     warnings = masked(imported["warnings"], imported)
     head = ["# The stack %s, imported from %s by playbooks/compose_import.yml; yours to edit." % (
-        comment(stack), comment(source)),
+            comment(stack), comment(source)),
             "# Deploy it with the clockwork.connections.stack role (vars_files: this file%s)."
             % (" and %s" % comment(secrets_file) if secrets.values else "")]
     if secrets.values:

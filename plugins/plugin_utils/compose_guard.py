@@ -19,10 +19,7 @@ __metaclass__ = type
 
 import os
 
-try:
-    from collections.abc import Mapping
-except ImportError:   # Python 2 only; the controller never runs it
-    from collections import Mapping
+from ansible.module_utils.six.moves.collections_abc import Mapping
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import RESERVED_LABEL_PREFIX
 
@@ -97,7 +94,6 @@ class InputBounds(object):
         except (ValueError, RecursionError) as exc:
             return "cannot be expanded: %s" % (exc if isinstance(exc, ValueError) else "nested too deeply")
         return None
-
 
     @staticmethod
     def key_problems(document):
@@ -202,8 +198,8 @@ class Grants(object):
     def service(self, name, raw):
         """{container field: value} of the grants a service's own keys ask for and may keep."""
         kept, where = {}, ["services", name]
-        if raw.get("privileged") and self._ask("privileged", where + ["privileged"],
-                                                "privileged gives the container every device and capability"):
+        if raw.get("privileged") and self._ask(
+                "privileged", where + ["privileged"], "privileged gives the container every device and capability"):
             kept["privileged"] = True
         added = [str(c).upper() for c in raw.get("cap_add") or []]
         wide = [c for c in added if c.replace("CAP_", "", 1) in HOST_CAPABILITIES]
