@@ -129,7 +129,6 @@ class UnixHTTPClient(object):
         except ValueError:
             return data.decode("utf-8", "replace")   # a text answer (GET /_ping: OK)
 
-
     def upgrade(self, target, body):
         """POST `target` (an exec's start) asking the engine to hand the connection over to the
         exec's stream: the socket, its answer's headers read off byte by byte, so no byte of
