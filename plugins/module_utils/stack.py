@@ -93,6 +93,7 @@ class Stack(Applier):
         for resource in self.order:
             self._entries[resource], self._diffs[resource], self._checks[resource] = [], [], []
         self.check_reports = None
+        self.warnings = []             # what a connection's step says the user should know (no rehearsal...)
         # Containers whose files (TLS) got new content: a running one restarts to read them.
         self.restart_if_running = set()
         # Each connection's result, begun by its prepare step and completed by its converge step.
@@ -234,6 +235,7 @@ class Stack(Applier):
         outgoing = connection_steps(self.ctx, self.connections, self.results, name, spec)
         for result in outgoing:
             self._checks[name].extend(expand_checks(result.contribution.checks, self.plan.replicated))
+            self.warnings.extend(w for w in result.extra.get("warnings") or [] if w not in self.warnings)
             self._record("connection", result.name, result.changed, result.actions,
                          before=result.before, after=result.after, resource=name)
         env, mounts, networks, secret_env = merged_contributions(name, spec, outgoing)
@@ -346,8 +348,11 @@ class Stack(Applier):
         return run_checks(self.engine, self.checks, check_mode=dry_run, parallel=self.parallel)
 
     def report(self):
-        return {"changed": any(e["changed"] for e in self.entries), "order": self.order,
-                "entries": self.entries, "checks": self.checks, "plan": self.plan.as_dict()}
+        report = {"changed": any(e["changed"] for e in self.entries), "order": self.order,
+                  "entries": self.entries, "checks": self.checks, "plan": self.plan.as_dict()}
+        if self.warnings:
+            report["warnings"] = list(self.warnings)
+        return report
 
 
 # The stack module's arguments: the module and the action plugin's in-process path use them.

@@ -259,6 +259,8 @@ class SwarmStack(Applier):
         outgoing = connection_steps(self.ctx, self.connections, self.results, name, spec)
         for result in outgoing:
             (self._bucket() or {"checks": self.checks})["checks"].extend(result.contribution.checks)
+            for warning in result.extra.get("warnings") or []:
+                self.warn(warning)
             self._record("connection", result.name, result.changed, result.actions, before=result.before,
                          after=result.after)
         env, mounts, networks, contributed_secrets = merged_contributions(name, spec, outgoing)
