@@ -102,6 +102,7 @@ def test_404_is_none_when_asked_for(engine):
 @pytest.mark.parametrize("status, reason, kind", [(500, "Internal Server Error", "Server"),
                                                   (409, "Conflict", "Client"), (404, "Not Found", "Client")])
 def test_an_error_status_is_the_sdk_error_with_the_sdk_text(engine, status, reason, kind):
+    import docker.errors   # imported: the error is the SDK's type too, and reads as the SDK's
     engine.answer("POST", "/containers/create", Answer(status, {"message": "the engine's words"}, chunked=True))
     client = UnixHTTPClient(engine.socket_path)
     with pytest.raises(APIError) as raised:
@@ -111,10 +112,36 @@ def test_an_error_status_is_the_sdk_error_with_the_sdk_text(engine, status, reas
     assert str(error) == ('%d %s Error for http+docker://localhost/v1.41/containers/create?name=x: %s '
                           '("the engine\'s words")' % (status, kind, reason))
     assert isinstance(error, NotFound) == (status == 404)
-    # Callers that know the SDK's types catch it too, and a failure is one line.
-    import docker.errors
-    assert isinstance(error, docker.errors.APIError)
+    assert isinstance(error, docker.errors.APIError) and isinstance(error, docker_client.APIError)
     assert failure_message(error) == "the Docker engine refused: the engine's words"
+
+
+WITHOUT_SDK = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.clockwork.connections.plugins.module_utils import docker_client
+from ansible_collections.clockwork.connections.plugins.module_utils.failures import failure_message
+api = docker_client.Engine().api
+try:
+    api.services(filters={"label": "x=y"})
+except docker_client.APIError as exc:
+    print(json.dumps({"status": exc.status_code, "text": str(exc), "oserror": isinstance(exc, OSError),
+                      "message": failure_message(exc), "sdk": "docker" in sys.modules}))
+"""
+
+
+def test_an_expected_error_costs_no_sdk_import_and_is_still_one_line(engine):
+    """An engine that is no swarm manager answers GET /services with 503, which the pre-flight of
+    every run expects: the error is ours alone then, caught as the SDK's would be, and an OSError
+    (as the SDK's), so uncaught it is still one line."""
+    engine.answer("GET", "/services", Answer(503, {"message": "This node is not a swarm manager."}))
+    proc = subprocess.run([sys.executable, "-c", WITHOUT_SDK, os.path.join(ROOT, "collections")], capture_output=True,
+                          text=True, timeout=60, env=dict(os.environ, **environment(engine)))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {
+        "status": 503, "oserror": True, "sdk": False, "message": "This node is not a swarm manager.",
+        "text": '503 Server Error for http+docker://localhost/v1.41/services?filters=%7B%22label%22%3A+%5B%22x%3Dy'
+                '%22%5D%7D: Service Unavailable ("This node is not a swarm manager.")'}
 
 
 def test_an_error_without_json_keeps_the_engine_text(engine):
@@ -261,7 +288,11 @@ from ansible_collections.clockwork.connections.plugins.module_utils.stack_lock i
 engine = docker_client.Engine()
 seen = [engine.container("web"), engine.network("gone"), engine.volume("data"), engine.image("nginx:1"),
         engine.api.containers(all=True, filters={"label": "io.clockwork.stack=shop"}), engine.api.networks(),
-        engine.api.volumes(), engine.api.images(), engine.api.services(filters={"label": "x=y"}), engine.api.info()]
+        engine.api.volumes(), engine.api.images(), engine.api.info()]
+try:
+    engine.api.services(filters={"label": "x=y"})
+except docker_client.APIError as exc:
+    assert exc.status_code == 503
 with stack_lock(engine, "shop", timeout=5):
     seen.append(docker_client.exec_in(engine, "web", ["cat", "/x"], timeout=5))
 print(json.dumps({"modules": sorted(m for m in ("docker", "requests", "urllib3") if m in sys.modules),
@@ -275,8 +306,10 @@ def _no_op_engine(engine):
     engine.answer("GET", "/images/nginx:1/json", Answer(200, {"Id": "sha256:1"}))
     engine.answer("GET", "/images/json", Answer(200, [{"Id": "sha256:1", "Size": 1}], chunked=True))
     for path, body in (("/containers/json", []), ("/networks", []), ("/volumes", {"Volumes": []}),
-                       ("/services", []), ("/info", {"ID": "x"})):
+                       ("/info", {"ID": "x"})):
         engine.answer("GET", path, Answer(200, body, chunked=True))
+    # No swarm manager (the usual engine): the pre-flight's GET /services is refused, and caught.
+    engine.answer("GET", "/services", Answer(503, {"message": "This node is not a swarm manager."}))
     engine.answer("POST", "/containers/create", Answer(201, {"Id": "1" * 64, "Warnings": []}))
     engine.answer("DELETE", "/containers/" + "1" * 64, Answer(204))
     engine.answer("POST", "/containers/web/exec", Answer(201, {"Id": "e1"}))

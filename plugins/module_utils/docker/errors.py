@@ -8,13 +8,16 @@ Code catches `APIError` and `NotFound` from here. An error the SDK raises is mad
 of a subclass of both its own type and ours (`from_sdk`): `except` clauses written for either
 catch it, and its message and the module it names stay the SDK's, so a failure reads as it
 always did. A request that went over the standard library (unix_http.py) fails with the same
-types and message the SDK would give (`api_error`).
+class choice and text the SDK would give (`api_error`): the SDK's types too once the SDK is
+imported, else ours alone (an expected error, such as GET /services on an engine that is no
+swarm manager, must not cost the SDK's import). Ours are OSErrors, as the SDK's are.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import importlib.util
+import sys
 import threading
 import traceback
 
@@ -49,7 +52,7 @@ class DockerException(Exception):
     """Anything the Docker engine, or the way to it, reported."""
 
 
-class APIError(DockerException):
+class APIError(DockerException, OSError):
     """The engine answered with an error status: `status_code`, and `explanation`, the engine's
     own words. Its text is the SDK's: `404 Client Error for <url>: Not Found ("<words>")`."""
 
@@ -104,17 +107,13 @@ class Response(object):
 
 
 def api_error(status, reason, url, explanation):
-    """The error for an error status of the engine, as the SDK makes it: the SDK's own type
-    (with ours as a base) when the SDK is installed, else ours; same class choice, same text."""
+    """The error for an error status of the engine, as the SDK makes it (same class choice, same
+    text): the SDK's own type with ours as a base when the SDK is imported already, else ours."""
     ours = APIError
     if status == 404:
         ours = ImageNotFound if any(f in (explanation or "").lower() for f in _IMAGE_NOT_FOUND) else NotFound
-    cls = ours
-    if HAS_DOCKER:
-        try:
-            cls = _bridge(getattr(load_sdk().errors, ours.__name__))
-        except ClockworkError:
-            pass   # installed but not importable: ours, with the same text
+    sdk_errors = sys.modules.get("docker.errors")
+    cls = _bridge(getattr(sdk_errors, ours.__name__)) if sdk_errors is not None else ours
     message = "%d %s Error: %s for url: %s" % (status, "Client" if status < 500 else "Server", reason, url)
     return cls(message, response=Response(status, reason, url), explanation=explanation)
 
