@@ -12,10 +12,13 @@ a worker forked, the action run, the result back), and the end.
 Then, in fresh interpreters, alternating: the collection's in-process code imported as
 ansible-core imports it (compiled from source on every run: its collection loader keeps no
 bytecode) and through a normal, bytecode-cached import; what compiling it costs; the Docker
-SDK's import time (which a no-op on a local socket no longer pays); and the stack's own work
-(argument validation, the plan, the engine's reads, the convergence), timed in-process.
+SDK's import time (which a no-op on a local socket no longer pays), and psycopg's (which it does:
+the database connection logs in on every run); the packages the no-op imports; and the stack's
+own work (argument validation, the plan, the engine's requests, the convergence), in-process.
 
-Usage: bench/noop_profile.py [--rounds N] [--probes N] [--keep] [--profile]
+Usage: bench/noop_profile.py [--rounds N] [--probes N] [--against REF] [--keep] [--profile]
+  --against  also time both no-ops with the collection as of the commit REF (git archive), in the
+             same alternating rounds: before and after a change, on one machine in one run
   --keep     leave the showcase deployed at the end (default: removed, as bench/run.py does)
   --profile  also run the deploy step once under cProfile (the worker of the stack task) and
              print where its time goes: templating the task, the action plugin, the stack
@@ -23,6 +26,7 @@ Usage: bench/noop_profile.py [--rounds N] [--probes N] [--keep] [--profile]
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -45,12 +49,15 @@ def _bench():
     return run
 
 
-def timed_playbook(command, expect_no_change):
-    """(seconds, timeline) of one ansible-playbook run with the timeline callback."""
+def timed_playbook(command, expect_no_change, collections=None):
+    """(seconds, timeline) of one ansible-playbook run with the timeline callback; `collections`,
+    a directory holding ansible_collections/, instead of the tree's own."""
     bench = _bench()
     with tempfile.NamedTemporaryFile("w+", suffix=".jsonl") as notes:
         env = dict(bench.ENV, ANSIBLE_CALLBACK_PLUGINS=CALLBACKS, ANSIBLE_CALLBACKS_ENABLED="noop_timeline",
                    CLOCKWORK_TIMELINE=notes.name)
+        if collections:
+            env["ANSIBLE_COLLECTIONS_PATH"] = collections
         started = time.time()
         proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
         ended = time.time()
@@ -76,6 +83,17 @@ def split_timeline(started, ended, events):
     parts["between tasks"] = (stats - playbook) - sum(v for k, v in parts.items() if k.startswith("task: "))
     parts["end"] = ended - stats
     return parts
+
+
+def collection_at(ref):
+    """A directory holding the collection as of commit `ref` (ansible_collections/clockwork/connections).
+    The playbook stays the tree's own: its directory is where the showcase's files are."""
+    dest = tempfile.mkdtemp(prefix="clockwork-at-")
+    tree = os.path.join(dest, "ansible_collections", "clockwork", "connections")
+    os.makedirs(tree)
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+    return dest
 
 
 def empty_playbook_file():
@@ -113,6 +131,10 @@ def probe(mode, declaration):
     for name in ("ansible.executor.module_common", "ansible.module_utils.basic", "ansible.module_utils.common.arg_spec",
                  "ansible.plugins.action"):
         importlib.import_module(name)
+    if mode.startswith("import:"):
+        started = time.perf_counter()
+        importlib.import_module(mode.split(":", 1)[1])
+        return {"import": time.perf_counter() - started}
     if mode == "source":
         from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
         _AnsibleCollectionFinder(paths=[COLLECTIONS])._install()   # pylint: disable=protected-access
@@ -122,8 +144,8 @@ def probe(mode, declaration):
     action = importlib.import_module(PACKAGE + ".plugins.action.stack")
     action._module_utils()   # pylint: disable=protected-access  # what the action imports when it runs
     result = {"import": time.perf_counter() - started, "sdk_imported": "docker" in sys.modules,
-              "modules": sorted(m for m in sys.modules if m.startswith(PACKAGE)
-                                 and os.path.isfile(getattr(sys.modules[m], "__file__", None) or ""))}
+              "modules": sorted(m for m in sys.modules if m.startswith(PACKAGE) and os.path.isfile(
+                  getattr(sys.modules[m], "__file__", None) or ""))}
     if mode != "source":
         return result
     started = time.perf_counter()
@@ -161,6 +183,7 @@ def stack_work(declaration):
     unix_http.UnixHTTPClient.request = counted(unix_http.UnixHTTPClient.request)
     unix_http.UnixHTTPClient.upgrade = counted(unix_http.UnixHTTPClient.upgrade)
     times = {}
+    before = set(name.split(".")[0] for name in sys.modules)
     for verify in (False, True):
         kind = "deploy and verify" if verify else "deploy"
         asked.update(count=0, seconds=0.0)
@@ -185,6 +208,8 @@ def stack_work(declaration):
                        "engine (GET /version)": connected - planned_at, "convergence": done - connected,
                        "engine requests": asked["count"], "inside engine requests (summed over threads)": asked["seconds"]}
     times["sdk_imported_by_the_no_op"] = "docker" in sys.modules
+    times["packages imported by the no-op"] = sorted(
+        name for name in set(n.split(".")[0] for n in sys.modules) - before if not name.startswith("_"))
     return times
 
 
@@ -255,9 +280,8 @@ def median(values):
     return statistics.median(values) if values else float("nan")
 
 
-def report_runs(runs, loads):
-    kinds = ("empty", "deploy", "whole")
-    totals = dict((k, median([t for t, _ in runs[k]])) for k in kinds)
+def report_runs(runs, loads, against=None):
+    totals = dict((k, median([t for t, _ in runs[k]])) for k in runs)
     floor = totals["empty"]
     print("\nno-op of the showcase against an empty ansible-playbook (median of %d alternating runs; load %s)"
           % (len(runs["empty"]), " / ".join("%.1f" % load for load in loads)))
@@ -265,6 +289,10 @@ def report_runs(runs, loads):
     for kind, label in (("empty", "empty ansible-playbook"), ("deploy", "no-op of the deploy step (--tags deploy)"),
                         ("whole", "no-op of the whole playbook")):
         print("  %-44s %7.2f %7.2fx %+8.2fs" % (label, totals[kind], totals[kind] / floor, totals[kind] - floor))
+        if against and kind != "empty":
+            earlier = totals[kind + " before"]
+            before_label = "  the same, the collection as of " + against
+            print("  %-44s %7.2f %7.2fx %+8.2fs" % (before_label, earlier, earlier / floor, earlier - floor))
     for kind in ("deploy", "whole"):
         print("\nwhere the no-op %s spends its time above the empty playbook (median seconds)"
               % ("of the deploy step" if kind == "deploy" else "of the whole playbook"))
@@ -292,13 +320,18 @@ def report_probes(probes):
              median([p["import requests"] + p["import docker (after requests)"] for p in probes["source"]]),
              median([p["import requests"] for p in probes["source"]]),
              median([p["import docker (after requests)"] for p in probes["source"]])))
+    print("  packages the no-op imported (in-process): %s" % ", ".join(first["packages imported by the no-op"]))
+    for name, values in sorted(probes.items()):
+        if name.startswith("import:"):
+            print("  importing %s (fresh interpreter)                         %6.3f s" % (name[7:], median(
+                [v["import"] for v in values])))
     for kind in ("deploy", "deploy and verify"):
         print("  the stack's own work, %s, in-process:" % kind)
         for key in first[kind]:
             values = [p[kind][key] for p in probes["source"] if isinstance(p[kind].get(key), (int, float))]
             if values:
-                print("    %-52s %s" % (key, ("%d" % median(values)) if key == "engine requests"
-                                         else "%.3f s" % median(values)))
+                shown = ("%d" % median(values)) if key == "engine requests" else "%.3f s" % median(values)
+                print("    %-52s %s" % (key, shown))
             else:
                 print("    %-52s %s" % (key, first[kind][key]))
 
@@ -308,6 +341,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=7, help="rounds of the three commands, alternating")
     parser.add_argument("--probes", type=int, default=5, help="fresh interpreters per import kind")
     parser.add_argument("--keep", action="store_true", help="leave the showcase deployed")
+    parser.add_argument("--against", metavar="REF", help="also time the no-ops with the collection as of REF")
     parser.add_argument("--profile", action="store_true", help="also profile the deploy step's worker")
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -319,8 +353,14 @@ def main():
     empty = empty_playbook_file()
     commands = {"empty": ([os.path.join(bench.BIN, "ansible-playbook"), empty], False),
                 "deploy": (bench.playbook("--tags", "deploy"), True), "whole": (bench.playbook(), True)}
+    before = None
+    if args.against:
+        before = collection_at(args.against)
+        commands["deploy before"] = (bench.playbook("--tags", "deploy"), True, before)
+        commands["whole before"] = (bench.playbook(), True, before)
     runs = dict((k, []) for k in commands)
-    probes = {"source": [], "bytecode": []}
+    # psycopg: the database connection logs in on every run (its schema and migrations are checked).
+    probes = {"source": [], "bytecode": [], "import:psycopg": []}
     declaration = showcase_declaration()
     cache_dir = tempfile.mkdtemp(prefix="clockwork-pycache-")
     loads = [os.getloadavg()[0]]
@@ -331,15 +371,16 @@ def main():
             bench.sh(*bench.playbook())
             order = list(commands)
             for number in range(args.rounds):
-                for kind in order[number % 3:] + order[:number % 3]:
+                for kind in order[number % len(order):] + order[:number % len(order)]:
                     runs[kind].append(timed_playbook(*commands[kind]))
             # The probes converge for real: the showcase must be as declared (a dry run says so).
             timed_playbook(bench.playbook("--check", "--tags", "deploy"), True)
             loads.append(os.getloadavg()[0])
-            totals = report_runs(runs, loads)
+            totals = report_runs(runs, loads, args.against)
             run_probe("bytecode", declaration, cache_dir)   # writes the bytecode cache the next ones use
             for number in range(args.probes):
-                for mode in (("source", "bytecode") if number % 2 == 0 else ("bytecode", "source")):
+                for mode in (("source", "bytecode", "import:psycopg") if number % 2 == 0
+                             else ("import:psycopg", "bytecode", "source")):
                     probes[mode].append(run_probe(mode, declaration, cache_dir))
             report_probes(probes)
             if args.profile:
@@ -349,6 +390,8 @@ def main():
                 bench.clean()
     finally:
         os.unlink(empty)
+        if before:
+            shutil.rmtree(before, ignore_errors=True)
     os.makedirs(os.path.join(ROOT, "bench/results"), exist_ok=True)
     out = os.path.join(ROOT, "bench/results", "noop-" + time.strftime("%Y%m%dT%H%M%S") + ".json")
     with open(out, "w") as handle:
