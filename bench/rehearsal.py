@@ -163,7 +163,7 @@ class Bench(object):
         rows = first
         while True:
             held = self.holdings()
-            if held >= target * 0.98:
+            if held >= target:
                 break
             per_row = max(1.0, float(held) / rows)
             wanted = int((target - held) / per_row) + 1
