@@ -8,6 +8,7 @@ __metaclass__ = type
 
 import re
 import select
+import threading
 import time
 
 from ansible.module_utils.basic import missing_required_lib
@@ -43,6 +44,9 @@ def require_docker(module):
         module.fail_json(msg=missing_required_lib(SDK_NAME), exception=DOCKER_IMPORT_ERROR)
 
 
+_UNREAD = object()   # a cache entry not read yet (None is an answer: the engine has no such object)
+
+
 class Engine(object):
     """The Docker engine's API (`api`, docker/engine_api.py) plus a cache of inspected objects.
 
@@ -56,6 +60,8 @@ class Engine(object):
     def __init__(self, client=None, environment=None):
         self.api = EngineAPI(environment=environment, client=client, max_pool_size=MAX_POOL_SIZE)
         self._cache = {}
+        self._reading = {}                  # (kind, name) -> the lock of its first read
+        self._reading_lock = threading.Lock()
 
     @property
     def client(self):
@@ -64,9 +70,16 @@ class Engine(object):
 
     def _inspect(self, kind, name):
         key = (kind, name)
-        if key not in self._cache:
-            self._cache[key] = self.api.inspect_or_none(kind, name)
-        return self._cache[key]
+        attrs = self._cache.get(key, _UNREAD)
+        if attrs is _UNREAD:
+            # Workers that ask for one object at once (the pre-flight's images) wait for one read.
+            with self._reading_lock:
+                reading = self._reading.setdefault(key, threading.Lock())
+            with reading:
+                attrs = self._cache.get(key, _UNREAD)
+                if attrs is _UNREAD:
+                    attrs = self._cache[key] = self.api.inspect_or_none(kind, name)
+        return attrs
 
     def container(self, name):
         return self._inspect("container", name)

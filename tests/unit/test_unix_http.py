@@ -201,6 +201,19 @@ def test_the_cache_reads_each_object_once_and_404_is_none(engine):
         cached.api.inspect_network("gone")
 
 
+def test_workers_asking_for_one_object_at_once_make_one_read(engine):
+    engine.answer("GET", "/images/nginx:1/json", Answer(200, {"Id": "sha256:1"}, chunked=True))
+    cached = docker_client.Engine(environment=environment(engine))
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(cached.image("nginx:1"))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [{"Id": "sha256:1"}] * 8
+    assert engine.paths().count(("GET", "/v1.41/images/nginx:1/json")) == 1
+
+
 def _sdk_requests(engine, call):
     """What the SDK's APIClient sends for `call(api)` to the same fake engine."""
     import docker
