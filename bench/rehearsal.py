@@ -123,9 +123,19 @@ class Bench(object):
         return seconds, actions
 
     def destroy(self):
+        """The stack destroyed with purge: its containers, network, snapshot volume and the server's
+        anonymous data volume (unlabelled: looked up on the containers first, checked gone after)."""
+        label = "label=%s=%s" % (STACK_LABEL, self.name)
+        containers = sh("docker", "ps", "-aq", "--filter", label).stdout.split()
+        anonymous = []
+        if containers:
+            mounts = sh("docker", "inspect", "-f", "{{range .Mounts}}{{.Type}} {{.Name}}\n{{end}}", *containers)
+            anonymous = [line.split()[1] for line in mounts.stdout.splitlines()
+                         if line.startswith("volume ") and len(line.split()[1]) == 64]
         resources, connections = self.declaration("never")
         Stack(Engine(), self.name, resources, connections, base_dir=self.workdir).absent(purge=True)
-        left = leftovers(self.name)
+        left = leftovers(self.name) + ["volume %s" % volume for volume in anonymous
+                                       if sh("docker", "volume", "inspect", volume, check=False).returncode == 0]
         if left:
             fail("%s left behind: %s" % (self.name, ", ".join(left)))
 
