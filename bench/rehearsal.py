@@ -24,7 +24,7 @@ the load alone, and the snapshot's size in the stack's volume; the load average 
 and after. Raw times go to bench/results/rehearsal-<time>.json. Every container, network and
 volume a stack made is removed at the end (the stack destroyed with purge), whatever happens.
 
-Usage: bench/rehearsal.py [--sizes 10,200] [--runs 3] [--big-runs N] [--big-from MB] [--keep]
+Usage: bench/rehearsal.py [--sizes 10,200] [--runs 3] [--big-runs N] [--big-from MB] [--keep | --destroy NAME]
   --big-runs N  runs of each mode at sizes of --big-from MB (default 100) and more (default: --runs)
   --keep        leave the last stack deployed (to look at it); remove it later with --destroy NAME
 """
