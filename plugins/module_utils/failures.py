@@ -9,6 +9,8 @@ __metaclass__ = type
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import (
+    DockerException, EngineUnreachable)
 
 
 def failure_message(exc):
@@ -19,10 +21,13 @@ def failure_message(exc):
         return exc.msg
     origin = type(exc).__module__.split(".")[0]
     text = " ".join(str(getattr(exc, "explanation", None) or exc).split())
-    if origin == "docker":
-        return "the Docker engine refused: %s" % text
+    # The SDK's errors, and ours when a request went over the standard library (docker/errors.py).
+    if isinstance(exc, EngineUnreachable):
+        return text   # it names the engine it could not reach
     if origin in ("requests", "urllib3"):
         return "cannot reach the Docker engine: %s" % text
+    if origin == "docker" or isinstance(exc, DockerException):
+        return "the Docker engine refused: %s" % text
     for engine in ENGINES.values():
         if origin == engine.driver_module:
             return "%s: %s" % (engine.title, text)

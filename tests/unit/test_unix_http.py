@@ -139,7 +139,8 @@ def test_an_expected_error_costs_no_sdk_import_and_is_still_one_line(engine):
                           text=True, timeout=60, env=dict(os.environ, **environment(engine)))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {
-        "status": 503, "oserror": True, "sdk": False, "message": "This node is not a swarm manager.",
+        "status": 503, "oserror": True, "sdk": False,
+        "message": "the Docker engine refused: This node is not a swarm manager.",
         "text": '503 Server Error for http+docker://localhost/v1.41/services?filters=%7B%22label%22%3A+%5B%22x%3Dy'
                 '%22%5D%7D: Service Unavailable ("This node is not a swarm manager.")'}
 
@@ -349,3 +350,13 @@ def test_a_change_imports_the_sdk_and_its_errors_are_ours(engine):
     assert failure_message(raised.value) == "the Docker engine refused: is being removed"
     # The SDK was made for the version already known: no second GET /version.
     assert engine.paths().count(("GET", "/version")) == 1
+
+
+def test_an_error_of_the_standard_library_path_reads_as_the_sdks_does():
+    """Without the SDK loaded, an error status or an unreachable socket is ours alone: the same
+    one line as the SDK's (failures.failure_message), on both paths."""
+    from ansible_collections.clockwork.connections.plugins.module_utils.docker import errors
+    refused = errors.APIError("409 Client Error", explanation="is being removed")
+    assert failure_message(refused) == "the Docker engine refused: is being removed"
+    unreachable = errors.EngineUnreachable("cannot reach the Docker engine at unix:///var/run/docker.sock: no socket")
+    assert failure_message(unreachable) == "cannot reach the Docker engine at unix:///var/run/docker.sock: no socket"
