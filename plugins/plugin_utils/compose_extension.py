@@ -155,9 +155,10 @@ class ExportedDeclaration(Declaration):
                 self.report.problem(where + [field], why)
             elif not os.path.isabs(os.path.expanduser(path)):
                 connection[field] = files.resolve(path)[0]   # read from where it was checked
-        for field in ("source_path", "mount_path"):
-            if field == "source_path" and isinstance(connection.get(field), str) and self._escapes(connection[field]):
-                self.report.problem(where + [field], self._escapes(connection[field]))
+        source = connection.get("source_path")
+        why = self._escapes(source) if isinstance(source, str) else None
+        if why:
+            self.report.problem(where + ["source_path"], why)
         return connection
 
     def _linked_out(self, path):

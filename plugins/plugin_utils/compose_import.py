@@ -354,10 +354,11 @@ def service_env(name, raw, lookup, files, report):
     environment, or is left out as Compose does."""
     env, where = {}, ["services", name, "env_file"]
     for path, required in _env_files(raw):
+        outside = files.outside(path) if files.base_dir else None
         if not files.base_dir:
             report.warn(where, "%s not read: no base_dir" % path)
-        elif files.outside(path):
-            report.problem(where, files.outside(path))
+        elif outside:
+            report.problem(where, outside)
         elif os.path.isfile(files.resolve(path)[1]):
             text, why = files.read(path)
             if why:
@@ -398,8 +399,9 @@ def guard_service(name, service, sections, files, grants, report):
     for kind in ("secrets", "configs"):
         for index, (source, _target, _item) in enumerate(service[kind]):
             path = (sections[kind].get(source) or {}).get("file")
-            if path and files.base_dir and files.outside(path):
-                report.problem(["services", name, kind, index], "%s %s: %s" % (kind[:-1], source, files.outside(path)))
+            outside = files.outside(path) if path and files.base_dir else None
+            if outside:
+                report.problem(["services", name, kind, index], "%s %s: %s" % (kind[:-1], source, outside))
     service["grants"] = grants.service(name, service)
 
 

@@ -100,8 +100,7 @@ class Declaration(object):
 
     def _unmapped(self, name, service):
         for key in service:
-            if key in GRANT_KEYS and (service.get(key) in (None, False, [], "") or key in service["grants"]
-                                      or _grant_key_refused(key, service)):
+            if key in GRANT_KEYS and (not service.get(key) or _said_by_the_guard(key, service)):
                 continue
             if key not in MAPPED and key != "grants" and not str(key).startswith("x-"):
                 why = WHY_NOT.get(key, "the container resource has no field for it")
@@ -492,10 +491,10 @@ class Declaration(object):
                                          kind[:-1], source, name, target)})
 
 
-def _grant_key_refused(key, service):
-    """A grant key whose value asks for the host was refused or kept by the guard: said there."""
-    value = service.get(key)
-    return key in ("privileged", "devices") or (key == "cap_add" and bool(value)) or str(value) == "host"
+def _said_by_the_guard(key, service):
+    """A grant key the guard kept or refused, saying so (compose_guard.Grants.service): a given
+    privileged, devices or cap_add, and a namespace of the host."""
+    return key in ("privileged", "devices", "cap_add") or str(service.get(key)) == "host"
 
 
 def declaration(project, report):
