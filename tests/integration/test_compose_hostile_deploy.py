@@ -288,7 +288,7 @@ def _image_refusals(stack, tmp_path):
     task = role_task(clockwork_stack_name=stack, clockwork_compose_file="compose.yaml")
     runs = [play(tmp_path, [task], check=check) for check in (True, False)]
     for result in runs:
-        assert result.rc != 0 and "Traceback" not in result.output
+        assert result.rc != 0 and "Traceback" not in result.output, result.output
         assert NGINX_IMAGE + "{{ lookup('pipe', 'touch %s') }}" % (tmp_path / "marker") in result.output
     assert stack_objects(stack, tag) == [] and not (tmp_path / "marker").exists()
     return tag, runs
@@ -311,7 +311,7 @@ def test_a_fifty_megabyte_file_is_refused_quickly_with_a_short_message(stack, tm
     (tmp_path / "compose.yaml").write_text("services: {web-%s: {image: '%s'}}\nx-pad: '%s'\n" % (
         tag, NGINX_IMAGE, "a" * (50 * 1024 * 1024)))
     result = play(tmp_path, [role_task(clockwork_stack_name=stack, clockwork_compose_file="compose.yaml")])
-    assert result.rc != 0
+    assert result.rc != 0, result.output
     assert "more than the 4194304 a compose file may have" in result.output
     assert len(result.output) < 200000, "the file's text is in the output"
     assert stack_objects(stack, tag) == []
@@ -366,7 +366,7 @@ def test_the_grants_a_file_is_allowed_are_deployed_and_listed(stack, tmp_path): 
     refused = play(tmp_path, [role_task(clockwork_stack_name=stack, clockwork_compose_file="compose.yaml",
                                         clockwork_compose_allow=["host_paths"],
                                         clockwork_compose_allowed_paths=[allowed_dir])])
-    assert refused.rc != 0 and "add capabilities to clockwork_compose_allow" in refused.output
+    assert refused.rc != 0 and "add capabilities to clockwork_compose_allow" in refused.output, refused.output
     assert "add host_namespaces to clockwork_compose_allow" in refused.output
     assert inspect("container", "web-" + tag)["Id"] == before
 

@@ -82,7 +82,8 @@ def test_privileged_false_to_true_recreates_naming_it(stack):
     (state present): what the engine was asked for is what inspect shows."""
     name = stack + "-box"
     plain = task(stack, cap_drop=[], cap_add=[], pid_mode=None, devices=[], state="present")
-    assert playbook([plain]).rc == 0
+    _run = playbook([plain])
+    assert _run.rc == 0, _run.output
     old_id = inspect("container", name)["Id"]
     assert inspect("container", name)["HostConfig"]["Privileged"] is False
 
@@ -106,7 +107,7 @@ def test_privileged_false_to_true_recreates_naming_it(stack):
     again = playbook([privileged])
     assert again.rc == 0 and again.result("box")["changed"] is False, again.output
     last_check = playbook([privileged], check=True, diff=True)
-    assert last_check.rc == 0 and last_check.result("box")["changed"] is False
+    assert last_check.rc == 0 and last_check.result("box")["changed"] is False, last_check.output
 
     # Taking the grant away recreates too.
     back = playbook([plain], diff=True)
@@ -119,7 +120,8 @@ def test_privileged_false_to_true_recreates_naming_it(stack):
 def test_ipc_mode_is_compared_only_when_declared(stack):
     name = stack + "-box"
     plain = task(stack, cap_drop=[], cap_add=[], pid_mode=None, devices=[])
-    assert playbook([plain]).rc == 0
+    _run = playbook([plain])
+    assert _run.rc == 0, _run.output
     engine_default = inspect("container", name)["HostConfig"]["IpcMode"]
     assert engine_default in ("private", "shareable")
     old_id = inspect("container", name)["Id"]
@@ -165,7 +167,7 @@ def test_the_stack_module_takes_the_grants(stack):
 def test_an_invalid_grant_is_refused_before_any_change(stack):
     name = stack + "-box"
     run = playbook([task(stack, devices=["dev/null"])])
-    assert run.rc != 0
+    assert run.rc != 0, run.output
     msg = run.result("box")["msg"]
     assert "devices" in msg and "dev/null" in msg and name in msg, msg
     assert "Traceback" not in run.output

@@ -99,16 +99,17 @@ def test_check_apply_idempotent_check(stack, workdir):
     assert mysql(stack, "SELECT count(*) FROM users") == "1"
     state = own_state(stack)
     last = deploy(stack, workdir, check=True)
-    assert last.rc == 0 and last.result("stack")["changed"] is False
+    assert last.rc == 0 and last.result("stack")["changed"] is False, last.output
     assert own_state(stack) == state
 
 
 def test_drift_refused_and_a_statement_that_fails_half_way(stack, workdir):
-    assert deploy(stack, workdir).rc == 0
+    _run = deploy(stack, workdir)
+    assert _run.rc == 0, _run.output
     migrations = workdir / "migrations"
     (migrations / "2_orders.sql").write_text("CREATE TABLE orders (id INT, total INT);\n")
     drift = deploy(stack, workdir)
-    assert drift.rc != 0
+    assert drift.rc != 0, drift.output
     message = drift.result("stack")["msg"]
     assert "migration 2_orders.sql was applied with sha256" in message and "refusing" in message
     (migrations / "2_orders.sql").write_text("CREATE TABLE orders (id INT);\n")
@@ -117,7 +118,7 @@ def test_drift_refused_and_a_statement_that_fails_half_way(stack, workdir):
     # on a copy, which would have kept it off the database: test_mysql_migrations_safety.py.)
     (migrations / "20_half.sql").write_text("CREATE TABLE coupons (id INT);\n\nINSERT INTO no_such_table VALUES (1);\n")
     half = deploy(stack, workdir, rehearse="never")
-    assert half.rc != 0
+    assert half.rc != 0, half.output
     message = half.result("stack")["msg"]
     assert "migration 20_half.sql failed at statement 2 of 2 (line 3)" in message, message
     assert "no_such_table" in message and "statements 1 to 1 had taken effect" in message
@@ -126,7 +127,7 @@ def test_drift_refused_and_a_statement_that_fails_half_way(stack, workdir):
 
     # The next run does not run the first statement again: it refuses until someone has looked.
     again = deploy(stack, workdir)
-    assert again.rc != 0
+    assert again.rc != 0, again.output
     message = again.result("stack")["msg"]
     assert "20_half.sql failed on an earlier run at line 3" in message and "clockwork_schema_failures" in message
     (migrations / "20_half.sql").write_text("CREATE TABLE IF NOT EXISTS coupons (id INT);\n")
@@ -137,16 +138,18 @@ def test_drift_refused_and_a_statement_that_fails_half_way(stack, workdir):
 
 
 def test_transaction_control_refused_before_any_change(stack, workdir):
-    assert deploy(stack, workdir).rc == 0
+    _run = deploy(stack, workdir)
+    assert _run.rc == 0, _run.output
     (workdir / "migrations" / "30_tx.sql").write_text("START TRANSACTION;\nCREATE TABLE t (id INT);\nCOMMIT;\n")
     run = deploy(stack, workdir)
-    assert run.rc != 0
+    assert run.rc != 0, run.output
     assert "migration 30_tx.sql line 1: START TRANSACTION begins or ends a transaction" in run.result("stack")["msg"]
     assert mysql(stack, "SHOW TABLES LIKE 't'") == ""
 
 
 def test_password_rotation_keeps_the_data(stack, workdir):
-    assert deploy(stack, workdir).rc == 0
+    _run = deploy(stack, workdir)
+    assert _run.rc == 0, _run.output
     mysql(stack, "INSERT INTO users (name) VALUES ('grace')")
     check = deploy(stack, workdir, check=True, diff=True, verbose=True, password=NEW_PASSWORD)
     assert check.rc == 0, check.output
@@ -219,7 +222,7 @@ def test_bad_input_is_refused_all_at_once_before_any_change(stack, workdir):
     ]
     before = own_state(stack)
     run = playbook([stack_task(stack, resources, connections)], workdir=str(workdir))
-    assert run.rc != 0
+    assert run.rc != 0, run.output
     message = run.result("stack")["msg"]
     assert "nothing was changed" in message and "Traceback" not in run.output
     label = "connection database %s-app -> %s-db" % (stack, stack)
@@ -233,7 +236,7 @@ def test_bad_input_is_refused_all_at_once_before_any_change(stack, workdir):
     (workdir / "migrations" / "30_tx.sql").unlink()
     del connections[2]
     run = playbook([stack_task(stack, resources, connections)], workdir=str(workdir))
-    assert run.rc != 0
+    assert run.rc != 0, run.output
     assert "env DB_HOST is set differently by %s and by connection database %s-app -> %s-cache" % (
         label, stack, stack) in run.result("stack")["msg"]
     assert own_state(stack) == before

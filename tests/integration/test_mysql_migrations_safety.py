@@ -103,7 +103,8 @@ def test_a_run_killed_in_the_middle_of_a_file_is_refused_then_restored(stack, wo
     """SIGKILL while the real database runs the file's second statement: the next run refuses it naming
     the row 'started' and the snapshot taken before it, runs nothing of it; clockwork_restore puts the
     database back (schema and rows, as mysqldump shows them) and the next run applies the fixed file."""
-    assert deploy(stack, workdir).rc == 0
+    _run = deploy(stack, workdir)
+    assert _run.rc == 0, _run.output
     mysql(stack, "INSERT INTO users (name) VALUES ('grace')")
     before = dump(stack)
     (workdir / "migrations" / "30_slow.sql").write_text(SLOW)
@@ -126,7 +127,7 @@ def test_a_run_killed_in_the_middle_of_a_file_is_refused_then_restored(stack, wo
     refused = deploy(stack, workdir)
     state = own_state(stack)
     check = deploy(stack, workdir, check=True)
-    assert check.rc != 0
+    assert check.rc != 0, check.output
     assert own_state(stack) == state
     for run in (refused, check):
         message = run.result("stack").get("msg", run.output)
@@ -163,13 +164,14 @@ def test_a_run_killed_in_the_middle_of_a_file_is_refused_then_restored(stack, wo
     assert again.rc == 0 and again.result("stack")["changed"] is False, again.output
     state = own_state(stack)
     last = deploy(stack, workdir, check=True)
-    assert last.rc == 0 and last.result("stack")["changed"] is False and own_state(stack) == state
+    assert last.rc == 0 and last.result("stack")["changed"] is False and own_state(stack) == state, last.output
 
 
 def test_an_earlier_versions_failures_table_is_brought_up_to_date_and_its_rows_refuse(stack, workdir):
     """A deployment made before the write-ahead rows: its failures table lacks state, statements and
     snapshot; the run adds them under the lock, and the row it holds still refuses its file."""
-    assert deploy(stack, workdir).rc == 0
+    _run = deploy(stack, workdir)
+    assert _run.rc == 0, _run.output
     mysql(stack, "DROP TABLE clockwork_schema_failures")
     mysql(stack, "CREATE TABLE clockwork_schema_failures (kind VARCHAR(16) NOT NULL, name VARCHAR(255) NOT NULL, "
                  "checksum CHAR(64) NOT NULL, statements_applied INT NOT NULL, failed_line INT NOT NULL, message TEXT "
@@ -180,7 +182,7 @@ def test_an_earlier_versions_failures_table_is_brought_up_to_date_and_its_rows_r
     (workdir / "migrations" / "40_old.sql").write_text("CREATE TABLE t40 (id INT);\nINSERT INTO t40 VALUES (1);\n")
     for check in (True, False):
         run = deploy(stack, workdir, check=check)
-        assert run.rc != 0
+        assert run.rc != 0, run.output
         message = run.result("stack")["msg"]
         assert "migration 40_old.sql failed on an earlier run at line 2 ((1146) no such table) after 1 of its " \
                "statements had taken effect" in message, message
@@ -198,7 +200,8 @@ def test_an_earlier_versions_failures_table_is_brought_up_to_date_and_its_rows_r
 
 
 def test_a_file_that_reaches_another_database_is_refused_before_any_change(stack, workdir):
-    assert deploy(stack, workdir).rc == 0
+    _run = deploy(stack, workdir)
+    assert _run.rc == 0, _run.output
     migrations = workdir / "migrations"
     (migrations / "50_fine.sql").write_text("CREATE TABLE t50 (id INT);\n")
     (migrations / "60_elsewhere.sql").write_text(
@@ -211,7 +214,7 @@ def test_a_file_that_reaches_another_database_is_refused_before_any_change(stack
     for check in (True, False):
         state = own_state(stack)
         run = deploy(stack, workdir, check=check)
-        assert run.rc != 0
+        assert run.rc != 0, run.output
         message = run.result("stack")["msg"]
         assert "migration 60_elsewhere.sql reaches beyond database shop (line 1: DATABASE other names database " \
                "other; line 2: other.t names database other; line 4: other.t names database other; line 5: USE other " \
@@ -241,14 +244,15 @@ def root_session(stack, sql):
 
 
 def test_statements_and_lock_waits_are_bounded(stack, workdir):
-    assert deploy(stack, workdir).rc == 0
+    _run = deploy(stack, workdir)
+    assert _run.rc == 0, _run.output
     migrations = workdir / "migrations"
 
     # A statement that outlives migration_timeout is stopped on the server; the error names the file and it.
     (migrations / "70_slow.sql").write_text("INSERT INTO users (name) VALUES ('t1');\nSELECT SLEEP(60);\n")
     started = time.monotonic()
     run = deploy(stack, workdir, migration_timeout=3, rehearse="never")
-    assert run.rc != 0 and time.monotonic() - started < 40
+    assert run.rc != 0 and time.monotonic() - started < 40, run.output
     message = run.result("stack")["msg"]
     assert "migration 70_slow.sql failed at statement 2 of 2 (line 2): it did not finish within migration_timeout " \
            "(3s) and it was stopped on the server (KILL)" in message, message
@@ -262,7 +266,7 @@ def test_statements_and_lock_waits_are_bounded(stack, workdir):
     before = dump(stack)
     started = time.monotonic()
     run = deploy(stack, workdir, migration_timeout=3)
-    assert run.rc != 0 and time.monotonic() - started < 40
+    assert run.rc != 0 and time.monotonic() - started < 40, run.output
     message = run.result("stack")["msg"]
     assert "70_slow.sql fails at statement 2 (line 2) on a copy of shop: it did not finish within migration_timeout " \
            "(3s); shop was not touched" in message, message
@@ -285,7 +289,7 @@ def test_statements_and_lock_waits_are_bounded(stack, workdir):
                                     "'%SELECT SLEEP(40)%' AND id <> connection_id()").split():
             mysql(stack, "KILL %s" % session)
         holder.wait()
-    assert dumping.rc != 0 and altering.rc != 0
+    assert dumping.rc != 0 and altering.rc != 0, dumping.output
     message = dumping.result("stack")["msg"]
     assert "reading table users for the snapshot (another session holds it longer than the connection's timeout, " \
            "4s; nothing was applied) failed: (1205) Lock wait timeout exceeded" in message, message
@@ -311,7 +315,7 @@ def test_a_postgresql_file_is_bounded_by_migration_timeout(stack, tmp_path):
                     "migrations_dir": "migrations", "migration_timeout": 2}]
     started = time.monotonic()
     run = playbook([stack_task(stack, resources, connections)], workdir=str(tmp_path))
-    assert run.rc != 0 and time.monotonic() - started < 50
+    assert run.rc != 0 and time.monotonic() - started < 50, run.output
     message = run.result("stack")["msg"]
     assert "migration 1_slow.sql did not finish within migration_timeout (2s)" in message, message
     assert "rolled back, nothing of it was applied" in message
@@ -362,7 +366,8 @@ def polling(stack):
 
 
 def test_a_file_that_fails_on_the_copy_never_touches_the_database(stack, workdir):
-    assert deploy(stack, workdir).rc == 0
+    _run = deploy(stack, workdir)
+    assert _run.rc == 0, _run.output
     mysql(stack, "INSERT INTO users (name) VALUES ('grace'), ('linus')")
     before = dump(stack)
     (workdir / "migrations" / "90_bad.sql").write_text(
@@ -381,7 +386,7 @@ def test_a_file_that_fails_on_the_copy_never_touches_the_database(stack, workdir
     with polling(stack) as answers:
         run = deploy(stack, workdir)
     assert answers and all(a == "3" for a in answers), "a client saw an error or other rows: %s" % answers
-    assert run.rc != 0
+    assert run.rc != 0, run.output
     message = run.result("stack")["msg"]
     assert "90_bad.sql fails at statement 3 (line 4) on a copy of shop: (1146) Table " in message, message
     assert "no_such_table' doesn't exist; shop was not touched" in message
@@ -410,7 +415,7 @@ def test_a_file_that_fails_on_the_copy_never_touches_the_database(stack, workdir
     assert again.rc == 0 and again.result("stack")["changed"] is False, again.output
     state = own_state(stack)
     last = deploy(stack, workdir, check=True)
-    assert last.rc == 0 and last.result("stack")["changed"] is False and own_state(stack) == state
+    assert last.rc == 0 and last.result("stack")["changed"] is False and own_state(stack) == state, last.output
 
 
 APP_PASSWORD = "wp-app pw"  # pragma: allowlist secret
@@ -434,14 +439,15 @@ def test_without_a_user_that_may_create_a_database_auto_warns_and_always_refuses
     """No root password in the server's env, and the application user may not create the scratch
     database: auto applies without a rehearsal and says why; always refuses before any change."""
     wd = str(workdir)
-    assert playbook([app_user_task(stack, None)], workdir=wd).rc == 0
+    _run = playbook([app_user_task(stack, None)], workdir=wd)
+    assert _run.rc == 0, _run.output
     (workdir / "migrations" / "95_more.sql").write_text("CREATE TABLE t95 (id INT);\n")
     why = "no rehearsal of 95_more.sql on a copy of shop: no user here may create the scratch database: user wp " \
           "may not, and the server's env gives no root password"
     for check in (True, False):
         state = own_state(stack)
         refused = playbook([app_user_task(stack, None, rehearse="always")], workdir=wd, check=check)
-        assert refused.rc != 0
+        assert refused.rc != 0, refused.output
         message = refused.result("stack")["msg"]
         assert "95_more.sql cannot be rehearsed on a copy of shop (rehearse: always): no user here may create the " \
                "scratch database" in message and "Nothing was applied" in message, message
@@ -462,12 +468,13 @@ def test_root_from_the_servers_env_rehearses_for_an_application_user(stack, work
     """The application user may not create a database; root, with the password the server's env gives, makes
     the copy. A failing file leaves shop as it was, and no scratch database."""
     wd = str(workdir)
-    assert playbook([app_user_task(stack, ROOT_PASSWORD)], workdir=wd).rc == 0
+    _run = playbook([app_user_task(stack, ROOT_PASSWORD)], workdir=wd)
+    assert _run.rc == 0, _run.output
     before = dump(stack)
     (workdir / "migrations" / "96_bad.sql").write_text(
         "CREATE TABLE t96 (id INT);\nINSERT INTO users (name) VALUES ('x');\nALTER TABLE no_such ADD COLUMN y INT;\n")
     run = playbook([app_user_task(stack, ROOT_PASSWORD)], workdir=wd)
-    assert run.rc != 0
+    assert run.rc != 0, run.output
     assert "96_bad.sql fails at statement 3 (line 3) on a copy of shop: (1146) " in run.result("stack")["msg"]
     assert_no_password(run, ROOT_PASSWORD, APP_PASSWORD)
     assert dump(stack) == before and scratch_databases(stack) == ""
@@ -508,7 +515,7 @@ def test_on_swarm_a_file_that_fails_on_the_copy_never_touches_the_database(swarm
     assert [e["actions"] for e in check.result("stack")["entries"] if e["name"] == label] == [
         ["rehearse 90_bad.sql on a copy of shop", "apply migration 90_bad.sql"]]
     failed = run()
-    assert failed.rc != 0
+    assert failed.rc != 0, failed.output
     assert "90_bad.sql fails at statement 3 (line 3) on a copy of shop: (1146) " in failed.result("stack")["msg"]
     assert task_dump() == before
     assert task_sql("mariadb", "--protocol=TCP", "-h", "127.0.0.1", "-u", "root", "-N", "-e",

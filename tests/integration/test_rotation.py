@@ -193,7 +193,8 @@ def test_without_a_working_previous_password_it_stops_and_reinitialises_nothing(
     pg, app = stack + "-pg", stack + "-app"
     first, second, by_hand = "pg-first", "pg-second", "pg-set-by-hand"  # pragma: allowlist secret
     wd = str(tmp_path)
-    assert playbook([pg_stack(stack, first, tmp_path)], workdir=wd).rc == 0
+    _run = playbook([pg_stack(stack, first, tmp_path)], workdir=wd)
+    assert _run.rc == 0, _run.output
     docker("exec", pg, "psql", "-U", "postgres", "-d", "appdb", "-c", "INSERT INTO users (name) VALUES ('ada')")
     docker("exec", pg, "psql", "-U", "postgres", "-c", "ALTER ROLE postgres PASSWORD '%s'" % by_hand)
     pg_id, app_url = inspect("container", pg)["Id"], env_of(app)["DATABASE_URL"]
@@ -229,8 +230,10 @@ def test_single_module_rotates_in_place(stack, tmp_path):
     pg = stack + "-pg"
     first, second = "mod-first", "mod-second"  # pragma: allowlist secret
     wd = str(tmp_path)
-    assert playbook([postgres_task(pg, stack, password=first)], workdir=wd).rc == 0
-    assert playbook([db_task(stack, pg, password=first), api_task(stack, "db")], workdir=wd).rc == 0
+    _run = playbook([postgres_task(pg, stack, password=first)], workdir=wd)
+    assert _run.rc == 0, _run.output
+    _run = playbook([db_task(stack, pg, password=first), api_task(stack, "db")], workdir=wd)
+    assert _run.rc == 0, _run.output
     old_url = env_of(stack + "-api")["DATABASE_URL"]
 
     state = stack_state(stack)
@@ -258,7 +261,8 @@ def test_a_stopped_server_is_rotated_once_it_runs_again(stack, tmp_path):
     pg, app = stack + "-pg", stack + "-app"
     first, second = "stopped-first", "stopped-second"  # pragma: allowlist secret
     wd = str(tmp_path)
-    assert playbook([pg_stack(stack, first, tmp_path)], workdir=wd).rc == 0
+    _run = playbook([pg_stack(stack, first, tmp_path)], workdir=wd)
+    assert _run.rc == 0, _run.output
     docker("exec", pg, "psql", "-U", "postgres", "-d", "appdb", "-c", "INSERT INTO users (name) VALUES ('ada')")
     old_url = env_of(app)["DATABASE_URL"]
     docker("stop", pg)
@@ -283,7 +287,8 @@ def test_a_stopped_server_is_rotated_once_it_runs_again(stack, tmp_path):
 
 def test_redis_rotation_diff_shows_no_password(stack):
     first, second = "r3dis-diff-first", "r3dis-diff-second"  # pragma: allowlist secret
-    assert playbook([redis_stack(stack, first)]).rc == 0
+    _run = playbook([redis_stack(stack, first)])
+    assert _run.rc == 0, _run.output
     rotate = playbook([redis_stack(stack, second)], diff=True, verbose=True)
     assert rotate.rc == 0, rotate.output
     assert_no_secret(rotate, first, second)
