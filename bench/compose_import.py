@@ -22,8 +22,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "collections"))
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import from_compose  # noqa: E402
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_spec import spec_validator  # noqa: E402
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.importer import from_compose  # noqa: E402
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.spec import spec_validator  # noqa: E402
 
 GOAL = 0.2
 

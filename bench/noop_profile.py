@@ -166,7 +166,8 @@ def stack_work(declaration):
     the engine, the no-op convergence (deploy alone, then deploy and verify); the engine's
     requests counted and timed."""
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-    from ansible_collections.clockwork.connections.plugins.module_utils import docker_client, plan, stack
+    from ansible_collections.clockwork.connections.plugins.module_utils import plan, stack
+    from ansible_collections.clockwork.connections.plugins.module_utils.docker import gateway as docker_client
     from ansible_collections.clockwork.connections.plugins.module_utils.docker import unix_http
     asked = {"count": 0, "seconds": 0.0}
 

@@ -33,7 +33,8 @@ IN_PROCESS_ENV = "CLOCKWORK_STACK_IN_PROCESS"   # "never" forces the module on t
 def _module_utils():
     """Imported when first needed: the Docker SDK and friends cost time at start-up."""
     from ansible_collections.clockwork.connections.plugins.module_utils import (  # pylint: disable=import-outside-toplevel
-        docker_client, failures, graph, host_files, masking, plan, registry, stack)
+        failures, graph, host_files, masking, plan, registry, stack)
+    from ansible_collections.clockwork.connections.plugins.module_utils.docker import gateway as docker_client  # pylint: disable=import-outside-toplevel
     return docker_client, failures, graph, host_files, masking, plan, registry, stack
 
 

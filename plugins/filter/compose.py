@@ -10,11 +10,11 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_guard import never_templated
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.guard import never_templated
 
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_export import ExportError, export
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import ComposeError
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import from_compose as read_compose
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.exporter import ExportError, export
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.importer import ComposeError
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.importer import from_compose as read_compose
 
 
 def from_compose(text, project_name=None, env=None, profiles=None, base_dir=None, source="compose file",

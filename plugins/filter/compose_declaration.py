@@ -9,10 +9,10 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_guard import never_templated
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.guard import never_templated
 
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_declaration import masked, merged, vars_file
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import ComposeError
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.declaration import masked, merged, vars_file
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.importer import ComposeError
 
 
 # Each result holds a compose file's text, someone else's: wrapped so that Ansible never templates it.

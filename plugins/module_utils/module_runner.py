@@ -10,7 +10,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
 from ansible_collections.clockwork.connections.plugins.module_utils.failures import failure_message
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     COMPLETION_ARGS, CONNECTION_ARGS, ConnectionContext, connection_label)
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import (
     Engine, require_docker)
 
 STACK_ARG = dict(stack=dict(type="str", default="default"))

@@ -24,15 +24,15 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     RESERVED_LABEL_PREFIX, ClockworkError, Problems, connection_ends, docker_name_problem, stack_name_problem)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import CONNECTION_ARGS
-from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import (
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import (
     CONTAINER_ARGS, ContainerSpec, duration_ns, parse_port)
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import wanted_settings
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import wanted_settings
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import (
     connection_labels, deployment_order, find_cycle, structure_problems)
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
-from ansible_collections.clockwork.connections.plugins.module_utils.replicas import (
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.replicas import (
     UPDATE_ARGS, grace_seconds, replica_names, replica_problems, replicated_problems)
-from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import SERVICE_ARGS
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.services import SERVICE_ARGS
 
 FILE_RESOURCE_ARGS = dict(name=dict(type="str", required=True), path=dict(type="path", required=True),
                           content=dict(type="str"), mode=dict(type="raw"), owner=dict(type="str"))

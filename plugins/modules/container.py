@@ -307,9 +307,9 @@ reasons:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.clockwork.connections.plugins.module_utils.container import (
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.container import (
     ContainerConverger, reserved_label_problem, restart_to_read)
-from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import CONTAINER_ARGS, ContainerSpec
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import CONTAINER_ARGS, ContainerSpec
 from ansible_collections.clockwork.connections.plugins.module_utils.contribution import (
     Contribution, merge)
 from ansible_collections.clockwork.connections.plugins.module_utils.masking import env_secrets

@@ -73,7 +73,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
 
-from ansible_collections.clockwork.connections.plugins.module_utils.checks import CHECKS, run_checks
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.checks import CHECKS, run_checks
 from ansible_collections.clockwork.connections.plugins.module_utils.module_runner import run_module
 
 # Fields every check has, whatever its kind.

@@ -17,7 +17,7 @@ from helpers import LOCAL_IMAGES, run_playbook
 from test_wordpress_example import DB_PASSWORD, EXAMPLE, NEW_PASSWORD, REDIS_PASSWORD, assert_nothing_shows
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import Engine
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import Engine
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import STACK_ARGUMENT_SPEC, run_stack
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cluster.sh")

@@ -227,7 +227,7 @@ def test_an_imported_compose_file_deploys_like_compose(stack, tmp_path, project)
 IMPORT = """
 import sys, yaml
 sys.path.insert(0, %r)
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import from_compose
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.importer import from_compose
 base = sys.argv[1]
 print(yaml.safe_dump(from_compose(open(base + "/compose.yaml").read(), project_name=sys.argv[2],
                                   env=yaml.safe_load(sys.argv[3]), base_dir=base)))

@@ -11,8 +11,8 @@ import pytest
 
 from helpers import NGINX_IMAGE, docker, engine_state, inspect, playbook
 
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import Engine
-from ansible_collections.clockwork.connections.plugins.module_utils.stack_lock import (
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import Engine
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.lock import (
     LOCK_LABEL, OWNER_LABEL, PROCESS_LABEL, SINCE_LABEL, STALE_AFTER, StackLock, lock_name, process_id)
 
 
@@ -196,10 +196,10 @@ def test_a_conflict_on_create_means_another_run_made_it(stack):
     from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
     from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
         ConnectionContext, ConnectionResult)
-    from ansible_collections.clockwork.connections.plugins.module_utils.container import ContainerConverger
-    from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import ContainerSpec
-    from ansible_collections.clockwork.connections.plugins.module_utils.docker_volumes import ensure_volume
-    from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import (
+    from ansible_collections.clockwork.connections.plugins.module_utils.apply.container import ContainerConverger
+    from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import ContainerSpec
+    from ansible_collections.clockwork.connections.plugins.module_utils.apply.volumes import ensure_volume
+    from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import (
         NetworkConverger, wanted_settings)
 
     def stale_engine(kind, name):

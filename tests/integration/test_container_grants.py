@@ -12,7 +12,7 @@ from test_swarm import remove_swarm_stack, swarm_mode, swarm_objects, task_conta
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import Engine
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import Engine
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import STACK_ARGUMENT_SPEC, run_stack
 
 # A process that stops on SIGTERM at once (as PID 1 a plain `sleep` would ignore it).

@@ -14,8 +14,8 @@ import pytest
 
 from helpers import POSTGRES_IMAGE, docker
 
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import Engine
-from ansible_collections.clockwork.connections.plugins.module_utils.exec_tunnel import open_tunnel
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import Engine
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.exec_tunnel import open_tunnel
 
 PASSWORD = "relay-Pw-%d" % os.getpid()   # pragma: allowlist secret
 # The official image's pg_hba.conf trusts 127.0.0.1 without a password; the local image asks

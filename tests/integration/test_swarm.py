@@ -19,7 +19,7 @@ from helpers import LOCAL_IMAGES, NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, ROOT
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import Engine
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import Engine
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import STACK_ARGUMENT_SPEC, run_stack
 
 SWARM_USERS = "/tmp/clockwork-swarm.lock"          # shared by every session using the swarm

@@ -12,7 +12,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.network impo
 from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh import connection_type as service_mesh
 from ansible_collections.clockwork.connections.plugins.module_utils.database import connection_type as database
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engine_postgresql import split_password
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import (
     exec_first, exec_in)
 from ansible_collections.clockwork.connections.plugins.modules.verify import validated_checks
 

@@ -10,8 +10,8 @@ from jinja2 import Environment
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.clockwork.connections.plugins.filter.compose import FilterModule
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_export import export
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import from_compose
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.exporter import export
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.importer import from_compose
 
 import test_compose_import as imports
 from test_compose_import import quiet_fallback  # noqa: F401  (autouse: the compact schema's warning left out)

@@ -22,10 +22,10 @@ from ansible_collections.clockwork.connections.plugins.filter.compose import Fil
 from ansible_collections.clockwork.connections.plugins.filter.compose_declaration import compose_vars_file
 from ansible_collections.clockwork.connections.plugins.module_utils.database.connection_type import ship_files
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
-from ansible_collections.clockwork.connections.plugins.plugin_utils import compose_guard
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_declaration import vars_file
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_export import export
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import ComposeError, from_compose
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose import guard as compose_guard
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.declaration import vars_file
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.exporter import export
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.importer import ComposeError, from_compose
 
 from test_compose_import import quiet_fallback  # noqa: F401  (autouse: the compact schema's warning left out)
 

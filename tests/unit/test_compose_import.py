@@ -10,8 +10,8 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.clockwork.connections.plugins.filter.compose import FilterModule
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
-from ansible_collections.clockwork.connections.plugins.plugin_utils import compose_schema, compose_spec
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import ComposeError, from_compose
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose import schema as compose_schema, spec as compose_spec
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.importer import ComposeError, from_compose
 
 PASSWORD = "s3cr3t pw"  # pragma: allowlist secret
 SCHEMA_ERRORS = compose_schema.schema_errors

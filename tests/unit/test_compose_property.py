@@ -16,8 +16,8 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_export import ExportError, export
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import ComposeError, from_compose
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.exporter import ExportError, export
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.importer import ComposeError, from_compose
 
 from test_compose_import import quiet_fallback  # noqa: F401  (autouse: the compact schema's warning left out)
 

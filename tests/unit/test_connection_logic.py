@@ -4,7 +4,7 @@ import pytest
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.contribution import Contribution, merge
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import (
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import (
     actual_settings, settings_drift, wanted_settings)
 
 

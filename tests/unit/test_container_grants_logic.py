@@ -9,16 +9,16 @@ import pytest
 import yaml
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import (
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import (
     ContainerSpec, capability, drift, parse_device, running_config, spec_from_container)
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import masked_diff
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
-from ansible_collections.clockwork.connections.plugins.module_utils.swarm_preflight import SwarmPreflight
-from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import (
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.preflight import SwarmPreflight
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.services import (
     SPEC_HASH_LABEL, changes, managed_part, service_body, service_problems, spec_hash, wanted_service)
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_export import export
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import from_compose
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_secrets import ExportError
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.exporter import export
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.importer import from_compose
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.secrets import ExportError
 
 IMAGE = {"Id": "sha256:img", "Config": {"Env": ["PATH=/bin"], "Cmd": ["nginx"]}}
 PARAMS = {"name": "web", "image": "nginx"}
@@ -191,14 +191,14 @@ def test_swarm_refuses_the_grants_a_service_cannot_have_naming_each_field():
 
 
 def test_swarm_stack_refuses_them_before_it_asks_the_engine():
-    from ansible_collections.clockwork.connections.plugins.module_utils.swarm import SwarmStack
+    from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.applier import SwarmApplier
 
     class NoEngine(object):
         def __getattr__(self, name):
             raise AssertionError("the engine was asked (%s) before the refusal" % name)
 
     with pytest.raises(ClockworkError) as caught:
-        SwarmStack(NoEngine(), {"name": "s", "resources": [dict(PARAMS, privileged=True)], "connections": []})
+        SwarmApplier(NoEngine(), {"name": "s", "resources": [dict(PARAMS, privileged=True)], "connections": []})
     assert "resource web" in caught.value.msg and "privileged: is not on Swarm" in caught.value.msg
 
 

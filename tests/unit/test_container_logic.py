@@ -2,7 +2,7 @@
 import pytest
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, env_name
-from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import (
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import (
     ContainerSpec, drift, duration_ns, normalise_healthcheck, parse_port, running_config)
 
 

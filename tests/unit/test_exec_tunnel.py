@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from ansible_collections.clockwork.connections.plugins.module_utils import exec_tunnel
+from ansible_collections.clockwork.connections.plugins.module_utils.docker import exec_tunnel
 from ansible_collections.clockwork.connections.plugins.module_utils.database import settings as database
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import Endpoint

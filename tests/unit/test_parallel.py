@@ -6,11 +6,11 @@ import time
 import pytest
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-from ansible_collections.clockwork.connections.plugins.module_utils.stack import Stack
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.docker_applier import DockerApplier
 
 
 def stack_of(resources, connections, parallel=4, fail=(), delay=0.05):
-    stack = Stack(None, "shop", resources, connections, parallel=parallel, progress=lambda line, level: None)
+    stack = DockerApplier(None, "shop", resources, connections, parallel=parallel, progress=lambda line, level: None)
     log, lock, running = [], threading.Lock(), []
     peak = [0]
 
@@ -78,7 +78,7 @@ def test_only_what_another_waits_for_is_awaited_by_its_worker():
     resources = containers("cache", "api", "w1", "w2")
     connections = [{"type": "dependency", "from": "api", "to": "cache"}] + [
         {"type": "dependency", "from": w, "to": "api"} for w in ("w1", "w2")]
-    stack = Stack(None, "shop", resources, connections, parallel=4, progress=lambda line, level: None)
+    stack = DockerApplier(None, "shop", resources, connections, parallel=4, progress=lambda line, level: None)
     waited = []
     stack._wait_ready = lambda name, timeout, just_started, since=None: waited.append((name, just_started))  # pylint: disable=protected-access
 
@@ -97,7 +97,7 @@ def test_only_what_another_waits_for_is_awaited_by_its_worker():
 
 
 def test_a_leaf_that_does_not_become_ready_is_reported_by_name():
-    stack = Stack(None, "shop", containers("aa", "bb"), [], parallel=2, progress=lambda line, level: None)
+    stack = DockerApplier(None, "shop", containers("aa", "bb"), [], parallel=2, progress=lambda line, level: None)
 
     def not_ready(name, timeout, just_started, since):
         raise ClockworkError("container %s is exited instead of started" % name)
@@ -126,7 +126,7 @@ class RunningEngine(object):
 
 
 def test_settling_counts_from_the_start_not_from_the_wait():
-    from ansible_collections.clockwork.connections.plugins.module_utils.container_wait import SETTLE_SECONDS, wait_for
+    from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_wait import SETTLE_SECONDS, wait_for
     engine = RunningEngine()
     began = time.monotonic()
     # Started long enough ago: one look is enough, however many leaves are awaited one after another.

@@ -4,9 +4,9 @@ import subprocess
 import sys
 import time
 
-from ansible_collections.clockwork.connections.plugins.module_utils.container import aside_name, carried_volumes
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import NetworkConverger
-from ansible_collections.clockwork.connections.plugins.module_utils.stack_lock import (
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.container import aside_name, carried_volumes
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import NetworkConverger
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.lock import (
     STALE_AFTER, StackLock, lock_name, process_id)
 
 ANON = "a" * 64

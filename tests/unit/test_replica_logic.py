@@ -6,11 +6,11 @@ import pytest
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     REPLICA_LABEL, RESOURCE_LABEL, ClockworkError)
-from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import ContainerSpec, drift, running_config
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import ContainerSpec, drift, running_config
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
-from ansible_collections.clockwork.connections.plugins.module_utils.replicas import (
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.replicas import (
     expand_checks, grace_seconds, replica_names, replica_spec)
-from ansible_collections.clockwork.connections.plugins.module_utils.rolling import resolved_order
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.rolling import resolved_order
 
 
 def test_one_replica_keeps_the_resource_name_and_several_are_numbered():

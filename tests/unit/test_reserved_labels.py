@@ -12,8 +12,8 @@ import pytest
 
 from ansible_collections.clockwork.connections.plugins.module_utils import common, plan
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-from ansible_collections.clockwork.connections.plugins.module_utils.container import reserved_label_problem
-from ansible_collections.clockwork.connections.plugins.plugin_utils import compose_guard
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.container import reserved_label_problem
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose import guard as compose_guard
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULE = os.path.join(ROOT, "plugins", "modules", "container.py")

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from ansible_collections.clockwork.connections.plugins.module_utils.scheduler import run_ordered
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.scheduler import run_ordered
 
 
 class Recorder:
@@ -100,7 +100,7 @@ def test_a_need_outside_the_names_is_ignored_and_a_bug_is_raised():
 
 def test_a_step_error_names_its_resource_once_and_the_report_lists_all_in_plan_order():
     from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-    from ansible_collections.clockwork.connections.plugins.module_utils.scheduler import failure_report, step_error
+    from ansible_collections.clockwork.connections.plugins.module_utils.apply.scheduler import failure_report, step_error
 
     def fails(message):
         raise ClockworkError(message)

@@ -14,10 +14,10 @@ from ansible_collections.clockwork.connections.plugins.module_utils.connection i
 from ansible_collections.clockwork.connections.plugins.module_utils.database import client_env
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import write_secret_file
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
-from ansible_collections.clockwork.connections.plugins.module_utils.preflight import Preflight
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.preflight import Preflight
 from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh import connection_type as service_mesh
 from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh import tls
-from ansible_collections.clockwork.connections.plugins.module_utils.stack import Stack
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.docker_applier import DockerApplier
 
 SECRET = "s3cret-not-to-leak"  # pragma: allowlist secret
 
@@ -245,7 +245,7 @@ class _Engine(object):
 
 def _destroy(check_mode):
     engine = _Engine()
-    report = Stack(engine, "shop", [], [], check_mode=check_mode).absent()
+    report = DockerApplier(engine, "shop", [], [], check_mode=check_mode).absent()
     return engine, report
 
 
@@ -256,7 +256,7 @@ def test_destroy_refuses_a_linked_password_file_directory_before_any_change(home
     for check_mode in (True, False):
         engine = _Engine()
         with pytest.raises(ClockworkError) as error:
-            Stack(engine, "shop", [], [], check_mode=check_mode).absent()
+            DockerApplier(engine, "shop", [], [], check_mode=check_mode).absent()
         assert engine.api.calls == [], "destroy touched the engine before refusing"
         assert str(error.value).startswith("%s is a symbolic link where " % (home / link))
     assert (elsewhere / "keep").read_text() == "theirs" and os.path.islink(str(home / link))

@@ -4,13 +4,13 @@ content; convergence read from a service and its tasks; what the plan refuses.""
 import copy
 import hashlib
 
-from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import ContainerSpec
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import ContainerSpec
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
-from ansible_collections.clockwork.connections.plugins.module_utils.swarm_secrets import content_digest, object_name
-from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import (
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.secrets import content_digest, object_name
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.services import (
     DEFAULT_STOP_GRACE_NS, SPEC_HASH_LABEL, changes, managed_part, secret_env_names, service_body, service_problems,
     template_key, wanted_service)
-from ansible_collections.clockwork.connections.plugins.module_utils.swarm_tasks import convergence
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.tasks import convergence
 
 RESOURCE = {"name": "api", "image": "nginx:1.27", "ports": ["8000", "8080:80"], "command": ["nginx", "-g", "x"],
             "env": {"LOG": "info"}, "healthcheck": {"test": "curl -f http://localhost/", "interval": "1s"},

@@ -16,7 +16,7 @@ import pytest
 import fake_unix_engine
 from fake_unix_engine import Answer
 
-from ansible_collections.clockwork.connections.plugins.module_utils import docker_client
+from ansible_collections.clockwork.connections.plugins.module_utils.docker import gateway as docker_client
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.engine_api import EngineAPI, local_socket
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import (
@@ -119,7 +119,7 @@ def test_an_error_status_is_the_sdk_error_with_the_sdk_text(engine, status, reas
 WITHOUT_SDK = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.clockwork.connections.plugins.module_utils import docker_client
+from ansible_collections.clockwork.connections.plugins.module_utils.docker import gateway as docker_client
 from ansible_collections.clockwork.connections.plugins.module_utils.failures import failure_message
 api = docker_client.Engine().api
 try:
@@ -297,8 +297,8 @@ def test_an_exec_the_engine_refuses_is_its_message(engine):
 NO_OP = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from ansible_collections.clockwork.connections.plugins.module_utils import docker_client
-from ansible_collections.clockwork.connections.plugins.module_utils.stack_lock import stack_lock
+from ansible_collections.clockwork.connections.plugins.module_utils.docker import gateway as docker_client
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.lock import stack_lock
 engine = docker_client.Engine()
 seen = [engine.container("web"), engine.network("gone"), engine.volume("data"), engine.image("nginx:1"),
         engine.api.containers(all=True, filters={"label": "io.clockwork.stack=shop"}), engine.api.networks(),

@@ -24,7 +24,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.database.set
     template_placeholders)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.sql_files import (
     SQL_SUFFIX, pending_files, sql_files)
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import EXEC_NOT_FOUND, exec_arg, exec_first, exec_in
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import EXEC_NOT_FOUND, exec_arg, exec_first, exec_in
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import read_text
 
 DATABASE_ARGS = dict(

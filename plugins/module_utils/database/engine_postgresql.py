@@ -24,7 +24,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.database.eng
     MIGRATION_TIMEOUT, DatabaseEngine, driver, refusable_session, retry_login)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.sql_files import (
     refuse_transaction_control)
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_in
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import exec_in
 
 TRACKING_TABLE = "clockwork_schema_migrations"
 # Seconds a statement of ours (not a file's) may take beyond the connection's timeout.

@@ -36,7 +36,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.database.mys
 from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_scope import (
     foreign_databases, own_qualified)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_splitter import mysql_statements
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import (
     APIError, NotFound, exec_first, exec_in)
 
 VOLUME = "%s-clockwork-snapshots"

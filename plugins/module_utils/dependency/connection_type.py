@@ -8,8 +8,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionType
-from ansible_collections.clockwork.connections.plugins.module_utils.container_wait import condition_reached, has_healthcheck, wait_for
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import container_state, exec_arg
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_wait import condition_reached, has_healthcheck, wait_for
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import container_state, exec_arg
 
 DEPENDENCY_ARGS = dict(
     condition=dict(type="str", choices=["started", "healthy", "completed_successfully"]),

@@ -18,9 +18,9 @@ import uuid
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, docker_name_problem
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     ConnectionType, required_field)
-from ansible_collections.clockwork.connections.plugins.module_utils.container import ensure_mounted
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_arg, exec_in, exec_path
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_volumes import ensure_volume
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.container import ensure_mounted
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import exec_arg, exec_in, exec_path
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.volumes import ensure_volume
 from ansible_collections.clockwork.connections.plugins.module_utils.file.completion import COMPLETION
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import file_mode, read_text, set_mode_and_owner, write_file
 

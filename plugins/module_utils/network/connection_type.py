@@ -13,8 +13,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
     chosen_env_name, docker_name_problem, env_name, env_var_name_problems, port_number)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     ConnectionType, required_field)
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_arg, exec_first, exec_in
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import NetworkConverger, wanted_settings
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import exec_arg, exec_first, exec_in
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import NetworkConverger, wanted_settings
 from ansible_collections.clockwork.connections.plugins.module_utils.network.completion import COMPLETION
 
 NETWORK_ARGS = dict(

@@ -13,8 +13,8 @@ import posixpath
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     ClockworkError, chosen_env_name, docker_name_problem, env_name, env_var_name_problems, port_number)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionType
-from ansible_collections.clockwork.connections.plugins.module_utils.container import ensure_mounted
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import exec_arg, exec_first, exec_path
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.container import ensure_mounted
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import exec_arg, exec_first, exec_path
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import stack_home
 from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh.completion import COMPLETION
 from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh.tls import certificate_paths, ensure_certificates

@@ -20,10 +20,10 @@ import re
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     REPLICA_LABEL, RESOURCE_LABEL, STACK_LABEL, ClockworkError)
-from ansible_collections.clockwork.connections.plugins.module_utils.container import ContainerConverger
-from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import duration_ns
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError
-from ansible_collections.clockwork.connections.plugins.module_utils.rolling import MARK, remove_gracefully
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.container import ContainerConverger
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import duration_ns
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.rolling import MARK, remove_gracefully
 
 # How a resource's containers are replaced; the stack module's (and Swarm's) fields.
 UPDATE_ARGS = dict(

@@ -27,9 +27,9 @@ from ansible.module_utils.six.moves.urllib.parse import quote
 
 from ansible_collections.clockwork.connections.plugins.module_utils.masking import (
     MASK, SECRET_ENV_NAME, command_secrets, declared_secrets, forms)
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_import import (
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.importer import (
     Report, choose_project_name, from_compose, load)
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_secrets import IDENTITY_KEYS, url_secret
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.secrets import IDENTITY_KEYS, url_secret
 
 
 def _replaced(items, declared, key):

@@ -10,7 +10,7 @@ __metaclass__ = type
 import time
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import container_state
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import container_state
 
 
 # A container without a healthcheck that we just started must still run this long

@@ -25,7 +25,7 @@ import os
 import re
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import docker_name_problem, env_name
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_service import (
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.service import (
     DURATION, URL_ENGINES, deploy_fields, docker_like, server_engine, split_url, stack_port, unquote_url, url_template)
 
 CONDITIONS = {"service_started": "started", "service_healthy": "healthy",

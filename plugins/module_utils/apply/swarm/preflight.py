@@ -9,13 +9,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import STACK_LABEL, owned_by
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import actual_settings, settings_drift
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import actual_settings, settings_drift
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import published
-from ansible_collections.clockwork.connections.plugins.module_utils.preflight import Preflight
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.preflight import Preflight
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
-from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import (
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.services import (
     CAPABILITIES_API, NODE_CONSTRAINT)
-from ansible_collections.clockwork.connections.plugins.module_utils.swarm_tasks import SERVICE_LABEL
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.tasks import SERVICE_LABEL
 
 
 class SwarmPreflight(Preflight):

@@ -15,7 +15,7 @@ import shlex
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     KEPT_MOUNTS_LABEL, PORTS_LABEL, REPLICA_LABEL, ClockworkError, env_dict, owner_labels, ports_from_labels)
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import differences, entries, value
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import container_state
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import container_state
 
 
 # The argument spec shared by the container module and the stack module's resources.

@@ -28,34 +28,34 @@ __metaclass__ = type
 import os
 import threading
 
-from ansible_collections.clockwork.connections.plugins.module_utils.applier import (
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.applier import (
     DEFAULT_PARALLEL, VERIFY_GRACE_SECONDS, Applier, apply_state, connection_steps, merged_contributions)
-from ansible_collections.clockwork.connections.plugins.module_utils.checks import run_checks
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.checks import run_checks
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     STACK_LABEL, ClockworkError, Problems, owner_labels)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     ConnectionContext, ConnectionResult)
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import masked_diff
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError, NotFound
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import ipam_config
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_volumes import ensure_volume
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError, NotFound
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import ipam_config
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.volumes import ensure_volume
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import write_file
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
-from ansible_collections.clockwork.connections.plugins.module_utils.preflight import _engine_is_local
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.preflight import _engine_is_local
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
-from ansible_collections.clockwork.connections.plugins.module_utils.scheduler import (
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.scheduler import (
     failure_report, run_ordered, step_error)
-from ansible_collections.clockwork.connections.plugins.module_utils.swarm_preflight import SwarmPreflight
-from ansible_collections.clockwork.connections.plugins.module_utils.swarm_secrets import SwarmObjects
-from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import (
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.preflight import SwarmPreflight
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.secrets import SwarmObjects
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.services import (
     changes, file_env, managed_part, secret_env_names, service_body, service_problems,
     wanted_service)
-from ansible_collections.clockwork.connections.plugins.module_utils.swarm_tasks import (
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.tasks import (
     SwarmView, convergence, in_use, ipvs_available, retry_while_in_use, wait_converged, wait_tasks_gone)
 
 
-class SwarmStack(Applier):
+class SwarmApplier(Applier):
     """Applies a plan as Swarm services; the report has the shape of the docker engine's."""
 
     def __init__(self, engine, params, check_mode=False, progress=None, plan=None):
@@ -471,7 +471,7 @@ class SwarmStack(Applier):
 def run_swarm_stack(engine, params, check_mode=False, diff=False, progress=None, plan=None):
     """The stack module with engine swarm: run_stack's counterpart, with the same result."""
     state = params["state"]
-    stack = SwarmStack(engine, params, check_mode=check_mode or state == "verified", progress=progress, plan=plan)
+    stack = SwarmApplier(engine, params, check_mode=check_mode or state == "verified", progress=progress, plan=plan)
     try:
         return apply_state(stack, engine, params, check_mode, diff)
     finally:

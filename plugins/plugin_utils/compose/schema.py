@@ -16,7 +16,7 @@ try:
 except ImportError:   # the small validator below reads the same schema
     Draft7Validator = None
 
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_spec import spec_errors, spec_validator
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.spec import spec_errors, spec_validator
 
 STRING = {"type": "string"}
 BOOLEAN = {"type": "boolean"}

@@ -27,7 +27,7 @@ import struct
 import threading
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import (
     EXEC_NOT_FOUND, APIError, exec_in)
 
 # bash opens the TCP connection on the container's loopback, then one cat copies the server's

@@ -28,9 +28,9 @@ import os
 import posixpath
 
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_guard import (
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.guard import (
     grant_problems_of_mounts, label_problems)
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_rules import Declaration
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.rules import Declaration
 
 EXTENSION = "x-clockwork"
 VERSION = 1

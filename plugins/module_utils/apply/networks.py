@@ -10,7 +10,7 @@ __metaclass__ = type
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, owned_by, owner_labels
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import differences, member_of, value
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError
 
 
 def wanted_settings(params):

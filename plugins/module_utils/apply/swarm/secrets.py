@@ -17,7 +17,7 @@ import re
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     ClockworkError, STACK_LABEL, owned_by, owner_labels)
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError
 
 NAME_LIMIT = 64
 DIGEST_LENGTH = 16

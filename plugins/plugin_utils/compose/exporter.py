@@ -22,7 +22,7 @@ import posixpath
 
 import yaml
 
-from ansible_collections.clockwork.connections.plugins.module_utils.applier import merged_contributions
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.applier import merged_contributions
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, port_number
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionContext
 from ansible_collections.clockwork.connections.plugins.module_utils.database.client_env import (
@@ -32,10 +32,10 @@ from ansible_collections.clockwork.connections.plugins.module_utils.database.sql
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import stack_home
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
-from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import NOT_ON_SWARM
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_secrets import (
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.services import NOT_ON_SWARM
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.secrets import (
     IDENTITY_KEYS, ExportError, collect_secrets, split_secrets)
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_extension import (
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.extension import (
     EXTENSION, VERSION, declared_rest, own_fields)
 
 ENGINES = ("docker", "swarm")

@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The applier interface: what applies a plan on an engine. stack.py's Stack (the docker
-engine: containers) and swarm.py's SwarmStack (Swarm services) are its two implementations;
+"""The applier interface: what applies a plan on a target. docker_applier.py's DockerApplier (the
+`docker` target: containers) and swarm/applier.py's SwarmApplier (Swarm services) are its two implementations;
 both share the connection steps around a resource, the ending of a run and the states."""
 
 from __future__ import absolute_import, division, print_function
@@ -116,7 +116,7 @@ def apply_state(stack, engine, params, check_mode, diff):
     """The state asked for, by either applier: absent and present under the stack's lock (one
     run of a stack at a time, whichever controller it comes from; check mode does not lock),
     verified without it. The result; failed checks raise ClockworkError with it."""
-    from ansible_collections.clockwork.connections.plugins.module_utils.stack_lock import stack_lock  # pylint: disable=import-outside-toplevel
+    from ansible_collections.clockwork.connections.plugins.module_utils.apply.lock import stack_lock  # pylint: disable=import-outside-toplevel
     lock = None
     if params["state"] == "absent":
         with stack_lock(engine, params["name"], check_mode=check_mode) as lock:

@@ -13,12 +13,12 @@ import time
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     KEPT_MOUNTS_LABEL, RESERVED_LABEL_PREFIX, ClockworkError, owned_by)
-from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import (
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import (
     kept_targets, describe, drift, keep_connection_mounts, parse_device, running_config, spec_from_container)
-from ansible_collections.clockwork.connections.plugins.module_utils.container_wait import condition_reached, has_healthcheck, wait_for
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_wait import condition_reached, has_healthcheck, wait_for
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import masked_diff
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError, container_state
-from ansible_collections.clockwork.connections.plugins.module_utils.rolling import (
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError, container_state
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.rolling import (
     MARK, forget_marked, marked_leftovers, repair_next, remove_gracefully, replace_start_first,
     resolved_order)
 
@@ -69,7 +69,7 @@ def ensure_mounted(ctx, endpoint, mounts, result):
 # A container being replaced waits under this name until its successor runs; a run killed
 # half-way leaves it behind, and the next run puts things right.
 ASIDE_MARK = MARK + "old_"
-_ANONYMOUS_VOLUME = re.compile(r"^[0-9a-f]{64}$")
+ANONYMOUS_VOLUME = re.compile(r"^[0-9a-f]{64}$")
 # A start-first replacement says so among its actions (stop-first says "recreate").
 START_FIRST = "replace start-first"
 
@@ -104,7 +104,7 @@ def carried_volumes(attrs, image_attrs, declared_targets):
         name, target = mount.get("Name"), mount.get("Destination")
         if mount.get("Type") != "volume" or not name or target in declared_targets:
             continue
-        if _ANONYMOUS_VOLUME.match(name) or target in image_paths:
+        if ANONYMOUS_VOLUME.match(name) or target in image_paths:
             binds.append("%s:%s:%s" % (name, target, "rw" if mount.get("RW", True) else "ro"))
     return sorted(binds)
 

@@ -24,7 +24,7 @@ import tarfile
 import time
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError
 
 LOCK_LABEL = "io.clockwork.lock"              # the stack it locks
 OWNER_LABEL = "io.clockwork.lock.owner"       # host:pid, for people

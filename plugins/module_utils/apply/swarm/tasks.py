@@ -22,10 +22,10 @@ import time
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     STACK_LABEL, ClockworkError, env_dict, owned_by)
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import (
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import (
     APIError, DockerException, Engine, NotFound, exec_in)
-from ansible_collections.clockwork.connections.plugins.module_utils.exec_tunnel import NoRelay, open_tunnel
-from ansible_collections.clockwork.connections.plugins.module_utils.swarm_services import (
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.exec_tunnel import NoRelay, open_tunnel
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.services import (
     SECRET_ENV_LABEL, template_key)
 
 NODE_ENGINE_LABEL = "io.clockwork.docker-host"

@@ -19,7 +19,7 @@ import hashlib
 import json
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ENV_NAME, STACK_LABEL, env_dict
-from ansible_collections.clockwork.connections.plugins.module_utils.container_spec import capability, duration_ns
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import capability, duration_ns
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import differences, entries, titled, transition
 from ansible_collections.clockwork.connections.plugins.module_utils.masking import secret_env
 

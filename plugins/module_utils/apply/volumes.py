@@ -8,7 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, owner_labels
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError
 
 
 def ensure_volume(ctx, name, driver, create, result):

@@ -18,8 +18,8 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import STACK_LABEL, Problems, owned_by
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_networks import actual_settings, settings_drift
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import actual_settings, settings_drift
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import secret_path_problem, stack_secrets
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import published
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES

@@ -22,13 +22,13 @@ import re
 
 import yaml
 
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_extension import (
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.extension import (
     EXTENSION, ExportedDeclaration, extension_problems)
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_guard import (
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.guard import (
     GRANTS, Grants, InputBounds, ProjectFiles, label_problems)
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_rules import declaration
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_schema import schema_problems, type_word
-from ansible_collections.clockwork.connections.plugins.plugin_utils.compose_service import (
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.rules import declaration
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.schema import schema_problems, type_word
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.service import (
     as_mapping, check_dependencies, read_service, text_of)
 
 

@@ -21,9 +21,9 @@ __metaclass__ = type
 import copy
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, owned_by
-from ansible_collections.clockwork.connections.plugins.module_utils.container_wait import (
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_wait import (
     condition_reached, has_healthcheck, wait_for)
-from ansible_collections.clockwork.connections.plugins.module_utils.docker_client import APIError, container_state
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError, container_state
 
 # Containers set aside during a replacement carry MARK in their name: `_clockwork_old_` (stop-first,
 # container.py) and `_clockwork_next_` (start-first, here).
