@@ -195,7 +195,7 @@ def stack_work(declaration):
         planned = plan.Plan(params["name"], params["resources"], params["connections"], base_dir=params["base_dir"],
                             engine=params["engine"])
         planned_at = time.perf_counter()
-        engine = docker_client.Engine()
+        engine = docker_client.DockerGateway()
         connected = time.perf_counter()
         try:
             report = stack.run_stack(engine, params, plan=planned)

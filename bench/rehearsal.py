@@ -42,7 +42,7 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "collections"))
-from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import Engine  # noqa: E402
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway  # noqa: E402
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.docker_applier import DockerApplier  # noqa: E402
 
 IMAGES = yaml.safe_load(open(os.path.join(ROOT, "tests/images/local-images.yml")))
@@ -114,7 +114,7 @@ class Bench(object):
         """Stack.present() in this process; returns (seconds, the database connection's actions)."""
         resources, connections = self.declaration(rehearse)
         started = time.monotonic()
-        report = DockerApplier(Engine(), self.name, resources, connections, base_dir=self.workdir).present()
+        report = DockerApplier(DockerGateway(), self.name, resources, connections, base_dir=self.workdir).present()
         seconds = time.monotonic() - started
         label = "database %s -> %s" % (self.app, self.db)
         actions = [a for e in report["entries"] if e["name"] == label for a in e["actions"]]
@@ -133,7 +133,7 @@ class Bench(object):
             anonymous = [line.split()[1] for line in mounts.stdout.splitlines()
                          if line.startswith("volume ") and len(line.split()[1]) == 64]
         resources, connections = self.declaration("never")
-        DockerApplier(Engine(), self.name, resources, connections, base_dir=self.workdir).absent(purge=True)
+        DockerApplier(DockerGateway(), self.name, resources, connections, base_dir=self.workdir).absent(purge=True)
         left = leftovers(self.name) + ["volume %s" % volume for volume in anonymous
                                        if sh("docker", "volume", "inspect", volume, check=False).returncode == 0]
         if left:

@@ -171,11 +171,11 @@ def converge_in_process(name, resources, connections, base_dir, parallel=None):
     """A no-op convergence of the stack in this process, without ansible-playbook around it
     (the first call includes importing the driver); returns its seconds."""
     sys.path.insert(0, os.path.join(ROOT, "collections"))
-    from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import Engine
+    from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
     from ansible_collections.clockwork.connections.plugins.module_utils.apply.docker_applier import DockerApplier
     options = {"parallel": parallel} if parallel else {}
     started = time.monotonic()
-    report = DockerApplier(Engine(), name, resources, connections, base_dir=base_dir, **options).present()
+    report = DockerApplier(DockerGateway(), name, resources, connections, base_dir=base_dir, **options).present()
     assert not report["changed"], [e for e in report["entries"] if e["changed"]]
     return time.monotonic() - started
 

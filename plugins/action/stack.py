@@ -56,7 +56,7 @@ class ActionModule(ConnectionAction):
             planned = plan.Plan(params["name"], params["resources"], params["connections"],
                                 base_dir=params["base_dir"], engine=params["engine"])
             if self.in_process():
-                engine = docker_client.Engine(environment=self.task_environment())
+                engine = docker_client.DockerGateway(environment=self.task_environment())
                 result = stack.run_stack(engine, params, self._task.check_mode, self._task.diff,
                                          progress=self.progress_printer(params["name"]), plan=planned)
                 result["invocation"] = {"module_args": params}

@@ -11,7 +11,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.failures imp
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     COMPLETION_ARGS, CONNECTION_ARGS, ConnectionContext, connection_label)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import (
-    Engine, require_docker)
+    DockerGateway, require_docker)
 
 STACK_ARG = dict(stack=dict(type="str", default="default"))
 
@@ -23,7 +23,7 @@ def run_module(module, converge, secrets=()):
     require_docker(module)
     module.no_log_values.update(secrets)
     try:
-        result = converge(Engine())
+        result = converge(DockerGateway())
     except Exception as exc:  # pylint: disable=broad-except  # sorted by failure_message; bugs re-raised
         message = failure_message(exc)
         if message is None:

@@ -17,7 +17,7 @@ from helpers import LOCAL_IMAGES, run_playbook
 from test_wordpress_example import DB_PASSWORD, EXAMPLE, NEW_PASSWORD, REDIS_PASSWORD, assert_nothing_shows
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import Engine
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import STACK_ARGUMENT_SPEC, run_stack
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cluster.sh")
@@ -79,7 +79,7 @@ def converge(host, version, state="present"):
     params = ArgumentSpecValidator(STACK_ARGUMENT_SPEC).validate(dict(
         name=STACK, resources=resources, connections=connections, engine="swarm", state=state, purge=True,
         base_dir="/tmp", verify=state == "present")).validated_parameters
-    return run_stack(Engine(sdk.DockerClient(base_url=host)), params)
+    return run_stack(DockerGateway(sdk.DockerClient(base_url=host)), params)
 
 
 def tasks(host, service):

@@ -11,7 +11,7 @@ import pytest
 
 from helpers import NGINX_IMAGE, docker, engine_state, inspect, playbook
 
-from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import Engine
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.lock import (
     LOCK_LABEL, OWNER_LABEL, PROCESS_LABEL, SINCE_LABEL, STALE_AFTER, StackLock, lock_name, process_id)
 
@@ -95,7 +95,7 @@ def test_two_deploys_at_once_end_converged(stack, in_process):
 
 
 def test_a_run_waits_for_the_lock_and_says_so(stack, lock_cleanup):
-    holder = StackLock(Engine(), stack)
+    holder = StackLock(DockerGateway(), stack)
     holder.acquire(5)
     releaser = threading.Timer(4, holder.release)
     releaser.start()
@@ -203,17 +203,17 @@ def test_a_conflict_on_create_means_another_run_made_it(stack):
         NetworkConverger, wanted_settings)
 
     def stale_engine(kind, name):
-        engine = Engine()
+        engine = DockerGateway()
         assert getattr(engine, kind)(name) is None   # read (and remembered) before the other run
         return engine
 
     name, network, volume = stack + "-web", stack + "-net", stack + "-vol"
     params = dict(name=name, image=NGINX_IMAGE, env={"MODE": "a"}, state="started", wait=True, timeout=30)
     late = [(k, n, stale_engine(k, n)) for k, n in (("container", name), ("network", network), ("volume", volume))]
-    ContainerConverger(Engine()).converge(ContainerSpec(params, stack))
-    NetworkConverger(ConnectionContext(Engine(), stack)).ensure(
+    ContainerConverger(DockerGateway()).converge(ContainerSpec(params, stack))
+    NetworkConverger(ConnectionContext(DockerGateway(), stack)).ensure(
         network, wanted_settings({}), ConnectionResult("n", "a", "b"))
-    ensure_volume(ConnectionContext(Engine(), stack), volume, "local", True, ConnectionResult("f", "a", "b"))
+    ensure_volume(ConnectionContext(DockerGateway(), stack), volume, "local", True, ConnectionResult("f", "a", "b"))
     made = dict((n, inspect(k, n)["Id"] if k != "volume" else n) for k, n, _e in late)
 
     engines = dict((k, e) for k, _n, e in late)
@@ -227,7 +227,7 @@ def test_a_conflict_on_create_means_another_run_made_it(stack):
 
     # Made meanwhile with other settings: a clear refusal, and theirs is left alone.
     late_engine = stale_engine("container", stack + "-other")
-    ContainerConverger(Engine()).converge(ContainerSpec(dict(params, name=stack + "-other"), stack))
+    ContainerConverger(DockerGateway()).converge(ContainerSpec(dict(params, name=stack + "-other"), stack))
     with pytest.raises(ClockworkError) as error:
         ContainerConverger(late_engine).converge(ContainerSpec(dict(params, name=stack + "-other", env={"MODE": "b"}),
                                                                stack))

@@ -14,7 +14,7 @@ import pytest
 
 from helpers import POSTGRES_IMAGE, docker
 
-from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import Engine
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.exec_tunnel import open_tunnel
 
 PASSWORD = "relay-Pw-%d" % os.getpid()   # pragma: allowlist secret
@@ -94,7 +94,7 @@ def wait_refused(tunnel, count):
 
 def test_only_this_users_processes_get_through_the_relay(trusting_postgres):
     name = trusting_postgres
-    tunnel = open_tunnel(Engine(), name, 5432, "container db")
+    tunnel = open_tunnel(DockerGateway(), name, 5432, "container db")
     import psycopg   # pylint: disable=import-outside-toplevel
     # A session held open through the relay while the others come and go.
     held = psycopg.connect(host="127.0.0.1", port=tunnel.port, user="postgres", dbname="postgres",

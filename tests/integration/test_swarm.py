@@ -19,7 +19,7 @@ from helpers import LOCAL_IMAGES, NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, ROOT
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import Engine
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import STACK_ARGUMENT_SPEC, run_stack
 
 SWARM_USERS = "/tmp/clockwork-swarm.lock"          # shared by every session using the swarm
@@ -177,7 +177,7 @@ def converge(stack, tmp_path, check=False, state="present", purge=False, **kwarg
         name=stack, resources=resources, connections=connections, state=state, engine="swarm", purge=purge,
         base_dir=str(tmp_path), verify=state == "present" and not check))
     assert not result.error_messages
-    return run_stack(Engine(), result.validated_parameters, check_mode=check, diff=True)
+    return run_stack(DockerGateway(), result.validated_parameters, check_mode=check, diff=True)
 
 
 def entry(report, kind, name):
@@ -307,7 +307,7 @@ def test_the_docker_engine_refuses_no_replicas(stack, tmp_path):
     params = ArgumentSpecValidator(STACK_ARGUMENT_SPEC).validate(dict(
         name=stack, resources=resources, connections=connections, base_dir=str(tmp_path))).validated_parameters
     with pytest.raises(ClockworkError) as refused:
-        run_stack(Engine(), params, check_mode=True)
+        run_stack(DockerGateway(), params, check_mode=True)
     assert "resource %s-api: replicas: must be 1 or more on the docker engine" % stack in refused.value.msg
     assert docker("ps", "-aq", "--filter", "label=io.clockwork.stack=" + stack) == ""
 
@@ -329,7 +329,7 @@ def slow_pair(stack, tmp_path, check=False):
         name=stack, resources=resources, connections=connections, engine="swarm", base_dir=str(tmp_path)))
     assert not result.error_messages
     lines = []
-    report = run_stack(Engine(), result.validated_parameters, check_mode=check, diff=True,
+    report = run_stack(DockerGateway(), result.validated_parameters, check_mode=check, diff=True,
                        progress=lambda line, verbosity: lines.append(line))
     return report, lines
 
@@ -446,7 +446,7 @@ def test_tls_material_as_configs_and_a_secret(swarm_stack, tmp_path):
                    {"name": client, "image": NGINX_IMAGE, "endpoint_mode": "dnsrr"}],
         connections=[{"type": "service_mesh", "from": client, "to": web, "tls_enabled": True,
                       "tls_dir": str(tmp_path / "tls")}])).validated_parameters
-    deployed = run_stack(Engine(), params)
+    deployed = run_stack(DockerGateway(), params)
     assert [c["ok"] for c in deployed["checks"]] == [True] and "https://%s:8443" % web in deployed["checks"][0]["msg"]
     served = inspect("service", web)["Spec"]["TaskTemplate"]["ContainerSpec"]
     assert [s["File"]["Name"] for s in served["Secrets"]] == ["/etc/clockwork/tls/tls.key"]
@@ -454,4 +454,4 @@ def test_tls_material_as_configs_and_a_secret(swarm_stack, tmp_path):
     assert "Mounts" not in served
     assert [c["File"]["Name"] for c in inspect("service", client)["Spec"]["TaskTemplate"]["ContainerSpec"]["Configs"]] \
         == ["/etc/clockwork/tls/ca.crt"]
-    assert not run_stack(Engine(), params)["changed"]
+    assert not run_stack(DockerGateway(), params)["changed"]

@@ -121,7 +121,7 @@ import json, sys
 sys.path.insert(0, sys.argv[1])
 from ansible_collections.clockwork.connections.plugins.module_utils.docker import gateway as docker_client
 from ansible_collections.clockwork.connections.plugins.module_utils.failures import failure_message
-api = docker_client.Engine().api
+api = docker_client.DockerGateway().api
 try:
     api.services(filters={"label": "x=y"})
 except docker_client.APIError as exc:
@@ -164,7 +164,7 @@ def test_an_answer_that_breaks_off_is_one_clear_message(engine):
 def test_no_engine_at_the_socket_is_one_clear_message(socket_dir):
     missing = os.path.join(socket_dir, "none.sock")
     with pytest.raises(ClockworkError) as raised:
-        docker_client.Engine(environment={"DOCKER_HOST": "unix://" + missing})
+        docker_client.DockerGateway(environment={"DOCKER_HOST": "unix://" + missing})
     assert raised.value.msg.startswith("cannot reach the Docker engine at unix://%s: " % missing), raised.value.msg
 
 
@@ -191,7 +191,7 @@ def test_the_cache_reads_each_object_once_and_404_is_none(engine):
     engine.answer("GET", "/containers/web/json", Answer(200, CONTAINER))
     engine.answer("GET", "/networks/gone", Answer(404, {"message": "network gone not found"}))
     engine.answer("GET", "/images/clockwork-test/nginx:1.22/json", Answer(200, {"Id": "sha256:1"}, chunked=True))
-    cached = docker_client.Engine(environment=environment(engine))
+    cached = docker_client.DockerGateway(environment=environment(engine))
     for _ in range(2):
         assert cached.container("web") == CONTAINER
         assert cached.network("gone") is None
@@ -204,7 +204,7 @@ def test_the_cache_reads_each_object_once_and_404_is_none(engine):
 
 def test_workers_asking_for_one_object_at_once_make_one_read(engine):
     engine.answer("GET", "/images/nginx:1/json", Answer(200, {"Id": "sha256:1"}, chunked=True))
-    cached = docker_client.Engine(environment=environment(engine))
+    cached = docker_client.DockerGateway(environment=environment(engine))
     answers = []
     threads = [threading.Thread(target=lambda: answers.append(cached.image("nginx:1"))) for _ in range(8)]
     for thread in threads:
@@ -278,7 +278,7 @@ def test_list_answers_are_shaped_as_the_sdk_shapes_them(engine):
 def test_an_exec_streams_over_the_handed_over_socket(engine):
     engine.answer("POST", "/containers/web/exec", Answer(201, {"Id": "e1"}))
     engine.script_exec("e1", [(1, b"out line\n"), (2, b"err line\n")], 3)
-    cached = docker_client.Engine(environment=environment(engine))
+    cached = docker_client.DockerGateway(environment=environment(engine))
     code, output = docker_client.exec_in(cached, "web", ["cat", "/x"], timeout=5, env={"PW": "s3cret"})
     assert (code, output) == (3, "out line\nerr line")
     created = [r for r in engine.requests if r["path"].endswith("/exec")][0]
@@ -287,7 +287,7 @@ def test_an_exec_streams_over_the_handed_over_socket(engine):
 
 def test_an_exec_the_engine_refuses_is_its_message(engine):
     engine.answer("POST", "/containers/web/exec", Answer(201, {"Id": "missing"}))
-    cached = docker_client.Engine(environment=environment(engine))
+    cached = docker_client.DockerGateway(environment=environment(engine))
     code, output = docker_client.exec_in(cached, "web", ["true"], timeout=5)
     assert (code, output) == (126, "No such exec instance: missing")
 
@@ -299,7 +299,7 @@ import json, sys
 sys.path.insert(0, sys.argv[1])
 from ansible_collections.clockwork.connections.plugins.module_utils.docker import gateway as docker_client
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.lock import stack_lock
-engine = docker_client.Engine()
+engine = docker_client.DockerGateway()
 seen = [engine.container("web"), engine.network("gone"), engine.volume("data"), engine.image("nginx:1"),
         engine.api.containers(all=True, filters={"label": "io.clockwork.stack=shop"}), engine.api.networks(),
         engine.api.volumes(), engine.api.images(), engine.api.info()]
@@ -343,7 +343,7 @@ def test_a_no_op_does_not_import_the_sdk(engine):
 def test_a_change_imports_the_sdk_and_its_errors_are_ours(engine):
     _no_op_engine(engine)
     engine.answer("POST", "/containers/web/restart", Answer(409, {"message": "is being removed"}))
-    api = docker_client.Engine(environment=environment(engine)).api
+    api = docker_client.DockerGateway(environment=environment(engine)).api
     with pytest.raises(docker_client.APIError) as raised:
         api.restart("web")   # the SDK's method, its error translated
     assert raised.value.status_code == 409 and raised.value.explanation == "is being removed"

@@ -47,26 +47,42 @@ def require_docker(module):
 _UNREAD = object()   # a cache entry not read yet (None is an answer: the engine has no such object)
 
 
-class Engine(object):
-    """The Docker engine's API (`api`, docker/engine_api.py) plus a cache of inspected objects.
+class DockerGateway(object):
+    """The only way to the Docker engine: every read and write the collection makes.
 
-    Convergence reads each container, network, volume and image once per run;
-    whatever changes an object calls `forget` so the next read is fresh.
-    `client`, an SDK DockerClient, is used for everything when given; else the engine is
-    reached as the task's `environment` says (DOCKER_HOST ...), the SDK imported only when
-    a write or another transport needs it.
+    Behind it is an engine that speaks the SDK's `APIClient` shape: the live one
+    (engine_api.EngineAPI, which `DockerGateway(environment=...)` makes), an in-memory one
+    (memory.MemoryEngine: tests script it), or a dry run's (dry_run.DryRunEngine: reads
+    through to the live one, writes kept in memory), so check mode and tests run the same
+    code as a real run.
+
+    Reads of one container, network, volume, image or service are cached for the run; every
+    write forgets what it changed, here and nowhere else. Every write is recorded in
+    `actions` ("create container web", "connect container web to network shop_default"),
+    so a test or a dry run can say what a run did or would do. Errors are errors.py's types:
+    `APIError` with the status and the engine's words, `NotFound` for a 404.
     """
 
-    def __init__(self, client=None, environment=None):
-        self.api = EngineAPI(environment=environment, client=client, max_pool_size=MAX_POOL_SIZE)
+    def __init__(self, client=None, environment=None, api=None):
+        self.api = api if api is not None else EngineAPI(environment=environment, client=client,
+                                                         max_pool_size=MAX_POOL_SIZE)
         self._cache = {}
         self._reading = {}                  # (kind, name) -> the lock of its first read
         self._reading_lock = threading.Lock()
+        self.actions = []                   # every write, in words, in the order made
+        self._actions_lock = threading.Lock()
 
     @property
     def client(self):
-        """The SDK's DockerClient, made on first use."""
+        """The SDK's DockerClient, made on first use (other transports' callers; swarm nodes)."""
         return self.api.client
+
+    @property
+    def dry_run(self):
+        """Whether writes are only recorded (check mode)."""
+        return bool(getattr(self.api, "dry_run", False))
+
+    # -- reads, cached for the run ------------------------------------------------------
 
     def _inspect(self, kind, name):
         key = (kind, name)
@@ -94,11 +110,49 @@ class Engine(object):
         return self._inspect("image", name)
 
     def remember(self, kind, name, attrs):
-        """What an object is (or, in check mode, would be) without asking the engine again."""
+        """What an object is without asking the engine again (a list just read says it)."""
         self._cache[(kind, name)] = attrs
 
     def forget(self, kind, name):
+        """Read `name` afresh next time: something outside this gateway changed it (another node's
+        engine, a container's own restart policy)."""
         self._cache.pop((kind, name), None)
+        if kind == "container":
+            for key, attrs in list(self._cache.items()):
+                if key[0] == "container" and attrs and (attrs.get("Id") or "").startswith(name):
+                    self._cache.pop(key, None)
+
+    def _wrote(self, words, *forget):
+        """Record one write and forget what it changed: (kind, name) pairs."""
+        with self._actions_lock:
+            self.actions.append(words)
+        for kind, name in forget:
+            if name:
+                self.forget(kind, name)
+
+    def containers(self, all=False, filters=None):  # pylint: disable=redefined-builtin
+        return self.api.containers(all=all, filters=filters)
+
+    def networks(self, names=None, filters=None):
+        return self.api.networks(names=names, filters=filters)
+
+    def images(self):
+        return self.api.images()
+
+    def info(self):
+        return self.api.info()
+
+    @property
+    def api_version(self):
+        return self.api.api_version
+
+    @property
+    def is_local(self):
+        """Whether the engine is on this machine (a Unix socket)."""
+        return (self.api.base_url or "").startswith("http+docker://local")
+
+    def logs(self, name, tail=20):
+        return self.api.logs(name, tail=tail)
 
     def logs_tail(self, name, lines=20):
         try:
@@ -106,6 +160,182 @@ class Engine(object):
         except APIError:
             return ""
         return raw.decode("utf-8", "replace").strip()
+
+    def get_archive(self, container, path):
+        """(stream of a tar, stat) of `path` in a container."""
+        return self.api.get_archive(container, path)
+
+    def inspect_distribution(self, image):
+        return self.api.inspect_distribution(image)
+
+    # -- writes: containers --------------------------------------------------------------
+
+    def create_container(self, name, image, host_config=None, **config):
+        """A container `name` from `image`; `host_config`: create_host_config's arguments
+        (binds, mounts, port_bindings ...); `config`: create_container's (command, environment,
+        labels, networking_config ...). Returns the engine's answer ({"Id": ...})."""
+        made = self.api.create_container(
+            image, name=name, host_config=self.api.create_host_config(**host_config) if host_config else None, **config)
+        self._wrote("create container %s" % name, ("container", name))
+        return made
+
+    def endpoint_config(self, **options):
+        return self.api.create_endpoint_config(**options)
+
+    def networking_config(self, endpoints):
+        return self.api.create_networking_config(endpoints)
+
+    def start(self, container):
+        self.api.start(container)
+        self._wrote("start container %s" % container, ("container", container))
+
+    def stop(self, container, timeout=None):
+        if timeout is None:
+            self.api.stop(container)
+        else:
+            self.api.stop(container, timeout=timeout)
+        self._wrote("stop container %s" % container, ("container", container))
+
+    def restart(self, container):
+        self.api.restart(container)
+        self._wrote("restart container %s" % container, ("container", container))
+
+    def rename(self, container, new_name):
+        self.api.rename(container, new_name)
+        self._wrote("rename container %s to %s" % (container, new_name), ("container", container),
+                    ("container", new_name))
+
+    def remove_container(self, container, force=False, volumes=False):
+        """`volumes`: its anonymous volumes too (`docker rm -v`)."""
+        self.api.remove_container(container, force=force, v=volumes)
+        self._wrote("remove container %s" % container, ("container", container))
+
+    def wait(self, container, timeout=None):
+        answer = self.api.wait(container, timeout=timeout)
+        self.forget("container", container)
+        return answer
+
+    def put_archive(self, container, path, data):
+        self.api.put_archive(container, path, data)
+        self._wrote("copy files into container %s at %s" % (container, path))
+
+    # -- writes: networks and volumes ----------------------------------------------------
+
+    def create_network(self, name, **options):
+        made = self.api.create_network(name, **options)
+        self._wrote("create network %s" % name, ("network", name))
+        return made
+
+    def remove_network(self, network):
+        self.api.remove_network(network)
+        self._wrote("remove network %s" % network, ("network", network))
+
+    def connect(self, container, network, aliases=None, **options):
+        self.api.connect_container_to_network(container, network, aliases=aliases or None, **options)
+        self._wrote("connect container %s to network %s" % (container, network),
+                    ("container", container), ("network", network))
+
+    def disconnect(self, container, network, force=False):
+        self.api.disconnect_container_from_network(container, network, force=force)
+        self._wrote("disconnect container %s from network %s" % (container, network),
+                    ("container", container), ("network", network))
+
+    def create_volume(self, name, driver=None, labels=None):
+        made = self.api.create_volume(name, driver=driver, labels=labels)
+        self._wrote("create volume %s" % name, ("volume", name))
+        return made
+
+    def remove_volume(self, name):
+        self.api.remove_volume(name)
+        self._wrote("remove volume %s" % name, ("volume", name))
+
+    # -- writes: images ------------------------------------------------------------------
+
+    def pull(self, image):
+        """Pull `image` (a reference with tag or digest)."""
+        repository, tag = split_reference(image)
+        self.api.pull(repository, tag=tag)
+        self._wrote("pull image %s" % image, ("image", image))
+
+    def import_image(self, data, repository, tag):
+        self.api.import_image_from_data(data, repository=repository, tag=tag)
+        self._wrote("import image %s:%s" % (repository, tag), ("image", "%s:%s" % (repository, tag)))
+
+    # -- Swarm ---------------------------------------------------------------------------
+
+    def services(self, filters=None):
+        return self.api.services(filters=filters)
+
+    def service(self, name):
+        return self.api.inspect_service(name)
+
+    def tasks(self, filters=None):
+        return self.api.tasks(filters=filters)
+
+    def nodes(self):
+        return self.api.nodes()
+
+    def secrets(self):
+        return self.api.secrets()
+
+    def configs(self):
+        return self.api.configs()
+
+    def create_service(self, task_template, name, **options):
+        made = self.api.create_service(task_template, name=name, **options)
+        self._wrote("create service %s" % name)
+        return made
+
+    def update_service(self, service, version, name, **options):
+        self.api.update_service(service, version, name=name, **options)
+        self._wrote("update service %s" % name)
+
+    def remove_service(self, service):
+        self.api.remove_service(service)
+        self._wrote("remove service %s" % service)
+
+    def create_secret(self, name, data, labels=None):
+        made = self.api.create_secret(name, data, labels=labels)
+        self._wrote("create secret %s" % name)
+        return made
+
+    def create_config(self, name, data, labels=None):
+        made = self.api.create_config(name, data, labels=labels)
+        self._wrote("create config %s" % name)
+        return made
+
+    def remove_secret(self, ident):
+        self.api.remove_secret(ident)
+        self._wrote("remove secret %s" % ident)
+
+    def remove_config(self, ident):
+        self.api.remove_config(ident)
+        self._wrote("remove config %s" % ident)
+
+    # -- execs ---------------------------------------------------------------------------
+
+    def exec_create(self, container, argv, **options):
+        return self.api.exec_create(container, argv, **options)
+
+    def exec_start(self, exec_id, **options):
+        return self.api.exec_start(exec_id, **options)
+
+    def exec_inspect(self, exec_id):
+        return self.api.exec_inspect(exec_id)
+
+    def run(self, container, argv, timeout=10, env=None):
+        """exec_in on this gateway: (exit code, output)."""
+        return exec_in(self, container, argv, timeout=timeout, env=env)
+
+
+def split_reference(image):
+    """(repository, tag) of an image reference for a pull; a digest stays in the repository."""
+    if "@" in image:
+        return image, None
+    repository, sep, tag = image.rpartition(":")
+    if not sep or "/" in tag:
+        return image, "latest"
+    return repository, tag
 
 
 def container_state(attrs):

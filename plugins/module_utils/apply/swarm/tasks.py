@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A stack's services seen through their tasks, and the waits for a service to converge.
 
-`SwarmView` has the interface of docker_client.Engine, with one difference: the name of a
+`SwarmView` has the interface of docker_client.DockerGateway, with one difference: the name of a
 service of the stack stands for one of its task containers. So the connection types' own
 steps and checks (a real login, `getent`, curl, a shared-volume round trip) run unchanged
 from inside a task: one on this node when there is one, else one on a node whose engine is
@@ -23,7 +23,7 @@ import time
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     STACK_LABEL, ClockworkError, env_dict, owned_by)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import (
-    APIError, DockerException, Engine, NotFound, exec_in)
+    APIError, DockerException, DockerGateway, NotFound, exec_in)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.exec_tunnel import NoRelay, open_tunnel
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.services import (
     SECRET_ENV_LABEL, template_key)
@@ -99,7 +99,7 @@ class SwarmView(object):
         self.base.forget(kind, name)
 
     # Engine's own: it needs nothing but self.api, which routes to the task's node here.
-    logs_tail = Engine.logs_tail
+    logs_tail = DockerGateway.logs_tail
 
     def reach(self, name, address, port):
         """(host, port) where this process logs in to `port` of the task `name` stands for.
@@ -190,7 +190,7 @@ class SwarmView(object):
             if url:
                 import docker  # pylint: disable=import-outside-toplevel  # present: Engine needs it
                 try:
-                    engine = Engine(docker.DockerClient(base_url=url))
+                    engine = DockerGateway(docker.DockerClient(base_url=url))
                 except DockerException:
                     engine = None
             self._engines[node_id] = engine
