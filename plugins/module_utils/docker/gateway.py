@@ -16,6 +16,9 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.engine_api import (
     MAX_POOL_SIZE, EngineAPI, local_socket)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker import errors as _errors
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.container_calls import ContainerCalls
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.network_calls import NetworkCalls
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.swarm_calls import SwarmCalls
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import HAS_DOCKER, SDK_NAME, load_sdk
 
 # What callers catch: the engine's errors, whichever way the request went (docker/errors.py).
@@ -47,7 +50,7 @@ def require_docker(module):
 _UNREAD = object()   # a cache entry not read yet (None is an answer: the engine has no such object)
 
 
-class DockerGateway(object):
+class DockerGateway(ContainerCalls, NetworkCalls, SwarmCalls):
     """The only way to the Docker engine: every read and write the collection makes.
 
     Behind it is an engine that speaks the SDK's `APIClient` shape: the live one
@@ -168,150 +171,6 @@ class DockerGateway(object):
     def inspect_distribution(self, image):
         return self.api.inspect_distribution(image)
 
-    # -- writes: containers --------------------------------------------------------------
-
-    def create_container(self, name, image, host_config=None, **config):
-        """A container `name` from `image`; `host_config`: create_host_config's arguments
-        (binds, mounts, port_bindings ...); `config`: create_container's (command, environment,
-        labels, networking_config ...). Returns the engine's answer ({"Id": ...})."""
-        made = self.api.create_container(
-            image, name=name, host_config=self.api.create_host_config(**host_config) if host_config else None, **config)
-        self._wrote("create container %s" % name, ("container", name))
-        return made
-
-    def endpoint_config(self, **options):
-        return self.api.create_endpoint_config(**options)
-
-    def networking_config(self, endpoints):
-        return self.api.create_networking_config(endpoints)
-
-    def start(self, container):
-        self.api.start(container)
-        self._wrote("start container %s" % container, ("container", container))
-
-    def stop(self, container, timeout=None):
-        if timeout is None:
-            self.api.stop(container)
-        else:
-            self.api.stop(container, timeout=timeout)
-        self._wrote("stop container %s" % container, ("container", container))
-
-    def restart(self, container):
-        self.api.restart(container)
-        self._wrote("restart container %s" % container, ("container", container))
-
-    def rename(self, container, new_name):
-        self.api.rename(container, new_name)
-        self._wrote("rename container %s to %s" % (container, new_name), ("container", container),
-                    ("container", new_name))
-
-    def remove_container(self, container, force=False, volumes=False):
-        """`volumes`: its anonymous volumes too (`docker rm -v`)."""
-        self.api.remove_container(container, force=force, v=volumes)
-        self._wrote("remove container %s" % container, ("container", container))
-
-    def wait(self, container, timeout=None):
-        answer = self.api.wait(container, timeout=timeout)
-        self.forget("container", container)
-        return answer
-
-    def put_archive(self, container, path, data):
-        self.api.put_archive(container, path, data)
-        self._wrote("copy files into container %s at %s" % (container, path))
-
-    # -- writes: networks and volumes ----------------------------------------------------
-
-    def create_network(self, name, **options):
-        made = self.api.create_network(name, **options)
-        self._wrote("create network %s" % name, ("network", name))
-        return made
-
-    def remove_network(self, network):
-        self.api.remove_network(network)
-        self._wrote("remove network %s" % network, ("network", network))
-
-    def connect(self, container, network, aliases=None, **options):
-        self.api.connect_container_to_network(container, network, aliases=aliases or None, **options)
-        self._wrote("connect container %s to network %s" % (container, network),
-                    ("container", container), ("network", network))
-
-    def disconnect(self, container, network, force=False):
-        self.api.disconnect_container_from_network(container, network, force=force)
-        self._wrote("disconnect container %s from network %s" % (container, network),
-                    ("container", container), ("network", network))
-
-    def create_volume(self, name, driver=None, labels=None):
-        made = self.api.create_volume(name, driver=driver, labels=labels)
-        self._wrote("create volume %s" % name, ("volume", name))
-        return made
-
-    def remove_volume(self, name):
-        self.api.remove_volume(name)
-        self._wrote("remove volume %s" % name, ("volume", name))
-
-    # -- writes: images ------------------------------------------------------------------
-
-    def pull(self, image):
-        """Pull `image` (a reference with tag or digest)."""
-        repository, tag = split_reference(image)
-        self.api.pull(repository, tag=tag)
-        self._wrote("pull image %s" % image, ("image", image))
-
-    def import_image(self, data, repository, tag):
-        self.api.import_image_from_data(data, repository=repository, tag=tag)
-        self._wrote("import image %s:%s" % (repository, tag), ("image", "%s:%s" % (repository, tag)))
-
-    # -- Swarm ---------------------------------------------------------------------------
-
-    def services(self, filters=None):
-        return self.api.services(filters=filters)
-
-    def service(self, name):
-        return self.api.inspect_service(name)
-
-    def tasks(self, filters=None):
-        return self.api.tasks(filters=filters)
-
-    def nodes(self):
-        return self.api.nodes()
-
-    def secrets(self):
-        return self.api.secrets()
-
-    def configs(self):
-        return self.api.configs()
-
-    def create_service(self, task_template, name, **options):
-        made = self.api.create_service(task_template, name=name, **options)
-        self._wrote("create service %s" % name)
-        return made
-
-    def update_service(self, service, version, name, **options):
-        self.api.update_service(service, version, name=name, **options)
-        self._wrote("update service %s" % name)
-
-    def remove_service(self, service):
-        self.api.remove_service(service)
-        self._wrote("remove service %s" % service)
-
-    def create_secret(self, name, data, labels=None):
-        made = self.api.create_secret(name, data, labels=labels)
-        self._wrote("create secret %s" % name)
-        return made
-
-    def create_config(self, name, data, labels=None):
-        made = self.api.create_config(name, data, labels=labels)
-        self._wrote("create config %s" % name)
-        return made
-
-    def remove_secret(self, ident):
-        self.api.remove_secret(ident)
-        self._wrote("remove secret %s" % ident)
-
-    def remove_config(self, ident):
-        self.api.remove_config(ident)
-        self._wrote("remove config %s" % ident)
-
     # -- execs ---------------------------------------------------------------------------
 
     def exec_create(self, container, argv, **options):
@@ -326,16 +185,6 @@ class DockerGateway(object):
     def run(self, container, argv, timeout=10, env=None):
         """exec_in on this gateway: (exit code, output)."""
         return exec_in(self, container, argv, timeout=timeout, env=env)
-
-
-def split_reference(image):
-    """(repository, tag) of an image reference for a pull; a digest stays in the repository."""
-    if "@" in image:
-        return image, None
-    repository, sep, tag = image.rpartition(":")
-    if not sep or "/" in tag:
-        return image, "latest"
-    return repository, tag
 
 
 def container_state(attrs):

@@ -1,0 +1,90 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The gateway's calls on containers and images (gateway.py composes them)."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+
+def split_reference(image):
+    """(repository, tag) of an image reference for a pull; a digest stays in the repository."""
+    if "@" in image:
+        return image, None
+    repository, sep, tag = image.rpartition(":")
+    if not sep or "/" in tag:
+        return image, "latest"
+    return repository, tag
+
+
+class ContainerCalls(object):
+    """Create, start, stop, rename, remove and copy into containers; pull and import images. Each write
+    records itself and forgets what it changed (DockerGateway._wrote)."""
+
+    def container_now(self, name):
+        """The container as it is now (its state changes on its own: a wait reads it afresh)."""
+        self.forget("container", name)
+        return self.container(name)
+
+    # -- writes: containers --------------------------------------------------------------
+
+    def create_container(self, name, image, host_config=None, **config):
+        """A container `name` from `image`; `host_config`: create_host_config's arguments
+        (binds, mounts, port_bindings ...); `config`: create_container's (command, environment,
+        labels, networking_config ...). Returns the engine's answer ({"Id": ...})."""
+        made = self.api.create_container(
+            image, name=name, host_config=self.api.create_host_config(**host_config) if host_config else None, **config)
+        self._wrote("create container %s" % name, ("container", name))
+        return made
+
+    def endpoint_config(self, **options):
+        return self.api.create_endpoint_config(**options)
+
+    def networking_config(self, endpoints):
+        return self.api.create_networking_config(endpoints)
+
+    def start(self, container):
+        self.api.start(container)
+        self._wrote("start container %s" % container, ("container", container))
+
+    def stop(self, container, timeout=None):
+        if timeout is None:
+            self.api.stop(container)
+        else:
+            self.api.stop(container, timeout=timeout)
+        self._wrote("stop container %s" % container, ("container", container))
+
+    def restart(self, container):
+        self.api.restart(container)
+        self._wrote("restart container %s" % container, ("container", container))
+
+    def rename(self, container, new_name):
+        self.api.rename(container, new_name)
+        self._wrote("rename container %s to %s" % (container, new_name), ("container", container),
+                    ("container", new_name))
+
+    def remove_container(self, container, force=False, volumes=False):
+        """`volumes`: its anonymous volumes too (`docker rm -v`)."""
+        self.api.remove_container(container, force=force, v=volumes)
+        self._wrote("remove container %s" % container, ("container", container))
+
+    def wait(self, container, timeout=None):
+        answer = self.api.wait(container, timeout=timeout)
+        self.forget("container", container)
+        return answer
+
+    def put_archive(self, container, path, data):
+        self.api.put_archive(container, path, data)
+        self._wrote("copy files into container %s at %s" % (container, path))
+
+    # -- writes: images ------------------------------------------------------------------
+
+    def pull(self, image):
+        """Pull `image` (a reference with tag or digest)."""
+        repository, tag = split_reference(image)
+        self.api.pull(repository, tag=tag)
+        self._wrote("pull image %s" % image, ("image", image))
+
+    def import_image(self, data, repository, tag):
+        self.api.import_image_from_data(data, repository=repository, tag=tag)
+        self._wrote("import image %s:%s" % (repository, tag), ("image", "%s:%s" % (repository, tag)))
