@@ -74,11 +74,30 @@ class APIError(DockerException, OSError):
     def status_code(self):
         return None if self.response is None else self.response.status_code
 
+    @property
+    def words(self):
+        """What the engine said, for a message: its own words, else the whole error."""
+        return self.explanation or str(self)
+
     def is_client_error(self):
         return self.status_code is not None and 400 <= self.status_code < 500
 
     def is_server_error(self):
         return self.status_code is not None and 500 <= self.status_code < 600
+
+
+# The statuses callers act on (the Engine API's, documented per endpoint).
+BAD_REQUEST, NOT_FOUND, CONFLICT = 400, 404, 409
+
+
+def status_of(exc):
+    """The engine's status of an error (None when no answer came: the engine was not reached)."""
+    return getattr(exc, "status_code", None)
+
+
+def engine_words(exc):
+    """What the engine said of an error, for a message naming what was being done."""
+    return getattr(exc, "explanation", None) or str(exc)
 
 
 class NotFound(APIError):
