@@ -80,6 +80,14 @@ class DockerGateway(ContainerCalls, NetworkCalls, SwarmCalls):
         """The SDK's DockerClient, made on first use (other transports' callers; swarm nodes)."""
         return self.api.client
 
+    # -- time: an engine in memory (tests, a dry run) has its own, so waits on it take no time --
+
+    def monotonic(self):
+        return getattr(self.api, "monotonic", time.monotonic)()
+
+    def sleep(self, seconds):
+        getattr(self.api, "sleep", time.sleep)(seconds)
+
     @property
     def dry_run(self):
         """Whether writes are only recorded (check mode)."""
@@ -185,6 +193,15 @@ class DockerGateway(ContainerCalls, NetworkCalls, SwarmCalls):
     def run(self, container, argv, timeout=10, env=None):
         """exec_in on this gateway: (exit code, output)."""
         return exec_in(self, container, argv, timeout=timeout, env=env)
+
+
+def open_gateway(check_mode=False, environment=None, client=None):
+    """The gateway a run uses: in check mode, a dry run's (docker/dry_run.py: it reads the engine
+    and keeps every write to itself), else the engine's."""
+    if check_mode:
+        from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway  # pylint: disable=import-outside-toplevel
+        return dry_run_gateway(environment=environment, client=client)
+    return DockerGateway(client=client, environment=environment)
 
 
 def container_state(attrs):
