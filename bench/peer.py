@@ -8,7 +8,7 @@ peer       the showcase written with community.docker and community.postgresql
            container names as this collection's showcase (so under the same showcase lock).
            Cold: from nothing until the six checks pass; no-op of the deploy step (--tags deploy)
            and of the whole playbook. The containers are compared field by field with the
-           collection's (bench/run.py's snapshot/differences).
+           collection's (bench/harness.py's snapshot/differences).
 sdk floor  the N-service stack of bench/scale.py converged through the Docker SDK for Python
            alone, parallel by graph level: the networks at once, then each level of containers
            with a thread pool (create, join the networks, start, wait until healthy where it has a
@@ -29,7 +29,7 @@ import time
 import docker
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import run as bench  # noqa: E402  (bench/run.py; when it runs as the script, it registers itself as `run`)
+import harness as bench  # noqa: E402  (bench/harness.py: what this file shares with bench/run.py)
 import scale  # noqa: E402
 
 ROOT = bench.ROOT
@@ -77,7 +77,7 @@ def peer_run(*extra, noop=False):
 
 
 def named(attrs, name):
-    """A copy of a container's attributes that bench/run.py's snapshot() names `name`."""
+    """A copy of a container's attributes that bench/harness.py's snapshot() names `name`."""
     attrs = copy.deepcopy(attrs)
     attrs["Config"]["Labels"] = dict(attrs["Config"].get("Labels") or {}, **{"io.clockwork.resource": name})
     return attrs
