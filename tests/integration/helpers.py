@@ -21,13 +21,32 @@ STOPPED_GRACEFULLY = ["sh", "-c", "trap 'echo stopped > /data/marker; exit 0' TE
                       "while true; do sleep 0.2; done"]
 
 
+def as_text(value):
+    """A parsed result as the message of a failed assertion: whole, as indented JSON (pytest cuts
+    a message that is not a string to 240 characters)."""
+    return json.dumps(value, indent=1, sort_keys=True, default=str)
+
+
 class Run(object):
-    """One ansible-playbook run: its exit code, its output and every task result."""
+    """One ansible-playbook run: its exit code, its output and every task result.
+
+    An assertion on a run carries the run as its message, so that a failure shows why without a
+    rerun: `assert run.rc == 0, run.output` (what it printed: stdout and stderr), or, where a
+    task's result is asserted, `assert run.result("x")["changed"] is False, run.details`.
+    tests/unit/test_run_output.py finds an assertion on a run without one."""
 
     def __init__(self, proc, results):
+        self.command = proc.args if isinstance(proc.args, str) else " ".join(str(a) for a in proc.args)
         self.rc = proc.returncode
+        self.stdout, self.stderr = proc.stdout, proc.stderr
         self.output = proc.stdout + proc.stderr
         self.results = results
+
+    @property
+    def details(self):
+        """The command, its exit code, stdout, stderr and each task's result: everything the run told."""
+        return "$ %s\nexit code %s\n--- stdout ---\n%s\n--- stderr ---\n%s\n--- task results ---\n%s" % (
+            self.command, self.rc, self.stdout, self.stderr, as_text(self.results))
 
     def result(self, name=None):
         """The result of the task called `name` (the last one when not given)."""
