@@ -1,9 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""from_compose: a Docker Compose file as the stack's resources and connections (plugin_utils/compose_import.py);
+"""from_compose: a Docker Compose file as the stack's resources and connections (plugin_utils/compose/importer.py);
 to_compose and to_compose_files: a declared stack as a Compose file and what goes beside it
-(plugin_utils/compose_export.py)."""
+(plugin_utils/compose/exporter.py)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type

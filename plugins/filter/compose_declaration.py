@@ -2,7 +2,7 @@
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """compose_merged, compose_masked, compose_vars_file: what the stack role and
-playbooks/compose_import.yml do with an imported compose file (plugin_utils/compose_declaration.py)."""
+playbooks/compose_import.yml do with an imported compose file (plugin_utils/compose/declaration.py)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type

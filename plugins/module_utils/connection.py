@@ -83,7 +83,7 @@ class ConnectionContext(object):
         self.check_mode = check_mode
         self.declared = declared or {}   # resource name -> ContainerSpec (stack module only)
         self.base_dir = base_dir
-        # Resource -> its containers' names, where it has several (replicas on the docker engine).
+        # Resource -> its containers' names, where it has several (replicas on the docker target).
         self.replicated = {}
         # What this run already did or, in check mode, already reported it would do, such as
         # ("volume", name): each is reported once, where it happens first.
@@ -230,7 +230,7 @@ class ConnectionType(object):
                       so that a module on a remote Docker host needs nothing from the controller;
                       `find(path)` resolves a path like Ansible's `src`, `local` when the Docker host is here
     completion        a TypeCompletion (completion_rules.py) for a type with completable fields
-    single_to         True when `to` must be one container on the docker engine (a database server:
+    single_to         True when `to` must be one container on the docker target (a database server:
                       each replica would hold data of its own)
     """
 

@@ -22,7 +22,7 @@ class Contribution(object):
         self.secret_env = sorted(secret_env or [])  # env names whose values are secrets
         self.mounts = list(mounts or [])      # {type, source, target, read_only}
         self.networks = list(networks or [])  # {name, aliases}
-        self.checks = list(checks or [])      # {kind, container, ...}: see checks.py
+        self.checks = list(checks or [])      # {kind, container, ...}: see apply/checks.py
         # Why a running `from` that is not recreated must restart (a file it reads at start got
         # new content), or None.
         self.restart = restart

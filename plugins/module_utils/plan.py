@@ -10,7 +10,7 @@ holds the order, every container's spec with what connections contribute to it a
 `to` (a shared volume, TLS files, a network and its aliases) merged in, the networks,
 volumes and files to make, and the SQL each database connection will apply, with checksums.
 What needs the engine (images, names, ports, existing networks and volumes) is the
-pre-flight's (preflight.py); both run before the first change.
+pre-flight's (apply/preflight.py); both run before the first change.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -187,7 +187,7 @@ class Plan(object):
             self.resources.append(params)
         self.by_name = dict((r["name"], r) for r in self.resources)
         self._port_problems(problems)
-        # Resource -> its containers' names, for the resources with several (the docker engine's replicas).
+        # Resource -> its containers' names, for the resources with several (the docker target's replicas).
         self.replicated = {}
         if engine == "docker":
             self.replicated = dict((r["name"], replica_names(r["name"], r["replicas"])) for r in self.resources
@@ -228,7 +228,7 @@ class Plan(object):
         problems.raise_if_any("invalid stack %s" % name)
 
     def containers_of(self, name):
-        """The names of a resource's containers: itself, or its replicas on the docker engine."""
+        """The names of a resource's containers: itself, or its replicas on the docker target."""
         return self.replicated.get(name) or [name]
 
     def _replica_name_problems(self, problems):

@@ -58,7 +58,7 @@ def run_stack(engine, params, check_mode=False, diff=False, progress=None, plan=
 
     Failed checks raise ClockworkError with the whole report in its details."""
     if params.get("engine") == "swarm":
-        # The same plan, applied as Swarm services (swarm.py).
+        # The same plan, applied as Swarm services (apply/swarm/applier.py).
         from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.applier import run_swarm_stack  # pylint: disable=import-outside-toplevel
         return run_swarm_stack(engine, params, check_mode, diff, progress, plan=plan)
     state = params["state"]

@@ -2,7 +2,7 @@
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What the stack role and playbooks/compose_import.yml do with an imported compose file
-(compose_import.from_compose): merge the declared resources and connections over it, mask its
+(importer.from_compose): merge the declared resources and connections over it, mask its
 secrets in the warnings, and write it as a vars file the user then owns, with no secret in it.
 
 In the vars file each secret (a connection's password, a secret-named env value, a URL with a

@@ -11,7 +11,7 @@ schema of a PostgreSQL or MariaDB/MySQL server image is mounted into /docker-ent
 No secret is written in the file: each one is a `${VAR:?...}` that Compose reads from the `.env`
 returned beside it (with the password files and the file resources' content, in `files`).
 The top-level `x-clockwork` holds what the importer needs to give the declaration back
-(compose_extension.py reads it).
+(extension.py reads it).
 """
 
 from __future__ import absolute_import, division, print_function

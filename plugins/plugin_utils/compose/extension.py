@@ -2,7 +2,7 @@
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The `x-clockwork` extension field (Compose ignores x- fields): what to_compose
-(compose_export.py) writes so that from_compose gives the exported declaration back.
+(exporter.py) writes so that from_compose gives the exported declaration back.
 
 At the top level: `version`, `stack`, `engine`, `order` (the resources' declaration order),
 the file and volume `resources` and the `connections` as declared (secrets as `${VAR}`, read
@@ -13,7 +13,7 @@ healthcheck timings (and a swarm file's replicas) written with the stack's defau
 declaration did not give. Everything else of a
 container is read from its service: a user who edits the file edits the declaration.
 
-Anyone can write x-clockwork, so it is read as a stranger's declaration (compose_guard.py):
+Anyone can write x-clockwork, so it is read as a stranger's declaration (guard.py):
 each resource, connection and field it adds is listed in the report's warnings; `fields` holds
 only the fields above; the controller files a connection reads (schema_file, migrations_dir)
 and the host paths of file resources stay inside the compose file's directory (or an allowed
@@ -34,7 +34,7 @@ from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.rule
 
 EXTENSION = "x-clockwork"
 VERSION = 1
-# Container fields without a Compose key of their own on the docker engine.
+# Container fields without a Compose key of their own on the docker target.
 # replicas, update_order and stop_grace_period have theirs (deploy.replicas, deploy.update_config.order).
 OWN_FIELDS = ("state", "wait", "timeout", "plain_env", "endpoint_mode", "max_replicas_per_node")
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""compose_guard: what a compose file written by someone else may do to the controller and the
+"""The compose guard: what a compose file written by someone else may do to the controller and the
 Docker host, and no more (README "Importing a file you did not write").
 
 - Its size and the nodes its YAML aliases expand to are bounded.

@@ -2,14 +2,14 @@
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """from_compose: a Docker Compose file read as `docker compose config` reads it, into the
-stack role's declaration (compose_rules.py infers the resources and connections).
+stack role's declaration (rules.py infers the resources and connections).
 
 This file parses (YAML 1.2-like scalars, anchors and merge keys), interpolates (`${VAR:-x}`
 and friends, from `env` and then a `.env` in base_dir), validates (compose-spec's own schema,
-compose_spec.py, else the compact one of compose_schema.py), then resolves `extends`, `profiles` and each service's env (env_file,
-environment); compose_service.py reads the other fields of each service into one form. Every problem found is reported at
+spec.py, else the compact one of schema.py), then resolves `extends`, `profiles` and each service's env (env_file,
+environment); service.py reads the other fields of each service into one form. Every problem found is reported at
 once in one ComposeError naming the source, the service and the key. Pure controller code:
-no Docker engine is asked, and the file is data, never code (compose_guard.py): bounded in size
+no Docker engine is asked, and the file is data, never code (guard.py): bounded in size
 and expansion, no read outside base_dir (or the allowed paths), no grant of the host unless
 allowed, no label of clockwork's own.
 """
@@ -424,7 +424,7 @@ def choose_project_name(given, document, lookup, base_dir, report):
 
 
 def read_project(document, project_name, lookup, profiles, files, report, allow=None):
-    """What compose_rules needs: the selected services (env resolved), the top-level sections."""
+    """What rules.py needs: the selected services (env resolved), the top-level sections."""
     services = document.get("services") or {}
     for name in services:
         if not re.match(r"^[a-zA-Z0-9._-]+$", str(name)):
@@ -455,7 +455,7 @@ def from_compose(text, project_name=None, env=None, profiles=None, base_dir=None
     """A compose file's text -> {resources, connections, warnings} in the stack role's format.
     Raises ComposeError listing every problem found. use_jsonschema=False: the small validator.
     allowed_paths: directories besides base_dir whose files it may read; allow: the grants of
-    the host it may keep (compose_guard.GRANTS)."""
+    the host it may keep (guard.GRANTS)."""
     report = Report(source)
     unknown = [g for g in allow or [] if g not in GRANTS]
     if unknown:

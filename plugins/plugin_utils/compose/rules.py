@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""compose_rules: the services of a read compose file (normalised by compose_import.py) as
+"""The compose rules: the services of a read compose file (normalised by importer.py) as
 the stack's resources, and the connections their declarations imply, each with a
 `description` naming the rule that found it. Whatever has no place in the declaration is a
 warning naming the service and the key; an env var that matches no rule stays plain env.
@@ -44,7 +44,7 @@ ONE_PER_PAIR = ("network", "service_mesh")
 MAPPED = ("image", "command", "environment", "env_file", "ports", "expose", "volumes", "depends_on", "healthcheck",
           "networks", "restart", "labels", "profiles", "extends", "secrets", "configs", "deploy", "scale",
           "stop_grace_period", "cap_drop")
-# Grants of the host (compose_guard.Grants): kept as container fields when allowed, else refused.
+# Grants of the host (guard.Grants): kept as container fields when allowed, else refused.
 GRANT_KEYS = ("privileged", "cap_add", "pid", "ipc", "userns_mode", "devices")
 WHY_NOT = {
     "build": "the stack deploys images, it builds none",
@@ -492,7 +492,7 @@ class Declaration(object):
 
 
 def _said_by_the_guard(key, service):
-    """A grant key the guard kept or refused, saying so (compose_guard.Grants.service): a given
+    """A grant key the guard kept or refused, saying so (guard.Grants.service): a given
     privileged, devices or cap_add, and a namespace of the host."""
     return key in ("privileged", "devices", "cap_add") or str(service.get(key)) == "host"
 

@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""compose_schema: validation of a compose file, with every violation worded alike whichever
-schema and validator found it: compose-spec's own schema (compose_spec.py) when it can be
+"""The compose schema: validation of a compose file, with every violation worded alike whichever
+schema and validator found it: compose-spec's own schema (spec.py) when it can be
 had; else the compact schema here, the part of compose-spec the importer reads, by the
 `jsonschema` package when it is importable, else by the small validator here."""
 
@@ -84,7 +84,7 @@ SERVICE = _object(dict(
     depends_on={"type": ["array", "object"], "items": STRING, "additionalProperties": _DEPENDENCY},
     healthcheck=_HEALTHCHECK,
     networks={"type": ["array", "object"], "items": STRING, "additionalProperties": _NETWORK_ATTACHMENT},
-    restart=STRING,   # its values are checked with the service (compose_service.read_service), as Compose does
+    restart=STRING,   # its values are checked with the service (service.read_service), as Compose does
     profiles=STRINGS, scale=NUMERIC, stop_grace_period=STRING,
     extends={"type": ["string", "object"], "properties": {"service": STRING, "file": STRING},
              "required": ["service"], "additionalProperties": False},
@@ -165,7 +165,7 @@ _JSONSCHEMA = Draft7Validator(SCHEMA) if Draft7Validator is not None else None
 
 
 def schema_errors(document, use_jsonschema=True, report=None):
-    """The violations of compose-spec's own schema (compose_spec.py) when it can be had, else of
+    """The violations of compose-spec's own schema (spec.py) when it can be had, else of
     the compact SCHEMA (by jsonschema when importable), as small_validator gives them. When
     compose-spec's schema was wanted but is missing, `report` is told so in a warning."""
     if use_jsonschema:

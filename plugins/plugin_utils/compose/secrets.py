@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The secrets of an exported stack (compose_export.py): each one, in every form it takes (raw,
+"""The secrets of an exported stack (exporter.py): each one, in every form it takes (raw,
 URL-encoded), is a variable of the `.env` beside the compose file, and the file says
 `${VAR:?...}` wherever the value would be, so that no secret is written in it. The secrets are
 those masking.py knows: secret-named env values, URL passwords, passwords, secret flags."""

@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""compose_service: each field of a compose service read into one form (short and long
-syntax, list and mapping forms), as compose_import.read_project and compose_rules take them;
+"""The compose service: each field of a compose service read into one form (short and long
+syntax, list and mapping forms), as importer.read_project and rules.py take them;
 a field that cannot be read is a problem naming the service and the key."""
 
 from __future__ import absolute_import, division, print_function

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""compose_spec: the compose-spec JSON schema itself, as the importer validates with it.
+"""The compose spec: the compose-spec JSON schema itself, as the importer validates with it.
 
 The schema is not copied into this collection: it is read, at run time, from the Python
 package that ships it as package data, check-jsonschema (its vendored, regularly refreshed
@@ -10,7 +10,7 @@ Only that file is read; check_jsonschema's code is never imported. The schema fi
 by Debian's docker-compose 1.29 is not used: from 2021, it refuses what Compose accepts today
 (`name`, `include`, `develop`, `healthcheck.start_interval`, interpolated numbers).
 
-Where the package or `jsonschema` is missing, compose_schema.py's compact schema validates,
+Where the package or `jsonschema` is missing, schema.py's compact schema validates,
 and the import says so in a warning.
 """
 
