@@ -17,6 +17,9 @@ def split_reference(image):
     return repository, tag
 
 
+_NAMED = "containers-named"   # the cache's key of a list of containers by a part of their names
+
+
 class ContainerCalls(object):
     """Create, start, stop, rename, remove and copy into containers; pull and import images. Each write
     records itself and forgets what it changed (DockerGateway._wrote)."""
@@ -25,6 +28,26 @@ class ContainerCalls(object):
         """The container as it is now (its state changes on its own: a wait reads it afresh)."""
         self.forget("container", name)
         return self.container(name)
+
+    def containers_named(self, part):
+        """Every container whose name holds `part`, running or not, listed once for the run (a stack
+        asks once per container); a create of such a name, and any rename or remove, list afresh."""
+        key = (_NAMED, part)
+        listed = self._cache.get(key)
+        if listed is None:
+            listed = self._cache[key] = self.api.containers(all=True, filters={"name": part})
+        return listed
+
+    def volumes(self, filters=None):
+        """The volumes (a list), as `containers` and `networks` list theirs."""
+        return self.api.volumes(filters=filters).get("Volumes") or []
+
+    def _names_changed(self, name=None):
+        """Forget the lists of containers by name that `name` may belong to (all: None, a
+        container named by its id)."""
+        for key in list(self._cache):
+            if key[0] == _NAMED and (name is None or key[1] in name):
+                self._cache.pop(key, None)
 
     # -- writes: containers --------------------------------------------------------------
 
@@ -35,6 +58,7 @@ class ContainerCalls(object):
         made = self.api.create_container(
             image, name=name, host_config=self.api.create_host_config(**host_config) if host_config else None, **config)
         self._wrote("create container %s" % name, ("container", name))
+        self._names_changed(name)
         return made
 
     def endpoint_config(self, **options):
@@ -62,11 +86,13 @@ class ContainerCalls(object):
         self.api.rename(container, new_name)
         self._wrote("rename container %s to %s" % (container, new_name), ("container", container),
                     ("container", new_name))
+        self._names_changed()
 
     def remove_container(self, container, force=False, volumes=False):
         """`volumes`: its anonymous volumes too (`docker rm -v`)."""
         self.api.remove_container(container, force=force, v=volumes)
         self._wrote("remove container %s" % container, ("container", container))
+        self._names_changed()
 
     def wait(self, container, timeout=None):
         answer = self.api.wait(container, timeout=timeout)
