@@ -17,9 +17,10 @@ from ansible_collections.clockwork.connections.plugins.module_utils.apply.contai
     kept_targets, describe, drift, keep_connection_mounts, parse_device, running_config, spec_from_container)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_wait import condition_reached, has_healthcheck, wait_for
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import masked_diff
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import CONFLICT, engine_words, status_of
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError, container_state
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.rolling import (
-    MARK, forget_marked, marked_leftovers, repair_next, remove_gracefully, replace_start_first,
+    MARK, marked_leftovers, repair_next, remove_gracefully, replace_start_first,
     resolved_order)
 
 
@@ -83,8 +84,7 @@ def restart_to_read(engine, name, outcome, reasons, state, check_mode):
     outcome["changed"] = True
     outcome["actions"].append("restart " + " and ".join(reasons))
     if not check_mode:
-        engine.api.restart(name)
-        engine.forget("container", name)
+        engine.restart(name)
 
 
 def aside_name(name, container_id):
@@ -112,7 +112,7 @@ def carried_volumes(attrs, image_attrs, declared_targets):
 def _api_message(exc):
     if isinstance(exc, ClockworkError):
         return exc.msg
-    return getattr(exc, "explanation", None) or str(exc)
+    return engine_words(exc)
 
 
 class ContainerConverger(object):
@@ -190,19 +190,17 @@ class ContainerConverger(object):
         attrs = self.engine.image(spec.image)
         if attrs is not None or self.check_mode:
             return attrs
-        repository, _sep, tag = spec.image.partition(":") if "@" not in spec.image else (spec.image, "", "")
         try:
-            self.engine.api.pull(repository, tag=tag or "latest")
+            self.engine.pull(spec.image)
         except APIError as exc:
             raise ClockworkError("image %s is not present locally and could not be pulled: %s"
-                                 % (spec.image, exc.explanation or exc))
-        self.engine.forget("image", spec.image)
+                                 % (spec.image, engine_words(exc)))
         return self.engine.image(spec.image)
 
     def _create(self, spec, keep_networks, binds=None):
         """Create the container (not started); returns its id. A container of the same name
         that a concurrent run created is used when it is ours and matches the spec."""
-        api = self.engine.api
+        engine = self.engine
         networks = list(spec.networks)
         wanted_names = set(n["name"] for n in networks)
         networks += [n for n in keep_networks if n["name"] not in wanted_names]
@@ -211,11 +209,10 @@ class ContainerConverger(object):
             if host_port is not None:  # "" publishes on a random host port
                 binding = (host_ip, host_port or None) if host_ip else (host_port or None)
                 port_bindings.setdefault(container_port, []).append(binding)
-        from docker.types import Mount  # pylint: disable=import-outside-toplevel
-        host_config = api.create_host_config(
+        host_config = dict(
             port_bindings=port_bindings,
             binds=binds or None,
-            mounts=[Mount(m["target"], m["source"], type=m["type"], read_only=m["read_only"])
+            mounts=[{"Target": m["target"], "Source": m["source"], "Type": m["type"], "ReadOnly": m["read_only"]}
                     for m in spec.mounts],
             restart_policy={"Name": spec.restart_policy} if spec.restart_policy != "no" else None,
             network_mode=networks[0]["name"] if networks else None,
@@ -226,20 +223,20 @@ class ContainerConverger(object):
         )
         networking_config = None
         if networks:
-            networking_config = api.create_networking_config({
-                networks[0]["name"]: api.create_endpoint_config(aliases=networks[0]["aliases"] or None)})
+            networking_config = engine.networking_config({
+                networks[0]["name"]: engine.endpoint_config(aliases=networks[0]["aliases"] or None)})
         healthcheck = None
         if spec.healthcheck:
             hc = spec.healthcheck
             healthcheck = {"test": hc["test"], "interval": hc["interval"], "timeout": hc["timeout"],
                            "retries": hc["retries"], "start_period": hc["start_period"]}
         try:
-            created = api.create_container(
-                spec.image, command=spec.command, name=spec.name, environment=spec.env,
+            created = engine.create_container(
+                spec.name, spec.image, command=spec.command, environment=spec.env,
                 ports=[tuple(p[0].split("/")) for p in spec.ports] or None, labels=spec.labels,
                 healthcheck=healthcheck, host_config=host_config, networking_config=networking_config)
         except APIError as exc:
-            if getattr(exc, "status_code", None) == 409:
+            if status_of(exc) == CONFLICT:
                 existing = self._created_meanwhile(spec)
                 if existing is not None:
                     return existing["Id"]
@@ -249,13 +246,11 @@ class ContainerConverger(object):
             raise ClockworkError("cannot create container %s: %s" % (spec.name, _api_message(exc)))
         try:
             for network in networks[1:]:
-                api.connect_container_to_network(created["Id"], network["name"],
-                                                 aliases=network["aliases"] or None)
+                engine.connect(created["Id"], network["name"], aliases=network["aliases"])
         except APIError as exc:
             self._remove_new(created["Id"])
             raise ClockworkError("cannot attach container %s to network %s: %s"
                                  % (spec.name, network["name"], _api_message(exc)))
-        self.engine.forget("container", spec.name)
         return created["Id"]
 
     def _created_meanwhile(self, spec):
@@ -264,8 +259,7 @@ class ContainerConverger(object):
         still be attaching its networks: it gets a moment (MEANWHILE_SECONDS) to finish."""
         deadline = time.monotonic() + MEANWHILE_SECONDS
         while True:
-            self.engine.forget("container", spec.name)
-            attrs = self.engine.container(spec.name)
+            attrs = self.engine.container_now(spec.name)
             if attrs and not owned_by((attrs.get("Config") or {}).get("Labels"), spec.stack):
                 return None
             running = running_config(attrs) if attrs else None
@@ -283,15 +277,14 @@ class ContainerConverger(object):
         binds = carried_volumes(attrs, image_attrs, set(m["target"] for m in spec.mounts))
         keep_networks = self._attached_networks(attrs)
         try:
-            self.engine.api.rename(old_id, aside)
+            self.engine.rename(old_id, aside)
         except APIError as exc:
             raise ClockworkError("cannot recreate container %s: renaming it aside to %s failed: %s"
                                  % (spec.name, aside, _api_message(exc)))
-        self._forget(spec.name, aside)
         new_id = None
         try:
             if was_running:
-                self.engine.api.stop(old_id, timeout=spec.stop_grace)
+                self.engine.stop(old_id, timeout=spec.stop_grace)
             new_id = self._create(spec, keep_networks, binds)
             if spec.state == "started":
                 result["actions"].append("start")
@@ -323,8 +316,7 @@ class ContainerConverger(object):
         """The new container runs (healthy, when it has a healthcheck), bounded by spec.timeout.
 
         Waited for here even when the caller defers its waits: the old container goes only then."""
-        self.engine.forget("container", spec.name)
-        healthy = has_healthcheck(self.engine.container(spec.name))
+        healthy = has_healthcheck(self.engine.container_now(spec.name))
         try:
             wait_for(self.engine, spec.name, "healthy" if healthy else "started", spec.timeout,
                      just_started=True)
@@ -344,34 +336,31 @@ class ContainerConverger(object):
             except APIError as exc:
                 problems.append("removing the new container: %s" % _api_message(exc))
         try:
-            self.engine.api.rename(old_id, name)
+            self.engine.rename(old_id, name)
         except APIError as exc:
             problems.append("renaming %s back to %s: %s" % (aside, name, _api_message(exc)))
         else:
             if was_running:
                 try:
-                    self.engine.api.start(old_id)
-                    self._forget(name, aside)
+                    self.engine.start(old_id)
                     wait_for(self.engine, name, "healthy" if has_healthcheck(self.engine.container(name))
                              else "started", spec.timeout)
                 except (APIError, ClockworkError) as exc:
                     problems.append("starting it again: %s" % _api_message(exc))
-        self._forget(name, aside)
         return problems
 
     def _remove_new(self, container_id):
         # Its own anonymous volumes go with it; carried ones are binds and stay.
-        self.engine.api.remove_container(container_id, force=True, v=True)
+        self.engine.remove_container(container_id, force=True, volumes=True)
 
     def _discard(self, old_id, aside):
         """Remove the replaced container. Its volumes stay: the carried ones are in use, and
         any other one is data that is kept, as Compose keeps it. When removal fails, the next
         run removes it (see `_repair_interrupted`)."""
         try:
-            self.engine.api.remove_container(old_id, force=True)
+            self.engine.remove_container(old_id, force=True)
         except APIError:
             pass
-        self._forget(aside)
 
     def _leftovers(self, spec):
         """Containers of this stack that an interrupted recreate left aside, newest first."""
@@ -396,12 +385,11 @@ class ContainerConverger(object):
                 try:
                     if attrs is not None:
                         # Any volume it made stays: it may hold data written since.
-                        self.engine.api.remove_container(attrs["Id"], force=True)
-                    self.engine.api.rename(newest["Id"], spec.name)
+                        self.engine.remove_container(attrs["Id"], force=True)
+                    self.engine.rename(newest["Id"], spec.name)
                 except APIError as exc:
                     raise ClockworkError("cannot restore container %s from %s: %s"
                                          % (spec.name, aside, _api_message(exc)))
-                self._forget(spec.name, aside)
                 attrs = self.engine.container(spec.name)
         else:
             older = leftovers
@@ -412,16 +400,12 @@ class ContainerConverger(object):
                 self._discard(container["Id"], name)
         return attrs
 
-    def _forget(self, *names):
-        forget_marked(self.engine, *names)
-
     def _start(self, name):
         try:
-            self.engine.api.start(name)
+            self.engine.start(name)
         except APIError as exc:
             raise ClockworkError("cannot start container %s: %s\n%s" % (
                 name, _api_message(exc), self.engine.logs_tail(name)))
-        self.engine.forget("container", name)
 
     def _attached_networks(self, attrs):
         """Networks attached by connections after creation; carried over on recreation."""
@@ -445,13 +429,11 @@ class ContainerConverger(object):
                 continue
             try:
                 if have is not None:  # aliases can only be set on connect
-                    self.engine.api.disconnect_container_from_network(spec.name, network["name"])
-                self.engine.api.connect_container_to_network(
-                    spec.name, network["name"], aliases=network["aliases"] or None)
+                    self.engine.disconnect(spec.name, network["name"])
+                self.engine.connect(spec.name, network["name"], aliases=network["aliases"])
             except APIError as exc:
                 raise ClockworkError("cannot attach container %s to network %s: %s"
-                                     % (spec.name, network["name"], exc.explanation or exc))
-            self.engine.forget("container", spec.name)
+                                     % (spec.name, network["name"], engine_words(exc)))
         return changed
 
     def _run_state(self, spec, attrs, result):
@@ -466,10 +448,9 @@ class ContainerConverger(object):
             result["actions"].append("stop")
             if not self.check_mode:
                 try:
-                    self.engine.api.stop(spec.name)
+                    self.engine.stop(spec.name)
                 except APIError as exc:
                     raise ClockworkError("cannot stop container %s: %s" % (spec.name, _api_message(exc)))
-                self.engine.forget("container", spec.name)
             changed = True
         else:
             changed = False

@@ -23,13 +23,13 @@ import copy
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, owned_by
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_wait import (
     condition_reached, has_healthcheck, wait_for)
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import engine_words
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError, container_state
 
 # Containers set aside during a replacement carry MARK in their name: `_clockwork_old_` (stop-first,
 # container.py) and `_clockwork_next_` (start-first, here).
 MARK = "_clockwork_"
 NEXT_MARK = MARK + "next_"
-MARKED_LIST = ("containers-marked",)   # the engine's memory of them, for one run
 DEFAULT_GRACE_SECONDS = 10          # as `docker stop`
 
 
@@ -52,22 +52,21 @@ def next_name(name, container_id):
 def _message(exc):
     if isinstance(exc, ClockworkError):
         return exc.msg
-    return getattr(exc, "explanation", None) or str(exc)
+    return engine_words(exc)
 
 
 def stop_and_remove(engine, container_id, grace, networks=True):
     """Take a container out of service: off its networks first (DNS stops naming it), then
     stopped with its grace period, then removed. Its volumes stay."""
-    api = engine.api
     if networks:
-        attrs = api.inspect_container(container_id)
+        attrs = engine.container_now(container_id) or {}
         for network in sorted((attrs.get("NetworkSettings") or {}).get("Networks") or {}):
             try:
-                api.disconnect_container_from_network(container_id, network)
+                engine.disconnect(container_id, network)
             except APIError:
                 pass   # already off it; stopping takes it off anyway
-    api.stop(container_id, timeout=grace)
-    api.remove_container(container_id, force=True)
+    engine.stop(container_id, timeout=grace)
+    engine.remove_container(container_id, force=True)
 
 
 def remove_gracefully(engine, name, container_id, grace, networks=True):
@@ -76,7 +75,6 @@ def remove_gracefully(engine, name, container_id, grace, networks=True):
         stop_and_remove(engine, container_id, grace, networks=networks)
     except APIError as exc:
         raise ClockworkError("cannot remove container %s: %s" % (name, _message(exc)))
-    engine.forget("container", name)
 
 
 def replace_start_first(converger, spec, attrs, binds, keep_networks):
@@ -89,18 +87,16 @@ def replace_start_first(converger, spec, attrs, binds, keep_networks):
     keep_networks = [dict(n, aliases=sorted(set(n["aliases"]) | set([spec.alias]))) for n in keep_networks]
     new_id = converger._create(temporary, keep_networks, binds)  # pylint: disable=protected-access
     try:
-        engine.api.start(new_id)
-        engine.forget("container", temporary.name)
+        engine.start(new_id)
         _await_ready(engine, temporary.name, spec.timeout)
     except (ClockworkError, APIError) as exc:
         attrs_new = engine.container(temporary.name)
         status, health = container_state(attrs_new)
         logs = engine.logs_tail(temporary.name)
         try:
-            engine.api.remove_container(new_id, force=True, v=True)
+            engine.remove_container(new_id, force=True, volumes=True)
         except APIError:
             pass   # the next run removes it (repair_next)
-        engine.forget("container", temporary.name)
         raise ClockworkError(
             "container %s: its replacement did not become ready (state %s%s), so it was removed and the "
             "previous container keeps serving, unchanged. Cause: %s%s" % (
@@ -109,12 +105,10 @@ def replace_start_first(converger, spec, attrs, binds, keep_networks):
                 "\nlast log lines of the replacement:\n%s" % logs if logs else ""))
     try:
         stop_and_remove(engine, attrs["Id"], spec.stop_grace)
-        engine.api.rename(new_id, spec.name)
+        engine.rename(new_id, spec.name)
     except APIError as exc:
         raise ClockworkError("container %s: its replacement %s serves, but taking the previous one out failed: "
                              "%s; the next run completes it" % (spec.name, temporary.name, _message(exc)))
-    finally:
-        forget_marked(engine, spec.name, temporary.name)
 
 
 def _await_ready(engine, name, timeout):
@@ -130,25 +124,16 @@ def _await_ready(engine, name, timeout):
 
 def marked_leftovers(engine, spec, mark):
     """Containers of this stack that an interrupted replacement left as `<name><mark><id>`,
-    newest first. One listing of every marked container serves the whole run (a stack asks
-    once per container); whatever renames or removes one calls `forget_marked`."""
-    listed = engine._cache.get(MARKED_LIST)  # pylint: disable=protected-access  # the engine's per-run memory
-    if listed is None:
-        try:
-            listed = engine.api.containers(all=True, filters={"name": MARK})
-        except APIError as exc:
-            raise ClockworkError("cannot list containers of %s: %s" % (spec.name, _message(exc)))
-        engine._cache[MARKED_LIST] = listed  # pylint: disable=protected-access
+    newest first. One listing of every marked container serves the whole run, until a write
+    renames or removes one (the gateway's containers_named)."""
+    try:
+        listed = engine.containers_named(MARK)
+    except APIError as exc:
+        raise ClockworkError("cannot list containers of %s: %s" % (spec.name, _message(exc)))
     prefix = "/" + spec.name + mark
     found = [c for c in listed if any(n.startswith(prefix) for n in c.get("Names") or [])
              and owned_by(c.get("Labels"), spec.stack)]
     return sorted(found, key=lambda c: c.get("Created") or 0, reverse=True)
-
-
-def forget_marked(engine, *names):
-    for name in names:
-        engine.forget("container", name)
-    engine._cache.pop(MARKED_LIST, None)  # pylint: disable=protected-access  # see marked_leftovers
 
 
 def repair_next(engine, spec, attrs, repairs, check_mode):
@@ -169,11 +154,10 @@ def repair_next(engine, spec, attrs, repairs, check_mode):
             try:
                 if attrs is not None:
                     stop_and_remove(engine, attrs["Id"], spec.stop_grace)
-                engine.api.rename(newest["Id"], spec.name)
+                engine.rename(newest["Id"], spec.name)
             except APIError as exc:
                 raise ClockworkError("cannot complete the replacement of container %s by %s: %s"
                                      % (spec.name, newest_name, _message(exc)))
-            forget_marked(engine, spec.name, newest_name)
             attrs = engine.container(spec.name)
         else:
             attrs = engine.container(newest_name)
@@ -182,8 +166,7 @@ def repair_next(engine, spec, attrs, repairs, check_mode):
         repairs.append("remove %s, left by an interrupted run" % name)
         if not check_mode:
             try:
-                engine.api.remove_container(container["Id"], force=True, v=True)
+                engine.remove_container(container["Id"], force=True, volumes=True)
             except APIError as exc:
                 raise ClockworkError("cannot remove container %s: %s" % (name, _message(exc)))
-    forget_marked(engine)
     return attrs
