@@ -49,6 +49,7 @@ def _run_check(engine, check, retries_for, check_mode):
         if ok or time.monotonic() >= deadline:
             break
         time.sleep(0.5)
-        engine.forget("container", container)
+        if container:
+            engine.container_now(container)   # what the check reads of it, afresh
     report.update(ok=ok, msg=message)
     return report

@@ -48,8 +48,7 @@ def wait_for(engine, name, condition, timeout, just_started=False, who=None, sin
     since = started if since is None else since
     delay = 0.05
     while True:
-        engine.forget("container", name)
-        attrs = engine.container(name)
+        attrs = engine.container_now(name)
         settled = not just_started or time.monotonic() - since >= SETTLE_SECONDS
         if attrs and condition_reached(attrs, condition) and (settled or condition != "started"):
             return container_state(attrs)
