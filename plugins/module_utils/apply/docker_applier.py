@@ -260,9 +260,9 @@ class DockerApplier(Applier):
         """Remove, in reverse order, what carries this stack's label; volumes only with purge."""
         # A link where the password files' directory is expected is refused before the first change.
         secrets = secrets_to_remove(self.name)
-        api = self.engine.api
+        engine = self.engine
         label = {"label": "%s=%s" % (STACK_LABEL, self.name)}
-        labelled = dict((c["Names"][0].lstrip("/"), c) for c in api.containers(all=True, filters=label))
+        labelled = dict((c["Names"][0].lstrip("/"), c) for c in engine.containers(all=True, filters=label))
         # In reverse order of their resources (replicas included); what the plan no longer names last.
         rank = dict((resource, index) for index, resource in enumerate(reversed(self.order)))
         removal = sorted(labelled, key=lambda n: (rank.get((labelled[n].get("Labels") or {}).get(RESOURCE_LABEL),
@@ -286,16 +286,16 @@ class DockerApplier(Applier):
             self._record("password files", secrets, True, ["remove"])
             if not self.check_mode:
                 shutil.rmtree(secrets)
-        for net in api.networks(filters=label):
+        for net in engine.networks(filters=label):
             self._record("network", net["Name"], True, ["remove"])
             if not self.check_mode:
-                api.remove_network(net["Id"])
-        volumes = api.volumes(filters=label).get("Volumes") or []
+                engine.remove_network(net["Id"])
+        volumes = engine.volumes(filters=label)
         for volume in volumes:
             if purge:
                 self._record("volume", volume["Name"], True, ["remove"])
                 if not self.check_mode:
-                    api.remove_volume(volume["Name"])
+                    engine.remove_volume(volume["Name"])
             else:
                 self._record("volume", volume["Name"], False, ["kept (purge to remove)"])
         for volume in anonymous:
@@ -304,7 +304,7 @@ class DockerApplier(Applier):
                 continue
             self._record("volume", volume[:12], True, ["remove anonymous volume"])
             if not self.check_mode:
-                api.remove_volume(volume)
+                engine.remove_volume(volume)
         return self.report()
 
     def repair(self):

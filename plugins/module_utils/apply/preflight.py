@@ -18,6 +18,7 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import STACK_LABEL, Problems, owned_by
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import engine_words
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import actual_settings, settings_drift
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import secret_path_problem, stack_secrets
@@ -33,18 +34,16 @@ def ensure_image(engine, image, check_mode):
         return attrs, None
     try:
         if check_mode:
-            engine.api.inspect_distribution(image)
+            engine.inspect_distribution(image)
             return None, None
-        repository, _sep, tag = image.partition(":") if "@" not in image else (image, "", "")
-        engine.api.pull(repository, tag=tag or "latest")
+        engine.pull(image)
     except APIError as exc:
-        return None, "%s is not present on the Docker host and cannot be pulled: %s" % (image, exc.explanation or exc)
-    engine.forget("image", image)
+        return None, "%s is not present on the Docker host and cannot be pulled: %s" % (image, engine_words(exc))
     return engine.image(image), None
 
 
 def _engine_is_local(engine):
-    return engine.api.base_url.startswith("http+docker://local")
+    return engine.is_local
 
 
 def _port_free(ip, port):
@@ -146,7 +145,7 @@ class Preflight(object):
     def _engine_problems(self):
         """A stack that runs as Swarm services is not also made of containers beside them."""
         try:
-            services = self.engine.api.services(filters={"label": "%s=%s" % (STACK_LABEL, self.plan.name)})
+            services = self.engine.services(filters={"label": "%s=%s" % (STACK_LABEL, self.plan.name)})
         except APIError:
             return   # not a swarm manager: there are no services
         if services:
@@ -167,7 +166,7 @@ class Preflight(object):
     def _published_by_others(self):
         """(protocol, host port) -> [(container name, host ip)] for every running container."""
         taken = {}
-        for container in self.engine.api.containers():
+        for container in self.engine.containers():
             name = container["Names"][0].lstrip("/")
             for port in container.get("Ports") or []:
                 if port.get("PublicPort"):

@@ -22,6 +22,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
     REPLICA_LABEL, RESOURCE_LABEL, STACK_LABEL, ClockworkError)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container import ContainerConverger
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import duration_ns
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import engine_words
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.rolling import MARK, remove_gracefully
 
@@ -172,9 +173,9 @@ class ReplicaConverger(object):
         listed = self.engine._cache.get(STACK_CONTAINERS)  # pylint: disable=protected-access  # per-run memory
         if listed is None:
             try:
-                listed = self.engine.api.containers(all=True, filters={"label": "%s=%s" % (STACK_LABEL, stack)})
+                listed = self.engine.containers(all=True, filters={"label": "%s=%s" % (STACK_LABEL, stack)})
             except APIError as exc:
-                raise ClockworkError("cannot list the containers of stack %s: %s" % (stack, exc.explanation or exc))
+                raise ClockworkError("cannot list the containers of stack %s: %s" % (stack, engine_words(exc)))
             self.engine._cache[STACK_CONTAINERS] = listed  # pylint: disable=protected-access
         found = {}
         for container in listed:
@@ -196,11 +197,9 @@ class ReplicaConverger(object):
             attrs = self.engine.container(old)
             if not self.check_mode:
                 try:
-                    self.engine.api.rename(existing[old]["Id"], new)
+                    self.engine.rename(existing[old]["Id"], new)
                 except APIError as exc:
-                    raise ClockworkError("cannot rename container %s to %s: %s" % (old, new, exc.explanation or exc))
-                self.engine.forget("container", old)
-                self.engine.forget("container", new)
+                    raise ClockworkError("cannot rename container %s to %s: %s" % (old, new, engine_words(exc)))
             done[new] = (old, attrs)
         return done
 

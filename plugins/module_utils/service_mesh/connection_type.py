@@ -181,8 +181,7 @@ def converge(ctx, params, result, prepared=None):
         if prepared and to.running and not ctx.check_mode and not ctx.in_stack and not remounted:
             # Same files, new content: the server must read them again.
             result.act("restart %s for its new certificate" % to_name)
-            ctx.engine.api.restart(to_name)
-            ctx.engine.forget("container", to_name)
+            ctx.engine.restart(to_name)
         result.contribution.mounts.append({"type": "bind", "source": files["ca"], "target": params["ca_path"],
                                            "read_only": True})
         result.contribution.env[ca_env_name(params, to_name)] = params["ca_path"]
