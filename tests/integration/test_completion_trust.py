@@ -164,39 +164,39 @@ def test_stack_role_completes_every_type_from_vaulted_templated_and_extra_vars(s
     llm.answer_by_field(good_answers(stack))
     deploy = role_run(workdir, stack, env)
     assert deploy.rc == 0, deploy.output
-    assert "Traceback" not in deploy.output and VAULTED_PASSWORD not in deploy.output
-    assert recap_changed(deploy) > 0
+    assert "Traceback" not in deploy.output and VAULTED_PASSWORD not in deploy.output, deploy.output
+    assert recap_changed(deploy) > 0, deploy.details
     completion = converge_result(deploy, stack)["completion"]
     kinds = ["database %s -> %s" % (n["api"], n["pg"]), "network %s -> %s" % (n["api"], n["cache"]),
              "file %s -> %s" % (n["api"], n["files"]), "service_mesh %s -> %s" % (n["web"], n["api"])]
-    assert sorted(completion) == sorted(kinds)
-    assert {c["source"] for c in completion.values()} == {"local" if mode == "offline" else "llm"}
+    assert sorted(completion) == sorted(kinds), deploy.details
+    assert {c["source"] for c in completion.values()} == {"local" if mode == "offline" else "llm"}, deploy.details
     if mode == "llm":
         assert sorted(len(llm.asked_for(f)) for f in ("connection_string_template", "network_name", "mount_path",
                                                      "port")) == [1, 1, 1, 1]
         for request in llm.requests:
             assert VAULTED_PASSWORD not in str(request["body"]), "a secret went to the model"
     database, network, files, mesh = (completion[k]["fields"] for k in kinds)
-    assert completion[kinds[0]]["password"].startswith("from to env POSTGRES_PASSWORD")
-    assert database["database_name"] == ("cwshopdb" if mode == "offline" else "orders")
+    assert completion[kinds[0]]["password"].startswith("from to env POSTGRES_PASSWORD"), deploy.details
+    assert database["database_name"] == ("cwshopdb" if mode == "offline" else "orders"), deploy.details
     if mode == "offline":
-        assert files == {"mount_path": "/data/uploads", "volume_name": files["volume_name"]}
-        assert files["volume_name"] in ("cwshop-uploads", stack + "-cwshop-uploads")
-        assert network["network_name"] in ("cwshop-network", stack + "-cwshop-network")
-    assert mesh == {"port": 8000, "service_name": n["api"]}
+        assert files == {"mount_path": "/data/uploads", "volume_name": files["volume_name"]}, deploy.details
+        assert files["volume_name"] in ("cwshop-uploads", stack + "-cwshop-uploads"), deploy.details
+        assert network["network_name"] in ("cwshop-network", stack + "-cwshop-network"), deploy.details
+    assert mesh == {"port": 8000, "service_name": n["api"]}, deploy.details
 
     # What the engine has: the completed values, the vaulted password, and nothing else.
     api_env = env_of(n["api"])
     assert api_env["DATABASE_URL"] == "postgresql://postgres:%s@%s:5432/%s" % (
-        VAULTED_PASSWORD, n["pg"], database["database_name"])
+        VAULTED_PASSWORD, n["pg"], database["database_name"]), deploy.details
     assert api_env[n["cache"].upper().replace("-", "_") + "_HOST"] == n["cache"]
     assert env_of(n["web"])[n["api"].upper().replace("-", "_") + "_URL"] == "http://%s:8000" % n["api"]
     for container in (n["api"], n["files"]):
         mounts = dict((m["Destination"], m.get("Name")) for m in inspect("container", container)["Mounts"])
-        assert mounts[files["mount_path"]] == files["volume_name"]
+        assert mounts[files["mount_path"]] == files["volume_name"], deploy.details
     net = inspect("network", network["network_name"])
-    assert net["Labels"]["io.clockwork.stack"] == stack
-    assert sorted(c["Name"] for c in net["Containers"].values()) == sorted([n["api"], n["cache"]])
+    assert net["Labels"]["io.clockwork.stack"] == stack, deploy.details
+    assert sorted(c["Name"] for c in net["Containers"].values()) == sorted([n["api"], n["cache"]]), deploy.details
     converged = converge_result(deploy, stack)   # deploy and verify in one call
     assert converged["verified"] and len(converged["checks"]) >= 4, converged
     assert all(c["ok"] for c in converged["checks"]), converged["checks"]
@@ -216,7 +216,7 @@ def test_stack_role_completes_every_type_from_vaulted_templated_and_extra_vars(s
     assert llm.requests == [], "the rerun asked the model"
     assert lock_path.read_text() == lock
     assert dict((name, inspect("container", name)["Id"]) for name in n.values()) == ids
-    assert all(c["from_lock"] for c in converge_result(rerun, stack)["completion"].values())
+    assert all(c["from_lock"] for c in converge_result(rerun, stack)["completion"].values()), rerun.details
 
     state = stack_state(stack)
     recheck = role_run(workdir, stack, env, check=True)
@@ -284,15 +284,16 @@ def test_hostile_answers_never_reach_the_engine(stack, llm, foreign, tmp_path):
     llm.answer_by_field(hostile_answers(stack, foreign))
     run = run_stack(stack, tmp_path, env=llm.env())
     assert run.rc == 0, run.output
-    assert "Traceback" not in run.output
+    assert "Traceback" not in run.output, run.output
     assert len(llm.requests) == 12, "each connection is asked three times, no more"
     completion = run.result("stack")["completion"]
-    assert {c["source"] for c in completion.values()} == {"local"}
+    assert {c["source"] for c in completion.values()} == {"local"}, run.details
     fallbacks = dict((name.split()[0], report["fallback"]) for name, report in completion.items())
-    assert "connection_string_template" in fallbacks["database"] and "names the server" in fallbacks["database"]
-    assert "mount_path '/var/run/docker.sock' is a system path" in fallbacks["file"]
-    assert "network_name" in fallbacks["network"] and "not the collection's" in fallbacks["network"]
-    assert "service_name" in fallbacks["service_mesh"] and "taken over" in fallbacks["service_mesh"]
+    assert "connection_string_template" in fallbacks["database"] and "names the server" in fallbacks["database"], \
+        run.details
+    assert "mount_path '/var/run/docker.sock' is a system path" in fallbacks["file"], run.details
+    assert "network_name" in fallbacks["network"] and "not the collection's" in fallbacks["network"], run.details
+    assert "service_name" in fallbacks["service_mesh"] and "taken over" in fallbacks["service_mesh"], run.details
     # Every refusal went back to the model, naming the field.
     retries = [r["body"]["messages"][-1]["content"] for r in llm.requests if len(r["body"]["messages"]) > 2]
     for words in ("connection_string_template", "option 'host=elsewhere.example'", "mount_path '/etc'",
@@ -301,7 +302,7 @@ def test_hostile_answers_never_reach_the_engine(stack, llm, foreign, tmp_path):
         assert any(words in text for text in retries), words
     # The user is told, with the connection and the field.
     flat = " ".join(run.output.split())
-    assert "[WARNING]" in run.output and "gave no acceptable answer" in flat
+    assert "[WARNING]" in run.output and "gave no acceptable answer" in flat, run.details
     assert_nothing_hostile(stack, foreign)
     lock = (tmp_path / "clockwork.lock.yml").read_text()
     assert "declared-secret-9" not in lock and "elsewhere.example" not in lock and "/etc" not in lock
@@ -341,13 +342,13 @@ def test_hand_edited_lock_entries_are_refused_naming_the_entry_and_the_field(sta
             assert run.rc != 0, (field, value, run.output)
             msg = run.result("stack")["msg"]
             assert "lock file %s: entry '%s': field %s" % (lock_path, name, field) in msg and words in msg, msg
-            assert "Traceback" not in run.output
+            assert "Traceback" not in run.output, run.output
         assert dict((c, inspect("container", c)["Id"]) for c in n.values()) == ids, "a refused entry changed the stack"
         assert_nothing_hostile(stack, foreign)
     # A lock file that is not YAML: the file and the line.
     lock_path.write_text("completions:\n  network a -> b:\n    input: [oops\n")
     run = run_stack(stack, tmp_path)
-    assert run.rc != 0 and "Traceback" not in run.output
+    assert run.rc != 0 and "Traceback" not in run.output, run.output
     msg = run.result("stack")["msg"]
     assert "lock file %s is not valid YAML at line 4" % lock_path in msg and "line 3" in msg, msg
     # Restored: the stack is as it was.
@@ -365,13 +366,13 @@ def test_a_generated_password_is_kept_in_ansible_vault(stack, tmp_path):
     run = role_run(workdir, stack)
     assert run.rc == 0, run.output
     report = converge_result(run, stack)["completion"]["database %s -> %s" % (n["api"], n["pg"])]
-    assert report["password"] == "generated locally, vault-encrypted in the lock file"
+    assert report["password"] == "generated locally, vault-encrypted in the lock file", run.details
     lock_path = tmp_path / "clockwork.lock.yml"
     text = lock_path.read_text()
     assert "password: !vault |" in text
     url = env_of(n["api"])["DATABASE_URL"]
     generated = url.split("://postgres:", 1)[1].split("@", 1)[0]
-    assert len(generated) >= 24 and generated not in text and generated not in run.output
+    assert len(generated) >= 24 and generated not in text and generated not in run.output, run.output
 
     # The inline value decrypts with the vault password, as Ansible's own loader would.
     class Loader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
@@ -385,10 +386,10 @@ def test_a_generated_password_is_kept_in_ansible_vault(stack, tmp_path):
     assert rerun.rc == 0 and recap_changed(rerun) == 0, rerun.output
     # Without the vault password: refused, saying which entry and field, and how.
     locked = role_run(workdir, stack, vault=False)
-    assert locked.rc != 0 and "Traceback" not in locked.output
+    assert locked.rc != 0 and "Traceback" not in locked.output, locked.output
     msg = converge_result(locked, stack)["msg"]
-    assert "entry 'database %s -> %s': field password is vault-encrypted" % (n["api"], n["pg"]) in msg
-    assert "--vault-password-file" in msg
+    assert "entry 'database %s -> %s': field password is vault-encrypted" % (n["api"], n["pg"]) in msg, locked.details
+    assert "--vault-password-file" in msg, locked.details
 
     # The whole lock file encrypted with ansible-vault: read and written back encrypted.
     subprocess.run([os.path.join(VENV_BIN, "ansible-vault"), "encrypt", "--vault-password-file", vault_file(workdir),
@@ -426,12 +427,12 @@ def test_hostile_answers_to_the_single_modules_never_reach_the_engine(stack, llm
     ]
     run = playbook(tasks, workdir=str(tmp_path), env=llm.env())
     assert run.rc == 0, run.output
-    assert "Traceback" not in run.output and "declared-secret-9" not in run.output
+    assert "Traceback" not in run.output and "declared-secret-9" not in run.output, run.output
     assert len(llm.requests) == 9
     for task, field in (("db", "connection_string_template"), ("net", "network_name"), ("upload", "mount_path")):
         completion = run.result("show")["msg"][task]
         assert completion["source"] == "local" and field in completion["fallback"], completion
-    assert "mount_path '/proc/sys' is a system path" in run.result("show")["msg"]["upload"]["fallback"]
+    assert "mount_path '/proc/sys' is a system path" in run.result("show")["msg"]["upload"]["fallback"], run.details
     assert env_of(n["api"])["DATABASE_URL"] == "postgresql://postgres:declared-secret-9@%s:5432/cwshopdb" % n["pg"]
     assert_nothing_hostile(stack, foreign)
     lock = (tmp_path / "clockwork.lock.yml").read_text()
