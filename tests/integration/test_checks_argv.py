@@ -57,13 +57,13 @@ def test_hostile_paths_and_urls_are_only_arguments(stack, tmp_path):
     assert run.rc == 0, run.output
     reports = run.result("verify")["checks"]
     assert [r["ok"] for r in reports] == [True] * 5, reports
-    assert reports[0]["msg"].endswith("with the expected content, read-only")
-    assert "answered 200" in reports[4]["msg"]
+    assert reports[0]["msg"].endswith("with the expected content, read-only"), run.details
+    assert "answered 200" in reports[4]["msg"], run.details
     assert pwned(stack, api, storage) == []
 
     # The same path that does not exist is a failed check, not a command.
     missing = verify([dict(checks[0], path=mount_dir + "/none; touch /tmp/pwned-" + stack)])
-    assert missing.rc != 0 and "is not readable in %s" % api in missing.result("verify")["msg"]
+    assert missing.rc != 0 and "is not readable in %s" % api in missing.result("verify")["msg"], missing.details
     assert pwned(stack, api, storage) == []
 
 
@@ -76,10 +76,10 @@ def test_a_container_without_nc_or_timeout_still_gets_a_bounded_check(stack):
     assert docker("exec", api, "sh", "-c", "nc -h >/dev/null 2>&1; echo $?") in ("126", "127")
     run = verify([{"kind": "dns_tcp", "connection": "tcp", "container": api, "host": server, "port": 80},
                   {"kind": "dns_tcp", "connection": "closed", "container": api, "host": server, "port": 81}])
-    assert run.rc != 0
+    assert run.rc != 0, run.output
     reports = run.result("verify")["checks"]
     assert reports[0]["ok"] is True, reports   # bash's /dev/tcp, since nc is not there
-    assert reports[1]["ok"] is False and "%s:81 does not accept TCP" % server in reports[1]["msg"]
+    assert reports[1]["ok"] is False and "%s:81 does not accept TCP" % server in reports[1]["msg"], run.details
 
 
 def test_verify_refuses_checks_no_connection_type_defines(stack):
@@ -94,16 +94,16 @@ def test_verify_refuses_checks_no_connection_type_defines(stack):
         {"kind": "http", "connection": "scheme", "container": api, "url": "file:///etc/shadow"},
         {"kind": "file", "connection": "option", "container": api, "path": "--help"},
     ])
-    assert run.rc != 0
+    assert run.rc != 0, run.output
     msg = run.result("verify")["msg"]
     assert msg.startswith("invalid checks, none was run: 5 problems:"), msg
-    assert "checks[1] (evil): unknown check kind 'shell'" in msg
-    assert "checks[2] (injected): dns_tcp check: argument 'host'" in msg and "is not a host name" in msg
-    assert "checks[3] (extra): a file check has no field script" in msg
-    assert "checks[4] (scheme)" in msg and "is not an http:// or https:// URL" in msg
-    assert "checks[5] (option)" in msg and "starts with '-'" in msg
-    assert "checks" not in run.result("verify") or not run.result("verify").get("checks")
-    assert "Traceback" not in run.output
+    assert "checks[1] (evil): unknown check kind 'shell'" in msg, run.details
+    assert "checks[2] (injected): dns_tcp check: argument 'host'" in msg and "is not a host name" in msg, run.details
+    assert "checks[3] (extra): a file check has no field script" in msg, run.details
+    assert "checks[4] (scheme)" in msg and "is not an http:// or https:// URL" in msg, run.details
+    assert "checks[5] (option)" in msg and "starts with '-'" in msg, run.details
+    assert "checks" not in run.result("verify") or not run.result("verify").get("checks"), run.details
+    assert "Traceback" not in run.output, run.output
     assert pwned(stack, api) == []
 
 
@@ -115,6 +115,6 @@ def test_a_postgres_check_without_psql_says_so(stack):
     run_container(stack, api, NGINX_IMAGE, "-e", "DATABASE_URL=postgresql://postgres:pw@%s:5432/postgres" % db)
     run = verify([{"kind": "database", "connection": "db", "engine": "postgresql", "container": db, "env_from": api,
                    "env_var": "DATABASE_URL"}])
-    assert run.rc != 0
+    assert run.rc != 0, run.output
     msg = run.result("verify")["msg"]
-    assert "psql is not in container %s" % db in msg and "pw@" not in msg
+    assert "psql is not in container %s" % db in msg and "pw@" not in msg, run.details
