@@ -51,11 +51,12 @@ def test_model_fills_fields_once_then_the_lock_answers(stack, llm, tmp_path):
     run = playbook(tasks, workdir=str(tmp_path), env=llm.env(), verbose=True, diff=True)
     assert run.rc == 0, run.output
     assert run.result("net")["completion"] == {
-        "fields": {"network_name": stack + "-cache-net", "driver": "bridge"}, "source": "llm", "from_lock": False}
+        "fields": {"network_name": stack + "-cache-net", "driver": "bridge"}, "source": "llm", "from_lock": False}, \
+        run.details
     attrs = inspect("network", stack + "-cache-net")
     assert attrs["Driver"] == "bridge" and attrs["Labels"]["io.clockwork.stack"] == stack
     assert stack + "-redis" in [c["Name"] for c in attrs["Containers"].values()]
-    assert '"fields completed"' in run.output or "fields completed" in run.output   # --diff shows them
+    assert '"fields completed"' in run.output or "fields completed" in run.output, run.output   # --diff shows them
 
     [request] = llm.requests
     body = request["body"]
@@ -78,17 +79,17 @@ def test_model_fills_fields_once_then_the_lock_answers(stack, llm, tmp_path):
     again = playbook(tasks, workdir=str(tmp_path), env=llm.env())
     assert again.rc == 0, again.output
     assert llm.requests == [], "the rerun asked the model"
-    assert not again.changed
-    assert again.result("net")["completion"]["from_lock"] is True
+    assert not again.changed, again.details
+    assert again.result("net")["completion"]["from_lock"] is True, again.details
     assert lock_path.read_text() == lock_text
     check = playbook(tasks, workdir=str(tmp_path), env=llm.env(), check=True)
-    assert check.rc == 0 and not check.changed and llm.requests == []
+    assert check.rc == 0 and not check.changed and llm.requests == [], check.details
 
     # A changed description completes afresh.
     llm.answer({"network_name": stack + "-other-net", "driver": "bridge"})
     changed = playbook(containers(stack)[:1] + [network_task(stack, description="another network")],
                        workdir=str(tmp_path), env=llm.env())
-    assert changed.rc == 0 and len(llm.requests) == 1
+    assert changed.rc == 0 and len(llm.requests) == 1, changed.output
     assert inspect("network", stack + "-other-net") is not None
 
 
@@ -111,12 +112,13 @@ def test_invalid_answers_are_retried_then_completed_locally(stack, llm, tmp_path
     retry = llm.requests[1]["body"]["messages"][-1]["content"]
     assert "not a valid Docker name" in retry
     completion = run.result("net")["completion"]
-    assert completion["source"] == "local" and completion["fields"]["network_name"] == backend
-    assert "no acceptable answer in 3 tries" in completion["fallback"] and "not JSON" in completion["fallback"]
+    assert completion["source"] == "local" and completion["fields"]["network_name"] == backend, run.details
+    assert "no acceptable answer in 3 tries" in completion["fallback"] and "not JSON" in completion["fallback"], \
+        run.details
     # Said where a user sees it, naming the connection.
     warning = "network %s-api -> %s-redis: the model at %s gave no acceptable answer" % (stack, stack, llm.base_url)
-    assert warning in " ".join(run.output.split())
-    assert "Traceback" not in run.output
+    assert warning in " ".join(run.output.split()), run.output
+    assert "Traceback" not in run.output, run.output
     entry = yaml.safe_load((tmp_path / "clockwork.lock.yml").read_text())["completions"][
         "network %s-api -> %s-redis" % (stack, stack)]
     assert entry["source"] == "local"
@@ -133,9 +135,9 @@ def test_server_error_then_a_good_answer(stack, llm, tmp_path):
 def test_unreachable_endpoint_fails_clearly(stack, tmp_path):
     env = {"CLOCKWORK_LLM_BASE_URL": "http://127.0.0.1:9/v1"}
     run = playbook(containers(stack)[:1] + [network_task(stack)], workdir=str(tmp_path), env=env)
-    assert run.rc != 0
+    assert run.rc != 0, run.output
     msg = run.result("net")["msg"]
-    assert "127.0.0.1:9" in msg and "no answer" in msg and "4 attempts" in msg
+    assert "127.0.0.1:9" in msg and "no answer" in msg and "4 attempts" in msg, run.details
 
 
 def seed_examples(stack):
@@ -170,12 +172,12 @@ def test_seed_examples_offline_and_reruns_identical(stack, tmp_path):
     run = playbook(tasks, workdir=str(tmp_path))
     assert run.rc == 0, run.output
     shown = run.result("show")["msg"]
-    assert shown["net"]["fields"] == {"network_name": backend, "driver": "bridge"}
-    assert shown["files"]["fields"] == {"mount_path": "/data/uploads", "volume_name": uploads}
+    assert shown["net"]["fields"] == {"network_name": backend, "driver": "bridge"}, run.details
+    assert shown["files"]["fields"] == {"mount_path": "/data/uploads", "volume_name": uploads}, run.details
     # The server's own settings beat a guess; its password is used, not invented.
     assert shown["db"]["fields"] == {"connection_string_template": "postgresql://{user}:{password}@{host}:{port}/{database}",
-                                     "username": "postgres", "database_name": "appdb"}
-    assert {c["source"] for c in shown.values()} == {"local"}
+                                     "username": "postgres", "database_name": "appdb"}, run.details
+    assert {c["source"] for c in shown.values()} == {"local"}, run.details
     assert env_of(stack + "-api")["DATABASE_URL"] == "postgresql://postgres:secret123@%s-postgres:5432/appdb" % stack
     assert env_of(stack + "-api")[(stack + "-REDIS_HOST").upper().replace("-", "_")] == stack + "-redis"
     mounts = dict((m["Destination"], m.get("Name")) for m in inspect("container", stack + "-api")["Mounts"])
@@ -185,7 +187,7 @@ def test_seed_examples_offline_and_reruns_identical(stack, tmp_path):
     assert "secret123" not in lock and oct(os.stat(str(tmp_path / "clockwork.lock.yml")).st_mode & 0o777) == "0o600"
     entry = yaml.safe_load(lock)["completions"]["database %s-api -> %s-postgres" % (stack, stack)]
     assert entry["password_from"] == "to env POSTGRES_PASSWORD" and "password" not in entry["fields"]
-    assert "secret123" not in run.output
+    assert "secret123" not in run.output, run.output
 
     again = playbook(tasks, workdir=str(tmp_path))
     assert again.rc == 0 and not again.changed, [r["_task"] for r in again.results if r.get("changed")]
@@ -205,11 +207,11 @@ def test_seed_examples_with_a_model(stack, llm, tmp_path):
     for request in llm.requests:
         assert "secret123" not in json.dumps(request["body"]), "a secret went to the model"
         assert "password" not in request["body"]["response_format"]["json_schema"]["schema"]["properties"]
-    assert {c["source"] for c in run.result("show")["msg"].values()} == {"llm"}
+    assert {c["source"] for c in run.result("show")["msg"].values()} == {"llm"}, run.details
     lock = (tmp_path / "clockwork.lock.yml").read_text()
     llm.answer((500, "must not be asked"))
     again = playbook(tasks, workdir=str(tmp_path), env=llm.env())
-    assert again.rc == 0 and not again.changed and llm.requests == []
+    assert again.rc == 0 and not again.changed and llm.requests == [], again.details
     assert (tmp_path / "clockwork.lock.yml").read_text() == lock
 
 
@@ -226,16 +228,16 @@ def test_stack_completes_every_connection_in_one_pass(stack, llm, tmp_path):
     assert run.rc == 0, run.output
     assert len(llm.requests) == 2
     completion = run.result("stack")["completion"]
-    assert completion["network %s -> %s" % (web, cache)]["fields"]["network_name"] == stack + "-stacknet"
+    assert completion["network %s -> %s" % (web, cache)]["fields"]["network_name"] == stack + "-stacknet", run.details
     assert completion["file %s -> %s" % (web, cache)]["fields"] == {"mount_path": "/data/exports",
-                                                                     "volume_name": stack + "-exports"}
+                                                                     "volume_name": stack + "-exports"}, run.details
     assert env_of(web)[cache.upper().replace("-", "_") + "_HOST"] == cache
     for name in (web, cache):
         mounts = dict((m["Destination"], m.get("Name")) for m in inspect("container", name)["Mounts"])
         assert mounts["/data/exports"] == stack + "-exports"
     llm.answer((500, "must not be asked"))
     again = playbook(tasks, workdir=str(tmp_path), env=llm.env())
-    assert again.rc == 0 and not again.changed and llm.requests == []
+    assert again.rc == 0 and not again.changed and llm.requests == [], again.details
 
 
 def test_module_defaults_set_the_endpoint_for_the_whole_group(stack, llm, tmp_path):
@@ -245,5 +247,5 @@ def test_module_defaults_set_the_endpoint_for_the_whole_group(stack, llm, tmp_pa
     run = playbook(containers(stack)[:1] + [network_task(stack)], workdir=str(tmp_path), play_extra=play_extra)
     assert run.rc == 0, run.output
     assert [r["body"]["model"] for r in llm.requests] == ["group-model"]
-    assert run.result("net")["completion"]["source"] == "llm"
+    assert run.result("net")["completion"]["source"] == "llm", run.details
     assert inspect("network", stack + "-defaults-net") is not None
