@@ -89,7 +89,7 @@ def test_config_file_and_shared_volume(stack, workdir):
     docker("exec", api, "sh", "-c", "echo 'test data' > /data/shared/test.txt")
     assert docker("exec", storage, "cat", "/data/shared/test.txt") == "test data"
     assert inspect("volume", stack + "-shared")["Labels"]["io.clockwork.stack"] == stack
-    assert [c["ok"] for c in run.result("verify")["checks"]] == [True, True]
+    assert [c["ok"] for c in run.result("verify")["checks"]] == [True, True], run.details
 
     again = playbook(file_tasks(stack), workdir=wd)
     assert again.rc == 0, again.output
@@ -98,13 +98,14 @@ def test_config_file_and_shared_volume(stack, workdir):
     assert "/data/shared" in [m["Destination"] for m in inspect("container", storage)["Mounts"]]
     state = engine_state()
     last = playbook(file_tasks(stack), check=True, workdir=wd)
-    assert last.rc == 0 and not last.changed and engine_state() == state
+    assert last.rc == 0 and not last.changed and engine_state() == state, last.details
 
 
 def test_named_volume_data_survives_recreation_of_from(stack, workdir):
     api = stack + "-api"
     wd = str(workdir)
-    assert playbook(file_tasks(stack), workdir=wd).rc == 0
+    _run = playbook(file_tasks(stack), workdir=wd)
+    assert _run.rc == 0, _run.output
     old_id = inspect("container", api)["Id"]
     docker("exec", api, "sh", "-c", "echo precious > /data/shared/keep.txt")
     rerun = playbook(file_tasks(stack, api_env={"LOG": "debug"}), workdir=wd)
@@ -116,11 +117,12 @@ def test_named_volume_data_survives_recreation_of_from(stack, workdir):
 def test_missing_source_path_and_relative_mount_path_fail_clearly(stack, workdir):
     missing = playbook([connection("file_connection", "f", **{
         "from": "a", "to": "b", "source_path": "nope.json", "mount_path": "/x", "stack": stack})], workdir=str(workdir))
-    assert missing.rc != 0
-    assert "source_path %s does not exist" % os.path.join(str(workdir), "nope.json") in missing.result("f")["msg"]
+    assert missing.rc != 0, missing.output
+    assert "source_path %s does not exist" % os.path.join(str(workdir), "nope.json") in missing.result("f")["msg"], \
+        missing.details
     relative = playbook([connection("file_connection", "f", **{
         "from": "a", "to": "b", "volume_name": "v", "mount_path": "data", "stack": stack})])
-    assert relative.rc != 0 and "must be an absolute path" in relative.result("f")["msg"]
+    assert relative.rc != 0 and "must be an absolute path" in relative.result("f")["msg"], relative.details
 
 
 def api_container(stack, workdir, **extra):
@@ -147,28 +149,29 @@ def test_service_url_and_health_check_over_http(stack, workdir):
     before = engine_state()
     check = playbook(tasks, check=True, diff=True)
     assert check.rc == 0, check.output
-    assert check.result("mesh")["service"]["port_source"] == "unknown until %s exists (check mode)" % api
-    assert check.result("verify")["checks"] == []   # nothing to prove yet
+    assert check.result("mesh")["service"]["port_source"] == "unknown until %s exists (check mode)" % api, check.details
+    assert check.result("verify")["checks"] == [], check.details   # nothing to prove yet
     assert engine_state() == before
 
     run = playbook(tasks)
     assert run.rc == 0, run.output
-    assert run.result("mesh")["service"]["port_source"] == "declared by %s" % api
+    assert run.result("mesh")["service"]["port_source"] == "declared by %s" % api, run.details
     env_key = api.upper().replace("-", "_") + "_URL"
     assert env_of(frontend)[env_key] == "http://%s:8000" % api
-    assert run.result("verify")["checks"][0]["msg"] == "GET http://%s:8000/health from %s answered 200" % (api, frontend)
+    assert run.result("verify")["checks"][0]["msg"] == "GET http://%s:8000/health from %s answered 200" % (api, frontend), \
+        run.details
     docker("exec", frontend, "nc", "-zv", api, "8000")
 
     again = playbook(tasks)
-    assert again.rc == 0 and not again.changed
+    assert again.rc == 0 and not again.changed, again.details
     state = engine_state()
     last = playbook(tasks, check=True)
-    assert last.rc == 0 and not last.changed and engine_state() == state
+    assert last.rc == 0 and not last.changed and engine_state() == state, last.details
 
     wrong = playbook(mesh_tasks(stack, workdir, health_check_path="/nope"))
-    assert wrong.rc != 0
+    assert wrong.rc != 0, wrong.output
     msg = wrong.result("verify")["msg"]
-    assert "GET http://%s:8000/nope" % api in msg and "status 404" in msg and "nothing here" in msg
+    assert "GET http://%s:8000/nope" % api in msg and "status 404" in msg and "nothing here" in msg, wrong.details
 
 
 def test_health_check_over_https_with_the_generated_ca(stack, workdir):
@@ -185,7 +188,7 @@ def test_health_check_over_https_with_the_generated_ca(stack, workdir):
     prefix = api.upper().replace("-", "_")
     assert env[prefix + "_URL"] == "https://%s:8443" % api
     assert env[prefix + "_CA_FILE"] == "/etc/clockwork/tls/ca.crt"
-    assert "answered 200" in run.result("verify")["checks"][0]["msg"]
+    assert "answered 200" in run.result("verify")["checks"][0]["msg"], run.details
     key = workdir / "tls" / (api + ".key")
     assert oct(os.stat(str(key)).st_mode & 0o777) == "0o600"
     # The certificate is verified against the CA: without it, curl refuses.
@@ -197,13 +200,13 @@ def test_health_check_over_https_with_the_generated_ca(stack, workdir):
     assert again.rc == 0 and not again.changed, [r["_task"] for r in again.results if r.get("changed")]
     state = engine_state()
     last = playbook(tls, check=True)
-    assert last.rc == 0 and not last.changed and engine_state() == state
+    assert last.rc == 0 and not last.changed and engine_state() == state, last.details
     assert (workdir / "tls" / (api + ".crt")).read_bytes() == cert_before
 
     # Another service name changes the certificate's names: a new certificate, and the server restarts.
     renamed = playbook(tls[:2] + [connection("service_mesh_connection", "mesh2", **dict(
         tls[1]["clockwork.connections.service_mesh_connection"], service_name=api))])
-    assert renamed.rc == 0
+    assert renamed.rc == 0, renamed.output
 
 
 def test_port_discovery_from_the_image_and_bad_load_balancing(stack, workdir):
@@ -211,8 +214,8 @@ def test_port_discovery_from_the_image_and_bad_load_balancing(stack, workdir):
     run = playbook([container(stack, api), connection("service_mesh_connection", "mesh", **{
         "from": "x", "to": api, "stack": stack})])
     assert run.rc == 0, run.output
-    assert run.result("mesh")["service"]["port_source"] == "exposed by %s's image" % api
-    assert run.result("mesh")["service"]["url"] == "http://%s:80" % api
+    assert run.result("mesh")["service"]["port_source"] == "exposed by %s's image" % api, run.details
+    assert run.result("mesh")["service"]["url"] == "http://%s:80" % api, run.details
     bad = playbook([connection("service_mesh_connection", "mesh", **{
         "from": "x", "to": api, "load_balancing": "least_conn", "stack": stack})])
-    assert bad.rc != 0 and "least_conn cannot be honoured" in bad.result("mesh")["msg"]
+    assert bad.rc != 0 and "least_conn cannot be honoured" in bad.result("mesh")["msg"], bad.details
