@@ -38,12 +38,12 @@ def test_network_check_apply_idempotent_check(stack):
     check = playbook(tasks[1:2], check=True, diff=True)
     # In check mode the `to` container does not exist yet: reported, not failed on.
     assert check.rc == 0, check.output
-    assert check.result("net")["actions"] == ["create network %s" % network]
+    assert check.result("net")["actions"] == ["create network %s" % network], check.details
     assert engine_state() == before, "check mode changed Docker's state"
 
     applied = playbook(tasks)
     assert applied.rc == 0, applied.output
-    assert applied.result("net")["changed"] is True
+    assert applied.result("net")["changed"] is True, applied.details
     attrs = inspect("network", network)
     assert attrs["IPAM"]["Config"] == [{"Subnet": subnet, "Gateway": gateway}]
     assert attrs["Labels"]["io.clockwork.stack"] == stack
@@ -55,8 +55,8 @@ def test_network_check_apply_idempotent_check(stack):
     docker("exec", api, "ping", "-c", "1", cache)
     docker("exec", api, "nc", "-z", cache, "6379")
     reports = applied.result("verify")["checks"]
-    assert [r["ok"] for r in reports] == [True] and "accepts TCP" in reports[0]["msg"]
-    assert applied.result("verify")["changed"] is False
+    assert [r["ok"] for r in reports] == [True] and "accepts TCP" in reports[0]["msg"], applied.details
+    assert applied.result("verify")["changed"] is False, applied.details
 
     again = playbook(tasks)
     assert again.rc == 0, again.output
@@ -64,7 +64,7 @@ def test_network_check_apply_idempotent_check(stack):
 
     state = engine_state()
     last = playbook(tasks, check=True)
-    assert last.rc == 0 and not last.changed
+    assert last.rc == 0 and not last.changed, last.details
     assert engine_state() == state
 
 
@@ -74,7 +74,7 @@ def test_internal_network_has_no_way_out(stack):
     assert run.rc == 0, run.output
     assert inspect("network", stack + "-backend")["Internal"] is True
     kinds = [(r["kind"], r["ok"]) for r in run.result("verify")["checks"]]
-    assert kinds == [("dns_tcp", True), ("no_route_out", True)]
+    assert kinds == [("dns_tcp", True), ("no_route_out", True)], run.details
     # Real traffic, between our own containers only: a server on another network is
     # reachable from a container there, and not from api, which is only on the internal one.
     outside, control = stack + "-outside", stack + "-control"
@@ -92,14 +92,16 @@ def test_internal_network_has_no_way_out(stack):
 
 def test_drifted_network_is_recreated_but_not_with_a_foreign_container(stack):
     network, api, cache = stack + "-backend", stack + "-api", stack + "-cache"
-    assert playbook(network_tasks(stack, random_subnet())).rc == 0
+    _run = playbook(network_tasks(stack, random_subnet()))
+    assert _run.rc == 0, _run.output
     old_id = inspect("network", network)["Id"]
 
     # Owned network, only stack containers: recreated with the new subnet, both re-attached.
     new_subnet = random_subnet()
     rerun = playbook(network_tasks(stack, new_subnet))
     assert rerun.rc == 0, rerun.output
-    assert rerun.result("net")["actions"][0].startswith("recreate network %s (subnet, gateway)" % network)
+    assert rerun.result("net")["actions"][0].startswith("recreate network %s (subnet, gateway)" % network), \
+        rerun.details
     attrs = inspect("network", network)
     assert attrs["Id"] != old_id and attrs["IPAM"]["Config"][0]["Subnet"] == new_subnet
     assert sorted(c["Name"] for c in attrs["Containers"].values()) == [api, cache]
@@ -108,9 +110,9 @@ def test_drifted_network_is_recreated_but_not_with_a_foreign_container(stack):
     docker("run", "-d", "--name", foreign, "--network", network, NGINX_IMAGE)
     try:
         blocked = playbook(network_tasks(stack, random_subnet()))
-        assert blocked.rc != 0
+        assert blocked.rc != 0, blocked.output
         msg = blocked.result("net")["msg"]
-        assert foreign in msg and "must be recreated" in msg
+        assert foreign in msg and "must be recreated" in msg, blocked.details
         assert inspect("network", network)["Id"] == attrs["Id"], "the network was touched"
     finally:
         docker("rm", "-f", foreign)
@@ -125,7 +127,7 @@ def test_foreign_network_with_matching_settings_is_used_not_owned(stack):
         assert run.rc == 0, run.output
         assert "io.clockwork.stack" not in (inspect("network", network)["Labels"] or {})
         other = playbook(network_tasks(stack, subnet, internal=True, gateway=None)[1:2])
-        assert other.rc != 0 and "not owned by stack" in other.result("net")["msg"]
+        assert other.rc != 0 and "not owned by stack" in other.result("net")["msg"], other.details
     finally:
         for name in (stack + "-api", stack + "-cache"):
             docker("rm", "-f", name, check=False)
@@ -135,10 +137,10 @@ def test_foreign_network_with_matching_settings_is_used_not_owned(stack):
 def test_unknown_to_resource_names_it_and_the_stack(stack):
     run = playbook([{"name": "net", "clockwork.connections.network_connection": {
         "from": "a", "to": stack + "-ghost", "network_name": stack + "-n", "stack": stack}}])
-    assert run.rc != 0
+    assert run.rc != 0, run.output
     msg = run.result("net")["msg"]
-    assert "resource %s-ghost does not exist in stack %s" % (stack, stack) in msg
-    assert "Traceback" not in run.output
+    assert "resource %s-ghost does not exist in stack %s" % (stack, stack) in msg, run.details
+    assert "Traceback" not in run.output, run.output
 
 
 def dependency_task(stack, to, **extra):
@@ -157,10 +159,10 @@ def test_dependency_waits_for_healthy(stack):
     ])
     assert run.rc == 0, run.output
     dep = run.result("dep")
-    assert dep["changed"] is False
-    assert dep["dependency"] == {"condition": "healthy", "state": "running", "health": "healthy"}
+    assert dep["changed"] is False, run.details
+    assert dep["dependency"] == {"condition": "healthy", "state": "running", "health": "healthy"}, run.details
     check = playbook([dependency_task(stack, slow)], check=True)
-    assert check.rc == 0 and check.result("dep")["changed"] is False
+    assert check.rc == 0 and check.result("dep")["changed"] is False, check.details
 
 
 def test_dependency_times_out_with_log_lines(stack):
@@ -171,10 +173,10 @@ def test_dependency_times_out_with_log_lines(stack):
                   healthcheck={"test": "false", "interval": "1s", "retries": 1000}),
         dependency_task(stack, never, timeout=3),
     ])
-    assert run.rc != 0
+    assert run.rc != 0, run.output
     msg = run.result("dep")["msg"]
-    assert "did not become healthy within 3s" in msg and "still-warming-up" in msg
-    assert "Traceback" not in run.output
+    assert "did not become healthy within 3s" in msg and "still-warming-up" in msg, run.details
+    assert "Traceback" not in run.output, run.output
 
 
 def test_dependency_completed_successfully_and_check_mode_on_missing(stack):
@@ -185,11 +187,11 @@ def test_dependency_completed_successfully_and_check_mode_on_missing(stack):
         dependency_task(stack, job, condition="completed_successfully", timeout=20),
     ])
     assert run.rc == 0, run.output
-    assert run.result("dep")["dependency"]["state"] == "exited"
+    assert run.result("dep")["dependency"]["state"] == "exited", run.details
     missing = playbook([dependency_task(stack, stack + "-later")], check=True)
     assert missing.rc == 0, missing.output
-    assert missing.result("dep")["dependency"]["state"] == "absent"
-    assert missing.result("dep")["changed"] is False
+    assert missing.result("dep")["dependency"]["state"] == "absent", missing.details
+    assert missing.result("dep")["changed"] is False, missing.details
 
 
 def test_ipv6_network(stack):
@@ -205,4 +207,4 @@ def test_ipv6_network(stack):
     assert address.startswith(subnet.split("::")[0])
     docker("exec", api, "ping", "-6", "-c", "1", cache)
     again = playbook(tasks)
-    assert again.rc == 0 and not again.changed
+    assert again.rc == 0 and not again.changed, again.details
