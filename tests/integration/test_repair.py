@@ -32,7 +32,7 @@ def task(stack, state="present", verify=False):
 
 def failed_checks(stack):
     run = playbook([task(stack, state="verified")])
-    assert run.rc != 0
+    assert run.rc != 0, run.output
     return run.result("stack")["msg"]
 
 
