@@ -51,7 +51,7 @@ def repaired(stack, web, task, expected_actions):
     check = playbook([task], check=True)
     assert check.rc == 0, check.output
     assert stack_state(stack) == before
-    assert check.result()["changed"] is True
+    assert check.result()["changed"] is True, check.details
     run = playbook([task])
     assert run.rc == 0, run.output
     [entry] = [e for e in run.result()["entries"] if e["kind"] == "container"]
@@ -59,13 +59,15 @@ def repaired(stack, web, task, expected_actions):
     assert stack_containers(stack) == [web]
     again = playbook([task])
     assert again.rc == 0 and again.result()["changed"] is False, again.output
-    assert playbook([task], check=True).result()["changed"] is False
+    _run = playbook([task], check=True)
+    assert _run.result()["changed"] is False, _run.details
     return run
 
 
 def test_a_replacement_beside_the_running_old_container_is_dropped_and_the_update_made_again(stack):
     web, task = web_stack(stack, "a")
-    assert playbook([task]).rc == 0
+    _run = playbook([task])
+    assert _run.rc == 0, _run.output
     leftover = replacement(stack, web, "b")
     web, task = web_stack(stack, "b")
     repaired(stack, web, task, ["remove %s, left by an interrupted run" % leftover, "replace start-first"])
@@ -74,20 +76,23 @@ def test_a_replacement_beside_the_running_old_container_is_dropped_and_the_updat
 
 def test_a_replacement_whose_old_container_is_gone_takes_the_name(stack):
     web, task = web_stack(stack, "a")
-    assert playbook([task]).rc == 0
+    _run = playbook([task])
+    assert _run.rc == 0, _run.output
     leftover = replacement(stack, web, "b")
     docker("rm", "-f", web)   # killed after removing the old one, before the rename
     web, task = web_stack(stack, "b")
     run = repaired(stack, web, task, [
         "complete the replacement of %s by %s, left by an interrupted run" % (web, leftover)])
     # Made by hand without the healthcheck, the replacement then differs from the spec: replaced once more.
-    assert "replace start-first" in [e for e in run.result()["entries"] if e["kind"] == "container"][0]["actions"]
+    assert "replace start-first" in [e for e in run.result()["entries"] if e["kind"] == "container"][0]["actions"], \
+        run.details
     assert env_mode(web) == "b"
 
 
 def test_a_replacement_whose_old_container_was_stopped_takes_the_name_and_the_old_one_goes(stack):
     web, task = web_stack(stack, "a")
-    assert playbook([task]).rc == 0
+    _run = playbook([task])
+    assert _run.rc == 0, _run.output
     old_id = inspect("container", web)["Id"]
     leftover = replacement(stack, web, "b")
     docker("stop", web)   # killed after stopping the old one
@@ -99,14 +104,16 @@ def test_a_replacement_whose_old_container_was_stopped_takes_the_name_and_the_ol
 
 def test_a_replacement_that_never_started_is_removed(stack):
     web, task = web_stack(stack, "a")
-    assert playbook([task]).rc == 0
+    _run = playbook([task])
+    assert _run.rc == 0, _run.output
     old_id = inspect("container", web)["Id"]
     leftover = replacement(stack, web, "a", state="created")
     check = playbook([task], check=True)
-    assert check.rc == 0 and check.result()["changed"] is True
+    assert check.rc == 0 and check.result()["changed"] is True, check.details
     run = playbook([task])
     assert run.rc == 0, run.output
     [entry] = [e for e in run.result()["entries"] if e["kind"] == "container"]
-    assert entry["actions"] == ["remove %s, left by an interrupted run" % leftover]
+    assert entry["actions"] == ["remove %s, left by an interrupted run" % leftover], run.details
     assert stack_containers(stack) == [web] and inspect("container", web)["Id"] == old_id
-    assert playbook([task]).result()["changed"] is False
+    _run = playbook([task])
+    assert _run.result()["changed"] is False, _run.details
