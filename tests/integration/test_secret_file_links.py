@@ -55,7 +55,7 @@ def test_a_link_where_the_password_files_directory_is_expected_is_refused(stack,
             msg = refused.result("stack")["msg"]
             assert "nothing was changed" in msg and "database %s -> %s: password_delivery: %s is a symbolic link " \
                 "where a directory is expected" % (stack + "-api", stack + "-pg", secrets) in msg, msg
-            assert PASSWORD not in refused.output
+            assert PASSWORD not in refused.output, refused.output
             assert os.listdir(str(elsewhere)) == [] and os.path.islink(secrets), "written through the link"
             assert objects_of(stack) == [], "the pre-flight let a change through before refusing"
 
@@ -113,7 +113,7 @@ def test_a_link_where_the_password_file_is_expected_is_refused_before_any_change
             assert refused.rc != 0, refused.output
             assert "password_delivery: %s is a symbolic link where a file is expected" % link in \
                 refused.result("stack")["msg"], refused.output
-            assert PASSWORD not in refused.output
+            assert PASSWORD not in refused.output, refused.output
             assert objects_of(stack) == [] and target.read_text() == "theirs" and os.path.islink(link)
     finally:
         shutil.rmtree(os.path.dirname(secrets), ignore_errors=True)
