@@ -58,7 +58,7 @@ def test_no_secret_in_any_output(stack, tmp_path, where):
     outputs.append(rerun.output)
     drift = run(token=TOKEN, mode="b")                       # a recreate: its diff shows the env
     assert drift.rc == 0 and drift.changed, drift.output
-    assert "MODE" in drift.output
+    assert "MODE" in drift.output, drift.output
     outputs.append(drift.output)
     dry = run(check=True, token=NEW_TOKEN, mode="c")         # the previous and the next token in a diff
     assert dry.rc == 0, dry.output
@@ -67,14 +67,14 @@ def test_no_secret_in_any_output(stack, tmp_path, where):
     assert rotated.rc == 0, rotated.output
     outputs.append(rotated.output)
     bad_sql = run(token=NEW_TOKEN, mode="c", schema="bad.sql")
-    assert bad_sql.rc != 0 and "Traceback" not in bad_sql.output
+    assert bad_sql.rc != 0 and "Traceback" not in bad_sql.output, bad_sql.output
     outputs.append(bad_sql.output)
     destroyed = run(token=NEW_TOKEN, mode="c", state="absent")
     assert destroyed.rc == 0, destroyed.output
     outputs.append(destroyed.output)
     wrong = run(token=NEW_TOKEN, mode="c", password="not-" + PASSWORD)   # a fresh server, another password
-    assert wrong.rc != 0 and "Traceback" not in wrong.output
-    assert "password authentication failed" in wrong.output or "password" in wrong.result("stack")["msg"]
+    assert wrong.rc != 0 and "Traceback" not in wrong.output, wrong.output
+    assert "password authentication failed" in wrong.output or "password" in wrong.result("stack")["msg"], wrong.details
     outputs.append(wrong.output)
 
     everything = "\n".join(outputs)
