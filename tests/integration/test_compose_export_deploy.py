@@ -91,11 +91,11 @@ def test_the_exported_showcase_comes_up_as_the_stack_makes_it(stack, tmp_path, a
     assert os.listdir(str(out)) == [] and mine(stack) == before
     first = run_playbook(EXPORT, extra_args=extra)
     assert first.rc == 0, first.output
-    assert first.changed
+    assert first.changed, first.details
     again = run_playbook(EXPORT, extra_args=extra)
     assert again.rc == 0 and not again.changed, again.output
     for run in (dry, first, again):
-        assert "s3cret" not in run.output, "a secret was printed"
+        assert "s3cret" not in run.output, "a secret was printed:\n" + run.output
     text = (out / "compose.yaml").read_text()
     assert "s3cret" not in text, "a secret was written in the compose file"
     assert oct(os.stat(str(out / ".env")).st_mode & 0o777) == "0o600"
