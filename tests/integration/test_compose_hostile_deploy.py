@@ -21,7 +21,7 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from helpers import NGINX_IMAGE, POSTGRES_IMAGE, ROOT, docker, env_of, inspect, run_playbook
+from helpers import NGINX_IMAGE, POSTGRES_IMAGE, ROOT, as_text, docker, env_of, inspect, run_playbook
 from test_rotation import stack  # noqa: F401  (the stack fixture that also removes carried anonymous volumes)
 
 PASSWORD = "Pw{{7*7}}x-%s"  # pragma: allowlist secret  (templated, it would be Pw49x: a canary)
@@ -139,10 +139,12 @@ def lifecycle(workdir, stack_name, tasks, password, vars_files=None):
                                  ("check again", True, False)):
         result = play(workdir, tasks, check=check, vars_files=vars_files)
         outputs.append(result.output)
-        assert result.rc == 0, (step, result.output[-6000:])
-        assert converged(result, stack_name)["changed"] is changed, (step, result.output[-6000:])
+        assert result.rc == 0, "%s:\n%s" % (step, result.output[-6000:])
+        assert converged(result, stack_name)["changed"] is changed, "%s:\n%s" % (
+            step, as_text(converged(result, stack_name)))
         for form in secret_forms(password):
-            assert form not in result.output, "%s: the password (%r) is in the -vvv --diff output" % (step, form)
+            assert form not in result.output, "%s: the password (%r) is in the -vvv --diff output:\n%s" % (
+                step, form, result.output)
         if step == "check":
             assert stack_objects(stack_name, tag) == [], "--check changed the engine"
     return outputs
@@ -158,7 +160,7 @@ def test_a_hostile_file_through_the_import_playbook_and_vars_files_deploys_its_l
         "compose_file": str(tmp_path / "compose.yaml"), "out": str(out), "stack": stack})
     assert imported.rc == 0, imported.output[-6000:]
     for form in secret_forms(password):
-        assert form not in imported.output and form not in out.read_text()
+        assert form not in imported.output and form not in out.read_text(), imported.output
     secrets = tmp_path / "stack.secrets.yml"
     assert oct(os.stat(str(secrets)).st_mode & 0o777) == "0o600"
     assert "!unsafe" in out.read_text() and password in secrets.read_text()
@@ -289,7 +291,7 @@ def _image_refusals(stack, tmp_path):
     runs = [play(tmp_path, [task], check=check) for check in (True, False)]
     for result in runs:
         assert result.rc != 0 and "Traceback" not in result.output, result.output
-        assert NGINX_IMAGE + "{{ lookup('pipe', 'touch %s') }}" % (tmp_path / "marker") in result.output
+        assert NGINX_IMAGE + "{{ lookup('pipe', 'touch %s') }}" % (tmp_path / "marker") in result.output, result.output
     assert stack_objects(stack, tag) == [] and not (tmp_path / "marker").exists()
     return tag, runs
 
@@ -312,8 +314,9 @@ def test_a_fifty_megabyte_file_is_refused_quickly_with_a_short_message(stack, tm
         tag, NGINX_IMAGE, "a" * (50 * 1024 * 1024)))
     result = play(tmp_path, [role_task(clockwork_stack_name=stack, clockwork_compose_file="compose.yaml")])
     assert result.rc != 0, result.output
-    assert "more than the 4194304 a compose file may have" in result.output
-    assert len(result.output) < 200000, "the file's text is in the output"
+    assert "more than the 4194304 a compose file may have" in result.output, result.output
+    assert len(result.output) < 200000, "the file's text is in the output (%d characters), which begins:\n%s" % (
+        len(result.output), result.output[:6000])
     assert stack_objects(stack, tag) == []
 
 
@@ -367,7 +370,7 @@ def test_the_grants_a_file_is_allowed_are_deployed_and_listed(stack, tmp_path): 
                                         clockwork_compose_allow=["host_paths"],
                                         clockwork_compose_allowed_paths=[allowed_dir])])
     assert refused.rc != 0 and "add capabilities to clockwork_compose_allow" in refused.output, refused.output
-    assert "add host_namespaces to clockwork_compose_allow" in refused.output
+    assert "add host_namespaces to clockwork_compose_allow" in refused.output, refused.output
     assert inspect("container", "web-" + tag)["Id"] == before
 
 
@@ -381,9 +384,9 @@ def test_an_allowed_privileged_is_kept_and_planned(stack, tmp_path):  # noqa: F8
                      clockwork_compose_allow=ALL_GRANTS, clockwork_compose_allowed_paths=[allowed_dir])
     dry = play(tmp_path, [task], check=True)
     assert dry.rc == 0, dry.output[-6000:]
-    assert "kept, as clockwork_compose_allow lists privileged" in dry.output
-    assert converged(dry, stack)["changed"] is True
-    assert '"privileged": true' in dry.output
+    assert "kept, as clockwork_compose_allow lists privileged" in dry.output, dry.output
+    assert converged(dry, stack)["changed"] is True, dry.details
+    assert '"privileged": true' in dry.output, dry.output
     assert stack_objects(stack, tag) == []
 
 
