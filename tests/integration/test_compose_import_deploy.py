@@ -182,12 +182,12 @@ def test_an_imported_compose_file_deploys_like_compose(stack, tmp_path, project)
     before = state_of(tag)
     dry = deploy(tmp_path, stack, env, check=True, diff=True)
     assert dry.rc == 0, dry.output
-    assert converged(dry, stack)["changed"] is True
+    assert converged(dry, stack)["changed"] is True, dry.details
     assert state_of(tag) == before, "--check changed the engine"
 
     applied = deploy(tmp_path, stack, env, diff=True, verbose=True)
     assert applied.rc == 0, applied.output
-    assert password not in applied.output, "a password shows in the output"
+    assert password not in applied.output, "a password shows in the output:\n" + applied.output
     result = converged(applied, stack)
     checks = result["checks"]
     assert checks and all(c["ok"] for c in checks), checks
@@ -262,9 +262,9 @@ def test_a_bad_compose_file_fails_before_any_change(stack, tmp_path, case):  # n
         assert state_of(tag) == before, "a bad compose file changed the engine"
         assert "Traceback" not in failed.output, failed.output
         for word in expected:
-            assert word.format(t=tag) in failed.output, (word, failed.output)
+            assert word.format(t=tag) in failed.output, "%r is not in:\n%s" % (word.format(t=tag), failed.output)
         assert not any(r["_task"].endswith("Converge stack %s" % stack) and not r.get("skipped")
-                       for r in failed.results), "the stack was converged"
+                       for r in failed.results), "the stack was converged:\n" + failed.details
 
 
 def test_declared_connections_replace_inferred_ones(stack, tmp_path):  # noqa: F811
@@ -279,7 +279,7 @@ def test_declared_connections_replace_inferred_ones(stack, tmp_path):  # noqa: F
     assert dry.rc == 0, dry.output
     assert state_of(tag) == before
     order = converged(dry, stack)["order"]
-    assert order.index("cache-%s" % tag) < order.index("worker-%s" % tag)
+    assert order.index("cache-%s" % tag) < order.index("worker-%s" % tag), dry.details
     entries = [e["name"] for e in converged(dry, stack)["entries"] if e["kind"] == "connection"]
     assert entries.count("dependency worker-{0} -> web-{0}".format(tag)) <= 1, entries
 
@@ -299,7 +299,7 @@ def test_the_import_playbook_writes_a_vars_file_without_passwords(stack, tmp_pat
         "compose_file": str(tmp_path / "compose.yaml"), "out": str(out), "stack": stack,
         "compose_env": {"DB_PASSWORD": DB_PASSWORD}})
     assert imported.rc == 0, imported.output
-    assert DB_PASSWORD not in imported.output
+    assert DB_PASSWORD not in imported.output, imported.output
     text = out.read_text()
     assert DB_PASSWORD not in text
     assert text.startswith("# The stack %s, imported from" % stack)
@@ -317,7 +317,7 @@ def test_the_import_playbook_writes_a_vars_file_without_passwords(stack, tmp_pat
                      "ansible.builtin.include_role": {"name": "clockwork.connections.stack"}}], check=True,
                    workdir=str(tmp_path), play_extra={"vars_files": [str(out), str(secrets)]})
     assert dry.rc == 0, dry.output
-    assert DB_PASSWORD not in dry.output
-    assert converged(dry, stack)["changed"] is True
+    assert DB_PASSWORD not in dry.output, dry.output
+    assert converged(dry, stack)["changed"] is True, dry.details
     assert state_of(tag) == before
     assert inspect("container", "web-" + tag) is None
