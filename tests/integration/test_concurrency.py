@@ -82,16 +82,18 @@ def test_two_deploys_at_once_end_converged(stack, in_process):
                             lambda: playbook([stack_task(stack)], env=env))
     for run in (first, second):
         assert run.rc == 0, run.output
-        assert "Traceback" not in run.output
+        assert "Traceback" not in run.output, run.output
     assert_converged(stack)
     # Serialised: one made the stack, the other (which says how long it waited) found it made.
-    assert sorted(r.result("stack")["changed"] for r in (first, second)) == [False, True]
+    assert sorted(r.result("stack")["changed"] for r in (first, second)) == [False, True], \
+        first.details + "\n" + second.details
     waited = [r.result("stack") for r in (first, second) if "waited_for_lock" in r.result("stack")]
-    assert all(w["waited_for_lock"] > 0 and w["changed"] is False for w in waited) and len(waited) <= 1
+    assert all(w["waited_for_lock"] > 0 and w["changed"] is False for w in waited) and len(waited) <= 1, \
+        first.details + "\n" + second.details
     again = playbook([stack_task(stack)], env=env)
-    assert again.rc == 0 and again.changed is False, again.output
+    assert again.rc == 0 and again.changed is False, again.details
     check = playbook([stack_task(stack)], env=env, check=True)
-    assert check.rc == 0 and check.changed is False
+    assert check.rc == 0 and check.changed is False, check.details
 
 
 def test_a_run_waits_for_the_lock_and_says_so(stack, lock_cleanup):
@@ -104,7 +106,7 @@ def test_a_run_waits_for_the_lock_and_says_so(stack, lock_cleanup):
     finally:
         releaser.join()
     assert run.rc == 0, run.output
-    assert run.result("stack")["waited_for_lock"] >= 1
+    assert run.result("stack")["waited_for_lock"] >= 1, run.details
     assert_converged(stack)
 
 
@@ -113,11 +115,11 @@ def test_a_held_lock_times_out_naming_its_holder(stack, lock_cleanup):
     hold_lock(stack, process_id(os.getpid()), time.time())
     before = engine_state()
     run = playbook([stack_task(stack)], env={"CLOCKWORK_LOCK_TIMEOUT": "3"})
-    assert run.rc != 0
+    assert run.rc != 0, run.output
     msg = run.result("stack")["msg"]
     assert "stack %s is being converged by another run (elsewhere:4242" % stack in msg, msg
-    assert "docker rm %s" % lock_name(stack) in msg
-    assert "Traceback" not in run.output
+    assert "docker rm %s" % lock_name(stack) in msg, run.details
+    assert "Traceback" not in run.output, run.output
     assert names("container", stack) == [] and names("network", stack) == []
     assert [c for c in engine_state()["containers"] if stack in c] == \
         [c for c in before["containers"] if stack in c]
@@ -147,7 +149,7 @@ def test_a_stale_lock_of_another_machine_is_taken_over(stack, lock_cleanup):
     # A recent lock of another machine is not stale: it is waited for.
     hold_lock(stack, "another-boot/pid:[4026531836]/4242/1", time.time())
     blocked = playbook([stack_task(stack)], env={"CLOCKWORK_LOCK_TIMEOUT": "2"})
-    assert blocked.rc != 0 and "is being converged by another run" in blocked.result("stack")["msg"]
+    assert blocked.rc != 0 and "is being converged by another run" in blocked.result("stack")["msg"], blocked.details
 
 
 def test_a_stack_wedged_by_duplicate_networks_is_repaired(stack):
@@ -162,11 +164,11 @@ def test_a_stack_wedged_by_duplicate_networks_is_repaired(stack):
 
     check = playbook([stack_task(stack)], check=True)
     assert check.rc == 0, check.output
-    assert "Traceback" not in check.output
+    assert "Traceback" not in check.output, check.output
     merges = [e for e in check.result("stack")["entries"] if e["name"] == "duplicates"][0]["actions"]
     assert [m.split(" (")[0] for m in merges] == [
         "merge 2 duplicate networks %s-backend into one" % stack,
-        "merge 2 duplicate networks %s_default into one" % stack]
+        "merge 2 duplicate networks %s_default into one" % stack], check.details
     assert len(names("network", stack)) == 4, "check mode merged networks"
 
     repaired = playbook([stack_task(stack)])
@@ -175,8 +177,9 @@ def test_a_stack_wedged_by_duplicate_networks_is_repaired(stack):
     verified = playbook([stack_task(stack, state="verified")])
     assert verified.rc == 0, verified.output
     again = playbook([stack_task(stack)])
-    assert again.rc == 0 and again.changed is False
-    assert playbook([stack_task(stack)], check=True).changed is False
+    assert again.rc == 0 and again.changed is False, again.details
+    _run = playbook([stack_task(stack)], check=True)
+    assert _run.changed is False, _run.details
 
 
 def test_two_container_runs_at_once_make_one_container(stack):
@@ -186,8 +189,9 @@ def test_two_container_runs_at_once_make_one_container(stack):
     for run in runs:
         assert run.rc == 0, run.output
     assert names("container", stack) == [stack + "-solo"]
-    assert len(set(r.result("web")["container"]["id"] for r in runs)) == 1
-    assert playbook([task]).result("web")["changed"] is False
+    assert len(set(r.result("web")["container"]["id"] for r in runs)) == 1, "\n".join(r.details for r in runs)
+    _run = playbook([task])
+    assert _run.result("web")["changed"] is False, _run.details
 
 
 def test_a_conflict_on_create_means_another_run_made_it(stack):
