@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from helpers import NGINX_IMAGE, docker, engine_state, inspect, playbook
+from helpers import NGINX_IMAGE, as_text, docker, engine_state, inspect, playbook
 from test_swarm import remove_swarm_stack, swarm_mode, swarm_objects, task_container
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -44,13 +44,13 @@ def test_grants_check_apply_idempotent_check(stack):
     before = stack_state(stack)
     first_check = playbook([task(stack)], check=True, diff=True)
     assert first_check.rc == 0, first_check.output
-    assert first_check.result("box")["changed"] is True
-    assert first_check.result("box")["actions"] == ["create", "start"]
+    assert first_check.result("box")["changed"] is True, first_check.details
+    assert first_check.result("box")["actions"] == ["create", "start"], first_check.details
     assert stack_state(stack) == before, "check mode changed Docker's state"
 
     applied = playbook([task(stack)])
     assert applied.rc == 0, applied.output
-    assert applied.result("box")["changed"] is True
+    assert applied.result("box")["changed"] is True, applied.details
     host = inspect("container", name)["HostConfig"]
     assert host["CapDrop"] == ["ALL"]
     assert sorted(c.upper().replace("CAP_", "") for c in host["CapAdd"]) == ["CHOWN", "NET_BIND_SERVICE"]
@@ -73,7 +73,7 @@ def test_grants_check_apply_idempotent_check(stack):
 
     last_check = playbook([task(stack)], check=True, diff=True)
     assert last_check.rc == 0, last_check.output
-    assert last_check.result("box")["changed"] is False
+    assert last_check.result("box")["changed"] is False, last_check.details
 
 
 def test_privileged_false_to_true_recreates_naming_it(stack):
@@ -90,17 +90,17 @@ def test_privileged_false_to_true_recreates_naming_it(stack):
     privileged = task(stack, cap_drop=[], cap_add=[], pid_mode=None, devices=[], privileged=True, state="present")
     check = playbook([privileged], check=True, diff=True)
     assert check.rc == 0, check.output
-    assert check.result("box")["changed"] is True
-    assert check.result("box")["actions"] == ["recreate"]
-    assert check.result("box")["reasons"] == ["privileged"]
+    assert check.result("box")["changed"] is True, check.details
+    assert check.result("box")["actions"] == ["recreate"], check.details
+    assert check.result("box")["reasons"] == ["privileged"], check.details
     assert '+    "privileged": true' in check.output, check.output
     assert inspect("container", name)["Id"] == old_id, "check mode recreated the container"
 
     applied = playbook([privileged], diff=True)
     assert applied.rc == 0, applied.output
-    assert applied.result("box")["changed"] is True
-    assert applied.result("box")["reasons"] == ["privileged"]
-    assert '+    "privileged": true' in applied.output
+    assert applied.result("box")["changed"] is True, applied.details
+    assert applied.result("box")["reasons"] == ["privileged"], applied.details
+    assert '+    "privileged": true' in applied.output, applied.output
     attrs = inspect("container", name)
     assert attrs["Id"] != old_id and attrs["HostConfig"]["Privileged"] is True
 
@@ -112,8 +112,8 @@ def test_privileged_false_to_true_recreates_naming_it(stack):
     # Taking the grant away recreates too.
     back = playbook([plain], diff=True)
     assert back.rc == 0, back.output
-    assert back.result("box")["reasons"] == ["privileged"]
-    assert '-    "privileged": true' in back.output
+    assert back.result("box")["reasons"] == ["privileged"], back.details
+    assert '-    "privileged": true' in back.output, back.output
     assert inspect("container", name)["HostConfig"]["Privileged"] is False
 
 
@@ -125,17 +125,20 @@ def test_ipc_mode_is_compared_only_when_declared(stack):
     engine_default = inspect("container", name)["HostConfig"]["IpcMode"]
     assert engine_default in ("private", "shareable")
     old_id = inspect("container", name)["Id"]
-    assert playbook([plain]).result("box")["changed"] is False   # the engine's choice is no drift
+    _run = playbook([plain])
+    assert _run.result("box")["changed"] is False, _run.details   # the engine's choice is no drift
 
     shared = task(stack, cap_drop=[], cap_add=[], pid_mode=None, devices=[], ipc_mode="host")
     check = playbook([shared], check=True)
-    assert check.result("box")["changed"] is True and check.result("box")["reasons"] == ["ipc_mode"]
+    assert check.result("box")["changed"] is True and check.result("box")["reasons"] == ["ipc_mode"], check.details
     applied = playbook([shared])
     assert applied.rc == 0, applied.output
     assert inspect("container", name)["HostConfig"]["IpcMode"] == "host"
     assert inspect("container", name)["Id"] != old_id
-    assert playbook([shared]).result("box")["changed"] is False
-    assert playbook([shared], check=True).result("box")["changed"] is False
+    _run = playbook([shared])
+    assert _run.result("box")["changed"] is False, _run.details
+    _run = playbook([shared], check=True)
+    assert _run.result("box")["changed"] is False, _run.details
 
     dropped = playbook([plain])
     assert dropped.result("box")["reasons"] == ["ipc_mode"], dropped.output
@@ -161,7 +164,8 @@ def test_the_stack_module_takes_the_grants(stack):
     assert cap_eff(name) == "0000000000000001"
     again = playbook([stack_task])
     assert again.rc == 0 and again.result("stack")["changed"] is False, json.dumps(again.result("stack"))
-    assert playbook([stack_task], check=True).result("stack")["changed"] is False
+    _run = playbook([stack_task], check=True)
+    assert _run.result("stack")["changed"] is False, _run.details
 
 
 def test_an_invalid_grant_is_refused_before_any_change(stack):
@@ -170,7 +174,7 @@ def test_an_invalid_grant_is_refused_before_any_change(stack):
     assert run.rc != 0, run.output
     msg = run.result("box")["msg"]
     assert "devices" in msg and "dev/null" in msg and name in msg, msg
-    assert "Traceback" not in run.output
+    assert "Traceback" not in run.output, run.output
     assert inspect("container", name) is None
 
 
@@ -196,11 +200,11 @@ def test_swarm_gives_a_service_capabilities_and_refuses_the_other_grants(stack, 
             assert swarm_objects(stack)["services"] == [] and inspect("network", stack + "_default") is None
 
             dry = swarm_run(stack, resource, tmp_path, check=True)
-            assert dry["changed"] is True
+            assert dry["changed"] is True, as_text(dry)
             assert swarm_objects(stack)["services"] == []
 
             applied = swarm_run(stack, resource, tmp_path)
-            assert applied["changed"] is True
+            assert applied["changed"] is True, as_text(applied)
             spec = inspect("service", name)["Spec"]["TaskTemplate"]["ContainerSpec"]
             assert spec["CapabilityAdd"] == ["CAP_CHOWN"] and spec["CapabilityDrop"] == ["ALL"]
             task = task_container(name)
@@ -209,11 +213,12 @@ def test_swarm_gives_a_service_capabilities_and_refuses_the_other_grants(stack, 
             assert cap_eff(task) == "0000000000000001"
 
             same = swarm_run(stack, dict(resource, cap_add=["CAP_CHOWN"], cap_drop=["all"]), tmp_path)
-            assert same["changed"] is False, same["entries"]
-            assert swarm_run(stack, resource, tmp_path, check=True)["changed"] is False
+            assert same["changed"] is False, as_text(same)
+            rechecked = swarm_run(stack, resource, tmp_path, check=True)
+            assert rechecked["changed"] is False, as_text(rechecked)
 
             more = swarm_run(stack, dict(resource, cap_add=["chown", "net_bind_service"]), tmp_path, check=True)
             service = [e for e in more["entries"] if e["kind"] == "service"][0]
-            assert service["actions"] == ["update"] and "cap_add" in service["reasons"], service
+            assert service["actions"] == ["update"] and "cap_add" in service["reasons"], as_text(service)
         finally:
             remove_swarm_stack(stack)
