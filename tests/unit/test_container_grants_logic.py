@@ -230,14 +230,14 @@ def test_a_service_without_capabilities_keeps_its_spec_hash():
     assert changes(want, managed_part(body, want, {})) == []
 
 
-class _Api(object):
+class _Gateway(object):
     def __init__(self, version):
         self.api_version = version
 
 
 class _Stack(object):
     def __init__(self, version, params):
-        self.engine = type("Engine", (), {"api": _Api(version)})()
+        self.engine = _Gateway(version)
         self.plan = Plan("s", [params], [], engine="swarm")
         self.check_mode = True
 

@@ -30,7 +30,7 @@ class SwarmPreflight(Preflight):
         self.taken = {}
 
     def _inspect_all(self):
-        self.services = dict((s["Spec"]["Name"], s) for s in self.engine.api.services())
+        self.services = dict((s["Spec"]["Name"], s) for s in self.engine.services())
         for service in self.services.values():
             for port in (service["Spec"].get("EndpointSpec") or {}).get("Ports") or []:
                 if port.get("PublishedPort") and not owned_by(service["Spec"].get("Labels"), self.plan.name):
@@ -38,7 +38,7 @@ class SwarmPreflight(Preflight):
 
     def _engine_problems(self):
         label = {"label": "%s=%s" % (STACK_LABEL, self.plan.name)}
-        plain = sorted(c["Names"][0].lstrip("/") for c in self.engine.api.containers(all=True, filters=label)
+        plain = sorted(c["Names"][0].lstrip("/") for c in self.engine.containers(all=True, filters=label)
                        if SERVICE_LABEL not in (c.get("Labels") or {}))
         if plain:
             self.problems.add("stack", "it runs on the docker engine here (containers %s); a stack runs on one engine: "
@@ -94,7 +94,7 @@ class SwarmPreflight(Preflight):
 
     def _capability_problems(self):
         """An engine older than the capabilities of services would make them without theirs, silently."""
-        version = str(getattr(self.engine.api, "api_version", None) or CAPABILITIES_API)
+        version = str(self.engine.api_version or CAPABILITIES_API)
         if _version(version) >= _version(CAPABILITIES_API):
             return
         for name, spec in sorted(self.plan.specs.items()):
@@ -127,7 +127,7 @@ class SwarmPreflight(Preflight):
             joined = [g for g in groups if g[1] & users]
             merged = (set([volume]).union(*[g[0] for g in joined]), set(users).union(*[g[1] for g in joined]))
             groups = [g for g in groups if g not in joined] + [merged]
-        nodes = dict((n["ID"], n) for n in self.engine.api.nodes()) if groups else {}
+        nodes = dict((n["ID"], n) for n in self.engine.nodes()) if groups else {}
         for volumes, members in groups:
             node = None
             for member in sorted(members):
