@@ -1,8 +1,12 @@
 """engine swarm without an engine: a resource's service in normal form, compared with what the
 engine holds, laid over it without touching the fields we do not manage; secrets named by
-content; convergence read from a service and its tasks; what the plan refuses."""
+content; convergence read from a service and its tasks; what the plan refuses; a service name
+read, logged and exec'd on its task's node through that node's gateway; what an engine's refusal
+to remove says."""
 import copy
 import hashlib
+
+import pytest
 
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import ContainerSpec
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
@@ -10,7 +14,11 @@ from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.services import (
     DEFAULT_STOP_GRACE_NS, SPEC_HASH_LABEL, changes, managed_part, secret_env_names, service_body, service_problems,
     template_key, wanted_service)
-from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.tasks import convergence
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm import tasks as swarm_tasks
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.tasks import (
+    NODE_ENGINE_LABEL, SwarmView, convergence, in_use, retry_while_in_use)
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import api_error
 
 RESOURCE = {"name": "api", "image": "nginx:1.27", "ports": ["8000", "8080:80"], "command": ["nginx", "-g", "x"],
             "env": {"LOG": "info"}, "healthcheck": {"test": "curl -f http://localhost/", "interval": "1s"},
@@ -205,3 +213,158 @@ def test_convergence():
     assert convergence(service(job=True, replicas=1), [task("complete", desired="complete", iteration=1)])[0] == "done"
     assert convergence(service(job=True, replicas=1, iteration=2),
                        [task("complete", desired="complete", iteration=1), task("running", iteration=2)])[0] == "waiting"
+
+
+# -- the view: a service name stands for a task, on its node's gateway ---------------------------------
+
+class Gateway(object):
+    """What the view asks of a gateway, and a record of who asked it what."""
+
+    def __init__(self, name, services=None, tasks=None, nodes=None, containers=None):
+        self.name, self.asked, self.forgotten = name, [], []
+        self._services, self._tasks, self._nodes = services or {}, tasks or {}, nodes or []
+        self._containers = containers or {}
+
+    def service(self, name):
+        self.asked.append(("service", name))
+        if name not in self._services:
+            raise api_error(404, "Not Found", "/services/" + name, "service %s not found" % name)
+        return self._services[name]
+
+    def tasks(self, filters=None):
+        return self._tasks.get(filters["service"], [])
+
+    def nodes(self):
+        return self._nodes
+
+    def container(self, name):
+        self.asked.append(("container", name))
+        return self._containers.get(name)
+
+    def container_now(self, name):
+        self.asked.append(("container_now", name))
+        return self._containers.get(name)
+
+    def forget(self, kind, name):
+        self.forgotten.append((kind, name))
+
+    def network(self, name):
+        return None
+
+    def exec_create(self, container, argv, **options):
+        self.asked.append(("exec_create", container))
+        return {"Id": "%s-exec" % self.name}
+
+    def exec_start(self, exec_id, **options):
+        self.asked.append(("exec_start", exec_id))
+
+    def logs(self, name, tail=20):
+        self.asked.append(("logs", name))
+        return b"last words\n"
+
+    def update_service(self, service, version, name, **options):
+        self.asked.append(("update_service", name))
+
+    def volume(self, name):
+        return {"Name": name}
+
+
+def _swarm(task_container="c2"):
+    owned = {"ID": "s1", "Spec": {"Name": "shop-db", "Labels": {"io.clockwork.stack": "shop"}}}
+    running = {"NodeID": "n2", "Status": {"State": "running", "Timestamp": "t",
+                                          "ContainerStatus": {"ContainerID": task_container}}}
+    nodes = [{"ID": "n1"}, {"ID": "n2", "Spec": {"Labels": {NODE_ENGINE_LABEL: "tcp://node2:2375"}}}]
+    base = Gateway("manager", services={"shop-db": owned}, tasks={"s1": [running]}, nodes=nodes,
+                   containers={"web": {"Id": "w"}})
+    node = Gateway("node2", containers={"c2": {"Id": "c2", "Config": {"Env": ["A=1"]}}, "c3": {"Id": "c3"}})
+    return base, node
+
+
+def test_a_service_name_is_read_logged_and_execd_on_its_tasks_node(monkeypatch):
+    base, node = _swarm()
+    made = []
+    monkeypatch.setattr(swarm_tasks, "DockerGateway", lambda environment: made.append(environment) or node)
+    view = SwarmView(base, "shop", "n1", ["shop-db"])
+    attrs = view.container("shop-db")
+    assert attrs["Id"] == "c2" and attrs["Config"]["Labels"]["io.clockwork.stack"] == "shop"
+    assert made == [{"DOCKER_HOST": "tcp://node2:2375"}]    # one gateway per node, made once
+    assert view.container("shop-db") is attrs and node.asked == [("container_now", "c2")]
+    view.exec_create("shop-db", ["true"])
+    view.exec_start("node2-exec", socket=True)
+    assert view.logs_tail("shop-db") == "last words"
+    assert node.asked[1:] == [("exec_create", "c2"), ("exec_start", "node2-exec"), ("logs", "c2")]
+    # A name that is no service of the stack is the manager's container; the rest is the manager's too.
+    assert view.container("web") == {"Id": "w"} and ("container", "web") in base.asked
+    assert view.volume("data") == {"Name": "data"} and made == [{"DOCKER_HOST": "tcp://node2:2375"}]
+
+
+def test_a_services_write_and_a_wait_read_its_task_afresh(monkeypatch):
+    base, node = _swarm()
+    monkeypatch.setattr(swarm_tasks, "DockerGateway", lambda environment: node)
+    view = SwarmView(base, "shop", "n1", ["shop-db"])
+    assert view.container("shop-db")["Id"] == "c2"
+    base._tasks["s1"][0]["Status"]["ContainerStatus"]["ContainerID"] = "c3"
+    assert view.container("shop-db")["Id"] == "c2"     # kept for the run
+    view.update_service("s1", 1, "shop-db")
+    assert ("update_service", "shop-db") in base.asked and view.container("shop-db")["Id"] == "c3"
+    base._tasks["s1"][0]["Status"]["ContainerStatus"]["ContainerID"] = "c2"
+    assert view.container_now("shop-db")["Id"] == "c2"
+
+
+def test_a_node_whose_engine_cannot_be_reached_has_no_task_to_offer(monkeypatch):
+    base, _node = _swarm()
+
+    def unreachable(environment):
+        raise ClockworkError("cannot reach the Docker engine: connection refused")
+    monkeypatch.setattr(swarm_tasks, "DockerGateway", unreachable)
+    view = SwarmView(base, "shop", "n1", ["shop-db"])
+    assert view.locate("shop-db") == (None, None) and view.container("shop-db") is None
+    assert view.node_gateway("n2") is None and view.node_gateway("n1") is base
+
+
+def _refused(status, words):
+    return api_error(status, "Refused", "/x", words)
+
+
+@pytest.mark.parametrize("status, words, meant", [
+    (409, "remove shop_data: volume is in use - [ae1e]", True),
+    (403, "error while removing network: network shop_default id 1a has active endpoints", True),
+    (400, "rpc error: code = InvalidArgument desc = secret 'shop_x' is in use by the following service: db", True),
+    (400, "rpc error: code = FailedPrecondition desc = network 1a is in use by service 2b", True),
+    (400, "rpc error: code = InvalidArgument desc = invalid name", False),
+    (500, "driver failed", False),
+])
+def test_in_use_is_told_by_status_where_the_api_gives_one(status, words, meant):
+    assert in_use(_refused(status, words)) is meant
+
+
+class Clock(object):
+    def __init__(self):
+        self.now, self.slept = 0.0, []
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_a_removal_is_retried_while_in_use_and_bounded():
+    clock, answers = Clock(), [_refused(409, "volume is in use"), False, None]
+
+    def remove():
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+    retry_while_in_use(clock, remove, "volume", "shop_data")
+    assert clock.slept == [0.5, 0.5] and not answers
+    retry_while_in_use(clock, lambda: (_ for _ in ()).throw(_refused(404, "gone")), "volume", "shop_data")   # gone already
+    with pytest.raises(ClockworkError) as caught:
+        retry_while_in_use(clock, lambda: (_ for _ in ()).throw(_refused(500, "driver failed")), "volume", "v")
+    assert caught.value.msg == "cannot remove volume v: driver failed"
+    clock.slept = []
+    with pytest.raises(ClockworkError) as caught:
+        retry_while_in_use(clock, lambda: False, "secret", "shop_s")
+    assert caught.value.msg == "cannot remove secret shop_s: in use" and len(clock.slept) == 120

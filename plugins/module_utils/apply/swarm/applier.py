@@ -8,7 +8,7 @@ network `<stack>_default` (and the named ones of network connections), so `<X>_H
 every URL name a service. Swarm has no ordering: services converge in parallel (at most
 `parallel`, scheduler.py), each as soon as what it connects to has converged (its tasks running,
 healthy when they have a healthcheck; a one-shot job completed); results stay in plan order. The connection types' own steps run as on the single
-engine, against the tasks (swarm_tasks.SwarmView): readiness waits, schema and migrations
+engine, against the tasks (apply/swarm/tasks.py SwarmView): readiness waits, schema and migrations
 from here, once, before the dependents start; checks from inside a task.
 
 What differs from the single engine, and why:
@@ -36,13 +36,13 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     ConnectionContext, ConnectionResult)
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import masked_diff
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import engine_words
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError, NotFound
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import ipam_config
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.volumes import ensure_volume
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import write_file
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
-from ansible_collections.clockwork.connections.plugins.module_utils.apply.preflight import _engine_is_local
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.scheduler import (
     failure_report, run_ordered, step_error)
@@ -52,7 +52,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.
     changes, file_env, managed_part, secret_env_names, service_body, service_problems,
     wanted_service)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.tasks import (
-    SwarmView, convergence, in_use, ipvs_available, retry_while_in_use, wait_converged, wait_tasks_gone)
+    SwarmView, convergence, ipvs_available, retry_while_in_use, wait_converged, wait_tasks_gone)
 
 
 class SwarmApplier(Applier):
@@ -78,7 +78,7 @@ class SwarmApplier(Applier):
         self.local_node = self._manager_node()
         self.view = SwarmView(engine, self.name, self.local_node, self.specs)
         self.ctx = ConnectionContext(self.view, self.name, check_mode, declared=self.specs, base_dir=self.plan.base_dir)
-        self.objects = SwarmObjects(engine.api, self.name, check_mode)
+        self.objects = SwarmObjects(engine, self.name, check_mode)
         self.object_ids = {}
         self.image_ids = {}
         self.placement = {}
@@ -113,9 +113,9 @@ class SwarmApplier(Applier):
 
     def _manager_node(self):
         try:
-            swarm = self.engine.api.info().get("Swarm") or {}
+            swarm = self.engine.info().get("Swarm") or {}
         except APIError as exc:
-            raise ClockworkError("cannot ask the Docker engine about its swarm: %s" % (exc.explanation or exc))
+            raise ClockworkError("cannot ask the Docker engine about its swarm: %s" % engine_words(exc))
         if swarm.get("LocalNodeState") != "active":
             raise ClockworkError("stack %s: engine swarm needs a Swarm manager, and this Docker engine is not in a "
                                  "swarm (state %s): `docker swarm init` makes it one, or use engine docker"
@@ -213,7 +213,7 @@ class SwarmApplier(Applier):
 
     def _endpoint_default(self):
         if any(self.plan.by_name[n].get("endpoint_mode") is None for n in self.specs) \
-                and _engine_is_local(self.engine) and not ipvs_available():
+                and self.engine.is_local and not ipvs_available():
             self.default_endpoint_mode = "dnsrr"
             self.warn("this Docker host's kernel has no IPVS, so a service's virtual IP (and the ingress routing mesh) "
                       "would not answer: services without endpoint_mode use dnsrr, with host-mode published ports")
@@ -230,13 +230,11 @@ class SwarmApplier(Applier):
             if self.check_mode:
                 continue
             try:
-                self.engine.api.create_network(name, driver="overlay", attachable=True, internal=settings["internal"],
-                                               enable_ipv6=settings["enable_ipv6"], ipam=ipam_config(settings),
-                                               check_duplicate=True,
-                                               labels=owner_labels(self.name, name))
+                self.engine.create_network(name, driver="overlay", attachable=True, internal=settings["internal"],
+                                           enable_ipv6=settings["enable_ipv6"], ipam=ipam_config(settings),
+                                           check_duplicate=True, labels=owner_labels(self.name, name))
             except APIError as exc:
-                raise ClockworkError("cannot create overlay network %s: %s" % (name, exc.explanation or exc))
-            self.engine.forget("network", name)
+                raise ClockworkError("cannot create overlay network %s: %s" % (name, engine_words(exc)))
 
     def _volumes(self):
         """Named volumes on this node, labelled; a node a service is placed on elsewhere makes its own."""
@@ -322,10 +320,9 @@ class SwarmApplier(Applier):
         return name
 
     def _network_names(self):
-        return dict((n["Id"], n["Name"]) for n in self.engine.api.networks())
+        return dict((n["Id"], n["Name"]) for n in self.engine.networks())
 
     def _converge_service(self, name, spec, wanted, plain):
-        api = self.engine.api
         existing = self.view.service(name)
         before = None
         if existing is None:
@@ -341,37 +338,40 @@ class SwarmApplier(Applier):
         if self.check_mode:
             return
         ids = dict(self.object_ids)
+        # Through the view: a service's writes make it forget which task the name stood for.
+        view = self.view
         try:
             if "recreate" in actions:
                 # A replicated service cannot become a job (or back): the engine refuses to change the mode.
-                api.remove_service(existing["ID"])
+                view.remove_service(existing["ID"])
                 wait_tasks_gone(self.engine, [existing["ID"]], name)
                 existing = None
             if existing is None:
                 body = service_body(name, wanted, None, ids, ids)
-                made = api.create_service(body["TaskTemplate"], name=name, labels=body["Labels"], mode=body["Mode"],
-                                          update_config=body.get("UpdateConfig"), endpoint_spec=body["EndpointSpec"])
+                made = view.create_service(body["TaskTemplate"], name, labels=body["Labels"], mode=body["Mode"],
+                                           update_config=body.get("UpdateConfig"), endpoint_spec=body["EndpointSpec"])
                 service_id = made["ID"]
             else:
                 service_id = existing["ID"]
                 if actions:
                     body = service_body(name, wanted, existing["Spec"], ids, ids)
-                    api.update_service(service_id, existing["Version"]["Index"], task_template=body["TaskTemplate"],
-                                       name=name, labels=body["Labels"], mode=body["Mode"],
-                                       update_config=body.get("UpdateConfig"), endpoint_spec=body["EndpointSpec"],
-                                       rollback_config=body.get("RollbackConfig"), fetch_current_spec=False)
+                    view.update_service(service_id, existing["Version"]["Index"], name,
+                                        task_template=body["TaskTemplate"], labels=body["Labels"], mode=body["Mode"],
+                                        update_config=body.get("UpdateConfig"), endpoint_spec=body["EndpointSpec"],
+                                        rollback_config=body.get("RollbackConfig"), fetch_current_spec=False)
         except APIError as exc:
             raise ClockworkError("resource %s: the Swarm manager refused service %s: %s" % (
-                name, "create" if existing is None else "update", exc.explanation or exc))
-        self.view.forget("container", name)
+                name, "create" if existing is None else "update", engine_words(exc)))
         if not spec.wait:
             return
         if not actions:
-            state, _words = convergence(api.inspect_service(service_id), api.tasks(filters={"service": service_id}))
+            state, _words = convergence(self.engine.service(service_id),
+                                        self.engine.tasks(filters={"service": service_id}))
             if state == "done":
                 return
-        wait_converged(self.view, service_id, name, spec.timeout, say=self.say)
-        self.view.forget("container", name)
+        wait_converged(view, service_id, name, spec.timeout, say=self.say)
+        # The swarm replaced the tasks meanwhile, on its own: which one the name stands for is read anew.
+        view.forget("container", name)
 
     def _collect_garbage(self):
         """Secrets and configs of the stack that no service uses any more (a rotation's old ones)."""
@@ -392,7 +392,7 @@ class SwarmApplier(Applier):
                     self._record(kind, name, True, ["remove (no longer used)"])
 
     def _stack_services(self):
-        return self.engine.api.services(filters={"label": "%s=%s" % (STACK_LABEL, self.name)})
+        return self.engine.services(filters={"label": "%s=%s" % (STACK_LABEL, self.name)})
 
     @staticmethod
     def _references(service):
@@ -411,37 +411,38 @@ class SwarmApplier(Applier):
     def absent(self, purge=False):
         """Remove the stack's services (reverse order), then its networks, secrets and configs;
         its volumes on this node only with purge."""
-        api = self.engine.api
+        engine = self.engine
         label = {"label": "%s=%s" % (STACK_LABEL, self.name)}
-        services = dict((s["Spec"]["Name"], s) for s in api.services(filters=label))
+        services = dict((s["Spec"]["Name"], s) for s in engine.services(filters=label))
         removal = [n for n in reversed(self.order) if n in services] + sorted(n for n in services if n not in self.order)
         for name in removal:
             self._record("service", name, True, ["remove"])
             if not self.check_mode:
                 try:
-                    api.remove_service(services[name]["ID"])
+                    engine.remove_service(services[name]["ID"])
                 except NotFound:
                     pass
         if removal and not self.check_mode:
             wait_tasks_gone(self.engine, [services[n]["ID"] for n in removal], ", ".join(removal))
-        for network in api.networks(filters=label):
+        for network in engine.networks(filters=label):
             if network.get("Scope") != "swarm":
                 continue   # the docker engine's, for its own destroy
             self._record("network", network["Name"], True, ["remove"])
             if not self.check_mode:
-                retry_while_in_use(lambda n=network: api.remove_network(n["Id"]), "network", network["Name"])
+                retry_while_in_use(engine, lambda n=network: engine.remove_network(n["Id"]), "network",
+                                   network["Name"])
         for kind in ("secret", "config"):
             for name in sorted(self.objects.owned(kind)):
                 self._record(kind, name, True, ["remove"])
                 if not self.check_mode:
-                    retry_while_in_use(lambda k=kind, n=name: self.objects.remove(k, n) or in_use(), kind, name)
-        for volume in api.volumes(filters=label).get("Volumes") or []:
+                    retry_while_in_use(engine, lambda k=kind, n=name: self.objects.remove(k, n), kind, name)
+        for volume in engine.volumes(filters=label):
             if not purge:
                 self._record("volume", volume["Name"], False, ["kept (purge to remove)"])
                 continue
             self._record("volume", volume["Name"], True, ["remove"])
             if not self.check_mode:
-                retry_while_in_use(lambda v=volume: api.remove_volume(v["Name"]), "volume", volume["Name"])
+                retry_while_in_use(engine, lambda v=volume: engine.remove_volume(v["Name"]), "volume", volume["Name"])
         return self.report()
 
     def repair(self):

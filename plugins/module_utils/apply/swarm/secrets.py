@@ -17,7 +17,10 @@ import re
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     ClockworkError, STACK_LABEL, owned_by, owner_labels)
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import (
+    CONFLICT, NOT_FOUND, engine_words, status_of)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.tasks import in_use
 
 NAME_LIMIT = 64
 DIGEST_LENGTH = 16
@@ -41,10 +44,11 @@ def object_name(stack, purpose, digest):
 
 
 class SwarmObjects(object):
-    """The secrets and configs on the swarm, read once; creates what a service needs."""
+    """The secrets and configs on the swarm, read once through the gateway; creates what a
+    service needs."""
 
-    def __init__(self, api, stack, check_mode):
-        self.api = api
+    def __init__(self, engine, stack, check_mode):
+        self.engine = engine
         self.stack = stack
         self.check_mode = check_mode
         self._listed = {}
@@ -53,9 +57,9 @@ class SwarmObjects(object):
         """name -> object, for every secret (or config) on the swarm."""
         if kind not in self._listed:
             try:
-                found = self.api.secrets() if kind == "secret" else self.api.configs()
+                found = self.engine.secrets() if kind == "secret" else self.engine.configs()
             except APIError as exc:
-                raise ClockworkError("cannot list %ss: %s" % (kind, exc.explanation or exc))
+                raise ClockworkError("cannot list %ss: %s" % (kind, engine_words(exc)))
             self._listed[kind] = dict((o["Spec"]["Name"], o) for o in found)
         return self._listed[kind]
 
@@ -74,12 +78,12 @@ class SwarmObjects(object):
         labels = owner_labels(self.stack, resource)
         try:
             if kind == "secret":
-                made = self.api.create_secret(name, payload, labels=labels)
+                made = self.engine.create_secret(name, payload, labels=labels)
             else:
-                made = self.api.create_config(name, payload, labels=labels)
+                made = self.engine.create_config(name, payload, labels=labels)
         except APIError as exc:
-            if getattr(exc, "status_code", None) != 409:
-                raise ClockworkError("cannot create %s %s: %s" % (kind, name, exc.explanation or exc))
+            if status_of(exc) != CONFLICT:
+                raise ClockworkError("cannot create %s %s: %s" % (kind, name, engine_words(exc)))
             # Made meanwhile by a concurrent run: the name says the content is the same.
             self._listed.pop(kind, None)
             return self.ensure(kind, stack, resource, purpose, payload)
@@ -97,14 +101,14 @@ class SwarmObjects(object):
         object_id = self.listed(kind)[name]["ID"]
         try:
             if kind == "secret":
-                self.api.remove_secret(object_id)
+                self.engine.remove_secret(object_id)
             else:
-                self.api.remove_config(object_id)
+                self.engine.remove_config(object_id)
         except APIError as exc:
-            if getattr(exc, "status_code", None) == 404:
+            if status_of(exc) == NOT_FOUND:
                 return True
-            if "in use" in str(exc.explanation or exc):
+            if in_use(exc):
                 return False
-            raise ClockworkError("cannot remove %s %s: %s" % (kind, name, exc.explanation or exc))
+            raise ClockworkError("cannot remove %s %s: %s" % (kind, name, engine_words(exc)))
         self.listed(kind).pop(name, None)
         return True

@@ -3,14 +3,15 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A stack's services seen through their tasks, and the waits for a service to converge.
 
-`SwarmView` has the interface of docker_client.DockerGateway, with one difference: the name of a
-service of the stack stands for one of its task containers. So the connection types' own
-steps and checks (a real login, `getent`, curl, a shared-volume round trip) run unchanged
+`SwarmView` has the interface of docker/gateway.py's DockerGateway, with one difference: the
+name of a service of the stack stands for one of its task containers. So the connection types'
+own steps and checks (a real login, `getent`, curl, a shared-volume round trip) run unchanged
 from inside a task: one on this node when there is one, else one on a node whose engine is
-reachable from here (its address in the node label `io.clockwork.docker-host`). What a task
-gets as a secret file (`DATABASE_URL_FILE`) is read back from inside it and shown to the
-checks as the env the application sees; a task on this node is reached from here through
-its address on `docker_gwbridge`, as the overlay is not routed to the host."""
+reachable from here (its address in the node label `io.clockwork.docker-host`), through that
+node's own gateway. What a task gets as a secret file (`DATABASE_URL_FILE`) is read back from
+inside it and shown to the checks as the env the application sees; a task on this node is
+reached from here through its address on `docker_gwbridge`, as the overlay is not routed to
+the host."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -18,12 +19,13 @@ __metaclass__ = type
 import copy
 import os
 import re
-import time
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     STACK_LABEL, ClockworkError, env_dict, owned_by)
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import (
+    BAD_REQUEST, CONFLICT, NOT_FOUND, DockerException, engine_words, status_of)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import (
-    APIError, DockerException, DockerGateway, NotFound, exec_in)
+    APIError, DockerGateway, exec_in)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.exec_tunnel import NoRelay, open_tunnel
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.services import (
     SECRET_ENV_LABEL, template_key)
@@ -37,36 +39,10 @@ FAILED_TASKS_LIMIT = 3
 ERROR_LINES = 6
 
 
-class RoutedAPI(object):
-    """The engine's API, with execs and logs sent to the engine of the node whose task a
-    service name stands for."""
-
-    def __init__(self, view):
-        self._view = view
-        self._execs = {}
-
-    def exec_create(self, container, cmd, **kwargs):
-        engine, ident = self._view.locate(container)
-        created = engine.api.exec_create(ident, cmd, **kwargs)
-        self._execs[created["Id"]] = engine.api
-        return created
-
-    def exec_start(self, exec_id, *args, **kwargs):
-        return self._execs.get(exec_id, self._view.base.api).exec_start(exec_id, *args, **kwargs)
-
-    def exec_inspect(self, exec_id):
-        return self._execs.get(exec_id, self._view.base.api).exec_inspect(exec_id)
-
-    def logs(self, container, **kwargs):
-        engine, ident = self._view.locate(container)
-        return engine.api.logs(ident, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._view.base.api, name)
-
-
 class SwarmView(object):
-    """Engine's interface over a swarm manager, where a service name means one of its tasks."""
+    """The gateway's interface over a swarm manager, where a service name means one of its tasks:
+    a task's reads, logs and execs go to the gateway of its node, everything else to the
+    manager's (`base`)."""
 
     # Every secret env value becomes a secret file (<NAME>_FILE) here: a connection gives env.
     secrets_as_files = True
@@ -76,30 +52,76 @@ class SwarmView(object):
         self.stack = stack
         self.services = set(services)   # the stack's service names: never a container of that name
         self.local_node = local_node
-        self.api = RoutedAPI(self)
         self._cache = {}        # ("container" | "task" | "service", name) -> what was read; exec_in's memory too
         self._nodes = None
-        self._engines = {local_node: engine}
+        self._engines = {local_node: engine}   # node id -> its gateway (None: not reachable from here)
+        self._execs = {}        # exec id -> the gateway of the node it runs on
         self._tunnels = {}      # (name, port) -> ExecTunnel, for the run
 
-    # -- what Engine has ----------------------------------------------------------
+    def __getattr__(self, name):
+        """What the gateway has beyond a task's reads and execs (networks, volumes, images, lists,
+        writes, its clock and record of actions): the manager's."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.base, name)
 
-    def network(self, name):
-        return self.base.network(name)
+    @property
+    def api(self):
+        """gateway.exec_in and exec_tunnel.open_tunnel still reach execs as `engine.api.exec_*`:
+        this view's own, which go to the task's node. Goes once they call the gateway's."""
+        return self
 
-    def volume(self, name):
-        return self.base.volume(name)
+    # -- a task's reads, logs and execs: on its node's gateway --------------------------
 
-    def image(self, name):
-        return self.base.image(name)
+    def container(self, name):
+        """The task container a service name stands for (None when none can be reached),
+        or the container of that name when no service of the stack has it."""
+        key = ("container", name)
+        if key not in self._cache:
+            gateway, ident = self.locate(name)
+            if ident is None:
+                attrs = None
+            elif gateway is self.base and ident == name:
+                attrs = self.base.container(name)
+            else:
+                # Read afresh on the node: this view keeps it, until it is told to forget it.
+                attrs = gateway.container_now(ident)
+                attrs = attrs and self._as_seen(name, gateway, attrs)
+            self._cache[key] = attrs
+        return self._cache[key]
+
+    def container_now(self, name):
+        """The task container as it is now (a wait reads it afresh: the swarm replaces tasks)."""
+        self.forget("container", name)
+        return self.container(name)
 
     def forget(self, kind, name):
+        """Read `name` afresh next time; a service's name, which task it stands for too."""
         for key in ((kind, name), ("task", name), ("service", name)) if kind == "container" else ((kind, name),):
             self._cache.pop(key, None)
         self.base.forget(kind, name)
 
-    # Engine's own: it needs nothing but self.api, which routes to the task's node here.
+    def logs(self, name, tail=20):
+        gateway, ident = self.locate(name)
+        return gateway.logs(ident, tail=tail)
+
+    # The gateway's own: it needs nothing but logs, which is this view's.
     logs_tail = DockerGateway.logs_tail
+
+    def exec_create(self, container, argv, **options):
+        gateway, ident = self.locate(container)
+        created = gateway.exec_create(ident, argv, **options)
+        self._execs[created["Id"]] = gateway
+        return created
+
+    def exec_start(self, exec_id, **options):
+        return self._execs.get(exec_id, self.base).exec_start(exec_id, **options)
+
+    def exec_inspect(self, exec_id):
+        return self._execs.get(exec_id, self.base).exec_inspect(exec_id)
+
+    def run(self, container, argv, timeout=10, env=None):
+        return exec_in(self, container, argv, timeout=timeout, env=env)
 
     def reach(self, name, address, port):
         """(host, port) where this process logs in to `port` of the task `name` stands for.
@@ -125,23 +147,25 @@ class SwarmView(object):
             tunnel.close()
         self._tunnels.clear()
 
-    def container(self, name):
-        """The task container a service name stands for (None when none can be reached),
-        or the container of that name when no service of the stack has it."""
-        key = ("container", name)
-        if key not in self._cache:
-            engine, ident = self.locate(name)
-            if ident is None:
-                attrs = None
-            elif engine is self.base and ident == name:
-                attrs = self.base.container(name)
-            else:
-                try:
-                    attrs = self._as_seen(name, engine, engine.api.inspect_container(ident))
-                except NotFound:
-                    attrs = None
-            self._cache[key] = attrs
-        return self._cache[key]
+    # -- a service's writes: its name stands for other tasks afterwards -------------------
+
+    def create_service(self, task_template, name, **options):
+        made = self.base.create_service(task_template, name, **options)
+        self._service_changed(name)
+        return made
+
+    def update_service(self, service, version, name, **options):
+        self.base.update_service(service, version, name, **options)
+        self._service_changed(name)
+
+    def remove_service(self, service):
+        self.base.remove_service(service)
+        for key, found in list(self._cache.items()):
+            if key[0] == "service" and found and service in (found.get("ID"), key[1]):
+                self._service_changed(key[1])
+
+    def _service_changed(self, name):
+        self.forget("container", name)
 
     # -- services and their tasks -------------------------------------------------------
 
@@ -150,18 +174,18 @@ class SwarmView(object):
         key = ("service", name)
         if key not in self._cache:
             try:
-                found = self.base.api.inspect_service(name)
+                found = self.base.service(name)
             except APIError as exc:
-                if getattr(exc, "status_code", None) != 404:
-                    raise ClockworkError("cannot inspect service %s: %s" % (name, exc.explanation or exc))
+                if status_of(exc) != NOT_FOUND:
+                    raise ClockworkError("cannot inspect service %s: %s" % (name, engine_words(exc)))
                 found = None
             self._cache[key] = found if found and owned_by(found["Spec"].get("Labels"), self.stack) \
                 and found["Spec"].get("Name") == name else None
         return self._cache[key]
 
     def locate(self, name):
-        """(engine, container id) of the task `name` stands for; (base engine, name) for a
-        name that is no service of the stack; (None, None) when no task can be reached."""
+        """(gateway, container id) of the task `name` stands for; (the manager's gateway, name)
+        for a name that is no service of the stack; (None, None) when no task can be reached."""
         key = ("task", name)
         if key not in self._cache:
             service = self.service(name)
@@ -172,40 +196,41 @@ class SwarmView(object):
         return self._cache[key]
 
     def _pick_task(self, service):
-        tasks = [t for t in self.base.api.tasks(filters={"service": service["ID"]})
+        tasks = [t for t in self.base.tasks(filters={"service": service["ID"]})
                  if (t.get("Status", {}).get("ContainerStatus") or {}).get("ContainerID")]
         tasks.sort(key=lambda t: (t["Status"]["State"] != "running", t.get("NodeID") != self.local_node,
                                   _negated(t["Status"].get("Timestamp") or "")))
         for task in tasks:
-            engine = self.node_engine(task.get("NodeID"))
-            if engine is not None:
-                return engine, task["Status"]["ContainerStatus"]["ContainerID"]
+            gateway = self.node_gateway(task.get("NodeID"))
+            if gateway is not None:
+                return gateway, task["Status"]["ContainerStatus"]["ContainerID"]
         return None, None
 
-    def node_engine(self, node_id):
-        """The engine of a node: this one, or the one its `io.clockwork.docker-host` label names."""
+    def node_gateway(self, node_id):
+        """The gateway to a node's engine: the manager's for this node, else one to the engine
+        its `io.clockwork.docker-host` label names (None when there is none or it cannot be
+        reached). Made here only, once per node and run."""
         if node_id not in self._engines:
             url = ((self.node(node_id) or {}).get("Spec", {}).get("Labels") or {}).get(NODE_ENGINE_LABEL)
-            engine = None
+            gateway = None
             if url:
-                import docker  # pylint: disable=import-outside-toplevel  # present: Engine needs it
                 try:
-                    engine = DockerGateway(docker.DockerClient(base_url=url))
-                except DockerException:
-                    engine = None
-            self._engines[node_id] = engine
+                    gateway = DockerGateway(environment={"DOCKER_HOST": url})
+                except (ClockworkError, DockerException):
+                    gateway = None   # its tasks are not reachable from here: another node's may be
+            self._engines[node_id] = gateway
         return self._engines[node_id]
 
     def node(self, node_id):
         if self._nodes is None:
-            self._nodes = dict((n["ID"], n) for n in self.base.api.nodes())
+            self._nodes = dict((n["ID"], n) for n in self.base.nodes())
         return self._nodes.get(node_id)
 
     def node_name(self, node_id):
         node = self.node(node_id) or {}
         return "%s (%s)" % ((node.get("Description") or {}).get("Hostname") or "?", (node_id or "?")[:12])
 
-    def _as_seen(self, name, engine, attrs):
+    def _as_seen(self, name, gateway, attrs):
         """The task container as a client of it sees it: secret files as the env the application
         reads, and, on this node, the address this host reaches it at first."""
         attrs = copy.deepcopy(attrs)
@@ -221,7 +246,7 @@ class SwarmView(object):
                     config["Env"] = list(config.get("Env") or []) + ["%s=%s" % (secret, out)]
         settings = attrs.setdefault("NetworkSettings", {})
         networks = dict((k, dict(v, IPAddress="")) for k, v in (settings.get("Networks") or {}).items())
-        if engine is self.base:
+        if gateway is self.base:
             address = self._gateway_address(attrs["Id"])
             if address:
                 networks = dict([(GATEWAY_BRIDGE, {"IPAddress": address})] + list(networks.items()))
@@ -231,6 +256,7 @@ class SwarmView(object):
     def _gateway_address(self, container_id):
         for attempt in (0, 1):
             if attempt:
+                # The engine joins a new task to the bridge itself, after this run read it.
                 self.base.forget("network", GATEWAY_BRIDGE)
             bridge = self.base.network(GATEWAY_BRIDGE) or {}
             found = (bridge.get("Containers") or {}).get(container_id)
@@ -285,25 +311,25 @@ def convergence(service, tasks):
 def wait_converged(view, service_id, name, timeout, say=None):
     """Poll, with backoff, until the service has converged (see `convergence`); a failure or
     the end of `timeout` seconds raises with the task errors, as `docker service ps --no-trunc`."""
-    api = view.base.api
-    deadline = time.monotonic() + timeout
+    gateway = view.base
+    deadline = gateway.monotonic() + timeout
     delay, said = 0.1, None
     while True:
         try:
-            service = api.inspect_service(service_id)
-            tasks = api.tasks(filters={"service": service_id})
+            service = gateway.service(service_id)
+            tasks = gateway.tasks(filters={"service": service_id})
         except APIError as exc:
-            raise ClockworkError("service %s: cannot follow its tasks: %s" % (name, exc.explanation or exc))
+            raise ClockworkError("service %s: cannot follow its tasks: %s" % (name, engine_words(exc)))
         state, words = convergence(service, tasks)
         if state == "done":
             return words
-        if state == "failed" or time.monotonic() >= deadline:
+        if state == "failed" or gateway.monotonic() >= deadline:
             what = words if state == "failed" else "did not converge within %ss (%s)" % (timeout, words)
             raise ClockworkError("service %s %s; its tasks:\n%s" % (name, what, task_errors(view, name, tasks)))
         if say and words != said:
             say("%s: %s" % (name, words))
             said = words
-        time.sleep(delay)
+        gateway.sleep(delay)
         delay = min(delay * 2, 1.0)
 
 
@@ -319,10 +345,10 @@ def task_errors(view, name, tasks):
             name, slot, view.node_name(task.get("NodeID")), task.get("DesiredState"), status.get("State"),
             status.get("Message") or "", ": " + status["Err"] if status.get("Err") else ""))
         container = (status.get("ContainerStatus") or {}).get("ContainerID")
-        engine = view.node_engine(task.get("NodeID"))
-        if not logs and container and engine is not None and status.get("State") in ("failed", "shutdown", "complete"):
+        gateway = view.node_gateway(task.get("NodeID"))
+        if not logs and container and gateway is not None and status.get("State") in ("failed", "shutdown", "complete"):
             try:
-                logs = engine.api.logs(container, tail=10).decode("utf-8", "replace").strip()
+                logs = gateway.logs(container, tail=10).decode("utf-8", "replace").strip()
             except APIError:
                 logs = ""
     if not lines:
@@ -355,39 +381,51 @@ def ipvs_available():
 def wait_tasks_gone(engine, service_ids, what):
     """Until no container of these services is left on this node, bounded. The engine keeps
     the containers of a job's completed tasks after the job is removed: they go here."""
-    deadline = time.monotonic() + REMOVAL_SECONDS
-    while time.monotonic() < deadline:
+    deadline = engine.monotonic() + REMOVAL_SECONDS
+    while engine.monotonic() < deadline:
         left = [c for sid in service_ids
-                for c in engine.api.containers(all=True, filters={"label": "com.docker.swarm.service.id=%s" % sid})]
+                for c in engine.containers(all=True, filters={"label": "com.docker.swarm.service.id=%s" % sid})]
         if not left:
             return
         for container in left:
             if container.get("State") in ("exited", "dead", "created"):
                 try:
-                    engine.api.remove_container(container["Id"], v=True, force=True)
+                    engine.remove_container(container["Id"], force=True, volumes=True)
                 except APIError:
                     pass   # removed by the engine meanwhile
-        time.sleep(0.3)
+        engine.sleep(0.3)
     raise ClockworkError("the tasks of %s were still there %ss after their services were removed" % (
         what, REMOVAL_SECONDS))
 
 
-def retry_while_in_use(remove, kind, name):
-    """A network or volume is freed a moment after the last task using it is gone."""
-    deadline = time.monotonic() + REMOVAL_SECONDS
+# A local network's "has active endpoints" (docker/errors.py names the statuses it is asked for).
+FORBIDDEN = 403
+
+
+def in_use(exc):
+    """Whether the engine refused a removal because something still uses the object: a volume's
+    409, a local network's 403 ("active endpoints": the other 403, a pre-defined network, is never
+    the stack's). The swarm's own refusal (a secret, config or network a service or task holds)
+    is a 400, which the API gives for any bad request too: only its words tell it apart."""
+    status = status_of(exc)
+    return status in (CONFLICT, FORBIDDEN) or status == BAD_REQUEST and "in use" in engine_words(exc)
+
+
+def retry_while_in_use(engine, remove, kind, name):
+    """A network, volume, secret or config is freed a moment after the last task using it is gone.
+    `remove` returns False, or raises the engine's error, while it is in use."""
+    deadline = engine.monotonic() + REMOVAL_SECONDS
     while True:
         try:
-            remove()
-            return
-        except (APIError, ClockworkError) as exc:
-            if getattr(exc, "status_code", None) == 404:
+            if remove() is not False:
+                return
+            words = "in use"
+        except APIError as exc:
+            if status_of(exc) == NOT_FOUND:
                 return   # gone already
-            words = str(getattr(exc, "explanation", None) or getattr(exc, "msg", None) or exc)
-            if "in use" not in words and "active endpoints" not in words or time.monotonic() >= deadline:
+            words = engine_words(exc)
+            if not in_use(exc):
                 raise ClockworkError("cannot remove %s %s: %s" % (kind, name, words))
-        time.sleep(0.5)
-
-
-def in_use():
-    """Raised by a removal that reports only failure: retried as in use."""
-    raise ClockworkError("in use")
+        if engine.monotonic() >= deadline:
+            raise ClockworkError("cannot remove %s %s: %s" % (kind, name, words))
+        engine.sleep(0.5)
