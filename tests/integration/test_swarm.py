@@ -15,7 +15,8 @@ import time
 import pytest
 
 import helpers
-from helpers import LOCAL_IMAGES, NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, ROOT, docker, inspect, remove_stack, run_playbook
+from helpers import (LOCAL_IMAGES, NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, ROOT, as_text, docker, inspect,
+                     remove_stack, run_playbook)
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
@@ -203,7 +204,7 @@ def test_showcase_shaped_stack_on_swarm(swarm_stack, tmp_path):
 
     # --check on an empty swarm: every action reported, nothing made.
     dry = converge(stack, tmp_path, check=True)
-    assert dry["changed"] and entry(dry, "service", api)["actions"] == ["create"]
+    assert dry["changed"] and entry(dry, "service", api)["actions"] == ["create"], as_text(dry)
     assert swarm_objects(stack) == {"services": [], "networks": [], "secrets": [], "configs": []}
     assert docker("volume", "ls", "-q", "--filter", "label=io.clockwork.stack=" + stack) == ""
 
@@ -211,7 +212,7 @@ def test_showcase_shaped_stack_on_swarm(swarm_stack, tmp_path):
     deployed = converge(stack, tmp_path)
     print("deploy: %.1fs" % (time.monotonic() - started))
     assert [c["ok"] for c in deployed["checks"]] == [True] * 7, deployed["checks"]
-    assert deployed["verified"]
+    assert deployed["verified"], as_text(deployed)
     assert len(tasks_of(api)) == 3 and all(s.startswith("Running") for s in tasks_of(api))
     objects = swarm_objects(stack)
     assert len(objects["services"]) == 6 and len(objects["networks"]) == 2
@@ -245,7 +246,7 @@ def test_showcase_shaped_stack_on_swarm(swarm_stack, tmp_path):
     for service in (api, stack + "-storage"):
         constraints = inspect("service", service)["Spec"]["TaskTemplate"]["Placement"]["Constraints"]
         assert constraints == ["node.id==" + docker("info", "--format", "{{.Swarm.NodeID}}")]
-    assert PASSWORD not in json.dumps(deployed)
+    assert PASSWORD not in json.dumps(deployed), as_text(deployed)
 
     # Rerun: nothing changes, the same services at the same versions.
     versions = dict((s, inspect("service", s)["Version"]["Index"]) for s in objects["services"])
@@ -255,16 +256,16 @@ def test_showcase_shaped_stack_on_swarm(swarm_stack, tmp_path):
 
     # Verify only (--tags assert): every check passes.
     verified = converge(stack, tmp_path, state="verified")
-    assert [c["ok"] for c in verified["checks"]] == [True] * 7 and not verified["changed"]
+    assert [c["ok"] for c in verified["checks"]] == [True] * 7 and not verified["changed"], as_text(verified)
 
     # Scaling 3 -> 2 is an update of the same service; --check first changes nothing.
     api_id, api_version = inspect("service", api)["ID"], inspect("service", api)["Version"]["Index"]
     dry = converge(stack, tmp_path, check=True, replicas=2)
-    assert entry(dry, "service", api)["actions"] == ["update"]
+    assert entry(dry, "service", api)["actions"] == ["update"], as_text(dry)
     assert inspect("service", api)["Version"]["Index"] == api_version
     scaled = converge(stack, tmp_path, replicas=2)
-    assert entry(scaled, "service", api)["actions"] == ["update"]
-    assert "replicas 3 -> 2" in entry(scaled, "service", api)["reasons"]
+    assert entry(scaled, "service", api)["actions"] == ["update"], as_text(scaled)
+    assert "replicas 3 -> 2" in entry(scaled, "service", api)["reasons"], as_text(scaled)
     assert inspect("service", api)["ID"] == api_id and len(tasks_of(api)) == 2
 
     # Rotation: a new secret, a rolling update, the old secret removed.
@@ -273,14 +274,14 @@ def test_showcase_shaped_stack_on_swarm(swarm_stack, tmp_path):
     new = set(swarm_objects(stack)["secrets"])
     assert len(new - old) == 1 and len(old - new) == 1
     assert [e["actions"] for e in rotated["entries"] if e["kind"] == "secret" and e["changed"]] == [
-        ["create"], ["remove (no longer used)"]]
+        ["create"], ["remove (no longer used)"]], as_text(rotated)
     assert docker("exec", task_container(api), "cat", "/run/secrets/API_TOKEN") == "t2"
 
     # Destroy: --check removes nothing; then services, networks, secrets and configs go, the volume stays.
     dry = converge(stack, tmp_path, check=True, state="absent")
-    assert dry["changed"] and len(swarm_objects(stack)["services"]) == 6
+    assert dry["changed"] and len(swarm_objects(stack)["services"]) == 6, as_text(dry)
     destroyed = converge(stack, tmp_path, state="absent")
-    assert destroyed["changed"]
+    assert destroyed["changed"], as_text(destroyed)
     assert swarm_objects(stack) == {"services": [], "networks": [], "secrets": [], "configs": []}
     assert docker("volume", "ls", "-q", "--filter", "label=io.clockwork.stack=" + stack) == stack + "-shared"
     converge(stack, tmp_path, state="absent", purge=True)
@@ -298,8 +299,8 @@ def test_a_failed_update_reports_its_tasks_and_the_next_run_repairs_it(swarm_sta
     assert "broken" in message   # the failed task's last log lines
     assert inspect("service", api)["UpdateStatus"]["State"] == "paused"
     repaired = converge(stack, tmp_path, replicas=1)
-    assert entry(repaired, "service", api)["actions"] == ["update"]
-    assert all(c["ok"] for c in repaired["checks"])
+    assert entry(repaired, "service", api)["actions"] == ["update"], as_text(repaired)
+    assert all(c["ok"] for c in repaired["checks"]), as_text(repaired)
 
 
 def test_the_docker_engine_refuses_no_replicas(stack, tmp_path):
@@ -345,14 +346,15 @@ def test_independent_services_converge_concurrently(swarm_stack, tmp_path):
     names = [stack + "-one", stack + "-two", stack + "-after"]
     before = swarm_objects(stack)
     planned, _lines = slow_pair(stack, tmp_path, check=True)
-    assert planned["changed"] and swarm_objects(stack) == before
-    assert [e["name"] for e in planned["entries"] if e["kind"] == "service"] == names
+    assert planned["changed"] and swarm_objects(stack) == before, as_text(planned)
+    assert [e["name"] for e in planned["entries"] if e["kind"] == "service"] == names, as_text(planned)
 
     applied, lines = slow_pair(stack, tmp_path)
-    assert applied["changed"]
-    assert [e["name"] for e in applied["entries"] if e["kind"] == "service"] == names   # plan order
+    assert applied["changed"], as_text(applied)
+    assert [e["name"] for e in applied["entries"] if e["kind"] == "service"] == names, as_text(applied)   # plan order
     said = [line.split(":")[0] for line in lines if line.startswith(stack)]
-    assert sorted(set(said), key=said.index) == names and said == sorted(said, key=names.index)   # plan order
+    assert sorted(set(said), key=said.index) == names and said == sorted(said, key=names.index), \
+        "\n".join(lines)   # plan order
     # Overlap, from the engine's own stamps: each slow service existed before the other was healthy
     # (one after the other, `two` would be created only once `one` is healthy, 4 s later).
     created = dict((n, inspect("service", n)["CreatedAt"][:19]) for n in names)   # UTC, to the second
@@ -366,9 +368,10 @@ def test_independent_services_converge_concurrently(swarm_stack, tmp_path):
     assert two["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"] == 10 * 10 ** 9
 
     state = swarm_objects(stack)
-    assert not slow_pair(stack, tmp_path)[0]["changed"]
+    again, _lines = slow_pair(stack, tmp_path)
+    assert not again["changed"], as_text(again)
     checked, _lines = slow_pair(stack, tmp_path, check=True)
-    assert not checked["changed"] and swarm_objects(stack) == state
+    assert not checked["changed"] and swarm_objects(stack) == state, as_text(checked)
 
 
 @pytest.fixture
@@ -398,8 +401,8 @@ def test_showcase_playbook_on_swarm(swarm, showcase_lock):
         print("showcase deploy: %.1fs" % (time.monotonic() - started))
         assert deployed.rc == 0, deployed.output
         report = deployed.result("Converge stack showcase")
-        assert report["engine"] == "swarm" and [c["ok"] for c in report["checks"]] == [True] * 6
-        assert "no IPVS" in deployed.output or os.path.exists("/proc/net/ip_vs")
+        assert report["engine"] == "swarm" and [c["ok"] for c in report["checks"]] == [True] * 6, deployed.details
+        assert "no IPVS" in deployed.output or os.path.exists("/proc/net/ip_vs"), deployed.output
         assert sorted(inspect("service", s)["Spec"]["Name"] for s in swarm_objects("showcase")["services"]) == [
             "api", "frontend", "postgres", "redis", "storage"]
         # The API's 3 tasks answer to tasks.api on the stack's network; no password in any spec.
@@ -409,22 +412,22 @@ def test_showcase_playbook_on_swarm(swarm, showcase_lock):
         assert len(set(a for a in addresses if a[0].isdigit())) == 3
         for service in swarm_objects("showcase")["services"]:
             assert "secret123" not in docker("service", "inspect", service), service
-        assert "secret123" not in deployed.output
+        assert "secret123" not in deployed.output, deployed.output
 
         again = showcase()
         assert again.rc == 0 and not again.result("Converge stack showcase")["changed"], again.output
         asserted = showcase(tags="assert")
         assert asserted.rc == 0 and all(c["ok"] for c in asserted.result("Verify every connection from inside the "
-                                                                          "containers")["checks"])
+                                                                          "containers")["checks"]), asserted.details
         dry = showcase(check=True, diff=True)
-        assert dry.rc == 0 and not dry.result("Converge stack showcase")["changed"]
+        assert dry.rc == 0 and not dry.result("Converge stack showcase")["changed"], dry.details
 
         # 3 -> 2 is an update of the same service.
         api = inspect("service", "api")["ID"]
         scaled = showcase(replicas=2)
         assert scaled.rc == 0, scaled.output
         entries = [e for e in scaled.result("Converge stack showcase")["entries"] if e["name"] == "api"]
-        assert [e["actions"] for e in entries if e["kind"] == "service"] == [["update"]]
+        assert [e["actions"] for e in entries if e["kind"] == "service"] == [["update"]], scaled.details
         assert inspect("service", "api")["ID"] == api and len(tasks_of("api")) == 2
     finally:
         destroyed = showcase("-e", "clockwork_state=absent", "-e", "clockwork_purge=true")
@@ -447,11 +450,13 @@ def test_tls_material_as_configs_and_a_secret(swarm_stack, tmp_path):
         connections=[{"type": "service_mesh", "from": client, "to": web, "tls_enabled": True,
                       "tls_dir": str(tmp_path / "tls")}])).validated_parameters
     deployed = run_stack(DockerGateway(), params)
-    assert [c["ok"] for c in deployed["checks"]] == [True] and "https://%s:8443" % web in deployed["checks"][0]["msg"]
+    assert [c["ok"] for c in deployed["checks"]] == [True] \
+        and "https://%s:8443" % web in deployed["checks"][0]["msg"], as_text(deployed)
     served = inspect("service", web)["Spec"]["TaskTemplate"]["ContainerSpec"]
     assert [s["File"]["Name"] for s in served["Secrets"]] == ["/etc/clockwork/tls/tls.key"]
     assert [c["File"]["Name"] for c in served["Configs"]] == ["/etc/clockwork/tls/tls.crt"]
     assert "Mounts" not in served
     assert [c["File"]["Name"] for c in inspect("service", client)["Spec"]["TaskTemplate"]["ContainerSpec"]["Configs"]] \
         == ["/etc/clockwork/tls/ca.crt"]
-    assert not run_stack(DockerGateway(), params)["changed"]
+    rerun = run_stack(DockerGateway(), params)
+    assert not rerun["changed"], as_text(rerun)
