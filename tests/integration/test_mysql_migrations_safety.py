@@ -132,11 +132,12 @@ def test_a_run_killed_in_the_middle_of_a_file_is_refused_then_restored(stack, wo
     for run in (refused, check):
         message = run.result("stack").get("msg", run.output)
         assert "migration 30_slow.sql was started at " in message and "and never finished" in message, message
-        assert "row state 'started' in clockwork_schema_failures, kind migration, name 30_slow.sql" in message
-        assert "Any of its 3 statements may have taken effect" in message
-        assert "DELETE FROM clockwork_schema_failures WHERE kind = 'migration' AND name = '30_slow.sql'" in message
-        assert "clockwork_restore: {database: shop, snapshot: %s}" % snapshot in message
-        assert "Traceback" not in run.output
+        assert "row state 'started' in clockwork_schema_failures, kind migration, name 30_slow.sql" in message, message
+        assert "Any of its 3 statements may have taken effect" in message, message
+        assert "DELETE FROM clockwork_schema_failures WHERE kind = 'migration' AND name = '30_slow.sql'" in message, \
+            message
+        assert "clockwork_restore: {database: shop, snapshot: %s}" % snapshot in message, message
+        assert "Traceback" not in run.output, run.output
     assert mysql(stack, "SELECT count(*) FROM users") == "3", "a statement of the refused file ran again"
 
     # clockwork_restore: check mode shows it and changes nothing; then the database is as before the file.
@@ -147,8 +148,8 @@ def test_a_run_killed_in_the_middle_of_a_file_is_refused_then_restored(stack, wo
     assert own_state(stack) == state and mysql(stack, "SELECT count(*) FROM users") == "3"
     restored = playbook([role_task(stack, clockwork_restore=restore)], workdir=str(workdir))
     assert restored.rc == 0, restored.output
-    assert "restore snapshot %s of shop, taken " % snapshot in restored.output
-    assert "Traceback" not in restored.output
+    assert "restore snapshot %s of shop, taken " % snapshot in restored.output, restored.output
+    assert "Traceback" not in restored.output, restored.output
     assert_no_password(restored, ROOT_PASSWORD)
     assert dump(stack) == before, "the restored database differs from the one before the file"
     kept = snapshots(stack)
@@ -219,7 +220,7 @@ def test_a_file_that_reaches_another_database_is_refused_before_any_change(stack
         assert "migration 60_elsewhere.sql reaches beyond database shop (line 1: DATABASE other names database " \
                "other; line 2: other.t names database other; line 4: other.t names database other; line 5: USE other " \
                "moves the session to database other" in message, message
-        assert "set cross_database: true on the connection" in message and "nothing was changed" in message
+        assert "set cross_database: true on the connection" in message and "nothing was changed" in message, message
         assert own_state(stack) == state
     assert mysql(stack, "SHOW TABLES LIKE 't50'") == "", "a file ran before the refusal"
     assert mysql(stack, "SHOW DATABASES LIKE 'other'") == ""
@@ -256,7 +257,7 @@ def test_statements_and_lock_waits_are_bounded(stack, workdir):
     message = run.result("stack")["msg"]
     assert "migration 70_slow.sql failed at statement 2 of 2 (line 2): it did not finish within migration_timeout " \
            "(3s) and it was stopped on the server (KILL)" in message, message
-    assert "statements 1 to 1 had taken effect and stay" in message
+    assert "statements 1 to 1 had taken effect and stay" in message, message
     assert not sleeping(stack, "SELECT SLEEP(60)"), "the statement still runs on the server"
     assert mysql(stack, "SELECT state, statements_applied, failed_line FROM clockwork_schema_failures") == "failed\t1\t2"
     mysql(stack, "DELETE FROM clockwork_schema_failures")
@@ -289,12 +290,13 @@ def test_statements_and_lock_waits_are_bounded(stack, workdir):
                                     "'%SELECT SLEEP(40)%' AND id <> connection_id()").split():
             mysql(stack, "KILL %s" % session)
         holder.wait()
-    assert dumping.rc != 0 and altering.rc != 0, dumping.output
+    assert dumping.rc != 0 and altering.rc != 0, dumping.output + altering.output
     message = dumping.result("stack")["msg"]
     assert "reading table users for the snapshot (another session holds it longer than the connection's timeout, " \
            "4s; nothing was applied) failed: (1205) Lock wait timeout exceeded" in message, message
     message = altering.result("stack")["msg"]
-    assert "migration 80_alter.sql failed at statement 1 of 1 (line 1): (1205) Lock wait timeout exceeded" in message
+    assert "migration 80_alter.sql failed at statement 1 of 1 (line 1): (1205) Lock wait timeout exceeded" in message, \
+        message
     assert "(waited longer than the connection's timeout, 4s, for a lock another session holds)" in message, message
     assert took < 40, took
     mysql(stack, "DELETE FROM clockwork_schema_failures")
@@ -318,7 +320,7 @@ def test_a_postgresql_file_is_bounded_by_migration_timeout(stack, tmp_path):
     assert run.rc != 0 and time.monotonic() - started < 50, run.output
     message = run.result("stack")["msg"]
     assert "migration 1_slow.sql did not finish within migration_timeout (2s)" in message, message
-    assert "rolled back, nothing of it was applied" in message
+    assert "rolled back, nothing of it was applied" in message, message
     assert docker("exec", pg, "psql", "-U", "postgres", "-d", "appdb", "-tAc",
                   "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()"
                   ) == "0"
@@ -380,7 +382,8 @@ def test_a_file_that_fails_on_the_copy_never_touches_the_database(stack, workdir
     state = own_state(stack)
     check = deploy(stack, workdir, check=True)
     assert check.rc == 0, check.output
-    assert entry_actions(check, stack) == ["rehearse 90_bad.sql on a copy of shop", "apply migration 90_bad.sql"]
+    assert entry_actions(check, stack) == ["rehearse 90_bad.sql on a copy of shop", "apply migration 90_bad.sql"], \
+        check.details
     assert own_state(stack) == state and snapshots(stack) is None and scratch_databases(stack) == ""
 
     with polling(stack) as answers:
@@ -389,8 +392,8 @@ def test_a_file_that_fails_on_the_copy_never_touches_the_database(stack, workdir
     assert run.rc != 0, run.output
     message = run.result("stack")["msg"]
     assert "90_bad.sql fails at statement 3 (line 4) on a copy of shop: (1146) Table " in message, message
-    assert "no_such_table' doesn't exist; shop was not touched" in message
-    assert "Traceback" not in run.output
+    assert "no_such_table' doesn't exist; shop was not touched" in message, message
+    assert "Traceback" not in run.output, run.output
     assert dump(stack) == before, "the real database changed"
     assert scratch_databases(stack) == "", "the scratch database was left behind"
     assert mysql(stack, "SELECT count(*) FROM clockwork_schema_failures") == "0", "a failure on the copy left a row"
@@ -405,7 +408,8 @@ def test_a_file_that_fails_on_the_copy_never_touches_the_database(stack, workdir
         fixed = deploy(stack, workdir)
     assert answers and set(answers) <= {"3", "4"}, "a client saw an error: %s" % answers
     assert fixed.rc == 0, fixed.output
-    assert entry_actions(fixed, stack) == ["rehearse 90_bad.sql on a copy of shop", "apply migration 90_bad.sql"]
+    assert entry_actions(fixed, stack) == ["rehearse 90_bad.sql on a copy of shop", "apply migration 90_bad.sql"], \
+        fixed.details
     assert mysql(stack, "SELECT count(*) FROM t90") == "1" and scratch_databases(stack) == ""
     kept = snapshots(stack)
     assert [(e["database"], e["before"]) for e in kept] == [("shop", ["migration 90_bad.sql"])], kept
@@ -456,10 +460,10 @@ def test_without_a_user_that_may_create_a_database_auto_warns_and_always_refuses
 
     check = playbook([app_user_task(stack, None)], workdir=wd, check=True)
     assert check.rc == 0, check.output
-    assert entry_actions(check, stack)[0].startswith(why)
+    assert entry_actions(check, stack)[0].startswith(why), check.details
     run = playbook([app_user_task(stack, None)], workdir=wd)
     assert run.rc == 0, run.output
-    assert entry_actions(run, stack) == [entry_actions(check, stack)[0], "apply migration 95_more.sql"]
+    assert entry_actions(run, stack) == [entry_actions(check, stack)[0], "apply migration 95_more.sql"], run.details
     assert mysql(stack, "SHOW TABLES LIKE 't95'", password="") == "t95"
     assert snapshots(stack) is None
 
@@ -475,13 +479,15 @@ def test_root_from_the_servers_env_rehearses_for_an_application_user(stack, work
         "CREATE TABLE t96 (id INT);\nINSERT INTO users (name) VALUES ('x');\nALTER TABLE no_such ADD COLUMN y INT;\n")
     run = playbook([app_user_task(stack, ROOT_PASSWORD)], workdir=wd)
     assert run.rc != 0, run.output
-    assert "96_bad.sql fails at statement 3 (line 3) on a copy of shop: (1146) " in run.result("stack")["msg"]
+    assert "96_bad.sql fails at statement 3 (line 3) on a copy of shop: (1146) " in run.result("stack")["msg"], \
+        run.details
     assert_no_password(run, ROOT_PASSWORD, APP_PASSWORD)
     assert dump(stack) == before and scratch_databases(stack) == ""
     (workdir / "migrations" / "96_bad.sql").write_text("CREATE TABLE t96 (id INT);\n")
     fixed = playbook([app_user_task(stack, ROOT_PASSWORD)], workdir=wd)
     assert fixed.rc == 0, fixed.output
-    assert entry_actions(fixed, stack) == ["rehearse 96_bad.sql on a copy of shop", "apply migration 96_bad.sql"]
+    assert entry_actions(fixed, stack) == ["rehearse 96_bad.sql on a copy of shop", "apply migration 96_bad.sql"], \
+        fixed.details
     assert [e["before"] for e in snapshots(stack)] == [["migration 96_bad.sql"]]
 
 
@@ -513,10 +519,11 @@ def test_on_swarm_a_file_that_fails_on_the_copy_never_touches_the_database(swarm
     assert check.rc == 0, check.output
     label = "database %s -> %s" % (app, db)
     assert [e["actions"] for e in check.result("stack")["entries"] if e["name"] == label] == [
-        ["rehearse 90_bad.sql on a copy of shop", "apply migration 90_bad.sql"]]
+        ["rehearse 90_bad.sql on a copy of shop", "apply migration 90_bad.sql"]], check.details
     failed = run()
     assert failed.rc != 0, failed.output
-    assert "90_bad.sql fails at statement 3 (line 3) on a copy of shop: (1146) " in failed.result("stack")["msg"]
+    assert "90_bad.sql fails at statement 3 (line 3) on a copy of shop: (1146) " in failed.result("stack")["msg"], \
+        failed.details
     assert task_dump() == before
     assert task_sql("mariadb", "--protocol=TCP", "-h", "127.0.0.1", "-u", "root", "-N", "-e",
                     "SHOW DATABASES LIKE 'clockwork\\_rehearsal\\_%'") == ""
