@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from helpers import LOCAL_IMAGES, NGINX_IMAGE, ROOT, VENV_BIN, docker, engine_state, env_of, playbook
+from helpers import LOCAL_IMAGES, NGINX_IMAGE, ROOT, VENV_BIN, as_text, docker, engine_state, env_of, playbook
 from test_concurrency import at_once
 from test_rotation import stack  # noqa: F401  (the stack fixture that also removes carried anonymous volumes)
 from test_stack_showcase import stack_task
@@ -69,19 +69,19 @@ def own_state(stack):
 def assert_no_password(run, *passwords):
     for password in passwords:
         for form in (password, quote(password, safe="")):
-            assert form not in run.output, "a password (%r) was printed" % form
+            assert form not in run.output, "a password (%r) was printed:\n%s" % (form, run.output)
 
 
 def test_check_apply_idempotent_check(stack, workdir):
     before = own_state(stack)
     check = deploy(stack, workdir, check=True, diff=True)
     assert check.rc == 0, check.output
-    assert check.result("stack")["changed"] is True
+    assert check.result("stack")["changed"] is True, check.details
     assert own_state(stack) == before, "check mode changed the engine"
 
     applied = deploy(stack, workdir, diff=True, verbose=True)
     assert applied.rc == 0, applied.output
-    assert applied.result("stack")["changed"] is True
+    assert applied.result("stack")["changed"] is True, applied.details
     assert_no_password(applied, ROOT_PASSWORD)
     assert mysql(stack, "SELECT name FROM users") == "ada; lovelace"
     assert mysql(stack, "SELECT kind, name FROM clockwork_schema_migrations ORDER BY kind, name").splitlines() == [
@@ -90,12 +90,12 @@ def test_check_apply_idempotent_check(stack, workdir):
     assert env_of(stack + "-app")["DATABASE_URL"] == "mysql://root:%s@%s-db:3306/shop" % (
         quote(ROOT_PASSWORD, safe=""), stack)
     checks = applied.result("stack")["checks"]
-    assert [c["ok"] for c in checks] == [True], checks
-    assert "schema schema.sql is recorded" in checks[0]["msg"]
+    assert [c["ok"] for c in checks] == [True], as_text(checks)
+    assert "schema schema.sql is recorded" in checks[0]["msg"], applied.details
 
     again = deploy(stack, workdir)
     assert again.rc == 0, again.output
-    assert again.result("stack")["changed"] is False, again.result("stack")
+    assert again.result("stack")["changed"] is False, again.details
     assert mysql(stack, "SELECT count(*) FROM users") == "1"
     state = own_state(stack)
     last = deploy(stack, workdir, check=True)
@@ -111,7 +111,7 @@ def test_drift_refused_and_a_statement_that_fails_half_way(stack, workdir):
     drift = deploy(stack, workdir)
     assert drift.rc != 0, drift.output
     message = drift.result("stack")["msg"]
-    assert "migration 2_orders.sql was applied with sha256" in message and "refusing" in message
+    assert "migration 2_orders.sql was applied with sha256" in message and "refusing" in message, message
     (migrations / "2_orders.sql").write_text("CREATE TABLE orders (id INT);\n")
 
     # Two statements: the first takes effect (DDL commits at once), the second fails. (Without a rehearsal
@@ -121,7 +121,7 @@ def test_drift_refused_and_a_statement_that_fails_half_way(stack, workdir):
     assert half.rc != 0, half.output
     message = half.result("stack")["msg"]
     assert "migration 20_half.sql failed at statement 2 of 2 (line 3)" in message, message
-    assert "no_such_table" in message and "statements 1 to 1 had taken effect" in message
+    assert "no_such_table" in message and "statements 1 to 1 had taken effect" in message, message
     assert mysql(stack, "SHOW TABLES LIKE 'coupons'") == "coupons"
     assert mysql(stack, "SELECT count(*) FROM clockwork_schema_migrations WHERE name = '20_half.sql'") == "0"
 
@@ -129,7 +129,8 @@ def test_drift_refused_and_a_statement_that_fails_half_way(stack, workdir):
     again = deploy(stack, workdir)
     assert again.rc != 0, again.output
     message = again.result("stack")["msg"]
-    assert "20_half.sql failed on an earlier run at line 3" in message and "clockwork_schema_failures" in message
+    assert "20_half.sql failed on an earlier run at line 3" in message and "clockwork_schema_failures" in message, \
+        message
     (migrations / "20_half.sql").write_text("CREATE TABLE IF NOT EXISTS coupons (id INT);\n")
     mysql(stack, "DELETE FROM clockwork_schema_failures WHERE name = '20_half.sql'")
     fixed = deploy(stack, workdir)
@@ -143,7 +144,8 @@ def test_transaction_control_refused_before_any_change(stack, workdir):
     (workdir / "migrations" / "30_tx.sql").write_text("START TRANSACTION;\nCREATE TABLE t (id INT);\nCOMMIT;\n")
     run = deploy(stack, workdir)
     assert run.rc != 0, run.output
-    assert "migration 30_tx.sql line 1: START TRANSACTION begins or ends a transaction" in run.result("stack")["msg"]
+    assert "migration 30_tx.sql line 1: START TRANSACTION begins or ends a transaction" in run.result("stack")["msg"], \
+        run.details
     assert mysql(stack, "SHOW TABLES LIKE 't'") == ""
 
 
@@ -153,7 +155,7 @@ def test_password_rotation_keeps_the_data(stack, workdir):
     mysql(stack, "INSERT INTO users (name) VALUES ('grace')")
     check = deploy(stack, workdir, check=True, diff=True, verbose=True, password=NEW_PASSWORD)
     assert check.rc == 0, check.output
-    assert "rotate the password of user root" in check.output
+    assert "rotate the password of user root" in check.output, check.output
     assert_no_password(check, ROOT_PASSWORD, NEW_PASSWORD)
     assert mysql(stack, "SELECT count(*) FROM users") == "2", "check mode changed the password"
 
@@ -175,8 +177,9 @@ def test_two_deploys_at_once_converge_and_apply_each_file_once(stack, workdir):
     first, second = at_once(lambda: deploy(stack, workdir), lambda: deploy(stack, workdir))
     for run in (first, second):
         assert run.rc == 0, run.output
-        assert "Traceback" not in run.output
-    assert sorted(r.result("stack")["changed"] for r in (first, second)) == [False, True]
+        assert "Traceback" not in run.output, run.output
+    assert sorted(r.result("stack")["changed"] for r in (first, second)) == [False, True], \
+        first.details + "\n" + second.details
     assert mysql(stack, "SELECT count(*) FROM clockwork_schema_migrations") == "3"
     assert mysql(stack, "SELECT count(*) FROM users") == "1", "the schema ran twice"
     again = deploy(stack, workdir)
@@ -224,7 +227,7 @@ def test_bad_input_is_refused_all_at_once_before_any_change(stack, workdir):
     run = playbook([stack_task(stack, resources, connections)], workdir=str(workdir))
     assert run.rc != 0, run.output
     message = run.result("stack")["msg"]
-    assert "nothing was changed" in message and "Traceback" not in run.output
+    assert "nothing was changed" in message and "Traceback" not in run.output, run.details
     label = "connection database %s-app -> %s-db" % (stack, stack)
     for expected in ("%s: env: DB_NAME has an unknown placeholder {db_name}" % label,
                      "migration 30_tx.sql line 2: COMMIT begins or ends a transaction",
@@ -238,5 +241,5 @@ def test_bad_input_is_refused_all_at_once_before_any_change(stack, workdir):
     run = playbook([stack_task(stack, resources, connections)], workdir=str(workdir))
     assert run.rc != 0, run.output
     assert "env DB_HOST is set differently by %s and by connection database %s-app -> %s-cache" % (
-        label, stack, stack) in run.result("stack")["msg"]
+        label, stack, stack) in run.result("stack")["msg"], run.details
     assert own_state(stack) == before
