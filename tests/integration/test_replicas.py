@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from helpers import NGINX_IMAGE, POSTGRES_IMAGE, docker, engine_state, env_of, inspect, playbook, remove_stack
+from helpers import NGINX_IMAGE, POSTGRES_IMAGE, as_text, docker, engine_state, env_of, inspect, playbook, remove_stack
 
 MARK = "_clockwork_"   # in the names of containers a replacement sets aside or starts beside
 # One line per request; $TARGET is the web resource's name, given as the poller's env (no value pasted here).
@@ -189,7 +189,7 @@ def test_an_update_rolls_without_a_failed_request(stack, other_image, replicas):
     web, poller = stack + "-web", stack + "-poller"
     names = [web] if replicas == 1 else ["%s-%d" % (web, k) for k in range(1, replicas + 1)]
     check, run = converged(web_stack(stack, replicas=replicas))
-    assert sorted(entries(check)) == sorted(names + [poller])
+    assert sorted(entries(check)) == sorted(names + [poller]), check.details
     assert sorted(containers_of(stack, web)) == sorted(names)
     for number, name in enumerate(names, 1):
         labels = inspect("container", name)["Config"]["Labels"]
@@ -243,11 +243,11 @@ def test_an_update_that_never_gets_healthy_leaves_the_old_replicas_serving(stack
 
     broken = web_stack(stack, mode="b", healthcheck=NEVER_HEALTHY, timeout=8)
     run, start, end = timed_run(broken)
-    assert run.rc != 0 and "Traceback" not in run.output
+    assert run.rc != 0 and "Traceback" not in run.output, run.output
     msg = run.result("stack")["msg"]
     assert "%s-1" % web in msg and "unhealthy" in msg, msg
     requests, failures = polled_during(poller, start, end)
-    assert requests > MIN_REQUESTS and failures == [], (requests, failures)
+    assert requests > MIN_REQUESTS and failures == [], "%d requests; failed: %s" % (requests, failures)
     assert containers_of(stack, web) == old, "a replica of the failed attempt changed the old ones"
     assert all(env_of(name)["MODE"] == "a" for name in old)
     assert leftovers(stack) == []
@@ -288,16 +288,16 @@ def test_a_database_server_is_updated_stop_first_and_keeps_its_rows(pg_stack, na
     psql(pg, "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('survivor')")
     old_id = inspect("container", pg)["Id"]
     check = playbook([task("b")], check=True)
-    assert check.rc == 0 and entries(check)[pg]["actions"][:1] == ["recreate"], entries(check)[pg]
+    assert check.rc == 0 and entries(check)[pg]["actions"][:1] == ["recreate"], check.details
     start = time.time_ns()
     _, run = converged(task("b"))
-    assert entries(run)[pg]["actions"][:1] == ["recreate"], entries(run)[pg]
+    assert entries(run)[pg]["actions"][:1] == ["recreate"], as_text(entries(run)[pg])
     # stop-first: the old server died before its replacement started (never two on one data directory)
     events = [line.split() for line in events_of(stack, start, time.time_ns())]
     died = [int(e[0]) for e in events if e[1:3] == ["container", "die"] and e[3].startswith(pg)]
     started = [int(e[0]) for e in events if e[1:3] == ["container", "start"] and e[3].startswith(pg)]
     assert died and started and max(died) < min(started), events
-    assert not any("start-first" in a for a in entries(run)[pg]["actions"])
+    assert not any("start-first" in a for a in entries(run)[pg]["actions"]), as_text(entries(run)[pg])
     assert inspect("container", pg)["Id"] != old_id and env_of(pg)["MARK"] == "b"
     assert psql(pg, "SELECT v FROM kept") == "survivor"
     assert leftovers(stack) == []
@@ -310,8 +310,8 @@ def scaled(stack, replicas, env, expected):
     task = web_stack(stack, poller=False, replicas=replicas)
     check, run = converged(task, env=env)
     for name, actions in expected.items():
-        assert entries(check)[name]["actions"][:len(actions)] == actions, entries(check)[name]
-        assert entries(run)[name]["actions"][:len(actions)] == actions, entries(run)[name]
+        assert entries(check)[name]["actions"][:len(actions)] == actions, as_text(entries(check)[name])
+        assert entries(run)[name]["actions"][:len(actions)] == actions, as_text(entries(run)[name])
     return containers_of(stack, stack + "-web")
 
 
@@ -393,7 +393,8 @@ def test_destroy_removes_every_replica_and_nothing_else(stack):
         assert run.rc == 0, run.output
         assert containers_of(stack) == {}
         assert inspect("container", stranger) is not None, "destroy removed a container it does not own"
-        assert playbook([destroy]).result("stack")["changed"] is False
+        _run = playbook([destroy])
+        assert _run.result("stack")["changed"] is False, _run.details
     finally:
         docker("rm", "-f", stranger, check=False)
 
@@ -405,7 +406,7 @@ def test_preflight_refuses_a_foreign_container_under_a_replica_name(stack):
     try:
         before = stack_state(stack)
         run = playbook([web_stack(stack)])
-        assert run.rc != 0 and "Traceback" not in run.output
+        assert run.rc != 0 and "Traceback" not in run.output, run.output
         msg = run.result("stack")["msg"]
         assert stranger in msg, msg
         after = stack_state(stack)
@@ -430,9 +431,9 @@ def test_replicas_that_cannot_run_on_one_engine_are_refused_together(stack, in_p
     for check in (True, False):
         run = playbook([stack_task(stack, resources, connections)], check=check,
                        env={"CLOCKWORK_STACK_IN_PROCESS": in_process})
-        assert run.rc != 0 and "Traceback" not in run.output
+        assert run.rc != 0 and "Traceback" not in run.output, run.output
         msg = run.result("stack")["msg"]
         for name in ("zero", "fixed", "pg"):
-            assert re.search(r"%s-%s\b.*\breplicas\b" % (re.escape(stack), name), msg), (name, msg)
-        assert "pw-%s" % stack not in run.output
+            assert re.search(r"%s-%s\b.*\breplicas\b" % (re.escape(stack), name), msg), "%s: %s" % (name, msg)
+        assert "pw-%s" % stack not in run.output, run.output
         assert stack_state(stack) == before, "something was made before the refusal"
