@@ -10,6 +10,8 @@ __metaclass__ = type
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, owned_by, owner_labels
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import differences, member_of, value
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import (
+    BAD_REQUEST, CONFLICT, NOT_FOUND, engine_words, status_of)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError
 
 
@@ -37,11 +39,12 @@ def settings_drift(wanted, actual):
 
 
 def ipam_config(settings):
-    """The Docker SDK's IPAM config for a subnet or gateway that is asked for, else None."""
+    """The IPAM config of a network create (as the SDK's IPAMConfig and IPAMPool make it) for a
+    subnet or gateway that is asked for, else None."""
     if not (settings["subnet"] or settings["gateway"]):
         return None
-    from docker.types import IPAMConfig, IPAMPool  # pylint: disable=import-outside-toplevel
-    return IPAMConfig(pool_configs=[IPAMPool(subnet=settings["subnet"], gateway=settings["gateway"])])
+    return {"Driver": "default", "Config": [{"Subnet": settings["subnet"], "IPRange": None,
+                                             "Gateway": settings["gateway"], "AuxiliaryAddresses": None}]}
 
 
 class NetworkConverger(object):
@@ -79,27 +82,26 @@ class NetworkConverger(object):
         attached = self._attachments(attrs)
         try:
             for container in attached:
-                self.engine.api.disconnect_container_from_network(container, name, force=True)
-            self.engine.api.remove_network(attrs["Id"])
+                self.engine.disconnect(container, name, force=True)
+            self.engine.remove_network(attrs["Id"])
             self._create(name, settings, result)
             for container, aliases in attached.items():
-                self.engine.api.connect_container_to_network(container, name, aliases=aliases or None)
-                self.engine.forget("container", container)
+                self.engine.connect(container, name, aliases=aliases)
         except APIError as exc:
             raise ClockworkError("cannot recreate network %s (containers %s): %s" % (
-                name, ", ".join(sorted(attached)) or "none", exc.explanation or exc))
+                name, ", ".join(sorted(attached)) or "none", engine_words(exc)))
 
     def _create(self, name, settings, result):
         ipam = ipam_config(settings)
         try:
-            self.engine.api.create_network(
+            self.engine.create_network(
                 name, driver=settings["driver"], internal=settings["internal"],
                 enable_ipv6=settings["enable_ipv6"], ipam=ipam, check_duplicate=True,
                 labels=owner_labels(self.ctx.stack, name))
         except APIError as exc:
-            if getattr(exc, "status_code", None) != 409:
-                raise ClockworkError("cannot create network %s: %s" % (name, exc.explanation or exc))
-            # Someone created it meanwhile: use it when it is ours, with these settings.
+            if status_of(exc) != CONFLICT:
+                raise ClockworkError("cannot create network %s: %s" % (name, engine_words(exc)))
+            # Someone created it meanwhile (our read said none): use it when it is ours, with these settings.
             self.engine.forget("network", name)
             attrs = self._inspect(name, result)
             if attrs is None or not owned_by(attrs.get("Labels"), self.ctx.stack) \
@@ -108,7 +110,6 @@ class NetworkConverger(object):
                                      "not by stack %s or with other settings; it is left alone"
                                      % (name, self.ctx.stack))
             return
-        self.engine.forget("network", name)
         # The engine checks for duplicates without a lock (20.10): a run creating the same
         # name at the same moment gets a second network. Merge them now, not on the next run.
         if len(self._named(name)) > 1:
@@ -117,9 +118,9 @@ class NetworkConverger(object):
     def _named(self, name):
         """Every network called exactly `name` (the engine's filter matches substrings)."""
         try:
-            listed = self.engine.api.networks(names=[name])
+            listed = self.engine.networks(names=[name])
         except APIError as exc:
-            raise ClockworkError("cannot list networks named %s: %s" % (name, exc.explanation or exc))
+            raise ClockworkError("cannot list networks named %s: %s" % (name, engine_words(exc)))
         return [n for n in listed if n.get("Name") == name]
 
     def _inspect(self, name, result):
@@ -129,24 +130,25 @@ class NetworkConverger(object):
         try:
             return self.engine.network(name)
         except APIError as exc:
-            if "ambiguous" not in str(exc.explanation or exc):
-                raise ClockworkError("cannot inspect network %s: %s" % (name, exc.explanation or exc))
+            # An ambiguous name is the one 400 of an inspect without options ("2 matches found
+            # based on name: network x is ambiguous"; Docker 20.10).
+            if status_of(exc) != BAD_REQUEST:
+                raise ClockworkError("cannot inspect network %s: %s" % (name, engine_words(exc)))
         return self._merge_duplicates(name, result.act)
 
     def _merge_duplicates(self, name, act):
         """Keep one of the networks called `name` (the one with containers, else the oldest),
         move the containers of the others onto it with their aliases, remove the others.
         Returns the one kept; in check mode only says so."""
-        api = self.engine.api
         found = []
         for listed in self._named(name):
             try:
-                found.append(api.inspect_network(listed["Id"]))
+                attrs = self.engine.network_now(listed["Id"])
             except APIError as exc:
-                if self._gone(exc):   # merged meanwhile by a concurrent run
-                    continue
                 raise ClockworkError("cannot inspect network %s (%s): %s"
-                                     % (name, listed["Id"][:12], exc.explanation or exc))
+                                     % (name, listed["Id"][:12], engine_words(exc)))
+            if attrs is not None:   # else merged meanwhile by a concurrent run
+                found.append(attrs)
         if len(found) < 2:
             self.engine.forget("network", name)
             return found[0] if found else None
@@ -169,38 +171,39 @@ class NetworkConverger(object):
             for container_id, info in (extra.get("Containers") or {}).items():
                 self._move(container_id, info.get("Name"), extra["Id"], keep)
             try:
-                api.remove_network(extra["Id"])
+                self.engine.remove_network(extra["Id"])
             except APIError as exc:
                 if not self._gone(exc):
                     raise ClockworkError("cannot remove duplicate network %s (%s): %s" % (
-                        name, extra["Id"][:12], exc.explanation or exc))
-        self.engine.forget("network", name)
-        return self.engine.network(name)
+                        name, extra["Id"][:12], engine_words(exc)))
+        # Read by name afresh: the writes above named the networks by id.
+        return self.engine.network_now(name)
 
     def _move(self, container_id, container_name, from_id, keep):
         """Reconnect one container from a duplicate network to the kept one, same aliases.
 
         A container keeps one endpoint per network *name*: attached to two duplicates,
         disconnecting it from one can drop the other, so what it is left with is read again."""
-        api = self.engine.api
         name = keep["Name"]
         try:
-            before = api.inspect_container(container_id)
+            before = self.engine.container_now(container_id)
+            if before is None:   # gone meanwhile
+                return
             aliases = sorted(set(a for n, info in self._endpoints(before) if n == name
                                  for a in info.get("Aliases") or [] if a != container_id[:12]))
-            api.disconnect_container_from_network(container_id, from_id, force=True)
-            after = api.inspect_container(container_id)
+            self.engine.disconnect(container_id, from_id, force=True)
+            after = self.engine.container_now(container_id)
+            if after is None:
+                return
             if not any(info.get("NetworkID") == keep["Id"] for _n, info in self._endpoints(after)):
                 if container_id in (keep.get("Containers") or {}):   # a stale endpoint is left
-                    api.disconnect_container_from_network(container_id, keep["Id"], force=True)
-                api.connect_container_to_network(container_id, keep["Id"], aliases=aliases or None)
+                    self.engine.disconnect(container_id, keep["Id"], force=True)
+                self.engine.connect(container_id, keep["Id"], aliases=aliases)
         except APIError as exc:
             if self._gone(exc):   # gone meanwhile, or moved by a concurrent run
                 return
             raise ClockworkError("cannot move container %s onto network %s: %s"
-                                 % (container_name, name, exc.explanation or exc))
-        if container_name:
-            self.engine.forget("container", container_name)
+                                 % (container_name, name, engine_words(exc)))
 
     @staticmethod
     def _endpoints(container):
@@ -210,9 +213,9 @@ class NetworkConverger(object):
         """Merge every set of same-named networks that the stack owns; run before anything
         else reads networks by name. Returns what was (or, in check mode, would be) done."""
         try:
-            listed = self.engine.api.networks()
+            listed = self.engine.networks()
         except APIError as exc:
-            raise ClockworkError("cannot list networks: %s" % (exc.explanation or exc))
+            raise ClockworkError("cannot list networks: %s" % engine_words(exc))
         names = [n["Name"] for n in listed if owned_by(n.get("Labels"), self.ctx.stack)]
         actions = []
         for name in sorted(set(n for n in names if names.count(n) > 1)):
@@ -221,7 +224,7 @@ class NetworkConverger(object):
 
     @staticmethod
     def _gone(exc):
-        return getattr(exc, "status_code", None) == 404
+        return status_of(exc) == NOT_FOUND
 
     @staticmethod
     def _created_key(created):
@@ -260,9 +263,8 @@ class NetworkConverger(object):
             return
         try:
             if attached is not None:  # aliases can only be set when connecting
-                self.engine.api.disconnect_container_from_network(endpoint.name, network)
-            self.engine.api.connect_container_to_network(endpoint.name, network, aliases=list(aliases))
+                self.engine.disconnect(endpoint.name, network)
+            self.engine.connect(endpoint.name, network, aliases=list(aliases))
         except APIError as exc:
             raise ClockworkError("cannot attach %s to network %s: %s"
-                                 % (endpoint.name, network, exc.explanation or exc))
-        self.engine.forget("container", endpoint.name)
+                                 % (endpoint.name, network, engine_words(exc)))

@@ -10,6 +10,11 @@ __metaclass__ = type
 class NetworkCalls(object):
     """Create and remove networks and volumes, connect and disconnect containers."""
 
+    def network_now(self, name):
+        """The network as it is now (a concurrent run may be merging duplicates of its name)."""
+        self.forget("network", name)
+        return self.network(name)
+
     # -- writes: networks and volumes ----------------------------------------------------
 
     def create_network(self, name, **options):
