@@ -24,6 +24,8 @@ import tarfile
 import time
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import (
+    CONFLICT, NOT_FOUND, engine_words, status_of)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError
 
 LOCK_LABEL = "io.clockwork.lock"              # the stack it locks
@@ -87,17 +89,17 @@ class StackLock(object):
                   SINCE_LABEL: "%d" % time.time(), PROCESS_LABEL: process_id(pid) or ""}
         while True:
             try:
-                created = self.engine.api.create_container(
-                    image, command=["clockwork-lock"], name=self.name, labels=labels,
-                    host_config=self.engine.api.create_host_config(network_mode="none"))
+                created = self.engine.create_container(
+                    self.name, image, host_config={"network_mode": "none"}, command=["clockwork-lock"],
+                    labels=labels)
                 self.id = created["Id"]
                 if self.holder:
                     self.waited = round(time.monotonic() - started, 1)
                 return
             except APIError as exc:
-                if getattr(exc, "status_code", None) != 409:
+                if status_of(exc) != CONFLICT:
                     raise ClockworkError("cannot take the lock of stack %s (container %s): %s"
-                                         % (self.stack, self.name, exc.explanation or exc))
+                                         % (self.stack, self.name, engine_words(exc)))
             held = self._held()
             if held is None:        # released meanwhile: try again at once
                 continue
@@ -127,11 +129,11 @@ class StackLock(object):
     def _held(self):
         """The current lock: its id, owner, start time and process; None when there is none."""
         try:
-            attrs = self.engine.api.inspect_container(self.name)
+            attrs = self.engine.container_now(self.name)
         except APIError as exc:
-            if getattr(exc, "status_code", None) == 404:
-                return None
-            raise ClockworkError("cannot read the lock of stack %s: %s" % (self.stack, exc.explanation or exc))
+            raise ClockworkError("cannot read the lock of stack %s: %s" % (self.stack, engine_words(exc)))
+        if attrs is None:
+            return None
         labels = (attrs.get("Config") or {}).get("Labels") or {}
         if labels.get(LOCK_LABEL) != self.stack:
             raise ClockworkError("container %s exists but is not the lock of stack %s; remove or rename it"
@@ -155,24 +157,24 @@ class StackLock(object):
         try:
             # v: an image with a VOLUME gives even a never-started container an anonymous
             # volume; it is the lock's own, and goes with it.
-            self.engine.api.remove_container(container_id, force=True, v=True)
+            self.engine.remove_container(container_id, force=True, volumes=True)
         except APIError as exc:
-            if getattr(exc, "status_code", None) != 404:
-                raise ClockworkError("cannot remove the lock of stack %s: %s" % (self.stack, exc.explanation or exc))
+            if status_of(exc) != NOT_FOUND:
+                raise ClockworkError("cannot remove the lock of stack %s: %s" % (self.stack, engine_words(exc)))
 
     def _image(self):
         """Any local image serves: the container is never started. The smallest is taken."""
         try:
-            images = [i for i in self.engine.api.images() if i.get("RepoTags") or i.get("Id")]
+            images = [i for i in self.engine.images() if i.get("RepoTags") or i.get("Id")]
             if images:
                 return sorted(images, key=lambda i: (i.get("Size") or 0, i["Id"]))[0]["Id"]
             empty = io.BytesIO()
             tarfile.open(fileobj=empty, mode="w").close()
-            self.engine.api.import_image_from_data(empty.getvalue(), repository=EMPTY_IMAGE[0], tag=EMPTY_IMAGE[1])
+            self.engine.import_image(empty.getvalue(), EMPTY_IMAGE[0], EMPTY_IMAGE[1])
             return "%s:%s" % EMPTY_IMAGE
         except APIError as exc:
             raise ClockworkError("cannot take the lock of stack %s: no image to create it from: %s"
-                                 % (self.stack, exc.explanation or exc))
+                                 % (self.stack, engine_words(exc)))
 
 
 @contextlib.contextmanager
