@@ -59,7 +59,7 @@ def secret_forms(*passwords):
 
 def assert_no_secret(run, *passwords):
     for form in secret_forms(*passwords):
-        assert form not in run.output, "a password (%r) was printed" % form
+        assert form not in run.output, "a password (%r) was printed:\n%s" % (form, run.output)
 
 
 def psql_url(container, url, query):
@@ -91,10 +91,13 @@ def test_showcase_password_change_is_rotated_in_place(clean_showcase):  # noqa: 
     ids = dict((name, inspect("container", name)["Id"]) for name in ("postgres", "api"))
     check = showcase(*with_password(NEW), check=True, diff=True)
     assert check.rc == 0, check.output
-    assert "password authentication failed" not in check.output
-    assert "connection database api -> postgres: would: rotate the password of role postgres" in summary(check)
-    assert any(line.startswith("container postgres: would be recreated") for line in summary(check)), summary(check)
-    assert any(line.startswith("container api: would be recreated") for line in summary(check)), summary(check)
+    assert "password authentication failed" not in check.output, check.output
+    assert "connection database api -> postgres: would: rotate the password of role postgres" in summary(check), \
+        check.details
+    assert any(line.startswith("container postgres: would be recreated") for line in summary(check)), \
+        "\n".join(summary(check))
+    assert any(line.startswith("container api: would be recreated") for line in summary(check)), \
+        "\n".join(summary(check))
     assert stack_state("showcase") == state, "--check changed Docker's state"
     assert dict((name, inspect("container", name)["Id"]) for name in ("postgres", "api")) == ids
     assert psql_url("postgres", old_url, "SELECT 1") == "1", "check mode changed the password"
@@ -102,13 +105,14 @@ def test_showcase_password_change_is_rotated_in_place(clean_showcase):  # noqa: 
 
     rotate = showcase(*with_password(NEW), diff=True)
     assert rotate.rc == 0, rotate.output
-    assert "connection database api -> postgres: rotate the password of role postgres" in summary(rotate)
+    assert "connection database api -> postgres: rotate the password of role postgres" in summary(rotate), \
+        rotate.details
     assert_no_secret(rotate, OLD, NEW)
     # The data is the same: the row is there, in the same volume, and the schema was not applied again.
     assert sorted(m["Name"] for m in inspect("container", "postgres")["Mounts"]) == postgres_volumes
     assert docker("exec", "postgres", "psql", "-U", "postgres", "-d", "appdb", "-tAc",
                   "SELECT email FROM users") == "ada@example.org"
-    assert not any("apply schema" in line for line in summary(rotate)), summary(rotate)
+    assert not any("apply schema" in line for line in summary(rotate)), "\n".join(summary(rotate))
     # The api has its new URL, and it logs in; the previous password is refused.
     new_url = env_of("api")["DATABASE_URL"]
     assert new_url == "postgresql://postgres:%s@postgres:5432/appdb" % quote(NEW, safe="")
@@ -118,7 +122,7 @@ def test_showcase_password_change_is_rotated_in_place(clean_showcase):  # noqa: 
 
     rerun = showcase(*with_password(NEW))
     assert rerun.rc == 0, rerun.output
-    assert recap_changed(rerun) == 0, summary(rerun)
+    assert recap_changed(rerun) == 0, "\n".join(summary(rerun))
     state = stack_state("showcase")
     recheck = showcase(*with_password(NEW), check=True)
     assert recheck.rc == 0 and recap_changed(recheck) == 0, recheck.output
@@ -156,14 +160,14 @@ def test_redis_password_change_is_rotated_in_place_and_keeps_data(stack):
     state = stack_state(stack)
     check = playbook([redis_stack(stack, second)], check=True, diff=True)
     assert check.rc == 0, check.output
-    assert entry(check, "connection", label)["actions"] == ["rotate the password of user default"]
+    assert entry(check, "connection", label)["actions"] == ["rotate the password of user default"], check.details
     assert stack_state(stack) == state
     assert redis_cli(cache, first, "PING") == "PONG", "check mode changed the password"
 
     rotate = playbook([redis_stack(stack, second)])
     assert rotate.rc == 0, rotate.output
-    assert entry(rotate, "connection", label)["actions"] == ["rotate the password of user default"]
-    assert entry(rotate, "container", cache)["actions"][:1] == ["recreate"]
+    assert entry(rotate, "connection", label)["actions"] == ["rotate the password of user default"], rotate.details
+    assert entry(rotate, "container", cache)["actions"][:1] == ["recreate"], rotate.details
     assert_no_secret(rotate, first, second)
     assert [m["Name"] for m in inspect("container", cache)["Mounts"] if m["Destination"] == "/data"] == data
     assert redis_cli(cache, second, "GET", "kept") == "yes", "the data in /data was lost"
@@ -207,10 +211,10 @@ def test_without_a_working_previous_password_it_stops_and_reinitialises_nothing(
         assert "connection database %s -> %s: the password of role postgres changes" % (app, pg) in msg, msg
         assert "no previous password that could be read is accepted (tried: DATABASE_URL of %s, POSTGRES_PASSWORD " \
                "of %s), nor the new one" % (app, pg) in msg, msg
-        assert "%s was neither recreated nor reinitialised" % pg in msg
+        assert "%s was neither recreated nor reinitialised" % pg in msg, msg
         assert "To proceed, deploy with the password the server has, or set the new one on it yourself " \
                "(docker exec -it %s psql -U postgres -c '\\password postgres'), then run again" % pg in msg, msg
-        assert "Traceback" not in run.output
+        assert "Traceback" not in run.output, run.output
         assert_no_secret(run, first, second, by_hand)
         assert stack_state(stack) == state
         assert inspect("container", pg)["Id"] == pg_id and env_of(app)["DATABASE_URL"] == app_url
@@ -219,7 +223,7 @@ def test_without_a_working_previous_password_it_stops_and_reinitialises_nothing(
     # As the message says: deploy with the password the server has. Nothing to rotate, the data stays.
     healed = playbook([pg_stack(stack, by_hand, tmp_path)], workdir=wd)
     assert healed.rc == 0, healed.output
-    assert entry(healed, "connection", "database %s -> %s" % (app, pg))["actions"] == []
+    assert entry(healed, "connection", "database %s -> %s" % (app, pg))["actions"] == [], healed.details
     assert docker("exec", pg, "psql", "-U", "postgres", "-d", "appdb", "-tAc", "SELECT name FROM users") == "ada"
     assert psql_url(pg, env_of(app)["DATABASE_URL"], "SELECT count(*) FROM users") == "1"
 
@@ -239,12 +243,12 @@ def test_single_module_rotates_in_place(stack, tmp_path):
     state = stack_state(stack)
     check = playbook([db_task(stack, pg, password=second), show(), api_task(stack, "db")], workdir=wd, check=True)
     assert check.rc == 0, check.output
-    assert shown(check)["actions"] == ["rotate the password of role postgres"]
+    assert shown(check)["actions"] == ["rotate the password of role postgres"], check.details
     assert stack_state(stack) == state and psql_url(pg, old_url, "SELECT 1") == "1"
 
     rotate = playbook([db_task(stack, pg, password=second), show(), api_task(stack, "db")], workdir=wd)
     assert rotate.rc == 0, rotate.output
-    assert shown(rotate)["actions"] == ["rotate the password of role postgres"]
+    assert shown(rotate)["actions"] == ["rotate the password of role postgres"], rotate.details
     assert_no_secret(rotate, first, second)
     new_url = env_of(stack + "-api")["DATABASE_URL"]
     assert second in new_url and psql_url(pg, new_url, "SELECT 1") == "1"
@@ -271,12 +275,12 @@ def test_a_stopped_server_is_rotated_once_it_runs_again(stack, tmp_path):
     state = stack_state(stack)
     check = playbook([pg_stack(stack, second, tmp_path)], workdir=wd, check=True)
     assert check.rc == 0, check.output
-    assert entry(check, "connection", label)["actions"] == ["rotate the password of role postgres"]
+    assert entry(check, "connection", label)["actions"] == ["rotate the password of role postgres"], check.details
     assert stack_state(stack) == state
 
     rotate = playbook([pg_stack(stack, second, tmp_path)], workdir=wd)
     assert rotate.rc == 0, rotate.output
-    assert entry(rotate, "connection", label)["actions"] == ["rotate the password of role postgres"]
+    assert entry(rotate, "connection", label)["actions"] == ["rotate the password of role postgres"], rotate.details
     assert_no_secret(rotate, first, second)
     assert docker("exec", pg, "psql", "-U", "postgres", "-d", "appdb", "-tAc", "SELECT name FROM users") == "ada"
     assert psql_url(pg, env_of(app)["DATABASE_URL"], "SELECT count(*) FROM users") == "1"
@@ -347,15 +351,15 @@ def test_an_application_users_password_is_rotated_in_place(stack, tmp_path, root
     state = stack_state(stack)
     check = playbook([app_user_stack(stack, APP_SECOND, root)], workdir=wd, check=True, diff=True)
     assert check.rc == 0, check.output
-    assert entry(check, "connection", label)["actions"] == ["rotate the password of user wp"]
+    assert entry(check, "connection", label)["actions"] == ["rotate the password of user wp"], check.details
     assert stack_state(stack) == state
     assert mariadb_as(db, "wp", APP_FIRST, "SELECT 1") == (0, "1"), "check mode changed the password"
     assert_no_secret(check, APP_FIRST, APP_SECOND, MARIADB_ROOT)
 
     rotate = playbook([app_user_stack(stack, APP_SECOND, root)], workdir=wd, diff=True, verbose=True)
     assert rotate.rc == 0, rotate.output
-    assert entry(rotate, "connection", label)["actions"] == ["rotate the password of user wp"]
-    assert "1227" not in rotate.output
+    assert entry(rotate, "connection", label)["actions"] == ["rotate the password of user wp"], rotate.details
+    assert "1227" not in rotate.output, rotate.output
     assert_no_secret(rotate, APP_FIRST, APP_SECOND, MARIADB_ROOT)
     assert mariadb_as(db, "wp", APP_SECOND, "SELECT title FROM posts") == (0, "hello"), "the rows were lost"
     code, out = mariadb_as(db, "wp", APP_FIRST, "SELECT 1")
@@ -410,7 +414,8 @@ def _rotate_on_swarm(stack, wd, task):
 
     rotate = playbook([task(APP_SECOND)], workdir=wd)
     assert rotate.rc == 0, rotate.output
-    assert entry(rotate, "connection", "database %s -> %s" % (app, db))["actions"] == ["rotate the password of user wp"]
+    assert entry(rotate, "connection", "database %s -> %s" % (app, db))["actions"] == ["rotate the password of user wp"], \
+        rotate.details
     assert_no_secret(rotate, APP_FIRST, APP_SECOND, MARIADB_ROOT)
     server = task_container(db)
     assert mariadb_as(server, "wp", APP_SECOND, "SELECT title FROM posts") == (0, "hello"), "the rows were lost"
