@@ -69,11 +69,11 @@ def deployed_with_a_row(stack):
 
 
 def assert_one_clean_failure(run, name):
-    assert run.rc != 0
+    assert run.rc != 0, run.output
     msg = run.result("pg")["msg"]
     assert "container %s could not be recreated, so the previous one is back under its name and running" \
         % name in msg, msg
-    assert "Traceback" not in run.output
+    assert "Traceback" not in run.output, run.output
     return msg
 
 
@@ -81,20 +81,20 @@ def test_anonymous_volume_survives_forced_recreate(stack):
     pg = stack + "-pg"
     before = stack_state(stack)
     check = playbook([pg_task(stack)], check=True)
-    assert check.rc == 0 and check.result("pg")["actions"] == ["create", "start"]
+    assert check.rc == 0 and check.result("pg")["actions"] == ["create", "start"], check.details
     assert stack_state(stack) == before
     pg, old_id, volume = deployed_with_a_row(stack)
     again = playbook([pg_task(stack)])
-    assert again.rc == 0 and again.result("pg")["changed"] is False
+    assert again.rc == 0 and again.result("pg")["changed"] is False, again.details
 
     drift_check = playbook([pg_task(stack, mark="b")], check=True)
-    assert drift_check.result("pg")["actions"] == ["recreate", "start"]
+    assert drift_check.result("pg")["actions"] == ["recreate", "start"], drift_check.details
     assert inspect("container", pg)["Id"] == old_id
 
     recreated = playbook([pg_task(stack, mark="b")])
     assert recreated.rc == 0, recreated.output
-    assert recreated.result("pg")["actions"] == ["recreate", "start"]
-    assert recreated.result("pg")["reasons"] == ["env MARK"]
+    assert recreated.result("pg")["actions"] == ["recreate", "start"], recreated.details
+    assert recreated.result("pg")["reasons"] == ["env MARK"], recreated.details
     attrs = inspect("container", pg)
     assert attrs["Id"] != old_id and attrs["State"]["Health"]["Status"] == "healthy"
     assert data_volume(pg) == volume, "the anonymous volume was not carried over"
@@ -104,11 +104,12 @@ def test_anonymous_volume_survives_forced_recreate(stack):
 
     # The carried volume is not a declared mount: no drift, and a second recreate carries it again.
     idempotent = playbook([pg_task(stack, mark="b")])
-    assert idempotent.rc == 0 and idempotent.result("pg")["changed"] is False
-    assert playbook([pg_task(stack, mark="c")]).rc == 0
+    assert idempotent.rc == 0 and idempotent.result("pg")["changed"] is False, idempotent.details
+    _run = playbook([pg_task(stack, mark="c")])
+    assert _run.rc == 0, _run.output
     assert data_volume(pg) == volume and psql(pg, "SELECT v FROM kept") == "survivor"
     last_check = playbook([pg_task(stack, mark="c")], check=True)
-    assert last_check.rc == 0 and last_check.result("pg")["changed"] is False
+    assert last_check.rc == 0 and last_check.result("pg")["changed"] is False, last_check.details
 
 
 def test_recreate_with_a_missing_bind_source_puts_the_old_container_back(stack, tmp_path):
@@ -116,7 +117,7 @@ def test_recreate_with_a_missing_bind_source_puts_the_old_container_back(stack, 
     missing = str(tmp_path / "no-such-dir")
     bad = playbook([pg_task(stack, mark="b", mounts=[{"type": "bind", "source": missing, "target": "/srv/x"}])])
     msg = assert_one_clean_failure(bad, pg)
-    assert "bind source path does not exist" in msg and missing in msg
+    assert "bind source path does not exist" in msg and missing in msg, msg
     attrs = inspect("container", pg)
     assert attrs["Id"] == old_id and attrs["State"]["Running"]
     assert psql(pg, "SELECT v FROM kept") == "survivor"
@@ -124,9 +125,10 @@ def test_recreate_with_a_missing_bind_source_puts_the_old_container_back(stack, 
 
     fixed = playbook([pg_task(stack, mark="b")])
     assert fixed.rc == 0, fixed.output
-    assert fixed.result("pg")["actions"] == ["recreate", "start"]
+    assert fixed.result("pg")["actions"] == ["recreate", "start"], fixed.details
     assert data_volume(pg) == volume and psql(pg, "SELECT v FROM kept") == "survivor"
-    assert playbook([pg_task(stack, mark="b")]).result("pg")["changed"] is False
+    _run = playbook([pg_task(stack, mark="b")])
+    assert _run.result("pg")["changed"] is False, _run.details
 
 
 def free_port():
@@ -145,7 +147,7 @@ def test_recreate_on_a_taken_port_puts_the_old_container_back(stack):
            "-p", "127.0.0.1:%d:80" % port, NGINX_IMAGE)
     bad = playbook([pg_task(stack, mark="b", ports=["127.0.0.1:%d:5432" % port])])
     msg = assert_one_clean_failure(bad, pg)
-    assert "cannot start container %s" % pg in msg and "%d" % port in msg
+    assert "cannot start container %s" % pg in msg and "%d" % port in msg, msg
     attrs = inspect("container", pg)
     assert attrs["Id"] == old_id and attrs["State"]["Running"]
     assert psql(pg, "SELECT v FROM kept") == "survivor"
@@ -167,7 +169,7 @@ def test_unhealthy_replacement_puts_the_old_container_back(stack):
     pg, old_id, _volume = deployed_with_a_row(stack)
     bad = playbook([pg_task(stack, healthcheck={"test": "exit 1", "interval": "1s", "retries": 1}, timeout=30)])
     msg = assert_one_clean_failure(bad, pg)
-    assert "unhealthy" in msg
+    assert "unhealthy" in msg, msg
     attrs = inspect("container", pg)
     assert attrs["Id"] == old_id and attrs["State"]["Health"]["Status"] == "healthy"
     assert psql(pg, "SELECT v FROM kept") == "survivor"
@@ -176,17 +178,19 @@ def test_unhealthy_replacement_puts_the_old_container_back(stack):
 
 def test_stopped_container_is_recreated_stopped_and_put_back_stopped(stack):
     pg, _old_id, volume = deployed_with_a_row(stack)
-    assert playbook([pg_task(stack, state="stopped")]).result("pg")["actions"] == ["stop"]
+    _run = playbook([pg_task(stack, state="stopped")])
+    assert _run.result("pg")["actions"] == ["stop"], _run.details
     recreated = playbook([pg_task(stack, mark="b", state="stopped")])
-    assert recreated.rc == 0 and recreated.result("pg")["actions"] == ["recreate"]
+    assert recreated.rc == 0 and recreated.result("pg")["actions"] == ["recreate"], recreated.details
     attrs = inspect("container", pg)
     assert attrs["State"]["Status"] == "created" and data_volume(pg) == volume
     bad = playbook([pg_task(stack, mark="c", state="started", mounts=[
         {"type": "bind", "source": "/nonexistent/clockwork", "target": "/srv/x"}])])
-    assert bad.rc != 0 and "the previous one is back under its name, with its volumes" in bad.result("pg")["msg"]
+    assert bad.rc != 0 and "the previous one is back under its name, with its volumes" in bad.result("pg")["msg"], \
+        bad.details
     assert inspect("container", pg)["Id"] == attrs["Id"] and inspect("container", pg)["State"]["Status"] == "created"
     started = playbook([pg_task(stack, mark="b")])
-    assert started.rc == 0 and started.result("pg")["actions"] == ["start"]
+    assert started.rc == 0 and started.result("pg")["actions"] == ["start"], started.details
     assert psql(pg, "SELECT v FROM kept") == "survivor"
 
 
@@ -200,14 +204,16 @@ def test_interrupted_recreate_is_repaired_by_the_next_run(stack):
     state = stack_state(stack)
     check = playbook([pg_task(stack)], check=True)
     assert check.rc == 0, check.output
-    assert check.result("pg")["actions"] == ["restore %s from %s, left by an interrupted run" % (pg, aside), "start"]
+    assert check.result("pg")["actions"] == ["restore %s from %s, left by an interrupted run" % (pg, aside), "start"], \
+        check.details
     assert stack_state(stack) == state
     repaired = playbook([pg_task(stack)])
     assert repaired.rc == 0, repaired.output
-    assert repaired.result("pg")["actions"] == check.result("pg")["actions"]
+    assert repaired.result("pg")["actions"] == check.result("pg")["actions"], repaired.details + check.details
     assert inspect("container", pg)["Id"] == old_id and leftovers(pg) == []
     assert psql(pg, "SELECT v FROM kept") == "survivor"
-    assert playbook([pg_task(stack)]).result("pg")["changed"] is False
+    _run = playbook([pg_task(stack)])
+    assert _run.result("pg")["changed"] is False, _run.details
 
     # Killed after creating the replacement, before starting it: the old one comes back, then
     # the change is made again, safely.
@@ -220,7 +226,7 @@ def test_interrupted_recreate_is_repaired_by_the_next_run(stack):
     repaired = playbook([pg_task(stack, mark="b")])
     assert repaired.rc == 0, repaired.output
     assert repaired.result("pg")["actions"][:2] == [
-        "restore %s from %s, left by an interrupted run" % (pg, aside), "recreate"]
+        "restore %s from %s, left by an interrupted run" % (pg, aside), "recreate"], repaired.details
     assert leftovers(pg) == [] and data_volume(pg) == volume
     assert psql(pg, "SELECT v FROM kept") == "survivor"
 
@@ -231,9 +237,10 @@ def test_interrupted_recreate_is_repaired_by_the_next_run(stack):
     made_here += [m["Name"] for m in inspect("container", stale)["Mounts"]]
     repaired = playbook([pg_task(stack, mark="b")])
     assert repaired.rc == 0, repaired.output
-    assert repaired.result("pg")["actions"] == ["remove %s, left by an interrupted run" % stale]
+    assert repaired.result("pg")["actions"] == ["remove %s, left by an interrupted run" % stale], repaired.details
     assert inspect("container", pg)["Id"] == current and leftovers(pg) == []
-    assert playbook([pg_task(stack, mark="b")]).result("pg")["changed"] is False
+    _run = playbook([pg_task(stack, mark="b")])
+    assert _run.result("pg")["changed"] is False, _run.details
     # What the removed containers kept is no one's now; the data volume is in use, and stays.
     assert data_volume(pg) == volume and volume not in made_here
     for orphan in made_here:
@@ -248,7 +255,7 @@ def test_a_container_aside_of_another_stack_is_left_alone(stack):
     try:
         run = playbook([pg_task(stack)])
         assert run.rc == 0, run.output
-        assert run.result("pg")["actions"] == ["create", "start"]
+        assert run.result("pg")["actions"] == ["create", "start"], run.details
         assert inspect("container", foreign) is not None
     finally:
         docker("rm", "-f", foreign)
@@ -277,16 +284,16 @@ def test_stack_recreate_keeps_the_data_and_waits_before_removing_the_old_one(sta
     recreated = playbook([stack_task(stack, "b")], env=env)
     assert recreated.rc == 0, recreated.output
     entry = [e for e in recreated.result("pg")["entries"] if e["name"] == pg][0]
-    assert entry["actions"] == ["recreate", "start"]
+    assert entry["actions"] == ["recreate", "start"], recreated.details
     assert data_volume(pg) == volume and psql(pg, "SELECT v FROM kept") == "survivor"
     assert leftovers(pg) == []
 
     unhealthy = {"test": "exit 1", "interval": "1s", "retries": 1}
     bad = playbook([stack_task(stack, "c", healthcheck=unhealthy)], env=env)
-    assert bad.rc != 0 and "Traceback" not in bad.output
+    assert bad.rc != 0 and "Traceback" not in bad.output, bad.output
     assert "container %s could not be recreated, so the previous one is back under its name and running" % pg \
-        in bad.result("pg")["msg"]
+        in bad.result("pg")["msg"], bad.details
     assert "MARK=b" in inspect("container", pg)["Config"]["Env"]
     assert psql(pg, "SELECT v FROM kept") == "survivor" and leftovers(pg) == []
     again = playbook([stack_task(stack, "b")], env=env)
-    assert again.rc == 0 and again.result("pg")["changed"] is False
+    assert again.rc == 0 and again.result("pg")["changed"] is False, again.details
