@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from fake_llm import FakeLLM
-from helpers import ROOT, docker, engine_state, env_of, inspect, remove_stack, run_playbook
+from helpers import ROOT, as_text, docker, engine_state, env_of, inspect, remove_stack, run_playbook
 
 DESCRIBED = os.path.join(ROOT, "playbooks/showcase-described.yml")
 LOCAL_IMAGES = ["-e", "@" + os.path.join(ROOT, "tests/images/local-images.yml")]
@@ -93,7 +93,7 @@ def test_described_showcase_offline_then_with_an_endpoint(clean_showcase, llm, t
 
     deploy = described(lock, verbose=True)
     assert deploy.rc == 0, deploy.output
-    assert "secret123" not in deploy.output and "Traceback" not in deploy.output
+    assert "secret123" not in deploy.output and "Traceback" not in deploy.output, deploy.output
     completion = completion_of(deploy)
     assert completion == {
         "database api -> postgres": {
@@ -106,10 +106,10 @@ def test_described_showcase_offline_then_with_an_endpoint(clean_showcase, llm, t
                                  "source": "local", "from_lock": False},
         "file api -> storage": {"fields": {"mount_path": "/data/uploads", "volume_name": "user-uploads"},
                                 "source": "local", "from_lock": False},
-    }
+    }, deploy.details
     converged = deploy.result("Converge stack showcase")   # deploy and verify in one call
-    assert converged["verified"] and len(converged["checks"]) == 6, converged
-    assert all(c["ok"] for c in converged["checks"]), converged["checks"]
+    assert converged["verified"] and len(converged["checks"]) == 6, as_text(converged)
+    assert all(c["ok"] for c in converged["checks"]), as_text(converged["checks"])
     assert_seed_usage()
     text = lock.read_text()
     assert "secret123" not in text and "password_from: to env POSTGRES_PASSWORD" in text
@@ -120,10 +120,10 @@ def test_described_showcase_offline_then_with_an_endpoint(clean_showcase, llm, t
     assert lock.read_text() == text
     state = showcase_state()
     recheck = described(lock, check=True)
-    assert recheck.rc == 0 and recap_changed(recheck) == 0 and showcase_state() == state
+    assert recheck.rc == 0 and recap_changed(recheck) == 0 and showcase_state() == state, recheck.details
     asserted = described(lock, tags="assert")
     assert asserted.rc == 0 and recap_changed(asserted) == 0, asserted.output
-    assert len(asserted.result(VERIFY)["checks"]) == 6
+    assert len(asserted.result(VERIFY)["checks"]) == 6, asserted.details
 
     # With an endpoint and no lock entry yet: three questions, the seed's answers, the same stack.
     fresh = tmp_path / "with-endpoint.lock.yml"
@@ -133,13 +133,13 @@ def test_described_showcase_offline_then_with_an_endpoint(clean_showcase, llm, t
     assert [len(llm.asked_for(f)) for f in sorted(SEED_ANSWERS)] == [1, 1, 1]
     for request in llm.requests:
         assert "secret123" not in str(request["body"]), "a secret went to the model"
-    assert {c["source"] for c in completion_of(endpoint).values()} == {"llm"}
-    assert recap_changed(endpoint) == 0, "the model's completion changed the stack"
+    assert {c["source"] for c in completion_of(endpoint).values()} == {"llm"}, endpoint.details
+    assert recap_changed(endpoint) == 0, "the model's completion changed the stack:\n" + endpoint.details
     assert dict((name, inspect("container", name)["Id"]) for name in CONTAINERS) == ids
     assert "secret123" not in fresh.read_text()
     llm.answer((500, "must not be asked"))
     again = described(fresh, env=llm.env())
-    assert again.rc == 0 and recap_changed(again) == 0 and llm.requests == []
+    assert again.rc == 0 and recap_changed(again) == 0 and llm.requests == [], again.details
     asserted = described(fresh, tags="assert", env=llm.env())
     assert asserted.rc == 0 and llm.requests == [], asserted.output
     assert_seed_usage()
