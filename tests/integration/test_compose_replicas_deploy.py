@@ -5,7 +5,7 @@ them; `scale` does the same; the service reaching them over HTTP has its check p
 check -> apply -> idempotent -> check, and --check changes nothing."""
 import textwrap
 
-from helpers import NGINX_IMAGE, docker, inspect
+from helpers import NGINX_IMAGE, as_text, docker, inspect
 from test_compose_import_deploy import converged, deploy, state_of
 from test_rotation import stack  # noqa: F401  (the stack fixture)
 
@@ -36,14 +36,14 @@ def test_replicas_of_an_imported_file_on_the_docker_engine(stack, tmp_path):  # 
     before = state_of(tag)
     dry = deploy(tmp_path, stack, check=True, diff=True)
     assert dry.rc == 0, dry.output
-    assert converged(dry, stack)["changed"] is True
-    assert "replicas need" not in dry.output
+    assert converged(dry, stack)["changed"] is True, dry.details
+    assert "replicas need" not in dry.output, dry.output
     assert state_of(tag) == before, "--check changed the engine"
 
     applied = deploy(tmp_path, stack)
     assert applied.rc == 0, applied.output
     checks = converged(applied, stack)["checks"]
-    assert checks and all(c["ok"] for c in checks), checks
+    assert checks and all(c["ok"] for c in checks), as_text(checks)
 
     for service in ("web", "worker"):
         name = "%s-%s" % (service, tag)
