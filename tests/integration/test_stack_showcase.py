@@ -45,18 +45,19 @@ def test_showcase_check_deploy_rerun_assert_destroy(clean_showcase):
     assert engine_state() == before, "--check changed Docker's state"
     assert not os.path.exists(os.path.join(ROOT, "playbooks/config.json"))
     lines = summary(check)
-    assert lines[0] == "order: postgres, redis, config_file, storage, api, frontend"
-    assert "container api: would be created, started" in lines
+    assert lines[0] == "order: postgres, redis, config_file, storage, api, frontend", check.output
+    assert "container api: would be created, started" in lines, check.output
 
     deploy = showcase(diff=True, verbose=True)
     assert deploy.rc == 0, deploy.output
-    assert "secret123" not in deploy.output, "the password was printed"
-    assert summary(deploy)[0] == "order: postgres, redis, config_file, storage, api, frontend"
+    assert "secret123" not in deploy.output, "the password was printed:\n" + deploy.output
+    assert summary(deploy)[0] == "order: postgres, redis, config_file, storage, api, frontend", deploy.details
     # Deploy and verify in one call: the separate verify task is skipped, every check passed.
     converged = deploy.result("Converge stack showcase")
-    assert converged["verified"] and len(converged["checks"]) == 6 and all(c["ok"] for c in converged["checks"])
-    assert "skip_reason" in deploy.result("Verify every connection from inside the containers")
-    assert "showcase | api: create, start" in deploy.output, "no progress line"
+    assert converged["verified"] and len(converged["checks"]) == 6 and all(c["ok"] for c in converged["checks"]), \
+        deploy.details
+    assert "skip_reason" in deploy.result("Verify every connection from inside the containers"), deploy.details
+    assert "showcase | api: create, start" in deploy.output, "no progress line:\n" + deploy.output
 
     # The seed's "Usage" section, as written.
     assert env_of("api")["DATABASE_URL"] == "postgresql://postgres:secret123@postgres:5432/appdb"
@@ -78,35 +79,36 @@ def test_showcase_check_deploy_rerun_assert_destroy(clean_showcase):
     assert dict((name, inspect("container", name)["Id"]) for name in CONTAINERS) == ids
     state = engine_state()
     recheck = showcase(check=True)
-    assert recheck.rc == 0 and recap_changed(recheck) == 0
+    assert recheck.rc == 0 and recap_changed(recheck) == 0, recheck.details
     assert engine_state() == state
 
     asserted = showcase(tags="assert")
     assert asserted.rc == 0, asserted.output
-    assert recap_changed(asserted) == 0
+    assert recap_changed(asserted) == 0, asserted.details
     # --tags assert alone: the showcase's own argument validation, the verify and its report;
     # the stack role's arguments are not validated twice.
     assert [r["_task"].split(" : ")[-1] for r in asserted.results] == [
         "Validating arguments against arg spec 'main' - The connections showcase of the seed document, on "
-        "clockwork.connections.stack", "Verify every connection from inside the containers", "Report what was done"]
-    assert len(asserted.result("Verify every connection from inside the containers")["checks"]) == 6
-    assert [line.split(" [")[1].split("]")[0] for line in summary(asserted)] == ["ok"] * 6
+        "clockwork.connections.stack", "Verify every connection from inside the containers", "Report what was done"], \
+        asserted.details
+    assert len(asserted.result("Verify every connection from inside the containers")["checks"]) == 6, asserted.details
+    assert [line.split(" [")[1].split("]")[0] for line in summary(asserted)] == ["ok"] * 6, asserted.details
 
     # A broken stack: every failed check is listed, not only the first.
     docker("stop", "redis")
     broken = showcase(tags="assert")
-    assert broken.rc != 0
+    assert broken.rc != 0, broken.output
     msg = broken.result("Verify every connection from inside the containers")["msg"]
-    assert msg.startswith("2 of 6 checks failed")
-    assert "network api -> redis" in msg and "dependency frontend -> redis" in msg
+    assert msg.startswith("2 of 6 checks failed"), msg
+    assert "network api -> redis" in msg and "dependency frontend -> redis" in msg, msg
     healed = showcase()
-    assert healed.rc == 0 and "container redis: started" in summary(healed)
+    assert healed.rc == 0 and "container redis: started" in summary(healed), healed.details
 
     docker("run", "-d", "--name", "cw-foreign", NGINX_IMAGE)
     state = engine_state()
     dry_destroy = showcase("-e", "clockwork_state=absent", check=True)
-    assert dry_destroy.rc == 0 and engine_state() == state
-    assert "container api: would be stopped, removed" in summary(dry_destroy)
+    assert dry_destroy.rc == 0 and engine_state() == state, dry_destroy.output
+    assert "container api: would be stopped, removed" in summary(dry_destroy), dry_destroy.details
     data = [m["Name"] for m in inspect("container", "postgres")["Mounts"] if m["Destination"].startswith("/var/lib/")]
     assert len(data) == 1 and len(data[0]) == 64, "postgres keeps its data in an anonymous volume"
     destroy = showcase("-e", "clockwork_state=absent")
@@ -118,9 +120,9 @@ def test_showcase_check_deploy_rerun_assert_destroy(clean_showcase):
     assert inspect("volume", "app-shared-data") is not None, "destroy removed a named volume"
     assert inspect("container", "cw-foreign")["State"]["Running"], "destroy touched a foreign container"
     again = showcase("-e", "clockwork_state=absent")
-    assert again.rc == 0 and recap_changed(again) == 0
+    assert again.rc == 0 and recap_changed(again) == 0, again.details
     purge = showcase("-e", "clockwork_state=absent", "-e", "clockwork_purge=true")
-    assert purge.rc == 0 and inspect("volume", "app-shared-data") is None
+    assert purge.rc == 0 and inspect("volume", "app-shared-data") is None, purge.output
     docker("volume", "rm", data[0])   # kept by the destroy without purge, as Compose's down keeps it
 
 
@@ -147,9 +149,9 @@ def test_invalid_stack_fails_before_anything_is_touched(stack, connections, mess
     message = message.format(**dict((n, stack + "-" + n) for n in ("a", "b", "ghost")))
     before = engine_state()
     run = playbook([stack_task(stack, resources, connections)])
-    assert run.rc != 0
+    assert run.rc != 0, run.output
     assert message in run.result("stack")["msg"], run.result("stack")["msg"]
-    assert "Traceback" not in run.output
+    assert "Traceback" not in run.output, run.output
     assert engine_state() == before
 
 
@@ -172,7 +174,7 @@ def test_every_bad_declaration_is_reported_at_once_before_the_first_change(stack
         run = playbook([stack_task(stack, resources, connections)], workdir=str(tmp_path),
                        env={"CLOCKWORK_STACK_IN_PROCESS": where})
         msg = run.result("stack")["msg"]
-        assert run.rc != 0 and "Traceback" not in run.output
+        assert run.rc != 0 and "Traceback" not in run.output, run.output
         assert msg.startswith("invalid stack %s: 6 problems found, nothing was changed" % stack), msg
         for part in ("resource %s: ports: 127.0.0.1:18080:8000/tcp publishes host port 18080/tcp, which resource %s "
                      "publishes too" % (db, api),
@@ -187,7 +189,7 @@ def test_every_bad_declaration_is_reported_at_once_before_the_first_change(stack
         assert engine_state() == before
     bad_name = playbook([stack_task("Bad Stack!", [], [])])
     assert bad_name.rc != 0 and "stack: name: stack name 'Bad Stack!' must be lower-case" in \
-        bad_name.result("stack")["msg"]
+        bad_name.result("stack")["msg"], bad_name.details
 
     # Pre-flight: what only the engine knows, every problem at once, before the first change.
     docker("run", "-d", "--name", stack + "-foreign", "-p", "127.0.0.1:18081:80", NGINX_IMAGE)
@@ -202,7 +204,7 @@ def test_every_bad_declaration_is_reported_at_once_before_the_first_change(stack
         for check in (True, False):
             run = playbook([stack_task(stack, resources, connections)], check=check)
             msg = run.result("stack")["msg"]
-            assert run.rc != 0 and "Traceback" not in run.output
+            assert run.rc != 0 and "Traceback" not in run.output, run.output
             assert msg.startswith("stack %s cannot be deployed: 5 problems found, nothing was changed" % stack), msg
             for part in ("resource %s-foreign: name: container %s-foreign exists and is not owned by stack %s"
                          % (stack, stack, stack),
@@ -224,13 +226,14 @@ def test_every_bad_declaration_is_reported_at_once_before_the_first_change(stack
 def test_stack_drift_is_recreated_with_its_reason_and_conflicts_name_both(stack):
     web = stack + "-web"
     resources = [{"name": web, "image": NGINX_IMAGE, "env": {"MODE": "a"}}]
-    assert playbook([stack_task(stack, resources, [])]).rc == 0
+    _run = playbook([stack_task(stack, resources, [])])
+    assert _run.rc == 0, _run.output
     resources[0]["env"]["MODE"] = "b"
     run = playbook([stack_task(stack, resources, [])], diff=True)
     assert run.rc == 0, run.output
     entry = [e for e in run.result("stack")["entries"] if e["kind"] == "container"][0]
-    assert entry["actions"] == ["replace start-first", "start"] and entry["reasons"] == ["env MODE"]
-    assert "container %s" % web in run.output  # the diff's header
+    assert entry["actions"] == ["replace start-first", "start"] and entry["reasons"] == ["env MODE"], run.details
+    assert "container %s" % web in run.output, run.output  # the diff's header
 
     cache = stack + "-cache"
     env = cache.upper().replace("-", "_") + "_HOST"
@@ -238,10 +241,10 @@ def test_stack_drift_is_recreated_with_its_reason_and_conflicts_name_both(stack)
                  {"name": cache, "image": NGINX_IMAGE}]
     conflict = playbook([stack_task(stack, resources, [
         {"type": "network", "from": web, "to": cache, "network_name": stack + "-n"}])])
-    assert conflict.rc != 0
+    assert conflict.rc != 0, conflict.output
     assert "env %s is set differently by the container's own env and by connection network %s -> %s" % (
-        env, web, cache) in conflict.result("stack")["msg"]
-    assert "nothing was changed" in conflict.result("stack")["msg"]
+        env, web, cache) in conflict.result("stack")["msg"], conflict.details
+    assert "nothing was changed" in conflict.result("stack")["msg"], conflict.details
 
 
 def test_stack_tls_and_renewal_restart_the_server(stack, tmp_path):
@@ -266,22 +269,22 @@ def test_stack_tls_and_renewal_restart_the_server(stack, tmp_path):
     first = run()
     assert first.rc == 0, first.output
     assert env_of(frontend)[api.upper().replace("-", "_") + "_URL"] == "https://%s:8443" % api
-    assert "answered 200" in first.result("stack")["checks"][0]["msg"]
+    assert "answered 200" in first.result("stack")["checks"][0]["msg"], first.details
     started = inspect("container", api)["State"]["StartedAt"]
     again = run()
-    assert again.rc == 0 and not again.results[0]["changed"]
+    assert again.rc == 0 and not again.results[0]["changed"], again.details
 
     # New names for the certificate: made again, and the running server restarted (same mounts).
     renamed = run(service_name=stack + "-secure")
     assert renamed.rc == 0, renamed.output
     entries = dict((e["kind"] + " " + e["name"], e) for e in renamed.results[0]["entries"])
     mesh_entry = entries["connection service_mesh %s -> %s" % (frontend, api)]
-    assert any(a.startswith("generate certificate") for a in mesh_entry["actions"])
-    assert "restart for its new certificate" in entries["container " + api]["actions"]
+    assert any(a.startswith("generate certificate") for a in mesh_entry["actions"]), renamed.details
+    assert "restart for its new certificate" in entries["container " + api]["actions"], renamed.details
     assert inspect("container", api)["State"]["StartedAt"] != started
     secure_url = "https://%s-secure:8443/health" % stack
     assert "answered 200" in renamed.result("stack")["checks"][0]["msg"] and secure_url in \
-        renamed.result("stack")["checks"][0]["msg"]
+        renamed.result("stack")["checks"][0]["msg"], renamed.details
 
 
 @pytest.mark.parametrize("where", ["never", "auto"])
@@ -298,12 +301,12 @@ def test_module_path_and_in_process_path_behave_alike(stack, tmp_path, where):
     env = {"CLOCKWORK_STACK_IN_PROCESS": where}
     first = playbook([stack_task(stack, resources, connections)], workdir=str(tmp_path), env=env, verbose=True, diff=True)
     assert first.rc == 0, first.output
-    assert password not in first.output
+    assert password not in first.output, first.output
     assert env_of(app)["DATABASE_URL"] == "postgresql://postgres:%s@%s:5432/postgres" % (password, pg)
     again = playbook([stack_task(stack, resources, connections)], workdir=str(tmp_path), env=env)
-    assert again.rc == 0 and not again.changed
+    assert again.rc == 0 and not again.changed, again.details
     broken = playbook([stack_task(stack, resources, [dict(connections[0], to=stack + "-ghost")])], env=env)
-    assert broken.rc != 0 and "to: unknown resource %s-ghost" % stack in broken.result("stack")["msg"]
+    assert broken.rc != 0 and "to: unknown resource %s-ghost" % stack in broken.result("stack")["msg"], broken.details
 
 
 def test_check_mode_on_an_empty_engine_lists_each_action_once(stack, tmp_path):
@@ -338,45 +341,48 @@ def test_check_mode_on_an_empty_engine_lists_each_action_once(stack, tmp_path):
     actions = [a for _kind, _name, a in listed if _kind != "container"]
     assert len(actions) == len(set(actions)), "an action is listed twice: %s" % actions
     assert [e["name"] for e in result["entries"] if e["kind"] == "container"] == [
-        n[k] for k in ("pg", "cache", "storage", "api", "web")]
+        n[k] for k in ("pg", "cache", "storage", "api", "web")], run.details
     for action in ("create network %s_default" % stack, "create network %s-backend" % stack,
                    "create volume %s-shared" % stack, "write %s" % (tmp_path / "config.json"),
                    "generate CA for stack %s" % stack, "apply schema schema.sql"):
         assert action in actions, actions
-    assert result["plan"]["order"] == [n[k] for k in ("pg", "cache", "conf", "storage", "api", "web")]
-    assert result["plan"]["volumes"] == [stack + "-shared"]
-    assert result["plan"]["containers"][n["storage"]]["mounts"] == ["%s-shared:/data/shared" % stack]
-    assert "pw" not in json.dumps(result["plan"])
+    assert result["plan"]["order"] == [n[k] for k in ("pg", "cache", "conf", "storage", "api", "web")], run.details
+    assert result["plan"]["volumes"] == [stack + "-shared"], run.details
+    assert result["plan"]["containers"][n["storage"]]["mounts"] == ["%s-shared:/data/shared" % stack], run.details
+    assert "pw" not in json.dumps(result["plan"]), run.details
 
 
 def test_destroy_stops_each_container_with_its_grace_period(stack, tmp_path):
     app = stack + "-app"
     resources = [{"name": app, "image": NGINX_IMAGE, "command": STOPPED_GRACEFULLY, "stop_grace_period": "20s",
                   "mounts": [{"type": "bind", "source": str(tmp_path), "target": "/data"}]}]
-    assert playbook([stack_task(stack, resources, [])]).rc == 0
+    _run = playbook([stack_task(stack, resources, [])])
+    assert _run.rc == 0, _run.output
     state = engine_state()
     dry = playbook([stack_task(stack, resources, [], state="absent")], check=True)
-    assert [e["actions"] for e in dry.result("stack")["entries"] if e["kind"] == "container"] == [["stop", "remove"]]
+    assert [e["actions"] for e in dry.result("stack")["entries"] if e["kind"] == "container"] == [["stop", "remove"]], \
+        dry.details
     assert engine_state() == state and not (tmp_path / "marker").exists()
     destroyed = playbook([stack_task(stack, resources, [], state="absent")])
     assert destroyed.rc == 0, destroyed.output
     assert inspect("container", app) is None
     assert (tmp_path / "marker").read_text() == "stopped\n", "removed without its stop signal"
     again = playbook([stack_task(stack, resources, [], state="absent")])
-    assert again.result("stack")["changed"] is False
+    assert again.result("stack")["changed"] is False, again.details
 
 
 def test_destroy_keeps_anonymous_data_unless_purged(stack):
     from helpers import POSTGRES_IMAGE
     pg = stack + "-pg"
     resources = [{"name": pg, "image": POSTGRES_IMAGE, "env": {"POSTGRES_PASSWORD": "pw"}}]
-    assert playbook([stack_task(stack, resources, [])]).rc == 0
+    _run = playbook([stack_task(stack, resources, [])])
+    assert _run.rc == 0, _run.output
     data = [m["Name"] for m in inspect("container", pg)["Mounts"] if len(m.get("Name") or "") == 64]
     assert len(data) == 1
     state = engine_state()
     dry = playbook([stack_task(stack, resources, [], state="absent", purge=True)], check=True)
-    assert dry.rc == 0 and engine_state() == state and inspect("volume", data[0]) is not None
-    assert any(e["actions"] == ["remove anonymous volume"] for e in dry.result("stack")["entries"])
+    assert dry.rc == 0 and engine_state() == state and inspect("volume", data[0]) is not None, dry.output
+    assert any(e["actions"] == ["remove anonymous volume"] for e in dry.result("stack")["entries"]), dry.details
     purged = playbook([stack_task(stack, resources, [], state="absent", purge=True)])
     assert purged.rc == 0, purged.output
     assert inspect("container", pg) is None and inspect("volume", data[0]) is None
