@@ -16,7 +16,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 import helpers
-from helpers import LOCAL_IMAGES, ROOT, docker, engine_state, inspect, run_playbook
+from helpers import LOCAL_IMAGES, ROOT, as_text, docker, engine_state, inspect, run_playbook
 from test_swarm import SHOWCASE_LOCK, _locked, swarm, swarm_objects  # noqa: F401  (the module's swarm fixture)
 
 EXAMPLE = os.path.join(ROOT, "playbooks/examples/wordpress.yml")
@@ -34,7 +34,7 @@ def forms(*passwords):
 
 def assert_nothing_shows(text, *passwords):
     for form in forms(*passwords):
-        assert form not in text, "a password (%r) shows" % form
+        assert form not in text, "a password (%r) shows in:\n%s" % (form, text)
 
 
 @pytest.fixture
@@ -77,13 +77,13 @@ def test_the_wordpress_example_on_one_engine(example):
     before = engine_state()
     dry = example(check=True, diff=True)
     assert dry.rc == 0, dry.output
-    assert report(dry)["changed"] is True
+    assert report(dry)["changed"] is True, dry.details
     assert engine_state() == before, "check mode changed the engine"
     assert not os.path.exists(SECRETS), "check mode wrote a password file"
 
     applied = example(diff=True, verbose=True)
     assert applied.rc == 0, applied.output
-    assert [c["ok"] for c in report(applied)["checks"]] == [True, True, True], report(applied)["checks"]
+    assert [c["ok"] for c in report(applied)["checks"]] == [True, True, True], as_text(report(applied)["checks"])
     assert_nothing_shows(applied.output, DB_PASSWORD, REDIS_PASSWORD)
     # The client reads parts, the passwords as files: docker inspect shows neither password.
     for name in CONTAINERS[1:]:
@@ -121,14 +121,14 @@ def test_the_wordpress_example_on_one_engine(example):
     assert_nothing_shows(rotated.output, DB_PASSWORD, NEW_PASSWORD)
     entries = dict(("%s %s" % (e["kind"], e["name"]), e) for e in report(rotated)["entries"])
     assert entries["connection database wordpress -> db"]["actions"] == [
-        "rotate the password of user root", "write %s (mode 0400)" % path]
-    assert entries["container wordpress"]["actions"][0] == "restart to read its new password file"
-    assert entries["container cache"]["changed"] is False
+        "rotate the password of user root", "write %s (mode 0400)" % path], rotated.details
+    assert entries["container wordpress"]["actions"][0] == "restart to read its new password file", rotated.details
+    assert entries["container cache"]["changed"] is False, rotated.details
     assert os.stat(path).st_ino == inode and open(path).read() == NEW_PASSWORD
     assert mariadb(NEW_PASSWORD, "SELECT option_value FROM wp_options WHERE option_name = 'kept'") == "yes"
     assert "Access denied" in mariadb(DB_PASSWORD, "SELECT 1")
     assert inspect("container", "wordpress")["State"]["Health"]["Status"] == "healthy"
-    assert all(c["ok"] for c in report(rotated)["checks"])
+    assert all(c["ok"] for c in report(rotated)["checks"]), rotated.details
     settled = example(wordpress_db_password=NEW_PASSWORD)
     assert settled.rc == 0 and not report(settled)["changed"], settled.output
 
@@ -143,7 +143,7 @@ def test_the_wordpress_example_on_one_engine(example):
 def test_the_wordpress_example_on_a_single_node_swarm(swarm, example):  # noqa: F811
     deployed = example(wordpress_engine="swarm")
     assert deployed.rc == 0, deployed.output
-    assert [c["ok"] for c in report(deployed)["checks"]] == [True, True, True], report(deployed)["checks"]
+    assert [c["ok"] for c in report(deployed)["checks"]] == [True, True, True], as_text(report(deployed)["checks"])
     assert sorted(inspect("service", s)["Spec"]["Name"] for s in swarm_objects(STACK)["services"]) == [
         "cache", "db", "wordpress"]
     # MariaDB's own password and the client's are Swarm secrets, read as *_FILE.
@@ -163,7 +163,7 @@ def test_the_wordpress_example_on_a_single_node_swarm(swarm, example):  # noqa: 
     assert_nothing_shows(rotated.output, DB_PASSWORD, NEW_PASSWORD)
     entries = dict(("%s %s" % (e["kind"], e["name"]), e) for e in report(rotated)["entries"])
     assert entries["connection database wordpress -> db"]["actions"] == ["rotate the password of user root"], \
-        "the schema is not applied again: the data is in the named volume"
-    assert all(c["ok"] for c in report(rotated)["checks"])
+        "the schema is not applied again: the data is in the named volume:\n" + rotated.details
+    assert all(c["ok"] for c in report(rotated)["checks"]), rotated.details
     settled = example(wordpress_engine="swarm", wordpress_db_password=NEW_PASSWORD)
     assert settled.rc == 0 and not report(settled)["changed"], settled.output
