@@ -13,7 +13,7 @@ import time
 import docker as sdk
 import pytest
 
-from helpers import LOCAL_IMAGES, run_playbook
+from helpers import LOCAL_IMAGES, as_text, run_playbook
 from test_wordpress_example import DB_PASSWORD, EXAMPLE, NEW_PASSWORD, REDIS_PASSWORD, assert_nothing_shows
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -101,9 +101,9 @@ def test_a_stack_spread_over_three_nodes(cluster):
     started = time.monotonic()
     deployed = converge(host, "v1")
     print("deploy: %.1fs" % (time.monotonic() - started))
-    assert [c["ok"] for c in deployed["checks"]] == [True, True], deployed["checks"]
+    assert [c["ok"] for c in deployed["checks"]] == [True, True], as_text(deployed["checks"])
     database = [e for e in deployed["entries"] if e["kind"] == "connection" and e["name"].startswith("database")][0]
-    assert database["actions"] == ["apply schema schema.sql", "apply migration 001_notes.sql"], database
+    assert database["actions"] == ["apply schema schema.sql", "apply migration 001_notes.sql"], as_text(database)
 
     # Applied once, on the server, wherever its task runs; its password is in no service spec.
     (db_node, db_container), = tasks(host, "db")
@@ -148,19 +148,20 @@ def test_a_stack_spread_over_three_nodes(cluster):
         log = on(host, "logs", poller).splitlines()
     finally:
         on(host, "rm", "-f", poller)
-    assert [e["actions"] for e in updated["entries"] if e["kind"] == "service" and e["name"] == "web"] == [["update"]]
+    assert [e["actions"] for e in updated["entries"] if e["kind"] == "service" and e["name"] == "web"] == [["update"]], \
+        as_text(updated)
     assert on(host, "service", "inspect", "web", "--format", "{{.ID}}") == before
     versions = [line.split()[0] for line in log if line.strip()]
     assert "FAILED" not in versions, log
     assert versions[0] == "v1" and versions[-1] == "v2" and len(versions) > 20, log
-    assert all(c["ok"] for c in updated["checks"])
+    assert all(c["ok"] for c in updated["checks"]), as_text(updated)
     database = [e for e in updated["entries"] if e["kind"] == "connection" and e["name"].startswith("database")][0]
-    assert not database["changed"], database
+    assert not database["changed"], as_text(database)
     web = tasks(host, "web")
     assert len(set(node for node, _c in web)) == 3
 
     destroyed = converge(host, "v2", state="absent")
-    assert destroyed["changed"] and on(host, "service", "ls", "-q") == ""
+    assert destroyed["changed"] and on(host, "service", "ls", "-q") == "", as_text(destroyed)
 
 
 # The example's services are db, cache and wordpress whatever the stack's name; this name keeps
@@ -223,14 +224,14 @@ def test_the_wordpress_example_over_three_nodes(cluster, tmp_path):
     empty = settled(host, lambda s: not any(v for k, v in s.items() if k.endswith(" containers")))
     assert not empty["service"] and not any(v for k, v in empty.items() if k.endswith(" containers")), empty
     dry = example("--diff", check=True)
-    assert report(dry)["changed"] is True
+    assert report(dry)["changed"] is True, dry.details
     assert cluster_state(host) == empty, "check mode changed the cluster"
     assert not os.path.exists(host_files)
 
     started = time.monotonic()
     applied = example("--diff", "-vvv")
     print("wordpress deploy: %.1fs" % (time.monotonic() - started))
-    assert [c["ok"] for c in report(applied)["checks"]] == [True, True, True], report(applied)["checks"]
+    assert [c["ok"] for c in report(applied)["checks"]] == [True, True, True], as_text(report(applied)["checks"])
     assert_nothing_shows(applied.output, DB_PASSWORD, REDIS_PASSWORD)
     # The client logs in to MariaDB and Redis across nodes. db and cache are created at once (they
     # connect to nothing), so spread may put both on one node; wordpress comes after both are ready,
@@ -268,17 +269,17 @@ def test_the_wordpress_example_over_three_nodes(cluster, tmp_path):
     # on the same node as its volume; the row stays and the old password is refused.
     assert mariadb(host, DB_PASSWORD, "INSERT INTO wp_options (option_name, option_value) VALUES ('kept', 'yes')") == ""
     dry_rotation = example("--diff", "-vvv", check=True, wordpress_db_password=NEW_PASSWORD)
-    assert report(dry_rotation)["changed"] is True
+    assert report(dry_rotation)["changed"] is True, dry_rotation.details
     assert cluster_state(host) == state, "check mode changed the cluster"
     assert_nothing_shows(dry_rotation.output, DB_PASSWORD, NEW_PASSWORD, REDIS_PASSWORD)
     rotated = example("--diff", "-vvv", wordpress_db_password=NEW_PASSWORD)
     assert_nothing_shows(rotated.output, DB_PASSWORD, NEW_PASSWORD, REDIS_PASSWORD)
     entries = dict(("%s %s" % (e["kind"], e["name"]), e) for e in report(rotated)["entries"])
     assert entries["connection database wordpress -> db"]["actions"] == ["rotate the password of user root"], \
-        "the schema is not applied again: the data is in the named volume"
-    assert entries["service db"]["actions"] == entries["service wordpress"]["actions"] == ["update"]
-    assert entries["service cache"]["changed"] is False
-    assert all(c["ok"] for c in report(rotated)["checks"]), report(rotated)["checks"]
+        "the schema is not applied again: the data is in the named volume:\n" + rotated.details
+    assert entries["service db"]["actions"] == entries["service wordpress"]["actions"] == ["update"], rotated.details
+    assert entries["service cache"]["changed"] is False, rotated.details
+    assert all(c["ok"] for c in report(rotated)["checks"]), as_text(report(rotated)["checks"])
     assert tasks(host, "db")[0][0] == nodes["db"]
     assert mariadb(host, NEW_PASSWORD, "SELECT option_value FROM wp_options WHERE option_name = 'kept'") == "yes"
     assert "Access denied" in mariadb(host, DB_PASSWORD, "SELECT 1")
@@ -290,6 +291,6 @@ def test_the_wordpress_example_over_three_nodes(cluster, tmp_path):
 
     # Destroy, with purge: the services, network, secrets, the volume and the tasks' containers go.
     destroyed = example(clockwork_state="absent", clockwork_purge=True)
-    assert report(destroyed)["changed"] is True
+    assert report(destroyed)["changed"] is True, destroyed.details
     left = settled(host, lambda s: s == empty)
     assert left == empty
