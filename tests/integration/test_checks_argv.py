@@ -4,7 +4,7 @@ refuses checks no connection type defines, before running any."""
 import hashlib
 import os
 
-from helpers import NGINX_IMAGE, POSTGRES_IMAGE, docker, playbook
+from helpers import NGINX_IMAGE, POSTGRES_IMAGE, as_text, docker, playbook
 
 
 def hostile(stack):
@@ -56,7 +56,7 @@ def test_hostile_paths_and_urls_are_only_arguments(stack, tmp_path):
     run = verify(checks)
     assert run.rc == 0, run.output
     reports = run.result("verify")["checks"]
-    assert [r["ok"] for r in reports] == [True] * 5, reports
+    assert [r["ok"] for r in reports] == [True] * 5, as_text(reports)
     assert reports[0]["msg"].endswith("with the expected content, read-only"), run.details
     assert "answered 200" in reports[4]["msg"], run.details
     assert pwned(stack, api, storage) == []
@@ -78,7 +78,7 @@ def test_a_container_without_nc_or_timeout_still_gets_a_bounded_check(stack):
                   {"kind": "dns_tcp", "connection": "closed", "container": api, "host": server, "port": 81}])
     assert run.rc != 0, run.output
     reports = run.result("verify")["checks"]
-    assert reports[0]["ok"] is True, reports   # bash's /dev/tcp, since nc is not there
+    assert reports[0]["ok"] is True, as_text(reports)   # bash's /dev/tcp, since nc is not there
     assert reports[1]["ok"] is False and "%s:81 does not accept TCP" % server in reports[1]["msg"], run.details
 
 
