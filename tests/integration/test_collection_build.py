@@ -24,7 +24,7 @@ def test_built_tarball_installs_and_runs(tmp_path, stack):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(install_dir), ANSIBLE_CONFIG=str(tmp_path / "none.cfg"))
     doc = subprocess.run([os.path.join(VENV_BIN, "ansible-doc"), "clockwork.connections.container"],
                          capture_output=True, text=True, env=env, cwd=str(tmp_path))
-    assert doc.returncode == 0 and str(installed) in doc.stdout
+    assert doc.returncode == 0 and str(installed) in doc.stdout, doc.stdout + doc.stderr
     play = tmp_path / "play.yml"
     play.write_text(
         "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
