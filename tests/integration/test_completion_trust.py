@@ -11,8 +11,8 @@ import yaml
 from ansible.parsing.vault import VaultLib, VaultSecret
 
 from fake_llm import FakeLLM
-from helpers import (NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, VENV_BIN, docker, engine_state, env_of, inspect,
-                     playbook, run_playbook)
+from helpers import (NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, VENV_BIN, as_text, docker, engine_state, env_of,
+                     inspect, playbook, run_playbook)
 
 VAULTED_PASSWORD = "vaulted-Pa55-from-vault"   # pragma: allowlist secret
 VAULT_PASSWORD = "vault-pw-for-tests"   # pragma: allowlist secret
@@ -198,8 +198,8 @@ def test_stack_role_completes_every_type_from_vaulted_templated_and_extra_vars(s
     assert net["Labels"]["io.clockwork.stack"] == stack, deploy.details
     assert sorted(c["Name"] for c in net["Containers"].values()) == sorted([n["api"], n["cache"]]), deploy.details
     converged = converge_result(deploy, stack)   # deploy and verify in one call
-    assert converged["verified"] and len(converged["checks"]) >= 4, converged
-    assert all(c["ok"] for c in converged["checks"]), converged["checks"]
+    assert converged["verified"] and len(converged["checks"]) >= 4, as_text(converged)
+    assert all(c["ok"] for c in converged["checks"]), as_text(converged["checks"])
 
     # The lock file: the reference, never the password; plain YAML that loads.
     lock = lock_path.read_text()
@@ -225,7 +225,7 @@ def test_stack_role_completes_every_type_from_vaulted_templated_and_extra_vars(s
     asserted = role_run(workdir, stack, env, tags="assert")
     assert asserted.rc == 0 and llm.requests == [], asserted.output
     checks = asserted.result("Verify every connection from inside the containers")["checks"]
-    assert len(checks) == len(converged["checks"]) and all(c["ok"] for c in checks), checks
+    assert len(checks) == len(converged["checks"]) and all(c["ok"] for c in checks), as_text(checks)
 
 
 HOSTILE_TEMPLATES = ["postgresql://{user}:{password}@elsewhere.example:5432/{database}",
@@ -339,7 +339,7 @@ def test_hand_edited_lock_entries_are_refused_naming_the_entry_and_the_field(sta
         lock_path.write_text(yaml.safe_dump(edited))
         for check in (True, False):
             run = run_stack(stack, tmp_path, check=check)
-            assert run.rc != 0, (field, value, run.output)
+            assert run.rc != 0, "%s %r:\n%s" % (field, value, run.output)
             msg = run.result("stack")["msg"]
             assert "lock file %s: entry '%s': field %s" % (lock_path, name, field) in msg and words in msg, msg
             assert "Traceback" not in run.output, run.output
@@ -431,7 +431,7 @@ def test_hostile_answers_to_the_single_modules_never_reach_the_engine(stack, llm
     assert len(llm.requests) == 9
     for task, field in (("db", "connection_string_template"), ("net", "network_name"), ("upload", "mount_path")):
         completion = run.result("show")["msg"][task]
-        assert completion["source"] == "local" and field in completion["fallback"], completion
+        assert completion["source"] == "local" and field in completion["fallback"], as_text(completion)
     assert "mount_path '/proc/sys' is a system path" in run.result("show")["msg"]["upload"]["fallback"], run.details
     assert env_of(n["api"])["DATABASE_URL"] == "postgresql://postgres:declared-secret-9@%s:5432/cwshopdb" % n["pg"]
     assert_nothing_hostile(stack, foreign)
