@@ -273,13 +273,14 @@ def test_a_refused_file_fails_before_any_change_naming_service_key_and_opt_in(st
         "compose_file": str(tmp_path / "compose.yaml"), "out": str(tmp_path / "stack.yml"), "stack": stack}))
     for result in runs:
         assert result.rc != 0, result.output[-4000:]
-        assert "Traceback" not in result.output
+        assert "Traceback" not in result.output, result.output
         for word in wanted:
-            assert word.format(t=tag) in result.output, (word.format(t=tag), result.output[-4000:])
+            assert word.format(t=tag) in result.output, "%r is not in:\n%s" % (
+                word.format(t=tag), result.output[-4000:])
         for word in unwanted:
-            assert word not in result.output, word
+            assert word not in result.output, "%r is in:\n%s" % (word, result.output)
         assert not any(r["_task"].endswith("Converge stack %s" % stack) and not r.get("skipped")
-                       for r in result.results), "the stack was converged"
+                       for r in result.results), "the stack was converged:\n" + result.details
     assert stack_objects(stack, tag) == [], "a refused file changed the engine"
     assert not (tmp_path / "stack.yml").exists() and not marker.exists()
 
@@ -354,7 +355,7 @@ def test_the_grants_a_file_is_allowed_are_deployed_and_listed(stack, tmp_path): 
     outputs = lifecycle(tmp_path, stack, [task], "no-password-in-this-file")
     for grant in ALL_GRANTS:
         if grant not in ("privileged", "docker_socket"):
-            assert "kept, as clockwork_compose_allow lists %s" % grant in outputs[1], grant
+            assert "kept, as clockwork_compose_allow lists %s" % grant in outputs[1], "%s:\n%s" % (grant, outputs[1])
     container = inspect("container", "web-" + tag)
     host = container["HostConfig"]
     assert host["Privileged"] is False
@@ -398,6 +399,6 @@ def test_an_allowed_docker_socket_deploys(stack, tmp_path):  # noqa: F811
     task = role_task(clockwork_stack_name=stack, clockwork_compose_file="compose.yaml",
                      clockwork_compose_allow=["docker_socket"])
     outputs = lifecycle(tmp_path, stack, [task], "no-password-in-this-file")
-    assert "kept, as clockwork_compose_allow lists docker_socket" in outputs[1]
+    assert "kept, as clockwork_compose_allow lists docker_socket" in outputs[1], "the apply's output:\n" + outputs[1]
     mounts = dict((m["Destination"], m["Source"]) for m in inspect("container", "sock-" + tag)["Mounts"])
     assert mounts.get("/var/run/docker.sock") == "/var/run/docker.sock"
