@@ -16,8 +16,8 @@ import textwrap
 import pytest
 import yaml
 
-from helpers import (LOCAL_IMAGES, NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, ROOT, VENV_BIN, engine_state, inspect,
-                     playbook, run_playbook)
+from helpers import (LOCAL_IMAGES, NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, ROOT, VENV_BIN, as_text, engine_state,
+                     inspect, playbook, run_playbook)
 from test_rotation import stack  # noqa: F401  (the stack fixture that also removes carried anonymous volumes)
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
@@ -190,14 +190,15 @@ def test_an_imported_compose_file_deploys_like_compose(stack, tmp_path, project)
     assert password not in applied.output, "a password shows in the output:\n" + applied.output
     result = converged(applied, stack)
     checks = result["checks"]
-    assert checks and all(c["ok"] for c in checks), checks
+    assert checks and all(c["ok"] for c in checks), as_text(checks)
     imported = yaml.safe_load(subprocess.run(
         [os.path.join(VENV_BIN, "python"), "-c", IMPORT, str(tmp_path), stack, yaml.safe_dump(env)],
         capture_output=True, text=True, check=True).stdout)
     # Every inferred connection is checked, and passes (a dependency's check is `to` running).
     checked = set(c["connection"] for c in checks)
     for connection in imported["connections"]:
-        assert any(connection["from"] in name and connection["to"] in name for name in checked), (connection, checked)
+        assert any(connection["from"] in name and connection["to"] in name for name in checked), \
+            "%s is not among the checks:\n%s" % (as_text(connection), as_text(sorted(checked)))
 
     again = deploy(tmp_path, stack, env)
     assert again.rc == 0 and converged(again, stack)["changed"] is False, again.output
@@ -281,7 +282,7 @@ def test_declared_connections_replace_inferred_ones(stack, tmp_path):  # noqa: F
     order = converged(dry, stack)["order"]
     assert order.index("cache-%s" % tag) < order.index("worker-%s" % tag), dry.details
     entries = [e["name"] for e in converged(dry, stack)["entries"] if e["kind"] == "connection"]
-    assert entries.count("dependency worker-{0} -> web-{0}".format(tag)) <= 1, entries
+    assert entries.count("dependency worker-{0} -> web-{0}".format(tag)) <= 1, as_text(entries)
 
 
 class UnsafeLoader(yaml.SafeLoader):
