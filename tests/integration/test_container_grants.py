@@ -68,7 +68,7 @@ def test_grants_check_apply_idempotent_check(stack):
                 devices=["/dev/null:/dev/xnull:rwm"])
     again = playbook([same])
     assert again.rc == 0, again.output
-    assert again.result("box")["changed"] is False, again.result("box")
+    assert again.result("box")["changed"] is False, again.details
     assert inspect("container", name)["Id"] == container_id
 
     last_check = playbook([task(stack)], check=True, diff=True)
