@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from helpers import NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, docker, env_of, inspect, playbook
+from helpers import NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, as_text, docker, env_of, inspect, playbook
 
 PASSWORD = "secret123"  # pragma: allowlist secret
 
@@ -266,7 +266,7 @@ def test_a_schema_file_named_like_a_command_is_only_a_name(stack, workdir):
                    workdir=str(workdir))
     assert run.rc == 0, run.output
     report = run.result("verify")["checks"][0]
-    assert report["ok"] is True and report["msg"].endswith("and schema %s is recorded" % name), report
+    assert report["ok"] is True and report["msg"].endswith("and schema %s is recorded" % name), as_text(report)
     assert psql(pg, "SELECT name FROM public.clockwork_schema_migrations") == name
     for container in (pg, api):
         assert docker("exec", container, "find", "/", "-xdev", "-name", "pwned-" + stack) == ""
