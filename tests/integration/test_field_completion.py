@@ -190,7 +190,7 @@ def test_seed_examples_offline_and_reruns_identical(stack, tmp_path):
     assert "secret123" not in run.output, run.output
 
     again = playbook(tasks, workdir=str(tmp_path))
-    assert again.rc == 0 and not again.changed, [r["_task"] for r in again.results if r.get("changed")]
+    assert again.rc == 0 and not again.changed, again.details
     assert (tmp_path / "clockwork.lock.yml").read_text() == lock
 
 
