@@ -93,7 +93,7 @@ def test_config_file_and_shared_volume(stack, workdir):
 
     again = playbook(file_tasks(stack), workdir=wd)
     assert again.rc == 0, again.output
-    assert not again.changed, [r["_task"] for r in again.results if r.get("changed")]
+    assert not again.changed, again.details
     # storage's own task (without the mount) keeps the mount a connection added: nothing changes.
     assert "/data/shared" in [m["Destination"] for m in inspect("container", storage)["Mounts"]]
     state = engine_state()
@@ -197,7 +197,7 @@ def test_health_check_over_https_with_the_generated_ca(stack, workdir):
     cert_before = (workdir / "tls" / (api + ".crt")).read_bytes()
 
     again = playbook(tls)
-    assert again.rc == 0 and not again.changed, [r["_task"] for r in again.results if r.get("changed")]
+    assert again.rc == 0 and not again.changed, again.details
     state = engine_state()
     last = playbook(tls, check=True)
     assert last.rc == 0 and not last.changed and engine_state() == state, last.details
