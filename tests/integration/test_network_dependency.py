@@ -60,7 +60,7 @@ def test_network_check_apply_idempotent_check(stack):
 
     again = playbook(tasks)
     assert again.rc == 0, again.output
-    assert not again.changed, [r["_task"] for r in again.results if r.get("changed")]
+    assert not again.changed, again.details
 
     state = engine_state()
     last = playbook(tasks, check=True)
