@@ -204,8 +204,8 @@ def test_an_update_rolls_without_a_failed_request(stack, other_image, replicas):
         assert check.rc == 0 and containers_of(stack, web) == old, check.output
         for name in names:
             entry = entries(check)[name]
-            assert "replace start-first" in entry["actions"], entry
-            assert any(what in reason for reason in entry["reasons"]), entry
+            assert "replace start-first" in entry["actions"], as_text(entry)
+            assert any(what in reason for reason in entry["reasons"]), as_text(entry)
         run, start, end = timed_run(task)
         assert run.rc == 0, run.output
         requests, failures = polled_during(poller, start, end)
