@@ -2,7 +2,7 @@
 leaves one container under the name with the declared spec and nothing of the attempt, and a
 dry run before it changes nothing. The states are made as the killed run leaves them: the
 replacement `<name>_clockwork_next_<id>` beside the old container, alone, or beside a stopped one."""
-from helpers import NGINX_IMAGE, docker, engine_state, inspect, playbook
+from helpers import NGINX_IMAGE, as_text, docker, engine_state, inspect, playbook
 
 NEXT = "_clockwork_next_"
 
@@ -55,7 +55,7 @@ def repaired(stack, web, task, expected_actions):
     run = playbook([task])
     assert run.rc == 0, run.output
     [entry] = [e for e in run.result()["entries"] if e["kind"] == "container"]
-    assert entry["actions"][:len(expected_actions)] == expected_actions, entry
+    assert entry["actions"][:len(expected_actions)] == expected_actions, as_text(entry)
     assert stack_containers(stack) == [web]
     again = playbook([task])
     assert again.rc == 0 and again.result()["changed"] is False, again.output
