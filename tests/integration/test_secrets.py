@@ -78,7 +78,7 @@ def test_no_secret_in_any_output(stack, tmp_path, where):
     outputs.append(wrong.output)
 
     everything = "\n".join(outputs)
-    assert "********" in everything, "nothing was masked: the test would prove nothing"
+    assert "********" in everything, "nothing was masked: the test would prove nothing:\n" + everything
     for secret in (PASSWORD, "not-" + PASSWORD, TOKEN, NEW_TOKEN, SESSION):
         for form in forms(secret):
-            assert form not in everything, "%r (a form of a secret) is in the output" % form
+            assert form not in everything, "%r (a form of a secret) is in the output:\n%s" % (form, everything)
