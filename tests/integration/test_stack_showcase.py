@@ -345,7 +345,7 @@ def test_check_mode_on_an_empty_engine_lists_each_action_once(stack, tmp_path):
     for action in ("create network %s_default" % stack, "create network %s-backend" % stack,
                    "create volume %s-shared" % stack, "write %s" % (tmp_path / "config.json"),
                    "generate CA for stack %s" % stack, "apply schema schema.sql"):
-        assert action in actions, actions
+        assert action in actions, "\n".join(actions)
     assert result["plan"]["order"] == [n[k] for k in ("pg", "cache", "conf", "storage", "api", "web")], run.details
     assert result["plan"]["volumes"] == [stack + "-shared"], run.details
     assert result["plan"]["containers"][n["storage"]]["mounts"] == ["%s-shared:/data/shared" % stack], run.details
