@@ -183,7 +183,7 @@ def converge(stack, tmp_path, check=False, state="present", purge=False, **kwarg
 
 def entry(report, kind, name):
     found = [e for e in report["entries"] if e["kind"] == kind and e["name"] == name]
-    assert len(found) == 1, (kind, name, report["entries"])
+    assert len(found) == 1, "%s %s in:\n%s" % (kind, name, as_text(report["entries"]))
     return found[0]
 
 
@@ -211,7 +211,7 @@ def test_showcase_shaped_stack_on_swarm(swarm_stack, tmp_path):
     started = time.monotonic()
     deployed = converge(stack, tmp_path)
     print("deploy: %.1fs" % (time.monotonic() - started))
-    assert [c["ok"] for c in deployed["checks"]] == [True] * 7, deployed["checks"]
+    assert [c["ok"] for c in deployed["checks"]] == [True] * 7, as_text(deployed["checks"])
     assert deployed["verified"], as_text(deployed)
     assert len(tasks_of(api)) == 3 and all(s.startswith("Running") for s in tasks_of(api))
     objects = swarm_objects(stack)
@@ -251,7 +251,7 @@ def test_showcase_shaped_stack_on_swarm(swarm_stack, tmp_path):
     # Rerun: nothing changes, the same services at the same versions.
     versions = dict((s, inspect("service", s)["Version"]["Index"]) for s in objects["services"])
     again = converge(stack, tmp_path)
-    assert not again["changed"], [e for e in again["entries"] if e["changed"]]
+    assert not again["changed"], as_text([e for e in again["entries"] if e["changed"]])
     assert dict((s, inspect("service", s)["Version"]["Index"]) for s in objects["services"]) == versions
 
     # Verify only (--tags assert): every check passes.
