@@ -75,10 +75,10 @@ def test_image_declares_the_collection_and_its_libraries(ee_image):
     probe = docker("run", "--rm", "--entrypoint", "sh", ee_image, "-c",
                    "export HOME=/tmp; ansible-galaxy collection list clockwork.connections; ansible --version | head -1;"
                    " python3 -c 'import docker, psycopg, redis, pymysql, cryptography; print(\"libraries ok\")'")
-    assert "clockwork.connections" in probe and "libraries ok" in probe
+    assert "clockwork.connections" in probe and "libraries ok" in probe, probe
     with open(os.path.join(ROOT, "requirements.txt")) as handle:
         pinned = re.search(r"^ansible-core==(\S+)", handle.read(), re.M).group(1)
-    assert "core %s]" % pinned in probe
+    assert "core %s]" % pinned in probe, probe
 
 
 def navigator(stack, *args):
@@ -128,7 +128,7 @@ def test_showcase_in_the_ee_check_deploy_rerun(showcase_in_ee):
 
     rc, deploy = navigator(stack)
     assert rc == 0, deploy
-    assert "secret123" not in deploy, "the password was printed"
+    assert "secret123" not in deploy, "the password was printed:\n" + deploy
     for line in ("check database api -> postgres [ok]", "check service_mesh frontend -> api [ok]",
                  "check file api -> storage [ok]", "check network api -> redis [ok]"):
         assert line in deploy, deploy
