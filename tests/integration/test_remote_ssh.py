@@ -18,7 +18,7 @@ import uuid
 import pytest
 import yaml
 
-from helpers import NGINX_IMAGE, POSTGRES_IMAGE, ROOT, VENV_BIN, docker, env_of, inspect, remove_stack
+from helpers import NGINX_IMAGE, POSTGRES_IMAGE, ROOT, VENV_BIN, as_text, docker, env_of, inspect, remove_stack
 from test_file_service_mesh import TLS_CONF
 
 SSH_PORT = 2299
@@ -160,10 +160,10 @@ def test_remote_docker_host_over_ssh_with_controller_only_files(sshd, tmp_path):
             sshd, stack, [["--tags", "deploy"], ["--tags", "deploy"], ["--tags", "assert"], ["--check", "--diff"]],
             str(tmp_path))
         assert deploy[0] == 0, deploy[1]
-        assert "remote-s3cret" not in deploy[1]
+        assert "remote-s3cret" not in deploy[1], deploy[1]
         converge = [r for r in deploy[2] if r["_task"].endswith("Converge stack " + stack)][0]
         assert "invocation" in converge and converge["invocation"]["module_args"]["base_dir"] == target_home, \
-            "the module ran on the target, with the target's base_dir"
+            "the module ran on the target, with the target's base_dir:\n" + as_text(converge)
         # Schema and migrations came in the arguments: applied once, in order.
         pg, web, api = stack + "-pg", stack + "-web", stack + "-api"
         rows = docker("exec", pg, "psql", "-U", "postgres", "-tAc",
@@ -182,11 +182,13 @@ def test_remote_docker_host_over_ssh_with_controller_only_files(sshd, tmp_path):
         assert rerun[0] == 0 and recap_changed(rerun[1]) == 0, rerun[1]
         assert asserted[0] == 0 and recap_changed(asserted[1]) == 0, asserted[1]
         checks = [r for r in asserted[2] if r["_task"].endswith("Verify every connection from inside the containers")]
-        assert checks and all(c["ok"] for c in checks[0]["checks"]) and len(checks[0]["checks"]) == 4
-        assert any("answered 200" in c["msg"] for c in checks[0]["checks"])
+        assert checks and all(c["ok"] for c in checks[0]["checks"]) and len(checks[0]["checks"]) == 4, \
+            asserted[1] + as_text(asserted[2])
+        assert any("answered 200" in c["msg"] for c in checks[0]["checks"]), as_text(checks[0]["checks"])
         assert check[0] == 0 and recap_changed(check[1]) == 0, check[1]
         assert dict((name, inspect("container", name)["Id"]) for name in (pg, api, web)) == ids
-        assert "Traceback" not in deploy[1] + rerun[1] + asserted[1] + check[1]
+        assert "Traceback" not in deploy[1] + rerun[1] + asserted[1] + check[1], \
+            deploy[1] + rerun[1] + asserted[1] + check[1]
 
         with open(os.path.join(str(tmp_path), "controller-files.txt")) as handle:
             assert stack + ".stack.md" in handle.read().split(), "the diagram is written on the controller"
