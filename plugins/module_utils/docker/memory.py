@@ -58,12 +58,29 @@ class MemoryEngine(ContainerEngine, ExecEngine, NetworkEngine, SwarmMemory):
         self.execs = execs
         self.exec_log = []             # (container, argv, env) of every exec run here
         self.pullable = {}             # reference -> image config that `pull` finds
+        self._clock = 0.0
+        self._due = []                 # (time, container id, health) changes of health to come
         self._serial = itertools.count(1)
         self._next_port = 32768
         SwarmMemory.__init__(self, swarm)
         self._predefined()
         for ref, config in (images.items() if isinstance(images, dict) else ((r, None) for r in images or ())):
             self.add_image(ref, config)
+
+    # -- time: the engine's own, so a wait on it takes none (DockerGateway.monotonic, .sleep) --
+
+    def monotonic(self):
+        return self._clock
+
+    def sleep(self, seconds):
+        """Time passes at once; health scripted to change by then changes."""
+        with self._lock:
+            self._clock += max(0.0, seconds)
+            for due in [d for d in self._due if d[0] <= self._clock]:
+                self._due.remove(due)
+                attrs = self._containers.get(due[1])
+                if attrs is not None and attrs["State"]["Running"] and "Health" in attrs["State"]:
+                    attrs["State"]["Health"]["Status"] = due[2]
 
     def _predefined(self):
         for name, subnet in (("bridge", "172.17.0.0/16"), ("host", None), ("none", None)):
@@ -84,12 +101,13 @@ class MemoryEngine(ContainerEngine, ExecEngine, NetworkEngine, SwarmMemory):
             self._images[image_id]["RepoTags"].append(full_reference(ref))
             return image_id
 
-    def after_start(self, name, health=None, exits=None, once=False, logs=None):
+    def after_start(self, name, health=None, exits=None, once=False, logs=None, then=None, after=0):
         """What happens when the container `name` (or a task of the Swarm service `name`) starts:
-        its health ("healthy", "unhealthy", "starting"), or it `exits` with that code; `logs` it
-        writes; `once`: for the next start only."""
+        its health ("healthy", "unhealthy", "starting"), which becomes `then` `after` seconds of the
+        engine's time; or it `exits` with that code; `logs` it writes; `once`: the next start only."""
         with self._lock:
-            self._scripts.setdefault(name, []).append({"health": health, "exits": exits, "once": once, "logs": logs})
+            self._scripts.setdefault(name, []).append({"health": health, "exits": exits, "once": once, "logs": logs,
+                                                       "then": then, "after": after})
 
     def set_health(self, name, status):
         """The health of a running container changes now (a wait sees it on its next read)."""
@@ -127,7 +145,7 @@ class MemoryEngine(ContainerEngine, ExecEngine, NetworkEngine, SwarmMemory):
 
     # -- finding objects as the engine does: full id, name, unique id prefix -------------
 
-    def _miss(self, kind, ref):
+    def _miss(self, what, ref):
         """An object the memory does not hold: none here (a dry run reads the live engine)."""
         return None
 
@@ -143,7 +161,8 @@ class MemoryEngine(ContainerEngine, ExecEngine, NetworkEngine, SwarmMemory):
         found = self._miss("container", name.lstrip("/"))
         return found if found is not None and found["Name"] == wanted else None
 
-    def _find_container(self, ref):
+    def _find_container(self, ref, miss=True):
+        """`miss`: ask `_miss` for a container the memory does not hold."""
         if not isinstance(ref, str) or not ref:
             return None
         if ref in self._containers:
@@ -153,7 +172,9 @@ class MemoryEngine(ContainerEngine, ExecEngine, NetworkEngine, SwarmMemory):
             if attrs["Name"] == wanted:
                 return attrs
         prefixed = [a for i, a in self._containers.items() if i.startswith(ref)]
-        return prefixed[0] if len(prefixed) == 1 else self._miss("container", ref)
+        if len(prefixed) == 1:
+            return prefixed[0]
+        return self._miss("container", ref) if miss else None
 
     def _container(self, ref, path="/containers/%s/json"):
         attrs = self._find_container(ref)
@@ -205,10 +226,11 @@ class MemoryEngine(ContainerEngine, ExecEngine, NetworkEngine, SwarmMemory):
 
     @api_method
     def inspect_or_none(self, kind, name):
-        finder = {"container": self._find_container, "network": lambda n: self._find_network(n, inspecting=True),
-                  "volume": self._find_volume, "image": self._find_image}[kind]
-        found = finder(name)
-        return self._network_view(found) if kind == "network" and found is not None else found
+        """A container, network (as inspect shows it), volume or image; None when there is none."""
+        if kind in ("container", "volume", "image"):
+            return {"container": self._find_container, "volume": self._find_volume, "image": self._find_image}[kind](name)
+        found = self._find_network(name, inspecting=True)
+        return None if found is None else self._network_view(found)
 
     @api_method
     def containers(self, quiet=False, all=False, trunc=False, latest=False,  # pylint: disable=redefined-builtin
@@ -220,7 +242,7 @@ class MemoryEngine(ContainerEngine, ExecEngine, NetworkEngine, SwarmMemory):
         listed = listed[:1] if latest else listed[:limit] if limit and limit > 0 else listed
         return [{"Id": c["Id"]} for c in listed] if quiet else listed
 
-    def _more(self, kind, **query):
+    def _more(self, what, **query):
         """Objects of a list the memory does not hold (a dry run's live ones): none here."""
         return []
 

@@ -155,6 +155,8 @@ class ContainerEngine(object):
         if test and test != ["NONE"]:
             status = outcome.get("health") or self.default_health
             state["Health"] = {"Status": status, "FailingStreak": 3 if status == "unhealthy" else 0, "Log": []}
+            if outcome.get("then"):
+                self._due.append((self._clock + (outcome.get("after") or 0), attrs["Id"], outcome["then"]))
         if outcome.get("exits") is not None:
             self._exit(attrs, outcome["exits"])
 

@@ -67,7 +67,7 @@ class ExecEngine(object):
     def _files_at(self, attrs, path):
         """(the files that hold `path` in a container, its key there): a volume's when one is
         mounted there (every container that mounts it sees them), else the container's own."""
-        path = posixpath.normpath("/" + path)
+        path = posixpath.normpath("/" + path.lstrip("/"))
         best = None
         for point in attrs["Mounts"]:
             target = point["Destination"].rstrip("/") or "/"

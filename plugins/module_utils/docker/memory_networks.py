@@ -51,6 +51,7 @@ class NetworkEngine(object):
 
     def _volume_users(self, name):
         return [a["Id"] for a in self._containers.values() if any(m.get("Name") == name for m in a["Mounts"])]
+
     @api_method
     def networks(self, names=None, ids=None, filters=None):
         filters = dict(filters or {})
@@ -63,7 +64,9 @@ class NetworkEngine(object):
 
     @api_method
     def volumes(self, filters=None):
-        listed = [v for n, v in sorted(self._volumes.items()) if volume_matches(v, filters, self._volume_users(n))]
+        dangling = "dangling" in (filters or {})
+        listed = [v for n, v in sorted(self._volumes.items())
+                  if volume_matches(v, filters, dangling and self._volume_users(n))]
         return {"Volumes": listed + self._more("volume", filters=filters), "Warnings": None}
 
     @api_method
