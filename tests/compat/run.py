@@ -149,6 +149,7 @@ class Play(object):
     def __init__(self, cmd, proc, results):
         self.cmd = cmd
         self.rc = proc.returncode
+        self.stdout, self.stderr = proc.stdout, proc.stderr
         self.output = proc.stdout + proc.stderr
         self.results = results
 
@@ -156,17 +157,20 @@ class Play(object):
         """localhost's PLAY RECAP counters."""
         found = re.search(r"^localhost\s*:\s*(.*)$", self.output.split("PLAY RECAP")[-1], re.M)
         if not found:
-            raise Failure("no PLAY RECAP in:\n" + self.tail())
+            raise Failure("no PLAY RECAP in:\n" + self.shown())
         return dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", found.group(1)))
 
     def result(self, task):
         matching = [r for r in self.results if r["_task"] == task or r["_task"].endswith(" : " + task)]
         if not matching:
-            raise Failure("no result for task %r:\n%s" % (task, self.tail()))
+            raise Failure("no result for task %r:\n%s" % (task, self.shown()))
         return matching[-1]
 
-    def tail(self, lines=60):
-        return "$ %s\n%s" % (" ".join(self.cmd), "\n".join(self.output.splitlines()[-lines:]))
+    def shown(self):
+        """The command, its exit code, its whole stdout and stderr: what a failure prints, so that
+        its cause is known without a rerun (its last lines alone may be warnings on stderr)."""
+        return "$ %s\nexit code %s\n--- stdout ---\n%s\n--- stderr ---\n%s" % (
+            " ".join(self.cmd), self.rc, self.stdout, self.stderr)
 
 
 def playbook(facts, path, *args):
@@ -199,8 +203,9 @@ def showcase(facts, *args):
 
 
 def expect(condition, message, play=None):
+    """`play`: the run the condition is about, shown whole when it does not hold."""
     if not condition:
-        raise Failure(message + ("\n" + play.tail() if play else ""))
+        raise Failure(message + ("\n" + play.shown() if play else ""))
 
 
 def expect_ok(play, changed=None):
@@ -299,10 +304,10 @@ def step_deploy(facts, ctx):
     converge = play.output.split(marker)[1].split("TASK [")[0]
     executed = re.findall(r"EXEC /bin/sh -c '(\S+)", converge)
     if facts["in_process"]:
-        expect(not executed, "the stack ran as a module (%s), not in the controller's process" % executed)
+        expect(not executed, "the stack ran as a module (%s), not in the controller's process" % executed, play)
     else:
         expect(executed == [facts["target_interpreter"]],
-               "the stack module did not run on %s: %s" % (facts["target_interpreter"], executed))
+               "the stack module did not run on %s: %s" % (facts["target_interpreter"], executed), play)
     ctx["ids"] = running_ids(ctx["containers"])
     expect(all(v.endswith(" running") for v in ctx["ids"].values()), "not all running: %s" % ctx["ids"])
 
@@ -395,7 +400,8 @@ def step_errors(facts, ctx):  # pylint: disable=unused-argument
         expect(not set(result) & {"module_stderr", "module_stdout"} and "Traceback" not in str(result.get("exception")),
                "%s: the module crashed: %s" % (title, result), play)
         for part in wanted:
-            expect(_fill(part, names) in msg, "%s: %r is not in the message %r" % (title, _fill(part, names), msg))
+            expect(_fill(part, names) in msg, "%s: %r is not in the message %r" % (title, _fill(part, names), msg),
+                   play)
     expect_unchanged(before, engine_state(stack, watched), "a bad declaration touched Docker")
 
 
