@@ -170,36 +170,41 @@ def _analyse(tree):
         called, executable = _called(node)
         return executable or bool(called & runners) or bool(_names(node) & scope.runs)
 
-    grew = True
-    while grew:
-        grew = False
-        for scope in scopes:
-            for n in scope.walk():
-                names, value = _targets(n)
-                if value is not None and from_run(value, scope) and not set(names) <= scope.runs:
-                    scope.runs.update(names)
-                    grew = True
-                # A list a run is added to holds one.
-                if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name) \
-                        and n.func.attr in ("append", "extend", "add", "insert") and n.func.value.id not in scope.runs \
-                        and any(from_run(arg, scope) for arg in n.args):
-                    scope.runs.add(n.func.value.id)
-                    grew = True
-                # A function of the file called with a run: its parameter holds one.
-                if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
-                    for f in functions:
-                        if f.name == n.func.id:
-                            params = [a.arg for a in f.args.args]
-                            for param, arg in zip(params, n.args):
-                                if from_run(arg, scope) and param not in _owner(scopes, f).runs:
-                                    _owner(scopes, f).runs.add(param)
-                                    grew = True
-            for n in scope.walk():
-                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name not in runners and (any(
-                        isinstance(r, ast.Return) and r.value is not None and from_run(r.value, scope)
-                        for r in ast.walk(n)) or _names_an_executable(n)):
-                    runners.add(n.name)
-                    grew = True
+    # First what the functions make themselves, then what they are given: a function is a runner
+    # by what it runs, not by what a caller passes it (run(cmd) in tests/compat runs docker too).
+    for given in (False, True):
+        grew = True
+        while grew:
+            grew = False
+            for scope in scopes:
+                for n in scope.walk():
+                    names, value = _targets(n)
+                    if value is not None and from_run(value, scope) and not set(names) <= scope.runs:
+                        scope.runs.update(names)
+                        grew = True
+                    # A list a run is added to holds one.
+                    if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) \
+                            and isinstance(n.func.value, ast.Name) and n.func.value.id not in scope.runs \
+                            and n.func.attr in ("append", "extend", "add", "insert") \
+                            and any(from_run(arg, scope) for arg in n.args):
+                        scope.runs.add(n.func.value.id)
+                        grew = True
+                    # A function of the file called with a run: its parameter holds one.
+                    if given and isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
+                        for f in functions:
+                            if f.name == n.func.id:
+                                params = [a.arg for a in f.args.args]
+                                for param, arg in zip(params, n.args):
+                                    if from_run(arg, scope) and param not in _owner(scopes, f).runs:
+                                        _owner(scopes, f).runs.add(param)
+                                        grew = True
+                for n in scope.walk():
+                    if not given and isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                            and n.name not in runners and (_names_an_executable(n) or any(
+                                isinstance(r, ast.Return) and r.value is not None and from_run(r.value, scope)
+                                for r in ast.walk(n))):
+                        runners.add(n.name)
+                        grew = True
     return runners, scopes
 
 
@@ -252,6 +257,35 @@ def test_every_assertion_on_a_run_shows_the_run():
     found = [line for path in SOURCES for line in offenders(path)]
     assert not found, "%d assertions on a playbook run would fail without its output (add `, run.output`, or " \
         "`, run.details` for a task's result):\n%s" % (len(found), "\n".join(found))
+
+
+COMPAT = os.path.join(ROOT, "tests", "compat", "run.py")
+
+
+def compat_offenders(path=COMPAT):
+    """make compat checks with expect(condition, message, play): file:line of each expect about a
+    run (its condition reads one, or a value taken from one) that is not given that run to show."""
+    with open(path) as handle:
+        source = handle.read()
+    runners, scopes = _analyse(ast.parse(source))
+    found = []
+    for scope in scopes:
+        def shows_run(node):
+            called, executable = _called(node)
+            return executable or bool(called & runners) or bool(_names(node) & scope.runs)
+        for n in scope.walk():
+            if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "expect" and n.args:
+                play = n.args[2] if len(n.args) > 2 else next((k.value for k in n.keywords if k.arg == "play"), None)
+                if shows_run(n.args[0]) and (play is None or not shows_run(play)):
+                    found.append("%s:%d: %s" % (os.path.relpath(path, ROOT), n.lineno,
+                                                source.splitlines()[n.lineno - 1].strip()))
+    return found
+
+
+def test_every_compat_check_on_a_run_shows_the_run():
+    found = compat_offenders()
+    assert not found, "%d checks of tests/compat/run.py on a run would fail without its output (pass the " \
+        "play to expect):\n%s" % (len(found), "\n".join(found))
 
 
 def test_the_source_check_finds_what_it_should(tmp_path):
