@@ -142,6 +142,7 @@ class ContainerEngine(object):
             if net is None:
                 state.update(ExitCode=128, Error="network %s not found" % key)
                 refuse(404, "network %s not found" % key, path)
+            point["NetworkID"] = net["Id"]       # kept when a later network fails the start, as the engine does
             attached.append((point, net))
         attrs["NetworkSettings"]["Ports"] = self._bind_ports(attrs, path)
         for point, net in attached:

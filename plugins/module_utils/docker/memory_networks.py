@@ -139,8 +139,14 @@ class NetworkEngine(object):
     def connect_container_to_network(self, container, net_id, ipv4_address=None, ipv6_address=None, aliases=None,
                                      links=None, link_local_ips=None, driver_opt=None, mac_address=None):
         path = "/networks/%s/connect" % net_id
-        net = self._network(net_id, path)
         attrs = self._container(container, path)
+        net = self._find_network(net_id)
+        if net is None and not attrs["State"]["Running"]:
+            # The engine keeps a stopped container's endpoint by the name given (its start fails then).
+            attrs["NetworkSettings"]["Networks"][net_id] = endpoint(aliases)
+            self.touched.add(attrs["Id"])
+            return
+        net = net or self._network(net_id, path)
         if self._attached(attrs, net) is not None:
             refuse(403, "endpoint with name %s already exists in network %s" % (attrs["Name"][1:], net["Name"]), path)
         point = attrs["NetworkSettings"]["Networks"][net["Name"]] = dict(
