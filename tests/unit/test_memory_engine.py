@@ -419,7 +419,7 @@ def test_a_dry_run_writes_nothing_to_the_live_engine_and_reads_its_own_writes():
     gw.rename("shop-web", "shop-web-old")
     gw.create_container("shop-web", REDIS, labels={"io.clockwork.stack": "shop"})
     gw.start("shop-web")
-    gw.remove_container("shop-web-old", force=True)
+    gw.remove_container("shop-web-old", force=True, volumes=True)
     gw.create_volume("shop_more")
     gw.create_network("shop_back")
     gw.connect("shop-db", "shop_back")
@@ -427,6 +427,8 @@ def test_a_dry_run_writes_nothing_to_the_live_engine_and_reads_its_own_writes():
     assert container_state(live.inspect_container("shop-web")) == ("running", None)
     assert gw.container_now("shop-web")["Id"] != live.inspect_container("shop-web")["Id"]
     assert gw.container("shop-web-old") is None
+    anonymous = [m["Name"] for m in live.inspect_container("shop-web")["Mounts"] if m["Destination"] == "/data"][0]
+    assert gw.volume(anonymous) is None and live.inspect_volume(anonymous), "its anonymous volume went, in the dry run"
     listed = sorted(c["Names"][0] for c in gw.containers(all=True, filters={"label": "io.clockwork.stack=shop"}))
     assert listed == ["/shop-db", "/shop-web"]
     assert sorted(n["Name"] for n in gw.networks(names=["shop_"])) == ["shop_back", "shop_default"]
@@ -470,6 +472,10 @@ def test_a_dry_run_reads_a_container_it_left_alone_afresh():
     assert container_state(gw.container("shop-db"))[0] == "running"
     live.stop("shop-db")                      # something outside the run changed it
     assert container_state(gw.container_now("shop-db"))[0] == "exited"
+    assert [c["Names"] for c in gw.containers()] == [["/shop-web"]]
+    assert [c["State"] for c in gw.containers(all=True, filters={"name": "shop-db"})] == ["exited"]
+    live.start("shop-db")
+    assert [c["State"] for c in gw.containers(all=True, filters={"name": "shop-db"})] == ["running"]
 
 
 def test_a_dry_run_pull_asks_the_registry_only():
@@ -496,3 +502,35 @@ def test_a_dry_run_on_swarm_sees_live_services_and_keeps_its_own():
     assert sorted(t["Status"]["State"] for t in gw.tasks(filters={"service": "shop_api"})) == ["running", "shutdown"]
     assert live.writes() == [] and [s["Spec"]["Name"] for s in live.services()] == ["shop_api"]
     assert live.inspect_service("shop_api")["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"] == []
+
+
+# -- the appliers run on it --------------------------------------------------------------
+
+def stack_params(env=None, extra=()):
+    web = {"name": "web", "type": "container", "image": "clockwork-test/nginx:1.22", "ports": ["8080:80"]}
+    if env:
+        web["env"] = env
+    return {"name": "shop", "resources": [{"name": "cache", "type": "container", "image": REDIS,
+                                           "healthcheck": {"test": ["CMD", "redis-cli", "ping"]}}, web] + list(extra),
+            "connections": [{"type": "dependency", "from": "web", "to": "cache"}], "state": "present", "purge": False,
+            "base_dir": None, "diagram_path": None, "verify": False, "parallel": 4, "engine": "docker"}
+
+
+def test_the_docker_applier_runs_on_the_memory_engine_and_on_a_dry_run_over_it():
+    from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
+    from ansible_collections.clockwork.connections.plugins.module_utils.stack import run_stack
+    live = MemoryEngine(images={REDIS: REDIS_CONFIG, "clockwork-test/nginx:1.22": {"ExposedPorts": ["80/tcp"]}})
+    assert run_stack(DockerGateway(api=live), stack_params())["changed"]
+    assert container_state(live.inspect_container("cache")) == ("running", "healthy")
+    again = DockerGateway(api=live)
+    assert run_stack(again, stack_params())["changed"] is False
+    assert again.actions[0] == "create container clockwork-lock-shop" and len(again.actions) == 2, again.actions
+    assert again.actions[1] == "remove container %s" % live.calls[-1].args[0], "only the lock was written"
+    writes = len(live.writes())
+    dry = dry_run_gateway(live=live)
+    worker = {"name": "worker", "type": "container", "image": REDIS}
+    assert run_stack(dry, stack_params(env={"X": "1"}, extra=[worker]))["changed"]
+    assert "create container worker" in dry.actions and "create container web" in dry.actions
+    assert live.writes()[writes:] == [], "the dry run wrote nothing to the engine under it"
+    assert run_stack(dry, stack_params(env={"X": "1"}, extra=[worker]))["changed"] is False, \
+        "the dry run's later reads see its own writes"

@@ -134,7 +134,11 @@ class DryRunEngine(MemoryEngine):
             if status_of(exc) == NOT_FOUND:
                 return []    # a filter names what only the dry run made
             raise
-        return [o for o in listed if not self._known(what, _ident(what, o))]
+        return [o for o in listed if not self._known(what, _ident(what, o)) or
+                (what == "container" and self._untouched(o["Id"]))]
+
+    def _listed_here(self, attrs):
+        return not self._untouched(attrs["Id"])
 
     def _is_manager(self):
         if self._manager_state is None:

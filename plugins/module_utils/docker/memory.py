@@ -236,7 +236,7 @@ class MemoryEngine(ContainerEngine, ExecEngine, NetworkEngine, SwarmMemory):
     def containers(self, quiet=False, all=False, trunc=False, latest=False,  # pylint: disable=redefined-builtin
                    since=None, before=None, limit=-1, size=False, filters=None):
         listed = [container_summary(a) for a in self._containers.values()
-                  if (all or a["State"]["Running"]) and container_matches(a, filters)]
+                  if self._listed_here(a) and (all or a["State"]["Running"]) and container_matches(a, filters)]
         listed += self._more("container", all=all, filters=filters)
         listed.sort(key=lambda c: (c["Created"], c["Id"]), reverse=True)
         listed = listed[:1] if latest else listed[:limit] if limit and limit > 0 else listed
@@ -245,6 +245,10 @@ class MemoryEngine(ContainerEngine, ExecEngine, NetworkEngine, SwarmMemory):
     def _more(self, what, **query):
         """Objects of a list the memory does not hold (a dry run's live ones): none here."""
         return []
+
+    def _listed_here(self, attrs):
+        """Whether the memory lists this container itself (a dry run lists the live one's as it is now)."""
+        return True
 
     @api_method
     def info(self):

@@ -299,8 +299,8 @@ class ContainerEngine(object):
         self.removed["container"].add(attrs["Id"])
         self.touched.add(attrs["Id"])
         for name in meta.get("anonymous", []) if v else []:
-            if name in self._volumes and not self._volume_users(name):
-                del self._volumes[name]
+            if self._find_volume(name) is not None and not self._volume_users(name):
+                self._volumes.pop(name, None)
                 self._volume_files.pop(name, None)
                 self.removed["volume"].add(name)
 
