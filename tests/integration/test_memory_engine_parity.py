@@ -135,6 +135,12 @@ def scenario(gw, stack, conf_dir):
     gw.create_container(web, REDIS_IMAGE, labels=labels, command=["sleep", "600"])
     seen["renamed"] = read.container(web + "-old")
     seen["rename onto a name in use"] = read.error(gw.rename, web + "-old", web)
+    seen["lists by name and label"] = read.value({
+        "exact": [c["Names"] for c in gw.containers(all=True, filters={"name": "^/%s$" % web})],
+        "part": sorted(c["Names"][0] for c in gw.containers(all=True, filters={"name": stack + "-we"})),
+        "running": [c["Names"] for c in gw.containers(filters={"label": "io.clockwork.stack=%s" % stack})],
+        "networks": sorted(n["Name"] for n in gw.networks(names=[stack])),
+        "volumes": [v["Name"] for v in gw.api.volumes(filters={"label": "io.clockwork.stack=%s" % stack})["Volumes"]]})
     gw.create_network(back, labels={"io.clockwork.stack": stack}, internal=True)
     gw.connect(web + "-old", back, aliases=["api"])
     seen["connected"] = read.container(web + "-old")
