@@ -87,6 +87,15 @@ class FakeEngine(object):
     def forget(self, kind, name):
         pass
 
+    def exec_create(self, container, argv, **options):
+        return self.api.exec_create(container, argv, **options)
+
+    def exec_start(self, exec_id, **options):
+        return self.api.exec_start(exec_id, **options)
+
+    def exec_inspect(self, exec_id):
+        return self.api.exec_inspect(exec_id)
+
     def argvs(self):
         """Each command as the program saw it, without the `timeout N` in front."""
         return [c["argv"][2:] if c["argv"][0] == "timeout" else c["argv"] for c in self.api.calls]

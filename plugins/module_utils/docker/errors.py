@@ -87,7 +87,7 @@ class APIError(DockerException, OSError):
 
 
 # The statuses callers act on (the Engine API's, documented per endpoint).
-BAD_REQUEST, NOT_FOUND, CONFLICT = 400, 404, 409
+BAD_REQUEST, FORBIDDEN, NOT_FOUND, CONFLICT = 400, 403, 404, 409
 
 
 def status_of(exc):

@@ -19,22 +19,13 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker impor
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.container_calls import ContainerCalls
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.network_calls import NetworkCalls
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.swarm_calls import SwarmCalls
-from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import HAS_DOCKER, SDK_NAME, load_sdk
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import HAS_DOCKER, SDK_NAME
 
 # What callers catch: the engine's errors, whichever way the request went (docker/errors.py).
 APIError, NotFound = _errors.APIError, _errors.NotFound
 
 # Why the SDK could not be imported: known once an import was tried (docker/errors.py load_sdk).
 DOCKER_IMPORT_ERROR = None
-
-
-def __getattr__(name):
-    """`DockerException` is the SDK's own: swarm_tasks.py catches it around an SDK client it
-    makes itself, past the API that translates errors (errors.py); the SDK's errors through that
-    API are subclasses of it too. Imported on the swarm path only, which needs the SDK anyway."""
-    if name == "DockerException":
-        return load_sdk().errors.DockerException if HAS_DOCKER else _errors.DockerException
-    raise AttributeError("module %s has no attribute %s" % (__name__, name))
 
 
 def require_docker(module):
@@ -167,7 +158,7 @@ class DockerGateway(ContainerCalls, NetworkCalls, SwarmCalls):
 
     def logs_tail(self, name, lines=20):
         try:
-            raw = self.api.logs(name, tail=lines)
+            raw = self.logs(name, tail=lines)
         except APIError:
             return ""
         return raw.decode("utf-8", "replace").strip()
@@ -193,15 +184,6 @@ class DockerGateway(ContainerCalls, NetworkCalls, SwarmCalls):
     def run(self, container, argv, timeout=10, env=None):
         """exec_in on this gateway: (exit code, output)."""
         return exec_in(self, container, argv, timeout=timeout, env=env)
-
-
-def open_gateway(check_mode=False, environment=None, client=None):
-    """The gateway a run uses: in check mode, a dry run's (docker/dry_run.py: it reads the engine
-    and keeps every write to itself), else the engine's."""
-    if check_mode:
-        from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway  # pylint: disable=import-outside-toplevel
-        return dry_run_gateway(environment=environment, client=client)
-    return DockerGateway(client=client, environment=environment)
 
 
 def container_state(attrs):
@@ -259,8 +241,8 @@ def _named(code, out, argv, container, seconds):
 def _exec(engine, container, argv, seconds, env):
     """One exec, its output read by us until `seconds` have passed: (exit code, output)."""
     try:
-        exec_id = engine.api.exec_create(container, argv, environment=env)["Id"]
-        sock = engine.api.exec_start(exec_id, socket=True)
+        exec_id = engine.exec_create(container, argv, environment=env)["Id"]
+        sock = engine.exec_start(exec_id, socket=True)
     except APIError as exc:
         return 126, str(exc.explanation or exc)
     deadline = time.monotonic() + seconds
@@ -272,11 +254,11 @@ def _exec(engine, container, argv, seconds, env):
     if not finished:
         return EXEC_TIMED_OUT, output
     try:
-        state = engine.api.exec_inspect(exec_id)
+        state = engine.exec_inspect(exec_id)
         # The stream ends a moment before the engine records the exit code.
         while state.get("Running") and time.monotonic() < deadline:
             time.sleep(0.01)
-            state = engine.api.exec_inspect(exec_id)
+            state = engine.exec_inspect(exec_id)
     except APIError as exc:
         return 126, str(exc.explanation or exc)
     if state.get("Running"):
