@@ -17,6 +17,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.plan import 
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.preflight import Preflight
 from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh import connection_type as service_mesh
 from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh import tls
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import memory_gateway
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.docker_applier import DockerApplier
 
 SECRET = "s3cret-not-to-leak"  # pragma: allowlist secret
@@ -225,22 +226,9 @@ def test_client_env_refuses_a_password_file_behind_a_linked_directory(home, tmp_
                                        (home / ".clockwork/shop/secrets"))
 
 
-class _RecordingAPI(object):
-    """Docker's list calls for a stack with nothing left but its password files; every call recorded."""
-
-    def __init__(self):
-        self.calls = []
-
-    def __getattr__(self, name):
-        def call(*args, **kwargs):
-            self.calls.append(name)
-            return {"Volumes": []} if name == "volumes" else []
-        return call
-
-
-class _Engine(object):
-    def __init__(self):
-        self.api = _RecordingAPI()
+def _Engine():
+    """A stack with nothing left on the engine but its password files (docker/memory.py): every call recorded."""
+    return memory_gateway()
 
 
 def _destroy(check_mode):

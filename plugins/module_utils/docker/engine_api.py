@@ -239,7 +239,7 @@ class EngineAPI(object):
             return self._sdk("info")()
         return self._get("/info")
 
-    # -- the commands the checks run (docker_client.exec_in) ------------------------------
+    # -- the commands the checks run (gateway.exec_in) ------------------------------
 
     def exec_create(self, container, cmd, stdout=True, stderr=True, stdin=False, tty=False, privileged=False,
                     user="", environment=None, workdir=None, detach_keys=None):
@@ -267,7 +267,7 @@ class EngineAPI(object):
                                            demux=demux)
         return self._http.upgrade(self._url("/exec/{0}/start", exec_id), {"Tty": tty, "Detach": detach})
 
-    # -- the two writes of a stack's lock (stack_lock.py) -------------------------------
+    # -- the two writes of a stack's lock (apply/lock.py) -------------------------------
 
     def create_host_config(self, *args, **kwargs):
         if self._http is None or args or set(kwargs) != {"network_mode"}:
