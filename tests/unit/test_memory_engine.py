@@ -490,18 +490,29 @@ def test_a_dry_run_pull_asks_the_registry_only():
 
 def test_a_dry_run_on_swarm_sees_live_services_and_keeps_its_own():
     live = MemoryEngine(images={REDIS: REDIS_CONFIG}, swarm=True)
-    made = live.create_service(service_template(), name="shop_api", labels={"io.clockwork.stack": "shop"})
+    secret = live.create_secret("shop_pw", b"pw")
+    live.create_secret("shop_old", b"old")
+    template = service_template()
+    template["ContainerSpec"]["Secrets"] = [{"SecretID": secret["ID"], "SecretName": "shop_pw", "File": {"Name": "pw"}}]
+    made = live.create_service(template, name="shop_api", labels={"io.clockwork.stack": "shop"})
     del live.calls[:]
     gw = dry_run_gateway(live=live)
+    assert errors.status_of(refused(gw.remove_secret, "shop_pw")) == 400, "a live service uses it"
     service = gw.service("shop_api")
     assert [t["Status"]["State"] for t in gw.tasks(filters={"service": made["ID"]})] == ["running"]
+    gw.remove_secret("shop_old")
+    assert [s["Spec"]["Name"] for s in gw.secrets()] == ["shop_pw"]
     gw.update_service(made["ID"], service["Version"]["Index"], name="shop_api", task_template=service_template(env=["X=1"]),
                       labels={"io.clockwork.stack": "shop"})
     gw.create_service(service_template(), "shop_worker")
     assert sorted(s["Spec"]["Name"] for s in gw.services()) == ["shop_api", "shop_worker"]
     assert sorted(t["Status"]["State"] for t in gw.tasks(filters={"service": "shop_api"})) == ["running", "shutdown"]
+    gw.remove_secret("shop_pw")            # the dry run's update took it out of the service's spec
+    assert gw.secrets() == []
     assert live.writes() == [] and [s["Spec"]["Name"] for s in live.services()] == ["shop_api"]
+    assert sorted(s["Spec"]["Name"] for s in live.secrets()) == ["shop_old", "shop_pw"]
     assert live.inspect_service("shop_api")["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"] == []
+    assert [t["Status"]["State"] for t in live.tasks(filters={"service": "shop_api"})] == ["running"]
 
 
 # -- the appliers run on it --------------------------------------------------------------

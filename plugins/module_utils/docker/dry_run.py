@@ -147,6 +147,13 @@ class DryRunEngine(MemoryEngine):
             self.node_id = swarm.get("NodeID") or None
         return self._manager_state
 
+    def _all_services(self):
+        """Every service, the live engine's too (a secret in use by one cannot be removed)."""
+        for service in self.live.services():
+            if not self._known("service", service["ID"]):
+                self._adopt("service", service)
+        return MemoryEngine._all_services(self)
+
     def _service_tasks(self, service):
         """A live service's tasks are copied in before the dry run first changes it (an update
         shuts them down in memory, as the live engine would)."""

@@ -189,6 +189,9 @@ class SwarmMemory(object):
 
     # -- tasks -----------------------------------------------------------------------------
 
+    def _all_services(self):
+        return list(self._services.values())
+
     def _service_tasks(self, service):
         return [t for t in self._tasks.values() if t["ServiceID"] == service["ID"]]
 
@@ -363,7 +366,7 @@ class SwarmMemory(object):
 
     def _remove_object(self, kind, ref):
         found = self._object(kind, ref)
-        users = sorted(s["Spec"]["Name"] for s in self._services.values()
+        users = sorted(s["Spec"]["Name"] for s in self._all_services()
                        for r in (s["Spec"]["TaskTemplate"].get("ContainerSpec") or {}).get(kind.title() + "s") or []
                        if r.get(kind.title() + "ID") == found["ID"])
         if users:
