@@ -8,6 +8,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, owner_labels
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import (
+    CONFLICT, engine_words, status_of)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError
 
 
@@ -21,14 +23,14 @@ def ensure_volume(ctx, name, driver, create, result):
         result.act("create volume %s" % name)
         if not ctx.check_mode:
             try:
-                ctx.engine.api.create_volume(name, driver=driver, labels=owner_labels(ctx.stack, name))
+                ctx.engine.create_volume(name, driver=driver, labels=owner_labels(ctx.stack, name))
             except APIError as exc:
-                # A 409: another run created it meanwhile; it is used when its driver is the one asked for.
+                # A 409: another run created it meanwhile (our read said none); it is used when its
+                # driver is the one asked for.
                 ctx.engine.forget("volume", name)
-                made = ctx.engine.volume(name) if getattr(exc, "status_code", None) == 409 else None
+                made = ctx.engine.volume(name) if status_of(exc) == CONFLICT else None
                 if made is None or made.get("Driver") != driver:
-                    raise ClockworkError("cannot create volume %s: %s" % (name, exc.explanation or exc))
-            ctx.engine.forget("volume", name)
+                    raise ClockworkError("cannot create volume %s: %s" % (name, engine_words(exc)))
     elif attrs.get("Driver") != driver:
         # Never recreate a volume: its data would go with it.
         raise ClockworkError("%s: volume %s exists with driver %s, not %s; it is not recreated, as that "
