@@ -4,6 +4,7 @@ collection reads (ids and times normalised), and equal errors (type, status, the
 And a dry run over the live engine changes nothing there, while its own later reads show its writes."""
 import json
 import re
+import shutil
 import tempfile
 import time
 
@@ -166,8 +167,14 @@ def scenario(gw, stack, conf_dir):
     return seen
 
 
-def test_the_memory_engine_answers_as_the_live_one(stack):
-    conf_dir = tempfile.mkdtemp(prefix="clockwork-parity-")
+@pytest.fixture
+def conf_dir():
+    path = tempfile.mkdtemp(prefix="clockwork-parity-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_the_memory_engine_answers_as_the_live_one(stack, conf_dir):
     live = DockerGateway()
     image = inspect("image", REDIS_IMAGE)
     assert image is not None, "the local test image %s is built (tests/images)" % REDIS_IMAGE
