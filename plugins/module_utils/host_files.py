@@ -3,13 +3,17 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Files on the Docker host: written only when their content differs (in place, keeping the
 inode that bind mounts hold), then mode and owner as asked. A file holding a secret, and each
-directory on its way, is never reached through a symbolic link."""
+directory on its way, is never reached through a symbolic link.
+
+What is compared and said is the same in a real run and a dry run: every change goes through
+a `HostFiles` (the gateway's `files`), whose dry-run kind, `DryRunFiles`, makes none."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
 import os
+import shutil
 import stat
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
@@ -44,11 +48,78 @@ def file_mode(mode):
         raise ClockworkError("mode %r is not an octal file mode like 0644" % (mode,))
 
 
-def write_file(path, content, mode, owner, check_mode, result):
+class HostFiles(object):
+    """The Docker host's files, changed for real."""
+
+    def directory(self, directory):
+        """An open descriptor of the directory of a file holding a secret, made if missing."""
+        return directory_fd(directory, create=True)
+
+    def replace(self, path, data):
+        """`data` in `path`, in place (same inode), its missing directories made."""
+        parent = os.path.dirname(path)
+        if parent and not os.path.isdir(parent):
+            os.makedirs(parent)
+        with open(path, "wb") as handle:
+            handle.write(data)
+
+    def chmod(self, path, mode):
+        os.chmod(path, mode)
+
+    def chown(self, path, uid):
+        os.chown(path, uid, -1)
+
+    def replace_secret(self, dir_fd, name, path, data, current, mode):
+        """A file holding a secret: `data` at mode 0400 (`current`, `mode`: what is there now)."""
+        if current != data and current is not None:
+            _fchmod_at(dir_fd, name, path, 0o600)   # writable for a moment to its owner only (a non-root module)
+        if current != data:
+            fd = open_in(dir_fd, name, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                os.fchmod(handle.fileno(), 0o400)
+        elif mode != 0o400:
+            _fchmod_at(dir_fd, name, path, 0o400)
+
+    def remove_tree(self, path):
+        shutil.rmtree(path)
+
+
+class DryRunFiles(HostFiles):
+    """Check mode's files: everything is read as it is, every change only said."""
+
+    def directory(self, directory):
+        return directory_fd(directory, create=False)   # None when missing: nothing there to read
+
+    def replace(self, path, data):
+        pass
+
+    def chmod(self, path, mode):
+        pass
+
+    def chown(self, path, uid):
+        pass
+
+    def replace_secret(self, dir_fd, name, path, data, current, mode):
+        pass
+
+    def remove_tree(self, path):
+        pass
+
+
+def host_files_for(files):
+    """`files` as a HostFiles: callers that still pass check mode's flag get the matching kind."""
+    if isinstance(files, HostFiles):
+        return files
+    return DryRunFiles() if files else HostFiles()
+
+
+def write_file(path, content, mode, owner, files, result):
     """Write `content` to a host path only when it differs; then mode and owner as asked.
 
     The file is rewritten in place, keeping its inode, so that containers with a
     bind mount of it see the new content."""
+    files = host_files_for(files)
     data = content.encode("utf-8")
     current = None
     if os.path.exists(path):
@@ -58,22 +129,17 @@ def write_file(path, content, mode, owner, check_mode, result):
         result.act("write %s" % path)
         result.before["content"] = None if current is None else current.decode("utf-8", "replace")
         result.after["content"] = content
-        if not check_mode:
-            parent = os.path.dirname(path)
-            if parent and not os.path.isdir(parent):
-                os.makedirs(parent)
-            with open(path, "wb") as handle:
-                handle.write(data)
-    set_mode_and_owner(path, mode, owner, check_mode, result)
+        files.replace(path, data)
+    set_mode_and_owner(path, mode, owner, files, result)
 
 
-def set_mode_and_owner(path, mode, owner, check_mode, result):
+def set_mode_and_owner(path, mode, owner, files, result):
+    files = host_files_for(files)
     exists = os.path.exists(path)
     wanted_mode = file_mode(mode)
     if wanted_mode is not None and (not exists or (os.stat(path).st_mode & 0o7777) != wanted_mode):
         result.act("chmod %o %s" % (wanted_mode, path))
-        if not check_mode:
-            os.chmod(path, wanted_mode)
+        files.chmod(path, wanted_mode)
     if owner:
         import pwd  # pylint: disable=import-outside-toplevel
         try:
@@ -82,11 +148,10 @@ def set_mode_and_owner(path, mode, owner, check_mode, result):
             raise ClockworkError("owner %s is not a user on the Docker host" % owner)
         if not exists or os.stat(path).st_uid != uid:
             result.act("chown %s %s" % (owner, path))
-            if not check_mode:
-                os.chown(path, uid, -1)
+            files.chown(path, uid)
 
 
-def write_secret_file(path, content, check_mode, result):
+def write_secret_file(path, content, files, result):
     """A file holding a secret: mode 0400 from its creation on (no moment where others could
     read it), in a directory of mode 0700, rewritten in place when its content differs. Neither
     content is recorded anywhere: the action names the path only. True when it changed.
@@ -94,9 +159,10 @@ def write_secret_file(path, content, check_mode, result):
     Nothing on the way is a symbolic link: each directory is checked (lstat) and opened without
     following one, from the user's home down, the file opened with O_NOFOLLOW in it; a link
     where a directory or the file is expected is refused, naming it, and nothing is written."""
+    files = host_files_for(files)
     data = content.encode("utf-8")
     directory, name = os.path.split(path)
-    dir_fd = directory_fd(directory, create=not check_mode)
+    dir_fd = files.directory(directory)
     try:
         current, mode = _read_secret(dir_fd, name, path)
         changed = current != data
@@ -104,17 +170,7 @@ def write_secret_file(path, content, check_mode, result):
             result.act("write %s (mode 0400)" % path)
         elif mode != 0o400:
             result.act("chmod 400 %s" % path)
-        if check_mode:
-            return changed
-        if changed and current is not None:
-            _fchmod_at(dir_fd, name, path, 0o600)   # writable for a moment to its owner only (a non-root module)
-        if changed:
-            fd = open_in(dir_fd, name, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                os.fchmod(handle.fileno(), 0o400)
-        elif mode != 0o400:
-            _fchmod_at(dir_fd, name, path, 0o400)
+        files.replace_secret(dir_fd, name, path, data, current, mode)
         return changed
     finally:
         if dir_fd is not None:

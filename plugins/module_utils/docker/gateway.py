@@ -16,6 +16,7 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.engine_api import (
     MAX_POOL_SIZE, EngineAPI, local_socket)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker import errors as _errors
+from ansible_collections.clockwork.connections.plugins.module_utils.host_files import DryRunFiles, HostFiles
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.container_calls import ContainerCalls
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.network_calls import NetworkCalls
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.swarm_calls import SwarmCalls
@@ -65,6 +66,8 @@ class DockerGateway(ContainerCalls, NetworkCalls, SwarmCalls):
         self._reading_lock = threading.Lock()
         self.actions = []                   # every write, in words, in the order made
         self._actions_lock = threading.Lock()
+        # The Docker host's files (the module runs there): a dry run's change none.
+        self.files = DryRunFiles() if self.dry_run else HostFiles()
 
     @property
     def client(self):
