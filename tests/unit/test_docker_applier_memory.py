@@ -1,0 +1,122 @@
+"""The docker applier (apply/docker_applier.py, through stack.run_stack) on the memory gateway
+(docker/memory.py): every path a run takes on one engine, without Docker. What is asserted is
+read from the memory engine's inspects and recorded calls, and from the reported entries.
+
+Database connections: the showcase's `database api -> postgres` stays in the declaration; its
+login to PostgreSQL is replaced by a scripted target through monkeypatch (memory_stacks.
+ScriptedDatabase: pure logic, no server), which records the schema files applied. Everything
+else (networks, volumes, files, containers, the lock, recreates, replicas) is the real code.
+"""
+import pytest
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+
+import memory_stacks as ms
+from memory_stacks import IMAGES, NGINX, PG_DATA, POSTGRES, STACK, container, entry, run, showcase
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    """Password files and TLS material go under the stack's home: a temporary one."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture
+def database(monkeypatch):
+    return ms.ScriptedDatabase().install(monkeypatch)
+
+
+@pytest.fixture
+def base(tmp_path):
+    directory = tmp_path / "base"
+    directory.mkdir()
+    return directory
+
+
+def deployed(base, database=None, **declaration):
+    """An engine with the showcase(-like) stack applied cold; (engine, params)."""
+    engine = ms.new_engine()
+    stack = ms.params(base, *showcase(database=database is not None, **declaration))
+    report, _gateway = run(engine, stack)
+    assert report["changed"], report["entries"]
+    return engine, stack
+
+
+# -- cold -----------------------------------------------------------------------------------
+
+def test_the_showcase_cold_makes_every_object_with_what_its_connections_contribute(base, database):
+    engine = ms.new_engine()
+    report, gateway = run(engine, ms.params(base, *showcase()))
+
+    assert report["changed"] is True
+    names = ["postgres", "redis", "storage", "api", "frontend"]
+    assert ms.container_names(engine) == sorted(names), "the lock went, nothing else is there"
+    for name in names:
+        attrs = container(engine, name)
+        assert attrs["Config"]["Labels"][ms.STACK_LABEL] == STACK
+        assert attrs["Config"]["Labels"][ms.RESOURCE_LABEL] == name
+        assert ms.state_of(attrs)[0] == "running", name
+        assert entry(report, "container", name)["actions"] == ["create", "start"], name
+    for name in ("postgres", "redis", "api"):
+        assert ms.state_of(container(engine, name)) == ("running", "healthy"), "its healthcheck passed: " + name
+
+    # The stack's network, the network connection's, the shared volume: made and labelled ours.
+    assert ms.network_names(engine) == ["backend-network", "showcase_default"]
+    for network in engine.networks(names=["backend-network", "showcase_default"]):
+        assert network["Labels"][ms.STACK_LABEL] == STACK
+    shared = engine.inspect_volume("app-shared-data")
+    assert shared["Labels"][ms.STACK_LABEL] == STACK and shared["Driver"] == "local"
+    assert entry(report, "network", "showcase_default")["actions"] == ["create network showcase_default"]
+    assert entry(report, "connection", "network api -> redis")["actions"] == ["create network backend-network"]
+    assert entry(report, "connection", "file api -> storage")["actions"] == ["create volume app-shared-data"]
+
+    # api: the database's URL, redis's host, the config file read-only, the shared volume read-write,
+    # and both networks.
+    api = container(engine, "api")
+    env = ms.env_of(api)
+    assert env["DATABASE_URL"] == "postgresql://postgres:%s@postgres:5432/appdb" % ms.PASSWORD
+    assert env["REDIS_HOST"] == "redis"
+    mounts = ms.mounts_of(api)
+    assert mounts["/etc/app/config.json"] == ("bind", str(base / "config.json"), False)
+    assert mounts["/data/shared"] == ("volume", "app-shared-data", True)
+    assert ms.networks_of(api) == {"showcase_default": ["api"], "backend-network": ["api"]}
+    # storage, the other end of the shared volume, mounts it at the same path.
+    assert ms.mounts_of(container(engine, "storage"))["/data/shared"] == ("volume", "app-shared-data", True)
+    # redis joins the network connection's network under its name; frontend gets api's URL.
+    assert ms.networks_of(container(engine, "redis")) == {"showcase_default": ["redis"],
+                                                          "backend-network": ["redis"]}
+    assert ms.env_of(container(engine, "frontend"))["API_URL"] == "http://api:8000"
+    assert ms.networks_of(container(engine, "frontend")) == {"showcase_default": ["frontend"]}
+    # PostgreSQL's data directory is the anonymous volume its image declares.
+    data = ms.mounts_of(container(engine, "postgres"))[PG_DATA]
+    assert data[0] == "volume" and data[1] in ms.volume_names(engine)
+
+    # The file resource is on the host, the schema applied once, through the scripted login.
+    assert (base / "config.json").read_text() == '{"log_level": "info"}'
+    assert database.applies == [("schema", "schema.sql")]
+    assert entry(report, "connection", "database api -> postgres")["actions"] == ["apply schema schema.sql"]
+    # Order: every container another one connects to was started before it.
+    by_id = dict((container(engine, name)["Id"], name) for name in names)
+    started = [by_id.get(c.args[0], c.args[0]) for c in engine.writes() if c.method == "start"]
+    assert sorted(started) == sorted(names), started
+    for before, after in (("postgres", "api"), ("redis", "api"), ("storage", "api"), ("api", "frontend"),
+                          ("redis", "frontend")):
+        assert started.index(before) < started.index(after), (before, after, started)
+    assert gateway.actions[0] == "create container clockwork-lock-showcase", "the run held the stack's lock"
+
+
+# -- no-op ----------------------------------------------------------------------------------
+
+def test_the_showcase_unchanged_is_a_no_op_that_writes_nothing(base, database):
+    engine, stack = deployed(base, database)
+    before, since = ms.snapshot(engine), len(engine.calls)
+
+    report, gateway = run(engine, stack)
+
+    assert report["changed"] is False, ms.changed_entries(report)
+    assert ms.changed_entries(report) == []
+    assert ms.stack_writes(engine, since, gateway) == []
+    assert ms.snapshot(engine) == before
+    assert database.applies == [("schema", "schema.sql")], "nothing applied twice"
+    assert len(gateway.actions) == 2, "the lock's create and remove, nothing else: %s" % gateway.actions
+
