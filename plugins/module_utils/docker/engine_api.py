@@ -19,6 +19,7 @@ import functools
 import json
 import os
 import threading
+import time
 from urllib.parse import quote, urlencode
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
@@ -72,6 +73,11 @@ def _translated(method):
 class EngineAPI(object):
     """The engine's API. `client`: an SDK DockerClient to use for everything; else one is made
     from `environment` (the task's DOCKER_HOST and friends) when first needed."""
+
+    # The live engine: writes are made, time is real. Attributes, so asking never reaches the SDK (__getattr__).
+    dry_run = False
+    monotonic = staticmethod(time.monotonic)
+    sleep = staticmethod(time.sleep)
 
     def __init__(self, environment=None, client=None, max_pool_size=MAX_POOL_SIZE):
         self._environment = environment
