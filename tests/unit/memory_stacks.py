@@ -31,7 +31,7 @@ IMAGES = {
     NGINX: {"ExposedPorts": ["80/tcp"], "Cmd": ["nginx", "-g", "daemon off;"]},
 }
 SCHEMA = "CREATE TABLE users (id serial PRIMARY KEY, name text);"
-HEX_ID = re.compile(r"\b[0-9a-f]{64}\b|\b[0-9a-f]{12}\b")
+HEX_ID = re.compile(r"(?<![0-9a-f])(?:[0-9a-f]{64}|[0-9a-f]{12})(?![0-9a-f])")   # a full or short id
 
 
 def new_engine(swarm=False):

@@ -120,3 +120,69 @@ def test_the_showcase_unchanged_is_a_no_op_that_writes_nothing(base, database):
     assert database.applies == [("schema", "schema.sql")], "nothing applied twice"
     assert len(gateway.actions) == 2, "the lock's create and remove, nothing else: %s" % gateway.actions
 
+
+
+# -- drift ------------------------------------------------------------------------------------
+
+def read_file(engine, name, path):
+    """A file's bytes as `docker cp` reads them out of a container (None when it has none)."""
+    import io
+    import tarfile
+    from ansible_collections.clockwork.connections.plugins.module_utils.docker import errors
+    try:
+        chunks, _stat = engine.get_archive(name, path)
+    except errors.APIError:
+        return None
+    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+        member = tar.getmembers()[0]
+        return tar.extractfile(member).read()
+
+
+def test_drift_recreates_with_the_data_of_its_anonymous_and_named_volumes(base, database):
+    engine, _stack = deployed(base, database)
+    old_pg, old_storage = container(engine, "postgres"), container(engine, "storage")
+    anonymous = ms.mounts_of(old_pg)[PG_DATA][1]
+    engine.add_file("postgres", PG_DATA + "/PG_VERSION", "15\n")          # the database's data
+    engine.add_file("storage", "/data/shared/upload.bin", b"\x00uploaded")  # data in the named volume
+    volumes_before = ms.volume_names(engine)
+    since = len(engine.calls)
+
+    drifted = ms.params(base, *showcase(postgres={"env": {"POSTGRES_PASSWORD": ms.PASSWORD, "POSTGRES_DB": "appdb",
+                                                          "TZ": "UTC"}},
+                                        storage={"env": {"STORAGE_MODE": "shared"}}))
+    report, gateway = run(engine, drifted, diff=True)
+
+    assert report["changed"] is True
+    for name in ("postgres", "storage"):
+        done = entry(report, "container", name)
+        assert done["actions"] == ["recreate", "start"], done
+        assert any("env" in reason for reason in done["reasons"]), done
+    new_pg, new_storage = container(engine, "postgres"), container(engine, "storage")
+    assert new_pg["Id"] != old_pg["Id"] and new_storage["Id"] != old_storage["Id"]
+    assert ms.env_of(new_pg)["TZ"] == "UTC" and ms.env_of(new_storage)["STORAGE_MODE"] == "shared"
+    assert ms.state_of(new_pg) == ("running", "healthy")
+    # The same volumes, with their data: the anonymous one carried, the named one mounted again.
+    assert ms.mounts_of(new_pg)[PG_DATA] == ("volume", anonymous, True)
+    assert ms.mounts_of(new_storage)["/data/shared"] == ("volume", "app-shared-data", True)
+    assert read_file(engine, "postgres", PG_DATA + "/PG_VERSION") == b"15\n"
+    assert read_file(engine, "storage", "/data/shared/upload.bin") == b"\x00uploaded"
+    assert read_file(engine, "api", "/data/shared/upload.bin") == b"\x00uploaded", "api shares it still"
+    assert ms.volume_names(engine) == volumes_before, "no volume made or lost"
+    # The previous containers are gone, none left aside, and the others were not touched.
+    assert ms.container_names(engine) == ["api", "frontend", "postgres", "redis", "storage"]
+    assert engine.inspect_or_none("container", old_pg["Id"]) is None
+    for name in ("redis", "api", "frontend"):
+        assert not entry(report, "container", name)["changed"], name
+    # Stop-first, as a data directory asks: renamed aside and stopped before the new one exists.
+    actions = ms.without_lock(gateway.actions)
+    at = actions.index("rename container <id> to postgres_clockwork_old_<id>")
+    assert actions[at:at + 5] == ["rename container <id> to postgres_clockwork_old_<id>", "stop container <id>",
+                      "create container postgres", "start container postgres", "remove container <id>"], actions
+    assert database.applies == [("schema", "schema.sql")], "the schema is not applied again"
+    diff = [d for d in report["diff"] if d["before_header"] == "container postgres"]
+    assert diff and "TZ" not in str(diff[0]["before"]) and "UTC" in str(diff[0]["after"])
+    assert ms.PASSWORD not in str(report["diff"]), "the diff masks the password"
+    # And the next run finds nothing to do.
+    since = len(engine.calls)
+    again, gateway = run(engine, drifted)
+    assert again["changed"] is False and ms.stack_writes(engine, since, gateway) == []
