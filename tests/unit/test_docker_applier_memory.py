@@ -186,3 +186,62 @@ def test_drift_recreates_with_the_data_of_its_anonymous_and_named_volumes(base, 
     since = len(engine.calls)
     again, gateway = run(engine, drifted)
     assert again["changed"] is False and ms.stack_writes(engine, since, gateway) == []
+
+
+# -- a failed recreate ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("health, timeout", [("unhealthy", 30), ("starting", 1)],
+                         ids=["turns-unhealthy", "never-healthy-within-its-timeout"])
+def test_a_failed_recreate_puts_the_previous_container_back(base, database, health, timeout):
+    """api mounts a volume, so it is replaced stop-first; its new container does not become healthy
+    (its health stays `starting` until its 1 s timeout, or turns unhealthy at once)."""
+    engine, _stack = deployed(base, database, api={"timeout": timeout})
+    old = container(engine, "api")
+    engine.add_file("api", "/data/shared/kept.txt", "kept")
+    engine.after_start("api", health=health, once=True)
+    volumes_before = ms.volume_names(engine)
+
+    drifted = ms.params(base, *showcase(api={"timeout": timeout, "env": {"FEATURE": "on"}}))
+    with pytest.raises(ClockworkError) as failed:
+        run(engine, drifted)
+
+    message = failed.value.msg
+    assert "container api could not be recreated, so the previous one is back under its name and running" in message
+    assert ("is running (unhealthy) instead of healthy" if health == "unhealthy"
+            else "did not become healthy within 1s") in message, message
+    back = container(engine, "api")
+    assert back["Id"] == old["Id"], "the previous container, not a new one"
+    assert ms.state_of(back) == ("running", "healthy")
+    assert "FEATURE" not in ms.env_of(back)
+    assert ms.networks_of(back) == ms.networks_of(old) and ms.mounts_of(back) == ms.mounts_of(old)
+    assert read_file(engine, "api", "/data/shared/kept.txt") == b"kept"
+    assert ms.container_names(engine) == ["api", "frontend", "postgres", "redis", "storage"], \
+        "the new one is gone, nothing is left aside"
+    assert ms.volume_names(engine) == volumes_before
+    # Once it can become healthy, the next run recreates it.
+    report, _gateway = run(engine, drifted)
+    assert entry(report, "container", "api")["actions"] == ["recreate", "start"]
+    assert ms.env_of(container(engine, "api"))["FEATURE"] == "on"
+
+
+def test_a_start_first_replacement_that_fails_leaves_the_old_container_serving(base, database):
+    """frontend has no volume and no fixed host port: replaced start-first; its replacement exits."""
+    engine, _stack = deployed(base, database)
+    old = container(engine, "frontend")
+    from ansible_collections.clockwork.connections.plugins.module_utils.apply.rolling import next_name
+    engine.after_start(next_name("frontend", old["Id"]), exits=1, logs="nginx: [emerg] bad config\n")
+    since = len(engine.calls)
+
+    with pytest.raises(ClockworkError) as failed:
+        run(engine, ms.params(base, *showcase(frontend={"env": {"FEATURE": "on"}})))
+
+    message = failed.value.msg
+    assert "container frontend: its replacement did not become ready (state exited)" in message, message
+    assert "previous container keeps serving, unchanged" in message and "bad config" in message
+    kept = container(engine, "frontend")
+    assert kept["Id"] == old["Id"] and ms.state_of(kept) == ("running", None)
+    assert ms.container_names(engine) == ["api", "frontend", "postgres", "redis", "storage"]
+    # The old one was never stopped, renamed or taken off its network.
+    touched = [c for c in engine.calls[since:] if c.method in ("stop", "rename", "disconnect_container_from_network")
+               and c.args and c.args[0] in (old["Id"], "frontend")]
+    assert touched == []
