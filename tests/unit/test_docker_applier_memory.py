@@ -245,3 +245,104 @@ def test_a_start_first_replacement_that_fails_leaves_the_old_container_serving(b
     touched = [c for c in engine.calls[since:] if c.method in ("stop", "rename", "disconnect_container_from_network")
                and c.args and c.args[0] in (old["Id"], "frontend")]
     assert touched == []
+
+
+# -- replicas -------------------------------------------------------------------------------
+
+def replicated(base, web=3, worker=2, env=None):
+    """web: nginx replicas with a healthcheck, nothing that forbids two at once (start-first);
+    worker: Redis replicas, whose image keeps /data in a volume (stop-first); both on the default
+    network under their resource's name, worker on a network connection's too."""
+    resources = [{"name": "cache", "image": ms.REDIS, "healthcheck": {"test": "redis-cli ping", "interval": "1s"}},
+                 {"name": "web", "image": NGINX, "ports": ["80"], "replicas": web, "env": dict(env or {}),
+                  "healthcheck": {"test": "curl -f http://localhost/", "interval": "1s"}},
+                 {"name": "worker", "image": ms.REDIS, "replicas": worker, "env": dict(env or {})}]
+    connections = [{"type": "dependency", "from": "web", "to": "cache"},
+                   {"type": "network", "from": "worker", "to": "cache", "network_name": "jobs"}]
+    return ms.params(base, resources, connections)
+
+
+def test_replicas_run_under_one_alias_and_an_update_rolls_one_at_a_time(base):
+    engine = ms.new_engine()
+    report, _gateway = run(engine, replicated(base))
+    assert ms.container_names(engine) == ["cache", "web-1", "web-2", "web-3", "worker-1", "worker-2"]
+    for number in (1, 2, 3):
+        attrs = container(engine, "web-%d" % number)
+        assert ms.networks_of(attrs) == {"showcase_default": ["web"]}, "DNS answers web with each replica"
+        assert attrs["Config"]["Labels"]["io.clockwork.replica"] == str(number)
+        assert entry(report, "container", "web-%d" % number)["actions"] == ["create", "start"]
+    for number in (1, 2):
+        assert ms.networks_of(container(engine, "worker-%d" % number)) == {"showcase_default": ["worker"],
+                                                                          "jobs": ["worker"]}
+    old = dict((name, container(engine, name)["Id"]) for name in ms.container_names(engine))
+    data = dict((n, ms.mounts_of(container(engine, n))["/data"][1]) for n in ("worker-1", "worker-2"))
+
+    report, gateway = run(engine, replicated(base, env={"RELEASE": "2"}))
+
+    for number in (1, 2, 3):
+        assert entry(report, "container", "web-%d" % number)["actions"] == ["replace start-first", "start"]
+    for number in (1, 2):
+        assert entry(report, "container", "worker-%d" % number)["actions"] == ["recreate", "start"]
+    assert not entry(report, "container", "cache")["changed"]
+    for name in ("web-1", "web-2", "web-3", "worker-1", "worker-2"):
+        attrs = container(engine, name)
+        assert attrs["Id"] != old[name] and ms.env_of(attrs)["RELEASE"] == "2", name
+        assert ms.state_of(attrs)[0] == "running"
+    for name in data:
+        assert ms.mounts_of(container(engine, name))["/data"][1] == data[name], "stop-first carried its data"
+    assert ms.container_names(engine) == ["cache", "web-1", "web-2", "web-3", "worker-1", "worker-2"]
+    # Rolling: each web replica's replacement serves before its predecessor leaves (start-first), and
+    # the next replica is touched only once the previous one is done.
+    actions = gateway.actions
+    done_at = -1
+    for number in (1, 2, 3):
+        name, previous = "web-%d" % number, old["web-%d" % number]
+        created = actions.index("create container %s_clockwork_next_%s" % (name, previous[:12]))
+        renamed = [i for i, a in enumerate(actions) if a.endswith(" to %s" % name)][0]
+        new_id = actions[renamed].split()[2]
+        assert done_at < created < actions.index("start container %s" % new_id) \
+            < actions.index("disconnect container %s from network showcase_default" % previous) \
+            < actions.index("stop container %s" % previous) < actions.index("remove container %s" % previous) \
+            < renamed, actions
+        done_at = renamed
+    for number in (1, 2):
+        name, previous = "worker-%d" % number, old["worker-%d" % number]
+        aside = actions.index("rename container %s to %s_clockwork_old_%s" % (previous, name, previous[:12]))
+        assert done_at < aside < actions.index("stop container %s" % previous) \
+            < actions.index("create container %s" % name) < actions.index("start container %s" % name) \
+            < actions.index("remove container %s" % previous), actions
+        done_at = actions.index("remove container %s" % previous)
+
+
+def test_scaling_up_and_down_touches_only_the_replicas_concerned(base):
+    engine = ms.new_engine()
+    run(engine, replicated(base, web=1))
+    assert ms.container_names(engine) == ["cache", "web", "worker-1", "worker-2"]
+    first = container(engine, "web")["Id"]
+
+    since = len(engine.calls)
+    report, _gateway = run(engine, replicated(base, web=3))
+    assert ms.changed_entries(report) == [("container", "web-1", ["rename web to web-1"]),
+                                          ("container", "web-2", ["create", "start"]),
+                                          ("container", "web-3", ["create", "start"])]
+    assert container(engine, "web-1")["Id"] == first, "the one there was kept, under its replica's name"
+    assert not [c for c in engine.calls[since:] if c.method in ("stop", "start", "restart") and c.args[0] == first], \
+        "and not restarted"
+    for name in ("web-1", "web-2", "web-3"):
+        assert ms.networks_of(container(engine, name)) == {"showcase_default": ["web"]}
+    kept = dict((n, container(engine, n)["Id"]) for n in ("web-1", "web-2"))
+
+    report, _gateway = run(engine, replicated(base, web=2))
+    assert ms.changed_entries(report) == [("container", "web-3", ["remove"])]
+    assert entry(report, "container", "web-3")["reasons"] == ["replicas"]
+    assert ms.container_names(engine) == ["cache", "web-1", "web-2", "worker-1", "worker-2"]
+    assert dict((n, container(engine, n)["Id"]) for n in kept) == kept
+
+    report, _gateway = run(engine, replicated(base, web=1))
+    assert ms.changed_entries(report) == [("container", "web", ["rename web-1 to web"]),
+                                          ("container", "web-2", ["remove"])]
+    assert ms.container_names(engine) == ["cache", "web", "worker-1", "worker-2"]
+    assert container(engine, "web")["Id"] == first and ms.state_of(container(engine, "web"))[0] == "running"
+    since = len(engine.calls)
+    report, gateway = run(engine, replicated(base, web=1))
+    assert report["changed"] is False and ms.stack_writes(engine, since, gateway) == []
