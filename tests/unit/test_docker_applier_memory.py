@@ -430,3 +430,86 @@ def test_destroy_with_purge_at_once(base, database):
     assert ms.network_names(engine) == ["showcase_other"]
     assert ms.volume_names(engine) == ["app-shared-data-backup"]
     assert only_foreign(ms.snapshot(engine)) == foreign
+
+
+# -- concurrent runs --------------------------------------------------------------------------
+
+def labels(name):
+    return {ms.STACK_LABEL: STACK, ms.RESOURCE_LABEL: name}
+
+
+def replayed_create(base, name):
+    """What a concurrent run of the same declaration sends to create container `name`: its call,
+    taken from a run on another engine, replayed on the one given (the images are the same)."""
+    reference = ms.new_engine()
+    run(reference, ms.params(base, *showcase(database=False)))
+    call = [c for c in reference.calls if c.method == "create_container" and c.kwargs.get("name") == name][0]
+    return lambda engine: engine.create_container(*call.args, **call.kwargs)
+
+
+CONFLICTS = {
+    # object: (the engine call, its match, what the other run made just before, the engine's words)
+    "network": ("create_network", "showcase_default",
+                lambda base: lambda e: e.create_network("showcase_default", driver="bridge",
+                                                        labels=labels("showcase_default")),
+                "network with name showcase_default already exists"),
+    "volume": ("create_volume", "app-shared-data",
+               lambda base: lambda e: e.create_volume("app-shared-data", driver="local",
+                                                      labels=labels("app-shared-data")),
+               "volume app-shared-data already exists"),
+    "container": ("create_container", lambda *args, **kwargs: kwargs.get("name") == "storage",
+                  lambda base: replayed_create(base, "storage"),
+                  'Conflict. The container name "/storage" is already in use by container "0123". You have to '
+                  'remove (or rename) that container to be able to reuse that name.'),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CONFLICTS))
+def test_a_409_from_a_concurrent_run_converges_on_what_it_made(base, kind):
+    """Another run (on another controller: the lock is per stack, a run of another declaration of
+    it may race) creates the object between this run's read and its create: the engine answers
+    409. The object is ours with the settings wanted: it is used, and the run converges."""
+    method, match, made, words = CONFLICTS[kind]
+    engine = ms.new_engine()
+    stack = ms.params(base, *showcase(database=False))
+    other_run = made(base)
+    met = []
+    engine.fail_next(method, 409, words, match=match, before=lambda e: (met.append(kind), other_run(e)))
+
+    report, _gateway = run(engine, stack)
+
+    assert report["changed"] is True
+    assert met == [kind], "the scripted 409 was met"
+    assert ms.container_names(engine) == ["api", "frontend", "postgres", "redis", "storage"]
+    assert ms.network_names(engine) == ["backend-network", "showcase_default"], "one network of each name"
+    assert "app-shared-data" in ms.volume_names(engine)
+    for name in ms.container_names(engine):
+        assert ms.state_of(container(engine, name))[0] == "running", name
+    # What the other run made is what the stack uses.
+    if kind == "network":
+        made_id = [n["Id"] for n in engine.networks(names=["showcase_default"])][0]
+        assert container(engine, "api")["NetworkSettings"]["Networks"]["showcase_default"]["NetworkID"] == made_id
+    elif kind == "volume":
+        assert ms.mounts_of(container(engine, "storage"))["/data/shared"] == ("volume", "app-shared-data", True)
+    else:
+        creates = [c for c in engine.calls if c.method == "create_container" and c.kwargs.get("name") == "storage"]
+        assert len(creates) == 1, "this run's create was refused, the other run's container is the one there"
+        assert entry(report, "container", "storage")["actions"] == ["create", "start"]
+    # And the next run has nothing to do.
+    since = len(engine.calls)
+    again, gateway = run(engine, stack)
+    assert again["changed"] is False, ms.changed_entries(again)
+    assert ms.stack_writes(engine, since, gateway) == []
+
+
+def test_a_409_for_a_container_someone_else_made_is_an_error_that_leaves_it_alone(base):
+    engine = ms.new_engine()
+    engine.fail_next("create_container", 409, 'Conflict. The container name "/storage" is already in use',
+                     match=lambda *args, **kwargs: kwargs.get("name") == "storage",
+                     before=lambda e: e.create_container(NGINX, name="storage", labels={"owner": "someone"}))
+    with pytest.raises(ClockworkError) as failed:
+        run(engine, ms.params(base, *showcase(database=False)))
+    assert "cannot create container storage: another container took the name meanwhile" in failed.value.msg
+    assert "left alone" in failed.value.msg
+    theirs = container(engine, "storage")
+    assert theirs["Config"]["Labels"] == {"owner": "someone"} and ms.state_of(theirs)[0] == "created"
