@@ -438,13 +438,17 @@ def labels(name):
     return {ms.STACK_LABEL: STACK, ms.RESOURCE_LABEL: name}
 
 
-def replayed_create(base, name):
+def replayed_create(base, name, binds=None):
     """What a concurrent run of the same declaration sends to create container `name`: its call,
-    taken from a run on another engine, replayed on the one given (the images are the same)."""
+    taken from a run on another engine, replayed on the one given (the images are the same);
+    `binds`: the volumes a recreate carries."""
     reference = ms.new_engine()
     run(reference, ms.params(base, *showcase(database=False)))
     call = [c for c in reference.calls if c.method == "create_container" and c.kwargs.get("name") == name][0]
-    return lambda engine: engine.create_container(*call.args, **call.kwargs)
+    kwargs = dict(call.kwargs)
+    if binds:
+        kwargs["host_config"] = dict(kwargs["host_config"], Binds=binds)
+    return lambda engine: engine.create_container(*call.args, **kwargs)
 
 
 CONFLICTS = {
@@ -513,3 +517,90 @@ def test_a_409_for_a_container_someone_else_made_is_an_error_that_leaves_it_alon
     assert "left alone" in failed.value.msg
     theirs = container(engine, "storage")
     assert theirs["Config"]["Labels"] == {"owner": "someone"} and ms.state_of(theirs)[0] == "created"
+
+
+# -- a killed run ---------------------------------------------------------------------------------
+
+def killed_recreate(engine, base, name, stage):
+    """What a run killed in the middle of a stop-first recreate of `name` leaves: the previous
+    container renamed aside and stopped, and, by `stage`, no new one yet ("aside"), a new one created
+    but never started ("created"), or a new one that runs ("running")."""
+    from ansible_collections.clockwork.connections.plugins.module_utils.apply.container import aside_name
+    old = container(engine, name)
+    aside = aside_name(name, old["Id"])
+    engine.rename(old["Id"], aside)
+    engine.stop(old["Id"])
+    if stage != "aside":
+        carried = ["%s:%s:rw" % (m["Name"], m["Destination"]) for m in old["Mounts"] if m["Type"] == "volume"
+                   and ms.HEX_ID.match(m["Name"])]
+        replayed_create(base, name, carried)(engine)
+        if stage == "running":
+            engine.start(name)
+    return old, aside
+
+
+@pytest.mark.parametrize("stage", ["aside", "created", "running"])
+def test_a_run_killed_in_a_recreate_is_repaired_by_the_next(base, stage):
+    engine, stack = deployed(base, database=None)
+    data = ms.mounts_of(container(engine, "postgres"))[PG_DATA][1]
+    engine.add_file("postgres", PG_DATA + "/PG_VERSION", "15\n")
+    old, aside = killed_recreate(engine, base, "postgres", stage)
+    left = container(engine, "postgres")
+
+    report, _gateway = run(engine, stack)
+
+    done = entry(report, "container", "postgres")
+    assert done["changed"] is True
+    if stage == "running":
+        # The new one ran: the recreate had done its work; the previous one goes.
+        assert done["actions"] == ["remove %s, left by an interrupted run" % aside], done
+        assert container(engine, "postgres")["Id"] == left["Id"]
+        assert engine.inspect_or_none("container", old["Id"]) is None
+    else:
+        # The replacement never ran: the previous container comes back, with its data, and runs.
+        assert done["actions"] == ["restore postgres from %s, left by an interrupted run" % aside, "start"], done
+        assert container(engine, "postgres")["Id"] == old["Id"]
+        if left is not None:
+            assert engine.inspect_or_none("container", left["Id"]) is None, "the never-started one is gone"
+    restored = container(engine, "postgres")
+    assert ms.state_of(restored) == ("running", "healthy")
+    assert ms.mounts_of(restored)[PG_DATA][1] == data
+    assert read_file(engine, "postgres", PG_DATA + "/PG_VERSION") == b"15\n"
+    assert ms.container_names(engine) == ["api", "frontend", "postgres", "redis", "storage"], "nothing left aside"
+    since = len(engine.calls)
+    again, gateway = run(engine, stack)
+    assert again["changed"] is False and ms.stack_writes(engine, since, gateway) == []
+
+
+@pytest.mark.parametrize("old_running", [True, False], ids=["beside-the-old", "old-gone"])
+def test_a_run_killed_in_a_start_first_replacement_is_completed_or_dropped(base, old_running):
+    """frontend is replaced start-first: a killed run leaves `frontend_clockwork_next_<id>` running,
+    beside the previous one (dropped: the convergence replaces it again if need be) or after the
+    previous one was removed (it takes the name)."""
+    from ansible_collections.clockwork.connections.plugins.module_utils.apply.rolling import next_name
+    engine, stack = deployed(base, database=None)
+    old = container(engine, "frontend")
+    temporary = next_name("frontend", old["Id"])
+    engine.create_container(NGINX, name=temporary, labels=labels("frontend"))
+    engine.start(temporary)
+    new_id = container(engine, temporary)["Id"]
+    if not old_running:
+        engine.stop(old["Id"])
+        engine.remove_container(old["Id"])
+
+    report, _gateway = run(engine, stack)
+
+    done = entry(report, "container", "frontend")
+    if old_running:
+        assert done["actions"] == ["remove %s, left by an interrupted run" % temporary], done
+        assert container(engine, "frontend")["Id"] == old["Id"]
+        assert engine.inspect_or_none("container", new_id) is None
+    else:
+        assert done["actions"][0] == "complete the replacement of frontend by %s, left by an interrupted run" \
+            % temporary, done
+        # The one it completed was made by hand here, without the declared settings: replaced again.
+        assert done["actions"][1:] == ["replace start-first", "start"], done
+    assert ms.container_names(engine) == ["api", "frontend", "postgres", "redis", "storage"]
+    assert ms.state_of(container(engine, "frontend"))[0] == "running"
+    again, _gateway = run(engine, stack)
+    assert again["changed"] is False, ms.changed_entries(again)
