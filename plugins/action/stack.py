@@ -13,28 +13,76 @@ converges right here, with the module's own code, arguments and masking: a modul
 costs more than the whole convergence of an unchanged stack. Elsewhere, or when this
 Python lacks the libraries, the module runs on the target as usual. The diagram is
 documentation beside the playbook: it is written here, on the controller, in both cases.
+
+The collection's own code, which this action runs in-process, is imported through Python's
+standard loader with its bytecode cache (BytecodeCachedFinder): ansible-core's collection loader
+compiles every module from source on every run, a tenth of a second of a no-op. The module sent
+to a remote target is built from the same source files, as before.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import contextlib
+import importlib.util
 import os
+import sys
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 
-from ansible_collections.clockwork.connections.plugins.plugin_utils import completion, controller_files, llm
-from ansible_collections.clockwork.connections.plugins.plugin_utils.connection_action import (
-    ConnectionAction, display)
-
 IN_PROCESS_ENV = "CLOCKWORK_STACK_IN_PROCESS"   # "never" forces the module on the target
+PLUGINS = "ansible_collections.clockwork.connections.plugins."
+
+
+class BytecodeCachedFinder(object):
+    """This collection's module_utils and plugin_utils, found as Python finds any module: the
+    names and files ansible-core's collection loader would give them, loaded by the standard
+    loader, which keeps their bytecode in __pycache__ beside them (as ansible-core's plugin loader
+    does for this very file; PYTHONPYCACHEPREFIX moves it elsewhere). Where __pycache__ cannot be
+    written (a read-only install) or Python is told not to (-B, PYTHONDONTWRITEBYTECODE), they
+    compile from source as before. Anything else, a folder without __init__.py included, is left
+    to ansible-core's loader; so would a redirect be, which is why meta/runtime.yml has none."""
+
+    prefixes = (PLUGINS + "module_utils.", PLUGINS + "plugin_utils.")
+
+    def find_spec(self, fullname, path, target=None):
+        if not fullname.startswith(self.prefixes) or not path or len(path) != 1:
+            return None
+        base = os.path.join(list(path)[0], fullname.rpartition(".")[2])
+        init = os.path.join(base, "__init__.py")
+        if os.path.isfile(init):
+            return importlib.util.spec_from_file_location(fullname, init, submodule_search_locations=[base])
+        if os.path.isfile(base + ".py"):
+            return importlib.util.spec_from_file_location(fullname, base + ".py")
+        return None
+
+
+@contextlib.contextmanager
+def bytecode_cached():
+    """The collection's code imported meanwhile comes through BytecodeCachedFinder: while this
+    action imports it and while the stack converges in-process. Then the finder is removed, and
+    every other import in the process is ansible-core's as usual."""
+    finder = BytecodeCachedFinder()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+
+
+with bytecode_cached():
+    from ansible_collections.clockwork.connections.plugins.plugin_utils import completion, controller_files, llm
+    from ansible_collections.clockwork.connections.plugins.plugin_utils.connection_action import (
+        ConnectionAction, display)
 
 
 def _module_utils():
     """Imported when first needed: the Docker SDK and friends cost time at start-up."""
-    from ansible_collections.clockwork.connections.plugins.module_utils import (  # pylint: disable=import-outside-toplevel
-        failures, graph, host_files, masking, plan, registry, stack)
-    from ansible_collections.clockwork.connections.plugins.module_utils.docker import gateway as docker_client  # pylint: disable=import-outside-toplevel
+    with bytecode_cached():
+        from ansible_collections.clockwork.connections.plugins.module_utils import (  # pylint: disable=import-outside-toplevel
+            failures, graph, host_files, masking, plan, registry, stack)
+        from ansible_collections.clockwork.connections.plugins.module_utils.docker import gateway as docker_client  # pylint: disable=import-outside-toplevel
     return docker_client, failures, graph, host_files, masking, plan, registry, stack
 
 
@@ -57,8 +105,9 @@ class ActionModule(ConnectionAction):
                                 base_dir=params["base_dir"], engine=params["engine"])
             if self.in_process():
                 engine = docker_client.DockerGateway(environment=self.task_environment())
-                result = stack.run_stack(engine, params, self._task.check_mode, self._task.diff,
-                                         progress=self.progress_printer(params["name"]), plan=planned)
+                with bytecode_cached():   # what the convergence imports when it needs it (the stack's lock)
+                    result = stack.run_stack(engine, params, self._task.check_mode, self._task.diff,
+                                             progress=self.progress_printer(params["name"]), plan=planned)
                 result["invocation"] = {"module_args": params}
             else:
                 result = super(ActionModule, self).execute(args, task_vars)
