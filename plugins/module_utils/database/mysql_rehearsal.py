@@ -36,6 +36,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.database.mys
 from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_scope import (
     foreign_databases, own_qualified)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_splitter import mysql_statements
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import (
+    CONFLICT, engine_words, status_of)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import (
     APIError, NotFound, exec_first, exec_in)
 
@@ -91,7 +93,9 @@ class ServerContainer(object):
         if self.ident is None:
             raise ClockworkError("no container of %s can be reached to take a snapshot" % name)
         self.name = name
-        self.attrs = self.engine.api.inspect_container(self.ident)
+        self.attrs = self.engine.container_now(self.ident)
+        if self.attrs is None:   # gone since it was located
+            raise ClockworkError("no container of %s can be reached to take a snapshot" % name)
         # As the server sees its env (on Swarm, a secret file's content under the variable's own name).
         self.seen = engine.container(name) or self.attrs
 
@@ -120,36 +124,32 @@ class SnapshotStore(object):
     container of the server's own image that is never started but to remove old snapshots."""
 
     def __init__(self, server, stack):
-        self.server, self.api = server, server.engine.api
+        self.server, self.engine = server, server.engine
         self.stack, self.volume = stack, VOLUME % stack
         self.index_file = "index-%s.json" % server.name
 
     def _helper(self, command):
-        try:
-            self.api.inspect_volume(self.volume)
-        except NotFound:
+        if self.engine.volume(self.volume) is None:
             try:
-                self.api.create_volume(self.volume, labels=owner_labels(self.stack, HELPER_RESOURCE))
+                self.engine.create_volume(self.volume, labels=owner_labels(self.stack, HELPER_RESOURCE))
             except APIError as exc:
-                if getattr(exc, "status_code", None) != 409:
-                    raise ClockworkError("cannot create volume %s: %s" % (self.volume, exc.explanation or exc))
-        from docker.types import Mount  # pylint: disable=import-outside-toplevel  # docker is there: the engine is
-        config = self.api.create_host_config(mounts=[Mount(DIRECTORY, self.volume)])
-        return self.api.create_container(
-            self.server.attrs["Image"], entrypoint=command, user="0", labels=owner_labels(self.stack, HELPER_RESOURCE),
-            host_config=config, name="%s-%s-%s" % (self.stack, HELPER_RESOURCE, os.urandom(4).hex()))["Id"]
+                if status_of(exc) != CONFLICT:
+                    raise ClockworkError("cannot create volume %s: %s" % (self.volume, engine_words(exc)))
+        mount = {"Target": DIRECTORY, "Source": self.volume, "Type": "volume", "ReadOnly": False}
+        return self.engine.create_container(
+            "%s-%s-%s" % (self.stack, HELPER_RESOURCE, os.urandom(4).hex()), self.server.attrs["Image"],
+            host_config={"mounts": [mount]}, entrypoint=command, user="0",
+            labels=owner_labels(self.stack, HELPER_RESOURCE))["Id"]
 
     def _drop(self, helper):
         try:
-            self.api.remove_container(helper, force=True)
+            self.engine.remove_container(helper, force=True)
         except APIError:
             pass
 
     def index(self):
         """The server's snapshots: [{snapshot, database, created, charset, collation, before, size}]."""
-        try:
-            self.api.inspect_volume(self.volume)
-        except NotFound:
+        if self.engine.volume(self.volume) is None:
             return []
         helper = self._helper(["true"])
         try:
@@ -159,7 +159,7 @@ class SnapshotStore(object):
 
     def _read_index(self, helper):
         try:
-            stream, _stat = self.api.get_archive(helper, "%s/%s" % (DIRECTORY, self.index_file))
+            stream, _stat = self.engine.get_archive(helper, "%s/%s" % (DIRECTORY, self.index_file))
         except NotFound:
             return []
         with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
@@ -172,16 +172,16 @@ class SnapshotStore(object):
         try:
             index, pruned = kept_and_pruned(self._read_index(helper) + [entry], self.server.name, entry["database"],
                                             keep)
-            stream, _stat = self.server.engine.api.get_archive(self.server.ident, path)
-            self.api.put_archive(helper, DIRECTORY, stream)
-            self.api.put_archive(helper, DIRECTORY, _tar(self.index_file, json.dumps(index, indent=1).encode()))
+            stream, _stat = self.engine.get_archive(self.server.ident, path)
+            self.engine.put_archive(helper, DIRECTORY, stream)
+            self.engine.put_archive(helper, DIRECTORY, _tar(self.index_file, json.dumps(index, indent=1).encode()))
         finally:
             self._drop(helper)
         if pruned:
             remover = self._helper(["rm", "-f", "--"] + ["%s/%s.sql" % (DIRECTORY, name) for name in pruned])
             try:
-                self.api.start(remover)
-                self.api.wait(remover, timeout=60)
+                self.engine.start(remover)
+                self.engine.wait(remover, timeout=60)
             finally:
                 self._drop(remover)
 
@@ -189,8 +189,8 @@ class SnapshotStore(object):
         """Copy a kept snapshot into the server's container, as `into` (a directory there)."""
         helper = self._helper(["true"])
         try:
-            stream, _stat = self.api.get_archive(helper, "%s/%s.sql" % (DIRECTORY, snapshot))
-            self.server.engine.api.put_archive(self.server.ident, into, stream)
+            stream, _stat = self.engine.get_archive(helper, "%s/%s.sql" % (DIRECTORY, snapshot))
+            self.engine.put_archive(self.server.ident, into, stream)
         except NotFound:
             raise ClockworkError("snapshot %s is not in volume %s" % (snapshot, self.volume))
         finally:
