@@ -27,6 +27,7 @@ import struct
 import threading
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import engine_words
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import (
     EXEC_NOT_FOUND, APIError, exec_in)
 
@@ -51,10 +52,11 @@ class NoRelay(ClockworkError):
 
 class ExecTunnel(object):
     """Listens on 127.0.0.1:<self.port>; every connection is relayed by an exec in `container`
-    (through `api`, the engine of its node) to `target_port` on the container's loopback."""
+    (through `engine`, a gateway that routes the container to its node) to `target_port` on the
+    container's loopback."""
 
-    def __init__(self, api, container, target_port, name=None):
-        self.api = api
+    def __init__(self, engine, container, target_port, name=None):
+        self.engine = engine
         self.container = container
         self.target_port = int(target_port)
         self.name = name or container
@@ -93,11 +95,11 @@ class ExecTunnel(object):
             client.close()
             return
         try:
-            exec_id = self.api.exec_create(self.container, RELAY + [str(self.target_port)], stdin=True,
-                                           stdout=True, stderr=True, tty=False)["Id"]
-            stream = self.api.exec_start(exec_id, socket=True)
+            exec_id = self.engine.exec_create(self.container, RELAY + [str(self.target_port)], stdin=True,
+                                              stdout=True, stderr=True, tty=False)["Id"]
+            stream = self.engine.exec_start(exec_id, socket=True)
         except APIError as exc:
-            self.errors.append("cannot relay to %s: %s" % (self.name, exc.explanation or exc))
+            self.errors.append("cannot relay to %s: %s" % (self.name, engine_words(exc)))
             client.close()
             return
         raw = getattr(stream, "_sock", stream)
@@ -216,4 +218,4 @@ def open_tunnel(engine, container, target_port, name):
                       "login_host and login_port to an address of it that this host reaches" % name)
     if code != 0:
         raise ClockworkError("%s does not accept connections on its port %s: %s" % (name, target_port, out or code))
-    return ExecTunnel(engine.api, container, target_port, name)
+    return ExecTunnel(engine, container, target_port, name)
