@@ -5,7 +5,10 @@ scripted database server, and readers of what the engine holds and what a run wr
 Nothing here talks to Docker: the engine is docker/memory.py's MemoryEngine, which records every
 call; what a test asserts is read from its inspects and from the run's report."""
 import copy
+import importlib
 import re
+import threading
+import time as _time
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
@@ -37,6 +40,43 @@ HEX_ID = re.compile(r"(?<![0-9a-f])(?:[0-9a-f]{64}|[0-9a-f]{12})(?![0-9a-f])")  
 def new_engine(swarm=False):
     """An empty engine with the test images."""
     return MemoryEngine(images=copy.deepcopy(IMAGES), swarm=swarm)
+
+
+# -- time ---------------------------------------------------------------------------------------
+
+class VirtualTime(object):
+    """A clock on which sleeping takes no time: what `time` is for the appliers' waits that still
+    read the process's clock instead of the gateway's (gateway.monotonic/sleep). A wait for a
+    container (container_wait.wait_for: SETTLE_SECONDS after a start, its backoff, a timeout), the
+    moment a worker started waiting (docker_applier), the wait for what a concurrent run creates
+    (container._created_meanwhile) and the checks' retries (checks.py) then take no real time; the
+    order of events and every bound stay what they are."""
+
+    # The applier modules whose `time` this stands in for.
+    MODULES = ("container_wait", "docker_applier", "container", "checks")
+
+    def __init__(self):
+        self._now = 1000.0
+        self._lock = threading.Lock()
+
+    def monotonic(self):
+        with self._lock:
+            return self._now
+
+    def sleep(self, seconds):
+        with self._lock:
+            self._now += max(0.0, seconds)
+
+    @staticmethod
+    def time():
+        return _time.time()
+
+    def install(self, monkeypatch):
+        for name in self.MODULES:
+            module = importlib.import_module(
+                "ansible_collections.clockwork.connections.plugins.module_utils.apply." + name)
+            monkeypatch.setattr(module, "time", self)
+        return self
 
 
 # -- the declaration ---------------------------------------------------------------------------

@@ -18,6 +18,12 @@ from memory_stacks import IMAGES, NGINX, PG_DATA, POSTGRES, STACK, container, en
 
 
 @pytest.fixture(autouse=True)
+def instant_waits(monkeypatch):
+    """The appliers' waits that read the process's clock (memory_stacks.VirtualTime) take no time."""
+    return ms.VirtualTime().install(monkeypatch)
+
+
+@pytest.fixture(autouse=True)
 def home(tmp_path, monkeypatch):
     """Password files and TLS material go under the stack's home: a temporary one."""
     (tmp_path / "home").mkdir()
