@@ -86,6 +86,14 @@ def _module_utils():
     return docker_client, failures, graph, host_files, masking, plan, registry, stack
 
 
+def summary_lines(result, state, check_mode):
+    """The result as lines a person reads, as the stack_summary filter makes them: the stack role
+    shows them without a filter, which would load every filter plugin in its task's worker. A
+    verify says its checks alone."""
+    from ansible_collections.clockwork.connections.plugins.filter.summary import stack_summary  # pylint: disable=import-outside-toplevel
+    return stack_summary({"checks": result.get("checks")} if state == "verified" else result, check_mode)
+
+
 class ActionModule(ConnectionAction):
 
     def execute(self, args, task_vars):
@@ -113,6 +121,8 @@ class ActionModule(ConnectionAction):
                 result = super(ActionModule, self).execute(args, task_vars)
             if diagram_path and params["state"] == "present" and not result.get("failed"):
                 self.write_diagram(result, host_files, graph, diagram_path, params)
+            if not result.get("failed"):
+                result["summary"] = summary_lines(result, params["state"], self._task.check_mode)
         except Exception as exc:  # pylint: disable=broad-except  # sorted by failure_message; bugs re-raised
             message = failures.failure_message(exc)
             if message is None:
