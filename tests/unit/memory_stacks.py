@@ -6,13 +6,16 @@ Nothing here talks to Docker: the engine is docker/memory.py's MemoryEngine, whi
 call; what a test asserts is read from its inspects and from the run's report."""
 import copy
 import importlib
+import io
 import re
+import tarfile
 import threading
 import time as _time
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
+from ansible_collections.clockwork.connections.plugins.module_utils.docker import errors
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import WRITES, MemoryEngine
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import STACK_ARGUMENT_SPEC, run_stack
@@ -206,6 +209,16 @@ def networks_of(attrs):
 def state_of(attrs):
     state = attrs["State"]
     return state["Status"], (state.get("Health") or {}).get("Status")
+
+
+def read_file(engine, name, path):
+    """A file's bytes as `docker cp` reads them out of a container (None when it has none)."""
+    try:
+        chunks, _stat = engine.get_archive(name, path)
+    except errors.APIError:
+        return None
+    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+        return tar.extractfile(tar.getmembers()[0]).read()
 
 
 def container_names(engine):

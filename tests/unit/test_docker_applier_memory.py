@@ -14,7 +14,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_r
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import run_stack
 
 import memory_stacks as ms
-from memory_stacks import IMAGES, NGINX, PG_DATA, POSTGRES, STACK, container, entry, run, showcase
+from memory_stacks import NGINX, PG_DATA, STACK, container, entry, read_file, run, showcase
 
 
 @pytest.fixture(autouse=True)
@@ -132,20 +132,6 @@ def test_the_showcase_unchanged_is_a_no_op_that_writes_nothing(base, database):
 
 
 # -- drift ------------------------------------------------------------------------------------
-
-def read_file(engine, name, path):
-    """A file's bytes as `docker cp` reads them out of a container (None when it has none)."""
-    import io
-    import tarfile
-    from ansible_collections.clockwork.connections.plugins.module_utils.docker import errors
-    try:
-        chunks, _stat = engine.get_archive(name, path)
-    except errors.APIError:
-        return None
-    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
-        member = tar.getmembers()[0]
-        return tar.extractfile(member).read()
-
 
 def test_drift_recreates_with_the_data_of_its_anonymous_and_named_volumes(base, database):
     engine, _stack = deployed(base, database)
