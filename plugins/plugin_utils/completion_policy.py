@@ -19,6 +19,7 @@ import string
 from ansible_collections.clockwork.connections.plugins.module_utils.common import STACK_LABEL, docker_name_problem
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
 from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import PLACEHOLDERS
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
 
 # A mount there, under there, or over one of them (`/`, `/var`) would hide or expose the system.
 SYSTEM_PATHS = ("/etc", "/bin", "/sbin", "/usr", "/proc", "/sys", "/dev", "/boot", "/run", "/var/run",
@@ -177,47 +178,48 @@ def owner_problem(what, name, situation):
 
 
 class EngineView(object):
-    """The Docker engine this controller sees (docker.from_env), asked lazily and once per object.
+    """The Docker engine this controller sees, through a DockerGateway, asked lazily and once per object.
 
-    Unreachable (no SDK, no engine, a remote target): every answer is None."""
+    gateway: the one to ask; without one, the engine of this controller's environment (DOCKER_HOST,
+    else the local socket), reached on the first question. Unreachable (no engine, a remote target):
+    every answer is None."""
 
-    def __init__(self):
-        self._client = None
-        self._tried = False
+    def __init__(self, gateway=None):
+        self._gateway = gateway
+        self._tried = gateway is not None
         self._cache = {}
 
     @property
-    def client(self):
+    def gateway(self):
         if not self._tried:
             self._tried = True
             try:
-                import docker  # pylint: disable=import-outside-toplevel
-                self._client = docker.from_env(timeout=5)
+                self._gateway = DockerGateway()
             except Exception:  # pylint: disable=broad-except  # no SDK or no engine here
-                self._client = None
-        return self._client
+                self._gateway = None
+        return self._gateway
 
     def _ask(self, key, call):
         if key not in self._cache:
             self._cache[key] = None
-            if self.client is not None:
+            if self.gateway is not None:
                 try:
-                    self._cache[key] = call(self.client.api)
-                except Exception:  # pylint: disable=broad-except  # not found, or the engine went away
+                    self._cache[key] = call(self.gateway)
+                except Exception:  # pylint: disable=broad-except  # the engine went away, or refused
                     pass
         return self._cache[key]
 
     def labels(self, what, name):
         """The labels of an existing volume or network ({} if it has none); None when absent or unknown."""
-        inspect = {"volume": lambda api: api.inspect_volume(name), "network": lambda api: api.inspect_network(name)}
+        inspect = {"volume": lambda gateway: gateway.volume(name), "network": lambda gateway: gateway.network(name)}
         attrs = self._ask((what, name), inspect[what])
         return None if attrs is None else (attrs.get("Labels") or {})
 
     def container(self, name):
-        return self._ask(("container", name), lambda api: api.inspect_container(name))
+        return self._ask(("container", name), lambda gateway: gateway.container(name))
 
     def stack_containers(self, stack):
         """Names of the containers labelled as this stack's."""
-        found = self._ask(("stack", stack), lambda api: api.containers(
+        found = self._ask(("stack", stack), lambda gateway: gateway.containers(
             all=True, filters={"label": "%s=%s" % (STACK_LABEL, stack)}))
         return [c["Names"][0].lstrip("/") for c in found or [] if c.get("Names")]

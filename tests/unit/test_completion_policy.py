@@ -1,8 +1,12 @@
 """The policy every completed value passes, whoever produced it (no Docker, no model)."""
 import pytest
 
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import APIError
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
+from ansible_collections.clockwork.connections.plugins.plugin_utils import completion_policy
 from ansible_collections.clockwork.connections.plugins.plugin_utils.completion_policy import (
-    Situation, is_system_path, problems, template_problem)
+    EngineView, Situation, is_system_path, problems, template_problem)
 
 
 class FakeEngine(object):
@@ -143,3 +147,51 @@ def test_redis_database_is_a_number():
     assert problems("database", {"database_name": "0"}, redis) == []
     assert problems("database", {"database_name": "16"}, redis)[0][0] == "database_name"
     assert problems("database", {"database_name": "user_data"}, redis)[0][0] == "database_name"
+
+
+class ReadOnlyEngine(object):
+    """What a DockerGateway asks of the engine for the controller's reads; counts the questions."""
+
+    def __init__(self, objects, containers=()):
+        self.objects, self.listed, self.asked = objects, list(containers), []
+
+    def inspect_or_none(self, kind, name):
+        self.asked.append((kind, name))
+        if name == "refused":
+            raise APIError("500 Server Error", explanation="the engine broke")
+        return self.objects.get("%s:%s" % (kind, name))
+
+    def containers(self, all=False, filters=None):  # pylint: disable=redefined-builtin
+        self.asked.append(("containers", all, filters))
+        return self.listed
+
+
+def test_the_controller_reads_the_engine_through_a_gateway_once_per_object():
+    engine = ReadOnlyEngine({"volume:ours": {"Labels": {"io.clockwork.stack": "shop"}}, "network:bare": {"Labels": None},
+                             "container:api": {"Config": {"Image": "api:1"}}},
+                            containers=[{"Names": ["/api"]}, {"Names": []}])
+    view = EngineView(DockerGateway(api=engine))
+    assert view.labels("volume", "ours") == {"io.clockwork.stack": "shop"}
+    assert view.labels("network", "bare") == {}
+    assert view.labels("volume", "brand-new") is None
+    assert view.labels("network", "refused") is None   # an engine that refuses knows nothing here
+    assert view.container("api") == {"Config": {"Image": "api:1"}}
+    assert view.stack_containers("shop") == ["api"]
+    for _again in range(2):
+        view.labels("volume", "ours"), view.container("api"), view.stack_containers("shop")
+    assert engine.asked == [("volume", "ours"), ("network", "bare"), ("volume", "brand-new"), ("network", "refused"),
+                            ("container", "api"), ("containers", True, {"label": "io.clockwork.stack=shop"})]
+
+
+def test_without_a_gateway_the_controllers_own_engine_is_asked_and_none_there_knows_nothing(monkeypatch):
+    made = []
+
+    def unreachable():
+        made.append(True)
+        raise ClockworkError("cannot reach the Docker engine")
+
+    monkeypatch.setattr(completion_policy, "DockerGateway", unreachable)
+    view = EngineView()
+    assert made == [], "the engine is reached on the first question, not before"
+    assert view.labels("volume", "data") is None and view.container("api") is None
+    assert view.stack_containers("shop") == [] and made == [True]
