@@ -2,10 +2,12 @@
 (docker/memory.py): every path a run takes on one engine, without Docker. What is asserted is
 read from the memory engine's inspects and recorded calls, and from the reported entries.
 
-Database connections: the showcase's `database api -> postgres` stays in the declaration; its
-login to PostgreSQL is replaced by a scripted target through monkeypatch (memory_stacks.
-ScriptedDatabase: pure logic, no server), which records the schema files applied. Everything
-else (networks, volumes, files, containers, the lock, recreates, replicas) is the real code.
+Database connections: where a test takes the `database` fixture, the showcase's `database api ->
+postgres` stays in the declaration and its login to PostgreSQL is replaced by a scripted target
+through monkeypatch (memory_stacks.ScriptedDatabase: pure logic, no server), which records the
+schema files applied; the other tests declare the stack without it (showcase(database=False)).
+Everything else (networks, volumes, files, containers, the lock, recreates, replicas) is the real
+code. The waits that still read the process's clock take no time (memory_stacks.VirtualTime).
 """
 import pytest
 
