@@ -16,6 +16,15 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker.gatew
 STACK_ARG = dict(stack=dict(type="str", default="default"))
 
 
+def open_gateway(check_mode):
+    """The gateway of a run: in check mode a dry run's (docker/dry_run.py: it reads the engine and
+    keeps every write to itself, so nothing a check run does reaches Docker or the host's files)."""
+    if not check_mode:
+        return DockerGateway()
+    from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway  # pylint: disable=import-outside-toplevel
+    return dry_run_gateway()
+
+
 def run_module(module, converge, secrets=()):
     """Call `converge(engine)` and exit with its result. Errors of the engine, the database
     drivers and the file system fail cleanly, with one message; `secrets` are masked in
@@ -23,7 +32,7 @@ def run_module(module, converge, secrets=()):
     require_docker(module)
     module.no_log_values.update(secrets)
     try:
-        result = converge(DockerGateway())
+        result = converge(open_gateway(module.check_mode))
     except Exception as exc:  # pylint: disable=broad-except  # sorted by failure_message; bugs re-raised
         message = failure_message(exc)
         if message is None:
