@@ -173,6 +173,11 @@ class DryRunEngine(MemoryEngine):
     def _untouched(self, ident):
         return ident in self._adopted and ident not in self.touched
 
+    def forecast(self, container):
+        """Whether `container` is one this dry run made or changed: its state is a forecast."""
+        held = self._find_container(container)
+        return held is not None and not self._untouched(held["Id"])
+
     def _passthrough(self, attrs):
         return self.live if self._untouched(attrs["Id"]) else None
 

@@ -87,6 +87,12 @@ class DockerGateway(ContainerCalls, NetworkCalls, SwarmCalls):
         """Whether writes are only recorded (check mode)."""
         return bool(getattr(self.api, "dry_run", False))
 
+    def forecast(self, container):
+        """Whether a container is only what this run would make of it (a dry run created or changed
+        it): its answers are a forecast, nothing real can be asked of it (checks, a database's
+        contents). Never on an engine."""
+        return self.dry_run and self.api.forecast(container)
+
     # -- reads, cached for the run ------------------------------------------------------
 
     def _inspect(self, kind, name):
