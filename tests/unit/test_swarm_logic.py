@@ -18,6 +18,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm 
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.tasks import (
     NODE_ENGINE_LABEL, SwarmView, convergence, in_use, retry_while_in_use)
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.docker import dry_run
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import api_error
 
 RESOURCE = {"name": "api", "image": "nginx:1.27", "ports": ["8000", "8080:80"], "command": ["nginx", "-g", "x"],
@@ -220,6 +221,8 @@ def test_convergence():
 class Gateway(object):
     """What the view asks of a gateway, and a record of who asked it what."""
 
+    dry_run = False
+
     def __init__(self, name, services=None, tasks=None, nodes=None, containers=None):
         self.name, self.asked, self.forgotten = name, [], []
         self._services, self._tasks, self._nodes = services or {}, tasks or {}, nodes or []
@@ -320,6 +323,34 @@ def test_a_node_whose_engine_cannot_be_reached_has_no_task_to_offer(monkeypatch)
     view = SwarmView(base, "shop", "n1", ["shop-db"])
     assert view.locate("shop-db") == (None, None) and view.container("shop-db") is None
     assert view.node_gateway("n2") is None and view.node_gateway("n1") is base
+
+
+def test_on_a_dry_run_a_tasks_node_is_read_through_a_dry_run_of_its_engine(monkeypatch):
+    base, node = _swarm()
+    base.dry_run = True
+    made = []
+
+    def never(environment):
+        raise AssertionError("a dry run opened the node's engine for writes: %s" % environment)
+    monkeypatch.setattr(swarm_tasks, "DockerGateway", never)
+    monkeypatch.setattr(dry_run, "dry_run_gateway", lambda environment: made.append(environment) or node)
+    view = SwarmView(base, "shop", "n1", ["shop-db"])
+    assert view.container("shop-db")["Id"] == "c2" and made == [{"DOCKER_HOST": "tcp://node2:2375"}]
+    assert view.node_gateway("n1") is base
+
+
+def test_a_service_name_is_a_forecast_when_its_task_is_one_on_its_node(monkeypatch):
+    base, node = _swarm()
+    monkeypatch.setattr(swarm_tasks, "DockerGateway", lambda environment: node)
+    node.forecast = lambda container: container == "c2"
+    view = SwarmView(base, "shop", "n1", ["shop-db"])
+    assert view.forecast("shop-db") is True
+    base._tasks["s1"][0]["Status"]["ContainerStatus"]["ContainerID"] = "c3"
+    view.forget("container", "shop-db")
+    assert view.forecast("shop-db") is False
+    base._tasks["s1"] = []
+    view.forget("container", "shop-db")
+    assert view.forecast("shop-db") is False, "no task: nothing to forecast"
 
 
 def _refused(status, words):

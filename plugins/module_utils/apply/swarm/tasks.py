@@ -101,6 +101,12 @@ class SwarmView(object):
             self._cache.pop(key, None)
         self.base.forget(kind, name)
 
+    def forecast(self, name):
+        """Whether the task a service name stands for is only what a dry run would make of it
+        (its service created or changed by the run): nothing real can be asked of it."""
+        gateway, ident = self.locate(name)
+        return gateway is not None and gateway.forecast(ident)
+
     def logs(self, name, tail=20):
         gateway, ident = self.locate(name)
         return gateway.logs(ident, tail=tail)
@@ -215,11 +221,18 @@ class SwarmView(object):
             gateway = None
             if url:
                 try:
-                    gateway = DockerGateway(environment={"DOCKER_HOST": url})
+                    gateway = self._open_node({"DOCKER_HOST": url})
                 except (ClockworkError, DockerException):
                     gateway = None   # its tasks are not reachable from here: another node's may be
             self._engines[node_id] = gateway
         return self._engines[node_id]
+
+    def _open_node(self, environment):
+        """A node's gateway of the manager's kind: on a dry run, a dry run of the node's engine
+        (it reads there, and nothing it is asked to write gets there)."""
+        if self.base.dry_run:
+            return dry_run_of(environment=environment)
+        return DockerGateway(environment=environment)
 
     def node(self, node_id):
         if self._nodes is None:
@@ -263,6 +276,15 @@ class SwarmView(object):
             if found and found.get("IPv4Address"):
                 return found["IPv4Address"].split("/")[0]
         return None
+
+
+def dry_run_of(gateway=None, environment=None):
+    """A dry-run gateway over the engine behind `gateway`, else that of `environment`
+    (docker/dry_run.py, imported only when a run needs one)."""
+    from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway  # pylint: disable=import-outside-toplevel
+    if gateway is not None:
+        return dry_run_gateway(live=gateway.api)
+    return dry_run_gateway(environment=environment)
 
 
 def _negated(timestamp):
