@@ -8,6 +8,9 @@ Database connections: none. The declaration is the showcase's without `database 
 tunnel into the task (apply/swarm/tasks.py SwarmView.reach), which the memory engine's execs do not
 relay. PostgreSQL's password still becomes a Docker secret, as its env names a password.
 """
+import hashlib
+import re
+
 import pytest
 
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
@@ -249,7 +252,9 @@ def test_destroy_removes_the_stacks_services_networks_secrets_and_configs_only(b
 
 # -- check mode -----------------------------------------------------------------------------
 
-CASES = {"cold": (False, {}), "update": (True, {"api": {"env": {"FEATURE": "on"}}}), "destroy": (True, {})}
+ROTATED = {"postgres": {"env": {"POSTGRES_PASSWORD": "other456", "POSTGRES_DB": "appdb"}}}  # pragma: allowlist secret
+CASES = {"cold": (False, {}), "update": (True, {"api": {"env": {"FEATURE": "on"}}}), "destroy": (True, {}),
+         "rotate": (True, ROTATED)}
 
 
 def case_params(base, case):
@@ -282,12 +287,72 @@ def test_check_mode_on_swarm_writes_nothing_and_reports_what_the_real_run_does(b
     assert checked["changed"] is True and comparable(checked) == comparable(report)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 33: check mode still branches")
+SWARM_ID = re.compile(r"(?<![0-9a-z])[0-9a-z]{25}(?![0-9a-z])")   # a service's, secret's or config's id
+
+
+def actions(gateway):
+    """The gateway's actions without the lock's, with the ids of Swarm's objects made comparable
+    between engines (the memory swarm's are its own, as two swarms' are); sorted, as services
+    converge in parallel, in no fixed order of their writes."""
+    return sorted(SWARM_ID.sub("<id>", a) for a in ms.without_lock(gateway.actions))
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_check_mode_on_swarm_records_the_actions_the_real_run_performs(base, case):
     _live, _before, _since, _checked, dry, _report, gateway = check_and_real(base, case)
-    assert ms.without_lock(gateway.actions)
-    assert ms.without_lock(dry.actions) == ms.without_lock(gateway.actions)
+    assert actions(gateway)
+    assert actions(dry) == actions(gateway)
+
+
+def test_a_rotation_checked_names_the_new_secret_and_the_old_ones_removal_as_the_real_run_does(base):
+    _live, _before, _since, checked, _dry, report, _gateway = check_and_real(base, "rotate")
+    changed = ms.changed_entries(checked)
+    assert ("service", "postgres", ["update"]) in changed
+    secrets = [(name, actions) for kind, name, actions in changed if kind == "secret"]
+    assert [a for _n, a in secrets] == [["create"], ["remove (no longer used)"]], changed
+    assert changed == ms.changed_entries(report)
+
+
+def answering_checks(engine):
+    """The engine's execs answer the checks as the services would: a file's sha256 from the files of
+    the container asked, a config is not writable, every GET answers 200."""
+    def answer(container, argv, _env):
+        if argv[0] == "sha256sum":
+            return 0, "%s  %s\n" % (hashlib.sha256(ms.read_file(engine, container, argv[1])).hexdigest(), argv[1])
+        if argv[:2] == ["test", "-w"]:
+            return 1, ""
+        if argv[0] in ("curl", "wget"):
+            return 0, "HTTP/1.1 200 OK\r\n\r\nok"
+        return 0, ""
+    engine.execs = answer
+    return engine
+
+
+@pytest.mark.parametrize("check", [False, True], ids=["real", "check"])
+def test_verified_changes_nothing_and_runs_the_checks_on_the_services_as_they_are(base, check):
+    engine = answering_checks(deployed(base))
+    before, since = ms.snapshot(engine), len(engine.calls)
+    gateway = dry_run_gateway(live=engine) if check else ms.RecordingGateway(engine)
+
+    report = run_stack(gateway, declaration(base, state="verified"), check_mode=check)
+
+    assert [c for c in engine.calls[since:] if c.method in ms.WRITES] == [] and gateway.actions == []
+    assert ms.snapshot(engine) == before and report["changed"] is False
+    assert [c["connection"] for c in report["checks"]] == [c["connection"] for c in report["checks"] if c["ok"]], \
+        report["checks"]
+    assert len(report["checks"]) >= 4
+
+
+def test_verified_reports_the_drift_it_would_converge_and_checks_the_services_as_they_run(base):
+    engine = answering_checks(deployed(base))
+    before, since = ms.snapshot(engine), len(engine.calls)
+    report, gateway = run(engine, declaration(base, state="verified", api={"env": {"FEATURE": "on"}}))
+    assert ms.changed_entries(report) == [("service", "api", ["update"])] and report["changed"] is False
+    assert gateway.actions == [] and ms.snapshot(engine) == before
+    assert all(c["ok"] for c in report["checks"]), report["checks"]
+    tasks = set(c["Id"] for name in SERVICES for c in task_containers(engine, name))
+    checked_in = set(c.args[0] for c in engine.calls[since:] if c.method == "exec_create")
+    assert checked_in and checked_in <= tasks, "the checks ran in the tasks that run, not in a forecast of them"
 
 
 # -- failures and concurrent runs -------------------------------------------------------------
@@ -340,16 +405,9 @@ CONFLICTS = {
                 "rpc error: code = AlreadyExists desc = name conflicts with an existing object: service redis "
                 "already exists"),
 }
-GAPS = {
-    "network": "apply/swarm/applier.py SwarmApplier._networks: a 409 on create_network is an error; it is not "
-               "read again and used when it is the stack's, as the docker applier's NetworkConverger does",
-    "service": "apply/swarm/applier.py SwarmApplier._converge_service: a 409 (AlreadyExists) on create_service "
-               "is an error; the service a concurrent run made is not read again and updated",
-}
 
 
-@pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=GAPS[k]))
-                                  if k in GAPS else k for k in sorted(CONFLICTS)])
+@pytest.mark.parametrize("kind", sorted(CONFLICTS))
 def test_a_409_from_a_concurrent_run_converges_on_what_it_made(base, kind):
     method, match, words = CONFLICTS[kind]
     engine = ms.new_engine(swarm=True)

@@ -32,13 +32,15 @@ from ansible_collections.clockwork.connections.plugins.module_utils.apply.applie
     DEFAULT_PARALLEL, VERIFY_GRACE_SECONDS, Applier, apply_state, connection_steps, merged_contributions)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.checks import run_checks
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
-    STACK_LABEL, ClockworkError, Problems, owner_labels)
+    STACK_LABEL, ClockworkError, Problems, owned_by, owner_labels)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     ConnectionContext, ConnectionResult)
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import masked_diff
-from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import engine_words
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import (
+    CONFLICT, engine_words, status_of)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError, NotFound
-from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import ipam_config
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import (
+    actual_settings, ipam_config, settings_drift)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.volumes import ensure_volume
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import write_file
@@ -52,20 +54,19 @@ from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.
     changes, file_env, managed_part, secret_env_names, service_body, service_problems,
     wanted_service)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.tasks import (
-    SwarmView, convergence, ipvs_available, retry_while_in_use, wait_converged, wait_tasks_gone)
+    SwarmView, convergence, dry_run_of, ipvs_available, retry_while_in_use, wait_converged, wait_tasks_gone)
 
 
 class SwarmApplier(Applier):
     """Applies a plan as Swarm services; the report has the shape of the docker engine's."""
 
-    def __init__(self, engine, params, check_mode=False, progress=None, plan=None):
+    def __init__(self, engine, params, progress=None, plan=None):
         self.name = params["name"]
         # The plan the controller built, else (the module on a remote host) built here.
         self.plan = plan or Plan(self.name, params["resources"], params["connections"],
                                  base_dir=params.get("base_dir"), engine="swarm")
         self.declaration = (params["resources"], params["connections"])
         self.engine = engine
-        self.check_mode = check_mode
         self.progress = progress
         self.parallel = max(1, params.get("parallel") or DEFAULT_PARALLEL)
         self.order = self.plan.order
@@ -76,9 +77,8 @@ class SwarmApplier(Applier):
         self.check_reports = None
         self._static_problems()
         self.local_node = self._manager_node()
-        self.view = SwarmView(engine, self.name, self.local_node, self.specs)
-        self.ctx = ConnectionContext(self.view, self.name, check_mode, declared=self.specs, base_dir=self.plan.base_dir)
-        self.objects = SwarmObjects(engine, self.name, check_mode)
+        self._lock = threading.Lock()
+        self._on(engine)
         self.object_ids = {}
         self.image_ids = {}
         self.placement = {}
@@ -88,8 +88,15 @@ class SwarmApplier(Applier):
         self.default_endpoint_mode = "vip"
         # Services converge in worker threads (_services): each records into its own bucket.
         self._local = threading.local()
-        self._lock = threading.Lock()
         self._buckets = {}
+
+    def _on(self, engine):
+        """Converge through `engine`: the view of the services, the connections' context, the
+        secrets and configs."""
+        self.engine = engine
+        self.view = SwarmView(engine, self.name, self.local_node, self.specs)
+        self.ctx = ConnectionContext(self.view, self.name, declared=self.specs, base_dir=self.plan.base_dir)
+        self.objects = SwarmObjects(engine, self.name)
         # Two services' connections to one network must not both take it as theirs to make.
         first_time = self.ctx.first_time
 
@@ -157,8 +164,7 @@ class SwarmApplier(Applier):
         self._services()
         if verify:
             self.view = self._fresh_view()
-            self.check_reports = run_checks(self.view, self.checks, check_mode=self.check_mode,
-                                            retries_for=0 if self.check_mode else VERIFY_GRACE_SECONDS,
+            self.check_reports = run_checks(self.view, self.checks, retries_for=VERIFY_GRACE_SECONDS,
                                             parallel=self.parallel)
         self._collect_garbage()
         return self.report()
@@ -227,14 +233,23 @@ class SwarmApplier(Applier):
                 continue
             self._record("network", name, True, ["create overlay network %s" % name], after={
                 "network": name, "settings": dict(settings, driver="overlay", attachable=True)})
-            if self.check_mode:
-                continue
             try:
                 self.engine.create_network(name, driver="overlay", attachable=True, internal=settings["internal"],
                                            enable_ipv6=settings["enable_ipv6"], ipam=ipam_config(settings),
                                            check_duplicate=True, labels=owner_labels(self.name, name))
             except APIError as exc:
-                raise ClockworkError("cannot create overlay network %s: %s" % (name, engine_words(exc)))
+                if status_of(exc) != CONFLICT:
+                    raise ClockworkError("cannot create overlay network %s: %s" % (name, engine_words(exc)))
+                self._made_meanwhile(name, settings)
+
+    def _made_meanwhile(self, name, settings):
+        """A 409: a concurrent run made the network after our read: used when it is the stack's, as asked."""
+        self.engine.forget("network", name)
+        attrs = self.engine.network(name)
+        if attrs is None or not owned_by(attrs.get("Labels"), self.name) or attrs.get("Scope") != "swarm" \
+                or settings_drift(dict(settings, driver="overlay"), actual_settings(attrs)):
+            raise ClockworkError("cannot create overlay network %s: another one of this name was created meanwhile, "
+                                 "not by stack %s or with other settings; it is left alone" % (name, self.name))
 
     def _volumes(self):
         """Named volumes on this node, labelled; a node a service is placed on elsewhere makes its own."""
@@ -300,7 +315,8 @@ class SwarmApplier(Applier):
             return known[source].encode("utf-8"), False
         if os.path.isdir(source):
             return None, False
-        if not os.path.exists(source) and self.check_mode:
+        if not os.path.exists(source) and self.engine.dry_run:
+            # A dry run writes no file on the host (TLS material it would make): named, not read.
             return ("(%s, once written)" % source).encode("utf-8"), source.endswith(".key")
         try:
             with open(source, "rb") as handle:
@@ -335,11 +351,23 @@ class SwarmApplier(Applier):
         self._record("service", name, bool(actions), actions, reasons, diff["before"], diff["after"])
         self.say("%s: %s%s" % (name, ", ".join(actions) if actions else "unchanged",
                                " (%s)" % ", ".join(reasons) if reasons else ""), verbosity=0 if actions else 1)
-        if self.check_mode:
+        service_id = self._write_service(name, wanted, existing, actions)
+        if not spec.wait:
             return
-        ids = dict(self.object_ids)
+        if not actions:
+            state, _words = convergence(self.engine.service(service_id),
+                                        self.engine.tasks(filters={"service": service_id}))
+            if state == "done":
+                return
+        wait_converged(self.view, service_id, name, spec.timeout, say=self.say)
+        # The swarm replaced the tasks meanwhile, on its own: which one the name stands for is read anew.
+        self.view.forget("container", name)
+
+    def _write_service(self, name, wanted, existing, actions):
+        """Create, update or recreate the service as `actions` say; its id. A 409 on create: a
+        concurrent run made it after our read; it is read again, and updated when it is the stack's."""
         # Through the view: a service's writes make it forget which task the name stood for.
-        view = self.view
+        ids, view = dict(self.object_ids), self.view
         try:
             if "recreate" in actions:
                 # A replicated service cannot become a job (or back): the engine refuses to change the mode.
@@ -348,47 +376,36 @@ class SwarmApplier(Applier):
                 existing = None
             if existing is None:
                 body = service_body(name, wanted, None, ids, ids)
-                made = view.create_service(body["TaskTemplate"], name, labels=body["Labels"], mode=body["Mode"],
-                                           update_config=body.get("UpdateConfig"), endpoint_spec=body["EndpointSpec"])
-                service_id = made["ID"]
-            else:
-                service_id = existing["ID"]
-                if actions:
-                    body = service_body(name, wanted, existing["Spec"], ids, ids)
-                    view.update_service(service_id, existing["Version"]["Index"], name,
-                                        task_template=body["TaskTemplate"], labels=body["Labels"], mode=body["Mode"],
-                                        update_config=body.get("UpdateConfig"), endpoint_spec=body["EndpointSpec"],
-                                        rollback_config=body.get("RollbackConfig"), fetch_current_spec=False)
+                return view.create_service(body["TaskTemplate"], name, labels=body["Labels"], mode=body["Mode"],
+                                           update_config=body.get("UpdateConfig"),
+                                           endpoint_spec=body["EndpointSpec"])["ID"]
+            if actions:
+                body = service_body(name, wanted, existing["Spec"], ids, ids)
+                view.update_service(existing["ID"], existing["Version"]["Index"], name,
+                                    task_template=body["TaskTemplate"], labels=body["Labels"], mode=body["Mode"],
+                                    update_config=body.get("UpdateConfig"), endpoint_spec=body["EndpointSpec"],
+                                    rollback_config=body.get("RollbackConfig"), fetch_current_spec=False)
+            return existing["ID"]
         except APIError as exc:
+            if existing is None and status_of(exc) == CONFLICT:
+                view.forget("service", name)
+                made = view.service(name)
+                before = made and managed_part(made["Spec"], wanted, self._network_names())
+                if made is not None and before["mode"] == wanted["mode"]:
+                    return self._write_service(name, wanted, made, ["update"] if changes(wanted, before) else [])
             raise ClockworkError("resource %s: the Swarm manager refused service %s: %s" % (
                 name, "create" if existing is None else "update", engine_words(exc)))
-        if not spec.wait:
-            return
-        if not actions:
-            state, _words = convergence(self.engine.service(service_id),
-                                        self.engine.tasks(filters={"service": service_id}))
-            if state == "done":
-                return
-        wait_converged(view, service_id, name, spec.timeout, say=self.say)
-        # The swarm replaced the tasks meanwhile, on its own: which one the name stands for is read anew.
-        view.forget("container", name)
 
     def _collect_garbage(self):
         """Secrets and configs of the stack that no service uses any more (a rotation's old ones)."""
-        if self.check_mode:
-            used = set(n for e in self.entries if e["kind"] in ("secret", "config") for n in [e["name"]])
-            for service in self._stack_services():
-                if service["Spec"]["Name"] not in self.specs:
-                    used |= self._references(service)
-        else:
-            used = set()
-            for service in self._stack_services():
-                used |= self._references(service)
+        used = set()
+        for service in self._stack_services():
+            used |= self._references(service)
         for kind in ("secret", "config"):
             for name in sorted(self.objects.owned(kind)):
                 if name in used:
                     continue
-                if self.check_mode or self.objects.remove(kind, name):
+                if self.objects.remove(kind, name):
                     self._record(kind, name, True, ["remove (no longer used)"])
 
     def _stack_services(self):
@@ -403,7 +420,7 @@ class SwarmApplier(Applier):
     def write_diagram(self, path):
         result = ConnectionResult("diagram", self.name, self.name)
         write_file(self.plan.host_path(path), diagram_document(self.name, *self.declaration), "0644", None,
-                   self.check_mode, result)
+                   self.engine.files, result)
         self._record("diagram", self.plan.host_path(path), result.changed, result.actions)
 
     # -- absent ------------------------------------------------------------------------
@@ -417,32 +434,27 @@ class SwarmApplier(Applier):
         removal = [n for n in reversed(self.order) if n in services] + sorted(n for n in services if n not in self.order)
         for name in removal:
             self._record("service", name, True, ["remove"])
-            if not self.check_mode:
-                try:
-                    engine.remove_service(services[name]["ID"])
-                except NotFound:
-                    pass
-        if removal and not self.check_mode:
+            try:
+                engine.remove_service(services[name]["ID"])
+            except NotFound:
+                pass
+        if removal:
             wait_tasks_gone(self.engine, [services[n]["ID"] for n in removal], ", ".join(removal))
         for network in engine.networks(filters=label):
             if network.get("Scope") != "swarm":
                 continue   # the docker engine's, for its own destroy
             self._record("network", network["Name"], True, ["remove"])
-            if not self.check_mode:
-                retry_while_in_use(engine, lambda n=network: engine.remove_network(n["Id"]), "network",
-                                   network["Name"])
+            retry_while_in_use(engine, lambda n=network: engine.remove_network(n["Id"]), "network", network["Name"])
         for kind in ("secret", "config"):
             for name in sorted(self.objects.owned(kind)):
                 self._record(kind, name, True, ["remove"])
-                if not self.check_mode:
-                    retry_while_in_use(engine, lambda k=kind, n=name: self.objects.remove(k, n), kind, name)
+                retry_while_in_use(engine, lambda k=kind, n=name: self.objects.remove(k, n), kind, name)
         for volume in engine.volumes(filters=label):
             if not purge:
                 self._record("volume", volume["Name"], False, ["kept (purge to remove)"])
                 continue
             self._record("volume", volume["Name"], True, ["remove"])
-            if not self.check_mode:
-                retry_while_in_use(engine, lambda v=volume: engine.remove_volume(v["Name"]), "volume", volume["Name"])
+            retry_while_in_use(engine, lambda v=volume: engine.remove_volume(v["Name"]), "volume", volume["Name"])
         return self.report()
 
     def repair(self):
@@ -451,10 +463,15 @@ class SwarmApplier(Applier):
     # -- verified ----------------------------------------------------------------------
 
     def verified(self, dry_run=False):
-        """Every connection's check from inside the tasks; changes nothing."""
+        """Every connection's check from inside the tasks; changes nothing: the services converge
+        on a dry run of their own (the checks are the converged ones), the checks run on the
+        engine as it is. `dry_run`: the gateway given is a dry run's already; nothing differs."""
+        engine = self.engine
+        self._on(dry_run_of(engine))
         self.present()
+        self.engine = engine
         self.view = self._fresh_view()
-        return run_checks(self.view, self.checks, check_mode=dry_run, parallel=self.parallel)
+        return run_checks(self.view, self.checks, parallel=self.parallel)
 
     def _fresh_view(self):
         """A view that reads the tasks anew (the services changed); the old one's tunnels close."""
@@ -470,9 +487,13 @@ class SwarmApplier(Applier):
 
 
 def run_swarm_stack(engine, params, check_mode=False, diff=False, progress=None, plan=None):
-    """The stack module with engine swarm: run_stack's counterpart, with the same result."""
-    state = params["state"]
-    stack = SwarmApplier(engine, params, check_mode=check_mode or state == "verified", progress=progress, plan=plan)
+    """The stack module with engine swarm: run_stack's counterpart, with the same result. Check
+    mode is the gateway's: a dry run's (docker/dry_run.py) makes the same calls and writes nothing."""
+    if check_mode and not engine.dry_run:
+        # A caller that still gives check mode with the engine's own gateway (action/stack.py in
+        # process, tests): its dry run is chosen here, so that no write reaches the engine.
+        engine = dry_run_of(engine)
+    stack = SwarmApplier(engine, params, progress=progress, plan=plan)
     try:
         return apply_state(stack, engine, params, check_mode, diff)
     finally:

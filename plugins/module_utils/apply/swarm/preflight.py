@@ -24,7 +24,8 @@ class SwarmPreflight(Preflight):
     heading = "stack %s cannot be deployed on Swarm"
 
     def __init__(self, stack):
-        Preflight.__init__(self, stack.engine, stack.plan, stack.check_mode)
+        # The gateway decides what a write does (a dry run's keeps it): preflight.py's flag is False for good.
+        Preflight.__init__(self, stack.engine, stack.plan, False)
         self.stack = stack
         self.services = {}
         self.taken = {}

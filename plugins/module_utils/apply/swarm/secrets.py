@@ -47,10 +47,9 @@ class SwarmObjects(object):
     """The secrets and configs on the swarm, read once through the gateway; creates what a
     service needs."""
 
-    def __init__(self, engine, stack, check_mode):
+    def __init__(self, engine, stack):
         self.engine = engine
         self.stack = stack
-        self.check_mode = check_mode
         self._listed = {}
 
     def listed(self, kind):
@@ -64,8 +63,7 @@ class SwarmObjects(object):
         return self._listed[kind]
 
     def ensure(self, kind, stack, resource, purpose, payload):
-        """(name, id, created): the object holding `payload` (bytes), made when missing; id is
-        None when check mode would make it."""
+        """(name, id, created): the object holding `payload` (bytes), made when missing."""
         name = object_name(stack, purpose, content_digest(kind, stack, purpose, payload))
         existing = self.listed(kind).get(name)
         if existing is not None:
@@ -73,8 +71,6 @@ class SwarmObjects(object):
                 raise ClockworkError("%s %s exists and is not owned by stack %s (no label %s=%s): it is never "
                                      "used or taken over" % (kind, name, self.stack, STACK_LABEL, self.stack))
             return name, existing["ID"], False
-        if self.check_mode:
-            return name, None, True
         labels = owner_labels(self.stack, resource)
         try:
             if kind == "secret":
