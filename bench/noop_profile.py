@@ -231,7 +231,11 @@ class Phases(object):
         setattr(owner, name, timed)
 
     def wrap_path(self, module, path, label):
-        owner = sys.modules.get(PACKAGE + ".plugins.module_utils." + module)
+        import importlib
+        try:   # a module the convergence imports when it needs it (the stack's lock): imported now
+            owner = importlib.import_module(PACKAGE + ".plugins.module_utils." + module)
+        except ImportError:
+            return
         parts = path.split(".")
         for part in parts[:-1]:
             owner = getattr(owner, part, None)
@@ -404,8 +408,10 @@ def report_probes(probes):
           " alternating):" % (len(first["modules"]), len(probes["action"])))
     print("  imported through ansible-core's collection loader (compiled from source)  %6.3f s (compiling alone: %.3f s)"
           % (median([p["import"] for p in loader]), median([p["compile"] for p in loader])))
-    print("  imported as the action imports it (bytecode cached in __pycache__)       %6.3f s (%d compiled from source)"
-          % (median([p["import"] for p in probes["action"]]), first["compiled from source"]))
+    print("  imported as the action imports it (bytecode cached in __pycache__)       %6.3f s"
+          % median([p["import"] for p in probes["action"]]))
+    print("    (%d of them through ansible-core's loader: the folders module_utils/ and plugin_utils/ themselves)"
+          % first["compiled from source"])
     print("  third-party code (imported alone, fresh interpreter): imported by the action's code? by a no-op?")
     for what, module, why in PACKAGES:
         print("    %-28s %6.3f s   %-3s %-3s  %s" % (
