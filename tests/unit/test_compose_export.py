@@ -1,5 +1,6 @@
 """to_compose: a declared stack as a Compose file; and the round trip from_compose(to_compose(stack))."""
 import os
+import shutil
 import stat
 import textwrap
 
@@ -338,3 +339,29 @@ def test_an_edit_of_the_exported_file_is_an_edit_of_the_declaration(tmp_path):
     postgres = [r for r in back["resources"] if r["name"] == "postgres"][0]
     assert postgres["env"]["TZ"] == "UTC"
     assert as_declared(back["connections"], tmp_path) == stack["connections"]
+
+
+
+def _tree(directory):
+    """Every path under `directory` with its content and mode."""
+    found = {}
+    for top, _dirs, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(top, name)
+            with open(path, "rb") as handle:
+                found[os.path.relpath(path, directory)] = (handle.read(), stat.S_IMODE(os.stat(path).st_mode))
+    return found
+
+
+@pytest.mark.parametrize("name", ["every field", "seed", "showcase"])
+def test_the_export_changes_nothing_and_asks_no_docker_engine(name, tmp_path, monkeypatch):
+    """Offline: the types converge on a dry run over an engine with nothing on it; what they would
+    write (password files, a file connection's content, TLS material, a network) is only recorded."""
+    monkeypatch.setenv("DOCKER_HOST", "unix://%s" % (tmp_path / "no-engine.sock"))
+    stack, files = STACKS[name]()
+    base_dir = tmp_path / "stack"
+    if os.path.isdir(files):
+        shutil.copytree(files, str(base_dir))   # what the plan reads (schema, migrations, config)
+    before = _tree(str(tmp_path))
+    assert export(stack, base_dir=str(base_dir))["text"]
+    assert _tree(str(tmp_path)) == before and sorted(os.listdir(str(tmp_path))) == (["stack"] if before else [])

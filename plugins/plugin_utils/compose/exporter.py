@@ -29,6 +29,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.database.cli
     SECRETS_DIR, given_values)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import resolved_settings
 from ansible_collections.clockwork.connections.plugins.module_utils.database.sql_files import sql_files
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import MemoryEngine
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import stack_home
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
@@ -45,16 +47,6 @@ GRANT_KEYS = (("privileged", "privileged"), ("cap_add", "cap_add"), ("cap_drop",
               ("pid_mode", "pid"), ("ipc_mode", "ipc"), ("userns_mode", "userns_mode"))
 # Server images whose entrypoint runs the files of INITDB on a fresh data directory.
 INITDB_IMAGES = {"postgresql": ("postgres", "postgresql"), "mysql": ("mariadb", "mysql"), "mariadb": ("mariadb", "mysql")}
-
-
-class _NoEngine(object):
-    """The engine of an offline run: nothing exists yet, no image is known."""
-
-    def container(self, _name):
-        return None
-
-    def image(self, _ref):
-        return None
 
 
 def _plain(node):
@@ -112,7 +104,9 @@ class Export(object):
         self.files = {}        # path relative to the compose file -> {content, mode}
         self.comments = []
         self.top_secrets = {}
-        self.ctx = ConnectionContext(_NoEngine(), self.name, check_mode=True, declared=self.plan.specs,
+        # Offline: a dry run over an engine with nothing on it (no container, no image), so every
+        # write a type would make (a file, a network) is only recorded, and nothing is asked of Docker.
+        self.ctx = ConnectionContext(dry_run_gateway(live=MemoryEngine()), self.name, declared=self.plan.specs,
                                      base_dir=self.base_dir)
 
     # -- paths ------------------------------------------------------------------------
@@ -136,7 +130,7 @@ class Export(object):
                 # A bind source is the Docker host's business: it need not exist where the export runs.
                 connection = dict(connection, content="")
             try:
-                # In check mode, with nothing on the engine, every type's own converge says what `from`
+                # On a dry run with nothing on the engine, every type's own converge says what `from`
                 # gets and stops before it would log in or change anything.
                 kind.converge(self.ctx, connection, result)
             except ClockworkError as exc:   # named by the connection's label, as the plan names it
