@@ -49,7 +49,29 @@ def file_mode(mode):
 
 
 class HostFiles(object):
-    """The Docker host's files, changed for real."""
+    """The Docker host's files, read and changed for real."""
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def read(self, path):
+        """A file's bytes, None when it does not exist."""
+        if not os.path.exists(path):
+            return None
+        with open(path, "rb") as handle:
+            return handle.read()
+
+    def status(self, path):
+        """(permission bits, owner's uid) of a file, None when it does not exist."""
+        if not os.path.exists(path):
+            return None
+        info = os.stat(path)
+        return info.st_mode & 0o7777, info.st_uid
+
+    def read_private(self, path):
+        """read_private_file: a file that holds a secret, reached without a link."""
+        return read_private_file(path)
+
+    # -- changes --------------------------------------------------------------------------
 
     def directory(self, directory):
         """An open descriptor of the directory of a file holding a secret, made if missing."""
@@ -81,30 +103,78 @@ class HostFiles(object):
         elif mode != 0o400:
             _fchmod_at(dir_fd, name, path, 0o400)
 
+    def write_private(self, path, data, mode):
+        """write_private_file: TLS material, `mode` from its creation on, never through a link."""
+        write_private_file(path, data, mode)
+
     def remove_tree(self, path):
         shutil.rmtree(path)
 
 
 class DryRunFiles(HostFiles):
-    """Check mode's files: everything is read as it is, every change only said."""
+    """Check mode's files: everything is read as it is, every change only said. A file it would
+    write or change is then read as that change left it (its content, mode and owner), so that a
+    run which writes a file, then sets its mode, says what the real run does."""
+
+    def __init__(self):
+        self._would = {}   # path -> {"data", "mode", "uid"} as the run would leave it
+
+    def read(self, path):
+        if path in self._would:
+            return self._would[path]["data"]
+        return HostFiles.read(self, path)
+
+    def status(self, path):
+        if path in self._would:
+            return self._would[path]["mode"], self._would[path]["uid"]
+        return HostFiles.status(self, path)
+
+    def read_private(self, path):
+        if path in self._would:
+            read_private_file(path)   # a link on the way is refused, as the write would refuse it
+            return self._would[path]["data"]
+        return HostFiles.read_private(self, path)
+
+    def _change(self, path, **changes):
+        if path not in self._would:
+            current = HostFiles.status(self, path)
+            mode, uid = current if current else (0o666 & ~_umask(), os.geteuid())   # as a new file is made
+            self._would[path] = {"data": HostFiles.read(self, path), "mode": mode, "uid": uid}
+        self._would[path].update(changes)
 
     def directory(self, directory):
         return directory_fd(directory, create=False)   # None when missing: nothing there to read
 
     def replace(self, path, data):
-        pass
+        self._change(path, data=data)
 
     def chmod(self, path, mode):
-        pass
+        self._change(path, mode=mode)
 
     def chown(self, path, uid):
-        pass
+        self._change(path, uid=uid)
 
     def replace_secret(self, dir_fd, name, path, data, current, mode):
         pass
 
+    def write_private(self, path, data, mode):
+        read_private_file(path)   # a link on the way or at the file is refused, as the write refuses it
+        self._would[path] = {"data": data, "mode": mode, "uid": os.geteuid()}
+
     def remove_tree(self, path):
         pass
+
+
+def _umask():
+    """The process's umask, read without changing it (os.umask would, for every thread at once)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (IOError, OSError, ValueError):
+        pass
+    return 0o022
 
 
 def host_files_for(files):
@@ -121,10 +191,7 @@ def write_file(path, content, mode, owner, files, result):
     bind mount of it see the new content."""
     files = host_files_for(files)
     data = content.encode("utf-8")
-    current = None
-    if os.path.exists(path):
-        with open(path, "rb") as handle:
-            current = handle.read()
+    current = files.read(path)
     if current != data:
         result.act("write %s" % path)
         result.before["content"] = None if current is None else current.decode("utf-8", "replace")
@@ -135,9 +202,9 @@ def write_file(path, content, mode, owner, files, result):
 
 def set_mode_and_owner(path, mode, owner, files, result):
     files = host_files_for(files)
-    exists = os.path.exists(path)
+    status = files.status(path)   # None when missing: a dry run does not make it
     wanted_mode = file_mode(mode)
-    if wanted_mode is not None and (not exists or (os.stat(path).st_mode & 0o7777) != wanted_mode):
+    if wanted_mode is not None and (status is None or status[0] != wanted_mode):
         result.act("chmod %o %s" % (wanted_mode, path))
         files.chmod(path, wanted_mode)
     if owner:
@@ -146,7 +213,7 @@ def set_mode_and_owner(path, mode, owner, files, result):
             uid = int(owner) if owner.isdigit() else pwd.getpwnam(owner).pw_uid
         except KeyError:
             raise ClockworkError("owner %s is not a user on the Docker host" % owner)
-        if not exists or os.stat(path).st_uid != uid:
+        if status is None or status[1] != uid:
             result.act("chown %s %s" % (owner, path))
             files.chown(path, uid)
 

@@ -13,7 +13,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.database.con
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
 from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import (
     part_values, render_part, resolved_settings)
-from ansible_collections.clockwork.connections.plugins.module_utils.host_files import write_secret_file
+from ansible_collections.clockwork.connections.plugins.module_utils.host_files import DryRunFiles, HostFiles, write_secret_file
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
 
 PASSWORD = "p@ss word/1"  # pragma: allowlist secret
@@ -154,16 +154,16 @@ def test_rotation_reads_the_previous_password_from_a_part():
 def test_a_password_file_is_0400_rewritten_in_place_and_never_recorded(tmp_path):
     path = str(tmp_path / "secrets" / "app" / "DB_PASSWORD")
     result = ConnectionResult("database", "app", "db")
-    assert write_secret_file(path, "first", True, result) is True
-    assert not os.path.exists(path), "check mode wrote the file"
-    assert write_secret_file(path, "first", False, result) is True
+    assert write_secret_file(path, "first", DryRunFiles(), result) is True
+    assert not os.path.exists(path), "a dry run wrote the file"
+    assert write_secret_file(path, "first", HostFiles(), result) is True
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o400
     assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
     inode = os.stat(path).st_ino
-    assert write_secret_file(path, "second", False, result) is True
+    assert write_secret_file(path, "second", HostFiles(), result) is True
     assert os.stat(path).st_ino == inode, "a bind mount of the file would keep the old inode"
     assert open(path).read() == "second"
-    assert write_secret_file(path, "second", False, ConnectionResult("database", "app", "db")) is False
+    assert write_secret_file(path, "second", HostFiles(), ConnectionResult("database", "app", "db")) is False
     assert "first" not in str(result.actions) + str(result.before) + str(result.after)
 
 

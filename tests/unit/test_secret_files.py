@@ -12,7 +12,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils import host_
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionResult
 from ansible_collections.clockwork.connections.plugins.module_utils.database import client_env
-from ansible_collections.clockwork.connections.plugins.module_utils.host_files import write_secret_file
+from ansible_collections.clockwork.connections.plugins.module_utils.host_files import (
+    DryRunFiles, HostFiles, write_secret_file)
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.preflight import Preflight
 from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh import connection_type as service_mesh
@@ -31,10 +32,10 @@ def home(tmp_path, monkeypatch):
     return home
 
 
-def refused(path, check_mode=False):
+def refused(path, files=None):
     result = ConnectionResult("database", "app", "db")
     with pytest.raises(ClockworkError) as error:
-        write_secret_file(path, SECRET, check_mode, result)
+        write_secret_file(path, SECRET, HostFiles() if files is None else files, result)
     assert SECRET not in str(error.value) + str(result.actions)
     return str(error.value)
 
@@ -58,8 +59,8 @@ def test_a_link_where_a_directory_is_expected_is_refused_naming_it_and_nothing_i
     os.symlink(str(elsewhere), str(home / link))
     path = client_env.secret_file("shop", "app", "DATABASE_URL")
     before = tree(tmp_path)
-    for check_mode in (True, False):   # --check tells the truth too
-        assert refused(path, check_mode) == (
+    for files in (DryRunFiles(), HostFiles()):   # --check tells the truth too
+        assert refused(path, files) == (
             "%s is a symbolic link where a directory is expected: a file holding a secret and its directories are "
             "never written through a link; remove it and run again" % (home / link))
     assert tree(tmp_path) == before and os.listdir(str(elsewhere)) == []
@@ -73,8 +74,8 @@ def test_a_link_where_the_file_is_expected_is_refused_and_its_target_untouched(h
     path = client_env.secret_file("shop", "app", "DATABASE_URL")
     os.makedirs(os.path.dirname(path), 0o700)
     os.symlink(str(target), path)
-    for check_mode in (True, False):
-        assert refused(path, check_mode).startswith("%s is a symbolic link where a file is expected" % path)
+    for files in (DryRunFiles(), HostFiles()):
+        assert refused(path, files).startswith("%s is a symbolic link where a file is expected" % path)
     assert (target.read_text() == "theirs") if not dangling else not os.path.lexists(str(target))
     assert os.path.islink(path)
 
@@ -119,7 +120,7 @@ def test_the_home_itself_may_be_a_link_and_the_directories_are_made_0700(tmp_pat
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     path = client_env.secret_file("shop", "app", "DATABASE_URL")
     result = ConnectionResult("database", "app", "db")
-    assert write_secret_file(path, SECRET, False, result) is True
+    assert write_secret_file(path, SECRET, HostFiles(), result) is True
     written = real / ".clockwork" / "shop" / "secrets" / "app" / "DATABASE_URL"
     assert written.read_text() == SECRET and stat.S_IMODE(os.stat(str(written)).st_mode) == 0o400
     for directory in (".clockwork", ".clockwork/shop", ".clockwork/shop/secrets", ".clockwork/shop/secrets/app"):
@@ -127,7 +128,7 @@ def test_the_home_itself_may_be_a_link_and_the_directories_are_made_0700(tmp_pat
     assert result.actions == ["write %s (mode 0400)" % path]
     os.chmod(str(written), 0o644)
     again = ConnectionResult("database", "app", "db")
-    assert write_secret_file(path, SECRET, False, again) is False
+    assert write_secret_file(path, SECRET, HostFiles(), again) is False
     assert again.actions == ["chmod 400 %s" % path] and stat.S_IMODE(os.stat(str(written)).st_mode) == 0o400
 
 
@@ -156,9 +157,9 @@ def test_tls_material_is_never_written_through_a_linked_directory(home, tmp_path
     elsewhere = _planted(tmp_path, home, link)
     directory = service_mesh.default_tls_dir("shop")
     before = tree(tmp_path)
-    for check_mode in (True, False):   # --check tells the truth too
+    for files in (DryRunFiles(), HostFiles()):   # --check tells the truth too
         with pytest.raises(ClockworkError) as error:
-            tls.ensure_certificates(directory, "shop", "api", ["api"], check_mode)
+            tls.ensure_certificates(directory, "shop", "api", ["api"], files)
         assert str(error.value).startswith("%s is a symbolic link where a directory is expected" % (home / link))
     assert tree(tmp_path) == before and os.listdir(str(elsewhere)) == []
 
@@ -166,29 +167,29 @@ def test_tls_material_is_never_written_through_a_linked_directory(home, tmp_path
 @pytest.mark.parametrize("name", ["ca.key", "api.key", "ca.crt", "api.crt"])
 def test_a_link_where_tls_material_is_expected_is_refused_and_its_target_untouched(home, tmp_path, name):
     directory = service_mesh.default_tls_dir("shop")
-    tls.ensure_certificates(directory, "shop", "api", ["api"], False)
+    tls.ensure_certificates(directory, "shop", "api", ["api"], HostFiles())
     target = tmp_path / "theirs"
     target.write_text("theirs")
     path = os.path.join(directory, name)
     os.unlink(path)
     os.symlink(str(target), path)
-    for check_mode in (True, False):
+    for files in (DryRunFiles(), HostFiles()):
         with pytest.raises(ClockworkError) as error:
-            tls.ensure_certificates(directory, "shop", "api", ["api", "api.internal"], check_mode)
+            tls.ensure_certificates(directory, "shop", "api", ["api", "api.internal"], files)
         assert str(error.value).startswith("%s is a symbolic link where a file is expected" % path)
     assert target.read_text() == "theirs" and os.path.islink(path)
 
 
 def test_tls_directories_are_made_0700_from_the_home_down_and_keys_rewritten_in_place(home):
     directory = service_mesh.default_tls_dir("shop")
-    actions, paths = tls.ensure_certificates(directory, "shop", "api", ["api"], False)
+    actions, paths = tls.ensure_certificates(directory, "shop", "api", ["api"], HostFiles())
     assert actions == ["generate CA for stack shop", "generate certificate for api (api)"]
     for sub in (".clockwork", ".clockwork/shop", ".clockwork/shop/tls"):
         assert stat.S_IMODE(os.lstat(str(home / sub)).st_mode) == 0o700, sub
     modes = dict((key, stat.S_IMODE(os.lstat(paths[key]).st_mode)) for key in ("ca_key", "key", "ca", "cert"))
     assert modes == {"ca_key": 0o600, "key": 0o600, "ca": 0o644, "cert": 0o644}
     inode = os.stat(paths["key"]).st_ino
-    assert tls.ensure_certificates(directory, "shop", "api", ["api", "api.internal"], False)[0] == [
+    assert tls.ensure_certificates(directory, "shop", "api", ["api", "api.internal"], HostFiles())[0] == [
         "generate certificate for api (api, api.internal)"]
     assert os.stat(paths["key"]).st_ino == inode   # a bind mount of it sees the new key
 
@@ -202,7 +203,7 @@ def _client(path, stack="shop"):
 
 def test_client_env_reads_a_password_file_back_and_refuses_one_that_is_a_link(home, tmp_path):
     path = client_env.secret_file("shop", "app", "DATABASE_URL")
-    write_secret_file(path, SECRET, False, ConnectionResult("database", "app", "db"))
+    write_secret_file(path, SECRET, HostFiles(), ConnectionResult("database", "app", "db"))
     assert client_env.client_env(_client(path))["DATABASE_URL"] == SECRET
     os.unlink(path)
     assert "DATABASE_URL" not in client_env.client_env(_client(path))   # missing: as if not given
@@ -256,7 +257,7 @@ def test_destroy_refuses_a_linked_password_file_directory_before_any_change(home
 
 def test_destroy_removes_the_password_files_directory_and_check_mode_only_says_so(home):
     path = client_env.secret_file("shop", "app", "DATABASE_URL")
-    write_secret_file(path, SECRET, False, ConnectionResult("database", "app", "db"))
+    write_secret_file(path, SECRET, HostFiles(), ConnectionResult("database", "app", "db"))
     secrets = host_files.stack_secrets("shop")
     _engine, dry = _destroy(True)
     assert {"kind": "password files", "name": secrets, "changed": True, "actions": ["remove"], "reasons": []} in \

@@ -17,8 +17,7 @@ import traceback
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-from ansible_collections.clockwork.connections.plugins.module_utils.host_files import (
-    read_private_file, write_private_file)
+from ansible_collections.clockwork.connections.plugins.module_utils.host_files import host_files_for
 
 try:
     from cryptography import x509
@@ -40,8 +39,8 @@ def _now():
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def _load_cert(path):
-    data = read_private_file(path)
+def _load_cert(files, path):
+    data = files.read_private(path)
     return None if data is None else x509.load_pem_x509_certificate(data)
 
 
@@ -71,25 +70,27 @@ def certificate_paths(directory, service):
             "cert": os.path.join(directory, "%s.crt" % service), "key": os.path.join(directory, "%s.key" % service)}
 
 
-def ensure_certificates(directory, stack, service, names, check_mode):
-    """Make sure `directory` holds ca.crt/ca.key and <service>.crt/.key valid for `names`.
+def ensure_certificates(directory, stack, service, names, files):
+    """Make sure `directory` holds ca.crt/ca.key and <service>.crt/.key valid for `names`, through
+    `files` (the gateway's HostFiles: a dry run's writes none and reads them back as written).
 
     Returns (actions, paths): what was (or would be) generated, and the file paths.
     """
     if not HAS_CRYPTOGRAPHY:
         raise ClockworkError(missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
+    files = host_files_for(files)   # a caller that still passes check mode's flag gets the matching kind
     paths = certificate_paths(directory, service)
     actions = []
-    ca = _load_cert(paths["ca"])
-    ca_key_pem = read_private_file(paths["ca_key"])
+    ca = _load_cert(files, paths["ca"])
+    ca_key_pem = files.read_private(paths["ca_key"])
     if ca is None or _expiring(ca) or ca_key_pem is None:
         actions.append("generate CA for stack %s" % stack)
-    cert = _load_cert(paths["cert"])
+    cert = _load_cert(files, paths["cert"])
     wanted = sorted(set(names))
-    if actions or cert is None or _expiring(cert) or read_private_file(paths["key"]) is None \
+    if actions or cert is None or _expiring(cert) or files.read_private(paths["key"]) is None \
             or sorted(_san_names(cert)) != wanted or (ca is not None and cert.issuer != ca.subject):
         actions.append("generate certificate for %s (%s)" % (service, ", ".join(wanted)))
-    if check_mode or not actions:
+    if not actions:
         return actions, paths
 
     # Written in place (same inode), so running containers with a bind mount see them.
@@ -98,14 +99,14 @@ def ensure_certificates(directory, stack, service, names, check_mode):
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, u"clockwork %s CA" % stack)])
         ca = _build(name, name, ca_key.public_key(), ca_key, CA_LIFETIME, ca=True)
         ca_key_pem = _key_pem(ca_key)
-        write_private_file(paths["ca_key"], ca_key_pem, 0o600)
-        write_private_file(paths["ca"], ca.public_bytes(serialization.Encoding.PEM), 0o644)
+        files.write_private(paths["ca_key"], ca_key_pem, 0o600)
+        files.write_private(paths["ca"], ca.public_bytes(serialization.Encoding.PEM), 0o644)
     ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, wanted[0])])
     cert = _build(subject, ca.subject, key.public_key(), ca_key, CERT_LIFETIME, ca=False, names=wanted)
-    write_private_file(paths["key"], _key_pem(key), 0o600)
-    write_private_file(paths["cert"], cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    files.write_private(paths["key"], _key_pem(key), 0o600)
+    files.write_private(paths["cert"], cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return actions, paths
 
 
