@@ -125,7 +125,7 @@ def contribute(ctx, params, settings, result):
             contribution.env[name] = values[name]
             continue
         path = secret_file(ctx.stack, from_name, name)
-        rewritten = write_secret_file(path, values[name], ctx.check_mode, result) or rewritten
+        rewritten = write_secret_file(path, values[name], ctx.engine.files, result) or rewritten
         contribution.env[name + FILE_SUFFIX] = SECRETS_DIR + name
         contribution.mounts.append({"type": "bind", "source": path, "target": SECRETS_DIR + name, "read_only": True})
     contribution.secret_env = [n for n in secret_names(params, settings) if n not in files]

@@ -83,9 +83,9 @@ def prepare(ctx, params, result):
     elif params.get("source_path") and ctx.first_time(("file", params["source_path"])):
         source = params["source_path"]
         if params.get("content") is not None:
-            write_file(source, params["content"], params.get("mode"), params.get("owner"), ctx.check_mode, result)
+            write_file(source, params["content"], params.get("mode"), params.get("owner"), ctx.engine.files, result)
         elif os.path.exists(source):
-            set_mode_and_owner(source, params.get("mode"), params.get("owner"), ctx.check_mode, result)
+            set_mode_and_owner(source, params.get("mode"), params.get("owner"), ctx.engine.files, result)
 
 
 def volumes(params):
