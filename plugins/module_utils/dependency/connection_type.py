@@ -31,7 +31,8 @@ def converge(ctx, params, result):
     result.extra["dependency"] = {"condition": condition}
     result.contribution.checks.append({"kind": "running", "connection": result.name,
                                        "target": to_name, "condition": condition})
-    if ctx.check_mode:
+    if not to.exists and ctx.engine.dry_run:
+        # A dry run that never made `to` (an earlier task would): its state is said, nothing waited for.
         status, health = container_state(to.attrs)
     else:
         for container in ctx.containers_of(to_name):   # every replica
