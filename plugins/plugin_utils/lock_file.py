@@ -12,6 +12,7 @@
   vault secret (`--vault-password-file`, `--ask-vault-pass`, `--vault-id`); a lock file encrypted
   as a whole with `ansible-vault encrypt` is read and written back encrypted.
 - A file that is not YAML, or not the expected shape, is an error naming the file and the line.
+- A dry run (check mode) opens it as a `DryRunLockFile`: read as it is, its writes recorded, not made.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -228,7 +229,8 @@ class LockFile(object):
 
     def protect(self):
         """Make an existing file 0600, as it holds (or is about to hold) a password in clear text:
-        a file checked out by git is 0644. Chmod when the file is ours, else rewritten as ours."""
+        a file checked out by git is 0644. Chmod when the file is ours, else rewritten as ours.
+        Returns the mode the file has then (None: no file yet; it is created 0600)."""
         mode = self.mode()
         if mode is None or mode == 0o600:
             return mode
@@ -275,6 +277,33 @@ class LockFile(object):
             if os.path.exists(temporary):
                 os.unlink(temporary)
             raise
+
+
+class DryRunLockFile(LockFile):
+    """The lock file of a dry run (check mode): read as it is; every write it would make is
+    recorded in `actions` and not made. Its entries answer as if written (an entry put is found
+    again); the file's mode is the one it has, which the report states with the change to come."""
+
+    def __init__(self, path, vault=None):
+        super(DryRunLockFile, self).__init__(path, vault)
+        self.actions = []
+
+    def save(self):
+        """What saving would write: this run's entries merged into the file as it is now."""
+        if not self._puts:
+            return
+        current, _whole, raw = self._read()
+        merged = dict(current)
+        merged.update(self._puts)
+        if raw is None or current != merged:
+            self.actions.append("write %s (%s)" % (self.path, ", ".join(sorted(self._puts))))
+        self._entries, self._puts = merged, {}
+
+    def protect(self):
+        mode = self.mode()
+        if mode is not None and mode != 0o600:
+            self.actions.append("chmod 0600 %s" % self.path)
+        return mode
 
 
 # -- reading and checking the shape -------------------------------------------------------

@@ -10,7 +10,7 @@ from ansible._internal._datatag._tags import Origin
 from ansible.parsing.vault import VaultLib, VaultSecret
 
 from ansible_collections.clockwork.connections.plugins.plugin_utils.lock_file import (
-    LockFile, LockFileError, VaultText, plain)
+    DryRunLockFile, LockFile, LockFileError, VaultText, plain)
 
 
 def entry(name, **fields):
@@ -61,6 +61,35 @@ def test_protect_makes_an_existing_file_0600_and_reports_the_mode_it_has(tmp_pat
     assert LockFile(str(path)).mode() == 0o644
     assert LockFile(str(path)).protect() == 0o600
     assert stat.S_IMODE(os.stat(str(path)).st_mode) == 0o600 and path.read_text() == text
+
+
+def test_a_dry_run_records_its_writes_and_makes_none(tmp_path):
+    """--check: the entries answer as if written, the file and its mode stay as they are, and
+    the writes it would make are recorded (an unchanged entry is no write)."""
+    path = tmp_path / "clockwork.lock.yml"
+    lock = LockFile(str(path))
+    lock.put("network a -> b", entry("one"))
+    lock.save()
+    os.chmod(str(path), 0o644)
+    text, before = path.read_text(), sorted(os.listdir(str(tmp_path)))
+    dry = DryRunLockFile(str(path))
+    assert dry.protect() == 0o644 and dry.mode() == 0o644
+    dry.put("network a -> b", entry("one"))
+    dry.save()
+    assert dry.actions == ["chmod 0600 %s" % path]
+    dry.put("database c -> d", entry("two", password="generated-in-clear"))
+    assert dry.dirty and dry.get("database c -> d", "0123456789abcdef")["fields"]["password"] == "generated-in-clear"
+    dry.save()
+    assert dry.actions[1:] == ["write %s (database c -> d)" % path] and not dry.dirty
+    assert sorted(dry.entries) == ["database c -> d", "network a -> b"]
+    assert path.read_text() == text and stat.S_IMODE(os.stat(str(path)).st_mode) == 0o644
+    assert sorted(os.listdir(str(tmp_path))) == before
+    new = DryRunLockFile(str(tmp_path / "new.yml"))
+    assert new.protect() is None
+    new.put("network a -> b", entry("one"))
+    new.save()
+    assert new.actions == ["write %s (network a -> b)" % (tmp_path / "new.yml")]
+    assert sorted(os.listdir(str(tmp_path))) == before
 
 
 def test_protect_rewrites_a_file_it_cannot_chmod(tmp_path, monkeypatch):
