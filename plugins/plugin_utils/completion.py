@@ -257,8 +257,9 @@ def reuse(kind, fields, entry, lock, connection, situation, password_needed, ref
     return values
 
 
-def complete(kind, params, context, lock, endpoint, check_mode, connection, situation=None):
-    """Complete one connection's missing fields. Returns (params, completion report or None)."""
+def complete(kind, params, context, lock, endpoint, connection, situation=None):
+    """Complete one connection's missing fields. Returns (params, completion report or None).
+    A new entry is put in `lock` (a dry run's lock file only records it)."""
     fields = missing_fields(kind, params)
     password_needed = needs_password(kind, params)
     if not fields and not password_needed:
@@ -291,8 +292,7 @@ def complete(kind, params, context, lock, endpoint, check_mode, connection, situ
             values["password"] = secrets.token_urlsafe(24)
             entry["fields"]["password"] = lock.seal(values["password"])
             entry["secret_fields"] = ["password"]
-        if not check_mode:
-            lock.put(connection, entry)
+        lock.put(connection, entry)
     completed = dict(params)
     completed.update(values)
     report.update(fields=plain(dict((k, v) for k, v in values.items() if k != "password")),
@@ -305,17 +305,18 @@ def complete(kind, params, context, lock, endpoint, check_mode, connection, situ
             report["password"] = "generated locally, in the vault-encrypted lock file"
         elif isinstance(entry["fields"].get("password"), str):
             report["password"] = "generated locally, in the lock file in clear text (%s): run with a vault " \
-                                 "password to store it encrypted" % clear_text_mode(lock, check_mode)
+                                 "password to store it encrypted" % clear_text_mode(lock)
         else:
             report["password"] = "generated locally, vault-encrypted in the lock file"
     return completed, report
 
 
-def clear_text_mode(lock, check_mode):
+def clear_text_mode(lock):
     """The lock file's mode as the report states it: the file is made 0600 before it is relied on
-    to keep a clear password (a git checkout leaves it 0644); --check changes nothing and says so."""
-    mode = lock.mode() if check_mode else lock.protect()
-    if check_mode and mode not in (None, 0o600):
+    to keep a clear password (a git checkout leaves it 0644). A dry run's lock file (--check) only
+    records that change: the file keeps its mode, and the report says so."""
+    mode = lock.protect()
+    if mode not in (None, 0o600):
         return "mode %04o now, made 0600 when run without --check" % mode
     return "mode %04o" % (0o600 if mode is None else mode)   # a new file is created 0600
 
@@ -352,13 +353,16 @@ def _mounts_of(container, index, resources, connections):
     return mounts
 
 
-def complete_stack(args, lock, endpoint, check_mode, engine=None):
-    """Complete every connection of a stack that needs it, in one pass; returns (args, reports or None)."""
+def complete_stack(args, lock, endpoint, engine=None):
+    """Complete every connection of a stack that needs it, in one pass; returns (args, reports or None).
+    `engine`: what the policy reads of the Docker engine (completion_policy.EngineView by default)."""
     if args.get("state") == "absent":
         return args, None   # destroying goes by label: nothing to complete, no lock entry to judge
     stack = args.get("name")
     resources = dict((r.get("name"), r) for r in args.get("resources") or [])
     connections = [dict(c) for c in args.get("connections") or []]
+    if isinstance(engine, bool):
+        engine = None   # TRANSITIONAL: action/stack.py's call still passes check mode here; the lock file knows
     engine = engine or policy.EngineView()
     reports, seen = {}, {}
     for index, connection in enumerate(connections):
@@ -381,7 +385,7 @@ def complete_stack(args, lock, endpoint, check_mode, engine=None):
         for end in _completion(kind).mounts_into(params, _to_is_container(params, resources)):
             occupied += _mounts_of(ends[end], index, resources, connections)
         situation = policy.Situation(stack, params, occupied, reserved=set(resources) - {target}, engine=engine)
-        done, report = complete(kind, params, context, lock, endpoint, check_mode, name, situation)
+        done, report = complete(kind, params, context, lock, endpoint, name, situation)
         done.pop("to_kind")
         connections[index] = done
         reports[name] = report

@@ -18,7 +18,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.registry imp
 from ansible_collections.clockwork.connections.plugins.plugin_utils import completion, controller_files, llm
 from ansible_collections.clockwork.connections.plugins.plugin_utils.completion_policy import EngineView, Situation
 from ansible_collections.clockwork.connections.plugins.plugin_utils.lock_file import (
-    LOCK_NAME, LockFile, LockFileError, vault_of)
+    LOCK_NAME, DryRunLockFile, LockFile, LockFileError, vault_of)
 
 try:  # ansible-core 2.19 and later
     from ansible.executor.module_common import _apply_action_arg_defaults
@@ -48,7 +48,9 @@ class ConnectionAction(ActionBase):
         args = _apply_action_arg_defaults(self._task.resolved_action, self._task, dict(self._task.args),
                                           self._templar)
         args = self.prepare_args(args)
-        lock = LockFile(self.lock_path(args), vault=vault_of(self._loader))
+        # Check mode is chosen here, once: a dry run's lock file records its writes and makes none.
+        opened = DryRunLockFile if self._task.check_mode else LockFile
+        lock = opened(self.lock_path(args), vault=vault_of(self._loader))
         try:
             args, completed = self.complete(args, lock)
         except (completion.CompletionError, LockFileError) as exc:
@@ -66,12 +68,11 @@ class ConnectionAction(ActionBase):
                 result["diff"] = (diffs if isinstance(diffs, list) else [diffs]) + [{
                     "before_header": "fields given", "after_header": "fields completed", "before": {},
                     "after": completed}]
-        if not self._task.check_mode:
-            try:
-                lock.save()
-            except LockFileError as exc:
-                result.update(failed=True, msg=str(exc))
-                return result
+        try:
+            lock.save()
+        except LockFileError as exc:
+            result.update(failed=True, msg=str(exc))
+            return result
         self.after_module(args, result)
         return result
 
@@ -100,8 +101,8 @@ class ConnectionAction(ActionBase):
                               reserved=set(engine.stack_containers(stack)) - {params["to_resource"]}
                               if rules.reserves_container_names() else (), engine=engine)
         name = "%s %s -> %s" % (kind, params["from_resource"], params["to_resource"])
-        completed, report = completion.complete(kind, params, context, lock, llm.settings(args.get("llm")),
-                                                self._task.check_mode, name, situation)
+        completed, report = completion.complete(kind, params, context, lock, llm.settings(args.get("llm")), name,
+                                                situation)
         for key in ("from_resource", "to_resource"):
             if key not in args:
                 completed.pop(key)

@@ -12,7 +12,8 @@ from ansible.parsing.vault import VaultLib, VaultSecret
 from ansible_collections.clockwork.connections.plugins.plugin_utils import completion, llm
 from ansible_collections.clockwork.connections.plugins.plugin_utils.completion import (
     CompletionError, complete, complete_stack, local_completion, missing_fields, schema_for, validate_answer)
-from ansible_collections.clockwork.connections.plugins.plugin_utils.lock_file import LockFile, LockFileError
+from ansible_collections.clockwork.connections.plugins.plugin_utils.lock_file import (
+    DryRunLockFile, LockFile, LockFileError)
 from ansible_collections.clockwork.connections.plugins.plugin_utils.completion_policy import Situation
 
 
@@ -87,17 +88,17 @@ def test_lock_reuse_change_and_user_values_win(tmp_path):
     lock = LockFile(str(tmp_path / "clockwork.lock.yml"))
     params = {"from_resource": "api", "to_resource": "redis", "description": "backend network for the cache",
               "driver": "macvlan"}
-    done, report = complete("network", params, {}, lock, None, False, "network api -> redis")
+    done, report = complete("network", params, {}, lock, None, "network api -> redis")
     assert done["driver"] == "macvlan" and done["network_name"] == "backend-network"
     assert report == {"fields": {"network_name": "backend-network"}, "source": "local", "from_lock": False}
     lock.save()
     text = (tmp_path / "clockwork.lock.yml").read_text()
     again = LockFile(str(tmp_path / "clockwork.lock.yml"))
-    assert complete("network", params, {}, again, None, False, "network api -> redis")[1]["from_lock"] is True
+    assert complete("network", params, {}, again, None, "network api -> redis")[1]["from_lock"] is True
     again.save()
     assert (tmp_path / "clockwork.lock.yml").read_text() == text
     changed = dict(params, description="frontend network")
-    assert complete("network", changed, {}, again, None, False, "network api -> redis")[0]["network_name"] == \
+    assert complete("network", changed, {}, again, None, "network api -> redis")[0]["network_name"] == \
         "frontend-network"
 
 
@@ -107,13 +108,13 @@ DB_PARAMS = {"from_resource": "api", "to_resource": "db", "description": "app da
 
 def test_a_missing_password_is_generated_never_modelled(tmp_path):
     lock = LockFile(str(tmp_path / "l.yml"))
-    done, report = complete("database", dict(DB_PARAMS), {}, lock, None, False, "database api -> db")
+    done, report = complete("database", dict(DB_PARAMS), {}, lock, None, "database api -> db")
     assert len(done["password"]) >= 24 and "password" not in report["fields"]
     assert report["password"].startswith("generated locally, in the lock file in clear text")
     lock.save()
     assert done["password"] in (tmp_path / "l.yml").read_text()
     again = LockFile(str(tmp_path / "l.yml"))
-    assert complete("database", dict(DB_PARAMS), {}, again, None, False, "database api -> db")[0]["password"] == \
+    assert complete("database", dict(DB_PARAMS), {}, again, None, "database api -> db")[0]["password"] == \
         done["password"]
 
 
@@ -122,24 +123,28 @@ def test_a_clear_password_in_a_0644_lock_file_is_made_0600_and_the_report_says_t
     --check changes nothing and says the mode the file has."""
     path = tmp_path / "l.yml"
     lock = LockFile(str(path))
-    report = complete("database", dict(DB_PARAMS), {}, lock, None, False, "database api -> db")[1]
+    report = complete("database", dict(DB_PARAMS), {}, lock, None, "database api -> db")[1]
     assert "in clear text (mode 0600)" in report["password"]
     lock.save()
     os.chmod(str(path), 0o644)
-    report = complete("database", dict(DB_PARAMS), {}, LockFile(str(path)), None, True, "database api -> db")[1]
-    assert "in clear text (mode 0644 now, made 0600 when run without --check)" in report["password"]
+    dry = DryRunLockFile(str(path))
+    for _again in range(2):   # each report states the mode the file has
+        report = complete("database", dict(DB_PARAMS), {}, dry, None, "database api -> db")[1]
+        assert "in clear text (mode 0644 now, made 0600 when run without --check)" in report["password"]
+    dry.save()
     assert stat.S_IMODE(os.stat(str(path)).st_mode) == 0o644   # --check writes nothing
-    report = complete("database", dict(DB_PARAMS), {}, LockFile(str(path)), None, False, "database api -> db")[1]
+    assert dry.actions == ["chmod 0600 %s" % path] * 2
+    report = complete("database", dict(DB_PARAMS), {}, LockFile(str(path)), None, "database api -> db")[1]
     assert report["from_lock"] is True and "in clear text (mode 0600)" in report["password"]
     assert stat.S_IMODE(os.stat(str(path)).st_mode) == 0o600
     # A lock file that holds no clear password keeps its mode.
     other = tmp_path / "n.yml"
     params = {"from_resource": "api", "to_resource": "redis", "description": "backend network for the cache"}
     lock = LockFile(str(other))
-    complete("network", params, {}, lock, None, False, "network api -> redis")
+    complete("network", params, {}, lock, None, "network api -> redis")
     lock.save()
     os.chmod(str(other), 0o644)
-    complete("network", params, {}, LockFile(str(other)), None, False, "network api -> redis")
+    complete("network", params, {}, LockFile(str(other)), None, "network api -> redis")
     assert stat.S_IMODE(os.stat(str(other)).st_mode) == 0o644
 
 
@@ -147,7 +152,7 @@ def test_a_declared_password_is_referenced_never_copied_and_its_rotation_complet
     path = tmp_path / "l.yml"
     lock = LockFile(str(path))
     declared = {"to_env": {"POSTGRES_PASSWORD": Origin(path="/vault.yml", line_num=2).tag("pw-declared-1")}}
-    done, report = complete("database", dict(DB_PARAMS), declared, lock, None, False, "database api -> db")
+    done, report = complete("database", dict(DB_PARAMS), declared, lock, None, "database api -> db")
     assert done["password"] == "pw-declared-1" and report["password"].startswith("from to env POSTGRES_PASSWORD")
     lock.save()
     text = path.read_text()
@@ -156,11 +161,11 @@ def test_a_declared_password_is_referenced_never_copied_and_its_rotation_complet
     assert entry["password_from"] == "to env POSTGRES_PASSWORD" and "password" not in entry["fields"]
     # Reused while the password is the same: resolved from `to` at run time.
     again = LockFile(str(path))
-    reused, report = complete("database", dict(DB_PARAMS), declared, again, None, False, "database api -> db")
+    reused, report = complete("database", dict(DB_PARAMS), declared, again, None, "database api -> db")
     assert report["from_lock"] and reused["password"] == "pw-declared-1"
     # Rotated: the key changes, without the lock ever holding the password.
     rotated = {"to_env": {"POSTGRES_PASSWORD": "pw-declared-2"}}
-    done, report = complete("database", dict(DB_PARAMS), rotated, again, None, False, "database api -> db")
+    done, report = complete("database", dict(DB_PARAMS), rotated, again, None, "database api -> db")
     assert not report["from_lock"] and done["password"] == "pw-declared-2"
     again.save()
     assert yaml.safe_load(path.read_text())["completions"]["database api -> db"]["input"] != entry["input"]
@@ -171,7 +176,7 @@ def test_a_lock_entry_that_copies_a_declared_password_is_refused(tmp_path):
     path = tmp_path / "l.yml"
     lock = LockFile(str(path))
     declared = {"to_env": {"POSTGRES_PASSWORD": "pw-declared-1"}}
-    complete("database", dict(DB_PARAMS), declared, lock, None, False, "database api -> db")
+    complete("database", dict(DB_PARAMS), declared, lock, None, "database api -> db")
     lock.save()
     data = yaml.safe_load(path.read_text())
     entry = data["completions"]["database api -> db"]
@@ -180,28 +185,37 @@ def test_a_lock_entry_that_copies_a_declared_password_is_refused(tmp_path):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(CompletionError, match="entry 'database api -> db': field password copies the password the "
                                               "`to` resource declares"):
-        complete("database", dict(DB_PARAMS), declared, LockFile(str(path)), None, True, "database api -> db")
+        complete("database", dict(DB_PARAMS), declared, DryRunLockFile(str(path)), None, "database api -> db")
 
 
 def test_a_generated_password_is_vault_encrypted_with_a_vault_secret(tmp_path):
     secrets = VaultLib([("default", VaultSecret(b"vault-pw"))])
     lock = LockFile(str(tmp_path / "l.yml"), vault=secrets)
-    done, report = complete("database", dict(DB_PARAMS), {}, lock, None, False, "database api -> db")
+    done, report = complete("database", dict(DB_PARAMS), {}, lock, None, "database api -> db")
     assert report["password"] == "generated locally, vault-encrypted in the lock file"
     lock.save()
     assert done["password"] not in (tmp_path / "l.yml").read_text()
     reused = complete("database", dict(DB_PARAMS), {}, LockFile(str(tmp_path / "l.yml"), vault=secrets), None,
-                      False, "database api -> db")[0]
+                      "database api -> db")[0]
     assert reused["password"] == done["password"]
     with pytest.raises(LockFileError, match="field password is vault-encrypted"):
-        complete("database", dict(DB_PARAMS), {}, LockFile(str(tmp_path / "l.yml")), None, False, "database api -> db")
+        complete("database", dict(DB_PARAMS), {}, LockFile(str(tmp_path / "l.yml")), None, "database api -> db")
 
 
 def test_check_mode_does_not_write_the_lock(tmp_path):
-    lock = LockFile(str(tmp_path / "l.yml"))
-    complete("network", {"from_resource": "a", "to_resource": "b", "description": "x network"}, {}, lock, None, True, "n")
+    """--check opens a dry run's lock file: the completion is the same, its entry only recorded."""
+    params = {"from_resource": "a", "to_resource": "b", "description": "x network"}
+    lock = DryRunLockFile(str(tmp_path / "l.yml"))
+    done, report = complete("network", dict(params), {}, lock, None, "n")
     lock.save()
-    assert not (tmp_path / "l.yml").exists()
+    assert sorted(os.listdir(str(tmp_path))) == []
+    assert lock.actions == ["write %s (n)" % (tmp_path / "l.yml")]
+    assert lock.get("n", lock.entries["n"]["input"])["fields"] == report["fields"] == {
+        "network_name": "x-network", "driver": "bridge"}   # read as if written
+    real = LockFile(str(tmp_path / "l.yml"))
+    assert complete("network", dict(params), {}, real, None, "n") == (done, report)
+    real.save()
+    assert sorted(os.listdir(str(tmp_path))) == [".l.yml.lock", "l.yml"]
 
 
 def test_endpoint_settings_precedence(monkeypatch):
@@ -232,7 +246,7 @@ def test_tagged_values_from_templated_and_vaulted_vars_reach_the_lock_as_plain_d
         "connections": [{"type": tag("database"), "from": tag("api"), "to": tag("pg"),
                          "description": tag("Connect to PostgreSQL database for user data")}]}
     lock = LockFile(str(tmp_path / "l.yml"))
-    done, reports = complete_stack(args, lock, None, False, engine=NoEngine())
+    done, reports = complete_stack(args, lock, None, engine=NoEngine())
     lock.save()
     text = (tmp_path / "l.yml").read_text()
     assert "database_name: appdb" in text and "vaulted-pw" not in text
@@ -276,7 +290,7 @@ def test_a_model_answer_that_breaks_the_policy_is_asked_again_then_completed_loc
     params = {"from_resource": "api", "to_resource": "storage", "description": "shared volume for user file uploads"}
     lock = LockFile(str(tmp_path / "l.yml"))
     place = Situation("shop", params, engine=Engine(**{"volume:foreign": {}}))
-    done, report = complete("file", params, {}, lock, ENDPOINT, False, "file api -> storage", place)
+    done, report = complete("file", params, {}, lock, ENDPOINT, "file api -> storage", place)
     assert len(asked) == 3
     assert "mount_path '/etc' is a system path" in asked[1][-1]["content"]
     assert "mount_path '/var/run/docker.sock' is a system path" in asked[2][-1]["content"]
@@ -294,7 +308,7 @@ def test_a_good_second_answer_is_used(tmp_path, monkeypatch):
                           {"network_name": "shop-backend", "driver": "bridge"})
     params = {"from_resource": "api", "to_resource": "redis", "description": "backend network"}
     place = Situation("shop", params, engine=Engine(**{"network:bridge": {}}))
-    done, report = complete("network", params, {}, LockFile(str(tmp_path / "l.yml")), ENDPOINT, False, "n", place)
+    done, report = complete("network", params, {}, LockFile(str(tmp_path / "l.yml")), ENDPOINT, "n", place)
     assert len(asked) == 2 and done["network_name"] == "shop-backend" and report["source"] == "llm"
     assert "fallback" not in report
 
@@ -303,7 +317,7 @@ def test_the_local_completer_steps_around_what_the_policy_refuses(tmp_path):
     params = {"from_resource": "api", "to_resource": "storage", "description": "shared volume for user file uploads"}
     engine = Engine(**{"volume:user-uploads": {"io.clockwork.stack": "other"}})
     place = Situation("shop", params, occupied=[("/data/uploads", "x", "api's declared mount")], engine=engine)
-    done, _report = complete("file", params, {"stack": "shop"}, LockFile(str(tmp_path / "l.yml")), None, False,
+    done, _report = complete("file", params, {"stack": "shop"}, LockFile(str(tmp_path / "l.yml")), None,
                              "file api -> storage", place)
     assert (done["mount_path"], done["volume_name"]) == ("/data/user-uploads", "shop-user-uploads")
 
@@ -318,15 +332,15 @@ def test_a_lock_entry_that_breaks_the_policy_is_refused_naming_entry_and_field(t
     params = {"from_resource": "api", "to_resource": "storage", "description": "shared volume for user file uploads"}
     path = tmp_path / "clockwork.lock.yml"
     lock = LockFile(str(path))
-    complete("file", params, {}, lock, None, False, "file api -> storage")
+    complete("file", params, {}, lock, None, "file api -> storage")
     lock.save()
     data = yaml.safe_load(path.read_text())
     data["completions"]["file api -> storage"]["fields"][field] = value
     path.write_text(yaml.safe_dump(data))
-    for check_mode in (False, True):
+    for opened in (LockFile, DryRunLockFile):   # a run, and a dry run (--check)
         place = Situation("shop", params, engine=Engine(**{"volume:foreign": {}}))
         with pytest.raises(CompletionError) as error:
-            complete("file", params, {}, LockFile(str(path)), None, check_mode, "file api -> storage", place)
+            complete("file", params, {}, opened(str(path)), None, "file api -> storage", place)
         message = str(error.value)
         assert str(path) in message and "entry 'file api -> storage'" in message and words in message, message
 
@@ -335,13 +349,13 @@ def test_a_lock_entry_with_a_field_no_description_completes_is_refused(tmp_path)
     params = {"from_resource": "api", "to_resource": "redis", "description": "backend network"}
     path = tmp_path / "clockwork.lock.yml"
     lock = LockFile(str(path))
-    complete("network", params, {}, lock, None, False, "network api -> redis")
+    complete("network", params, {}, lock, None, "network api -> redis")
     lock.save()
     data = yaml.safe_load(path.read_text())
     data["completions"]["network api -> redis"]["fields"]["subnet"] = "10.9.0.0/16"
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(CompletionError, match="field subnet is not a field a description completes"):
-        complete("network", params, {}, LockFile(str(path)), None, False, "network api -> redis")
+        complete("network", params, {}, LockFile(str(path)), None, "network api -> redis")
 
 
 def test_the_stack_judges_mount_paths_against_the_containers_other_mounts(tmp_path):
@@ -351,7 +365,7 @@ def test_the_stack_judges_mount_paths_against_the_containers_other_mounts(tmp_pa
         "connections": [
             {"type": "file", "from": "api", "to": "storage", "mount_path": "/data/user-uploads", "volume_name": "v1"},
             {"type": "file", "from": "api", "to": "storage", "description": "shared volume for user file uploads"}]}
-    done, reports = complete_stack(args, LockFile(str(tmp_path / "l.yml")), None, False, engine=NoEngine())
+    done, reports = complete_stack(args, LockFile(str(tmp_path / "l.yml")), None, engine=NoEngine())
     assert done["connections"][1]["mount_path"] == "/data/storage-uploads"   # after /data/uploads, /data/user-uploads
     assert list(reports) == ["file api -> storage (2)"]
 
@@ -359,4 +373,4 @@ def test_the_stack_judges_mount_paths_against_the_containers_other_mounts(tmp_pa
 def test_the_stack_completes_nothing_when_destroying(tmp_path):
     args = {"name": "shop", "state": "absent", "resources": [], "connections": [
         {"type": "network", "from": "a", "to": "b", "description": "backend network"}]}
-    assert complete_stack(dict(args), LockFile(str(tmp_path / "l.yml")), None, False)[1] is None
+    assert complete_stack(dict(args), LockFile(str(tmp_path / "l.yml")), None)[1] is None
