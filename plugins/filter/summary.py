@@ -9,25 +9,28 @@ __metaclass__ = type
 PAST = {"create": "created", "recreate": "recreated", "start": "started", "stop": "stopped", "remove": "removed"}
 
 
-def _entry_line(entry, check_mode):
+def _entry_line(entry, dry_run):
     actions = entry.get("actions") or []
     if not entry.get("changed"):
         state = "; ".join(actions) if actions else "unchanged"
     else:
         words = [PAST.get(a, a) for a in actions]
         state = ", ".join(words)
-        if check_mode:
+        if dry_run:
             state = "would be " + state if all(a in PAST for a in actions) else "would: " + ", ".join(actions)
         if entry.get("reasons"):
             state += " (%s)" % ", ".join(entry["reasons"])
     return "%s %s: %s" % (entry["kind"], entry["name"], state)
 
 
-def stack_summary(result, check_mode=False):
+def stack_summary(result, dry_run=False, check_mode=False):
+    """`dry_run`: word the lines as what would be done (the result of a --check run). The option's
+    former name, check_mode, is still taken, as playbooks may pass it by name."""
+    dry_run = dry_run or check_mode
     lines = []
     if result.get("order"):
         lines.append("order: " + ", ".join(result["order"]))
-    lines.extend(_entry_line(e, check_mode) for e in result.get("entries") or [])
+    lines.extend(_entry_line(e, dry_run) for e in result.get("entries") or [])
     for check in result.get("checks") or []:
         if "ok" in check:
             mark = {True: "ok", False: "FAILED", None: "not run"}[check["ok"]]
