@@ -139,3 +139,204 @@ def test_a_wrong_user_and_a_wrong_password_each_get_their_message():
     assert login_problem(REFUSED % 'database "other" does not exist', SETTINGS).startswith(
         'database "other" does not exist: check database_name')
     assert login_problem("connection refused", SETTINGS) is None
+
+
+# -- check mode by construction: the same converge on a dry run (database/dry_run.py) ----------
+
+import collections  # noqa: E402
+import copy  # noqa: E402
+
+from ansible_collections.clockwork.connections.plugins.module_utils.connection import (  # noqa: E402
+    CONNECTION_ARGS, ConnectionContext)
+from ansible_collections.clockwork.connections.plugins.module_utils.database import dry_run  # noqa: E402
+from ansible_collections.clockwork.connections.plugins.module_utils.database.connection_type import (  # noqa: E402
+    DATABASE_ARGS, TYPE)
+from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES  # noqa: E402
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway  # noqa: E402
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import memory_gateway  # noqa: E402
+
+OLD, NEW = "old-pw", "new-pw"  # pragma: allowlist secret
+SCHEMA = "CREATE TABLE users (id int);"
+Declared = collections.namedtuple("Declared", "env command")
+Rehearsal = collections.namedtuple("Rehearsal", "login")
+
+
+class ScriptedServer(object):
+    """A PostgreSQL server in pure logic, in place of the engine's login, session and ALTER ROLE:
+    which databases it has and what each applied, its role's password, and every write it took."""
+
+    def __init__(self, password=OLD, databases=None):
+        self.password = password
+        self.databases = {} if databases is None else databases   # name -> {(kind, name): checksum}
+        self.logins = []   # (host, read_only, password)
+        self.writes = []
+
+    def install(self, monkeypatch):
+        engine = ENGINES["postgresql"]
+        monkeypatch.setattr(engine, "login", self.login)
+        monkeypatch.setattr(engine, "session", self.session)
+        monkeypatch.setattr(engine, "set_password", self.set_password)
+        return self
+
+    def login(self, host, port, settings, timeout, wait, read_only, server, engine):
+        self.logins.append((host, read_only, settings["password"]))
+        if settings["password"] != self.password:
+            raise ClockworkError("login to postgresql at %s: password authentication failed" % host)
+        return ScriptedTarget(self, settings)
+
+    def session(self, host, port, user, password, database, timeout):
+        return object() if password == self.password else None
+
+    def set_password(self, session, identity, password, carried, admin=None):
+        self.writes.append("password of %s" % identity)
+        self.password = password
+
+
+class ScriptedTarget(object):
+    def __init__(self, server, settings):
+        self.server, self.settings, self.conn = server, settings, object()
+
+    def applied(self):
+        found = self.server.databases.get(self.settings["database"])
+        return None if found is None else dict(found)
+
+    def create_database(self):
+        self.server.writes.append("create database")
+        self.server.databases[self.settings["database"]] = {}
+
+    def lock(self):
+        self.server.writes.append("lock")
+
+    def unlock(self):
+        pass
+
+    def refuse(self, pending):
+        pass
+
+    def prepare(self, pending, ctx, result):
+        """As MySQL's: a rehearsal that logs in with the target's own session, then a copy and a snapshot."""
+        return self.rehearse_on_copy(Rehearsal(("postgres", self.settings.get("password"), self.conn)), pending, 3)
+
+    def rehearse_on_copy(self, rehearsal, pending, keep):
+        self.server.writes.append("snapshot")
+        return "snap-1"
+
+    def apply(self, kind, name, sql, checksum, snapshot=None):
+        self.server.writes.append("apply %s %s after %s" % (kind, name, snapshot))
+        self.server.databases[self.settings["database"]][(kind, name)] = checksum
+
+    def close(self):
+        pass
+
+
+def database_params(**given):
+    params = dict((name, spec.get("default")) for name, spec in dict(CONNECTION_ARGS, **DATABASE_ARGS).items())
+    params.update(from_resource="api", to_resource="db", stack="shop", password=OLD, database_name="appdb",
+                  schema_file="schema.sql", schema_content=SCHEMA, wait_for_ready=False)
+    params.update(given)
+    return params
+
+
+def with_server(password=OLD, client_password=None):
+    """A memory engine where the stack's server `db` runs (its env says `password`), and `api` with its URL."""
+    live = memory_gateway()
+    live.api.add_image("postgres:15")
+    live.create_container("db", "postgres:15", environment=["POSTGRES_PASSWORD=" + password],
+                          labels={"io.clockwork.stack": "shop", "io.clockwork.resource": "db"})
+    live.start("db")
+    if client_password:
+        live.create_container("api", "postgres:15", labels={"io.clockwork.stack": "shop"}, environment=[
+            "DATABASE_URL=postgresql://postgres:%s@db:5432/appdb" % client_password])
+    return live
+
+
+def converge(gateway, params):
+    return TYPE.run(ConnectionContext(gateway, "shop"), params)
+
+
+def test_a_dry_run_reads_through_a_read_only_login_and_records_the_writes(monkeypatch):
+    """Check mode is the same converge on a dry run's gateway: what it reports is what the real run
+    does, and no write reaches the server."""
+    dry_server, real_server = ScriptedServer(), ScriptedServer()
+    live = with_server()
+    dry_server.install(monkeypatch)
+    checked = converge(dry_run_gateway(live=live.api), database_params())
+    assert dry_server.writes == [] and [read_only for _h, read_only, _p in dry_server.logins] == [True]
+    real_server.install(monkeypatch)
+    done = converge(live, database_params())
+    assert real_server.writes == ["create database", "lock", "snapshot", "apply schema schema.sql after snap-1"]
+    assert [read_only for _h, read_only, _p in real_server.logins] == [False]
+    assert checked.actions == done.actions == ["create database appdb", "apply schema schema.sql"]
+    assert (checked.before, checked.after) == (done.before, done.after) == (
+        {"applied": []}, {"applied": ["schema schema.sql"]})
+    again = ScriptedServer(databases=copy.deepcopy(real_server.databases)).install(monkeypatch)
+    assert converge(dry_run_gateway(live=live.api), database_params()).actions == [] and again.writes == []
+
+
+def test_a_server_the_dry_run_would_create_or_start_is_not_logged_in_to(monkeypatch):
+    server = ScriptedServer().install(monkeypatch)
+    empty = dry_run_gateway(live=memory_gateway().api)     # a task before this one would create `db`
+    nothing = converge(empty, database_params())
+    made = dry_run_gateway(live=memory_gateway().api)
+    made.api.add_image("postgres:15")
+    made.create_container("db", "postgres:15", labels={"io.clockwork.stack": "shop"})
+    made.start("db")                                      # only in the dry run's forecast
+    stopped = with_server()
+    stopped.stop("db")                                    # a run would start it first
+    for gateway in (made, dry_run_gateway(live=stopped.api)):
+        result = converge(gateway, database_params())
+        assert (result.actions, result.extra["server"]) == (nothing.actions, nothing.extra["server"])
+    assert nothing.actions == ["apply schema schema.sql"] and nothing.extra["server"] == "does not exist yet"
+    assert nothing.after == {"applied": ["schema schema.sql"]}
+    assert server.logins == [] and server.writes == []
+
+
+def test_a_server_the_dry_run_changes_is_read_where_it_runs_now(monkeypatch):
+    """A recreate keeps the server's data: a dry run reads it from the container that still runs."""
+    server = ScriptedServer(databases={"appdb": {}}).install(monkeypatch)
+    live = with_server()
+    converge(live, database_params())
+    address = live.container("db")["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+    dry = dry_run_gateway(live=live.api)
+    ctx, params = ConnectionContext(dry, "shop"), database_params()
+    result = TYPE.new_result(params)
+    TYPE.before_to(ctx, params, Declared({"POSTGRES_PASSWORD": OLD}, None), result)
+    dry.stop("db")
+    dry.rename("db", "db_old")
+    dry.create_container("db", "postgres:15", labels={"io.clockwork.stack": "shop"})
+    dry.start("db")
+    assert dry.forecast("db")
+    del server.logins[:]
+    TYPE.converge(ctx, params, result)
+    assert result.actions == [] and server.logins == [(address, True, OLD)]
+
+
+def test_a_rotation_on_a_dry_run_is_recorded_and_the_server_read_with_the_password_it_has(monkeypatch):
+    for gateway_of, password_after, read_with in ((lambda live: dry_run_gateway(live=live.api), OLD, OLD),
+                                                  (lambda live: live, NEW, NEW)):
+        server = ScriptedServer(databases={"appdb": {}}).install(monkeypatch)
+        live = with_server(client_password=OLD)
+        result = converge(gateway_of(live), database_params(password=NEW))
+        assert result.actions == ["rotate the password of role postgres", "apply schema schema.sql"]
+        assert server.password == password_after and server.logins[-1][2] == read_with
+
+
+def test_a_rotation_of_a_stopped_server_on_a_dry_run_says_it_would_and_reads_nothing(monkeypatch):
+    server = ScriptedServer(databases={"appdb": {}}).install(monkeypatch)
+    live = with_server(client_password=OLD)
+    live.stop("db")
+    result = converge(dry_run_gateway(live=live.api), database_params(password=NEW))
+    assert result.actions == ["rotate the password of role postgres"]
+    assert result.extra["server"] == "not readable before its password is rotated"
+    assert server.logins == [] and server.writes == []
+
+
+def test_the_engines_own_steps_run_on_a_dry_run_with_its_writes_recorded():
+    """MySQL's rehearsal decides as in a real run; the copy and the snapshot are only recorded."""
+    server = ScriptedServer(databases={"appdb": {}})
+    target = dry_run.DryRunTarget(ScriptedTarget(server, {"database": "appdb"}), [])
+    pending = [("schema", "schema.sql", None, SCHEMA, "c")]
+    assert target.prepare(pending, None, None) is None and target.apply("schema", "schema.sql", SCHEMA, "c") is None
+    assert server.writes == [] and target.recorded == ["rehearse schema.sql on a copy and keep a snapshot",
+                                                       "apply schema schema.sql"]
+    assert target.snapshots(None) is None, "a dry run reads no snapshot volume"

@@ -8,20 +8,22 @@ engine (engines.py) does what differs between PostgreSQL, Redis and the others."
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import copy
 import os
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     ClockworkError, env_var_name_problems, port_number)
-from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionType
+from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionType, Endpoint
 from ansible_collections.clockwork.connections.plugins.module_utils.database.client_env import (
     client_env, contribute, env_problems, injected_names, known_values, planned_files)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.completion import COMPLETION
+from ansible_collections.clockwork.connections.plugins.module_utils.database.dry_run import (
+    ForecastTarget, no_address, reach)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engine import MIGRATION_TIMEOUT
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
 from ansible_collections.clockwork.connections.plugins.module_utils.database.rotation import rotate_passwords
 from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import (
-    DEFAULT_ENGINE, engine_of, env_var_name, login_address, part_values, render_url, resolved_settings,
-    template_placeholders)
+    DEFAULT_ENGINE, engine_of, env_var_name, part_values, render_url, resolved_settings, template_placeholders)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.sql_files import (
     SQL_SUFFIX, pending_files, sql_files)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import EXEC_NOT_FOUND, exec_arg, exec_first, exec_in
@@ -125,6 +127,8 @@ def before_to(ctx, params, spec, result):
     result.rotation = {"read_with": None, "skip_read": False}
     if not to.exists:
         return
+    # The server as it runs now: a dry run that changes it reads its data there (dry_run.py).
+    result.server_before = Endpoint(to.name, copy.deepcopy(to.attrs), to.spec)
     declared = to.declared_ports()
     settings = resolved_settings(params, port_number(declared[0]) if declared else None)
     wanted = engine_of(params).server_credentials(spec.env, spec.command, to.name)
@@ -154,83 +158,74 @@ def converge(ctx, params, result):
     result.extra["database"] = dict((key, settings[key]) for key in shown)
     result.extra["database"]["host"] = to_name
 
-    host, port = login_address(to, settings, params, ctx.engine)
+    database = reach(engine_of(params), ctx.engine)
+    host, port = database.address(to, settings, params, getattr(result, "server_before", None))
+    if host is None:
+        raise no_address(result.name, to_name)
     if params.get("restore_snapshot"):
-        return restore_snapshot(ctx, params, result, settings, host, port)
+        return restore_snapshot(ctx, params, result, settings, database, (host, port))
     rotation = getattr(result, "rotation", None)
     if rotation is None or rotation.get("deferred"):
         # On its own (the single module), or its server was stopped before: rotate now.
         rotation = result.rotation = rotate_passwords(ctx, params, result, to, settings, None)
     # After the rotation: a password file `from` reads is rewritten once the server takes the new password.
     contribute(ctx, params, settings, result)
-    if ctx.check_mode and rotation.get("read_with") is not None:
-        # Until the rotation is done the server takes the previous password only.
+    if rotation.get("read_with") is not None:
+        # Until the rotation is done (a dry run only records it) the server takes the previous password only.
         settings = dict(settings, password=rotation["read_with"])
-    pending = list(files)
     result.before = {"applied": []}
-    if ctx.check_mode and rotation.get("skip_read"):
+    if rotation.get("skip_read"):
         result.extra["pending"] = []
         result.extra["server"] = "not readable before its password is rotated"
         return
-    if host is None:
-        if not ctx.check_mode:
-            raise ClockworkError("%s: container %s has no address the module can reach; set login_host and "
-                                 "login_port" % (result.name, to_name))
-        result.extra["pending"] = ["%s %s" % (f[0], f[1]) for f in pending]
-        result.extra["server"] = "does not exist yet"
-        for kind, name, _path, _sql, _sum in pending:
-            result.act("apply %s %s" % (kind, name))
-        result.after = {"applied": result.extra["pending"]}
-        return
 
-    target = engine_of(params).login(host, port, settings, params["timeout"], params["wait_for_ready"],
-                                     read_only=ctx.check_mode, server=to_name, engine=ctx.engine)
+    target = database.login(host, port, settings, params["timeout"], params["wait_for_ready"], to_name)
     if target is None:   # an engine without schema: the login was the readiness
         result.extra["pending"] = []
         return
     try:
-        if target.ensure_database(ctx.check_mode):
-            result.act("create database %s" % settings["database"])
-        applied = target.applied()
-        result.before = {"applied": sorted("%s %s" % key for key in applied)}
-        pending = pending_files(files, applied, params.get("reapply_schema"))
-        result.extra["pending"] = ["%s %s" % (f[0], f[1]) for f in pending]
-        result.after = {"applied": sorted(result.before["applied"] + [
-            p for p in result.extra["pending"] if p not in result.before["applied"]])}
-        if pending and not ctx.check_mode:
-            target.lock()
-            try:
-                # Every decision is taken again under the lock: a concurrent run may have applied some
-                # files, or started one and died; what the engine refuses is refused before any file runs.
-                pending = pending_files(files, target.applied(), params.get("reapply_schema"))
-                target.refuse(pending)
-                # What the engine does before the files (MySQL: rehearse them on a copy, keep a snapshot).
-                snapshot = target.prepare(pending, ctx, result)
-                for kind, name, _path, sql, checksum in pending:
-                    target.apply(kind, name, sql, checksum, snapshot)
-                    result.act("apply %s %s" % (kind, name))
-            finally:
-                target.unlock()
-        elif pending:
-            # Check mode reads without the lock: what the run would refuse, it says now.
-            target.refuse(pending)
-            target.prepare(pending, ctx, result)
-            for kind, name, _path, _sql, _sum in pending:
-                result.act("apply %s %s" % (kind, name))
+        apply_files(ctx, params, result, settings, files, target)
     finally:
         target.close()
 
 
-def restore_snapshot(ctx, params, result, settings, host, port):
-    """The database put back as a snapshot has it, and nothing else (the stack role's clockwork_restore)."""
-    if host is None:
-        raise ClockworkError("%s: container %s has no address the module can reach; set login_host and login_port"
-                             % (result.name, params["to_resource"]))
-    target = engine_of(params).login(host, port, settings, params["timeout"], params["wait_for_ready"],
-                                     read_only=ctx.check_mode, server=params["to_resource"], engine=ctx.engine)
+def apply_files(ctx, params, result, settings, files, target):
+    """The database created when missing, then the files it has not applied, under the target's lock."""
+    if isinstance(target, ForecastTarget):
+        result.extra["server"] = target.said
+    applied = target.applied()
+    if applied is None:
+        target.create_database()
+        result.act("create database %s" % settings["database"])
+        applied = {}
+    result.before = {"applied": sorted("%s %s" % key for key in applied)}
+    pending = pending_files(files, applied, params.get("reapply_schema"))
+    result.extra["pending"] = ["%s %s" % (f[0], f[1]) for f in pending]
+    result.after = {"applied": sorted(result.before["applied"] + [
+        p for p in result.extra["pending"] if p not in result.before["applied"]])}
+    if not pending:
+        return
+    target.lock()
     try:
-        if not ctx.check_mode:
-            target.lock()   # no run applies files meanwhile
+        # Every decision is taken again under the lock: a concurrent run may have applied some
+        # files, or started one and died; what the engine refuses is refused before any file runs.
+        pending = pending_files(files, target.applied() or {}, params.get("reapply_schema"))
+        target.refuse(pending)
+        # What the engine does before the files (MySQL: rehearse them on a copy, keep a snapshot).
+        snapshot = target.prepare(pending, ctx, result)
+        for kind, name, _path, sql, checksum in pending:
+            target.apply(kind, name, sql, checksum, snapshot)
+            result.act("apply %s %s" % (kind, name))
+    finally:
+        target.unlock()
+
+
+def restore_snapshot(ctx, params, result, settings, database, address):
+    """The database put back as a snapshot has it, and nothing else (the stack role's clockwork_restore)."""
+    target = database.login(address[0], address[1], settings, params["timeout"], params["wait_for_ready"],
+                            params["to_resource"])
+    try:
+        target.lock()   # no run applies files meanwhile
         try:
             target.restore(ctx, result, params["restore_snapshot"])
         finally:

@@ -132,11 +132,13 @@ class DatabaseEngine(object):
         return None
 
     def login(self, host, port, settings, timeout, wait, read_only, server, engine):
-        """Log in as the connection does, waiting (bounded by timeout) for the server.
-        Returns a target with ensure_database(check_mode), applied(), refuse(pending files),
-        lock(), unlock(), prepare(pending files, ctx, result) -> a snapshot's name or None (what
-        comes before the files: MySQL's rehearsal), apply(kind, name, sql, checksum, snapshot),
-        restore(ctx, result, snapshot) and close(); or None for an engine without schema."""
+        """Log in as the connection does, waiting (bounded by timeout) for the server; through a
+        session that can only read when `read_only` (a dry run's: database/dry_run.py, which
+        alone asks for one). Returns a target with applied() (None when the server has no
+        database of that name), create_database(), refuse(pending files), lock(), unlock(),
+        prepare(pending files, ctx, result) -> a snapshot's name or None (what comes before the
+        files: MySQL's rehearsal), apply(kind, name, sql, checksum, snapshot), restore(ctx, result,
+        snapshot) and close(); or None for an engine without schema."""
         raise NotImplementedError
 
     # -- password rotation --------------------------------------------------------------

@@ -121,19 +121,19 @@ class MysqlTarget(WriteAhead):
         self.settings, self.host, self.port, self.server = settings, host, port, server
         self.timeout = max(1, int(timeout or 1))
         self.migration_timeout = max(1, int(settings.get("migration_timeout") or MIGRATION_TIMEOUT))
-        self.read_only = read_only
         self.where = "mysql at %s:%s as %s (database %s)" % (host, port, settings["user"], settings["database"])
         self.locked = False
         self.missing_database = False
         self._columns = None
 
-        self._connect = lambda database: self.session_as(settings["user"], settings["password"], database)
+        self._connect = lambda database: self.session_as(settings["user"], settings["password"], database,
+                                                         read_only=read_only)
         self.conn = retry_login(self._connect_or_report_missing, "login to " + self.where, timeout, wait,
                                 final=FINAL_LOGIN_ERRORS, explain=lambda message: login_problem(message, settings))
 
-    def session_as(self, user, password, database=None, reads=None):
+    def session_as(self, user, password, database=None, reads=None, read_only=False):
         """A session whose lock waits are bounded by timeout, and its reads by `reads` seconds (the
-        timeout and the wait for clockwork's lock by default)."""
+        timeout and the wait for clockwork's lock by default); one that can only read when `read_only`."""
         reads = reads or self.timeout + LOCK_READ_MARGIN
         conn = self.pymysql.connect(host=self.host, port=int(self.port), user=user, password=password or "",
                                     database=database, connect_timeout=5, autocommit=True, charset="utf8mb4",
@@ -141,6 +141,8 @@ class MysqlTarget(WriteAhead):
         with conn.cursor() as cursor:
             cursor.execute("SET SESSION lock_wait_timeout = %s, innodb_lock_wait_timeout = %s",
                            (self.timeout, self.timeout))
+            if read_only:
+                cursor.execute("SET SESSION TRANSACTION READ ONLY")
         return conn
 
     def engine_admin(self, env):
@@ -160,6 +162,14 @@ class MysqlTarget(WriteAhead):
 
     def restore(self, ctx, result, snapshot):
         restore(self, ctx, result, self.server, snapshot)
+
+    def snapshots(self, store):
+        """The snapshots kept in `store` (a SnapshotStore) for the server."""
+        return store.index()
+
+    def rehearse_on_copy(self, rehearsal, pending, keep):
+        """Rehearse `pending` on a copy and keep the snapshot (mysql_rehearsal.Rehearsal.run): its name."""
+        return rehearsal.run(pending, keep)
 
     def statements(self, kind, name, sql):
         """The statements of a file, once what its text alone refuses is refused."""
@@ -187,24 +197,20 @@ class MysqlTarget(WriteAhead):
         except self.pymysql.err.MySQLError as exc:
             raise ClockworkError("%s: %s failed: %s" % (self.where, doing, server_words(exc)))
 
-    def ensure_database(self, check_mode):
-        """Create the database (utf8mb4) when the server has none of that name."""
-        if not self.missing_database:
-            return False
-        if not check_mode:
-            database = self.settings["database"]
-            try:
-                with self.conn.cursor() as cursor:
-                    cursor.execute("CREATE DATABASE IF NOT EXISTS %s CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-                                   % quote_ident(database))
-                self.conn.select_db(database)
-            except self.pymysql.err.MySQLError as exc:
-                raise ClockworkError(
-                    "%s: database %s does not exist and user %s cannot create it: %s; create it, or let the "
-                    "connection log in as a user with CREATE" % (
-                        self.where, database, self.settings["user"], server_words(exc)))
-            self.missing_database = False
-        return True
+    def create_database(self):
+        """Create the database (utf8mb4) the server has none of (applied() said None)."""
+        database = self.settings["database"]
+        try:
+            with self.conn.cursor() as cursor:
+                cursor.execute("CREATE DATABASE IF NOT EXISTS %s CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                               % quote_ident(database))
+            self.conn.select_db(database)
+        except self.pymysql.err.MySQLError as exc:
+            raise ClockworkError(
+                "%s: database %s does not exist and user %s cannot create it: %s; create it, or let the "
+                "connection log in as a user with CREATE" % (
+                    self.where, database, self.settings["user"], server_words(exc)))
+        self.missing_database = False
 
     def _table_columns(self, table):
         rows = self._sql("reading the tracking tables",
@@ -213,7 +219,10 @@ class MysqlTarget(WriteAhead):
         return [row[0] for row in rows]
 
     def applied(self):
-        if self.missing_database or not self._table_columns(TRACKING_TABLE):
+        """(kind, name) -> checksum of the files the database records; None when it does not exist."""
+        if self.missing_database:
+            return None
+        if not self._table_columns(TRACKING_TABLE):
             return {}
         rows = self._sql("reading the tracking table", "SELECT kind, name, checksum FROM %s" % TRACKING_TABLE)
         return dict(((kind, name), checksum) for kind, name, checksum in rows)
@@ -228,7 +237,7 @@ class MysqlTarget(WriteAhead):
         return journal_rows(self._sql("reading the failures table", journal_query(columns)))
 
     def refuse(self, pending):
-        """Before any file is applied (under the lock, or in check mode to report it): a file that
+        """Before any file is applied (under the lock; on a dry run, to report it): a file that
         begins or ends a transaction itself, or names another database, and one that was started or
         failed half-way on an earlier run (until someone has looked)."""
         for kind, name, _path, sql, _checksum in pending:

@@ -7,7 +7,7 @@ its record under an advisory lock, ALTER ROLE with a hashed password, and the ps
 
 Every schema or migration file runs in its own transaction together with its record in
 the tracking table, so a failure leaves nothing of that file behind. Concurrent runs
-are serialised by an advisory lock. Check mode reads through a read-only session.
+are serialised by an advisory lock. A dry run (check mode) reads through a read-only session.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -137,37 +137,34 @@ class PostgresTarget(object):
         except self.errors.Error as exc:
             raise ClockworkError("%s: %s failed: %s" % (self.where, doing, _server_message(exc)))
 
-    def ensure_database(self, check_mode):
-        """Create the database when the server has none of that name. Returns True if it would/did."""
-        if self.conn is not None:
-            return False
-        if not check_mode:
-            database = self.settings["database"]
+    def create_database(self):
+        """Create the database the server has none of (applied() said None), then log in to it."""
+        database = self.settings["database"]
+        try:
             try:
-                try:
-                    maintenance = self._connect("postgres")
-                except self.errors.OperationalError as exc:
-                    if 'database "postgres" does not exist' not in str(exc):
-                        raise
-                    maintenance = self._connect("template1")
-                with maintenance:
-                    maintenance.execute("CREATE DATABASE %s" % quote_ident(database))
-            except self.errors.errors.DuplicateDatabase:
-                pass   # a concurrent run created it a moment ago
-            except self.errors.Error as exc:
-                raise ClockworkError(
-                    "%s: database %s does not exist and role %s cannot create it: %s; create it, or let the "
-                    "connection log in as a role with CREATEDB" % (
-                        self.where, database, self.settings["user"], _fatal(_server_message(exc))))
-            try:
-                self.conn = self._connect(database)
-            except self.errors.Error as exc:
-                raise ClockworkError("%s: login to the new database failed: %s" % (self.where, _server_message(exc)))
-        return True
+                maintenance = self._connect("postgres")
+            except self.errors.OperationalError as exc:
+                if 'database "postgres" does not exist' not in str(exc):
+                    raise
+                maintenance = self._connect("template1")
+            with maintenance:
+                maintenance.execute("CREATE DATABASE %s" % quote_ident(database))
+        except self.errors.errors.DuplicateDatabase:
+            pass   # a concurrent run created it a moment ago
+        except self.errors.Error as exc:
+            raise ClockworkError(
+                "%s: database %s does not exist and role %s cannot create it: %s; create it, or let the "
+                "connection log in as a role with CREATEDB" % (
+                    self.where, database, self.settings["user"], _fatal(_server_message(exc))))
+        try:
+            self.conn = self._connect(database)
+        except self.errors.Error as exc:
+            raise ClockworkError("%s: login to the new database failed: %s" % (self.where, _server_message(exc)))
 
     def applied(self):
+        """(kind, name) -> checksum of the files the database records; None when it does not exist."""
         if self.conn is None:
-            return {}
+            return None
         qualified, found = self._sql("reading the tracking table", "SELECT to_regclass(%s)::text, to_regclass(%s)::text",
                                      (TRACKED, TRACKING_TABLE)).fetchone()
         if qualified is None:

@@ -399,7 +399,7 @@ def quote(name):
 
 
 def rehearse(target, pending, ctx, result, server_name):
-    """Before the files are applied: rehearse them on a copy (or say, in check mode, that it would),
+    """Before the files are applied: rehearse them on a copy (a dry run's target only says it would),
     returning the snapshot's name, or None when there is none."""
     if not pending:
         return None
@@ -417,26 +417,22 @@ def rehearse(target, pending, ctx, result, server_name):
     if not go:
         return None
     result.act("rehearse %s on a copy of %s" % (names, database))
-    if ctx.check_mode:
-        if rehearsal.login[2] is not target.conn:
-            rehearsal.login[2].close()
-        return None
-    return rehearsal.run(pending, int(target.settings["snapshot_keep"]))
+    return target.rehearse_on_copy(rehearsal, pending, int(target.settings["snapshot_keep"]))
 
 
 def restore(target, ctx, result, server_name, snapshot):
     """Put the database back as the snapshot has it: its current state kept as a snapshot first,
     then the database dropped, created again with the snapshot's character set, and loaded.
-    Check mode reads nothing of the volume (that takes a container): it says what would be done."""
+    A dry run's target reads nothing of the volume (that takes a container): it says what would be done."""
     database = str(target.settings["database"])
     server = ServerContainer(ctx.engine, server_name)
     store = SnapshotStore(server, ctx.stack)
-    if ctx.check_mode:
+    index = target.snapshots(store)
+    if index is None:
         result.act("restore snapshot %s of %s from volume %s (the state of %s now is kept as a snapshot first; "
                    "what clients wrote since the snapshot is then gone from %s)" % (
                        snapshot, database, store.volume, database, database))
         return
-    index = store.index()
     entry = next((e for e in index if e["snapshot"] == snapshot), None)
     if entry is None or entry["database"] != database or not all(
             SQL_WORD.match(entry.get(key) or "") for key in ("charset", "collation")):

@@ -16,10 +16,10 @@ __metaclass__ = type
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, env_dict
 from ansible_collections.clockwork.connections.plugins.module_utils.database.client_env import client_credentials, client_env
+from ansible_collections.clockwork.connections.plugins.module_utils.database.dry_run import FORECAST, reach
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engine import close_quietly
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
-from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import (
-    DEFAULT_ENGINE, login_address)
+from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import DEFAULT_ENGINE
 
 
 def url_credentials(url):
@@ -90,14 +90,15 @@ def rotate_passwords(ctx, params, result, to, settings, wanted):
     `wanted`: what the server's declared spec says of its own password (stack), or None.
 
     Returns what converge needs: {"read_with": the password the connection's role has until
-    the rotation is done (check mode reads with it), "skip_read": True when nothing can log
-    in before the server is recreated}."""
+    the rotation is done (a dry run, which only records it, reads with it), "skip_read": True
+    when nothing can log in before the server is recreated, "deferred": True when the server
+    does not run yet}."""
     state = {"read_with": None, "skip_read": False}
     if not to.exists:
         return state   # a new server takes its password from its declaration
     attrs = to.attrs
     from_env = client_env(ctx.engine.container(params["from_resource"]))
-    engine = ENGINES[settings["engine"]]
+    engine = reach(ENGINES[settings["engine"]], ctx.engine)
     client = None
     held = client_credentials(engine, params.get("env"), from_env, settings["env_var_name"])
     if held:
@@ -111,29 +112,32 @@ def rotate_passwords(ctx, params, result, to, settings, wanted):
         raise ClockworkError("connection %s: %s" % (result.name, exc.msg))
     if not rotations:
         return state
-    host, port = login_address(to, settings, params, ctx.engine)
+    host, port = engine.address(to, settings, params)
+    if host is FORECAST:
+        # A dry run, which starts nothing: the rotation would be made once the server runs, and
+        # nothing can be read before.
+        for rotation in rotations:
+            if ctx.first_time(("rotate", to.name, rotation["role"])):
+                result.act("rotate the password of %s %s" % (engine.identity, rotation["role"]))
+        state["skip_read"] = True
+        return state
     if host is None:
         # Stopped: nothing can log in now; the rotation waits until the server runs (converge).
-        if ctx.check_mode:
-            for rotation in rotations:
-                if ctx.first_time(("rotate", to.name, rotation["role"])):
-                    result.act("rotate the password of %s %s" % (engine.identity, rotation["role"]))
-            state["skip_read"] = True
-        else:
-            state["deferred"] = True
+        state["deferred"] = True
         return state
     for rotation in rotations:
         try:
-            _rotate(ctx, params, result, to, settings, wanted, rotation, (host, port), state, role)
+            _rotate(ctx, params, result, to, settings, wanted, rotation, (host, port), state, role, engine)
         except ClockworkError as exc:
             raise ClockworkError(exc.msg if exc.msg.startswith("connection ") else
                                  "connection %s: %s" % (result.name, exc.msg))
     return state
 
 
-def _rotate(ctx, params, result, to, settings, wanted, rotation, address, state, role):
-    """One rotation of `rotate_passwords`: log in with a previous password, then set the new one."""
-    engine, name, new = ENGINES[settings["engine"]], rotation["role"], rotation["new"]
+def _rotate(ctx, params, result, to, settings, wanted, rotation, address, state, role, engine):
+    """One rotation of `rotate_passwords`: log in with a previous password, then set the new one
+    (`engine`: the database engine as the run reaches it, dry_run.reach)."""
+    name, new = rotation["role"], rotation["new"]
     who = "%s %s" % (engine.identity, name)
     refused = engine.rotation_refused(name, who)
     if refused:
@@ -162,7 +166,8 @@ def _rotate(ctx, params, result, to, settings, wanted, rotation, address, state,
             close_quietly(session)
             return
         if carried:
-            state["skip_read"] = ctx.check_mode
+            # The recreate sets it; the server that runs now takes no password known here.
+            state["skip_read"] = not engine.recreate_sets_password(to.name, name)
             return
         raise ClockworkError(
             "the password of %s changes, and %s, so it is changed on the running server, logged in with the "
@@ -176,18 +181,13 @@ def _rotate(ctx, params, result, to, settings, wanted, rotation, address, state,
             state["read_with"] = used
         if ctx.first_time(("rotate", to.name, name)):
             result.act("rotate the password of %s" % who)
-        if ctx.check_mode:
-            return
         admin = _admin_session(engine, to, name, login_as)
         try:
-            if admin is None:
-                engine.set_password(session, name, new, carried)
-            else:
-                engine.set_password(session, name, new, carried, admin=admin)
+            if engine.change_password(session, name, new, carried, admin=admin):
+                state["read_with"] = None   # else (a dry run) the server still takes the previous one
         finally:
             if admin is not None:
                 close_quietly(admin)
-        state["read_with"] = None
     finally:
         close_quietly(session)
 
