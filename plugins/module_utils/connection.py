@@ -9,7 +9,7 @@ A connection's work has two moments. `prepare` makes what containers need before
 of them is created (a network, a volume, a file, TLS material). `converge` runs once
 its `to` is up and before its `from` is (re)created (waits, schema, migrations), and
 returns the contribution for `from`: `from` may not exist yet. Its `to` resource must
-exist, except in check mode, where a missing one is reported instead.
+exist, except on a dry run (check mode), where a missing one is reported instead.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -75,17 +75,17 @@ class Endpoint(object):
 
 
 class ConnectionContext(object):
-    """Where a connection runs: the engine, the stack, check mode, and declared resources."""
+    """Where a connection runs: the engine (a DockerGateway: a dry run's in check mode), the stack,
+    and declared resources."""
 
-    def __init__(self, engine, stack, check_mode=False, declared=None, base_dir=None):
+    def __init__(self, engine, stack, declared=None, base_dir=None):
         self.engine = engine
         self.stack = stack
-        self.check_mode = check_mode
         self.declared = declared or {}   # resource name -> ContainerSpec (stack module only)
         self.base_dir = base_dir
         # Resource -> its containers' names, where it has several (replicas on the docker target).
         self.replicated = {}
-        # What this run already did or, in check mode, already reported it would do, such as
+        # What this run already did or, on a dry run, already reported it would do, such as
         # ("volume", name): each is reported once, where it happens first.
         self.planned = set()
 
@@ -111,9 +111,10 @@ class ConnectionContext(object):
         return Endpoint(name, self.engine.container(self.containers_of(name)[0]), self.declared.get(name))
 
     def require_to(self, name, connection):
-        """The `to` container; it must exist (check mode: may be absent) and be the stack's."""
+        """The `to` container; it must exist and be the stack's. On a dry run it may be absent: a
+        task before this one would create it."""
         endpoint = self.endpoint(name)
-        if not endpoint.exists and not self.check_mode and endpoint.spec is None:
+        if not endpoint.exists and endpoint.spec is None and not self.engine.dry_run:
             raise ClockworkError("%s: resource %s does not exist in stack %s"
                                  % (connection, name, self.stack))
         if endpoint.exists and not owned_by(endpoint.attrs["Config"].get("Labels"), self.stack):
