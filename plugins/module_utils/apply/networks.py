@@ -61,8 +61,7 @@ class NetworkConverger(object):
         result.after = {"network": name, "settings": settings}
         if attrs is None:
             result.act("create network %s" % name)
-            if not self.ctx.check_mode:
-                self._create(name, settings, result)
+            self._create(name, settings, result)
             return
         reasons = settings_drift(settings, actual_settings(attrs))
         if not reasons:
@@ -77,8 +76,6 @@ class NetworkConverger(object):
                 "network %s must be recreated (%s differ) but containers outside stack %s are attached: %s"
                 % (name, ", ".join(reasons), self.ctx.stack, ", ".join(sorted(foreign))))
         result.act("recreate network %s (%s)" % (name, ", ".join(reasons)))
-        if self.ctx.check_mode:
-            return
         attached = self._attachments(attrs)
         try:
             for container in attached:
@@ -139,7 +136,7 @@ class NetworkConverger(object):
     def _merge_duplicates(self, name, act):
         """Keep one of the networks called `name` (the one with containers, else the oldest),
         move the containers of the others onto it with their aliases, remove the others.
-        Returns the one kept; in check mode only says so."""
+        Returns the one kept."""
         found = []
         for listed in self._named(name):
             try:
@@ -163,10 +160,6 @@ class NetworkConverger(object):
         found.sort(key=lambda n: (-len(n.get("Containers") or {}), self._created_key(n.get("Created")), n["Id"]))
         keep, extras = found[0], found[1:]
         act("merge %d duplicate networks %s into one (%s)" % (len(found), name, keep["Id"][:12]))
-        if self.ctx.check_mode:
-            # What the rest of a dry run reads for this name: the network that would be kept.
-            self.engine.remember("network", name, keep)
-            return keep
         for extra in extras:
             for container_id, info in (extra.get("Containers") or {}).items():
                 self._move(container_id, info.get("Name"), extra["Id"], keep)
@@ -211,7 +204,7 @@ class NetworkConverger(object):
 
     def repair_stack(self):
         """Merge every set of same-named networks that the stack owns; run before anything
-        else reads networks by name. Returns what was (or, in check mode, would be) done."""
+        else reads networks by name. Returns what was (or, on a dry run, would be) done."""
         try:
             listed = self.engine.networks()
         except APIError as exc:
@@ -259,8 +252,6 @@ class NetworkConverger(object):
         if attached is not None and set(aliases) <= set(attached.get("Aliases") or []):
             return
         result.act("attach %s to %s" % (endpoint.name, network))
-        if self.ctx.check_mode:
-            return
         try:
             if attached is not None:  # aliases can only be set when connecting
                 self.engine.disconnect(endpoint.name, network)

@@ -21,16 +21,15 @@ def ensure_volume(ctx, name, driver, create, result):
         if not create:
             raise ClockworkError("%s: volume %s does not exist and create_volume is false" % (result.name, name))
         result.act("create volume %s" % name)
-        if not ctx.check_mode:
-            try:
-                ctx.engine.create_volume(name, driver=driver, labels=owner_labels(ctx.stack, name))
-            except APIError as exc:
-                # A 409: another run created it meanwhile (our read said none); it is used when its
-                # driver is the one asked for.
-                ctx.engine.forget("volume", name)
-                made = ctx.engine.volume(name) if status_of(exc) == CONFLICT else None
-                if made is None or made.get("Driver") != driver:
-                    raise ClockworkError("cannot create volume %s: %s" % (name, engine_words(exc)))
+        try:
+            ctx.engine.create_volume(name, driver=driver, labels=owner_labels(ctx.stack, name))
+        except APIError as exc:
+            # A 409: another run created it meanwhile (our read said none); it is used when its
+            # driver is the one asked for.
+            ctx.engine.forget("volume", name)
+            made = ctx.engine.volume(name) if status_of(exc) == CONFLICT else None
+            if made is None or made.get("Driver") != driver:
+                raise ClockworkError("cannot create volume %s: %s" % (name, engine_words(exc)))
     elif attrs.get("Driver") != driver:
         # Never recreate a volume: its data would go with it.
         raise ClockworkError("%s: volume %s exists with driver %s, not %s; it is not recreated, as that "
