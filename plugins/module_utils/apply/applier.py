@@ -21,13 +21,14 @@ VERIFY_GRACE_SECONDS = 10
 
 
 class Applier(object):
-    """Applies one plan (plan.py) on one engine. An implementation sets `plan`, `name`, `engine`,
-    `check_mode`, `parallel` and `check_reports` (None, or the reports of the checks run by
+    """Applies one plan (plan.py) through one gateway (`engine`: a dry run's in check mode, which
+    makes the same calls and writes nothing). An implementation sets `plan`, `name`, `engine`,
+    `parallel` and `check_reports` (None, or the reports of the checks run by
     present(verify=True)), and implements:
 
     present(verify)   converge everything; with verify, run the checks in the same pass
     absent(purge)     remove what the stack owns, in reverse order; volumes only with purge
-    verified(dry_run) the reports of every check, changing nothing
+    verified()        the reports of every check, changing nothing
     repair()          finish what a killed or concurrent run left (set-aside containers, duplicates)
     report()          {changed, order, entries, checks, plan}
     write_diagram(path)
@@ -42,7 +43,7 @@ class Applier(object):
     def absent(self, purge=False):
         raise NotImplementedError
 
-    def verified(self, dry_run=False):
+    def verified(self):
         raise NotImplementedError
 
     def repair(self):
@@ -112,23 +113,33 @@ def finished_report(report, stack, lock, diff):
     return report
 
 
-def apply_state(stack, engine, params, check_mode, diff):
+def dry_run_of(engine):
+    """A dry-run gateway over the engine behind `engine` (docker/dry_run.py, imported only when a
+    run needs one): its reads go to that engine, its writes stay in its memory."""
+    from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway  # pylint: disable=import-outside-toplevel
+    return dry_run_gateway(live=engine.api)
+
+
+def apply_state(stack, engine, params, check_mode=None, diff=False):
     """The state asked for, by either applier: absent and present under the stack's lock (one
-    run of a stack at a time, whichever controller it comes from; check mode does not lock),
-    verified without it. The result; failed checks raise ClockworkError with it."""
+    run of a stack at a time, whichever controller it comes from; a dry run's gateway takes it in
+    its own memory), verified without it. The result; failed checks raise ClockworkError with it.
+
+    TRANSITIONAL (issue 33): the fourth argument is ignored (the gateway is the dry run); it stays
+    until apply/swarm/applier.py's run_swarm_stack stops passing it."""
     from ansible_collections.clockwork.connections.plugins.module_utils.apply.lock import stack_lock  # pylint: disable=import-outside-toplevel
     lock = None
     if params["state"] == "absent":
-        with stack_lock(engine, params["name"], check_mode=check_mode) as lock:
+        with stack_lock(engine, params["name"]) as lock:
             report = stack.absent(params["purge"])
     elif params["state"] == "verified":
-        reports = stack.verified(dry_run=check_mode)
+        reports = stack.verified()
         result = dict(stack.report(), changed=False, checks=reports)
         result.pop("plan")
         failed_checks_error(reports, result)
         return result
     else:
-        with stack_lock(engine, params["name"], check_mode=check_mode) as lock:
+        with stack_lock(engine, params["name"]) as lock:
             stack.repair()
             report = present_report(stack, params, diff)
     return finished_report(report, stack, lock, diff)

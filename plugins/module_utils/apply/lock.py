@@ -81,7 +81,8 @@ class StackLock(object):
         self.took_over = None    # a stale holder whose lock we removed
 
     def acquire(self, timeout):
-        started = time.monotonic()
+        # The gateway's clock: a wait on an engine in memory takes none of the process's time.
+        started = self.engine.monotonic()
         delay = 0.05
         image = self._image()
         pid = os.getpid()
@@ -94,7 +95,7 @@ class StackLock(object):
                     labels=labels)
                 self.id = created["Id"]
                 if self.holder:
-                    self.waited = round(time.monotonic() - started, 1)
+                    self.waited = round(self.engine.monotonic() - started, 1)
                 return
             except APIError as exc:
                 if status_of(exc) != CONFLICT:
@@ -110,14 +111,18 @@ class StackLock(object):
                 self._remove(held["id"])
                 self.took_over = owner
                 continue
-            waited = time.monotonic() - started
+            if self.engine.dry_run:
+                # A dry run's lock is its own, in its memory: it says what a run would do to the stack
+                # as it is now, and never waits for a run that holds the engine's lock.
+                return
+            waited = self.engine.monotonic() - started
             if waited >= timeout:
                 raise ClockworkError(
                     "stack %s is being converged by another run (%s, for %ds now): waited %ds for it to "
                     "finish. Run again once it has; if no run is going on, remove its lock with "
                     "`docker rm %s` (it is taken over by itself after %d minutes)"
                     % (self.stack, owner, age, waited, self.name, STALE_AFTER // 60))
-            time.sleep(min(delay, max(0.01, timeout - waited)))
+            self.engine.sleep(min(delay, max(0.01, timeout - waited)))
             delay = min(delay * 2, 1.0)
 
     def release(self):
@@ -178,13 +183,11 @@ class StackLock(object):
 
 
 @contextlib.contextmanager
-def stack_lock(engine, stack, timeout=None, check_mode=False):
-    """Hold the lock of `stack` for the duration of the block; check mode does not take it.
-    Without `timeout`, waits CLOCKWORK_LOCK_TIMEOUT seconds, else DEFAULT_TIMEOUT."""
+def stack_lock(engine, stack, timeout=None):
+    """Hold the lock of `stack` for the duration of the block (a dry run's gateway takes and
+    releases it in its own memory). Without `timeout`, waits CLOCKWORK_LOCK_TIMEOUT seconds,
+    else DEFAULT_TIMEOUT."""
     lock = StackLock(engine, stack)
-    if check_mode:
-        yield lock
-        return
     if timeout is None:
         try:
             timeout = float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT)
