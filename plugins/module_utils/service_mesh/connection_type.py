@@ -121,7 +121,7 @@ def prepare(ctx, params, result):
     to_name = params["to_resource"]
     service = params.get("service_name") or to_name
     directory = _tls_dir(params, ctx.stack)
-    actions, _files = ensure_certificates(directory, ctx.stack, to_name, [service, to_name], ctx.check_mode)
+    actions, _files = ensure_certificates(directory, ctx.stack, to_name, [service, to_name], ctx.engine.files)
     if ctx.first_time(("tls", directory, to_name)):
         for action in actions:
             result.act(action)
@@ -159,8 +159,9 @@ def converge(ctx, params, result, prepared=None):
     from_name, to_name = params["from_resource"], params["to_resource"]
     policy = params.get("load_balancing") or "round_robin"
     to = ctx.require_to(to_name, result.name)
-    if ctx.check_mode and not to.exists and to.spec is None and not params.get("port"):
-        # A dry run before `to` exists: its ports are not known yet, and that is no error.
+    if not to.exists and to.spec is None and not params.get("port"):
+        # A dry run before `to` exists (a real run refused it above): its ports are not known yet,
+        # and that is no error.
         result.extra["service"] = {"url": None, "port": None,
                                    "port_source": "unknown until %s exists (check mode)" % to_name}
         return
@@ -178,7 +179,7 @@ def converge(ctx, params, result, prepared=None):
         files = certificate_files(params, ctx.stack)
         remounted = False if ctx.in_stack else ensure_mounted(ctx, to, to_contribution(params, ctx.stack)["mounts"],
                                                               result)
-        if prepared and to.running and not ctx.check_mode and not ctx.in_stack and not remounted:
+        if prepared and to.running and not ctx.in_stack and not remounted:
             # Same files, new content: the server must read them again.
             result.act("restart %s for its new certificate" % to_name)
             ctx.engine.restart(to_name)
