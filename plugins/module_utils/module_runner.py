@@ -59,7 +59,7 @@ def run_connection(module, connection_type):
         label = connection_label(connection_type.name, params["from_resource"], params["to_resource"])
         problems.extend(label, ("%s: %s" % problem for problem in connection_type.validate(params)))
         problems.raise_if_any("invalid connection")
-        ctx = ConnectionContext(engine, params["stack"], module.check_mode)
+        ctx = ConnectionContext(engine, params["stack"])   # in check mode `engine` is a dry run's
         return connection_type.run(ctx, params).as_module_result(diff=module._diff)
 
     run_module(module, run)

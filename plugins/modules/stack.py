@@ -739,7 +739,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.stack import
 def main():
     module = AnsibleModule(argument_spec=STACK_ARGUMENT_SPEC, supports_check_mode=True)
     secrets = declared_secrets(module.params["resources"], module.params["connections"])
-    run_module(module, lambda engine: run_stack(engine, module.params, module.check_mode, module._diff), secrets)
+    # In check mode run_module gives a dry run's gateway: the stack runs on it as for real.
+    run_module(module, lambda engine: run_stack(engine, module.params, diff=module._diff), secrets)
 
 
 if __name__ == "__main__":

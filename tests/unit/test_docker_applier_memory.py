@@ -403,10 +403,6 @@ def test_destroy_removes_what_carries_the_stacks_label_and_keeps_volumes_unless_
     assert entry(report, "volume", "app-shared-data")["actions"] == ["remove"]
 
 
-@pytest.mark.xfail(strict=True, reason="apply/docker_applier.py DockerApplier.absent finds anonymous volumes only "
-                                       "through the stack's containers: once a destroy without purge removed them, "
-                                       "the volumes it reported 'kept (purge to remove)' carry no label, and a later "
-                                       "purge never finds them")
 def test_a_purge_after_a_destroy_removes_the_anonymous_volumes_it_kept(base, database):
     engine, stack = deployed(base, database)
     anonymous = sorted(m[1] for n in ("postgres", "redis") for t, m in ms.mounts_of(container(engine, n)).items()
@@ -644,7 +640,7 @@ def check_and_real(base, database, case):
     live, real = in_state(base, case, database), in_state(base, case, database)
     before, since = ms.snapshot(live), len(live.calls)
     dry = dry_run_gateway(live=live)
-    checked = run_stack(dry, case_params(base, case), check_mode=True, diff=True)
+    checked = run_stack(dry, case_params(base, case), diff=True)
     report, gateway = run(real, case_params(base, case), diff=True)
     return live, before, since, checked, dry, report, gateway
 

@@ -11,17 +11,18 @@ sequencing is here."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
 import os
 import queue
-import shutil
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.applier import (
-    DEFAULT_PARALLEL, VERIFY_GRACE_SECONDS, Applier, connection_steps, merged_contributions)
+    DEFAULT_PARALLEL, VERIFY_GRACE_SECONDS, Applier, connection_steps, dry_run_of, merged_contributions)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.checks import run_checks
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     RESOURCE_LABEL, STACK_LABEL, ClockworkError)
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import CONFLICT, status_of
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
     ConnectionContext, ConnectionResult)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container import ANONYMOUS_VOLUME, restart_to_read
@@ -29,7 +30,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.apply.contai
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import NetworkConverger
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.volumes import ensure_volume
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
-from ansible_collections.clockwork.connections.plugins.module_utils.host_files import secrets_to_remove, write_file
+from ansible_collections.clockwork.connections.plugins.module_utils.host_files import (
+    secrets_to_remove, stack_home, write_file)
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.preflight import Preflight
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
@@ -42,15 +44,20 @@ from ansible_collections.clockwork.connections.plugins.module_utils.apply.schedu
 class DockerApplier(Applier):
     """Applies a plan. Containers converge in parallel, each as soon as what it connects to is
     ready; what is recorded (entries, diffs, checks) is kept per resource and reported in the
-    plan's order, so the result does not depend on which worker finished first."""
+    plan's order, so the result does not depend on which worker finished first.
 
-    def __init__(self, engine, name, resources, connections, check_mode=False, base_dir=None,
-                 parallel=DEFAULT_PARALLEL, progress=None, plan=None):
+    Check mode is the gateway's: on a dry run's (docker/dry_run.py) the same calls are made, and
+    none reaches the engine or the host's files."""
+
+    def __init__(self, engine, name, resources, connections, base_dir=None,
+                 parallel=DEFAULT_PARALLEL, progress=None, plan=None, check_mode=None):
+        if check_mode and not engine.dry_run:
+            # TRANSITIONAL (issue 33): a caller that still says check mode with the engine's own
+            # gateway (tests/unit/test_secret_files.py) gets its dry run here.
+            engine = dry_run_of(engine)
         self.plan = plan or Plan(name, resources, connections, base_dir=base_dir)
         self.declaration = (resources, connections)
-        self.engine = engine
         self.name = name
-        self.check_mode = check_mode
         self.parallel = max(1, parallel or 1)
         self.progress = progress          # a function taking one line, or None
         self._lines = queue.Queue()       # progress lines from the workers, printed by the caller's thread
@@ -59,8 +66,7 @@ class DockerApplier(Applier):
         self.by_name = self.plan.by_name
         self.connections = self.plan.connections
         self.specs = self.plan.specs
-        self.ctx = ConnectionContext(engine, name, check_mode, declared=self.specs, base_dir=self.base_dir)
-        self.ctx.replicated = self.plan.replicated
+        self._on(engine)
         # What was done: the shared steps, then per resource (filled by its worker).
         self._entries = {None: []}
         self._diffs = {None: []}
@@ -75,6 +81,12 @@ class DockerApplier(Applier):
         self.results = {}
         self._awaited = set()          # containers another one connects to: ready before it starts
         self._awaited_at_end = []     # (resource, container, timeout, just started, when): waited for after the workers
+
+    def _on(self, engine):
+        """Converge through `engine`, the connections' context over it."""
+        self.engine = engine
+        self.ctx = ConnectionContext(engine, self.name, declared=self.specs, base_dir=self.base_dir)
+        self.ctx.replicated = self.plan.replicated
 
     @property
     def entries(self):
@@ -101,7 +113,7 @@ class DockerApplier(Applier):
 
     def present(self, verify=False):
         """Converge the stack; with `verify`, run every check right after, in the same pass."""
-        Preflight(self.engine, self.plan, self.check_mode).run()
+        Preflight(self.engine, self.plan).run()
         self._shared()
         self._converge_containers()
         if verify:
@@ -109,8 +121,7 @@ class DockerApplier(Applier):
             # does not become ready is the error reported, before any check that failed because of it.
             with ThreadPoolExecutor(max_workers=1) as side:
                 rest = side.submit(self._await_the_rest)
-                self.check_reports = run_checks(self.engine, self.checks, check_mode=self.check_mode,
-                                                retries_for=0 if self.check_mode else VERIFY_GRACE_SECONDS,
+                self.check_reports = run_checks(self.engine, self.checks, retries_for=VERIFY_GRACE_SECONDS,
                                                 parallel=self.parallel)
                 errors = rest.result()
         else:
@@ -190,7 +201,7 @@ class DockerApplier(Applier):
     def write_diagram(self, path):
         result = ConnectionResult("diagram", self.name, self.name)
         write_file(self.plan.host_path(path), diagram_document(self.name, *self.declaration), "0644", None,
-                   self.check_mode, result)
+                   self.engine.files, result)
         self._record("diagram", self.plan.host_path(path), result.changed, result.actions)
 
     def _converge_file(self, resource):
@@ -199,7 +210,7 @@ class DockerApplier(Applier):
         if resource.get("content") is not None:
             if self.ctx.first_time(("file", path)):
                 write_file(path, resource["content"], resource.get("mode"), resource.get("owner"),
-                           self.check_mode, result)
+                           self.engine.files, result)
         elif not os.path.exists(path):
             raise ClockworkError("resource %s: path: %s does not exist on the Docker host" % (resource["name"], path))
         self._record("file", resource["name"], result.changed, result.actions, before=result.before,
@@ -218,22 +229,21 @@ class DockerApplier(Applier):
         spec.secret_env = set(secret_env)
         wait_ready, spec.wait = spec.wait, False
         # Its containers (one, or its replicas one after the other: an update rolls).
-        outcomes = ReplicaConverger(self.engine, self.check_mode).converge(
+        outcomes = ReplicaConverger(self.engine).converge(
             spec, name, len(self.plan.containers_of(name)))
         reasons = ["for its new certificate"] if name in self.restart_if_running else []
         reasons += sorted(set(r.contribution.restart for r in outgoing if r.contribution.restart))
         for number, (container, outcome) in enumerate(outcomes, 1):
-            restart_to_read(self.engine, container, outcome, reasons, spec.state, self.check_mode)
-            if number < len(outcomes) and outcome["changed"] and outcome["actions"][-1].startswith("restart ") \
-                    and not self.check_mode:
+            restart_to_read(self.engine, container, outcome, reasons, spec.state)
+            if number < len(outcomes) and outcome["changed"] and outcome["actions"][-1].startswith("restart "):
                 self._wait_ready(container, spec.timeout, True)   # replicas restart one after the other
             self._record("container", container, outcome["changed"], outcome["actions"], outcome["reasons"],
                          outcome["diff"]["before"], outcome["diff"]["after"], resource=name)
             self.say("%s: %s%s" % (container, ", ".join(outcome["actions"]) if outcome["changed"] else "unchanged",
                                    " (%s)" % ", ".join(outcome["reasons"]) if outcome["reasons"] else ""),
                      verbosity=0 if outcome["changed"] else 1)
-        if wait_ready and spec.state == "started" and not self.check_mode:
-            started = time.monotonic()
+        if wait_ready and spec.state == "started":
+            started = self.engine.monotonic()
             for container, outcome in outcomes:
                 if outcome["container"].get("state") == "absent":
                     continue   # a replica scaled away
@@ -258,8 +268,10 @@ class DockerApplier(Applier):
 
     def absent(self, purge=False):
         """Remove, in reverse order, what carries this stack's label; volumes only with purge."""
-        # A link where the password files' directory is expected is refused before the first change.
+        # A link where the password files' directory or the record of kept volumes is expected is
+        # refused before the first change.
         secrets = secrets_to_remove(self.name)
+        record, recorded = self._kept_anonymous()
         engine = self.engine
         label = {"label": "%s=%s" % (STACK_LABEL, self.name)}
         labelled = dict((c["Names"][0].lstrip("/"), c) for c in engine.containers(all=True, filters=label))
@@ -269,43 +281,90 @@ class DockerApplier(Applier):
                                                            len(rank)), n))
         # Anonymous volumes the containers carried over recreations are bound by name, so
         # removing a container does not remove them: they hold data, and go only with purge.
-        anonymous = sorted(set(m["Name"] for c in labelled.values() for m in c.get("Mounts") or []
-                               if m.get("Type") == "volume" and ANONYMOUS_VOLUME.match(m.get("Name") or "")))
+        # Those an earlier destroy kept are found in its record: they carry no label.
+        mounted = set(m["Name"] for c in labelled.values() for m in c.get("Mounts") or []
+                      if m.get("Type") == "volume" and ANONYMOUS_VOLUME.match(m.get("Name") or ""))
+        anonymous = sorted(mounted | set(recorded))
         for name in removal:
             container = labelled[name]
             running = container.get("State") in ("running", "restarting")
             self._record("container", name, True, ["stop", "remove"] if running else ["remove"])
-            if not self.check_mode:
-                # Stopped with its grace period first, as `docker compose down` does: a database
-                # flushes and closes its files rather than being killed.
-                spec = self.specs.get((container.get("Labels") or {}).get(RESOURCE_LABEL))
-                grace = spec.stop_grace if spec else DEFAULT_GRACE_SECONDS
-                remove_gracefully(self.engine, name, container["Id"], grace, networks=False)
+            # Stopped with its grace period first, as `docker compose down` does: a database
+            # flushes and closes its files rather than being killed.
+            spec = self.specs.get((container.get("Labels") or {}).get(RESOURCE_LABEL))
+            grace = spec.stop_grace if spec else DEFAULT_GRACE_SECONDS
+            remove_gracefully(self.engine, name, container["Id"], grace, networks=False)
         if secrets:
             # Copies of passwords the declaration holds, for the containers just removed.
             self._record("password files", secrets, True, ["remove"])
-            if not self.check_mode:
-                shutil.rmtree(secrets)
+            engine.files.remove_tree(secrets)
         for net in engine.networks(filters=label):
             self._record("network", net["Name"], True, ["remove"])
-            if not self.check_mode:
-                engine.remove_network(net["Id"])
+            engine.remove_network(net["Id"])
         volumes = engine.volumes(filters=label)
         for volume in volumes:
             if purge:
                 self._record("volume", volume["Name"], True, ["remove"])
-                if not self.check_mode:
-                    engine.remove_volume(volume["Name"])
+                engine.remove_volume(volume["Name"])
             else:
                 self._record("volume", volume["Name"], False, ["kept (purge to remove)"])
+        kept = []
         for volume in anonymous:
             if not purge:
                 self._record("volume", volume[:12], False, ["anonymous, kept (purge to remove)"])
-                continue
-            self._record("volume", volume[:12], True, ["remove anonymous volume"])
-            if not self.check_mode:
-                engine.remove_volume(volume)
+                kept.append(volume)
+            elif not self._remove_anonymous(volume, volume in mounted):
+                kept.append(volume)
+        self._record_kept(record, kept)
         return self.report()
+
+    # Where a destroy records the anonymous volumes it kept, under the stack's home on the Docker
+    # host: they carry no label, and once their containers are gone nothing else leads to them.
+    KEPT_RECORD = ("kept-volumes", "anonymous.json")
+
+    def _kept_path(self):
+        return os.path.join(stack_home(self.name), *self.KEPT_RECORD)
+
+    def _kept_anonymous(self):
+        """(the record, None when there is none; the anonymous volumes in it that are still there
+        and no other stack's). Only names of 64 hex digits are taken from it: it is data."""
+        path = self._kept_path()
+        data = self.engine.files.read_private(path)
+        if data is None:
+            return None, []
+        try:
+            names = json.loads(data.decode("utf-8"))["anonymous"]
+        except (ValueError, KeyError, TypeError):
+            raise ClockworkError("%s is not the record of the volumes a destroy of stack %s kept (JSON with a list "
+                                 "`anonymous`): remove it and run again" % (path, self.name))
+        names = [n for n in names if isinstance(n, str) and ANONYMOUS_VOLUME.match(n)] if isinstance(names, list) else []
+        found = []
+        for name in names:
+            attrs = self.engine.volume(name)
+            if attrs is not None and (attrs.get("Labels") or {}).get(STACK_LABEL) in (None, self.name):
+                found.append(name)
+        return names, found
+
+    def _remove_anonymous(self, volume, mounted):
+        """Purge one anonymous volume; one an earlier destroy kept that a container outside the
+        stack uses now stays (False), said so."""
+        try:
+            self.engine.remove_volume(volume)
+        except APIError as exc:
+            if mounted or status_of(exc) != CONFLICT:
+                raise
+            self._record("volume", volume[:12], False, ["anonymous, kept: in use by a container outside the stack"])
+            return False
+        self._record("volume", volume[:12], True, ["remove anonymous volume"])
+        return True
+
+    def _record_kept(self, record, kept):
+        """The record of the anonymous volumes kept, written when it changes; gone once none is."""
+        path = self._kept_path()
+        if kept and sorted(set(record or [])) != sorted(kept):
+            self.engine.files.write_private(path, json.dumps({"anonymous": sorted(kept)}).encode("utf-8"), 0o600)
+        elif not kept and record is not None:
+            self.engine.files.remove_tree(os.path.dirname(path))
 
     def repair(self):
         """Under the lock, before anything reads networks by name: the duplicates concurrent runs made, merged."""
@@ -315,12 +374,17 @@ class DockerApplier(Applier):
 
     # -- verified -----------------------------------------------------------------
 
-    def verified(self, dry_run=False):
-        """Run every connection's checks against the running stack; change nothing.
-
-        In a dry run (Ansible's check mode) checks of containers that do not exist are not run."""
-        self.present()   # in check mode: builds every check, touches nothing
-        return run_checks(self.engine, self.checks, check_mode=dry_run, parallel=self.parallel)
+    def verified(self):
+        """Run every connection's checks against the stack as it runs; change nothing: the stack
+        converges on a dry run of its own (the checks are the converged ones), and the checks run
+        through the gateway given (in check mode a dry run's already: what it would make is not checked)."""
+        engine = self.engine
+        self._on(dry_run_of(engine))
+        try:
+            self.present()
+        finally:
+            self._on(engine)
+        return run_checks(engine, self.checks, parallel=self.parallel)
 
     def report(self):
         report = {"changed": any(e["changed"] for e in self.entries), "order": self.order,
