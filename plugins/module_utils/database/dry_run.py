@@ -87,7 +87,8 @@ class DryRunDatabase(LiveDatabase):
     def address(self, to, settings, params, before=None):
         if self.gateway.forecast(to.name):
             # Made or changed by the dry run: its data is the running predecessor's, when it had one.
-            if before is None:
+            # Swarm reaches a service by its name (`reach`), which now stands for the dry run's task.
+            if before is None or getattr(self.gateway, "reach", None) is not None:
                 return FORECAST, None
             to = before
         host, port = login_address(to, settings, params, self.gateway)
