@@ -714,10 +714,6 @@ def test_the_applier_unchanged_on_a_dry_run_writes_no_host_file(tmp_path):
 
 # -- what the memory engine scripts, met by the applier's waits --------------------------------
 
-@pytest.mark.xfail(strict=True, reason="apply/container_wait.py wait_for (and docker_applier's `since`) wait on "
-                                       "time.monotonic/time.sleep, not on the gateway's clock (engine.monotonic/"
-                                       "sleep): health the memory engine scripts to change after some of its time "
-                                       "never changes during the wait")
 def test_a_container_healthy_after_a_while_is_waited_for(base):
     engine = ms.new_engine()
     engine.after_start("redis", health="starting", then="healthy", after=5)

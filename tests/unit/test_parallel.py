@@ -112,24 +112,54 @@ def test_a_leaf_that_does_not_become_ready_is_reported_by_name():
 
 
 class RunningEngine(object):
-    """A container that runs, as inspect reports it; counts the inspects."""
+    """A container that runs, as inspect reports it; counts the inspects. Its clock is its own
+    (the gateway's interface): sleeping on it takes no time."""
 
     def __init__(self):
         self.inspects = 0
+        self.now = 0.0
 
     def container_now(self, name):
         self.inspects += 1
         return {"State": {"Status": "running", "Running": True}}
 
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+    def forecast(self, name):
+        return False
+
 
 def test_settling_counts_from_the_start_not_from_the_wait():
     from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_wait import SETTLE_SECONDS, wait_for
     engine = RunningEngine()
-    began = time.monotonic()
+    began = engine.monotonic()
     # Started long enough ago: one look is enough, however many leaves are awaited one after another.
     for _leaf in range(20):
         wait_for(engine, "w", "started", 5, just_started=True, since=began - SETTLE_SECONDS)
     assert engine.inspects == 20, "a leaf that settled long ago was waited for"
-    # Just started: it is looked at again until it has run SETTLE_SECONDS.
-    wait_for(engine, "w", "started", 5, just_started=True, since=time.monotonic())
+    # Just started: it is looked at again until it has run SETTLE_SECONDS, on the engine's clock.
+    wait_for(engine, "w", "started", 5, just_started=True, since=engine.monotonic())
     assert engine.inspects > 21
+    assert engine.monotonic() - began >= SETTLE_SECONDS
+
+
+def test_a_container_a_dry_run_made_is_not_settled_for():
+    """A forecast (engine.forecast) cannot crash: one look, no time spent settling."""
+    from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_wait import wait_for
+    engine = RunningEngine()
+    engine.forecast = lambda name: True
+    began = engine.monotonic()
+    wait_for(engine, "w", "started", 5, just_started=True)
+    assert engine.inspects == 1 and engine.monotonic() == began
+
+
+def test_a_moment_read_on_another_clock_counts_as_the_start_of_the_wait():
+    """`since` ahead of the engine's clock (the process's, read by a caller): settled from now."""
+    from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_wait import SETTLE_SECONDS, wait_for
+    engine = RunningEngine()
+    wait_for(engine, "w", "started", 5, just_started=True, since=engine.monotonic() + 10000)
+    assert SETTLE_SECONDS <= engine.monotonic() < 5

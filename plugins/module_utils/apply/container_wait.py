@@ -7,8 +7,6 @@ the engine's answers."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import time
-
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import container_state
 
@@ -37,22 +35,25 @@ def condition_lost(attrs, condition):
 
 
 def wait_for(engine, name, condition, timeout, just_started=False, who=None, since=None):
-    """Poll, with backoff and no fixed sleep, until the container reaches `condition`.
-    A container `just_started` (at `since`, a time.monotonic(); else now) must have run
-    SETTLE_SECONDS since.
+    """Poll, with backoff and no fixed sleep, until the container reaches `condition`, on the
+    engine's clock (the gateway's: an engine in memory has its own, so a wait on it takes none).
+    A container `just_started` (at `since`, an engine.monotonic(); else now) must have run
+    SETTLE_SECONDS since; one a dry run made (engine.forecast) cannot crash: no settling.
 
     Fails with its state and last log lines when the condition is lost or time runs out.
     """
-    started = time.monotonic()
+    monotonic, sleep = engine.monotonic, engine.sleep
+    started = monotonic()
     deadline = started + timeout
-    since = started if since is None else since
+    # A moment ahead of the engine's clock was read on another one (the process's): now, then.
+    since = started if since is None or since > started else since
     delay = 0.05
     while True:
         attrs = engine.container_now(name)
-        settled = not just_started or time.monotonic() - since >= SETTLE_SECONDS
+        settled = not just_started or monotonic() - since >= SETTLE_SECONDS or engine.forecast(name)
         if attrs and condition_reached(attrs, condition) and (settled or condition != "started"):
             return container_state(attrs)
-        if condition_lost(attrs, condition) or time.monotonic() >= deadline:
+        if condition_lost(attrs, condition) or monotonic() >= deadline:
             status, health = container_state(attrs)
             what = "did not become %s within %ss" % (condition.replace("_", " "), timeout)
             if condition_lost(attrs, condition):
@@ -60,10 +61,10 @@ def wait_for(engine, name, condition, timeout, just_started=False, who=None, sin
                     status, " (%s)" % health if health else "", condition.replace("_", " "))
             raise ClockworkError("%s%s %s (state %s, health %s); last log lines:\n%s" % (
                 who + ": " if who else "", name, what, status, health, engine.logs_tail(name)))
-        unsettled = SETTLE_SECONDS - (time.monotonic() - since) if attrs and condition == "started" and \
+        unsettled = SETTLE_SECONDS - (monotonic() - since) if attrs and condition == "started" and \
             condition_reached(attrs, condition) else 0
         # Running but not settled: nothing to learn before it has (fewer inspects for a busy engine).
-        time.sleep(max(delay, unsettled))
+        sleep(max(delay, unsettled))
         delay = min(delay * 2, 0.5)
 
 
