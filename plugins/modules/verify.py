@@ -120,7 +120,8 @@ def main():
             len(problems), "" if len(problems) == 1 else "s", "\n- ".join(problems)), problems=problems)
 
     def verify(engine):
-        reports = run_checks(engine, checks, module.params["retry_for"], module.check_mode)
+        # In check mode `engine` is a dry run's (module_runner): checks it cannot answer are not run.
+        reports = run_checks(engine, checks, module.params["retry_for"])
         failed = [r for r in reports if r["ok"] is False]
         if failed:
             module.fail_json(msg="%d of %d checks failed: %s" % (

@@ -12,8 +12,11 @@ from ansible_collections.clockwork.connections.plugins.module_utils.network impo
 from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh import connection_type as service_mesh
 from ansible_collections.clockwork.connections.plugins.module_utils.database import connection_type as database
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engine_postgresql import split_password
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.checks import run_checks
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import (
     exec_first, exec_in)
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import WRITES, memory_gateway
 from ansible_collections.clockwork.connections.plugins.modules.verify import validated_checks
 
 HOSTILE = "x$(touch /tmp/pwned)`id`;'\" && rm -rf / #.sql"
@@ -339,6 +342,70 @@ def test_redis_check_passes_the_password_in_env():
 ])
 def test_split_password(url, target, password):
     assert split_password(url) == (target, password)
+
+
+# -- run_checks: on a dry run, what it cannot answer is not run ----------------------
+
+IMAGE = "clockwork-test/redis:7"
+FILE = {"kind": "file", "connection": "file api -> storage", "path": "/etc/app/config.json"}
+ABSENT = {"kind": "running", "connection": "dependency web -> api", "target": "api"}
+
+
+def _running(gateway, *names):
+    for name in names:
+        gateway.create_container(name, IMAGE)
+        gateway.start(name)
+
+
+def _live(execs=None):
+    """An engine (in memory) with `redis` running; execs exit 0 unless `execs` says otherwise."""
+    gateway = memory_gateway(images=[IMAGE], execs=execs)
+    _running(gateway, "redis")
+    return gateway.api
+
+
+def test_on_a_dry_run_a_check_about_a_container_it_would_make_or_that_is_absent_is_not_run():
+    live = _live()
+    since = len(live.calls)
+    dry = dry_run_gateway(live=live)
+    _running(dry, "web")        # what this run would create
+    checks = [dict(FILE, container="redis"), dict(FILE, container="web"), dict(FILE, container="api"),
+              {"kind": "dns_tcp", "connection": "network redis -> web", "container": "redis", "host": "web"},
+              {"kind": "http", "connection": "service_mesh redis -> web", "container": "redis",
+               "url": "http://web:80/"},
+              {"kind": "running", "connection": "dependency redis -> web", "target": "web"}]
+    reports = run_checks(dry, checks, parallel=3)
+    assert [(r["ok"], r["msg"]) for r in reports[1:]] == [
+        (None, "not run: web does not exist yet (check mode)"), (None, "not run: api does not exist yet (check mode)")] + \
+        [(None, "not run: web does not exist yet (check mode)")] * 3
+    # The container the dry run left alone answers from the engine, as in a real run.
+    assert reports[0]["ok"] is True, reports[0]
+    assert [argv[-1] for _container, argv, _env in live.exec_log] == [FILE["path"]], live.exec_log
+    assert [c for c in live.calls[since:] if c.method in WRITES] == [], "a write of the dry run reached the engine"
+
+
+def test_a_real_run_runs_every_check_an_absent_container_fails_it():
+    gateway = memory_gateway(images=[IMAGE])
+    _running(gateway, "redis")
+    reports = run_checks(gateway, [dict(FILE, container="redis"), ABSENT])
+    assert reports[0]["ok"] is True and reports[1]["ok"] is False, reports
+
+
+def test_a_failing_check_is_retried_on_the_engines_clock():
+    answers = iter([(1, ""), (1, ""), (0, "")])
+    gateway = memory_gateway(images=[IMAGE], execs=lambda container, argv, env: next(answers))
+    _running(gateway, "redis")
+    began, real = gateway.monotonic(), time.monotonic()
+    reports = run_checks(gateway, [dict(FILE, container="redis")], retries_for=5)
+    assert reports[0]["ok"] is True, reports
+    assert gateway.monotonic() - began == 1.0, "two retries, 0.5 s apart on the engine's clock"
+    assert time.monotonic() - real < 1, "the engine's clock, not the process's"
+
+
+def test_run_checks_accepts_and_ignores_a_check_mode_flag_until_callers_drop_it():
+    gateway = memory_gateway(images=[IMAGE])
+    _running(gateway, "redis")
+    assert run_checks(gateway, [ABSENT], check_mode=True)[0]["ok"] is False
 
 
 # -- verify: checks are data from outside ------------------------------------------
