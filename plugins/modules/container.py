@@ -309,7 +309,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container import (
     ContainerConverger, reserved_label_problem, restart_to_read)
-from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import CONTAINER_ARGS, ContainerSpec
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import (
+    CONTAINER_ARGS, ContainerSpec, describe)
 from ansible_collections.clockwork.connections.plugins.module_utils.contribution import (
     Contribution, merge)
 from ansible_collections.clockwork.connections.plugins.module_utils.masking import env_secrets
@@ -335,10 +336,13 @@ def main():
         params.update(env=env, mounts=mounts, networks=networks)
         spec = ContainerSpec(params, params["stack"])
         spec.secret_env = set(secret_env)
-        outcome = ContainerConverger(engine, module.check_mode).converge(spec)
+        # In check mode `engine` is a dry run's (module_runner): the same calls, none made. What is
+        # returned of the container is then what it is now, not the dry run's forecast of it.
+        now = describe(engine, spec.name) if module.check_mode else None
+        outcome = ContainerConverger(engine).converge(spec)
         restart_to_read(engine, spec.name, outcome, sorted(set(c.restart for c in contributions if c.restart)),
-                        spec.state, module.check_mode)
-        result = dict(changed=outcome["changed"], container=outcome["container"],
+                        spec.state)
+        result = dict(changed=outcome["changed"], container=now or outcome["container"],
                       actions=outcome["actions"], reasons=outcome["reasons"])
         if module._diff:
             result["diff"] = outcome["diff"]

@@ -9,7 +9,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
-import time
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     KEPT_MOUNTS_LABEL, RESERVED_LABEL_PREFIX, ClockworkError, owned_by)
@@ -42,7 +41,7 @@ def ensure_mounted(ctx, endpoint, mounts, result):
 
     Used for what a connection puts into its `to` container: a shared volume, TLS files.
     A container that does not exist yet gets the mounts when the stack declares it.
-    Returns True when the container is (or, in check mode, would be) recreated for them.
+    Returns True when the container is recreated for them (on a dry run: would be).
     """
     if not endpoint.exists:
         return False
@@ -56,8 +55,8 @@ def ensure_mounted(ctx, endpoint, mounts, result):
         elif present["source"] != mount["source"]:
             raise ClockworkError("%s: %s already mounts %s at %s" % (
                 result.name, endpoint.name, present["source"], mount["target"]))
-    if not missing or ctx.check_mode:
-        return bool(missing)
+    if not missing:
+        return False
     spec = spec_from_container(endpoint.attrs, ctx.stack)
     spec.mounts.extend(missing)
     spec.labels[KEPT_MOUNTS_LABEL] = ",".join(sorted(set(kept_targets(spec.labels)) | set(m["target"] for m in missing)))
@@ -75,16 +74,16 @@ ANONYMOUS_VOLUME = re.compile(r"^[0-9a-f]{64}$")
 START_FIRST = "replace start-first"
 
 
-def restart_to_read(engine, name, outcome, reasons, state, check_mode):
+def restart_to_read(engine, name, outcome, reasons, state, *_accepted):
     """A running container that was not (re)created restarts when files it reads at start got
     new content (`reasons`: why, as "for its new certificate"); `outcome` says so."""
+    # _accepted: a check-mode flag, accepted until callers drop it (issue 33), and ignored: the gateway decides.
     fresh = any(action in ("create", "recreate") for action in outcome["actions"])
     if not reasons or fresh or state != "started" or not engine.container(name):
         return
     outcome["changed"] = True
     outcome["actions"].append("restart " + " and ".join(reasons))
-    if not check_mode:
-        engine.restart(name)
+    engine.restart(name)
 
 
 def aside_name(name, container_id):
@@ -116,28 +115,26 @@ def _api_message(exc):
 
 
 class ContainerConverger(object):
-    """Brings one container to its wanted state. `check_mode` changes nothing.
+    """Brings one container to its wanted state, with the same calls on a dry run (check mode),
+    whose gateway records them instead of making them.
 
     A container is replaced without a gap that loses anything: the old one is renamed aside
     and stopped, the new one created (with the old one's anonymous volumes) and started, and
     the old one removed only once the new one runs, and is healthy when it has a healthcheck.
     On any failure the new one goes and the old one comes back as it was."""
 
-    def __init__(self, engine, check_mode=False):
+    def __init__(self, engine):
         self.engine = engine
-        self.check_mode = check_mode
 
-    def converge(self, spec, attrs=None):
-        """`attrs`: the container as it would be found under spec.name (check mode's preview of a
-        rename); by default it is looked up."""
-        attrs = attrs or self.engine.container(spec.name)
+    def converge(self, spec):
+        attrs = self.engine.container(spec.name)
         if attrs and not owned_by(attrs["Config"].get("Labels"), spec.stack):
             raise ClockworkError(
                 "container %s exists but is not owned by stack %s (no label io.clockwork.stack=%s): "
                 "refusing to take it over" % (spec.name, spec.stack, spec.stack))
         repairs = []
         attrs = self._repair_interrupted(spec, attrs, repairs)
-        attrs = repair_next(self.engine, spec, attrs, repairs, self.check_mode)
+        attrs = repair_next(self.engine, spec, attrs, repairs)
         if spec.state == "absent":
             result = self._remove(spec, attrs)
             result["actions"][:0] = repairs
@@ -165,20 +162,17 @@ class ContainerConverger(object):
         if changes:
             result["changed"] = True
             result["actions"].extend(changes)
-            if not self.check_mode:
-                if attrs and start_first:
-                    self._replace(spec, attrs, image_attrs, result)
-                elif attrs:
-                    self._recreate(spec, attrs, image_attrs, result)
-                else:
-                    self._create(spec, [])
-                attrs = self.engine.container(spec.name)
+            if attrs and start_first:
+                self._replace(spec, attrs, image_attrs, result)
+            elif attrs:
+                self._recreate(spec, attrs, image_attrs, result)
+            else:
+                self._create(spec, [])
+            attrs = self.engine.container(spec.name)
         elif attrs is not None:
             result["changed"] |= self._attach_missing_networks(spec, attrs, result)
 
-        # A recreated container is a new one: in check mode too, it would need starting.
-        recreated_in_check = self.check_mode and set(["recreate", START_FIRST]) & set(result["actions"])
-        result["changed"] |= self._run_state(spec, None if recreated_in_check else attrs, result)
+        result["changed"] |= self._run_state(spec, attrs, result)
         result["container"] = describe(self.engine, spec.name)
         return result
 
@@ -188,7 +182,7 @@ class ContainerConverger(object):
         if not spec.image:
             raise ClockworkError("container %s needs an image" % spec.name)
         attrs = self.engine.image(spec.image)
-        if attrs is not None or self.check_mode:
+        if attrs is not None:
             return attrs
         try:
             self.engine.pull(spec.image)
@@ -257,7 +251,7 @@ class ContainerConverger(object):
         """After a 409 on create: the container another run created, when it is ours and matches.
         The engine reserves the name before the container can be inspected, and the other run may
         still be attaching its networks: it gets a moment (MEANWHILE_SECONDS) to finish."""
-        deadline = time.monotonic() + MEANWHILE_SECONDS
+        deadline = self.engine.monotonic() + MEANWHILE_SECONDS
         while True:
             attrs = self.engine.container_now(spec.name)
             if attrs and not owned_by((attrs.get("Config") or {}).get("Labels"), spec.stack):
@@ -265,9 +259,9 @@ class ContainerConverger(object):
             running = running_config(attrs) if attrs else None
             if attrs and not drift(spec.comparable(self.engine.image(spec.image), running), running):
                 return attrs
-            if time.monotonic() >= deadline:
+            if self.engine.monotonic() >= deadline:
                 return None
-            time.sleep(0.1)
+            self.engine.sleep(0.1)
 
     def _recreate(self, spec, attrs, image_attrs, result):
         """Replace the container `attrs` by one of `spec`; the name never stays without one."""
@@ -379,25 +373,21 @@ class ContainerConverger(object):
             # The replacement never ran (or was never made): the previous container comes back,
             # and the convergence replaces it again, safely.
             repairs.append("restore %s from %s, left by an interrupted run" % (spec.name, aside))
-            if self.check_mode:
-                attrs = self.engine.container(aside)
-            else:
-                try:
-                    if attrs is not None:
-                        # Any volume it made stays: it may hold data written since.
-                        self.engine.remove_container(attrs["Id"], force=True)
-                    self.engine.rename(newest["Id"], spec.name)
-                except APIError as exc:
-                    raise ClockworkError("cannot restore container %s from %s: %s"
-                                         % (spec.name, aside, _api_message(exc)))
-                attrs = self.engine.container(spec.name)
+            try:
+                if attrs is not None:
+                    # Any volume it made stays: it may hold data written since.
+                    self.engine.remove_container(attrs["Id"], force=True)
+                self.engine.rename(newest["Id"], spec.name)
+            except APIError as exc:
+                raise ClockworkError("cannot restore container %s from %s: %s"
+                                     % (spec.name, aside, _api_message(exc)))
+            attrs = self.engine.container(spec.name)
         else:
             older = leftovers
         for container in older:
             name = container["Names"][0].lstrip("/")
             repairs.append("remove %s, left by an interrupted run" % name)
-            if not self.check_mode:
-                self._discard(container["Id"], name)
+            self._discard(container["Id"], name)
         return attrs
 
     def _start(self, name):
@@ -425,8 +415,6 @@ class ContainerConverger(object):
                 continue
             changed = True
             result["actions"].append("attach %s" % network["name"])
-            if self.check_mode:
-                continue
             try:
                 if have is not None:  # aliases can only be set on connect
                     self.engine.disconnect(spec.name, network["name"])
@@ -441,20 +429,18 @@ class ContainerConverger(object):
         running = status in ("running", "restarting")
         if spec.state == "started" and not running:
             result["actions"].append("start")
-            if not self.check_mode:
-                self._start(spec.name)
+            self._start(spec.name)
             changed = True
         elif spec.state == "stopped" and running:
             result["actions"].append("stop")
-            if not self.check_mode:
-                try:
-                    self.engine.stop(spec.name)
-                except APIError as exc:
-                    raise ClockworkError("cannot stop container %s: %s" % (spec.name, _api_message(exc)))
+            try:
+                self.engine.stop(spec.name)
+            except APIError as exc:
+                raise ClockworkError("cannot stop container %s: %s" % (spec.name, _api_message(exc)))
             changed = True
         else:
             changed = False
-        if spec.state == "started" and spec.wait and not self.check_mode:
+        if spec.state == "started" and spec.wait:
             attrs = self.engine.container(spec.name)
             wait_for(self.engine, spec.name, "healthy" if has_healthcheck(attrs) else "started",
                      spec.timeout, just_started=changed)
@@ -466,7 +452,7 @@ class ContainerConverger(object):
         result = {"changed": attrs is not None, "actions": actions, "reasons": [],
                   "diff": masked_diff(running_config(attrs) if attrs else None, None, spec.secret_env),
                   "container": {"name": spec.name, "state": "absent"}}
-        if attrs and not self.check_mode:
+        if attrs:
             # Stopped first, as `docker stop` does (its stop signal, SIGKILL after the grace period):
             # `docker rm -f` would kill it at once.
             remove_gracefully(self.engine, spec.name, attrs["Id"], spec.stop_grace, networks=False)

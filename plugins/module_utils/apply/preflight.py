@@ -26,24 +26,17 @@ from ansible_collections.clockwork.connections.plugins.module_utils.plan import 
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
 
 
-def ensure_image(engine, image, check_mode):
-    """The image's attributes, pulled when absent; in check mode the registry is only asked.
+def ensure_image(engine, image):
+    """The image's attributes, pulled when absent (a dry run asks the registry whether it has it).
     Returns (attrs or None, problem or None)."""
     attrs = engine.image(image)
     if attrs is not None:
         return attrs, None
     try:
-        if check_mode:
-            engine.inspect_distribution(image)
-            return None, None
         engine.pull(image)
     except APIError as exc:
         return None, "%s is not present on the Docker host and cannot be pulled: %s" % (image, engine_words(exc))
     return engine.image(image), None
-
-
-def _engine_is_local(engine):
-    return engine.is_local
 
 
 def _port_free(ip, port):
@@ -64,10 +57,10 @@ class Preflight(object):
 
     heading = "stack %s cannot be deployed"
 
-    def __init__(self, engine, plan, check_mode):
+    def __init__(self, engine, plan, *_accepted):
+        # _accepted: a check-mode flag, accepted until callers drop it (issue 33), and ignored: the gateway decides.
         self.engine = engine
         self.plan = plan
-        self.check_mode = check_mode
         self.problems = Problems()
 
     def run(self):
@@ -83,7 +76,7 @@ class Preflight(object):
             where = "resource %s" % name
             for container in self.plan.containers_of(name):
                 self._owner_problem(where, container)
-            images[spec.image], problem = ensure_image(self.engine, spec.image, self.check_mode)
+            images[spec.image], problem = ensure_image(self.engine, spec.image)
             if problem:
                 self.problems.add(where, "image: " + problem)
             elif images[spec.image]:
@@ -182,7 +175,7 @@ class Preflight(object):
             if holders:
                 self.problems.add(where, "ports: host port %s/%s (%s) is published by container %s" % (
                     port, proto, text, ", ".join(sorted(set(holders)))))
-            elif proto == "tcp" and _engine_is_local(self.engine) and not self._holds(attrs, port) \
+            elif proto == "tcp" and self.engine.is_local and not self._holds(attrs, port) \
                     and not _port_free(ip, port):
                 self.problems.add(where, "ports: host port %s/%s (%s) is in use on the Docker host" % (port, proto, text))
 

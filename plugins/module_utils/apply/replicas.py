@@ -136,37 +136,28 @@ class ReplicaConverger(object):
     """Brings the containers of one resource to `count` replicas of `spec`, one at a time.
     Returns [(container name, outcome)] in replica order, the removed ones last."""
 
-    def __init__(self, engine, check_mode=False):
+    def __init__(self, engine, *_accepted):
+        # _accepted: a check-mode flag, accepted until callers drop it (issue 33), and ignored: the gateway decides.
         self.engine = engine
-        self.check_mode = check_mode
 
     def converge(self, spec, resource, count):
         existing = self._containers(spec.stack, resource)
         if spec.state == "absent":
-            return [(name, ContainerConverger(self.engine, self.check_mode).converge(_named(spec, name)))
+            return [(name, ContainerConverger(self.engine).converge(_named(spec, name)))
                     for name in sorted(existing, key=_number) or [resource]]
         wanted = replica_names(resource, count)
         outcomes = []
         renamed = self._rename_for_scale(resource, wanted, existing)
         for number, name in enumerate(wanted, 1):
-            replica = replica_spec(spec, resource, number, count)
-            converger = ContainerConverger(self.engine, self.check_mode)
+            outcome = ContainerConverger(self.engine).converge(replica_spec(spec, resource, number, count))
             if name in renamed:
-                source, attrs = renamed[name]
-                outcome = converger.converge(replica, attrs=attrs if self.check_mode else None)
                 outcome["changed"] = True
-                outcome["actions"].insert(0, "rename %s to %s" % (source, name))
-            else:
-                outcome = converger.converge(replica)
+                outcome["actions"].insert(0, "rename %s to %s" % (renamed[name], name))
             outcomes.append((name, outcome))
-        for name in sorted((n for n in existing if n not in wanted and n not in self._sources(renamed)),
+        for name in sorted((n for n in existing if n not in wanted and n not in renamed.values()),
                            key=_number, reverse=True):
             outcomes.append((name, self._remove(name, existing[name], spec.stop_grace)))
         return outcomes
-
-    @staticmethod
-    def _sources(renamed):
-        return set(source for source, _attrs in renamed.values())
 
     def _containers(self, stack, resource):
         """The resource's containers by name (not those set aside by a replacement)."""
@@ -186,30 +177,25 @@ class ReplicaConverger(object):
 
     def _rename_for_scale(self, resource, wanted, existing):
         """Between one replica and several, the kept container changes name (`api` <-> `api-1`)
-        without a restart. Returns {new name: (old name, its attributes)}."""
+        without a restart. Returns {new name: old name}."""
         renames = {}
         if len(wanted) > 1 and resource in existing and wanted[0] not in existing:
             renames[wanted[0]] = resource
         elif wanted == [resource] and resource not in existing and resource + "-1" in existing:
             renames[resource] = resource + "-1"
-        done = {}
         for new, old in renames.items():
-            attrs = self.engine.container(old)
-            if not self.check_mode:
-                try:
-                    self.engine.rename(existing[old]["Id"], new)
-                except APIError as exc:
-                    raise ClockworkError("cannot rename container %s to %s: %s" % (old, new, engine_words(exc)))
-            done[new] = (old, attrs)
-        return done
+            try:
+                self.engine.rename(existing[old]["Id"], new)
+            except APIError as exc:
+                raise ClockworkError("cannot rename container %s to %s: %s" % (old, new, engine_words(exc)))
+        return renames
 
     def _remove(self, name, container, grace):
         """A replica scaled away: off its networks, stopped with its grace period, removed.
         Its volumes stay (data is removed only by destroy with purge)."""
         outcome = {"changed": True, "actions": ["remove"], "reasons": ["replicas"],
                    "diff": {"before": {"name": name}, "after": {}}, "container": {"name": name, "state": "absent"}}
-        if not self.check_mode:
-            remove_gracefully(self.engine, name, container["Id"], grace)
+        remove_gracefully(self.engine, name, container["Id"], grace)
         return outcome
 
 

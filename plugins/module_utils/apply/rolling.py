@@ -136,7 +136,7 @@ def marked_leftovers(engine, spec, mark):
     return sorted(found, key=lambda c: c.get("Created") or 0, reverse=True)
 
 
-def repair_next(engine, spec, attrs, repairs, check_mode):
+def repair_next(engine, spec, attrs, repairs):
     """Complete or drop what a start-first replacement killed half-way left. A replacement
     beside a running container is dropped (the convergence replaces it again); one whose
     predecessor is gone or stopped takes the name. Returns the container under the name."""
@@ -150,23 +150,19 @@ def repair_next(engine, spec, attrs, repairs, check_mode):
         older = leftovers
     else:
         repairs.append("complete the replacement of %s by %s, left by an interrupted run" % (spec.name, newest_name))
-        if not check_mode:
-            try:
-                if attrs is not None:
-                    stop_and_remove(engine, attrs["Id"], spec.stop_grace)
-                engine.rename(newest["Id"], spec.name)
-            except APIError as exc:
-                raise ClockworkError("cannot complete the replacement of container %s by %s: %s"
-                                     % (spec.name, newest_name, _message(exc)))
-            attrs = engine.container(spec.name)
-        else:
-            attrs = engine.container(newest_name)
+        try:
+            if attrs is not None:
+                stop_and_remove(engine, attrs["Id"], spec.stop_grace)
+            engine.rename(newest["Id"], spec.name)
+        except APIError as exc:
+            raise ClockworkError("cannot complete the replacement of container %s by %s: %s"
+                                 % (spec.name, newest_name, _message(exc)))
+        attrs = engine.container(spec.name)
     for container in older:
         name = container["Names"][0].lstrip("/")
         repairs.append("remove %s, left by an interrupted run" % name)
-        if not check_mode:
-            try:
-                engine.remove_container(container["Id"], force=True, volumes=True)
-            except APIError as exc:
-                raise ClockworkError("cannot remove container %s: %s" % (name, _message(exc)))
+        try:
+            engine.remove_container(container["Id"], force=True, volumes=True)
+        except APIError as exc:
+            raise ClockworkError("cannot remove container %s: %s" % (name, _message(exc)))
     return attrs
