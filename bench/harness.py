@@ -25,6 +25,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, ".venv", "bin")
 IMAGES = yaml.safe_load(open(os.path.join(ROOT, "tests/images/local-images.yml")))
 ENV = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+# As a user's shell: Python writes its bytecode cache (the collection's code is imported through it).
+ENV.pop("PYTHONDONTWRITEBYTECODE", None)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 # The comparison of two tools' containers, shared with the compose export test.
 from compose_compare import differences, snapshot  # noqa: E402,F401  (run.py, peer.py and tests use them)
