@@ -9,6 +9,10 @@ schema files applied; the other tests declare the stack without it (showcase(dat
 Everything else (networks, volumes, files, containers, the lock, recreates, replicas) is the real
 code. The waits that still read the process's clock take no time (memory_stacks.VirtualTime).
 """
+import hashlib
+import json
+import os
+
 import pytest
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
@@ -740,3 +744,108 @@ def test_a_fixed_host_port_is_free_on_the_memory_engine_whatever_this_machine_ho
         holder.close()
     bindings = container(engine, "frontend")["NetworkSettings"]["Ports"]["80/tcp"]
     assert str(port) in [b["HostPort"] for b in bindings], report["entries"]
+
+
+# -- verified -----------------------------------------------------------------------------------
+
+def answering(engine):
+    """The execs the showcase's checks run, answered as its servers answer them (the memory engine
+    runs no program): the config file's checksum, and the API's health."""
+    config = hashlib.sha256(showcase()[0][2]["content"].encode("utf-8")).hexdigest()
+    engine.execs = {"sha256sum": lambda _container, argv, _env: (0, "%s  %s" % (config, argv[1])),
+                    "curl": (0, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nok")}
+    return engine
+
+
+def test_verified_converges_on_a_dry_run_of_its_own_and_checks_the_stack_as_it_runs(base):
+    engine, stack = deployed(base)
+    answering(engine)
+    since = len(engine.calls)
+
+    report, gateway = run(engine, dict(stack, state="verified"))
+
+    assert report["changed"] is False and ms.changed_entries(report) == []
+    assert [(c["connection"], c["ok"]) for c in report["checks"]] == [
+        ("network api -> redis", True), ("file api -> config_file", True), ("file api -> storage", True),
+        ("service_mesh frontend -> api", True), ("dependency frontend -> redis", True)], report["checks"]
+    assert [c for c in engine.calls[since:] if c.method in ms.WRITES] == [], "no write, not even the lock's"
+    assert gateway.actions == []
+    # A declaration the stack does not run yet: its entries say what a deploy would do, and the
+    # checks run against the containers as they are, nothing changed.
+    drifted = ms.params(base, *showcase(database=False, frontend={"env": {"FEATURE": "on"}}), state="verified")
+    before = ms.snapshot(engine)
+    report, gateway = run(engine, drifted)
+    assert report["changed"] is False
+    assert entry(report, "container", "frontend")["actions"] == ["replace start-first", "start"]
+    assert all(c["ok"] for c in report["checks"]), report["checks"]
+    assert ms.snapshot(engine) == before and gateway.actions == []
+    assert "FEATURE" not in ms.env_of(container(engine, "frontend"))
+
+
+def test_verified_of_a_broken_stack_fails_its_checks_and_starts_nothing(base):
+    engine, stack = deployed(base)
+    answering(engine)
+    engine.stop("redis")
+    with pytest.raises(ClockworkError) as failed:
+        run(engine, dict(stack, state="verified"))
+    # The memory engine answers the DNS check's exec as it always does: the dependency's check fails.
+    assert failed.value.msg == "1 of 5 checks failed: dependency frontend -> redis: redis is exited, unhealthy"
+    assert ms.state_of(container(engine, "redis"))[0] == "exited", "verified started nothing (its dry run would)"
+
+
+# -- the anonymous volumes a destroy kept ---------------------------------------------------------
+
+def destroyed(base, database):
+    """The showcase deployed, then destroyed without purge: (engine, declaration, the anonymous
+    volumes it kept)."""
+    engine, stack = deployed(base, database)
+    anonymous = sorted(m[1] for n in ("postgres", "redis") for t, m in ms.mounts_of(container(engine, n)).items()
+                       if t in (PG_DATA, "/data"))
+    report, _gateway = run(engine, dict(stack, state="absent"))
+    for volume in anonymous:
+        assert entry(report, "volume", volume[:12])["actions"] == ["anonymous, kept (purge to remove)"]
+    return engine, stack, anonymous
+
+
+def kept_record(stack=STACK):
+    return os.path.join(os.path.expanduser("~"), ".clockwork", stack, "kept-volumes", "anonymous.json")
+
+
+def test_a_purge_in_check_mode_after_a_destroy_says_it_removes_the_kept_volumes_and_removes_none(base, database):
+    engine, stack, anonymous = destroyed(base, database)
+    before, since = ms.snapshot(engine), len(engine.calls)
+    recorded = open(kept_record()).read()
+
+    checked = run_stack(dry_run_gateway(live=engine), dict(stack, state="absent", purge=True))
+
+    for volume in anonymous:
+        assert entry(checked, "volume", volume[:12])["actions"] == ["remove anonymous volume"]
+    assert [c for c in engine.calls[since:] if c.method in ms.WRITES] == [] and ms.snapshot(engine) == before
+    assert open(kept_record()).read() == recorded, "the record stays as it was"
+    again, _gateway = run(engine, dict(stack, state="absent"))
+    assert again["changed"] is False, ms.changed_entries(again)
+
+
+def test_the_record_of_kept_volumes_is_data_that_names_only_what_the_stack_may_remove(base, database):
+    engine, stack, anonymous = destroyed(base, database)
+    theirs = "f" * 64
+    engine.create_volume(theirs, labels={ms.STACK_LABEL: "other"})   # another stack's, named like an anonymous one
+    with open(kept_record()) as handle:
+        names = json.load(handle)["anonymous"]
+    assert names == anonymous
+    with open(kept_record(), "w") as handle:
+        json.dump({"anonymous": names + [theirs, "app-shared-data", "../x", 7]}, handle)
+
+    report, _gateway = run(engine, dict(stack, state="absent", purge=True))
+
+    assert ms.volume_names(engine) == [theirs], report["entries"]
+    assert not os.path.exists(os.path.dirname(kept_record())), "nothing kept: no record"
+    with open(os.path.join(str(base), "not-json"), "w") as handle:
+        handle.write("{")
+    os.makedirs(os.path.dirname(kept_record()))
+    os.rename(os.path.join(str(base), "not-json"), kept_record())
+    with pytest.raises(ClockworkError) as failed:
+        run(engine, dict(stack, state="absent", purge=True))
+    assert failed.value.msg == ("%s is not the record of the volumes a destroy of stack showcase kept (JSON with a "
+                                "list `anonymous`): remove it and run again" % kept_record())
+    assert ms.volume_names(engine) == [theirs]
