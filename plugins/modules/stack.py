@@ -61,7 +61,9 @@ options:
     description:
       - With O(state=absent), remove the stack's named volumes too, and the anonymous volumes its containers
         hold (a database's data directory, carried over recreations); without it they are kept, as Compose's
-        C(down) keeps them without C(-v).
+        C(down) keeps them without C(-v). The anonymous volumes a destroy kept are recorded under
+        C(~/.clockwork/<name>/kept-volumes) on the Docker host, so that a later destroy with O(purge=true)
+        removes them too.
     type: bool
     default: false
   verify:
