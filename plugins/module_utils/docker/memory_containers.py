@@ -60,9 +60,9 @@ class ContainerEngine(object):
         if name:
             taken = self._by_name(name)
             if taken is not None:
-                refuse(409, 'Conflict. The container name "/%s" is already in use by container "%s". You have to '
-                       'remove (or rename) that container to be able to reuse that name.' % (name.lstrip("/"),
-                                                                                          taken["Id"]), path)
+                words = ('Conflict. The container name "/%s" is already in use by container "%s". You have to '
+                         'remove (or rename) that container to be able to reuse that name.' % (name.lstrip("/"), taken["Id"]))
+                refuse(409, words, path)
         cid = digest("container", next(self._serial), name, id(self))
         config = container_config(cid, body, image)
         host = host_config(body.get("HostConfig"))
@@ -181,10 +181,10 @@ class ContainerEngine(object):
                 for address in [binding["HostIp"]] if binding.get("HostIp") else ["0.0.0.0", "::"]:
                     holder = self._port_holder(address, host_port, port.partition("/")[2], attrs["Id"])
                     if holder is not None:
-                        refuse(500, "driver failed programming external connectivity on endpoint %s (%s): Bind for "
-                               "%s:%s failed: port is already allocated" % (attrs["Name"][1:],
-                                                                           digest("endpoint", attrs["Id"]), address,
-                                                                           host_port), path)
+                        words = ("driver failed programming external connectivity on endpoint %s (%s): Bind for %s:%s "
+                                 "failed: port is already allocated"
+                                 % (attrs["Name"][1:], digest("endpoint", attrs["Id"]), address, host_port))
+                        refuse(500, words, path)
                     bound.append({"HostIp": address, "HostPort": str(host_port)})
             ports[port] = bound or None
         return ports
