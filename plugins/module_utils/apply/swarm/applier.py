@@ -29,7 +29,7 @@ import os
 import threading
 
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.applier import (
-    DEFAULT_PARALLEL, VERIFY_GRACE_SECONDS, Applier, apply_state, connection_steps, merged_contributions)
+    DEFAULT_PARALLEL, VERIFY_GRACE_SECONDS, Applier, apply_state, connection_steps, dry_run_of, merged_contributions)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.checks import run_checks
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     STACK_LABEL, ClockworkError, Problems, owned_by, owner_labels)
@@ -54,7 +54,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.
     changes, file_env, managed_part, secret_env_names, service_body, service_problems,
     wanted_service)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.tasks import (
-    SwarmView, convergence, dry_run_of, ipvs_available, retry_while_in_use, wait_converged, wait_tasks_gone)
+    SwarmView, convergence, ipvs_available, retry_while_in_use, wait_converged, wait_tasks_gone)
 
 
 class SwarmApplier(Applier):
@@ -462,10 +462,10 @@ class SwarmApplier(Applier):
 
     # -- verified ----------------------------------------------------------------------
 
-    def verified(self, dry_run=False):
+    def verified(self):
         """Every connection's check from inside the tasks; changes nothing: the services converge
         on a dry run of their own (the checks are the converged ones), the checks run on the
-        engine as it is. `dry_run`: the gateway given is a dry run's already; nothing differs."""
+        engine as it is."""
         engine = self.engine
         self._on(dry_run_of(engine))
         self.present()
@@ -486,15 +486,11 @@ class SwarmApplier(Applier):
         return report
 
 
-def run_swarm_stack(engine, params, check_mode=False, diff=False, progress=None, plan=None):
+def run_swarm_stack(engine, params, diff=False, progress=None, plan=None):
     """The stack module with engine swarm: run_stack's counterpart, with the same result. Check
     mode is the gateway's: a dry run's (docker/dry_run.py) makes the same calls and writes nothing."""
-    if check_mode and not engine.dry_run:
-        # A caller that still gives check mode with the engine's own gateway (action/stack.py in
-        # process, tests): its dry run is chosen here, so that no write reaches the engine.
-        engine = dry_run_of(engine)
     stack = SwarmApplier(engine, params, progress=progress, plan=plan)
     try:
-        return apply_state(stack, engine, params, check_mode, diff)
+        return apply_state(stack, engine, params, diff=diff)
     finally:
         stack.view.close()

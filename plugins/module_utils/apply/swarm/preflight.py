@@ -24,8 +24,7 @@ class SwarmPreflight(Preflight):
     heading = "stack %s cannot be deployed on Swarm"
 
     def __init__(self, stack):
-        # The gateway decides what a write does (a dry run's keeps it): preflight.py's flag is False for good.
-        Preflight.__init__(self, stack.engine, stack.plan, False)
+        Preflight.__init__(self, stack.engine, stack.plan)
         self.stack = stack
         self.services = {}
         self.taken = {}

@@ -231,7 +231,8 @@ class SwarmView(object):
         """A node's gateway of the manager's kind: on a dry run, a dry run of the node's engine
         (it reads there, and nothing it is asked to write gets there)."""
         if self.base.dry_run:
-            return dry_run_of(environment=environment)
+            from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway  # pylint: disable=import-outside-toplevel
+            return dry_run_gateway(environment=environment)
         return DockerGateway(environment=environment)
 
     def node(self, node_id):
@@ -276,15 +277,6 @@ class SwarmView(object):
             if found and found.get("IPv4Address"):
                 return found["IPv4Address"].split("/")[0]
         return None
-
-
-def dry_run_of(gateway=None, environment=None):
-    """A dry-run gateway over the engine behind `gateway`, else that of `environment`
-    (docker/dry_run.py, imported only when a run needs one)."""
-    from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway  # pylint: disable=import-outside-toplevel
-    if gateway is not None:
-        return dry_run_gateway(live=gateway.api)
-    return dry_run_gateway(environment=environment)
 
 
 def _negated(timestamp):
