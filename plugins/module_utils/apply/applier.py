@@ -120,13 +120,10 @@ def dry_run_of(engine):
     return dry_run_gateway(live=engine.api)
 
 
-def apply_state(stack, engine, params, check_mode=None, diff=False):
+def apply_state(stack, engine, params, diff=False):
     """The state asked for, by either applier: absent and present under the stack's lock (one
     run of a stack at a time, whichever controller it comes from; a dry run's gateway takes it in
-    its own memory), verified without it. The result; failed checks raise ClockworkError with it.
-
-    TRANSITIONAL (issue 33): the fourth argument is ignored (the gateway is the dry run); it stays
-    until apply/swarm/applier.py's run_swarm_stack stops passing it."""
+    its own memory), verified without it. The result; failed checks raise ClockworkError with it."""
     from ansible_collections.clockwork.connections.plugins.module_utils.apply.lock import stack_lock  # pylint: disable=import-outside-toplevel
     lock = None
     if params["state"] == "absent":
