@@ -112,9 +112,8 @@ class ActionModule(ConnectionAction):
             planned = plan.Plan(params["name"], params["resources"], params["connections"],
                                 base_dir=params["base_dir"], engine=params["engine"])
             if self.in_process():
-                engine = docker_client.DockerGateway(environment=self.task_environment())
                 with bytecode_cached():   # what the convergence imports when it needs it (the stack's lock)
-                    result = stack.run_stack(engine, params, self._task.check_mode, self._task.diff,
+                    result = stack.run_stack(self.gateway(docker_client), params, diff=self._task.diff,
                                              progress=self.progress_printer(params["name"]), plan=planned)
                 result["invocation"] = {"module_args": params}
             else:
@@ -129,6 +128,14 @@ class ActionModule(ConnectionAction):
                 raise
             result = dict(getattr(exc, "details", {}), failed=True, msg=message)
         return remove_values(result, secrets)
+
+    def gateway(self, docker_client):
+        """The Docker gateway of the run: in check mode a dry run's (docker/dry_run.py), which makes
+        the same calls as a real run and changes nothing, on the engine or the host's files."""
+        if not self._task.check_mode:
+            return docker_client.DockerGateway(environment=self.task_environment())
+        from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway  # pylint: disable=import-outside-toplevel
+        return dry_run_gateway(environment=self.task_environment())
 
     def task_environment(self):
         """The task's `environment:` (DOCKER_HOST and friends) over this process's, as the
@@ -155,7 +162,8 @@ class ActionModule(ConnectionAction):
         from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionResult  # pylint: disable=import-outside-toplevel
         done = ConnectionResult("diagram", params["name"], params["name"])
         text = graph.diagram_document(params["name"], params["resources"], params["connections"])
-        host_files.write_file(path, text, "0644", None, self._task.check_mode, done)
+        files = host_files.DryRunFiles() if self._task.check_mode else host_files.HostFiles()
+        host_files.write_file(path, text, "0644", None, files, done)
         result.setdefault("entries", []).append({"kind": "diagram", "name": path, "changed": done.changed,
                                                  "actions": done.actions, "reasons": []})
         result["changed"] = bool(result.get("changed")) or done.changed
@@ -185,4 +193,4 @@ class ActionModule(ConnectionAction):
 
     def complete(self, args, lock):
         """Complete every connection that needs it, in one pass, before the one module call."""
-        return completion.complete_stack(args, lock, llm.settings(args.get("llm")), self._task.check_mode)
+        return completion.complete_stack(args, lock, llm.settings(args.get("llm")))
