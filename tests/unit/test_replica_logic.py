@@ -119,3 +119,22 @@ def test_checks_run_in_every_replica_and_about_every_replica():
     assert [c["url"] for c in tls] == ["https://api:8443/"]   # on the name its certificate is for
     assert [c for c in expanded if c["kind"] == "running"] == [checks[2]]
     assert sorted(c["host"] for c in expanded if c["kind"] == "dns_tcp") == ["api-1", "api-2"]
+
+
+def test_check_mode_of_a_scale_up_runs_no_check_about_a_replica_it_would_make(tmp_path, monkeypatch):
+    """Issue 33: `--check` of a scale-up from 1 to 3 ran the checks against api-1..3, which only the
+    dry run made ("Could not resolve host"), and failed. On the memory engine: they are not run."""
+    import memory_stacks as ms
+    from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
+    from ansible_collections.clockwork.connections.plugins.module_utils.stack import run_stack
+    monkeypatch.setenv("HOME", str(tmp_path))
+    engine = ms.new_engine()
+    ms.run(engine, ms.params(tmp_path, *ms.showcase(database=False)))
+    before, since = ms.snapshot(engine), len(engine.calls)
+    params = dict(ms.params(tmp_path, *ms.showcase(database=False, api_replicas=3)), verify=True)
+    checked = run_stack(dry_run_gateway(live=engine), params)
+    assert [c for c in engine.calls[since:] if c.method in ms.WRITES] == [] and ms.snapshot(engine) == before
+    about_api = [c for c in checked["checks"] if "api-" in c["connection"]]
+    assert len(about_api) == 12 and all(c["ok"] is None and "does not exist yet" in c["msg"] for c in about_api), \
+        checked["checks"]
+    assert [c["ok"] for c in checked["checks"] if c not in about_api] == [True], checked["checks"]
