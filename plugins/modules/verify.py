@@ -43,7 +43,10 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Checks only read, so they run in check mode too; those whose container does not exist yet are reported as not run.
+    description:
+      - Checks only read, so they run in check mode too.
+      - A check in a container that does not exist yet, or about a container that the run would create or change,
+        is reported as not run.
   diff_mode:
     support: none
     description: Checks change nothing, so there is nothing to show.
