@@ -726,10 +726,6 @@ def test_a_container_healthy_after_a_while_is_waited_for(base):
     assert ms.state_of(container(engine, "redis")) == ("running", "healthy")
 
 
-@pytest.mark.xfail(strict=True, reason="apply/preflight.py Preflight._port_problems probes this machine's ports "
-                                       "(_port_free) when gateway.is_local, and the memory engine says it is local "
-                                       "(memory_base LOCAL_BASE_URL): a host port free on the memory engine is "
-                                       "refused when this machine holds it")
 def test_a_fixed_host_port_is_free_on_the_memory_engine_whatever_this_machine_holds(base):
     import socket
     holder = socket.socket()

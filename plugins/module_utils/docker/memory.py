@@ -19,7 +19,7 @@ import threading
 
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory_base import (
-    API_VERSION, HANG, LOCAL_BASE_URL, MISSING, Failure, api_method, container_matches, container_summary, digest,
+    API_VERSION, HANG, MISSING, Failure, api_method, container_matches, container_summary, digest,
     full_reference, image_attrs, plain, refuse)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory_containers import ContainerEngine
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory_execs import ExecEngine
@@ -42,7 +42,8 @@ class MemoryEngine(ContainerEngine, ExecEngine, NetworkEngine, SwarmMemory):
 
     dry_run = False
     api_version = API_VERSION
-    base_url = LOCAL_BASE_URL
+    # Not this machine's engine: nothing about this machine (its ports) says anything about it.
+    base_url = "memory://engine"
     default_health = "healthy"     # a container with a healthcheck, once started, unless scripted
 
     def __init__(self, images=None, execs=None, swarm=False):

@@ -108,7 +108,7 @@ class ExecEngine(object):
     def exec_create(self, container, cmd, stdout=True, stderr=True, stdin=False, tty=False, privileged=False,
                     user="", environment=None, workdir=None, detach_keys=None):
         path = "/containers/%s/exec" % container
-        attrs = self._container(container, path)
+        attrs = self._container(container, "/containers/%s/exec")
         live = self._passthrough(attrs)
         if live is not None:
             made = live.exec_create(attrs["Id"], cmd, stdout=stdout, stderr=stderr, stdin=stdin, tty=tty,
