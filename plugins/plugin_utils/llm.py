@@ -12,7 +12,6 @@ import os
 import time
 
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
-from ansible.module_utils.urls import open_url
 
 RETRYABLE_STATUS = (429, 500, 502, 503, 504)
 TRANSPORT_ATTEMPTS = 4
@@ -52,6 +51,8 @@ def chat_json(endpoint, messages, schema, sleep=time.sleep):
     headers = {"Content-Type": "application/json"}
     if endpoint.get("api_key"):
         headers["Authorization"] = "Bearer %s" % endpoint["api_key"]
+    # Imported here: a run that asks no model (every run but a first completion) never pays for it.
+    from ansible.module_utils.urls import open_url  # pylint: disable=import-outside-toplevel
     last = None
     for attempt in range(TRANSPORT_ATTEMPTS):
         if attempt:
