@@ -187,7 +187,7 @@ class MysqlTarget(WriteAhead):
             if error_code(exc) != UNKNOWN_DATABASE:
                 raise
         self.missing_database = True
-        return self._connect(None)   # logged in: the database is created by ensure_database
+        return self._connect(None)   # logged in: the database is made by create_database
 
     def _sql(self, doing, query, params=None, conn=None):
         try:
