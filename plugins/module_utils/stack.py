@@ -66,7 +66,8 @@ def run_stack(engine, params, check_mode=False, diff=False, progress=None, plan=
         engine = dry_run_of(engine)
     if params.get("engine") == "swarm":
         # The same plan, applied as Swarm services (apply/swarm/applier.py).
-        from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.applier import run_swarm_stack  # pylint: disable=import-outside-toplevel
+        from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.applier import (  # pylint: disable=import-outside-toplevel
+            run_swarm_stack)
         return run_swarm_stack(engine, params, diff=diff, progress=progress, plan=plan)
     stack = DockerApplier(engine, params["name"], params["resources"], params["connections"],
                           base_dir=params["base_dir"], parallel=params.get("parallel") or DEFAULT_PARALLEL,

@@ -660,15 +660,11 @@ def test_check_mode_on_a_dry_run_writes_nothing_and_reports_what_the_real_run_do
         assert database.applies == [("schema", "schema.sql")], "applied once, by the real run"
 
 
-@pytest.mark.xfail(strict=False, reason="host_files.set_mode_and_owner: check mode adds 'chmod 644' for a file "
-                                        "that does not exist yet; the real write makes it 0644 already (umask 022) "
-                                        "and reports no chmod")
 def test_check_mode_tells_a_new_host_file_as_the_real_run_writes_it(base, database):
     _live, _before, _since, checked, _dry, report, _gateway = check_and_real(base, database, "cold")
     assert comparable(checked, kinds=("file",)) == comparable(report, kinds=("file",))
 
 
-@pytest.mark.xfail(strict=False, reason="issue 33: check mode still branches")
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_check_mode_records_the_actions_the_real_run_performs(base, database, case):
     _live, _before, _since, _checked, dry, _report, gateway = check_and_real(base, database, case)
@@ -706,10 +702,6 @@ def test_the_applier_unchanged_on_a_dry_run_records_the_real_runs_actions(tmp_pa
     assert comparable(checked, bases, DOCKER_KINDS) == comparable(report, bases, DOCKER_KINDS)
 
 
-@pytest.mark.xfail(strict=False, reason="apply/docker_applier.py _converge_file and file/connection_type.py prepare "
-                                        "pass check_mode to host_files.write_file: the host's files have no dry "
-                                        "run of the gateway's yet, so the applier run unchanged on a dry run writes "
-                                        "them")
 def test_the_applier_unchanged_on_a_dry_run_writes_no_host_file(tmp_path):
     _live, _before, _since, dry_base, _real_base, _checked, _dry, _report, _gateway = \
         unchanged_on_a_dry_run(tmp_path, "cold")

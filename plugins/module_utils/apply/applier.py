@@ -116,7 +116,8 @@ def finished_report(report, stack, lock, diff):
 def dry_run_of(engine):
     """A dry-run gateway over the engine behind `engine` (docker/dry_run.py, imported only when a
     run needs one): its reads go to that engine, its writes stay in its memory."""
-    from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway  # pylint: disable=import-outside-toplevel
+    from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import (  # pylint: disable=import-outside-toplevel
+        dry_run_gateway)
     return dry_run_gateway(live=engine.api)
 
 

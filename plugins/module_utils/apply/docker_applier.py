@@ -40,7 +40,6 @@ from ansible_collections.clockwork.connections.plugins.module_utils.apply.rollin
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.scheduler import failure_report, run_ordered, step_error
 
 
-
 class DockerApplier(Applier):
     """Applies a plan. Containers converge in parallel, each as soon as what it connects to is
     ready; what is recorded (entries, diffs, checks) is kept per resource and reported in the
@@ -337,7 +336,9 @@ class DockerApplier(Applier):
         except (ValueError, KeyError, TypeError):
             raise ClockworkError("%s is not the record of the volumes a destroy of stack %s kept (JSON with a list "
                                  "`anonymous`): remove it and run again" % (path, self.name))
-        names = [n for n in names if isinstance(n, str) and ANONYMOUS_VOLUME.match(n)] if isinstance(names, list) else []
+        if not isinstance(names, list):
+            names = []
+        names = [n for n in names if isinstance(n, str) and ANONYMOUS_VOLUME.match(n)]
         found = []
         for name in names:
             attrs = self.engine.volume(name)
