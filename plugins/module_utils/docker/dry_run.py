@@ -250,3 +250,9 @@ def dry_run_gateway(environment=None, client=None, live=None):
     if live is None:
         live = EngineAPI(environment=environment, client=client, max_pool_size=MAX_POOL_SIZE)
     return DockerGateway(api=DryRunEngine(live))
+
+
+def dry_run_over(gateway):
+    """A dry run over `gateway`'s engine (`gateway` itself when it is one): for a run that must
+    change nothing whatever the task's check mode (state verified converges on one)."""
+    return gateway if gateway.dry_run else DockerGateway(api=DryRunEngine(gateway.api))
