@@ -781,6 +781,18 @@ def test_verified_of_a_broken_stack_fails_its_checks_and_starts_nothing(base):
     assert ms.state_of(container(engine, "redis"))[0] == "exited", "verified started nothing (its dry run would)"
 
 
+def test_verified_waits_for_no_container_of_its_own(base):
+    """postgres (nothing connects to it here) and api (frontend's service mesh ends at it) turned
+    unhealthy: a deploy would wait for them and fail; verified runs the checks, which say what they see."""
+    engine, stack = deployed(base)
+    answering(engine)
+    for name in ("postgres", "api"):
+        engine.set_health(name, "unhealthy")
+    report, gateway = run(engine, dict(stack, state="verified"))
+    assert [c["ok"] for c in report["checks"]] == [True] * 5, report["checks"]
+    assert gateway.actions == []
+
+
 # -- the anonymous volumes a destroy kept ---------------------------------------------------------
 
 def destroyed(base, database):

@@ -80,6 +80,7 @@ class DockerApplier(Applier):
         self.results = {}
         self._awaited = set()          # containers another one connects to: ready before it starts
         self._awaited_at_end = []     # (resource, container, timeout, just started, when): waited for after the workers
+        self.waits = True              # False while verified converges: it learns the checks, readiness is theirs
 
     def _on(self, engine):
         """Converge through `engine`, the connections' context over it."""
@@ -234,14 +235,15 @@ class DockerApplier(Applier):
         reasons += sorted(set(r.contribution.restart for r in outgoing if r.contribution.restart))
         for number, (container, outcome) in enumerate(outcomes, 1):
             restart_to_read(self.engine, container, outcome, reasons, spec.state)
-            if number < len(outcomes) and outcome["changed"] and outcome["actions"][-1].startswith("restart "):
+            if number < len(outcomes) and outcome["changed"] and outcome["actions"][-1].startswith("restart ") \
+                    and self.waits:
                 self._wait_ready(container, spec.timeout, True)   # replicas restart one after the other
             self._record("container", container, outcome["changed"], outcome["actions"], outcome["reasons"],
                          outcome["diff"]["before"], outcome["diff"]["after"], resource=name)
             self.say("%s: %s%s" % (container, ", ".join(outcome["actions"]) if outcome["changed"] else "unchanged",
                                    " (%s)" % ", ".join(outcome["reasons"]) if outcome["reasons"] else ""),
                      verbosity=0 if outcome["changed"] else 1)
-        if wait_ready and spec.state == "started":
+        if wait_ready and spec.state == "started" and self.waits:
             started = self.engine.monotonic()
             for container, outcome in outcomes:
                 if outcome["container"].get("state") == "absent":
@@ -381,10 +383,13 @@ class DockerApplier(Applier):
         through the gateway given (in check mode a dry run's already: what it would make is not checked)."""
         engine = self.engine
         self._on(dry_run_of(engine))
+        # Nothing is waited for: a container that is not ready is what the checks report.
+        self.waits = False
         try:
             self.present()
         finally:
             self._on(engine)
+            self.waits = True
         return run_checks(engine, self.checks, parallel=self.parallel)
 
     def report(self):
