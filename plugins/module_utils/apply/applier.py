@@ -114,11 +114,12 @@ def finished_report(report, stack, lock, diff):
 
 
 def dry_run_of(engine):
-    """A dry-run gateway over the engine behind `engine` (docker/dry_run.py, imported only when a
-    run needs one): its reads go to that engine, its writes stay in its memory."""
+    """A dry run over the engine behind the gateway `engine` (`engine` itself when it is one):
+    docker/dry_run.py, imported only when a run needs one (its reads go to that engine, its
+    writes stay in its memory)."""
     from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import (  # pylint: disable=import-outside-toplevel
-        dry_run_gateway)
-    return dry_run_gateway(live=engine.api)
+        dry_run_over)
+    return dry_run_over(engine)
 
 
 def apply_state(stack, engine, params, diff=False):

@@ -379,8 +379,9 @@ class DockerApplier(Applier):
 
     def verified(self):
         """Run every connection's checks against the stack as it runs; change nothing: the stack
-        converges on a dry run of its own (the checks are the converged ones), and the checks run
-        through the gateway given (in check mode a dry run's already: what it would make is not checked)."""
+        converges on a dry run (of its own; in check mode the run's, which the gateway given is
+        already), so the checks are the converged ones, and they run through the gateway given
+        (in check mode, one about a container the dry run would make or change is not run)."""
         engine = self.engine
         self._on(dry_run_of(engine))
         # Nothing is waited for: a container that is not ready is what the checks report.
