@@ -8,7 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.applier import (
-    DEFAULT_PARALLEL, apply_state, dry_run_of)
+    DEFAULT_PARALLEL, apply_state)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.docker_applier import DockerApplier
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import COMPLETION_ARGS, CONNECTION_ARGS
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import RESOURCE_TYPES
@@ -53,17 +53,13 @@ STACK_ARGUMENT_SPEC = dict(
 )
 
 
-def run_stack(engine, params, check_mode=False, diff=False, progress=None, plan=None):
+def run_stack(engine, params, diff=False, progress=None, plan=None):
     """What the stack module does with its validated parameters; returns the result.
     `engine`: the gateway; in check mode a dry run's (docker/dry_run.py), which makes the same
     calls as a real run and writes nothing. `progress(line, verbosity)`, when given, gets a line
     per container as it converges.
 
     Failed checks raise ClockworkError with the whole report in its details."""
-    if check_mode and not engine.dry_run:
-        # TRANSITIONAL (issue 33): a caller that still says check mode with the engine's own gateway
-        # (action/stack.py in process, tests) gets its dry run here, so no write reaches the engine.
-        engine = dry_run_of(engine)
     if params.get("engine") == "swarm":
         # The same plan, applied as Swarm services (apply/swarm/applier.py).
         from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.applier import (  # pylint: disable=import-outside-toplevel

@@ -12,7 +12,7 @@ from test_swarm import remove_swarm_stack, swarm_mode, swarm_objects, task_conta
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import open_gateway
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import STACK_ARGUMENT_SPEC, run_stack
 
 # A process that stops on SIGTERM at once (as PID 1 a plain `sleep` would ignore it).
@@ -183,7 +183,7 @@ def swarm_run(stack, resource, tmp_path, check=False):
     result = ArgumentSpecValidator(STACK_ARGUMENT_SPEC).validate(dict(
         name=stack, resources=[resource], connections=[], engine="swarm", base_dir=str(tmp_path)))
     assert not result.error_messages
-    return run_stack(DockerGateway(), result.validated_parameters, check_mode=check, diff=True)
+    return run_stack(open_gateway(check), result.validated_parameters, diff=True)
 
 
 def test_swarm_gives_a_service_capabilities_and_refuses_the_other_grants(stack, tmp_path):

@@ -21,6 +21,7 @@ from helpers import (LOCAL_IMAGES, NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, ROO
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import open_gateway
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import STACK_ARGUMENT_SPEC, run_stack
 
 SWARM_USERS = "/tmp/clockwork-swarm.lock"          # shared by every session using the swarm
@@ -178,7 +179,7 @@ def converge(stack, tmp_path, check=False, state="present", purge=False, **kwarg
         name=stack, resources=resources, connections=connections, state=state, engine="swarm", purge=purge,
         base_dir=str(tmp_path), verify=state == "present" and not check))
     assert not result.error_messages
-    return run_stack(DockerGateway(), result.validated_parameters, check_mode=check, diff=True)
+    return run_stack(open_gateway(check), result.validated_parameters, diff=True)
 
 
 def entry(report, kind, name):
@@ -308,7 +309,7 @@ def test_the_docker_engine_refuses_no_replicas(stack, tmp_path):
     params = ArgumentSpecValidator(STACK_ARGUMENT_SPEC).validate(dict(
         name=stack, resources=resources, connections=connections, base_dir=str(tmp_path))).validated_parameters
     with pytest.raises(ClockworkError) as refused:
-        run_stack(DockerGateway(), params, check_mode=True)
+        run_stack(open_gateway(True), params)
     assert "resource %s-api: replicas: must be 1 or more on the docker engine" % stack in refused.value.msg
     assert docker("ps", "-aq", "--filter", "label=io.clockwork.stack=" + stack) == ""
 
@@ -330,7 +331,7 @@ def slow_pair(stack, tmp_path, check=False):
         name=stack, resources=resources, connections=connections, engine="swarm", base_dir=str(tmp_path)))
     assert not result.error_messages
     lines = []
-    report = run_stack(DockerGateway(), result.validated_parameters, check_mode=check, diff=True,
+    report = run_stack(open_gateway(check), result.validated_parameters, diff=True,
                        progress=lambda line, verbosity: lines.append(line))
     return report, lines
 

@@ -402,12 +402,6 @@ def test_a_failing_check_is_retried_on_the_engines_clock():
     assert time.monotonic() - real < 1, "the engine's clock, not the process's"
 
 
-def test_run_checks_accepts_and_ignores_a_check_mode_flag_until_callers_drop_it():
-    gateway = memory_gateway(images=[IMAGE])
-    _running(gateway, "redis")
-    assert run_checks(gateway, [ABSENT], check_mode=True)[0]["ok"] is False
-
-
 # -- verify: checks are data from outside ------------------------------------------
 
 def test_verify_accepts_what_connections_return_and_converts_types():

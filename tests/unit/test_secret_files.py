@@ -18,7 +18,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.plan import 
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.preflight import Preflight
 from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh import connection_type as service_mesh
 from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh import tls
-from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import memory_gateway
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import MemoryEngine, memory_gateway
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.docker_applier import DockerApplier
 
 SECRET = "s3cret-not-to-leak"  # pragma: allowlist secret
@@ -227,14 +228,15 @@ def test_client_env_refuses_a_password_file_behind_a_linked_directory(home, tmp_
                                        (home / ".clockwork/shop/secrets"))
 
 
-def _Engine():
-    """A stack with nothing left on the engine but its password files (docker/memory.py): every call recorded."""
-    return memory_gateway()
+def _Engine(check_mode):
+    """A stack with nothing left on the engine but its password files (docker/memory.py): every call
+    recorded; in check mode a dry run over it."""
+    return dry_run_gateway(live=MemoryEngine()) if check_mode else memory_gateway()
 
 
 def _destroy(check_mode):
-    engine = _Engine()
-    report = DockerApplier(engine, "shop", [], [], check_mode=check_mode).absent()
+    engine = _Engine(check_mode)
+    report = DockerApplier(engine, "shop", [], []).absent()
     return engine, report
 
 
@@ -243,9 +245,9 @@ def test_destroy_refuses_a_linked_password_file_directory_before_any_change(home
     elsewhere = _planted(tmp_path, home, link)
     (elsewhere / "keep").write_text("theirs")
     for check_mode in (True, False):
-        engine = _Engine()
+        engine = _Engine(check_mode)
         with pytest.raises(ClockworkError) as error:
-            DockerApplier(engine, "shop", [], [], check_mode=check_mode).absent()
+            DockerApplier(engine, "shop", [], []).absent()
         assert engine.api.calls == [], "destroy touched the engine before refusing"
         assert str(error.value).startswith("%s is a symbolic link where " % (home / link))
     assert (elsewhere / "keep").read_text() == "theirs" and os.path.islink(str(home / link))
@@ -276,7 +278,7 @@ def _plan(engine="docker", froms=("api", "worker")):
 
 
 def test_the_preflight_names_each_link_once_under_the_connection_that_needs_it(home, tmp_path):
-    preflight = Preflight(None, _plan(), False)
+    preflight = Preflight(None, _plan())
     preflight._password_file_problems()
     assert preflight.problems.items == []   # nothing there yet: the run makes it
     _planted(tmp_path, home, ".clockwork/shop/secrets/worker")
@@ -289,7 +291,7 @@ def test_the_preflight_names_each_link_once_under_the_connection_that_needs_it(h
     os.rmdir(str(home / ".clockwork/shop/secrets"))
     os.rename(str(tmp_path / "elsewhere"), str(tmp_path / "before"))
     _planted(tmp_path, home, ".clockwork/shop/secrets")
-    again = Preflight(None, _plan(), False)
+    again = Preflight(None, _plan())
     again._password_file_problems()
     assert [p.split(": ", 1)[0] for p in again.problems.items] == ["connection database api -> db"], \
         "one link, one problem"
@@ -301,6 +303,6 @@ def test_the_preflight_names_each_link_once_under_the_connection_that_needs_it(h
 def test_the_swarm_preflight_asks_nothing_of_password_files(home, tmp_path):
     """Swarm keeps them in its secret store: no file on the host, nothing to refuse."""
     _planted(tmp_path, home, ".clockwork/shop/secrets")
-    preflight = Preflight(None, _plan("swarm"), False)
+    preflight = Preflight(None, _plan("swarm"))
     preflight._password_file_problems()
     assert preflight.problems.items == []

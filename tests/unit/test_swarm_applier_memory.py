@@ -274,7 +274,7 @@ def check_and_real(base, case):
     live, real = in_state(base, case), in_state(base, case)
     before, since = ms.snapshot(live), len(live.calls)
     dry = dry_run_gateway(live=live)
-    checked = run_stack(dry, case_params(base, case), check_mode=True)
+    checked = run_stack(dry, case_params(base, case))
     report, gateway = run(real, case_params(base, case))
     return live, before, since, checked, dry, report, gateway
 
@@ -334,7 +334,7 @@ def test_verified_changes_nothing_and_runs_the_checks_on_the_services_as_they_ar
     before, since = ms.snapshot(engine), len(engine.calls)
     gateway = dry_run_gateway(live=engine) if check else ms.RecordingGateway(engine)
 
-    report = run_stack(gateway, declaration(base, state="verified"), check_mode=check)
+    report = run_stack(gateway, declaration(base, state="verified"))
 
     assert [c for c in engine.calls[since:] if c.method in ms.WRITES] == [] and gateway.actions == []
     assert ms.snapshot(engine) == before and report["changed"] is False

@@ -24,7 +24,7 @@ NAMED = ("container", "target", "env_from", "host", "peer")
 _URL_HOST = re.compile(r"^https?://([^/:]+)")
 
 
-def run_checks(engine, checks, retries_for=0.0, parallel=1, **_accepted):
+def run_checks(engine, checks, retries_for=0.0, parallel=1):
     """Run every check (not only until the first failure), `parallel` at once; retry failing
     ones for `retries_for` s. Reports come in the order of the checks.
 
@@ -32,7 +32,6 @@ def run_checks(engine, checks, retries_for=0.0, parallel=1, **_accepted):
     the dry run would make or change (engine.forecast: nothing real runs there yet), or in one that
     does not exist on a dry run (a task before it would create it). Any other runs, on a dry run too.
     """
-    # _accepted: check_mode=..., accepted until callers drop it (issue 33) and ignored: the gateway decides.
     for check in checks:
         if CHECKS.get(check.get("kind")) is None:
             raise ClockworkError("unknown check kind %r in %s" % (check.get("kind"), check.get("connection")))

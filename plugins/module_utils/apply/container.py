@@ -74,10 +74,9 @@ ANONYMOUS_VOLUME = re.compile(r"^[0-9a-f]{64}$")
 START_FIRST = "replace start-first"
 
 
-def restart_to_read(engine, name, outcome, reasons, state, *_accepted):
+def restart_to_read(engine, name, outcome, reasons, state):
     """A running container that was not (re)created restarts when files it reads at start got
     new content (`reasons`: why, as "for its new certificate"); `outcome` says so."""
-    # _accepted: a check-mode flag, accepted until callers drop it (issue 33), and ignored: the gateway decides.
     fresh = any(action in ("create", "recreate") for action in outcome["actions"])
     if not reasons or fresh or state != "started" or not engine.container(name):
         return

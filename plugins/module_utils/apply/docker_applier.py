@@ -49,11 +49,7 @@ class DockerApplier(Applier):
     none reaches the engine or the host's files."""
 
     def __init__(self, engine, name, resources, connections, base_dir=None,
-                 parallel=DEFAULT_PARALLEL, progress=None, plan=None, check_mode=None):
-        if check_mode and not engine.dry_run:
-            # TRANSITIONAL (issue 33): a caller that still says check mode with the engine's own
-            # gateway (tests/unit/test_secret_files.py) gets its dry run here.
-            engine = dry_run_of(engine)
+                 parallel=DEFAULT_PARALLEL, progress=None, plan=None):
         self.plan = plan or Plan(name, resources, connections, base_dir=base_dir)
         self.declaration = (resources, connections)
         self.name = name

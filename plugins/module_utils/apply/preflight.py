@@ -57,8 +57,7 @@ class Preflight(object):
 
     heading = "stack %s cannot be deployed"
 
-    def __init__(self, engine, plan, *_accepted):
-        # _accepted: a check-mode flag, accepted until callers drop it (issue 33), and ignored: the gateway decides.
+    def __init__(self, engine, plan):
         self.engine = engine
         self.plan = plan
         self.problems = Problems()

@@ -136,8 +136,7 @@ class ReplicaConverger(object):
     """Brings the containers of one resource to `count` replicas of `spec`, one at a time.
     Returns [(container name, outcome)] in replica order, the removed ones last."""
 
-    def __init__(self, engine, *_accepted):
-        # _accepted: a check-mode flag, accepted until callers drop it (issue 33), and ignored: the gateway decides.
+    def __init__(self, engine):
         self.engine = engine
 
     def converge(self, spec, resource, count):
