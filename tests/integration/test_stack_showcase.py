@@ -123,7 +123,7 @@ def test_showcase_check_deploy_rerun_assert_destroy(clean_showcase):
     assert again.rc == 0 and recap_changed(again) == 0, again.details
     purge = showcase("-e", "clockwork_state=absent", "-e", "clockwork_purge=true")
     assert purge.rc == 0 and inspect("volume", "app-shared-data") is None, purge.output
-    docker("volume", "rm", data[0])   # kept by the destroy without purge, as Compose's down keeps it
+    assert inspect("volume", data[0]) is None, "the purge removed the data the destroy kept"
 
 
 def stack_task(stack, resources, connections, **extra):

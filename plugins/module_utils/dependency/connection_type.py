@@ -31,8 +31,9 @@ def converge(ctx, params, result):
     result.extra["dependency"] = {"condition": condition}
     result.contribution.checks.append({"kind": "running", "connection": result.name,
                                        "target": to_name, "condition": condition})
-    if not to.exists and ctx.engine.dry_run:
-        # A dry run that never made `to` (an earlier task would): its state is said, nothing waited for.
+    if ctx.engine.dry_run:
+        # A dry run says the state and waits for nothing: what it made is a forecast, and a live `to`
+        # that is not ready is the checks' to report (state verified), not a wait's to fail.
         status, health = container_state(to.attrs)
     else:
         for container in ctx.containers_of(to_name):   # every replica
