@@ -729,6 +729,13 @@ checks:
   returned: always
   type: list
   elements: dict
+summary:
+  description:
+    - The run in lines, as the P(clockwork.connections.stack_summary#filter) filter words them (the role's report
+      shows them); with O(state=verified), the checks' lines only. Made by the action plugin, on either path.
+  returned: on success
+  type: list
+  elements: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
