@@ -12,6 +12,7 @@ import tarfile
 import threading
 import time as _time
 
+import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
@@ -312,3 +313,19 @@ class _Target(object):
 
     def close(self):
         pass
+
+
+# -- fixtures both applier files use (imported by name there) ------------------------------
+
+@pytest.fixture(autouse=True)
+def instant_waits(monkeypatch):
+    """The appliers' waits that read the process's clock (VirtualTime) take no time; the rest run on
+    the gateway's clock, the memory engine's."""
+    return VirtualTime().install(monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    """Password files and TLS material go under the stack's home: a temporary one."""
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))

@@ -15,7 +15,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.database.eng
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.checks import run_checks
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import (
-    exec_first, exec_in)
+    DockerGateway, exec_first, exec_in)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import WRITES, memory_gateway
 from ansible_collections.clockwork.connections.plugins.modules.verify import validated_checks
 
@@ -75,29 +75,18 @@ def _socketpair():
     return ours, theirs
 
 
-class FakeEngine(object):
+class FakeEngine(DockerGateway):
+    """The gateway over FakeAPI's exec endpoints; `known`: the containers it inspects, by name."""
+
     def __init__(self, programs, containers=None, hang=()):
-        self.api = FakeAPI(programs, hang)
-        self._cache = {}
-        self.containers = containers or {}
+        DockerGateway.__init__(self, api=FakeAPI(programs, hang))
+        self.known = containers or {}
 
     def container(self, name):
-        return self.containers.get(name)
+        return self.known.get(name)
 
     def network(self, name):
         return None
-
-    def forget(self, kind, name):
-        pass
-
-    def exec_create(self, container, argv, **options):
-        return self.api.exec_create(container, argv, **options)
-
-    def exec_start(self, exec_id, **options):
-        return self.api.exec_start(exec_id, **options)
-
-    def exec_inspect(self, exec_id):
-        return self.api.exec_inspect(exec_id)
 
     def argvs(self):
         """Each command as the program saw it, without the `timeout N` in front."""

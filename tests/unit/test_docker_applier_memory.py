@@ -20,20 +20,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_r
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import run_stack
 
 import memory_stacks as ms
+from memory_stacks import home, instant_waits  # noqa: F401  (fixtures, autouse)
 from memory_stacks import NGINX, PG_DATA, STACK, container, entry, read_file, run, showcase
-
-
-@pytest.fixture(autouse=True)
-def instant_waits(monkeypatch):
-    """The appliers' waits that read the process's clock (memory_stacks.VirtualTime) take no time."""
-    return ms.VirtualTime().install(monkeypatch)
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch):
-    """Password files and TLS material go under the stack's home: a temporary one."""
-    (tmp_path / "home").mkdir()
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 
 @pytest.fixture

@@ -232,6 +232,14 @@ def _is_text(node):
     return False
 
 
+def _shows_run(runners, scope):
+    """Whether an expression shows a run: it runs a command, calls a runner, or reads a run of `scope`."""
+    def shows_run(node):
+        called, executable = _called(node)
+        return executable or bool(called & runners) or bool(_names(node) & scope.runs)
+    return shows_run
+
+
 def offenders(path):
     """file:line of each assertion on a run (or a value taken from one) whose message does not
     show the run: no message, one that names no run nor anything taken from one, or one that is
@@ -242,9 +250,7 @@ def offenders(path):
     runners, scopes = _analyse(tree)
     found = []
     for scope in scopes:
-        def shows_run(node):
-            called, executable = _called(node)
-            return executable or bool(called & runners) or bool(_names(node) & scope.runs)
+        shows_run = _shows_run(runners, scope)
         for n in scope.walk():
             if isinstance(n, ast.Assert) and shows_run(n.test) and (
                     n.msg is None or not shows_run(n.msg) or not _is_text(n.msg)):
@@ -270,9 +276,7 @@ def compat_offenders(path=COMPAT):
     runners, scopes = _analyse(ast.parse(source))
     found = []
     for scope in scopes:
-        def shows_run(node):
-            called, executable = _called(node)
-            return executable or bool(called & runners) or bool(_names(node) & scope.runs)
+        shows_run = _shows_run(runners, scope)
         for n in scope.walk():
             if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "expect" and n.args:
                 play = n.args[2] if len(n.args) > 2 else next((k.value for k in n.keywords if k.arg == "play"), None)

@@ -17,23 +17,11 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_r
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import run_stack
 
 import memory_stacks as ms
+from memory_stacks import home, instant_waits  # noqa: F401  (fixtures, autouse)
 from memory_stacks import NGINX, STACK, entry, run
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 
 SERVICES = ["api", "frontend", "postgres", "redis", "storage"]
-
-
-@pytest.fixture(autouse=True)
-def instant_waits(monkeypatch):
-    """The appliers' waits that read the process's clock (memory_stacks.VirtualTime) take no time;
-    the Swarm applier's own waits use the gateway's clock, the memory engine's."""
-    return ms.VirtualTime().install(monkeypatch)
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch):
-    (tmp_path / "home").mkdir()
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 
 @pytest.fixture
