@@ -155,7 +155,7 @@ def scenario(gw, stack, conf_dir):
     gw.stop(web + "-old")
     seen["stopped"] = read.container(web + "-old")
     gw.remove_container(web + "-old", volumes=True)
-    gw.remove_container(web)
+    gw.remove_container(web, volumes=True)   # its image's VOLUME too: nothing left behind
     seen["removed"] = read.container(web + "-old")
     seen["no such container"] = read.error(gw.start, web + "-old")
     gw.remove_network(back)
