@@ -187,6 +187,7 @@ HOOK_DEFAULTS = dict(
     ship_files=lambda params, find, local: params,
     completion=None,
     single_to=False,
+    drivers=lambda params: (),
 )
 
 
@@ -233,6 +234,8 @@ class ConnectionType(object):
     completion        a TypeCompletion (completion_rules.py) for a type with completable fields
     single_to         True when `to` must be one container on the docker target (a database server:
                       each replica would hold data of its own)
+    drivers           (params) -> [Python modules] a run with this connection imports (a database's
+                      driver): the applier imports them in the background while it reads the engine
     """
 
     def __init__(self, name, args, converge, checks, injected_env, validate=no_problems, completable=(),

@@ -8,6 +8,10 @@ both share the connection steps around a resource, the ending of a run and the s
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import importlib
+import sys
+import threading
+
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.contribution import merge
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
@@ -122,6 +126,24 @@ def dry_run_of(engine):
     return dry_run_over(engine)
 
 
+def import_in_background(modules):
+    """Import `modules` (a database's driver: psycopg takes a twentieth of a second) in a thread
+    while this one waits for the engine (pre-flight, the lock, the inspects), so that an unchanged
+    stack's database login does not wait for it. A module that fails to import here is left to
+    the code that needs it, which imports it again and says why."""
+    missing = sorted(set(name for name in modules if name and name not in sys.modules))
+    if not missing:
+        return
+
+    def import_each():
+        for name in missing:
+            try:
+                importlib.import_module(name)
+            except Exception:  # pylint: disable=broad-except  # said by driver() where it is needed
+                pass
+    threading.Thread(target=import_each, name="clockwork-imports", daemon=True).start()
+
+
 def apply_state(stack, engine, params, diff=False):
     """The state asked for, by either applier: absent and present under the stack's lock (one
     run of a stack at a time, whichever controller it comes from; a dry run's gateway takes it in
@@ -138,6 +160,8 @@ def apply_state(stack, engine, params, diff=False):
         failed_checks_error(reports, result)
         return result
     else:
+        import_in_background(driver for connection in params["connections"]
+                             for driver in CONNECTION_TYPES[connection["type"]].drivers(connection))
         with stack_lock(engine, params["name"]) as lock:
             stack.repair()
             report = present_report(stack, params, diff)

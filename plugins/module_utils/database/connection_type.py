@@ -323,4 +323,5 @@ TYPE = ConnectionType(
     ship_files=ship_files,
     completion=COMPLETION,
     single_to=True,
+    drivers=lambda params: (engine_of(params).driver_module,),
 )

@@ -17,7 +17,6 @@ from ansible_collections.clockwork.connections.plugins.module_utils.apply.contai
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import exec_arg, exec_first, exec_path
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import stack_home
 from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh.completion import COMPLETION
-from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh.tls import certificate_paths, ensure_certificates
 
 SERVICE_MESH_ARGS = dict(
     protocol=dict(type="str", default="http", choices=["http", "https", "grpc", "tcp"]),
@@ -81,9 +80,16 @@ def _tls_dir(params, stack):
     return os.path.expanduser(params.get("tls_dir") or default_tls_dir(stack))
 
 
+def _tls():
+    """tls.py, imported when TLS is asked for: it loads `cryptography`, a hundredth of a second
+    that a stack without TLS never needs."""
+    from ansible_collections.clockwork.connections.plugins.module_utils.service_mesh import tls  # pylint: disable=import-outside-toplevel
+    return tls
+
+
 def certificate_files(params, stack):
     """The CA and `to`'s certificate and key on the Docker host."""
-    return certificate_paths(_tls_dir(params, stack), params["to_resource"])
+    return _tls().certificate_paths(_tls_dir(params, stack), params["to_resource"])
 
 
 def written_files(params, stack):
@@ -121,7 +127,7 @@ def prepare(ctx, params, result):
     to_name = params["to_resource"]
     service = params.get("service_name") or to_name
     directory = _tls_dir(params, ctx.stack)
-    actions, _files = ensure_certificates(directory, ctx.stack, to_name, [service, to_name], ctx.engine.files)
+    actions, _files = _tls().ensure_certificates(directory, ctx.stack, to_name, [service, to_name], ctx.engine.files)
     if ctx.first_time(("tls", directory, to_name)):
         for action in actions:
             result.act(action)
