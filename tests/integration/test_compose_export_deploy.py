@@ -1,6 +1,7 @@
-"""playbooks/compose_export.yml and docker-compose 1.29 on the real engine: the exported showcase
-is accepted by `docker-compose config`, comes up with `docker-compose up -d` from the local images,
-and its containers are those the stack module makes of the same declaration, field by field."""
+"""playbooks/compose_export.yml and Compose v2 (`docker compose`, the reference) on the real engine: the
+exported showcase is accepted by `docker compose config` (and by docker-compose 1.29's, a second column,
+where it is installed), comes up with `docker compose up -d` from the local images, and its containers are
+those the stack module makes of the same declaration, field by field (every field compose_compare reads)."""
 import os
 import re
 import shutil
@@ -9,13 +10,13 @@ import subprocess
 import pytest
 import yaml
 
-from compose_compare import differences, snapshot
+from compose_compare import compose_v2, compose_v2_missing, differences, snapshot
 from helpers import LOCAL_IMAGES, ROOT, docker, engine_state, env_of, inspect, playbook, run_playbook
 
 EXPORT = os.path.join(ROOT, "playbooks/compose_export.yml")
 PASSWORD = "s3cret 'pw'/$5"  # pragma: allowlist secret
 
-pytestmark = pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose is not installed")
+pytestmark = pytest.mark.skipif(compose_v2_missing() is not None, reason=str(compose_v2_missing()))
 
 
 def showcase_of(stack, api_replicas=1):
@@ -46,11 +47,18 @@ def mine(stack):
 
 
 def compose(directory, project, *args, check=True):
-    proc = subprocess.run(["docker-compose", "-p", project] + list(args), cwd=directory, capture_output=True,
-                          text=True, timeout=300)
+    proc = compose_v2(["-p", project] + list(args), cwd=directory)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
+
+
+def compose_v1_config(directory, project):
+    """docker-compose 1.29's `config` of the same file, where it is installed (a second column); None else."""
+    if shutil.which("docker-compose") is None:
+        return None
+    return subprocess.run(["docker-compose", "-p", project, "config"], cwd=directory, capture_output=True,
+                          text=True, timeout=300)
 
 
 def containers(label):
@@ -62,6 +70,9 @@ def without_initdb(shape):
     """The init mount of the schema is the one field compose adds on purpose (the stack applies the schema itself)."""
     for fields in shape.values():
         fields["mounts"] = [m for m in fields["mounts"] if not m.startswith("/docker-entrypoint-initdb.d/")]
+        if "mounts_full" in fields:   # the export writes the file resources' content beside the compose file (out/)
+            fields["mounts_full"] = [m.replace("/out/", "/") for m in fields["mounts_full"]
+                                     if ":/docker-entrypoint-initdb.d/" not in m]
     return shape
 
 
@@ -74,7 +85,7 @@ def of_service(containers_found, name):
 @pytest.mark.parametrize("api_replicas", [1, 2])
 def test_the_exported_showcase_comes_up_as_the_stack_makes_it(stack, tmp_path, api_replicas):
     """With 2 replicas of the API, the exported service has deploy.replicas and no container_name:
-    docker-compose names them <project>_<service>_<k>, the stack <name>-<k>; each is the same container."""
+    Compose names them <project>-<service>-<k>, the stack <name>-<k>; each is the same container."""
     declaration = showcase_of(stack, api_replicas)
     shutil.copy(os.path.join(ROOT, "roles/showcase/files/schema.sql"), str(tmp_path / "schema.sql"))
     (tmp_path / "vars.yml").write_text(yaml.safe_dump({
@@ -104,10 +115,13 @@ def test_the_exported_showcase_comes_up_as_the_stack_makes_it(stack, tmp_path, a
     project = stack
     try:
         config = compose(str(out), project, "config")
-        assert "s3cret" in config.stdout, "docker-compose read the password from the .env"
-        compose(str(out), project, "up", "-d")
+        assert "s3cret 'pw'/$$5" in config.stdout, "Compose read the password from the .env as it is"
+        assert not config.stderr.strip(), "Compose warned about the exported file:\n" + config.stderr
+        v1 = compose_v1_config(str(out), project)
+        assert v1 is None or (v1.returncode == 0 and "s3cret 'pw'/$$5" in v1.stdout), v1 and v1.stderr
+        compose(str(out), project, "up", "-d", "--wait")
         label = "com.docker.compose.project=" + project
-        theirs = without_initdb(snapshot(containers(label), project))
+        theirs = without_initdb(snapshot(containers(label), project, full=True))
         apis = of_service(containers(label), stack + "-api")
         assert len(apis) == api_replicas, [a["Name"] for a in apis]
         url = env_of(apis[0]["Id"])["DATABASE_URL"]
@@ -124,8 +138,8 @@ def test_the_exported_showcase_comes_up_as_the_stack_makes_it(stack, tmp_path, a
             "name": stack, "resources": declaration["resources"], "connections": declaration["connections"],
             "verify": True}}], workdir=str(tmp_path))
         assert deploy.rc == 0, deploy.output
-        ours = without_initdb(snapshot(containers("io.clockwork.stack=" + stack), stack))
-        assert differences(ours, theirs) == []
+        ours = without_initdb(snapshot(containers("io.clockwork.stack=" + stack), stack, full=True))
+        assert differences(ours, theirs) == [], "\n".join(differences(ours, theirs))
         assert len(of_service(containers("io.clockwork.stack=" + stack), stack + "-api")) == api_replicas
         assert sorted(ours) == sorted("%s-%s" % (stack, n) for n in ("postgres", "redis", "storage", "api", "frontend"))
     finally:

@@ -245,9 +245,10 @@ def parse_dotenv(text, lookup, path, report):
 
 def _dotenv_value(raw, lookup, path, report):
     if len(raw) >= 2 and raw[0] == raw[-1] == "'":
-        return re.sub(r"\\([\\'])", r"\1", raw[1:-1])   # single quotes: literal but \' and \\, as python-dotenv
+        return raw[1:-1].replace("\\'", "'")   # single quotes: literal but \', as Compose v2 reads them
     if len(raw) >= 2 and raw[0] == raw[-1] == '"':
-        raw = re.sub(r'\\([nt"\\])', lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), raw[1:-1])
+        raw = re.sub(r'\\([nrt"\\$])', lambda m: {"n": "\n", "r": "\r", "t": "\t", "$": "$$"}.get(m.group(1), m.group(1)),
+                     raw[1:-1])
     else:
         raw = re.split(r"\s+#", raw, 1)[0].rstrip()
     return interpolate(raw, lookup, path, report)

@@ -49,15 +49,16 @@ class Secrets(object):
                        for secret, text in split_secrets(str(value), self.variables))
 
     def dotenv(self):
-        """Single-quoted lines as docker-compose 1.29 (python-dotenv) reads them: a backslash and a
-        quote escaped; `${` and line breaks it cannot keep, so they are refused."""
+        """Single-quoted lines as Compose v2 reads them: literal, but a quote escaped (\\'). What such a
+        line cannot keep is refused: a line break, a backslash before a quote or at the end, and `${`
+        (docker-compose 1.29 interpolates it; it also reads \\\\ as one backslash, v2 as two)."""
         lines = ["# Secrets of the compose file beside this one (mode 0600): keep it out of version control."]
         for name in sorted(self.values):
             value = self.values[name]
-            if "${" in value or "\n" in value or "\r" in value:
-                raise ExportError("secret %s holds ${ or a line break, which a .env line cannot keep; deliver it as "
-                                  "a file (password_delivery: file)" % name)
-            lines.append("%s='%s'" % (name, value.replace("\\", "\\\\").replace("'", "\\'")))
+            if "${" in value or "\n" in value or "\r" in value or re.search(r"\\('|$)", value):
+                raise ExportError("secret %s holds ${ or a line break (or a backslash before a quote or at its end), "
+                                  "which a .env line cannot keep; deliver it as a file (password_delivery: file)" % name)
+            lines.append("%s='%s'" % (name, value.replace("'", "\\'")))
         return "\n".join(lines) + "\n"
 
 
