@@ -1,0 +1,209 @@
+"""Releases recorded by the docker applier's runs on the memory gateway (issue 35 part 1): a cold
+deploy, then a changed one, give releases 1 and 2 with each container's image by ID; a run that
+changes nothing records none; the last `releases_kept` are kept; check mode writes nothing; what a
+release shows has no secret in it, while the root-only file keeps what Docker's own record keeps.
+
+The hook is `releases.record.record_release`, which apply/applier.py apply_state calls at the end of
+an apply that changed something and whose answer it puts in the report as `release`. Until that
+call is in place, `deploy` below calls the hook itself, exactly as apply_state does (same
+arguments, under no lock: these runs are one at a time)."""
+import json
+import os
+import stat
+
+import pytest
+
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
+from ansible_collections.clockwork.connections.plugins.module_utils.masking import forms
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.record import (
+    record_release, stack_containers)
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import (
+    ReleaseStore, releases_home)
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.view import (
+    release_view, secrets_of, stack_drift)
+from ansible_collections.clockwork.connections.plugins.module_utils.stack import run_stack
+
+import memory_stacks as ms
+from memory_stacks import home, instant_waits  # noqa: F401  (fixtures, autouse)
+from memory_stacks import NGINX, PASSWORD, STACK, container, run, showcase
+
+CONTROLLER = "deployer@laptop"
+NEW_NGINX = "clockwork-test/nginx:1.23"
+
+
+@pytest.fixture
+def base(tmp_path):
+    directory = tmp_path / "base"
+    directory.mkdir()
+    return directory
+
+
+@pytest.fixture
+def database(monkeypatch):
+    return ms.ScriptedDatabase().install(monkeypatch)
+
+
+def deploy(engine, stack_params, gateway=None):
+    """One run of the stack module's logic, then the hook as apply_state calls it (unless the
+    applier already did: its report names the release). (report, the release's answer)."""
+    if gateway is None:
+        report, gateway = run(engine, stack_params)
+    else:
+        report = run_stack(gateway, stack_params)
+    if "release" not in report:
+        report["release"] = record_release(gateway, stack_params["name"], stack_params, report, controller=CONTROLLER)
+    return report, report["release"]
+
+
+def store():
+    return ReleaseStore(None, STACK)
+
+
+def image_id(engine, name):
+    return container(engine, name)["Image"]
+
+
+def test_a_cold_then_a_changed_deploy_are_releases_1_and_2_with_their_image_ids(base, database):
+    engine = ms.new_engine()
+    new_image = engine.add_image(NEW_NGINX, {"ExposedPorts": ["80/tcp"], "Cmd": ["nginx", "-g", "daemon off;"]})
+    report, release = deploy(engine, ms.params(base, *showcase()))
+    assert report["changed"] and release["number"] == 1 and release["pruned"] == []
+    first = {name: image_id(engine, name) for name in ("postgres", "redis", "storage", "api", "frontend")}
+
+    report, release = deploy(engine, ms.params(base, *showcase(frontend={"image": NEW_NGINX})))
+    assert report["changed"] and release["number"] == 2
+    assert image_id(engine, "frontend") == new_image != first["frontend"]
+
+    one, two = store().release(1), store().release(2)
+    assert store().index()["releases"] == [1, 2] and store().index()["current"] == 2
+    assert dict((n, c["image_id"]) for n, c in one["containers"].items()) == first
+    assert two["containers"]["frontend"]["image_id"] == new_image
+    assert two["containers"]["frontend"]["image"] == NEW_NGINX
+    assert two["containers"]["api"]["image_id"] == first["api"]
+    for release in (one, two):
+        assert release["controller"] == CONTROLLER and release["target"] == "docker"
+        assert len(release["plan_digest"]) == 64
+        # Everything the create takes, read back from the engine: the config, the host config, the endpoints.
+        api = release["containers"]["api"]
+        assert api["config"]["Cmd"] == container(engine, "api")["Config"]["Cmd"]
+        assert api["host_config"]["Mounts"] == container(engine, "api")["HostConfig"]["Mounts"]
+        assert sorted(api["endpoints"]) == ["backend-network", "showcase_default"]
+        assert api["endpoints"]["backend-network"]["Aliases"] == ["api"]
+        assert api["labels"][ms.RESOURCE_LABEL] == "api"
+    assert one["plan_digest"] != two["plan_digest"]
+    # The database's files with their checksums; applied by release 1, already there in release 2.
+    label = "database api -> postgres"
+    assert [(m["kind"], m["name"], m["applied_here"]) for m in one["databases"][label]["migrations"]] == [
+        ("schema", "schema.sql", True)]
+    assert [m["applied_here"] for m in two["databases"][label]["migrations"]] == [False]
+    assert one["databases"][label]["migrations"][0]["sha256"] == database.applied[("schema", "schema.sql")]
+    assert one["databases"][label]["migrations_from"] == "plan"
+    assert one["databases"][label]["database"] == "appdb" and one["databases"][label]["to"] == "postgres"
+
+
+def test_a_run_that_changes_nothing_records_no_release(base):
+    engine = ms.new_engine()
+    stack = ms.params(base, *showcase(database=False))
+    deploy(engine, stack)
+    report, release = deploy(engine, stack)
+    assert report["changed"] is False and release is None
+    assert store().index()["releases"] == [1]
+
+
+def test_the_last_releases_kept_are_kept_and_the_older_removed(base):
+    engine = ms.new_engine()
+    for number in range(1, 5):
+        stack = ms.params(base, *showcase(database=False, frontend={"env": {"RELEASE": str(number)}}))
+        stack["releases_kept"] = 2
+        _report, release = deploy(engine, stack)
+        assert release["number"] == number
+    assert release["pruned"] == [2]
+    assert store().index() == {"format": 1, "stack": STACK, "releases": [3, 4], "current": 4, "last": 4}
+    assert sorted(os.listdir(releases_home(STACK))) == ["3", "4", "index.json"]
+    assert ms.env_of(container(engine, "frontend"))["RELEASE"] == "4"
+    assert dict(e.partition("=")[::2] for e in store().release(3)["containers"]["frontend"]["config"]["Env"])[
+        "RELEASE"] == "3"
+
+
+def test_the_default_keeps_five(base):
+    engine = ms.new_engine()
+    for number in range(1, 8):
+        deploy(engine, ms.params(base, *showcase(database=False, frontend={"env": {"RELEASE": str(number)}})))
+    assert store().index()["releases"] == [3, 4, 5, 6, 7]
+
+
+def test_check_mode_records_nothing_and_says_the_number_a_run_would_record(base):
+    engine = ms.new_engine()
+    deploy(engine, ms.params(base, *showcase(database=False)))
+    before = dict((name, open(os.path.join(folder, name), "rb").read())
+                  for folder, _dirs, names in os.walk(releases_home(STACK)) for name in names)
+    dry = dry_run_gateway(live=engine)
+    report, release = deploy(engine, ms.params(base, *showcase(database=False, frontend={"env": {"NEW": "1"}})),
+                             gateway=dry)
+    assert report["changed"] and release["number"] == 2
+    after = dict((name, open(os.path.join(folder, name), "rb").read())
+                 for folder, _dirs, names in os.walk(releases_home(STACK)) for name in names)
+    assert after == before, "the dry run wrote nothing"
+    assert store().index()["releases"] == [1]
+
+
+def test_check_mode_of_a_cold_deploy_makes_no_directory(base):
+    dry = dry_run_gateway(live=ms.new_engine())
+    _report, release = deploy(None, ms.params(base, *showcase(database=False)), gateway=dry)
+    assert release["number"] == 1
+    assert not os.path.exists(os.path.dirname(releases_home(STACK))), "not even the stack's home"
+
+
+def test_the_files_are_root_only_and_hold_what_docker_keeps_while_the_view_holds_no_secret(base, database):
+    engine = ms.new_engine()
+    env = {"API_TOKEN": "tok-3141592653", "UPSTREAM": "http://u:pa%24%24word@api:8000/"}
+    deploy(engine, ms.params(base, *showcase(frontend={"env": env})))
+    home_dir = releases_home(STACK)
+    assert stat.S_IMODE(os.stat(home_dir).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(os.path.join(home_dir, "1")).st_mode) == 0o700
+    for path in (os.path.join(home_dir, "index.json"), os.path.join(home_dir, "1", "release.json")):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+    raw = open(os.path.join(home_dir, "1", "release.json")).read()
+    assert PASSWORD in raw, "the file keeps the env as Docker's own record does (root-only)"
+
+    release = store().release(1)
+    assert "POSTGRES_PASSWORD" in release["containers"]["postgres"]["secret_env"]
+    assert "DATABASE_URL" in release["containers"]["api"]["secret_env"]
+    view = release_view(release, current=1)
+    shown = json.dumps(view)
+    for secret in (PASSWORD, "tok-3141592653", "pa$$word", "pa%24%24word"):
+        for form in forms(secret):
+            assert form not in shown, form
+    assert view["containers"]["postgres"]["env"]["POSTGRES_PASSWORD"] == "********"
+    assert view["containers"]["api"]["env"]["DATABASE_URL"] == "********"
+    assert view["containers"]["frontend"]["env"]["API_TOKEN"] == "********"
+    assert view["containers"]["postgres"]["env"]["POSTGRES_DB"] == "appdb", "what is no secret stays readable"
+    assert view["current"] is True and view["number"] == 1
+    assert PASSWORD in secrets_of(release) and "tok-3141592653" in secrets_of(release)
+    # Labels never carry one.
+    for attrs in stack_containers(ms.RecordingGateway(engine), STACK).values():
+        assert PASSWORD not in json.dumps(attrs["Config"]["Labels"])
+
+
+def test_drift_names_the_fields_the_running_stack_changed_since_its_release(base):
+    engine = ms.new_engine()
+    engine.add_image(NEW_NGINX, {"ExposedPorts": ["80/tcp"]})
+    stack = ms.params(base, *showcase(database=False, frontend={"env": {"MODE": "a", "SECRET_KEY": "k-271828"}}))
+    deploy(engine, stack)
+    gateway = ms.RecordingGateway(engine)
+    release = store().release(1)
+    assert stack_drift(release, stack_containers(gateway, STACK)) == []
+
+    # Outside the release: frontend changed by hand (another image, another env), storage removed,
+    # a container of the stack that no release knows.
+    changed = ms.params(base, *showcase(database=False, frontend={"image": NEW_NGINX,
+                                                                  "env": {"MODE": "b", "SECRET_KEY": "k-314159"}}))
+    run(engine, changed)
+    engine.remove_container("storage", force=True)
+    drift = dict((d["container"], d["changes"]) for d in stack_drift(release, stack_containers(ms.RecordingGateway(
+        engine), STACK)))
+    assert drift["storage"] == ["missing"]
+    assert drift["frontend"][0].startswith("image (release %s sha256:" % NGINX)
+    assert "env MODE" in drift["frontend"] and "env SECRET_KEY" in drift["frontend"]
+    assert "k-314159" not in json.dumps(drift) and "k-271828" not in json.dumps(drift)
+    assert set(drift) == {"storage", "frontend"}
