@@ -120,7 +120,7 @@ def _container_problems(params, base_dir, engine="docker"):
         if mount["target"] in targets:
             problems.append(("mounts", "target %s is mounted twice" % mount["target"]))
         targets.append(mount["target"])
-        if mount.get("type") == "volume" and docker_name_problem(mount["source"]):
+        if mount.get("type") == "volume" and mount.get("source") and docker_name_problem(mount["source"]):
             problems.append(("mounts", "volume " + docker_name_problem(mount["source"])))
     for network in params.get("networks") or []:
         if docker_name_problem(network["name"]):
@@ -397,7 +397,8 @@ class Plan(object):
                 continue
             containers[name] = {
                 "image": spec.image, "ports": [p[0] for p in spec.ports], "env": sorted(spec.env),
-                "mounts": ["%s:%s%s" % (m["source"], m["target"], ":ro" if m["read_only"] else "") for m in spec.mounts],
+                "mounts": ["%s%s%s" % (m["source"] + ":" if m["source"] else "", m["target"], ":ro" if m["read_only"] else "")
+                           for m in spec.mounts],
                 "networks": dict((n["name"], n["aliases"]) for n in spec.networks),
                 "connections": [c["label"] for c in self.connections if c["from_resource"] == name],
             }

@@ -13,7 +13,7 @@ import re
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     KEPT_MOUNTS_LABEL, RESERVED_LABEL_PREFIX, ClockworkError, owned_by)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import (
-    kept_targets, describe, drift, keep_connection_mounts, parse_device, running_config, spec_from_container)
+    create_body, kept_targets, describe, drift, keep_connection_mounts, running_config, spec_from_container)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_wait import condition_reached, has_healthcheck, wait_for
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import masked_diff
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import CONFLICT, engine_words, status_of
@@ -107,6 +107,15 @@ def carried_volumes(attrs, image_attrs, declared_targets):
     return sorted(binds)
 
 
+def kept_anonymous(attrs, spec):
+    """Target -> the old container's anonymous volume there, for each anonymous mount the spec
+    declares (Compose's `- /path`): the new container keeps its data, as it keeps undeclared ones."""
+    declared = set(m["target"] for m in spec.mounts if m["type"] == "volume" and not m["source"])
+    return dict((m.get("Destination"), m.get("Name")) for m in attrs.get("Mounts") or []
+                if m.get("Type") == "volume" and m.get("Destination") in declared
+                and ANONYMOUS_VOLUME.match(m.get("Name") or ""))
+
+
 def _api_message(exc):
     if isinstance(exc, ClockworkError):
         return exc.msg
@@ -190,44 +199,24 @@ class ContainerConverger(object):
                                  % (spec.image, engine_words(exc)))
         return self.engine.image(spec.image)
 
-    def _create(self, spec, keep_networks, binds=None):
+    def _create(self, spec, keep_networks, binds=None, anonymous=None):
         """Create the container (not started); returns its id. A container of the same name
-        that a concurrent run created is used when it is ours and matches the spec."""
+        that a concurrent run created is used when it is ours and matches the spec.
+        `anonymous`: target -> the old container's anonymous volume a declared anonymous mount keeps."""
         engine = self.engine
         networks = list(spec.networks)
         wanted_names = set(n["name"] for n in networks)
         networks += [n for n in keep_networks if n["name"] not in wanted_names]
-        port_bindings = {}
-        for container_port, host_ip, host_port in spec.ports:
-            if host_port is not None:  # "" publishes on a random host port
-                binding = (host_ip, host_port or None) if host_ip else (host_port or None)
-                port_bindings.setdefault(container_port, []).append(binding)
-        host_config = dict(
-            port_bindings=port_bindings,
-            binds=binds or None,
-            mounts=[{"Target": m["target"], "Source": m["source"], "Type": m["type"], "ReadOnly": m["read_only"]}
-                    for m in spec.mounts],
-            restart_policy={"Name": spec.restart_policy} if spec.restart_policy != "no" else None,
-            network_mode=networks[0]["name"] if networks else None,
-            privileged=spec.privileged, cap_add=spec.cap_add or None, cap_drop=spec.cap_drop or None,
-            devices=[dict(zip(("PathOnHost", "PathInContainer", "CgroupPermissions"), parse_device(d)))
-                     for d in spec.devices] or None,
-            pid_mode=spec.pid_mode, ipc_mode=spec.ipc_mode, userns_mode=spec.userns_mode,
-        )
+        body = create_body(spec, anonymous)
+        host_config = dict(body.host, binds=binds or None,
+                           network_mode=networks[0]["name"] if networks else None)
         networking_config = None
         if networks:
             networking_config = engine.networking_config({
                 networks[0]["name"]: engine.endpoint_config(aliases=networks[0]["aliases"] or None)})
-        healthcheck = None
-        if spec.healthcheck:
-            hc = spec.healthcheck
-            healthcheck = {"test": hc["test"], "interval": hc["interval"], "timeout": hc["timeout"],
-                           "retries": hc["retries"], "start_period": hc["start_period"]}
         try:
-            created = engine.create_container(
-                spec.name, spec.image, command=spec.command, environment=spec.env,
-                ports=[tuple(p[0].split("/")) for p in spec.ports] or None, labels=spec.labels,
-                healthcheck=healthcheck, host_config=host_config, networking_config=networking_config)
+            created = engine.create_container(spec.name, spec.image, host_config=host_config,
+                                              networking_config=networking_config, **body.config)
         except APIError as exc:
             if status_of(exc) == CONFLICT:
                 existing = self._created_meanwhile(spec)
@@ -278,7 +267,7 @@ class ContainerConverger(object):
         try:
             if was_running:
                 self.engine.stop(old_id, timeout=spec.stop_grace)
-            new_id = self._create(spec, keep_networks, binds)
+            new_id = self._create(spec, keep_networks, binds, kept_anonymous(attrs, spec))
             if spec.state == "started":
                 result["actions"].append("start")
                 self._start(spec.name)

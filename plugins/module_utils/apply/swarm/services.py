@@ -19,7 +19,9 @@ import hashlib
 import json
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ENV_NAME, STACK_LABEL, env_dict
-from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import capability, duration_ns
+from ansible_collections.clockwork.connections.plugins.module_utils.options.registry import not_on_swarm
+from ansible_collections.clockwork.connections.plugins.module_utils.options.security import capability
+from ansible_collections.clockwork.connections.plugins.module_utils.options.table import duration_ns
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import differences, entries, titled, transition
 from ansible_collections.clockwork.connections.plugins.module_utils.masking import secret_env
 
@@ -46,9 +48,9 @@ NODE_CONSTRAINT = "node.id=="
 SECRETS_DIR = "/run/secrets/"
 # Docker's own stop grace period, which a service without StopGracePeriod gets.
 DEFAULT_STOP_GRACE_NS = 10 * 10 ** 9
-# Grants of the host a service's tasks cannot be given (a task's HostConfig is the engine's): refused
-# before any change. cap_add and cap_drop are the service's CapabilityAdd and CapabilityDrop.
-NOT_ON_SWARM = ("privileged", "devices", "pid_mode", "ipc_mode", "userns_mode")
+# Options a service's tasks cannot be given (a task's HostConfig is the engine's), from the option
+# table (options/, an option whose `swarm` is None): refused before any change.
+NOT_ON_SWARM = not_on_swarm()
 # The Docker API version from which a service takes capabilities (engine 20.10).
 CAPABILITIES_API = "1.41"
 
