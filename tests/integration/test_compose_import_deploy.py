@@ -1,7 +1,7 @@
 """Compose files deployed through the stack role (clockwork_compose_file) on the real engine, with
 the local images: check -> apply -> idempotent -> check, --check changes nothing, every inferred
-connection's check passes, and the end state is the one `docker-compose up` gives for the same
-file (containers compared field by field with bench/run.py's snapshot and differences).
+connection's check passes, and the end state is the one `docker compose up` (Compose v2) gives for the
+same file (containers compared field by field, every field of compose_compare's full snapshot).
 Bad compose files fail through the role with one message naming the file, the service and the
 key, before any change. playbooks/compose_import.yml writes a vars file with no password in it.
 
@@ -10,18 +10,15 @@ engine is shared with other tests."""
 import os
 import socket
 import subprocess
-import sys
 import textwrap
 
 import pytest
 import yaml
 
-from helpers import (LOCAL_IMAGES, NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, ROOT, VENV_BIN, as_text, engine_state,
-                     inspect, playbook, run_playbook)
+from compose_compare import compose_v2, compose_v2_missing, differences, snapshot
+from helpers import (LOCAL_IMAGES, NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, ROOT, VENV_BIN, as_text, docker,
+                     engine_state, inspect, playbook, run_playbook)
 from test_rotation import stack  # noqa: F401  (the stack fixture that also removes carried anonymous volumes)
-
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-import run as bench  # noqa: E402  (bench/run.py: snapshot, differences, inspect_all, wait_ready)
 
 MARIADB_IMAGE = LOCAL_IMAGES["mariadb_image"]
 DB_PASSWORD = "app-s3cret"  # pragma: allowlist secret
@@ -154,8 +151,8 @@ def converged(run, stack_name):
 
 
 def compose(project, workdir, env, *args, check=True):
-    proc = subprocess.run(["docker-compose", "-p", project, "-f", str(workdir / "compose.yaml")] + list(args),
-                          cwd=str(workdir), env=dict(os.environ, **env), capture_output=True, text=True, timeout=300)
+    """Compose v2 on the file, with `env` as its environment (what the role's clockwork_compose_env gives)."""
+    proc = compose_v2(["-p", project, "-f", str(workdir / "compose.yaml")] + list(args), cwd=str(workdir), env=env)
     assert proc.returncode == 0 or not check, proc.stdout + proc.stderr
     return proc
 
@@ -165,8 +162,10 @@ def compose(project, workdir, env, *args, check=True):
 HEALTHCHECK_DEFAULTS = {"Interval": 30 * 10 ** 9, "Timeout": 30 * 10 ** 9, "Retries": 3, "StartPeriod": 0}
 
 
-def containers_of(labels):
-    shape = bench.snapshot(bench.inspect_all(labels), labels["label"].split("=", 1)[1])
+def containers_of(label):
+    """compose_compare's full snapshot of the containers with `label` (key=value: the stack or project)."""
+    found = [inspect("container", i) for i in docker("ps", "-aq", "--filter", "label=" + label).split()]
+    shape = snapshot(found, label.split("=", 1)[1], full=True)
     for container in shape.values():
         if container["healthcheck"]:
             container["healthcheck"] = dict(HEALTHCHECK_DEFAULTS, **container["healthcheck"])
@@ -174,6 +173,7 @@ def containers_of(labels):
 
 
 
+@pytest.mark.skipif(compose_v2_missing() is not None, reason=str(compose_v2_missing()))
 @pytest.mark.parametrize("project", sorted(PROJECTS))
 def test_an_imported_compose_file_deploys_like_compose(stack, tmp_path, project):  # noqa: F811
     make, env, password = PROJECTS[project]
@@ -207,21 +207,20 @@ def test_an_imported_compose_file_deploys_like_compose(stack, tmp_path, project)
     assert dry_again.rc == 0 and converged(dry_again, stack)["changed"] is False, dry_again.output
     assert state_of(tag) == state
 
-    ours = containers_of({"label": "io.clockwork.stack=%s" % stack})
+    ours = containers_of("io.clockwork.stack=%s" % stack)
     removed = deploy(tmp_path, stack, env, state="absent", clockwork_purge=True)
     assert removed.rc == 0, removed.output
 
-    # The same file brought up by docker-compose 1.29, under another project name.
+    # The same file brought up by Compose v2, under another project name; --wait: running, healthy where checked.
     compose_project = stack.replace("-", "") + "c"
     try:
-        compose(compose_project, tmp_path, env, "up", "-d")
-        labels = {"label": "com.docker.compose.project=%s" % compose_project}
-        bench.wait_ready(labels, len(ours))
-        theirs = containers_of(labels)
+        compose(compose_project, tmp_path, env, "up", "-d", "--wait")
+        theirs = containers_of("com.docker.compose.project=%s" % compose_project)
     finally:
         compose(compose_project, tmp_path, env, "down", "-v", check=False)
-    found = bench.differences(ours, theirs)
-    assert not found, "the imported file and docker-compose deployed different containers:\n" + "\n".join(found)
+    assert len(theirs) == len(ours)
+    found = differences(ours, theirs)
+    assert not found, "the imported file and Compose deployed different containers:\n" + "\n".join(found)
 
 
 # The importer run alone, for the list of what it inferred (pure controller code, no engine).
