@@ -6,7 +6,8 @@ first change, every problem at once: images exist or can be pulled, names are no
 something the stack does not own, host ports are free, existing networks and volumes can be
 used as they are, bind sources exist on the Docker host, no symbolic link stands where a
 password file or its directory is expected, and each connection type's own checks (its
-`preflight` hook). Preflight is the docker engine's; the Swarm applier's
+`preflight` hook). A resource's declared `build` (build.py) is checked with the rest, and run
+only once nothing else is wrong: its image is then made, or made anew when its content changed. Preflight is the docker engine's; the Swarm applier's
 (swarm_preflight.py) overrides the hooks where services differ from containers."""
 
 from __future__ import absolute_import, division, print_function
@@ -21,6 +22,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import engine_words
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import actual_settings, settings_drift
+from ansible_collections.clockwork.connections.plugins.module_utils.apply import build as builds
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import secret_path_problem, stack_secrets
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import published
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
@@ -61,10 +63,13 @@ class Preflight(object):
         self.engine = engine
         self.plan = plan
         self.problems = Problems()
+        # The images built (or, in a dry run, that would be): entries as the appliers report them.
+        self.built = []
 
     def run(self):
-        """Raises ClockworkError listing every problem; returns the images' attributes by name."""
-        images = {}
+        """Raises ClockworkError listing every problem; returns the images' attributes by name.
+        The declared builds run last, when nothing else is wrong."""
+        images, pending = {}, {}
         self._inspect_all()
         written = self.plan.written_files()
         self._engine_problems()
@@ -75,10 +80,16 @@ class Preflight(object):
             where = "resource %s" % name
             for container in self.plan.containers_of(name):
                 self._owner_problem(where, container)
-            images[spec.image], problem = ensure_image(self.engine, spec.image)
-            if problem:
-                self.problems.add(where, "image: " + problem)
-            elif images[spec.image]:
+            build = self.plan.by_name[name].get("build")
+            if build:
+                images[spec.image], why = self._build_check(where, name, spec, build)
+                if why:
+                    pending[name] = why
+            else:
+                images[spec.image], problem = ensure_image(self.engine, spec.image)
+                if problem:
+                    self.problems.add(where, "image: " + problem)
+            if images[spec.image] and name not in pending:
                 self._image_found(name, spec, images[spec.image])
             for mount in spec.mounts:
                 if mount["type"] == "bind" and mount["source"] not in written and not os.path.exists(mount["source"]):
@@ -96,7 +107,37 @@ class Preflight(object):
         self._password_file_problems()
         self._more_problems()
         self.problems.raise_if_any(self.heading % self.plan.name)
+        if pending:
+            self._build(pending, images)
+            self.problems.raise_if_any(self.heading % self.plan.name)
         return images
+
+    def _build_check(self, where, name, spec, build):
+        """(the image's attributes, why it must be built or None), its problems added."""
+        problems = [builds.unready_problem(build), builds.swarm_problem(self.engine, self.plan)]
+        problems += ["build: image %s is built by resource %s too, from other content; give each its own image" % (
+            spec.image, other) for other in self.plan.order if other != name and other in self.plan.specs
+            and self.plan.specs[other].image == spec.image and (self.plan.by_name[other].get("build") or {}).get(
+                "content_hash", build.get("content_hash")) != build.get("content_hash")]
+        for problem in problems:
+            if problem:
+                self.problems.add(where, problem)
+        if any(problems):
+            return self.engine.image(spec.image), None
+        return builds.why_build(self.engine, spec.image, build)
+
+    def _build(self, pending, images):
+        """The images that must be, built in the plan's order; each failure named by its resource."""
+        for name in [n for n in self.plan.order if n in pending]:
+            spec = self.plan.specs[name]
+            attrs, problem = builds.run_build(self.engine, spec.image, self.plan.by_name[name]["build"])
+            if problem:
+                self.problems.add("resource %s" % name, problem)
+                continue
+            images[spec.image] = attrs
+            self._image_found(name, spec, attrs)
+            self.built.append({"kind": "build", "name": name, "changed": True, "actions": ["build"],
+                               "reasons": [pending[name], "image %s" % spec.image]})
 
     def _volumes(self):
         for volume in self.plan.volumes:

@@ -22,6 +22,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker.engin
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import APIError, NOT_FOUND, status_of
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import MemoryEngine
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory_images import answer_build
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory_base import (
     ANONYMOUS, api_method, full_reference, refuse)
 
@@ -234,6 +235,13 @@ class DryRunEngine(MemoryEngine):
         self.live.inspect_distribution(ref)
         self.add_image(ref, self.pullable.get(ref))
         return '{"status":"Status: Downloaded newer image for %s"}' % ref
+
+    @api_method
+    def build(self, path=None, tag=None, **options):
+        """Would build: the context is read and the Dockerfile's base image looked up on the live
+        engine (a missing one fails as the build would); the image stands in memory, its id a
+        forecast, so the containers it would roll show as changed. Nothing is sent to the engine."""
+        return answer_build(self, tag=tag, **options)
 
 
 def open_gateway(check_mode=False, environment=None, client=None):

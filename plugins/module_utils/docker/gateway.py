@@ -18,6 +18,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker.engin
 from ansible_collections.clockwork.connections.plugins.module_utils.docker import errors as _errors
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import DryRunFiles, HostFiles
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.container_calls import ContainerCalls
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.image_calls import ImageCalls
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.network_calls import NetworkCalls
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.swarm_calls import SwarmCalls
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import HAS_DOCKER, SDK_NAME
@@ -42,7 +43,7 @@ def require_docker(module):
 _UNREAD = object()   # a cache entry not read yet (None is an answer: the engine has no such object)
 
 
-class DockerGateway(ContainerCalls, NetworkCalls, SwarmCalls):
+class DockerGateway(ContainerCalls, NetworkCalls, SwarmCalls, ImageCalls):
     """The only way to the Docker engine: every read and write the collection makes.
 
     Behind it is an engine that speaks the SDK's `APIClient` shape: the live one

@@ -1,0 +1,178 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The memory engine's image builds: POST /build answered as the classic builder of Docker
+Engine 20.10 answers it, from the context tar it is sent. The Dockerfile is read (continuation
+lines, stages, `--target`); the stage's base image must be there (nothing is pulled); FROM, ARG,
+ENV, LABEL, EXPOSE, CMD, ENTRYPOINT, WORKDIR and USER make the image's configuration; a `RUN
+false` or `RUN exit N` fails as the step would. The image's id is a digest of what was sent:
+the same context, Dockerfile and settings give the same id, as the builder's cache would."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import hashlib
+import io
+import json
+import re
+import tarfile
+
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory_base import (
+    api_method, digest, plain, refuse)
+
+_INSTRUCTION = re.compile(r"^\s*([A-Za-z]+)\s*(.*)$", re.DOTALL)
+_FAILING = re.compile(r"^(?:false|exit\s+([1-9][0-9]*))$")
+
+
+def dockerfile_lines(text):
+    """(instruction upper-cased, its argument) of each line, continuations joined, comments left out."""
+    lines, pending = [], ""
+    for raw in text.splitlines():
+        if not pending and raw.strip().startswith("#"):
+            continue
+        if raw.rstrip().endswith("\\"):
+            pending += raw.rstrip()[:-1] + " "
+            continue
+        line, pending = pending + raw, ""
+        matched = _INSTRUCTION.match(line)
+        if matched and line.strip():
+            lines.append((matched.group(1).upper(), matched.group(2).strip()))
+    return lines
+
+
+def stages(lines):
+    """[(name or None, base, [(instruction, argument)])] of a Dockerfile's lines."""
+    found = []
+    for instruction, argument in lines:
+        if instruction == "FROM":
+            words = [w for w in argument.split() if not w.startswith("--")]
+            name = words[2].lower() if len(words) >= 3 and words[1].upper() == "AS" else None
+            found.append((name, words[0] if words else "", []))
+        elif found:
+            found[-1][2].append((instruction, argument))
+    return found
+
+
+def _pairs(argument):
+    """KEY=value pairs of ENV or LABEL (quotes removed), or the old form `KEY value`."""
+    if "=" not in argument.split(" ", 1)[0]:
+        key, _sep, value = argument.partition(" ")
+        return [(key, value.strip())]
+    words = re.findall(r'(?:[^\s"]|"[^"]*")+', argument)
+    return [(key, value.replace('"', "")) for key, value in (w.split("=", 1) for w in words if "=" in w)]
+
+
+def _words(argument):
+    """A CMD's or ENTRYPOINT's words: its JSON form, or its shell form run by /bin/sh -c."""
+    try:
+        words = json.loads(argument)
+        if isinstance(words, list):
+            return [str(w) for w in words]
+    except ValueError:
+        pass
+    return ["/bin/sh", "-c", argument]
+
+
+def answer_build(engine, fileobj=None, tag=None, dockerfile=None, target=None, buildargs=None, labels=None,
+                 decode=False, **_options):
+    """POST /build on the memory `engine`: the stream's chunks (decoded or as the engine sends them)."""
+    data = fileobj.read()
+    dockerfile = dockerfile or "Dockerfile"
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            files = dict((m.name, tar.extractfile(m).read() if m.isfile() else b"") for m in tar.getmembers())
+    except tarfile.TarError as exc:
+        refuse(500, "failed to read the build context: %s" % exc, "/build")
+    if dockerfile not in files:
+        refuse(500, "Cannot locate specified Dockerfile: %s" % dockerfile, "/build")
+    chosen = _stage(stages(dockerfile_lines(files[dockerfile].decode("utf-8", "replace"))), target)
+    output = []
+    config = _stage_config(engine, chosen, output)
+    if "error" in config:
+        return _stream(output + [config], decode)
+    config["Labels"] = dict(config.get("Labels") or {}, **plain(labels or {})) or None
+    image_id = "sha256:" + digest("build", hashlib.sha256(data).hexdigest(), dockerfile, target or "",
+                                  sorted((buildargs or {}).items()), sorted((labels or {}).items()))
+    engine.add_image(tag, config, image_id=image_id)
+    output += [{"aux": {"ID": image_id}}, {"stream": "Successfully built %s\n" % image_id[7:19]},
+               {"stream": "Successfully tagged %s\n" % tag}]
+    return _stream(output, decode)
+
+
+class ImageEngine(object):
+    """POST /build of the memory engine (memory.py's MemoryEngine composes it)."""
+
+    @api_method
+    def build(self, path=None, tag=None, **options):
+        """The SDK's APIClient.build, with a custom context (`fileobj`, a tar) only."""
+        return answer_build(self, tag=tag, **options)
+
+
+def _stream(chunks, decode):
+    return iter(chunks if decode else [json.dumps(c).encode("utf-8") + b"\r\n" for c in chunks])
+
+
+def _stage(found, target):
+    if not found:
+        refuse(400, "the Dockerfile (Dockerfile) cannot be empty", "/build")
+    if not target:
+        return found, len(found) - 1
+    names = [s[0] for s in found]
+    if target.lower() not in names:
+        refuse(500, "failed to reach build target %s in Dockerfile" % target, "/build")
+    return found, names.index(target.lower())
+
+
+def _stage_config(engine, chosen, output):
+    """The configuration the chosen stage ends with, or the stream's error chunk."""
+    found, index = chosen
+    _name, base, steps = found[index]
+    output.append({"stream": "Step 1/%d : FROM %s\n" % (len(steps) + 1, base)})
+    earlier = [s[0] for s in found[:index]]
+    if base.lower() in earlier:
+        config = _stage_config(engine, (found, earlier.index(base.lower())), [])
+        if "error" in config:
+            return config
+    elif base == "scratch":
+        config = {}
+    else:
+        image = engine._find_image(base)   # pylint: disable=protected-access  # the engine's own lookup
+        if image is None:
+            message = ("pull access denied for %s, repository does not exist or may require 'docker login': "
+                       "denied: requested access to the resource is denied" % base.rsplit(":", 1)[0])
+            return {"errorDetail": {"message": message}, "error": message}
+        config = dict(plain(image["Config"]))
+    for number, (instruction, argument) in enumerate(steps, 2):
+        output.append({"stream": "Step %d/%d : %s %s\n" % (number, len(steps) + 1, instruction, argument)})
+        failing = _FAILING.match(argument) if instruction == "RUN" else None
+        if failing:
+            code = int(failing.group(1) or 1)
+            message = "The command '/bin/sh -c %s' returned a non-zero code: %d" % (argument, code)
+            return {"errorDetail": {"code": code, "message": message}, "error": message}
+        _apply_step(config, instruction, argument)
+    return config
+
+
+def _apply_step(config, instruction, argument):
+    if instruction in ("ENV", "LABEL"):
+        key = "Env" if instruction == "ENV" else "Labels"
+        pairs = _pairs(argument)
+        if key == "Env":
+            names = set(k for k, _v in pairs)
+            config["Env"] = [e for e in config.get("Env") or [] if e.partition("=")[0] not in names] + \
+                ["%s=%s" % p for p in pairs]
+        else:
+            config["Labels"] = dict(config.get("Labels") or {}, **dict(pairs))
+    elif instruction == "EXPOSE":
+        ports = dict(config.get("ExposedPorts") or {})
+        for port in argument.split():
+            ports[port if "/" in port else port + "/tcp"] = {}
+        config["ExposedPorts"] = ports
+    elif instruction in ("CMD", "ENTRYPOINT"):
+        config["Cmd" if instruction == "CMD" else "Entrypoint"] = _words(argument)
+        if instruction == "ENTRYPOINT":
+            config["Cmd"] = None
+    elif instruction == "WORKDIR":
+        config["WorkingDir"] = argument
+    elif instruction == "USER":
+        config["User"] = argument

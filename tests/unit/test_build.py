@@ -1,0 +1,320 @@
+"""Issue 34 part 3: a container resource's `build` on the memory gateway (no Docker): the context
+read as the stack action reads it (build_context.ship_builds), the stack run as the module runs it
+(stack.run_stack), the image built by the memory engine's POST /build (docker/memory_images.py).
+Cold builds once, a rerun builds nothing, an edited file rebuilds and rolls the container, a dry
+run records that it would build and sends nothing, and every refusal names resource and field."""
+import copy
+import os
+import shutil
+
+import pytest
+
+from ansible_collections.clockwork.connections.plugins.module_utils import plan as plan_module
+from ansible_collections.clockwork.connections.plugins.module_utils import stack as stack_module
+from ansible_collections.clockwork.connections.plugins.module_utils.apply import build as builds
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.build import (
+    BUILD_HASH_LABEL, BUILD_OPTION_SPEC, build_problems, built_image, swarm_problem)
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.preflight import Preflight
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.image_calls import (
+    BuildFailed, read_build_stream)
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import MemoryEngine
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory_images import ImageEngine
+from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
+from ansible_collections.clockwork.connections.plugins.plugin_utils.build_context import ship_builds
+
+import memory_stacks as ms
+from memory_stacks import home, instant_waits  # noqa: F401  (fixtures, autouse)
+from memory_stacks import NGINX, STACK, container, run
+
+# The memory engine answers POST /build once memory.py composes ImageEngine (requested); until then, here.
+BuildingEngine = MemoryEngine if issubclass(MemoryEngine, ImageEngine) else type(
+    "BuildingEngine", (ImageEngine, MemoryEngine), {})
+DOCKERFILE = "FROM %s\nCOPY site /usr/share/nginx/html\nLABEL org.example.app=web\n" % NGINX
+
+
+@pytest.fixture(autouse=True)
+def build_field(monkeypatch):
+    """The container resource takes `build` (Helper A adds it to CONTAINER_ARGS; until then, here)."""
+    entry = dict(type="dict", options=BUILD_OPTION_SPEC)
+    if "build" not in plan_module.RESOURCE_TYPES["container"]:
+        monkeypatch.setitem(plan_module.RESOURCE_TYPES["container"], "build", entry)
+        monkeypatch.setattr(plan_module, "_VALIDATORS", {})
+    if "build" not in stack_module.RESOURCE_OPTIONS:
+        monkeypatch.setitem(stack_module.RESOURCE_OPTIONS, "build", entry)
+
+
+@pytest.fixture
+def app(tmp_path):
+    root = tmp_path / "app"
+    (root / "site").mkdir(parents=True)
+    (root / "Dockerfile").write_text(DOCKERFILE)
+    (root / "site" / "index.html").write_text("<h1>v1</h1>\n")
+    return root
+
+
+@pytest.fixture
+def base(tmp_path):
+    directory = tmp_path / "base"
+    directory.mkdir()
+    return directory
+
+
+def engine_with_images():
+    return BuildingEngine(images=copy.deepcopy(ms.IMAGES))
+
+
+def declaration(app, **build):
+    """One build-only resource `web` (its image the tag a build makes), and a plain one beside it."""
+    web = {"name": "web", "build": dict({"context": str(app)}, **build), "ports": ["80"], "update_order": "start-first"}
+    web["image"] = built_image(STACK, web)   # what the plan sets when none is given (requested of plan.py)
+    return [web, {"name": "cache", "image": NGINX}], []
+
+
+def shipped_params(base, tmp_path, resources, connections):
+    """The stack's parameters as the action sends them: each context read, its tar where the module reads it."""
+    kept = tmp_path / "remote-tmp"
+    kept.mkdir(exist_ok=True)
+
+    def transfer(local):
+        return shutil.copy(local, str(kept))
+    return ms.params(base, ship_builds(resources, lambda p: p, transfer), connections)
+
+
+def build_calls(engine, since=0):
+    return [c for c in engine.calls[since:] if c.method == "build"]
+
+
+def image_of(engine, name):
+    return container(engine, name)["Image"]
+
+
+# -- the stack on the memory gateway -----------------------------------------------------------
+
+def test_cold_builds_once_and_runs_the_built_image(app, base, tmp_path):
+    engine = engine_with_images()
+    report, gateway = run(engine, shipped_params(base, tmp_path, *declaration(app)))
+    assert report["changed"]
+    assert len(build_calls(engine)) == 1
+    assert "build image %s-web:clockwork" % STACK in gateway.actions
+    image = engine.inspect_or_none("image", "%s-web:clockwork" % STACK)
+    assert image_of(engine, "web") == image["Id"]
+    labels = image["Config"]["Labels"]
+    assert labels["org.example.app"] == "web" and labels[BUILD_HASH_LABEL].startswith("sha256:")
+    assert image["Config"]["ExposedPorts"] == {"80/tcp": {}}, "the base image's configuration is kept"
+
+
+def test_rerun_builds_nothing_and_changes_nothing(app, base, tmp_path):
+    engine = engine_with_images()
+    run(engine, shipped_params(base, tmp_path, *declaration(app)))
+    since = len(engine.calls)
+    report, gateway = run(engine, shipped_params(base, tmp_path, *declaration(app)))
+    assert not report["changed"], report["entries"]
+    assert build_calls(engine, since) == []
+    assert not [a for a in gateway.actions if a.startswith("build")]
+
+
+def test_an_edited_source_file_rebuilds_and_rolls_the_container_start_first(app, base, tmp_path):
+    engine = engine_with_images()
+    run(engine, shipped_params(base, tmp_path, *declaration(app)))
+    old_container, old_image = container(engine, "web")["Id"], image_of(engine, "web")
+    cache = container(engine, "cache")["Id"]
+    (app / "site" / "index.html").write_text("<h1>v2</h1>\n")
+    since = len(engine.calls)
+    report, gateway = run(engine, shipped_params(base, tmp_path, *declaration(app)))
+    assert report["changed"] and len(build_calls(engine, since)) == 1
+    assert image_of(engine, "web") != old_image and container(engine, "web")["Id"] != old_container
+    assert container(engine, "cache")["Id"] == cache, "the resource that builds nothing is left alone"
+    # start-first: the new container runs beside the old one, which then leaves, and it takes the name
+    assert ms.without_lock(gateway.actions) == [
+        "build image %s-web:clockwork" % STACK, "create container web_clockwork_next_<id>", "start container <id>",
+        "disconnect container <id> from network %s_default" % STACK, "stop container <id>", "remove container <id>",
+        "rename container <id> to web"]
+    since = len(engine.calls)
+    report, _gateway = run(engine, shipped_params(base, tmp_path, *declaration(app)))
+    assert not report["changed"] and build_calls(engine, since) == []
+
+
+def test_an_ignored_file_edited_rebuilds_nothing(app, base, tmp_path):
+    (app / ".dockerignore").write_text("*.log\n")
+    engine = engine_with_images()
+    run(engine, shipped_params(base, tmp_path, *declaration(app)))
+    (app / "debug.log").write_text("noise")
+    since = len(engine.calls)
+    report, _gateway = run(engine, shipped_params(base, tmp_path, *declaration(app)))
+    assert not report["changed"] and build_calls(engine, since) == []
+
+
+@pytest.mark.parametrize("change", [{"args": {"VERSION": "2"}}, {"labels": {"tier": "front"}}])
+def test_changed_build_settings_rebuild(app, base, tmp_path, change):
+    engine = engine_with_images()
+    run(engine, shipped_params(base, tmp_path, *declaration(app)))
+    since = len(engine.calls)
+    report, _gateway = run(engine, shipped_params(base, tmp_path, *declaration(app, **change)))
+    assert report["changed"] and len(build_calls(engine, since)) == 1
+
+
+def test_a_dry_run_records_would_build_and_sends_nothing(app, base, tmp_path):
+    live = engine_with_images()
+    run(live, shipped_params(base, tmp_path, *declaration(app)))
+    (app / "site" / "index.html").write_text("<h1>v2</h1>\n")
+    before, since = ms.snapshot(live), len(live.calls)
+    image = image_of(live, "web")
+    dry = dry_run_gateway(live=live)
+    checked = stack_module.run_stack(dry, shipped_params(base, tmp_path, *declaration(app)))
+    assert [c for c in live.calls[since:] if c.method in ms.WRITES or c.method == "build"] == []
+    assert ms.snapshot(live) == before and image_of(live, "web") == image
+    assert "build image %s-web:clockwork" % STACK in dry.actions
+    assert checked["changed"] and ms.entry(checked, "container", "web")["changed"], "web would roll"
+    # Check mode by construction: the dry run records what a real run on the same state does.
+    real = engine_with_images()
+    (app / "site" / "index.html").write_text("<h1>v1</h1>\n")
+    run(real, shipped_params(base, tmp_path, *declaration(app)))
+    (app / "site" / "index.html").write_text("<h1>v2</h1>\n")
+    _report, gateway = run(real, shipped_params(base, tmp_path, *declaration(app)))
+    assert ms.without_lock(dry.actions) == ms.without_lock(gateway.actions)
+
+
+def test_a_dry_run_of_a_cold_stack_would_build(app, base, tmp_path):
+    live = engine_with_images()
+    dry = dry_run_gateway(live=live)
+    checked = stack_module.run_stack(dry, shipped_params(base, tmp_path, *declaration(app)))
+    assert checked["changed"] and "build image %s-web:clockwork" % STACK in dry.actions
+    assert live.inspect_or_none("image", "%s-web:clockwork" % STACK) is None
+
+
+# -- refusals, each naming the resource and field ------------------------------------------------
+
+def test_a_failing_build_is_named_and_nothing_is_made(app, base, tmp_path):
+    (app / "Dockerfile").write_text(DOCKERFILE + "RUN false\n")
+    engine = engine_with_images()
+    with pytest.raises(ClockworkError) as caught:
+        run(engine, shipped_params(base, tmp_path, *declaration(app)))
+    assert "resource web: build: image %s-web:clockwork could not be built: " % STACK in caught.value.msg
+    assert "returned a non-zero code: 1" in caught.value.msg
+    assert container(engine, "web") is None and container(engine, "cache") is None
+
+
+def test_a_missing_base_image_is_named(app, base, tmp_path):
+    (app / "Dockerfile").write_text("FROM example.invalid/nothing:1\n")
+    with pytest.raises(ClockworkError, match="resource web: build: .*pull access denied for example.invalid/nothing"):
+        run(engine_with_images(), shipped_params(base, tmp_path, *declaration(app)))
+
+
+def test_no_build_when_something_else_is_wrong(app, base, tmp_path):
+    """The builds run once every other check passed: another resource's missing image is reported,
+    and nothing is built."""
+    engine = engine_with_images()
+    resources, connections = declaration(app)
+    resources[1]["image"] = "example.invalid/absent:1"
+    with pytest.raises(ClockworkError, match="resource cache: image: "):
+        run(engine, shipped_params(base, tmp_path, resources, connections))
+    assert build_calls(engine) == []
+
+
+def test_a_context_not_read_on_the_controller_is_refused(app, base):
+    with pytest.raises(ClockworkError, match="resource web: build: its context was not read"):
+        run(engine_with_images(), ms.params(base, *declaration(app)))
+
+
+def test_two_resources_building_one_image_differently_are_refused(app, base, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(str(app), str(other))
+    (other / "site" / "index.html").write_text("other")
+    resources, connections = declaration(app)
+    twin = dict(copy.deepcopy(resources[0]), name="twin", build={"context": str(other)})
+    with pytest.raises(ClockworkError) as caught:
+        run(engine_with_images(), shipped_params(base, tmp_path, resources + [twin], connections))
+    assert "resource web: build: image %s-web:clockwork is built by resource twin too" % STACK in caught.value.msg
+    assert "resource twin: build: image %s-web:clockwork is built by resource web too" % STACK in caught.value.msg
+
+
+def test_build_problems_name_the_field():
+    problems = build_problems({"name": "web", "build": {
+        "context": ".", "dockerfile": "../Dockerfile", "labels": {"io.clockwork.stack": "x", "ok": "1"},
+        "args": {"A": None, "B": "1"}}})
+    assert [p[0] for p in problems] == ["build.dockerfile", "build.labels", "build.args"]
+    assert build_problems({"name": "web", "build": {"context": ".", "dockerfile": "docker/../Dockerfile"}}) == []
+    assert build_problems({"name": "web"}) == []
+
+
+def test_built_image_names():
+    assert built_image("shop", {"name": "web", "build": {"context": "."}}) == "shop-web:clockwork"
+    assert built_image("shop", {"name": "web", "image": "mine:1", "build": {"context": "."}}) == "mine:1"
+    assert built_image("shop", {"name": "web", "image": "nginx"}) == "nginx"
+    upper, lower = (built_image("shop", {"name": n, "build": {"context": "."}}) for n in ("Web", "web"))
+    assert upper != lower and upper.startswith("shop-web-") and upper.endswith(":clockwork")
+    odd = built_image("shop", {"name": "a_", "build": {"context": "."}})
+    assert plan_module.IMAGE_REFERENCE.match(odd), odd
+
+
+class _Nodes(object):
+    def __init__(self, count):
+        self.count = count
+
+    def nodes(self):
+        return [{"ID": str(n)} for n in range(self.count)]
+
+
+class _PlanOn(object):
+    def __init__(self, engine):
+        self.engine = engine
+
+
+def test_a_swarm_of_several_nodes_is_refused_one_node_is_not():
+    problem = swarm_problem(_Nodes(3), _PlanOn("swarm"))
+    assert problem.startswith("build: the image is built on this manager only, and the Swarm has 3 nodes")
+    assert swarm_problem(_Nodes(1), _PlanOn("swarm")) is None
+    assert swarm_problem(_Nodes(3), _PlanOn("docker")) is None
+
+
+def test_a_swarm_stack_with_a_build_on_one_node_builds_on_the_manager(app, base, tmp_path):
+    engine = BuildingEngine(images=copy.deepcopy(ms.IMAGES), swarm=True)
+    resources, connections = declaration(app)
+    stack = ms.params(base, ship_builds(resources, lambda p: p, _keep(tmp_path)), connections, engine="swarm")
+    report, gateway = run(engine, stack)
+    assert report["changed"] and len(build_calls(engine)) == 1
+    assert "build image %s-web:clockwork" % STACK in gateway.actions
+
+
+def _keep(tmp_path):
+    kept = tmp_path / "kept"
+    kept.mkdir(exist_ok=True)
+    return lambda local: shutil.copy(local, str(kept))
+
+
+# -- the pre-flight's record, and the gateway's stream reading -----------------------------------
+
+def test_the_preflight_says_what_it_built_and_why(app, base, tmp_path):
+    engine = engine_with_images()
+    stack = shipped_params(base, tmp_path, *declaration(app))
+    planned = Plan(STACK, stack["resources"], stack["connections"], base_dir=str(base))
+    preflight = Preflight(DockerGateway(api=engine), planned)
+    preflight.run()
+    assert preflight.built == [{"kind": "build", "name": "web", "changed": True, "actions": ["build"],
+                                "reasons": ["no image %s-web:clockwork yet" % STACK, "image %s-web:clockwork" % STACK]}]
+    again = Preflight(DockerGateway(api=engine), planned)
+    again.run()
+    assert again.built == []
+
+
+def test_the_build_stream_read():
+    image_id, output = read_build_stream([{"stream": "Step 1/1 : FROM x\n"}, {"aux": {"ID": "sha256:abc"}},
+                                          {"stream": "Successfully built abc\n"}])
+    assert image_id == "sha256:abc" and output.endswith("Successfully built abc")
+    assert read_build_stream([b'{"stream": "Successfully built 0123456789ab\\n"}'])[0] == "0123456789ab"
+    with pytest.raises(BuildFailed) as caught:
+        read_build_stream([{"stream": "Step 2/2 : RUN make\n"}, {"errorDetail": {"message": "boom"}, "error": "boom"}])
+    assert caught.value.words == "boom\nStep 2/2 : RUN make"
+
+
+def test_the_archive_is_read_from_where_the_action_put_it(app, base, tmp_path):
+    stack = shipped_params(base, tmp_path, *declaration(app))
+    archive = stack["resources"][0]["build"]["archive"]
+    assert os.path.dirname(archive) == str(tmp_path / "remote-tmp")
+    engine = engine_with_images()
+    run(engine, stack)
+    assert build_calls(engine)[0].kwargs["dockerfile"] == "Dockerfile"
+    assert builds.BUILD_HASH_LABEL in build_calls(engine)[0].kwargs["labels"]
