@@ -9,9 +9,12 @@ warning naming the service and the key; an env var that matches no rule stays pl
 The rules tried on each env var of a service, in this order:
   - a database URL (postgres://, postgresql://, mysql://, mariadb://, redis://) whose host is
     a service: a database connection with the URL as connection_string_template;
-  - `X_HOST=db[:port]` beside X_USER, X_PASSWORD (or X_PASSWORD_FILE naming a secret),
-    X_NAME/X_DATABASE/X_DB or X_PORT, where `db` is a database server (by its image or its
-    POSTGRES_/MYSQL_/MARIADB_ env): a database connection giving the parts as `env`;
+  - `X_HOST=db[:port]` beside X_USER, a password part (X_PASSWORD, X_PASSWD, X_PASS, X_PWD or
+    X_SECRET, or X_PASSWORD_FILE... naming a secret), X_NAME/X_DATABASE/X_DB or X_PORT, where `db` is
+    a database server (by its image or its POSTGRES_/MYSQL_/MARIADB_ env): a database connection
+    giving the parts as `env`. A password part whose value is a secret's path (under /run/secrets/,
+    or a secret's target) is no password: the secret's file is (password_delivery: file), and the
+    variable keeps its path;
   - `http(s)://svc[:port]/...`: a service_mesh connection;
   - `X_HOST=svc[:port]`, or a value `svc:port`: a network connection on a network both share.
 A connection that would close a cycle, or set an env var of the service to another value,
@@ -32,8 +35,10 @@ CONDITIONS = {"service_started": "started", "service_healthy": "healthy",
               "service_completed_successfully": "completed_successfully"}
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "redis": 6379}
 # The parts beside X_HOST and their placeholders; the first of NAME/DATABASE/DB names the database.
-PART_SUFFIXES = (("USER", "{user}"), ("PASSWORD", "{password}"), ("NAME", "{database}"), ("DATABASE", "{database}"),
-                 ("DB", "{database}"), ("PORT", "{port}"))
+# The password's: X_PASSWORD, X_PASSWD (Gitea), X_PASS, X_PWD, X_SECRET, each also as X_..._FILE naming a secret.
+PASSWORD_SUFFIXES = ("PASSWORD", "PASSWD", "PASS", "PWD", "SECRET")
+PART_SUFFIXES = (("USER", "{user}"),) + tuple((suffix, "{password}") for suffix in PASSWORD_SUFFIXES) + (
+    ("NAME", "{database}"), ("DATABASE", "{database}"), ("DB", "{database}"), ("PORT", "{port}"))
 HTTP_URL = re.compile(r"^(https?)://([A-Za-z0-9_.-]+)(?::([0-9]+))?(/.*)?$")
 SECRETS_DIR = "/run/secrets/"
 # The container field that keeps a container off the stack's default network.
@@ -249,8 +254,8 @@ class Declaration(object):
         return connection, [key]
 
     def _part_groups(self, name):
-        """X_HOST -> (connection, env it takes, secret) for each X_HOST naming a database server
-        beside at least one sibling part."""
+        """X_HOST -> (connection, env it takes, secret it delivers or None) for each X_HOST naming a
+        database server beside at least one sibling part."""
         env, groups = self.env[name], {}
         for key, value in env.items():
             host, _sep, port = value.partition(":")
@@ -259,30 +264,50 @@ class Declaration(object):
                 continue
             engine = server_engine(self.by_name[target])
             prefix = key[:-len("HOST")]
-            parts, secret = self._siblings(name, prefix)
+            parts, source = self._siblings(name, prefix)
             if engine is None or not parts:
                 continue
             parts[key] = "{host}:{port}" if port else "{host}"
-            consumed = [v for v in parts if v in env] + ([prefix + "PASSWORD_FILE"] if secret else [])
-            groups[key] = (self._parts_connection(name, key, target, engine, parts, secret), consumed, secret)
+            consumed = [v for v in parts if v in env] + ([source["variable"]] if source and source["delivered"] else [])
+            connection = self._parts_connection(name, key, target, engine, parts, source)
+            groups[key] = (connection, consumed, source["secret"] if source and source["delivered"] else None)
         return groups
 
+    def _secret_path(self, name, value):
+        """Whether an env value is a path where a secret is (under /run/secrets/, or a secret's target
+        of the service): never a password itself."""
+        return value.startswith(SECRETS_DIR) or value in [t for _s, t, _i in self.by_name[name]["secrets"]]
+
     def _siblings(self, name, prefix):
-        """({variable: placeholder}, the secret holding the password or None) of X_'s siblings."""
-        env, parts, secret = self.env[name], {}, None
+        """({variable: placeholder}, where the password is when a secret holds it, or None) of X_'s siblings.
+        A password part whose value is a secret's path is not the password: that secret's file is."""
+        env, parts, source = self.env[name], {}, None
         for suffix, template in PART_SUFFIXES:
             variable = prefix + suffix
-            if variable in env and template not in parts.values() and (suffix != "PORT" or env[variable].isdigit()):
-                parts[variable] = template
-        if prefix + "PASSWORD" not in env:
-            path = env.get(prefix + "PASSWORD_FILE")
-            secret = next((s for s, target, _i in self.by_name[name]["secrets"] if path and target == path
-                           and (self.project["secrets"].get(s) or {}).get("file")), None)
-            if secret:
-                parts[prefix + "PASSWORD"] = "{password}"
-        return parts, secret
+            if variable not in env or template in parts.values() or (suffix == "PORT" and not env[variable].isdigit()):
+                continue
+            if template == "{password}" and self._secret_path(name, env[variable]):
+                source = source or self._password_secret(name, variable, env[variable], delivered=False)
+                continue
+            parts[variable] = template
+        if "{password}" not in parts.values() and source is None:
+            for suffix in PASSWORD_SUFFIXES:   # X_PASSWORD_FILE: the connection delivers X_PASSWORD as that file
+                path = env.get(prefix + suffix + "_FILE")
+                if path and prefix + suffix not in env:
+                    source = self._password_secret(name, prefix + suffix + "_FILE", path, delivered=True)
+                    if source["secret"]:
+                        parts[prefix + suffix] = "{password}"
+                    break
+        return parts, source
 
-    def _parts_connection(self, name, key, target, engine, parts, secret):
+    def _password_secret(self, name, variable, path, delivered):
+        """{variable, path, secret: the service's file secret at `path` or None, delivered: whether the
+        connection takes the variable over (X_PASSWORD_FILE) or it keeps its path (X_PASSWORD=/run/secrets/x)}."""
+        secret = next((s for s, target, _i in self.by_name[name]["secrets"] if target == path
+                       and (self.project["secrets"].get(s) or {}).get("file")), None)
+        return {"variable": variable, "path": path, "secret": secret, "delivered": delivered and secret is not None}
+
+    def _parts_connection(self, name, key, target, engine, parts, source):
         values = dict((template, self.env[name].get(variable)) for variable, template in parts.items())
         connection = {"type": "database", "from": name, "to": target, "engine": engine,
                       "description": "from compose: environment %s of %s names the %s server %s, with %s" % (
@@ -290,10 +315,16 @@ class Declaration(object):
                       "env": dict((v, parts[v]) for v in sorted(parts)), "env_var_name": ""}
         if values.get("{user}"):
             connection["username"] = values["{user}"]
-        if secret:
-            connection.update(password=self._secret_value(name, secret), password_delivery="file")
+        if source and source["secret"]:
+            connection.update(password=self._secret_value(name, source["secret"]), password_delivery="file")
+            if not source["delivered"]:
+                connection["description"] += "; the password is secret %s, which %s reads at %s" % (
+                    source["secret"], source["variable"], source["path"])
         elif values.get("{password}") is not None:
             connection["password"] = values["{password}"]
+        if source and not source["secret"]:
+            self.warn(["services", name, "environment", source["variable"]], "%s is no secret of %s with a file: "
+                      "the connection has no password (it is no password itself)" % (source["path"], name))
         if values.get("{database}"):
             connection["database_name"] = values["{database}"]
         for variable, template in parts.items():
