@@ -1,0 +1,199 @@
+"""Issue 34 part 3: a build-only container resource on the real engine. Its context (a Dockerfile
+FROM the local nginx test image, and a site) is read on the controller, sent as POST /build's tar
+(the classic builder: no BuildKit), and the image is rebuilt only when the content changes; an
+edited source file rebuilds and rolls the container start-first. check -> apply -> idempotent ->
+check again, asserted on what `docker inspect` and `docker exec` see.
+
+Two ways in: the stack run in this process over the live gateway (as the action runs it in-process,
+its tar where the action puts it), and the playbook through the stack action, which runs once the
+action reads build contexts and the container resource takes `build` (skipped until then)."""
+import json
+import os
+import shutil
+
+import pytest
+
+from ansible_collections.clockwork.connections.plugins.module_utils import plan as plan_module
+from ansible_collections.clockwork.connections.plugins.module_utils import stack as stack_module
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.build import (
+    BUILD_HASH_LABEL, BUILD_OPTION_SPEC, built_image)
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
+from ansible_collections.clockwork.connections.plugins.module_utils.stack import STACK_ARGUMENT_SPEC, run_stack
+from ansible_collections.clockwork.connections.plugins.plugin_utils.build_context import ship_builds
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from helpers import NGINX_IMAGE, ROOT, docker, inspect, playbook, remove_stack
+
+ACTION = os.path.join(ROOT, "plugins", "action", "stack.py")
+WIRED = "build" in stack_module.RESOURCE_OPTIONS and "ship_builds" in open(ACTION).read()
+# Every image the build makes, its intermediate ones included, carries the test's label (TEST_LABEL=<stack>).
+TEST_LABEL = "org.example.build-test"
+DOCKERFILE = "FROM %s\nLABEL %s=%%s\nCOPY site/ /srv/site/\nLABEL org.example.app=web\n" % (NGINX_IMAGE, TEST_LABEL)
+
+
+@pytest.fixture
+def app(tmp_path, stack):
+    root = tmp_path / "app"
+    (root / "site").mkdir(parents=True)
+    (root / "Dockerfile").write_text(DOCKERFILE % stack)
+    (root / ".dockerignore").write_text("*.log\n")
+    (root / "site" / "index.html").write_text("<h1>v1</h1>\n")
+    return root
+
+
+@pytest.fixture
+def images(stack):
+    """The images the test made, removed at its end, after the stack's containers (the stack's
+    cleanup removes containers, networks and volumes; images are the test's own): its tags, and
+    every image, intermediate ones too, with the test's label."""
+    made = set()
+    yield made
+    remove_stack(stack)
+    made.update(docker("image", "ls", "-a", "-q", "--filter", "label=%s=%s" % (TEST_LABEL, stack)).split())
+    for ref in sorted(made):
+        docker("rmi", "-f", ref, check=False)
+
+
+@pytest.fixture
+def build_field(monkeypatch):
+    """The container resource takes `build` in process (Helper A adds it to CONTAINER_ARGS; until then, here)."""
+    entry = dict(type="dict", options=BUILD_OPTION_SPEC)
+    if "build" not in plan_module.RESOURCE_TYPES["container"]:
+        monkeypatch.setitem(plan_module.RESOURCE_TYPES["container"], "build", entry)
+        monkeypatch.setattr(plan_module, "_VALIDATORS", {})
+    if "build" not in stack_module.RESOURCE_OPTIONS:
+        monkeypatch.setitem(stack_module.RESOURCE_OPTIONS, "build", entry)
+
+
+def web_resource(stack, app):
+    return {"name": stack + "-web", "build": {"context": str(app), "args": {"FLAVOUR": "plain"}},
+            "update_order": "start-first", "command": ["sh", "-c", "exec sleep 3600"]}
+
+
+def served(container):
+    return docker("exec", container, "cat", "/srv/site/index.html")
+
+
+# -- in process, over the live gateway --------------------------------------------------------
+
+def converge(stack, app, tmp_path, check=False):
+    """One run of the stack as the action runs it in-process: the context read and its tar put
+    where the module reads it (a directory of the task's, here tmp_path), then run_stack."""
+    web = web_resource(stack, app)
+    web["image"] = built_image(stack, web)   # the plan sets it itself once plan.py takes build-only resources
+    kept = tmp_path / "remote-tmp"
+    kept.mkdir(exist_ok=True)
+    resources = ship_builds([web], lambda p: p, lambda local: shutil.copy(local, str(kept)))
+    validated = ArgumentSpecValidator(STACK_ARGUMENT_SPEC).validate(dict(
+        name=stack, resources=resources, connections=[], base_dir=str(tmp_path)))
+    assert not validated.error_messages, validated.error_messages
+    gateway = dry_run_gateway() if check else DockerGateway()
+    report = run_stack(gateway, validated.validated_parameters)
+    return report, gateway
+
+
+def builds(gateway):
+    return [a for a in gateway.actions if a.startswith("build image ")]
+
+
+def test_build_on_the_live_engine_check_apply_idempotent_and_an_edit_rolls(stack, app, tmp_path, images, build_field):
+    name, tag = stack + "-web", "%s-%s-web:clockwork" % (stack, stack)
+    images.add(tag)
+
+    report, gateway = converge(stack, app, tmp_path, check=True)
+    assert report["changed"] and builds(gateway) == ["build image " + tag], gateway.actions
+    assert inspect("image", tag) is None and inspect("container", name) is None, "check mode built nothing"
+
+    report, gateway = converge(stack, app, tmp_path)
+    assert report["changed"] and builds(gateway) == ["build image " + tag], gateway.actions
+    image = inspect("image", tag)
+    images.add(image["Id"])
+    assert image["Config"]["Labels"][BUILD_HASH_LABEL].startswith("sha256:")
+    assert image["Config"]["Labels"]["org.example.app"] == "web"
+    first = inspect("container", name)
+    assert first["Image"] == image["Id"] and first["State"]["Running"]
+    assert served(name) == "<h1>v1</h1>"
+
+    for check in (False, True):   # idempotent, then check again
+        report, gateway = converge(stack, app, tmp_path, check=check)
+        assert not report["changed"], json.dumps(report["entries"], indent=1)
+        assert builds(gateway) == [], gateway.actions
+    assert inspect("container", name)["Id"] == first["Id"]
+
+    (app / "debug.log").write_text("ignored by .dockerignore: no rebuild")
+    report, gateway = converge(stack, app, tmp_path)
+    assert not report["changed"] and builds(gateway) == []
+
+    (app / "site" / "index.html").write_text("<h1>v2</h1>\n")
+    report, gateway = converge(stack, app, tmp_path, check=True)
+    assert report["changed"] and builds(gateway) == ["build image " + tag]
+    assert inspect("container", name)["Id"] == first["Id"] and inspect("image", tag)["Id"] == image["Id"]
+
+    report, gateway = converge(stack, app, tmp_path)
+    assert report["changed"] and builds(gateway) == ["build image " + tag]
+    rebuilt = inspect("image", tag)
+    images.add(rebuilt["Id"])
+    second = inspect("container", name)
+    assert rebuilt["Id"] != image["Id"] and second["Image"] == rebuilt["Id"] and second["Id"] != first["Id"]
+    assert served(name) == "<h1>v2</h1>"
+    assert any(a.startswith("create container %s_clockwork_next_" % name) for a in gateway.actions), \
+        "start-first: the new container ran beside the old one"
+
+    for check in (False, True):
+        report, gateway = converge(stack, app, tmp_path, check=check)
+        assert not report["changed"] and builds(gateway) == []
+
+
+def test_a_failing_build_names_the_resource_and_leaves_nothing(stack, app, tmp_path, images, build_field):
+    (app / "Dockerfile").write_text(DOCKERFILE % stack + "RUN exit 3\n")
+    images.add("%s-%s-web:clockwork" % (stack, stack))
+    with pytest.raises(Exception) as caught:
+        converge(stack, app, tmp_path)
+    message = getattr(caught.value, "msg", str(caught.value))
+    assert "resource %s-web: build: image %s-%s-web:clockwork could not be built: " % (stack, stack, stack) in message
+    assert "returned a non-zero code: 3" in message
+    assert inspect("container", stack + "-web") is None
+
+
+# -- the playbook, through the stack action -----------------------------------------------------
+
+def stack_task(stack, app):
+    web = web_resource(stack, app)
+    return {"name": "stack", "clockwork.connections.stack": {"name": stack, "resources": [web]}, "register": "result"}
+
+
+@pytest.mark.skipif(not WIRED, reason="the stack action reads no build context yet, or the container resource takes "
+                                      "no build (requested: /work/notes/requests.md, Helper C)")
+def test_build_only_service_through_the_playbook(stack, app, tmp_path, images):
+    name, tag = stack + "-web", "%s-%s-web:clockwork" % (stack, stack)
+    images.add(tag)
+    tasks = [stack_task(stack, app)]
+    run = playbook(tasks, check=True)
+    assert run.rc == 0 and run.result("stack")["changed"] is True, run.details
+    assert inspect("image", tag) is None
+
+    run = playbook(tasks)
+    assert run.rc == 0 and run.result("stack")["changed"] is True, run.details
+    image = inspect("image", tag)
+    images.add(image["Id"])
+    first = inspect("container", name)
+    assert first["Image"] == image["Id"] and served(name) == "<h1>v1</h1>"
+
+    for check in (False, True):
+        run = playbook(tasks, check=check)
+        assert run.rc == 0 and run.result("stack")["changed"] is False, run.details
+
+    (app / "site" / "index.html").write_text("<h1>v2</h1>\n")
+    run = playbook(tasks, check=True)
+    assert run.rc == 0 and run.result("stack")["changed"] is True, run.details
+    assert inspect("container", name)["Id"] == first["Id"]
+    run = playbook(tasks)
+    assert run.rc == 0 and run.result("stack")["changed"] is True, run.details
+    rebuilt = inspect("image", tag)
+    images.add(rebuilt["Id"])
+    assert rebuilt["Id"] != image["Id"] and inspect("container", name)["Image"] == rebuilt["Id"]
+    assert served(name) == "<h1>v2</h1>"
+    for check in (False, True):
+        run = playbook(tasks, check=check)
+        assert run.rc == 0 and run.result("stack")["changed"] is False, run.details
