@@ -4,6 +4,7 @@ links, a Dockerfile outside refused), the size bounded, and a content hash that 
 when the content does."""
 import io
 import os
+import shutil
 import stat
 import tarfile
 import tempfile
@@ -295,3 +296,46 @@ def test_reader_does_not_follow_a_file_swapped_for_a_link(ctx, tmp_path, monkeyp
     monkeypatch.setattr(build_context.os, "stat", swapping_stat)
     with pytest.raises(BuildContextError, match="site/index.html .* cannot be read"):
         read(ctx, tmp_path)
+
+
+class _Shell(object):
+    def __init__(self):
+        self.tmpdir = None
+
+    @staticmethod
+    def join_path(*parts):
+        return "/".join(parts)
+
+
+class _Action(object):
+    """What action_transfer asks of an ActionBase: its connection's shell, the remote tmp dir, put_file."""
+
+    def __init__(self, remote):
+        self._connection = type("Connection", (), {})()
+        self._connection._shell = _Shell()
+        self.remote, self.made, self.fixed = remote, 0, []
+
+    def _make_tmp_path(self):
+        self.made += 1
+        self._connection._shell.tmpdir = str(self.remote)
+        return self._connection._shell.tmpdir
+
+    def _transfer_file(self, local, remote):
+        shutil.copy(local, remote)
+        return remote
+
+    def _fixup_perms2(self, paths):
+        self.fixed.append(tuple(paths))
+
+
+def test_action_transfer_puts_each_tar_in_the_task_tmp_dir_made_once(ctx, tmp_path):
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    action = _Action(remote)
+    resources = [{"name": "one", "build": {"context": str(ctx)}}, {"name": "two", "build": {"context": str(ctx)}}]
+    shipped = ship_builds(resources, lambda p: p, build_context.action_transfer(action))
+    archives = [r["build"]["archive"] for r in shipped]
+    assert action.made == 1 and all(os.path.dirname(a) == str(remote) for a in archives)
+    assert [f[0] for f in action.fixed] == [str(remote)] * 2 and [f[1] for f in action.fixed] == archives
+    assert tarfile.open(archives[0]).getnames() == tarfile.open(archives[1]).getnames()
+    assert shipped[0]["build"]["content_hash"] == shipped[1]["build"]["content_hash"]
