@@ -207,3 +207,56 @@ def test_drift_names_the_fields_the_running_stack_changed_since_its_release(base
     assert "env MODE" in drift["frontend"] and "env SECRET_KEY" in drift["frontend"]
     assert "k-314159" not in json.dumps(drift) and "k-271828" not in json.dumps(drift)
     assert set(drift) == {"storage", "frontend"}
+
+
+def test_stack_info_lists_the_releases_masked_the_current_one_its_drift_and_health(base):
+    from ansible_collections.clockwork.connections.plugins.module_utils.releases.info import stack_info
+    engine = ms.new_engine()
+    env = {"MODE": "a", "API_TOKEN": "tok-1618033988"}
+    deploy(engine, ms.params(base, *showcase(database=False, frontend={"env": env})))
+    deploy(engine, ms.params(base, *showcase(database=False, frontend={"env": dict(env, MODE="b")})))
+    gateway = ms.RecordingGateway(engine)
+    result, secrets = stack_info(gateway, STACK, health=False)
+    assert result["changed"] is False and result["current"] == 2 and result["missing"] == []
+    assert [r["number"] for r in result["releases"]] == [1, 2]
+    assert [r["current"] for r in result["releases"]] == [False, True]
+    assert [r["containers"]["frontend"]["env"]["MODE"] for r in result["releases"]] == ["a", "b"]
+    assert result["releases"][1]["containers"]["frontend"]["env"]["API_TOKEN"] == "********"
+    assert "tok-1618033988" not in json.dumps(result) and "tok-1618033988" in secrets
+    assert result["drift"] == []
+    assert result["release_directory"] == releases_home(STACK)
+    assert [a for a in gateway.actions] == [], "it only reads"
+
+    engine.stop("redis")
+    result, _secrets = stack_info(ms.RecordingGateway(engine), STACK, health=False)
+    assert result["drift"] == [{"container": "redis", "changes": ["state (release running, running exited)"]}]
+    assert result["health"] == [] and result["healthy"] is None
+
+    # On a dry run's gateway (check mode), alike.
+    checked, _secrets = stack_info(dry_run_gateway(live=engine), STACK, health=False)
+    assert checked == result
+
+
+def test_stack_info_of_a_stack_without_releases(base):
+    from ansible_collections.clockwork.connections.plugins.module_utils.releases.info import stack_info
+    result, secrets = stack_info(ms.RecordingGateway(ms.new_engine()), STACK)
+    assert (result["releases"], result["current"], result["drift"], result["health"]) == ([], None, [], [])
+    assert secrets == set()
+
+
+def test_health_runs_the_recorded_checks_once_and_refuses_a_malformed_one(base):
+    from ansible_collections.clockwork.connections.plugins.module_utils.releases.health import connection_health
+    engine = ms.new_engine()
+    deploy(engine, ms.params(base, *showcase(database=False)))
+    checks = [c for c in store().release(1)["checks"] if c["kind"] == "running"]
+    assert checks == [{"kind": "running", "connection": "dependency frontend -> redis", "target": "redis",
+                       "condition": "healthy"}]
+    hostile = [{"kind": "running", "connection": "x", "condition": "healthy"},
+               {"kind": "shell", "connection": "y", "command": "rm -rf /"}, "not a check"]
+    reports = connection_health(ms.RecordingGateway(engine), checks + hostile)
+    assert reports[0]["ok"] is True, reports
+    assert [r["ok"] for r in reports[1:]] == [None, None, None]
+    assert reports[2]["msg"] == "not run: the release records it wrongly (unknown check kind 'shell')"
+    assert all(r["msg"].startswith("not run: the release records it wrongly") for r in reports[1:])
+    engine.stop("redis")
+    assert connection_health(ms.RecordingGateway(engine), checks)[0]["ok"] is False

@@ -30,7 +30,7 @@ import json
 import os
 import stat
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, stack_name_problem
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import (
     DryRunFiles, directory_fd, open_in, stack_home)
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.schema import (
@@ -119,6 +119,9 @@ class ReleaseStore(object):
     """The releases of one stack, through the gateway's host files `files`."""
 
     def __init__(self, files, stack):
+        problem = stack_name_problem(stack)
+        if problem:   # it becomes a directory's name: nothing that leads elsewhere
+            raise ClockworkError("name: %s" % problem)
         self.files = files
         self.stack = stack
         self.home = releases_home(stack)

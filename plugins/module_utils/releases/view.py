@@ -155,3 +155,27 @@ def stack_drift(release, running):
             if changes:
                 drift.append({"container": name, "changes": changes})
     return drift
+
+
+def service_drift(release, services):
+    """[{service, changes}] between `release`'s Swarm services and `services` (name -> {id, version, spec},
+    as record.stack_services reads them): the fields of the spec that differ, env by name."""
+    drift = []
+    recorded = release["services"] if release else {}
+    for name in sorted(set(recorded) | set(services)):
+        if name not in services:
+            drift.append({"service": name, "changes": ["missing"]})
+            continue
+        if name not in recorded:
+            drift.append({"service": name, "changes": ["not in the release"]})
+            continue
+        before, now = recorded[name]["spec"], services[name]["spec"]
+        before_task, now_task = before.get("TaskTemplate") or {}, now.get("TaskTemplate") or {}
+        before_container, now_container = before_task.get("ContainerSpec") or {}, now_task.get("ContainerSpec") or {}
+        changes = _env_drift(env_of(before_container), env_of(now_container))
+        changes += _fields_drift("container_spec", before_container, now_container, skip=("Env",))
+        changes += _fields_drift("task_template", before_task, now_task, skip=("ContainerSpec", "ForceUpdate"))
+        changes += _fields_drift("spec", before, now, skip=("TaskTemplate",))
+        if changes:
+            drift.append({"service": name, "changes": changes})
+    return drift
