@@ -125,6 +125,9 @@ def _container_problems(params, base_dir, engine="docker"):
     for network in params.get("networks") or []:
         if docker_name_problem(network["name"]):
             problems.append(("networks", docker_name_problem(network["name"])))
+    if params.get("network_mode") and params.get("networks"):
+        problems.append(("networks", "a container with network_mode %s joins no network: drop networks or "
+                                     "network_mode" % params["network_mode"]))
     for label in sorted(str(k) for k in params.get("labels") or {}):
         if label.startswith(RESERVED_LABEL_PREFIX):
             problems.append(("labels", "%s: the %s prefix is reserved for the labels the collection sets itself"
@@ -313,7 +316,7 @@ class Plan(object):
                 continue
             params = dict(resource)
             networks = [dict(n) for n in params.get("networks") or []]
-            if resource.get("default_network", True):
+            if resource.get("default_network", True) and not resource.get("network_mode"):
                 networks.insert(0, {"name": self.default_network, "aliases": [resource["name"]]})
             params["networks"] = networks
             try:
@@ -343,7 +346,7 @@ class Plan(object):
                     spec.networks.append(dict(network))
         joins = set(c["from_resource"] for c in self.connections if CONNECTION_TYPES[c["type"]].networks(c))
         for name, spec in specs.items():
-            if not spec.networks and name not in joins:   # `from` joins its connections' networks as they converge
+            if not spec.networks and name not in joins and not spec.network_mode:   # `from` joins its connections' networks as they converge
                 problems.add("resource %s" % name, "default_network: false leaves the container on no network: "
                                                    "list its networks, or connect it with a network connection "
                                                    "that names one (network_name)")

@@ -14,6 +14,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
     KEPT_MOUNTS_LABEL, RESERVED_LABEL_PREFIX, ClockworkError, owned_by)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import (
     create_body, kept_targets, describe, drift, keep_connection_mounts, running_config, spec_from_container)
+from ansible_collections.clockwork.connections.plugins.module_utils.options.networking import NETWORK_MODES
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_wait import condition_reached, has_healthcheck, wait_for
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import masked_diff
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import CONFLICT, engine_words, status_of
@@ -116,6 +117,14 @@ def kept_anonymous(attrs, spec):
                 and ANONYMOUS_VOLUME.match(m.get("Name") or ""))
 
 
+def _endpoint(network):
+    """A network's endpoint settings as the SDK's endpoint config and connect take them."""
+    settings = {"aliases": network["aliases"] or None}
+    if network.get("ipv4_address"):
+        settings["ipv4_address"] = network["ipv4_address"]
+    return settings
+
+
 def _api_message(exc):
     if isinstance(exc, ClockworkError):
         return exc.msg
@@ -189,15 +198,24 @@ class ContainerConverger(object):
     def _image(self, spec):
         if not spec.image:
             raise ClockworkError("container %s needs an image" % spec.name)
+        policy = getattr(spec, "pull_policy", None) or "missing"
+        if policy == "always":
+            self._pull(spec)
         attrs = self.engine.image(spec.image)
         if attrs is not None:
             return attrs
+        if policy == "never":
+            raise ClockworkError("container %s: image %s is not on the Docker host, and pull_policy is never"
+                                 % (spec.name, spec.image))
+        self._pull(spec)
+        return self.engine.image(spec.image)
+
+    def _pull(self, spec):
         try:
             self.engine.pull(spec.image)
         except APIError as exc:
             raise ClockworkError("image %s is not present locally and could not be pulled: %s"
                                  % (spec.image, engine_words(exc)))
-        return self.engine.image(spec.image)
 
     def _create(self, spec, keep_networks, binds=None, anonymous=None):
         """Create the container (not started); returns its id. A container of the same name
@@ -206,14 +224,18 @@ class ContainerConverger(object):
         engine = self.engine
         networks = list(spec.networks)
         wanted_names = set(n["name"] for n in networks)
-        networks += [n for n in keep_networks if n["name"] not in wanted_names]
+        # A network mode (host, none, another container's) is no network: one the old container
+        # had in such a mode is not carried, and a container in one joins none.
+        networks += [n for n in keep_networks if n["name"] not in wanted_names and n["name"] not in NETWORK_MODES]
+        if getattr(spec, "network_mode", None):
+            networks = []
         body = create_body(spec, anonymous)
         host_config = dict(body.host, binds=binds or None,
-                           network_mode=networks[0]["name"] if networks else None)
+                           network_mode=networks[0]["name"] if networks else getattr(spec, "network_mode", None))
         networking_config = None
         if networks:
             networking_config = engine.networking_config({
-                networks[0]["name"]: engine.endpoint_config(aliases=networks[0]["aliases"] or None)})
+                networks[0]["name"]: engine.endpoint_config(**_endpoint(networks[0]))})
         try:
             created = engine.create_container(spec.name, spec.image, host_config=host_config,
                                               networking_config=networking_config, **body.config)
@@ -228,7 +250,7 @@ class ContainerConverger(object):
             raise ClockworkError("cannot create container %s: %s" % (spec.name, _api_message(exc)))
         try:
             for network in networks[1:]:
-                engine.connect(created["Id"], network["name"], aliases=network["aliases"])
+                engine.connect(created["Id"], network["name"], **_endpoint(network))
         except APIError as exc:
             self._remove_new(created["Id"])
             raise ClockworkError("cannot attach container %s to network %s: %s"
@@ -399,14 +421,16 @@ class ContainerConverger(object):
         changed = False
         for network in spec.networks:
             have = attached.get(network["name"])
-            if have is not None and set(network["aliases"]) <= set(have.get("Aliases") or []):
+            address = ((have or {}).get("IPAMConfig") or {}).get("IPv4Address")
+            if have is not None and set(network["aliases"]) <= set(have.get("Aliases") or []) \
+                    and network.get("ipv4_address") in (None, address):
                 continue
             changed = True
             result["actions"].append("attach %s" % network["name"])
             try:
                 if have is not None:  # aliases can only be set on connect
                     self.engine.disconnect(spec.name, network["name"])
-                self.engine.connect(spec.name, network["name"], aliases=network["aliases"])
+                self.engine.connect(spec.name, network["name"], **_endpoint(network))
             except APIError as exc:
                 raise ClockworkError("cannot attach container %s to network %s: %s"
                                      % (spec.name, network["name"], engine_words(exc)))

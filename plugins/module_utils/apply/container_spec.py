@@ -64,7 +64,8 @@ class ContainerSpec(object):
         # How a changed container is replaced (rolling.py); the stack sets these per resource.
         self.alias = self.name             # the DNS name its clients use: the resource's
         self.update_order = "stop-first"   # or "start-first", or "auto" (decided by rolling.resolved_order)
-        self.stop_grace = 10               # seconds `docker stop` waits before it kills
+        # seconds `docker stop` waits before it kills
+        self.stop_grace = 10 if self.stop_grace_period is None else self.stop_grace_period
 
     def declared_ports(self):
         return [p[0] for p in self.ports]

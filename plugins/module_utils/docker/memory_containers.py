@@ -16,6 +16,11 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker.memor
     refuse, volume_attrs)
 
 
+# The limits an engine 20.10 reports in every HostConfig, none asked for.
+HOST_LIMITS = {"Memory": 0, "MemoryReservation": 0, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0, "CpuPeriod": 0,
+               "CpuQuota": 0, "PidsLimit": None, "Ulimits": None, "BlkioWeight": 0, "OomKillDisable": False}
+
+
 def _body(version, image, command, labels, host, others):
     """The body the SDK sends for create_container (the live path's own for the lock's plain one)."""
     if not others and isinstance(command, (list, type(None))) and isinstance(labels, (dict, type(None))):
@@ -65,7 +70,13 @@ class ContainerEngine(object):
                 refuse(409, words, path)
         cid = digest("container", next(self._serial), name, id(self))
         config = container_config(cid, body, image)
+        if body.get("MacAddress"):
+            config["MacAddress"] = body["MacAddress"]   # 20.10 keeps it in Config
         host = host_config(body.get("HostConfig"))
+        for key, default in HOST_LIMITS.items():
+            host.setdefault(key, default)
+        if host["Memory"] > 0 and not host.get("MemorySwap"):
+            host["MemorySwap"] = 2 * host["Memory"]     # the engine's default swap: as much again
         mounts, anonymous = self._mount_points(cid, config, host, path)
         words = (config.get("Entrypoint") or []) + (config.get("Cmd") or [])
         attrs = {"Id": cid, "Created": now(), "Path": words[0] if words else "", "Args": words[1:],

@@ -14,7 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.clockwork.connections.plugins.module_utils.options import (
-    core, networking, security, storage)
+    core, networking, process, resources, security, storage)
 
 _CORE_ORDER = ("image", "command", "ports", "mounts", "healthcheck", "restart_policy")
 
@@ -25,7 +25,8 @@ def _ordered(options):
     return first + [o for o in options if o not in first and o not in last] + last
 
 
-TABLE = tuple(_ordered(core.OPTIONS + storage.OPTIONS + networking.OPTIONS + security.OPTIONS))
+TABLE = tuple(_ordered(core.OPTIONS + storage.OPTIONS + networking.OPTIONS + security.OPTIONS + process.OPTIONS
+                       + resources.OPTIONS))
 BY_NAME = dict((o.name, o) for o in TABLE)
 assert len(BY_NAME) == len(TABLE), "an option is declared twice"
 
