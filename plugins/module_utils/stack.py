@@ -65,7 +65,10 @@ def run_stack(engine, params, diff=False, progress=None, plan=None):
         from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.applier import (  # pylint: disable=import-outside-toplevel
             run_swarm_stack)
         return run_swarm_stack(engine, params, diff=diff, progress=progress, plan=plan)
-    stack = DockerApplier(engine, params["name"], params["resources"], params["connections"],
-                          base_dir=params["base_dir"], parallel=params.get("parallel") or DEFAULT_PARALLEL,
-                          progress=progress, plan=plan)
-    return apply_state(stack, engine, params, diff=diff)
+
+    def applier(gateway, lines, planned=None):
+        return DockerApplier(gateway, params["name"], params["resources"], params["connections"],
+                             base_dir=params["base_dir"], parallel=params.get("parallel") or DEFAULT_PARALLEL,
+                             progress=lines, plan=planned)
+    # The probe of an unchanged stack plans anew: an applier fills in the plan's specs as it goes.
+    return apply_state(applier(engine, progress, plan), engine, params, diff=diff, probe=applier)

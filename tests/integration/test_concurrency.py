@@ -146,10 +146,15 @@ def test_a_stale_lock_of_another_machine_is_taken_over(stack, lock_cleanup):
     run = playbook([stack_task(stack)], env={"CLOCKWORK_LOCK_TIMEOUT": "60"})
     assert run.rc == 0, run.output
     assert_converged(stack)
-    # A recent lock of another machine is not stale: it is waited for.
+    # A recent lock of another machine is not stale: a run with something to change waits for it.
     hold_lock(stack, "another-boot/pid:[4026531836]/4242/1", time.time())
+    unchanged = playbook([stack_task(stack)], env={"CLOCKWORK_LOCK_TIMEOUT": "2"})
+    assert unchanged.rc == 0 and unchanged.changed is False, "an unchanged stack only reads: " + unchanged.details
+    assert "waited_for_lock" not in unchanged.result("stack"), unchanged.details
+    docker("rm", "-f", stack + "-worker")
     blocked = playbook([stack_task(stack)], env={"CLOCKWORK_LOCK_TIMEOUT": "2"})
     assert blocked.rc != 0 and "is being converged by another run" in blocked.result("stack")["msg"], blocked.details
+    assert docker("ps", "-aq", "--filter", "name=^/%s-worker$" % stack) == "", "nothing changed without the lock"
 
 
 def test_a_stack_wedged_by_duplicate_networks_is_repaired(stack):

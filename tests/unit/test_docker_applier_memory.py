@@ -121,7 +121,22 @@ def test_the_showcase_unchanged_is_a_no_op_that_writes_nothing(base, database):
     assert ms.stack_writes(engine, since, gateway) == []
     assert ms.snapshot(engine) == before
     assert database.applies == [("schema", "schema.sql")], "nothing applied twice"
-    assert len(gateway.actions) == 2, "the lock's create and remove, nothing else: %s" % gateway.actions
+    # Not even the stack's lock: a dry run of its own found nothing to do (applier.unchanged).
+    assert gateway.actions == [], gateway.actions
+    assert [c for c in engine.writes() if engine.calls.index(c) >= since] == []
+
+
+def test_a_changed_stack_is_decided_again_under_the_lock(base, database):
+    """The lock-free look finds a change: the run converges under the lock from the start."""
+    engine, stack = deployed(base, database)
+    declared = dict(stack, resources=[dict(r, env=dict(r.get("env") or {}, MODE="two")) if r["name"] == "frontend"
+                                      else r for r in stack["resources"]])
+
+    report, gateway = run(engine, declared)
+
+    assert [e[1] for e in ms.changed_entries(report)] == ["frontend"], ms.changed_entries(report)
+    assert gateway.actions[0] == "create container clockwork-lock-showcase", gateway.actions
+    assert container(engine, "clockwork-lock-showcase") is None, "the lock released"
 
 
 

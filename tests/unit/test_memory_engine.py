@@ -535,9 +535,8 @@ def test_the_docker_applier_runs_on_the_memory_engine_and_on_a_dry_run_over_it()
     assert container_state(live.inspect_container("cache")) == ("running", "healthy")
     again = DockerGateway(api=live)
     assert run_stack(again, stack_params())["changed"] is False
-    assert again.actions[0] == "create container clockwork-lock-shop" and len(again.actions) == 2, again.actions
-    assert again.actions[1] == "remove container %s" % live.calls[-1].args[0], "only the lock was written"
     writes = len(live.writes())
+    assert again.actions == [], "nothing written, not even the stack's lock (a dry run found nothing to do)"
     dry = dry_run_gateway(live=live)
     worker = {"name": "worker", "type": "container", "image": REDIS}
     assert run_stack(dry, stack_params(env={"X": "1"}, extra=[worker]))["changed"]

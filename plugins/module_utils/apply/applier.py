@@ -34,6 +34,8 @@ class Applier(object):
     absent(purge)     remove what the stack owns, in reverse order; volumes only with purge
     verified()        the reports of every check, changing nothing
     repair()          finish what a killed or concurrent run left (set-aside containers, duplicates)
+    run_checks()      the reports of every check, run now (after present(verify=False))
+    close()           what it holds open, closed
     report()          {changed, order, entries, checks, plan}
     write_diagram(path)
     diffs             the before/after of every change, masked
@@ -52,6 +54,13 @@ class Applier(object):
 
     def repair(self):
         """Nothing to repair by default."""
+
+    def run_checks(self):
+        """The reports of every check of the converged stack, run now (with the grace of a deploy)."""
+        raise NotImplementedError
+
+    def close(self):
+        """What the applier holds open (Swarm: its node gateways), closed."""
 
     def report(self):
         raise NotImplementedError
@@ -101,11 +110,52 @@ def present_report(stack, params, diff):
     stack.present(verify=params.get("verify"))
     if params.get("diagram_path"):
         stack.write_diagram(params["diagram_path"])
-    report = stack.report()
+    return checked_report(stack, stack.report(), diff)
+
+
+def checked_report(stack, report, diff):
+    """The report with the checks `stack` ran; a failure listing the failed ones."""
     if stack.check_reports is not None:
         report["checks"], report["verified"] = stack.check_reports, True
         failed_checks_error(stack.check_reports, dict(report, diff=stack.diffs) if diff else report)
     return report
+
+
+def unchanged(probe, engine, params, diff, progress):
+    """(the applier, its report) of a stack that is as declared, found without the stack's lock;
+    None when anything would change. The lock is an engine write each way (a container made and
+    removed), a fifth of an unchanged stack's run, more on a busy engine; a run that only reads
+    needs none. So the run first converges on a dry run of its own (`probe(gateway, progress)`: a
+    new applier of the same declaration): when that would change nothing (no write recorded,
+    nothing changed in the database or the host's files), its report is the run's, and the checks
+    run for real (they only read). Otherwise the run converges under the lock from the start and
+    reads everything again: what it changes is decided under the lock, as before. A probe that
+    fails for any reason decides nothing either: the run under the lock says what is wrong."""
+    if probe is None or engine.dry_run:
+        return None
+    lines = []
+    applier = probe(dry_run_of(engine), lambda line, verbosity: lines.append((line, verbosity)))
+    try:
+        applier.repair()
+        applier.present(verify=False)
+        if params.get("diagram_path"):
+            applier.write_diagram(params["diagram_path"])
+        report = applier.report()
+    except Exception:  # pylint: disable=broad-except  # decided again under the lock, which says why
+        applier.close()
+        return None
+    if report["changed"] or applier.engine.actions:
+        applier.close()
+        return None
+    try:
+        if params.get("verify"):
+            applier.check_reports = applier.run_checks()
+        for line, verbosity in lines:
+            if progress:
+                progress(line, verbosity)
+        return applier, checked_report(applier, report, diff)
+    finally:
+        applier.close()
 
 
 def finished_report(report, stack, lock, diff):
@@ -144,10 +194,12 @@ def import_in_background(modules):
     threading.Thread(target=import_each, name="clockwork-imports", daemon=True).start()
 
 
-def apply_state(stack, engine, params, diff=False):
+def apply_state(stack, engine, params, diff=False, probe=None):
     """The state asked for, by either applier: absent and present under the stack's lock (one
     run of a stack at a time, whichever controller it comes from; a dry run's gateway takes it in
-    its own memory), verified without it. The result; failed checks raise ClockworkError with it."""
+    its own memory), verified without it; present without it when nothing would change (see
+    `unchanged`; `probe(gateway, progress)` makes a new applier of the same declaration). The
+    result; failed checks raise ClockworkError with it."""
     from ansible_collections.clockwork.connections.plugins.module_utils.apply.lock import stack_lock  # pylint: disable=import-outside-toplevel
     lock = None
     if params["state"] == "absent":
@@ -162,7 +214,11 @@ def apply_state(stack, engine, params, diff=False):
     else:
         import_in_background(driver for connection in params["connections"]
                              for driver in CONNECTION_TYPES[connection["type"]].drivers(connection))
-        with stack_lock(engine, params["name"]) as lock:
-            stack.repair()
-            report = present_report(stack, params, diff)
+        found = unchanged(probe, engine, params, diff, stack.progress)
+        if found:
+            stack, report = found
+        else:
+            with stack_lock(engine, params["name"]) as lock:
+                stack.repair()
+                report = present_report(stack, params, diff)
     return finished_report(report, stack, lock, diff)

@@ -371,6 +371,10 @@ class DockerApplier(Applier):
         if merged:
             self._record("network", "duplicates", True, merged)
 
+    def run_checks(self):
+        """Every check against the containers as they run now, with the grace of a deploy."""
+        return run_checks(self.engine, self.checks, retries_for=VERIFY_GRACE_SECONDS, parallel=self.parallel)
+
     # -- verified -----------------------------------------------------------------
 
     def verified(self):

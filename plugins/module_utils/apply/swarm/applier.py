@@ -163,9 +163,7 @@ class SwarmApplier(Applier):
         self._tls()
         self._services()
         if verify:
-            self.view = self._fresh_view()
-            self.check_reports = run_checks(self.view, self.checks, retries_for=VERIFY_GRACE_SECONDS,
-                                            parallel=self.parallel)
+            self.check_reports = self.run_checks()
         self._collect_garbage()
         return self.report()
 
@@ -473,6 +471,14 @@ class SwarmApplier(Applier):
         self.view = self._fresh_view()
         return run_checks(self.view, self.checks, parallel=self.parallel)
 
+    def run_checks(self):
+        """Every check from inside the tasks as they run now, with the grace of a deploy."""
+        self.view = self._fresh_view()
+        return run_checks(self.view, self.checks, retries_for=VERIFY_GRACE_SECONDS, parallel=self.parallel)
+
+    def close(self):
+        self.view.close()
+
     def _fresh_view(self):
         """A view that reads the tasks anew (the services changed); the old one's tunnels close."""
         self.view.close()
@@ -491,6 +497,7 @@ def run_swarm_stack(engine, params, diff=False, progress=None, plan=None):
     mode is the gateway's: a dry run's (docker/dry_run.py) makes the same calls and writes nothing."""
     stack = SwarmApplier(engine, params, progress=progress, plan=plan)
     try:
-        return apply_state(stack, engine, params, diff=diff)
+        return apply_state(stack, engine, params, diff=diff,
+                           probe=lambda gateway, lines: SwarmApplier(gateway, params, progress=lines))
     finally:
-        stack.view.close()
+        stack.close()
