@@ -120,6 +120,11 @@ releases:
         - Database connection -> C(to), C(engine), C(database), C(migrations) (each with C(kind), C(name),
           C(sha256) and C(applied_here), true when this release applied it), C(migrations_from) and C(snapshots).
       type: dict
+    missing_images:
+      description:
+        - Container name -> the image ID it ran, for each image the engine no longer has; a return to this
+          release needs them.
+      type: dict
 current:
   description: The number of the current release; null when the stack has none.
   returned: always

@@ -18,15 +18,18 @@ import shutil
 import stat
 import tempfile
 
+import docker as docker_sdk
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
+from ansible_collections.clockwork.connections.plugins.module_utils.host_files import HostFiles
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.record import record_release
-from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import releases_home
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.recreate import create_body
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import ReleaseStore, releases_home
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import STACK_ARGUMENT_SPEC
 
-from helpers import NGINX_IMAGE, REDIS_IMAGE, docker, engine_state, inspect, playbook, run_playbook
+from helpers import NGINX_IMAGE, REDIS_IMAGE, docker, engine_state, env_of, inspect, playbook, run_playbook
 
 TOKEN = "tok-5ecret-8271"   # pragma: allowlist secret
 CONTROLLER = "tester@integration"
@@ -124,6 +127,7 @@ def test_stack_info_lists_the_releases_any_controller_directory_finds(stack):
         assert info["healthy"] is True and info["health"][0]["connection"] == "dependency %s -> %s" % (
             web, stack + "-cache"), run.details
         assert info["release_directory"] == home, run.details
+        assert [r["missing_images"] for r in info["releases"]] == [{}, {}], run.details
 
         # Check mode: the same answer, nothing written, nothing changed on the engine.
         files_before, engine_before = release_files(stack), engine_state()
@@ -143,6 +147,22 @@ def test_stack_info_lists_the_releases_any_controller_directory_finds(stack):
         run, info = stack_info(stack)
         assert info["drift"] == [{"container": web, "changes": ["state (release running, running exited)"]}], \
             run.details
+
+        # The record is enough to make the container again exactly as it ran: the engine's create takes
+        # its body as it is (a copy, never started, under another name; the stack fixture removes it).
+        body, later = create_body(ReleaseStore(HostFiles(), stack).release(1)["containers"][web])
+        client = docker_sdk.APIClient(version="auto")
+        try:
+            client.create_container_from_config(body, stack + "-copy")
+        finally:
+            client.close()
+        assert later == {}
+        copy, ran = inspect("container", stack + "-copy"), inspect("container", web)
+        assert copy["Image"] == first_image
+        assert copy["HostConfig"] == ran["HostConfig"]
+        same = ("Cmd", "Entrypoint", "Labels", "ExposedPorts", "WorkingDir", "User", "Healthcheck", "StopSignal")
+        assert dict((k, copy["Config"].get(k)) for k in same) == dict((k, ran["Config"].get(k)) for k in same)
+        assert env_of(stack + "-copy")["MODE"] == "one" and env_of(stack + "-copy")["API_TOKEN"] == TOKEN, "its env"
     finally:
         shutil.rmtree(releases_home(stack), ignore_errors=True)
         # The stack's home, when nothing else is in it (the stack fixture removes the Docker objects).

@@ -46,6 +46,8 @@ def database(monkeypatch):
 def deploy(engine, stack_params, gateway=None):
     """One run of the stack module's logic, then the hook as apply_state calls it (unless the
     applier already did: its report names the release). (report, the release's answer)."""
+    # What the stack action plugin passes: the controller's user@host (the spec's `controller`).
+    stack_params = dict(stack_params, controller=CONTROLLER)
     if gateway is None:
         report, gateway = run(engine, stack_params)
     else:
@@ -260,3 +262,23 @@ def test_health_runs_the_recorded_checks_once_and_refuses_a_malformed_one(base):
     assert all(r["msg"].startswith("not run: the release records it wrongly") for r in reports[1:])
     engine.stop("redis")
     assert connection_health(ms.RecordingGateway(engine), checks)[0]["ok"] is False
+
+
+def test_a_recorded_container_gives_the_create_body_that_makes_it_again_by_image_id(base):
+    from ansible_collections.clockwork.connections.plugins.module_utils.releases.recreate import (
+        create_body, missing_images)
+    engine = ms.new_engine()
+    deploy(engine, ms.params(base, *showcase(database=False)))
+    release = store().release(1)
+    api = container(engine, "api")
+    body, later = create_body(release["containers"]["api"])
+    assert body["Image"] == api["Image"] and body["Image"].startswith("sha256:")
+    assert "Hostname" not in body, "the engine names it after the new container's id"
+    assert dict(body, Image=api["Config"]["Image"]) == dict(
+        dict((k, v) for k, v in api["Config"].items() if k != "Hostname"),
+        HostConfig=api["HostConfig"], NetworkingConfig={"EndpointsConfig": {"showcase_default": {"Aliases": ["api"]}}})
+    assert later == {"backend-network": {"Aliases": ["api"]}}
+    assert missing_images(ms.RecordingGateway(engine), release) == {}
+    # An image removed since (the memory engine removes none: the record names one it never had).
+    release["containers"]["frontend"]["image_id"] = "sha256:" + "0" * 64
+    assert missing_images(ms.RecordingGateway(engine), release) == {"frontend": "sha256:" + "0" * 64}

@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.health import connection_health
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.recreate import missing_images
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.record import (
     stack_containers, stack_services)
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import ReleaseStore
@@ -32,9 +33,15 @@ def stack_info(engine, stack, health=True):
         drift = stack_drift(current, stack_containers(engine, stack))
     reports = connection_health(engine, current["checks"]) if health and current is not None else []
     ran = [r["ok"] for r in reports if r["ok"] is not None]
+    views = []
+    for release in releases:
+        view = release_view(release, index["current"])
+        # What a rollback to it would be refused for, before any change: its images gone.
+        view["missing_images"] = missing_images(engine, release)
+        views.append(view)
     result = {
         "changed": False,
-        "releases": [release_view(r, index["current"]) for r in releases],
+        "releases": views,
         "current": index["current"],
         "missing": missing,
         "drift": drift,
