@@ -282,3 +282,43 @@ def test_a_recorded_container_gives_the_create_body_that_makes_it_again_by_image
     # An image removed since (the memory engine removes none: the record names one it never had).
     release["containers"]["frontend"]["image_id"] = "sha256:" + "0" * 64
     assert missing_images(ms.RecordingGateway(engine), release) == {"frontend": "sha256:" + "0" * 64}
+
+
+def swarm_declaration(base, **changes):
+    resources, connections = showcase(database=False, api_replicas=2, **changes)
+    for resource in resources:
+        if resource.get("type", "container") == "container":
+            resource.setdefault("endpoint_mode", "dnsrr")
+    return ms.params(base, resources, connections, engine="swarm")
+
+
+def test_on_swarm_a_release_keeps_each_service_whole_spec_and_stack_info_reads_its_drift(base):
+    from ansible_collections.clockwork.connections.plugins.module_utils.releases.info import stack_info
+    engine = ms.new_engine(swarm=True)
+    _report, release = deploy(engine, swarm_declaration(base, frontend={"env": {"MODE": "a", "API_TOKEN": "tok-577"}}))
+    assert release["number"] == 1
+    _report, release = deploy(engine, swarm_declaration(base, frontend={"env": {"MODE": "b", "API_TOKEN": "tok-577"}}))
+    assert release["number"] == 2
+    one, two = store().release(1), store().release(2)
+    assert one["target"] == "swarm" and one["containers"] == {}
+    frontend = engine.inspect_service("frontend")
+    assert two["services"]["frontend"]["spec"] == frontend["Spec"], "the whole spec, not only PreviousSpec"
+    assert two["services"]["frontend"]["id"] == frontend["ID"]
+    assert two["services"]["frontend"]["version"] == frontend["Version"]["Index"]
+    assert "MODE=a" in one["services"]["frontend"]["spec"]["TaskTemplate"]["ContainerSpec"]["Env"]
+
+    result, secrets = stack_info(ms.RecordingGateway(engine), STACK, health=False)
+    assert [r["services"]["frontend"]["env"]["MODE"] for r in result["releases"]] == ["a", "b"]
+    # On Swarm a secret env value is a Docker secret: the spec, so the release, holds its reference only.
+    # (its name says TOKEN: masked as masking.py masks any such name's value)
+    assert result["releases"][1]["services"]["frontend"]["env"]["API_TOKEN_FILE"] == "********"
+    assert "API_TOKEN_FILE=/run/secrets/API_TOKEN" in two["services"]["frontend"]["spec"]["TaskTemplate"][
+        "ContainerSpec"]["Env"]
+    assert "tok-577" not in open(store().release_path(2)).read()
+    assert result["releases"][1]["services"]["api"]["replicas"] == 2
+    assert "tok-577" not in json.dumps(result) and "tok-577" not in secrets
+    assert result["drift"] == []
+
+    engine.remove_service("storage")
+    result, _secrets = stack_info(ms.RecordingGateway(engine), STACK, health=False)
+    assert result["drift"] == [{"service": "storage", "changes": ["missing"]}]
