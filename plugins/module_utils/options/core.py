@@ -197,7 +197,13 @@ OPTIONS = [
         optional=False, normal=lambda value, _ctx: normalise_healthcheck(value), body=_healthcheck_body,
         wanted=lambda value, image_attrs, _spec: value if value else image_healthcheck(_image_config(image_attrs)),
         read=lambda attrs: image_healthcheck(_config(attrs)), compose=("healthcheck",),
-        swarm="ContainerSpec.Healthcheck"),
+        swarm="ContainerSpec.Healthcheck", subdocs=dict(
+            test="A shell command string, or a list (C(CMD) is prepended unless it starts with C(CMD), C(CMD-SHELL) "
+                 "or C(NONE)).",
+            interval="Time between checks, like C(30s) or C(1m30s).",
+            timeout="Time one check may take.",
+            retries="Consecutive failures before the container is unhealthy.",
+            start_period="Grace period after start during which failures do not count.")),
     Option("restart_policy", dict(type="str", default="no", choices=["no", "always", "on-failure", "unless-stopped"]),
            "Docker restart policy.", where=HOST, optional=False, update=True,
            normal=lambda value, _ctx: value or "no",

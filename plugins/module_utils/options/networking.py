@@ -101,7 +101,10 @@ OPTIONS = [
         priority=dict(type="int"),
     )), "Networks to join, each with DNS aliases. The first is joined at creation, the others after.",
         where=NETWORKING, optional=False, compare=None, normal=_networks, compose=("networks",),
-        swarm="TaskTemplate.Networks",
+        swarm="TaskTemplate.Networks", subdocs=dict(
+            name="Network name.", aliases="DNS aliases on that network.",
+            ipv4_address="The container's IPv4 address on that network.",
+            priority="Networks of a higher priority are joined first (default 0)."),
         details=("A missing attachment is added without recreating the container.",
                  "O(networks[].ipv4_address) is the container's address on that network (a network with a subnet); "
                  "the network of the highest O(networks[].priority) is joined first.")),

@@ -72,7 +72,8 @@ STOP_GRACE = Option(
     "container, like C(30s) or C(1m30s) (the engine's default 10s).", where=CONFIG, normal=_stop_grace,
     read=_read_stop_grace, body=lambda value, made: made.config.update(stop_timeout=value) if value is not None else None,
     compose=("stop_grace_period",), swarm="ContainerSpec.StopGracePeriod",
-    details=("A recreate and O(state=absent) wait that long for the old container.",))
+    details=("A recreate, a scale-down and O(state=absent) wait that long for the old container. Engine swarm of "
+             "M(clockwork.connections.stack), the service's stop grace period.",))
 
 
 OPTIONS = [

@@ -126,6 +126,8 @@ OPTIONS = [
            normal=_logging, read=_read_logging, accepts=lambda running: not (running or {}).get("options"),
            body=lambda value, made: made.host.update(log_config={"type": value["driver"], "config": value["options"]})
            if value else None, compose=("logging",),
+           subdocs=dict(driver="The log driver, like C(json-file), C(local) or C(syslog).",
+                        options="The driver's options, like C(max-size: 10m)."),
            details=("Not set, the engine's default driver, which is then not compared.",)),
 ]
 BY_NAME = dict((o.name, o) for o in OPTIONS)

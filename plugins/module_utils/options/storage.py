@@ -156,7 +156,16 @@ OPTIONS = [
     )), "Bind mounts, named volumes, anonymous volumes and tmpfs mounts.", where=HOST, optional=False,
         normal=_mounts, wanted=lambda value, _image, _spec: sorted(value, key=lambda m: m["target"]),
         body=lambda value, body: body.host.update(mounts=[mount_body(m) for m in value]), read=_read_mounts,
-        compose=("volumes",), swarm="ContainerSpec.Mounts", grant="host_paths",
+        compose=("volumes",), swarm="ContainerSpec.Mounts", grant="host_paths", subdocs=dict(
+            type="C(bind) for a host path, C(volume) for a named or anonymous volume, C(tmpfs) for a tmpfs.",
+            source="Host path (relative paths resolve against the current directory) or volume name; none for an "
+                   "anonymous volume or a tmpfs.",
+            target="Absolute path inside the container.",
+            read_only="Mount read-only.",
+            propagation="A bind mount's propagation.",
+            nocopy="A volume mount: do not copy the image's files at the target into a new volume.",
+            tmpfs_size="A tmpfs mount's size, like C(64m) (bytes when a number).",
+            tmpfs_mode="A tmpfs mount's file mode, like C(1777) (octal as a string) or 1023."),
         details=("A volume mount without a source is an anonymous volume (Compose's C(- /path)): a recreate gives the "
                  "new container the old one's.",
                  "O(mounts[].propagation) is a bind mount's (Compose's C(bind.propagation)), O(mounts[].nocopy) a "

@@ -71,12 +71,14 @@ class Option(object):
     grant     the grant of the host it is (the compose import's opt-in names: privileged,
               capabilities, devices, host_namespaces ...), or None
     secret    its values may hold secrets (masked in every output)
+    subdocs   suboption -> its one line of documentation (an option with `options` in its spec)
     """
 
     def __init__(self, name, spec, doc, where=HOST, normal=None, body=None, read=None, wanted=None, accepts=None,
                  compare="value", optional=True, update=False, swarm=None, compose=(), grant=None, secret=False,
-                 details=()):
+                 details=(), subdocs=None):
         self.name, self.spec, self.doc, self.details = name, spec, doc, tuple(details)
+        self.subdocs = dict(subdocs or {})
         self.where = where
         self.normal = normal or _identity
         self.body = body

@@ -1,0 +1,283 @@
+"""The container option table (plugins/module_utils/options/): every option goes from a declaration
+into the create call, comes back from the memory engine's inspect (which answers as a 20.10 engine)
+in the same normal form, and a changed value is drift that names it; the options a Swarm service
+cannot have are refused naming the resource and the field (no Docker)."""
+import pytest
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.container import ContainerConverger
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import (
+    CONTAINER_ARGS, ContainerSpec, drift, running_config, spec_from_container)
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.services import (
+    NOT_ON_SWARM, service_problems)
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import memory_gateway
+from ansible_collections.clockwork.connections.plugins.module_utils.options.registry import BY_NAME, TABLE
+from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
+
+IMAGE = "clockwork-test/app:1"
+IMAGE_CONFIG = {"Cmd": ["serve"], "Entrypoint": ["/entry.sh"], "User": "app", "WorkingDir": "/app",
+                "StopSignal": "SIGQUIT", "Env": ["PATH=/bin", "MODE=image"], "Labels": {"from": "image"}}
+NETWORK = "s_default"
+
+# Per option: a declared value, and another one (a change). Every compared option has one, so
+# that adding an option to the table without a test fails here.
+SAMPLES = {
+    "image": (IMAGE, "clockwork-test/app:2"),
+    "command": (["serve", "--port", "80"], "serve --port 81"),
+    "env": ({"A": "1"}, {"A": "2"}),
+    "ports": (["8080:80", "53/udp"], ["8081:80"]),
+    "mounts": ([{"type": "volume", "source": "data", "target": "/data"}, {"target": "/cache"},
+                {"type": "bind", "source": "/srv/conf", "target": "/conf", "read_only": True, "propagation": "rslave"},
+                {"type": "tmpfs", "target": "/scratch", "tmpfs_size": "1m", "tmpfs_mode": "1777"}],
+               [{"type": "volume", "source": "data", "target": "/data", "nocopy": True}]),
+    "healthcheck": ({"test": "true", "interval": "2s"}, {"test": ["CMD", "true"], "interval": "3s"}),
+    "restart_policy": ("always", "unless-stopped"),
+    "labels": ({"tier": "web"}, {"tier": "api"}),
+    "tmpfs": (["/run:size=64m", "/tmp"], ["/run"]),
+    "shm_size": ("256m", "1g"),
+    "network_mode": ("host", "none"),
+    "hostname": ("web", "web2"),
+    "domainname": ("example.org", "example.com"),
+    "mac_address": ("02:42:AC:11:00:99", "02:42:ac:11:00:98"),
+    "extra_hosts": ({"db": "10.0.0.2"}, ["db:10.0.0.3"]),
+    "dns": (["1.1.1.1", "9.9.9.9"], ["9.9.9.9", "1.1.1.1"]),
+    "dns_search": (["example.org"], ["example.com"]),
+    "dns_opt": (["ndots:2"], ["ndots:3"]),
+    "privileged": (True, False),
+    "cap_add": (["net_admin", "CHOWN"], ["NET_ADMIN"]),
+    "cap_drop": (["all"], ["NET_RAW"]),
+    "devices": (["/dev/null:/dev/xnull"], ["/dev/null:/dev/xnull:r"]),
+    "pid_mode": ("host", None),
+    "ipc_mode": ("host", "shareable"),
+    "userns_mode": ("host", None),
+    "read_only": (True, False),
+    "security_opt": (["no-new-privileges:true"], ["apparmor=unconfined"]),
+    "user": ("1000:1000", "root"),
+    "working_dir": ("/srv", "/"),
+    "entrypoint": ("/bin/sh -c", ["/bin/bash", "-c"]),
+    "init": (True, False),
+    "stop_signal": ("int", "SIGTERM"),
+    "stop_grace_period": ("30s", "1m"),
+    "group_add": (["audio", "100"], ["audio"]),
+    "mem_limit": ("512m", 1024 ** 3),
+    "mem_reservation": ("128m", "256m"),
+    "cpus": (0.5, 1.5),
+    "cpu_shares": (512, 256),
+    "pids_limit": (100, 200),
+    "oom_score_adj": (100, -100),
+    "ulimits": ({"nofile": {"soft": 1024, "hard": 2048}, "nproc": 512}, {"nofile": 4096}),
+    "sysctls": ({"net.core.somaxconn": 1024}, {"net.core.somaxconn": "2048"}),
+    "logging": ({"driver": "json-file", "options": {"max-size": "10m"}}, {"driver": "local"}),
+}
+COMPARED = [o.name for o in TABLE if o.compare]
+
+
+def gateway():
+    gw = memory_gateway(images={IMAGE: dict(IMAGE_CONFIG), "clockwork-test/app:2": dict(IMAGE_CONFIG, Labels={"from": "image", "v": "2"})})
+    gw.create_network(NETWORK, driver="bridge", labels={"io.clockwork.stack": "s"})
+    return gw
+
+
+def params(**fields):
+    declared = dict(dict(name="web", image=IMAGE, state="present", wait=False), **fields)
+    if not declared.get("network_mode"):
+        declared.setdefault("networks", [{"name": NETWORK, "aliases": ["web"]}])
+    result = ArgumentSpecValidator(CONTAINER_ARGS).validate(declared)
+    assert not result.error_messages, result.error_messages
+    return result.validated_parameters
+
+
+def converge(gw, declared):
+    return ContainerConverger(gw).converge(ContainerSpec(declared, "s"))
+
+
+def compared(gw, declared):
+    """(wanted, running) of the container `declared`, as the converger compares them."""
+    spec = ContainerSpec(declared, "s")
+    running = running_config(gw.container_now("web"))
+    return spec.comparable(gw.image(spec.image), running), running
+
+
+def test_every_compared_option_has_a_sample_and_every_option_is_documented():
+    assert sorted(set(COMPARED) - set(SAMPLES)) == []
+    for option in TABLE:
+        assert option.doc and option.spec.get("type"), option
+        assert all(isinstance(key, str) for key in option.compose), option
+        assert option.grant in (None, "privileged", "capabilities", "devices", "host_namespaces", "host_paths"), option
+        assert CONTAINER_ARGS[option.name] == option.spec
+        for key in option.spec.get("options") or {}:
+            assert option.subdocs.get(key), (option, key)
+
+
+@pytest.mark.parametrize("name", COMPARED)
+def test_an_option_goes_into_the_container_and_reads_back_equal(name):
+    gw = gateway()
+    declared = params(**{name: SAMPLES[name][0]})
+    outcome = converge(gw, declared)
+    assert outcome["actions"] == ["create"], outcome
+    wanted, running = compared(gw, declared)
+    assert drift(wanted, running) == []
+    if BY_NAME[name].optional:
+        assert name in running and running[name] == wanted[name], (name, running.get(name), wanted.get(name))
+    assert converge(gw, declared)["changed"] is False
+    # The declaration that gives the running container, as a connection's mount rebuilds it, is the same.
+    again = spec_from_container(gw.container_now("web"), "s")
+    assert drift(again.comparable(gw.image(again.image), running), running) == []
+
+
+@pytest.mark.parametrize("name", COMPARED)
+def test_a_changed_option_recreates_naming_it(name):
+    gw = gateway()
+    converge(gw, params(**{name: SAMPLES[name][0]}))
+    outcome = converge(gw, params(**{name: SAMPLES[name][1]}))
+    assert outcome["actions"] == ["recreate"], outcome
+    said = outcome["reasons"]
+    assert said[0].split(" ")[0] == name, said
+    # A changed image brings its labels; changed ports, the label that lists them.
+    assert said[1:] in ([], ["labels v"], ["labels io.clockwork.ports"]), said
+    assert converge(gw, params(**{name: SAMPLES[name][1]}))["changed"] is False
+
+
+# Not declared, these have what the image gives (user ...) or what the engine chose (ipc_mode, logging).
+FROM_IMAGE = ("user", "working_dir", "entrypoint", "stop_signal")
+CHOSEN = FROM_IMAGE + ("ipc_mode", "logging")
+
+
+@pytest.mark.parametrize("name", [n for n in COMPARED if BY_NAME[n].optional])
+def test_an_option_taken_away_recreates_naming_it_and_unset_it_is_not_shown(name):
+    gw = gateway()
+    converge(gw, params())
+    assert (name in converge(gw, params())["diff"]["before"]) == (name in CHOSEN)
+    converge(gw, params(**{name: SAMPLES[name][0]}))
+    outcome = converge(gw, params())
+    # Without its entrypoint, the container gets the image's command back too.
+    assert outcome["reasons"] == (["command", name] if name == "entrypoint" else [name]), outcome
+    assert (name in outcome["diff"]["after"]) == (name in FROM_IMAGE)
+
+
+def test_every_option_at_once_reads_back_equal():
+    gw = gateway()
+    fields = dict((name, SAMPLES[name][0]) for name in COMPARED if name not in ("network_mode", "ipc_mode", "pid_mode"))
+    declared = params(**fields)
+    converge(gw, declared)
+    wanted, running = compared(gw, declared)
+    assert drift(wanted, running) == []
+    changed = params(**dict(fields, user="root", mem_limit="1g", read_only=False))
+    assert converge(gw, changed)["reasons"] == ["read_only", "user", "mem_limit"]
+
+
+def test_the_create_call_carries_the_options_as_the_engine_keeps_them():
+    gw = gateway()
+    converge(gw, params(user="1000", shm_size="256m", ulimits={"nofile": 1024}, cpus=0.5, mem_limit="512m",
+                        logging={"driver": "local"}, mac_address="02:42:ac:11:00:99", extra_hosts=["db:10.0.0.2"]))
+    attrs = gw.container_now("web")
+    host, config = attrs["HostConfig"], attrs["Config"]
+    assert (config["User"], config["MacAddress"]) == ("1000", "02:42:ac:11:00:99")
+    assert (host["ShmSize"], host["NanoCpus"], host["Memory"]) == (256 * 1024 ** 2, 5 * 10 ** 8, 512 * 1024 ** 2)
+    assert host["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 1024}]
+    assert host["LogConfig"] == {"Type": "local", "Config": {}}
+    assert host["ExtraHosts"] == ["db:10.0.0.2"]
+
+
+# -- what the options mean beyond the create call ---------------------------------------------
+
+def test_a_declared_entrypoint_drops_the_image_command():
+    gw = gateway()
+    converge(gw, params(entrypoint=["/bin/sh"]))
+    assert gw.container_now("web")["Config"]["Cmd"] is None
+    assert converge(gw, params(entrypoint=["/bin/sh"]))["changed"] is False
+
+
+def test_an_anonymous_volume_is_kept_by_a_recreate():
+    gw = gateway()
+    converge(gw, params(mounts=[{"target": "/cache"}]))
+    before = [m["Name"] for m in gw.container_now("web")["Mounts"] if m["Destination"] == "/cache"]
+    outcome = converge(gw, params(mounts=[{"target": "/cache"}], env={"A": "2"}))
+    assert outcome["reasons"] == ["env A"]
+    after = [m["Name"] for m in gw.container_now("web")["Mounts"] if m["Destination"] == "/cache"]
+    assert after == before and len(before) == 1
+    assert converge(gw, params(mounts=[{"target": "/cache"}], env={"A": "2"}))["changed"] is False
+
+
+def test_a_network_mode_joins_no_network():
+    gw = gateway()
+    converge(gw, params(network_mode="host"))
+    attrs = gw.container_now("web")
+    assert attrs["HostConfig"]["NetworkMode"] == "host" and list(attrs["NetworkSettings"]["Networks"]) == ["host"]
+    # Back on the network: the host mode is not carried over.
+    outcome = converge(gw, params())
+    assert outcome["reasons"] == ["network_mode"]
+    assert list(gw.container_now("web")["NetworkSettings"]["Networks"]) == [NETWORK]
+
+
+def test_a_network_address_and_priority():
+    gw = gateway()
+    gw.create_network("s_back", driver="bridge", labels={"io.clockwork.stack": "s"})
+    converge(gw, params(networks=[{"name": NETWORK}, {"name": "s_back", "priority": 10, "aliases": ["b"]}]))
+    attrs = gw.container_now("web")
+    assert attrs["HostConfig"]["NetworkMode"] == "s_back"   # the highest priority is joined at creation
+
+
+def test_pull_policy_never_refuses_a_missing_image():
+    gw = gateway()
+    with pytest.raises(ClockworkError, match="container web: image clockwork-test/none:1 is not on the Docker host, "
+                                             "and pull_policy is never"):
+        converge(gw, params(image="clockwork-test/none:1", pull_policy="never"))
+    assert not [a for a in gw.actions if a.startswith("pull")]
+
+
+@pytest.mark.parametrize("field, given, words", [
+    ("shm_size", "lots", "shm_size: invalid size"),
+    ("mem_limit", "1x", "mem_limit: invalid size"),
+    ("extra_hosts", ["db"], "extra_hosts: 'db' is not host:address"),
+    ("extra_hosts", {"db": "here"}, "extra_hosts: db: 'here' is not an IP address"),
+    ("network_mode", "bridgey", "network_mode: 'bridgey' is not one of host, none"),
+    ("tmpfs", ["run"], "tmpfs: run is not an absolute path"),
+    ("ulimits", {"nofile": {"soft": 1}}, "ulimits: nofile: give a number, or soft and hard"),
+    ("logging", {"driver": ""}, "logging: driver is required"),
+    ("stop_grace_period", "soon", "stop_grace_period: invalid duration"),
+    ("mounts", [{"type": "bind", "target": "/x"}], "mounts: a bind mount at /x needs a source"),
+    ("mounts", [{"type": "volume", "source": "vol", "target": "/x", "tmpfs_size": "1m"}],
+     "mounts: tmpfs_size is for a tmpfs mount"),
+])
+def test_the_plan_names_the_resource_and_the_field_of_an_invalid_value(field, given, words):
+    with pytest.raises(ClockworkError) as caught:
+        Plan("s", [{"name": "web", "image": IMAGE, field: given}], [])
+    assert "resource web" in caught.value.msg and words in caught.value.msg, caught.value.msg
+
+
+def test_a_network_mode_leaves_the_stack_network_and_refuses_networks():
+    spec = Plan("s", [{"name": "web", "image": IMAGE, "network_mode": "host"}], []).specs["web"]
+    assert spec.networks == [] and spec.network_mode == "host"
+    with pytest.raises(ClockworkError, match="resource web: networks: a container with network_mode host joins no"):
+        Plan("s", [{"name": "web", "image": IMAGE, "network_mode": "host", "networks": [{"name": "n"}]}], [])
+
+
+# -- Swarm ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", NOT_ON_SWARM)
+def test_swarm_refuses_an_option_it_cannot_give_a_service_naming_the_field(name):
+    value = SAMPLES.get(name, ("missing",))[0] if name != "pull_policy" else "always"
+    if name == "platform":
+        value = "linux/amd64"
+    resource = Plan("s", [{"name": "web", "image": IMAGE, name: value}], [], engine="swarm").by_name["web"]
+    problems = service_problems(resource)
+    assert [field for field, _problem in problems] == [name]
+    assert "is not on Swarm" in problems[0][1]
+
+
+def test_swarm_stack_refuses_every_one_at_once_before_the_engine():
+    from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.applier import SwarmApplier
+
+    class NoEngine(object):
+        def __getattr__(self, name):
+            raise AssertionError("the engine was asked (%s) before the refusal" % name)
+
+    fields = {"user": "postgres", "read_only": True, "mem_limit": "1g"}
+    with pytest.raises(ClockworkError) as caught:
+        SwarmApplier(NoEngine(), {"name": "s", "resources": [dict(name="web", image=IMAGE, **fields)],
+                                  "connections": [], "base_dir": None})
+    for field in fields:
+        if field in NOT_ON_SWARM:
+            assert "resource web: %s: is not on Swarm" % field in caught.value.msg, caught.value.msg
