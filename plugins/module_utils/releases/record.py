@@ -17,6 +17,7 @@ import copy
 import getpass
 import hashlib
 import json
+import os
 import socket
 import time
 
@@ -41,7 +42,6 @@ def controller_identity():
     try:
         user = getpass.getuser()
     except (KeyError, OSError):   # no name for the uid (a container's user): its number
-        import os  # pylint: disable=import-outside-toplevel
         user = str(os.getuid())
     return "%s@%s" % (user, socket.gethostname())
 
@@ -126,7 +126,7 @@ def stack_services(gateway, stack):
     return found
 
 
-def applied_in_database(gateway, connection):
+def applied_in_database(_gateway, _connection):
     """Hook: the files the database itself records as applied (its tracking table, with their
     checksums: PostgreSQL's public.clockwork_schema_migrations, MySQL's journal), including those
     the declaration no longer names. Not read yet (it needs a login to the server, which the apply

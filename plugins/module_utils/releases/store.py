@@ -92,7 +92,7 @@ def parse(path, data):
         return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ClockworkError("%s is not a release record (not JSON: %s): a run was interrupted while writing it, or "
-                             "someone else wrote it; move it away and run again" % (path, str(exc).split(":")[0]))
+                             "someone else wrote it; move it away and run again" % (path, str(exc).partition(":")[0]))
 
 
 def write_atomic(files, path, data):
