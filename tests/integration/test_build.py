@@ -7,7 +7,6 @@ check again, asserted on what `docker inspect` and `docker exec` see.
 Two ways in: the stack run in this process over the live gateway (as the action runs it in-process,
 its tar where the action puts it), and the playbook through the stack action, which runs once the
 action reads build contexts and the container resource takes `build` (skipped until then)."""
-import json
 import os
 import shutil
 
@@ -23,7 +22,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.stack import
 from ansible_collections.clockwork.connections.plugins.plugin_utils.build_context import ship_builds
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from helpers import NGINX_IMAGE, ROOT, docker, inspect, playbook, remove_stack
+from helpers import NGINX_IMAGE, ROOT, as_text, docker, inspect, playbook, remove_stack
 
 ACTION = os.path.join(ROOT, "plugins", "action", "stack.py")
 WIRED = "build" in stack_module.RESOURCE_OPTIONS and "ship_builds" in open(ACTION).read()
@@ -97,16 +96,21 @@ def builds(gateway):
     return [a for a in gateway.actions if a.startswith("build image ")]
 
 
+def said(report, gateway):
+    """What a run in-process did, for the message of a failed assertion: its entries and its gateway's actions."""
+    return {"entries": report.get("entries"), "actions": gateway.actions}
+
+
 def test_build_on_the_live_engine_check_apply_idempotent_and_an_edit_rolls(stack, app, tmp_path, images, build_field):
     name, tag = stack + "-web", "%s-%s-web:clockwork" % (stack, stack)
     images.add(tag)
 
     report, gateway = converge(stack, app, tmp_path, check=True)
-    assert report["changed"] and builds(gateway) == ["build image " + tag], gateway.actions
+    assert report["changed"] and builds(gateway) == ["build image " + tag], as_text(said(report, gateway))
     assert inspect("image", tag) is None and inspect("container", name) is None, "check mode built nothing"
 
     report, gateway = converge(stack, app, tmp_path)
-    assert report["changed"] and builds(gateway) == ["build image " + tag], gateway.actions
+    assert report["changed"] and builds(gateway) == ["build image " + tag], as_text(said(report, gateway))
     image = inspect("image", tag)
     images.add(image["Id"])
     assert image["Config"]["Labels"][BUILD_HASH_LABEL].startswith("sha256:")
@@ -117,32 +121,32 @@ def test_build_on_the_live_engine_check_apply_idempotent_and_an_edit_rolls(stack
 
     for check in (False, True):   # idempotent, then check again
         report, gateway = converge(stack, app, tmp_path, check=check)
-        assert not report["changed"], json.dumps(report["entries"], indent=1)
-        assert builds(gateway) == [], gateway.actions
+        assert not report["changed"], as_text(said(report, gateway))
+        assert builds(gateway) == [], as_text(said(report, gateway))
     assert inspect("container", name)["Id"] == first["Id"]
 
     (app / "debug.log").write_text("ignored by .dockerignore: no rebuild")
     report, gateway = converge(stack, app, tmp_path)
-    assert not report["changed"] and builds(gateway) == []
+    assert not report["changed"] and builds(gateway) == [], as_text(said(report, gateway))
 
     (app / "site" / "index.html").write_text("<h1>v2</h1>\n")
     report, gateway = converge(stack, app, tmp_path, check=True)
-    assert report["changed"] and builds(gateway) == ["build image " + tag]
+    assert report["changed"] and builds(gateway) == ["build image " + tag], as_text(said(report, gateway))
     assert inspect("container", name)["Id"] == first["Id"] and inspect("image", tag)["Id"] == image["Id"]
 
     report, gateway = converge(stack, app, tmp_path)
-    assert report["changed"] and builds(gateway) == ["build image " + tag]
+    assert report["changed"] and builds(gateway) == ["build image " + tag], as_text(said(report, gateway))
     rebuilt = inspect("image", tag)
     images.add(rebuilt["Id"])
     second = inspect("container", name)
     assert rebuilt["Id"] != image["Id"] and second["Image"] == rebuilt["Id"] and second["Id"] != first["Id"]
     assert served(name) == "<h1>v2</h1>"
     assert any(a.startswith("create container %s_clockwork_next_" % name) for a in gateway.actions), \
-        "start-first: the new container ran beside the old one"
+        "start-first: the new container ran beside the old one\n" + as_text(said(report, gateway))
 
     for check in (False, True):
         report, gateway = converge(stack, app, tmp_path, check=check)
-        assert not report["changed"] and builds(gateway) == []
+        assert not report["changed"] and builds(gateway) == [], as_text(said(report, gateway))
 
 
 def test_a_failing_build_names_the_resource_and_leaves_nothing(stack, app, tmp_path, images, build_field):
