@@ -334,14 +334,13 @@ def test_command_healthcheck_restart_labels_and_deploy():
         "healthcheck": {"test": "curl -f http://localhost/", "interval": "1m30s", "timeout": "5s", "retries": 3,
                         "start_period": "500ms"},
         "restart_policy": "on-failure", "labels": {"com.example.team": "core", "flag": ""},
-        "replicas": 1, "endpoint_mode": "dnsrr", "max_replicas_per_node": 1}
+        "replicas": 1, "endpoint_mode": "dnsrr", "max_replicas_per_node": 1, "cpus": 1.0}
     assert resources["b"] == {"name": "b", "image": "x", "command": "echo hello", "healthcheck": {"test": ["CMD", "true"]},
-                              "restart_policy": "always", "replicas": 2}
+                              "restart_policy": "always", "replicas": 2, "entrypoint": ["/bin/tini", "--"]}
     assert resources["c"]["healthcheck"] == {"test": ["NONE"]} == resources["d"]["healthcheck"]
     assert "healthcheck" not in resources["e"]
-    for words in (("service a: restart:", "on-failure"), ("service a: deploy.resources: no field",),
-                  ("service b: entrypoint: the container resource has no entrypoint field",),
-                  ("service e: healthcheck: no test",), ("service b: healthcheck.start_interval",)):
+    for words in (("service a: restart:", "on-failure"), ("service e: healthcheck: no test",),
+                  ("service b: healthcheck.start_interval",)):
         assert has_warning(result, *words), (words, result["warnings"])
     assert not has_warning(result, "replicas")
 
@@ -381,15 +380,27 @@ def test_bad_replicas_or_grace_period_names_the_key(text, problem):
     assert problem in failure(text)
 
 
-@pytest.mark.parametrize("key", ["build", "logging", "container_name", "user", "network_mode", "links", "working_dir",
-                                 "tmpfs", "ulimits"])
+@pytest.mark.parametrize("key", ["container_name", "links", "cgroup_parent", "blkio_config"])
 def test_a_key_without_a_field_is_a_warning_naming_service_and_key(key):
-    value = {"build": "{context: .}", "logging": "{driver: json-file}", "container_name": "my-app", "user": "'1000'",
-             "network_mode": "bridge", "links": "[db]", "working_dir": "/app", "tmpfs": "[/run]",
-             "ulimits": "{nofile: 1024}"}[key]
+    value = {"container_name": "my-app", "links": "[db]", "cgroup_parent": "/custom",
+             "blkio_config": "{weight: 300}"}[key]
     result = imported("services:\n  app:\n    image: x\n    %s: %s\n" % (key, value))
     assert [line for line in result["warnings"] if line.startswith("service app: %s: " % key)], result["warnings"]
     assert by_name(result)["app"] == {"name": "app", "image": "x"}
+
+
+@pytest.mark.parametrize("key, value, field", [
+    ("logging", "{driver: json-file}", {"logging": {"driver": "json-file", "options": {}}}),
+    ("user", "'1000'", {"user": "1000"}),
+    ("network_mode", "none", {"network_mode": "none"}),
+    ("working_dir", "/app", {"working_dir": "/app"}),
+    ("tmpfs", "[/run]", {"tmpfs": ["/run"]}),
+    ("ulimits", "{nofile: 1024}", {"ulimits": {"nofile": 1024}}),
+])
+def test_a_key_of_the_option_table_is_its_field_without_a_warning(key, value, field):
+    result = imported("services:\n  app:\n    image: x\n    %s: %s\n" % (key, value))
+    assert result["warnings"] == []
+    assert by_name(result)["app"] == dict({"name": "app", "image": "x"}, **field)
 
 
 def test_what_the_stack_would_refuse_or_has_no_field_for_is_a_warning():
@@ -413,10 +424,18 @@ def test_what_the_stack_would_refuse_or_has_no_field_for_is_a_warning():
     assert connections(result, "network")[0]["subnet"] == "10.0.0.0/24"
 
 
-def test_build_without_image_says_the_image_is_missing():
-    result = imported("services:\n  app: {build: .}\n")
-    assert has_warning(result, "service app: build: the stack deploys images")
-    assert has_warning(result, "service app: image: none given")
+def test_build_is_the_build_field_with_or_without_image(tmp_path):
+    result = imported("""
+        services:
+          app: {build: .}
+          web:
+            image: shop-web:1
+            build: {context: ./web, dockerfile: Dockerfile.prod, target: run, args: [MODE=prod], ssh: [default]}
+    """, base_dir=str(tmp_path))
+    assert by_name(result)["app"] == {"name": "app", "build": {"context": str(tmp_path)}}
+    assert by_name(result)["web"]["build"] == {"context": str(tmp_path / "web"), "dockerfile": "Dockerfile.prod",
+                                               "target": "run", "args": {"MODE": "prod"}}
+    assert result["warnings"] == ["service web: build.ssh: no field for it; left out"]
 
 
 # -- profiles and extends -----------------------------------------------------------------
@@ -542,16 +561,15 @@ def test_volumes_in_short_and_long_forms(tmp_path):
     """, base_dir=str(tmp_path))
     app = by_name(result)["app"]
     assert app["mounts"] == [{"type": "volume", "source": "shop_data", "target": "/data", "read_only": True},
-                             {"type": "volume", "source": "shop_cache", "target": "/cache"}]
+                             {"type": "volume", "source": "shop_cache", "target": "/cache", "nocopy": True},
+                             {"type": "tmpfs", "target": "/tmp"}, {"type": "volume", "target": "/anonymous"}]
     files = [r for r in result["resources"] if r.get("type") == "file"]
     assert files == [{"name": "conf", "type": "file", "path": str(tmp_path / "conf")},
                      {"name": "var-log-app", "type": "file", "path": "/var/log/app"},
                      {"name": "site", "type": "file", "path": str(tmp_path / "site")}]
     assert [(c["to"], c["mount_path"], c.get("read_only")) for c in connections(result, "file")] == [
         ("conf", "/etc/app", None), ("var-log-app", "/logs", None), ("site", "/srv", True), ("conf", "/etc/app2", None)]
-    for words in (("volumes[3].volume", "no field"), ("volumes[5]", "tmpfs mount at /tmp"),
-                  ("volumes[6]", "anonymous volume at /anonymous"), ("volumes[7].z",)):
-        assert has_warning(result, "service app: ", *words), (words, result["warnings"])
+    assert result["warnings"] == ["service app: volumes[7].z: no field for it; left out"]
     planned(result, base_dir=str(tmp_path))
 
 
@@ -1032,10 +1050,10 @@ def test_todays_compose_keys_pass_compose_spec():
 def test_without_compose_specs_schema_the_compact_one_validates_and_says_so(monkeypatch):
     monkeypatch.setattr(compose_spec, "_LOADED", {"validator": (None, "check-jsonschema is not installed")})
     monkeypatch.setattr(compose_schema, "schema_errors", SCHEMA_ERRORS)
-    result = imported("services:\n  app: {image: x, user: 1000}\n")
+    result = imported("services:\n  app: {image: x, cgroup_parent: 1000}\n")
     assert result["warnings"] == ["validated by the importer's compact schema, not compose-spec's (check-jsonschema "
-                                  "is not installed): a file Compose refuses may pass", "service app: user: the "
-                                  "container resource has no field for it; left out"]
+                                  "is not installed): a file Compose refuses may pass", "service app: cgroup_parent: "
+                                  "the container resource has no field for it; left out"]
     assert "service app: imag: unknown key" in failure("services:\n  app: {imag: x}\n")
 
 

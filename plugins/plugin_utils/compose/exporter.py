@@ -39,11 +39,12 @@ from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.secr
     IDENTITY_KEYS, ExportError, collect_secrets, split_secrets)
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.extension import (
     EXTENSION, VERSION, declared_rest, own_fields)
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.options import dumped_keys
 
 ENGINES = ("docker", "swarm")
 INITDB = "/docker-entrypoint-initdb.d"
 # The container fields that grant part of the host, and the Compose keys that say them.
-GRANT_KEYS = (("privileged", "privileged"), ("cap_add", "cap_add"), ("cap_drop", "cap_drop"), ("devices", "devices"),
+GRANT_KEYS = (("privileged", "privileged"), ("cap_add", "cap_add"), ("devices", "devices"),
               ("pid_mode", "pid"), ("ipc_mode", "ipc"), ("userns_mode", "userns_mode"))
 # Server images whose entrypoint runs the files of INITDB on a fresh data directory.
 INITDB_IMAGES = {"postgresql": ("postgres", "postgresql"), "mysql": ("mariadb", "mysql"), "mariadb": ("mariadb", "mysql")}
@@ -146,7 +147,10 @@ class Export(object):
             env, mounts, networks, _secret_env = merged_contributions(name, spec, outgoing)
         except ClockworkError as exc:
             raise ExportError(exc.msg)
-        service = {"image": spec.image}
+        declared = self.declared[name]
+        service = {"image": spec.image} if declared.get("image") or not declared.get("build") else {}
+        if declared.get("build"):
+            service["build"] = self.build(declared["build"])
         if self.engine == "docker" and (resource.get("replicas") or 1) == 1:
             service["container_name"] = name   # replicas: Compose names them <project>-<name>-<k>, no container_name
         if resource.get("command") is not None:
@@ -170,6 +174,7 @@ class Export(object):
         if resource.get("labels"):
             service["labels"] = dict((k, str(v)) for k, v in resource["labels"].items())
         self.grants(service, resource)
+        dumped_keys(declared, service, self.engine)
         self.restart_and_deploy(service, resource)
         if self.engine == "docker":
             depends = self.depends_on(name)
@@ -215,6 +220,14 @@ class Export(object):
             if resource.get(field):
                 service[key] = list(resource[field]) if isinstance(resource[field], list) else resource[field]
 
+    def build(self, build):
+        """A declared build as Compose's, its context relative to the file where it is under base_dir."""
+        result = {"context": self.relative(os.path.join(self.base_dir, build["context"]))}
+        for key in ("dockerfile", "target", "args", "labels"):
+            if build.get(key):
+                result[key] = dict(build[key]) if isinstance(build[key], dict) else build[key]
+        return result
+
     def defaulted_fields(self, name):
         """The fields a swarm file states that the declaration left to the default."""
         return ["replicas"] if self.engine == "swarm" and self.declared[name].get("replicas") is None else []
@@ -259,12 +272,16 @@ class Export(object):
                 secrets.append(self.password_file(name, mount))
                 continue
             entry = {"type": mount["type"], "target": mount["target"]}
-            if mount["type"] == "volume":
+            if mount["type"] == "volume" and mount.get("source"):
                 entry["source"] = mount["source"]
-            else:
+            elif mount["type"] == "bind":
                 entry["source"] = self.relative(mount["source"])
             if mount.get("read_only"):
                 entry["read_only"] = True
+            for field, key, sub in (("propagation", "bind", "propagation"), ("nocopy", "volume", "nocopy"),
+                                    ("tmpfs_size", "tmpfs", "size"), ("tmpfs_mode", "tmpfs", "mode")):
+                if mount.get(field) is not None:
+                    entry.setdefault(key, {})[sub] = mount[field]
             result.append(entry)
         return result, secrets
 
@@ -387,7 +404,7 @@ class Export(object):
         volumes = dict((v["name"], {"name": v["name"], "driver": v["driver"]}) for v in self.plan.volumes)
         for resource in self.plan.resources:   # a container's own named volumes: made by the engine, as Compose does
             for mount in resource.get("mounts") or []:
-                if mount.get("type", "volume") == "volume" and mount["source"] not in volumes:
+                if mount.get("type", "volume") == "volume" and mount.get("source") and mount["source"] not in volumes:
                     volumes[mount["source"]] = {"name": mount["source"]}
         if volumes:
             document["volumes"] = volumes

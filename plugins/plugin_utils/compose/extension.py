@@ -184,11 +184,13 @@ class ExportedDeclaration(Declaration):
         return self.project["files"].outside(path)   # symlinks followed
 
     def _own_mount(self, mount):
-        read_only = {"read_only": True} if mount["read_only"] else {}
-        if mount["type"] == "volume":
+        own = dict({"read_only": True} if mount["read_only"] else {}, **mount.get("extras") or {})
+        if mount["type"] == "volume" and mount["source"]:
             spec = self.project["volumes"].get(mount["source"]) or {}
             return dict({"type": "volume", "source": spec.get("name") or mount["source"], "target": mount["target"]},
-                        **read_only)
+                        **own)
+        if not mount["source"]:   # an anonymous volume, a tmpfs mount
+            return dict({"type": mount["type"], "target": mount["target"]}, **own)
         source = mount["source"]
         source = posixpath.normpath(source) if source.startswith("./") else source
-        return dict({"type": mount["type"], "source": source, "target": mount["target"]}, **read_only)
+        return dict({"type": mount["type"], "source": source, "target": mount["target"]}, **own)

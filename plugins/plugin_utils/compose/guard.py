@@ -35,6 +35,9 @@ HOST_ROOT = "/"
 HOST_TREES = ("/etc", "/root", "/home", "/var/lib/docker", "/proc", "/sys", "/dev", "/boot", "/usr", "/bin", "/sbin",
               "/lib", "/lib64", "/var/run", "/run")
 SOCKET_NAMES = ("docker.sock", "containerd.sock", "podman.sock")
+# Security options that take a confinement away: a grant, asked for as `privileged` is.
+UNCONFINED = ("seccomp=unconfined", "seccomp:unconfined", "apparmor=unconfined", "apparmor:unconfined",
+              "label=disable", "label:disable")
 
 
 def never_templated(value):
@@ -216,6 +219,10 @@ class Grants(object):
                                                            "container on its own networks; remove it")
                     else:
                         kept[field] = "host"
+        taken = [str(o) for o in raw.get("security_opt") or [] if str(o).replace(" ", "") in UNCONFINED]
+        if taken:   # kept as the security_opt field (options.py) when allowed; else the import fails here
+            self._ask("privileged", where + ["security_opt"], "security_opt %s takes the container's confinement "
+                                                              "away" % ", ".join(taken))
         if raw.get("devices") and self._ask("devices", where + ["devices"],
                                             "devices gives the container devices of the host"):
             kept["devices"] = [d if isinstance(d, str) else _device(d) for d in raw["devices"]]

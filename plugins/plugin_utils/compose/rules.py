@@ -28,8 +28,10 @@ import os
 import re
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import docker_name_problem, env_name
+from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.options import Reader, compose_keys, loaded_fields
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.service import (
-    DURATION, URL_ENGINES, deploy_fields, docker_like, server_engine, split_url, stack_port, unquote_url, url_template)
+    DURATION, URL_ENGINES, as_mapping, deploy_fields, docker_like, server_engine, split_url, stack_port, text_of,
+    unquote_url, url_template)
 
 CONDITIONS = {"service_started": "started", "service_healthy": "healthy",
               "service_completed_successfully": "completed_successfully"}
@@ -45,19 +47,21 @@ SECRETS_DIR = "/run/secrets/"
 DEFAULT_NETWORK_FIELD = "default_network"
 # Types of which one connection between two services says all: a second env var stays plain.
 ONE_PER_PAIR = ("network", "service_mesh")
-# The service keys mapped here; every other one (but x-) is a warning, with the reason for the usual ones.
-MAPPED = ("image", "command", "environment", "env_file", "ports", "expose", "volumes", "depends_on", "healthcheck",
-          "networks", "restart", "labels", "profiles", "extends", "secrets", "configs", "deploy", "scale",
-          "stop_grace_period", "cap_drop")
+# The service keys mapped: every Compose key of the option table (options.py converts them), and those
+# that are no container field (connections, the file's own structure, the build); every other one (but x-)
+# is a warning, with the reason for the usual ones.
+MAPPED = tuple(compose_keys()) + ("depends_on", "profiles", "extends", "secrets", "configs", "deploy", "scale",
+                                  "build")
 # Grants of the host (guard.Grants): kept as container fields when allowed, else refused.
 GRANT_KEYS = ("privileged", "cap_add", "pid", "ipc", "userns_mode", "devices")
 WHY_NOT = {
-    "build": "the stack deploys images, it builds none",
-    "entrypoint": "the container resource has no entrypoint field (command replaces the image's CMD only)",
     "container_name": "the resource is named after the service, the name the other services reach it by",
     "links": "every container reaches the others by name on the stack's network",
-    "network_mode": "containers join the stack's networks",
 }
+# Compose's deploy.restart_policy.condition as the container's restart policy (as Compose v2 runs it).
+RESTART_CONDITIONS = {"none": "no", "on-failure": "on-failure", "any": "always"}
+# The keys of a build the container resource's `build` has (build.py); the others are warned about.
+BUILD_KEYS = ("context", "dockerfile", "target", "args", "labels")
 
 
 class Declaration(object):
@@ -110,8 +114,8 @@ class Declaration(object):
             if key not in MAPPED and key != "grants" and not str(key).startswith("x-"):
                 why = WHY_NOT.get(key, "the container resource has no field for it")
                 self.warn(["services", name, key], "%s; left out" % why)
-        if not service.get("image"):
-            self.warn(["services", name, "image"], "none given: the stack needs an image for every container")
+        if not service.get("image") and not service.get("build"):
+            self.warn(["services", name, "image"], "none given, nor a build: the stack needs an image for every container")
         if docker_name_problem(name):
             self.warn(["services", name], "the stack refuses it as a resource name: %s" % docker_name_problem(name))
 
@@ -130,13 +134,38 @@ class Declaration(object):
             if ":" in service["restart"]:
                 self.warn(["services", name, "restart"], "the retry count of %s has no field; restart_policy is "
                                                          "on-failure" % service["restart"])
-        if service.get("cap_drop"):
-            resource["cap_drop"] = list(service["cap_drop"])
+        else:
+            self._restart_policy(name, service, resource)
+        resource.update(loaded_fields(service, Reader(name, self.report)))
+        if service.get("build"):
+            resource["build"] = self._build(name, service["build"])
         resource.update(service.get("grants") or {})
         resource.update(deploy_fields(name, service, self.report))
         if name in self.off_default:
             resource[DEFAULT_NETWORK_FIELD] = False
         return resource
+
+    def _restart_policy(self, name, service, resource):
+        """deploy.restart_policy's condition, which Compose v2 gives the container when `restart` is not set."""
+        policy = (service.get("deploy") or {}).get("restart_policy") or {}
+        if policy.get("condition") in RESTART_CONDITIONS:
+            resource["restart_policy"] = RESTART_CONDITIONS[policy["condition"]]
+        for key in sorted(k for k in policy if k != "condition"):
+            self.warn(["services", name, "deploy", "restart_policy", key], "no field for it; left out")
+
+    def _build(self, name, build):
+        """The build as the container resource's `build` (context a path of the file's directory)."""
+        build = {"context": build} if isinstance(build, str) else dict(build)
+        for key in sorted(k for k in build if k not in BUILD_KEYS and not str(k).startswith("x-")):
+            self.warn(["services", name, "build", key], "no field for it; left out")
+        result = {"context": self._host_path(str(build.get("context") or "."))}
+        for key in ("dockerfile", "target"):
+            if build.get(key):
+                result[key] = str(build[key])
+        for key in ("args", "labels"):
+            if build.get(key):
+                result[key] = dict((str(k), text_of(v)) for k, v in as_mapping(build[key]).items() if v is not None)
+        return result
 
     def _healthcheck(self, name, check):
         where = ["services", name, "healthcheck"]
@@ -462,34 +491,42 @@ class Declaration(object):
                                           "driver": spec.get("driver") or "local"}
         return self.volume_resources[key]
 
-    def _file(self, path, name):
-        """The file resource of a host path (relative: to base_dir, or left to the playbook's directory)."""
+    def _host_path(self, path):
+        """A host path of the file (relative: to base_dir, or left to the playbook's directory)."""
         base_dir = self.project["base_dir"]
         if not os.path.isabs(path) and not path.startswith("~"):
             path = os.path.normpath(os.path.join(base_dir, path) if base_dir else path)
+        return path
+
+    def _file(self, path, name):
+        """The file resource of a host path."""
+        path = self._host_path(path)
         if path not in self.file_resources:
             self.file_resources[path] = {"name": self._unique(docker_like(name)), "type": "file", "path": path}
         return self.file_resources[path]
 
     def _mounts(self, name, service, usage):
+        """Named volumes and binds (a file connection when shared or bound, as the checks need), anonymous
+        volumes and tmpfs mounts as the container's own mounts, with their propagation, nocopy, size and mode."""
         for mount in service["volumes"]:
             where, target = mount["where"], mount["target"]
-            if mount["type"] not in ("volume", "bind"):
+            for option in mount["options"]:
+                self.warn(where + option.split("."), "no field for it; left out")
+            own = dict({"read_only": True} if mount["read_only"] else {}, **mount["extras"])
+            if mount["type"] not in ("volume", "bind", "tmpfs"):
                 self.warn(where, "a %s mount at %s has no place in the declaration; left out" % (mount["type"], target))
-            elif not mount["source"]:
-                self.warn(where, "an anonymous volume at %s has no place in the declaration (a named one has); left out"
-                          % target)
+            elif mount["type"] == "tmpfs" or not mount["source"]:   # tmpfs, or an anonymous volume (- /path)
+                self.mounts[name].append(dict({"type": mount["type"], "target": target}, **own))
+            elif mount["type"] == "bind" and mount["extras"]:       # a propagation: the container's own bind
+                self.mounts[name].append(dict({"type": "bind", "source": self._host_path(mount["source"]),
+                                               "target": target}, **own))
+            elif mount["type"] == "bind":
+                self._bind(name, mount, own)
+            elif len(usage[mount["source"]]) < 2 or mount["extras"]:
+                self.mounts[name].append(dict({"type": "volume", "source": self._volume(mount["source"])["volume_name"],
+                                               "target": target}, **own))
             else:
-                for option in mount["options"]:
-                    self.warn(where + [option], "no field for it; left out")
-                read_only = {"read_only": True} if mount["read_only"] else {}
-                if mount["type"] == "bind":
-                    self._bind(name, mount, read_only)
-                elif len(usage[mount["source"]]) < 2:
-                    self.mounts[name].append(dict({"type": "volume", "source": self._volume(mount["source"])["volume_name"],
-                                                   "target": target}, **read_only))
-                else:
-                    self._shared_volume(name, mount, usage[mount["source"]], read_only)
+                self._shared_volume(name, mount, usage[mount["source"]], own)
 
     def _bind(self, name, mount, read_only):
         resource = self._file(mount["source"], mount["source"].lstrip("./~") or "bind")

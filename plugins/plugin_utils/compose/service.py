@@ -105,21 +105,35 @@ def parse_port(item, published_default=""):
     return _expanded(parts[-1], published, host_ip, protocol)
 
 
+# Short-syntax flags of a mount that are fields: the propagation of a bind, nocopy of a volume.
+PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
+
+
 def parse_mount(item):
-    """A `volumes` entry -> {type, source, target, read_only, options}; source None: anonymous."""
+    """A `volumes` entry -> {type, source, target, read_only, extras (the container mount's propagation,
+    nocopy, tmpfs_size, tmpfs_mode), options (what has no field)}; source None: anonymous."""
     if isinstance(item, dict):
-        options = [k for k in ("bind", "volume", "tmpfs", "image", "consistency") if item.get(k)]
-        return {"type": item["type"], "source": item.get("source"), "target": item["target"],
-                "read_only": bool(item.get("read_only")), "options": options}
+        extras, options = {}, [k for k in ("image", "consistency") if item.get(k)]
+        for key, sub, field in (("bind", "propagation", "propagation"), ("volume", "nocopy", "nocopy"),
+                                ("tmpfs", "size", "tmpfs_size"), ("tmpfs", "mode", "tmpfs_mode")):
+            if (item.get(key) or {}).get(sub) is not None:
+                extras[field] = item[key][sub]
+        for key in ("bind", "volume", "tmpfs"):
+            known = {"bind": ("propagation",), "volume": ("nocopy",), "tmpfs": ("size", "mode")}[key]
+            options += ["%s.%s" % (key, k) for k in sorted(item.get(key) or {}) if k not in known]
+        return {"type": item["type"], "source": item.get("source") or None, "target": item["target"],
+                "read_only": bool(item.get("read_only")), "extras": extras, "options": options}
     parts = str(item).split(":")
     if len(parts) > 3 or not all(parts):
         raise ValueError("use name:/path, ./dir:/path or /path, with :ro or :rw")
     if len(parts) == 1:
-        return {"type": "volume", "source": None, "target": parts[0], "read_only": False, "options": []}
+        return {"type": "volume", "source": None, "target": parts[0], "read_only": False, "extras": {}, "options": []}
     modes = parts[2].split(",") if len(parts) == 3 else []
     kind = "bind" if parts[0].startswith((".", "/", "~")) else "volume"
-    return {"type": kind, "source": parts[0], "target": parts[1], "read_only": "ro" in modes,
-            "options": [m for m in modes if m not in ("ro", "rw")]}
+    extras = dict([("propagation", m) for m in modes if m in PROPAGATIONS and kind == "bind"]
+                  + [("nocopy", True) for m in modes if m == "nocopy" and kind == "volume"])
+    return {"type": kind, "source": parts[0], "target": parts[1], "read_only": "ro" in modes, "extras": extras,
+            "options": [m for m in modes if m not in ("ro", "rw") and m not in PROPAGATIONS + ("nocopy",)]}
 
 
 def read_ports(name, service, report):
@@ -238,7 +252,13 @@ def deploy_fields(name, service, report):
     placement = dict(deploy.get("placement") or {})
     if str(placement.get("max_replicas_per_node", "")).isdigit():
         fields["max_replicas_per_node"] = int(placement.pop("max_replicas_per_node"))
-    for key in sorted(k for k in deploy if k not in ("replicas", "endpoint_mode", "placement", "update_config")) + \
+    resources = deploy.get("resources") or {}
+    unread = ["resources.%s" % k for k in sorted(resources) if k not in ("limits", "reservations")]
+    read = {"limits": ("memory", "cpus", "pids"), "reservations": ("memory",)}   # options.py reads them
+    unread += ["resources.%s.%s" % (part, k) for part in sorted(read)
+               for k in sorted(resources.get(part) or {}) if k not in read[part]]
+    mapped = ("replicas", "endpoint_mode", "placement", "update_config", "resources", "restart_policy")
+    for key in sorted(k for k in deploy if k not in mapped) + unread + \
             ["placement.%s" % k for k in sorted(placement)] + ["update_config.%s" % k for k in sorted(update)]:
         report.warn(where + key.split("."), "no field for it; left out")
     return fields
