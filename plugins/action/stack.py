@@ -24,8 +24,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import contextlib
+import getpass
 import importlib.util
 import os
+import socket
 import sys
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -98,6 +100,13 @@ class ActionModule(ConnectionAction):
 
     def execute(self, args, task_vars):
         docker_client, failures, graph, host_files, masking, plan, _registry, stack = _module_utils()
+        # Who deployed, as each release records it: this controller, whichever host the module runs on.
+        args.setdefault("controller", "%s@%s" % (getpass.getuser(), socket.gethostname()))
+        if args.get("state", "present") != "absent" and any(
+                isinstance(r, dict) and r.get("build") for r in args.get("resources") or []):
+            failed = self.ship_builds(args)
+            if failed:
+                return failed
         validation = ArgumentSpecValidator(stack.STACK_ARGUMENT_SPEC).validate(args)
         params = validation.validated_parameters
         # What AnsibleModule masks, and every secret the declaration holds (masking.py says which).
@@ -128,6 +137,20 @@ class ActionModule(ConnectionAction):
                 raise
             result = dict(getattr(exc, "details", {}), failed=True, msg=message)
         return remove_values(result, secrets)
+
+    def ship_builds(self, args):
+        """The build contexts, read here on the controller (plugin_utils/build_context.py) into the
+        tars the engine's POST /build takes, sent to the target's temporary directory with the
+        module; the failure to return, or None."""
+        with bytecode_cached():
+            from ansible_collections.clockwork.connections.plugins.plugin_utils import build_context  # pylint: disable=import-outside-toplevel
+        try:
+            args["resources"] = build_context.ship_builds(
+                args.get("resources"), self.local_path, build_context.action_transfer(self),
+                heading="stack %s cannot be deployed" % args.get("name"))
+        except build_context.BuildContextError as exc:
+            return {"failed": True, "msg": exc.msg}
+        return None
 
     def gateway(self, docker_client):
         """The Docker gateway of the run: in check mode a dry run's (docker/dry_run.py), which makes

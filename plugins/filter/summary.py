@@ -6,7 +6,8 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-PAST = {"create": "created", "recreate": "recreated", "start": "started", "stop": "stopped", "remove": "removed"}
+PAST = {"create": "created", "recreate": "recreated", "start": "started", "stop": "stopped", "remove": "removed",
+        "build": "built"}
 
 
 def _entry_line(entry, dry_run):

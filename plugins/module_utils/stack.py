@@ -49,6 +49,8 @@ STACK_ARGUMENT_SPEC = dict(
     verify=dict(type="bool", default=False),
     parallel=dict(type="int", default=DEFAULT_PARALLEL),
     engine=dict(type="str", default="docker", choices=["docker", "swarm"]),
+    releases_kept=dict(type="int", default=5),
+    controller=dict(type="str"),
     **COMPLETION_ARGS
 )
 

@@ -194,6 +194,17 @@ def import_in_background(modules):
     threading.Thread(target=import_each, name="clockwork-imports", daemon=True).start()
 
 
+def recorded_release(stack, engine, params, report):
+    """An apply that changed something is the stack's next release, recorded on the Docker host
+    (releases/record.py, imported only then): {number, pruned, path}, else None."""
+    if not report.get("changed"):
+        return None
+    from ansible_collections.clockwork.connections.plugins.module_utils.releases.record import (  # pylint: disable=import-outside-toplevel
+        record_release)
+    return record_release(engine, params["name"], params, report, controller=params.get("controller"),
+                          results=getattr(stack, "results", None))
+
+
 def apply_state(stack, engine, params, diff=False, probe=None):
     """The state asked for, by either applier: absent and present under the stack's lock (one
     run of a stack at a time, whichever controller it comes from; a dry run's gateway takes it in
@@ -221,4 +232,7 @@ def apply_state(stack, engine, params, diff=False, probe=None):
             with stack_lock(engine, params["name"]) as lock:
                 stack.repair()
                 report = present_report(stack, params, diff)
+                release = recorded_release(stack, engine, params, report)
+                if release is not None:
+                    report["release"] = release
     return finished_report(report, stack, lock, diff)

@@ -109,7 +109,9 @@ class DockerApplier(Applier):
 
     def present(self, verify=False):
         """Converge the stack; with `verify`, run every check right after, in the same pass."""
-        Preflight(self.engine, self.plan).run()
+        preflight = Preflight(self.engine, self.plan)
+        preflight.run()
+        self._entries[None].extend(preflight.built)   # the images it built
         self._shared()
         self._converge_containers()
         if verify:

@@ -58,8 +58,10 @@ def env_problems(params, settings):
     if not settings["env_var_name"] and not env:
         problems.append(("env_var_name", "is empty and env sets nothing: %s would get nothing to connect with"
                          % params.get("from_resource")))
+    # With password_delivery: file, `from` may read the password from a file of its own (a compose
+    # secret's path in its env): the stack needs it only to log in.
     elif not settings["env_var_name"] and params.get("password") is not None \
-            and not any(holds_password(env[name]) for name in env):
+            and params.get("password_delivery") != "file" and not any(holds_password(env[name]) for name in env):
         problems.append(("env", "no part holds {password}, and env_var_name is empty: %s would not have the "
                                 "password" % params.get("from_resource")))
     if params.get("password_delivery") == "file":

@@ -23,6 +23,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker.memor
     full_reference, image_attrs, plain, refuse)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory_containers import ContainerEngine
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory_execs import ExecEngine
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory_images import ImageEngine
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory_networks import NetworkEngine
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory_swarm import SwarmMemory
 
@@ -33,10 +34,10 @@ WRITES = frozenset(("create_container", "start", "stop", "restart", "rename", "r
                     "put_archive", "create_network", "remove_network", "connect_container_to_network",
                     "disconnect_container_from_network", "create_volume", "remove_volume", "pull",
                     "import_image_from_data", "create_service", "update_service", "remove_service",
-                    "create_secret", "create_config", "remove_secret", "remove_config"))
+                    "create_secret", "create_config", "remove_secret", "remove_config", "build"))
 
 
-class MemoryEngine(ContainerEngine, ExecEngine, NetworkEngine, SwarmMemory):
+class MemoryEngine(ContainerEngine, ExecEngine, NetworkEngine, SwarmMemory, ImageEngine):
     """An engine in memory. `images`: references to add (a list, or a dict of reference -> config);
     `execs`: how execs answer (see `exec_result`); `swarm`: a one-node swarm manager."""
 

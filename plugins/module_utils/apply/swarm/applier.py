@@ -156,7 +156,9 @@ class SwarmApplier(Applier):
     # -- present -----------------------------------------------------------------------
 
     def present(self, verify=False):
-        SwarmPreflight(self).run()
+        preflight = SwarmPreflight(self)
+        preflight.run()
+        self.entries.extend(preflight.built)   # the images it built
         self._endpoint_default()
         self._networks()
         self._volumes()
@@ -455,15 +457,10 @@ class SwarmApplier(Applier):
             retry_while_in_use(engine, lambda v=volume: engine.remove_volume(v["Name"]), "volume", volume["Name"])
         return self.report()
 
-    def repair(self):
-        """The docker applier merges duplicate networks here; services need nothing before they converge."""
-
-    # -- verified ----------------------------------------------------------------------
-
+    # -- verified (services need no repair before they converge: Applier.repair does nothing) --
     def verified(self):
-        """Every connection's check from inside the tasks; changes nothing: the services converge
-        on a dry run of their own (the checks are the converged ones), the checks run on the
-        engine as it is."""
+        """Every connection's check from inside the tasks; changes nothing: the services converge on a
+        dry run of their own (the checks are the converged ones), the checks run on the engine as it is."""
         engine = self.engine
         self._on(dry_run_of(engine))
         self.present()
@@ -493,8 +490,7 @@ class SwarmApplier(Applier):
 
 
 def run_swarm_stack(engine, params, diff=False, progress=None, plan=None):
-    """The stack module with engine swarm: run_stack's counterpart, with the same result. Check
-    mode is the gateway's: a dry run's (docker/dry_run.py) makes the same calls and writes nothing."""
+    """run_stack's counterpart on Swarm; check mode is the gateway's (a dry run's: docker/dry_run.py)."""
     stack = SwarmApplier(engine, params, progress=progress, plan=plan)
     try:
         return apply_state(stack, engine, params, diff=diff,
