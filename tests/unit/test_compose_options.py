@@ -170,3 +170,28 @@ def test_anonymous_volumes_tmpfs_mounts_and_mount_options_come_back_from_the_exp
     assert sorted(again, key=lambda m: m["target"]) == sorted(
         [dict(m, source="shared") if m["type"] == "bind" else m for m in mounts], key=lambda m: m["target"]), \
         "a bind of the exported file's directory is relative to it, as the export's other binds"
+
+
+def test_the_readme_table_has_a_row_for_every_option_with_a_compose_key():
+    from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.options import (
+        README_BEGIN, README_END, README_NOTES, readme_table)
+    table = readme_table()
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    assert [row.split(" | ")[1].strip("`") for row in rows] == [o.name for o in TABLE if o.compose] + ["build"]
+    for option in TABLE:
+        if option.grant:
+            assert option.name in README_NOTES, "the opt-in of %s is said in its row" % option.name
+    assert table.startswith(README_BEGIN) and table.rstrip().endswith(README_END)
+
+
+def test_the_readme_s_table_is_the_generated_one():
+    """README.md's table between the markers is readme_table()'s text (until README has the markers, skipped)."""
+    import os
+    from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.options import (
+        README_BEGIN, README_END, readme_table)
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    if README_BEGIN not in readme:
+        pytest.skip("README.md has no generated table of compose keys yet")
+    start = readme.index(README_BEGIN)
+    assert readme[start:readme.index(README_END) + len(README_END)] + "\n" == readme_table(), \
+        "README's table of compose keys differs from the option table: paste readme_table()'s text"

@@ -261,3 +261,49 @@ def dumped_keys(resource, service, engine="docker"):
             continue
         converter.dump(resource[option.name], service)
     return service
+
+
+# -- the README's table of what each Compose key becomes ------------------------------------------
+
+README_BEGIN = "<!-- compose keys: generated from the option table by plugin_utils/compose/options.py readme_table() -->"
+README_END = "<!-- end of the generated compose keys -->"
+# What a key becomes beyond its field, for the options converted elsewhere.
+README_NOTES = {
+    "ports": "short and long syntax, ranges, protocols, host IP; `expose` without publishing",
+    "mounts": "named volumes, anonymous volumes (`- /code/node_modules`), tmpfs, `bind.propagation`, `volume.nocopy`; "
+              "a bind, or a volume two services share, is a `file` connection; a bind of the Docker socket or a system "
+              "path is the `docker_socket` or `host_paths` opt-in",
+    "networks": "`aliases`; a named network only through a network connection that creates it",
+    "env": "`env_file` read, then `environment` over it; what a connection rule takes moves into the connection",
+    "restart_policy": "`deploy.restart_policy.condition` when `restart` is not given",
+    "image": "a build-only service has none: its `build` makes it",
+    "network_mode": "`none`, `service:<name>` (as `container:<name>`) or `container:<name>`; `host` is refused",
+    "privileged": "the `privileged` opt-in",
+    "cap_add": "`ALL`, `SYS_ADMIN`, `NET_ADMIN`, `SYS_PTRACE`, `SYS_MODULE`, `SYS_RAWIO`, `DAC_READ_SEARCH`: the "
+               "`capabilities` opt-in",
+    "devices": "the `devices` opt-in",
+    "userns_mode": "`host` is the `host_namespaces` opt-in",
+    "pid_mode": "`host` is the `host_namespaces` opt-in",
+    "ipc_mode": "`host` is the `host_namespaces` opt-in",
+    "security_opt": "`seccomp=unconfined`, `apparmor=unconfined` or `label=disable` is the `privileged` opt-in",
+    "mem_limit": "the two keys must agree, as Compose requires",
+    "cpus": "the two keys must agree, as Compose requires",
+    "pids_limit": "the two keys must agree, as Compose requires",
+    "mem_reservation": "the two keys must agree, as Compose requires",
+}
+
+
+def readme_table():
+    """The README's table of the service keys the container resource has as fields, one row per option of
+    the table with a Compose key, between README_BEGIN and README_END (tests/unit/test_compose_options.py
+    holds the README to it)."""
+    lines = [README_BEGIN, "| Compose service key | Container field | On Swarm | What it becomes |", "|---|---|---|---|"]
+    for option in TABLE:
+        if not option.compose:
+            continue
+        lines.append("| %s | `%s` | %s | %s |" % (", ".join("`%s`" % k for k in option.compose), option.name,
+                                                  "yes" if option.swarm else "no: refused",
+                                                  README_NOTES.get(option.name, "the field")))
+    lines.append("| `build` (context, dockerfile, target, args, labels) | `build` | yes | the image built from it |")
+    lines.append(README_END)
+    return "\n".join(lines) + "\n"
