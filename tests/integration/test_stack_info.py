@@ -29,7 +29,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.releases.rec
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import ReleaseStore, releases_home
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import STACK_ARGUMENT_SPEC
 
-from helpers import NGINX_IMAGE, REDIS_IMAGE, docker, engine_state, env_of, inspect, playbook, run_playbook
+from helpers import NGINX_IMAGE, REDIS_IMAGE, docker, env_of, inspect, playbook, run_playbook
 
 TOKEN = "tok-5ecret-8271"   # pragma: allowlist secret
 CONTROLLER = "tester@integration"
@@ -71,6 +71,15 @@ def stack_info(stack, check=False, workdir=None, verbose=False):
     run = run_playbook(path, check=check, extra_args=("-vvv",) if verbose else ())
     assert run.rc == 0, run.details
     return run, run.result("info")
+
+
+def stack_state(stack):
+    """What the engine holds of the stack (other tests' objects come and go on the same engine)."""
+    label = "label=io.clockwork.stack=%s" % stack
+    return {"containers": sorted(docker("ps", "-a", "--filter", label, "--format",
+                                        "{{.ID}} {{.Names}} {{.State}}").splitlines()),
+            "networks": sorted(docker("network", "ls", "--filter", label, "--format", "{{.ID}} {{.Name}}").splitlines()),
+            "lock": docker("ps", "-a", "--filter", "name=clockwork-lock-%s" % stack, "--format", "{{.ID}}")}
 
 
 def release_files(stack):
@@ -130,12 +139,12 @@ def test_stack_info_lists_the_releases_any_controller_directory_finds(stack):
         assert [r["missing_images"] for r in info["releases"]] == [{}, {}], run.details
 
         # Check mode: the same answer, nothing written, nothing changed on the engine.
-        files_before, engine_before = release_files(stack), engine_state()
+        files_before, engine_before = release_files(stack), stack_state(stack)
         run, checked_info = stack_info(stack, check=True)
         assert checked_info["changed"] is False, run.details
         assert checked_info["releases"] == info["releases"] and checked_info["drift"] == [], run.details
         assert release_files(stack) == files_before
-        assert engine_state() == engine_before
+        assert stack_state(stack) == engine_before
 
         # -vvv: the module's arguments, its result, Ansible's own lines: no secret.
         run, _info = stack_info(stack, verbose=True)
