@@ -47,10 +47,17 @@ def declaration(stack, mode):
         connections=[dict(type="dependency", **{"from": web, "to": cache})])
 
 
-def deploy(args, check=False):
-    """The stack task; then, for a real run that changed something, the release hook unless the
-    applier called it already. (the run, the task's result)."""
-    run = playbook([{"name": "stack", "clockwork.connections.stack": args, "register": "result"}], check=check)
+def deploy(args, check=False, loud=False):
+    """The stack task (`loud`: with -vvv --diff); then, for a real run that changed something, the
+    release hook unless the applier called it already. (the run, the task's result)."""
+    tasks = [{"name": "stack", "clockwork.connections.stack": args, "register": "result"}]
+    if loud:
+        path = os.path.join(tempfile.mkdtemp(prefix="clockwork-test-"), "play.yml")
+        with open(path, "w") as handle:
+            yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}], handle)
+        run = run_playbook(path, diff=True, extra_args=("-vvv",))
+    else:
+        run = playbook(tasks, check=check)
     assert run.rc == 0, run.details
     result = run.result("stack")
     if not check and "release" not in result:
@@ -106,8 +113,9 @@ def test_stack_info_lists_the_releases_any_controller_directory_finds(stack):
         first_image = inspect("container", web)["Image"]
 
         # The second declaration: release 2.
-        run, changed = deploy(second)
+        run, changed = deploy(second, loud=True)
         assert changed["changed"] is True and changed["release"]["number"] == 2, run.details
+        assert "API_TOKEN" in run.output and "MODE" in run.output, run.details   # -vvv --diff shows the env, masked
         for run in (checked_run, run):
             assert TOKEN not in run.output, run.details
 
