@@ -7,10 +7,13 @@ check again, asserted on what `docker inspect` and `docker exec` see.
 Two ways in: the stack run in this process over the live gateway (as the action runs it in-process,
 its tar where the action puts it), and the playbook through the stack action, which runs once the
 action reads build contexts and the container resource takes `build` (skipped until then)."""
+import io
 import os
 import shutil
+import tarfile
 
 import pytest
+import yaml
 
 from ansible_collections.clockwork.connections.plugins.module_utils import plan as plan_module
 from ansible_collections.clockwork.connections.plugins.module_utils import stack as stack_module
@@ -23,6 +26,7 @@ from ansible_collections.clockwork.connections.plugins.plugin_utils.build_contex
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from helpers import NGINX_IMAGE, ROOT, as_text, docker, inspect, playbook, remove_stack
+from test_remote_ssh import sshd  # noqa: F401  (the fixture: an sshd of the test's own)
 
 ACTION = os.path.join(ROOT, "plugins", "action", "stack.py")
 WIRED = "build" in stack_module.RESOURCE_OPTIONS and "ship_builds" in open(ACTION).read()
@@ -201,3 +205,53 @@ def test_build_only_service_through_the_playbook(stack, app, tmp_path, images):
     for check in (False, True):
         run = playbook(tasks, check=check)
         assert run.rc == 0 and run.result("stack")["changed"] is False, run.details
+
+
+# -- a remote Docker host over SSH: the context exists on the controller only ---------------------
+
+def ssh_controller_files(stack):
+    """The playbook directory (a play on the SSH target whose stack builds from `app/`, after a task
+    on the controller writes the site's page from -e site=...), as a tar, as test_remote_ssh sends it."""
+    web = web_resource(stack, "app")
+    play = [{"hosts": "remote", "gather_facts": False, "tasks": [
+        {"name": "The page, edited on the controller", "delegate_to": "localhost",
+         "ansible.builtin.copy": {"content": "<h1>{{ site }}</h1>\n", "dest": "{{ playbook_dir }}/app/site/index.html"}},
+        {"name": "The target cannot see the controller's files",
+         "ansible.builtin.stat": {"path": "{{ playbook_dir }}/app/Dockerfile"}, "register": "seen"},
+        {"name": "Proof", "ansible.builtin.assert": {"that": ["not seen.stat.exists"]}},
+        {"name": "stack", "clockwork.connections.stack": {"name": stack, "resources": [web]}, "register": "result"},
+    ]}]
+    files = {"play.yml": yaml.safe_dump(play), "app/Dockerfile": DOCKERFILE % stack, "app/.dockerignore": "*.log\n",
+             "app/site/index.html": "<h1>v0</h1>\n"}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.mark.skipif(not WIRED, reason="the stack action reads no build context yet, or the container resource takes "
+                                      "no build (requested: /work/notes/requests.md, Helper C)")
+def test_build_on_a_remote_docker_host_over_ssh(sshd, stack, tmp_path, images, monkeypatch):
+    import test_remote_ssh   # its controller in a private mount namespace, run over its sshd
+    monkeypatch.setattr(test_remote_ssh, "controller_files", ssh_controller_files)
+    name, tag = stack + "-web", "%s-%s-web:clockwork" % (stack, stack)
+    images.add(tag)
+    steps = [["-e", "site=v1"], ["-e", "site=v1"], ["--check", "-e", "site=v1"], ["--check", "-e", "site=v1"],
+             ["-e", "site=v2"], ["-e", "site=v2"], ["--check", "-e", "site=v2"]]
+    runs = test_remote_ssh.run_as_controller(sshd, stack, steps, str(tmp_path))
+    outputs = "\n".join(r[1] for r in runs)
+    for rc, output, _results in runs:
+        assert rc == 0 and "Traceback" not in output, outputs
+    changed = [test_remote_ssh.recap_changed(r[1]) for r in runs]
+    # cold: the page written and the stack built; rerun and checks: nothing; an edited page: written, built, rolled.
+    assert changed == [2, 0, 0, 0, 2, 0, 0], outputs
+    stack_result = [r for r in runs[4][2] if r["_task"] == "stack"][0]
+    assert stack_result["invocation"]["module_args"]["base_dir"].endswith("/.clockwork/" + stack), \
+        "the module ran on the target:\n" + as_text(stack_result)
+    image = inspect("image", tag)
+    images.add(image["Id"])
+    assert inspect("container", name)["Image"] == image["Id"] and served(name) == "<h1>v2</h1>", outputs
