@@ -270,13 +270,30 @@ def test_a_swarm_of_several_nodes_is_refused_one_node_is_not():
     assert swarm_problem(_Nodes(3), _PlanOn("docker")) is None
 
 
-def test_a_swarm_stack_with_a_build_on_one_node_builds_on_the_manager(app, base, tmp_path):
+def test_a_swarm_stack_on_one_node_builds_on_the_manager_and_a_rebuild_updates_the_service(app, base, tmp_path):
     engine = BuildingEngine(images=copy.deepcopy(ms.IMAGES), swarm=True)
     resources, connections = declaration(app)
     stack = ms.params(base, ship_builds(resources, lambda p: p, _keep(tmp_path)), connections, engine="swarm")
     report, gateway = run(engine, stack)
     assert report["changed"] and len(build_calls(engine)) == 1
     assert "build image %s-web:clockwork" % STACK in gateway.actions
+    first = _task_image_id(engine, "web")
+    assert first == engine.inspect_or_none("image", "%s-web:clockwork" % STACK)["Id"]
+    (app / "site" / "index.html").write_text("<h1>v2</h1>\n")
+    since = len(engine.calls)
+    stack = ms.params(base, ship_builds(resources, lambda p: p, _keep(tmp_path)), connections, engine="swarm")
+    report, _gateway = run(engine, stack)
+    assert report["changed"] and len(build_calls(engine, since)) == 1
+    assert _task_image_id(engine, "web") not in (None, first), "the service is updated to the rebuilt image"
+    since = len(engine.calls)
+    stack = ms.params(base, ship_builds(resources, lambda p: p, _keep(tmp_path)), connections, engine="swarm")
+    report, _gateway = run(engine, stack)
+    assert not report["changed"] and build_calls(engine, since) == []
+
+
+def _task_image_id(engine, service):
+    found = [s for s in engine.services() if s["Spec"]["Name"] == service]
+    return found[0]["Spec"]["TaskTemplate"]["ContainerSpec"].get("Labels", {}).get("io.clockwork.image-id")
 
 
 def _keep(tmp_path):
