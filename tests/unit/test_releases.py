@@ -225,3 +225,38 @@ def test_the_view_masks_secrets_by_name_by_record_and_anywhere_they_are_repeated
     assert env["PLAIN_COPY"] == "see ********" and env["MODE"] == "a"
     assert view["containers"]["api"]["command"] == ["serve", "--requirepass", "********"]
     assert view["current"] is True and view["databases"] == release["databases"]
+
+
+def test_a_release_is_resolved_by_number_current_or_previous_and_a_gone_one_is_refused_naming_it():
+    store = ReleaseStore(HostFiles(), STACK)
+    with pytest.raises(ClockworkError) as caught:
+        store.resolve("previous")
+    assert caught.value.msg == "stack shop has no release yet: an apply that changes something records one"
+    store.add(a_release(), kept=3)
+    with pytest.raises(ClockworkError) as caught:
+        store.resolve("previous")
+    assert caught.value.msg == "stack shop has no release before its current one (1); the kept releases are 1"
+    for _ in range(4):
+        store.add(a_release(), kept=3)
+    assert store.resolve("current")["number"] == 5 and store.resolve("previous")["number"] == 4
+    assert store.resolve(3)["number"] == 3
+    with pytest.raises(ClockworkError) as caught:
+        store.resolve(2)
+    assert caught.value.msg == "release 2 of stack shop was pruned; the kept releases are 3, 4, 5"
+    with pytest.raises(ClockworkError) as caught:
+        store.resolve(9)
+    assert caught.value.msg == "release 9 of stack shop was never recorded; the kept releases are 3, 4, 5"
+    with pytest.raises(ClockworkError) as caught:
+        store.resolve("latest")
+    assert "not 'latest'" in caught.value.msg
+    os.remove(store.release_path(4))
+    with pytest.raises(ClockworkError) as caught:
+        store.resolve("previous")
+    assert "release 4 of stack shop is in its index but its file" in caught.value.msg
+
+
+def test_a_stack_name_that_leads_elsewhere_is_refused():
+    for name in ("../etc", "shop/../../x", "", "Shop"):
+        with pytest.raises(ClockworkError) as caught:
+            ReleaseStore(HostFiles(), name)
+        assert caught.value.msg.startswith("name: stack name")

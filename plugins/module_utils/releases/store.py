@@ -159,6 +159,35 @@ class ReleaseStore(object):
                 found.append(release)
         return found, missing
 
+    def resolve(self, which):
+        """The release `which` names: `current`, `previous` (the one before the current), or a
+        number; refused, naming it, when there is none or it is no longer kept (what a rollback,
+        issue 35 part 3, asks first, before any change)."""
+        index = self.index()
+        numbers, current = index["releases"], index["current"]
+        kept = "the kept releases are %s" % (", ".join(str(n) for n in numbers) if numbers else "none")
+        if which in ("current", "previous"):
+            if current is None:
+                raise ClockworkError("stack %s has no release yet: an apply that changes something records one"
+                                     % self.stack)
+            earlier = [n for n in numbers if n < current]
+            if which == "previous" and not earlier:
+                raise ClockworkError("stack %s has no release before its current one (%d); %s" % (
+                    self.stack, current, kept))
+            number = current if which == "current" else earlier[-1]
+        elif isinstance(which, int) and not isinstance(which, bool):
+            number = which
+            if number not in numbers:
+                gone = "was pruned" if 0 < number <= index["last"] else "was never recorded"
+                raise ClockworkError("release %d of stack %s %s; %s" % (number, self.stack, gone, kept))
+        else:
+            raise ClockworkError("a release is `current`, `previous` or a number, not %r" % (which,))
+        release = self.release(number)
+        if release is None:
+            raise ClockworkError("release %d of stack %s is in its index but its file %s is gone" % (
+                number, self.stack, self.release_path(number)))
+        return release
+
     # -- writes -------------------------------------------------------------------------
 
     def add(self, release, kept=DEFAULT_KEPT):
