@@ -175,6 +175,10 @@ class Export(object):
             service["labels"] = dict((k, str(v)) for k, v in resource["labels"].items())
         self.grants(service, resource)
         dumped_keys(declared, service, self.engine)
+        for key in ("network_mode", "pid", "ipc"):   # another container of the stack is its service in Compose
+            value = str(service.get(key) or "")
+            if value.startswith("container:") and value[len("container:"):] in self.plan.specs:
+                service[key] = "service:" + value[len("container:"):]
         self.restart_and_deploy(service, resource)
         if self.engine == "docker":
             depends = self.depends_on(name)
