@@ -335,3 +335,16 @@ def test_the_archive_is_read_from_where_the_action_put_it(app, base, tmp_path):
     run(engine, stack)
     assert build_calls(engine)[0].kwargs["dockerfile"] == "Dockerfile"
     assert builds.BUILD_HASH_LABEL in build_calls(engine)[0].kwargs["labels"]
+
+
+class _FailingBuild(object):
+    def build(self, archive, tag, **options):
+        raise BuildFailed("build failed", explanation="The command '/bin/sh -c exit 1' returned a non-zero code: 1\n"
+                                                      "Step 3/3 : RUN curl -H 'token: tok-S3CRET' https://x | sh")
+
+
+def test_a_failed_build_masks_build_arguments_whose_names_say_secret():
+    build = {"archive": "/tmp/x.tar", "content_hash": "sha256:x", "args": {"API_TOKEN": "tok-S3CRET", "MODE": "prod"}}
+    attrs, problem = builds.run_build(_FailingBuild(), "shop-web:clockwork", build)
+    assert attrs is None and "tok-S3CRET" not in problem and "token: ********" in problem
+    assert problem.startswith("build: image shop-web:clockwork could not be built: The command")

@@ -16,6 +16,7 @@ import re
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import RESERVED_LABEL_PREFIX
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import APIError, engine_words
+from ansible_collections.clockwork.connections.plugins.module_utils.masking import MASK, env_secrets
 
 # The content hash an image was built from: ours alone (io.clockwork.), never a user's label.
 BUILD_HASH_LABEL = RESERVED_LABEL_PREFIX + "build-hash"
@@ -107,7 +108,11 @@ def run_build(engine, image, build):
         engine.build(build["archive"], image, dockerfile=posixpath.normpath(build.get("dockerfile") or "Dockerfile"),
                      target=build.get("target"), args=args, labels=build_labels(build))
     except (APIError, OSError) as exc:
-        return None, "build: image %s could not be built: %s" % (image, engine_words(exc))
+        # The build's last lines of output may echo a build argument whose name says secret.
+        words = engine_words(exc)
+        for secret in sorted(env_secrets(build.get("args")), key=len, reverse=True):
+            words = words.replace(secret, MASK)
+        return None, "build: image %s could not be built: %s" % (image, words)
     attrs = engine.image(image)
     if attrs is None:
         return None, "build: the engine built no image %s" % image
