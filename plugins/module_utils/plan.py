@@ -62,7 +62,7 @@ def _validator(spec):
 def validated(spec, data, where, problems):
     """One entry against its type's argument spec (defaults, choices, aliases); problems are
     added, and the parameters returned (None when the spec itself refused them)."""
-    given = dict((k, v) for k, v in data.items() if v is not None and k != "type")
+    given = dict((k, _given(v, spec.get(k))) for k, v in data.items() if v is not None and k != "type")
     known = set(spec) | set(a for o in spec.values() for a in o.get("aliases", []))
     for key in sorted(set(given) - known):
         problems.add(where, "%s: not a field of this type" % key)
@@ -71,6 +71,19 @@ def validated(spec, data, where, problems):
     for message in result.error_messages:
         problems.add(where, message)
     return None if result.error_messages else result.validated_parameters
+
+
+def _given(value, option):
+    """A value without the suboptions left unset: the stack module's own validation fills every
+    suboption it has no value for with None, which a choices check would refuse here."""
+    if not (option or {}).get("options"):
+        return value
+    if isinstance(value, dict):
+        return dict((k, v) for k, v in value.items() if v is not None)
+    if isinstance(value, list):
+        return [dict((k, v) for k, v in item.items() if v is not None) if isinstance(item, dict) else item
+                for item in value]
+    return value
 
 
 _CONNECTION_SPECS = {}

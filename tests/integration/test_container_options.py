@@ -1,0 +1,146 @@
+"""The option table on a real engine: a stack's container with many of the table's options (user,
+working dir, entrypoint, names, hosts and DNS, a read-only root with tmpfs, capabilities, security
+options, shm, ulimits, sysctls, init, stop signal and grace, logging, memory and CPU limits, pids,
+OOM score, groups, an anonymous volume and a tmpfs mount) is made as declared, as `docker inspect`
+shows; rerun and checked it is unchanged; a few options changed recreate it naming each, keeping
+its anonymous volume; and the memory engine reads the same container back as the live one does."""
+import json
+
+from helpers import NGINX_IMAGE, docker, engine_state, inspect, playbook
+
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import (
+    ContainerSpec, create_body, running_config)
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import memory_gateway
+
+# A process that stops on SIGINT or SIGTERM at once.
+SCRIPT = "trap 'exit 0' INT TERM; while true; do sleep 0.2; done"
+
+
+def resource(stack, **changes):
+    fields = dict(
+        name=stack + "-box", image=NGINX_IMAGE, entrypoint=["/bin/sh", "-c"], command=[SCRIPT],
+        user="1000:1000", working_dir="/srv", hostname="optbox", domainname="example.test",
+        extra_hosts={"db.example.test": "10.1.2.3"}, dns=["10.0.0.53"], dns_search=["example.test"],
+        dns_opt=["ndots:2"], cap_drop=["ALL"], cap_add=["chown"], read_only=True,
+        security_opt=["no-new-privileges:true"], tmpfs=["/run:size=8m", "/tmp"], shm_size="128m",
+        ulimits={"nofile": {"soft": 1024, "hard": 2048}}, sysctls={"net.ipv4.ip_unprivileged_port_start": "0"},
+        init=True, stop_signal="int", stop_grace_period="5s",
+        logging={"driver": "json-file", "options": {"max-size": "1m"}}, mem_limit="64m", mem_reservation="32m",
+        cpus=0.5, cpu_shares=512, pids_limit=64, oom_score_adj=100, group_add=["29"],
+        mac_address="02:42:ac:11:00:42", pull_policy="never",
+        mounts=[{"target": "/cache"}, {"type": "tmpfs", "target": "/scratch", "tmpfs_size": "1m"}])
+    fields.update(changes)
+    return fields
+
+
+def stack_task(stack, **changes):
+    return {"name": "stack", "register": "result",
+            "clockwork.connections.stack": {"name": stack, "resources": [resource(stack, **changes)], "connections": []}}
+
+
+def stack_state(stack):
+    return dict((kind, [line for line in lines if stack in line]) for kind, lines in engine_state().items())
+
+
+def entry(run, name):
+    return [e for e in run.result("stack")["entries"] if e["kind"] == "container" and e["name"] == name][0]
+
+
+def cache_volume(name):
+    return [m["Name"] for m in inspect("container", name)["Mounts"] if m["Destination"] == "/cache"]
+
+
+def test_a_container_with_the_tables_options(stack):
+    name = stack + "-box"
+    before = stack_state(stack)
+    check = playbook([stack_task(stack)], check=True, diff=True)
+    assert check.rc == 0 and check.result("stack")["changed"] is True, check.output
+    assert stack_state(stack) == before, "check mode changed Docker's state"
+
+    applied = playbook([stack_task(stack)], diff=True)
+    assert applied.rc == 0 and applied.result("stack")["changed"] is True, applied.output
+    attrs = inspect("container", name)
+    config, host = attrs["Config"], attrs["HostConfig"]
+    assert attrs["State"]["Running"] is True, attrs["State"]
+    assert (config["User"], config["WorkingDir"], config["Entrypoint"], config["Cmd"]) == (
+        "1000:1000", "/srv", ["/bin/sh", "-c"], [SCRIPT])
+    assert (config["Hostname"], config["Domainname"], config["StopSignal"], config["StopTimeout"]) == (
+        "optbox", "example.test", "SIGINT", 5)
+    assert config["MacAddress"] == "02:42:ac:11:00:42"
+    assert host["ExtraHosts"] == ["db.example.test:10.1.2.3"]
+    assert (host["Dns"], host["DnsSearch"], host["DnsOptions"]) == (["10.0.0.53"], ["example.test"], ["ndots:2"])
+    assert host["CapDrop"] == ["ALL"] and [c.upper().replace("CAP_", "") for c in host["CapAdd"]] == ["CHOWN"]
+    assert host["ReadonlyRootfs"] is True and host["SecurityOpt"] == ["no-new-privileges:true"]
+    assert host["Tmpfs"] == {"/run": "size=8m", "/tmp": ""}
+    assert host["ShmSize"] == 128 * 1024 ** 2
+    assert host["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 2048}]
+    assert host["Sysctls"] == {"net.ipv4.ip_unprivileged_port_start": "0"}
+    assert host["Init"] is True
+    assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m"}}
+    assert (host["Memory"], host["MemoryReservation"], host["NanoCpus"], host["CpuShares"]) == (
+        64 * 1024 ** 2, 32 * 1024 ** 2, 5 * 10 ** 8, 512)
+    assert (host["PidsLimit"], host["OomScoreAdj"], host["GroupAdd"]) == (64, 100, ["29"])
+    mounts = dict((m["Destination"], m) for m in attrs["Mounts"])
+    assert mounts["/cache"]["Type"] == "volume" and len(mounts["/cache"]["Name"]) == 64   # anonymous
+    assert mounts["/scratch"]["Type"] == "tmpfs"
+    # What the process has: its user and groups, the read-only root, the tmpfs, its hosts line.
+    assert docker("exec", name, "id", "-u").strip() == "1000"
+    assert "29" in docker("exec", name, "id", "-G").split()
+    assert "Read-only file system" in docker("exec", name, "sh", "-c", "touch /root-file 2>&1; true")
+    assert docker("exec", name, "sh", "-c", "touch /tmp/x /scratch/x && echo written") == "written"
+    assert "10.1.2.3\tdb.example.test" in docker("exec", name, "cat", "/etc/hosts")
+    assert docker("exec", name, "hostname").strip() == "optbox"
+    volume = cache_volume(name)
+    docker("exec", "-u", "0", name, "sh", "-c", "echo kept > /cache/mark")   # data the recreate below keeps
+
+    again = playbook([stack_task(stack)])
+    assert again.rc == 0 and again.result("stack")["changed"] is False, json.dumps(entry(again, name))
+    check_again = playbook([stack_task(stack)], check=True)
+    assert check_again.rc == 0 and check_again.result("stack")["changed"] is False, check_again.details
+
+    # A few options changed: each named, the anonymous volume kept.
+    changes = dict(user="1001", mem_limit="96m", read_only=False, hostname="optbox2", ulimits={"nofile": 4096})
+    changed_check = playbook([stack_task(stack, **changes)], check=True, diff=True)
+    assert changed_check.rc == 0 and entry(changed_check, name)["reasons"] == [
+        "hostname", "read_only", "user", "mem_limit", "ulimits"], entry(changed_check, name)
+    changed = playbook([stack_task(stack, **changes)], diff=True)
+    assert changed.rc == 0, changed.output
+    assert entry(changed, name)["reasons"] == ["hostname", "read_only", "user", "mem_limit", "ulimits"], \
+        entry(changed, name)
+    for field in ("hostname", "read_only", "user", "mem_limit", "ulimits"):
+        assert field in changed.output, (field, changed.output)
+    attrs = inspect("container", name)
+    assert (attrs["Config"]["User"], attrs["Config"]["Hostname"], attrs["HostConfig"]["Memory"]) == (
+        "1001", "optbox2", 96 * 1024 ** 2)
+    assert attrs["HostConfig"]["ReadonlyRootfs"] is False
+    assert attrs["HostConfig"]["Ulimits"] == [{"Name": "nofile", "Soft": 4096, "Hard": 4096}]
+    assert cache_volume(name) == volume, "the recreate kept the anonymous volume"
+    assert docker("exec", name, "cat", "/cache/mark") == "kept"
+    rerun = playbook([stack_task(stack, **changes)])
+    assert rerun.rc == 0 and rerun.result("stack")["changed"] is False, json.dumps(entry(rerun, name))
+    last_check = playbook([stack_task(stack, **changes)], check=True)
+    assert last_check.rc == 0 and last_check.result("stack")["changed"] is False, last_check.details
+
+
+def test_the_memory_engine_reads_the_options_back_as_the_live_one(stack):
+    """One create call from the table, on the live engine and on the memory engine: the table's
+    normal forms of both inspects are equal, option by option."""
+    declared = dict(resource(stack), name=stack + "-parity", state="present", mounts=[{"target": "/cache"}])
+    for key, value in dict(ports=[], env={}, labels={}, networks=[], privileged=False, devices=[],
+                           restart_policy="no").items():
+        declared.setdefault(key, value)
+    declared["labels"] = {"io.clockwork.stack": stack}
+    spec = ContainerSpec(declared, stack)
+    live = DockerGateway()
+    memory = memory_gateway(images={NGINX_IMAGE: inspect("image", NGINX_IMAGE)["Config"]})
+    seen = {}
+    for key, gw in (("live", live), ("memory", memory)):
+        body = create_body(spec)
+        gw.create_container(spec.name, spec.image, host_config=body.host, **body.config)
+        try:
+            seen[key] = running_config(gw.container_now(spec.name))
+        finally:
+            gw.remove_container(spec.name, force=True, volumes=True)
+    seen["live"].pop("image"), seen["memory"].pop("image")
+    assert seen["live"] == seen["memory"], json.dumps(seen, indent=1, sort_keys=True)
