@@ -54,7 +54,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.
     changes, file_env, managed_part, secret_env_names, service_body, service_problems,
     wanted_service)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.tasks import (
-    SwarmView, convergence, ipvs_available, retry_while_in_use, wait_converged, wait_tasks_gone)
+    SwarmSnapshot, SwarmView, convergence, ipvs_available, retry_while_in_use, wait_converged, wait_tasks_gone)
 
 
 class SwarmApplier(Applier):
@@ -97,6 +97,7 @@ class SwarmApplier(Applier):
         self.view = SwarmView(engine, self.name, self.local_node, self.specs)
         self.ctx = ConnectionContext(self.view, self.name, declared=self.specs, base_dir=self.plan.base_dir)
         self.objects = SwarmObjects(engine, self.name)
+        self.snapshot = SwarmSnapshot(engine)
         # Two services' connections to one network must not both take it as theirs to make.
         first_time = self.ctx.first_time
 
@@ -335,16 +336,13 @@ class SwarmApplier(Applier):
             self._record(kind, name, created, ["create"] if created else [])
         return name
 
-    def _network_names(self):
-        return dict((n["Id"], n["Name"]) for n in self.engine.networks())
-
     def _converge_service(self, name, spec, wanted, plain):
         existing = self.view.service(name)
         before = None
         if existing is None:
             actions, reasons = ["create"], []
         else:
-            before = managed_part(existing["Spec"], wanted, self._network_names())
+            before = managed_part(existing["Spec"], wanted, self.snapshot.network_names())
             reasons = changes(wanted, before)
             actions = [] if not reasons else ["recreate"] if wanted["mode"] != before["mode"] else ["update"]
         diff = masked_diff(before, wanted, plain)
@@ -355,8 +353,7 @@ class SwarmApplier(Applier):
         if not spec.wait:
             return
         if not actions:
-            state, _words = convergence(self.engine.service(service_id),
-                                        self.engine.tasks(filters={"service": service_id}))
+            state, _words = convergence(existing, self.snapshot.tasks_of(service_id))
             if state == "done":
                 return
         wait_converged(self.view, service_id, name, spec.timeout, say=self.say)
@@ -390,7 +387,7 @@ class SwarmApplier(Applier):
             if existing is None and status_of(exc) == CONFLICT:
                 view.forget("service", name)
                 made = view.service(name)
-                before = made and managed_part(made["Spec"], wanted, self._network_names())
+                before = made and managed_part(made["Spec"], wanted, SwarmSnapshot(self.engine).network_names())
                 if made is not None and before["mode"] == wanted["mode"]:
                     return self._write_service(name, wanted, made, ["update"] if changes(wanted, before) else [])
             raise ClockworkError("resource %s: the Swarm manager refused service %s: %s" % (

@@ -19,6 +19,7 @@ __metaclass__ = type
 import copy
 import os
 import re
+import threading
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     STACK_LABEL, ClockworkError, env_dict, owned_by)
@@ -285,6 +286,33 @@ def _negated(timestamp):
 
 
 # -- convergence -------------------------------------------------------------------
+
+class SwarmSnapshot(object):
+    """What an unchanged stack asks about every service, read once per run instead of once per
+    service (50 services: 100 requests fewer): the networks' names by ID, as a service's spec
+    names them, and every task of the swarm by service. A service the run changes is waited for
+    with fresh reads (wait_converged); networks the run makes come before any service is read."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._network_names = None
+        self._tasks = None
+
+    def network_names(self):
+        with self._lock:
+            if self._network_names is None:
+                self._network_names = dict((n["Id"], n["Name"]) for n in self.engine.networks())
+            return self._network_names
+
+    def tasks_of(self, service_id):
+        with self._lock:
+            if self._tasks is None:
+                self._tasks = {}
+                for task in self.engine.tasks():
+                    self._tasks.setdefault(task.get("ServiceID"), []).append(task)
+            return list(self._tasks.get(service_id, []))
+
 
 def _is_current(task, key):
     return template_key(task.get("Spec")) == key
