@@ -335,10 +335,12 @@ def ship_builds(resources, find, transfer, heading="the build contexts cannot be
     A value the user gave for either is dropped: they are the controller's. A `build` that is no
     mapping, or has no context, is left to the plan to report. Every unreadable context is
     reported at once; the local tars are removed before this returns."""
+    if not isinstance(resources, list) or not any(isinstance(r, dict) and r.get("build") for r in resources):
+        return resources   # nothing to read (or no list: the argument spec says so)
     problems = Problems()
     shipped = []
     with tempfile.TemporaryDirectory(prefix="clockwork-build-") as work:
-        for resource in resources or []:
+        for resource in resources:
             build = resource.get("build") if isinstance(resource, dict) else None
             if isinstance(build, str):
                 build = {"context": build}   # Compose's short form: the context alone

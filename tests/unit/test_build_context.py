@@ -339,3 +339,10 @@ def test_action_transfer_puts_each_tar_in_the_task_tmp_dir_made_once(ctx, tmp_pa
     assert [f[0] for f in action.fixed] == [str(remote)] * 2 and [f[1] for f in action.fixed] == archives
     assert tarfile.open(archives[0]).getnames() == tarfile.open(archives[1]).getnames()
     assert shipped[0]["build"]["content_hash"] == shipped[1]["build"]["content_hash"]
+
+
+def test_ship_builds_leaves_what_is_no_list_of_builds_as_it_is():
+    def never(path):
+        raise AssertionError("nothing to transfer")
+    for resources in (None, "web", {"name": "web"}, [], [{"name": "web", "image": "nginx"}], ["web"]):
+        assert ship_builds(resources, lambda p: p, never) is resources
