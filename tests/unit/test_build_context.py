@@ -174,11 +174,26 @@ def test_fifo_left_out_unread(ctx, tmp_path):
     assert "pipe" not in found and "Dockerfile" in found
 
 
-def test_unreadable_file_named(ctx, tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("root reads any file")
-    write(ctx, {"locked": ("x", 0)})
-    with pytest.raises(BuildContextError, match="locked .* cannot be read"):
+def test_unreadable_file_named(ctx, tmp_path, monkeypatch):
+    """A file the controller's user may not read (EACCES, as for a root-only file): named, not skipped."""
+    write(ctx, {"locked": "x"})
+    real_open = os.open
+
+    def refusing_open(path, flags, *args, **kwargs):
+        if path == "locked":
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args, **kwargs)
+    monkeypatch.setattr(build_context.os, "open", refusing_open)
+    with pytest.raises(BuildContextError, match=r"resource web: build.context: locked in .* cannot be read: Permission denied"):
+        read(ctx, tmp_path)
+
+
+def test_dockerignore_too_big_or_with_a_bad_pattern_is_named(ctx, tmp_path):
+    write(ctx, {".dockerignore": "[z-a]\n"})
+    with pytest.raises(BuildContextError, match=r"resource web: build.context: .dockerignore in .*'\[z-a\]' is not a valid"):
+        read(ctx, tmp_path)
+    write(ctx, {".dockerignore": "#" * (1024 * 1024 + 1)})
+    with pytest.raises(BuildContextError, match=r"resource web: build.context: its .dockerignore is over 1048576 bytes"):
         read(ctx, tmp_path)
 
 
