@@ -102,6 +102,12 @@ def _network_mode(attrs, prefix):
     return None   # a network of the stack's or project's: `networks` compares them
 
 
+def _capabilities(key):
+    """Capabilities by their names: the engine keeps them as asked, CAP_CHOWN or CHOWN."""
+    return lambda attrs, _prefix: _sorted(set(str(c).upper().replace("CAP_", "", 1)
+                                              for c in attrs["HostConfig"].get(key) or []))
+
+
 def _host(key):
     return lambda attrs, _prefix: _empty(attrs["HostConfig"].get(key))
 
@@ -145,7 +151,7 @@ FULL_FIELDS = {
     "domainname": _config("Domainname"), "stop_signal": _config("StopSignal"), "stop_timeout": _config("StopTimeout"),
     "mac_address": lambda attrs, _p: _empty(attrs["Config"].get("MacAddress")),
     "labels": _labels, "published": _published, "mounts_full": _mounts, "networks_full": _networks_full,
-    "network_mode": _network_mode, "cap_add": _host_list("CapAdd"), "cap_drop": _host_list("CapDrop"),
+    "network_mode": _network_mode, "cap_add": _capabilities("CapAdd"), "cap_drop": _capabilities("CapDrop"),
     "read_only": _host("ReadonlyRootfs"), "privileged": _host("Privileged"), "security_opt": _host_list("SecurityOpt"),
     "tmpfs": _tmpfs, "shm_size": _host("ShmSize"), "ulimits": _ulimits, "sysctls": _host("Sysctls"),
     "init": _host("Init"), "dns": _host_list("Dns"), "dns_search": _host_list("DnsSearch"),

@@ -243,7 +243,9 @@ DEPLOYED = ["hardened.yaml", "wordpress.yaml", "gitea.yaml"]
 
 
 @pytest.mark.parametrize("name", DEPLOYED)
-def test_the_stack_and_compose_up_make_the_same_containers(stack, tmp_path, name):  # noqa: F811
+def test_the_stack_and_compose_up_make_the_same_containers(stack, tmp_path, name, request):  # noqa: F811
+    if NEEDS.get(name, (False, False))[1] and MISSING[1]:
+        request.applymarker(pytest.mark.xfail(strict=True, reason="not in the stack yet: network resources"))
     tag = stack.split("-")[-1]
     project_files(tmp_path, filled(open(os.path.join(CORPUS, name)).read(), tag="-" + tag))
     before = state_of(tag)
