@@ -255,3 +255,48 @@ def test_build_on_a_remote_docker_host_over_ssh(sshd, stack, tmp_path, images, m
     image = inspect("image", tag)
     images.add(image["Id"])
     assert inspect("container", name)["Image"] == image["Id"] and served(name) == "<h1>v2</h1>", outputs
+
+
+# -- the memory engine's POST /build answers as the live one --------------------------------------
+
+PARITY_DOCKERFILE = ("FROM %s AS base\nLABEL %s=%%s\nENV GREETING=hello MODE=\"two words\"\nFROM base AS web\n"
+                     "COPY site/ /srv/site/\nEXPOSE 8080 9000/udp\nWORKDIR /srv\nUSER nobody\n"
+                     "CMD [\"sleep\", \"3600\"]\nLABEL tier=front\nFROM base AS other\nCMD sh -c 'echo other'\n"
+                     % (NGINX_IMAGE, TEST_LABEL))
+
+
+def built_config(gateway, archive, tag, **options):
+    """What the collection reads of a built image, or the error the build gave: (type name, status, words)."""
+    from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import APIError
+    try:
+        gateway.build(archive, tag, **options)
+    except APIError as exc:
+        return (type(exc).__name__, exc.status_code, exc.explanation.splitlines()[0])
+    config = gateway.image(tag)["Config"]
+    return dict((k, config.get(k)) for k in ("Labels", "Env", "Cmd", "Entrypoint", "ExposedPorts", "WorkingDir", "User"))
+
+
+def test_the_memory_engine_builds_as_the_live_one(stack, app, tmp_path, images):
+    from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import MemoryEngine
+    from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory_images import ImageEngine
+    from ansible_collections.clockwork.connections.plugins.plugin_utils.build_context import read_context
+    (app / "Dockerfile").write_text(PARITY_DOCKERFILE % stack)
+    (app / "Dockerfile.fails").write_text("FROM %s\nLABEL %s=%s\nRUN exit 3\n" % (NGINX_IMAGE, TEST_LABEL, stack))
+    (app / "Dockerfile.absent-base").write_text("FROM example.invalid/nothing:1\n")
+    (app / "Dockerfile.copies-ignored").write_text("FROM %s\nLABEL %s=%s\nCOPY debug.log /x\n" % (NGINX_IMAGE, TEST_LABEL, stack))
+    (app / "debug.log").write_text("excluded by .dockerignore")
+    live = DockerGateway()
+    engine = MemoryEngine if issubclass(MemoryEngine, ImageEngine) else type("Building", (ImageEngine, MemoryEngine), {})
+    memory = DockerGateway(api=engine(images={NGINX_IMAGE: inspect("image", NGINX_IMAGE)["Config"]}))
+    tag = "%s-parity:clockwork" % stack
+    images.add(tag)
+    cases = [dict(), dict(target="base"), dict(target="other", labels={"x": "1"}, args={"UNUSED": "1"}),
+             dict(dockerfile="Dockerfile.fails"), dict(dockerfile="Dockerfile.absent-base"),
+             dict(dockerfile="Dockerfile.none"), dict(target="nowhere"), dict(dockerfile="Dockerfile.copies-ignored")]
+    for case in cases:
+        read = read_context(str(app), dockerfile=case.get("dockerfile", "Dockerfile") if case.get("dockerfile") !=
+                            "Dockerfile.none" else "Dockerfile", directory=str(tmp_path))
+        answers = [built_config(gw, read.archive, tag, **case) for gw in (live, memory)]
+        if case.get("dockerfile") == "Dockerfile.absent-base":
+            answers = [a[:2] for a in answers]   # the words are the registry's (none can be reached here)
+        assert answers[0] == answers[1], as_text({"case": case, "live": answers[0], "memory": answers[1]})

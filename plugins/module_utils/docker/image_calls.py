@@ -11,7 +11,7 @@ import collections
 import json
 import re
 
-from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import APIError
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import APIError, from_sdk
 
 # A build streams its output; a step may print nothing for long (a compile): wait this long between lines.
 BUILD_TIMEOUT = 3600
@@ -60,6 +60,11 @@ class ImageCalls(object):
                                     rm=True, forcerm=True, decode=True, timeout=BUILD_TIMEOUT)
             try:
                 image_id, _output = read_build_stream(chunks)
+            except Exception as exc:
+                # The SDK raises an error status (a Dockerfile it cannot find: 500) once the stream is
+                # read, outside the call that engine_api translates: ours too, as every engine error.
+                from_sdk(exc)
+                raise
             finally:
                 self.forget("image", tag)
         self._wrote("build image %s" % tag, ("image", tag))

@@ -4,8 +4,9 @@
 """The memory engine's image builds: POST /build answered as the classic builder of Docker
 Engine 20.10 answers it, from the context tar it is sent. The Dockerfile is read (continuation
 lines, stages, `--target`); the stage's base image must be there (nothing is pulled); FROM, ARG,
-ENV, LABEL, EXPOSE, CMD, ENTRYPOINT, WORKDIR and USER make the image's configuration; a `RUN
-false` or `RUN exit N` fails as the step would. The image's id is a digest of what was sent:
+ENV, LABEL, EXPOSE, CMD, ENTRYPOINT, WORKDIR and USER make the image's configuration; a COPY or
+ADD of a file the context lacks, and a `RUN false` or `RUN exit N`, fail as the step would (the
+words, statuses and configurations are the live engine's: tests/integration/test_build.py). The image's id is a digest of what was sent:
 the same context, Dockerfile and settings give the same id, as the builder's cache would."""
 
 from __future__ import absolute_import, division, print_function
@@ -14,6 +15,7 @@ __metaclass__ = type
 import hashlib
 import io
 import json
+import posixpath
 import re
 import tarfile
 
@@ -87,7 +89,7 @@ def answer_build(engine, fileobj=None, tag=None, dockerfile=None, target=None, b
         refuse(500, "Cannot locate specified Dockerfile: %s" % dockerfile, "/build")
     chosen = _stage(stages(dockerfile_lines(files[dockerfile].decode("utf-8", "replace"))), target)
     output = []
-    config = _stage_config(engine, chosen, output)
+    config = _stage_config(engine, chosen, output, files)
     if "error" in config:
         return _stream(output + [config], decode)
     config["Labels"] = dict(config.get("Labels") or {}, **plain(labels or {})) or None
@@ -119,18 +121,18 @@ def _stage(found, target):
         return found, len(found) - 1
     names = [s[0] for s in found]
     if target.lower() not in names:
-        refuse(500, "failed to reach build target %s in Dockerfile" % target, "/build")
+        refuse(400, "failed to reach build target %s in Dockerfile" % target, "/build")
     return found, names.index(target.lower())
 
 
-def _stage_config(engine, chosen, output):
+def _stage_config(engine, chosen, output, files):
     """The configuration the chosen stage ends with, or the stream's error chunk."""
     found, index = chosen
     _name, base, steps = found[index]
     output.append({"stream": "Step 1/%d : FROM %s\n" % (len(steps) + 1, base)})
     earlier = [s[0] for s in found[:index]]
     if base.lower() in earlier:
-        config = _stage_config(engine, (found, earlier.index(base.lower())), [])
+        config = _stage_config(engine, (found, earlier.index(base.lower())), [], files)
         if "error" in config:
             return config
     elif base == "scratch":
@@ -144,6 +146,11 @@ def _stage_config(engine, chosen, output):
         config = dict(plain(image["Config"]))
     for number, (instruction, argument) in enumerate(steps, 2):
         output.append({"stream": "Step %d/%d : %s %s\n" % (number, len(steps) + 1, instruction, argument)})
+        missing = _missing_source(argument, files) if instruction in ("COPY", "ADD") else None
+        if missing:
+            message = ("%s failed: file not found in build context or excluded by .dockerignore: stat %s: file does "
+                       "not exist" % (instruction, missing))
+            return {"errorDetail": {"message": message}, "error": message}
         failing = _FAILING.match(argument) if instruction == "RUN" else None
         if failing:
             code = int(failing.group(1) or 1)
@@ -151,6 +158,25 @@ def _stage_config(engine, chosen, output):
             return {"errorDetail": {"code": code, "message": message}, "error": message}
         _apply_step(config, instruction, argument)
     return config
+
+
+def _missing_source(argument, files):
+    """The first source of a COPY or ADD that the context does not hold (a URL, a pattern or another
+    stage's file is not looked for); None when all are there."""
+    try:
+        words = json.loads(argument)
+    except ValueError:
+        words = argument.split()
+    if not isinstance(words, list) or any(str(w).startswith("--from") for w in words):
+        return None
+    sources = [str(w) for w in words if not str(w).startswith("--")][:-1]
+    for source in sources:
+        name = posixpath.normpath(source.lstrip("/"))
+        if "://" in source or any(c in source for c in "*?[") or name == ".":
+            continue
+        if name not in files and not any(f.startswith(name + "/") for f in files):
+            return source
+    return None
 
 
 def _apply_step(config, instruction, argument):
