@@ -24,14 +24,14 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker.memor
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory_images import ImageEngine
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
 from ansible_collections.clockwork.connections.plugins.plugin_utils.build_context import ship_builds
+from ansible_collections.clockwork.connections.plugins.filter.summary import stack_summary
 
 import memory_stacks as ms
 from memory_stacks import home, instant_waits  # noqa: F401  (fixtures, autouse)
 from memory_stacks import NGINX, STACK, container, run
 
-# The memory engine answers POST /build once memory.py composes ImageEngine (requested); until then, here.
-BuildingEngine = MemoryEngine if issubclass(MemoryEngine, ImageEngine) else type(
-    "BuildingEngine", (ImageEngine, MemoryEngine), {})
+BuildingEngine = MemoryEngine   # it answers POST /build (memory_images.ImageEngine)
+assert issubclass(MemoryEngine, ImageEngine)
 DOCKERFILE = "FROM %s\nCOPY site /usr/share/nginx/html\nLABEL org.example.app=web\n" % NGINX
 
 
@@ -98,6 +98,11 @@ def test_cold_builds_once_and_runs_the_built_image(app, base, tmp_path):
     report, gateway = run(engine, shipped_params(base, tmp_path, *declaration(app)))
     assert report["changed"]
     assert len(build_calls(engine)) == 1
+    assert ms.entry(report, "build", "web") == {
+        "kind": "build", "name": "web", "changed": True, "actions": ["build"],
+        "reasons": ["no image %s-web:clockwork yet" % STACK, "image %s-web:clockwork" % STACK]}
+    assert "build web: built (no image %s-web:clockwork yet, image %s-web:clockwork)" % (STACK, STACK) in \
+        stack_summary(report)
     assert "build image %s-web:clockwork" % STACK in gateway.actions
     image = engine.inspect_or_none("image", "%s-web:clockwork" % STACK)
     assert image_of(engine, "web") == image["Id"]
@@ -113,6 +118,7 @@ def test_rerun_builds_nothing_and_changes_nothing(app, base, tmp_path):
     report, gateway = run(engine, shipped_params(base, tmp_path, *declaration(app)))
     assert not report["changed"], report["entries"]
     assert build_calls(engine, since) == []
+    assert not [e for e in report["entries"] if e["kind"] == "build"]
     assert not [a for a in gateway.actions if a.startswith("build")]
 
 
@@ -168,6 +174,8 @@ def test_a_dry_run_records_would_build_and_sends_nothing(app, base, tmp_path):
     assert ms.snapshot(live) == before and image_of(live, "web") == image
     assert "build image %s-web:clockwork" % STACK in dry.actions
     assert checked["changed"] and ms.entry(checked, "container", "web")["changed"], "web would roll"
+    assert "build web: would be built (its context, Dockerfile or settings changed, image %s-web:clockwork)" % STACK \
+        in stack_summary(checked, dry_run=True)
     # Check mode by construction: the dry run records what a real run on the same state does.
     real = engine_with_images()
     (app / "site" / "index.html").write_text("<h1>v1</h1>\n")
