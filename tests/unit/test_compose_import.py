@@ -417,11 +417,12 @@ def test_what_the_stack_would_refuse_or_has_no_field_for_is_a_warning():
     """)
     for words in (("include: other files are not read",), ("service a: the stack refuses it as a resource name",),
                   ("service a: networks.default.aliases: on the stack's default network",),
-                  ("service a: networks.back.ipv4_address: no field",), ("networks.back.driver_opts: no field",),
+                  ("networks.back.driver_opts: no field",),
                   ("networks.back.labels",), ("networks.back.ipam.driver",), ("networks.back.ipam.config.ip_range",),
                   ("networks.back.ipam.config: only the first pool",)):
         assert has_warning(result, *words), (words, result["warnings"])
     assert connections(result, "network")[0]["subnet"] == "10.0.0.0/24"
+    assert by_name(result)["a"]["networks"] == [{"name": "shop_back", "aliases": [], "ipv4_address": "10.0.0.5"}]
 
 
 def test_build_is_the_build_field_with_or_without_image(tmp_path):

@@ -135,8 +135,6 @@ def test_a_password_part_holding_a_secret_s_path_keeps_it_and_the_secret_is_the_
     assert target not in [c.get("password") for c in result["connections"]]
 
 
-@pytest.mark.xfail(strict=True, reason="database/client_env.env_problems refuses a password no part of env holds, "
-                                       "even when from reads it from a file of its own (requests.md, Helper B)")
 def test_the_stack_takes_a_password_its_client_reads_from_a_secret_s_path(tmp_path):
     (tmp_path / "db-password.txt").write_text(PASSWORD + "\n")
     planned(imported(SECRET_PATH % ("/run/secrets/db-password", "db-password"), base_dir=str(tmp_path)),

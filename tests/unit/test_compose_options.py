@@ -195,3 +195,25 @@ def test_the_readme_s_table_is_the_generated_one():
     start = readme.index(README_BEGIN)
     assert readme[start:readme.index(README_END) + len(README_END)] + "\n" == readme_table(), \
         "README's table of compose keys differs from the option table: paste readme_table()'s text"
+
+
+def test_a_network_s_address_and_priority_are_fields_and_come_back():
+    result = imported("""
+        services:
+          app:
+            image: x
+            environment: {API_HOST: api}
+            networks:
+              back: {aliases: [web], ipv4_address: 10.9.0.5, priority: 10}
+          api: {image: x, networks: [back]}
+        networks:
+          back: {ipam: {config: [{subnet: 10.9.0.0/24}]}}
+    """)
+    assert result["warnings"] == []
+    assert app_of(result)["networks"] == [{"name": "opts_back", "aliases": ["web"], "ipv4_address": "10.9.0.5",
+                                           "priority": 10}]
+    exported = export({"name": "opts", "resources": result["resources"], "connections": result["connections"]},
+                      base_dir="/srv/opts")
+    assert yaml.safe_load(exported["text"])["services"]["app"]["networks"]["opts_back"] == {
+        "aliases": ["web"], "ipv4_address": "10.9.0.5", "priority": 10}
+    assert app_of(imported(exported["text"], base_dir="/srv/opts"))["networks"] == app_of(result)["networks"]

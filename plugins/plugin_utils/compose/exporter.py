@@ -343,7 +343,9 @@ class Export(object):
         for network in networks:
             key = "default" if network["name"] == self.plan.default_network else network["name"]
             aliases = [a for a in network.get("aliases") or [] if a != resource["name"]]
-            result[key] = {"aliases": aliases} if aliases else None
+            entry = dict([("aliases", aliases)] if aliases else [])
+            entry.update((k, network[k]) for k in ("ipv4_address", "priority") if network.get(k) is not None)
+            result[key] = entry or None
             if key != "default" and network["name"] not in declared:
                 contributed.append(network["name"])
         return result, sorted(contributed)

@@ -90,7 +90,9 @@ class ExportedDeclaration(Declaration):
             for key, options in service["networks"]:
                 network = (self.project["networks"].get(key) or {}).get("name") or key
                 if key != "default" and network not in (contributed.get("networks") or []):
-                    self.attached[name].append({"name": network, "aliases": list(options.get("aliases") or [])})
+                    attached = {"name": network, "aliases": list(options.get("aliases") or [])}
+                    attached.update((k, options[k]) for k in ("ipv4_address", "priority") if options.get(k) is not None)
+                    self.attached[name].append(attached)
             if "default" not in [k for k, _o in service["networks"]]:
                 self.off_default.add(name)   # to_compose writes `default` for a container on it
             resource = self._container(name, service)

@@ -440,14 +440,18 @@ class Declaration(object):
         created = set(c["network_name"] for c in self.connections if c.get("network_name"))
         for key, options in service["networks"]:
             where = ["services", name, "networks", key]
-            for option in sorted(k for k in options if k != "aliases"):
-                self.warn(where + [option], "no field for it; left out")
+            fields = ("aliases",) if key == "default" else ("aliases", "ipv4_address", "priority")
+            for option in sorted(k for k in options if k not in fields):
+                self.warn(where + [option], "no field for it%s; left out" % (
+                    " on the stack's default network" if key == "default" else ""))
             aliases = list(options.get("aliases") or [])
             if key == "default":
                 if aliases:
                     self.warn(where + ["aliases"], "on the stack's default network a container has its name only; left out")
             elif self.networks[key]["network_name"] in created:
-                self.attached[name].append({"name": self.networks[key]["network_name"], "aliases": aliases})
+                attached = {"name": self.networks[key]["network_name"], "aliases": aliases}
+                attached.update((k, options[k]) for k in ("ipv4_address", "priority") if options.get(k) is not None)
+                self.attached[name].append(attached)
             else:
                 self.warn(where, "no network connection creates it (the stack makes a network for a connection only); "
                                  "%s is on the stack's default network" % name)
