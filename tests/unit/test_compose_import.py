@@ -1158,3 +1158,19 @@ def test_an_undefined_variable_and_a_cycle_are_told_together():
     problems = raised.value.problems
     assert any("environment.TOKEN" in p and "API_TOKEN" in p for p in problems), problems
     assert any("cycle" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("context, words", [
+    ("../elsewhere", "is outside the compose file's directory"),
+    ("/etc", "is outside the compose file's directory"),
+    ("https://github.com/example/app.git", "not a remote context"),
+])
+def test_a_build_context_out_of_the_file_s_directory_is_refused(tmp_path, context, words):
+    message = failure("services:\n  app: {build: {context: '%s'}}\n" % context, base_dir=str(tmp_path))
+    assert "service app: build.context: " in message and words in message, message
+
+
+def test_a_build_arg_without_a_value_is_left_out_with_a_warning(tmp_path):
+    result = imported("services:\n  app: {build: {context: ., args: [TOKEN, MODE=prod]}}\n", base_dir=str(tmp_path))
+    assert by_name(result)["app"]["build"] == {"context": str(tmp_path), "args": {"MODE": "prod"}}
+    assert has_warning(result, "service app: build.args.TOKEN: no value")

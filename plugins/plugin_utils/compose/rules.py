@@ -154,17 +154,33 @@ class Declaration(object):
             self.warn(["services", name, "deploy", "restart_policy", key], "no field for it; left out")
 
     def _build(self, name, build):
-        """The build as the container resource's `build` (context a path of the file's directory)."""
+        """The build as the container resource's `build` (build.py's BUILD_OPTION_SPEC), its context a
+        directory of the file's (a context read elsewhere on the controller is refused, as a file is)."""
+        where = ["services", name, "build"]
         build = {"context": build} if isinstance(build, str) else dict(build)
         for key in sorted(k for k in build if k not in BUILD_KEYS and not str(k).startswith("x-")):
-            self.warn(["services", name, "build", key], "no field for it; left out")
-        result = {"context": self._host_path(str(build.get("context") or "."))}
+            self.warn(where + [key], "no field for it; left out")
+        context = str(build.get("context") or ".")
+        if re.match(r"^[a-z][a-z0-9+.-]*://|^git@", context):
+            self.report.problem(where + ["context"], "%s: the stack builds from a directory beside the file, not a "
+                                                     "remote context" % context)
+        elif self.project["base_dir"]:
+            why = self.project["files"].outside(context)
+            if why:
+                self.report.problem(where + ["context"], why)
+        elif os.path.isabs(context) or context.startswith("~") or ".." in context.split("/"):
+            self.report.problem(where + ["context"], "%s leaves the compose file's directory: refused (no base_dir "
+                                                     "to read it against)" % context)
+        result = {"context": self._host_path(context)}
         for key in ("dockerfile", "target"):
             if build.get(key):
                 result[key] = str(build[key])
         for key in ("args", "labels"):
-            if build.get(key):
-                result[key] = dict((str(k), text_of(v)) for k, v in as_mapping(build[key]).items() if v is not None)
+            values = as_mapping(build.get(key))
+            for variable in sorted(k for k, v in values.items() if v is None):
+                self.warn(where + [key, variable], "no value (Compose would read the environment's); left out")
+            if any(v is not None for v in values.values()):
+                result[key] = dict((str(k), text_of(v)) for k, v in values.items() if v is not None)
         return result
 
     def _healthcheck(self, name, check):
