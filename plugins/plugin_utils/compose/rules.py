@@ -28,6 +28,7 @@ import os
 import re
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import docker_name_problem, env_name
+from ansible_collections.clockwork.connections.plugins.module_utils.plan import RESOURCE_TYPES
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.options import Reader, compose_keys, loaded_fields
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.service import (
     DURATION, URL_ENGINES, as_mapping, deploy_fields, docker_like, server_engine, split_url, stack_port, text_of,
@@ -83,6 +84,9 @@ class Declaration(object):
         self.volume_resources, self.file_resources = {}, {}
         self.delivered = set()                        # (service, secret) a database connection delivers
         self.off_default = set()                      # services on named networks only
+        # A named network of the file as a network resource, once the plan has them (plan.py RESOURCE_TYPES);
+        # until then only a network connection makes one (None: not made).
+        self.network_resources = {} if "network" in RESOURCE_TYPES else None
         self.networks = dict((key, self._network_settings(key, spec or {}))
                              for key, spec in dict({"default": None}, **project["networks"]).items())
 
@@ -103,7 +107,8 @@ class Declaration(object):
         for name, service in self.services:
             self._attach(name, service)
         resources = [self._container(name, service) for name, service in self.services]
-        return resources + list(self.volume_resources.values()) + list(self.file_resources.values()), self.connections
+        return resources + list(self.volume_resources.values()) + list(self.file_resources.values()) + list(
+            (self.network_resources or {}).values()), self.connections
 
     # -- containers ------------------------------------------------------------------
 
@@ -464,7 +469,9 @@ class Declaration(object):
             if key == "default":
                 if aliases:
                     self.warn(where + ["aliases"], "on the stack's default network a container has its name only; left out")
-            elif self.networks[key]["network_name"] in created:
+            elif self.network_resources is not None or self.networks[key]["network_name"] in created:
+                if self.network_resources is not None:
+                    self._network_resource(key)
                 attached = {"name": self.networks[key]["network_name"], "aliases": aliases}
                 attached.update((k, options[k]) for k in ("ipv4_address", "priority") if options.get(k) is not None)
                 self.attached[name].append(attached)
@@ -476,6 +483,15 @@ class Declaration(object):
                 self.off_default.add(name)   # on its named networks only, as in Compose
             else:
                 self.warn(["services", name, "networks"], "the stack joins every container to its default network too")
+
+    def _network_resource(self, key):
+        """The network resource of the top-level network `key`: created by the stack, whether or not a
+        connection needs it."""
+        if key not in self.network_resources:
+            settings = self.networks[key]
+            self.network_resources[key] = dict({"name": self._unique(settings["network_name"]), "type": "network"},
+                                               **settings)
+        return self.network_resources[key]
 
     # -- volumes, bind mounts, secrets, configs ---------------------------------------------
 
