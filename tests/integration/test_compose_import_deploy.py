@@ -172,7 +172,6 @@ def containers_of(label):
     return shape
 
 
-
 @pytest.mark.skipif(compose_v2_missing() is not None, reason=str(compose_v2_missing()))
 @pytest.mark.parametrize("project", sorted(PROJECTS))
 def test_an_imported_compose_file_deploys_like_compose(stack, tmp_path, project):  # noqa: F811
