@@ -194,7 +194,7 @@ def test_the_readme_s_table_is_the_generated_one():
         pytest.skip("README.md has no generated table of compose keys yet")
     start = readme.index(README_BEGIN)
     assert readme[start:readme.index(README_END) + len(README_END)] + "\n" == readme_table(), \
-        "README's table of compose keys differs from the option table: paste readme_table()'s text"
+        "README's table of compose keys differs from the option table: run scripts/compose_readme_table.py"
 
 
 def test_a_network_s_address_and_priority_are_fields_and_come_back():

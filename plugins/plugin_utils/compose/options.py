@@ -265,7 +265,7 @@ def dumped_keys(resource, service, engine="docker"):
 
 # -- the README's table of what each Compose key becomes ------------------------------------------
 
-README_BEGIN = "<!-- compose keys: generated from the option table by plugin_utils/compose/options.py readme_table() -->"
+README_BEGIN = "<!-- compose keys: written from the option table by scripts/compose_readme_table.py; do not edit -->"
 README_END = "<!-- end of the generated compose keys -->"
 # What a key becomes beyond its field, for the options converted elsewhere.
 README_NOTES = {
