@@ -6,6 +6,7 @@ tests/unit/test_options_docs.py fails while either differs from the table: rerun
 
     .venv/bin/python scripts/option_docs.py            write both
     .venv/bin/python scripts/option_docs.py --check    exit 1 when either is out of date
+    .venv/bin/python scripts/option_docs.py --markdown print the table in Markdown (for README)
 """
 import os
 import re
@@ -16,6 +17,7 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "collections"))
 from ansible_collections.clockwork.connections.plugins.module_utils.options.registry import TABLE  # noqa: E402
+from ansible_collections.clockwork.connections.plugins.module_utils.options.table import SwarmField  # noqa: E402
 
 FRAGMENT_PATH = os.path.join(ROOT, "plugins", "doc_fragments", "container_options.py")
 STACK_PATH = os.path.join(ROOT, "plugins", "modules", "stack.py")
@@ -46,6 +48,9 @@ def _description(option, stack):
     lines = [option.doc] + list(option.details)
     if option.swarm is None and not any("Not on Swarm" in line for line in lines):
         lines.append("Not on Swarm: engine swarm of M(clockwork.connections.stack) refuses it before any change.")
+    if isinstance(option.swarm, SwarmField):
+        lines.append("Engine swarm of M(clockwork.connections.stack): the service's C(%s) (not declared, that field is "
+                     "left as it is)." % option.swarm)
     if option.compose:
         lines.append("Compose: %s." % ", ".join("C(%s)" % key for key in option.compose))
     return [_plain(line) for line in lines] if stack else lines
@@ -92,7 +97,23 @@ def stack_text(current):
     return head + BEGIN + _yaml(documented(stack=True), 6) + END + tail
 
 
+def markdown_table():
+    """The option table as README shows it: each option, its Compose keys, what a change does, Swarm, grant."""
+    rows = ["| option | Compose | a change | engine swarm | grant of the host |", "|---|---|---|---|---|"]
+    for option in TABLE:
+        change = {"value": "recreate", "entries": "recreate", None: "not compared"}[option.compare]
+        if option.name == "networks":
+            change = "attached without a recreate"
+        swarm = "the service's `%s`" % option.swarm if option.swarm else "refused"
+        rows.append("| `%s` | %s | %s | %s | %s |" % (
+            option.name, ", ".join("`%s`" % key for key in option.compose) or "-", change, swarm, option.grant or "-"))
+    return "\n".join(rows) + "\n"
+
+
 def main(argv):
+    if "--markdown" in argv:
+        sys.stdout.write(markdown_table())
+        return 0
     with open(STACK_PATH) as handle:
         stack = handle.read()
     wanted = {FRAGMENT_PATH: fragment_text(), STACK_PATH: stack_text(stack)}

@@ -360,7 +360,8 @@ options:
       hostname:
         description:
         - The container's host name. Not set, the engine's (its short id).
-        - 'Not on Swarm: engine swarm of M(clockwork.connections.stack) refuses it before any change.'
+        - 'Engine swarm of M(clockwork.connections.stack): the service''s C(TaskTemplate.ContainerSpec.Hostname) (not
+          declared, that field is left as it is).'
         - 'Compose: C(hostname).'
         type: str
       domainname:
@@ -378,27 +379,31 @@ options:
       extra_hosts:
         description:
         - Lines added to the container's C(/etc/hosts), as a list of C(host:address) or a mapping of host to address.
-        - 'Not on Swarm: engine swarm of M(clockwork.connections.stack) refuses it before any change.'
+        - 'Engine swarm of M(clockwork.connections.stack): the service''s C(TaskTemplate.ContainerSpec.Hosts) (not declared,
+          that field is left as it is).'
         - 'Compose: C(extra_hosts).'
         type: raw
       dns:
         description:
         - DNS servers of the container, instead of the engine's.
-        - 'Not on Swarm: engine swarm of M(clockwork.connections.stack) refuses it before any change.'
+        - 'Engine swarm of M(clockwork.connections.stack): the service''s C(TaskTemplate.ContainerSpec.DNSConfig.Nameservers)
+          (not declared, that field is left as it is).'
         - 'Compose: C(dns).'
         type: list
         elements: str
       dns_search:
         description:
         - DNS search domains of the container.
-        - 'Not on Swarm: engine swarm of M(clockwork.connections.stack) refuses it before any change.'
+        - 'Engine swarm of M(clockwork.connections.stack): the service''s C(TaskTemplate.ContainerSpec.DNSConfig.Search)
+          (not declared, that field is left as it is).'
         - 'Compose: C(dns_search).'
         type: list
         elements: str
       dns_opt:
         description:
         - Options of the container's resolver (C(resolv.conf)), like C(ndots:2).
-        - 'Not on Swarm: engine swarm of M(clockwork.connections.stack) refuses it before any change.'
+        - 'Engine swarm of M(clockwork.connections.stack): the service''s C(TaskTemplate.ContainerSpec.DNSConfig.Options)
+          (not declared, that field is left as it is).'
         - 'Compose: C(dns_opt).'
         type: list
         elements: str
@@ -461,7 +466,8 @@ options:
       read_only:
         description:
         - Mount the container's root file system read-only.
-        - 'Not on Swarm: engine swarm of M(clockwork.connections.stack) refuses it before any change.'
+        - 'Engine swarm of M(clockwork.connections.stack): the service''s C(TaskTemplate.ContainerSpec.ReadOnly) (not
+          declared, that field is left as it is).'
         - 'Compose: C(read_only).'
         type: bool
       security_opt:
@@ -475,13 +481,15 @@ options:
       user:
         description:
         - The user (and group) the main process runs as, C(name), C(uid) or C(uid:gid). Not set, the image's.
-        - 'Not on Swarm: engine swarm of M(clockwork.connections.stack) refuses it before any change.'
+        - 'Engine swarm of M(clockwork.connections.stack): the service''s C(TaskTemplate.ContainerSpec.User) (not declared,
+          that field is left as it is).'
         - 'Compose: C(user).'
         type: str
       working_dir:
         description:
         - The directory the main process starts in. Not set, the image's.
-        - 'Not on Swarm: engine swarm of M(clockwork.connections.stack) refuses it before any change.'
+        - 'Engine swarm of M(clockwork.connections.stack): the service''s C(TaskTemplate.ContainerSpec.Dir) (not declared,
+          that field is left as it is).'
         - 'Compose: C(working_dir).'
         type: str
       entrypoint:
@@ -489,19 +497,22 @@ options:
         - The entrypoint, as a list or a string split like a shell would. Not set, the image's.
         - 'A declared entrypoint drops the image''s command, as C(docker run --entrypoint) does: declare C(command) with
           it when one is needed.'
-        - 'Not on Swarm: engine swarm of M(clockwork.connections.stack) refuses it before any change.'
+        - 'Engine swarm of M(clockwork.connections.stack): the service''s C(TaskTemplate.ContainerSpec.Command) (not declared,
+          that field is left as it is).'
         - 'Compose: C(entrypoint).'
         type: raw
       init:
         description:
         - Run an init process (C(docker-init)) as PID 1 that forwards signals and reaps zombies.
-        - 'Not on Swarm: engine swarm of M(clockwork.connections.stack) refuses it before any change.'
+        - 'Engine swarm of M(clockwork.connections.stack): the service''s C(TaskTemplate.ContainerSpec.Init) (not declared,
+          that field is left as it is).'
         - 'Compose: C(init).'
         type: bool
       stop_signal:
         description:
         - The signal that stops the container, like C(SIGINT) or C(SIGQUIT). Not set, the image's (else C(SIGTERM)).
-        - 'Not on Swarm: engine swarm of M(clockwork.connections.stack) refuses it before any change.'
+        - 'Engine swarm of M(clockwork.connections.stack): the service''s C(TaskTemplate.ContainerSpec.StopSignal) (not
+          declared, that field is left as it is).'
         - 'Compose: C(stop_signal).'
         type: str
       stop_grace_period:
@@ -515,7 +526,8 @@ options:
       group_add:
         description:
         - Supplementary groups of the main process, by name or id.
-        - 'Not on Swarm: engine swarm of M(clockwork.connections.stack) refuses it before any change.'
+        - 'Engine swarm of M(clockwork.connections.stack): the service''s C(TaskTemplate.ContainerSpec.Groups) (not declared,
+          that field is left as it is).'
         - 'Compose: C(group_add).'
         type: list
         elements: str
@@ -537,19 +549,22 @@ options:
       mem_limit:
         description:
         - Memory limit, like C(512m) or C(2g) (bytes when a number).
-        - 'Not on Swarm: engine swarm of M(clockwork.connections.stack) refuses it before any change.'
+        - 'Engine swarm of M(clockwork.connections.stack): the service''s C(TaskTemplate.Resources.Limits.MemoryBytes)
+          (not declared, that field is left as it is).'
         - 'Compose: C(mem_limit), C(deploy.resources.limits.memory).'
         type: raw
       mem_reservation:
         description:
         - Memory soft limit (reservation), like C(256m).
-        - 'Not on Swarm: engine swarm of M(clockwork.connections.stack) refuses it before any change.'
+        - 'Engine swarm of M(clockwork.connections.stack): the service''s C(TaskTemplate.Resources.Reservations.MemoryBytes)
+          (not declared, that field is left as it is).'
         - 'Compose: C(mem_reservation), C(deploy.resources.reservations.memory).'
         type: raw
       cpus:
         description:
         - CPU limit in CPUs, like C(0.5) or C(2).
-        - 'Not on Swarm: engine swarm of M(clockwork.connections.stack) refuses it before any change.'
+        - 'Engine swarm of M(clockwork.connections.stack): the service''s C(TaskTemplate.Resources.Limits.NanoCPUs) (not
+          declared, that field is left as it is).'
         - 'Compose: C(cpus), C(deploy.resources.limits.cpus).'
         type: float
       cpu_shares:
@@ -561,7 +576,8 @@ options:
       pids_limit:
         description:
         - 'The most processes the container may run (0 or less: no limit).'
-        - 'Not on Swarm: engine swarm of M(clockwork.connections.stack) refuses it before any change.'
+        - 'Engine swarm of M(clockwork.connections.stack): the service''s C(TaskTemplate.Resources.Limits.Pids) (not declared,
+          that field is left as it is).'
         - 'Compose: C(pids_limit), C(deploy.resources.limits.pids).'
         type: int
       oom_score_adj:
@@ -574,20 +590,23 @@ options:
         description:
         - 'Resource limits of the processes, each C(name: number) or C(name: {soft: n, hard: m}), like C(nofile: {soft:
           20000, hard: 40000}).'
-        - 'Not on Swarm: engine swarm of M(clockwork.connections.stack) refuses it before any change.'
+        - 'Engine swarm of M(clockwork.connections.stack): the service''s C(TaskTemplate.ContainerSpec.Ulimits) (not declared,
+          that field is left as it is).'
         - 'Compose: C(ulimits).'
         type: dict
       sysctls:
         description:
         - 'Kernel parameters of the container''s namespaces, like C(net.core.somaxconn: 1024).'
-        - 'Not on Swarm: engine swarm of M(clockwork.connections.stack) refuses it before any change.'
+        - 'Engine swarm of M(clockwork.connections.stack): the service''s C(TaskTemplate.ContainerSpec.Sysctls) (not declared,
+          that field is left as it is).'
         - 'Compose: C(sysctls).'
         type: dict
       logging:
         description:
         - 'The log driver and its options, like C({driver: json-file, options: {max-size: 10m}}).'
         - Not set, the engine's default driver, which is then not compared.
-        - 'Not on Swarm: engine swarm of M(clockwork.connections.stack) refuses it before any change.'
+        - 'Engine swarm of M(clockwork.connections.stack): the service''s C(TaskTemplate.LogDriver) (not declared, that
+          field is left as it is).'
         - 'Compose: C(logging).'
         type: dict
         suboptions:

@@ -6,12 +6,20 @@ shows; rerun and checked it is unchanged; a few options changed recreate it nami
 its anonymous volume; and the memory engine reads the same container back as the live one does."""
 import json
 
-from helpers import NGINX_IMAGE, docker, engine_state, inspect, playbook
+import pytest
+
+from helpers import NGINX_IMAGE, as_text, docker, engine_state, inspect, playbook
+from test_swarm import remove_swarm_stack, swarm_mode, swarm_objects, task_container
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import (
     ContainerSpec, create_body, running_config)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import open_gateway
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import memory_gateway
+from ansible_collections.clockwork.connections.plugins.module_utils.stack import STACK_ARGUMENT_SPEC, run_stack
 
 # A process that stops on SIGINT or SIGTERM at once.
 SCRIPT = "trap 'exit 0' INT TERM; while true; do sleep 0.2; done"
@@ -144,3 +152,61 @@ def test_the_memory_engine_reads_the_options_back_as_the_live_one(stack):
             gw.remove_container(spec.name, force=True, volumes=True)
     seen["live"].pop("image"), seen["memory"].pop("image")
     assert seen["live"] == seen["memory"], json.dumps(seen, indent=1, sort_keys=True)
+
+
+def swarm_run(stack, resource, tmp_path, check=False):
+    """The stack module's in-process path, engine swarm (as test_swarm's converge)."""
+    result = ArgumentSpecValidator(STACK_ARGUMENT_SPEC).validate(dict(
+        name=stack, resources=[resource], connections=[], engine="swarm", base_dir=str(tmp_path)))
+    assert not result.error_messages, result.error_messages
+    return run_stack(open_gateway(check), result.validated_parameters, diff=True)
+
+
+def test_a_service_with_the_tables_options(stack, tmp_path):
+    """On Swarm the options a service has are its fields (the task's container gets them); the others
+    are refused, naming each, before any change."""
+    name = stack + "-svc"
+    resource = dict(name=name, image=NGINX_IMAGE, entrypoint=["/bin/sh", "-c"], command=[SCRIPT], endpoint_mode="dnsrr",
+                    user="1000:1000", working_dir="/srv", hostname="optsvc", extra_hosts=["db.example.test:10.1.2.3"],
+                    dns=["10.0.0.53"], read_only=True, init=True, stop_signal="SIGINT", group_add=["29"],
+                    ulimits={"nofile": {"soft": 1024, "hard": 2048}}, sysctls={"net.ipv4.ip_unprivileged_port_start": "0"},
+                    logging={"driver": "json-file", "options": {"max-size": "1m"}}, mem_limit="64m", cpus=0.5,
+                    pids_limit=64, mem_reservation="32m", timeout=60)
+    with swarm_mode():
+        try:
+            with pytest.raises(ClockworkError) as refused:
+                swarm_run(stack, dict(resource, shm_size="1g", domainname="example.test"), tmp_path)
+            for field in ("shm_size", "domainname"):
+                assert "resource %s: %s: is not on Swarm" % (name, field) in refused.value.msg, refused.value.msg
+            assert swarm_objects(stack)["services"] == []
+
+            dry = swarm_run(stack, resource, tmp_path, check=True)
+            assert dry["changed"] is True and swarm_objects(stack)["services"] == [], as_text(dry)
+            applied = swarm_run(stack, resource, tmp_path)
+            assert applied["changed"] is True, as_text(applied)
+            attrs = inspect("container", task_container(name))
+            config, host = attrs["Config"], attrs["HostConfig"]
+            assert (config["User"], config["WorkingDir"], config["Hostname"], config["StopSignal"]) == (
+                "1000:1000", "/srv", "optsvc", "SIGINT")
+            assert config["Entrypoint"] == ["/bin/sh", "-c"] and config["Cmd"] == [SCRIPT]
+            assert "10.1.2.3\tdb.example.test" in docker("exec", task_container(name), "cat", "/etc/hosts")
+            assert host["Dns"] == ["10.0.0.53"] and host["ReadonlyRootfs"] is True and host["Init"] is True
+            assert host["GroupAdd"] == ["29"] and host["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 2048}]
+            assert host["Sysctls"] == {"net.ipv4.ip_unprivileged_port_start": "0"}
+            assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m"}}
+            assert (host["Memory"], host["NanoCpus"], host["PidsLimit"]) == (64 * 1024 ** 2, 5 * 10 ** 8, 64)
+            # A reservation is the scheduler's: on the service, not on its task's container.
+            resources = inspect("service", name)["Spec"]["TaskTemplate"]["Resources"]
+            assert resources["Reservations"] == {"MemoryBytes": 32 * 1024 ** 2}, resources
+
+            same = swarm_run(stack, resource, tmp_path)
+            assert same["changed"] is False, as_text(same)
+            assert swarm_run(stack, resource, tmp_path, check=True)["changed"] is False
+
+            changed = dict(resource, user="1001", mem_limit="96m")
+            more = swarm_run(stack, changed, tmp_path, check=True)
+            entry = [e for e in more["entries"] if e["kind"] == "service"][0]
+            assert entry["actions"] == ["update"] and "user" in entry["reasons"] and "mem_limit" in entry["reasons"], \
+                as_text(entry)
+        finally:
+            remove_swarm_stack(stack)

@@ -9,7 +9,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.apply.contai
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import (
     CONTAINER_ARGS, ContainerSpec, drift, running_config, spec_from_container)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.services import (
-    NOT_ON_SWARM, service_problems)
+    MAPPED, NOT_ON_SWARM, OPTIONS_LABEL, SPEC_HASH_LABEL, changes, managed_part, service_body, service_problems,
+    wanted_service)
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import memory_gateway
 from ansible_collections.clockwork.connections.plugins.module_utils.options.registry import BY_NAME, TABLE
@@ -274,10 +275,60 @@ def test_swarm_stack_refuses_every_one_at_once_before_the_engine():
         def __getattr__(self, name):
             raise AssertionError("the engine was asked (%s) before the refusal" % name)
 
-    fields = {"user": "postgres", "read_only": True, "mem_limit": "1g"}
+    fields = {"shm_size": "1g", "domainname": "example.org", "oom_score_adj": 10, "security_opt": ["seccomp=x"]}
     with pytest.raises(ClockworkError) as caught:
         SwarmApplier(NoEngine(), {"name": "s", "resources": [dict(name="web", image=IMAGE, **fields)],
                                   "connections": [], "base_dir": None})
     for field in fields:
-        if field in NOT_ON_SWARM:
-            assert "resource web: %s: is not on Swarm" % field in caught.value.msg, caught.value.msg
+        assert "resource web: %s: is not on Swarm" % field in caught.value.msg, caught.value.msg
+
+
+def service(fields, current=None):
+    """(wanted, the body sent, as stored) of a resource with `fields` as a Swarm service."""
+    resource = dict(dict(name="web", image=IMAGE), **fields)
+    spec = ContainerSpec(params(**fields), "s")
+    want = wanted_service(spec, resource, spec.env, spec.mounts, [], [], [])
+    body = service_body("s_web", want, current)
+    return want, body
+
+
+@pytest.mark.parametrize("name", [o.name for o in MAPPED])
+def test_a_mapped_option_goes_into_the_service_and_reads_back_equal(name):
+    want, body = service({name: SAMPLES[name][0]})
+    assert changes(want, managed_part(body, want, {})) == []
+    assert body["Labels"][OPTIONS_LABEL] == name
+    # Changed: named, and written.
+    changed, _body = service({name: SAMPLES[name][1]})
+    said = changes(changed, managed_part(body, changed, {}))
+    # A change to false (read_only, init) takes the option away: its label goes too.
+    labels = SPEC_HASH_LABEL + (", " + OPTIONS_LABEL if SAMPLES[name][1] is False else "")
+    assert said == ["labels %s" % labels, name], said
+    _, updated = service({name: SAMPLES[name][1]}, body)
+    assert changes(changed, managed_part(updated, changed, {})) == []
+    # Taken away: named, and the field taken out of the service.
+    plain, _body = service({})
+    said = changes(plain, managed_part(body, plain, {}))
+    assert said == ["labels %s, %s" % (SPEC_HASH_LABEL, OPTIONS_LABEL), name], said
+    _, cleared = service({}, body)
+    assert BY_NAME[name].swarm.get(cleared) is None and OPTIONS_LABEL not in cleared["Labels"]
+    assert changes(plain, managed_part(cleared, plain, {})) == []
+
+
+def test_a_field_somebody_else_set_on_the_service_is_kept():
+    plain, body = service({})
+    body["TaskTemplate"]["Resources"] = {"Limits": {"MemoryBytes": 1 << 28}}
+    body["TaskTemplate"]["ContainerSpec"]["User"] = "nobody"
+    assert changes(plain, managed_part(body, plain, {})) == []
+    _, again = service({"env": {"A": "2"}}, body)
+    assert again["TaskTemplate"]["Resources"] == {"Limits": {"MemoryBytes": 1 << 28}}
+    assert again["TaskTemplate"]["ContainerSpec"]["User"] == "nobody"
+
+
+def test_a_service_field_in_the_engines_form():
+    _, body = service({"extra_hosts": {"db": "10.0.0.2"}, "cpus": 0.5, "mem_limit": "64m", "ulimits": {"nofile": 10},
+                       "logging": {"driver": "local"}, "dns": ["1.1.1.1"]})
+    container, template = body["TaskTemplate"]["ContainerSpec"], body["TaskTemplate"]
+    assert container["Hosts"] == ["10.0.0.2 db"] and container["DNSConfig"] == {"Nameservers": ["1.1.1.1"]}
+    assert container["Ulimits"] == [{"Name": "nofile", "Soft": 10, "Hard": 10}]
+    assert template["Resources"] == {"Limits": {"NanoCPUs": 5 * 10 ** 8, "MemoryBytes": 64 * 1024 ** 2}}
+    assert template["LogDriver"] == {"Name": "local", "Options": {}}

@@ -75,6 +75,9 @@ class ContainerEngine(object):
         host = host_config(body.get("HostConfig"))
         for key, default in HOST_LIMITS.items():
             host.setdefault(key, default)
+        if (host.get("Privileged") or host.get("PidMode") == "host" or host.get("IpcMode") == "host") \
+                and not any(o.startswith("label") for o in host.get("SecurityOpt") or []):
+            host["SecurityOpt"] = list(host.get("SecurityOpt") or []) + ["label=disable"]   # as 20.10 does
         if host["Memory"] > 0 and not host.get("MemorySwap"):
             host["MemorySwap"] = 2 * host["Memory"]     # the engine's default swap: as much again
         mounts, anonymous = self._mount_points(cid, config, host, path)

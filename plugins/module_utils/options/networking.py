@@ -10,7 +10,7 @@ __metaclass__ = type
 import ipaddress
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-from ansible_collections.clockwork.connections.plugins.module_utils.options.table import CONFIG, NETWORKING, Option
+from ansible_collections.clockwork.connections.plugins.module_utils.options.table import CONFIG, NETWORKING, Option, SwarmField
 
 # The network modes that are no network of the stack's: the container is on no network we attach.
 NETWORK_MODES = ("host", "none")
@@ -87,10 +87,20 @@ def _strings(value, _ctx):
     return [str(v) for v in ([value] if isinstance(value, str) else value or [])]
 
 
-def _host_list(keyword, api_key, doc, compose):
+def _swarm_hosts(hosts):
+    """A service's Hosts: `address host`, as /etc/hosts has them."""
+    return ["%s %s" % (entry.partition(":")[2], entry.partition(":")[0]) for entry in hosts]
+
+
+def _hosts_of_swarm(lines):
+    return sorted(set("%s:%s" % (line.split()[1], line.split()[0]) for line in lines if len(line.split()) >= 2))
+
+
+def _host_list(keyword, api_key, doc, compose, swarm_key):
     return Option(keyword, dict(type="list", elements="str"), doc, normal=_strings,
                   read=lambda attrs: list(_host(attrs).get(api_key) or []),
-                  body=lambda value, made: made.host.update({keyword: value}) if value else None, compose=(compose,))
+                  body=lambda value, made: made.host.update({keyword: value}) if value else None, compose=(compose,),
+                  swarm=SwarmField(("TaskTemplate", "ContainerSpec", "DNSConfig", swarm_key), from_api=list))
 
 
 OPTIONS = [
@@ -115,7 +125,8 @@ OPTIONS = [
                     "on the stack's default network. Not on Swarm.",)),
     Option("hostname", dict(type="str"), "The container's host name. Not set, the engine's (its short id).",
            where=CONFIG, normal=lambda value, _ctx: value or None, read=_read_hostname,
-           body=lambda value, made: made.config.update(hostname=value) if value else None, compose=("hostname",)),
+           body=lambda value, made: made.config.update(hostname=value) if value else None, compose=("hostname",),
+           swarm=SwarmField(("TaskTemplate", "ContainerSpec", "Hostname"))),
     Option("domainname", dict(type="str"), "The container's domain name.", where=CONFIG,
            normal=lambda value, _ctx: value or None, read=lambda attrs: _config(attrs).get("Domainname") or None,
            body=lambda value, made: made.config.update(domainname=value) if value else None, compose=("domainname",)),
@@ -126,9 +137,10 @@ OPTIONS = [
     Option("extra_hosts", dict(type="raw"), "Lines added to the container's C(/etc/hosts), as a list of "
            "C(host:address) or a mapping of host to address.", normal=_extra_hosts,
            read=lambda attrs: sorted(set(_host(attrs).get("ExtraHosts") or [])),
-           body=lambda value, made: made.host.update(extra_hosts=value) if value else None, compose=("extra_hosts",)),
-    _host_list("dns", "Dns", "DNS servers of the container, instead of the engine's.", "dns"),
-    _host_list("dns_search", "DnsSearch", "DNS search domains of the container.", "dns_search"),
+           body=lambda value, made: made.host.update(extra_hosts=value) if value else None, compose=("extra_hosts",),
+           swarm=SwarmField(("TaskTemplate", "ContainerSpec", "Hosts"), to_api=_swarm_hosts, from_api=_hosts_of_swarm)),
+    _host_list("dns", "Dns", "DNS servers of the container, instead of the engine's.", "dns", "Nameservers"),
+    _host_list("dns_search", "DnsSearch", "DNS search domains of the container.", "dns_search", "Search"),
     _host_list("dns_opt", "DnsOptions", "Options of the container's resolver (C(resolv.conf)), like C(ndots:2).",
-               "dns_opt"),
+               "dns_opt", "Options"),
 ]

@@ -10,7 +10,7 @@ __metaclass__ = type
 import shlex
 
 from ansible_collections.clockwork.connections.plugins.module_utils.options.table import (
-    CONFIG, HOST, Option, checked, duration_ns)
+    CONFIG, HOST, Option, SwarmField, checked, duration_ns)
 
 # The seconds `docker stop` waits before it kills, when nothing says otherwise.
 DEFAULT_STOP_SECONDS = 10
@@ -79,30 +79,34 @@ STOP_GRACE = Option(
 OPTIONS = [
     Option("user", dict(type="str"), "The user (and group) the main process runs as, C(name), C(uid) or C(uid:gid). "
            "Not set, the image's.", where=CONFIG, normal=_text, wanted=_from_image("User"),
-           read=lambda attrs: _config(attrs).get("User") or None, body=_config_body("user"), compose=("user",)),
+           read=lambda attrs: _config(attrs).get("User") or None, body=_config_body("user"), compose=("user",),
+           swarm=SwarmField(("TaskTemplate", "ContainerSpec", "User"))),
     Option("working_dir", dict(type="str"), "The directory the main process starts in. Not set, the image's.",
            where=CONFIG, normal=_text, wanted=_from_image("WorkingDir"),
            read=lambda attrs: _config(attrs).get("WorkingDir") or None, body=_config_body("working_dir"),
-           compose=("working_dir",)),
+           compose=("working_dir",), swarm=SwarmField(("TaskTemplate", "ContainerSpec", "Dir"))),
     Option("entrypoint", dict(type="raw"), "The entrypoint, as a list or a string split like a shell would. Not set, "
            "the image's.", where=CONFIG, normal=_entrypoint, wanted=_from_image("Entrypoint"),
            read=lambda attrs: _config(attrs).get("Entrypoint") or None, body=_config_body("entrypoint"),
-           compose=("entrypoint",), secret=True,
+           compose=("entrypoint",), secret=True, swarm=SwarmField(("TaskTemplate", "ContainerSpec", "Command")),
            details=("A declared entrypoint drops the image's command, as C(docker run --entrypoint) does: declare "
                     "O(command) with it when one is needed.",)),
     Option("init", dict(type="bool"), "Run an init process (C(docker-init)) as PID 1 that forwards signals and reaps "
            "zombies.", normal=lambda value, _ctx: True if value else None,
            read=lambda attrs: True if (attrs.get("HostConfig") or {}).get("Init") else None,
-           body=lambda value, made: made.host.update(init=True) if value else None, compose=("init",)),
+           body=lambda value, made: made.host.update(init=True) if value else None, compose=("init",),
+           swarm=SwarmField(("TaskTemplate", "ContainerSpec", "Init"))),
     Option("stop_signal", dict(type="str"), "The signal that stops the container, like C(SIGINT) or C(SIGQUIT). Not "
            "set, the image's (else C(SIGTERM)).", where=CONFIG, normal=lambda value, _ctx: signal_name(value),
            wanted=_from_image("StopSignal", signal_name), read=lambda attrs: signal_name(_config(attrs).get("StopSignal")),
-           body=_config_body("stop_signal"), compose=("stop_signal",)),
+           body=_config_body("stop_signal"), compose=("stop_signal",),
+           swarm=SwarmField(("TaskTemplate", "ContainerSpec", "StopSignal"), from_api=signal_name)),
     STOP_GRACE,
     Option("group_add", dict(type="list", elements="str"), "Supplementary groups of the main process, by name or id.",
            where=HOST, normal=lambda value, _ctx: sorted(set(str(g) for g in value or [])),
            read=lambda attrs: sorted(set(str(g) for g in (attrs.get("HostConfig") or {}).get("GroupAdd") or [])),
-           body=lambda value, made: made.host.update(group_add=value) if value else None, compose=("group_add",)),
+           body=lambda value, made: made.host.update(group_add=value) if value else None, compose=("group_add",),
+           swarm=SwarmField(("TaskTemplate", "ContainerSpec", "Groups"), from_api=lambda groups: sorted(set(str(g) for g in groups)))),
     Option("pull_policy", dict(type="str", choices=["missing", "always", "never"]), "When the image is pulled: "
            "C(missing) (the default) when it is not on the Docker host, C(always) on every run, C(never) (an image "
            "not there is an error).", where=CONFIG, compare=None, compose=("pull_policy",),

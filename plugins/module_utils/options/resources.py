@@ -7,7 +7,7 @@ settings, ulimits, sysctls and the log driver."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.clockwork.connections.plugins.module_utils.options.table import Option, checked, size_bytes
+from ansible_collections.clockwork.connections.plugins.module_utils.options.table import Option, SwarmField, checked, size_bytes
 
 
 def _host(attrs):
@@ -69,8 +69,16 @@ def _ulimits(value, ctx):
     return normal
 
 
+def _ulimits_of_api(ulimits):
+    return dict((u.get("Name"), {"soft": u.get("Soft"), "hard": u.get("Hard")}) for u in ulimits or [])
+
+
+def _api_ulimits(value):
+    return [{"Name": name, "Soft": limit["soft"], "Hard": limit["hard"]} for name, limit in sorted(value.items())]
+
+
 def _read_ulimits(attrs):
-    return dict((u.get("Name"), {"soft": u.get("Soft"), "hard": u.get("Hard")}) for u in _host(attrs).get("Ulimits") or [])
+    return _ulimits_of_api(_host(attrs).get("Ulimits"))
 
 
 def _ulimits_body(value, made):
@@ -97,35 +105,45 @@ def _read_logging(attrs):
 OPTIONS = [
     Option("mem_limit", dict(type="raw"), "Memory limit, like C(512m) or C(2g) (bytes when a number).",
            normal=_bytes("mem_limit"), read=_positive("Memory"), body=_host_body("mem_limit"), update=True,
-           compose=("mem_limit", "deploy.resources.limits.memory")),
+           compose=("mem_limit", "deploy.resources.limits.memory"),
+           swarm=SwarmField(("TaskTemplate", "Resources", "Limits", "MemoryBytes"))),
     Option("mem_reservation", dict(type="raw"), "Memory soft limit (reservation), like C(256m).",
            normal=_bytes("mem_reservation"), read=_positive("MemoryReservation"), body=_host_body("mem_reservation"),
-           update=True, compose=("mem_reservation", "deploy.resources.reservations.memory")),
+           update=True, compose=("mem_reservation", "deploy.resources.reservations.memory"),
+           swarm=SwarmField(("TaskTemplate", "Resources", "Reservations", "MemoryBytes"))),
     Option("cpus", dict(type="float"), "CPU limit in CPUs, like C(0.5) or C(2).", normal=_cpus, read=_read_cpus,
            body=lambda value, made: made.host.update(nano_cpus=int(round(value * 1e9))) if value else None,
-           update=True, compose=("cpus", "deploy.resources.limits.cpus")),
+           update=True, compose=("cpus", "deploy.resources.limits.cpus"),
+           swarm=SwarmField(("TaskTemplate", "Resources", "Limits", "NanoCPUs"), to_api=lambda cpus: int(round(cpus * 1e9)),
+                            from_api=lambda nano: nano / 1e9 if nano > 0 else None)),
     Option("cpu_shares", dict(type="int"), "CPU shares, the container's relative weight (the engine's default 1024).",
            normal=_int_or_none, read=_positive("CpuShares"), body=_host_body("cpu_shares"), update=True,
            compose=("cpu_shares",)),
     Option("pids_limit", dict(type="int"), "The most processes the container may run (0 or less: no limit).",
            normal=lambda value, _ctx: value if value and value > 0 else None, read=_positive("PidsLimit"),
-           body=_host_body("pids_limit"), update=True, compose=("pids_limit", "deploy.resources.limits.pids")),
+           body=_host_body("pids_limit"), update=True, compose=("pids_limit", "deploy.resources.limits.pids"),
+           swarm=SwarmField(("TaskTemplate", "Resources", "Limits", "Pids"), from_api=lambda pids: pids if pids > 0 else None)),
     Option("oom_score_adj", dict(type="int"), "The OOM killer's preference for the container's processes, -1000 to "
            "1000.", normal=_int_or_none, read=lambda attrs: _host(attrs).get("OomScoreAdj") or None,
            body=_host_body("oom_score_adj"), compose=("oom_score_adj",)),
     Option("ulimits", dict(type="dict"), "Resource limits of the processes, each C(name: number) or C(name: {soft: n, "
            "hard: m}), like C(nofile: {soft: 20000, hard: 40000}).", normal=_ulimits, read=_read_ulimits,
-           body=_ulimits_body, compose=("ulimits",)),
+           body=_ulimits_body, compose=("ulimits",),
+           swarm=SwarmField(("TaskTemplate", "ContainerSpec", "Ulimits"), to_api=_api_ulimits, from_api=_ulimits_of_api)),
     Option("sysctls", dict(type="dict"), "Kernel parameters of the container's namespaces, like "
            "C(net.core.somaxconn: 1024).", normal=lambda value, _ctx: dict((str(k), str(v)) for k, v in (value or {}).items()),
            read=lambda attrs: dict(_host(attrs).get("Sysctls") or {}),
-           body=lambda value, made: made.host.update(sysctls=value) if value else None, compose=("sysctls",)),
+           body=lambda value, made: made.host.update(sysctls=value) if value else None, compose=("sysctls",),
+           swarm=SwarmField(("TaskTemplate", "ContainerSpec", "Sysctls"), from_api=dict)),
     Option("logging", dict(type="dict", options=dict(driver=dict(type="str", required=True),
                                                      options=dict(type="dict", default={}))),
            "The log driver and its options, like C({driver: json-file, options: {max-size: 10m}}).",
            normal=_logging, read=_read_logging, accepts=lambda running: not (running or {}).get("options"),
            body=lambda value, made: made.host.update(log_config={"type": value["driver"], "config": value["options"]})
            if value else None, compose=("logging",),
+           swarm=SwarmField(("TaskTemplate", "LogDriver"), to_api=lambda value: {"Name": value["driver"], "Options": value["options"]},
+                            from_api=lambda driver: {"driver": driver.get("Name"), "options": dict(driver.get("Options") or {})}
+                            if driver.get("Name") else None),
            subdocs=dict(driver="The log driver, like C(json-file), C(local) or C(syslog).",
                         options="The driver's options, like C(max-size: 10m)."),
            details=("Not set, the engine's default driver, which is then not compared.",)),

@@ -11,7 +11,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-from ansible_collections.clockwork.connections.plugins.module_utils.options.table import Option
+from ansible_collections.clockwork.connections.plugins.module_utils.options.table import Option, SwarmField
 
 # What the engine gives a container that declares no ipc_mode (it depends on the engine's version
 # and settings): any of them is what an undeclared ipc_mode finds.
@@ -108,6 +108,27 @@ def _security_opt(value, _ctx):
     return sorted(set(str(v) for v in value or []))
 
 
+# The engine adds this to a container that is privileged or shares the host's PID or IPC namespace
+# (it turns its SELinux labels off): not a declaration, on either side.
+ENGINE_SECURITY_OPTS = ("label=disable", "label:disable")
+
+
+def _without_engine_opts(opts, privileged, pid_mode, ipc_mode):
+    if privileged or pid_mode == "host" or ipc_mode == "host":
+        return [o for o in opts if o not in ENGINE_SECURITY_OPTS]
+    return list(opts)
+
+
+def _read_security_opt(attrs):
+    host = _host(attrs)
+    return _without_engine_opts(sorted(set(host.get("SecurityOpt") or [])), host.get("Privileged"),
+                                host.get("PidMode"), host.get("IpcMode"))
+
+
+def _wanted_security_opt(value, _image_attrs, spec):
+    return _without_engine_opts(value, spec.privileged, spec.pid_mode, spec.ipc_mode)
+
+
 OPTIONS = [
     Option("privileged", dict(type="bool", default=False), "Run the container privileged, as C(docker run "
            "--privileged). This grants the container the host, with every capability and every device of the host.",
@@ -147,10 +168,9 @@ OPTIONS = [
     Option("read_only", dict(type="bool"), "Mount the container's root file system read-only.",
            normal=lambda value, _ctx: bool(value), read=lambda attrs: bool(_host(attrs).get("ReadonlyRootfs")),
            body=lambda value, body: body.host.update(read_only=True) if value else None, compose=("read_only",),
-           swarm=None),
+           swarm=SwarmField(("TaskTemplate", "ContainerSpec", "ReadOnly"))),
     Option("security_opt", dict(type="list", elements="str"), "Security options, like C(no-new-privileges:true) or "
-           "C(apparmor=profile).", normal=_security_opt,
-           read=lambda attrs: sorted(set(_host(attrs).get("SecurityOpt") or [])),
+           "C(apparmor=profile).", normal=_security_opt, wanted=_wanted_security_opt, read=_read_security_opt,
            body=lambda value, body: body.host.update(security_opt=value) if value else None,
            compose=("security_opt",), grant="privileged",
            details=("C(seccomp=unconfined), C(apparmor=unconfined) or C(label=disable) take a confinement away: a "

@@ -49,6 +49,38 @@ def _identity(value, *_args):
     return value
 
 
+class SwarmField(object):
+    """Where an option is in a Swarm service's spec (`path`: its keys from the spec's root), and how its
+    normal form is written there (`to_api`) and read back (`from_api`, to the same normal form).
+    services.py maps every option that has one; an option with none is not on Swarm."""
+
+    def __init__(self, path, to_api=None, from_api=None):
+        self.path = tuple(path)
+        self.to_api = to_api or (lambda value: value)
+        self.from_api = from_api or (lambda value: value)
+
+    def __str__(self):
+        return ".".join(self.path)
+
+    def get(self, service_spec):
+        """The normal form of the option in a service's spec; None when it is not set there."""
+        found = service_spec
+        for key in self.path:
+            found = (found or {}).get(key)
+        value = None if found is None else self.from_api(found)
+        return None if unset(value) else value
+
+    def put(self, service_spec, value):
+        """Write the option's normal form into a service's spec (None: take it out)."""
+        parent = service_spec
+        for key in self.path[:-1]:
+            parent = parent.setdefault(key, {})
+        if unset(value):
+            parent.pop(self.path[-1], None)
+        else:
+            parent[self.path[-1]] = self.to_api(value)
+
+
 class Option(object):
     """One field of the container resource.
 
@@ -66,7 +98,8 @@ class Option(object):
     optional  left out of both sides of a comparison and a diff when unset (so a container that sets
               none of them compares and shows as it did before the option existed)
     update    a change is made in place (`docker update`), no recreate
-    swarm     the Swarm service field it becomes, or None: not on Swarm (refused before any change)
+    swarm     the Swarm service field it becomes: a SwarmField (services.py maps it from the table) or the
+              name of one services.py maps by hand; None: not on Swarm (refused before any change)
     compose   the Compose service keys it is imported from and exported to
     grant     the grant of the host it is (the compose import's opt-in names: privileged,
               capabilities, devices, host_namespaces ...), or None

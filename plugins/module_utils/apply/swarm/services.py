@@ -19,9 +19,9 @@ import hashlib
 import json
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ENV_NAME, STACK_LABEL, env_dict
-from ansible_collections.clockwork.connections.plugins.module_utils.options.registry import not_on_swarm
+from ansible_collections.clockwork.connections.plugins.module_utils.options.registry import TABLE, not_on_swarm
 from ansible_collections.clockwork.connections.plugins.module_utils.options.security import capability
-from ansible_collections.clockwork.connections.plugins.module_utils.options.table import duration_ns
+from ansible_collections.clockwork.connections.plugins.module_utils.options.table import SwarmField, duration_ns, unset
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import differences, entries, titled, transition
 from ansible_collections.clockwork.connections.plugins.module_utils.masking import secret_env
 
@@ -51,6 +51,11 @@ DEFAULT_STOP_GRACE_NS = 10 * 10 ** 9
 # Options a service's tasks cannot be given (a task's HostConfig is the engine's), from the option
 # table (options/, an option whose `swarm` is None): refused before any change.
 NOT_ON_SWARM = not_on_swarm()
+# Options the table maps to a service field itself (a SwarmField): compared and written as it says, when
+# declared, or when the last run set them (this label lists those); otherwise the field is somebody
+# else's, and kept (a memory limit set by hand).
+MAPPED = tuple(o for o in TABLE if isinstance(o.swarm, SwarmField))
+OPTIONS_LABEL = "io.clockwork.swarm-options"
 # The Docker API version from which a service takes capabilities (engine 20.10).
 CAPABILITIES_API = "1.41"
 
@@ -131,6 +136,12 @@ def wanted_service(spec, resource, env, mounts, networks, secrets, configs, node
         "cap_drop": list(spec.cap_drop),
         "labels": dict(spec.labels),
     }
+    for option in MAPPED:
+        setting = getattr(spec, option.name)
+        wanted[option.name] = None if unset(setting) else setting
+    declared = [o.name for o in MAPPED if wanted[o.name] is not None]
+    if declared:
+        wanted["labels"][OPTIONS_LABEL] = ",".join(declared)
     wanted["labels"][SPEC_HASH_LABEL] = spec_hash(wanted)
     return wanted
 
@@ -147,7 +158,7 @@ def spec_hash(wanted):
     shown = dict(wanted, labels=dict((k, v) for k, v in wanted["labels"].items() if k != SPEC_HASH_LABEL))
     if shown.get("stop_grace_period") == DEFAULT_STOP_GRACE_NS:
         del shown["stop_grace_period"]
-    for key in ("cap_add", "cap_drop"):
+    for key in ("cap_add", "cap_drop") + tuple(o.name for o in MAPPED):
         if not shown.get(key):
             shown.pop(key, None)
     return hashlib.sha256(json.dumps(shown, sort_keys=True).encode("utf-8")).hexdigest()[:16]
@@ -173,7 +184,8 @@ def managed_part(service_spec, wanted, network_names):
     nodes = [c.replace(" ", "")[len(NODE_CONSTRAINT):] for c in placement.get("Constraints") or []
              if c.replace(" ", "").startswith(NODE_CONSTRAINT)]
     job = "ReplicatedJob" in mode
-    return {
+    managed = _managed_options(labels, wanted)
+    return dict(((o.name, o.swarm.get(service_spec) if o.name in managed else None) for o in MAPPED), **{
         "image": container.get("Image"),
         "args": container.get("Args"),
         "env": env_dict(container.get("Env")),
@@ -198,8 +210,14 @@ def managed_part(service_spec, wanted, network_names):
         "stop_grace_period": container.get("StopGracePeriod") or DEFAULT_STOP_GRACE_NS,
         "cap_add": sorted(set(capability(c) for c in container.get("CapabilityAdd") or [])),
         "cap_drop": sorted(set(capability(c) for c in container.get("CapabilityDrop") or [])),
-        "labels": dict((k, labels.get(k)) for k in wanted["labels"]),
-    }
+        "labels": dict((k, labels.get(k)) for k in set(wanted["labels"]) | (set([OPTIONS_LABEL]) & set(labels))),
+    })
+
+
+def _managed_options(labels, wanted):
+    """The mapped options a service's fields are ours for: declared now, or set by the last run."""
+    return set((labels or {}).get(OPTIONS_LABEL, "").split(",")) | set(
+        o.name for o in MAPPED if wanted.get(o.name) is not None)
 
 
 def _ours(labels):
@@ -213,7 +231,7 @@ CHANGE_RULES = [entries("env"), entries("task_labels", "task labels"), entries("
         key, key.replace("_", " ")))
     for key in ("image", "args", "mounts", "secrets", "configs", "healthcheck", "networks", "node", "max_replicas",
                 "mode", "endpoint_mode", "ports", "restart", "update_order", "stop_grace_period",
-                "cap_add", "cap_drop")]
+                "cap_add", "cap_drop")] + [titled(o.name, o.name) for o in MAPPED]
 
 
 def changes(wanted, actual):
@@ -233,7 +251,10 @@ def service_body(name, wanted, current=None, secret_ids=None, config_ids=None):
     managed part laid over it. Secret and config ids come from their names."""
     body = copy.deepcopy(current or {})
     body["Name"] = name
+    managed = _managed_options(body.get("Labels"), wanted)
     body["Labels"] = dict(body.get("Labels") or {}, **wanted["labels"])
+    if OPTIONS_LABEL not in wanted["labels"]:
+        body["Labels"].pop(OPTIONS_LABEL, None)
     template = body.setdefault("TaskTemplate", {})
     container = template.setdefault("ContainerSpec", {})
     container["Image"] = wanted["image"]
@@ -274,6 +295,9 @@ def service_body(name, wanted, current=None, secret_ids=None, config_ids=None):
         update.setdefault("Parallelism", 1)
         update.setdefault("FailureAction", "pause")
         update["Order"] = wanted["update_order"]
+    for option in MAPPED:
+        if option.name in managed:
+            option.swarm.put(body, wanted.get(option.name))
     endpoint = body.setdefault("EndpointSpec", {})
     endpoint["Mode"] = wanted["endpoint_mode"]
     _set(endpoint, "Ports", [dict([("Protocol", proto), ("TargetPort", target), ("PublishMode", mode)]
