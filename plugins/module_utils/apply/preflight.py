@@ -7,8 +7,9 @@ something the stack does not own, host ports are free, existing networks and vol
 used as they are, bind sources exist on the Docker host, no symbolic link stands where a
 password file or its directory is expected, and each connection type's own checks (its
 `preflight` hook). A resource's declared `build` (build.py) is checked with the rest, and run
-only once nothing else is wrong: its image is then made, or made anew when its content changed. Preflight is the docker engine's; the Swarm applier's
-(swarm_preflight.py) overrides the hooks where services differ from containers."""
+only once nothing else is wrong: its image is then made, or made anew when its content changed.
+Preflight is the docker engine's; the Swarm applier's (swarm_preflight.py) overrides the hooks
+where services differ from containers."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -115,6 +116,7 @@ class Preflight(object):
     def _build_check(self, where, name, spec, build):
         """(the image's attributes, why it must be built or None), its problems added."""
         problems = [builds.unready_problem(build), builds.swarm_problem(self.engine, self.plan)]
+        # Two builds of one tag from other content would each undo the other on every run.
         problems += ["build: image %s is built by resource %s too, from other content; give each its own image" % (
             spec.image, other) for other in self.plan.order if other != name and other in self.plan.specs
             and self.plan.specs[other].image == spec.image and (self.plan.by_name[other].get("build") or {}).get(
