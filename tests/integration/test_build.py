@@ -298,3 +298,29 @@ def test_the_memory_engine_builds_as_the_live_one(stack, app, tmp_path, images):
         if case.get("dockerfile") == "Dockerfile.absent-base":
             answers = [a[:2] for a in answers]   # the words are the registry's (none can be reached here)
         assert answers[0] == answers[1], as_text({"case": case, "live": answers[0], "memory": answers[1]})
+
+
+@pytest.mark.skipif(not WIRED, reason="the stack action reads no build context yet, or the container resource takes "
+                                      "no build (requested: /work/notes/requests.md, Helper C)")
+def test_hostile_contexts_through_the_playbook(stack, app, tmp_path, images):
+    """A link out of the context is sent as a link (the image holds the link, not the file it names);
+    a Dockerfile outside the context is refused before anything is touched, naming resource and field."""
+    name, tag = stack + "-web", "%s-%s-web:clockwork" % (stack, stack)
+    images.add(tag)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("SECRET-OUTSIDE-THE-CONTEXT")
+    os.symlink(str(outside / "secret.txt"), str(app / "site" / "leak.txt"))
+    task = stack_task(stack, app)
+    task["clockwork.connections.stack"]["resources"][0]["build"]["dockerfile"] = "../outside/Dockerfile"
+    (outside / "Dockerfile").write_text(DOCKERFILE % stack)
+    run = playbook([task])
+    assert run.rc != 0 and "resource %s: build.dockerfile: '../outside/Dockerfile' is not a file inside the build " \
+        "context" % name in run.output, run.details
+    assert inspect("image", tag) is None and inspect("container", name) is None, run.details
+
+    run = playbook([stack_task(stack, app)])
+    assert run.rc == 0, run.details
+    images.add(inspect("image", tag)["Id"])
+    assert docker("exec", name, "readlink", "/srv/site/leak.txt") == str(outside / "secret.txt"), run.details
+    assert "SECRET-OUTSIDE" not in docker("exec", name, "sh", "-c", "cat /srv/site/leak.txt 2>&1 || true"), run.details
