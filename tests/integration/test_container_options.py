@@ -111,13 +111,13 @@ def test_a_container_with_the_tables_options(stack):
     changes = dict(user="1001", mem_limit="96m", read_only=False, hostname="optbox2", ulimits={"nofile": 4096})
     changed_check = playbook([stack_task(stack, **changes)], check=True, diff=True)
     assert changed_check.rc == 0 and entry(changed_check, name)["reasons"] == [
-        "hostname", "read_only", "user", "mem_limit", "ulimits"], entry(changed_check, name)
+        "hostname", "read_only", "user", "mem_limit", "ulimits"], changed_check.details
     changed = playbook([stack_task(stack, **changes)], diff=True)
     assert changed.rc == 0, changed.output
     assert entry(changed, name)["reasons"] == ["hostname", "read_only", "user", "mem_limit", "ulimits"], \
-        entry(changed, name)
+        changed.details
     for field in ("hostname", "read_only", "user", "mem_limit", "ulimits"):
-        assert field in changed.output, (field, changed.output)
+        assert '"%s"' % field in changed.output, changed.output   # the --diff shows each
     attrs = inspect("container", name)
     assert (attrs["Config"]["User"], attrs["Config"]["Hostname"], attrs["HostConfig"]["Memory"]) == (
         "1001", "optbox2", 96 * 1024 ** 2)
@@ -201,7 +201,8 @@ def test_a_service_with_the_tables_options(stack, tmp_path):
 
             same = swarm_run(stack, resource, tmp_path)
             assert same["changed"] is False, as_text(same)
-            assert swarm_run(stack, resource, tmp_path, check=True)["changed"] is False
+            rechecked = swarm_run(stack, resource, tmp_path, check=True)
+            assert rechecked["changed"] is False, as_text(rechecked)
 
             changed = dict(resource, user="1001", mem_limit="96m")
             more = swarm_run(stack, changed, tmp_path, check=True)
