@@ -122,6 +122,41 @@ options:
     - on-failure
     - unless-stopped
     default: 'no'
+  build:
+    description:
+    - 'Build the image on the Docker host''s engine from a context on the controller (a stack''s resource only:
+      the container module refuses it).'
+    - Without O(image), the image is tagged C(<stack>-<resource>:clockwork). It is rebuilt only when the context,
+      the Dockerfile or the arguments change (a content hash as the image's label); a rebuilt image changes the
+      container's image, which recreates it.
+    type: dict
+    suboptions:
+      context:
+        description: The build context, a directory on the controller (relative to the playbook's directory, or
+          its files/).
+        type: str
+        required: true
+      dockerfile:
+        description: The Dockerfile's path inside the context.
+        type: str
+        default: Dockerfile
+      target:
+        description: The build stage to build.
+        type: str
+      args:
+        description: Build arguments (a value whose name says secret is masked in output).
+        type: dict
+        default: {}
+      labels:
+        description: Labels of the image (not io.clockwork.*).
+        type: dict
+        default: {}
+      archive:
+        description: Set by the stack action plugin (where the context's tar is on the Docker host); never set it.
+        type: str
+      content_hash:
+        description: Set by the stack action plugin (the context's content hash); never set it.
+        type: str
   tmpfs:
     description:
     - Paths inside the container that are tmpfs mounts, each as C(/path) or C(/path:options) (C(size=64m,mode=1777)).

@@ -24,6 +24,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     RESERVED_LABEL_PREFIX, ClockworkError, Problems, connection_ends, docker_name_problem, stack_name_problem)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import CONNECTION_ARGS
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.build import build_problems, built_image
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import (
     CONTAINER_ARGS, ContainerSpec, duration_ns, parse_port)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import wanted_settings
@@ -110,7 +111,8 @@ def _container_problems(params, base_dir, engine="docker"):
     problems = replica_problems(params, engine)
     if docker_name_problem(params["name"]):
         problems.append(("name", docker_name_problem(params["name"])))
-    if not params.get("image") and params.get("state") != "absent":
+    problems.extend(build_problems(params))
+    if not params.get("image") and not params.get("build") and params.get("state") != "absent":
         problems.append(("image", "is required"))
     elif params.get("image") and not IMAGE_REFERENCE.match(params["image"]):
         problems.append(("image", "%r is not an image reference ([registry/]name[:tag][@digest], the name in lower "
@@ -197,6 +199,7 @@ class Plan(object):
                 continue
             params["type"] = kind
             if kind == "container":
+                params["image"] = built_image(self.name, params)
                 problems.extend(where, ("%s: %s" % p for p in _container_problems(params, self.base_dir, engine)))
             elif kind == "volume" and docker_name_problem(params.get("volume_name") or params["name"]):
                 problems.add(where, "volume_name: " + docker_name_problem(params.get("volume_name") or params["name"]))

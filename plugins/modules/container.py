@@ -179,6 +179,11 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[("state", "present", ["image"]), ("state", "started", ["image"]),
                                         ("state", "stopped", ["image"])])
+    if module.params.get("build"):
+        # No action plugin reads a build context on the controller for this module.
+        module.fail_json(msg="container %s: build: the container module builds no image; declare the resource in a "
+                             "stack (clockwork.connections.stack), whose action reads the context on the controller"
+                         % module.params["name"])
     problem = reserved_label_problem(module.params["name"], module.params["labels"])
     if problem:
         module.fail_json(msg=problem)   # before the engine is reached: nothing is changed

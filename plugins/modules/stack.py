@@ -74,6 +74,17 @@ options:
         a moment.
     type: bool
     default: false
+  releases_kept:
+    description:
+      - How many releases of the stack are kept on the Docker host (under C(~/.clockwork/<name>/releases) of the
+        remote user, files of mode 0600); an apply that changes something records one. 1 to 100.
+    type: int
+    default: 5
+  controller:
+    description:
+      - C(user@host) of the controller, recorded in each release. Set by the stack action plugin; when not given,
+        the user and host the module runs as.
+    type: str
   parallel:
     description:
       - How many containers converge at once. Each starts as soon as every container it connects to is
@@ -312,6 +323,41 @@ options:
         - Docker restart policy.
         - 'Compose: C(restart), C(deploy.restart_policy).'
         type: str
+      build:
+        description:
+        - 'Build the image on the Docker host''s engine from a context on the controller (a stack''s resource only: the
+          container module refuses it).'
+        - Without C(image), the image is tagged C(<stack>-<resource>:clockwork). It is rebuilt only when the context,
+          the Dockerfile or the arguments change (a content hash as the image's label); a rebuilt image changes the container's
+          image, which recreates it.
+        type: dict
+        suboptions:
+          context:
+            description: The build context, a directory on the controller (relative to the playbook's directory, or its
+              files/).
+            type: str
+            required: true
+          dockerfile:
+            description: The Dockerfile's path inside the context.
+            type: str
+            default: Dockerfile
+          target:
+            description: The build stage to build.
+            type: str
+          args:
+            description: Build arguments (a value whose name says secret is masked in output).
+            type: dict
+            default: {}
+          labels:
+            description: Labels of the image (not io.clockwork.*).
+            type: dict
+            default: {}
+          archive:
+            description: Set by the stack action plugin (where the context's tar is on the Docker host); never set it.
+            type: str
+          content_hash:
+            description: Set by the stack action plugin (the context's content hash); never set it.
+            type: str
       tmpfs:
         description:
         - Paths inside the container that are tmpfs mounts, each as C(/path) or C(/path:options) (C(size=64m,mode=1777)).

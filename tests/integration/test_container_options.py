@@ -211,3 +211,35 @@ def test_a_service_with_the_tables_options(stack, tmp_path):
                 as_text(entry)
         finally:
             remove_swarm_stack(stack)
+
+
+def test_a_container_modules_addresses_propagation_and_tmpfs_mount(stack, tmp_path):
+    """The container module: a fixed address on a network with a subnet, the network of the higher priority
+    joined at creation, a bind mount's propagation, a tmpfs mount's size; check -> apply -> idempotent ->
+    check."""
+    name = stack + "-net"
+    fixed, other = stack + "_fixed", stack + "_other"
+    docker("network", "create", "--subnet", "10.231.77.0/24", "--label", "io.clockwork.stack=" + stack, fixed)
+    docker("network", "create", "--label", "io.clockwork.stack=" + stack, other)
+    task = {"name": "box", "register": "box", "clockwork.connections.container": dict(
+        name=name, image=NGINX_IMAGE, stack=stack, entrypoint=["/bin/sh", "-c"], command=[SCRIPT],
+        networks=[{"name": other, "aliases": ["o"]}, {"name": fixed, "ipv4_address": "10.231.77.42", "priority": 5}],
+        mounts=[{"type": "bind", "source": str(tmp_path), "target": "/shared", "propagation": "rprivate"},
+                {"type": "tmpfs", "target": "/scratch", "tmpfs_size": "2m", "tmpfs_mode": "1777"}])}
+    check = playbook([task], check=True)
+    assert check.rc == 0 and check.result("box")["actions"] == ["create", "start"], check.details
+    assert inspect("container", name) is None, "check mode made the container"
+    applied = playbook([task])
+    assert applied.rc == 0 and applied.result("box")["changed"] is True, applied.details
+    attrs = inspect("container", name)
+    assert attrs["HostConfig"]["NetworkMode"] == fixed, "the network of the higher priority first"
+    point = attrs["NetworkSettings"]["Networks"][fixed]
+    assert point["IPAddress"] == "10.231.77.42" and point["IPAMConfig"]["IPv4Address"] == "10.231.77.42", point
+    assert "o" in attrs["NetworkSettings"]["Networks"][other]["Aliases"]
+    mounts = dict((m["Destination"], m) for m in attrs["Mounts"])
+    assert mounts["/shared"]["Propagation"] == "rprivate" and mounts["/scratch"]["Type"] == "tmpfs"
+    assert "size=2048k" in docker("exec", name, "sh", "-c", "grep ' /scratch ' /proc/mounts")
+    again = playbook([task])
+    assert again.rc == 0 and again.result("box")["changed"] is False, again.details
+    last = playbook([task], check=True)
+    assert last.rc == 0 and last.result("box")["changed"] is False, last.details

@@ -220,6 +220,17 @@ def test_a_network_address_and_priority():
     assert attrs["HostConfig"]["NetworkMode"] == "s_back"   # the highest priority is joined at creation
 
 
+def test_a_network_address_is_asked_for_at_creation_and_kept():
+    gw = gateway()
+    gw.create_network("s_fixed", driver="bridge", labels={"io.clockwork.stack": "s"},
+                      ipam={"Driver": "default", "Config": [{"Subnet": "10.77.0.0/24"}]})
+    declared = params(networks=[{"name": "s_fixed", "ipv4_address": "10.77.0.42"}], state="started", wait=False)
+    converge(gw, declared)
+    point = gw.container_now("web")["NetworkSettings"]["Networks"]["s_fixed"]
+    assert point["IPAMConfig"] == {"IPv4Address": "10.77.0.42"} and point["IPAddress"] == "10.77.0.42"
+    assert converge(gw, declared)["changed"] is False
+
+
 def test_pull_policy_never_refuses_a_missing_image():
     gw = gateway()
     with pytest.raises(ClockworkError, match="container web: image clockwork-test/none:1 is not on the Docker host, "

@@ -136,7 +136,10 @@ class ContainerEngine(object):
             return {}
         key = "bridge" if mode == "default" else mode
         configured = ((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}).get(key) or {}
-        return {key: endpoint(configured.get("Aliases"))}
+        point = endpoint(configured.get("Aliases"))
+        if configured.get("IPAMConfig"):
+            point["IPAMConfig"] = dict(configured["IPAMConfig"])   # an address asked for, kept as asked
+        return {key: point}
 
     def _outcome(self, attrs):
         labels = attrs["Config"].get("Labels") or {}
@@ -230,7 +233,8 @@ class ContainerEngine(object):
             gateway = pools[0].get("Gateway") or str(next(subnet.hosts()))
             used = set(p.get("IPAddress") for c in self._containers.values()
                        for p in c["NetworkSettings"]["Networks"].values() if p.get("NetworkID") == net["Id"])
-            address = next(str(h) for h in subnet.hosts() if str(h) != gateway and str(h) not in used)
+            asked = (point.get("IPAMConfig") or {}).get("IPv4Address")
+            address = asked or next(str(h) for h in subnet.hosts() if str(h) != gateway and str(h) not in used)
             prefix = subnet.prefixlen
         point.update(NetworkID=net["Id"], EndpointID=digest("endpoint", attrs["Id"], net["Id"], next(self._serial)),
                      Gateway=gateway, IPAddress=address, IPPrefixLen=prefix,

@@ -9,6 +9,7 @@ __metaclass__ = type
 
 import shlex
 
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.build import BUILD_OPTION_SPEC
 from ansible_collections.clockwork.connections.plugins.module_utils.common import REPLICA_LABEL, ClockworkError, env_dict
 from ansible_collections.clockwork.connections.plugins.module_utils.options.table import CONFIG, HOST, Option, duration_ns
 
@@ -171,6 +172,21 @@ OPTIONS = [
            details=("Required unless O(state=absent).",),
            wanted=lambda value, image_attrs, _spec: (image_attrs or {}).get("Id", value),
            read=lambda attrs: attrs.get("Image")),
+    Option("build", dict(type="dict", options=BUILD_OPTION_SPEC), "Build the image on the Docker host's engine from a "
+           "context on the controller (a stack's resource only: the container module refuses it).", where=CONFIG,
+           compare=None, swarm="the service's image, built on the manager",
+           details=("Without O(image), the image is tagged C(<stack>-<resource>:clockwork). It is rebuilt only when the "
+                    "context, the Dockerfile or the arguments change (a content hash as the image's label); a rebuilt "
+                    "image changes the container's image, which recreates it.",),
+           subdocs=dict(
+               context="The build context, a directory on the controller (relative to the playbook's directory, or "
+                       "its files/).",
+               dockerfile="The Dockerfile's path inside the context.",
+               target="The build stage to build.",
+               args="Build arguments (a value whose name says secret is masked in output).",
+               labels="Labels of the image (not io.clockwork.*).",
+               archive="Set by the stack action plugin (where the context's tar is on the Docker host); never set it.",
+               content_hash="Set by the stack action plugin (the context's content hash); never set it.")),
     Option("command", dict(type="raw"), "Command, as a list or a string split like a shell would. Defaults to the "
            "image's.", where=CONFIG, optional=False, normal=_command, wanted=_wanted_command, body=_command_body,
            read=lambda attrs: _config(attrs).get("Cmd") or [], compose=("command",), swarm="ContainerSpec.Args",
