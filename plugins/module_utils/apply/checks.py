@@ -17,6 +17,8 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.exec_batch import BatchedGateway, ExecBatch
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import exec_alone
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CHECKS
 
 # The fields of a check that name a container (replicas.CONTAINER_KEYS), and an http URL's host.
@@ -37,8 +39,17 @@ def run_checks(engine, checks, retries_for=0.0, parallel=1):
             raise ClockworkError("unknown check kind %r in %s" % (check.get("kind"), check.get("connection")))
     if parallel <= 1 or len(checks) <= 1:
         return [_run_check(engine, check, retries_for) for check in checks]
-    with ThreadPoolExecutor(max_workers=min(parallel, len(checks))) as pool:
-        return list(pool.map(lambda check: _run_check(engine, check, retries_for), checks))
+    # Programs run in one container at the same moment share one exec (docker/exec_batch.py):
+    # most of an exec's cost is the engine's, and checks often meet in a container.
+    workers = min(parallel, len(checks))
+    batch = ExecBatch(lambda container, argv, seconds: exec_alone(engine, container, argv, seconds), workers)
+    batched = BatchedGateway(engine, batch)
+
+    def run(check):
+        with batch.runner():
+            return _run_check(batched, check, retries_for)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(run, checks))
 
 
 def not_yet(engine, check):

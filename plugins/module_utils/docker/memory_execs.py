@@ -14,6 +14,7 @@ import socket
 import tarfile
 import threading
 
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.exec_batch import batch_output, split_batch
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory_base import (
     HANG, MISSING, api_method, digest, frames, now, refuse)
 
@@ -28,6 +29,11 @@ class ExecEngine(object):
         (container, argv, env), or a table by program of (code, output) or such a function);
         anything else exits 0 with no output. An argv under `timeout N` is answered as the one
         it wraps; MISSING answers as the engine does for a program the container lacks."""
+        batch = split_batch(argv)
+        if batch is not None:
+            # docker/exec_batch.py's script: each program answered in turn, as the script runs them.
+            boundary, programs = batch
+            return 0, batch_output(boundary, [self.exec_result(container, p, env) for p in programs])
         timed = argv[0] == "timeout" and len(argv) > 2
         program = argv[2:] if timed else argv
         table = self.execs if isinstance(self.execs, dict) else {}
