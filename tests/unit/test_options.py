@@ -343,3 +343,16 @@ def test_a_service_field_in_the_engines_form():
     assert container["Ulimits"] == [{"Name": "nofile", "Soft": 10, "Hard": 10}]
     assert template["Resources"] == {"Limits": {"NanoCPUs": 5 * 10 ** 8, "MemoryBytes": 64 * 1024 ** 2}}
     assert template["LogDriver"] == {"Name": "local", "Options": {}}
+
+
+def test_a_services_mounts_keep_their_settings():
+    mounts = [{"target": "/cache"}, {"type": "tmpfs", "target": "/scratch", "tmpfs_size": "1m", "tmpfs_mode": 0o1777},
+              {"type": "bind", "source": "/srv", "target": "/srv", "propagation": "rslave"},
+              {"type": "volume", "source": "data", "target": "/data", "nocopy": True}]
+    want, body = service({"mounts": mounts})
+    made = dict((m["Target"], m) for m in body["TaskTemplate"]["ContainerSpec"]["Mounts"])
+    assert "Source" not in made["/cache"] and made["/scratch"]["TmpfsOptions"] == {"SizeBytes": 1024 ** 2, "Mode": 0o1777}
+    assert made["/srv"]["BindOptions"] == {"Propagation": "rslave"} and made["/data"]["VolumeOptions"] == {"NoCopy": True}
+    assert changes(want, managed_part(body, want, {})) == []
+    other, _body = service({"mounts": mounts[:1] + [dict(mounts[1], tmpfs_size="2m")] + mounts[2:]})
+    assert changes(other, managed_part(body, other, {})) == ["labels %s" % SPEC_HASH_LABEL, "mounts"]

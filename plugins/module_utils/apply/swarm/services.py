@@ -21,6 +21,7 @@ import json
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ENV_NAME, STACK_LABEL, env_dict
 from ansible_collections.clockwork.connections.plugins.module_utils.options.registry import TABLE, not_on_swarm
 from ansible_collections.clockwork.connections.plugins.module_utils.options.security import capability
+from ansible_collections.clockwork.connections.plugins.module_utils.options.storage import mount_body, read_mount
 from ansible_collections.clockwork.connections.plugins.module_utils.options.table import SwarmField, duration_ns, unset
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import differences, entries, titled, transition
 from ansible_collections.clockwork.connections.plugins.module_utils.masking import secret_env
@@ -112,7 +113,7 @@ def wanted_service(spec, resource, env, mounts, networks, secrets, configs, node
         "image": spec.image,
         "args": list(spec.command) if spec.command is not None else None,
         "env": dict(env),
-        "mounts": sorted([m["type"], m["source"], m["target"], bool(m["read_only"])] for m in mounts),
+        "mounts": sorted(_mount_entry(m) for m in mounts),
         "secrets": sorted([name, target] for name, target in secrets),
         "configs": sorted([name, target] for name, target in configs),
         "healthcheck": dict(spec.healthcheck) if spec.healthcheck else None,
@@ -144,6 +145,21 @@ def wanted_service(spec, resource, env, mounts, networks, secrets, configs, node
         wanted["labels"][OPTIONS_LABEL] = ",".join(declared)
     wanted["labels"][SPEC_HASH_LABEL] = spec_hash(wanted)
     return wanted
+
+
+# A mount's settings beyond type, source, target and read_only, in the order a service's mount entry adds them.
+_MOUNT_EXTRAS = ("propagation", "nocopy", "tmpfs_size", "tmpfs_mode")
+
+
+def _mount_entry(mount):
+    """A mount as the managed part holds it: [type, source, target, read_only], and its other settings
+    (a bind's propagation, a tmpfs's size ...) as a last item only when it has any."""
+    extras = dict((k, mount[k]) for k in _MOUNT_EXTRAS if mount.get(k) is not None)
+    return [mount["type"], mount["source"] or "", mount["target"], bool(mount["read_only"])] + ([extras] if extras else [])
+
+
+def _mount_of_entry(entry):
+    return dict(entry[4] if len(entry) > 4 else {}, type=entry[0], source=entry[1], target=entry[2], read_only=entry[3])
 
 
 def stop_grace_ns(resource):
@@ -189,8 +205,7 @@ def managed_part(service_spec, wanted, network_names):
         "image": container.get("Image"),
         "args": container.get("Args"),
         "env": env_dict(container.get("Env")),
-        "mounts": sorted([m.get("Type", "volume"), m.get("Source"), m.get("Target"), bool(m.get("ReadOnly"))]
-                         for m in container.get("Mounts") or []),
+        "mounts": sorted(_mount_entry(read_mount(m)) for m in container.get("Mounts") or []),
         "secrets": sorted([s.get("SecretName"), (s.get("File") or {}).get("Name")] for s in container.get("Secrets") or []),
         "configs": sorted([c.get("ConfigName"), (c.get("File") or {}).get("Name")] for c in container.get("Configs") or []),
         "healthcheck": _healthcheck(container.get("Healthcheck")),
@@ -260,8 +275,7 @@ def service_body(name, wanted, current=None, secret_ids=None, config_ids=None):
     container["Image"] = wanted["image"]
     _set(container, "Args", wanted["args"])
     container["Env"] = ["%s=%s" % item for item in sorted(wanted["env"].items())]
-    _set(container, "Mounts", [{"Type": kind, "Source": source, "Target": target, "ReadOnly": read_only}
-                               for kind, source, target, read_only in wanted["mounts"]])
+    _set(container, "Mounts", [mount_body(_mount_of_entry(entry)) for entry in wanted["mounts"]])
     _set(container, "Secrets", [{"SecretName": secret, "SecretID": (secret_ids or {}).get(secret, secret),
                                  "File": {"Name": target, "UID": "0", "GID": "0", "Mode": 0o444}}
                                 for secret, target in wanted["secrets"]])
