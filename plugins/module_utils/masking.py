@@ -59,12 +59,15 @@ def env_secrets(env):
 
 
 def declared_secrets(resources, connections):
-    """Every secret a stack declaration holds: resources' secret env values, connections'
-    passwords, and passwords inside any URL-valued field."""
+    """Every secret a stack declaration holds: resources' secret env values and build args,
+    connections' passwords, and passwords inside any URL-valued field."""
     found = set()
     for resource in resources or []:
         found |= env_secrets(resource.get("env"))
         found |= command_secrets(resource.get("command"))
+        build = resource.get("build")
+        if isinstance(build, dict):   # build args pass tokens too (Compose users do)
+            found |= env_secrets(build.get("args"))
     for connection in connections or []:
         if connection.get("password"):
             found |= forms(connection["password"])

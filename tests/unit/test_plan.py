@@ -172,6 +172,13 @@ def test_secret_flags_in_commands_are_masked():
     assert command_secrets("redis-server --requirepass 'a b'") >= {"a b", "a%20b"}
 
 
+def test_build_args_that_name_a_secret_are_secrets_of_the_declaration():
+    from ansible_collections.clockwork.connections.plugins.module_utils.masking import declared_secrets
+    resources = [{"name": "web", "build": {"context": "web", "args": {"NPM_TOKEN": "t0ken", "NODE_ENV": "prod"}}}]
+    found = declared_secrets(resources, [])
+    assert "t0ken" in found and "prod" not in found
+
+
 def test_default_network_false_keeps_a_container_on_its_named_networks_only():
     """A Compose service on named networks only: off `<stack>_default`, on the networks its
     network connections name; with none at all, the plan says so."""
