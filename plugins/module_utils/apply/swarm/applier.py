@@ -160,6 +160,7 @@ class SwarmApplier(Applier):
         preflight = SwarmPreflight(self)
         preflight.run()
         self.entries.extend(preflight.built)   # the images it built
+        self.view.known_services(preflight.services.values())
         self._endpoint_default()
         self._networks()
         self._volumes()

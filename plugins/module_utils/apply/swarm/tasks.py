@@ -190,6 +190,15 @@ class SwarmView(object):
                 and found["Spec"].get("Name") == name else None
         return self._cache[key]
 
+    def known_services(self, listed):
+        """Every service of the swarm, as a list just read says them (the pre-flight's): the stack's
+        are not asked for one by one (50 services: 50 requests fewer)."""
+        by_name = dict((found["Spec"].get("Name"), found) for found in listed)
+        for name in self.services:
+            found = by_name.get(name)
+            self._cache.setdefault(("service", name), found if found and owned_by(
+                found["Spec"].get("Labels"), self.stack) else None)
+
     def locate(self, name):
         """(gateway, container id) of the task `name` stands for; (the manager's gateway, name)
         for a name that is no service of the stack; (None, None) when no task can be reached."""
