@@ -243,3 +243,37 @@ def test_a_container_modules_addresses_propagation_and_tmpfs_mount(stack, tmp_pa
     assert again.rc == 0 and again.result("box")["changed"] is False, again.details
     last = playbook([task], check=True)
     assert last.rc == 0 and last.result("box")["changed"] is False, last.details
+
+
+class UpdatingGateway(DockerGateway):
+    """The live gateway with `docker update` (apply/container.py uses it when the gateway has it)."""
+
+    def update_container(self, container, **resources):
+        self.api.update_container(container, **resources)
+        self._wrote("update container %s" % container, ("container", container))
+
+
+def test_a_memory_limit_and_the_restart_policy_change_in_place_on_the_engine(stack):
+    from ansible_collections.clockwork.connections.plugins.module_utils.apply.container import ContainerConverger
+    from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import CONTAINER_ARGS
+
+    def declared(**fields):
+        result = ArgumentSpecValidator(CONTAINER_ARGS).validate(dict(
+            dict(name=stack + "-upd", image=NGINX_IMAGE, entrypoint=["/bin/sh", "-c"], command=[SCRIPT]), **fields))
+        assert not result.error_messages, result.error_messages
+        return ContainerSpec(result.validated_parameters, stack)
+
+    gw = UpdatingGateway()
+    made = ContainerConverger(gw).converge(declared(mem_limit="64m", restart_policy="always"))
+    assert made["actions"] == ["create", "start"], as_text(made)
+    first = inspect("container", stack + "-upd")
+    outcome = ContainerConverger(UpdatingGateway()).converge(declared(mem_limit="256m", cpu_shares=512,
+                                                                      restart_policy="unless-stopped"))
+    assert outcome["actions"] == ["update"], as_text(outcome)
+    attrs = inspect("container", stack + "-upd")
+    assert attrs["Id"] == first["Id"] and attrs["State"]["StartedAt"] == first["State"]["StartedAt"]
+    assert (attrs["HostConfig"]["Memory"], attrs["HostConfig"]["CpuShares"], attrs["HostConfig"]["RestartPolicy"]["Name"]) \
+        == (256 * 1024 ** 2, 512, "unless-stopped")
+    again = ContainerConverger(UpdatingGateway()).converge(declared(mem_limit="256m", cpu_shares=512,
+                                                                    restart_policy="unless-stopped"))
+    assert again["changed"] is False, as_text(again)

@@ -12,7 +12,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.
     MAPPED, NOT_ON_SWARM, OPTIONS_LABEL, SPEC_HASH_LABEL, changes, managed_part, service_body, service_problems,
     wanted_service)
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import memory_gateway
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import MemoryEngine, memory_gateway
 from ansible_collections.clockwork.connections.plugins.module_utils.options.registry import BY_NAME, TABLE
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
 
@@ -356,3 +357,47 @@ def test_a_services_mounts_keep_their_settings():
     assert changes(want, managed_part(body, want, {})) == []
     other, _body = service({"mounts": mounts[:1] + [dict(mounts[1], tmpfs_size="2m")] + mounts[2:]})
     assert changes(other, managed_part(body, other, {})) == ["labels %s" % SPEC_HASH_LABEL, "mounts"]
+
+
+class UpdatingGateway(DockerGateway):
+    """The gateway with `docker update` (the memory engine answers it as 20.10 does)."""
+
+    def update_container(self, container, **resources):
+        self.api.update_container(container, **resources)
+        self._wrote("update container %s" % container, ("container", container))
+
+
+def updating_gateway():
+    gw = UpdatingGateway(api=MemoryEngine(images={IMAGE: dict(IMAGE_CONFIG)}))
+    gw.create_network(NETWORK, driver="bridge", labels={"io.clockwork.stack": "s"})
+    return gw
+
+
+def test_a_limit_or_the_restart_policy_changes_in_place():
+    gw = updating_gateway()
+    converge(gw, params(mem_limit="64m", restart_policy="always"))
+    before = gw.container_now("web")["Id"]
+    outcome = converge(gw, params(mem_limit="256m", cpu_shares=512, restart_policy="no"))
+    assert outcome["actions"] == ["update"] and outcome["reasons"] == ["restart_policy", "mem_limit", "cpu_shares"]
+    attrs = gw.container_now("web")
+    assert attrs["Id"] == before and (attrs["HostConfig"]["Memory"], attrs["HostConfig"]["MemorySwap"]) == (
+        256 * 1024 ** 2, 512 * 1024 ** 2)
+    assert gw.actions[-1] == "update container web"
+    assert converge(gw, params(mem_limit="256m", cpu_shares=512, restart_policy="no"))["changed"] is False
+
+
+@pytest.mark.parametrize("fields, then", [
+    ({"mem_limit": "64m"}, {}),                                   # a limit taken away: no update can
+    ({"mem_limit": "64m"}, {"mem_limit": "128m", "user": "root"}),  # with another change
+    ({"cpus": 0.5}, {"cpus": 1.0}),                               # not in the SDK's update
+])
+def test_what_docker_update_cannot_do_recreates(fields, then):
+    gw = updating_gateway()
+    converge(gw, params(**fields))
+    assert converge(gw, params(**then))["actions"] == ["recreate"]
+
+
+def test_without_the_gateways_update_a_limit_recreates():
+    gw = gateway()
+    converge(gw, params(mem_limit="64m"))
+    assert converge(gw, params(mem_limit="128m"))["actions"] == ["recreate"]

@@ -13,7 +13,8 @@ import re
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     KEPT_MOUNTS_LABEL, RESERVED_LABEL_PREFIX, ClockworkError, owned_by)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import (
-    create_body, kept_targets, describe, drift, keep_connection_mounts, running_config, spec_from_container)
+    create_body, kept_targets, describe, drift, in_place_update, keep_connection_mounts, running_config,
+    spec_from_container)
 from ansible_collections.clockwork.connections.plugins.module_utils.options.networking import NETWORK_MODES
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_wait import condition_reached, has_healthcheck, wait_for
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import masked_diff
@@ -168,18 +169,25 @@ class ContainerConverger(object):
 
         changes = []
         start_first = False
+        update = None
         if attrs is None:
             changes.append("create")
         else:
             reasons = drift(wanted, before)
-            if reasons:
+            update = in_place_update(self.engine, spec, wanted, reasons) if reasons else None
+            if update is not None:
+                changes.append("update")
+                result["reasons"] = reasons
+            elif reasons:
                 start_first = spec.state == "started" and resolved_order(spec, image_attrs, attrs) == "start-first"
                 changes.append(START_FIRST if start_first else "recreate")
                 result["reasons"] = reasons
         if changes:
             result["changed"] = True
             result["actions"].extend(changes)
-            if attrs and start_first:
+            if update is not None:
+                self._update(spec, update)
+            elif attrs and start_first:
                 self._replace(spec, attrs, image_attrs, result)
             elif attrs:
                 self._recreate(spec, attrs, image_attrs, result)
@@ -399,6 +407,13 @@ class ContainerConverger(object):
             repairs.append("remove %s, left by an interrupted run" % name)
             self._discard(container["Id"], name)
         return attrs
+
+    def _update(self, spec, update):
+        """`docker update`: a restart policy or a limit changed in place, the container kept as it runs."""
+        try:
+            self.engine.update_container(spec.name, **update)
+        except APIError as exc:
+            raise ClockworkError("cannot update container %s: %s" % (spec.name, _api_message(exc)))
 
     def _start(self, name):
         try:

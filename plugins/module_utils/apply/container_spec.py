@@ -12,7 +12,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
     KEPT_MOUNTS_LABEL, PORTS_LABEL, env_dict, owner_labels, ports_from_labels)
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import differences, entries, value
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import container_state
-from ansible_collections.clockwork.connections.plugins.module_utils.options.registry import TABLE, argument_spec
+from ansible_collections.clockwork.connections.plugins.module_utils.options.registry import BY_NAME, TABLE, argument_spec
 from ansible_collections.clockwork.connections.plugins.module_utils.options.table import Body, Context, unset
 # Callers import these from here too: the parsers live with their options.
 from ansible_collections.clockwork.connections.plugins.module_utils.options.table import duration_ns
@@ -23,7 +23,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.options.secu
 from ansible_collections.clockwork.connections.plugins.module_utils.options.storage import mount_body, normalise_mount
 
 __all__ = ["CONTAINER_ARGS", "GRANTS", "ENGINE_IPC_MODES", "ContainerSpec", "capability", "create_body", "describe",
-           "device_text", "drift", "duration_ns", "image_healthcheck", "keep_connection_mounts", "kept_targets",
+           "device_text", "drift", "duration_ns", "in_place_update", "image_healthcheck", "keep_connection_mounts", "kept_targets",
            "mount_body", "normalise_healthcheck", "normalise_mount", "parse_device", "parse_port", "running_config",
            "spec_from_container"]
 
@@ -121,6 +121,33 @@ def _compared(option):
 
 # What makes a container drift, in the order its reasons are given.
 DRIFT_RULES = [_compared(option) for option in _COMPARED]
+
+
+# What `docker update` takes, as the SDK's update_container names it.
+_UPDATE_KEYWORDS = ("mem_limit", "mem_reservation", "cpu_shares")
+
+
+def in_place_update(engine, spec, wanted, reasons):
+    """update_container's arguments that make a running container what `wanted` says, when every
+    reason is an option the engine changes in place (restart policy, memory, CPU shares) and the
+    gateway can send it; None when the container must be recreated. A limit taken away recreates:
+    `docker update` cannot set one back to none."""
+    if not hasattr(engine, "update_container"):
+        return None
+    for reason in reasons:
+        option = BY_NAME.get(reason)
+        if option is None or not option.update or unset(wanted.get(reason)) and reason != "restart_policy" \
+                or reason not in _UPDATE_KEYWORDS + ("restart_policy",):
+            return None
+    body = Body()
+    for reason in reasons:
+        BY_NAME[reason].body(getattr(spec, reason), body)
+    update = dict((key, body.host[key]) for key in _UPDATE_KEYWORDS if key in body.host)
+    if "restart_policy" in reasons:
+        update["restart_policy"] = {"Name": spec.restart_policy}
+    if "mem_limit" in update:
+        update["memswap_limit"] = 2 * update["mem_limit"]   # the swap a new container gets: as much again
+    return update
 
 
 def drift(wanted, running):

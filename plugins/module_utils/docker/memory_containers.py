@@ -288,6 +288,28 @@ class ContainerEngine(object):
         self.touched.add(attrs["Id"])
 
     @api_method
+    def update_container(self, container, mem_limit=None, mem_reservation=None, memswap_limit=None, cpu_shares=None,
+                         restart_policy=None, **_others):
+        """`docker update`: the limits and the restart policy of a container, as 20.10 changes them."""
+        path = "/containers/%s/update" % container
+        attrs = self._container(container, path)
+        host = attrs["HostConfig"]
+        memory = mem_limit if mem_limit is not None else host.get("Memory") or 0
+        swap = memswap_limit if memswap_limit is not None else host.get("MemorySwap") or 0
+        if memory and 0 < swap < memory:
+            refuse(500, "Cannot update container %s: Memory limit should be smaller than already set memoryswap limit, "
+                   "update the memoryswap at the same time" % attrs["Id"], path)
+        for key, value in (("Memory", mem_limit), ("MemoryReservation", mem_reservation), ("MemorySwap", memswap_limit),
+                           ("CpuShares", cpu_shares)):
+            if value is not None:
+                host[key] = value
+        if restart_policy is not None:
+            host["RestartPolicy"] = {"Name": restart_policy.get("Name") or "",
+                                     "MaximumRetryCount": restart_policy.get("MaximumRetryCount", 0)}
+        self.touched.add(attrs["Id"])
+        return {"Warnings": None}
+
+    @api_method
     def rename(self, container, name):
         path = "/containers/%s/rename?name=%s" % (container, name)
         attrs = self._container(container, path)
