@@ -172,10 +172,18 @@ def normal(document, name):
       (the export writes the long one; the host path is the file resource's);
     - a healthcheck's timings the file left to the engine (the export writes the engine's defaults);
     - depends_on: compared apart (the stack also waits for every connection's target);
-    - secrets: a password file is the connection's, written by the stack."""
+    - a file secret as the read-only bind Compose makes of it (the stack's file connection is that bind); the
+      password files the export writes itself (secrets/<service>_<NAME>) are the connection's."""
     service = dict((k, v) for k, v in document["services"][name].items()
                    if k not in ("container_name", "depends_on", "secrets") and not k.startswith("x-"))
     networks, volumes = document.get("networks") or {}, document.get("volumes") or {}
+    for secret in document["services"][name].get("secrets") or []:   # a file secret: a read-only bind, as Compose
+        source = (document.get("secrets") or {}).get(secret["source"]) or {}   # mounts it (the stack mounts it so)
+        if source.get("file") and not secret["source"].startswith(name + "_"):   # the stack's own password files
+            service["volumes"] = (service.get("volumes") or []) + [{
+                "type": "bind", "source": source["file"], "read_only": True,
+                "target": secret.get("target") if str(secret.get("target", "")).startswith("/")
+                else "/run/secrets/" + (secret.get("target") or secret["source"])}]
     if service.get("networks"):
         service["networks"] = dict(((networks.get(k) or {}).get("name", k), v) for k, v in service["networks"].items())
     mounts = []
@@ -209,6 +217,9 @@ CORPUS_FILES = sorted(f for f in os.listdir(CORPUS) if f.endswith(".yaml"))
 NEEDS = {"nextcloud.yaml": (False, True), "react_express_mysql.yaml": (True, True), "flask_redis.yaml": (True, False),
          "gitea.yaml": (False, True)}
 MISSING = (NO_BUILD, "network" not in RESOURCE_TYPES)
+# Deployed files whose run needs what the database connection's check does not do yet (requests.md, 18:27):
+# log in with the connection's password when no env part of the client holds it.
+CHECK_WITHOUT_PASSWORD_PART = ("secret_path.yaml",)
 
 
 @pytest.mark.parametrize("name", ["every_key"] + CORPUS_FILES)
@@ -239,13 +250,16 @@ def test_compose_config_of_the_file_and_of_its_round_trip_agree(tmp_path, name, 
 
 # -- deployed by both ---------------------------------------------------------------------------------
 
-DEPLOYED = ["hardened.yaml", "wordpress.yaml", "gitea.yaml"]
+DEPLOYED = ["hardened.yaml", "wordpress.yaml", "gitea.yaml", "secret_path.yaml"]
 
 
 @pytest.mark.parametrize("name", DEPLOYED)
 def test_the_stack_and_compose_up_make_the_same_containers(stack, tmp_path, name, request):  # noqa: F811
     if NEEDS.get(name, (False, False))[1] and MISSING[1]:
         request.applymarker(pytest.mark.xfail(strict=True, reason="not in the stack yet: network resources"))
+    if name in CHECK_WITHOUT_PASSWORD_PART:
+        request.applymarker(pytest.mark.xfail(strict=True, reason="the database check needs a part holding the "
+                                                                  "password (database/connection_type.client_url)"))
     tag = stack.split("-")[-1]
     project_files(tmp_path, filled(open(os.path.join(CORPUS, name)).read(), tag="-" + tag))
     before = state_of(tag)
