@@ -4,9 +4,10 @@ FROM the local nginx test image, and a site) is read on the controller, sent as 
 edited source file rebuilds and rolls the container start-first. check -> apply -> idempotent ->
 check again, asserted on what `docker inspect` and `docker exec` see.
 
-Two ways in: the stack run in this process over the live gateway (as the action runs it in-process,
-its tar where the action puts it), and the playbook through the stack action, which runs once the
-action reads build contexts and the container resource takes `build` (skipped until then)."""
+Three ways in: the stack run in this process over the live gateway (as the action runs it
+in-process, its tar where the action puts it), the playbook through the stack action, and a remote
+Docker host over SSH with the context on the controller only. And the memory engine's POST /build
+answers as the live one."""
 import io
 import os
 import shutil
@@ -15,21 +16,17 @@ import tarfile
 import pytest
 import yaml
 
-from ansible_collections.clockwork.connections.plugins.module_utils import plan as plan_module
-from ansible_collections.clockwork.connections.plugins.module_utils import stack as stack_module
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.build import (
-    BUILD_HASH_LABEL, BUILD_OPTION_SPEC, built_image)
+    BUILD_HASH_LABEL)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import STACK_ARGUMENT_SPEC, run_stack
 from ansible_collections.clockwork.connections.plugins.plugin_utils.build_context import ship_builds
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from helpers import NGINX_IMAGE, ROOT, as_text, docker, inspect, playbook, remove_stack
+from helpers import NGINX_IMAGE, as_text, docker, inspect, playbook, remove_stack
 from test_remote_ssh import sshd  # noqa: F401  (the fixture: an sshd of the test's own)
 
-ACTION = os.path.join(ROOT, "plugins", "action", "stack.py")
-WIRED = "build" in stack_module.RESOURCE_OPTIONS and "ship_builds" in open(ACTION).read()
 # Every image the build makes, its intermediate ones included, carries the test's label (TEST_LABEL=<stack>).
 TEST_LABEL = "org.example.build-test"
 DOCKERFILE = "FROM %s\nLABEL %s=%%s\nCOPY site/ /srv/site/\nLABEL org.example.app=web\n" % (NGINX_IMAGE, TEST_LABEL)
@@ -58,17 +55,6 @@ def images(stack):
         docker("rmi", "-f", ref, check=False)
 
 
-@pytest.fixture
-def build_field(monkeypatch):
-    """The container resource takes `build` in process (Helper A adds it to CONTAINER_ARGS; until then, here)."""
-    entry = dict(type="dict", options=BUILD_OPTION_SPEC)
-    if "build" not in plan_module.RESOURCE_TYPES["container"]:
-        monkeypatch.setitem(plan_module.RESOURCE_TYPES["container"], "build", entry)
-        monkeypatch.setattr(plan_module, "_VALIDATORS", {})
-    if "build" not in stack_module.RESOURCE_OPTIONS:
-        monkeypatch.setitem(stack_module.RESOURCE_OPTIONS, "build", entry)
-
-
 def web_resource(stack, app):
     return {"name": stack + "-web", "build": {"context": str(app), "args": {"FLAVOUR": "plain"}},
             "update_order": "start-first", "command": ["sh", "-c", "exec sleep 3600"]}
@@ -84,7 +70,6 @@ def converge(stack, app, tmp_path, check=False):
     """One run of the stack as the action runs it in-process: the context read and its tar put
     where the module reads it (a directory of the task's, here tmp_path), then run_stack."""
     web = web_resource(stack, app)
-    web["image"] = built_image(stack, web)   # the plan sets it itself once plan.py takes build-only resources
     kept = tmp_path / "remote-tmp"
     kept.mkdir(exist_ok=True)
     resources = ship_builds([web], lambda p: p, lambda local: shutil.copy(local, str(kept)))
@@ -105,7 +90,7 @@ def said(report, gateway):
     return {"entries": report.get("entries"), "actions": gateway.actions}
 
 
-def test_build_on_the_live_engine_check_apply_idempotent_and_an_edit_rolls(stack, app, tmp_path, images, build_field):
+def test_build_on_the_live_engine_check_apply_idempotent_and_an_edit_rolls(stack, app, tmp_path, images):
     name, tag = stack + "-web", "%s-%s-web:clockwork" % (stack, stack)
     images.add(tag)
 
@@ -153,7 +138,7 @@ def test_build_on_the_live_engine_check_apply_idempotent_and_an_edit_rolls(stack
         assert not report["changed"] and builds(gateway) == [], as_text(said(report, gateway))
 
 
-def test_a_failing_build_names_the_resource_and_leaves_nothing(stack, app, tmp_path, images, build_field):
+def test_a_failing_build_names_the_resource_and_leaves_nothing(stack, app, tmp_path, images):
     (app / "Dockerfile").write_text(DOCKERFILE % stack + "RUN exit 3\n")
     images.add("%s-%s-web:clockwork" % (stack, stack))
     with pytest.raises(Exception) as caught:
@@ -171,8 +156,6 @@ def stack_task(stack, app):
     return {"name": "stack", "clockwork.connections.stack": {"name": stack, "resources": [web]}, "register": "result"}
 
 
-@pytest.mark.skipif(not WIRED, reason="the stack action reads no build context yet, or the container resource takes "
-                                      "no build (requested: /work/notes/requests.md, Helper C)")
 def test_build_only_service_through_the_playbook(stack, app, tmp_path, images):
     name, tag = stack + "-web", "%s-%s-web:clockwork" % (stack, stack)
     images.add(tag)
@@ -233,8 +216,6 @@ def ssh_controller_files(stack):
     return buffer.getvalue()
 
 
-@pytest.mark.skipif(not WIRED, reason="the stack action reads no build context yet, or the container resource takes "
-                                      "no build (requested: /work/notes/requests.md, Helper C)")
 def test_build_on_a_remote_docker_host_over_ssh(sshd, stack, tmp_path, images, monkeypatch):
     import test_remote_ssh   # its controller in a private mount namespace, run over its sshd
     monkeypatch.setattr(test_remote_ssh, "controller_files", ssh_controller_files)
@@ -300,8 +281,6 @@ def test_the_memory_engine_builds_as_the_live_one(stack, app, tmp_path, images):
         assert answers[0] == answers[1], as_text({"case": case, "live": answers[0], "memory": answers[1]})
 
 
-@pytest.mark.skipif(not WIRED, reason="the stack action reads no build context yet, or the container resource takes "
-                                      "no build (requested: /work/notes/requests.md, Helper C)")
 def test_hostile_contexts_through_the_playbook(stack, app, tmp_path, images):
     """A link out of the context is sent as a link (the image holds the link, not the file it names);
     a Dockerfile outside the context is refused before anything is touched, naming resource and field."""

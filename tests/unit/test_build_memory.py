@@ -13,7 +13,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils import plan 
 from ansible_collections.clockwork.connections.plugins.module_utils import stack as stack_module
 from ansible_collections.clockwork.connections.plugins.module_utils.apply import build as builds
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.build import (
-    BUILD_HASH_LABEL, BUILD_OPTION_SPEC, build_problems, built_image, swarm_problem)
+    BUILD_HASH_LABEL, build_problems, built_image, swarm_problem)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.preflight import Preflight
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
@@ -33,17 +33,6 @@ from memory_stacks import NGINX, STACK, container, run
 BuildingEngine = MemoryEngine   # it answers POST /build (memory_images.ImageEngine)
 assert issubclass(MemoryEngine, ImageEngine)
 DOCKERFILE = "FROM %s\nCOPY site /usr/share/nginx/html\nLABEL org.example.app=web\n" % NGINX
-
-
-@pytest.fixture(autouse=True)
-def build_field(monkeypatch):
-    """The container resource takes `build` (Helper A adds it to CONTAINER_ARGS; until then, here)."""
-    entry = dict(type="dict", options=BUILD_OPTION_SPEC)
-    if "build" not in plan_module.RESOURCE_TYPES["container"]:
-        monkeypatch.setitem(plan_module.RESOURCE_TYPES["container"], "build", entry)
-        monkeypatch.setattr(plan_module, "_VALIDATORS", {})
-    if "build" not in stack_module.RESOURCE_OPTIONS:
-        monkeypatch.setitem(stack_module.RESOURCE_OPTIONS, "build", entry)
 
 
 @pytest.fixture
@@ -67,9 +56,8 @@ def engine_with_images():
 
 
 def declaration(app, **build):
-    """One build-only resource `web` (its image the tag a build makes), and a plain one beside it."""
+    """One build-only resource `web` (no image: the plan gives it the tag a build makes), and a plain one beside it."""
     web = {"name": "web", "build": dict({"context": str(app)}, **build), "ports": ["80"], "update_order": "start-first"}
-    web["image"] = built_image(STACK, web)   # what the plan sets when none is given (requested of plan.py)
     return [web, {"name": "cache", "image": NGINX}], []
 
 
@@ -232,11 +220,12 @@ def test_two_resources_building_one_image_differently_are_refused(app, base, tmp
     shutil.copytree(str(app), str(other))
     (other / "site" / "index.html").write_text("other")
     resources, connections = declaration(app)
+    resources[0]["image"] = "shared:1"
     twin = dict(copy.deepcopy(resources[0]), name="twin", build={"context": str(other)})
     with pytest.raises(ClockworkError) as caught:
         run(engine_with_images(), shipped_params(base, tmp_path, resources + [twin], connections))
-    assert "resource web: build: image %s-web:clockwork is built by resource twin too" % STACK in caught.value.msg
-    assert "resource twin: build: image %s-web:clockwork is built by resource web too" % STACK in caught.value.msg
+    assert "resource web: build: image shared:1 is built by resource twin too" in caught.value.msg
+    assert "resource twin: build: image shared:1 is built by resource web too" in caught.value.msg
 
 
 def test_build_problems_name_the_field():
@@ -356,3 +345,15 @@ def test_a_failed_build_masks_build_arguments_whose_names_say_secret():
     attrs, problem = builds.run_build(_FailingBuild(), "shop-web:clockwork", build)
     assert attrs is None and "tok-S3CRET" not in problem and "token: ********" in problem
     assert problem.startswith("build: image shop-web:clockwork could not be built: The command")
+
+
+def test_the_plan_takes_a_build_only_resource_and_names_its_image(base):
+    planned = Plan(STACK, [{"name": "web", "build": {"context": "."}}], [], base_dir=str(base))
+    assert planned.specs["web"].image == "%s-web:clockwork" % STACK
+    with pytest.raises(ClockworkError) as caught:
+        Plan(STACK, [{"name": "web", "build": {"context": ".", "dockerfile": "/etc/passwd",
+                                               "labels": {"io.clockwork.stack": "other"}}}], [], base_dir=str(base))
+    assert "resource web: build.dockerfile: '/etc/passwd' is not a file inside the build context" in caught.value.msg
+    assert "resource web: build.labels: io.clockwork.stack: the io.clockwork. prefix is reserved" in caught.value.msg
+    with pytest.raises(ClockworkError, match="resource web: image: is required"):
+        Plan(STACK, [{"name": "web"}], [], base_dir=str(base))
