@@ -303,3 +303,17 @@ def test_hostile_contexts_through_the_playbook(stack, app, tmp_path, images):
     images.add(inspect("image", tag)["Id"])
     assert docker("exec", name, "readlink", "/srv/site/leak.txt") == str(outside / "secret.txt"), run.details
     assert "SECRET-OUTSIDE" not in docker("exec", name, "sh", "-c", "cat /srv/site/leak.txt 2>&1 || true"), run.details
+
+
+def test_a_failed_build_never_shows_a_secret_build_argument(stack, app, tmp_path, images):
+    """The build's output echoes the token (the step that fails prints it): masked in the error, in
+    -vvv and in the result, as every declared secret."""
+    token = "tok-%s-s3cret" % stack[-8:]
+    (app / "Dockerfile").write_text(DOCKERFILE % stack + "ARG API_TOKEN\nRUN echo \"token is $API_TOKEN\" && exit 3\n")
+    images.add("%s-%s-web:clockwork" % (stack, stack))
+    task = stack_task(stack, app)
+    task["clockwork.connections.stack"]["resources"][0]["build"]["args"] = {"API_TOKEN": token}
+    run = playbook([task], env={"ANSIBLE_VERBOSITY": "3"})
+    assert run.rc != 0 and "returned a non-zero code: 3" in run.output, run.details
+    assert "resource %s-web: build: image " % stack in run.output, run.details
+    assert token not in run.output and token not in as_text(run.results), run.details
