@@ -64,6 +64,9 @@ def validated(spec, data, where, problems):
     """One entry against its type's argument spec (defaults, choices, aliases); problems are
     added, and the parameters returned (None when the spec itself refused them)."""
     given = dict((k, _given(v, spec.get(k))) for k, v in data.items() if v is not None and k != "type")
+    for key in sorted(_shapeless(given, spec)):
+        problems.add(where, "%s: must be %s" % (key, "a mapping" if spec[key]["type"] == "dict" else "a list of mappings"))
+        given.pop(key)
     known = set(spec) | set(a for o in spec.values() for a in o.get("aliases", []))
     for key in sorted(set(given) - known):
         problems.add(where, "%s: not a field of this type" % key)
@@ -72,6 +75,18 @@ def validated(spec, data, where, problems):
     for message in result.error_messages:
         problems.add(where, message)
     return None if result.error_messages else result.validated_parameters
+
+
+def _shapeless(given, spec):
+    """The fields with suboptions given in another shape (healthcheck: 1): Ansible's validator fails on them
+    with a TypeError instead of a message."""
+    for key, value in given.items():
+        option = spec.get(key) or {}
+        if not option.get("options"):
+            continue
+        if option.get("type") == "dict" and not isinstance(value, dict) or option.get("type") == "list" and (
+                not isinstance(value, list) or not all(isinstance(item, dict) for item in value)):
+            yield key
 
 
 def _given(value, option):

@@ -251,6 +251,7 @@ def test_pull_policy_never_refuses_a_missing_image():
     ("logging", {"driver": ""}, "logging: driver is required"),
     ("stop_grace_period", "soon", "stop_grace_period: invalid duration"),
     ("mounts", [{"type": "bind", "target": "/x"}], "mounts: a bind mount at /x needs a source"),
+    ("mounts", [{"type": "tmpfs", "target": "/x", "tmpfs_mode": "rwx"}], "mounts: tmpfs_mode 'rwx' of the mount at /x"),
     ("mounts", [{"type": "volume", "source": "vol", "target": "/x", "tmpfs_size": "1m"}],
      "mounts: tmpfs_size is for a tmpfs mount"),
 ])
@@ -401,3 +402,15 @@ def test_without_the_gateways_update_a_limit_recreates():
     gw = gateway()
     converge(gw, params(mem_limit="64m"))
     assert converge(gw, params(mem_limit="128m"))["actions"] == ["recreate"]
+
+
+@pytest.mark.parametrize("field, given, words", [
+    ("healthcheck", 1, "healthcheck: must be a mapping"),
+    ("logging", "json-file", "logging: must be a mapping"),
+    ("mounts", ["/data"], "mounts: must be a list of mappings"),
+    ("entrypoint", 1, "entrypoint: give a list of words or a string"),
+])
+def test_a_field_in_another_shape_is_a_problem_not_a_traceback(field, given, words):
+    with pytest.raises(ClockworkError) as caught:
+        Plan("s", [{"name": "web", "image": IMAGE, field: given}], [])
+    assert "resource web: " in caught.value.msg and words in caught.value.msg, caught.value.msg

@@ -9,6 +9,7 @@ __metaclass__ = type
 
 import shlex
 
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.options.table import (
     CONFIG, HOST, Option, SwarmField, checked, duration_ns)
 
@@ -41,9 +42,11 @@ def _config_body(api_key):
     return body
 
 
-def _entrypoint(value, _ctx):
+def _entrypoint(value, ctx):
     if value is None:
         return None
+    if not isinstance(value, (str, list, tuple)):
+        raise ClockworkError("container %s: entrypoint: give a list of words or a string, not %r" % (ctx.name, value))
     return shlex.split(value) if isinstance(value, str) else [str(v) for v in value]
 
 

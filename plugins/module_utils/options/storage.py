@@ -43,8 +43,11 @@ def normalise_mount(mount, base_dir=None):
                 key, only, mount["target"], kind))
         normal[key] = size_bytes(mount[key]) if key == "tmpfs_size" else mount[key]
     if normal.get("tmpfs_mode") is not None:
-        normal["tmpfs_mode"] = int(str(normal["tmpfs_mode"]), 8) if isinstance(normal["tmpfs_mode"], str) \
-            else int(normal["tmpfs_mode"])
+        mode = normal["tmpfs_mode"]
+        try:
+            normal["tmpfs_mode"] = int(mode, 8) if isinstance(mode, str) else int(mode)
+        except (TypeError, ValueError):
+            raise ClockworkError("tmpfs_mode %r of the mount at %s is not a file mode (like 1777)" % (mode, mount["target"]))
     return normal
 
 
@@ -107,13 +110,10 @@ def _tmpfs(value, ctx):
     for entry in paths:
         path, _sep, options = str(entry).partition(":")
         if not path.startswith("/"):
-            raise ctx_problem(ctx, "tmpfs", "%s is not an absolute path inside the container" % path)
+            raise ClockworkError("container %s: tmpfs: %s is not an absolute path inside the container"
+                                 % (ctx.name, path))
         normal[path] = options
     return sorted("%s:%s" % (p, o) if o else p for p, o in normal.items())
-
-
-def ctx_problem(ctx, field, text):
-    return ClockworkError("container %s: %s: %s" % (ctx.name, field, text))
 
 
 def _read_tmpfs(attrs):
@@ -129,7 +129,7 @@ def _tmpfs_body(value, body):
 def _shm_size(value, ctx):
     if value is None:
         return None
-    size = checked(OPTIONS[2], ctx, size_bytes, value)
+    size = checked(BY_NAME["shm_size"], ctx, size_bytes, value)
     return None if size == DEFAULT_SHM_SIZE else size
 
 
@@ -176,3 +176,4 @@ OPTIONS = [
     Option("shm_size", dict(type="raw"), "Size of C(/dev/shm), like C(256m) or C(1g) (the engine's default 64m).",
            normal=_shm_size, read=_read_shm_size, body=_shm_body, compose=("shm_size",), swarm=None),
 ]
+BY_NAME = dict((o.name, o) for o in OPTIONS)
