@@ -390,7 +390,7 @@ def test_a_key_without_a_field_is_a_warning_naming_service_and_key(key):
 
 
 @pytest.mark.parametrize("key, value, field", [
-    ("logging", "{driver: json-file}", {"logging": {"driver": "json-file", "options": {}}}),
+    ("logging", "{driver: json-file}", {"logging": {"driver": "json-file"}}),
     ("user", "'1000'", {"user": "1000"}),
     ("network_mode", "none", {"network_mode": "none"}),
     ("working_dir", "/app", {"working_dir": "/app"}),

@@ -179,7 +179,8 @@ def _logging(service, reader):
     if not logging.get("driver"):
         reader.warn("logging", "options without a driver: the engine's default driver takes them; left out")
         return None
-    return {"driver": logging["driver"], "options": dict((str(k), _text(v)) for k, v in (logging.get("options") or {}).items())}
+    options = dict((str(k), _text(v)) for k, v in (logging.get("options") or {}).items())
+    return dict({"driver": logging["driver"]}, **({"options": options} if options else {}))
 
 
 def _dump_logging(value, service):
