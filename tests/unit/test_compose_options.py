@@ -256,3 +256,17 @@ def test_a_named_network_of_the_file_is_a_network_resource_once_the_plan_has_the
     assert resources["db"]["networks"] == [{"name": "opts_dbnet", "aliases": ["database"]}]
     assert "default_network" not in resources["both"], "on the default network too, as it says"
     assert not [w for w in result["warnings"] if "networks" in w], result["warnings"]
+
+
+def test_a_secret_build_argument_is_a_secret_of_the_vars_file_and_of_the_export(tmp_path):
+    from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.declaration import vars_file
+    text = "services:\n  app: {build: {context: ., args: {NPM_TOKEN: npm-s3cret, MODE: prod}}}\n"
+    written = vars_file(text, stack="opts", base_dir=str(tmp_path), secrets_file="secrets.yml")
+    assert "npm-s3cret" not in written["text"] and "npm-s3cret" in written["secrets"]
+    assert "NPM_TOKEN: '{{ opts_app_build_npm_token }}'" in written["text"], written["text"]
+    result = imported(text, base_dir=str(tmp_path))
+    exported = export({"name": "opts", "resources": result["resources"], "connections": result["connections"]},
+                      base_dir=str(tmp_path))
+    assert "npm-s3cret" not in exported["text"] and "npm-s3cret" in exported["files"][".env"]["content"]
+    assert yaml.safe_load(exported["text"])["services"]["app"]["build"]["args"] == {
+        "NPM_TOKEN": "${APP_BUILD_NPM_TOKEN:?set it in .env}", "MODE": "prod"}

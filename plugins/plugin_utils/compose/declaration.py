@@ -134,6 +134,10 @@ def collect(stack, declaration):
         for key, value in sorted((resource.get("env") or {}).items()):
             if value is not None and SECRET_ENV_NAME.search(key):
                 secrets.add(value, resource["name"], key)
+        build = resource.get("build") if isinstance(resource.get("build"), dict) else {}
+        for key, value in sorted((build.get("args") or {}).items()):   # a token passed to the build
+            if value is not None and SECRET_ENV_NAME.search(key):
+                secrets.add(value, resource["name"], "build", key)
     for item in declaration["resources"] + declaration["connections"]:
         for key, value in sorted(_strings(item)):
             if url_secret(value):   # a URL with a password is a secret as a whole

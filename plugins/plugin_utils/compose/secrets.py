@@ -13,7 +13,7 @@ import re
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import env_name
 from ansible_collections.clockwork.connections.plugins.module_utils.masking import (
-    command_secrets, declared_secrets, forms, url_password)
+    SECRET_ENV_NAME, command_secrets, declared_secrets, forms, url_password)
 
 
 # Fields that say what a thing is, never a secret: written as declared even when a password has the
@@ -105,6 +105,10 @@ def collect_secrets(resources, connections):
                 secrets.add(url_secret(str(value)), "%s_%s_PASSWORD" % (prefix, env_name(key)))
             if str(value) in known:
                 secrets.add(value, "%s_%s" % (prefix, env_name(key)))
+        build = resource.get("build") if isinstance(resource.get("build"), dict) else {}
+        for key, value in sorted((build.get("args") or {}).items()):   # a token passed to the build
+            if value is not None and SECRET_ENV_NAME.search(str(key)):
+                secrets.add(value, "%s_BUILD_%s" % (prefix, env_name(str(key))))
         for index, value in enumerate(sorted(command_secrets(resource.get("command")))):
             secrets.add(value, "%s_COMMAND_SECRET_%d" % (prefix, index + 1))
     for connection in connections:
