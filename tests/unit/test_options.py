@@ -414,3 +414,14 @@ def test_a_field_in_another_shape_is_a_problem_not_a_traceback(field, given, wor
     with pytest.raises(ClockworkError) as caught:
         Plan("s", [{"name": "web", "image": IMAGE, field: given}], [])
     assert "resource web: " in caught.value.msg and words in caught.value.msg, caught.value.msg
+
+
+def test_an_anonymous_volume_is_shared_by_a_start_first_replacement():
+    gw = gateway()
+    converge(gw, dict(params(mounts=[{"target": "/cache"}]), state="started", wait=False))
+    before = [m["Name"] for m in gw.container_now("web")["Mounts"] if m["Destination"] == "/cache"]
+    spec = ContainerSpec(dict(params(mounts=[{"target": "/cache"}], env={"A": "2"}), state="started", wait=False), "s")
+    spec.update_order = "start-first"
+    outcome = ContainerConverger(gw).converge(spec)
+    assert outcome["actions"][0] == "replace start-first", outcome
+    assert [m["Name"] for m in gw.container_now("web")["Mounts"] if m["Destination"] == "/cache"] == before

@@ -230,6 +230,7 @@ class ContainerConverger(object):
         that a concurrent run created is used when it is ours and matches the spec.
         `anonymous`: target -> the old container's anonymous volume a declared anonymous mount keeps."""
         engine = self.engine
+        anonymous = anonymous if anonymous is not None else getattr(spec, "kept_anonymous", None)
         networks = list(spec.networks)
         wanted_names = set(n["name"] for n in networks)
         # A network mode (host, none, another container's) is no network: one the old container
@@ -321,6 +322,7 @@ class ContainerConverger(object):
     def _replace(self, spec, attrs, image_attrs, result):
         """Start-first (rolling.py): the new container serves before the old one goes."""
         binds = carried_volumes(attrs, image_attrs, set(m["target"] for m in spec.mounts))
+        spec.kept_anonymous = kept_anonymous(attrs, spec)   # the new one shares them while both run
         replace_start_first(self, spec, attrs, binds, self._attached_networks(attrs))
         result["actions"].append("start")
 

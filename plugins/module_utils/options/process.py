@@ -91,7 +91,7 @@ OPTIONS = [
     Option("entrypoint", dict(type="raw"), "The entrypoint, as a list or a string split like a shell would. Not set, "
            "the image's.", where=CONFIG, normal=_entrypoint, wanted=_from_image("Entrypoint"),
            read=lambda attrs: _config(attrs).get("Entrypoint") or None, body=_config_body("entrypoint"),
-           compose=("entrypoint",), secret=True, swarm=SwarmField(("TaskTemplate", "ContainerSpec", "Command")),
+           compose=("entrypoint",), swarm=SwarmField(("TaskTemplate", "ContainerSpec", "Command")),
            details=("A declared entrypoint drops the image's command, as C(docker run --entrypoint) does: declare "
                     "O(command) with it when one is needed.",)),
     Option("init", dict(type="bool"), "Run an init process (C(docker-init)) as PID 1 that forwards signals and reaps "
