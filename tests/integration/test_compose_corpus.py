@@ -252,7 +252,7 @@ def test_compose_config_of_the_file_and_of_its_round_trip_agree(tmp_path, name, 
 
 # -- deployed by both ---------------------------------------------------------------------------------
 
-DEPLOYED = ["hardened.yaml", "wordpress.yaml", "gitea.yaml", "secret_path.yaml", "flask_redis.yaml"]
+DEPLOYED = ["hardened.yaml", "wordpress.yaml", "gitea.yaml", "nextcloud.yaml", "secret_path.yaml", "flask_redis.yaml"]
 
 
 def built(shape, declared):

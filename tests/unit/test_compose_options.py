@@ -251,9 +251,10 @@ def test_a_named_network_of_the_file_is_a_network_resource_once_the_plan_has_the
                         "opts_dbnet": {"name": "opts_dbnet", "type": "network", "network_name": "opts_dbnet",
                                        "driver": "bridge", "internal": True}}
     resources = dict((r["name"], r) for r in result["resources"])
-    assert resources["nc"]["networks"] == [{"name": "opts_redisnet", "aliases": []}, {"name": "opts_dbnet", "aliases": []}]
+    assert resources["nc"]["networks"] == [{"name": "opts_redisnet", "aliases": ["nc"]},
+                                           {"name": "opts_dbnet", "aliases": ["nc"]}], "its name on each, as in Compose"
     assert resources["nc"]["default_network"] is False and resources["db"]["default_network"] is False
-    assert resources["db"]["networks"] == [{"name": "opts_dbnet", "aliases": ["database"]}]
+    assert resources["db"]["networks"] == [{"name": "opts_dbnet", "aliases": ["db", "database"]}]
     assert "default_network" not in resources["both"], "on the default network too, as it says"
     assert not [w for w in result["warnings"] if "networks" in w], result["warnings"]
 

@@ -472,6 +472,8 @@ class Declaration(object):
             elif self.network_resources is not None or self.networks[key]["network_name"] in created:
                 if self.network_resources is not None:
                     self._network_resource(key)
+                    # Compose gives a service its name on each of its networks (replicas: all under it).
+                    aliases = [name] + [a for a in aliases if a != name]
                 attached = {"name": self.networks[key]["network_name"], "aliases": aliases}
                 attached.update((k, options[k]) for k in ("ipv4_address", "priority") if options.get(k) is not None)
                 self.attached[name].append(attached)
