@@ -168,7 +168,8 @@ def normal(document, name):
     """A service of `docker compose config` in one form, less what the stack makes differently on purpose:
     - container_name (the export names each container after its resource, as the stack does);
     - x- fields (x-clockwork, what the export adds for the import);
-    - networks and volumes by their engine names (the export keys them by those);
+    - networks and volumes by their engine names (the export keys them by those), without the service's own
+      name among a network's aliases (Compose gives it on each network; the import declares it);
     - deploy.resources and deploy.restart_policy as mem_limit, cpus, ..., restart (the same container);
     - a mount's empty `volume: {}` and a bind's create_host_path, which Compose adds to the short syntax
       (the export writes the long one; the host path is the file resource's);
@@ -186,8 +187,12 @@ def normal(document, name):
                 "type": "bind", "source": source["file"], "read_only": True,
                 "target": secret.get("target") if str(secret.get("target", "")).startswith("/")
                 else "/run/secrets/" + (secret.get("target") or secret["source"])}]
-    if service.get("networks"):
-        service["networks"] = dict(((networks.get(k) or {}).get("name", k), v) for k, v in service["networks"].items())
+    if service.get("networks"):   # the service's own name, an alias Compose gives it on each network anyway
+        service["networks"] = dict(((networks.get(k) or {}).get("name", k), dict(
+            v, aliases=[a for a in v.get("aliases") or [] if a != name] or None) if v else v)
+            for k, v in service["networks"].items())
+        service["networks"] = dict((k, dict((a, b) for a, b in v.items() if b is not None) or None if v else v)
+                                   for k, v in service["networks"].items())
     mounts = []
     for mount in service.get("volumes") or []:
         mount = dict(mount)

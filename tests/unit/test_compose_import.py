@@ -9,11 +9,14 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.clockwork.connections.plugins.filter.compose import FilterModule
-from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
+from ansible_collections.clockwork.connections.plugins.module_utils.plan import RESOURCE_TYPES, Plan
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose import schema as compose_schema, spec as compose_spec
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.importer import ComposeError, from_compose
 
 PASSWORD = "s3cr3t pw"  # pragma: allowlist secret
+# What a named network nothing makes becomes before the plan has network resources (then: one of them,
+# tests/unit/test_compose_options.py).
+WITHOUT_NETWORK_RESOURCES = pytest.mark.skipif("network" in RESOURCE_TYPES, reason="the plan has network resources")
 SCHEMA_ERRORS = compose_schema.schema_errors
 
 
@@ -422,7 +425,7 @@ def test_what_the_stack_would_refuse_or_has_no_field_for_is_a_warning():
                   ("networks.back.ipam.config: only the first pool",)):
         assert has_warning(result, *words), (words, result["warnings"])
     assert connections(result, "network")[0]["subnet"] == "10.0.0.0/24"
-    assert by_name(result)["a"]["networks"] == [{"name": "shop_back", "aliases": [], "ipv4_address": "10.0.0.5"}]
+    assert by_name(result)["a"]["networks"] == [{"name": "shop_back", "aliases": ["a"], "ipv4_address": "10.0.0.5"}]
 
 
 def test_build_is_the_build_field_with_or_without_image(tmp_path):
@@ -846,6 +849,7 @@ def test_a_connection_whose_env_would_differ_from_the_services_sets_none():
     planned(result)
 
 
+@WITHOUT_NETWORK_RESOURCES
 def test_a_host_or_host_port_value_is_a_network_connection_on_a_shared_network():
     result = imported("""
         services:
@@ -864,7 +868,8 @@ def test_a_host_or_host_port_value_is_a_network_connection_on_a_shared_network()
     resources = by_name(result)
     assert resources["worker"]["env"] == {"QUEUE": "broker:5672", "BROKER_HOST": "broker"}, \
         "one network connection per pair, setting no variable (QUEUE came first): both stay as compose has them"
-    assert resources["broker"]["networks"] == [{"name": "shop_back", "aliases": ["mq"]}]
+    assert resources["broker"]["networks"] == [{"name": "shop_back", "aliases": ["broker", "mq"]}], \
+        "its own name first, as Compose gives it on each of its networks"
     assert resources["plain"]["env"] == {"X": "broker:notaport"}
     for words in (("service web: environment.UPSTREAM: names service worker, but they share no network",),
                   ("service broker: networks.front: no network connection creates it",),
@@ -883,13 +888,14 @@ NAMED_ONLY = """
 """
 
 
+@WITHOUT_NETWORK_RESOURCES
 def test_on_named_networks_only_default_network_false():
     """A service on named networks only, all of them made by a network connection, is off the default
     network (as in Compose); one on a network nothing makes stays on it, with the warning."""
     result = imported(NAMED_ONLY)
     resources = by_name(result)
     assert resources["worker"]["default_network"] is False
-    assert resources["worker"]["networks"] == [{"name": "shop_back", "aliases": []}]
+    assert resources["worker"]["networks"] == [{"name": "shop_back", "aliases": ["worker"]}]
     for name in ("broker", "web", "api"):
         assert "default_network" not in resources[name], name
     assert has_warning(result, "service broker: networks: the stack joins every container to its default network too")

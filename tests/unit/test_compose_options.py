@@ -210,12 +210,12 @@ def test_a_network_s_address_and_priority_are_fields_and_come_back():
           back: {ipam: {config: [{subnet: 10.9.0.0/24}]}}
     """)
     assert result["warnings"] == []
-    assert app_of(result)["networks"] == [{"name": "opts_back", "aliases": ["web"], "ipv4_address": "10.9.0.5",
+    assert app_of(result)["networks"] == [{"name": "opts_back", "aliases": ["app", "web"], "ipv4_address": "10.9.0.5",
                                            "priority": 10}]
     exported = export({"name": "opts", "resources": result["resources"], "connections": result["connections"]},
                       base_dir="/srv/opts")
     assert yaml.safe_load(exported["text"])["services"]["app"]["networks"]["opts_back"] == {
-        "aliases": ["web"], "ipv4_address": "10.9.0.5", "priority": 10}
+        "aliases": ["app", "web"], "ipv4_address": "10.9.0.5", "priority": 10}
     assert app_of(imported(exported["text"], base_dir="/srv/opts"))["networks"] == app_of(result)["networks"]
 
 

@@ -339,10 +339,12 @@ class Export(object):
 
     def service_networks(self, resource, networks):
         declared = set(n["name"] for n in resource.get("networks") or [])
+        named = set(n["name"] for n in self.declared[resource["name"]].get("networks") or []
+                    if resource["name"] in (n.get("aliases") or []))   # its own name declared an alias there
         result, contributed = {}, []
         for network in networks:
             key = "default" if network["name"] == self.plan.default_network else network["name"]
-            aliases = [a for a in network.get("aliases") or [] if a != resource["name"]]
+            aliases = [a for a in network.get("aliases") or [] if a != resource["name"] or network["name"] in named]
             entry = dict([("aliases", aliases)] if aliases else [])
             entry.update((k, network[k]) for k in ("ipv4_address", "priority") if network.get(k) is not None)
             result[key] = entry or None

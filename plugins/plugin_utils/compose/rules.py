@@ -472,9 +472,7 @@ class Declaration(object):
             elif self.network_resources is not None or self.networks[key]["network_name"] in created:
                 if self.network_resources is not None:
                     self._network_resource(key)
-                    # Compose gives a service its name on each of its networks (replicas: all under it).
-                    aliases = [name] + [a for a in aliases if a != name]
-                attached = {"name": self.networks[key]["network_name"], "aliases": aliases}
+                attached = {"name": self.networks[key]["network_name"], "aliases": own_name_first(name, aliases)}
                 attached.update((k, options[k]) for k in ("ipv4_address", "priority") if options.get(k) is not None)
                 self.attached[name].append(attached)
             else:
@@ -595,6 +593,12 @@ class Declaration(object):
             self.connections.append({"type": "file", "from": name, "to": resource["name"], "mount_path": target,
                                      "read_only": True, "description": "from compose: %s %s of %s at %s" % (
                                          kind[:-1], source, name, target)})
+
+
+def own_name_first(name, aliases):
+    """A service's aliases on one of its named networks: its own name first, as Compose gives it on each
+    (replicas all answer to it); to_compose leaves it out again."""
+    return [name] + [a for a in aliases or [] if a != name]
 
 
 def _said_by_the_guard(key, service):
