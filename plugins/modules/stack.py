@@ -1062,6 +1062,13 @@ checks:
   returned: always
   type: list
   elements: dict
+release:
+  description:
+    - The release this apply recorded on the Docker host; C(number), C(pruned) (the numbers removed to keep
+      O(releases_kept)), C(path).
+    - In check mode the number a run would record (nothing is written).
+  returned: when O(state=present) and something changed
+  type: dict
 summary:
   description:
     - The run in lines, as the P(clockwork.connections.stack_summary#filter) filter words them (the role's report

@@ -28,7 +28,8 @@ def _ordered(options):
 TABLE = tuple(_ordered(core.OPTIONS + storage.OPTIONS + networking.OPTIONS + security.OPTIONS + process.OPTIONS
                        + resources.OPTIONS))
 BY_NAME = dict((o.name, o) for o in TABLE)
-assert len(BY_NAME) == len(TABLE), "an option is declared twice"
+if len(BY_NAME) != len(TABLE):
+    raise TypeError("an option of the container table is declared twice")
 
 
 def argument_spec():
