@@ -13,10 +13,11 @@ import socket
 import pytest
 
 from compose_compare import compose_v2, compose_v2_missing, differences
-from helpers import LOCAL_IMAGES, NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, ROOT, as_text
+from helpers import LOCAL_IMAGES, NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, ROOT, as_text, docker
 from test_compose_import_deploy import containers_of, converged, deploy, state_of
 from test_rotation import stack  # noqa: F401  (the stack fixture that also removes carried anonymous volumes)
 
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.build import built_image
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import RESOURCE_TYPES
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.exporter import export
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.importer import from_compose
@@ -305,6 +306,9 @@ def test_the_stack_and_compose_up_make_the_same_containers(stack, tmp_path, name
         theirs = built(containers_of("com.docker.compose.project=%s" % project), declared)
     finally:
         compose_v2(["-p", project, "down", "-v", "--rmi", "local"], cwd=str(tmp_path))
+        for resource in declared.values():   # what the stack built: the stack's purge keeps images
+            if resource.get("build"):
+                docker("rmi", built_image(stack, resource), check=False)
     assert sorted(ours) == sorted(theirs)
     found = differences(ours, theirs)
     assert not found, "the stack and Compose made different containers of %s:\n%s" % (name, "\n".join(found))
