@@ -133,7 +133,8 @@ def test_a_changed_option_recreates_naming_it(name):
     gw = gateway()
     converge(gw, params(**{name: SAMPLES[name][0]}))
     outcome = converge(gw, params(**{name: SAMPLES[name][1]}))
-    assert outcome["actions"] == ["recreate"], outcome
+    # A restart policy or a limit `docker update` takes is changed in place (the gateway's update_container).
+    assert outcome["actions"] == (["update"] if BY_NAME[name].update else ["recreate"]), outcome
     said = outcome["reasons"]
     assert said[0].split(" ")[0] == name, said
     # A changed image brings its labels; changed ports, the label that lists them.
@@ -398,8 +399,16 @@ def test_what_docker_update_cannot_do_recreates(fields, then):
     assert converge(gw, params(**then))["actions"] == ["recreate"]
 
 
+class GatewayWithoutUpdate(DockerGateway):
+    """A gateway that cannot change a container in place (as one without update_container)."""
+
+    @property
+    def update_container(self):
+        raise AttributeError("update_container")
+
+
 def test_without_the_gateways_update_a_limit_recreates():
-    gw = gateway()
+    gw = GatewayWithoutUpdate(api=MemoryEngine(images={IMAGE: dict(IMAGE_CONFIG)}))
     converge(gw, params(mem_limit="64m"))
     assert converge(gw, params(mem_limit="128m"))["actions"] == ["recreate"]
 

@@ -82,6 +82,11 @@ class ContainerCalls(object):
         self.api.restart(container)
         self._wrote("restart container %s" % container, ("container", container))
 
+    def update_container(self, container, **resources):
+        """`docker update`: a restart policy or a limit changed in place (options/resources.py says which)."""
+        self.api.update_container(container, **resources)
+        self._wrote("update container %s" % container, ("container", container))
+
     def rename(self, container, new_name):
         self.api.rename(container, new_name)
         self._wrote("rename container %s to %s" % (container, new_name), ("container", container),

@@ -34,7 +34,8 @@ WRITES = frozenset(("create_container", "start", "stop", "restart", "rename", "r
                     "put_archive", "create_network", "remove_network", "connect_container_to_network",
                     "disconnect_container_from_network", "create_volume", "remove_volume", "pull",
                     "import_image_from_data", "create_service", "update_service", "remove_service",
-                    "create_secret", "create_config", "remove_secret", "remove_config", "build"))
+                    "create_secret", "create_config", "remove_secret", "remove_config", "build",
+                    "update_container"))
 
 
 class MemoryEngine(ContainerEngine, ExecEngine, NetworkEngine, SwarmMemory, ImageEngine):
