@@ -10,6 +10,7 @@ __metaclass__ = type
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.applier import (
     DEFAULT_PARALLEL, apply_state)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.docker_applier import DockerApplier
+from ansible_collections.clockwork.connections.plugins.module_utils.common import STACK_LABEL
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import COMPLETION_ARGS, CONNECTION_ARGS
 from ansible_collections.clockwork.connections.plugins.module_utils.plan import RESOURCE_TYPES
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
@@ -72,5 +73,17 @@ def run_stack(engine, params, diff=False, progress=None, plan=None):
         return DockerApplier(gateway, params["name"], params["resources"], params["connections"],
                              base_dir=params["base_dir"], parallel=params.get("parallel") or DEFAULT_PARALLEL,
                              progress=lines, plan=planned)
+    stack = applier(engine, progress, plan)
     # The probe of an unchanged stack plans anew: an applier fills in the plan's specs as it goes.
-    return apply_state(applier(engine, progress, plan), engine, params, diff=diff, probe=applier)
+    # A stack with containers still to make (a first deploy, a scale-up) is not probed: it changes.
+    probe = applier if params["state"] == "present" and not engine.dry_run and all_made(engine, stack.plan) else None
+    return apply_state(stack, engine, params, diff=diff, probe=probe)
+
+
+def all_made(engine, plan):
+    """Whether every container the plan runs exists (one list of the stack's containers)."""
+    wanted = set(container for name, spec in plan.specs.items() if spec.state != "absent"
+                 for container in plan.containers_of(name))
+    made = set(c["Names"][0].lstrip("/") for c in engine.containers(
+        all=True, filters={"label": "%s=%s" % (STACK_LABEL, plan.name)}))
+    return wanted <= made

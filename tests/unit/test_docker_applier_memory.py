@@ -126,6 +126,22 @@ def test_the_showcase_unchanged_is_a_no_op_that_writes_nothing(base, database):
     assert [c for c in engine.writes() if engine.calls.index(c) >= since] == []
 
 
+def probed(engine, since):
+    """Whether a run looked first on a dry run of its own (its first question: is the engine a manager)."""
+    return any(c.method == "services" and "io.clockwork.dry-run=manager" in str(c.kwargs)
+               for c in engine.calls[since:])
+
+
+def test_a_stack_with_containers_to_make_is_not_looked_at_first(base, database):
+    """A first deploy changes: it takes the lock at once, without a dry run of its own first."""
+    engine = ms.new_engine()
+    run(engine, ms.params(base, *ms.showcase()))
+    assert not probed(engine, 0)
+    since = len(engine.calls)
+    run(engine, ms.params(base, *ms.showcase()))
+    assert probed(engine, since), "an unchanged stack is looked at first"
+
+
 def test_a_changed_stack_is_decided_again_under_the_lock(base, database):
     """The lock-free look finds a change: the run converges under the lock from the start."""
     engine, stack = deployed(base, database)
