@@ -1,6 +1,7 @@
 """Run real playbooks and look at what the real Docker engine sees."""
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -204,6 +205,9 @@ def remove_stack(stack):
         attrs = inspect("volume", name)
         if attrs and is_anonymous(attrs) and not docker("ps", "-aq", "--filter", "volume=" + name):
             docker("volume", "rm", name, check=False)
+    if stack.startswith("cwtest-"):
+        # A test stack's files on this Docker host (its releases stay after a destroy, by design): gone with it.
+        shutil.rmtree(os.path.join(os.path.expanduser("~"), ".clockwork", stack), ignore_errors=True)
 
 
 # The showcase's container names, fixed: one deployer at a time, under the showcase lock.
