@@ -8,10 +8,8 @@ Three ways in: the stack run in this process over the live gateway (as the actio
 in-process, its tar where the action puts it), the playbook through the stack action, and a remote
 Docker host over SSH with the context on the controller only. And the memory engine's POST /build
 answers as the live one."""
-import io
 import os
 import shutil
-import tarfile
 
 import pytest
 import yaml
@@ -25,7 +23,7 @@ from ansible_collections.clockwork.connections.plugins.plugin_utils.build_contex
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from helpers import NGINX_IMAGE, as_text, docker, inspect, playbook, remove_stack
-from test_remote_ssh import sshd  # noqa: F401  (the fixture: an sshd of the test's own)
+from test_remote_ssh import sshd, tar_of  # noqa: F401  (sshd: the fixture, an sshd of the test's own)
 
 # Every image the build makes, its intermediate ones included, carries the test's label (TEST_LABEL=<stack>).
 TEST_LABEL = "org.example.build-test"
@@ -206,14 +204,7 @@ def ssh_controller_files(stack):
     ]}]
     files = {"play.yml": yaml.safe_dump(play), "app/Dockerfile": DOCKERFILE % stack, "app/.dockerignore": "*.log\n",
              "app/site/index.html": "<h1>v0</h1>\n"}
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    return tar_of(files)
 
 
 def test_build_on_a_remote_docker_host_over_ssh(sshd, stack, tmp_path, images, monkeypatch):

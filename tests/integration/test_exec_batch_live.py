@@ -23,7 +23,7 @@ def container():
     name = "cwtest-batch-" + uuid.uuid4().hex[:8]
     docker("run", "-d", "--name", name, "--label", "io.clockwork.stack=" + name, NGINX_IMAGE)
     yield name
-    docker("rm", "-f", name, check=False)
+    docker("rm", "-fv", name, check=False)
 
 
 def batch(container, programs):

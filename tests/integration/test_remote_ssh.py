@@ -98,6 +98,11 @@ def controller_files(stack):
         ]}]
     files = {"play.yml": yaml.safe_dump(play), "schema.sql": SCHEMA, "motd.txt": MOTD}
     files.update(("migrations/" + name, sql) for name, sql in MIGRATIONS.items())
+    return tar_of(files)
+
+
+def tar_of(files):
+    """The tar of {path: text} that run_as_controller unpacks as the controller's directory."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         for name, text in files.items():

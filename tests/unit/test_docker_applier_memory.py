@@ -325,6 +325,8 @@ def test_replicas_run_under_one_alias_and_an_update_rolls_one_at_a_time(base):
             < actions.index("stop container %s" % previous) < actions.index("remove container %s" % previous) \
             < renamed, actions
         done_at = renamed
+    # worker is a resource of its own, which converges beside web: its replicas are ordered among themselves.
+    done_at = -1
     for number in (1, 2):
         name, previous = "worker-%d" % number, old["worker-%d" % number]
         aside = actions.index("rename container %s to %s_clockwork_old_%s" % (previous, name, previous[:12]))

@@ -107,10 +107,15 @@ def failed_checks_error(reports, result):
 def present_report(stack, params, diff):
     """Converge (with the checks when asked) and write the diagram; the report, or a failure
     listing the failed checks. The docker and the swarm appliers end alike."""
-    stack.present(verify=params.get("verify"))
+    return checked_report(stack, converged_report(stack, params, params.get("verify")), diff)
+
+
+def converged_report(stack, params, verify):
+    """Converge (with the checks when `verify`), write the diagram: the report."""
+    stack.present(verify=verify)
     if params.get("diagram_path"):
         stack.write_diagram(params["diagram_path"])
-    return checked_report(stack, stack.report(), diff)
+    return stack.report()
 
 
 def checked_report(stack, report, diff):
@@ -137,10 +142,7 @@ def unchanged(probe, engine, params, diff, progress):
     applier = probe(dry_run_of(engine), lambda line, verbosity: lines.append((line, verbosity)))
     try:
         applier.repair()
-        applier.present(verify=False)
-        if params.get("diagram_path"):
-            applier.write_diagram(params["diagram_path"])
-        report = applier.report()
+        report = converged_report(applier, params, verify=False)
     except Exception:  # pylint: disable=broad-except  # decided again under the lock, which says why
         applier.close()
         return None
