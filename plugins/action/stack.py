@@ -96,6 +96,24 @@ def summary_lines(result, state, check_mode):
     return stack_summary({"checks": result.get("checks")} if state == "verified" else result, check_mode)
 
 
+def invalid_arguments(plan, stack, args, validation):
+    """Why the arguments were refused: the plan's own message when it finds the problems, each named with its
+    resource or connection and all at once (Ansible's validator names no entry, and fails on a field given in
+    another shape), with the validator's on the other arguments; else the validator's."""
+    if validation is None:   # the validator failed on resources or connections: its words on the rest
+        validation = ArgumentSpecValidator(stack.STACK_ARGUMENT_SPEC).validate(dict(args, resources=[], connections=[]))
+    try:
+        plan.Plan(str(args.get("name") or "stack"), args.get("resources") or [], args.get("connections") or [],
+                  base_dir=args.get("base_dir"), engine=args.get("engine") or "docker")
+    except plan.ClockworkError as exc:
+        # The validator's words on the other arguments (state: bogus) too: all problems at once.
+        others = [m for m in validation.error_messages if "resources" not in m and "connections" not in m]
+        return "\n".join([str(exc)] + others)
+    except Exception:  # pylint: disable=broad-except  # a shape the plan cannot read either: the validator's words
+        pass
+    return "; ".join(validation.error_messages) or "invalid arguments: a field with suboptions given in another shape"
+
+
 class ActionModule(ConnectionAction):
 
     def execute(self, args, task_vars):
@@ -107,13 +125,17 @@ class ActionModule(ConnectionAction):
             failed = self.ship_builds(args)
             if failed:
                 return failed
-        validation = ArgumentSpecValidator(stack.STACK_ARGUMENT_SPEC).validate(args)
-        params = validation.validated_parameters
+        try:
+            validation = ArgumentSpecValidator(stack.STACK_ARGUMENT_SPEC).validate(args)
+            refused = validation.error_messages
+        except TypeError:   # a field with suboptions given in another shape (healthcheck: 1): the plan names it
+            validation, refused = None, True
+        params = validation.validated_parameters if validation else args
         # What AnsibleModule masks, and every secret the declaration holds (masking.py says which).
-        secrets = set(validation._no_log_values)  # pylint: disable=protected-access
+        secrets = set(validation._no_log_values) if validation else set()  # pylint: disable=protected-access
         secrets |= masking.declared_secrets(params.get("resources"), params.get("connections"))
-        if validation.error_messages:
-            return remove_values({"failed": True, "msg": "; ".join(validation.error_messages)}, secrets)
+        if refused:
+            return remove_values({"failed": True, "msg": invalid_arguments(plan, stack, args, validation)}, secrets)
         diagram_path = args.pop("diagram_path", None)
         params["diagram_path"] = None
         try:

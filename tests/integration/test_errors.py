@@ -41,3 +41,22 @@ def test_an_engine_refusal_is_one_clear_message(stack, where):
             run.details
     finally:
         docker("rm", "-fv", stack + "-intruder")
+
+
+@pytest.mark.parametrize("where", ["auto", "never"])
+def test_a_field_in_another_shape_is_named_with_its_resource_before_any_change(stack, where):
+    # Ansible's validator fails with a TypeError on a field with suboptions given in another shape, and names
+    # no entry: the plan names each, all at once, the other arguments' problems too.
+    web, db = stack + "-web", stack + "-db"
+    run = playbook([stack_task(stack, [{"name": web, "image": NGINX_IMAGE, "healthcheck": 1},
+                                       {"name": db, "image": NGINX_IMAGE, "logging": "json-file",
+                                        "healthcheck": {"bogus": 1}}], state="bogus")],
+                   env={"CLOCKWORK_STACK_IN_PROCESS": where})
+    assert run.rc != 0, run.output
+    msg = run.result("stack")["msg"]
+    for said in ("resource %s: healthcheck: must be a mapping" % web, "resource %s: logging: must be a mapping" % db,
+                 "resource %s: healthcheck.bogus" % db, "value of state must be one of"):
+        assert said in msg, msg
+    assert "not iterable" not in msg and "Traceback" not in run.output, run.output
+    assert docker("ps", "-aq", "--filter", "label=io.clockwork.stack=%s" % stack) == "", "something was made"
+    assert docker("network", "ls", "-q", "--filter", "name=%s_default" % stack) == "", "the network was made"
