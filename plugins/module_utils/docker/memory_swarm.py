@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The memory engine's Swarm: one manager node, services whose tasks run at once as containers of
 the memory engine (their health and exit scripted as any container's, by the service's name),
-secrets and configs. Simple on purpose: an update replaces every task whose spec changed, a job's
-tasks run to completion, a task that fails is tried again twice."""
+secrets and configs. Simple on purpose: an update replaces the tasks whose spec changed as the
+service's UpdateConfig says (Order, Parallelism, FailureAction: a failed start-first update leaves
+the previous task serving), a job's tasks run to completion, a task that fails is tried again twice."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -176,6 +177,15 @@ class SwarmMemory(object):
         self._schedule(found)
         return {"Warnings": None}
 
+    def _roll_back(self, service):
+        """FailureAction rollback: the service goes back to its PreviousSpec, as `docker service rollback`."""
+        failed = service["Spec"]
+        service.update(Spec=service["PreviousSpec"], PreviousSpec=failed, Version={"Index": next(self._serial)})
+        service["Endpoint"]["Spec"] = service["Spec"]["EndpointSpec"]
+        service["UpdateStatus"] = {"State": "rollback_started", "StartedAt": now(), "Message": "update rolled back"}
+        if self._schedule(service, rolling_back=True):
+            service["UpdateStatus"].update(State="rollback_completed", CompletedAt=now(), Message="rollback completed")
+
     @api_method
     def remove_service(self, service):
         found = self._service(service, "/services/%s" % service)
@@ -195,9 +205,10 @@ class SwarmMemory(object):
     def _service_tasks(self, service):
         return [t for t in self._tasks.values() if t["ServiceID"] == service["ID"]]
 
-    def _schedule(self, service):
-        """Tasks for the service's spec now: a task whose spec is not the current one, or whose slot
-        is no longer wanted, shut down; a task for every wanted slot that has none."""
+    def _schedule(self, service, rolling_back=False):
+        """Tasks for the service's spec now: a task whose slot is no longer wanted shut down, a task
+        for every wanted slot that has none, and the tasks of an earlier spec replaced as the
+        service's UpdateConfig says (`_update`). False when that update failed."""
         spec = service["Spec"]
         mode = spec["Mode"]
         if "ReplicatedJob" in mode:
@@ -205,26 +216,69 @@ class SwarmMemory(object):
             iteration["Index"] += 1
             for slot in range(1, (mode["ReplicatedJob"].get("TotalCompletions") or 1) + 1):
                 self._run_slot(service, slot, iteration["Index"])
-            return
+            return True
         wanted = 1 if "Global" in mode else (mode.get("Replicated") or {}).get("Replicas", 1)
         key = _template_key(spec["TaskTemplate"])
-        kept = {}
+        kept, outdated = {}, {}
         for task in self._service_tasks(service):
             if task["DesiredState"] != "running":
                 continue
-            if task.get("Slot", 1) > wanted or _template_key(task["Spec"]) != key:
+            if task.get("Slot", 1) > wanted:
                 self._shutdown(task)
+            elif _template_key(task["Spec"]) != key:
+                outdated[task.get("Slot", 1)] = task
             else:
                 kept[task.get("Slot", 1)] = task
         for slot in range(1, wanted + 1):
-            if slot not in kept:
+            if slot not in kept and slot not in outdated:
                 self._run_slot(service, slot, None)
+        return self._update(service, outdated, rolling_back)
+
+    def _update(self, service, outdated, rolling_back):
+        """The tasks of an earlier spec (slot -> task) replaced, `Parallelism` slots at a time (0: all),
+        each new task started before its old one stops with Order start-first, after it with
+        stop-first (Swarm's default). A slot whose new task fails is a failure, and FailureAction
+        says what then: pause (the default; a start-first slot keeps its old task serving), continue,
+        or rollback to the PreviousSpec. False when the update failed."""
+        config = (service["Spec"].get("RollbackConfig") if rolling_back else None) or \
+            service["Spec"].get("UpdateConfig") or {}
+        slots = sorted(outdated)
+        step = config.get("Parallelism", 1) or len(slots) or 1
+        start_first = config.get("Order") == "start-first"
+        for first in range(0, len(slots), step):
+            failed = []
+            for slot in slots[first:first + step]:
+                if start_first:
+                    task = self._run_slot(service, slot, None)
+                    if task["Status"]["State"] in ("running", "starting"):
+                        self._shutdown(outdated[slot])
+                    else:
+                        failed.append(task)
+                else:
+                    self._shutdown(outdated[slot])
+                    task = self._run_slot(service, slot, None)
+                    if task["Status"]["State"] not in ("running", "starting"):
+                        failed.append(task)
+            action = config.get("FailureAction") or "pause"
+            if not failed or action == "continue":
+                continue
+            if action == "rollback" and not rolling_back and service.get("PreviousSpec"):
+                self._roll_back(service)
+            else:
+                verb = "rollback" if rolling_back else "update"
+                service["UpdateStatus"] = dict(service.get("UpdateStatus") or {}, State="%s_paused" % verb
+                                               if rolling_back else "paused", Message="%s paused due to failure or "
+                                               "early termination of task %s" % (verb, failed[0]["ID"]))
+            return False
+        return True
 
     def _run_slot(self, service, slot, iteration):
+        """The slot's task, tried again while it fails (ATTEMPTS in all): the last one made."""
         for _attempt in range(ATTEMPTS):
             task = self._run_task(service, slot, iteration)
             if task["Status"]["State"] in ("running", "starting", "complete"):
-                return
+                break
+        return task
 
     def _run_task(self, service, slot, iteration):
         task_id = _swarm_id("task", service["ID"], slot, next(self._serial))
