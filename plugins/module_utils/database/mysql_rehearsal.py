@@ -23,50 +23,30 @@ stream, never through a shell."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import io
-import json
 import os
 import re
-import tarfile
 import time
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, env_dict, owner_labels
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_journal import (
     FAILURES_TABLE, TRACKING_TABLE, server_words)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_scope import (
     foreign_databases, own_qualified)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_splitter import mysql_statements
-from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import (
-    CONFLICT, engine_words, status_of)
-from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import (
-    APIError, NotFound, exec_first, exec_in)
+from ansible_collections.clockwork.connections.plugins.module_utils.database.snapshots import (
+    MB, ServerContainer, SnapshotStore, entry_of, kept_and_pruned, known_entry, record, restore_words, restoring,
+    snapshot_name, utc_now)
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import exec_first
 
-VOLUME = "%s-clockwork-snapshots"
-HELPER_RESOURCE = "clockwork-snapshots"
-DIRECTORY = "/snapshots"
 SCRATCH = "clockwork_rehearsal_%s"
 DUMPERS = ("mariadb-dump", "mysqldump")
 # One consistent read without locking the tables, and everything a database holds besides its tables.
 DUMP_OPTIONS = ["--single-transaction", "--routines", "--triggers", "--events", "--no-tablespaces", "--hex-blob"]
 CLIENTS = ("mariadb", "mysql")
-MB = 1024 * 1024
-NAME_PART = re.compile(r"[^A-Za-z0-9_]+")
 SQL_WORD = re.compile(r"^[A-Za-z0-9_]+$")
-
-
-def snapshot_name(database, now=None, token=None):
-    """A snapshot's name: the database (its safe characters), the UTC time and a random part."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
-    return "%s-%s-%s" % (NAME_PART.sub("_", str(database))[:40] or "db", stamp, token or os.urandom(3).hex())
-
-
-def kept_and_pruned(index, server, database, keep):
-    """(entries kept, snapshot names to remove) of a server's index, the newest `keep` per database."""
-    mine = [e for e in index if e["database"] == database]
-    others = [e for e in index if e["database"] != database]
-    mine.sort(key=lambda e: e["created"])
-    cut = max(0, len(mine) - max(1, keep))
-    return others + mine[cut:], [e["snapshot"] for e in mine[:cut]]
+KIND = "mysqldump"
+# Names whose home was this module before snapshots.py: importers of that time still find them here.
+MOVED = (kept_and_pruned, snapshot_name)
 
 
 def not_isolated(pending, database, cross_database):
@@ -84,23 +64,8 @@ def not_isolated(pending, database, cross_database):
     return None
 
 
-class ServerContainer(object):
-    """The server's container where it runs (on Swarm, the node of the task a service stands for)."""
-
-    def __init__(self, engine, name):
-        locate = getattr(engine, "locate", None)
-        self.engine, self.ident = locate(name) if locate else (engine, name)
-        if self.ident is None:
-            raise ClockworkError("no container of %s can be reached to take a snapshot" % name)
-        self.name = name
-        self.attrs = self.engine.container_now(self.ident)
-        if self.attrs is None:   # gone since it was located
-            raise ClockworkError("no container of %s can be reached to take a snapshot" % name)
-        # As the server sees its env (on Swarm, a secret file's content under the variable's own name).
-        self.seen = engine.container(name) or self.attrs
-
-    def env(self):
-        return env_dict((self.seen.get("Config") or {}).get("Env"))
+class MysqlServer(ServerContainer):
+    """The MySQL or MariaDB server's container, whose client programs differ by image."""
 
     def run(self, programs, args, password, seconds, doing, after, bounds=None):
         """A MySQL client program (the first of `programs` the image has) with `args`; raises on failure.
@@ -115,96 +80,6 @@ class ServerContainer(object):
             raise ClockworkError("%s failed inside %s: %s; %s" % (doing, self.name, " ".join(out.split())[-2000:],
                                                                   after))
 
-    def remove(self, path):
-        exec_in(self.engine, self.ident, ["rm", "-f", "--", path])
-
-
-class SnapshotStore(object):
-    """The stack's snapshot volume on the server's node, read and written through a helper
-    container of the server's own image that is never started but to remove old snapshots."""
-
-    def __init__(self, server, stack):
-        self.server, self.engine = server, server.engine
-        self.stack, self.volume = stack, VOLUME % stack
-        self.index_file = "index-%s.json" % server.name
-
-    def _helper(self, command):
-        if self.engine.volume(self.volume) is None:
-            try:
-                self.engine.create_volume(self.volume, labels=owner_labels(self.stack, HELPER_RESOURCE))
-            except APIError as exc:
-                if status_of(exc) != CONFLICT:
-                    raise ClockworkError("cannot create volume %s: %s" % (self.volume, engine_words(exc)))
-        mount = {"Target": DIRECTORY, "Source": self.volume, "Type": "volume", "ReadOnly": False}
-        return self.engine.create_container(
-            "%s-%s-%s" % (self.stack, HELPER_RESOURCE, os.urandom(4).hex()), self.server.attrs["Image"],
-            host_config={"mounts": [mount]}, entrypoint=command, user="0",
-            labels=owner_labels(self.stack, HELPER_RESOURCE))["Id"]
-
-    def _drop(self, helper):
-        try:
-            self.engine.remove_container(helper, force=True)
-        except APIError:
-            pass
-
-    def index(self):
-        """The server's snapshots: [{snapshot, database, created, charset, collation, before, size}]."""
-        if self.engine.volume(self.volume) is None:
-            return []
-        helper = self._helper(["true"])
-        try:
-            return self._read_index(helper)
-        finally:
-            self._drop(helper)
-
-    def _read_index(self, helper):
-        try:
-            stream, _stat = self.engine.get_archive(helper, "%s/%s" % (DIRECTORY, self.index_file))
-        except NotFound:
-            return []
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
-            return json.loads(archive.extractfile(archive.getmembers()[0]).read().decode("utf-8"))
-
-    def keep(self, path, entry, keep):
-        """Move the dump at `path` in the server's container into the volume, record it, and remove
-        the snapshots of its database beyond the newest `keep`."""
-        helper = self._helper(["true"])
-        try:
-            index, pruned = kept_and_pruned(self._read_index(helper) + [entry], self.server.name, entry["database"],
-                                            keep)
-            stream, _stat = self.engine.get_archive(self.server.ident, path)
-            self.engine.put_archive(helper, DIRECTORY, stream)
-            self.engine.put_archive(helper, DIRECTORY, _tar(self.index_file, json.dumps(index, indent=1).encode()))
-        finally:
-            self._drop(helper)
-        if pruned:
-            remover = self._helper(["rm", "-f", "--"] + ["%s/%s.sql" % (DIRECTORY, name) for name in pruned])
-            try:
-                self.engine.start(remover)
-                self.engine.wait(remover, timeout=60)
-            finally:
-                self._drop(remover)
-
-    def fetch(self, snapshot, into):
-        """Copy a kept snapshot into the server's container, as `into` (a directory there)."""
-        helper = self._helper(["true"])
-        try:
-            stream, _stat = self.engine.get_archive(helper, "%s/%s.sql" % (DIRECTORY, snapshot))
-            self.engine.put_archive(self.server.ident, into, stream)
-        except NotFound:
-            raise ClockworkError("snapshot %s is not in volume %s" % (snapshot, self.volume))
-        finally:
-            self._drop(helper)
-
-
-def _tar(name, data):
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        info = tarfile.TarInfo(name)
-        info.size, info.mtime, info.mode = len(data), int(time.time()), 0o600
-        archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
 
 class Rehearsal(object):
     """One run's rehearsal of a MySQL target's pending files (see the module's docstring)."""
@@ -215,6 +90,7 @@ class Rehearsal(object):
         self.database = str(self.settings["database"])
         self.server_name = server_name
         self.login = None   # (user, password, session) that may create a database
+        self.kept = None    # what a release records of the snapshot kept (snapshots.record)
 
     def decide(self, pending):
         """(True, None) to rehearse, (False, why not) when it cannot or need not: then raises for
@@ -264,7 +140,7 @@ class Rehearsal(object):
         """Take a user that may create a database: the connection's, else root with the password the
         server's env gives. Returns why none can, or None."""
         candidates = [(self.settings["user"], self.settings["password"], self.target.conn)]
-        server = ServerContainer(self.ctx.engine, self.server_name)
+        server = MysqlServer(self.ctx.engine, self.server_name)
         admin = self.target.engine_admin(server.env())
         if admin:
             candidates.append(admin + (None,))
@@ -294,7 +170,7 @@ class Rehearsal(object):
         """Dump, load into a scratch database, apply `pending` there; keep the snapshot when they
         pass. Returns the snapshot's name; raises, with the real database untouched, when not."""
         user, password, session = self.login
-        server = ServerContainer(self.ctx.engine, self.server_name)
+        server = MysqlServer(self.ctx.engine, self.server_name)
         name = snapshot_name(self.database)
         path = "/tmp/%s.sql" % name
         seconds = self.target.migration_timeout
@@ -322,10 +198,11 @@ class Rehearsal(object):
             if dropped:
                 raise ClockworkError("%s: the copy of %s took every file, but%s" % (
                     self.target.where, self.database, dropped))
-            entry = {"snapshot": name, "database": self.database, "created": time.strftime(
-                "%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "charset": charset, "collation": collation,
-                "before": ["%s %s" % (kind, file_name) for kind, file_name, _p, _s, _c in pending]}
-            SnapshotStore(server, self.ctx.stack).keep(path, entry, keep)
+            entry = {"snapshot": name, "database": self.database, "created": utc_now(), "kind": KIND,
+                     "charset": charset, "collation": collation,
+                     "before": ["%s %s" % (kind, file_name) for kind, file_name, _p, _s, _c in pending]}
+            store = SnapshotStore(server, self.ctx.stack)
+            self.kept = record(store.keep(path, entry, keep), store.volume)
             return name
         finally:
             server.remove(path)
@@ -417,7 +294,10 @@ def rehearse(target, pending, ctx, result, server_name):
     if not go:
         return None
     result.act("rehearse %s on a copy of %s" % (names, database))
-    return target.rehearse_on_copy(rehearsal, pending, int(target.settings["snapshot_keep"]))
+    name = target.rehearse_on_copy(rehearsal, pending, int(target.settings["snapshot_keep"]))
+    if rehearsal.kept:
+        result.extra["snapshot"] = rehearsal.kept
+    return name
 
 
 def restore(target, ctx, result, server_name, snapshot):
@@ -425,22 +305,18 @@ def restore(target, ctx, result, server_name, snapshot):
     then the database dropped, created again with the snapshot's character set, and loaded.
     A dry run's target reads nothing of the volume (that takes a container): it says what would be done."""
     database = str(target.settings["database"])
-    server = ServerContainer(ctx.engine, server_name)
+    server = MysqlServer(ctx.engine, server_name)
     store = SnapshotStore(server, ctx.stack)
     index = target.snapshots(store)
     if index is None:
-        result.act("restore snapshot %s of %s from volume %s (the state of %s now is kept as a snapshot first; "
-                   "what clients wrote since the snapshot is then gone from %s)" % (
-                       snapshot, database, store.volume, database, database))
+        result.act(restore_words(snapshot, database, known_entry(result), store.volume))
         return
-    entry = next((e for e in index if e["snapshot"] == snapshot), None)
-    if entry is None or entry["database"] != database or not all(
-            SQL_WORD.match(entry.get(key) or "") for key in ("charset", "collation")):
-        raise ClockworkError("%s: no snapshot %s of database %s in volume %s (kept: %s); nothing was changed" % (
-            target.where, snapshot, database, store.volume,
-            ", ".join(e["snapshot"] for e in index if e["database"] == database) or "none"))
-    result.act("restore snapshot %s of %s, taken %s before %s" % (
-        snapshot, database, entry["created"], ", ".join(entry["before"]) or "its files"))
+    entry = entry_of(index, snapshot, database, KIND, target.where, store.volume)
+    if not all(SQL_WORD.match(entry.get(key) or "") for key in ("charset", "collation")):
+        raise ClockworkError("%s: snapshot %s in volume %s has no character set this restore can use; nothing was "
+                             "changed" % (target.where, snapshot, store.volume))
+    result.act(restore_words(snapshot, database, entry, store.volume))
+    restoring(result, database, entry)
     rehearsal = Rehearsal(target, ctx, server_name)
     rehearsal.find_login()
     user, password, session = rehearsal.login or (target.settings["user"], target.settings["password"], target.conn)
@@ -449,14 +325,14 @@ def restore(target, ctx, result, server_name, snapshot):
     current = "/tmp/%s.sql" % now
     seconds = target.migration_timeout
     try:
-        store.fetch(snapshot, "/tmp")
+        store.fetch(entry, "/tmp")
         if not target.missing_database:
             server.run(DUMPERS, address + DUMP_OPTIONS + ["--result-file=" + current, database], password, seconds,
                        "the snapshot of %s before the restore (mysqldump)" % database, "nothing was changed")
             charset, collation = target.character_set()
-            store.keep(current, {"snapshot": now, "database": database, "created": time.strftime(
-                "%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "charset": charset, "collation": collation,
-                "before": ["restore of %s" % snapshot]}, int(target.settings["snapshot_keep"]))
+            store.keep(current, {"snapshot": now, "database": database, "created": utc_now(), "kind": KIND,
+                                 "charset": charset, "collation": collation, "before": ["restore of %s" % snapshot]},
+                       int(target.settings["snapshot_keep"]))
             result.act("keep the state before the restore as snapshot %s" % now)
             result.extra["snapshot_before_restore"] = now
         again = "run the restore again (snapshot %s%s is kept)" % (
