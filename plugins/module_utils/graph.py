@@ -12,8 +12,10 @@ __metaclass__ = type
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
     ClockworkError, Problems, connection_ends)
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
+from ansible_collections.clockwork.connections.plugins.module_utils.resource_types import (
+    DEFAULT_KIND, RESOURCE_KINDS, kind_of)
 
-RESOURCE_TYPES = ("container", "file", "volume")
+RESOURCE_TYPES = tuple(RESOURCE_KINDS)
 
 
 def connection_labels(connections):
@@ -37,8 +39,8 @@ def structure_problems(resources, connections, problems):
             continue
         if name in kinds:
             problems.add("resource %s" % name, "name: declared twice")
-        kind = resource.get("type") or "container"
-        if kind not in RESOURCE_TYPES:
+        kind = resource.get("type") or DEFAULT_KIND
+        if kind not in RESOURCE_KINDS:
             problems.add("resource %s" % name, "type: unknown type %s (known: %s)" % (kind, ", ".join(RESOURCE_TYPES)))
         kinds[name] = kind
     for label, connection in zip(connection_labels(connections), connections):
@@ -50,7 +52,7 @@ def structure_problems(resources, connections, problems):
         for end, name in (("from", source), ("to", target)):
             if name not in kinds:
                 problems.add(label, "%s: unknown resource %s" % (end, name))
-        if source in kinds and kinds[source] != "container":
+        if source in kinds and kinds[source] in RESOURCE_KINDS and not RESOURCE_KINDS[kinds[source]].runs_containers:
             problems.add(label, "from: must be a container, %s is a %s" % (source, kinds[source]))
         if kind is not None and target in kinds and kinds[target] not in kind.to_kinds:
             problems.add(label, "to: must be a %s, %s is a %s" % (" or ".join(kind.to_kinds), target, kinds[target]))
@@ -126,12 +128,9 @@ def _node_id(name):
 def mermaid(resources, connections, env_by_connection=None):
     """A Mermaid flowchart: resources as nodes, connections as labelled edges with their env."""
     env_by_connection = env_by_connection or {}
-    shapes = {"container": '["%s"]', "file": '[/"%s"/]', "volume": '[("%s")]'}
     lines = ["flowchart TD"]
     for resource in resources:
-        kind = resource.get("type", "container")
-        label = resource["name"]
-        lines.append("    %s%s" % (_node_id(resource["name"]), shapes[kind] % label))
+        lines.append("    %s%s" % (_node_id(resource["name"]), kind_of(resource).shape % resource["name"]))
     for index, connection in enumerate(connections):
         source, target = connection_ends(connection)
         details = CONNECTION_TYPES[connection["type"]].diagram_details(connection) + list(

@@ -17,35 +17,24 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import re
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import (
-    RESERVED_LABEL_PREFIX, ClockworkError, Problems, connection_ends, docker_name_problem, stack_name_problem)
+    ClockworkError, Problems, connection_ends, stack_name_problem)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import CONNECTION_ARGS
-from ansible_collections.clockwork.connections.plugins.module_utils.apply.build import build_problems, built_image
-from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import (
-    CONTAINER_ARGS, ContainerSpec, duration_ns, parse_port)
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_spec import ContainerSpec, parse_port
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import wanted_settings
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import (
     connection_labels, deployment_order, find_cycle, structure_problems)
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.replicas import (
-    UPDATE_ARGS, grace_seconds, replica_names, replica_problems, replicated_problems)
-from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.services import SERVICE_ARGS
+    grace_seconds, replica_names, replicated_problems)
+from ansible_collections.clockwork.connections.plugins.module_utils import resource_types
 
-FILE_RESOURCE_ARGS = dict(name=dict(type="str", required=True), path=dict(type="path", required=True),
-                          content=dict(type="str"), mode=dict(type="raw"), owner=dict(type="str"))
-VOLUME_RESOURCE_ARGS = dict(name=dict(type="str", required=True), volume_name=dict(type="str"),
-                            driver=dict(type="str", default="local"))
-# A container of a stack joins the stack's network `<stack>_default` unless told not to (a
-# Compose service on named networks only), beside the networks its connections give it.
-STACK_CONTAINER_ARGS = dict(default_network=dict(type="bool", default=True))
-# A container resource of a stack also takes what a Swarm service needs (replicas, ...) and how
-# its containers are replaced (both engines).
-RESOURCE_TYPES = {"container": dict(CONTAINER_ARGS, **SERVICE_ARGS, **UPDATE_ARGS, **STACK_CONTAINER_ARGS),
-                  "file": FILE_RESOURCE_ARGS, "volume": VOLUME_RESOURCE_ARGS}
+# Resource type -> its fields (resource_types.py has the rest of each type).
+RESOURCE_TYPES = dict((name, kind.args) for name, kind in resource_types.RESOURCE_KINDS.items())
+IMAGE_REFERENCE = resource_types.IMAGE_REFERENCE
 
 
 _VALIDATORS = {}
@@ -112,59 +101,6 @@ def connection_spec(kind):
     return _CONNECTION_SPECS[kind.name]
 
 
-# Docker's reference grammar (distribution/reference): known without asking the engine, which
-# would answer with its own words alone ("invalid reference format"), naming no resource.
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])" \
-          r"(?::[0-9]+)?"
-IMAGE_REFERENCE = re.compile(r"^(?:%s/)?%s(?:/%s)*(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z]"
-                             r"[A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$" % (_DOMAIN, _COMPONENT, _COMPONENT))
-
-
-def _container_problems(params, base_dir, engine="docker"):
-    """What is wrong with one container's own declaration: [(field, problem)]."""
-    problems = replica_problems(params, engine)
-    if docker_name_problem(params["name"]):
-        problems.append(("name", docker_name_problem(params["name"])))
-    problems.extend(build_problems(params))
-    if not params.get("image") and not params.get("build") and params.get("state") != "absent":
-        problems.append(("image", "is required"))
-    elif params.get("image") and not IMAGE_REFERENCE.match(params["image"]):
-        problems.append(("image", "%r is not an image reference ([registry/]name[:tag][@digest], the name in lower "
-                                  "case)" % params["image"]))
-    for port in params.get("ports") or []:
-        try:
-            parse_port(port)
-        except ClockworkError as exc:
-            problems.append(("ports", exc.msg))
-    healthcheck = params.get("healthcheck") or {}
-    for key in ("interval", "timeout", "start_period"):
-        try:
-            duration_ns(healthcheck.get(key) or "0s")
-        except ClockworkError as exc:
-            problems.append(("healthcheck.%s" % key, exc.msg))
-    targets = []
-    for mount in params.get("mounts") or []:
-        if not mount["target"].startswith("/"):
-            problems.append(("mounts", "target %s must be an absolute path inside the container" % mount["target"]))
-        if mount["target"] in targets:
-            problems.append(("mounts", "target %s is mounted twice" % mount["target"]))
-        targets.append(mount["target"])
-        if mount.get("type") == "volume" and mount.get("source") and docker_name_problem(mount["source"]):
-            problems.append(("mounts", "volume " + docker_name_problem(mount["source"])))
-    for network in params.get("networks") or []:
-        if docker_name_problem(network["name"]):
-            problems.append(("networks", docker_name_problem(network["name"])))
-    if params.get("network_mode") and params.get("networks"):
-        problems.append(("networks", "a container with network_mode %s joins no network: drop networks or "
-                                     "network_mode" % params["network_mode"]))
-    for label in sorted(str(k) for k in params.get("labels") or {}):
-        if label.startswith(RESERVED_LABEL_PREFIX):
-            problems.append(("labels", "%s: the %s prefix is reserved for the labels the collection sets itself"
-                                       % (label, RESERVED_LABEL_PREFIX)))
-    return problems
-
-
 def published(ports):
     """(protocol, host port, host ip, as declared) of every port, given as parse_port's tuples,
     that is published on a fixed host port."""
@@ -205,19 +141,15 @@ class Plan(object):
 
         self.resources = []
         for index, resource in enumerate(resources):
-            kind = resource.get("type") or "container"
+            kind = resource_types.kind_of(resource)
             where = "resource %s" % (resource.get("name") or "#%d" % (index + 1))
-            if kind not in RESOURCE_TYPES:
+            if kind is None:
                 continue
-            params = validated(RESOURCE_TYPES[kind], resource, where, problems)
+            params = validated(kind.args, resource, where, problems)
             if params is None:
                 continue
-            params["type"] = kind
-            if kind == "container":
-                params["image"] = built_image(self.name, params)
-                problems.extend(where, ("%s: %s" % p for p in _container_problems(params, self.base_dir, engine)))
-            elif kind == "volume" and docker_name_problem(params.get("volume_name") or params["name"]):
-                problems.add(where, "volume_name: " + docker_name_problem(params.get("volume_name") or params["name"]))
+            params["type"] = kind.name
+            problems.extend(where, ("%s: %s" % p for p in kind.problems(params, self)))
             self.resources.append(params)
         self.by_name = dict((r["name"], r) for r in self.resources)
         self._port_problems(problems)
@@ -225,7 +157,7 @@ class Plan(object):
         self.replicated = {}
         if engine == "docker":
             self.replicated = dict((r["name"], replica_names(r["name"], r["replicas"])) for r in self.resources
-                                   if r["type"] == "container" and (r.get("replicas") or 1) > 1)
+                                   if resource_types.runs_containers(r) and (r.get("replicas") or 1) > 1)
             self._replica_name_problems(problems)
 
         self.connections = []
@@ -269,7 +201,7 @@ class Plan(object):
         """A container resource named as another's replica (`api-2` beside `api` with 3 replicas):
         both would claim one container."""
         for resource in self.resources:
-            if resource["type"] != "container" or resource["name"] in self.replicated:
+            if not resource_types.runs_containers(resource) or resource["name"] in self.replicated:
                 continue   # a replicated one has no container of its own name (`api-2-1`, ...)
             for other, names in sorted(self.replicated.items()):
                 if resource["name"] in names:
@@ -286,8 +218,9 @@ class Plan(object):
         before anything mounts it."""
         paths = {}
         for resource in self.resources:
-            if resource["type"] == "file" and resource.get("content") is not None:
-                paths[self.host_path(resource["path"])] = resource["content"]
+            for path, content in resource_types.kind_of(resource).files(resource):
+                if content is not None:
+                    paths[self.host_path(path)] = content
         for connection in self.connections:
             for path, content in CONNECTION_TYPES[connection["type"]].written_files(connection, self.name).items():
                 paths[self.host_path(path)] = content
@@ -306,7 +239,7 @@ class Plan(object):
     def _port_problems(self, problems):
         taken = []
         for resource in self.resources:
-            if resource["type"] != "container" or resource.get("state") == "absent":
+            if not resource_types.runs_containers(resource) or resource.get("state") == "absent":
                 continue
             for proto, port, ip, text in published(parsed_ports(resource)):
                 for other, (o_proto, o_port, o_ip, o_text) in taken:
@@ -343,7 +276,7 @@ class Plan(object):
     def _container_specs(self, problems):
         specs = {}
         for resource in self.resources:
-            if resource["type"] != "container":
+            if not resource_types.runs_containers(resource):
                 continue
             params = dict(resource)
             networks = [dict(n) for n in params.get("networks") or []]
@@ -384,21 +317,27 @@ class Plan(object):
         return specs
 
     def _networks(self, problems):
+        """The networks to make: the stack's default one and its network resources, made by the stack
+        before any container (`by` "stack"; `resource` names the resource), then those of network
+        connections, made by each connection (`by` its label). One name, one set of settings."""
         networks = [{"name": self.default_network, "settings": wanted_settings({}), "by": "stack"}]
-        for connection in self.connections:
-            for name, settings in CONNECTION_TYPES[connection["type"]].networks(connection):
-                same = [n for n in networks if n["name"] == name]
-                if same and same[0]["settings"] != settings:
-                    problems.add(connection["label"], "network_name: %s is declared with other settings by %s" % (
-                        name, same[0]["by"]))
-                elif not same:
-                    networks.append({"name": name, "settings": settings, "by": connection["label"]})
+        wanted = [(name, settings, {"by": "stack", "resource": "resource %s" % r["name"]}) for r in self.resources
+                  for name, settings in resource_types.kind_of(r).networks(r)]
+        wanted += [(name, settings, {"by": c["label"]}) for c in self.connections
+                   for name, settings in CONNECTION_TYPES[c["type"]].networks(c)]
+        for name, settings, by in wanted:
+            same = [n for n in networks if n["name"] == name]
+            if same and same[0]["settings"] != settings:
+                problems.add(by.get("resource") or by["by"], "network_name: %s is declared with other settings by %s"
+                             % (name, same[0].get("resource") or same[0]["by"]))
+            elif not same:
+                networks.append(dict({"name": name, "settings": settings}, **by))
         return networks
 
     def _volumes(self, problems):
         volumes = []
-        wanted = [(r.get("volume_name") or r["name"], r["driver"], "resource %s" % r["name"])
-                  for r in self.resources if r["type"] == "volume"]
+        wanted = [(name, driver, "resource %s" % r["name"]) for r in self.resources
+                  for name, driver in resource_types.kind_of(r).volumes(r)]
         wanted += [(name, driver, c["label"]) for c in self.connections
                    for name, driver, _create in CONNECTION_TYPES[c["type"]].volumes(c)]
         for name, driver, by in wanted:
@@ -442,7 +381,7 @@ class Plan(object):
             "stack": self.name, "order": self.order,
             "networks": [n["name"] for n in self.networks],
             "volumes": [v["name"] for v in self.volumes],
-            "files": [r["path"] for r in self.resources if r["type"] == "file"],
+            "files": [path for r in self.resources for path, _content in resource_types.kind_of(r).files(r)],
             "containers": containers,
             "sql": self.sql,
         }
