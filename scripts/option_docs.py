@@ -7,6 +7,7 @@ tests/unit/test_options_docs.py fails while either differs from the table: rerun
     .venv/bin/python scripts/option_docs.py            write both
     .venv/bin/python scripts/option_docs.py --check    exit 1 when either is out of date
     .venv/bin/python scripts/option_docs.py --markdown print the table in Markdown (for README)
+    .venv/bin/python scripts/option_docs.py --fragment the doc fragment only (stack.py is another's to write)
 """
 import os
 import re
@@ -102,6 +103,8 @@ def markdown_table():
     rows = ["| option | Compose | a change | engine swarm | grant of the host |", "|---|---|---|---|---|"]
     for option in TABLE:
         change = {"value": "recreate", "entries": "recreate", None: "not compared"}[option.compare]
+        if option.update:
+            change = "in place (`docker update`)"
         if option.name == "networks":
             change = "attached without a recreate"
         swarm = "the service's `%s`" % option.swarm if option.swarm else "refused"
@@ -117,6 +120,8 @@ def main(argv):
     with open(STACK_PATH) as handle:
         stack = handle.read()
     wanted = {FRAGMENT_PATH: fragment_text(), STACK_PATH: stack_text(stack)}
+    if "--fragment" in argv:
+        del wanted[STACK_PATH]
     stale = []
     for path, text in wanted.items():
         current = open(path).read() if os.path.exists(path) else None

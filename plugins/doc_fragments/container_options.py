@@ -396,7 +396,9 @@ options:
   platform:
     description:
     - The platform of the image, like C(linux/amd64), for an engine that runs several.
-    - Given to the create call; not compared (the engine does not report it back).
+    - 'Given to the create call; not compared: the engine keeps no platform of a container (its inspect says the
+      OS only), the platform chooses the image, and the image is compared by its id (another platform''s image is
+      a changed image).'
     - 'Not on Swarm: engine swarm of M(clockwork.connections.stack) refuses it before any change.'
     - 'Compose: C(platform).'
     type: str

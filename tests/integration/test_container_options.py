@@ -245,6 +245,49 @@ def test_a_container_modules_addresses_propagation_and_tmpfs_mount(stack, tmp_pa
     assert last.rc == 0 and last.result("box")["changed"] is False, last.details
 
 
+def test_cpus_and_the_pids_limit_change_in_place_naming_each(stack):
+    """A stack's container: cpus and pids_limit changed are a `docker update` (the gateway sends NanoCpus and
+    PidsLimit, which the SDK's update lacks), the same container running on, each field in --diff; a pids
+    limit taken away is in place too; cpus taken away recreates. check -> apply -> rerun -> check each time."""
+    name = stack + "-box"
+    small = dict(user=None, read_only=False, tmpfs=None, mounts=[], cap_drop=[], cap_add=[], mem_limit=None,
+                 mem_reservation=None, cpus=0.5, pids_limit=64)
+
+    def converged(changes, expect):
+        task = stack_task(stack, **dict(small, **changes))
+        check = playbook([task], check=True, diff=True)
+        assert check.rc == 0 and check.result("stack")["changed"] is expect, check.details
+        before = inspect("container", name)
+        applied = playbook([task], diff=True)
+        assert applied.rc == 0 and applied.result("stack")["changed"] is expect, applied.output
+        rerun = playbook([task])
+        assert rerun.rc == 0 and rerun.result("stack")["changed"] is False, json.dumps(entry(rerun, name))
+        last = playbook([task], check=True)
+        assert last.rc == 0 and last.result("stack")["changed"] is False, last.details
+        return before, check, applied, inspect("container", name)
+
+    _none, _check, _applied, first = converged({}, True)
+    assert (first["HostConfig"]["NanoCpus"], first["HostConfig"]["PidsLimit"]) == (5 * 10 ** 8, 64)
+
+    before, check, applied, after = converged(dict(cpus=1.5, pids_limit=100), True)
+    for run in (check, applied):
+        assert entry(run, name)["actions"] == ["update"] and entry(run, name)["reasons"] == ["cpus", "pids_limit"], \
+            run.details
+    for field in ("cpus", "pids_limit"):
+        assert '"%s"' % field in applied.output, applied.output   # the --diff shows each
+    assert after["Id"] == before["Id"] and after["State"]["StartedAt"] == before["State"]["StartedAt"]
+    assert (after["HostConfig"]["NanoCpus"], after["HostConfig"]["PidsLimit"]) == (15 * 10 ** 8, 100)
+
+    before, _check, applied, after = converged(dict(cpus=1.5, pids_limit=None), True)
+    assert entry(applied, name)["actions"] == ["update"] and entry(applied, name)["reasons"] == ["pids_limit"]
+    assert after["Id"] == before["Id"] and not after["HostConfig"]["PidsLimit"]
+
+    before, _check, applied, after = converged(dict(cpus=None, pids_limit=None), True)
+    assert entry(applied, name)["actions"][0] in ("recreate", "replace start-first"), applied.details
+    assert entry(applied, name)["reasons"] == ["cpus"], applied.details
+    assert after["Id"] != before["Id"] and after["HostConfig"]["NanoCpus"] == 0
+
+
 class UpdatingGateway(DockerGateway):
     """The live gateway with `docker update` (apply/container.py uses it when the gateway has it)."""
 

@@ -391,12 +391,78 @@ def test_a_limit_or_the_restart_policy_changes_in_place():
 @pytest.mark.parametrize("fields, then", [
     ({"mem_limit": "64m"}, {}),                                   # a limit taken away: no update can
     ({"mem_limit": "64m"}, {"mem_limit": "128m", "user": "root"}),  # with another change
-    ({"cpus": 0.5}, {"cpus": 1.0}),                               # not in the SDK's update
+    ({"cpus": 0.5}, {}),                                          # NanoCpus 0 leaves the limit as it is
+    ({"cpus": 0.5, "pids_limit": 64}, {"pids_limit": 100}),
 ])
 def test_what_docker_update_cannot_do_recreates(fields, then):
     gw = updating_gateway()
     converge(gw, params(**fields))
     assert converge(gw, params(**then))["actions"] == ["recreate"]
+
+
+def test_cpus_and_the_pids_limit_change_in_place_through_the_gateway():
+    """The SDK's update_container has neither: the gateway sends the engine's NanoCpus and PidsLimit,
+    and a pids limit taken away is PidsLimit -1 (none), in place too."""
+    gw = memory_gateway(images={IMAGE: dict(IMAGE_CONFIG)})
+    gw.create_network(NETWORK, driver="bridge", labels={"io.clockwork.stack": "s"})
+    converge(gw, params(cpus=0.5, pids_limit=64))
+    before = gw.container_now("web")["Id"]
+    outcome = converge(gw, params(cpus=1.5, pids_limit=100))
+    assert outcome["actions"] == ["update"] and outcome["reasons"] == ["cpus", "pids_limit"], outcome
+    assert set(outcome["diff"]["before"]) >= {"cpus", "pids_limit"} and outcome["diff"]["after"]["cpus"] == 1.5
+    host = gw.container_now("web")["HostConfig"]
+    assert gw.container_now("web")["Id"] == before and (host["NanoCpus"], host["PidsLimit"]) == (15 * 10 ** 8, 100)
+    assert converge(gw, params(cpus=1.5, pids_limit=100))["changed"] is False
+    taken = converge(gw, params(cpus=1.5))
+    assert taken["actions"] == ["update"] and taken["reasons"] == ["pids_limit"], taken
+    assert gw.container_now("web")["HostConfig"]["PidsLimit"] == 0 and gw.container_now("web")["Id"] == before
+    assert converge(gw, params(cpus=1.5))["changed"] is False
+
+
+def test_the_gateway_posts_what_the_sdks_update_lacks():
+    """On the live engine (engine_api.EngineAPI) the gateway posts the engine's body itself when
+    asked for NanoCpus or PidsLimit; the SDK's update_container for the rest."""
+    from ansible_collections.clockwork.connections.plugins.module_utils.docker import container_calls
+
+    class Response(object):
+        pass
+
+    class SDK(object):
+        def __init__(self):
+            self.posted, self.updated = [], []
+
+        def _url(self, path, *args):
+            return "/v1.41" + path.format(*args)
+
+        def _post_json(self, url, data):
+            self.posted.append((url, data))
+            return Response()
+
+        def _result(self, response, json):
+            return {"Warnings": None}
+
+        def update_container(self, container, **resources):
+            self.updated.append((container, resources))
+
+    class Live(container_calls.EngineAPI):
+        def __init__(self):
+            self.sdk = SDK()
+
+        @property
+        def client(self):
+            return type("Client", (), {"api": self.sdk})()
+
+        def update_container(self, container, **resources):
+            self.sdk.update_container(container, **resources)
+
+    live = Live()
+    gw = DockerGateway(api=live)
+    gw.update_container("web", nano_cpus=15 * 10 ** 8, pids_limit=-1, mem_limit=64)
+    gw.update_container("web", cpu_shares=512)
+    assert live.sdk.posted == [("/v1.41/containers/web/update", {"NanoCpus": 15 * 10 ** 8, "PidsLimit": -1,
+                                                                 "Memory": 64})]
+    assert live.sdk.updated == [("web", {"cpu_shares": 512})]
+    assert gw.actions[-2:] == ["update container web", "update container web"]
 
 
 class GatewayWithoutUpdate(DockerGateway):

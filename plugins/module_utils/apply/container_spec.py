@@ -123,26 +123,31 @@ def _compared(option):
 DRIFT_RULES = [_compared(option) for option in _COMPARED]
 
 
-# What `docker update` takes, as the SDK's update_container names it.
-_UPDATE_KEYWORDS = ("mem_limit", "mem_reservation", "cpu_shares")
+# What `docker update` takes (the gateway's update_container), as create_host_config names it.
+_UPDATE_KEYWORDS = ("mem_limit", "mem_reservation", "cpu_shares", "nano_cpus", "pids_limit")
+# Limits the engine takes away in place (PidsLimit -1: none); any other limit taken away recreates.
+_UNSET_IN_PLACE = {"pids_limit": -1}
 
 
 def in_place_update(engine, spec, wanted, reasons):
     """update_container's arguments that make a running container what `wanted` says, when every
-    reason is an option the engine changes in place (restart policy, memory, CPU shares) and the
-    gateway can send it; None when the container must be recreated. A limit taken away recreates:
-    `docker update` cannot set one back to none."""
+    reason is an option the engine changes in place (restart policy, memory, CPUs, CPU shares, pids)
+    and the gateway can send it; None when the container must be recreated. A limit taken away
+    recreates (`docker update` cannot set one back to none), but for the pids limit."""
     if not hasattr(engine, "update_container"):
         return None
     for reason in reasons:
         option = BY_NAME.get(reason)
-        if option is None or not option.update or unset(wanted.get(reason)) and reason != "restart_policy" \
-                or reason not in _UPDATE_KEYWORDS + ("restart_policy",):
+        if option is None or not option.update or reason != "restart_policy" and unset(wanted.get(reason)) \
+                and reason not in _UNSET_IN_PLACE:
             return None
     body = Body()
     for reason in reasons:
         BY_NAME[reason].body(getattr(spec, reason), body)
     update = dict((key, body.host[key]) for key in _UPDATE_KEYWORDS if key in body.host)
+    for reason, none in _UNSET_IN_PLACE.items():
+        if reason in reasons and unset(getattr(spec, reason)):
+            update[reason] = none
     if "restart_policy" in reasons:
         update["restart_policy"] = {"Name": spec.restart_policy}
     if "mem_limit" in update:

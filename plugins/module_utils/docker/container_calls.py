@@ -6,6 +6,16 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.engine_api import EngineAPI
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import from_sdk
+
+# `docker update`'s arguments as the SDK's update_container names them, and the engine's keys of them
+# and of the two it lacks (nano_cpus, pids_limit: the engine takes them, PidsLimit since API 1.40).
+UPDATE_BODY = {"mem_limit": "Memory", "mem_reservation": "MemoryReservation", "memswap_limit": "MemorySwap",
+               "cpu_shares": "CpuShares", "restart_policy": "RestartPolicy", "nano_cpus": "NanoCpus",
+               "pids_limit": "PidsLimit"}
+SDK_UPDATE = frozenset(("mem_limit", "mem_reservation", "memswap_limit", "cpu_shares", "restart_policy"))
+
 
 def split_reference(image):
     """(repository, tag) of an image reference for a pull; a digest stays in the repository."""
@@ -83,9 +93,25 @@ class ContainerCalls(object):
         self._wrote("restart container %s" % container, ("container", container))
 
     def update_container(self, container, **resources):
-        """`docker update`: a restart policy or a limit changed in place (options/resources.py says which)."""
-        self.api.update_container(container, **resources)
+        """`docker update`: a restart policy or a limit changed in place (options/resources.py says which).
+        `resources`: the SDK's update_container arguments, and nano_cpus and pids_limit, which the engine's
+        POST /containers/{id}/update takes (NanoCpus, PidsLimit) and the SDK's method does not."""
+        if set(resources) - SDK_UPDATE and isinstance(self.api, EngineAPI):
+            self._post_update(container, resources)
+        else:
+            self.api.update_container(container, **resources)
         self._wrote("update container %s" % container, ("container", container))
+
+    def _post_update(self, container, resources):
+        """POST /containers/{id}/update with the engine's own body, through the SDK's client (a write)."""
+        body = dict((UPDATE_BODY[key], value) for key, value in resources.items() if value is not None)
+        sdk = self.api.client.api
+        try:   # the SDK's own request helpers, as its update_container uses them
+            posted = sdk._post_json(sdk._url("/containers/{0}/update", container), data=body)  # pylint: disable=protected-access
+            return sdk._result(posted, True)  # pylint: disable=protected-access
+        except Exception as exc:
+            from_sdk(exc)
+            raise
 
     def rename(self, container, new_name):
         self.api.rename(container, new_name)

@@ -289,8 +289,9 @@ class ContainerEngine(object):
 
     @api_method
     def update_container(self, container, mem_limit=None, mem_reservation=None, memswap_limit=None, cpu_shares=None,
-                         restart_policy=None, **_others):
-        """`docker update`: the limits and the restart policy of a container, as 20.10 changes them."""
+                         restart_policy=None, nano_cpus=None, pids_limit=None, **_others):
+        """`docker update`: the limits and the restart policy of a container, as 20.10 changes them
+        (POST /containers/{id}/update: NanoCpus 0 leaves the limit as it is; PidsLimit 0 or -1 takes it away)."""
         path = "/containers/%s/update" % container
         attrs = self._container(container, path)
         host = attrs["HostConfig"]
@@ -299,10 +300,15 @@ class ContainerEngine(object):
         if memory and 0 < swap < memory:
             refuse(500, "Cannot update container %s: Memory limit should be smaller than already set memoryswap limit, "
                    "update the memoryswap at the same time" % attrs["Id"], path)
+        if nano_cpus and (host.get("CpuPeriod") or host.get("CpuQuota")):
+            refuse(409, "Cannot update container %s: Conflicting options: Nano CPUs cannot be updated as CPU %s has "
+                   "already been set" % (attrs["Id"], "Period" if host.get("CpuPeriod") else "Quota"), path)
         for key, value in (("Memory", mem_limit), ("MemoryReservation", mem_reservation), ("MemorySwap", memswap_limit),
-                           ("CpuShares", cpu_shares)):
+                           ("CpuShares", cpu_shares), ("NanoCpus", nano_cpus or None)):
             if value is not None:
                 host[key] = value
+        if pids_limit is not None:
+            host["PidsLimit"] = pids_limit if pids_limit > 0 else 0
         if restart_policy is not None:
             host["RestartPolicy"] = {"Name": restart_policy.get("Name") or "",
                                      "MaximumRetryCount": restart_policy.get("MaximumRetryCount", 0)}

@@ -116,5 +116,7 @@ OPTIONS = [
            details=("A pulled image that is another than the container's recreates it (its image drifted).",)),
     Option("platform", dict(type="str"), "The platform of the image, like C(linux/amd64), for an engine that runs "
            "several.", where=CONFIG, compare=None, body=_config_body("platform"), compose=("platform",),
-           details=("Given to the create call; not compared (the engine does not report it back).",)),
+           details=("Given to the create call; not compared: the engine keeps no platform of a "
+                    "container (its inspect says the OS only), the platform chooses the image, and the image is "
+                    "compared by its id (another platform's image is a changed image).",)),
 ]

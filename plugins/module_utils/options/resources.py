@@ -1,9 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Resource options: memory and CPU limits (memory and CPU shares changed in place, `docker update`; the
-SDK's update_container has no NanoCpus or PidsLimit, so cpus and pids_limit recreate), process and OOM
-settings, ulimits, sysctls and the log driver."""
+"""Resource options: memory, CPU and pids limits and CPU shares (changed in place, `docker update`: the
+gateway sends NanoCpus and PidsLimit, which the SDK's update_container lacks), process and OOM settings,
+ulimits, sysctls and the log driver."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -113,7 +113,7 @@ OPTIONS = [
            update=True, compose=("mem_reservation", "deploy.resources.reservations.memory"),
            swarm=SwarmField(("TaskTemplate", "Resources", "Reservations", "MemoryBytes"))),
     Option("cpus", dict(type="float"), "CPU limit in CPUs, like C(0.5) or C(2).", normal=_cpus, read=_read_cpus,
-           body=lambda value, made: made.host.update(nano_cpus=int(round(value * 1e9))) if value else None,
+           body=lambda value, made: made.host.update(nano_cpus=int(round(value * 1e9))) if value else None, update=True,
            compose=("cpus", "deploy.resources.limits.cpus"),
            swarm=SwarmField(("TaskTemplate", "Resources", "Limits", "NanoCPUs"), to_api=lambda cpus: int(round(cpus * 1e9)),
                             from_api=lambda nano: nano / 1e9 if nano > 0 else None)),
@@ -122,7 +122,7 @@ OPTIONS = [
            compose=("cpu_shares",)),
     Option("pids_limit", dict(type="int"), "The most processes the container may run (0 or less: no limit).",
            normal=lambda value, _ctx: value if value and value > 0 else None, read=_positive("PidsLimit"),
-           body=_host_body("pids_limit"), compose=("pids_limit", "deploy.resources.limits.pids"),
+           body=_host_body("pids_limit"), update=True, compose=("pids_limit", "deploy.resources.limits.pids"),
            swarm=SwarmField(("TaskTemplate", "Resources", "Limits", "Pids"), from_api=lambda pids: pids if pids > 0 else None)),
     Option("oom_score_adj", dict(type="int"), "The OOM killer's preference for the container's processes, -1000 to "
            "1000.", normal=_int_or_none, read=lambda attrs: _host(attrs).get("OomScoreAdj") or None,
