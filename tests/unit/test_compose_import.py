@@ -9,14 +9,13 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.clockwork.connections.plugins.filter.compose import FilterModule
-from ansible_collections.clockwork.connections.plugins.module_utils.plan import RESOURCE_TYPES, Plan
+from ansible_collections.clockwork.connections.plugins.module_utils.plan import Plan
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose import schema as compose_schema, spec as compose_spec
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.importer import ComposeError, from_compose
 
 PASSWORD = "s3cr3t pw"  # pragma: allowlist secret
 # What a named network nothing makes becomes before the plan has network resources (then: one of them,
 # tests/unit/test_compose_options.py).
-WITHOUT_NETWORK_RESOURCES = pytest.mark.skipif("network" in RESOURCE_TYPES, reason="the plan has network resources")
 SCHEMA_ERRORS = compose_schema.schema_errors
 
 
@@ -849,7 +848,6 @@ def test_a_connection_whose_env_would_differ_from_the_services_sets_none():
     planned(result)
 
 
-@WITHOUT_NETWORK_RESOURCES
 def test_a_host_or_host_port_value_is_a_network_connection_on_a_shared_network():
     result = imported("""
         services:
@@ -868,13 +866,14 @@ def test_a_host_or_host_port_value_is_a_network_connection_on_a_shared_network()
     resources = by_name(result)
     assert resources["worker"]["env"] == {"QUEUE": "broker:5672", "BROKER_HOST": "broker"}, \
         "one network connection per pair, setting no variable (QUEUE came first): both stay as compose has them"
-    assert resources["broker"]["networks"] == [{"name": "shop_back", "aliases": ["broker", "mq"]}], \
+    assert resources["broker"]["networks"] == [{"name": "shop_back", "aliases": ["broker", "mq"]},
+                                               {"name": "shop_front", "aliases": ["broker"]}], \
         "its own name first, as Compose gives it on each of its networks"
     assert resources["plain"]["env"] == {"X": "broker:notaport"}
-    for words in (("service web: environment.UPSTREAM: names service worker, but they share no network",),
-                  ("service broker: networks.front: no network connection creates it",),
-                  ("service web: networks: the stack joins every container to its default network too",)):
-        assert has_warning(result, *words), (words, result["warnings"])
+    assert has_warning(result, "service web: environment.UPSTREAM: names service worker, but they share no network")
+    assert [w for w in result["warnings"] if "networks" in w] == [], "every named network is a network resource"
+    assert [(r["name"], r.get("internal")) for r in result["resources"] if r.get("type") == "network"] == [
+        ("shop_back", True), ("shop_front", None)]
     planned(result)
 
 
@@ -888,18 +887,21 @@ NAMED_ONLY = """
 """
 
 
-@WITHOUT_NETWORK_RESOURCES
 def test_on_named_networks_only_default_network_false():
-    """A service on named networks only, all of them made by a network connection, is off the default
-    network (as in Compose); one on a network nothing makes stays on it, with the warning."""
+    """A service on named networks only is off the default network (as in Compose), whether or not a
+    connection needs its networks: each is a network resource of the stack."""
     result = imported(NAMED_ONLY)
     resources = by_name(result)
-    assert resources["worker"]["default_network"] is False
+    for name in ("broker", "worker", "web"):
+        assert resources[name]["default_network"] is False, name
     assert resources["worker"]["networks"] == [{"name": "shop_back", "aliases": ["worker"]}]
-    for name in ("broker", "web", "api"):
-        assert "default_network" not in resources[name], name
-    assert has_warning(result, "service broker: networks: the stack joins every container to its default network too")
-    assert not has_warning(result, "service worker: networks:")
+    assert resources["web"]["networks"] == [{"name": "shop_front", "aliases": ["web"]}]
+    assert "default_network" not in resources["api"]
+    assert sorted(n["network_name"] for n in result["resources"] if n.get("type") == "network") == [
+        "shop_back", "shop_front"]
+    assert not has_warning(result, "networks")
+    plan = planned(result)
+    assert [n["name"] for n in plan.networks] == ["shop_default", "shop_back", "shop_front"]
 
 
 def test_the_default_network_when_none_is_named():

@@ -231,19 +231,7 @@ NAMED_NETWORKS = """
 """
 
 
-def test_named_networks_without_network_resources_in_the_plan_stay_a_warning():
-    from ansible_collections.clockwork.connections.plugins.module_utils.plan import RESOURCE_TYPES
-    if "network" in RESOURCE_TYPES:
-        pytest.skip("the plan has network resources")
-    result = imported(NAMED_NETWORKS)
-    assert [r for r in result["resources"] if r.get("type") == "network"] == []
-    assert any("service db: networks.dbnet: no network connection creates it" in w for w in result["warnings"])
-
-
-def test_a_named_network_of_the_file_is_a_network_resource_once_the_plan_has_them(monkeypatch):
-    """(plan.py's network resource, asked in requests.md: until it exists, the plan's type is stood in for.)"""
-    from ansible_collections.clockwork.connections.plugins.module_utils import plan
-    monkeypatch.setitem(plan.RESOURCE_TYPES, "network", plan.RESOURCE_TYPES.get("network", {}))
+def test_a_named_network_of_the_file_is_a_network_resource():
     result = imported(NAMED_NETWORKS)
     networks = dict((r["name"], r) for r in result["resources"] if r.get("type") == "network")
     assert networks == {"opts_redisnet": {"name": "opts_redisnet", "type": "network", "network_name": "opts_redisnet",
@@ -257,6 +245,21 @@ def test_a_named_network_of_the_file_is_a_network_resource_once_the_plan_has_the
     assert resources["db"]["networks"] == [{"name": "opts_dbnet", "aliases": ["db", "database"]}]
     assert "default_network" not in resources["both"], "on the default network too, as it says"
     assert not [w for w in result["warnings"] if "networks" in w], result["warnings"]
+    plan = Plan("opts", result["resources"], result["connections"])
+    assert sorted(n["name"] for n in plan.networks if n.get("resource")) == ["opts_dbnet", "opts_redisnet"]
+
+
+def test_a_network_resource_comes_back_from_its_export_once(tmp_path):
+    result = imported(NAMED_NETWORKS)
+    exported = export({"name": "opts", "resources": result["resources"], "connections": result["connections"]},
+                      base_dir=str(tmp_path))
+    document = yaml.safe_load(exported["text"])
+    assert document["networks"]["opts_dbnet"] == {"name": "opts_dbnet", "driver": "bridge", "internal": True}
+    again = imported(exported["text"])
+    networks = sorted((r["name"], r["network_name"], r.get("internal")) for r in again["resources"]
+                      if r.get("type") == "network")
+    assert networks == [("opts_dbnet", "opts_dbnet", True), ("opts_redisnet", "opts_redisnet", None)]
+    Plan("opts", again["resources"], again["connections"])
 
 
 def test_a_secret_build_argument_is_a_secret_of_the_vars_file_and_of_the_export(tmp_path):

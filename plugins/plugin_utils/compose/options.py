@@ -16,7 +16,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.clockwork.connections.plugins.module_utils.options.registry import TABLE
-from ansible_collections.clockwork.connections.plugins.module_utils.plan import RESOURCE_TYPES
 
 # The options rules.py, guard.py and exporter.py convert themselves, with the reason.
 ELSEWHERE = {
@@ -275,9 +274,8 @@ README_NOTES = {
     "mounts": "named volumes, anonymous volumes (`- /code/node_modules`), tmpfs, `bind.propagation`, `volume.nocopy`; "
               "a bind, or a volume two services share, is a `file` connection; a bind of the Docker socket or a system "
               "path is the `docker_socket` or `host_paths` opt-in",
-    "networks": "`aliases`, `ipv4_address`, `priority`; %s" % (
-        "a named network of the file is a network resource of the stack" if "network" in RESOURCE_TYPES else
-        "a named network only through a network connection that creates it"),
+    "networks": "`aliases`, `ipv4_address`, `priority`; a named network of the file is a network resource of the "
+                "stack",
     "env": "`env_file` read, then `environment` over it; what a connection rule takes moves into the connection",
     "restart_policy": "`deploy.restart_policy.condition` when `restart` is not given",
     "image": "a build-only service has none: its `build` makes it",

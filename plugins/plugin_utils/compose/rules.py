@@ -28,7 +28,6 @@ import os
 import re
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import docker_name_problem, env_name
-from ansible_collections.clockwork.connections.plugins.module_utils.plan import RESOURCE_TYPES
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.options import Reader, compose_keys, loaded_fields
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose.service import (
     DURATION, URL_ENGINES, as_mapping, deploy_fields, docker_like, server_engine, split_url, stack_port, text_of,
@@ -84,9 +83,7 @@ class Declaration(object):
         self.volume_resources, self.file_resources = {}, {}
         self.delivered = set()                        # (service, secret) a database connection delivers
         self.off_default = set()                      # services on named networks only
-        # A named network of the file as a network resource, once the plan has them (plan.py RESOURCE_TYPES);
-        # until then only a network connection makes one (None: not made).
-        self.network_resources = {} if "network" in RESOURCE_TYPES else None
+        self.network_resources = {}                   # top-level network key -> its network resource
         self.networks = dict((key, self._network_settings(key, spec or {}))
                              for key, spec in dict({"default": None}, **project["networks"]).items())
 
@@ -108,7 +105,7 @@ class Declaration(object):
             self._attach(name, service)
         resources = [self._container(name, service) for name, service in self.services]
         return resources + list(self.volume_resources.values()) + list(self.file_resources.values()) + list(
-            (self.network_resources or {}).values()), self.connections
+            self.network_resources.values()), self.connections
 
     # -- containers ------------------------------------------------------------------
 
@@ -457,8 +454,8 @@ class Declaration(object):
         return settings
 
     def _attach(self, name, service):
-        """The service's networks that a network connection creates; the others are warnings."""
-        created = set(c["network_name"] for c in self.connections if c.get("network_name"))
+        """The service's named networks, each a network resource of the stack (whether or not a connection
+        needs it); a service on named networks only is on those only, as in Compose."""
         for key, options in service["networks"]:
             where = ["services", name, "networks", key]
             fields = ("aliases",) if key == "default" else ("aliases", "ipv4_address", "priority")
@@ -469,20 +466,13 @@ class Declaration(object):
             if key == "default":
                 if aliases:
                     self.warn(where + ["aliases"], "on the stack's default network a container has its name only; left out")
-            elif self.network_resources is not None or self.networks[key]["network_name"] in created:
-                if self.network_resources is not None:
-                    self._network_resource(key)
+            else:
+                self._network_resource(key)
                 attached = {"name": self.networks[key]["network_name"], "aliases": own_name_first(name, aliases)}
                 attached.update((k, options[k]) for k in ("ipv4_address", "priority") if options.get(k) is not None)
                 self.attached[name].append(attached)
-            else:
-                self.warn(where, "no network connection creates it (the stack makes a network for a connection only); "
-                                 "%s is on the stack's default network" % name)
         if "default" not in [k for k, _o in service["networks"]]:
-            if len(self.attached[name]) == len(service["networks"]):
-                self.off_default.add(name)   # on its named networks only, as in Compose
-            else:
-                self.warn(["services", name, "networks"], "the stack joins every container to its default network too")
+            self.off_default.add(name)   # on its named networks only, as in Compose
 
     def _network_resource(self, key):
         """The network resource of the top-level network `key`: created by the stack, whether or not a
