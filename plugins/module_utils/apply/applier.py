@@ -68,6 +68,18 @@ class Applier(object):
     def write_diagram(self, path):
         raise NotImplementedError
 
+    def return_to(self, release):
+        """After `present` failed: every container or service this run replaced or created back on
+        `release` (the stack's current release, recorded before the run), what this run added
+        taken out, under the stack's lock; what went back, in words ([]: nothing had to)."""
+        return []
+
+    def rolled_back(self, release, restore_data=False):
+        """state rolled_back: the stack brought to `release` (releases/rollback.py chose it and
+        refused what it could before any change); the report, as present's. The release it makes
+        is recorded by apply_state."""
+        raise ClockworkError("stack %s: state rolled_back is not supported by this target" % self.name)
+
 
 def connection_steps(ctx, connections, results, name, spec):
     """The connection steps around one resource, shared by both appliers: `before_to` of those
@@ -207,6 +219,51 @@ def recorded_release(stack, engine, params, report):
                           results=getattr(stack, "results", None))
 
 
+def target_of(params):
+    return "swarm" if params.get("engine") == "swarm" else "docker"
+
+
+def present_or_back(stack, engine, params, diff):
+    """present_report, under the stack's lock; when the convergence fails and the stack has a
+    release, everything this run replaced or added goes back to that release (Applier.return_to)
+    and the failure says so: a failed deploy leaves the previous release running, whole."""
+    from ansible_collections.clockwork.connections.plugins.module_utils.releases import rollback  # pylint: disable=import-outside-toplevel
+    previous = rollback.last_release(engine, params["name"])
+    if previous is not None and previous["target"] != target_of(params):
+        previous = None   # a release of the other target is no spec for this one
+    try:
+        report = converged_report(stack, params, params.get("verify"))
+    except ClockworkError as exc:
+        if previous is None:
+            raise
+        try:
+            went_back = stack.return_to(previous)
+        except ClockworkError as again:
+            raise ClockworkError(rollback.failed_return_message(exc.msg, previous["number"], again.msg),
+                                 **exc.details)
+        if not went_back:
+            raise
+        details = dict(exc.details, returned_to=previous["number"], went_back=went_back)
+        if diff:
+            details["diff"] = stack.diffs
+        raise ClockworkError(rollback.back_message(exc.msg, previous["number"], went_back), **details)
+    return checked_report(stack, report, diff)
+
+
+def rolled_back_report(stack, engine, params):
+    """state rolled_back, under the stack's lock: the release chosen (refused before any change
+    when it cannot be gone back to), the stack brought to it, and that recorded as a new release."""
+    from ansible_collections.clockwork.connections.plugins.module_utils.releases import rollback  # pylint: disable=import-outside-toplevel
+    release = rollback.chosen_release(engine, params["name"], params.get("release") or "previous", target_of(params))
+    report = stack.rolled_back(release, bool(params.get("restore_data")))
+    report["rolled_back_to"] = release["number"]
+    recorded = rollback.record_rollback(engine, params["name"], params, report, release,
+                                        bool(params.get("restore_data")))
+    if recorded is not None:
+        report["release"] = recorded
+    return report
+
+
 def apply_state(stack, engine, params, diff=False, probe=None):
     """The state asked for, by either applier: absent and present under the stack's lock (one
     run of a stack at a time, whichever controller it comes from; a dry run's gateway takes it in
@@ -218,6 +275,10 @@ def apply_state(stack, engine, params, diff=False, probe=None):
     if params["state"] == "absent":
         with stack_lock(engine, params["name"]) as lock:
             report = stack.absent(params["purge"])
+    elif params["state"] == "rolled_back":
+        with stack_lock(engine, params["name"]) as lock:
+            stack.repair()
+            report = rolled_back_report(stack, engine, params)
     elif params["state"] == "verified":
         reports = stack.verified()
         result = dict(stack.report(), changed=False, checks=reports)
@@ -233,7 +294,7 @@ def apply_state(stack, engine, params, diff=False, probe=None):
         else:
             with stack_lock(engine, params["name"]) as lock:
                 stack.repair()
-                report = present_report(stack, params, diff)
+                report = present_or_back(stack, engine, params, diff)
                 release = recorded_release(stack, engine, params, report)
                 if release is not None:
                     report["release"] = release

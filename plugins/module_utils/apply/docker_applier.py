@@ -27,6 +27,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.connection i
     ConnectionContext, ConnectionResult)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container import ANONYMOUS_VOLUME, restart_to_read
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_wait import has_healthcheck, wait_for
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.docker_rollback import ContainersBack
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import NetworkConverger
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.volumes import ensure_volume
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
@@ -376,6 +377,47 @@ class DockerApplier(Applier):
     def run_checks(self):
         """Every check against the containers as they run now, with the grace of a deploy."""
         return run_checks(self.engine, self.checks, retries_for=VERIFY_GRACE_SECONDS, parallel=self.parallel)
+
+    # -- back to a release (issue 35: apply/docker_rollback.py) ------------------------
+
+    def _back(self, release, declared=True):
+        specs = self.specs if declared else {}
+        return ContainersBack(self.engine, self.name, release, order=self.order if declared else None,
+                              declared=dict((n, s.update_order) for n, s in specs.items()),
+                              timeouts=dict((n, s.timeout) for n, s in specs.items()), say=self.say)
+
+    def _went_back(self, done):
+        for name, action, reasons, before, after in done:
+            self._record("container", name, True, [action], reasons, before, after)
+        return ["%s %s" % (action, name) for name, action, _reasons, _before, _after in done]
+
+    def return_to(self, release):
+        """After a failed present: each container back on `release`, what it lacked taken out."""
+        back = self._back(release)
+        try:
+            return self._went_back(back.run(back.steps()))
+        finally:
+            self.flush_progress()
+
+    def rolled_back(self, release, restore_data=False):
+        """state rolled_back: each container of the stack on `release`'s record, start-first where
+        it may; those the release did not have taken out. What an interrupted rollback left is
+        completed first."""
+        if restore_data:
+            raise ClockworkError("stack %s: restore_data is not available yet on this target: roll back without "
+                                 "it (the databases keep their data and schema), or restore a snapshot with "
+                                 "clockwork_restore" % self.name)
+        back = self._back(release, declared=False)
+        repairs = back.repair()
+        if repairs:
+            self._record("container", "leftovers", True, repairs)
+        try:
+            self._went_back(back.run(back.steps()))
+        finally:
+            self.flush_progress()
+        report = self.report()
+        report.update(order=list(release.get("order") or []), checks=list(release.get("checks") or []))
+        return report
 
     # -- verified -----------------------------------------------------------------
 

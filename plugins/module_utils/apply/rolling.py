@@ -86,13 +86,21 @@ def replace_start_first(converger, spec, attrs, binds, keep_networks):
                           for n in spec.networks]
     keep_networks = [dict(n, aliases=sorted(set(n["aliases"]) | set([spec.alias]))) for n in keep_networks]
     new_id = converger._create(temporary, keep_networks, binds)  # pylint: disable=protected-access
+    serve_then_swap(engine, spec.name, temporary.name, new_id, attrs["Id"], spec.timeout, spec.stop_grace)
+
+
+def serve_then_swap(engine, name, temporary, new_id, old_id, timeout, grace):
+    """The second half of a start-first replacement: the new container `new_id`, created as
+    `temporary` beside the old one `old_id`, started and awaited; then the old one taken out
+    and the new one given the name. A new one that does not become ready is removed and the
+    old one keeps serving. (A return to a release creates its container from the record.)"""
     try:
         engine.start(new_id)
-        _await_ready(engine, temporary.name, spec.timeout)
+        _await_ready(engine, temporary, timeout)
     except (ClockworkError, APIError) as exc:
-        attrs_new = engine.container(temporary.name)
+        attrs_new = engine.container(temporary)
         status, health = container_state(attrs_new)
-        logs = engine.logs_tail(temporary.name)
+        logs = engine.logs_tail(temporary)
         try:
             engine.remove_container(new_id, force=True, volumes=True)
         except APIError:
@@ -100,15 +108,15 @@ def replace_start_first(converger, spec, attrs, binds, keep_networks):
         raise ClockworkError(
             "container %s: its replacement did not become ready (state %s%s), so it was removed and the "
             "previous container keeps serving, unchanged. Cause: %s%s" % (
-                spec.name, status, ", health %s" % health if health else "",
+                name, status, ", health %s" % health if health else "",
                 _message(exc).split("; last log lines:")[0].split("\n")[0],
                 "\nlast log lines of the replacement:\n%s" % logs if logs else ""))
     try:
-        stop_and_remove(engine, attrs["Id"], spec.stop_grace)
-        engine.rename(new_id, spec.name)
+        stop_and_remove(engine, old_id, grace)
+        engine.rename(new_id, name)
     except APIError as exc:
         raise ClockworkError("container %s: its replacement %s serves, but taking the previous one out failed: "
-                             "%s; the next run completes it" % (spec.name, temporary.name, _message(exc)))
+                             "%s; the next run completes it" % (name, temporary, _message(exc)))
 
 
 def _await_ready(engine, name, timeout):

@@ -198,6 +198,7 @@ def build_release(gateway, stack, params, report, controller=None, results=None)
         "services": stack_services(gateway, stack) if target == "swarm" else {},
         "databases": databases_of(gateway, params, report, results),
         "checks": copy.deepcopy(report.get("checks") or []),
+        "order": [_text(name) for name in report.get("order") or []],
     }
 
 

@@ -19,6 +19,8 @@ A release (format 1):
     databases                  connection label -> {to, engine, database, migrations: [{kind, name,
                                         sha256, applied_here}], migrations_from, snapshots: [...]}
     checks                     the checks the connections name (apply/checks.py), for stack_info's health
+    order (optional)           the resources in the order they deploy: a return to the release goes so
+    rolled_back_to (optional)  the release a rollback returned to, when a rollback made this one
 """
 
 from __future__ import absolute_import, division, print_function
@@ -134,7 +136,8 @@ def release_problem(document, stack, number):
     """What makes `document` not release `number` of `stack`; None when it is one."""
     try:
         _fields(document, "release", ("format", "stack", "number", "time", "controller", "plan_digest", "target",
-                                      "containers", "services", "databases", "checks"))
+                                      "containers", "services", "databases", "checks"),
+                ("order", "rolled_back_to"))
         if document["format"] != FORMAT:
             raise Invalid("format: %r, where this collection reads %d" % (document["format"], FORMAT))
         if document["stack"] != stack:
@@ -155,6 +158,10 @@ def release_problem(document, stack, number):
             _database(database, "databases.%s" % label)
         for index, check in enumerate(_items(document["checks"], "checks")):
             _mapping(check, "checks[%d]" % index)
+        for index, name in enumerate(_items(document.get("order", []), "order")):
+            _text(name, "order[%d]" % index)
+        if "rolled_back_to" in document:
+            _number(document["rolled_back_to"], "rolled_back_to", 1)
     except Invalid as exc:
         return str(exc)
     return None

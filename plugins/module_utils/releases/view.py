@@ -118,7 +118,11 @@ def _fields_drift(prefix, recorded, running, skip=()):
 
 def container_drift(recorded, attrs):
     """The fields in which a running container (its inspect) differs from its release's record."""
-    now = container_record(attrs)
+    return record_drift(recorded, container_record(attrs))
+
+
+def record_drift(recorded, now):
+    """The fields in which two records of a container (record.container_record) differ."""
     changes = []
     if now["image_id"] != recorded["image_id"]:
         changes.append("image (release %s %s, running %s %s)" % (
