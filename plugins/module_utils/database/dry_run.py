@@ -154,6 +154,10 @@ class DryRunTarget(object):
     def snapshots(self, store):
         return None   # the volume is read through a container, which a dry run would only make
 
+    def keep_snapshot(self, ctx, before):
+        self.recorded.append("snapshot %s before %s" % (self.target.settings["database"], ", ".join(before)))
+        return None
+
     def apply(self, kind, name, sql, checksum, snapshot=None):
         self.recorded.append("apply %s %s" % (kind, name))
 

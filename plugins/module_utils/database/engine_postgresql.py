@@ -20,6 +20,7 @@ import time
 from ansible.module_utils.six.moves.urllib.parse import unquote, urlsplit
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.database import postgresql_snapshots
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engine import (
     MIGRATION_TIMEOUT, DatabaseEngine, driver, refusable_session, retry_login)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.sql_files import (
@@ -99,10 +100,11 @@ class PostgresTarget(object):
     a wrong user from a wrong password when the server is a container we can ask.
     """
 
-    def __init__(self, host, port, settings, timeout, wait, read_only, diagnose=None):
+    def __init__(self, host, port, settings, timeout, wait, read_only, diagnose=None, server=None):
         psycopg = driver("psycopg")
         self.errors = psycopg
         self.settings = settings
+        self.server = server   # the server's container: snapshots are dumped and restored inside it
         self.timeout = max(1, int(timeout or 1))
         self.where = "postgresql at %s:%s as %s (database %s)" % (host, port, settings["user"], settings["database"])
         self.migration_timeout = max(1, int(settings.get("migration_timeout") or MIGRATION_TIMEOUT))
@@ -224,12 +226,20 @@ class PostgresTarget(object):
         refuse_transaction_control(pending)
 
     def prepare(self, pending, ctx, result):
-        """Nothing before the files: each runs in one transaction, all of it or nothing."""
-        return None
+        """Under the lock, before the files: a snapshot of a database that holds tables (each file runs in
+        one transaction, all of it or nothing: the snapshot is what a rollback restores). Its name, or None."""
+        return postgresql_snapshots.before_files(self, pending, ctx, result, (TRACKING_SCHEMA, TRACKING_TABLE))
+
+    def keep_snapshot(self, ctx, before):
+        """pg_dump the database into the stack's snapshot volume: what a release records of it."""
+        return postgresql_snapshots.keep_snapshot(self, ctx, before)
+
+    def snapshots(self, store):
+        """The snapshots kept in `store` (a SnapshotStore) for the server."""
+        return store.index()
 
     def restore(self, ctx, result, snapshot):
-        raise ClockworkError("%s: restore_snapshot is for MySQL and MariaDB, whose snapshots clockwork keeps; a "
-                             "PostgreSQL file never half-applies" % self.where)
+        postgresql_snapshots.restore(self, ctx, result, snapshot)
 
     def apply(self, kind, name, sql, checksum, snapshot=None):
         """Run one file and record it, in one transaction: all of it or nothing."""
@@ -340,7 +350,7 @@ class PostgresqlEngine(DatabaseEngine):
     def login(self, host, port, settings, timeout, wait, read_only, server, engine):
         # The server's container tells a wrong user from a wrong password, which a login cannot.
         return PostgresTarget(host, port, settings, timeout, wait, read_only=read_only,
-                              diagnose=role_probe(engine, server))
+                              diagnose=role_probe(engine, server), server=server)
 
     def server_credentials(self, env, command, name):
         if not (env or {}).get("POSTGRES_PASSWORD"):

@@ -1,0 +1,118 @@
+"""Snapshots before migrations on a real PostgreSQL container (issue 35 part 4): pg_dump -Fc in the
+server's container, kept in the stack's volume, recorded in the result; the restore a rollback's
+restore_data calls (database/snapshots.py restore_connection) puts schema and every row back exactly."""
+import json
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.connection import CONNECTION_ARGS
+from ansible_collections.clockwork.connections.plugins.module_utils.database.connection_type import DATABASE_ARGS
+from ansible_collections.clockwork.connections.plugins.module_utils.database.snapshots import megabytes, restore_connection
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
+
+from helpers import POSTGRES_IMAGE, docker, inspect, playbook
+from test_database import PASSWORD, api_task, db_task, postgres_task, psql, workdir  # noqa: F401  (workdir: fixture)
+
+V2 = "ALTER TABLE users ADD COLUMN email text;\nUPDATE users SET email = name || '@example.com';\n"
+
+
+def dumped(pg):
+    """The whole database as pg_dump writes it (plain SQL): schema and every row; without the random key of
+    its \\restrict lines (pg_dump 15.14 on), different on every dump."""
+    out = docker("exec", pg, "pg_dump", "-U", "postgres", "--no-password", "appdb")
+    return "\n".join(line for line in out.splitlines() if not line.startswith(("\\restrict ", "\\unrestrict ")))
+
+
+def in_volume(stack, *argv):
+    """A program of the server's image over the stack's snapshot volume (read-only), labelled as the stack's."""
+    return docker("run", "--rm", "--label", "io.clockwork.stack=" + stack, "-v",
+                  stack + "-clockwork-snapshots:/snapshots:ro", "--entrypoint", argv[0], POSTGRES_IMAGE, *argv[1:])
+
+
+def run(stack, pg, wd, check=False, diff=False):
+    tasks = [db_task(stack, pg, schema_file="schema.sql", migrations_dir="migrations"), api_task(stack, "db"),
+             {"name": "show", "debug": {"msg": {"actions": "{{ db.actions }}",
+                                                "snapshot": "{{ db.snapshot | default(None) }}"}}}]
+    done = playbook(tasks, check=check, diff=diff, workdir=wd)
+    assert done.rc == 0, done.output
+    return done, done.result("show")["msg"]
+
+
+def connection(stack, pg):
+    """The connection's parameters as a plan has them (what a rollback passes to restore_connection)."""
+    params = dict((name, spec.get("default")) for name, spec in dict(CONNECTION_ARGS, **DATABASE_ARGS).items())
+    params.update(from_resource=stack + "-api", to_resource=pg, stack=stack, username="postgres", password=PASSWORD,
+                  database_name="appdb", timeout=20, label="database %s-api -> %s" % (stack, pg))
+    return params
+
+
+def test_a_migration_snapshots_the_database_and_the_restore_puts_back_every_row(stack, workdir):
+    pg, wd = stack + "-pg", str(workdir)
+    assert playbook([postgres_task(pg, stack)]).rc == 0
+    first, shown = run(stack, pg, wd)
+    # The schema made the tables: there was nothing to keep before it.
+    assert not any(a.startswith("snapshot") for a in shown["actions"]) and not shown["snapshot"], first.details
+    assert inspect("volume", stack + "-clockwork-snapshots") is None
+    psql(pg, "INSERT INTO users (name) VALUES ('grace'), ('linus')")
+    before = dumped(pg)
+
+    (workdir / "migrations" / "V2__email.sql").write_text(V2)
+    checked, shown = run(stack, pg, wd, check=True, diff=True)
+    assert checked.result("db")["changed"] is True
+    assert shown["actions"] == ["snapshot appdb before migration V2__email.sql", "apply migration V2__email.sql"], \
+        checked.details
+    assert "snapshot appdb before migration V2__email.sql, apply migration V2__email.sql" in checked.output
+    assert inspect("volume", stack + "-clockwork-snapshots") is None, "check mode made the volume"
+    assert dumped(pg) == before, "check mode changed the database"
+
+    applied, shown = run(stack, pg, wd)
+    assert applied.result("db")["changed"] is True
+    assert shown["actions"] == ["snapshot appdb before migration V2__email.sql", "apply migration V2__email.sql"]
+    snapshot = shown["snapshot"]
+    assert set(snapshot) == {"name", "created", "size", "volume", "kind"}, snapshot
+    assert (snapshot["kind"], snapshot["volume"]) == ("pg_dump", stack + "-clockwork-snapshots")
+    assert psql(pg, "SELECT email FROM users ORDER BY id") == "ada@example.com\ngrace@example.com\nlinus@example.com"
+    # The dump is in the stack's volume, with its index; pg_restore reads its table of contents.
+    volume = inspect("volume", stack + "-clockwork-snapshots")
+    assert volume["Labels"]["io.clockwork.stack"] == stack
+    files = in_volume(stack, "ls", "-l", "/snapshots").splitlines()
+    assert any(line.endswith(" %s.dump" % snapshot["name"]) and " %d " % snapshot["size"] in line
+               for line in files), files
+    assert "TABLE DATA public users" in in_volume(stack, "pg_restore", "-l", "/snapshots/%s.dump" % snapshot["name"])
+    index = json.loads(in_volume(stack, "cat", "/snapshots/index-%s.json" % pg))
+    assert [(e["snapshot"], e["before"]) for e in index] == [(snapshot["name"], ["migration V2__email.sql"])]
+    assert PASSWORD not in applied.output and PASSWORD not in json.dumps(index)
+
+    again, shown = run(stack, pg, wd)
+    assert not again.changed and shown["actions"] == [], again.details
+    last, shown = run(stack, pg, wd, check=True)
+    assert not last.changed and shown["actions"] == [], last.details
+
+    # A row written after the snapshot; the restore would lose it, and says so. Check mode first: nothing changes.
+    psql(pg, "INSERT INTO users (name, email) VALUES ('late', 'late@example.com')")
+    after_v2 = dumped(pg)
+    assert after_v2 != before
+    would = restore_connection(dry_run_gateway(), stack, connection(stack, pg), snapshot)
+    assert would.actions == ["restore snapshot %s of appdb, taken %s (%s): rows written to appdb after %s are lost" % (
+        snapshot["name"], snapshot["created"], megabytes(snapshot["size"]), snapshot["created"])], would.actions
+    assert would.extra["restore"]["lost"] == "rows written to appdb after %s are lost" % snapshot["created"]
+    assert dumped(pg) == after_v2
+
+    done = restore_connection(DockerGateway(), stack, connection(stack, pg), snapshot)
+    assert done.changed and done.actions[0].startswith("restore snapshot %s of appdb, taken %s before migration "
+                                                      "V2__email.sql" % (snapshot["name"], snapshot["created"]))
+    assert done.actions[1] == "keep the state before the restore as snapshot %s" % \
+        done.extra["snapshot_before_restore"]
+    assert dumped(pg) == before, "schema and rows are not as before V2"
+    index = json.loads(in_volume(stack, "cat", "/snapshots/index-%s.json" % pg))
+    assert [e["before"] for e in index] == [["migration V2__email.sql"], ["restore of %s" % snapshot["name"]]]
+
+    # A snapshot that is not there: refused before any change, naming the ones kept.
+    try:
+        restore_connection(DockerGateway(), stack, connection(stack, pg), {"name": "appdb-19700101T000000Z-000000"})
+        raise AssertionError("a missing snapshot was restored")
+    except ClockworkError as exc:
+        assert "no snapshot appdb-19700101T000000Z-000000 of database appdb" in exc.msg and \
+            snapshot["name"] in exc.msg, exc.msg
+    assert dumped(pg) == before
+
