@@ -49,7 +49,10 @@ from ansible_collections.clockwork.connections.plugins.module_utils.registry imp
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.scheduler import (
     failure_report, run_ordered, step_error)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.preflight import SwarmPreflight
-from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.secrets import SwarmObjects
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.rollback import (
+    return_after_failure, roll_back)
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.secrets import (
+    SwarmObjects, unused_objects)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.services import (
     changes, file_env, managed_part, secret_env_names, service_body, service_problems,
     wanted_service)
@@ -395,31 +398,28 @@ class SwarmApplier(Applier):
                 name, "create" if existing is None else "update", engine_words(exc)))
 
     def _collect_garbage(self):
-        """Secrets and configs of the stack that no service uses any more (a rotation's old ones)."""
-        used = set()
-        for service in self._stack_services():
-            used |= self._references(service)
-        for kind in ("secret", "config"):
-            for name in sorted(self.objects.owned(kind)):
-                if name in used:
-                    continue
-                if self.objects.remove(kind, name):
-                    self._record(kind, name, True, ["remove (no longer used)"])
-
-    def _stack_services(self):
-        return self.engine.services(filters={"label": "%s=%s" % (STACK_LABEL, self.name)})
-
-    @staticmethod
-    def _references(service):
-        container = (service["Spec"].get("TaskTemplate") or {}).get("ContainerSpec") or {}
-        return set([s.get("SecretName") for s in container.get("Secrets") or []]
-                   + [c.get("ConfigName") for c in container.get("Configs") or []])
+        """Secrets and configs of the stack that no service uses any more (a rotation's old ones),
+        nor a kept release (a rollback puts them back: apply/swarm/secrets.py unused_objects)."""
+        services = self.engine.services(filters={"label": "%s=%s" % (STACK_LABEL, self.name)})
+        for kind, name in unused_objects(self.objects, services, self.engine.files, self.name):
+            if self.objects.remove(kind, name):
+                self._record(kind, name, True, ["remove (no longer used)"])
 
     def write_diagram(self, path):
         result = ConnectionResult("diagram", self.name, self.name)
         write_file(self.plan.host_path(path), diagram_document(self.name, *self.declaration), "0644", None,
                    self.engine.files, result)
         self._record("diagram", self.plan.host_path(path), result.changed, result.actions)
+
+    # -- releases (issue 35 part 6: apply/swarm/rollback.py) ------------------------------
+
+    def return_to(self, release):
+        """After a failed present, under the lock: the stack back on `release`; the lines of what went back."""
+        return return_after_failure(self, release)
+
+    def rolled_back(self, release, restore_data=False):
+        """`state: rolled_back`: every service on `release`'s recorded spec; the report."""
+        return roll_back(self, release, restore_data)
 
     # -- absent ------------------------------------------------------------------------
 

@@ -7,7 +7,10 @@ Swarm cannot change a secret or a config: new content is a new object under a ne
 the services move to it in a rolling update, and the old one goes once nothing uses it.
 A secret's name carries a slow, salted digest of its value, never the value or a fast hash
 of it (a password's fast hash is as good as the password to anyone with a word list);
-a config's name carries the sha256 of its content, which `docker config inspect` shows anyway."""
+a config's name carries the sha256 of its content, which `docker config inspect` shows anyway.
+
+An object goes once no service uses it and no kept release names it either: a rollback (issue 35
+part 6, apply/swarm/rollback.py) puts the release's spec back, with the secrets it names by id."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -21,6 +24,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker.error
     CONFLICT, NOT_FOUND, engine_words, status_of)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.tasks import in_use
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import ReleaseStore
 
 NAME_LIMIT = 64
 DIGEST_LENGTH = 16
@@ -108,3 +112,36 @@ class SwarmObjects(object):
             raise ClockworkError("cannot remove %s %s: %s" % (kind, name, engine_words(exc)))
         self.listed(kind).pop(name, None)
         return True
+
+
+def references(spec):
+    """The secret and config names a service spec uses."""
+    container = ((spec or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}
+    return set([s.get("SecretName") for s in container.get("Secrets") or []]
+               + [c.get("ConfigName") for c in container.get("Configs") or []])
+
+
+def kept_references(files, stack):
+    """The names the services of the stack's kept releases use (a rollback needs them back); None
+    when a release cannot be read (then nothing is taken for unused: the run says nothing of it)."""
+    try:
+        releases, _missing = ReleaseStore(files, stack).releases()
+    except ClockworkError:
+        return None
+    used = set()
+    for release in releases:
+        for service in (release.get("services") or {}).values():
+            used |= references(service.get("spec"))
+    return used
+
+
+def unused_objects(objects, services, files, stack):
+    """[(kind, name)] of the stack's secrets and configs that no service of `services` (the stack's,
+    as listed) uses and no kept release names: a rotation's old ones, once no rollback can want them."""
+    kept = kept_references(files, stack)
+    if kept is None:
+        return []
+    used = set(kept)
+    for service in services:
+        used |= references(service.get("Spec"))
+    return [(kind, name) for kind in KINDS for name in sorted(objects.owned(kind)) if name not in used]

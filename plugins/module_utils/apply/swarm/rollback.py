@@ -1,0 +1,246 @@
+# -*- coding: utf-8 -*-
+# Copyright: clockwork.connections contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A Swarm stack back on one of its releases (issue 35 part 6): after a failed deploy, and on demand.
+
+A release keeps each service's whole spec as the engine held it right after the apply that made
+it (releases/record.py stack_services), not only Swarm's one-step PreviousSpec, which a second
+update has already overwritten. Going back is an update of each service that differs from its
+record with that spec, at the service's current version; Swarm then replaces the tasks as the
+recorded UpdateConfig says (start-first where it says so: the old task serves until the new one
+runs). A service of the release that is gone is created again from its spec; a service of the
+stack that the release does not have is removed (only the stack's own: the list is by its label).
+
+Everything a spec names by id (its image, networks, secrets and configs) is looked for first, so a
+return that cannot be made is refused before any change, naming what is missing."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import copy
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import engine_words
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError, NotFound
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.services import IMAGE_ID_LABEL
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.tasks import (
+    wait_converged, wait_tasks_gone)
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.record import stack_services
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.view import (
+    scrub, secrets_of, service_drift, service_view)
+
+# How long a service going back may take to run its recorded spec when the declaration does not
+# say (a rollback on demand has none).
+RETURN_TIMEOUT = 120
+MISSING, NOT_IN_RELEASE = "missing", "not in the release"
+
+
+def recorded_specs(release):
+    """name -> the whole spec a release recorded, for a release of the swarm target ({} otherwise)."""
+    if (release or {}).get("target") != "swarm":
+        return {}
+    return dict((name, service["spec"]) for name, service in (release.get("services") or {}).items())
+
+
+def spec_options(spec):
+    """The keyword arguments of the gateway's service create and update that send `spec` whole."""
+    spec = copy.deepcopy(spec)
+    return dict(task_template=spec.get("TaskTemplate") or {}, labels=spec.get("Labels") or {},
+                mode=spec.get("Mode"), update_config=spec.get("UpdateConfig"),
+                rollback_config=spec.get("RollbackConfig"), endpoint_spec=spec.get("EndpointSpec"))
+
+
+def order_of(spec):
+    """How Swarm replaces the tasks for this spec, in the report's words."""
+    return ((spec.get("UpdateConfig") or {}).get("Order") or "stop-first") if "Replicated" in (
+        spec.get("Mode") or {"Replicated": {}}) else "a job"
+
+
+def image_of(spec):
+    """(what the manager must have: the image id the apply resolved, else the spec's reference; the reference)."""
+    container = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
+    reference = container.get("Image") or ""
+    return (container.get("Labels") or {}).get(IMAGE_ID_LABEL) or reference.split("@")[0], reference
+
+
+def missing_images(gateway, specs, names):
+    """{service: image} of the services `names` whose image the manager's engine no longer has."""
+    missing = {}
+    for name in sorted(names):
+        wanted, reference = image_of(specs[name])
+        if wanted and gateway.image(wanted) is None:
+            missing[name] = reference or wanted
+    return missing
+
+
+def refuse_missing_images(stack, number, missing):
+    """The shared refusal of releases/rollback.py when it exists (one wording for both targets)."""
+    try:
+        from ansible_collections.clockwork.connections.plugins.module_utils.releases.rollback import (  # pylint: disable=import-outside-toplevel
+            refuse_missing)
+    except ImportError:
+        refuse_missing = None
+    if refuse_missing is not None:
+        refuse_missing(stack, number, missing)
+    raise ClockworkError("stack %s cannot go back to release %s: %s no longer on the Docker host; nothing was "
+                         "changed" % (stack, number, ", ".join("service %s's image %s" % item
+                                                               for item in sorted(missing.items()))))
+
+
+def missing_objects(gateway, specs, names):
+    """["service api: secret <name>", ...]: what the specs of `names` refer to by id that is gone."""
+    secrets = set(s["ID"] for s in gateway.secrets() or [])
+    configs = set(c["ID"] for c in gateway.configs() or [])
+    missing = []
+    for name in sorted(names):
+        template = specs[name].get("TaskTemplate") or {}
+        container = template.get("ContainerSpec") or {}
+        for reference in container.get("Secrets") or []:
+            if reference.get("SecretID") not in secrets:
+                missing.append("service %s: secret %s" % (name, reference.get("SecretName") or reference.get("SecretID")))
+        for reference in container.get("Configs") or []:
+            if reference.get("ConfigID") not in configs:
+                missing.append("service %s: config %s" % (name, reference.get("ConfigName") or reference.get("ConfigID")))
+        for network in template.get("Networks") or []:
+            if gateway.network(network.get("Target")) is None:
+                missing.append("service %s: network %s" % (name, network.get("Target")))
+    return missing
+
+
+class SwarmReturn(object):
+    """One return of the swarm applier `applier`'s stack to `release` (a dict of releases/store.py)."""
+
+    def __init__(self, applier, release):
+        self.applier = applier
+        self.stack = applier.name
+        self.release = release
+        self.number = release.get("number")
+        self.specs = recorded_specs(release)
+        self.secrets = secrets_of(release)
+
+    def steps(self, touched=None):
+        """[(service, action, reasons, its service now or None)]: "update" (differs from its record),
+        "create" (gone), "remove" (not in the release; with `touched`, only the services named
+        there: those a failed run made)."""
+        running = stack_services(self.applier.engine, self.stack)
+        found = []
+        for item in service_drift(dict(self.release, services=self.release.get("services") or {}), running):
+            name, changes = item["service"], item["changes"]
+            if changes == [MISSING]:
+                found.append((name, "create", [], None))
+            elif changes == [NOT_IN_RELEASE]:
+                if touched is None or name in touched:
+                    found.append((name, "remove", [], running[name]))
+            else:
+                found.append((name, "update", changes, running[name]))
+        return found
+
+    def refuse_unreachable(self, steps):
+        """Before any change: what the services going back need, there (images, secrets, configs, networks)."""
+        names = [name for name, action, _reasons, _now in steps if action != "remove"]
+        gateway = self.applier.engine
+        missing = missing_images(gateway, self.specs, names)
+        if missing:
+            refuse_missing_images(self.stack, self.number, missing)
+        gone = missing_objects(gateway, self.specs, names)
+        if gone:
+            raise ClockworkError("stack %s cannot go back to release %s: what its services use is gone (%s); nothing "
+                                 "was changed" % (self.stack, self.number, ", ".join(gone)))
+
+    def run(self, steps, timeout_of=lambda name: RETURN_TIMEOUT):
+        """Make the steps (every write first, then the waits, which overlap); the lines of what went back."""
+        lines, waits, removed = [], [], []
+        for name, action, reasons, now in steps:
+            self._note(name, action, reasons, now)
+            try:
+                waits.append(self._write(name, action, now))
+            except APIError as exc:
+                raise ClockworkError("service %s: the Swarm manager refused its return to release %s (%s): %s" % (
+                    name, self.number, action, engine_words(exc)))
+            if action == "remove":
+                removed.append(now["id"])
+                lines.append("service %s: removed (not in release %s)" % (name, self.number))
+            else:
+                lines.append("service %s: back to release %s (%s%s)" % (
+                    name, self.number, "created again, " if action == "create" else "", order_of(self.specs[name])))
+        if removed:
+            wait_tasks_gone(self.applier.engine, removed, ", ".join(n for n, a, _r, _n in steps if a == "remove"))
+        failed = []
+        for name, service_id in [w for w in waits if w[1]]:
+            try:
+                wait_converged(self.applier.view, service_id, name, timeout_of(name), say=self.applier.say)
+            except ClockworkError as exc:
+                failed.append(exc.msg)
+            self.applier.view.forget("container", name)
+        if failed:
+            raise ClockworkError("stack %s did not come back on release %s whole: %s" % (
+                self.stack, self.number, "; ".join(failed)))
+        return lines
+
+    def _write(self, name, action, now):
+        """(name, the service's id to wait for, or None)."""
+        view = self.applier.view
+        if action == "remove":
+            try:
+                view.remove_service(now["id"])
+            except NotFound:
+                pass
+            return name, None
+        options = spec_options(self.specs[name])
+        if action == "create":
+            return name, view.create_service(options.pop("task_template"), name, **options)["ID"]
+        current = self.applier.engine.service(now["id"])   # its version now, not the list's
+        view.update_service(current["ID"], current["Version"]["Index"], name, fetch_current_spec=False, **options)
+        return name, current["ID"]
+
+    def _note(self, name, action, reasons, now):
+        """The entry and the diff of one step, masked (releases/view.py: no secret value of either spec)."""
+        secrets = self.secrets | (secrets_of({"services": {name: now}}) if now else set())
+        before = scrub(service_view(now), secrets) if now else {}
+        after = scrub(service_view(self.release["services"][name]), secrets) if action != "remove" else {}
+        words = {"update": "back to release %s" % self.number, "create": "create (release %s)" % self.number,
+                 "remove": "remove (not in release %s)" % self.number}[action]
+        self.applier._record("service", name, True, [words], reasons, before, after)  # pylint: disable=protected-access
+        self.applier.say("%s: %s%s" % (name, words, " (%s)" % ", ".join(reasons) if reasons else ""))
+
+
+def touched_services(entries):
+    """The services a run created, updated or recreated (its report's entries), written or not."""
+    return set(e["name"] for e in entries if e.get("kind") == "service" and e.get("changed"))
+
+
+def return_after_failure(applier, release):
+    """A failed deploy's end: the services it touched, and any other that left the release, back on
+    `release` (the stack's current one before the run); the services it made removed. The lines
+    of what went back ([] when nothing needed to)."""
+    if (release or {}).get("target") != "swarm":
+        return []
+    going = SwarmReturn(applier, release)
+    steps = going.steps(touched=touched_services(applier.entries))
+    if not steps:
+        return []
+    going.refuse_unreachable(steps)
+    return going.run(steps, timeout_of=lambda name: applier.specs[name].timeout if name in applier.specs
+                     else RETURN_TIMEOUT)
+
+
+def roll_back(applier, release, restore_data=False):
+    """`state: rolled_back`: every service of the stack on `release`'s spec, those it does not have
+    removed; refused before any change when something it needs is gone. The applier's report."""
+    if restore_data:
+        raise ClockworkError("restore_data: a rollback on Swarm does not restore databases yet (their snapshots on "
+                             "Swarm are taken in the database task, issue 35 part 4); roll back without restore_data, "
+                             "the databases keep their data and schema")
+    if release.get("target") != "swarm":
+        raise ClockworkError("release %s of stack %s was made with engine %s, not swarm: a Swarm stack goes back "
+                             "only to a release of its services" % (release.get("number"), applier.name,
+                                                                   release.get("target")))
+    going = SwarmReturn(applier, release)
+    steps = going.steps()
+    going.refuse_unreachable(steps)
+    going.run(steps)
+    names = sorted(set(going.specs) | set(name for name, _a, _r, _n in steps))
+    for name in sorted(going.specs):
+        if not any(step[0] == name for step in steps):
+            applier._record("service", name, False, [])  # pylint: disable=protected-access
+    return dict(applier.report(), order=names)

@@ -1,0 +1,291 @@
+"""A Swarm stack back on a release (issue 35 part 6: apply/swarm/rollback.py) on the memory swarm:
+after a failed deploy (SwarmApplier.return_to) and on demand (SwarmApplier.rolled_back), and the
+secrets a kept release needs kept (apply/swarm/secrets.py).
+
+What is asserted is read from the engine: each service's Spec compared with the one its release
+recorded (releases/record.py stack_services), its tasks, the secrets. Both go through the stack
+module's entry point (run_stack: apply/applier.py apply_state calls the hooks)."""
+import pytest
+
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.applier import SwarmApplier
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
+from ansible_collections.clockwork.connections.plugins.module_utils.stack import run_stack
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import ReleaseStore
+
+import memory_stacks as ms
+from memory_stacks import home, instant_waits  # noqa: F401  (fixtures, autouse)
+from memory_stacks import NGINX, STACK, run
+
+
+@pytest.fixture
+def base(tmp_path):
+    directory = tmp_path / "base"
+    directory.mkdir()
+    return directory
+
+
+def declaration(base, extra=(), **changes):
+    resources, connections = ms.showcase(database=False, api_replicas=2, **changes)
+    resources.extend(extra)
+    for resource in resources:
+        if resource.get("type", "container") == "container":
+            resource.setdefault("endpoint_mode", "dnsrr")
+    return ms.params(base, resources, connections, engine="swarm")
+
+
+def store(gateway=None):
+    return ReleaseStore((gateway or ms.RecordingGateway(ms.new_engine())).files, STACK)
+
+
+def specs(engine):
+    """name -> Spec of the stack's services now."""
+    return dict((s["Spec"]["Name"], s["Spec"]) for s in engine.services(filters={"label": "%s=%s" % (
+        ms.STACK_LABEL, STACK)}))
+
+
+def recorded(number):
+    return dict((name, s["spec"]) for name, s in store().release(number)["services"].items())
+
+
+def running_tasks(engine, name):
+    return sorted(t["ID"] for t in engine.tasks(filters={"service": name}) if t["Status"]["State"] == "running")
+
+
+def env(spec):
+    return dict(e.partition("=")[::2] for e in spec["TaskTemplate"]["ContainerSpec"].get("Env") or [])
+
+
+def released(engine, base, **changes):
+    """Apply a declaration that changes something: the release it recorded."""
+    report, _gateway = run(engine, declaration(base, **changes))
+    assert report["changed"] and report.get("release"), report
+    return report["release"]["number"]
+
+
+def failed_deploy(engine, params):
+    """The failure's message of a deploy that fails (apply_state: the stack went back, it says how)."""
+    with pytest.raises(ClockworkError) as failed:
+        run(engine, params)
+    return failed.value.msg
+
+
+def rolled_back(engine, base, which, check=False, restore_data=False, gateway=None):
+    """`state: rolled_back` to `which` (a number or "previous") through the stack module's entry point;
+    (report, gateway)."""
+    gateway = gateway or (dry_run_gateway(live=engine) if check else ms.RecordingGateway(engine))
+    params = ms.params(base, [], [], engine="swarm", state="rolled_back", release=str(which),
+                       restore_data=restore_data)
+    return run_stack(gateway, params), gateway
+
+
+# -- a failed deploy ---------------------------------------------------------------------------
+
+def test_a_failed_deploy_puts_every_service_it_updated_back_on_the_previous_release_and_removes_what_it_made(base):
+    engine = ms.new_engine(swarm=True)
+    first = released(engine, base)
+    before = specs(engine)
+    serving = running_tasks(engine, "frontend")
+    engine.after_start("frontend", exits=1)
+    extra = [{"name": "extra", "image": NGINX}]
+    message = failed_deploy(engine, declaration(base, extra=extra, api={"env": {"FEATURE": "on"}},
+                                                frontend={"env": {"FEATURE": "on"}}))
+
+    assert "service frontend" in message
+    assert specs(engine) == before == recorded(first), "api, updated by the run, and frontend are on release 1"
+    assert "extra" not in specs(engine), "a service new in the failed run is removed"
+    assert running_tasks(engine, "frontend") == serving, "start-first: the previous task served throughout"
+    assert len(running_tasks(engine, "api")) == 2
+    assert "the stack is back on release %d (" % first in message, message
+    assert "service api: back to release %d (stop-first)" % first in message, message
+    assert "service extra: removed (not in release %d)" % first in message, message
+    assert "service frontend: back to release %d (start-first)" % first in message, message
+    assert store().index()["current"] == first, "a failed run records no release"
+
+
+def test_a_failed_first_deploy_has_no_release_to_go_back_to(base):
+    engine = ms.new_engine(swarm=True)
+    engine.after_start("frontend", exits=1)
+    gateway = ms.RecordingGateway(engine)
+    applier = SwarmApplier(gateway, declaration(base))
+    with pytest.raises(ClockworkError):
+        applier.present()
+    assert applier.return_to({"target": "docker", "number": 1, "services": {}, "containers": {}}) == []
+    applier.close()
+
+
+def test_a_service_whose_return_fails_is_named_with_the_release(base):
+    engine = ms.new_engine(swarm=True)
+    first = released(engine, base)
+    engine.after_start("frontend", exits=1)
+    gateway = ms.RecordingGateway(engine)
+    applier = SwarmApplier(gateway, declaration(base, frontend={"image": ms.REDIS}))
+    with pytest.raises(ClockworkError):
+        applier.present()
+    # The old task is gone meanwhile (its node lost): the return must start a task, which fails.
+    for task in engine._tasks.values():   # pylint: disable=protected-access
+        if task["Status"]["State"] == "running" and task["ServiceID"] == engine.inspect_service("frontend")["ID"]:
+            engine._shutdown(task)   # pylint: disable=protected-access
+    with pytest.raises(ClockworkError) as failed:
+        applier.return_to(store(gateway).release(first))
+    assert "did not come back on release %d whole: service frontend" % first in failed.value.msg
+    applier.close()
+
+
+# -- rollback on demand ------------------------------------------------------------------------
+
+def test_rollback_puts_each_service_on_the_release_spec_removes_the_others_and_a_rerun_changes_nothing(base):
+    engine = ms.new_engine(swarm=True)
+    first = released(engine, base)
+    second = released(engine, base, extra=[{"name": "extra", "image": NGINX}], api={"env": {"FEATURE": "on"}},
+                      frontend={"env": {"FEATURE": "on"}})
+    assert env(specs(engine)["api"])["FEATURE"] == "on"
+    serving = running_tasks(engine, "redis")
+
+    report, gateway = rolled_back(engine, base, "previous")
+
+    assert report["changed"] is True and report["release"]["number"] == second + 1
+    assert report["rolled_back_to"] == first
+    assert specs(engine) == recorded(first)
+    assert running_tasks(engine, "redis") == serving, "a service already on the release is left alone"
+    changed = ms.changed_entries(report)
+    assert ("service", "api", ["back to release %d" % first]) in changed
+    assert ("service", "frontend", ["back to release %d" % first]) in changed
+    assert ("service", "extra", ["remove (not in release %d)" % first]) in changed
+    assert not [e for e in changed if e[1] in ("redis", "postgres", "storage")]
+    assert any("update service api" in a for a in gateway.actions)
+    assert recorded(second + 1) == recorded(first), "the rollback is recorded as a new release of the same specs"
+
+    again, gateway = rolled_back(engine, base, "previous")   # the rollback's own release: the same target
+    assert again["changed"] is False and ms.without_lock(gateway.actions) == []
+    assert again["rolled_back_to"] == first and store().index()["current"] == second + 1
+
+
+def test_rollback_in_check_mode_records_the_actions_of_the_real_run_and_changes_nothing(base):
+    engine = ms.new_engine(swarm=True)
+    first = released(engine, base)
+    released(engine, base, api={"env": {"FEATURE": "on"}}, frontend={"env": {"FEATURE": "on"}})
+    before, since = ms.snapshot(engine), len(engine.calls)
+    checked, dry = rolled_back(engine, base, first, check=True)
+    assert [c for c in engine.calls[since:] if c.method in ms.WRITES] == []
+    assert ms.snapshot(engine) == before
+
+    report, gateway = rolled_back(engine, base, first)
+    assert checked["changed"] is True
+    assert ms.changed_entries(checked) == ms.changed_entries(report)
+    assert sorted(a for a in dry.actions if "service" in a) == sorted(a for a in gateway.actions if "service" in a)
+
+    checked, dry = rolled_back(engine, base, first, check=True)
+    assert checked["changed"] is False and [a for a in dry.actions if "service" in a] == []
+
+
+def test_rollback_creates_a_service_of_the_release_that_is_gone(base):
+    engine = ms.new_engine(swarm=True)
+    first = released(engine, base)
+    engine.remove_service("storage")
+    report, _gateway = rolled_back(engine, base, first)
+    assert ("service", "storage", ["create (release %d)" % first]) in ms.changed_entries(report)
+    assert specs(engine)["storage"] == recorded(first)["storage"]
+    assert len(running_tasks(engine, "storage")) == 1
+
+
+def test_rollback_leaves_services_of_other_stacks_alone(base):
+    engine = ms.new_engine(swarm=True)
+    first = released(engine, base)
+    engine.create_service({"ContainerSpec": {"Image": NGINX}}, name="outsider", labels={"owner": "someone"})
+    outsider = engine.inspect_service("outsider")["Version"]
+    report, _gateway = rolled_back(engine, base, first)
+    assert report["changed"] is False
+    assert engine.inspect_service("outsider")["Version"] == outsider
+
+
+def test_rollback_is_refused_before_any_change_when_an_image_is_gone(base):
+    engine = ms.new_engine(swarm=True)
+    first = released(engine, base)
+    released(engine, base, api={"env": {"FEATURE": "on"}}, frontend={"image": ms.REDIS})
+    del engine._images[engine.inspect_image(NGINX)["Id"]]   # pylint: disable=protected-access  # `docker rmi -f`
+    before, since, gateway = ms.snapshot(engine), len(engine.calls), ms.RecordingGateway(engine)
+    with pytest.raises(ClockworkError) as refused:
+        rolled_back(engine, base, first, gateway=gateway)
+    assert "release %d" % first in refused.value.msg and NGINX in refused.value.msg, refused.value.msg
+    assert "frontend" in refused.value.msg
+    assert ms.stack_writes(engine, since, gateway) == [] and ms.snapshot(engine) == before
+
+
+def test_rollback_is_refused_before_any_change_when_a_secret_it_names_is_gone(base):
+    engine = ms.new_engine(swarm=True)
+    first = released(engine, base)
+    released(engine, base, postgres={"env": {"POSTGRES_PASSWORD": "other456", "POSTGRES_DB": "appdb"}})  # pragma: allowlist secret
+    old = [r["SecretName"] for r in recorded(first)["postgres"]["TaskTemplate"]["ContainerSpec"]["Secrets"]]
+    for secret in engine.secrets():
+        if secret["Spec"]["Name"] in old:
+            engine.remove_secret(secret["ID"])   # by hand: the stack itself keeps it (below)
+    since, gateway = len(engine.calls), ms.RecordingGateway(engine)
+    with pytest.raises(ClockworkError) as refused:
+        rolled_back(engine, base, first, gateway=gateway)
+    assert "service postgres: secret %s" % old[0] in refused.value.msg, refused.value.msg
+    assert ms.stack_writes(engine, since, gateway) == []
+
+
+def test_rollback_refuses_restore_data_and_a_release_of_the_docker_target(base):
+    engine = ms.new_engine(swarm=True)
+    first = released(engine, base)
+    with pytest.raises(ClockworkError) as refused:
+        rolled_back(engine, base, first, restore_data=True)
+    assert refused.value.msg.startswith("restore_data: ")
+    gateway = ms.RecordingGateway(engine)
+    applier = SwarmApplier(gateway, ms.params(base, [], [], engine="swarm"))
+    with pytest.raises(ClockworkError) as refused:
+        applier.rolled_back(dict(store().release(first), target="docker"), False)
+    assert "made with engine docker" in refused.value.msg
+    applier.close()
+
+
+# -- secrets a kept release needs --------------------------------------------------------------
+
+ROTATED = {"postgres": {"env": {"POSTGRES_PASSWORD": "other456", "POSTGRES_DB": "appdb"}}}  # pragma: allowlist secret
+
+
+def secret_names(engine):
+    return sorted(s["Spec"]["Name"] for s in engine.secrets())
+
+
+def test_a_rotated_secret_stays_while_a_kept_release_uses_it_and_a_rollback_finds_it(base):
+    engine = ms.new_engine(swarm=True)
+    first = released(engine, base)
+    old = secret_names(engine)
+    released(engine, base, **ROTATED)
+    assert set(old) < set(secret_names(engine)), "the old password's secret is kept for release %d" % first
+    report, _gateway = rolled_back(engine, base, first)
+    assert ("service", "postgres", ["back to release %d" % first]) in ms.changed_entries(report)
+    assert specs(engine)["postgres"] == recorded(first)["postgres"]
+
+
+def test_a_secret_goes_once_no_kept_release_uses_it(base):
+    engine = ms.new_engine(swarm=True)
+    run(engine, declaration(base))
+    old = set(secret_names(engine))
+    rotated = declaration(base, **ROTATED)
+    rotated["releases_kept"] = 1
+    report, _gateway = run(engine, rotated)
+    assert old < set(secret_names(engine)), "release 1 is the current one while the run collects"
+    report, _gateway = run(engine, rotated)   # release 1 was pruned when release 2 was recorded
+    removed = [e["name"] for e in report["entries"] if e["kind"] == "secret" and e["changed"]]
+    assert sorted(removed) == sorted(old - set(secret_names(engine))) and removed
+    assert not old & set(secret_names(engine)) - set(
+        r["SecretName"] for s in specs(engine).values() for r in s["TaskTemplate"]["ContainerSpec"].get("Secrets") or [])
+
+
+def test_an_unreadable_release_keeps_every_secret(base):
+    engine = ms.new_engine(swarm=True)
+    run(engine, declaration(base))
+    old = set(secret_names(engine))
+    released(engine, base, **ROTATED)
+    path = store().release_path(1)
+    with open(path, "w") as handle:
+        handle.write("not json")
+    rotated = declaration(base, **ROTATED)
+    rotated["releases_kept"] = 1
+    report, _gateway = run(engine, dict(rotated, resources=rotated["resources"]))
+    assert old <= set(secret_names(engine))
+    assert not [e for e in report["entries"] if e["kind"] == "secret" and e["changed"]]
