@@ -163,15 +163,17 @@ def swarm_run(stack, resource, tmp_path, check=False):
 
 
 def test_a_service_with_the_tables_options(stack, tmp_path):
-    """On Swarm the options a service has are its fields (the task's container gets them); the others
-    are refused, naming each, before any change."""
+    """On Swarm the options a service has are its fields (the task's container gets them: tmpfs paths as
+    tmpfs mounts, the platform as the placement's); the others are refused, naming each, before any change;
+    a change updates the service naming it, rerun unchanged."""
     name = stack + "-svc"
     resource = dict(name=name, image=NGINX_IMAGE, entrypoint=["/bin/sh", "-c"], command=[SCRIPT], endpoint_mode="dnsrr",
                     user="1000:1000", working_dir="/srv", hostname="optsvc", extra_hosts=["db.example.test:10.1.2.3"],
                     dns=["10.0.0.53"], read_only=True, init=True, stop_signal="SIGINT", group_add=["29"],
                     ulimits={"nofile": {"soft": 1024, "hard": 2048}}, sysctls={"net.ipv4.ip_unprivileged_port_start": "0"},
                     logging={"driver": "json-file", "options": {"max-size": "1m"}}, mem_limit="64m", cpus=0.5,
-                    pids_limit=64, mem_reservation="32m", timeout=60)
+                    pids_limit=64, mem_reservation="32m", tmpfs=["/run:size=8m", "/tmp"], platform="linux/amd64",
+                    timeout=60)
     with swarm_mode():
         try:
             with pytest.raises(ClockworkError) as refused:
@@ -198,17 +200,30 @@ def test_a_service_with_the_tables_options(stack, tmp_path):
             # A reservation is the scheduler's: on the service, not on its task's container.
             resources = inspect("service", name)["Spec"]["TaskTemplate"]["Resources"]
             assert resources["Reservations"] == {"MemoryBytes": 32 * 1024 ** 2}, resources
+            # The tmpfs paths are the service's tmpfs mounts; the platform, where its tasks may run.
+            mounts = dict((m["Destination"], m) for m in attrs["Mounts"])
+            assert mounts["/run"]["Type"] == "tmpfs" and mounts["/tmp"]["Type"] == "tmpfs", attrs["Mounts"]
+            assert "size=8192k" in docker("exec", task_container(name), "sh", "-c", "grep ' /run ' /proc/mounts")
+            assert docker("exec", task_container(name), "sh", "-c", "touch /tmp/x && echo written") == "written"
+            placement = inspect("service", name)["Spec"]["TaskTemplate"]["Placement"]
+            assert placement["Platforms"] == [{"OS": "linux", "Architecture": "amd64"}], placement
 
             same = swarm_run(stack, resource, tmp_path)
             assert same["changed"] is False, as_text(same)
             rechecked = swarm_run(stack, resource, tmp_path, check=True)
             assert rechecked["changed"] is False, as_text(rechecked)
 
-            changed = dict(resource, user="1001", mem_limit="96m")
+            changed = dict(resource, user="1001", mem_limit="96m", tmpfs=["/run:size=16m", "/tmp"])
             more = swarm_run(stack, changed, tmp_path, check=True)
             entry = [e for e in more["entries"] if e["kind"] == "service"][0]
             assert entry["actions"] == ["update"] and "user" in entry["reasons"] and "mem_limit" in entry["reasons"], \
                 as_text(entry)
+            assert "mounts" in entry["reasons"], as_text(entry)
+            updated = swarm_run(stack, changed, tmp_path)
+            assert updated["changed"] is True, as_text(updated)
+            assert "size=16384k" in docker("exec", task_container(name), "sh", "-c", "grep ' /run ' /proc/mounts")
+            assert swarm_run(stack, changed, tmp_path)["changed"] is False
+            assert swarm_run(stack, changed, tmp_path, check=True)["changed"] is False
         finally:
             remove_swarm_stack(stack)
 

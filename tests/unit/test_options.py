@@ -71,6 +71,8 @@ SAMPLES = {
     "ulimits": ({"nofile": {"soft": 1024, "hard": 2048}, "nproc": 512}, {"nofile": 4096}),
     "sysctls": ({"net.core.somaxconn": 1024}, {"net.core.somaxconn": "2048"}),
     "logging": ({"driver": "json-file", "options": {"max-size": "10m"}}, {"driver": "local"}),
+    # Not compared on a container; on Swarm the service's placement.
+    "platform": ("linux/amd64", "linux/arm64"),
 }
 COMPARED = [o.name for o in TABLE if o.compare]
 
@@ -500,3 +502,79 @@ def test_an_anonymous_volume_is_shared_by_a_start_first_replacement():
     outcome = ContainerConverger(gw).converge(spec)
     assert outcome["actions"][0] == "replace start-first", outcome
     assert [m["Name"] for m in gw.container_now("web")["Mounts"] if m["Destination"] == "/cache"] == before
+
+
+# -- Swarm: the fields a service honours beyond its ContainerSpec basics ---------------------------
+
+def test_a_services_tmpfs_paths_are_its_tmpfs_mounts():
+    want, body = service({"tmpfs": ["/run:size=8m,mode=1777", "/tmp", "/ro:ro"]})
+    made = dict((m["Target"], m) for m in body["TaskTemplate"]["ContainerSpec"]["Mounts"])
+    assert made["/run"] == {"Target": "/run", "Type": "tmpfs", "ReadOnly": False,
+                            "TmpfsOptions": {"SizeBytes": 8 * 1024 ** 2, "Mode": 0o1777}}
+    assert made["/tmp"] == {"Target": "/tmp", "Type": "tmpfs", "ReadOnly": False} and made["/ro"]["ReadOnly"] is True
+    assert changes(want, managed_part(body, want, {})) == []
+    other, _body = service({"tmpfs": ["/run:size=16m", "/tmp", "/ro:ro"]})
+    assert changes(other, managed_part(body, other, {})) == ["labels %s" % SPEC_HASH_LABEL, "mounts"]
+    plain, _body = service({})
+    assert changes(plain, managed_part(body, plain, {})) == ["labels %s" % SPEC_HASH_LABEL, "mounts"]
+
+
+def test_a_services_platform_is_its_placement():
+    want, body = service({"platform": "linux/amd64"})
+    assert body["TaskTemplate"]["Placement"]["Platforms"] == [{"OS": "linux", "Architecture": "amd64"}]
+    assert changes(want, managed_part(body, want, {})) == []
+    # Constraints somebody else set stay beside it.
+    body["TaskTemplate"]["Placement"]["Constraints"] = ["node.role==manager"]
+    _, again = service({"platform": "linux/arm64"}, body)
+    assert again["TaskTemplate"]["Placement"] == {"Constraints": ["node.role==manager"],
+                                                  "Platforms": [{"OS": "linux", "Architecture": "arm64"}]}
+
+
+@pytest.mark.parametrize("fields, words", [
+    ({"tmpfs": ["/run:size=8m,noexec"]}, "tmpfs: /run: a service's tmpfs mount takes size, mode and ro only, not noexec"),
+    ({"tmpfs": ["/run:size=50%"]}, "tmpfs: invalid size '50%'"),
+    ({"tmpfs": ["/run:mode=rwx"]}, "tmpfs: /run: mode=rwx is not a file mode"),
+    ({"tmpfs": ["/data"], "mounts": [{"target": "/data"}]}, "tmpfs: /data is a target of mounts too"),
+    ({"platform": "linux/arm/v7"}, "platform: linux/arm/v7: a service's placement takes an OS and an architecture, "
+                                   "not a variant (give linux/arm"),
+])
+def test_swarm_refuses_a_value_a_service_cannot_have_naming_the_field(fields, words):
+    resource = Plan("s", [dict(name="web", image=IMAGE, **fields)], [], engine="swarm").by_name["web"]
+    said = ["%s: %s" % problem for problem in service_problems(resource)]
+    assert len(said) == 1 and said[0].startswith(words), said
+
+
+def test_a_service_with_the_fields_swarm_honours_on_the_memory_swarm(tmp_path, monkeypatch):
+    """The memory swarm (20.10's API 1.41): a service with capabilities, sysctls, ulimits, init, a read-only
+    root, names and DNS, stop signal and grace, groups, tmpfs mounts and a platform; rerun unchanged;
+    a tmpfs path and the platform changed update it naming each."""
+    import memory_stacks as ms
+    monkeypatch.setenv("HOME", str(tmp_path))
+    fields = dict(name="web", image=ms.NGINX, endpoint_mode="dnsrr", cap_add=["NET_ADMIN"], cap_drop=["ALL"],
+                  sysctls={"net.core.somaxconn": 1024}, ulimits={"nofile": 2048}, init=True, read_only=True,
+                  hostname="websvc", dns=["10.0.0.53"], extra_hosts={"db": "10.0.0.2"}, stop_signal="SIGINT",
+                  stop_grace_period="5s", group_add=["29"], tmpfs=["/run:size=8m", "/tmp"], platform="linux/amd64")
+    engine = ms.new_engine(swarm=True)
+
+    def converged(**changes):
+        report, _gateway = ms.run(engine, ms.params(tmp_path, [dict(fields, **changes)], [], engine="swarm"))
+        return report, [e for e in report["entries"] if e["kind"] == "service"][0]
+
+    report, _entry = converged()
+    assert report["changed"] is True, report["entries"]
+    spec = engine.inspect_service("web")["Spec"]
+    container = spec["TaskTemplate"]["ContainerSpec"]
+    assert (container["CapabilityAdd"], container["CapabilityDrop"]) == (["CAP_NET_ADMIN"], ["ALL"]), container
+    assert container["Sysctls"] == {"net.core.somaxconn": "1024"} and container["Init"] is True
+    assert container["ReadOnly"] is True and container["Hostname"] == "websvc" and container["Groups"] == ["29"]
+    assert container["Hosts"] == ["10.0.0.2 db"] and container["DNSConfig"] == {"Nameservers": ["10.0.0.53"]}
+    assert (container["StopSignal"], container["StopGracePeriod"]) == ("SIGINT", 5 * 10 ** 9)
+    assert container["Ulimits"] == [{"Name": "nofile", "Soft": 2048, "Hard": 2048}]
+    tmpfs = dict((m["Target"], m) for m in container["Mounts"])
+    assert tmpfs["/run"]["Type"] == "tmpfs" and tmpfs["/run"]["TmpfsOptions"] == {"SizeBytes": 8 * 1024 ** 2}
+    assert spec["TaskTemplate"]["Placement"]["Platforms"] == [{"OS": "linux", "Architecture": "amd64"}]
+    again, _entry = converged()
+    assert again["changed"] is False, again["entries"]
+    changed, entry = converged(tmpfs=["/run:size=16m", "/tmp"], platform="linux/arm64")
+    assert changed["changed"] is True and "mounts" in entry["reasons"] and "platform" in entry["reasons"], entry
+    assert converged(tmpfs=["/run:size=16m", "/tmp"], platform="linux/arm64")[0]["changed"] is False

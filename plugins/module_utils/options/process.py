@@ -50,6 +50,25 @@ def _entrypoint(value, ctx):
     return shlex.split(value) if isinstance(value, str) else [str(v) for v in value]
 
 
+def _platforms(platform):
+    """A platform (`os/arch`) as a service's placement takes it: the nodes its tasks may run on."""
+    os_name, _sep, arch = platform.partition("/")
+    return [dict([("OS", os_name)] + ([("Architecture", arch)] if arch else []))]
+
+
+def _platform_of(platforms):
+    return ",".join("/".join(p for p in (entry.get("OS") or "", entry.get("Architecture") or "") if p)
+                    for entry in platforms or []) or None
+
+
+def _swarm_platform_problem(value):
+    if value and str(value).count("/") > 1:
+        os_arch = "/".join(str(value).split("/")[:2])
+        return ("%s: a service's placement takes an OS and an architecture, not a variant (give %s: each node "
+                "pulls its own variant)" % (value, os_arch))
+    return None
+
+
 def signal_name(value):
     """A stop signal as compared: `SIGTERM` for `term`, `TERM` or `SIGTERM`; a number stays one."""
     if value is None or value == "":
@@ -116,7 +135,11 @@ OPTIONS = [
            details=("A pulled image that is another than the container's recreates it (its image drifted).",)),
     Option("platform", dict(type="str"), "The platform of the image, like C(linux/amd64), for an engine that runs "
            "several.", where=CONFIG, compare=None, body=_config_body("platform"), compose=("platform",),
-           details=("Given to the create call; not compared: the engine keeps no platform of a "
+           swarm=SwarmField(("TaskTemplate", "Placement", "Platforms"), to_api=_platforms, from_api=_platform_of,
+                            refuse=_swarm_platform_problem),
+           details=("Given to the create call; not compared on a container: the engine keeps no platform of a "
                     "container (its inspect says the OS only), the platform chooses the image, and the image is "
-                    "compared by its id (another platform's image is a changed image).",)),
+                    "compared by its id (another platform's image is a changed image).",
+                    "On Swarm, the nodes the tasks may run on (each pulls the image for its own platform): "
+                    "C(os/arch), no variant.")),
 ]

@@ -116,6 +116,28 @@ def _tmpfs(value, ctx):
     return sorted("%s:%s" % (p, o) if o else p for p, o in normal.items())
 
 
+def tmpfs_mount(entry):
+    """One entry of the tmpfs option's normal form (`/path` or `/path:options`) as a tmpfs mount in
+    normal form, as a Swarm service has it: its tmpfs mounts take a size, a mode and read-only only
+    (API 1.41); ClockworkError naming another option."""
+    path, _sep, options = entry.partition(":")
+    mount = {"type": "tmpfs", "source": "", "target": path, "read_only": False}
+    for option in [o.strip() for o in options.split(",") if o.strip()]:
+        key, sep, value = option.partition("=")
+        if key == "size" and sep:
+            mount["tmpfs_size"] = size_bytes(value)
+        elif key == "mode" and sep:
+            try:
+                mount["tmpfs_mode"] = int(value, 8)
+            except ValueError:
+                raise ClockworkError("%s: mode=%s is not a file mode (like 1777)" % (path, value))
+        elif option in ("ro", "rw"):
+            mount["read_only"] = option == "ro"
+        else:
+            raise ClockworkError("%s: a service's tmpfs mount takes size, mode and ro only, not %s" % (path, option))
+    return mount
+
+
 def _read_tmpfs(attrs):
     tmpfs = (attrs.get("HostConfig") or {}).get("Tmpfs") or {}
     return sorted("%s:%s" % (p, o) if o else p for p, o in tmpfs.items())
@@ -172,7 +194,8 @@ OPTIONS = [
                  "volume's (C(volume.nocopy)), O(mounts[].tmpfs_size) and O(mounts[].tmpfs_mode) a tmpfs mount's.")),
     Option("tmpfs", dict(type="list", elements="str"), "Paths inside the container that are tmpfs mounts, each as "
            "C(/path) or C(/path:options) (C(size=64m,mode=1777)).", normal=_tmpfs, read=_read_tmpfs,
-           body=_tmpfs_body, compose=("tmpfs",), swarm=None),
+           body=_tmpfs_body, compose=("tmpfs",), swarm="ContainerSpec.Mounts (tmpfs mounts)",
+           details=("On Swarm, tmpfs mounts of the service (services.py): options C(size), C(mode) and C(ro) only.",)),
     Option("shm_size", dict(type="raw"), "Size of C(/dev/shm), like C(256m) or C(1g) (the engine's default 64m).",
            normal=_shm_size, read=_read_shm_size, body=_shm_body, compose=("shm_size",), swarm=None),
 ]

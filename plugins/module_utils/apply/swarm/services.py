@@ -18,10 +18,12 @@ import copy
 import hashlib
 import json
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import ENV_NAME, STACK_LABEL, env_dict
+from ansible_collections.clockwork.connections.plugins.module_utils.common import (
+    ENV_NAME, STACK_LABEL, ClockworkError, env_dict)
 from ansible_collections.clockwork.connections.plugins.module_utils.options.registry import TABLE, not_on_swarm
 from ansible_collections.clockwork.connections.plugins.module_utils.options.security import capability
-from ansible_collections.clockwork.connections.plugins.module_utils.options.storage import mount_body, read_mount
+from ansible_collections.clockwork.connections.plugins.module_utils.options.storage import (
+    mount_body, read_mount, tmpfs_mount)
 from ansible_collections.clockwork.connections.plugins.module_utils.options.table import SwarmField, duration_ns, unset
 from ansible_collections.clockwork.connections.plugins.module_utils.differences import differences, entries, titled, transition
 from ansible_collections.clockwork.connections.plugins.module_utils.masking import secret_env
@@ -75,11 +77,38 @@ def service_problems(resource):
         if resource.get(field):
             problems.append((field, "is not on Swarm: a service's tasks cannot be given it; deploy this resource "
                                     "with engine docker, or drop %s" % field))
+    for option in MAPPED:
+        refused = option.swarm.refuse(resource.get(option.name)) if resource.get(option.name) else None
+        if refused:
+            problems.append((option.name, refused))
+    problems.extend(("tmpfs", problem) for problem in _tmpfs_problems(resource))
     for port in resource.get("ports") or []:
         if isinstance(port, dict) and port.get("host_ip") or not isinstance(port, dict) and str(port).count(":") == 2:
             problems.append(("ports", "%s binds a host address; Swarm publishes a port on every address of "
                                       "the node (drop the address)" % (port,)))
     return problems
+
+
+def _tmpfs_problems(resource):
+    """What the tmpfs option's entries cannot be as a service's tmpfs mounts (its options, a target
+    that a mount has too)."""
+    entries = resource.get("tmpfs") or []
+    targets = set((m or {}).get("target") for m in resource.get("mounts") or [] if isinstance(m, dict))
+    problems = []
+    for entry in [entries] if isinstance(entries, str) else entries:
+        try:
+            mount = tmpfs_mount(str(entry))
+        except ClockworkError as exc:
+            problems.append(exc.msg)
+            continue
+        if mount["target"] in targets:
+            problems.append("%s is a target of mounts too: give it once" % mount["target"])
+    return problems
+
+
+def tmpfs_mounts(spec):
+    """The container's tmpfs paths as a service's tmpfs mounts (in the normal form of mounts)."""
+    return [tmpfs_mount(entry) for entry in spec.tmpfs or []]
 
 
 def secret_env_names(env, contributed, plain):
@@ -113,7 +142,7 @@ def wanted_service(spec, resource, env, mounts, networks, secrets, configs, node
         "image": spec.image,
         "args": list(spec.command) if spec.command is not None else None,
         "env": dict(env),
-        "mounts": sorted(_mount_entry(m) for m in mounts),
+        "mounts": sorted(_mount_entry(m) for m in list(mounts) + tmpfs_mounts(spec)),
         "secrets": sorted([name, target] for name, target in secrets),
         "configs": sorted([name, target] for name, target in configs),
         "healthcheck": dict(spec.healthcheck) if spec.healthcheck else None,
