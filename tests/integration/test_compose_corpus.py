@@ -219,12 +219,8 @@ def normal(document, name):
 
 
 CORPUS_FILES = sorted(f for f in os.listdir(CORPUS) if f.endswith(".yaml"))
-# What a file needs that the container resource or the plan does not have yet: (build, network resources).
-# A service on named networks only needs its networks as resources of the stack (requests.md: plan.py's
-# network resource); until then the stack puts it on the networks its connections make, or its default one.
-NEEDS = {"nextcloud.yaml": (False, True), "react_express_mysql.yaml": (True, True), "flask_redis.yaml": (True, False),
-         "gitea.yaml": (False, True)}
-MISSING = (NO_BUILD, "network" not in RESOURCE_TYPES)
+# The files with a `build`, which the container resource may not have yet.
+NEEDS_BUILD = ("react_express_mysql.yaml", "flask_redis.yaml")
 # Deployed files whose run needs what the database connection's check does not do yet (requests.md, 18:27):
 # log in with the connection's password when no env part of the client holds it.
 CHECK_WITHOUT_PASSWORD_PART = ("secret_path.yaml",)
@@ -232,10 +228,8 @@ CHECK_WITHOUT_PASSWORD_PART = ("secret_path.yaml",)
 
 @pytest.mark.parametrize("name", ["every_key"] + CORPUS_FILES)
 def test_compose_config_of_the_file_and_of_its_round_trip_agree(tmp_path, name, request):
-    missing = [what for what, needed, absent in zip(("build", "network resources"), NEEDS.get(name, (False, False)),
-                                                    MISSING) if needed and absent]
-    if missing:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="not in the stack yet: " + ", ".join(missing)))
+    if name in NEEDS_BUILD and NO_BUILD:
+        request.applymarker(pytest.mark.xfail(strict=True, reason="not in the stack yet: build"))
     text = EVERY_KEY if name == "every_key" else open(os.path.join(CORPUS, name)).read()
     project_files(tmp_path, filled(text, ports=(8001, 8002)))
     project = "corpus"
@@ -272,9 +266,7 @@ def built(shape, declared):
 
 @pytest.mark.parametrize("name", DEPLOYED)
 def test_the_stack_and_compose_up_make_the_same_containers(stack, tmp_path, name, request):  # noqa: F811
-    if NEEDS.get(name, (False, False))[1] and MISSING[1]:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="not in the stack yet: network resources"))
-    if NEEDS.get(name, (False, False))[0] and MISSING[0]:
+    if name in NEEDS_BUILD and NO_BUILD:
         request.applymarker(pytest.mark.xfail(strict=True, reason="not in the stack yet: build"))
     if name in CHECK_WITHOUT_PASSWORD_PART:
         request.applymarker(pytest.mark.xfail(strict=True, reason="the database check needs a part holding the "
