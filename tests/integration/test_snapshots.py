@@ -6,7 +6,8 @@ import json
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import CONNECTION_ARGS
 from ansible_collections.clockwork.connections.plugins.module_utils.database.connection_type import DATABASE_ARGS
-from ansible_collections.clockwork.connections.plugins.module_utils.database.snapshots import megabytes, restore_connection
+from ansible_collections.clockwork.connections.plugins.module_utils.database.restore import restore_connection
+from ansible_collections.clockwork.connections.plugins.module_utils.database.snapshots import megabytes
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
 

@@ -232,14 +232,14 @@ class PostgresTarget(object):
 
     def keep_snapshot(self, ctx, before):
         """pg_dump the database into the stack's snapshot volume: what a release records of it."""
-        return postgresql_snapshots.keep_snapshot(self, ctx, before)
+        return postgresql_snapshots.keep_snapshot(self, ctx, before, ENGINE.server_credentials)
 
     def snapshots(self, store):
         """The snapshots kept in `store` (a SnapshotStore) for the server."""
         return store.index()
 
     def restore(self, ctx, result, snapshot):
-        postgresql_snapshots.restore(self, ctx, result, snapshot)
+        postgresql_snapshots.restore(self, ctx, result, snapshot, ENGINE.server_credentials)
 
     def apply(self, kind, name, sql, checksum, snapshot=None):
         """Run one file and record it, in one transaction: all of it or nothing."""

@@ -73,17 +73,16 @@ def login_env(target, user=None, password=None, database=None):
     return env
 
 
-def dump(target, server, path, doing, after):
+def dump(target, server, path, doing, after, admin_of):
     """pg_dump -Fc of the database into `path` in the server's container: as the connection's role,
-    or, when that may not read everything, as the role the server's env declares for itself."""
-    from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import (  # pylint: disable=import-outside-toplevel
-        ENGINES)
+    or, when that may not read everything, as the role the server's env declares for itself
+    (`admin_of(env, command, name)`: the engine's server_credentials)."""
     argv = ["pg_dump", "-w", "-Fc", "--file=" + path]
     env = login_env(target)
     try:
         server.exec(argv, env, target.migration_timeout, doing, after, secrets=[env.get("PGPASSWORD")])
     except ClockworkError as exc:
-        admin = ENGINES["postgresql"].server_credentials(server.env(), None, server.name)
+        admin = admin_of(server.env(), None, server.name)
         if "permission denied" not in exc.msg or not admin or admin[0] == target.settings["user"]:
             raise
         env = login_env(target, admin[0], admin[1])
@@ -91,7 +90,7 @@ def dump(target, server, path, doing, after):
                     secrets=[env.get("PGPASSWORD")])
 
 
-def keep_snapshot(target, ctx, before):
+def keep_snapshot(target, ctx, before, admin_of):
     """The real run's snapshot (PostgresTarget.keep_snapshot): dumped, kept in the volume, the oldest
     beyond snapshot_keep removed. Returns what a release records of it (snapshots.record)."""
     database = str(target.settings["database"])
@@ -101,7 +100,7 @@ def keep_snapshot(target, ctx, before):
     name = snapshot_name(database)
     path = "/tmp/%s" % file_of({"snapshot": name, "kind": KIND})
     try:
-        dump(target, server, path, "the snapshot of %s (pg_dump)" % database, "nothing was applied")
+        dump(target, server, path, "the snapshot of %s (pg_dump)" % database, "nothing was applied", admin_of)
         entry = {"snapshot": name, "database": database, "created": utc_now(), "kind": KIND, "before": before,
                  "owner": owner, "encoding": encoding, "collate": collate, "ctype": ctype}
         return record(store.keep(path, entry, int(target.settings["snapshot_keep"])), store.volume)
@@ -109,7 +108,7 @@ def keep_snapshot(target, ctx, before):
         server.remove(path)
 
 
-def restore(target, ctx, result, snapshot):
+def restore(target, ctx, result, snapshot, admin_of):
     """PostgresTarget.restore: the database put back as `snapshot` has it (see the module's docstring).
     A dry run's target reads nothing of the volume (that takes a container): it says what would be done."""
     database = str(target.settings["database"])
@@ -127,7 +126,7 @@ def restore(target, ctx, result, snapshot):
     try:
         store.fetch(entry, "/tmp")
         if target.conn is not None:
-            before = keep_snapshot(target, ctx, ["restore of %s" % snapshot])["name"]
+            before = keep_snapshot(target, ctx, ["restore of %s" % snapshot], admin_of)["name"]
             result.act("keep the state before the restore as snapshot %s" % before)
             result.extra["snapshot_before_restore"] = before
         again = "run the restore again (snapshot %s%s is kept)" % (

@@ -4,9 +4,8 @@
 """A database's snapshots, whatever its engine: the dump made inside the server's own container
 (MySQL's mysqldump, PostgreSQL's pg_dump -Fc), kept in the stack's volume
 `<stack>-clockwork-snapshots` with an index per server (the last `snapshot_keep` per database),
-and what a release records of one (`record`). `restore_connection` is the one call that puts a
-database back as a snapshot has it (a rollback's restore_data; the role's clockwork_restore runs
-the same converge through the database_connection module).
+and what a release records of one (`record`). database/restore.py `restore_connection` is the one
+call that puts a database back as a snapshot has it.
 
 The volume is read and written through a helper container of the server's own image that is never
 started but to remove old snapshots; the files move between the server and the volume as tar
@@ -244,38 +243,3 @@ def entry_of(index, snapshot, database, kind, where, volume):
             where, snapshot, database, volume,
             ", ".join(e["snapshot"] for e in index if e["database"] == database) or "none"))
     return entry
-
-
-def restore_connection(gateway, stack, connection, snapshot):
-    """Put the database of a database connection back as `snapshot` has it (a rollback's
-    restore_data): its state now kept as a snapshot first, then schema and rows as in the snapshot.
-
-    `gateway`: the run's DockerGateway (a dry run's in check mode: nothing is read of the volume,
-    nothing changed; the words say what would be). `connection`: the connection's parameters as the
-    plan has them (Plan.connections: from_resource, to_resource, engine, username, password,
-    database_name, ...). `snapshot`: the release's record of it ({name, created, size, volume, kind})
-    or its name. The server (`to`) must run; stop the database's clients first. Takes clockwork's
-    schema lock of the database. Returns the ConnectionResult: `actions` (the restore in words, with
-    "rows written to <database> after <created> are lost"), extra["restore"] (snapshot, created,
-    size, lost) and, on a real run, extra["snapshot_before_restore"]. Raises ClockworkError naming
-    the connection when it cannot (no such snapshot: nothing changed)."""
-    # Imported here: the engines import this module, and the connection type and settings import the engines.
-    from ansible_collections.clockwork.connections.plugins.module_utils.connection import (  # pylint: disable=import-outside-toplevel
-        ConnectionContext)
-    from ansible_collections.clockwork.connections.plugins.module_utils.database.connection_type import (  # pylint: disable=import-outside-toplevel
-        TYPE)
-    from ansible_collections.clockwork.connections.plugins.module_utils.database.settings import (  # pylint: disable=import-outside-toplevel
-        resolved_settings)
-    known = dict(snapshot) if isinstance(snapshot, dict) else {"name": snapshot}
-    if not known.get("name"):
-        raise ClockworkError("restore of %s: the snapshot has no name" % (connection.get("label") or "a database"))
-    params = dict(connection, restore_snapshot=known["name"])
-    result = TYPE.new_result(params)
-    database = str(resolved_settings(params, None)["database"])
-    result.extra["restore"] = {"snapshot": known["name"], "created": known.get("created"), "size": known.get("size"),
-                               "lost": lost_words(database, known.get("created") or "the snapshot")}
-    try:
-        TYPE.converge(ConnectionContext(gateway, stack), params, result)
-    except ClockworkError as exc:
-        raise ClockworkError("%s: %s" % (result.name, exc.msg) if not exc.msg.startswith(result.name) else exc.msg)
-    return result
