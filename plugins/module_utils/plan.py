@@ -153,6 +153,7 @@ class Plan(object):
             self.resources.append(params)
         self.by_name = dict((r["name"], r) for r in self.resources)
         self._port_problems(problems)
+        self._network_reference_problems(problems)
         # Resource -> its containers' names, for the resources with several (the docker target's replicas).
         self.replicated = {}
         if engine == "docker":
@@ -247,6 +248,16 @@ class Plan(object):
                         problems.add("resource %s" % resource["name"], "ports: %s publishes host port %s/%s, "
                                      "which resource %s publishes too (%s)" % (text, port, proto, other, o_text))
                 taken.append((resource["name"], (proto, port, ip, text)))
+
+    def _network_reference_problems(self, problems):
+        """A container listing a network resource by the resource's name where its network is named otherwise
+        (`network_name`): it would join a network nothing makes."""
+        made = dict((r["name"], name) for r in self.resources for name, _settings in resource_types.kind_of(r).networks(r))
+        for resource in self.resources:
+            for network in resource.get("networks") or []:
+                if made.get(network["name"]) not in (None, network["name"]) and network["name"] not in made.values():
+                    problems.add("resource %s" % resource["name"], "networks: %s is a network resource whose network "
+                                 "is %s: list %s" % (network["name"], made[network["name"]], made[network["name"]]))
 
     def _contribution_problems(self, problems):
         """Two connections giving one container the same env name or mount target differently."""

@@ -153,3 +153,22 @@ def test_destroy_removes_the_network_the_stack_made_and_leaves_one_it_found(tmp_
     ms.run(engine, ms.params(tmp_path, [NGINX_API, BACKEND, found], [], name="shop", state="absent"))
     assert "shop_backend" not in ms.network_names(engine)
     assert "found_here" in ms.network_names(engine)
+
+
+def test_on_swarm_the_applier_makes_a_network_resource_an_attachable_overlay_network(tmp_path):
+    engine = ms.new_engine(swarm=True)
+    api = dict(NGINX_API, endpoint_mode="dnsrr")
+    report, _gateway = ms.run(engine, ms.params(tmp_path, [api, BACKEND], [], name="shop", engine="swarm"))
+    assert ms.entry(report, "network", "shop_backend")["actions"] == ["create overlay network shop_backend"]
+    network = _network(engine, "shop_backend")
+    assert (network["Driver"], network["Attachable"], network["Internal"]) == ("overlay", True, True)
+    assert network["Labels"]["io.clockwork.stack"] == "shop"
+    attached = engine.inspect_service("api")["Spec"]["TaskTemplate"]["Networks"]
+    assert [n["Target"] for n in attached] == ["shop_backend"], "on its named network only"
+
+
+def test_a_container_lists_a_network_resource_by_its_network_s_name():
+    message = refused([dict(API, networks=[{"name": "backend"}]), BACKEND])
+    assert "resource api: networks: backend is a network resource whose network is shop_backend: list shop_backend" \
+        in message
+    Plan("shop", [dict(API, networks=[{"name": "front"}]), {"name": "front", "type": "network"}], [])
