@@ -1,0 +1,207 @@
+"""Snapshots before migrations (issue 35 part 4) on the memory gateway: PostgreSQL's pg_dump in the
+server's container, kept in the stack's volume with its index, bounded by snapshot_max_mb, recorded
+for the release; check mode only says it would; the restore's words and refusals."""
+import io
+import json
+import posixpath
+import tarfile
+
+import pytest
+
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.connection import (
+    ConnectionContext, ConnectionResult)
+from ansible_collections.clockwork.connections.plugins.module_utils.database import dry_run, snapshots
+from ansible_collections.clockwork.connections.plugins.module_utils.database.engine_postgresql import PostgresTarget
+from ansible_collections.clockwork.connections.plugins.module_utils.database.postgresql_snapshots import (
+    HOLDINGS, SETTINGS, conninfo)
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import MemoryEngine
+
+PASSWORD = "s3cret-pw"  # pragma: allowlist secret
+PENDING = [("migration", "V2__email.sql", None, "ALTER TABLE users ADD COLUMN email text;", "c2")]
+DUMP = b"PGDMP fake custom-format dump"
+
+
+class Rows(object):
+    def __init__(self, row):
+        self.row = row
+
+    def fetchone(self):
+        return self.row
+
+
+class ScriptedPostgres(PostgresTarget):
+    """A PostgreSQL target whose queries are scripted: the engine's own prepare, keep_snapshot,
+    snapshots and restore run on it as on a server."""
+
+    def __init__(self, tables=2, size=4096, keep=3, max_mb=1):
+        self.settings = {"database": "appdb", "user": "app", "password": PASSWORD, "port": 5432,
+                         "snapshot_keep": keep, "snapshot_max_mb": max_mb}
+        self.server, self.conn, self.locked = "db", object(), False
+        self.where = "postgresql at db:5432 as app (database appdb)"
+        self.migration_timeout = 600
+        self.holdings = (tables, size)
+        self.queries = []
+
+    def _sql(self, doing, query, params=None, conn=None):
+        self.queries.append(query)
+        if query == HOLDINGS:
+            return Rows(self.holdings)
+        assert query == SETTINGS, query
+        return Rows(("app", "UTF8", "en_US.utf8", "en_US.utf8"))
+
+
+class StreamingEngine(MemoryEngine):
+    """The memory engine taking a tar stream into a container as the live engine does: get_archive's
+    iterator of chunks, passed on to put_archive without reading a snapshot into memory whole."""
+
+    def _untar(self, attrs, path, data):
+        if not isinstance(data, (bytes, bytearray)) and not hasattr(data, "read"):
+            data = b"".join(data)
+        return MemoryEngine._untar(self, attrs, path, data)
+
+
+def server(dump=DUMP, code=0, out=""):
+    """A memory engine where the stack's PostgreSQL server `db` runs; its pg_dump writes `dump`."""
+    live = DockerGateway(api=StreamingEngine())
+    live.api.add_image("postgres:15")
+    live.create_container("db", "postgres:15", environment=["POSTGRES_PASSWORD=admin-pw"],
+                          labels={"io.clockwork.stack": "shop", "io.clockwork.resource": "db"})
+    live.start("db")
+
+    def execs(container, argv, env):
+        if argv[0] == "pg_dump" and code == 0:
+            path = [a for a in argv if a.startswith("--file=")][0][len("--file="):]
+            live.api.put_archive(container, posixpath.dirname(path), tar_of(posixpath.basename(path), dump))
+        return (code, out) if argv[0] == "pg_dump" else (0, "")
+    live.api.execs = execs
+    return live
+
+
+def tar_of(name, data):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def execs(live):
+    """(container, argv, env) of the execs run, each argv as the program (without the `timeout N` around it)."""
+    return [(c, a[2:] if a[0] == "timeout" else a, e or {}) for c, a, e in live.api.exec_log]
+
+
+def volume_files(live):
+    return live.api._volume_files.get("shop-clockwork-snapshots", {})  # pylint: disable=protected-access
+
+
+def result():
+    return ConnectionResult("database", "api", "db")
+
+
+def test_a_database_that_holds_tables_is_dumped_inside_its_server_and_kept_in_the_stacks_volume():
+    live, target, done = server(), ScriptedPostgres(), result()
+    name = target.prepare(PENDING, ConnectionContext(live, "shop"), done)
+    assert done.actions == ["snapshot appdb before migration V2__email.sql"]
+    snapshot = done.extra["snapshot"]
+    assert snapshot["name"] == name and name.startswith("appdb-")
+    assert (snapshot["kind"], snapshot["volume"], snapshot["size"]) == ("pg_dump", "shop-clockwork-snapshots", len(DUMP))
+    assert set(snapshot) == {"name", "created", "size", "volume", "kind"}
+    # The dump ran in the server's container, an argv list, the login in its env, not its command line.
+    (container, argv, env), = [e for e in execs(live) if e[1][0] == "pg_dump"]
+    assert container == "db" and argv == ["pg_dump", "-w", "-Fc", "--file=/tmp/%s.dump" % name]
+    assert env == {"PGHOST": "127.0.0.1", "PGPORT": "5432", "PGUSER": "app", "PGDATABASE": "appdb",
+                   "PGCONNECT_TIMEOUT": "5", "PGPASSWORD": PASSWORD}
+    assert ("db", ["rm", "-f", "--", "/tmp/%s.dump" % name], {}) in execs(live)
+    # The stack owns the volume; the dump and the index are in it; the helper containers are gone.
+    volume = live.volume("shop-clockwork-snapshots")
+    assert volume["Labels"]["io.clockwork.stack"] == "shop"
+    files = volume_files(live)
+    assert files["/%s.dump" % name] == DUMP
+    index = json.loads(files["/index-db.json"].decode())
+    assert [(e["snapshot"], e["kind"], e["before"], e["size"], e["owner"]) for e in index] == [
+        (name, "pg_dump", ["migration V2__email.sql"], len(DUMP), "app")]
+    assert PASSWORD not in json.dumps(index)
+    assert [c["Names"] for c in live.containers(all=True)] == [["/db"]], "the helper containers are gone"
+
+
+def test_the_last_snapshot_keep_are_kept():
+    live = server()
+    names = []
+    for _run in range(4):
+        done = result()
+        names.append(ScriptedPostgres(keep=2).prepare(PENDING, ConnectionContext(live, "shop"), done))
+    index = json.loads(volume_files(live)["/index-db.json"].decode())
+    assert [e["snapshot"] for e in index] == names[-2:]
+    removers = [c.kwargs.get("entrypoint") for c in live.api.calls if c.method == "create_container"
+                and (c.kwargs.get("entrypoint") or [""])[0] == "rm"]
+    assert removers == [["rm", "-f", "--", "/snapshots/%s.dump" % names[0]],
+                        ["rm", "-f", "--", "/snapshots/%s.dump" % names[1]]]
+
+
+def test_nothing_to_keep_and_too_large_are_said_and_dump_nothing():
+    live = server()
+    empty, done = ScriptedPostgres(tables=0), result()
+    assert empty.prepare(PENDING, ConnectionContext(live, "shop"), done) is None and done.actions == []
+    large, done = ScriptedPostgres(size=3 * 1024 * 1024, max_mb=2), result()
+    assert large.prepare(PENDING, ConnectionContext(live, "shop"), done) is None
+    warning = "no snapshot of appdb before migration V2__email.sql: it holds 3 MB, over snapshot_max_mb (2)"
+    assert done.actions == [warning] and done.extra["warnings"] == ["database api -> db: " + warning]
+    assert "snapshot" not in done.extra
+    assert live.api.exec_log == [] and live.volume("shop-clockwork-snapshots") is None
+
+
+def test_a_failing_dump_stops_the_run_before_any_file_with_the_password_masked():
+    live = server(code=1, out="pg_dump: error: connection failed: password %s rejected" % PASSWORD)
+    with pytest.raises(ClockworkError) as raised:
+        ScriptedPostgres().prepare(PENDING, ConnectionContext(live, "shop"), result())
+    assert "the snapshot of appdb (pg_dump) failed inside db" in raised.value.msg
+    assert "nothing was applied" in raised.value.msg and PASSWORD not in raised.value.msg
+
+
+def test_a_role_that_may_not_read_everything_is_dumped_as_the_servers_own():
+    live = server(code=1, out="pg_dump: error: query failed: ERROR:  permission denied for table secrets")
+    with pytest.raises(ClockworkError) as raised:
+        ScriptedPostgres().prepare(PENDING, ConnectionContext(live, "shop"), result())
+    assert "as role postgres" in raised.value.msg, raised.value.msg
+    dumps = [env for _c, argv, env in execs(live) if argv[0] == "pg_dump"]
+    assert [(e["PGUSER"], e["PGPASSWORD"]) for e in dumps] == [("app", PASSWORD), ("postgres", "admin-pw")]
+
+
+def test_check_mode_says_it_would_snapshot_and_writes_nothing():
+    live, recorded = server(), []
+    target, done = dry_run.DryRunTarget(ScriptedPostgres(), recorded), result()
+    assert target.prepare(PENDING, ConnectionContext(live, "shop"), done) is None
+    assert done.actions == ["snapshot appdb before migration V2__email.sql"] and "snapshot" not in done.extra
+    assert recorded == ["snapshot appdb before migration V2__email.sql"]
+    assert live.api.exec_log == [] and live.volume("shop-clockwork-snapshots") is None
+
+
+def test_a_restore_names_the_snapshot_its_time_size_and_what_is_lost():
+    live = server()
+    kept = ScriptedPostgres()
+    kept.prepare(PENDING, ConnectionContext(live, "shop"), result())
+    recorded, done = [], result()
+    done.extra["restore"] = {"created": "2026-12-06 20:55:00 UTC", "size": 3 * 1024 * 1024}
+    dry_run.DryRunTarget(ScriptedPostgres(), recorded).restore(ConnectionContext(live, "shop"), done, "appdb-x")
+    assert done.actions == ["restore snapshot appdb-x of appdb, taken 2026-12-06 20:55:00 UTC (3.0 MB): rows written "
+                            "to appdb after 2026-12-06 20:55:00 UTC are lost"]
+    # A snapshot the volume does not hold, or another engine's: refused before any change, naming those kept.
+    index = json.loads(volume_files(live)["/index-db.json"].decode())
+    with pytest.raises(ClockworkError) as raised:
+        ScriptedPostgres().restore(ConnectionContext(live, "shop"), result(), "appdb-missing")
+    assert "no snapshot appdb-missing of database appdb in volume shop-clockwork-snapshots (kept: %s); nothing was " \
+        "changed" % index[0]["snapshot"] in raised.value.msg
+    with pytest.raises(ClockworkError):
+        snapshots.entry_of([dict(index[0], kind="mysqldump")], index[0]["snapshot"], "appdb", "pg_dump", "x", "v")
+
+
+def test_words_and_records():
+    assert snapshots.megabytes(3 * 1024 * 1024) == "3.0 MB" and snapshots.megabytes(2048) == "2 kB"
+    assert snapshots.file_of({"snapshot": "a"}) == "a.sql", "an earlier version's entry is MySQL's"
+    assert snapshots.file_of({"snapshot": "a", "kind": "pg_dump"}) == "a.dump"
+    assert snapshots.record({"snapshot": "a", "created": "t", "size": 3}, "v") == {
+        "name": "a", "created": "t", "size": 3, "volume": "v", "kind": "mysqldump"}
+    assert conninfo("it's\\") == "dbname='it\\'s\\\\'"
