@@ -544,3 +544,65 @@ def test_the_docker_applier_runs_on_the_memory_engine_and_on_a_dry_run_over_it()
     assert live.writes()[writes:] == [], "the dry run wrote nothing to the engine under it"
     assert run_stack(dry, stack_params(env={"X": "1"}, extra=[worker]))["changed"] is False, \
         "the dry run's later reads see its own writes"
+
+
+class LiveWithHook(object):
+    """The live engine, with `during_read(kind, ref)` called while it answers an inspect (the dry
+    run's lock is let go then: another thread's calls go on meanwhile)."""
+
+    def __init__(self, live, during_read):
+        self._live, self._during_read = live, during_read
+
+    def inspect_or_none(self, kind, ref):
+        self._during_read(kind, ref)
+        return self._live.inspect_or_none(kind, ref)
+
+    def __getattr__(self, name):
+        return getattr(self._live, name)
+
+
+def in_thread(call):
+    import threading
+    done = []
+    worker = threading.Thread(target=lambda: done.append(call()))
+    worker.start()
+    worker.join(10)
+    assert done, "the other thread waited for the dry run's lock: the live read held it"
+    return done[0]
+
+
+def test_a_dry_run_reads_the_live_engine_in_parallel():
+    import threading
+    both = threading.Barrier(2, timeout=10)     # broken (an error) unless two live reads are under way at once
+    gw = dry_run_gateway(live=LiveWithHook(live_engine(), lambda kind, ref: both.wait()))
+    found = {}
+    readers = [threading.Thread(target=lambda n=n: found.update({n: gw.container(n)})) for n in ("shop-db", "shop-web")]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(20)
+    assert not both.broken and sorted(found) == ["shop-db", "shop-web"] and all(found.values()), found
+
+
+def test_what_another_thread_did_during_a_live_read_is_what_the_dry_run_answers():
+    live = live_engine()
+    once = []
+
+    def meanwhile(kind, ref):
+        if ref == "shop-web" and not once:
+            once.append(ref)
+            in_thread(lambda: gw.api.inspect_or_none("container", "shop-web"))   # copied in by another thread
+    gw = dry_run_gateway(live=LiveWithHook(live, meanwhile))
+    seen = gw.api.inspect_or_none("container", "shop-web")
+    assert seen is not None and seen["Id"] == live.inspect_container("shop-web")["Id"], "not found: it was there"
+
+    once[:] = []
+
+    def renamed_meanwhile(kind, ref):
+        if ref == "shop-db" and not once:
+            once.append(ref)
+            in_thread(lambda: gw.api.rename("shop-db", "shop-db-old"))          # the run renamed it meanwhile
+    gw = dry_run_gateway(live=LiveWithHook(live, renamed_meanwhile))
+    assert gw.api.inspect_or_none("container", "shop-db") is None, "the dry run's shop-db is shop-db-old by now"
+    assert gw.api.inspect_or_none("container", "shop-db-old")["Id"] == live.inspect_container("shop-db")["Id"]
+    assert live.writes() == []

@@ -15,6 +15,7 @@ real run); one it created or changed answers as scripted (`execs`; exit 0, no ou
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import contextlib
 import time
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
@@ -82,23 +83,56 @@ class DryRunEngine(MemoryEngine):
         """Whether the memory knows better than the live engine: it holds the object, or removed it."""
         return ident in self._store(what) or ident in self.removed.get(what, ())
 
+    @contextlib.contextmanager
+    def _unlocked(self):
+        """The engine's lock let go while the live engine answers: under it, a stack's parallel
+        reads (pre-flight, each resource's worker) would wait for each other's round trips. Taken
+        once by the call (api_method) it is let go; taken again after, and what was read is then
+        checked against what the memory holds by then (`_miss`, `_refreshed`)."""
+        held = getattr(self._local, "depth", 0) == 1 and not getattr(self._local, "memory_only", False)
+        if held:
+            self._lock.release()
+        try:
+            yield
+        finally:
+            if held:
+                self._lock.acquire()
+
     def _read_live(self, what, ref):
         if what in ("container", "network", "volume", "image"):
-            return self.live.inspect_or_none(what, ref)
+            with self._unlocked():
+                return self.live.inspect_or_none(what, ref)
         if not self._is_manager():
             return None
         try:
-            return getattr(self.live, "inspect_" + what)(ref)
+            with self._unlocked():
+                return getattr(self.live, "inspect_" + what)(ref)
         except APIError as exc:
             if status_of(exc) == NOT_FOUND:
                 return None
             raise
 
     def _miss(self, what, ref):
-        attrs = self._read_live(what, ref)
-        if attrs is None or self._known(what, _ident(what, attrs)):
+        if getattr(self._local, "memory_only", False):
             return None
+        attrs = self._read_live(what, ref)
+        if attrs is None:
+            return None
+        if self._known(what, _ident(what, attrs)):
+            # Held already: removed or renamed by the run (then `ref` names nothing now), or copied in by
+            # another thread while this one read: what the memory answers to `ref` now.
+            return self._found_in_memory(what, ref)
         return self._adopt(what, attrs)
+
+    def _found_in_memory(self, what, ref):
+        finders = {"container": lambda: self._find_container(ref, miss=False), "network": lambda: self._find_network(ref),
+                   "volume": lambda: self._find_volume(ref), "image": lambda: self._find_image(ref),
+                   "service": lambda: self._find_service(ref)}
+        self._local.memory_only = True
+        try:
+            return finders[what]() if what in finders else self._find_object(what, ref)
+        finally:
+            self._local.memory_only = False
 
     def _adopt(self, what, attrs):
         """A live object copied into the memory; a network brings its running containers."""
@@ -110,7 +144,7 @@ class DryRunEngine(MemoryEngine):
                 m["Name"] for m in attrs.get("Mounts") or [] if m.get("Type") == "volume" and
                 ANONYMOUS.match(m.get("Name") or "")]}
         elif what == "network":
-            for container in attrs.get("Containers") or {}:
+            for container in list(attrs.get("Containers") or {}):
                 if not self._known("container", container):
                     self._miss("container", container)
         return attrs
@@ -118,25 +152,27 @@ class DryRunEngine(MemoryEngine):
     def _more(self, what, **query):
         """The live list's objects the memory does not know (tasks: of services it has not changed)."""
         try:
-            if what == "container":
-                listed = self.live.containers(all=query["all"], filters=query["filters"])
-            elif what == "volume":
-                listed = self.live.volumes(filters=query["filters"]).get("Volumes") or []
-            elif what == "image":
-                listed = self.live.images(name=query["name"], filters=query["filters"])
-            elif what == "node":
-                return self.live.nodes(filters=query["filters"])
-            elif what == "task":
-                return [t for t in self.live.tasks(filters=query["filters"])
-                        if t["ServiceID"] not in self.changed_services and t["ID"] not in self._tasks]
-            else:
-                listed = getattr(self.live, what + "s")(filters=query["filters"])
+            with self._unlocked():
+                listed = self._live_list(what, query)
+            if what == "node":
+                return listed
+            if what == "task":
+                return [t for t in listed if t["ServiceID"] not in self.changed_services and t["ID"] not in self._tasks]
         except APIError as exc:
             if status_of(exc) == NOT_FOUND:
                 return []    # a filter names what only the dry run made
             raise
         return [o for o in listed if not self._known(what, _ident(what, o)) or
                 (what == "container" and self._untouched(o["Id"]))]
+
+    def _live_list(self, what, query):
+        if what == "container":
+            return self.live.containers(all=query["all"], filters=query["filters"])
+        if what == "volume":
+            return self.live.volumes(filters=query["filters"]).get("Volumes") or []
+        if what == "image":
+            return self.live.images(name=query["name"], filters=query["filters"])
+        return getattr(self.live, what + "s")(filters=query["filters"])
 
     def _listed_here(self, attrs):
         return not self._untouched(attrs["Id"])
@@ -192,7 +228,10 @@ class DryRunEngine(MemoryEngine):
     def _refreshed(self, attrs):
         """A container the dry run left alone, as the live engine sees it now (its state and
         health change on their own); None when it is gone."""
-        fresh = self.live.inspect_or_none("container", attrs["Id"])
+        with self._unlocked():
+            fresh = self.live.inspect_or_none("container", attrs["Id"])
+        if not self._untouched(attrs["Id"]):    # changed by the run (another thread) while this one read
+            return self._containers.get(attrs["Id"])
         if fresh is None:
             self._containers.pop(attrs["Id"], None)
             self._adopted.discard(attrs["Id"])
