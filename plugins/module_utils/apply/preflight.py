@@ -229,7 +229,7 @@ class Preflight(object):
     def _network_problem(self, network, attrs):
         reasons = settings_drift(network["settings"], actual_settings(attrs))
         if reasons and not owned_by(attrs.get("Labels"), self.plan.name):
-            self.problems.add(network["by"], "network %s exists with other settings (%s) and is not owned by "
+            self.problems.add(network.get("resource") or network["by"], "network %s exists with other settings (%s) and is not owned by "
                                              "stack %s: it is never changed" % (network["name"], ", ".join(reasons),
                                                                                 self.plan.name))
 
