@@ -16,7 +16,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.database.eng
 from ansible_collections.clockwork.connections.plugins.module_utils.database.postgresql_snapshots import (
     HOLDINGS, SETTINGS, conninfo)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
-from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import MemoryEngine
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import MemoryEngine, memory_gateway
 
 PASSWORD = "s3cret-pw"  # pragma: allowlist secret
 PENDING = [("migration", "V2__email.sql", None, "ALTER TABLE users ADD COLUMN email text;", "c2")]
@@ -205,3 +205,39 @@ def test_words_and_records():
     assert snapshots.record({"snapshot": "a", "created": "t", "size": 3}, "v") == {
         "name": "a", "created": "t", "size": 3, "volume": "v", "kind": "mysqldump"}
     assert conninfo("it's\\") == "dbname='it\\'s\\\\'"
+
+
+# -- issue 34's leftover: the check of a client that reads its password from a compose secret's path --------
+
+def test_the_check_reads_the_password_from_the_secret_file_a_client_variable_names():
+    from ansible_collections.clockwork.connections.plugins.module_utils.database.connection_type import (
+        check_database, client_url)
+    from ansible_collections.clockwork.connections.plugins.module_utils.database.engines import ENGINES
+    parts = {"DATABASE_USER": "{user}", "DATABASE_HOST": "{host}", "DATABASE_DB": "{database}"}
+    check = {"container": "db", "parts": parts, "user": "root", "database": "example", "port": 3306,
+             "engine": "mysql", "env_from": "backend", "schema": []}
+    env = {"DATABASE_USER": "root", "DATABASE_HOST": "db", "DATABASE_DB": "example",
+           "DATABASE_PASSWORD": "/run/secrets/db-password"}
+    read = {"/run/secrets/db-password": PASSWORD}.get
+    url, given_by = client_url(check, ENGINES["mysql"], env, read)
+    assert url == "mysql://root:%s@db:3306/example" % PASSWORD
+    assert given_by == "DATABASE_DB, DATABASE_HOST, DATABASE_USER, DATABASE_PASSWORD"
+    with pytest.raises(ClockworkError):
+        client_url(check, ENGINES["mysql"], env, lambda path: None)
+
+    # On the engine: the file read inside the client; a password nothing gives fails the check, not the run.
+    live = memory_gateway()
+    live.api.add_image("mariadb:10.11")
+    for name, environment in (("db", []), ("backend", ["%s=%s" % item for item in sorted(env.items())])):
+        live.create_container(name, "mariadb:10.11", environment=environment, labels={"io.clockwork.stack": "shop"})
+        live.start(name)
+    answers = {"cat": (0, PASSWORD + "\n"), "mysql": (0, "1")}
+    live.api.execs = lambda container, argv, env: answers[argv[0]] if argv[0] in answers else (0, "")
+    ok, said = check_database(live, check)
+    assert ok and said == "DATABASE_DB, DATABASE_HOST, DATABASE_USER, DATABASE_PASSWORD of backend logs in", said
+    probes = [(c, a, e) for c, a, e in execs(live) if a[0] == "mysql"]
+    assert probes and all(PASSWORD not in " ".join(a) for _c, a, _e in probes)
+    assert ("backend", ["cat", "--", "/run/secrets/db-password"], {}) in execs(live)
+    answers["cat"] = (1, "cat: /run/secrets/db-password: No such file or directory")
+    ok, said = check_database(live, check)
+    assert not ok and said.startswith("backend cannot log in: connection_string_template uses {password}"), said

@@ -15,7 +15,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
     ClockworkError, env_var_name_problems, port_number)
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionType, Endpoint
 from ansible_collections.clockwork.connections.plugins.module_utils.database.client_env import (
-    client_env, contribute, env_problems, injected_names, known_values, planned_files)
+    SECRETS_DIR, client_env, contribute, env_problems, injected_names, known_values, planned_files)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.completion import COMPLETION
 from ansible_collections.clockwork.connections.plugins.module_utils.database.dry_run import (
     ForecastTarget, no_address, reach)
@@ -259,8 +259,12 @@ def planned_steps(params):
             for kind, name, _path, _sql, checksum in sql_files(params)]
 
 
-def client_url(check, database, env):
-    """(the connection string `from` logs in with, what it was read from) or (None, what is missing)."""
+def client_url(check, database, env, read_secret=None):
+    """(the connection string `from` logs in with, what it was read from) or (None, what is missing).
+    Without a part that holds the password, the password is the content of the secret file a variable
+    of `from` names (password_delivery: file with a client that reads a compose secret at its own path,
+    DATABASE_PASSWORD=/run/secrets/db-password): `read_secret(path)` reads it inside `from`. Raises
+    ClockworkError when the template needs a password that nothing gives."""
     if check.get("env_var"):
         return env.get(check["env_var"]), check["env_var"]
     values, names = {}, []
@@ -270,6 +274,13 @@ def client_url(check, database, env):
         names.append(name)
         for key, value in part_values(check["parts"][name], env[name]).items():
             values.setdefault(key, value)
+    if values.get("password") is None and read_secret is not None:
+        for name, path in secret_paths(env):
+            password = read_secret(path)
+            if password is not None:
+                values["password"] = password
+                names.append(name)
+                break
     url = render_url(database.defaults["template"] if values.get("password") is not None else
                      database.defaults.get("template_without_password", database.defaults["template"]),
                      values.get("user", check.get("user")), values.get("password"), check["container"],
@@ -277,10 +288,29 @@ def client_url(check, database, env):
     return url, ", ".join(names)
 
 
+def secret_paths(env):
+    """[(name, path)] of the variables of a client whose value is the path of a secret file that may hold
+    its password: under /run/secrets/, named for a password."""
+    return [(name, env[name]) for name in sorted(env) if "PASS" in name.upper()
+            and (env[name] or "").startswith(SECRETS_DIR) and ".." not in env[name]]
+
+
+def read_secret_in(engine, container):
+    """A read_secret for client_url: the file's content inside `container` (its last newline
+    dropped), or None when it cannot be read."""
+    def read(path):
+        code, out = exec_in(engine, container, ["cat", "--", path], timeout=5)
+        return out.rstrip("\r\n") if code == 0 and out.strip() else None
+    return read
+
+
 def check_database(engine, check):
     env = client_env(engine.container(check["env_from"]))
     database = engine_of(check)
-    url, given_by = client_url(check, database, env)
+    try:
+        url, given_by = client_url(check, database, env, read_secret_in(engine, check["env_from"]))
+    except ClockworkError as exc:   # the check's failure, not the run's
+        return False, "%s cannot log in: %s" % (check["env_from"], exc.msg)
     if not url:
         return False, "%s has no %s" % (check["env_from"], given_by)
     argv, exec_env, expect = database.probe(check, url)
