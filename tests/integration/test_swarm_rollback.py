@@ -1,0 +1,104 @@
+"""engine swarm, issue 35 part 6, on a real single-node swarm: a failed deploy leaves the previous
+release's services running, whole (each on the spec the release recorded, not Swarm's one-step
+PreviousSpec), and `state: rolled_back` returns every service to a kept release's spec; a rerun
+and --check of it change nothing.
+
+The swarm is joined and left as tests/integration/test_swarm.py does (its `swarm` fixture: the
+engine is left as it was found). What is asserted is `docker service inspect`'s Spec compared with
+the one the release recorded on the Docker host (~/.clockwork/<stack>/releases, releases/store.py).
+Database snapshots on Swarm are issue 35 part 4's (not here)."""
+import docker as docker_sdk
+import pytest
+
+from helpers import NGINX_IMAGE, docker
+from test_swarm import API_SCRIPT, remove_swarm_stack, swarm  # noqa: F401  (the swarm fixture)
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import open_gateway
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import ReleaseStore
+from ansible_collections.clockwork.connections.plugins.module_utils.stack import STACK_ARGUMENT_SPEC, run_stack
+
+NEVER_HEALTHY = {"test": "exit 1", "interval": "1s", "timeout": "1s", "retries": 1}
+HEALTHY = {"test": "curl -fsS http://localhost:8000/health", "interval": "1s", "retries": 30}
+
+
+@pytest.fixture
+def swarm_stack(swarm, stack):  # noqa: F811
+    yield stack
+    remove_swarm_stack(stack)
+
+
+def resources(stack, feature="1", api_health=None):
+    """api (2 tasks, start-first: no volume) and frontend, side by side (no connection: both converge at once)."""
+    return [
+        {"name": stack + "-api", "image": NGINX_IMAGE, "ports": ["8000"], "replicas": 2, "endpoint_mode": "dnsrr",
+         "command": ["sh", "-c", API_SCRIPT], "env": {"FEATURE": feature}, "timeout": 40,
+         "healthcheck": api_health or HEALTHY},
+        {"name": stack + "-frontend", "image": NGINX_IMAGE, "endpoint_mode": "dnsrr", "env": {"FEATURE": feature}},
+    ]
+
+
+def run(stack, tmp_path, declared=(), check=False, **options):
+    result = ArgumentSpecValidator(STACK_ARGUMENT_SPEC).validate(dict(
+        dict(name=stack, resources=list(declared), connections=[], engine="swarm", base_dir=str(tmp_path)), **options))
+    assert not result.error_messages, result.error_messages
+    return run_stack(open_gateway(check), result.validated_parameters, diff=True)
+
+
+def spec(service):
+    """The service's Spec as the engine holds it (GET /services/<name>; the CLI's `docker service inspect`
+    asks for it with the engine's defaults inserted, which the release, as the gateway read it, has not)."""
+    client = docker_sdk.APIClient(version="auto")
+    try:
+        return client.inspect_service(service)["Spec"]
+    finally:
+        client.close()
+
+
+def recorded(stack, number):
+    release = ReleaseStore(open_gateway(True).files, stack).release(number)
+    return dict((name, s["spec"]) for name, s in release["services"].items())
+
+
+def env(service_spec):
+    return dict(e.partition("=")[::2] for e in service_spec["TaskTemplate"]["ContainerSpec"].get("Env") or [])
+
+
+def test_a_failed_deploy_goes_back_to_the_release_and_a_rollback_returns_to_one(swarm_stack, tmp_path):
+    stack = swarm_stack
+    api, frontend = stack + "-api", stack + "-frontend"
+    first = run(stack, tmp_path, resources(stack))["release"]["number"]
+    assert sorted(recorded(stack, first)) == [api, frontend]
+
+    # Release 2's api never becomes healthy; its frontend updates meanwhile: both go back on release 1's spec.
+    with pytest.raises(ClockworkError) as failed:
+        run(stack, tmp_path, resources(stack, feature="2", api_health=NEVER_HEALTHY))
+    message = failed.value.msg
+    assert "service %s" % api in message and "the stack is back on release %d" % first in message, message
+    assert "service %s: back to release %d (start-first)" % (frontend, first) in message, message
+    for name in (api, frontend):
+        assert spec(name) == recorded(stack, first)[name], name
+        assert env(spec(name))["FEATURE"] == "1"
+    assert ReleaseStore(open_gateway(True).files, stack).index()["current"] == first
+
+    # A good release 2, then back to the previous one on demand: checked first, which changes nothing.
+    second = run(stack, tmp_path, resources(stack, feature="2"))["release"]["number"]
+    assert env(spec(frontend))["FEATURE"] == "2"
+    checked = run(stack, tmp_path, check=True, state="rolled_back", release="previous")
+    assert checked["changed"] is True and checked["rolled_back_to"] == first
+    assert env(spec(api))["FEATURE"] == "2", "--check changed nothing"
+
+    report = run(stack, tmp_path, state="rolled_back", release="previous")
+    assert report["changed"] is True and report["rolled_back_to"] == first
+    assert report["release"]["number"] == second + 1
+    assert [(e["name"], e["actions"]) for e in report["entries"] if e["changed"]] == \
+        [(n, a) for n, a in [(e["name"], e["actions"]) for e in checked["entries"] if e["changed"]]]
+    for name in (api, frontend):
+        assert spec(name) == recorded(stack, first)[name], name
+    assert len(docker("service", "ps", api, "--filter", "desired-state=running", "-q").split()) == 2
+
+    again = run(stack, tmp_path, state="rolled_back", release="previous")
+    assert again["changed"] is False and again["rolled_back_to"] == first
+    checked = run(stack, tmp_path, check=True, state="rolled_back", release="previous")
+    assert checked["changed"] is False
