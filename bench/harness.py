@@ -28,13 +28,36 @@ ENV = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
 # As a user's shell: Python writes its bytecode cache (the collection's code is imported through it).
 ENV.pop("PYTHONDONTWRITEBYTECODE", None)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-# The comparison of two tools' containers, shared with the compose export test.
-from compose_compare import differences, snapshot  # noqa: E402,F401  (run.py, peer.py and tests use them)
+# The comparison of two tools' containers, shared with the compose export test; Compose v2 as the tests run it.
+from compose_compare import (  # noqa: E402,F401  (run.py, peer.py and tests use them)
+    COMPOSE_CONFIG, compose_v2_missing, differences, snapshot)
+# Compose v2, the reference column: `docker compose` with the plugin `make compose` put in the project's own
+# DOCKER_CONFIG directory (.docker/). docker-compose 1.29 (Debian's) is a second column where asked (--compose-v1).
+COMPOSE_ENV = dict(ENV, DOCKER_CONFIG=COMPOSE_CONFIG)
 
 SHOWCASE_LOCK = "/tmp/clockwork-showcase.lock"
 
 
+def compose(project, path, *args, v1=False):
+    """The command of Compose v2 (`docker compose`, run by sh() with the project's DOCKER_CONFIG), or with
+    `v1` of docker-compose 1.29, on the compose file `path` as project `project`."""
+    return (["docker-compose"] if v1 else ["docker", "compose"]) + ["-p", project, "-f", path] + list(args)
+
+
+def compose_changed(output):
+    """Whether `up -d` output says it made or started something: v2 (`Container x  Created`,
+    `Recreated`, `Started`) or v1 (`Creating x ... done`, `Recreating`, `Starting`); `Running` is no change."""
+    words = ("Creating", "Created", "Recreating", "Recreated", "Starting", "Started")
+    return any(word in line.split() for line in output.splitlines() for word in words)
+
+
+def compose_version(v1=False):
+    return sh(*(["docker-compose"] if v1 else ["docker", "compose"]), "version", "--short").stdout.strip()
+
+
 def sh(*cmd, check=True, env=None, quiet=True):
+    if env is None and list(cmd[:2]) == ["docker", "compose"]:
+        env = COMPOSE_ENV
     proc = subprocess.run(cmd, cwd=ROOT, env=env or ENV, capture_output=quiet, text=True)
     if check and proc.returncode != 0:
         sys.exit("bench: %s failed:\n%s%s" % (" ".join(cmd), proc.stdout or "", proc.stderr or ""))
@@ -131,14 +154,18 @@ def engine():
 def owner_filters(description):
     """Label filters that select what each tool made for this stack, and nothing else."""
     return {"clockwork": {"label": "io.clockwork.stack=%s" % description["stack"]},
-            "compose": {"label": "com.docker.compose.project=%s" % description["project"]}}
+            "compose": {"label": "com.docker.compose.project=%s" % description["project"]},
+            "compose_v1": {"label": "com.docker.compose.project=%s" % description["project"]}}
 
 
 def scale_clean(description):
     """Remove, by label, everything either tool made for this stack: containers (with their
     anonymous volumes), our stack lock, networks, volumes."""
     api = engine()
-    filters = list(owner_filters(description).values())
+    filters = []
+    for labels in owner_filters(description).values():   # Compose v1's and v2's are one label
+        if labels not in filters:
+            filters.append(labels)
     ids = set()
     for labels in filters + [{"label": "io.clockwork.lock=%s" % description["stack"]}]:
         ids.update(c["Id"] for c in api.containers(all=True, filters=labels))
@@ -267,10 +294,14 @@ def problem(text):
     print("bench: problem: " + text, flush=True)
 
 
-def scale_commands(description, paths):
+def scale_commands(description, paths, v1=False):
+    """The cold and no-op command of each tool: ours, Compose v2, and with `v1` docker-compose 1.29."""
     playbook_path, compose_path = paths
-    return {"clockwork": [os.path.join(BIN, "ansible-playbook"), playbook_path],
-            "compose": ["docker-compose", "-p", description["project"], "-f", compose_path, "up", "-d"]}
+    commands = {"clockwork": [os.path.join(BIN, "ansible-playbook"), playbook_path],
+                "compose": compose(description["project"], compose_path, "up", "-d")}
+    if v1:
+        commands["compose_v1"] = compose(description["project"], compose_path, "up", "-d", v1=True)
+    return commands
 
 
 def scale_cold(tool, description, command, roles):

@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""Benchmark: this collection and docker-compose, side by side, on the same local images.
+"""Benchmark: this collection and Compose v2, side by side, on the same local images.
 
 Three scenarios, each run in one process with the tools alternating, so that drift of the
 machine affects both alike; medians and the ratio to compose are printed, raw times kept in
 bench/results/.
+
+Compose is Compose v2 (`docker compose`, the CLI plugin `make compose` puts in the project's .docker/, run
+with DOCKER_CONFIG=.docker as tests/integration/compose_compare.py runs it), the reference; with --compose-v1,
+docker-compose 1.29 is a second column of the scale scenario (its own cold and no-op runs among the others).
 
 showcase   the seed's stack (bench/docker-compose.yml, written by hand):
   cold     from nothing until every check of the showcase passes (for compose: `up -d`, then
@@ -36,7 +40,9 @@ swarm      the --size stack on a single-node swarm against `docker stack deploy`
 
 Usage: bench/run.py [--only showcase|scale|swarm] [--cold N] [--noop N] [--size N] [--size-runs N]
                     [--growth 10,30,100] [--growth-runs N] [--noop-runs N] [--parallel N]
-                    [--peer-noop N] [--no-peer] [--no-sdk]
+                    [--peer-noop N] [--no-peer] [--no-sdk] [--compose-v1]
+The smallest run (a check that it works, ~1 min): bench/run.py --only scale --size 5 --size-runs 1 --growth ""
+                    --noop-runs 1 --no-sdk
 """
 import argparse
 import datetime
@@ -54,9 +60,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import scale  # noqa: E402  (bench/scale.py, beside this file)
 # What this file and bench/peer.py share (noop_profile.py and the compose import test read it from here too).
 from harness import (  # noqa: E402,F401
-    BIN, ENV, GENERATED, IMAGES, PROBLEMS, ROOT, clean, differences, inspect_all, median,
-    owner_filters, playbook, problem, scale_clean, scale_cold, scale_commands, sh, sh_peak, showcase_lock,
-    snapshot, timed, wait_ready)
+    BIN, COMPOSE_ENV, ENV, GENERATED, IMAGES, PROBLEMS, ROOT, clean, compose, compose_changed, compose_v2_missing,
+    compose_version, differences, inspect_all, median, owner_filters, playbook, problem, scale_clean, scale_cold,
+    scale_commands, sh, sh_peak, showcase_lock, snapshot, timed, wait_ready)
 import peer  # noqa: E402  (bench/peer.py: the community.docker peer and the SDK floor)
 import swarm as swarm_bench  # noqa: E402  (bench/swarm.py: the --size stack on a single-node swarm)
 
@@ -73,14 +79,18 @@ COMPOSE_CHECKS = [
 ]
 
 
+SHOWCASE_COMPOSE = ("bench", "bench/docker-compose.yml")
+
+
 def compose_env(config_json):
-    return dict(ENV, POSTGRES_IMAGE=IMAGES["showcase_postgres_image"], REDIS_IMAGE=IMAGES["showcase_redis_image"],
+    """Compose v2's environment (the project's DOCKER_CONFIG) with the showcase file's variables."""
+    return dict(COMPOSE_ENV, POSTGRES_IMAGE=IMAGES["showcase_postgres_image"], REDIS_IMAGE=IMAGES["showcase_redis_image"],
                 NGINX_IMAGE=IMAGES["showcase_nginx_image"], CONFIG_JSON=config_json)
 
 
 def compose_cold(env):
     started = time.monotonic()
-    sh("docker-compose", "-p", "bench", "-f", "bench/docker-compose.yml", "up", "-d", env=env)
+    sh(*compose(*SHOWCASE_COMPOSE, "up", "-d"), env=env)
     deadline = started + 120
     for check in COMPOSE_CHECKS:
         while sh("docker", "exec", *check, check=False).returncode != 0:
@@ -150,12 +160,11 @@ def _run_showcase(args):
         clean()
         times["compose_cold"].append(compose_cold(env))
         for _ in range(args.noop):
-            times["compose_noop"].append(timed("docker-compose", "-p", "bench", "-f", "bench/docker-compose.yml",
-                                               "up", "-d", env=env))
+            times["compose_noop"].append(timed(*compose(*SHOWCASE_COMPOSE, "up", "-d"), env=env))
         if with_peer:   # the community.docker peer: its own cold run (clean() first), then its no-ops
             shapes.setdefault("peer", peer.showcase_round(times, args.peer_noop))
             clean()     # its networks are compose's names: `down` below would find them in use
-    sh("docker-compose", "-p", "bench", "-f", "bench/docker-compose.yml", "down", "-v", env=env)
+    sh(*compose(*SHOWCASE_COMPOSE, "down", "-v"), env=env)
     clean()
     empty_run = empty_playbook()
 
@@ -199,28 +208,28 @@ def scale_noop(tool, description, command, peaks=None):
     output = (proc.stdout or "") + (proc.stderr or "")
     if tool == "clockwork" and "changed=0" not in output:
         sys.exit("bench: the rerun of %s changed something:\n%s" % (description["stack"], output))
-    if tool == "compose" and any(line.split(" ")[0] in ("Creating", "Recreating", "Starting")
-                                 for line in output.splitlines()):
+    if tool.startswith("compose") and compose_changed(output):
         sys.exit("bench: the rerun of compose project %s changed something:\n%s" % (description["project"], output))
     return elapsed
 
 
-def measure_size(size, cold_runs, noop_runs, in_process=False, parallel=None, sdk=False):
+def measure_size(size, cold_runs, noop_runs, in_process=False, parallel=None, sdk=False, v1=False):
     """`cold_runs` cold deploys per tool, each followed by `noop_runs` reruns; tools alternate,
     and which goes first alternates too. With `sdk`, the SDK floor's cold deploy (bench/peer.py)
-    takes its turn among them."""
+    takes its turn among them; with `v1`, docker-compose 1.29's (a second Compose column)."""
     description = scale.describe(size, IMAGES["showcase_redis_image"], IMAGES["showcase_nginx_image"])
     paths = scale.write(description, GENERATED, parallel=parallel)
-    commands = scale_commands(description, paths)
+    commands = scale_commands(description, paths, v1=v1)
     roles = dict((s["name"], s["role"]) for s in description["services"])
-    prefixes = {"clockwork": description["stack"], "compose": description["project"]}
-    times = dict(("%s_%s" % (tool, kind), []) for tool in ("clockwork", "compose") for kind in ("cold", "noop"))
+    composes = ["compose"] + (["compose_v1"] if v1 else [])
+    prefixes = dict([("clockwork", description["stack"])] + [(tool, description["project"]) for tool in composes])
+    times = dict(("%s_%s" % (tool, kind), []) for tool in ["clockwork"] + composes for kind in ("cold", "noop"))
     if in_process:
         times["clockwork_noop_in_process"] = []
-    tools = ["clockwork", "compose"] + (["sdk"] if sdk else [])
+    tools = ["clockwork"] + composes + (["sdk"] if sdk else [])
     if sdk:
         times["sdk_cold"] = []
-    phases = {"clockwork": [], "compose": []}
+    phases = dict((tool, []) for tool in ["clockwork"] + composes)
     times["clockwork_noop_peak_mb"] = []
     shapes = {}
     print("bench: %d services (%s), %d cold and %d no-op runs per tool"
@@ -260,6 +269,10 @@ def measure_size(size, cold_runs, noop_runs, in_process=False, parallel=None, sd
     found = differences(shapes["clockwork"], shapes["compose"])
     if found:
         problem("the two tools did not deploy the same %d-service stack:\n    %s" % (size, "\n    ".join(found)))
+    if v1:
+        # What Compose 1.29 makes differently from v2 is no problem of ours: said, not counted.
+        print("  compose 1.29 against v2: %s" % ("; ".join(differences(shapes["compose_v1"], shapes["compose"],
+                                                                       ("compose 1.29", "compose v2"))) or "the same"))
     if sdk:
         peer.compare_sdk(shapes["clockwork"], shapes["sdk"], size)
     medians = dict((k, median(v)) for k, v in times.items())
@@ -298,6 +311,11 @@ def print_size(result):
         # The spread shows when the shared engine stalled one tool's run.
         print("%-44s %10.2f %10.2f %7.2fx   (range: %s / %s)" % (
             label, ours, theirs, ours / theirs, spread(runs["clockwork_" + kind]), spread(runs["compose_" + kind])))
+    if "compose_v1_cold" in m:
+        for label, kind in (("  docker-compose 1.29: cold", "cold"), ("  docker-compose 1.29: no-op", "noop")):
+            print("%-44s %10s %10.2f   (clockwork %.2fx of it; range: %s)" % (
+                label, "", m["compose_v1_" + kind], m["clockwork_" + kind] / m["compose_v1_" + kind],
+                spread(runs["compose_v1_" + kind])))
     if "sdk_cold" in m:
         print("%-44s %10.2f   (range: %s): clockwork %.2fx of it (goal <= 1.10x), compose %.2fx" % (
             "SDK floor, cold (parallel by graph level)", m["sdk_cold"], spread(runs["sdk_cold"]),
@@ -353,7 +371,7 @@ def run_scale(args):
     floor = empty_playbook()
     # The main size first, with more runs; then the growth sizes, with fewer.
     results[args.size] = measure_size(args.size, args.size_runs, args.noop_runs, in_process=True,
-                                     parallel=args.parallel, sdk=not args.no_sdk)
+                                     parallel=args.parallel, sdk=not args.no_sdk, v1=args.compose_v1)
     print_size(results[args.size])
     print("\nwhere the clockwork no-op goes: empty ansible-playbook %.2fs; the stack convergence itself "
           "(in-process) %.2fs; the rest (the task's arguments, the action plugin's plan, module imports, "
@@ -382,7 +400,7 @@ def sizes_list(text):
 
 
 def main():
-    parser = argparse.ArgumentParser(description="clockwork.connections vs docker-compose, same images, same run")
+    parser = argparse.ArgumentParser(description="clockwork.connections vs Compose v2, same images, same run")
     parser.add_argument("--only", choices=["showcase", "scale", "swarm"], help="run one scenario (default: all three)")
     parser.add_argument("--cold", type=int, default=3, help="showcase: cold runs per tool")
     parser.add_argument("--noop", type=int, default=5, help="showcase: no-op runs after each cold run")
@@ -398,10 +416,15 @@ def main():
                         help="showcase: no-op runs of each kind of the community.docker peer after its cold run")
     parser.add_argument("--no-peer", action="store_true", help="showcase: leave out the community.docker peer")
     parser.add_argument("--no-sdk", action="store_true", help="scale: leave out the SDK floor")
+    parser.add_argument("--compose-v1", action="store_true",
+                        help="scale: docker-compose 1.29 as a second Compose column at --size")
     args = parser.parse_args()
+    if compose_v2_missing():
+        sys.exit("bench: %s" % compose_v2_missing())
     sh(os.path.join(BIN, "python"), "tests/images/build.py")
     report = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg(), "python": platform.python_version(),
-                          "compose": sh("docker-compose", "version", "--short").stdout.strip()},
+                          "compose": compose_version(), "compose_v1": compose_version(v1=True) if args.compose_v1
+                          else None},
               "code": code_state(), "options": vars(args)}
     if args.only in (None, "showcase"):
         report["showcase"] = run_showcase(args)
