@@ -3,6 +3,8 @@ server's container, kept in the stack's volume, recorded in the result; the rest
 restore_data calls (database/snapshots.py restore_connection) puts schema and every row back exactly."""
 import json
 
+import pytest
+
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import CONNECTION_ARGS
 from ansible_collections.clockwork.connections.plugins.module_utils.database.connection_type import DATABASE_ARGS
@@ -12,7 +14,17 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_r
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
 
 from helpers import POSTGRES_IMAGE, docker, inspect, playbook
+from test_mysql import MARIADB_IMAGE, ROOT_PASSWORD, deploy, mysql
+from test_mysql_migrations_safety import dump
 from test_database import PASSWORD, api_task, db_task, postgres_task, psql, workdir  # noqa: F401  (workdir: fixture)
+
+@pytest.fixture
+def mariadb_workdir(tmp_path):
+    (tmp_path / "schema.sql").write_text("CREATE TABLE users (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50));\n"
+                                         "INSERT INTO users (name) VALUES ('ada');\n")
+    (tmp_path / "migrations").mkdir()
+    return tmp_path
+
 
 V2 = "ALTER TABLE users ADD COLUMN email text;\nUPDATE users SET email = name || '@example.com';\n"
 
@@ -116,4 +128,38 @@ def test_a_migration_snapshots_the_database_and_the_restore_puts_back_every_row(
         assert "no snapshot appdb-19700101T000000Z-000000 of database appdb" in exc.msg and \
             snapshot["name"] in exc.msg, exc.msg
     assert dumped(pg) == before
+
+
+
+def test_mariadb_is_restored_through_the_same_call(stack, mariadb_workdir):
+    """MariaDB's snapshot (the rehearsal's mysqldump) is recorded in the same shape, and restore_connection puts it
+    back: schema and rows as mariadb-dump saw them before the migration."""
+    wd = mariadb_workdir
+    first = deploy(stack, wd)
+    assert first.rc == 0, first.output
+    mysql(stack, "INSERT INTO users (name) VALUES ('grace')")
+    before = dump(stack)
+    (wd / "migrations" / "20_backfill.sql").write_text(
+        "ALTER TABLE users ADD COLUMN nick VARCHAR(50);\nUPDATE users SET nick = LEFT(name, 3);\n")
+    applied = deploy(stack, wd)
+    assert applied.rc == 0, applied.output
+    index = json.loads(docker("run", "--rm", "--label", "io.clockwork.stack=" + stack, "-v",
+                              stack + "-clockwork-snapshots:/snapshots:ro", "--entrypoint", "cat",
+                              MARIADB_IMAGE, "/snapshots/index-%s-db.json" % stack))
+    entry, = index
+    assert (entry["kind"], entry["before"]) == ("mysqldump", ["migration 20_backfill.sql"]) and entry["size"] > 0, index
+    assert dump(stack) != before
+    params = dict((name, spec.get("default")) for name, spec in dict(CONNECTION_ARGS, **DATABASE_ARGS).items())
+    params.update(from_resource=stack + "-app", to_resource=stack + "-db", stack=stack, engine="mariadb",
+                  password=ROOT_PASSWORD, database_name="shop", timeout=60)
+    record = {"name": entry["snapshot"], "created": entry["created"], "size": entry["size"], "kind": "mysqldump",
+              "volume": stack + "-clockwork-snapshots"}
+    would = restore_connection(dry_run_gateway(), stack, params, record)
+    assert would.actions[0].endswith("rows written to shop after %s are lost" % entry["created"]), would.actions
+    assert dump(stack) != before
+    done = restore_connection(DockerGateway(), stack, params, record)
+    assert done.actions[0].startswith("restore snapshot %s of shop, taken %s before migration 20_backfill.sql" % (
+        entry["snapshot"], entry["created"])), done.actions
+    assert dump(stack) == before
+    assert ROOT_PASSWORD not in json.dumps(done.actions)
 
