@@ -58,7 +58,7 @@ def test_network_resources_check_apply_idempotent_check(stack):
 
     applied = playbook(tasks)
     assert applied.rc == 0 and applied.result("stack")["changed"] is True, applied.details
-    assert network_entry(applied, spare)["actions"] == ["create network %s" % spare]
+    assert network_entry(applied, spare)["actions"] == ["create network %s" % spare], applied.details
     attrs = inspect("network", back)
     assert attrs["Internal"] is True and attrs["Labels"]["io.clockwork.stack"] == stack
     assert attrs["IPAM"]["Config"] == [{"Subnet": subnet, "Gateway": subnet.rsplit(".", 1)[0] + ".1"}]
