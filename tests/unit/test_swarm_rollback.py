@@ -289,3 +289,61 @@ def test_an_unreadable_release_keeps_every_secret(base):
     report, _gateway = run(engine, dict(rotated, resources=rotated["resources"]))
     assert old <= set(secret_names(engine))
     assert not [e for e in report["entries"] if e["kind"] == "secret" and e["changed"]]
+
+
+def image_of(engine, name):
+    """The image the service's running tasks were created from, by id."""
+    ids = set()
+    for task in engine.tasks(filters={"service": name}):
+        if task["Status"]["State"] == "running":
+            ids.add(ms.container(engine, task["Status"]["ContainerStatus"]["ContainerID"])["Image"])
+    return ids
+
+
+def test_a_rollback_runs_the_image_the_release_ran_when_its_tag_was_rebuilt_since(base):
+    engine = ms.new_engine(swarm=True)
+    old = engine.inspect_image(NGINX)["Id"]
+    first = released(engine, base)
+    new = engine.add_image(NGINX, {"Cmd": ["nginx", "-g", "daemon off;"], "Env": ["REBUILT=1"]})   # `docker build -t`
+    assert new != old
+    released(engine, base)   # the same declaration: the tag's new image rolls the tasks
+    assert image_of(engine, "frontend") == {new}
+
+    report, _gateway = rolled_back(engine, base, first)
+    assert ("service", "frontend", ["back to release %d" % first]) in ms.changed_entries(report)
+    assert image_of(engine, "frontend") == {old} and image_of(engine, "api") == {old}
+    assert specs(engine)["frontend"]["TaskTemplate"]["ContainerSpec"]["Image"] == old, "pinned by id"
+    again, _gateway = rolled_back(engine, base, "previous")
+    assert again["changed"] is False
+
+
+def test_a_failed_deploy_leaves_a_service_it_did_not_touch_as_it_is(base):
+    engine = ms.new_engine(swarm=True)
+    released(engine, base)
+    redis = engine.inspect_service("redis")
+    spec = redis["Spec"]
+    engine.update_service(redis["ID"], redis["Version"]["Index"], task_template=spec["TaskTemplate"],
+                          name="redis", labels=dict(spec["Labels"], by="hand"), mode=spec["Mode"],
+                          endpoint_spec=spec["EndpointSpec"], update_config=spec.get("UpdateConfig"))
+    engine.after_start("frontend", exits=1)
+    message = failed_deploy(engine, declaration(base, frontend={"env": {"FEATURE": "on"}}))
+    assert "service frontend: back to release 1 (start-first)" in message and "service redis" not in message
+    assert engine.inspect_service("redis")["Spec"]["Labels"]["by"] == "hand"
+
+
+def test_a_service_that_became_a_job_is_made_again_as_the_release_had_it(base):
+    engine = ms.new_engine(swarm=True)
+    migrate = {"name": "migrate", "image": NGINX, "command": ["sh", "-c", "echo migrated"]}
+    first = released(engine, base, extra=[migrate])
+    assert "Replicated" in specs(engine)["migrate"]["Mode"]
+    params = declaration(base, extra=[migrate])
+    params["connections"].append({"type": "dependency", "from": "frontend", "to": "migrate",
+                                  "condition": "completed_successfully"})
+    params = ms.params(base, params["resources"], params["connections"], engine="swarm")
+    report, _gateway = run(engine, params)
+    assert "ReplicatedJob" in specs(engine)["migrate"]["Mode"], report["entries"]
+
+    report, _gateway = rolled_back(engine, base, first)
+    assert ("service", "migrate", ["recreate (release %d)" % first]) in ms.changed_entries(report)
+    assert specs(engine)["migrate"] == recorded(first)["migrate"]
+    assert rolled_back(engine, base, "previous")[0]["changed"] is False

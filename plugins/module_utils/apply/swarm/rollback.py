@@ -63,6 +63,26 @@ def image_of(spec):
     return (container.get("Labels") or {}).get(IMAGE_ID_LABEL) or reference.split("@")[0], reference
 
 
+def pinned(gateway, spec):
+    """`spec` with its image by id when its tag names another image now (a rebuilt or pulled tag: a
+    release runs what it ran, `<stack>-<resource>:clockwork` is rebuilt by every change); as recorded
+    otherwise, and when that image is gone (refused by `missing_images`)."""
+    image_id, reference = image_of(spec)
+    if not reference or image_id == reference.split("@")[0] or gateway.image(image_id) is None:
+        return spec
+    found = gateway.image(reference.split("@")[0])
+    if found is not None and found.get("Id") == image_id:
+        return spec
+    spec = copy.deepcopy(spec)
+    spec["TaskTemplate"]["ContainerSpec"]["Image"] = image_id
+    return spec
+
+
+def mode_kind(spec):
+    """Replicated, ReplicatedJob, Global ...: what an update of a service cannot change."""
+    return next(iter((spec or {}).get("Mode") or {"Replicated": {}}), "Replicated")
+
+
 def missing_images(gateway, specs, names):
     """{service: image} of the services `names` whose image the manager's engine no longer has."""
     missing = {}
@@ -115,22 +135,27 @@ class SwarmReturn(object):
         self.stack = applier.name
         self.release = release
         self.number = release.get("number")
-        self.specs = recorded_specs(release)
+        self.specs = dict((name, pinned(applier.engine, spec)) for name, spec in recorded_specs(release).items())
+        # The release's services with the specs going back (an image pinned by id), for drift and diffs.
+        self.services = dict((name, dict(release["services"][name], spec=spec)) for name, spec in self.specs.items())
         self.secrets = secrets_of(release)
 
     def steps(self, touched=None):
         """[(service, action, reasons, its service now or None)]: "update" (differs from its record),
-        "create" (gone), "remove" (not in the release; with `touched`, only the services named
-        there: those a failed run made)."""
+        "recreate" (its mode differs: a job, which no update makes replicated), "create" (gone),
+        "remove" (not in the release). With `touched` (a failed run's), only the services named there."""
         running = stack_services(self.applier.engine, self.stack)
         found = []
-        for item in service_drift(dict(self.release, services=self.release.get("services") or {}), running):
+        for item in service_drift(dict(self.release, services=self.services), running):
             name, changes = item["service"], item["changes"]
+            if touched is not None and name not in touched:
+                continue
             if changes == [MISSING]:
                 found.append((name, "create", [], None))
             elif changes == [NOT_IN_RELEASE]:
-                if touched is None or name in touched:
-                    found.append((name, "remove", [], running[name]))
+                found.append((name, "remove", [], running[name]))
+            elif mode_kind(running[name]["spec"]) != mode_kind(self.specs[name]):
+                found.append((name, "recreate", changes, running[name]))
             else:
                 found.append((name, "update", changes, running[name]))
         return found
@@ -162,7 +187,8 @@ class SwarmReturn(object):
                 lines.append("service %s: removed (not in release %s)" % (name, self.number))
             else:
                 lines.append("service %s: back to release %s (%s%s)" % (
-                    name, self.number, "created again, " if action == "create" else "", order_of(self.specs[name])))
+                    name, self.number, {"create": "created again, ", "recreate": "made again, "}.get(action, ""),
+                    order_of(self.specs[name])))
         if removed:
             wait_tasks_gone(self.applier.engine, removed, ", ".join(n for n, a, _r, _n in steps if a == "remove"))
         failed = []
@@ -187,7 +213,10 @@ class SwarmReturn(object):
                 pass
             return name, None
         options = spec_options(self.specs[name])
-        if action == "create":
+        if action == "recreate":
+            view.remove_service(now["id"])
+            wait_tasks_gone(self.applier.engine, [now["id"]], name)
+        if action in ("create", "recreate"):
             return name, view.create_service(options.pop("task_template"), name, **options)["ID"]
         current = self.applier.engine.service(now["id"])   # its version now, not the list's
         view.update_service(current["ID"], current["Version"]["Index"], name, fetch_current_spec=False, **options)
@@ -197,8 +226,9 @@ class SwarmReturn(object):
         """The entry and the diff of one step, masked (releases/view.py: no secret value of either spec)."""
         secrets = self.secrets | (secrets_of({"services": {name: now}}) if now else set())
         before = scrub(service_view(now), secrets) if now else {}
-        after = scrub(service_view(self.release["services"][name]), secrets) if action != "remove" else {}
+        after = scrub(service_view(self.services[name]), secrets) if action != "remove" else {}
         words = {"update": "back to release %s" % self.number, "create": "create (release %s)" % self.number,
+                 "recreate": "recreate (release %s)" % self.number,
                  "remove": "remove (not in release %s)" % self.number}[action]
         self.applier._record("service", name, True, [words], reasons, before, after)  # pylint: disable=protected-access
         self.applier.say("%s: %s%s" % (name, words, " (%s)" % ", ".join(reasons) if reasons else ""))
@@ -210,9 +240,10 @@ def touched_services(entries):
 
 
 def return_after_failure(applier, release):
-    """A failed deploy's end: the services it touched, and any other that left the release, back on
-    `release` (the stack's current one before the run); the services it made removed. The lines
-    of what went back ([] when nothing needed to)."""
+    """A failed deploy's end: the services it created, updated or recreated back on `release` (the
+    stack's current one before the run), those it made removed; a service it did not touch is left
+    as it is (a failure before any write changes nothing). The lines of what went back ([] when
+    nothing needed to)."""
     if (release or {}).get("target") != "swarm":
         return []
     going = SwarmReturn(applier, release)
@@ -240,7 +271,7 @@ def roll_back(applier, release, restore_data=False):
     going.refuse_unreachable(steps)
     going.run(steps)
     names = sorted(set(going.specs) | set(name for name, _a, _r, _n in steps))
-    for name in sorted(going.specs):
+    for name in sorted(going.specs):   # unchanged: in the report as a present names them
         if not any(step[0] == name for step in steps):
             applier._record("service", name, False, [])  # pylint: disable=protected-access
     return dict(applier.report(), order=names)
