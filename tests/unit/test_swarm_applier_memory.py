@@ -298,7 +298,7 @@ def test_a_rotation_checked_names_the_new_secret_and_the_old_ones_removal_as_the
     assert ("service", "postgres", ["update"]) in changed
     secrets = [(name, actions) for kind, name, actions in changed if kind == "secret"]
     # The old secret stays while a kept release's postgres uses it (a rollback puts that spec back):
-    # apply/swarm/secrets.py unused_objects; tests/unit/test_swarm_rollback.py has its removal.
+    # apply/swarm/secrets.py unused_objects; tests/unit/test_swarm_rollback_memory.py has its removal.
     assert [a for _n, a in secrets] == [["create"]], changed
     assert changed == ms.changed_entries(report)
 
