@@ -250,14 +250,25 @@ class Plan(object):
                 taken.append((resource["name"], (proto, port, ip, text)))
 
     def _network_reference_problems(self, problems):
-        """A container listing a network resource by the resource's name where its network is named otherwise
-        (`network_name`): it would join a network nothing makes."""
-        made = dict((r["name"], name) for r in self.resources for name, _settings in resource_types.kind_of(r).networks(r))
+        """What a container asks of a network resource's network that it cannot give: the network listed
+        by the resource's name where it is named otherwise (`network_name`), an ipv4_address outside
+        its subnet or on a network without one."""
+        named, subnets = {}, {}   # resource name -> its network; network -> (resource name, subnet)
+        for r in self.resources:
+            for name, settings in resource_types.kind_of(r).networks(r):
+                named[r["name"]] = name
+                subnets[name] = (r["name"], settings["subnet"])
         for resource in self.resources:
             for network in resource.get("networks") or []:
-                if made.get(network["name"]) not in (None, network["name"]) and network["name"] not in made.values():
+                name, address = network["name"], network.get("ipv4_address")
+                if name in named and name not in subnets:
                     problems.add("resource %s" % resource["name"], "networks: %s is a network resource whose network "
-                                 "is %s: list %s" % (network["name"], made[network["name"]], made[network["name"]]))
+                                 "is %s: list %s" % (name, named[name], named[name]))
+                elif name in subnets and address:
+                    owner, subnet = subnets[name]
+                    problem = resource_types.address_problem(address, subnet, owner)
+                    if problem:
+                        problems.add("resource %s" % resource["name"], "networks: %s: %s" % (name, problem))
 
     def _contribution_problems(self, problems):
         """Two connections giving one container the same env name or mount target differently."""

@@ -158,6 +158,20 @@ def network_settings_problems(params):
     return problems
 
 
+def address_problem(address, subnet, resource):
+    """Why a container cannot have `address` on the network of a network resource with `subnet`, or None."""
+    try:
+        parsed = ipaddress.IPv4Address(address)
+    except ValueError:
+        return "ipv4_address %s is not an IPv4 address" % address
+    if not subnet:
+        return "ipv4_address %s on a network without a subnet: give network resource %s a subnet" % (address, resource)
+    network = ipaddress.ip_network(subnet, strict=False)
+    if parsed not in network:
+        return "ipv4_address %s is outside subnet %s of network resource %s" % (address, subnet, resource)
+    return None
+
+
 def network_problems(params, plan):
     name = network_name(params)
     problems = network_settings_problems(params)

@@ -172,3 +172,17 @@ def test_a_container_lists_a_network_resource_by_its_network_s_name():
     assert "resource api: networks: backend is a network resource whose network is shop_backend: list shop_backend" \
         in message
     Plan("shop", [dict(API, networks=[{"name": "front"}]), {"name": "front", "type": "network"}], [])
+
+
+def test_a_container_s_address_is_one_its_network_resource_s_subnet_has():
+    def on(address, network=BACKEND):
+        return [dict(API, networks=[{"name": "shop_backend", "ipv4_address": address}]), network]
+    Plan("shop", on("172.31.240.9"), [])
+    message = refused(on("10.0.0.9") + [dict(API, name="web", networks=[{"name": "shop_backend",
+                                                                          "ipv4_address": "nope"}])])
+    assert "resource api: networks: shop_backend: ipv4_address 10.0.0.9 is outside subnet 172.31.240.0/24 of " \
+           "network resource backend" in message
+    assert "resource web: networks: shop_backend: ipv4_address nope is not an IPv4 address" in message
+    bare = {"name": "backend", "type": "network", "network_name": "shop_backend"}
+    assert "resource api: networks: shop_backend: ipv4_address 10.0.0.9 on a network without a subnet: give " \
+           "network resource backend a subnet" in refused(on("10.0.0.9", bare))
