@@ -152,7 +152,7 @@ def network_settings_problems(params):
             problems.append(("gateway", "%s is not an IP address" % params["gateway"]))
         else:
             if not params.get("subnet"):
-                problems.append(("gateway", "%s needs a subnet to be an address of (subnet)" % gateway))
+                problems.append(("gateway", "%s is an address of a subnet: give subnet too" % gateway))
             elif subnet is not None and gateway not in subnet:
                 problems.append(("gateway", "%s is outside subnet %s" % (gateway, subnet)))
     return problems
@@ -166,7 +166,10 @@ def address_problem(address, subnet, resource):
         return "ipv4_address %s is not an IPv4 address" % address
     if not subnet:
         return "ipv4_address %s on a network without a subnet: give network resource %s a subnet" % (address, resource)
-    network = ipaddress.ip_network(subnet, strict=False)
+    try:
+        network = ipaddress.ip_network(subnet, strict=False)
+    except ValueError:
+        return None   # the subnet's own problem is the network resource's
     if parsed not in network:
         return "ipv4_address %s is outside subnet %s of network resource %s" % (address, subnet, resource)
     return None

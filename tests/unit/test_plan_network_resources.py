@@ -59,7 +59,7 @@ def test_every_bad_field_of_a_network_resource_is_named_with_resource_and_field_
     for expected in (
             "resource a: subnet: 10.1.0.0/33 is not a network like 172.28.0.0/16",
             "resource b: gateway: 10.3.0.1 is outside subnet 10.2.0.0/16",
-            "resource c: gateway: 10.4.0.1 needs a subnet",
+            "resource c: gateway: 10.4.0.1 is an address of a subnet: give subnet too",
             "resource d: subnet: 10.5.0.7/16 has host bits set: the network is 10.5.0.0/16",
             "resource e: network_name: '-bad' is not a valid Docker name",
             "resource f: network_name: shop_default is the stack's default network",
@@ -186,3 +186,5 @@ def test_a_container_s_address_is_one_its_network_resource_s_subnet_has():
     bare = {"name": "backend", "type": "network", "network_name": "shop_backend"}
     assert "resource api: networks: shop_backend: ipv4_address 10.0.0.9 on a network without a subnet: give " \
            "network resource backend a subnet" in refused(on("10.0.0.9", bare))
+    message = refused(on("10.0.0.9", dict(BACKEND, subnet="10.0.0.0/99", gateway=None)))
+    assert "resource backend: subnet: 10.0.0.0/99 is not a network" in message and "ipv4_address" not in message
