@@ -1,16 +1,20 @@
 """engine swarm, issue 35 part 6, on a real single-node swarm: a failed deploy leaves the previous
 release's services running, whole (each on the spec the release recorded, not Swarm's one-step
-PreviousSpec), and `state: rolled_back` returns every service to a kept release's spec; a rerun
-and --check of it change nothing.
+PreviousSpec), and `state: rolled_back` returns every service to a kept release's spec, start-first;
+a client polling the API by name every 50 ms sees no failed request meanwhile; a rerun and --check
+of it change nothing.
 
 The swarm is joined and left as tests/integration/test_swarm.py does (its `swarm` fixture: the
 engine is left as it was found). What is asserted is `docker service inspect`'s Spec compared with
 the one the release recorded on the Docker host (~/.clockwork/<stack>/releases, releases/store.py).
 Database snapshots on Swarm are issue 35 part 4's (not here)."""
+import time
+
 import docker as docker_sdk
 import pytest
 
 from helpers import NGINX_IMAGE, docker
+from test_replicas import POLL, log_lines, poll_lines
 from test_swarm import API_SCRIPT, remove_swarm_stack, swarm  # noqa: F401  (the swarm fixture)
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -26,7 +30,32 @@ HEALTHY = {"test": "curl -fsS http://localhost:8000/health", "interval": "1s", "
 @pytest.fixture
 def swarm_stack(swarm, stack):  # noqa: F811
     yield stack
+    docker("rm", "-f", stack + "-poller", check=False)
     remove_swarm_stack(stack)
+
+
+def start_poller(stack, target):
+    """A client curling `target` by name every 50 ms from the stack's overlay network: a plain container,
+    not labelled the stack's (the swarm target refuses a stack with plain containers), removed by the fixture."""
+    poller = stack + "-poller"
+    docker("run", "-d", "--name", poller, "--network", stack + "_default", "-e", "TARGET=" + target, NGINX_IMAGE,
+           "sh", "-c", POLL)
+    deadline = time.time() + 60
+    while len([w for w, _ in poll_lines(poller) if w == "OK"]) < 5:
+        assert time.time() < deadline, log_lines(poller)[-5:]
+        time.sleep(0.5)
+    return poller
+
+
+def requests_during(poller, start_ns, end_ns):
+    """(requests, the failed ones as printed) the poller started in a window, once each has ended."""
+    deadline = time.time() + 30
+    while not [ts for _w, ts in poll_lines(poller) if int(ts) > end_ns]:   # one request at a time
+        assert time.time() < deadline, log_lines(poller)[-5:]
+        time.sleep(0.5)
+    lines = [(word, int(ts)) for word, ts in poll_lines(poller) if start_ns <= int(ts) <= end_ns]
+    return len(lines), [line for line in log_lines(poller)
+                        if line.startswith("FAIL ") and start_ns <= int(line.split()[1]) <= end_ns]
 
 
 def resources(stack, feature="1", api_health=None):
@@ -71,9 +100,14 @@ def test_a_failed_deploy_goes_back_to_the_release_and_a_rollback_returns_to_one(
     first = run(stack, tmp_path, resources(stack))["release"]["number"]
     assert sorted(recorded(stack, first)) == [api, frontend]
 
+    poller = start_poller(stack, api + ":8000")
+
     # Release 2's api never becomes healthy; its frontend updates meanwhile: both go back on release 1's spec.
+    start = time.time_ns()
     with pytest.raises(ClockworkError) as failed:
         run(stack, tmp_path, resources(stack, feature="2", api_health=NEVER_HEALTHY))
+    requests, failures = requests_during(poller, start, time.time_ns())
+    assert requests >= 8 and failures == [], (requests, failures)
     message = failed.value.msg
     assert "service %s" % api in message and "the stack is back on release %d" % first in message, message
     assert "service %s: back to release %d (start-first)" % (frontend, first) in message, message
@@ -89,7 +123,10 @@ def test_a_failed_deploy_goes_back_to_the_release_and_a_rollback_returns_to_one(
     assert checked["changed"] is True and checked["rolled_back_to"] == first
     assert env(spec(api))["FEATURE"] == "2", "--check changed nothing"
 
+    start = time.time_ns()
     report = run(stack, tmp_path, state="rolled_back", release="previous")
+    requests, failures = requests_during(poller, start, time.time_ns())
+    assert requests >= 8 and failures == [], (requests, failures)
     assert report["changed"] is True and report["rolled_back_to"] == first
     assert report["release"]["number"] == second + 1
     assert [(e["name"], e["actions"]) for e in report["entries"] if e["changed"]] == \
