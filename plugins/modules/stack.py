@@ -53,10 +53,38 @@ options:
     required: true
   state:
     description:
-      - C(present) converges the stack; C(absent) removes what it owns; C(verified) runs the checks only.
+      - C(present) converges the stack; C(absent) removes what it owns; C(verified) runs the checks only;
+        C(rolled_back) returns the stack to one of its recorded releases (O(release)), without its declaration.
+      - With C(present), when a resource fails (not ready, crashed, a migration refused) and the stack has a
+        recorded release, every container this run replaced goes back to that release's spec (start-first where
+        its update order allows, so clients see no failed request), the containers this run added are removed
+        (their volumes kept), and the task fails naming the resource and saying C(the stack is back on release N).
+        A stack with no release yet fails as it is.
+      - With C(rolled_back), each container goes back to the release's record of it (its image by ID, its whole
+        config), start-first where it may; a container the release did not have is removed (the stack's own only,
+        volumes kept); the result is recorded as a new release. Refused before any change when the release is
+        gone (pruned) or one of its images or networks was removed from the Docker host. A rollback killed
+        half-way is completed by the next run of the same rollback, and a rerun changes nothing.
+        O(resources) and O(connections) are not needed (O(restore_data) needs the database connections).
     type: str
-    choices: [present, absent, verified]
+    choices: [present, absent, verified, rolled_back]
     default: present
+  release:
+    description:
+      - With O(state=rolled_back), the release to return to, a number as RV(release.number) and
+        M(clockwork.connections.stack_info) name it, or C(previous), the release before the current one.
+      - When the current release was itself made by a rollback, C(previous) is the release that rollback returned
+        to, so that a rerun of the same rollback changes nothing; name a number to go further back.
+    type: str
+    default: previous
+  restore_data:
+    description:
+      - With O(state=rolled_back), also restore each database from the snapshot taken before the next
+        release's migrations; its clients in the stack are stopped first. Rows written after the snapshot are
+        lost, which O(state=rolled_back) in check mode says. Without it the databases keep their data and
+        schema (migrations are meant to be backward compatible).
+    type: bool
+    default: false
   purge:
     description:
       - With O(state=absent), remove the stack's named volumes too, and the anonymous volumes its containers
@@ -1002,6 +1030,18 @@ EXAMPLES = r"""
     resources: "{{ shop_resources }}"
     connections: "{{ shop_connections }}"
 
+- name: Back to the release before the current one, databases as they are
+  clockwork.connections.stack:
+    name: shop
+    state: rolled_back
+    release: previous
+
+- name: Back to release 3 exactly
+  clockwork.connections.stack:
+    name: shop
+    state: rolled_back
+    release: "3"
+
 - name: Tear it down, keeping the volumes
   clockwork.connections.stack:
     name: shop
@@ -1067,8 +1107,25 @@ release:
     - The release this apply recorded on the Docker host; C(number), C(pruned) (the numbers removed to keep
       O(releases_kept)), C(path).
     - In check mode the number a run would record (nothing is written).
-  returned: when O(state=present) and something changed
+    - After O(state=rolled_back), also C(rolled_back_to), the release it returned to.
+  returned: when O(state=present) or O(state=rolled_back) and something changed
   type: dict
+returned_to:
+  description: After a failed O(state=present), the release the stack went back to (the task fails).
+  returned: when a failed apply went back
+  type: int
+  sample: 4
+went_back:
+  description: After a failed O(state=present), what went back, a line per container.
+  returned: when a failed apply went back
+  type: list
+  elements: str
+  sample: ["replace start-first frontend", "remove worker"]
+rolled_back_to:
+  description: With O(state=rolled_back), the number of the release the stack was returned to.
+  returned: with O(state=rolled_back)
+  type: int
+  sample: 3
 summary:
   description:
     - The run in lines, as the P(clockwork.connections.stack_summary#filter) filter words them (the role's report
