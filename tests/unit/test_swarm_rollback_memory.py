@@ -347,3 +347,30 @@ def test_a_service_that_became_a_job_is_made_again_as_the_release_had_it(base):
     assert ("service", "migrate", ["recreate (release %d)" % first]) in ms.changed_entries(report)
     assert specs(engine)["migrate"] == recorded(first)["migrate"]
     assert rolled_back(engine, base, "previous")[0]["changed"] is False
+
+
+def test_a_failed_deploy_removes_the_secrets_only_it_made(base):
+    engine = ms.new_engine(swarm=True)
+    released(engine, base)
+    kept = secret_names(engine)
+    engine.after_start("postgres", exits=1)
+    message = failed_deploy(engine, declaration(base, **ROTATED))
+    assert "service postgres: back to release 1" in message, message
+    assert secret_names(engine) == kept
+
+
+TOKEN = "tok-Secret-4711"   # pragma: allowlist secret
+
+
+def test_the_diff_of_a_rollback_shows_what_changes_and_no_secret(base):
+    engine = ms.new_engine(swarm=True)
+    first = released(engine, base, api={"env": {"API_TOKEN": TOKEN + "a"}, "plain_env": ["API_TOKEN"]})
+    released(engine, base, api={"env": {"API_TOKEN": TOKEN + "b", "FEATURE": "on"}, "plain_env": ["API_TOKEN"]})
+    gateway = dry_run_gateway(live=engine)
+    params = ms.params(base, [], [], engine="swarm", state="rolled_back", release=str(first))
+    report = run_stack(gateway, params, diff=True)
+    assert TOKEN not in str(report), "no value of a secret, old or new"
+    diff = [d for d in report["diff"] if d["before_header"] == "service api"]
+    assert diff and diff[0]["before"]["env"]["FEATURE"] == "on" and "FEATURE" not in diff[0]["after"]["env"]
+    reasons = ms.entry(report, "service", "api")["reasons"]
+    assert "env API_TOKEN" in reasons and "env FEATURE" in reasons, reasons

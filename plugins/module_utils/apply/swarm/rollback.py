@@ -251,8 +251,10 @@ def return_after_failure(applier, release):
     if not steps:
         return []
     going.refuse_unreachable(steps)
-    return going.run(steps, timeout_of=lambda name: applier.specs[name].timeout if name in applier.specs
-                     else RETURN_TIMEOUT)
+    lines = going.run(steps, timeout_of=lambda name: applier.specs[name].timeout if name in applier.specs
+                      else RETURN_TIMEOUT)
+    applier._collect_garbage()   # pylint: disable=protected-access  # the secrets and configs only the run used
+    return lines
 
 
 def roll_back(applier, release, restore_data=False):
