@@ -374,3 +374,22 @@ def test_the_diff_of_a_rollback_shows_what_changes_and_no_secret(base):
     assert diff and diff[0]["before"]["env"]["FEATURE"] == "on" and "FEATURE" not in diff[0]["after"]["env"]
     reasons = ms.entry(report, "service", "api")["reasons"]
     assert "env API_TOKEN" in reasons and "env FEATURE" in reasons, reasons
+
+
+# -- an overlay network of other settings (apply/swarm/preflight.py) ----------------------------
+
+def test_a_network_resource_whose_settings_changed_is_refused_before_any_change_on_swarm(base):
+    engine = ms.new_engine(swarm=True)
+    backend = {"name": "backend", "type": "network", "network_name": "showcase_backend", "internal": True}
+    api = {"name": "web", "image": NGINX, "endpoint_mode": "dnsrr", "networks": [{"name": "showcase_backend"}]}
+    report, _gateway = run(engine, ms.params(base, [api, backend], [], engine="swarm"))
+    assert ms.entry(report, "network", "showcase_backend")["changed"] is True
+    since, gateway = len(engine.calls), ms.RecordingGateway(engine)
+    with pytest.raises(ClockworkError) as refused:
+        run_stack(gateway, ms.params(base, [dict(api, env={"A": "1"}), dict(backend, internal=False)], [],
+                                     engine="swarm"))
+    assert "network showcase_backend exists with other settings (internal)" in refused.value.msg
+    assert "nothing was changed" in refused.value.msg
+    assert ms.stack_writes(engine, since, gateway) == []
+    report, _gateway = run(engine, ms.params(base, [api, backend], [], engine="swarm"))
+    assert report["changed"] is False
