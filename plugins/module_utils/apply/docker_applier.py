@@ -27,7 +27,10 @@ from ansible_collections.clockwork.connections.plugins.module_utils.connection i
     ConnectionContext, ConnectionResult)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container import ANONYMOUS_VOLUME, restart_to_read
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_wait import has_healthcheck, wait_for
-from ansible_collections.clockwork.connections.plugins.module_utils.apply.docker_rollback import ContainersBack
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.docker_rollback import ContainersBack, grace_of
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.record import (
+    container_record, stack_containers)
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.rollback import restores
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import NetworkConverger
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.volumes import ensure_volume
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
@@ -403,21 +406,50 @@ class DockerApplier(Applier):
         """state rolled_back: each container of the stack on `release`'s record, start-first where
         it may; those the release did not have taken out. What an interrupted rollback left is
         completed first."""
-        if restore_data:
-            raise ClockworkError("stack %s: restore_data is not available yet on this target: roll back without "
-                                 "it (the databases keep their data and schema), or restore a snapshot with "
-                                 "clockwork_restore" % self.name)
+        restoring = restores(self.engine, self.name, release, self.connections) if restore_data else []
+        if restoring:
+            from ansible_collections.clockwork.connections.plugins.module_utils.database.restore import (  # pylint: disable=import-outside-toplevel
+                restore_connection)
         back = self._back(release, declared=False)
         repairs = back.repair()
         if repairs:
             self._record("container", "leftovers", True, repairs)
+        steps = back.steps()
+        restored, stopped = [], self._stop_clients(restoring)
         try:
-            self._went_back(back.run(back.steps()))
+            for label, connection, snapshot, later in restoring:
+                result = restore_connection(self.engine, self.name, connection, snapshot)
+                self._record("database", label, result.changed, result.actions)
+                restored.append(dict(result.extra.get("restore") or {}, database=label, release=later))
+            done = back.run(steps)
+            self._went_back(done)
+            remade = set(name for name, _action, _reasons, _before, _after in done)
+            for name in stopped:
+                if name not in remade and name in back.records and back.records[name]["state"] == "running":
+                    self.engine.start(name)
+                    back._await(name)   # pylint: disable=protected-access
+                    self._record("container", name, True, ["start"], ["its database is restored"])
         finally:
             self.flush_progress()
         report = self.report()
         report.update(order=list(release.get("order") or []), checks=list(release.get("checks") or []))
+        if restore_data:
+            report["restored"] = restored
         return report
+
+    def _stop_clients(self, restoring):
+        """The running containers of the restored databases' clients, stopped with their grace period
+        (nothing writes to a database while it is restored); their names."""
+        clients = dict((c["from_resource"], label) for label, c, _snapshot, _later in restoring)
+        stopped = []
+        for name, attrs in sorted(stack_containers(self.engine, self.name).items()):
+            resource = ((attrs.get("Config") or {}).get("Labels") or {}).get(RESOURCE_LABEL)
+            if resource in clients and (attrs.get("State") or {}).get("Running"):
+                self._record("container", name, True, ["stop"], ["client of %s, whose data is restored"
+                                                                 % clients[resource]])
+                self.engine.stop(name, timeout=grace_of(container_record(attrs)))
+                stopped.append(name)
+        return stopped
 
     # -- verified -----------------------------------------------------------------
 

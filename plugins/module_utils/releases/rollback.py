@@ -113,3 +113,39 @@ def record_rollback(gateway, stack, params, report, release, restore_data=False)
     number, pruned = store.add(made, params.get("releases_kept"))
     return {"number": number, "pruned": pruned, "path": store.release_path(number),
             "rolled_back_to": release["number"]}
+
+
+def database_key(label):
+    """A connection's plan label (`connection database api -> db`) as releases name it (`database api -> db`)."""
+    return label[len("connection "):] if label.startswith("connection ") else label
+
+
+def restores(gateway, stack, release, connections):
+    """What restore_data restores on a return to `release`, refused before any change when it cannot:
+    [(database label, its connection as the plan has it (the login), the snapshot, the release that
+    took it)]. The snapshots are those of the next deploy after `release`, taken before its
+    migrations: the data as `release` left it. A database that deploy took none of was not
+    migrated by it, and keeps its data."""
+    store = ReleaseStore(gateway.files, stack)
+    later = next_release(store, release)
+    if later is None:
+        raise ClockworkError("stack %s: restore_data: no deploy after release %d is kept, so no snapshot holds the "
+                             "data as release %d left it; roll back without restore_data (the databases keep their "
+                             "data and schema); nothing was changed" % (stack, release["number"], release["number"]))
+    by_label = dict((database_key(c["label"]), c) for c in connections)   # the release names its databases
+    found, missing = [], []
+    for label, database in sorted(later["databases"].items()):
+        snapshots = database.get("snapshots") or []
+        if not snapshots:
+            continue
+        if label not in by_label:
+            missing.append(label)
+            continue
+        # The first one the deploy took: before any of its migrations.
+        found.append((label, by_label[label], snapshots[0], later["number"]))
+    if missing:
+        raise ClockworkError("stack %s: restore_data needs the login of database connection%s %s, which the rollback "
+                             "takes from the stack's declaration: give its resources and connections with the "
+                             "rollback; nothing was changed" % (stack, "" if len(missing) == 1 else "s",
+                                                                 ", ".join(missing)))
+    return found
