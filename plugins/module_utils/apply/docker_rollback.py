@@ -28,6 +28,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.apply.rollin
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, owned_by
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import engine_words
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.recorded_calls import create_from_body
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.record import (
     container_record, stack_containers)
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.recreate import create_body
@@ -117,23 +118,6 @@ def _connect_options(endpoint):
     if endpoint.get("DriverOpts"):
         options["driver_opt"] = endpoint["DriverOpts"]
     return options
-
-
-def create_recorded(engine, name, body):
-    """The engine's create with the record's own body, through the gateway's write."""
-    create = getattr(engine, "create_from_body", None)
-    if create is not None:
-        return create(name, body)
-    # Until the gateway has it (docker/container_calls.py): the same write, recorded the same way.
-    api = engine.api
-    if hasattr(api, "_create"):   # the memory engine and a dry run's
-        with api._lock:   # pylint: disable=protected-access
-            made = {"Id": api._create(copy.deepcopy(body), name, "/containers/create?name=%s" % name)["Id"]}  # pylint: disable=protected-access
-    else:
-        made = api.create_container_from_config(body, name=name)
-    engine._wrote("create container %s" % name, ("container", name))   # pylint: disable=protected-access
-    engine._names_changed(name)   # pylint: disable=protected-access
-    return made
 
 
 class ContainersBack(object):
@@ -255,7 +239,7 @@ class ContainersBack(object):
         body["NetworkingConfig"]["EndpointsConfig"] = primary
         made_as = as_name or name
         try:
-            new_id = create_recorded(self.engine, made_as, body)["Id"]
+            new_id = create_from_body(self.engine, made_as, body)["Id"]
         except APIError as exc:
             raise ClockworkError("cannot create container %s as release %d ran it: %s"
                                  % (name, self.release["number"], _message(exc)))
