@@ -160,7 +160,8 @@ options:
     description:
       - The stack's resources. C(container) (the default type) takes the options of
         M(clockwork.connections.container); C(file) takes C(path), C(content), C(mode) and C(owner);
-        C(volume) takes C(volume_name) and C(driver).
+        C(volume) takes C(volume_name) and C(driver); C(network) takes C(network_name), C(driver), C(internal),
+        C(enable_ipv6), C(subnet) and C(gateway).
     type: list
     elements: dict
     default: []
@@ -176,8 +177,15 @@ options:
           Default C(true)."
         type: bool
       driver:
-        description: 'Volume resource only: the volume driver.'
+        description:
+        - 'Volume resource: the volume driver. Default C(local).'
+        - 'Network resource: the network driver (C(bridge), C(macvlan), C(ipvlan), C(overlay) or a plugin''s);
+          C(host) and C(none) are refused. On engine swarm the network is an attachable overlay network: only
+          C(bridge) (taken as overlay) and C(overlay) are accepted. Default C(bridge).'
         type: str
+      enable_ipv6:
+        description: 'Network resource only: IPv6 on the network. Default C(false).'
+        type: bool
       endpoint_mode:
         description:
         - 'Engine swarm only: how the service name answers: C(vip) (one virtual IP) or C(dnsrr) (the addresses
@@ -186,6 +194,12 @@ options:
         - C(vip) when not set, unless the Docker host's kernel has no IPVS, where a virtual IP does not
           answer; then C(dnsrr), with a warning. One of C(vip), C(dnsrr).
         type: str
+      gateway:
+        description: 'Network resource only: the gateway address, inside C(subnet) (which it needs).'
+        type: str
+      internal:
+        description: 'Network resource only: a network with no route out of it. Default C(false).'
+        type: bool
       max_replicas_per_node:
         description: 'Engine swarm only: at most this many tasks of the service on one node, so that the
           replicas spread over the nodes.'
@@ -195,6 +209,15 @@ options:
         type: raw
       name:
         description: 'The resource''s name: the container''s name and DNS alias on the stack''s network.'
+        type: str
+      network_name:
+        description:
+        - 'Network resource only: the Docker network''s name, default the resource''s own name. It must not be
+          the stack''s default network C(<stack>_default).'
+        - The stack makes it before any container, whether or not a connection needs it, labelled as the
+          stack's; containers join it by listing it in their C(networks). A changed field recreates it with the
+          stack's containers reconnected (refused while a container of no stack is on it). C(state=absent)
+          removes it only when the stack made it (a network the stack found is left).
         type: str
       owner:
         description: Owner (name or uid) of C(source_path) on the Docker host.
@@ -208,6 +231,9 @@ options:
           that cannot read C(<NAME>_FILE); C(docker service inspect) shows them, and every run warns.'
         type: list
         elements: str
+      subnet:
+        description: 'Network resource only: the network''s subnet, like C(172.28.0.0/24) (no host bits).'
+        type: str
       replicas:
         description:
         - 'Engine swarm: how many tasks the service runs (a job: how many complete); a change is a rolling
@@ -228,6 +254,7 @@ options:
         choices:
         - container
         - file
+        - network
         - volume
         default: container
       update_order:
