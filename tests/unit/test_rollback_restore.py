@@ -82,6 +82,10 @@ def test_restore_data_stops_the_clients_restores_then_starts_the_release(base, d
     assert "MODE" not in ms.env_of(container(engine, "frontend")), "frontend on release 1"
     assert report["release"]["number"] == 3
 
+    # A rerun of the same rollback restores nothing again (rows written since are kept) and changes nothing.
+    report, _ = run(engine, ms.params(base, *showcase(), state="rolled_back", release="previous", restore_data=True))
+    assert len(restored) == 1 and report["changed"] is False
+
 
 def test_check_mode_says_what_would_be_lost_and_changes_nothing(base, database, restored):
     engine = two_releases(base)

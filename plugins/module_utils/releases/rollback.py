@@ -108,6 +108,7 @@ def record_rollback(gateway, stack, params, report, release, restore_data=False)
     made["checks"] = list(release.get("checks") or [])
     made["plan_digest"] = release["plan_digest"]
     made["rolled_back_to"] = release["number"]
+    made["restored_data"] = bool(report.get("restored"))
     if release.get("order"):
         made["order"] = list(release["order"])
     number, pruned = store.add(made, params.get("releases_kept"))
@@ -127,6 +128,10 @@ def restores(gateway, stack, release, connections):
     migrations: the data as `release` left it. A database that deploy took none of was not
     migrated by it, and keeps its data."""
     store = ReleaseStore(gateway.files, stack)
+    current = store.index()["current"]
+    now = store.release(current) if current is not None else None
+    if now is not None and now.get("rolled_back_to") == release["number"] and now.get("restored_data"):
+        return []   # a rerun of the rollback that restored them: rows written since are kept
     later = next_release(store, release)
     if later is None:
         raise ClockworkError("stack %s: restore_data: no deploy after release %d is kept, so no snapshot holds the "

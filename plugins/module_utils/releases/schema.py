@@ -21,6 +21,7 @@ A release (format 1):
     checks                     the checks the connections name (apply/checks.py), for stack_info's health
     order (optional)           the resources in the order they deploy: a return to the release goes so
     rolled_back_to (optional)  the release a rollback returned to, when a rollback made this one
+    restored_data (optional)   true when that rollback also restored the databases (restore_data)
 """
 
 from __future__ import absolute_import, division, print_function
@@ -137,7 +138,7 @@ def release_problem(document, stack, number):
     try:
         _fields(document, "release", ("format", "stack", "number", "time", "controller", "plan_digest", "target",
                                       "containers", "services", "databases", "checks"),
-                ("order", "rolled_back_to"))
+                ("order", "rolled_back_to", "restored_data"))
         if document["format"] != FORMAT:
             raise Invalid("format: %r, where this collection reads %d" % (document["format"], FORMAT))
         if document["stack"] != stack:
@@ -162,6 +163,8 @@ def release_problem(document, stack, number):
             _text(name, "order[%d]" % index)
         if "rolled_back_to" in document:
             _number(document["rolled_back_to"], "rolled_back_to", 1)
+        if "restored_data" in document:
+            _type(document["restored_data"], bool, "restored_data", "true or false")
     except Invalid as exc:
         return str(exc)
     return None
