@@ -40,7 +40,7 @@ class ScriptedPostgres(PostgresTarget):
                          "snapshot_keep": keep, "snapshot_max_mb": max_mb}
         self.server, self.conn, self.locked = "db", object(), False
         self.where = "postgresql at db:5432 as app (database appdb)"
-        self.migration_timeout = 600
+        self.migration_timeout, self.timeout = 600, 3
         self.holdings = (tables, size)
         self.queries = []
 
@@ -111,7 +111,8 @@ def test_a_database_that_holds_tables_is_dumped_inside_its_server_and_kept_in_th
     assert set(snapshot) == {"name", "created", "size", "volume", "kind"}
     # The dump ran in the server's container, an argv list, the login in its env, not its command line.
     (container, argv, env), = [e for e in execs(live) if e[1][0] == "pg_dump"]
-    assert container == "db" and argv == ["pg_dump", "-w", "-Fc", "--file=/tmp/%s.dump" % name]
+    assert container == "db" and argv == ["pg_dump", "-w", "-Fc", "--lock-wait-timeout=3s",
+                                                "--file=/tmp/%s.dump" % name]
     assert env == {"PGHOST": "127.0.0.1", "PGPORT": "5432", "PGUSER": "app", "PGDATABASE": "appdb",
                    "PGCONNECT_TIMEOUT": "5", "PGPASSWORD": PASSWORD}
     assert ("db", ["rm", "-f", "--", "/tmp/%s.dump" % name], {}) in execs(live)
@@ -159,6 +160,17 @@ def test_a_failing_dump_stops_the_run_before_any_file_with_the_password_masked()
         ScriptedPostgres().prepare(PENDING, ConnectionContext(live, "shop"), result())
     assert "the snapshot of appdb (pg_dump) failed inside db" in raised.value.msg
     assert "nothing was applied" in raised.value.msg and PASSWORD not in raised.value.msg
+
+
+def test_a_table_another_session_holds_fails_the_dump_within_the_connections_timeout():
+    live = server(code=1, out="pg_dump: error: query failed: ERROR:  canceling statement due to lock timeout\n"
+                              "pg_dump: detail: Query was: LOCK TABLE public.users IN ACCESS SHARE MODE")
+    with pytest.raises(ClockworkError) as raised:
+        ScriptedPostgres().prepare(PENDING, ConnectionContext(live, "shop"), result())
+    assert raised.value.msg == (
+        "the snapshot of appdb (pg_dump) waited longer than the connection's timeout (3s) for a lock another session "
+        "holds (LOCK TABLE public.users IN ACCESS SHARE MODE); nothing was applied. Run again once that session has "
+        "finished, or raise timeout.")
 
 
 def test_a_role_that_may_not_read_everything_is_dumped_as_the_servers_own():

@@ -77,17 +77,26 @@ def dump(target, server, path, doing, after, admin_of):
     """pg_dump -Fc of the database into `path` in the server's container: as the connection's role,
     or, when that may not read everything, as the role the server's env declares for itself
     (`admin_of(env, command, name)`: the engine's server_credentials)."""
-    argv = ["pg_dump", "-w", "-Fc", "--file=" + path]
+    # A table another session holds (LOCK TABLE, a long ALTER) fails the dump within the connection's
+    # timeout, as the files' own lock waits do, instead of holding the run until that session ends.
+    argv = ["pg_dump", "-w", "-Fc", "--lock-wait-timeout=%ds" % target.timeout, "--file=" + path]
     env = login_env(target)
     try:
-        server.exec(argv, env, target.migration_timeout, doing, after, secrets=[env.get("PGPASSWORD")])
+        try:
+            server.exec(argv, env, target.migration_timeout, doing, after, secrets=[env.get("PGPASSWORD")])
+        except ClockworkError as exc:
+            admin = admin_of(server.env(), None, server.name)
+            if "permission denied" not in exc.msg or not admin or admin[0] == target.settings["user"]:
+                raise
+            env = login_env(target, admin[0], admin[1])
+            server.exec(argv, env, target.migration_timeout, "%s as role %s" % (doing, admin[0]), after,
+                        secrets=[env.get("PGPASSWORD")])
     except ClockworkError as exc:
-        admin = admin_of(server.env(), None, server.name)
-        if "permission denied" not in exc.msg or not admin or admin[0] == target.settings["user"]:
+        if "lock timeout" not in exc.msg:
             raise
-        env = login_env(target, admin[0], admin[1])
-        server.exec(argv, env, target.migration_timeout, "%s as role %s" % (doing, admin[0]), after,
-                    secrets=[env.get("PGPASSWORD")])
+        raise ClockworkError("%s waited longer than the connection's timeout (%ss) for a lock another session holds "
+                             "(%s); %s. Run again once that session has finished, or raise timeout." % (
+                                 doing, target.timeout, exc.msg.rpartition(": ")[2].split(";")[0], after))
 
 
 def keep_snapshot(target, ctx, before, admin_of):
