@@ -12,6 +12,10 @@ link is sent as a link, never followed, and a Dockerfile outside the context is 
 sockets and devices are left out unread; the bytes read are bounded (MAX_CONTEXT_BYTES, and
 MAX_CONTEXT_ENTRIES entries), each limit an error naming the resource and field.
 
+The files a stack writes itself beside its playbook or compose file (its diagram `<stack>.stack.md`, the
+lock file clockwork.lock.yml: OWN_FILES, and the paths the action names) are never part of a context: a
+`build: .` there would otherwise change with every run that writes them, and rebuild.
+
 The hash covers each sent entry's name, kind, permission bits, and bytes or link target, the
 Dockerfile's path, the build args, the target and the labels; not times or owners (a checkout
 anew is the same context). Entries are hashed in the order of their names, so it is the same
@@ -32,6 +36,9 @@ import tempfile
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, Problems
 
+# What a stack writes beside its playbook (the diagram, diagram_path's default, and the lock file), as
+# .dockerignore patterns: left out of every context, wherever in it they are.
+OWN_FILES = ("**/*.stack.md", "**/clockwork.lock.yml")
 MAX_CONTEXT_BYTES = 256 * 1024 * 1024
 MAX_CONTEXT_ENTRIES = 50000
 IGNORE_FILE = ".dockerignore"
@@ -173,9 +180,10 @@ class _Reader(object):
 
 
 def read_context(context, dockerfile="Dockerfile", args=None, target=None, labels=None, where="build",
-                 directory=None, max_bytes=MAX_CONTEXT_BYTES, max_entries=MAX_CONTEXT_ENTRIES):
+                 directory=None, max_bytes=MAX_CONTEXT_BYTES, max_entries=MAX_CONTEXT_ENTRIES, exclude=()):
     """Read the directory `context` into a tar in `directory` (a new temporary one when None).
-    `where` names the resource in errors ("resource web"). Returns a BuildContext."""
+    `where` names the resource in errors ("resource web"); `exclude`: patterns left out whatever
+    .dockerignore says (the stack's own files). Returns a BuildContext."""
     relative_dockerfile = dockerfile_in_context(dockerfile, where)
     context = os.path.realpath(context)   # the directory the user named; nothing below it is followed
     try:
@@ -184,7 +192,7 @@ def read_context(context, dockerfile="Dockerfile", args=None, target=None, label
         raise BuildContextError("%s: build.context: %s is not a directory that can be read: %s" % (
             where, context, exc.strerror or exc))
     try:
-        matcher = IgnoreMatcher(ignore_patterns(_small_file(top, IGNORE_FILE, where)) +
+        matcher = IgnoreMatcher(ignore_patterns(_small_file(top, IGNORE_FILE, where)) + list(exclude) +
                                 ["!" + relative_dockerfile, "!" + IGNORE_FILE])
     except ValueError as exc:
         raise BuildContextError("%s: build.context: %s in %s: %s" % (where, IGNORE_FILE, context, exc))
@@ -327,14 +335,31 @@ def _amount(size):
 
 # -- what the stack action calls -------------------------------------------------------------
 
-def ship_builds(resources, find, transfer, heading="the build contexts cannot be read"):
+def own_patterns(context, own_files=()):
+    """The patterns that leave the stack's own files out of the context directory `context`: OWN_FILES,
+    and each of `own_files` (absolute paths: the action's diagram_path and lock file) inside it."""
+    patterns = list(OWN_FILES)
+    context = os.path.realpath(context)
+    for path in own_files or ():
+        if not path or not os.path.isabs(path):
+            continue
+        relative = os.path.relpath(os.path.realpath(path), context)
+        if relative not in (".", "..") and not relative.startswith(".." + os.sep):
+            pattern = re.sub(r"([*?\[\\])", r"\\\1", relative.replace(os.sep, "/"))
+            if pattern not in patterns:
+                patterns.append(pattern)
+    return patterns
+
+
+def ship_builds(resources, find, transfer, heading="the build contexts cannot be read", own_files=()):
     """`resources` (copies) with every container's build context read here, on the controller:
     its `build` gets `archive`, the path the module reads the tar from (`transfer(local tar path)`
     returns it: the remote tmp dir's copy, see action_transfer), and `content_hash`. `find(path)`
     resolves a relative context like Ansible's `src` (the playbook's files/, then its directory).
     A value the user gave for either is dropped: they are the controller's. A `build` that is no
     mapping, or has no context, is left to the plan to report. Every unreadable context is
-    reported at once; the local tars are removed before this returns."""
+    reported at once; the local tars are removed before this returns. `own_files`: the files the stack
+    writes (its diagram_path, its lock_file), left out of a context they are in (own_patterns)."""
     if not isinstance(resources, list) or not any(isinstance(r, dict) and r.get("build") for r in resources):
         return resources   # nothing to read (or no list: the argument spec says so)
     problems = Problems()
@@ -354,9 +379,10 @@ def ship_builds(resources, find, transfer, heading="the build contexts cannot be
                 continue
             where = "resource %s" % resource.get("name")
             try:
-                read = read_context(find(os.path.expanduser(build["context"])), build.get("dockerfile") or "Dockerfile",
-                                    build.get("args"), build.get("target"), build.get("labels"), where=where,
-                                    directory=work)
+                context = find(os.path.expanduser(build["context"]))
+                read = read_context(context, build.get("dockerfile") or "Dockerfile", build.get("args"),
+                                    build.get("target"), build.get("labels"), where=where, directory=work,
+                                    exclude=own_patterns(context, own_files))
                 build["archive"], build["content_hash"] = transfer(read.archive), read.content_hash
             except BuildContextError as exc:
                 problems.add(None, exc.msg)

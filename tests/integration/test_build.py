@@ -58,6 +58,12 @@ def web_resource(stack, app):
             "update_order": "start-first", "command": ["sh", "-c", "exec sleep 3600"]}
 
 
+def dangling(stack):
+    """The dangling images (no tag) of the test's builds."""
+    return docker("image", "ls", "-q", "--filter", "dangling=true", "--filter",
+                  "label=%s=%s" % (TEST_LABEL, stack)).split()
+
+
 def served(container):
     return docker("exec", container, "cat", "/srv/site/index.html")
 
@@ -130,6 +136,10 @@ def test_build_on_the_live_engine_check_apply_idempotent_and_an_edit_rolls(stack
     assert served(name) == "<h1>v2</h1>"
     assert any(a.startswith("create container %s_clockwork_next_" % name) for a in gateway.actions), \
         "start-first: the new container ran beside the old one\n" + as_text(said(report, gateway))
+    # The previous image, which no container runs any more, is not left behind (nor its build's layers).
+    assert inspect("image", image["Id"]) is None, as_text(said(report, gateway))
+    assert "remove image %s (replaced by a rebuild, no container uses it)" % image["Id"][7:19] in gateway.actions
+    assert dangling(stack) == [], "no dangling image of the build is left"
 
     for check in (False, True):
         report, gateway = converge(stack, app, tmp_path, check=check)
@@ -186,6 +196,45 @@ def test_build_only_service_through_the_playbook(stack, app, tmp_path, images):
     for check in (False, True):
         run = playbook(tasks, check=check)
         assert run.rc == 0 and run.result("stack")["changed"] is False, run.details
+
+
+def test_a_context_beside_the_playbook_holding_the_stacks_own_files(stack, app, tmp_path, images):
+    """`build: .` where the stack writes its diagram (diagram_path) and where a lock file lies: neither is part
+    of the context, so the run that writes the diagram does not make the next one rebuild; an edit rebuilds and
+    the previous image goes. check -> apply -> rerun changed=0 -> check changed=0, each time."""
+    name, tag = stack + "-web", "%s-%s-web:clockwork" % (stack, stack)
+    images.add(tag)
+    diagram = app / (stack + ".stack.md")
+    task = stack_task(stack, app)
+    task["clockwork.connections.stack"]["diagram_path"] = str(diagram)
+    tasks = [task]
+
+    def rounds(changed):
+        run = playbook(tasks, check=True)
+        assert run.rc == 0 and run.result("stack")["changed"] is changed, run.details
+        run = playbook(tasks)
+        assert run.rc == 0 and run.result("stack")["changed"] is changed, run.details
+        for check in (False, True):
+            again = playbook(tasks, check=check)
+            assert again.rc == 0 and again.result("stack")["changed"] is False, again.details
+        return inspect("image", tag)
+
+    image = rounds(True)
+    images.add(image["Id"])
+    assert diagram.exists(), "the diagram is written into the context directory"
+    (app / "clockwork.lock.yml").write_text("connections: {}\n")
+    diagram.write_text(diagram.read_text() + "\nedited by hand\n")
+    for check in (False, True):
+        run = playbook(tasks, check=check)
+        assert run.rc == 0 and [e for e in run.result("stack")["entries"] if e["kind"] == "build"] == [], run.details
+    assert inspect("image", tag)["Id"] == image["Id"]
+
+    (app / "site" / "index.html").write_text("<h1>v2</h1>\n")
+    rebuilt = rounds(True)
+    images.add(rebuilt["Id"])
+    assert rebuilt["Id"] != image["Id"] and inspect("container", name)["Image"] == rebuilt["Id"]
+    assert inspect("image", image["Id"]) is None and dangling(stack) == [], "the previous image is removed"
+    assert served(name) == "<h1>v2</h1>"
 
 
 # -- a remote Docker host over SSH: the context exists on the controller only ---------------------

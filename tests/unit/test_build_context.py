@@ -361,3 +361,41 @@ def test_ship_builds_leaves_what_is_no_list_of_builds_as_it_is():
         raise AssertionError("nothing to transfer")
     for resources in (None, "web", {"name": "web"}, [], [{"name": "web", "image": "nginx"}], ["web"]):
         assert ship_builds(resources, lambda p: p, never) is resources
+
+
+# -- the stack's own files beside its playbook ----------------------------------------------------
+
+def test_the_stacks_own_files_are_no_part_of_a_context(ctx, tmp_path):
+    """A `build: .` beside the playbook: the diagram (<stack>.stack.md) and clockwork.lock.yml the stack writes
+    there change neither the tar nor the hash (else each run that writes them would rebuild), even where a
+    .dockerignore takes them back in; a diagram_path or lock file of its own, named by the action, neither."""
+    def shipped(own_files=()):
+        kept = []
+
+        def transfer(path):
+            kept.append(members(path))
+            return path
+        resources = [{"name": "web", "build": {"context": str(ctx)}}]
+        return ship_builds(resources, lambda p: p, transfer, own_files=own_files)[0]["build"]["content_hash"], kept[0]
+
+    for directory in ("deploy", "docs", "locks"):   # directories of the context, which are sent
+        (ctx / directory).mkdir()
+    before, sent = shipped()
+    write(ctx, {"shop.stack.md": "# shop\n", "clockwork.lock.yml": "connections: {}\n", "deploy/shop.stack.md": "x",
+                "docs/picture.md": "# shop, elsewhere\n", "locks/prod.yml": "x: 1\n"})
+    assert read(ctx, tmp_path).content_hash != before, "read alone, they are files of the context"
+    after, sent_after = shipped([str(ctx / "docs" / "picture.md"), str(ctx / "locks" / "prod.yml"),
+                                 str(tmp_path / "elsewhere.stack.md"), "relative.md"])
+    assert after == before and sorted(sent_after) == sorted(sent)
+    write(ctx, {".dockerignore": "!*.stack.md\n!clockwork.lock.yml\n"})
+    again, sent_again = shipped([str(ctx / "docs" / "picture.md"), str(ctx / "locks" / "prod.yml")])
+    assert sorted(sent_again) == sorted(list(sent) + [".dockerignore"])
+    # A file of the build's own that merely looks alike is sent: only what the stack writes is left out.
+    write(ctx, {"site/stack.md": "notes\n"})
+    assert "site/stack.md" in shipped()[1]
+
+
+def test_own_patterns_of_paths_inside_the_context_only(ctx):
+    patterns = build_context.own_patterns(str(ctx), [str(ctx / "a[1].md"), str(ctx.parent / "x.md"), None, "rel.md"])
+    assert patterns == list(build_context.OWN_FILES) + ["a\\[1].md"]
+    assert IgnoreMatcher(patterns).excluded("a[1].md") and not IgnoreMatcher(patterns).excluded("a1.md")

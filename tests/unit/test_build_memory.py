@@ -125,10 +125,70 @@ def test_an_edited_source_file_rebuilds_and_rolls_the_container_start_first(app,
     assert ms.without_lock(gateway.actions) == [
         "build image %s-web:clockwork" % STACK, "create container web_clockwork_next_<id>", "start container <id>",
         "disconnect container <id> from network %s_default" % STACK, "stop container <id>", "remove container <id>",
-        "rename container <id> to web"]
+        "remove image <id> (replaced by a rebuild, no container uses it)", "rename container <id> to web"]
+    assert engine.inspect_or_none("image", old_image) is None, "the previous image is not left dangling"
     since = len(engine.calls)
     report, _gateway = run(engine, shipped_params(base, tmp_path, *declaration(app)))
     assert not report["changed"] and build_calls(engine, since) == []
+
+
+def built_images(engine):
+    """The ids of the engine's images a stack built (they carry the build hash label)."""
+    return sorted(i["Id"] for i in engine.images(all=True) if BUILD_HASH_LABEL in (i.get("Labels") or {}))
+
+
+@pytest.mark.parametrize("order", ["start-first", "stop-first"])
+def test_a_rebuild_leaves_no_dangling_image_behind(app, base, tmp_path, order):
+    engine = engine_with_images()
+    resources, connections = declaration(app)
+    resources[0]["update_order"] = order
+    run(engine, shipped_params(base, tmp_path, resources, connections))
+    for version in ("v2", "v3"):
+        (app / "site" / "index.html").write_text("<h1>%s</h1>\n" % version)
+        report, gateway = run(engine, shipped_params(base, tmp_path, resources, connections))
+        assert report["changed"]
+        assert built_images(engine) == [image_of(engine, "web")], "one image: the one the container runs"
+        assert len([a for a in gateway.actions if a.startswith("remove image ")]) == 1
+    again, gateway = run(engine, shipped_params(base, tmp_path, resources, connections))
+    assert not again["changed"] and not [a for a in gateway.actions if "image" in a]
+
+
+def test_a_replaced_image_something_else_uses_or_names_is_kept(app, base, tmp_path):
+    engine = engine_with_images()
+    run(engine, shipped_params(base, tmp_path, *declaration(app)))
+    first = image_of(engine, "web")
+    engine.create_container(first, name="someone-elses")   # not the stack's, made from the built image
+    (app / "site" / "index.html").write_text("<h1>v2</h1>\n")
+    run(engine, shipped_params(base, tmp_path, *declaration(app)))
+    assert engine.inspect_or_none("image", first) is not None, "a container of somebody else's runs it"
+    second = image_of(engine, "web")
+    engine.add_image("mine/pinned:1", image_id=second)     # somebody tagged it too
+    (app / "site" / "index.html").write_text("<h1>v3</h1>\n")
+    _report, gateway = run(engine, shipped_params(base, tmp_path, *declaration(app)))
+    assert engine.inspect_or_none("image", second) is not None, "a tag of its own keeps it"
+    assert not [a for a in gateway.actions if a.startswith("remove image ")]
+    engine.remove_container("someone-elses")
+    assert engine.inspect_or_none("image", first) is not None, "nobody of ours removed it: it stays"
+
+
+def test_a_rebuild_no_container_uses_removes_the_previous_image_at_once(app, tmp_path):
+    """On the gateway: a tag built again when no container runs the image it named."""
+    engine = engine_with_images()
+    gateway = DockerGateway(api=engine)
+    resources = ship_builds([{"name": "web", "build": {"context": str(app)}}], lambda p: p, lambda p: shutil.copy(
+        p, str(tmp_path)))
+    build = resources[0]["build"]
+    first = builds.run_build(gateway, "shop-web:clockwork", build)[0]["Id"]
+    (app / "site" / "index.html").write_text("<h1>v2</h1>\n")
+    build = ship_builds([{"name": "web", "build": {"context": str(app)}}], lambda p: p, lambda p: shutil.copy(
+        p, str(tmp_path)))[0]["build"]
+    gateway.image("shop-web:clockwork")                     # the pre-flight reads it before the build
+    second = builds.run_build(gateway, "shop-web:clockwork", build)[0]["Id"]
+    assert second != first and engine.inspect_or_none("image", first) is None
+    assert gateway.actions[-1] == "remove image %s (replaced by a rebuild, no container uses it)" % first[7:19]
+    # An image nobody built here (no build hash label) is never removed.
+    plain = engine.inspect_or_none("image", NGINX)["Id"]
+    assert gateway.remove_replaced_image(plain) is False and engine.inspect_or_none("image", plain)
 
 
 def test_an_ignored_file_edited_rebuilds_nothing(app, base, tmp_path):

@@ -16,10 +16,11 @@ import re
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import RESERVED_LABEL_PREFIX
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import APIError, engine_words
+# The content hash an image was built from: ours alone (io.clockwork.), never a user's label. The gateway
+# removes an image that has it once a rebuild replaced it and no container uses it (docker/image_calls.py).
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.image_calls import BUILD_HASH_LABEL
 from ansible_collections.clockwork.connections.plugins.module_utils.masking import MASK, env_secrets
 
-# The content hash an image was built from: ours alone (io.clockwork.), never a user's label.
-BUILD_HASH_LABEL = RESERVED_LABEL_PREFIX + "build-hash"
 # The tag of a resource's image when it declares a build and no image (`<stack>-<resource>:clockwork`).
 BUILT_TAG = "clockwork"
 

@@ -8,6 +8,7 @@ __metaclass__ = type
 
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.engine_api import EngineAPI
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import from_sdk
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.image_calls import built_here
 
 # `docker update`'s arguments as the SDK's update_container names them, and the engine's keys of them
 # and of the two it lacks (nano_cpus, pids_limit: the engine takes them, PidsLimit since API 1.40).
@@ -67,6 +68,9 @@ class ContainerCalls(object):
         labels, networking_config ...). Returns the engine's answer ({"Id": ...})."""
         made = self.api.create_container(
             image, name=name, host_config=self.api.create_host_config(**host_config) if host_config else None, **config)
+        for key in (name, made.get("Id")):
+            if key:
+                self._created_images[key] = image
         self._wrote("create container %s" % name, ("container", name))
         self._names_changed(name)
         return made
@@ -113,6 +117,27 @@ class ContainerCalls(object):
             from_sdk(exc)
             raise
 
+    @property
+    def _created_images(self):
+        """Container (name and id) -> the image this gateway created it from, in this run."""
+        return self.__dict__.setdefault("_created_image_refs", {})
+
+    def _built_image_of(self, container):
+        """The image of `container` (a name or an id) that is removed, when it may be one a rebuild replaced:
+        a container this gateway created runs what it was created from (looked at only when a build of this
+        run replaced that image: the stack's lock, made and removed every run, costs no read); any other is
+        read (as cached under its name or id, else now) and counts when its labels, which have its image's,
+        say a stack built it."""
+        if container in self._created_images:
+            image = self._created_images[container]
+            return image if image in self._replaced_images else None
+        attrs = self._cache.get(("container", container)) or next(
+            (a for key, a in list(self._cache.items()) if key[0] == "container" and a
+             and (a.get("Id") or "").startswith(container)), None) or self.container(container)
+        if attrs and built_here((attrs.get("Config") or {}).get("Labels")):
+            return attrs.get("Image")
+        return None
+
     def rename(self, container, new_name):
         self.api.rename(container, new_name)
         self._wrote("rename container %s to %s" % (container, new_name), ("container", container),
@@ -120,10 +145,14 @@ class ContainerCalls(object):
         self._names_changed()
 
     def remove_container(self, container, force=False, volumes=False):
-        """`volumes`: its anonymous volumes too (`docker rm -v`)."""
+        """`volumes`: its anonymous volumes too (`docker rm -v`). The last container of an image a rebuild
+        replaced takes the image with it (ImageCalls.remove_replaced_image)."""
+        image = self._built_image_of(container)
         self.api.remove_container(container, force=force, v=volumes)
         self._wrote("remove container %s" % container, ("container", container))
         self._names_changed()
+        if image:
+            self.remove_replaced_image(image)
 
     def wait(self, container, timeout=None):
         answer = self.api.wait(container, timeout=timeout)

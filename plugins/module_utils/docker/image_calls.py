@@ -11,7 +11,13 @@ import collections
 import json
 import re
 
-from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import APIError, from_sdk
+from ansible_collections.clockwork.connections.plugins.module_utils.common import RESERVED_LABEL_PREFIX
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import (
+    CONFLICT, NOT_FOUND, APIError, from_sdk, status_of)
+
+# The content hash an image was built from (apply/build.py): ours alone (io.clockwork.), never a user's
+# label; an image that has it was built by a stack.
+BUILD_HASH_LABEL = RESERVED_LABEL_PREFIX + "build-hash"
 
 # A build streams its output; a step may print nothing for long (a compile): wait this long between lines.
 BUILD_TIMEOUT = 3600
@@ -47,13 +53,22 @@ def read_build_stream(chunks):
     return image_id, "\n".join(lines)
 
 
+def built_here(labels):
+    """Whether labels (an image's, or a container's, which has its image's) say a stack built the image."""
+    return BUILD_HASH_LABEL in (labels or {})
+
+
 class ImageCalls(object):
-    """Build images. Each build records itself and forgets the tag it made (DockerGateway._wrote)."""
+    """Build images, and remove an image a rebuild replaced once nothing needs it (no tag, no container:
+    a dangling image is not left behind). Each write records itself and forgets what it changed
+    (DockerGateway._wrote)."""
 
     def build(self, archive, tag, dockerfile="Dockerfile", target=None, args=None, labels=None):
         """Build `tag` from the context tar at the path `archive` (build_context.py made it on the
         controller), its Dockerfile at `dockerfile` inside it. Returns the new image's id; the
         engine's error (the failing step's words) is an APIError (BuildFailed once the stream began)."""
+        # The image the tag named before (the pre-flight read it): replaced when the build makes another.
+        previous = (self._cache.get(("image", tag)) or {}).get("Id")
         with open(archive, "rb") as context:
             chunks = self.api.build(fileobj=context, custom_context=True, tag=tag, dockerfile=dockerfile,
                                     target=target or None, buildargs=dict(args or {}), labels=dict(labels or {}),
@@ -68,4 +83,34 @@ class ImageCalls(object):
             finally:
                 self.forget("image", tag)
         self._wrote("build image %s" % tag, ("image", tag))
+        if previous and image_id and previous.split(":")[-1][:12] != image_id.split(":")[-1][:12]:
+            self._replaced_images.add(previous)
+            self.remove_replaced_image(previous)   # when no container runs it any more
         return image_id
+
+    @property
+    def _replaced_images(self):
+        """The ids of the images this gateway's builds took a tag from, in this run."""
+        return self.__dict__.setdefault("_replaced_image_ids", set())
+
+    def remove_replaced_image(self, image_id):
+        """Remove the image `image_id` when a stack built it (BUILD_HASH_LABEL), a rebuild took its tag
+        away (it has none left) and no container, running or not, is made from it. Returns whether it
+        was removed; one in use meanwhile (the engine's conflict) is left."""
+        self.forget("image", image_id)
+        attrs = self.image(image_id)
+        if attrs is None or not built_here((attrs.get("Config") or {}).get("Labels")):
+            return False
+        if [t for t in attrs.get("RepoTags") or [] if t != "<none>:<none>"]:
+            return False
+        if any(c.get("ImageID") == attrs["Id"] for c in self.api.containers(all=True)):
+            return False
+        try:
+            self.api.remove_image(attrs["Id"])
+        except APIError as exc:
+            if status_of(exc) in (NOT_FOUND, CONFLICT):
+                return False
+            raise
+        self._wrote("remove image %s (replaced by a rebuild, no container uses it)" % attrs["Id"].split(":")[-1][:12],
+                    ("image", image_id))
+        return True

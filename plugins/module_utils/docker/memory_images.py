@@ -109,6 +109,30 @@ class ImageEngine(object):
         """The SDK's APIClient.build, with a custom context (`fileobj`, a tar) only."""
         return answer_build(self, tag=tag, **options)
 
+    @api_method
+    def remove_image(self, image, force=False, noprune=False):
+        """DELETE /images/{name}, as 20.10 answers it: an image a container (running or not) is made from is
+        refused (409), a tag alone is untagged, an image by its id goes with its tags."""
+        path = "/images/%s?force=%s&noprune=%s" % (image, force, noprune)
+        with self._lock:
+            attrs = self._find_image(image)
+            if attrs is None:
+                refuse(404, "No such image: %s" % image, path)
+            users = [c for c in self._containers.values() if c["Image"] == attrs["Id"]]
+            running = [c for c in users if c["State"]["Running"]]
+            short = attrs["Id"].split(":")[-1][:12]
+            if running or users and not force:
+                refuse(409, "conflict: unable to delete %s (%s) - image is being used by %s container %s" % (
+                    short, "cannot be forced" if running else "must be forced", "running" if running else "stopped",
+                    (running or users)[0]["Id"][:12]), path)
+            named = [t for t in attrs["RepoTags"] if image in (t, t.rsplit(":", 1)[0])]
+            if named and len(attrs["RepoTags"]) > 1:
+                attrs["RepoTags"].remove(named[0])
+                return [{"Untagged": named[0]}]
+            del self._images[attrs["Id"]]
+            self.removed["image"].add(attrs["Id"])
+            return [{"Untagged": t} for t in attrs["RepoTags"]] + [{"Deleted": attrs["Id"]}]
+
 
 def _stream(chunks, decode):
     return iter(chunks if decode else [json.dumps(c).encode("utf-8") + b"\r\n" for c in chunks])
