@@ -324,7 +324,11 @@ options:
     description:
     - Security options, like C(no-new-privileges:true) or C(apparmor=profile).
     - 'C(seccomp=unconfined), C(apparmor=unconfined) or C(label=disable) take a confinement away: a grant of the
-      host, as O(privileged) is. Not on Swarm.'
+      host, as O(privileged) is.'
+    - 'On Swarm, SELinux labels only (C(label=type:...), C(label=disable) ...): the service''s C(Privileges.SELinuxContext);
+      any other is refused.'
+    - 'Engine swarm of M(clockwork.connections.stack): the service''s C(TaskTemplate.ContainerSpec.Privileges.SELinuxContext)
+      (not declared, that field is left as it is).'
     - 'Compose: C(security_opt).'
     type: list
     elements: str

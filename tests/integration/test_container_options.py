@@ -173,7 +173,7 @@ def test_a_service_with_the_tables_options(stack, tmp_path):
                     ulimits={"nofile": {"soft": 1024, "hard": 2048}}, sysctls={"net.ipv4.ip_unprivileged_port_start": "0"},
                     logging={"driver": "json-file", "options": {"max-size": "1m"}}, mem_limit="64m", cpus=0.5,
                     pids_limit=64, mem_reservation="32m", tmpfs=["/run:size=8m", "/tmp"], platform="linux/amd64",
-                    timeout=60)
+                    security_opt=["label=level:s0:c100,c200"], timeout=60)
     with swarm_mode():
         try:
             with pytest.raises(ClockworkError) as refused:
@@ -207,6 +207,8 @@ def test_a_service_with_the_tables_options(stack, tmp_path):
             assert docker("exec", task_container(name), "sh", "-c", "touch /tmp/x && echo written") == "written"
             placement = inspect("service", name)["Spec"]["TaskTemplate"]["Placement"]
             assert placement["Platforms"] == [{"OS": "linux", "Architecture": "amd64"}], placement
+            # An SELinux label is the service's privileges, and the task's security option.
+            assert host["SecurityOpt"] == ["label=level:s0:c100,c200"], host["SecurityOpt"]
 
             same = swarm_run(stack, resource, tmp_path)
             assert same["changed"] is False, as_text(same)

@@ -291,7 +291,7 @@ def test_swarm_stack_refuses_every_one_at_once_before_the_engine():
         def __getattr__(self, name):
             raise AssertionError("the engine was asked (%s) before the refusal" % name)
 
-    fields = {"shm_size": "1g", "domainname": "example.org", "oom_score_adj": 10, "security_opt": ["seccomp=x"]}
+    fields = {"shm_size": "1g", "domainname": "example.org", "oom_score_adj": 10, "privileged": True}
     with pytest.raises(ClockworkError) as caught:
         SwarmApplier(NoEngine(), {"name": "s", "resources": [dict(name="web", image=IMAGE, **fields)],
                                   "connections": [], "base_dir": None})
@@ -308,18 +308,24 @@ def service(fields, current=None):
     return want, body
 
 
+# What a service takes where it takes less than a container (a security option: SELinux labels only).
+SWARM_SAMPLES = dict(SAMPLES, security_opt=(["label=type:svirt_apache_t", "label:level:s0:c100,c200"],
+                                            ["label=disable"]))
+
+
 @pytest.mark.parametrize("name", [o.name for o in MAPPED])
 def test_a_mapped_option_goes_into_the_service_and_reads_back_equal(name):
-    want, body = service({name: SAMPLES[name][0]})
+    samples = SWARM_SAMPLES[name]
+    want, body = service({name: samples[0]})
     assert changes(want, managed_part(body, want, {})) == []
     assert body["Labels"][OPTIONS_LABEL] == name
     # Changed: named, and written.
-    changed, _body = service({name: SAMPLES[name][1]})
+    changed, _body = service({name: samples[1]})
     said = changes(changed, managed_part(body, changed, {}))
     # A change to false (read_only, init) takes the option away: its label goes too.
-    labels = SPEC_HASH_LABEL + (", " + OPTIONS_LABEL if SAMPLES[name][1] is False else "")
+    labels = SPEC_HASH_LABEL + (", " + OPTIONS_LABEL if samples[1] is False else "")
     assert said == ["labels %s" % labels, name], said
-    _, updated = service({name: SAMPLES[name][1]}, body)
+    _, updated = service({name: samples[1]}, body)
     assert changes(changed, managed_part(updated, changed, {})) == []
     # Taken away: named, and the field taken out of the service.
     plain, _body = service({})
@@ -519,6 +525,17 @@ def test_a_services_tmpfs_paths_are_its_tmpfs_mounts():
     assert changes(plain, managed_part(body, plain, {})) == ["labels %s" % SPEC_HASH_LABEL, "mounts"]
 
 
+def test_a_services_selinux_labels_are_its_privileges():
+    want, body = service({"security_opt": ["label:type:svirt_apache_t", "label=level:s0:c1,c2"]})
+    container = body["TaskTemplate"]["ContainerSpec"]
+    assert container["Privileges"] == {"SELinuxContext": {"Type": "svirt_apache_t", "Level": "s0:c1,c2"}}
+    # The colon spelling is the equal sign's: no drift between them.
+    assert want["security_opt"] == ["label=level:s0:c1,c2", "label=type:svirt_apache_t"]
+    assert changes(want, managed_part(body, want, {})) == []
+    _, disabled = service({"security_opt": ["label=disable"]}, body)
+    assert disabled["TaskTemplate"]["ContainerSpec"]["Privileges"] == {"SELinuxContext": {"Disable": True}}
+
+
 def test_a_services_platform_is_its_placement():
     want, body = service({"platform": "linux/amd64"})
     assert body["TaskTemplate"]["Placement"]["Platforms"] == [{"OS": "linux", "Architecture": "amd64"}]
@@ -537,6 +554,9 @@ def test_a_services_platform_is_its_placement():
     ({"tmpfs": ["/data"], "mounts": [{"target": "/data"}]}, "tmpfs: /data is a target of mounts too"),
     ({"platform": "linux/arm/v7"}, "platform: linux/arm/v7: a service's placement takes an OS and an architecture, "
                                    "not a variant (give linux/arm"),
+    ({"security_opt": ["label=type:x", "no-new-privileges:true", "seccomp=unconfined"]},
+     "security_opt: no-new-privileges:true, seccomp=unconfined: a service takes SELinux labels only"),
+    ({"security_opt": ["label=bogus:x"]}, "security_opt: label=bogus:x: a service takes SELinux labels only"),
 ])
 def test_swarm_refuses_a_value_a_service_cannot_have_naming_the_field(fields, words):
     resource = Plan("s", [dict(name="web", image=IMAGE, **fields)], [], engine="swarm").by_name["web"]
@@ -546,14 +566,15 @@ def test_swarm_refuses_a_value_a_service_cannot_have_naming_the_field(fields, wo
 
 def test_a_service_with_the_fields_swarm_honours_on_the_memory_swarm(tmp_path, monkeypatch):
     """The memory swarm (20.10's API 1.41): a service with capabilities, sysctls, ulimits, init, a read-only
-    root, names and DNS, stop signal and grace, groups, tmpfs mounts and a platform; rerun unchanged;
+    root, names and DNS, stop signal and grace, groups, tmpfs mounts, a platform and an SELinux label; rerun unchanged;
     a tmpfs path and the platform changed update it naming each."""
     import memory_stacks as ms
     monkeypatch.setenv("HOME", str(tmp_path))
     fields = dict(name="web", image=ms.NGINX, endpoint_mode="dnsrr", cap_add=["NET_ADMIN"], cap_drop=["ALL"],
                   sysctls={"net.core.somaxconn": 1024}, ulimits={"nofile": 2048}, init=True, read_only=True,
                   hostname="websvc", dns=["10.0.0.53"], extra_hosts={"db": "10.0.0.2"}, stop_signal="SIGINT",
-                  stop_grace_period="5s", group_add=["29"], tmpfs=["/run:size=8m", "/tmp"], platform="linux/amd64")
+                  stop_grace_period="5s", group_add=["29"], tmpfs=["/run:size=8m", "/tmp"], platform="linux/amd64",
+                  security_opt=["label=type:container_t"])
     engine = ms.new_engine(swarm=True)
 
     def converged(**changes):
@@ -573,6 +594,7 @@ def test_a_service_with_the_fields_swarm_honours_on_the_memory_swarm(tmp_path, m
     tmpfs = dict((m["Target"], m) for m in container["Mounts"])
     assert tmpfs["/run"]["Type"] == "tmpfs" and tmpfs["/run"]["TmpfsOptions"] == {"SizeBytes": 8 * 1024 ** 2}
     assert spec["TaskTemplate"]["Placement"]["Platforms"] == [{"OS": "linux", "Architecture": "amd64"}]
+    assert container["Privileges"] == {"SELinuxContext": {"Type": "container_t"}}
     again, _entry = converged()
     assert again["changed"] is False, again["entries"]
     changed, entry = converged(tmpfs=["/run:size=16m", "/tmp"], platform="linux/arm64")

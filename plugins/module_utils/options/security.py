@@ -129,6 +129,44 @@ def _wanted_security_opt(value, _image_attrs, spec):
     return _without_engine_opts(value, spec.privileged, spec.pid_mode, spec.ipc_mode)
 
 
+# A service's SELinux labels (API 1.41: TaskTemplate.ContainerSpec.Privileges.SELinuxContext), the
+# only security options a service takes on this API: `label=user:X`, `role:`, `type:`, `level:`, `disable`.
+_SELINUX_KEYS = (("user", "User"), ("role", "Role"), ("type", "Type"), ("level", "Level"))
+
+
+def _selinux_part(option):
+    """`label=type:x` or `label:type:x` -> ("type", "x"); `label=disable` -> ("disable", ""); else None."""
+    text = str(option)
+    if not (text.startswith("label=") or text.startswith("label:")):
+        return None
+    key, _sep, value = text[len("label="):].partition(":")
+    if key == "disable" and not value:
+        return "disable", ""
+    return (key, value) if key in dict(_SELINUX_KEYS) and value else None
+
+
+def _selinux_context(options):
+    parts = dict(_selinux_part(o) for o in options)
+    if "disable" in parts:
+        return {"Disable": True}
+    return dict((api, parts[key]) for key, api in _SELINUX_KEYS if key in parts)
+
+
+def _selinux_options(context):
+    if (context or {}).get("Disable"):
+        return ["label=disable"]
+    return sorted("label=%s:%s" % (key, context[api]) for key, api in _SELINUX_KEYS if (context or {}).get(api))
+
+
+def _swarm_security_opt_problem(value):
+    others = [str(o) for o in value or [] if _selinux_part(o) is None]
+    if others:
+        return ("%s: a service takes SELinux labels only (label=user:, label=role:, label=type:, label=level:, "
+                "label=disable; the engine's API 1.41 has no other security option for a service's tasks)"
+                % ", ".join(others))
+    return None
+
+
 OPTIONS = [
     Option("privileged", dict(type="bool", default=False), "Run the container privileged, as C(docker run "
            "--privileged). This grants the container the host, with every capability and every device of the host.",
@@ -173,6 +211,12 @@ OPTIONS = [
            "C(apparmor=profile).", normal=_security_opt, wanted=_wanted_security_opt, read=_read_security_opt,
            body=lambda value, body: body.host.update(security_opt=value) if value else None,
            compose=("security_opt",), grant="privileged",
+           swarm=SwarmField(("TaskTemplate", "ContainerSpec", "Privileges", "SELinuxContext"), to_api=_selinux_context,
+                            from_api=lambda context: _selinux_options(context) or None,
+                            normal=lambda value: _selinux_options(_selinux_context(value)),
+                            refuse=_swarm_security_opt_problem),
            details=("C(seccomp=unconfined), C(apparmor=unconfined) or C(label=disable) take a confinement away: a "
-                    "grant of the host, as O(privileged) is. Not on Swarm.",)),
+                    "grant of the host, as O(privileged) is.",
+                    "On Swarm, SELinux labels only (C(label=type:...), C(label=disable) ...): the service's "
+                    "C(Privileges.SELinuxContext); any other is refused.")),
 ]

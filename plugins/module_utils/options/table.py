@@ -52,14 +52,17 @@ def _identity(value, *_args):
 class SwarmField(object):
     """Where an option is in a Swarm service's spec (`path`: its keys from the spec's root), and how its
     normal form is written there (`to_api`) and read back (`from_api`, to the same normal form);
-    `refuse`: (declared value) -> why a service cannot have that value (None: it can), said in the plan.
+    `refuse`: (declared value) -> why a service cannot have that value (None: it can), said in the plan;
+    `normal`: (the option's normal form) -> the same as the service holds it (a spelling the engine does
+    not keep, made the one it gives back).
     services.py maps every option that has one; an option with none is not on Swarm."""
 
-    def __init__(self, path, to_api=None, from_api=None, refuse=None):
+    def __init__(self, path, to_api=None, from_api=None, refuse=None, normal=None):
         self.path = tuple(path)
         self.to_api = to_api or (lambda value: value)
         self.from_api = from_api or (lambda value: value)
         self.refuse = refuse or (lambda value: None)
+        self.normal = normal or (lambda value: value)
 
     def __str__(self):
         return ".".join(self.path)

@@ -168,7 +168,7 @@ def wanted_service(spec, resource, env, mounts, networks, secrets, configs, node
     }
     for option in MAPPED:
         setting = getattr(spec, option.name)
-        wanted[option.name] = None if unset(setting) else setting
+        wanted[option.name] = None if unset(setting) else option.swarm.normal(setting)
     declared = [o.name for o in MAPPED if wanted[o.name] is not None]
     if declared:
         wanted["labels"][OPTIONS_LABEL] = ",".join(declared)
