@@ -6,7 +6,10 @@ API image whose healthcheck never passes and a new frontend env: the run fails, 
 frontend are on release 1's spec afterwards (docker inspect), the poller saw 0 failed requests, and
 release 1's declaration reruns with changed=0. Then a good release 2, and `state: rolled_back`
 with `release: previous`: check -> apply -> rerun (changed=0) -> check (changed=0), with 0 failed
-requests, the rows kept, and no secret in -vvv --diff."""
+requests, the rows kept, and no secret in -vvv --diff. Last, through the role (tasks/rollback.yml),
+`clockwork_restore_data: true` after a release whose migration V2 added a column and backfilled it:
+--check names the snapshot and the rows that would be lost; then schema and every row are exactly as
+before V2 (pg_dump), and a rerun changes nothing."""
 import json
 import subprocess
 import time
@@ -145,3 +148,55 @@ def test_a_failed_deploy_goes_back_and_a_rollback_returns_to_the_previous_releas
     assert again.rc == 0 and again.result("stack")["changed"] is False, again.details
     check = playbook([task(rollback_args(stack))], check=True)
     assert check.rc == 0 and check.result("stack")["changed"] is False, check.details
+
+
+V2 = "ALTER TABLE items ADD COLUMN label text;\nUPDATE items SET label = upper(name);\n"
+
+
+def dumped(db):
+    """The database as pg_dump writes it, without the random key of its \\restrict lines."""
+    out = docker("exec", db, "pg_dump", "-U", "postgres", "--no-password", "appdb")
+    return "\n".join(line for line in out.splitlines() if not line.startswith(("\\restrict ", "\\unrestrict ")))
+
+
+def role_rollback(stack, declared, restore_data=True):
+    return {"name": "rollback", "ansible.builtin.include_role": {"name": "clockwork.connections.stack",
+                                                                  "tasks_from": "rollback"},
+            "vars": {"clockwork_stack_name": stack, "clockwork_rollback": "previous",
+                     "clockwork_restore_data": restore_data, "clockwork_resources": declared["resources"],
+                     "clockwork_connections": declared["connections"]}}
+
+
+def test_restore_data_puts_every_row_back_as_before_the_next_release_s_migration(stack):
+    db = stack + "-db"
+    one = declaration(stack)
+    one["resources"] = one["resources"][:2]
+    one["resources"][1]["replicas"] = 1
+    one["connections"] = one["connections"][:1]
+    run = playbook([task(one)])
+    assert run.rc == 0, run.details
+    docker("exec", db, "psql", "-U", "postgres", "-d", "appdb", "-c", "INSERT INTO items (name) VALUES ('four')")
+    before = dumped(db)
+
+    two = json.loads(json.dumps(one))
+    two["connections"][0]["migrations"] = [{"name": "V2__label.sql", "content": V2}]
+    run = playbook([task(two)])
+    assert run.rc == 0 and run.result("stack")["release"]["number"] == 2, run.details
+    assert docker("exec", db, "psql", "-U", "postgres", "-d", "appdb", "-Atc",
+                  "SELECT label FROM items ORDER BY id").split() == ["ONE", "TWO", "THREE", "FOUR"]
+    docker("exec", db, "psql", "-U", "postgres", "-d", "appdb", "-c", "INSERT INTO items (name) VALUES ('late')")
+
+    check = playbook([role_rollback(stack, two)], check=True, diff=True)
+    assert check.rc == 0, check.details
+    assert "rows written to appdb after" in check.details and "are lost" in check.details, check.details
+    assert "restore snapshot appdb-" in check.details and PASSWORD not in check.details
+    assert "late" in docker("exec", db, "psql", "-U", "postgres", "-d", "appdb", "-Atc", "SELECT name FROM items")
+
+    run = playbook([role_rollback(stack, two)])
+    assert run.rc == 0, run.details
+    assert dumped(db) == before, "schema and rows are not as before V2"
+    assert inspect("container", stack + "-api")["State"]["Running"], "the client runs again"
+    again = playbook([role_rollback(stack, two)])
+    assert again.rc == 0 and not again.changed, again.details
+    assert again.result("Roll stack %s back to release previous" % stack)["changed"] is False
+    assert dumped(db) == before
