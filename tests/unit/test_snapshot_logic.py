@@ -162,9 +162,10 @@ def test_a_failing_dump_stops_the_run_before_any_file_with_the_password_masked()
     assert "nothing was applied" in raised.value.msg and PASSWORD not in raised.value.msg
 
 
-def test_a_table_another_session_holds_fails_the_dump_within_the_connections_timeout():
-    live = server(code=1, out="pg_dump: error: query failed: ERROR:  canceling statement due to lock timeout\n"
-                              "pg_dump: detail: Query was: LOCK TABLE public.users IN ACCESS SHARE MODE")
+@pytest.mark.parametrize("cause", ["lock timeout", "statement timeout"])
+def test_a_table_another_session_holds_fails_the_dump_within_the_connections_timeout(cause):
+    live = server(code=1, out="pg_dump: error: query failed: ERROR:  canceling statement due to %s\n"
+                              "pg_dump: detail: Query was: LOCK TABLE public.users IN ACCESS SHARE MODE" % cause)
     with pytest.raises(ClockworkError) as raised:
         ScriptedPostgres().prepare(PENDING, ConnectionContext(live, "shop"), result())
     assert raised.value.msg == (

@@ -92,7 +92,8 @@ def dump(target, server, path, doing, after, admin_of):
             server.exec(argv, env, target.migration_timeout, "%s as role %s" % (doing, admin[0]), after,
                         secrets=[env.get("PGPASSWORD")])
     except ClockworkError as exc:
-        if "lock timeout" not in exc.msg:
+        # pg_dump bounds its LOCK TABLE with statement_timeout (older versions) or lock_timeout.
+        if "lock timeout" not in exc.msg and not ("statement timeout" in exc.msg and "LOCK TABLE" in exc.msg):
             raise
         raise ClockworkError("%s waited longer than the connection's timeout (%ss) for a lock another session holds "
                              "(%s); %s. Run again once that session has finished, or raise timeout." % (
