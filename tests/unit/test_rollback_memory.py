@@ -228,3 +228,15 @@ def test_check_mode_makes_the_same_calls_as_the_real_run_and_changes_nothing(bas
     assert [(e["name"], e["actions"], e["reasons"]) for e in checked["entries"]] == \
         [(e["name"], e["actions"], e["reasons"]) for e in report["entries"]]
     assert checked["diff"] == report["diff"] and TOKEN not in repr(checked)
+
+
+def test_a_stack_deployed_anew_after_a_destroy_does_not_return_to_its_old_release(base):
+    engine = new_engine()
+    run(engine, params(base, *declaration()))
+    run(engine, params(base, [], [], state="absent"))
+    engine.after_start("api-1", health="unhealthy")
+    with pytest.raises(ClockworkError) as failed:
+        run(engine, params(base, *declaration(mode="two")))
+    assert "back on release" not in failed.value.msg
+    assert "frontend" not in ms.container_names(engine) or \
+        ms.env_of(container(engine, "frontend"))["MODE"] == "two", "nothing of the old release came back"

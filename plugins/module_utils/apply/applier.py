@@ -12,7 +12,7 @@ import importlib
 import sys
 import threading
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.common import STACK_LABEL, ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.contribution import merge
 from ansible_collections.clockwork.connections.plugins.module_utils.registry import CONNECTION_TYPES
 
@@ -231,6 +231,9 @@ def present_or_back(stack, engine, params, diff):
     previous = rollback.last_release(engine, params["name"])
     if previous is not None and previous["target"] != target_of(params):
         previous = None   # a release of the other target is no spec for this one
+    if previous is not None and previous["containers"] and not engine.containers(
+            all=True, filters={"label": "%s=%s" % (STACK_LABEL, params["name"])}):
+        previous = None   # a stack deployed anew after a destroy: its old release is not what runs
     try:
         report = converged_report(stack, params, params.get("verify"))
     except ClockworkError as exc:

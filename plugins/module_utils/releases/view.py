@@ -101,6 +101,8 @@ def release_view(release, current=None):
         "services": dict((name, service_view(s)) for name, s in sorted(release["services"].items())),
         "databases": release["databases"],
     }
+    if release.get("rolled_back_to"):
+        view.update(rolled_back_to=release["rolled_back_to"], restored_data=bool(release.get("restored_data")))
     return scrub(view, secrets_of(release))
 
 
