@@ -13,7 +13,7 @@ import time
 import docker as docker_sdk
 import pytest
 
-from helpers import NGINX_IMAGE, docker
+from helpers import NGINX_IMAGE, as_text, docker
 from test_replicas import POLL, log_lines, poll_lines
 from test_swarm import API_SCRIPT, remove_swarm_stack, swarm  # noqa: F401  (the swarm fixture)
 
@@ -97,8 +97,9 @@ def env(service_spec):
 def test_a_failed_deploy_goes_back_to_the_release_and_a_rollback_returns_to_one(swarm_stack, tmp_path):
     stack = swarm_stack
     api, frontend = stack + "-api", stack + "-frontend"
-    first = run(stack, tmp_path, resources(stack))["release"]["number"]
-    assert sorted(recorded(stack, first)) == [api, frontend]
+    released = run(stack, tmp_path, resources(stack))
+    first = released["release"]["number"]
+    assert sorted(recorded(stack, first)) == [api, frontend], as_text(released)
 
     poller = start_poller(stack, api + ":8000")
 
@@ -109,33 +110,37 @@ def test_a_failed_deploy_goes_back_to_the_release_and_a_rollback_returns_to_one(
     requests, failures = requests_during(poller, start, time.time_ns())
     assert requests >= 8 and failures == [], (requests, failures)
     message = failed.value.msg
-    assert "service %s" % api in message and "the stack is back on release %d" % first in message, message
-    assert "service %s: back to release %d (start-first)" % (frontend, first) in message, message
+    assert "service %s" % api in message and "the stack is back on release %d" % first in message, \
+        "%s\n(release 1 is %d)" % (message, first)
+    assert "service %s: back to release %d (start-first)" % (frontend, first) in message, \
+        "%s\n(release 1 is %d)" % (message, first)
     for name in (api, frontend):
-        assert spec(name) == recorded(stack, first)[name], name
+        assert spec(name) == recorded(stack, first)[name], as_text({"running": spec(name),
+                                                                    "release": recorded(stack, first)[name]})
         assert env(spec(name))["FEATURE"] == "1"
-    assert ReleaseStore(open_gateway(True).files, stack).index()["current"] == first
+    assert ReleaseStore(open_gateway(True).files, stack).index()["current"] == first, as_text(released)
 
     # A good release 2, then back to the previous one on demand: checked first, which changes nothing.
     second = run(stack, tmp_path, resources(stack, feature="2"))["release"]["number"]
     assert env(spec(frontend))["FEATURE"] == "2"
     checked = run(stack, tmp_path, check=True, state="rolled_back", release="previous")
-    assert checked["changed"] is True and checked["rolled_back_to"] == first
+    assert checked["changed"] is True and checked["rolled_back_to"] == first, as_text(checked)
     assert env(spec(api))["FEATURE"] == "2", "--check changed nothing"
 
     start = time.time_ns()
     report = run(stack, tmp_path, state="rolled_back", release="previous")
     requests, failures = requests_during(poller, start, time.time_ns())
     assert requests >= 8 and failures == [], (requests, failures)
-    assert report["changed"] is True and report["rolled_back_to"] == first
-    assert report["release"]["number"] == second + 1
+    assert report["changed"] is True and report["rolled_back_to"] == first, as_text(report)
+    assert report["release"]["number"] == second + 1, as_text(report)
     assert [(e["name"], e["actions"]) for e in report["entries"] if e["changed"]] == \
-        [(n, a) for n, a in [(e["name"], e["actions"]) for e in checked["entries"] if e["changed"]]]
+        [(e["name"], e["actions"]) for e in checked["entries"] if e["changed"]], as_text([report, checked])
     for name in (api, frontend):
-        assert spec(name) == recorded(stack, first)[name], name
+        assert spec(name) == recorded(stack, first)[name], as_text({"running": spec(name),
+                                                                    "release": recorded(stack, first)[name]})
     assert len(docker("service", "ps", api, "--filter", "desired-state=running", "-q").split()) == 2
 
     again = run(stack, tmp_path, state="rolled_back", release="previous")
-    assert again["changed"] is False and again["rolled_back_to"] == first
+    assert again["changed"] is False and again["rolled_back_to"] == first, as_text(again)
     checked = run(stack, tmp_path, check=True, state="rolled_back", release="previous")
-    assert checked["changed"] is False
+    assert checked["changed"] is False, as_text(checked)
