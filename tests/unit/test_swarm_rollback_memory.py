@@ -393,3 +393,21 @@ def test_a_network_resource_whose_settings_changed_is_refused_before_any_change_
     assert ms.stack_writes(engine, since, gateway) == []
     report, _gateway = run(engine, ms.params(base, [api, backend], [], engine="swarm"))
     assert report["changed"] is False
+
+
+def test_a_rollback_that_failed_half_way_is_completed_by_the_next_run_of_it(base):
+    engine = ms.new_engine(swarm=True)
+    first = released(engine, base)
+    second = released(engine, base, api={"env": {"FEATURE": "on"}}, frontend={"env": {"FEATURE": "on"}})
+    engine.fail_next("update_service", 500, "rpc error: code = Unavailable desc = the manager went away",
+                     match=lambda *args, **kwargs: kwargs.get("name") == "frontend")
+    with pytest.raises(ClockworkError) as failed:
+        rolled_back(engine, base, "previous")
+    assert "service frontend: the Swarm manager refused its return to release %d (update)" % first in \
+        failed.value.msg
+    assert store().index()["current"] == second, "nothing recorded: the rollback did not finish"
+    assert specs(engine)["api"] == recorded(first)["api"] and specs(engine)["frontend"] != recorded(first)["frontend"]
+
+    report, _gateway = rolled_back(engine, base, "previous")
+    assert ms.changed_entries(report) == [("service", "frontend", ["back to release %d" % first])]
+    assert specs(engine) == recorded(first) and report["release"]["number"] == second + 1
