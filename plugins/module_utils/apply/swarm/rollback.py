@@ -227,11 +227,11 @@ class SwarmReturn(object):
         secrets = self.secrets | (secrets_of({"services": {name: now}}) if now else set())
         before = scrub(service_view(now), secrets) if now else {}
         after = scrub(service_view(self.services[name]), secrets) if action != "remove" else {}
-        words = {"update": "back to release %s" % self.number, "create": "create (release %s)" % self.number,
-                 "recreate": "recreate (release %s)" % self.number,
-                 "remove": "remove (not in release %s)" % self.number}[action]
-        self.applier._record("service", name, True, [words], reasons, before, after)  # pylint: disable=protected-access
-        self.applier.say("%s: %s%s" % (name, words, " (%s)" % ", ".join(reasons) if reasons else ""))
+        # The verbs of a present's entries (the summary words them alike); the release in the reasons.
+        reasons = {"create": ["in release %s, gone since" % self.number],
+                   "remove": ["not in release %s" % self.number]}.get(action, reasons)
+        self.applier._record("service", name, True, [action], reasons, before, after)  # pylint: disable=protected-access
+        self.applier.say("%s: %s, back to release %s (%s)" % (name, action, self.number, ", ".join(reasons)))
 
 
 def touched_services(entries):
