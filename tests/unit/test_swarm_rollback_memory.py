@@ -153,7 +153,7 @@ def test_rollback_puts_each_service_on_the_release_spec_removes_the_others_and_a
     assert ("service", "frontend", ["update"]) in changed
     assert ("service", "extra", ["remove"]) in changed
     assert ms.entry(report, "service", "extra")["reasons"] == ["not in release %d" % first]
-    assert ms.entry(report, "service", "api")["reasons"] == ["env FEATURE"]
+    assert ms.entry(report, "service", "api")["reasons"] == ["env FEATURE", "spec.Labels"]   # its spec-hash
     assert not [e for e in changed if e[1] in ("redis", "postgres", "storage")]
     assert any("update service api" in a for a in gateway.actions)
     assert recorded(second + 1) == recorded(first), "the rollback is recorded as a new release of the same specs"
