@@ -28,10 +28,11 @@ def base(tmp_path):
     return directory
 
 
-def declaration(api_image=NGINX, mode="one", extra=False, api_replicas=2):
+def declaration(api_image=NGINX, mode="one", extra=False, api_replicas=2, db_env=None):
     """db (Redis: a volume, stop-first), api (2 replicas with a healthcheck: start-first), frontend."""
     resources = [
-        {"name": "db", "image": REDIS, "healthcheck": {"test": "redis-cli ping", "interval": "1s", "retries": 30}},
+        {"name": "db", "image": REDIS, "env": db_env or {},
+         "healthcheck": {"test": "redis-cli ping", "interval": "1s", "retries": 30}},
         {"name": "api", "image": api_image, "replicas": api_replicas, "timeout": 5,
          "env": {"API_TOKEN": TOKEN},
          "healthcheck": {"test": "curl -fsS http://localhost/", "interval": "1s", "retries": 3}},
@@ -240,3 +241,22 @@ def test_a_stack_deployed_anew_after_a_destroy_does_not_return_to_its_old_releas
     assert "back on release" not in failed.value.msg
     assert "frontend" not in ms.container_names(engine) or \
         ms.env_of(container(engine, "frontend"))["MODE"] == "two", "nothing of the old release came back"
+
+
+def test_a_database_replaced_by_the_failed_run_goes_back_stop_first_with_its_data_volume(base):
+    engine = new_engine()
+    run(engine, params(base, *declaration()))
+    data = [m["Name"] for m in container(engine, "db")["Mounts"] if m["Destination"] == "/data"]
+    api_1 = container(engine, "api-1")
+    engine.after_start(next_name("api-1", api_1["Id"]), health="unhealthy")
+
+    with pytest.raises(ClockworkError) as failed:
+        run(engine, params(base, *declaration(api_image=NEW_API, db_env={"MAXMEMORY": "64mb"})))
+
+    assert "recreate db" in failed.value.msg, failed.value.msg
+    assert "MAXMEMORY" not in ms.env_of(container(engine, "db"))
+    assert [m["Name"] for m in container(engine, "db")["Mounts"] if m["Destination"] == "/data"] == data, \
+        "the same data volume"
+    assert drift_from(engine, 1) == []
+    report, _ = run(engine, params(base, *declaration()))
+    assert report["changed"] is False, [e for e in report["entries"] if e["changed"]]

@@ -398,7 +398,11 @@ class DockerApplier(Applier):
         """After a failed present: each container back on `release`, what it lacked taken out."""
         back = self._back(release)
         try:
-            return self._went_back(back.run(back.steps()))
+            # What a replacement that failed and could not put itself back left aside, restored first.
+            repairs = back.repair()
+            if repairs:
+                self._record("container", "leftovers", True, repairs)
+            return repairs + self._went_back(back.run(back.steps()))
         finally:
             self.flush_progress()
 

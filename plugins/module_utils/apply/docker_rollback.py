@@ -17,7 +17,6 @@ The same calls run on a dry run's gateway (check mode), which records them and c
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import copy
 
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container import (
     ANONYMOUS_VOLUME, ContainerConverger, aside_name, carried_volumes)
@@ -67,20 +66,11 @@ def _anonymous(bind):
     return bool(ANONYMOUS_VOLUME.match(_source(bind)))
 
 
-def comparable(record):
-    """A record without its anonymous volumes: data, which a return keeps as a recreate does."""
-    record = copy.deepcopy(record)
-    host = record["host_config"]
-    if host.get("Binds"):
-        host["Binds"] = [b for b in host["Binds"] if not _anonymous(b)] or None
-    return record
-
-
 def differences(record, attrs):
     """The fields in which the running container `attrs` differs from its record, by name. A
     container the release ran that does not run now differs; one that had exited (a one-shot) and
     runs again does not (nothing is stopped for it)."""
-    changes = record_drift(comparable(record), comparable(container_record(attrs)))
+    changes = record_drift(record, container_record(attrs))
     return [c for c in changes if not c.startswith("state (") or record["state"] == "running"]
 
 

@@ -17,10 +17,13 @@ Drift names fields, never values: "env DATABASE_URL", "host_config.PortBindings"
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import re
+
 from ansible_collections.clockwork.connections.plugins.module_utils.masking import (
     MASK, command_secrets, env_secrets, forms, masked_command, secret_env)
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.record import container_record, env_of
 
+ANONYMOUS = re.compile(r"^[0-9a-f]{64}$")
 # Fields of Config that are not settings of the container: the engine derives them from its id.
 NOT_SETTINGS = ("Hostname", "Image")
 
@@ -123,8 +126,21 @@ def container_drift(recorded, attrs):
     return record_drift(recorded, container_record(attrs))
 
 
+def settled(host_config):
+    """A HostConfig without the binds of anonymous volumes (a 64-hex-digit source): data a recreate
+    carries over to the new container as binds, not a setting (container.py carried_volumes)."""
+    binds = host_config.get("Binds")
+    if not binds:
+        return host_config
+    kept = [b for b in binds if not ANONYMOUS.match(str(b).split(":", 1)[0])]
+    return dict(host_config, Binds=kept or None)
+
+
 def record_drift(recorded, now):
-    """The fields in which two records of a container (record.container_record) differ."""
+    """The fields in which two records of a container (record.container_record) differ; the
+    anonymous volumes it carries are its data, not a difference."""
+    recorded = dict(recorded, host_config=settled(recorded["host_config"]))
+    now = dict(now, host_config=settled(now["host_config"]))
     changes = []
     if now["image_id"] != recorded["image_id"]:
         changes.append("image (release %s %s, running %s %s)" % (
