@@ -12,8 +12,10 @@ from ansible_collections.clockwork.connections.plugins.module_utils.database.res
 from ansible_collections.clockwork.connections.plugins.module_utils.database.snapshots import megabytes
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
+from ansible_collections.clockwork.connections.plugins.module_utils.stack import STACK_ARGUMENT_SPEC, run_stack
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from helpers import POSTGRES_IMAGE, docker, inspect, playbook
+from helpers import NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, docker, inspect, playbook
 from test_mysql import MARIADB_IMAGE, ROOT_PASSWORD, deploy, mysql
 from test_mysql_migrations_safety import dump
 from test_database import PASSWORD, api_task, db_task, postgres_task, psql, workdir  # noqa: F401  (workdir: fixture)
@@ -163,3 +165,58 @@ def test_mariadb_is_restored_through_the_same_call(stack, mariadb_workdir):
     assert dump(stack) == before
     assert ROOT_PASSWORD not in json.dumps(done.actions)
 
+
+
+def redis_stack(stack, api_env):
+    # Names of the stack's own: container names are the engine's, shared with other tests.
+    cache, api = stack + "-cache", stack + "-api"
+    resources = [{"name": cache, "image": REDIS_IMAGE, "command": ["redis-server", "--requirepass", PASSWORD]},
+                 {"name": api, "image": NGINX_IMAGE, "env": api_env}]
+    connections = [{"type": "database", "from": api, "to": cache, "engine": "redis", "password": PASSWORD,
+                    "snapshot": True, "snapshot_keep": 5, "timeout": 30}]
+    validated = ArgumentSpecValidator(STACK_ARGUMENT_SPEC).validate(dict(name=stack, resources=resources,
+                                                                         connections=connections))
+    assert not validated.error_messages, validated.error_messages
+    return validated.validated_parameters
+
+
+def redis_cli(stack, *args):
+    return docker("exec", "-e", "REDISCLI_AUTH=" + PASSWORD, stack + "-cache", "redis-cli", "--no-auth-warning", *args)
+
+
+def copies(stack):
+    return json.loads(docker("run", "--rm", "--label", "io.clockwork.stack=" + stack, "-v",
+                             stack + "-clockwork-snapshots:/snapshots:ro", "--entrypoint", "sh", REDIS_IMAGE, "-c",
+                             "cat /snapshots/index-*.json"))
+
+
+def test_redis_keeps_an_rdb_copy_for_each_release_and_the_restore_puts_it_back(stack):
+    first = run_stack(DockerGateway(), redis_stack(stack, {"MODE": "one"}))
+    assert first["changed"] and len(copies(stack)) == 1
+    redis_cli(stack, "SET", "greeting", "from release 2")
+    check = run_stack(dry_run_gateway(), redis_stack(stack, {"MODE": "two"}))
+    assert check["changed"] and len(copies(stack)) == 1, "check mode kept a copy"
+    second = run_stack(DockerGateway(), redis_stack(stack, {"MODE": "two"}))
+    assert second["changed"]
+    kept = copies(stack)
+    assert len(kept) == 2 and kept[-1]["kind"] == "rdb" and kept[-1]["size"] > 0, kept
+    release = json.load(open(second["release"]["path"]))
+    snapshot, = release["databases"]["database %s-api -> %s-cache" % (stack, stack)]["snapshots"]
+    assert (snapshot["name"], snapshot["kind"]) == (kept[-1]["snapshot"], "rdb")
+    again = run_stack(DockerGateway(), redis_stack(stack, {"MODE": "two"}))
+    last = run_stack(dry_run_gateway(), redis_stack(stack, {"MODE": "two"}))
+    assert not again["changed"] and not last["changed"] and len(copies(stack)) == 2
+
+    redis_cli(stack, "SET", "greeting", "written later")
+    redis_cli(stack, "SET", "other", "written later")
+    connection = dict((name, spec.get("default")) for name, spec in dict(CONNECTION_ARGS, **DATABASE_ARGS).items())
+    connection.update(from_resource=stack + "-api", to_resource=stack + "-cache", stack=stack, engine="redis", password=PASSWORD,
+                      timeout=30)
+    would = restore_connection(dry_run_gateway(), stack, connection, snapshot)
+    assert would.actions[0].startswith("restore snapshot %s of %s-cache, taken %s" % (
+        snapshot["name"], stack, snapshot["created"])), would.actions
+    assert redis_cli(stack, "GET", "greeting") == "written later"
+    done = restore_connection(DockerGateway(), stack, connection, snapshot)
+    assert done.actions[-1].startswith("restart %s-cache with the copy as its /data/" % stack), done.actions
+    assert redis_cli(stack, "GET", "greeting") == "from release 2" and redis_cli(stack, "EXISTS", "other") == "0"
+    assert PASSWORD not in json.dumps(done.actions)

@@ -15,6 +15,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.database imp
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engine_postgresql import PostgresTarget
 from ansible_collections.clockwork.connections.plugins.module_utils.database.postgresql_snapshots import (
     HOLDINGS, SETTINGS, conninfo)
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import MemoryEngine, memory_gateway
 
@@ -254,3 +255,74 @@ def test_the_check_reads_the_password_from_the_secret_file_a_client_variable_nam
     answers["cat"] = (1, "cat: /run/secrets/db-password: No such file or directory")
     ok, said = check_database(live, check)
     assert not ok and said.startswith("backend cannot log in: connection_string_template uses {password}"), said
+
+
+# -- Redis: an RDB copy for each release with `snapshot: true` ---------------------------------------------
+
+def redis_server():
+    live = DockerGateway(api=StreamingEngine())
+    live.api.add_image("redis:7")
+    live.create_container("cache", "redis:7", labels={"io.clockwork.stack": "shop", "io.clockwork.resource": "cache"})
+    live.start("cache")
+    config = {"appendonly": "no", "dir": "/data", "dbfilename": "dump.rdb"}
+
+    def execs(container, argv, env):
+        if argv[0] == "redis-cli" and "--rdb" in argv:
+            path = argv[argv.index("--rdb") + 1]
+            live.api.put_archive(container, posixpath.dirname(path), tar_of(posixpath.basename(path), b"REDIS0011"))
+        if argv[0] == "redis-cli" and argv[-3:-1] == ["CONFIG", "GET"]:
+            return 0, "%s\n%s" % (argv[-1], config[argv[-1]])
+        if argv[0] == "redis-cli" and argv[-1] == "ping":
+            return 0, "PONG"
+        return 0, ""
+    live.api.execs = execs
+    return live, config
+
+
+def redis_settings():
+    return {"port": 6379, "user": None, "password": PASSWORD, "snapshot_keep": 3, "snapshot_max_mb": 1,
+            "migration_timeout": 60}
+
+
+def test_redis_keeps_a_copy_only_on_a_real_run_in_a_stack_and_as_no_action():
+    from ansible_collections.clockwork.connections.plugins.module_utils.database import redis_snapshots
+    live, _config = redis_server()
+    params = {"snapshot": True, "to_resource": "cache"}
+    for ctx in (ConnectionContext(live, "shop"), ConnectionContext(dry_run_gateway(live=live.api), "shop", {"x": 1})):
+        done = result()
+        redis_snapshots.after_login(ctx, params, done, redis_settings())
+        assert "snapshot" not in done.extra and live.api.exec_log == []
+    done = result()
+    redis_snapshots.after_login(ConnectionContext(live, "shop", {"cache": object()}), params, done, redis_settings())
+    assert done.actions == [] and not done.changed, "a copy is no change of the run: a rerun stays unchanged"
+    assert done.extra["snapshot"]["kind"] == "rdb" and done.extra["snapshot"]["size"] == len(b"REDIS0011")
+    (container, argv, env), = [e for e in execs(live) if "--rdb" in e[1]]
+    assert argv[:2] == ["redis-cli", "--no-auth-warning"] and PASSWORD not in argv
+    assert env == {"REDISCLI_AUTH": PASSWORD}
+
+
+def test_a_redis_restore_replaces_the_rdb_file_of_the_stopped_server_and_refuses_an_append_only_one():
+    from ansible_collections.clockwork.connections.plugins.module_utils.database import redis_snapshots
+    live, config = redis_server()
+    ctx = ConnectionContext(live, "shop", {"cache": object()})
+    first = result()
+    redis_snapshots.after_login(ctx, {"snapshot": True, "to_resource": "cache"}, first, redis_settings())
+    name = first.extra["snapshot"]["name"]
+    config["appendonly"] = "yes"
+    with pytest.raises(ClockworkError) as raised:
+        redis_snapshots.restore(ctx, result(), redis_settings(), "cache", name, 5)
+    assert "writes an append-only file" in raised.value.msg and "nothing was changed" in raised.value.msg
+    config["appendonly"] = "no"
+    done = result()
+    redis_snapshots.restore(ctx, done, redis_settings(), "cache", name, 5)
+    assert done.actions[-1] == "restart cache with the copy as its /data/dump.rdb"
+    calls = [c.method for c in live.api.calls]
+    assert calls.index("stop") < calls.index("start", calls.index("stop")), "stopped before, started after"
+    assert live.api._meta[live.container("cache")["Id"]]["files"]["/data/dump.rdb"] == b"REDIS0011"  # pylint: disable=protected-access
+
+
+def test_snapshot_is_for_redis():
+    from ansible_collections.clockwork.connections.plugins.module_utils.database.connection_type import validate
+    problems = validate({"engine": "postgresql", "snapshot": True, "from_resource": "api", "to_resource": "db"})
+    assert ("snapshot", "is for Redis (an RDB copy for each release); PostgreSQL keeps a snapshot before its files "
+                        "by itself") in problems

@@ -50,6 +50,7 @@ DATABASE_ARGS = dict(
     rehearse=dict(type="str", choices=["auto", "always", "never"], default="auto"),
     snapshot_keep=dict(type="int", default=3),
     snapshot_max_mb=dict(type="int", default=1024),
+    snapshot=dict(type="bool", default=False),
     restore_snapshot=dict(type="str"),
     env_var_name=dict(type="str"),
     env=dict(type="dict"),
@@ -75,6 +76,9 @@ def validate(params):
     problems.extend(env_var_name_problems(params))
     if engine is not None:
         problems.extend(env_problems(params, resolved_settings(params, None)))
+    if params.get("snapshot") and engine is not None and engine.has_schema:
+        problems.append(("snapshot", "is for Redis (an RDB copy for each release); %s keeps a snapshot before its "
+                                     "files by itself" % engine.title))
     for field in ("timeout", "migration_timeout", "snapshot_keep", "snapshot_max_mb"):
         if params.get(field) is not None and params[field] <= 0:
             problems.append((field, "must be a positive number of seconds, got %s" % params[field]))
@@ -163,6 +167,8 @@ def converge(ctx, params, result):
     if host is None:
         raise no_address(result.name, to_name)
     if params.get("restore_snapshot"):
+        if not engine_of(params).has_schema:   # no target: the engine restores the server's data itself
+            return engine_of(params).restore_server(ctx, params, result, settings)
         return restore_snapshot(ctx, params, result, settings, database, (host, port))
     rotation = getattr(result, "rotation", None)
     if rotation is None or rotation.get("deferred"):
@@ -182,6 +188,7 @@ def converge(ctx, params, result):
     target = database.login(host, port, settings, params["timeout"], params["wait_for_ready"], to_name)
     if target is None:   # an engine without schema: the login was the readiness
         result.extra["pending"] = []
+        engine_of(params).after_login(ctx, params, result, settings)
         return
     try:
         apply_files(ctx, params, result, settings, files, target)

@@ -141,6 +141,15 @@ class DatabaseEngine(object):
         snapshot) and close(); or None for an engine without schema."""
         raise NotImplementedError
 
+    # -- an engine without schema: its snapshots (Redis's RDB copy) ----------------------
+    def after_login(self, ctx, params, result, settings):
+        """For an engine whose login returns no target: what a run does after it (Redis keeps an RDB
+        copy for the release with `snapshot: true`). Nothing by default."""
+
+    def restore_server(self, ctx, params, result, settings):
+        """For an engine whose login returns no target: restore_snapshot (a SQL engine's target restores)."""
+        raise ClockworkError("restore_snapshot: %s keeps no snapshot" % self.title)
+
     # -- password rotation --------------------------------------------------------------
     def server_credentials(self, env, command, name):
         """(identity, password, where it was read) that a server container declares for itself, or None."""

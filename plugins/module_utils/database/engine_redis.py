@@ -10,6 +10,7 @@ __metaclass__ = type
 from ansible.module_utils.six.moves.urllib.parse import unquote, urlsplit
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.database import redis_snapshots
 from ansible_collections.clockwork.connections.plugins.module_utils.database.engine import (
     DatabaseEngine, driver, refusable_session, retry_login)
 
@@ -80,6 +81,13 @@ class RedisEngine(DatabaseEngine):
         retry_login(ping, "PING to " + where, timeout, wait, final=self.final_login_errors,
                     explain=lambda message: login_problem(message, server))
         return None
+
+    def after_login(self, ctx, params, result, settings):
+        redis_snapshots.after_login(ctx, params, result, settings)
+
+    def restore_server(self, ctx, params, result, settings):
+        redis_snapshots.restore(ctx, result, settings, params["to_resource"], params["restore_snapshot"],
+                                params.get("timeout"))
 
     def server_credentials(self, env, command, name):
         password = requirepass(command)

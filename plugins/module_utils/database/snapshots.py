@@ -226,6 +226,21 @@ class SnapshotStore(object):
             self._drop(helper)
 
 
+    def read(self, entry, limit):
+        """The content of a kept snapshot, at most `limit` bytes (a restore that writes it under another name)."""
+        helper = self._helper(["true"])
+        try:
+            stream, stat = self.engine.get_archive(helper, "%s/%s" % (DIRECTORY, file_of(entry)))
+            if int((stat or {}).get("size") or 0) > limit:
+                raise ClockworkError("snapshot %s is larger than snapshot_max_mb; nothing was changed" % entry["snapshot"])
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+                return archive.extractfile(archive.getmembers()[0]).read()
+        except NotFound:
+            raise ClockworkError("snapshot %s is not in volume %s" % (entry["snapshot"], self.volume))
+        finally:
+            self._drop(helper)
+
+
 def _tar(name, data):
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
