@@ -221,9 +221,6 @@ def normal(document, name):
 CORPUS_FILES = sorted(f for f in os.listdir(CORPUS) if f.endswith(".yaml"))
 # The files with a `build`, which the container resource may not have yet.
 NEEDS_BUILD = ("react_express_mysql.yaml", "flask_redis.yaml")
-# Deployed files whose run needs what the database connection's check does not do yet (requests.md, 18:27):
-# log in with the connection's password when no env part of the client holds it.
-CHECK_WITHOUT_PASSWORD_PART = ("secret_path.yaml",)
 
 
 @pytest.mark.parametrize("name", ["every_key"] + CORPUS_FILES)
@@ -268,9 +265,6 @@ def built(shape, declared):
 def test_the_stack_and_compose_up_make_the_same_containers(stack, tmp_path, name, request):  # noqa: F811
     if name in NEEDS_BUILD and NO_BUILD:
         request.applymarker(pytest.mark.xfail(strict=True, reason="not in the stack yet: build"))
-    if name in CHECK_WITHOUT_PASSWORD_PART:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="the database check needs a part holding the "
-                                                                  "password (database/connection_type.client_url)"))
     tag = stack.split("-")[-1]
     project_files(tmp_path, filled(open(os.path.join(CORPUS, name)).read(), tag="-" + tag))
     before = state_of(tag)
