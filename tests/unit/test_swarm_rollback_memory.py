@@ -413,3 +413,30 @@ def test_a_rollback_that_failed_half_way_is_completed_by_the_next_run_of_it(base
     report, _gateway = rolled_back(engine, base, "previous")
     assert ms.changed_entries(report) == [("service", "frontend", ["update"])]
     assert specs(engine) == recorded(first) and report["release"]["number"] == second + 1
+
+
+def test_a_rollback_after_a_destroy_and_a_deploy_finds_its_secrets_made_again_by_name(base):
+    engine = ms.new_engine(swarm=True)
+    first = released(engine, base)
+    run(engine, dict(declaration(base), state="absent"))
+    run(engine, declaration(base, api={"env": {"FEATURE": "on"}}))   # the same secrets and configs, new ids
+    report, _gateway = rolled_back(engine, base, first)
+    assert ("service", "api", ["update"]) in ms.changed_entries(report)
+    postgres = specs(engine)["postgres"]["TaskTemplate"]["ContainerSpec"]["Secrets"]
+    assert [s["SecretID"] for s in postgres] == [s["ID"] for s in engine.secrets()
+                                                 if s["Spec"]["Name"] == postgres[0]["SecretName"]]
+    assert env(specs(engine)["api"]).get("FEATURE") is None
+    assert rolled_back(engine, base, "previous")[0]["changed"] is False
+
+
+def test_a_rollback_after_a_destroy_is_refused_naming_what_is_gone(base):
+    engine = ms.new_engine(swarm=True)
+    first = released(engine, base)
+    run(engine, dict(declaration(base), state="absent"))
+    run(engine, declaration(base, **ROTATED))   # postgres's password is another secret now
+    since, gateway = len(engine.calls), ms.RecordingGateway(engine)
+    with pytest.raises(ClockworkError) as refused:
+        rolled_back(engine, base, first, gateway=gateway)
+    assert "cannot go back to release %d: what its services use is gone (service postgres: secret showcase_postgres_" \
+        % first in refused.value.msg and "nothing was changed" in refused.value.msg, refused.value.msg
+    assert ms.stack_writes(engine, since, gateway) == []

@@ -12,7 +12,9 @@ runs). A service of the release that is gone is created again from its spec; a s
 stack that the release does not have is removed (only the stack's own: the list is by its label).
 
 Everything a spec names by id (its image, networks, secrets and configs) is looked for first, so a
-return that cannot be made is refused before any change, naming what is missing."""
+return that cannot be made is refused before any change, naming what is missing. Two are taken by
+what they are: an image whose tag names another image since is named by its id, and a secret or
+config made again under the same name (the digest of its content) by its new id."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -22,6 +24,7 @@ import copy
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import engine_words
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError, NotFound
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.secrets import SwarmObjects
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.services import IMAGE_ID_LABEL
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.tasks import (
     wait_converged, wait_tasks_gone)
@@ -78,6 +81,27 @@ def pinned(gateway, spec):
     return spec
 
 
+def relinked(spec, owned):
+    """`spec` with each secret and config it names by an id that is gone, but whose name the stack
+    owns now (`owned`: {"secret": {name: id}, "config": {...}}), under that object's id: a name
+    carries the digest of the content (apply/swarm/secrets.py), so the object is the same value made
+    again (a destroy, then a deploy). One gone by name too stays as it is, and is refused."""
+    container = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
+    moved = []
+    for kind, key in (("secret", "Secrets"), ("config", "Configs")):
+        ids = set(owned[kind].values())
+        for index, reference in enumerate(container.get(key) or []):
+            name = reference.get(kind.title() + "Name")
+            if reference.get(kind.title() + "ID") not in ids and name in owned[kind]:
+                moved.append((key, index, kind.title() + "ID", owned[kind][name]))
+    if not moved:
+        return spec
+    spec = copy.deepcopy(spec)
+    for key, index, field, object_id in moved:
+        spec["TaskTemplate"]["ContainerSpec"][key][index][field] = object_id
+    return spec
+
+
 def mode_kind(spec):
     """Replicated, ReplicatedJob, Global ...: what an update of a service cannot change."""
     return next(iter((spec or {}).get("Mode") or {"Replicated": {}}), "Replicated")
@@ -123,7 +147,9 @@ def missing_objects(gateway, specs, names):
                 missing.append("service %s: config %s" % (name, reference.get("ConfigName") or reference.get("ConfigID")))
         for network in template.get("Networks") or []:
             if gateway.network(network.get("Target")) is None:
-                missing.append("service %s: network %s" % (name, network.get("Target")))
+                # A release names it by id: one of the same name made since (a destroy, a deploy) is another.
+                missing.append("service %s: network %s (its id in the release; removed since)" % (
+                    name, network.get("Target")))
     return missing
 
 
@@ -135,7 +161,9 @@ class SwarmReturn(object):
         self.stack = applier.name
         self.release = release
         self.number = release.get("number")
-        self.specs = dict((name, pinned(applier.engine, spec)) for name, spec in recorded_specs(release).items())
+        owned = dict((kind, SwarmObjects(applier.engine, self.stack).owned(kind)) for kind in ("secret", "config"))
+        self.specs = dict((name, relinked(pinned(applier.engine, spec), owned))
+                          for name, spec in recorded_specs(release).items())
         # The release's services with the specs going back (an image pinned by id), for drift and diffs.
         self.services = dict((name, dict(release["services"][name], spec=spec)) for name, spec in self.specs.items())
         self.secrets = secrets_of(release)
