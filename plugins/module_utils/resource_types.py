@@ -143,7 +143,7 @@ def network_settings_problems(params):
             problems.append(("subnet", "%s is not a network like 172.28.0.0/16: %s" % (params["subnet"], exc)))
         else:
             if ipaddress.ip_interface(params["subnet"]).ip != subnet.network_address:
-                # the engine keeps the network's own address (newer ones refuse it): a drift every run
+                # an address where a network is meant: said here, naming the network (engines differ on it)
                 problems.append(("subnet", "%s has host bits set: the network is %s" % (params["subnet"], subnet)))
     if params.get("gateway"):
         try:
