@@ -440,3 +440,24 @@ def test_a_rollback_after_a_destroy_is_refused_naming_what_is_gone(base):
     assert "cannot go back to release %d: what its services use is gone (service postgres: secret showcase_postgres_" \
         % first in refused.value.msg and "nothing was changed" in refused.value.msg, refused.value.msg
     assert ms.stack_writes(engine, since, gateway) == []
+
+
+class Networks(object):
+    """A gateway's network reads, by id or name."""
+
+    def __init__(self, *networks):
+        self.known = dict((key, n) for n in networks for key in (n["Id"], n["Name"]))
+
+    def network(self, ref):
+        return self.known.get(ref)
+
+
+def test_a_network_the_release_names_by_a_gone_id_is_taken_by_its_recorded_name():
+    from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.rollback import renetworked
+    spec = {"TaskTemplate": {"Networks": [{"Target": "old1", "Aliases": ["api"]}, {"Target": "kept2"}]}}
+    gateway = Networks({"Id": "new1", "Name": "shop_default"}, {"Id": "kept2", "Name": "shop_back"})
+    moved = renetworked(gateway, spec, {"old1": "shop_default", "kept2": "shop_back"})
+    assert moved["TaskTemplate"]["Networks"] == [{"Target": "new1", "Aliases": ["api"]}, {"Target": "kept2"}]
+    assert spec["TaskTemplate"]["Networks"][0]["Target"] == "old1", "the record is not changed"
+    assert renetworked(gateway, spec, None) is spec, "a release that recorded no names: as it is"
+    assert renetworked(Networks({"Id": "kept2", "Name": "shop_back"}), spec, {"old1": "shop_default"}) is spec

@@ -102,6 +102,25 @@ def relinked(spec, owned):
     return spec
 
 
+def renetworked(gateway, spec, names):
+    """`spec` with each network it names by an id that is gone taken by its name (`names`: id -> name,
+    what the release recorded beside the spec, when it did), when the stack has one of that name now."""
+    networks = (spec.get("TaskTemplate") or {}).get("Networks") or []
+    moved = []
+    for index, network in enumerate(networks):
+        name = (names or {}).get(network.get("Target"))
+        if name and gateway.network(network.get("Target")) is None:
+            found = gateway.network(name)
+            if found is not None and found.get("Id"):
+                moved.append((index, found["Id"]))
+    if not moved:
+        return spec
+    spec = copy.deepcopy(spec)
+    for index, network_id in moved:
+        spec["TaskTemplate"]["Networks"][index]["Target"] = network_id
+    return spec
+
+
 def mode_kind(spec):
     """Replicated, ReplicatedJob, Global ...: what an update of a service cannot change."""
     return next(iter((spec or {}).get("Mode") or {"Replicated": {}}), "Replicated")
@@ -162,7 +181,9 @@ class SwarmReturn(object):
         self.release = release
         self.number = release.get("number")
         owned = dict((kind, SwarmObjects(applier.engine, self.stack).owned(kind)) for kind in ("secret", "config"))
-        self.specs = dict((name, relinked(pinned(applier.engine, spec), owned))
+        gateway, services = applier.engine, release.get("services") or {}
+        self.specs = dict((name, renetworked(gateway, relinked(pinned(gateway, spec), owned),
+                                             services[name].get("networks")))
                           for name, spec in recorded_specs(release).items())
         # The release's services with the specs going back (an image pinned by id), for drift and diffs.
         self.services = dict((name, dict(release["services"][name], spec=spec)) for name, spec in self.specs.items())
