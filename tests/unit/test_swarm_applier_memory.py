@@ -418,3 +418,50 @@ def test_a_409_from_a_concurrent_run_converges_on_what_it_made(base, kind):
     again, gateway = run(engine, declaration(base))
     assert again["changed"] is False, ms.changed_entries(again)
     assert ms.stack_writes(engine, since, gateway) == []
+
+
+# -- the memory swarm's updates follow the service's UpdateConfig -----------------------------
+
+def memory_service(engine, name, order, action="pause", parallelism=1, replicas=2):
+    engine.create_service({"ContainerSpec": {"Image": NGINX, "Env": ["V=1"]}}, name=name,
+                          mode={"Replicated": {"Replicas": replicas}},
+                          update_config={"Order": order, "FailureAction": action, "Parallelism": parallelism})
+    return engine.inspect_service(name)
+
+
+def update_env(engine, name, value):
+    found = engine.inspect_service(name)
+    engine.update_service(found["ID"], found["Version"]["Index"], name=name,
+                          task_template={"ContainerSpec": {"Image": NGINX, "Env": ["V=%s" % value]}},
+                          mode=found["Spec"]["Mode"], update_config=found["Spec"]["UpdateConfig"])
+    return engine.inspect_service(name)
+
+
+def running_env(engine, name):
+    return sorted(t["Spec"]["ContainerSpec"]["Env"][0] for t in running_tasks(engine, name))
+
+
+def test_the_memory_swarm_rolls_back_a_failed_update_when_the_service_says_so():
+    engine = ms.new_engine(swarm=True)
+    memory_service(engine, "web", "start-first", action="rollback")
+    engine.after_start("web", exits=1, once=True)
+    for _attempt in range(2):
+        engine.after_start("web", exits=1, once=True)
+    after = update_env(engine, "web", 2)
+    assert after["UpdateStatus"]["State"] == "rollback_completed"
+    assert after["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"] == ["V=1"]
+    assert running_env(engine, "web") == ["V=1", "V=1"]
+
+
+def test_a_failed_stop_first_update_pauses_after_the_first_slot_and_continue_goes_on():
+    engine = ms.new_engine(swarm=True)
+    memory_service(engine, "web", "stop-first")
+    engine.after_start("web", exits=1)
+    assert update_env(engine, "web", 2)["UpdateStatus"]["State"] == "paused"
+    assert running_env(engine, "web") == ["V=1"], "slot 1 stopped first and failed; slot 2 left as it was"
+
+    other = ms.new_engine(swarm=True)
+    memory_service(other, "web", "start-first", action="continue", parallelism=0)
+    other.after_start("web", exits=1)
+    assert update_env(other, "web", 2)["UpdateStatus"]["State"] == "completed"
+    assert running_env(other, "web") == ["V=1", "V=1"], "start-first: each slot keeps its task"
