@@ -138,10 +138,11 @@ def kept_references(files, stack):
 def unused_objects(objects, services, files, stack):
     """[(kind, name)] of the stack's secrets and configs that no service of `services` (the stack's,
     as listed) uses and no kept release names: a rotation's old ones, once no rollback can want them."""
-    kept = kept_references(files, stack)
-    if kept is None:
-        return []
-    used = set(kept)
+    used = set()
     for service in services:
         used |= references(service.get("Spec"))
-    return [(kind, name) for kind in KINDS for name in sorted(objects.owned(kind)) if name not in used]
+    unused = [(kind, name) for kind in KINDS for name in sorted(objects.owned(kind)) if name not in used]
+    if not unused:
+        return []   # the releases are read only when something may go (most runs: nothing)
+    kept = kept_references(files, stack)
+    return [] if kept is None else [(kind, name) for kind, name in unused if name not in kept]
