@@ -315,8 +315,8 @@ def roll_back(applier, release, restore_data=False):
                              "the databases keep their data and schema")
     if release.get("target") != "swarm":
         raise ClockworkError("release %s of stack %s was made with engine %s, not swarm: a Swarm stack goes back "
-                             "only to a release of its services" % (release.get("number"), applier.name,
-                                                                   release.get("target")))
+                             "only to a release of its services" % (
+                                 release.get("number"), applier.name, release.get("target")))
     going = SwarmReturn(applier, release)
     steps = going.steps()
     going.refuse_unreachable(steps)
