@@ -416,7 +416,7 @@ options:
       tmpfs:
         description:
         - Paths inside the container that are tmpfs mounts, each as C(/path) or C(/path:options) (C(size=64m,mode=1777)).
-        - 'Not on Swarm: engine swarm of M(clockwork.connections.stack) refuses it before any change.'
+        - 'On Swarm, tmpfs mounts of the service (services.py): options C(size), C(mode) and C(ro) only.'
         - 'Compose: C(tmpfs).'
         type: list
         elements: str
@@ -575,7 +575,11 @@ options:
         description:
         - Security options, like C(no-new-privileges:true) or C(apparmor=profile).
         - 'C(seccomp=unconfined), C(apparmor=unconfined) or C(label=disable) take a confinement away: a grant of the host,
-          as C(privileged) is. Not on Swarm.'
+          as C(privileged) is.'
+        - 'On Swarm, SELinux labels only (C(label=type:...), C(label=disable) ...): the service''s C(Privileges.SELinuxContext);
+          any other is refused.'
+        - 'Engine swarm of M(clockwork.connections.stack): the service''s C(TaskTemplate.ContainerSpec.Privileges.SELinuxContext)
+          (not declared, that field is left as it is).'
         - 'Compose: C(security_opt).'
         type: list
         elements: str
@@ -643,8 +647,12 @@ options:
       platform:
         description:
         - The platform of the image, like C(linux/amd64), for an engine that runs several.
-        - Given to the create call; not compared (the engine does not report it back).
-        - 'Not on Swarm: engine swarm of M(clockwork.connections.stack) refuses it before any change.'
+        - 'Given to the create call; not compared on a container: the engine keeps no platform of a container (its inspect
+          says the OS only), the platform chooses the image, and the image is compared by its id (another platform''s
+          image is a changed image).'
+        - 'On Swarm, the nodes the tasks may run on (each pulls the image for its own platform): C(os/arch), no variant.'
+        - 'Engine swarm of M(clockwork.connections.stack): the service''s C(TaskTemplate.Placement.Platforms) (not declared,
+          that field is left as it is).'
         - 'Compose: C(platform).'
         type: str
       mem_limit:
