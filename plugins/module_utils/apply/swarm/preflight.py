@@ -72,7 +72,7 @@ class SwarmPreflight(Preflight):
     def _network_problem(self, network, attrs):
         ours = owned_by(attrs.get("Labels"), self.plan.name)
         if attrs.get("Scope") != "swarm" or attrs.get("Driver") != "overlay":
-            self.problems.add(network["by"], "network %s exists as a %s %s network%s; services join swarm-wide "
+            self.problems.add(network.get("resource") or network["by"], "network %s exists as a %s %s network%s; services join swarm-wide "
                                              "overlay networks: %s" % (
                                                  network["name"], attrs.get("Scope"), attrs.get("Driver"),
                                                  " of this stack's deployment on the docker engine" if ours else
@@ -81,7 +81,7 @@ class SwarmPreflight(Preflight):
             return
         reasons = settings_drift(dict(network["settings"], driver="overlay"), actual_settings(attrs))
         if reasons:
-            self.problems.add(network["by"], "network %s exists with other settings (%s)%s; Swarm cannot change a "
+            self.problems.add(network.get("resource") or network["by"], "network %s exists with other settings (%s)%s; Swarm cannot change a "
                                              "network under running services: %s" % (
                                                  network["name"], ", ".join(reasons),
                                                  "" if ours else " and is not owned by stack %s" % self.plan.name,
