@@ -66,6 +66,12 @@ options:
         gone (pruned) or one of its images or networks was removed from the Docker host. A rollback killed
         half-way is completed by the next run of the same rollback, and a rerun changes nothing.
         O(resources) and O(connections) are not needed (O(restore_data) needs the database connections).
+      - With O(engine=swarm), the same for services. After a failed C(present), each service the run created,
+        updated or recreated goes back to the whole spec the release recorded (not only Swarm's one-step
+        PreviousSpec; Swarm replaces its tasks start-first where that spec's update order says so), and the services
+        it made are removed. With C(rolled_back), every service of the stack is updated to its spec (made again when
+        gone, its image pinned by ID when its tag names another image since), and those the release did not have
+        are removed. Refused before any change when an image, secret, config or network its services use is gone.
     type: str
     choices: [present, absent, verified, rolled_back]
     default: present
@@ -83,6 +89,9 @@ options:
         release's migrations; its clients in the stack are stopped first. Rows written after the snapshot are
         lost, which O(state=rolled_back) in check mode says. Without it the databases keep their data and
         schema (migrations are meant to be backward compatible).
+      - The databases' logins are taken from O(connections), so give the stack's declaration with it. A rerun of
+        the rollback that restored them restores nothing again.
+      - Not on O(engine=swarm) yet - refused there before any change.
     type: bool
     default: false
   purge:
@@ -941,10 +950,10 @@ options:
         type: str
       restore_snapshot:
         description:
-        - MySQL and MariaDB - put C(database_name) back as this snapshot (of the stack's volume) has it,
-          and do nothing else - its state before is kept as a snapshot first, then the database is dropped,
-          created again and loaded. Rows written since the snapshot are gone, so a stack never does it;
-          the stack role's C(clockwork_restore) variable sets it.
+        - PostgreSQL, MySQL, MariaDB and Redis (a copy kept with C(snapshot)) - put C(database_name) back as
+          this snapshot (of the stack's volume) has it, and do nothing else - its state before is kept as a
+          snapshot first, then the database is dropped, created again and loaded. Rows written since the
+          snapshot are gone, so a stack never does it; the stack role's C(clockwork_restore) variable sets it.
         type: str
       schema_content:
         description:
@@ -962,14 +971,25 @@ options:
         description: Host name in the URL and in the env name. Defaults to the C(to_resource) name; it must
           resolve in C(from_resource).
         type: str
+      snapshot:
+        description:
+        - Redis - keep an RDB copy of the server's data (C(redis-cli --rdb) inside its container) in the stack's volume
+          C(<stack>-clockwork-snapshots) on each run of the stack that changes something, recorded in its release
+          (the last C(snapshot_keep)); a rollback with C(restore_data), or C(restore_snapshot), puts one back - the
+          server stopped, its RDB file replaced, started again. A server with C(appendonly yes) is refused. Check
+          mode keeps none. Default C(false).
+        - PostgreSQL, MySQL and MariaDB keep their snapshots before their files by themselves; C(true) is refused
+          for them.
+        type: bool
       snapshot_keep:
-        description: MySQL and MariaDB - how many snapshots of each database the stack's volume keeps, the
-          newest.
+        description: PostgreSQL, MySQL and MariaDB (and Redis with C(snapshot)) - how many snapshots of each
+          database the stack's volume keeps, the newest.
         type: int
       snapshot_max_mb:
         description:
         - MySQL and MariaDB - with C(rehearse=auto), a database whose tables take more megabytes than this
           (data and indexes, as C(information_schema.tables) counts them) is not rehearsed nor snapshotted.
+        - PostgreSQL - a database larger than this is not snapshotted before its files (and says so).
         type: int
       source_path:
         description:
