@@ -120,9 +120,13 @@ def stack_services(gateway, stack):
     found = {}
     for service in gateway.services(filters={"label": "%s=%s" % (STACK_LABEL, stack)}) or []:
         spec = copy.deepcopy(service.get("Spec") or {})
+        # Its networks by id, with their names: after a destroy and a deploy the same names have new ids.
+        targets = [n.get("Target") for n in (spec.get("TaskTemplate") or {}).get("Networks") or []]
+        networks = dict((t, _text(gateway.network(t)["Name"])) for t in targets
+                        if t and gateway.network(t) is not None and gateway.network(t).get("Name"))
         found[_text(spec.get("Name"))] = {"id": _text(service.get("ID")),
                                           "version": int((service.get("Version") or {}).get("Index") or 0),
-                                          "spec": spec}
+                                          "spec": spec, "networks": networks}
     return found
 
 

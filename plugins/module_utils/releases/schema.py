@@ -15,7 +15,8 @@ A release (format 1):
     containers                 name -> {resource, name, id, image, image_id, state, config, host_config,
                                         endpoints, labels, secret_env}: what `docker inspect` read
                                         back after the apply, enough to create it again as it ran
-    services                   name -> {id, version, spec}: the Swarm target's services
+    services                   name -> {id, version, spec, networks (optional: network id -> its name)}: the
+                                        Swarm target's services
     databases                  connection label -> {to, engine, database, migrations: [{kind, name,
                                         sha256, applied_here}], migrations_from, snapshots: [...]}
     checks                     the checks the connections name (apply/checks.py), for stack_info's health
@@ -111,8 +112,10 @@ def _container(value, where):
 
 
 def _service(value, where):
-    _fields(value, where, ("id", "version", "spec"))
+    _fields(value, where, ("id", "version", "spec"), ("networks",))
     _text(value["id"], where + ".id")
+    for target, name in _mapping(value.get("networks", {}), where + ".networks").items():
+        _text(name, "%s.networks.%s" % (where, target))
     _number(value["version"], where + ".version")
     _mapping(value["spec"], where + ".spec")
 
