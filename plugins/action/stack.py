@@ -169,7 +169,8 @@ class ActionModule(ConnectionAction):
         try:
             args["resources"] = build_context.ship_builds(
                 args.get("resources"), self.local_path, build_context.action_transfer(self),
-                heading="stack %s cannot be deployed" % args.get("name"))
+                heading="stack %s cannot be deployed" % args.get("name"),
+                own_files=[args.get("diagram_path"), self.lock_path(args)])   # the stack's own files: no part of a context
         except build_context.BuildContextError as exc:
             return {"failed": True, "msg": exc.msg}
         return None

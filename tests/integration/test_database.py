@@ -130,7 +130,9 @@ def test_migrations_natural_order_new_drift_and_rollback(stack, workdir):
 
     (migrations / "11_add_index.sql").write_text("CREATE INDEX users_name ON users (name);\n")
     new = playbook([db_task(stack, pg, migrations_dir="migrations", schema_file="schema.sql"), show()], workdir=wd)
-    assert shown(new)["actions"] == ["apply migration 11_add_index.sql"], new.details
+    # A database that holds tables gets a snapshot before its files (issue 35: a rollback may restore it).
+    assert shown(new)["actions"] == ["snapshot appdb before migration 11_add_index.sql",
+                                     "apply migration 11_add_index.sql"], new.details
 
     # A failing migration: its first statement would succeed, the second is a syntax error.
     (migrations / "12_broken.sql").write_text("CREATE TABLE half_done (id int);\n\nCREATE TABLEX oops;\n")
@@ -158,7 +160,8 @@ def test_migrations_natural_order_new_drift_and_rollback(stack, workdir):
     assert refused.rc != 0 and "schema schema.sql was applied" in refused.result("db")["msg"], refused.details
     reapplied = playbook([db_task(stack, pg, migrations_dir="migrations", schema_file="schema.sql",
                                   reapply_schema=True), show()], workdir=wd)
-    assert reapplied.rc == 0 and shown(reapplied)["actions"] == ["apply schema schema.sql"], reapplied.details
+    assert reapplied.rc == 0 and shown(reapplied)["actions"] == [
+        "snapshot appdb before schema schema.sql", "apply schema schema.sql"], reapplied.details
 
 
 def test_creates_a_missing_database(stack, workdir):
@@ -377,7 +380,9 @@ def test_lock_waits_are_bounded(stack, workdir):
         release(pg)
     assert run.rc != 0, run.output
     msg = run.result("db")["msg"]
-    assert msg.startswith("migration 2_email.sql waited longer than the connection's timeout (3s) for a lock"), msg
+    # pg_dump's snapshot before the files meets the lock first, bounded by the same timeout.
+    assert "waited longer than the connection's timeout (3s) for a lock another session holds" in msg, msg
+    assert "nothing was applied" in msg, msg
     assert "Traceback" not in run.output, run.output
     assert psql(pg, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' "
                     "AND column_name = 'email'") == "0"

@@ -1,6 +1,6 @@
 """engine swarm on a single-node swarm: the showcase-shaped stack as services, with an API at 3
 replicas, secrets instead of plaintext passwords, a one-shot job, scaling and rotation as updates,
-a failed update reported with its tasks' errors, destroy, and the showcase playbook itself.
+a failed update reported with its tasks' errors and gone back to the release, destroy, and the showcase playbook itself.
 
 The module's fixture puts the shared engine in swarm mode when it is not (and leaves the swarm
 afterwards, unless another session still uses it); other sessions' plain containers and bridge
@@ -269,13 +269,13 @@ def test_showcase_shaped_stack_on_swarm(swarm_stack, tmp_path):
     assert "replicas 3 -> 2" in entry(scaled, "service", api)["reasons"], as_text(scaled)
     assert inspect("service", api)["ID"] == api_id and len(tasks_of(api)) == 2
 
-    # Rotation: a new secret, a rolling update, the old secret removed.
+    # Rotation: a new secret, a rolling update; the old secret stays while a kept release uses it (rollback).
     old = set(swarm_objects(stack)["secrets"])
     rotated = converge(stack, tmp_path, replicas=2, token="t2")
     new = set(swarm_objects(stack)["secrets"])
-    assert len(new - old) == 1 and len(old - new) == 1
+    assert len(new - old) == 1 and old <= new
     assert [e["actions"] for e in rotated["entries"] if e["kind"] == "secret" and e["changed"]] == [
-        ["create"], ["remove (no longer used)"]], as_text(rotated)
+        ["create"]], as_text(rotated)
     assert docker("exec", task_container(api), "cat", "/run/secrets/API_TOKEN") == "t2"
 
     # Destroy: --check removes nothing; then services, networks, secrets and configs go, the volume stays.
@@ -289,7 +289,7 @@ def test_showcase_shaped_stack_on_swarm(swarm_stack, tmp_path):
     assert docker("volume", "ls", "-q", "--filter", "label=io.clockwork.stack=" + stack) == ""
 
 
-def test_a_failed_update_reports_its_tasks_and_the_next_run_repairs_it(swarm_stack, tmp_path):
+def test_a_failed_update_reports_its_tasks_and_goes_back_to_the_release(swarm_stack, tmp_path):
     stack = swarm_stack
     api = stack + "-api"
     converge(stack, tmp_path, replicas=1)
@@ -298,10 +298,12 @@ def test_a_failed_update_reports_its_tasks_and_the_next_run_repairs_it(swarm_sta
     message = failed.value.msg
     assert "service %s" % api in message and "non-zero exit (3)" in message, message
     assert "broken" in message   # the failed task's last log lines
-    assert inspect("service", api)["UpdateStatus"]["State"] == "paused"
-    repaired = converge(stack, tmp_path, replicas=1)
-    assert entry(repaired, "service", api)["actions"] == ["update"], as_text(repaired)
-    assert all(c["ok"] for c in repaired["checks"]), as_text(repaired)
+    # The failed update went back to the stack's release 1 (issue 35 part 6, apply/swarm/rollback.py).
+    assert "the stack is back on release 1 (" in message and "service %s: back to release 1" % api in message, message
+    assert inspect("service", api)["UpdateStatus"]["State"] == "completed"
+    again = converge(stack, tmp_path, replicas=1)
+    assert entry(again, "service", api)["actions"] == [], as_text(again)   # on release 1 already
+    assert all(c["ok"] for c in again["checks"]), as_text(again)
 
 
 def test_the_docker_engine_refuses_no_replicas(stack, tmp_path):

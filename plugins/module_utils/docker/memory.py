@@ -35,7 +35,7 @@ WRITES = frozenset(("create_container", "start", "stop", "restart", "rename", "r
                     "disconnect_container_from_network", "create_volume", "remove_volume", "pull",
                     "import_image_from_data", "create_service", "update_service", "remove_service",
                     "create_secret", "create_config", "remove_secret", "remove_config", "build",
-                    "update_container", "create_container_from_config"))
+                    "update_container", "create_container_from_config", "remove_image"))
 
 
 class MemoryEngine(ContainerEngine, ExecEngine, NetworkEngine, SwarmMemory, ImageEngine):

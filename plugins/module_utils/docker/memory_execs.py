@@ -102,7 +102,8 @@ class ExecEngine(object):
         return buffer.getvalue(), stat
 
     def _untar(self, attrs, path, data):
-        raw = data if isinstance(data, (bytes, bytearray)) else data.read()
+        # bytes, a file, or the chunks get_archive streams (as the live engine takes a put_archive's data)
+        raw = data if isinstance(data, (bytes, bytearray)) else (data.read() if hasattr(data, "read") else b"".join(data))
         with tarfile.open(fileobj=io.BytesIO(raw), mode="r") as tar:
             for member in tar.getmembers():
                 if member.isfile():
