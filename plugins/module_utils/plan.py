@@ -257,14 +257,14 @@ class Plan(object):
         for r in self.resources:
             for name, settings in resource_types.kind_of(r).networks(r):
                 named[r["name"]] = name
-                subnets[name] = (r["name"], settings["subnet"])
+                subnets[name] = (r["name"], settings["subnet"]) if settings else None   # external: the engine's
         for resource in self.resources:
             for network in resource.get("networks") or []:
                 name, address = network["name"], network.get("ipv4_address")
                 if name in named and name not in subnets:
                     problems.add("resource %s" % resource["name"], "networks: %s is a network resource whose network "
                                  "is %s: list %s" % (name, named[name], named[name]))
-                elif name in subnets and address:
+                elif subnets.get(name) and address:
                     owner, subnet = subnets[name]
                     problem = resource_types.address_problem(address, subnet, owner)
                     if problem:
@@ -341,7 +341,9 @@ class Plan(object):
     def _networks(self, problems):
         """The networks to make: the stack's default one and its network resources, made by the stack
         before any container (`by` "stack"; `resource` names the resource), then those of network
-        connections, made by each connection (`by` its label). One name, one set of settings."""
+        connections, made by each connection (`by` its label). One name, one set of settings.
+        An external network resource's network (settings None) is the stack's too, never made or
+        compared: a connection on it uses it as it is."""
         networks = [{"name": self.default_network, "settings": wanted_settings({}), "by": "stack"}]
         wanted = [(name, settings, {"by": "stack", "resource": "resource %s" % r["name"]}) for r in self.resources
                   for name, settings in resource_types.kind_of(r).networks(r)]
@@ -349,7 +351,13 @@ class Plan(object):
                    for name, settings in CONNECTION_TYPES[c["type"]].networks(c)]
         for name, settings, by in wanted:
             same = [n for n in networks if n["name"] == name]
-            if same and same[0]["settings"] != settings:
+            if same and same[0]["settings"] is None and by["by"] != "stack":
+                continue   # a connection on an external network
+            if same and (same[0]["settings"] is None or settings is None):
+                problems.add(by.get("resource") or by["by"], "network_name: %s is declared by %s too, %s" % (
+                    name, same[0].get("resource") or same[0]["by"],
+                    "as external" if same[0]["settings"] is None else "to be made by the stack"))
+            elif same and same[0]["settings"] != settings:
                 problems.add(by.get("resource") or by["by"], "network_name: %s is declared with other settings by %s"
                              % (name, same[0].get("resource") or same[0]["by"]))
             elif not same:
@@ -364,7 +372,12 @@ class Plan(object):
                    for name, driver, _create in CONNECTION_TYPES[c["type"]].volumes(c)]
         for name, driver, by in wanted:
             same = [v for v in volumes if v["name"] == name]
-            if same and same[0]["driver"] != driver:
+            if same and same[0]["driver"] is None and not by.startswith("resource "):
+                continue   # a connection mounting an external volume: used as it is
+            if same and None in (driver, same[0]["driver"]):
+                problems.add(by, "volume_name: %s is declared by %s too, %s" % (
+                    name, same[0]["by"], "as external" if same[0]["driver"] is None else "to be made by the stack"))
+            elif same and same[0]["driver"] != driver:
                 problems.add(by, "volume %s has driver %s here but %s in %s" % (
                     name, driver, same[0]["driver"], same[0]["by"]))
             elif not same:

@@ -32,8 +32,10 @@ class ResourceType(object):
         self.name = name
         self.args = args
         self.problems = problems or (lambda params, plan: [])
-        self.networks = networks or (lambda params: [])       # [(network name, settings)] the stack makes
-        self.volumes = volumes or (lambda params: [])         # [(volume name, driver)] the stack makes
+        # [(network name, settings)] and [(volume name, driver)] the stack makes; None settings or driver:
+        # an external one, used as it is (never made, compared or removed).
+        self.networks = networks or (lambda params: [])
+        self.volumes = volumes or (lambda params: [])
         self.files = files or (lambda params: [])             # [(host path, content or None: only bound)]
         self.runs_containers = runs_containers
         self.shape = shape                                    # its node in the Mermaid diagram
@@ -104,27 +106,46 @@ def container_problems(params, plan):
 
 FILE_RESOURCE_ARGS = dict(name=dict(type="str", required=True), path=dict(type="path", required=True),
                           content=dict(type="str"), mode=dict(type="raw"), owner=dict(type="str"))
+# driver's default (local) is set by volume_problems: given beside `external` it is refused.
 VOLUME_RESOURCE_ARGS = dict(name=dict(type="str", required=True), volume_name=dict(type="str"),
-                            driver=dict(type="str", default="local"))
+                            driver=dict(type="str"), external=dict(type="bool", default=False))
 
 
 def volume_name(params):
     return params.get("volume_name") or params["name"]
 
 
+def external_problems(params, settings):
+    """A field of `settings` given beside `external: true`: the stack uses the object as it is, as
+    Compose does (which refuses them too)."""
+    return [(field, "an external %s is used as it is, never made or changed by the stack: drop %s or external"
+             % (params["type"], field)) for field in settings if params.get(field) not in (None, False)]
+
+
 def volume_problems(params, _plan):
     problem = docker_name_problem(volume_name(params))
-    return [("volume_name", problem)] if problem else []
+    problems = [("volume_name", problem)] if problem else []
+    if params["external"]:
+        return problems + external_problems(params, ("driver",))
+    params["driver"] = params["driver"] or "local"
+    return problems
+
+
+def volumes_made(params):
+    """[(volume name, driver)]: an external volume's driver is None (the stack never makes it)."""
+    return [(volume_name(params), params["driver"])]
 
 
 # -- network -----------------------------------------------------------------------------------
 
 # A network the stack makes whether or not a connection needs it (a named network of a Compose
 # file), with the settings of a network connection's network.
+# `external`: a network that must exist, used as it is (Compose's `external: true`). The settings'
+# defaults (bridge, false) are set by network_problems: given beside `external` they are refused.
+NETWORK_SETTINGS = ("driver", "internal", "enable_ipv6", "subnet", "gateway")
 NETWORK_RESOURCE_ARGS = dict(name=dict(type="str", required=True), network_name=dict(type="str"),
-                             driver=dict(type="str", default="bridge"), internal=dict(type="bool", default=False),
-                             enable_ipv6=dict(type="bool", default=False), subnet=dict(type="str"),
-                             gateway=dict(type="str"))
+                             driver=dict(type="str"), internal=dict(type="bool"), enable_ipv6=dict(type="bool"),
+                             subnet=dict(type="str"), gateway=dict(type="str"), external=dict(type="bool", default=False))
 # A driver's name: a built-in one or a plugin's (`vieux/sshfs:latest`).
 _DRIVER = re.compile(r"^[a-z0-9][a-z0-9_.-]*(?:/[a-z0-9][a-z0-9_.-]*)*(?::[\w][\w.-]*)?$")
 
@@ -177,11 +198,16 @@ def address_problem(address, subnet, resource):
 
 def network_problems(params, plan):
     name = network_name(params)
-    problems = network_settings_problems(params)
+    problems = []
     if docker_name_problem(name, shortest=1):
         problems.append(("network_name", docker_name_problem(name, shortest=1)))
     elif name == plan.default_network:
         problems.append(("network_name", "%s is the stack's default network, which the stack makes itself" % name))
+    if params["external"]:
+        return problems + external_problems(params, NETWORK_SETTINGS)
+    params.update(driver=params["driver"] or "bridge", internal=bool(params["internal"]),
+                  enable_ipv6=bool(params["enable_ipv6"]))
+    problems.extend(network_settings_problems(params))
     driver = params["driver"]
     if driver in ("host", "none"):
         problems.append(("driver", "%s is the engine's own network, one of a kind: a container takes it with "
@@ -200,10 +226,10 @@ RESOURCE_KINDS = dict((t.name, t) for t in (
                  problems=container_problems, runs_containers=True),
     ResourceType("file", FILE_RESOURCE_ARGS, shape='[/"%s"/]',
                  files=lambda params: [(params["path"], params.get("content"))]),
-    ResourceType("volume", VOLUME_RESOURCE_ARGS, problems=volume_problems, shape='[("%s")]',
-                 volumes=lambda params: [(volume_name(params), params["driver"])]),
+    ResourceType("volume", VOLUME_RESOURCE_ARGS, problems=volume_problems, shape='[("%s")]', volumes=volumes_made),
     ResourceType("network", NETWORK_RESOURCE_ARGS, problems=network_problems, shape='{{"%s"}}',
-                 networks=lambda params: [(network_name(params), wanted_settings(params))]),
+                 networks=lambda params: [(network_name(params), None if params["external"] else
+                                           wanted_settings(params))]),
 ))
 DEFAULT_KIND = "container"
 

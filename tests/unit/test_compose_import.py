@@ -535,10 +535,15 @@ def test_named_and_external_volumes_and_networks():
     """)
     resources = by_name(result)
     assert resources["exact-data"]["volume_name"] == "exact-data" and resources["old"]["volume_name"] == "old"
+    assert resources["old"]["external"] is True and "driver" not in resources["old"]
+    assert resources["exact-front"] == {"name": "exact-front", "type": "network", "network_name": "exact-front",
+                                        "external": True}
     assert connections(result, "network")[0]["network_name"] == "exact-front"
-    for words in (("version: obsolete",), ("volumes.data.driver_opts",), ("volumes.old.external",),
-                  ("volumes.unused: used by no selected service",), ("networks.front.external",)):
+    assert "external" not in connections(result, "network")[0]
+    for words in (("version: obsolete",), ("volumes.data.driver_opts",),
+                  ("volumes.unused: used by no selected service",)):
         assert has_warning(result, *words), (words, result["warnings"])
+    assert not [w for w in result["warnings"] if "external" in w], "Compose's meaning, kept: no warning"
 
 
 # -- volumes and bind mounts -------------------------------------------------------------------

@@ -55,7 +55,12 @@ class NetworkConverger(object):
         self.engine = ctx.engine
 
     def ensure(self, name, settings, result):
-        """Create the network, or recreate an owned one whose settings drifted."""
+        """Create the network, or recreate an owned one whose settings drifted. settings None: an
+        external network, used as it is: it must exist (the pre-flight said so before any change)."""
+        if settings is None:
+            if self.engine.network(name) is None:
+                raise ClockworkError("network %s is external and does not exist: the stack never makes it" % name)
+            return
         attrs = self._inspect(name, result)
         result.before = {"network": name, "settings": actual_settings(attrs) if attrs else None}
         result.after = {"network": name, "settings": settings}

@@ -4,7 +4,7 @@
 """The pre-flight: what the plan cannot know without the Docker engine, checked before the
 first change, every problem at once: images exist or can be pulled, names are not taken by
 something the stack does not own, host ports are free, existing networks and volumes can be
-used as they are, bind sources exist on the Docker host, no symbolic link stands where a
+used as they are (external ones exist), bind sources exist on the Docker host, no symbolic link stands where a
 password file or its directory is expected, and each connection type's own checks (its
 `preflight` hook). A resource's declared `build` (build.py) is checked with the rest, and run
 only once nothing else is wrong: its image is then made, or made anew when its content changed.
@@ -59,6 +59,8 @@ class Preflight(object):
     """The checks both engines share, and hooks (the methods below `run`) where they differ."""
 
     heading = "stack %s cannot be deployed"
+    # How a missing external network is made, for the problem that names it.
+    make_network = "create it first (docker network create %s)"
 
     def __init__(self, engine, plan):
         self.engine = engine
@@ -98,7 +100,11 @@ class Preflight(object):
             self._port_problems(where, name, spec)
         for network in self.plan.networks:
             attrs = self.engine.network(network["name"])
-            if attrs is not None:
+            if attrs is None and network["settings"] is None:
+                self.problems.add(network["resource"], "external: network %s does not exist, and the stack never makes "
+                                                       "an external network: %s, or drop external" % (
+                                                           network["name"], self.make_network % network["name"]))
+            elif attrs is not None:
                 self._network_problem(network, attrs)
         self._volumes()
         for connection in self.plan.connections:
@@ -144,7 +150,11 @@ class Preflight(object):
     def _volumes(self):
         for volume in self.plan.volumes:
             attrs = self.engine.volume(volume["name"])
-            if attrs is not None and attrs.get("Driver") != volume["driver"]:
+            if attrs is None and volume["driver"] is None:
+                self.problems.add(volume["by"], "external: volume %s does not exist, and the stack never makes an "
+                                                "external volume: create it first (docker volume create %s), or drop "
+                                                "external" % (volume["name"], volume["name"]))
+            elif attrs is not None and volume["driver"] is not None and attrs.get("Driver") != volume["driver"]:
                 self.problems.add(volume["by"], "volume %s exists with driver %s, not %s; it is never recreated, as "
                                                 "that would lose its data" % (
                                                     volume["name"], attrs.get("Driver"), volume["driver"]))
@@ -227,6 +237,8 @@ class Preflight(object):
         return any(b.get("HostPort") == port for values in bindings.values() for b in values or [])
 
     def _network_problem(self, network, attrs):
+        if network["settings"] is None:
+            return   # external: used as it is
         reasons = settings_drift(network["settings"], actual_settings(attrs))
         if reasons and not owned_by(attrs.get("Labels"), self.plan.name):
             self.problems.add(network.get("resource") or network["by"], "network %s exists with other settings (%s) and is not owned by "

@@ -2,7 +2,7 @@
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Named Docker volumes: created when missing, labelled as the stack's, and never recreated
-or removed here: they hold data."""
+or removed here: they hold data. An external one is only used."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -14,9 +14,15 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker.gatew
 
 
 def ensure_volume(ctx, name, driver, create, result):
+    """driver None: an external volume, used as it is; it must exist (the pre-flight said so first)."""
     if not ctx.first_time(("volume", name)):
         return
     attrs = ctx.engine.volume(name)
+    if driver is None:
+        if attrs is None:
+            raise ClockworkError("%s: volume %s is external and does not exist: the stack never makes it"
+                                 % (result.name, name))
+        return
     if attrs is None:
         if not create:
             raise ClockworkError("%s: volume %s does not exist and create_volume is false" % (result.name, name))

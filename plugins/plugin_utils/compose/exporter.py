@@ -409,7 +409,8 @@ class Export(object):
         networks = self.networks()
         if networks:
             document["networks"] = networks
-        volumes = dict((v["name"], {"name": v["name"], "driver": v["driver"]}) for v in self.plan.volumes)
+        volumes = dict((v["name"], {"name": v["name"], "driver": v["driver"]} if v["driver"] is not None
+                        else {"name": v["name"], "external": True}) for v in self.plan.volumes)
         for resource in self.plan.resources:   # a container's own named volumes: made by the engine, as Compose does
             for mount in resource.get("mounts") or []:
                 if mount.get("type", "volume") == "volume" and mount.get("source") and mount["source"] not in volumes:
@@ -430,6 +431,9 @@ class Export(object):
         for network in self.plan.networks:
             settings = network["settings"]
             if network["name"] == self.plan.default_network:
+                continue
+            if settings is None:   # an external network resource: used as it is, by Compose too
+                result[network["name"]] = {"name": network["name"], "external": True}
                 continue
             entry = {"name": network["name"], "driver": "overlay" if self.engine == "swarm" else settings["driver"]}
             if self.engine == "swarm":

@@ -40,8 +40,7 @@ OWN_FIELDS = ("state", "wait", "timeout", "plain_env", "endpoint_mode", "max_rep
 
 
 # What the importer says of what to_compose itself writes: not news to whoever reads the file back.
-EXPORTED_WARNINGS = ("version: obsolete, ignored", ".attachable: no field for it; left out",
-                     ".external: the stack creates it when it does not exist")
+EXPORTED_WARNINGS = ("version: obsolete, ignored", ".attachable: no field for it; left out")
 
 
 def own_fields(resource, engine="docker"):

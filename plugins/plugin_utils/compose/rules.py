@@ -416,7 +416,7 @@ class Declaration(object):
             return None
         connection = dict({"type": "network", "from": name, "to": target,
                            "description": "from compose: environment %s of %s names service %s" % (key, name, target)},
-                          **self.networks[shared[0]])
+                          **dict((k, v) for k, v in self.networks[shared[0]].items() if k != "external"))
         return self._named_env(connection, key, value, target, "_HOST")
 
     @staticmethod
@@ -436,9 +436,14 @@ class Declaration(object):
     def _network_settings(self, key, spec):
         """The fields of a network connection on the top-level network `key` (<project>_<key>)."""
         where = ["networks", key]
+        name = external_name(key, spec) or spec.get("name") or "%s_%s" % (self.name, key)
+        if spec.get("external") and key != "default":
+            # Used as it is, as Compose does: it must exist, its settings are the engine's.
+            for option in [o for o in EXTERNAL_REFUSED if o in spec]:
+                self.report.problem(where + [option], "given beside external: true, which Compose refuses too")
+            return {"network_name": name, "external": True}
         if spec.get("external"):
-            self.warn(where + ["external"], "the stack creates it when it does not exist")
-        name = spec.get("name") or (key if spec.get("external") else "%s_%s" % (self.name, key))
+            self.warn(where + ["external"], "the stack's default network is its own %s_default; left out" % self.name)
         settings = {"network_name": name, "driver": spec.get("driver") or "bridge"}
         settings.update((flag, True) for flag in ("internal", "enable_ipv6") if spec.get(flag))
         ipam = spec.get("ipam") or {}
@@ -508,9 +513,14 @@ class Declaration(object):
         """The volume resource of the top-level volume `key` (Compose's name: <project>_<key>)."""
         if key not in self.volume_resources:
             spec = self.project["volumes"][key] or {}
-            name = spec.get("name") or (key if spec.get("external") else "%s_%s" % (self.name, key))
-            if spec.get("external"):
-                self.warn(["volumes", key, "external"], "the stack creates it when it does not exist")
+            name = external_name(key, spec) or spec.get("name") or "%s_%s" % (self.name, key)
+            if spec.get("external"):   # used as it is, as Compose does: it must exist
+                for option in [o for o in EXTERNAL_REFUSED if o in spec]:
+                    self.report.problem(["volumes", key, option], "given beside external: true, which Compose "
+                                                                  "refuses too")
+                self.volume_resources[key] = {"name": self._unique(name), "type": "volume", "volume_name": name,
+                                              "external": True}
+                return self.volume_resources[key]
             for option in [o for o in ("driver_opts", "labels") if o in spec]:
                 self.warn(["volumes", key, option], "no field for it; left out")
             self.volume_resources[key] = {"name": self._unique(name), "type": "volume", "volume_name": name,
@@ -563,7 +573,7 @@ class Declaration(object):
     def _shared_volume(self, name, mount, users, read_only):
         volume = self._volume(mount["source"])
         self.connections.append(dict({"type": "file", "from": name, "to": volume["name"], "mount_path": mount["target"],
-                                      "volume_name": volume["volume_name"], "volume_driver": volume["driver"],
+                                      "volume_name": volume["volume_name"], "volume_driver": volume.get("driver"),
                                       "description": "from compose: volume %s is shared by %s" % (
                                           mount["source"], ", ".join(users))}, **read_only))
 
@@ -583,6 +593,19 @@ class Declaration(object):
             self.connections.append({"type": "file", "from": name, "to": resource["name"], "mount_path": target,
                                      "read_only": True, "description": "from compose: %s %s of %s at %s" % (
                                          kind[:-1], source, name, target)})
+
+
+# What Compose refuses beside `external: true` on a top-level network or volume.
+EXTERNAL_REFUSED = ("driver", "driver_opts", "ipam", "internal", "attachable", "enable_ipv6", "enable_ipv4", "labels")
+
+
+def external_name(key, spec):
+    """The engine's name of an external network or volume (`external: {name: x}`, Compose's old form,
+    or `name`, else its key), or None when it is not external."""
+    external = spec.get("external")
+    if not external:
+        return None
+    return (external.get("name") if isinstance(external, dict) else None) or spec.get("name") or key
 
 
 def own_name_first(name, aliases):

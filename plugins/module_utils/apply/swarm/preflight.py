@@ -22,6 +22,7 @@ class SwarmPreflight(Preflight):
     """Fills the Swarm applier's image ids, warnings and placement on the way."""
 
     heading = "stack %s cannot be deployed on Swarm"
+    make_network = "create it first (docker network create --driver overlay --attachable %s)"
 
     def __init__(self, stack):
         Preflight.__init__(self, stack.engine, stack.plan)
@@ -71,6 +72,12 @@ class SwarmPreflight(Preflight):
 
     def _network_problem(self, network, attrs):
         ours = owned_by(attrs.get("Labels"), self.plan.name)
+        if network["settings"] is None:
+            if attrs.get("Scope") != "swarm" or attrs.get("Driver") != "overlay":
+                self.problems.add(network["resource"], "external: network %s is a %s %s network; services join "
+                                                       "swarm-wide overlay networks: name an overlay network of the "
+                                                       "swarm" % (network["name"], attrs.get("Scope"), attrs.get("Driver")))
+            return
         if attrs.get("Scope") != "swarm" or attrs.get("Driver") != "overlay":
             self.problems.add(network.get("resource") or network["by"], "network %s exists as a %s %s network%s; services join swarm-wide "
                                              "overlay networks: %s" % (
