@@ -260,3 +260,26 @@ def test_a_database_replaced_by_the_failed_run_goes_back_stop_first_with_its_dat
     assert drift_from(engine, 1) == []
     report, _ = run(engine, params(base, *declaration()))
     assert report["changed"] is False, [e for e in report["entries"] if e["changed"]]
+
+
+def test_a_network_the_release_used_and_a_later_one_removed_is_made_again(base):
+    engine = new_engine()
+    resources, connections = declaration()
+    connections.append({"type": "network", "from": "frontend", "to": "db", "network_name": "cache-net",
+                        "driver": "bridge", "internal": True})
+    run(engine, params(base, resources, connections))
+    assert store().release(1)["networks"]["cache-net"]["internal"] is True
+    run(engine, params(base, *declaration(mode="two")))
+    gateway = ms.RecordingGateway(engine)
+    if gateway.network("cache-net") is not None:   # the stack kept it: removed by hand
+        for name in ("frontend", "db"):
+            if "cache-net" in container(engine, name)["NetworkSettings"]["Networks"]:
+                gateway.disconnect(name, "cache-net")
+        gateway.remove_network("cache-net")
+    assert ms.RecordingGateway(engine).network("cache-net") is None
+
+    report, _ = run(engine, rollback(base, 1))
+
+    assert entry(report, "network", "cache-net")["actions"] == ["create network cache-net"]
+    assert ms.RecordingGateway(engine).network("cache-net")["Internal"] is True
+    assert drift_from(engine, 1) == []

@@ -216,7 +216,8 @@ def recorded_release(stack, engine, params, report):
     from ansible_collections.clockwork.connections.plugins.module_utils.releases.record import (  # pylint: disable=import-outside-toplevel
         record_release)
     return record_release(engine, params["name"], params, report, controller=params.get("controller"),
-                          results=getattr(stack, "results", None))
+                          results=getattr(stack, "results", None),
+                          networks=getattr(getattr(stack, "plan", None), "networks", None))
 
 
 def target_of(params):

@@ -31,7 +31,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.apply.docker
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.record import (
     container_record, stack_containers)
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.rollback import restores
-from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import NetworkConverger
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import NetworkConverger, wanted_settings
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.volumes import ensure_volume
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import (
@@ -418,6 +418,7 @@ class DockerApplier(Applier):
         repairs = back.repair()
         if repairs:
             self._record("container", "leftovers", True, repairs)
+        self._networks_back(release)
         steps = back.steps()
         restored, stopped = [], self._stop_clients(restoring)
         try:
@@ -440,6 +441,16 @@ class DockerApplier(Applier):
         if restore_data:
             report["restored"] = restored
         return report
+
+    def _networks_back(self, release):
+        """The networks the release's containers are on that are gone since, made again as the
+        release recorded them (their declared settings; the engine chooses what it chose then)."""
+        used = set(n for record in release["containers"].values() for n in record["endpoints"])
+        for name, settings in sorted((release.get("networks") or {}).items()):
+            if name in used and self.engine.network(name) is None:
+                result = ConnectionResult("network", self.name, name)
+                NetworkConverger(self.ctx).ensure(name, wanted_settings(settings), result)
+                self._record("network", name, result.changed, result.actions)
 
     def _stop_clients(self, restoring):
         """The running containers of the restored databases' clients, stopped with their grace period

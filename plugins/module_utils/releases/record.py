@@ -185,8 +185,21 @@ def databases_of(gateway, params, report, results=None):
     return databases
 
 
-def build_release(gateway, stack, params, report, controller=None, results=None):
-    """The release the stack is now, after an apply whose report is `report` (no number yet)."""
+def network_settings(networks):
+    """name -> the settings the plan wanted of each network of the stack (`Plan.networks`: driver,
+    internal, enable_ipv6, subnet and gateway when declared, else None): what a return makes again
+    of one that is gone. What the engine chose (an address pool) is not recorded: it may be taken since."""
+    found = {}
+    for planned in networks or []:
+        settings = planned.get("settings") or {}
+        found[_text(planned.get("name"))] = dict(
+            (key, settings.get(key)) for key in ("driver", "internal", "enable_ipv6", "subnet", "gateway"))
+    return found
+
+
+def build_release(gateway, stack, params, report, controller=None, results=None, networks=None):
+    """The release the stack is now, after an apply whose report is `report` (no number yet).
+    `networks`: the plan's networks (Plan.networks), recorded with their wanted settings."""
     secrets = set(declared_secrets(params.get("resources"), params.get("connections")))
     target = "swarm" if params.get("engine") == "swarm" else "docker"
     running = stack_containers(gateway, stack) if target == "docker" else {}
@@ -203,10 +216,11 @@ def build_release(gateway, stack, params, report, controller=None, results=None)
         "databases": databases_of(gateway, params, report, results),
         "checks": copy.deepcopy(report.get("checks") or []),
         "order": [_text(name) for name in report.get("order") or []],
+        "networks": network_settings(networks),
     }
 
 
-def record_release(gateway, stack, params, report, controller=None, results=None):
+def record_release(gateway, stack, params, report, controller=None, results=None, networks=None):
     """The appliers' hook, at the end of an apply (state present) that changed something, under
     the stack's lock: the stack as it now runs recorded as its next release, the last
     `params["releases_kept"]` (default 5) kept. A run that changed nothing records nothing (None).
@@ -217,6 +231,7 @@ def record_release(gateway, stack, params, report, controller=None, results=None
     if not report.get("changed") or params.get("state", "present") != "present":
         return None
     store = ReleaseStore(gateway.files, stack)
-    release = build_release(gateway, stack, params, report, controller=controller, results=results)
+    release = build_release(gateway, stack, params, report, controller=controller, results=results,
+                            networks=networks)
     number, pruned = store.add(release, params.get("releases_kept"))
     return {"number": number, "pruned": pruned, "path": store.release_path(number)}

@@ -64,7 +64,8 @@ def chosen_release(gateway, stack, which, target="docker"):
     gone = {}
     for name, record in sorted(release["containers"].items()):
         for network in sorted(record["endpoints"]):
-            if network not in ("bridge", "host", "none") and gateway.network(network) is None:
+            if network not in ("bridge", "host", "none") and gateway.network(network) is None \
+                    and network not in (release.get("networks") or {}):   # one it recorded is made again
                 gone.setdefault(name, network)
     refuse_missing(stack, release["number"], gone, what="network")
     return release
@@ -108,6 +109,7 @@ def record_rollback(gateway, stack, params, report, release, restore_data=False)
     made["checks"] = list(release.get("checks") or [])
     made["plan_digest"] = release["plan_digest"]
     made["rolled_back_to"] = release["number"]
+    made["networks"] = dict(release.get("networks") or {})
     made["restored_data"] = bool(report.get("restored"))
     if release.get("order"):
         made["order"] = list(release["order"])

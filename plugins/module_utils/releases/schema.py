@@ -23,6 +23,7 @@ A release (format 1):
     order (optional)           the resources in the order they deploy: a return to the release goes so
     rolled_back_to (optional)  the release a rollback returned to, when a rollback made this one
     restored_data (optional)   true when that rollback also restored the databases (restore_data)
+    networks (optional)        name -> the settings the plan wanted of each of the stack's networks
 """
 
 from __future__ import absolute_import, division, print_function
@@ -141,7 +142,7 @@ def release_problem(document, stack, number):
     try:
         _fields(document, "release", ("format", "stack", "number", "time", "controller", "plan_digest", "target",
                                       "containers", "services", "databases", "checks"),
-                ("order", "rolled_back_to", "restored_data"))
+                ("order", "rolled_back_to", "restored_data", "networks"))
         if document["format"] != FORMAT:
             raise Invalid("format: %r, where this collection reads %d" % (document["format"], FORMAT))
         if document["stack"] != stack:
@@ -166,6 +167,8 @@ def release_problem(document, stack, number):
             _text(name, "order[%d]" % index)
         if "rolled_back_to" in document:
             _number(document["rolled_back_to"], "rolled_back_to", 1)
+        for name, settings in _mapping(document.get("networks", {}), "networks").items():
+            _fields(settings, "networks.%s" % name, (), ("driver", "internal", "enable_ipv6", "subnet", "gateway"))
         if "restored_data" in document:
             _type(document["restored_data"], bool, "restored_data", "true or false")
     except Invalid as exc:
