@@ -5,10 +5,14 @@ secrets a kept release needs kept (apply/swarm/secrets.py).
 What is asserted is read from the engine: each service's Spec compared with the one its release
 recorded (releases/record.py stack_services), its tasks, the secrets. Both go through the stack
 module's entry point (run_stack: apply/applier.py apply_state calls the hooks)."""
+import json
+
 import pytest
 
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.applier import SwarmApplier
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionResult
+from ansible_collections.clockwork.connections.plugins.module_utils.database import restore
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import run_stack
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import ReleaseStore
@@ -234,7 +238,7 @@ def test_rollback_refuses_restore_data_and_a_release_of_the_docker_target(base):
     first = released(engine, base)
     with pytest.raises(ClockworkError) as refused:
         rolled_back(engine, base, first, restore_data=True)
-    assert refused.value.msg.startswith("restore_data: ")
+    assert "restore_data: no deploy after release %d is kept" % first in refused.value.msg, refused.value.msg
     gateway = ms.RecordingGateway(engine)
     applier = SwarmApplier(gateway, ms.params(base, [], [], engine="swarm"))
     with pytest.raises(ClockworkError) as refused:
@@ -461,3 +465,147 @@ def test_a_network_the_release_names_by_a_gone_id_is_taken_by_its_recorded_name(
     assert spec["TaskTemplate"]["Networks"][0]["Target"] == "old1", "the record is not changed"
     assert renetworked(gateway, spec, None) is spec, "a release that recorded no names: as it is"
     assert renetworked(Networks({"Id": "kept2", "Name": "shop_back"}), spec, {"old1": "shop_default"}) is spec
+
+
+# -- restore_data ------------------------------------------------------------------------------
+
+LABEL = "database api -> postgres"
+SNAPSHOT = {"name": "appdb-20261206T205500Z-ab12cd", "created": "2026-12-06 20:55:00 UTC", "size": 4096,
+            "volume": "%s-clockwork-snapshots" % STACK, "kind": "pg_dump"}
+
+
+@pytest.fixture
+def restored(monkeypatch):
+    """Each restore_connection call (database/restore.py, Helper S's, tested on its own): (the api's
+    running tasks then, the connection's label, the snapshot, a dry run, the server's task located)."""
+    calls = []
+
+    def fake(gateway, stack, connection, snapshot):
+        api = gateway.base.service("api")
+        tasks = [t for t in gateway.base.tasks(filters={"service": api["ID"]}) if t["Status"]["State"] == "running"]
+        node, task = gateway.locate(connection["to_resource"])
+        calls.append((len(tasks), connection["label"], snapshot["name"], gateway.dry_run,
+                      node is not None and task != connection["to_resource"]))
+        result = ConnectionResult("database", "api", "postgres")
+        result.act("restore snapshot %s of appdb, taken %s (4 kB): rows written to appdb after %s are lost"
+                   % (snapshot["name"], snapshot["created"], snapshot["created"]))
+        result.extra["restore"] = {"snapshot": snapshot["name"], "created": snapshot["created"],
+                                   "lost": "rows written to appdb after %s are lost" % snapshot["created"]}
+        return result
+    monkeypatch.setattr(restore, "restore_connection", fake)
+    return calls
+
+
+def with_login(base, which, restore_data=True):
+    """A rollback given the declaration's database connection api -> postgres (the login it restores with)."""
+    resources, connections = ms.showcase(database=True)
+    params = ms.params(base, resources, connections, engine="swarm", state="rolled_back", release=str(which),
+                       restore_data=restore_data)
+    return params
+
+
+def snapshotted(engine, number, in_volume=True):
+    """Release `number` as if its deploy took SNAPSHOT of appdb before its migrations; the snapshot in
+    the stack's volume (its index, as database/snapshots.py keeps it) unless `in_volume` is False."""
+    path = store().release_path(number)
+    with open(path) as handle:
+        release = json.load(handle)
+    release["databases"][LABEL] = {"to": "postgres", "engine": "postgresql", "database": "appdb", "migrations": [],
+                                   "migrations_from": "plan", "snapshots": [SNAPSHOT]}
+    with open(path, "w") as handle:
+        json.dump(release, handle)
+    if in_volume:
+        engine.create_volume(SNAPSHOT["volume"])
+        index = [{"snapshot": SNAPSHOT["name"], "database": "appdb", "created": SNAPSHOT["created"], "kind": "pg_dump",
+                  "size": 4096, "before": ["migration V2__label.sql"]}]
+        engine._volume_files.setdefault(SNAPSHOT["volume"], {})["/index-postgres.json"] = \
+            json.dumps(index).encode()   # pylint: disable=protected-access
+
+
+def restore_run(engine, base, which, check=False, gateway=None):
+    gateway = gateway or (dry_run_gateway(live=engine) if check else ms.RecordingGateway(engine))
+    return run_stack(gateway, with_login(base, which)), gateway
+
+
+def test_restore_data_scales_the_clients_to_0_restores_through_the_servers_task_then_puts_the_release_back(
+        base, restored):
+    engine = ms.new_engine(swarm=True)
+    first = released(engine, base)
+    second = released(engine, base, frontend={"env": {"FEATURE": "on"}})
+    snapshotted(engine, second)
+    report, _gateway = restore_run(engine, base, first)
+
+    assert restored == [(0, "connection " + LABEL, SNAPSHOT["name"], False, True)], \
+        "api's tasks stopped before the restore, which went to the task of postgres"
+    assert [(e["kind"], e["name"], e["actions"][0].split(",")[0]) for e in report["entries"] if e["changed"]] == [
+        ("service", "api", "stop"), ("database", LABEL, "restore snapshot %s of appdb" % SNAPSHOT["name"]),
+        ("service", "frontend", "update"), ("service", "api", "update")]
+    database = [e for e in report["entries"] if e["kind"] == "database"][0]
+    assert "rows written to appdb after 2026-12-06 20:55:00 UTC are lost" in database["actions"][0]
+    assert specs(engine) == recorded(first), "every service on release 1's spec, api's 2 replicas included"
+    assert len(running_tasks(engine, "api")) == 2
+    assert report["restored"] == [dict(SNAPSHOT_RESTORED, database=LABEL, release=second)]
+    assert store().release(report["release"]["number"])["restored_data"] is True
+
+    # A rerun of the same rollback restores nothing again (rows written since are kept) and changes nothing.
+    report, _gateway = restore_run(engine, base, "previous")
+    assert len(restored) == 1 and report["changed"] is False, ms.changed_entries(report)
+    checked, _gateway = restore_run(engine, base, "previous", check=True)
+    assert len(restored) == 1 and checked["changed"] is False
+
+
+SNAPSHOT_RESTORED = {"snapshot": SNAPSHOT["name"], "created": SNAPSHOT["created"],
+                     "lost": "rows written to appdb after %s are lost" % SNAPSHOT["created"]}
+
+
+def test_check_mode_names_the_snapshot_and_what_is_lost_and_changes_nothing(base, restored):
+    engine = ms.new_engine(swarm=True)
+    first = released(engine, base)
+    second = released(engine, base, frontend={"env": {"FEATURE": "on"}})
+    snapshotted(engine, second, in_volume=False)   # a dry run reads no volume
+    before, since = specs(engine), len(engine.calls)
+    report, gateway = restore_run(engine, base, first, check=True)
+
+    assert [call[3] for call in restored] == [True]
+    assert ("service", "api", ["stop"]) in ms.changed_entries(report)
+    database = [e for e in report["entries"] if e["kind"] == "database"][0]
+    assert "restore snapshot %s of appdb, taken 2026-12-06 20:55:00 UTC (4 kB)" % SNAPSHOT["name"] in \
+        database["actions"][0] and "are lost" in database["actions"][0]
+    assert specs(engine) == before and [c for c in engine.calls[since:] if c.method in ms.WRITES] == []
+    assert store().index()["current"] == second
+
+
+def test_a_snapshot_missing_from_the_volume_is_refused_before_any_change_naming_it(base, restored):
+    engine = ms.new_engine(swarm=True)
+    first = released(engine, base)
+    second = released(engine, base, frontend={"env": {"FEATURE": "on"}})
+    snapshotted(engine, second, in_volume=False)
+    before, since, gateway = specs(engine), len(engine.calls), ms.RecordingGateway(engine)
+    with pytest.raises(ClockworkError) as refused:
+        restore_run(engine, base, first, gateway=gateway)
+    assert "restore_data: snapshot %s of %s (taken 2026-12-06 20:55:00 UTC by release %d, before its migrations) " \
+        "is not in volume %s on the node of service postgres (kept: none); nothing was changed" % (
+            SNAPSHOT["name"], LABEL, second, SNAPSHOT["volume"]) in refused.value.msg, refused.value.msg
+    assert restored == [] and specs(engine) == before
+    assert ms.stack_writes(engine, since, gateway) == []
+
+
+def test_restore_data_without_the_declarations_login_or_with_a_global_client_is_refused(base, restored):
+    engine = ms.new_engine(swarm=True)
+    first = released(engine, base)
+    second = released(engine, base, frontend={"env": {"FEATURE": "on"}})
+    snapshotted(engine, second)
+    with pytest.raises(ClockworkError) as refused:
+        rolled_back(engine, base, first, restore_data=True)
+    assert "restore_data needs the login of database connection %s" % LABEL in refused.value.msg
+    applier = SwarmApplier(ms.RecordingGateway(engine), with_login(base, first))
+    release = store().release(first)
+    api = engine.inspect_service("api")
+    engine.remove_service(api["ID"])   # made again global (no update changes a service's mode)
+    engine.create_service(api["Spec"]["TaskTemplate"], name="api", mode={"Global": {}}, labels=api["Spec"]["Labels"])
+    since, gateway = len(engine.calls), applier.engine
+    with pytest.raises(ClockworkError) as refused:
+        applier.rolled_back(release, True)
+    assert "service api is global: its tasks cannot be scaled to 0" in refused.value.msg
+    assert restored == [] and ms.stack_writes(engine, since, gateway) == []
+    applier.close()

@@ -29,6 +29,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.tasks import (
     wait_converged, wait_tasks_gone)
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.record import stack_services
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.rollback import restores
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.view import (
     scrub, secrets_of, service_drift, service_view)
 
@@ -308,21 +309,136 @@ def return_after_failure(applier, release):
 
 def roll_back(applier, release, restore_data=False):
     """`state: rolled_back`: every service of the stack on `release`'s spec, those it does not have
-    removed; refused before any change when something it needs is gone. The applier's report."""
-    if restore_data:
-        raise ClockworkError("restore_data: a rollback on Swarm does not restore databases yet (their snapshots on "
-                             "Swarm are taken in the database task, issue 35 part 4); roll back without restore_data, "
-                             "the databases keep their data and schema")
+    removed; refused before any change when something it needs is gone. With `restore_data`, the
+    databases' client services are scaled to 0 first, each database restored from the snapshot the
+    next deploy took before its migrations, then the release's specs put back (the clients' too).
+    The applier's report."""
     if release.get("target") != "swarm":
         raise ClockworkError("release %s of stack %s was made with engine %s, not swarm: a Swarm stack goes back "
                              "only to a release of its services" % (
                                  release.get("number"), applier.name, release.get("target")))
+    restoring = restores(applier.engine, applier.name, release, applier.connections) if restore_data else []
     going = SwarmReturn(applier, release)
     steps = going.steps()
     going.refuse_unreachable(steps)
+    clients = clients_to_stop(applier, restoring)
+    refuse_missing_snapshots(applier, restoring)
+    restored = restore_databases(applier, going, steps, restoring, clients) if restoring else []
     going.run(steps)
     names = sorted(set(going.specs) | set(name for name, _a, _r, _n in steps))
     for name in sorted(going.specs):   # unchanged: in the report as a present names them
         if not any(step[0] == name for step in steps):
             applier._record("service", name, False, [])  # pylint: disable=protected-access
-    return dict(applier.report(), order=names)
+    report = dict(applier.report(), order=names)
+    if restore_data:
+        report["restored"] = restored
+    return report
+
+
+# -- restore_data: the databases back as the next deploy found them ---------------------------
+
+# A task in one of these states may still write to its database.
+LIVE_STATES = ("new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running")
+
+
+def clients_to_stop(applier, restoring):
+    """[(service, the database label, its service now)] of the restored databases' clients in the
+    stack; refused before any change when one cannot be scaled to 0 (a global service)."""
+    clients = dict((c["from_resource"], label) for label, c, _snapshot, _later in restoring)
+    running = stack_services(applier.engine, applier.name)
+    found = []
+    for name in sorted(clients):
+        now = running.get(name)
+        if now is None or mode_kind(now["spec"]) in ("ReplicatedJob", "GlobalJob"):
+            continue   # gone, or a job: nothing of it keeps running to write
+        if mode_kind(now["spec"]) != "Replicated":
+            raise ClockworkError("stack %s: restore_data stops the clients of %s first, and service %s is global: its "
+                                 "tasks cannot be scaled to 0; roll back without restore_data, or make it replicated; "
+                                 "nothing was changed" % (applier.name, clients[name], name))
+        found.append((name, clients[name], now))
+    return found
+
+
+def refuse_missing_snapshots(applier, restoring):
+    """Before any change, on a real run: each snapshot in the stack's volume on the node its server's
+    task runs on (database/snapshots.py: the index beside the dumps). A dry run reads no volume: the
+    restore's own words say what it would do."""
+    if applier.engine.dry_run:
+        return
+    from ansible_collections.clockwork.connections.plugins.module_utils.database.snapshots import (  # pylint: disable=import-outside-toplevel
+        ServerContainer, SnapshotStore)
+    for label, connection, snapshot, later in restoring:
+        server = connection["to_resource"]
+        try:
+            store = SnapshotStore(ServerContainer(applier.view, server), applier.name)
+            kept = [e["snapshot"] for e in store.index()]
+        except ClockworkError as exc:
+            raise ClockworkError("stack %s: restore_data: %s cannot be restored: %s; nothing was changed" % (
+                applier.name, label, exc.msg))
+        if snapshot["name"] not in kept:
+            raise ClockworkError(
+                "stack %s: restore_data: snapshot %s of %s (taken %s by release %d, before its migrations) is not in "
+                "volume %s on the node of service %s (kept: %s); nothing was changed" % (
+                    applier.name, snapshot["name"], label, snapshot.get("created") or "at a time not recorded", later,
+                    store.volume, server, ", ".join(kept) or "none"))
+
+
+def stop_clients(applier, clients):
+    """Each client service scaled to 0 (its spec otherwise as it is), then, on a real run, waited for
+    until none of its tasks runs: nothing writes to a database while it is restored."""
+    view, gateway = applier.view, applier.engine
+    for name, label, now in clients:
+        current = gateway.service(now["id"])
+        options = spec_options(current["Spec"])
+        options["mode"] = {"Replicated": {"Replicas": 0}}
+        applier._record("service", name, True, ["stop"], [  # pylint: disable=protected-access
+            "client of %s, whose data is restored: scaled to 0" % label])
+        applier.say("%s: stop (scaled to 0: client of %s, whose data is restored)" % (name, label))
+        try:
+            view.update_service(current["ID"], current["Version"]["Index"], name, fetch_current_spec=False, **options)
+        except APIError as exc:
+            raise ClockworkError("service %s: the Swarm manager refused to scale it to 0 before the restore of %s: "
+                                 "%s" % (name, label, engine_words(exc)))
+    if gateway.dry_run:
+        return
+    for name, label, now in clients:
+        wait_stopped(gateway, now["id"], name, label)
+
+
+def wait_stopped(gateway, service_id, name, label):
+    """Until no task of the service may still write (see LIVE_STATES), bounded."""
+    deadline = gateway.monotonic() + RETURN_TIMEOUT
+    while True:
+        try:
+            live = [t for t in gateway.tasks(filters={"service": service_id})
+                    if (t.get("Status") or {}).get("State") in LIVE_STATES]
+        except APIError as exc:
+            raise ClockworkError("service %s: cannot follow its tasks: %s" % (name, engine_words(exc)))
+        if not live:
+            return
+        if gateway.monotonic() >= deadline:
+            raise ClockworkError("service %s: %d of its tasks still ran %ss after it was scaled to 0 for the restore "
+                                 "of %s; nothing was restored: run the rollback again" % (
+                                     name, len(live), RETURN_TIMEOUT, label))
+        gateway.sleep(0.3)
+
+
+def restore_databases(applier, going, steps, restoring, clients):
+    """The clients stopped, then each database restored through the engine of the node its server's
+    task runs on (the view locates the task: database/snapshots.py ServerContainer); `steps` gets
+    the clients' way back to the release's spec. [{snapshot, created, size, lost, database, release}]."""
+    from ansible_collections.clockwork.connections.plugins.module_utils.database.restore import (  # pylint: disable=import-outside-toplevel
+        restore_connection)
+    stop_clients(applier, clients)
+    restored = []
+    for label, connection, snapshot, later in restoring:
+        result = restore_connection(applier.view, applier.name, connection, snapshot)
+        applier._record("database", label, result.changed, result.actions)  # pylint: disable=protected-access
+        applier.say("%s: %s" % (label, "; ".join(result.actions)))
+        restored.append(dict(result.extra.get("restore") or {}, database=label, release=later))
+    stepped = set(step[0] for step in steps)
+    for name, _label, now in clients:
+        if name not in stepped and name in going.specs:
+            # Back to the release's spec, its replicas included: the same update a drift would make.
+            steps.append((name, "update", ["its database is restored"], now))
+    return restored
