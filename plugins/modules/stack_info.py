@@ -120,6 +120,17 @@ releases:
         - Database connection -> C(to), C(engine), C(database), C(migrations) (each with C(kind), C(name),
           C(sha256) and C(applied_here), true when this release applied it), C(migrations_from) and C(snapshots).
       type: dict
+    networks:
+      description: The stack's networks, by name, with the settings the plan wanted (a rollback makes a gone one again).
+      type: dict
+    rolled_back_to:
+      description: When a rollback made this release, the release it returned to (then also C(restored_data)).
+      type: int
+      returned: when a rollback made it
+    restored_data:
+      description: Whether that rollback also restored the databases (O(clockwork.connections.stack#module:restore_data)).
+      type: bool
+      returned: when a rollback made it
     missing_images:
       description:
         - Container name -> the image ID it ran, for each image the engine no longer has; a return to this

@@ -103,6 +103,7 @@ def release_view(release, current=None):
         "containers": dict((name, container_view(c)) for name, c in sorted(release["containers"].items())),
         "services": dict((name, service_view(s)) for name, s in sorted(release["services"].items())),
         "databases": release["databases"],
+        "networks": dict(release.get("networks") or {}),
     }
     if release.get("rolled_back_to"):
         view.update(rolled_back_to=release["rolled_back_to"], restored_data=bool(release.get("restored_data")))
