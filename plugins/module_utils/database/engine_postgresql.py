@@ -105,6 +105,7 @@ class PostgresTarget(object):
         self.errors = psycopg
         self.settings = settings
         self.server = server   # the server's container: snapshots are dumped and restored inside it
+        self.address = (host, port)
         self.timeout = max(1, int(timeout or 1))
         self.where = "postgresql at %s:%s as %s (database %s)" % (host, port, settings["user"], settings["database"])
         self.migration_timeout = max(1, int(settings.get("migration_timeout") or MIGRATION_TIMEOUT))

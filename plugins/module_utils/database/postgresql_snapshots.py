@@ -141,8 +141,9 @@ def restore(target, ctx, result, snapshot, admin_of):
             result.extra["snapshot_before_restore"] = before
         again = "run the restore again (snapshot %s%s is kept)" % (
             snapshot, " and the state before it, %s," % before if before else "")
-        recreate(target, entry, again)
-        env = login_env(target)
+        admin = admin_of(server.env(), None, server.name)
+        user, password = recreate(target, entry, again, [admin[:2]] if admin else [])
+        env = login_env(target, user, password)
         server.exec(["pg_restore", "-w", "--exit-on-error", "--single-transaction", "--dbname=" + conninfo(database),
                      loaded], env, target.migration_timeout, "loading snapshot %s into %s (pg_restore)" % (
                          snapshot, database), again, secrets=[env.get("PGPASSWORD")])
@@ -155,25 +156,39 @@ def conninfo(database):
     return "dbname='%s'" % str(database).replace("\\", "\\\\").replace("'", "\\'")
 
 
-def recreate(target, entry, again):
+def maintenance_session(target, logins, again):
+    """(user, password, session) in the maintenance database: the server's own role first (`logins`,
+    from its env: it may drop, create and own whatever the snapshot holds), else the connection's."""
+    host, port = target.address
+    tried = []
+    for user, password in list(logins) + [(target.settings["user"], target.settings["password"])]:
+        for dbname in ("postgres", "template1"):
+            try:
+                return user, password, target.errors.connect(
+                    host=host, port=port, user=user, password=password, dbname=dbname, connect_timeout=5,
+                    autocommit=True, client_encoding="utf8", application_name="clockwork.connections")
+            except target.errors.Error as exc:
+                said = " ".join(str(exc).split())
+                if password:
+                    said = said.replace(password, "********")
+                if 'database "%s" does not exist' % dbname not in said:
+                    tried.append("as %s: %s" % (user, said))
+                    break
+    raise ClockworkError("%s: logging in to the maintenance database to restore failed (%s); nothing was changed, "
+                         "%s" % (target.where, "; ".join(tried), again))
+
+
+def recreate(target, entry, again, logins):
     """Drop the database and create it again as the snapshot found it, from the maintenance
     database. The target's own session (it holds clockwork's lock) ends first; every other session
-    of the database is ended (its clients were stopped; one left would keep the drop waiting)."""
+    of the database is ended (its clients were stopped; one left would keep the drop waiting).
+    Returns the (user, password) that did it, which loads the snapshot too."""
     sql = importlib.import_module("psycopg.sql")
     database = str(target.settings["database"])
     target.unlock()
     target.close()
     target.conn = None
-    try:
-        try:
-            maintenance = target._connect("postgres")  # pylint: disable=protected-access
-        except target.errors.OperationalError as exc:
-            if 'database "postgres" does not exist' not in str(exc):
-                raise
-            maintenance = target._connect("template1")  # pylint: disable=protected-access
-    except target.errors.Error as exc:
-        raise ClockworkError("%s: logging in to the maintenance database to restore failed: %s; nothing was changed, "
-                             "%s" % (target.where, " ".join(str(exc).split()), again))
+    user, password, maintenance = maintenance_session(target, logins, again)
     name = sql.Identifier(database)
     steps = [
         ("ending the sessions of %s" % database, sql.SQL(
@@ -194,3 +209,4 @@ def recreate(target, entry, again):
                 raise ClockworkError("%s: %s failed: %s; %s" % (target.where, doing, " ".join(str(exc).split()), again))
     finally:
         maintenance.close()
+    return user, password
