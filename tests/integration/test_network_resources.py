@@ -124,3 +124,49 @@ def test_a_changed_network_resource_is_recreated_or_refused_and_destroy_keeps_wh
     finally:
         docker("rm", "-f", foreign, check=False)
         docker("network", "rm", found, check=False)
+
+
+def test_external_network_and_volume_are_used_as_they_are_and_left_by_destroy_with_purge(stack):
+    """Compose's `external: true`: made by the test (as by whoever runs the stack), joined and mounted by
+    the stack, never changed by it, left by its destroy with purge; missing, refused before any change."""
+    net, vol, app = stack + "-ext-net", stack + "-ext-vol", stack + "-app"
+    resources = [{"name": "outside", "type": "network", "network_name": net, "external": True},
+                 {"name": "shared", "type": "volume", "volume_name": vol, "external": True},
+                 {"name": app, "image": NGINX_IMAGE, "networks": [{"name": net}],
+                  "mounts": [{"type": "volume", "source": vol, "target": "/data"}]}]
+    tasks = [{"name": "stack", "clockwork.connections.stack": {"name": stack, "resources": resources},
+              "register": "result"}]
+    missing = playbook(tasks)
+    assert missing.rc != 0 and "resource outside: external: network %s does not exist" % net in missing.output \
+        and "resource shared: external: volume %s does not exist" % vol in missing.output, missing.details
+    assert ours(stack) == {"containers": {}, "networks": {}}, "refused before any change"
+    # Settings the stack would not give it (internal, a subnet of its own): never compared.
+    docker("network", "create", "--internal", "--subnet", random_subnet(), "--label", "made.by=test", net)
+    docker("volume", "create", "--label", "made.by=test", vol)
+    try:
+        before = (inspect("network", net), inspect("volume", vol))
+        check = playbook(tasks, check=True, diff=True)
+        assert check.rc == 0 and check.result("stack")["changed"] is True, check.details
+        assert [e for e in check.result("stack")["entries"] if e["name"] in (net, vol) and e["changed"]] == []
+        applied = playbook(tasks)
+        assert applied.rc == 0 and applied.result("stack")["changed"] is True, applied.details
+        assert [e for e in applied.result("stack")["entries"] if e["name"] in (net, vol) and e["changed"]] == []
+        attrs = inspect("container", app)
+        assert net in attrs["NetworkSettings"]["Networks"]
+        assert [m["Name"] for m in attrs["Mounts"] if m["Destination"] == "/data"] == [vol]
+        for check_mode in (False, True):
+            run = playbook(tasks, check=check_mode)
+            assert run.rc == 0 and run.result("stack")["changed"] is False, run.details
+        assert inspect("network", net)["Id"] == before[0]["Id"]
+        assert inspect("network", net)["Labels"] == {"made.by": "test"} and inspect("volume", vol) == before[1]
+        destroy = [dict(tasks[0], **{"clockwork.connections.stack": dict(
+            tasks[0]["clockwork.connections.stack"], state="absent", purge=True)})]
+        removed = playbook(destroy)
+        assert removed.rc == 0 and removed.result("stack")["changed"] is True, removed.details
+        assert inspect("container", app) is None
+        assert inspect("network", net)["Id"] == before[0]["Id"] and inspect("volume", vol) == before[1], \
+            "destroy with purge leaves what the stack did not make"
+    finally:
+        docker("rm", "-f", app, check=False)
+        docker("network", "rm", net, check=False)
+        docker("volume", "rm", vol, check=False)
