@@ -7,15 +7,18 @@ of it change nothing.
 The swarm is joined and left as tests/integration/test_swarm.py does (its `swarm` fixture: the
 engine is left as it was found). What is asserted is `docker service inspect`'s Spec compared with
 the one the release recorded on the Docker host (~/.clockwork/<stack>/releases, releases/store.py).
-Database snapshots on Swarm are issue 35 part 4's (not here)."""
+Last, restore_data: PostgreSQL with rows, release 2 with migration V2 adding a column and backfilling it
+(its snapshot taken before V2 inside the server's task, through its node's engine), then `state: rolled_back`
+with `restore_data`: --check names the snapshot, its time and size and the rows that would be lost; the
+database is then exactly as before V2 (pg_dump compared), and a rerun and --check change nothing."""
 import time
 
 import docker as docker_sdk
 import pytest
 
-from helpers import NGINX_IMAGE, as_text, docker
+from helpers import NGINX_IMAGE, POSTGRES_IMAGE, as_text, docker
 from test_replicas import POLL, log_lines, poll_lines
-from test_swarm import API_SCRIPT, remove_swarm_stack, swarm  # noqa: F401  (the swarm fixture)
+from test_swarm import API_SCRIPT, remove_swarm_stack, swarm, task_container  # noqa: F401  (the swarm fixture)
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
@@ -144,3 +147,79 @@ def test_a_failed_deploy_goes_back_to_the_release_and_a_rollback_returns_to_one(
     assert again["changed"] is False and again["rolled_back_to"] == first, as_text(again)
     checked = run(stack, tmp_path, check=True, state="rolled_back", release="previous")
     assert checked["changed"] is False, as_text(checked)
+
+
+PASSWORD = "pg-sw4rm-5ecret"   # pragma: allowlist secret
+V2 = "ALTER TABLE items ADD COLUMN label text;\nUPDATE items SET label = upper(name);\n"
+
+
+def database_declaration(stack, migrations=()):
+    """PostgreSQL with a table of rows, and its one client (the api, one task)."""
+    db, api = stack + "-db", stack + "-api"
+    resources = [
+        {"name": db, "image": POSTGRES_IMAGE, "ports": ["5432"], "endpoint_mode": "dnsrr",
+         "env": {"POSTGRES_PASSWORD": PASSWORD, "POSTGRES_DB": "appdb"},
+         "healthcheck": {"test": "pg_isready -U postgres -d appdb", "interval": "1s", "retries": 30}},
+        {"name": api, "image": NGINX_IMAGE, "endpoint_mode": "dnsrr"},
+    ]
+    connections = [{"type": "database", "from": api, "to": db, "username": "postgres", "password": PASSWORD,
+                    "database_name": "appdb", "schema_file": "schema.sql",
+                    "schema_content": "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL); "
+                                      "INSERT INTO items (name) VALUES ('one'), ('two');",
+                    "migrations": list(migrations)}]
+    return dict(declared=resources, connections=connections)
+
+
+def psql(stack, sql):
+    return docker("exec", task_container(stack + "-db"), "psql", "-U", "postgres", "-d", "appdb", "-Atc", sql)
+
+
+def dumped(stack):
+    """The database as pg_dump writes it, without the random key of its \\restrict lines."""
+    out = docker("exec", task_container(stack + "-db"), "pg_dump", "-U", "postgres", "--no-password", "appdb")
+    return "\n".join(line for line in out.splitlines() if not line.startswith(("\\restrict ", "\\unrestrict ")))
+
+
+def test_restore_data_puts_the_database_back_as_before_the_next_release_s_migration(swarm_stack, tmp_path):
+    stack = swarm_stack
+    api, label = stack + "-api", "database %s-api -> %s-db" % (stack, stack)
+    first = run(stack, tmp_path, **database_declaration(stack))["release"]["number"]
+    psql(stack, "INSERT INTO items (name) VALUES ('three')")
+    before = dumped(stack)
+
+    two = database_declaration(stack, [{"name": "V2__label.sql", "content": V2}])
+    report = run(stack, tmp_path, **two)
+    second = report["release"]["number"]
+    snapshots = ReleaseStore(open_gateway(True).files, stack).release(second)["databases"][label]["snapshots"]
+    assert [(s["kind"], s["volume"]) for s in snapshots] == [("pg_dump", stack + "-clockwork-snapshots")], \
+        as_text(report)
+    assert docker("volume", "inspect", "-f", "{{.Name}}", stack + "-clockwork-snapshots") == \
+        stack + "-clockwork-snapshots", "kept in a volume on the node of the server's task"
+    assert psql(stack, "SELECT label FROM items ORDER BY id").split() == ["ONE", "TWO", "THREE"]
+    psql(stack, "INSERT INTO items (name, label) VALUES ('late', 'LATE')")
+
+    rollback = dict(two, state="rolled_back", release="previous", restore_data=True)
+    checked = run(stack, tmp_path, check=True, **rollback)
+    restore = [e for e in checked["entries"] if e["kind"] == "database"]
+    assert checked["changed"] is True and checked["rolled_back_to"] == first, as_text(checked)
+    assert restore and restore[0]["actions"][0].startswith("restore snapshot %s of appdb, taken %s" % (
+        snapshots[0]["name"], snapshots[0]["created"])), as_text(checked)
+    assert "kB)" in restore[0]["actions"][0] or "MB)" in restore[0]["actions"][0], as_text(checked)
+    assert "rows written to appdb after %s are lost" % snapshots[0]["created"] in restore[0]["actions"][0]
+    assert PASSWORD not in as_text(checked)
+    assert "late" in psql(stack, "SELECT name FROM items").split(), "--check changed nothing"
+
+    report = run(stack, tmp_path, **rollback)
+    assert report["changed"] is True and report["rolled_back_to"] == first, as_text(report)
+    assert [(e["kind"], e["name"], e["actions"][0].split(" of ")[0]) for e in report["entries"] if e["changed"]][:2] \
+        == [("service", api, "stop"), ("database", label, "restore snapshot %s" % snapshots[0]["name"])], \
+        as_text(report)
+    assert dumped(stack) == before, "schema and rows are not as before V2"
+    assert len(docker("service", "ps", api, "--filter", "desired-state=running", "-q").split()) == 1, \
+        "the client runs again"
+
+    again = run(stack, tmp_path, **rollback)
+    assert again["changed"] is False, as_text(again)
+    checked = run(stack, tmp_path, check=True, **rollback)
+    assert checked["changed"] is False, as_text(checked)
+    assert dumped(stack) == before
