@@ -6,8 +6,8 @@ import json
 import pytest
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-from ansible_collections.clockwork.connections.plugins.module_utils.connection import CONNECTION_ARGS
-from ansible_collections.clockwork.connections.plugins.module_utils.database.connection_type import DATABASE_ARGS
+from ansible_collections.clockwork.connections.plugins.module_utils.connection import CONNECTION_ARGS, ConnectionContext
+from ansible_collections.clockwork.connections.plugins.module_utils.database.connection_type import DATABASE_ARGS, TYPE
 from ansible_collections.clockwork.connections.plugins.module_utils.database.restore import restore_connection
 from ansible_collections.clockwork.connections.plugins.module_utils.database.snapshots import megabytes
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
@@ -220,3 +220,27 @@ def test_redis_keeps_an_rdb_copy_for_each_release_and_the_restore_puts_it_back(s
     assert done.actions[-1].startswith("restart %s-cache with the copy as its /data/" % stack), done.actions
     assert redis_cli(stack, "GET", "greeting") == "from release 2" and redis_cli(stack, "EXISTS", "other") == "0"
     assert PASSWORD not in json.dumps(done.actions)
+
+
+def test_a_role_that_owns_less_than_the_database_holds_is_snapshotted_and_restored_as_the_servers_own(stack):
+    """The connection's role may not read a table of the administrator's: pg_dump runs as the server's own role
+    (POSTGRES_PASSWORD of its env), and so does the restore, which gives the database back to its owner."""
+    pg = stack + "-pg"
+    assert playbook([postgres_task(pg, stack), api_task(stack)]).rc == 0
+    psql(pg, "CREATE ROLE app LOGIN PASSWORD 'app-pw'; ALTER DATABASE appdb OWNER TO app")
+    psql(pg, "CREATE TABLE admin_only (id int); INSERT INTO admin_only VALUES (42)")
+    docker("exec", pg, "psql", "-U", "app", "-d", "appdb", "-c", "CREATE TABLE users (id int); INSERT INTO users "
+           "VALUES (1), (2)")
+    params = connection(stack, pg)
+    v1 = {"name": "V1.sql", "content": "CREATE TABLE notes (id int);"}
+    v2 = {"name": "V2.sql", "content": "ALTER TABLE users ADD COLUMN x int; UPDATE users SET x = 7;"}
+    params.update(username="app", password="app-pw", migrations_dir="/nowhere", migrations=[v1])
+    assert TYPE.run(ConnectionContext(DockerGateway(), stack), params).extra["snapshot"]
+    before = dumped(pg)
+    params["migrations"] = [v1, v2]
+    applied = TYPE.run(ConnectionContext(DockerGateway(), stack), params)
+    assert applied.actions == ["snapshot appdb before migration V2.sql", "apply migration V2.sql"]
+    psql(pg, "INSERT INTO admin_only VALUES (43)")
+    done = restore_connection(DockerGateway(), stack, params, applied.extra["snapshot"])
+    assert done.changed and dumped(pg) == before
+    assert psql(pg, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'appdb'") == "app"
