@@ -609,3 +609,18 @@ def test_restore_data_without_the_declarations_login_or_with_a_global_client_is_
     assert "service api is global: its tasks cannot be scaled to 0" in refused.value.msg
     assert restored == [] and ms.stack_writes(engine, since, gateway) == []
     applier.close()
+
+
+def test_restore_data_of_a_redis_copy_is_refused_on_swarm_before_any_change(base, restored):
+    engine = ms.new_engine(swarm=True)
+    first = released(engine, base)
+    applier = SwarmApplier(ms.RecordingGateway(engine), with_login(base, first))
+    since = len(engine.calls)
+    from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm import rollback
+    with pytest.raises(ClockworkError) as refused:
+        rollback.clients_to_stop(applier, [("redis api -> cache", {"from_resource": "api"}, dict(SNAPSHOT, kind="rdb"),
+                                            2)])
+    assert "restore_data: redis api -> cache keeps Redis copies" in refused.value.msg, refused.value.msg
+    assert "nothing was changed" in refused.value.msg
+    assert ms.stack_writes(engine, since, applier.engine) == []
+    applier.close()

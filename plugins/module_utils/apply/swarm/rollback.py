@@ -343,7 +343,14 @@ LIVE_STATES = ("new", "allocated", "pending", "assigned", "accepted", "preparing
 
 def clients_to_stop(applier, restoring):
     """[(service, the database label, its service now)] of the restored databases' clients in the
-    stack; refused before any change when one cannot be scaled to 0 (a global service)."""
+    stack; refused before any change when one cannot be scaled to 0 (a global service), or a
+    database's restore cannot be made on Swarm (Redis's)."""
+    for label, _connection, snapshot, _later in restoring:
+        if snapshot.get("kind") == "rdb":
+            # Its restore stops the server's container, and Swarm would start another task meanwhile.
+            raise ClockworkError("stack %s: restore_data: %s keeps Redis copies, whose restore stops and starts the "
+                                 "server, which Swarm would replace by a new task: not on Swarm; roll back without "
+                                 "restore_data; nothing was changed" % (applier.name, label))
     clients = dict((c["from_resource"], label) for label, c, _snapshot, _later in restoring)
     running = stack_services(applier.engine, applier.name)
     found = []
