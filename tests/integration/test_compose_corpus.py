@@ -11,6 +11,7 @@ import os
 import socket
 
 import pytest
+import yaml
 
 from compose_compare import compose_v2, compose_v2_missing, differences
 from helpers import LOCAL_IMAGES, NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, ROOT, as_text, docker
@@ -249,7 +250,20 @@ def test_compose_config_of_the_file_and_of_its_round_trip_agree(tmp_path, name, 
 
 # -- deployed by both ---------------------------------------------------------------------------------
 
-DEPLOYED = ["hardened.yaml", "wordpress.yaml", "gitea.yaml", "nextcloud.yaml", "secret_path.yaml", "flask_redis.yaml"]
+DEPLOYED = ["hardened.yaml", "wordpress.yaml", "gitea.yaml", "nextcloud.yaml", "secret_path.yaml", "flask_redis.yaml",
+            "external.yaml"]
+
+
+def made_externals(text, request):
+    """The file's external networks and volumes, made before either deploys it (Compose and the stack both
+    refuse a missing one) and removed after both: neither removes them."""
+    document = yaml.safe_load(text)
+    for kind in ("network", "volume"):
+        for key, spec in sorted((document.get(kind + "s") or {}).items()):
+            if (spec or {}).get("external"):
+                name = spec.get("name") or key
+                docker(kind, "create", name)
+                request.addfinalizer(lambda k=kind, n=name: docker(k, "rm", n, check=False))
 
 
 def built(shape, declared):
@@ -266,7 +280,9 @@ def test_the_stack_and_compose_up_make_the_same_containers(stack, tmp_path, name
     if name in NEEDS_BUILD and NO_BUILD:
         request.applymarker(pytest.mark.xfail(strict=True, reason="not in the stack yet: build"))
     tag = stack.split("-")[-1]
-    project_files(tmp_path, filled(open(os.path.join(CORPUS, name)).read(), tag="-" + tag))
+    text = filled(open(os.path.join(CORPUS, name)).read(), tag="-" + tag)
+    project_files(tmp_path, text)
+    made_externals(text, request)
     before = state_of(tag)
     dry = deploy(tmp_path, stack, check=True, diff=True, clockwork_compose_allow=ALLOW)
     assert dry.rc == 0, dry.output

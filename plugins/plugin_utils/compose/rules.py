@@ -573,9 +573,11 @@ class Declaration(object):
     def _shared_volume(self, name, mount, users, read_only):
         volume = self._volume(mount["source"])
         self.connections.append(dict({"type": "file", "from": name, "to": volume["name"], "mount_path": mount["target"],
-                                      "volume_name": volume["volume_name"], "volume_driver": volume.get("driver"),
+                                      "volume_name": volume["volume_name"],
                                       "description": "from compose: volume %s is shared by %s" % (
                                           mount["source"], ", ".join(users))}, **read_only))
+        if volume.get("driver"):   # an external volume's is the engine's
+            self.connections[-1]["volume_driver"] = volume["driver"]
 
     def _files(self, name, service, kind, directory):
         for index, (source, target, item) in enumerate(service[kind]):
