@@ -1,6 +1,7 @@
-"""Snapshots before migrations on a real PostgreSQL container (issue 35 part 4): pg_dump -Fc in the
-server's container, kept in the stack's volume, recorded in the result; the restore a rollback's
-restore_data calls (database/snapshots.py restore_connection) puts schema and every row back exactly."""
+"""Snapshots before migrations on the real engine (issue 35 part 4): PostgreSQL's pg_dump -Fc in the server's
+container, kept in the stack's volume, recorded in the result; the restore a rollback's restore_data calls
+(database/restore.py restore_connection) puts schema and every row back exactly; MariaDB's through the same call;
+Redis's RDB copy for each release of a stack, put back with the server stopped."""
 import json
 
 import pytest
@@ -19,6 +20,7 @@ from helpers import NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, docker, inspect, p
 from test_mysql import MARIADB_IMAGE, ROOT_PASSWORD, deploy, mysql
 from test_mysql_migrations_safety import dump
 from test_database import PASSWORD, api_task, db_task, postgres_task, psql, workdir  # noqa: F401  (workdir: fixture)
+
 
 @pytest.fixture
 def mariadb_workdir(tmp_path):
@@ -114,8 +116,8 @@ def test_a_migration_snapshots_the_database_and_the_restore_puts_back_every_row(
     assert dumped(pg) == after_v2
 
     done = restore_connection(DockerGateway(), stack, connection(stack, pg), snapshot)
-    assert done.changed and done.actions[0].startswith("restore snapshot %s of appdb, taken %s before migration "
-                                                      "V2__email.sql" % (snapshot["name"], snapshot["created"]))
+    assert done.changed and done.actions[0].startswith(
+        "restore snapshot %s of appdb, taken %s before migration V2__email.sql" % (snapshot["name"], snapshot["created"]))
     assert done.actions[1] == "keep the state before the restore as snapshot %s" % \
         done.extra["snapshot_before_restore"]
     assert dumped(pg) == before, "schema and rows are not as before V2"
@@ -130,7 +132,6 @@ def test_a_migration_snapshots_the_database_and_the_restore_puts_back_every_row(
         assert "no snapshot appdb-19700101T000000Z-000000 of database appdb" in exc.msg and \
             snapshot["name"] in exc.msg, exc.msg
     assert dumped(pg) == before
-
 
 
 def test_mariadb_is_restored_through_the_same_call(stack, mariadb_workdir):
@@ -164,7 +165,6 @@ def test_mariadb_is_restored_through_the_same_call(stack, mariadb_workdir):
         entry["snapshot"], entry["created"])), done.actions
     assert dump(stack) == before
     assert ROOT_PASSWORD not in json.dumps(done.actions)
-
 
 
 def redis_stack(stack, api_env):

@@ -112,8 +112,8 @@ def test_a_database_that_holds_tables_is_dumped_inside_its_server_and_kept_in_th
     assert set(snapshot) == {"name", "created", "size", "volume", "kind"}
     # The dump ran in the server's container, an argv list, the login in its env, not its command line.
     (container, argv, env), = [e for e in execs(live) if e[1][0] == "pg_dump"]
-    assert container == "db" and argv == ["pg_dump", "-w", "-Fc", "--lock-wait-timeout=3s",
-                                                "--file=/tmp/%s.dump" % name]
+    assert container == "db"
+    assert argv == ["pg_dump", "-w", "-Fc", "--lock-wait-timeout=3s", "--file=/tmp/%s.dump" % name]
     assert env == {"PGHOST": "127.0.0.1", "PGPORT": "5432", "PGUSER": "app", "PGDATABASE": "appdb",
                    "PGCONNECT_TIMEOUT": "5", "PGPASSWORD": PASSWORD}
     assert ("db", ["rm", "-f", "--", "/tmp/%s.dump" % name], {}) in execs(live)

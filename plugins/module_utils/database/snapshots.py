@@ -225,7 +225,6 @@ class SnapshotStore(object):
         finally:
             self._drop(helper)
 
-
     def read(self, entry, limit):
         """The content of a kept snapshot, at most `limit` bytes (a restore that writes it under another name)."""
         helper = self._helper(["true"])
