@@ -624,3 +624,28 @@ def test_restore_data_of_a_redis_copy_is_refused_on_swarm_before_any_change(base
     assert "nothing was changed" in refused.value.msg
     assert ms.stack_writes(engine, since, applier.engine) == []
     applier.close()
+
+
+def test_a_restore_that_fails_leaves_the_clients_stopped_and_the_same_rollback_completes_it(base, restored,
+                                                                                             monkeypatch):
+    engine = ms.new_engine(swarm=True)
+    first = released(engine, base)
+    second = released(engine, base, frontend={"env": {"FEATURE": "on"}})
+    snapshotted(engine, second)
+    working = restore.restore_connection
+
+    def failing(gateway, stack, connection, snapshot):
+        raise ClockworkError("database api -> postgres: loading snapshot %s into appdb (pg_restore) failed" %
+                             snapshot["name"])
+    monkeypatch.setattr(restore, "restore_connection", failing)
+    with pytest.raises(ClockworkError) as failed:
+        restore_run(engine, base, first)
+    assert "(pg_restore) failed\nservice api stays scaled to 0: the same rollback run again completes it" in \
+        failed.value.msg, failed.value.msg
+    assert running_tasks(engine, "api") == [] and store().index()["current"] == second
+
+    monkeypatch.setattr(restore, "restore_connection", working)
+    report, _gateway = restore_run(engine, base, first)
+    assert [c[0] for c in restored] == [0]
+    assert specs(engine) == recorded(first) and len(running_tasks(engine, "api")) == 2
+    assert report["release"]["number"] == second + 1

@@ -439,7 +439,14 @@ def restore_databases(applier, going, steps, restoring, clients):
     stop_clients(applier, clients)
     restored = []
     for label, connection, snapshot, later in restoring:
-        result = restore_connection(applier.view, applier.name, connection, snapshot)
+        try:
+            result = restore_connection(applier.view, applier.name, connection, snapshot)
+        except ClockworkError as exc:
+            stopped = ", ".join(name for name, _label, _now in clients)
+            raise ClockworkError("%s%s" % (exc.msg, "\nservice%s %s stay%s scaled to 0: the same rollback run again "
+                                                    "completes it" % ("" if len(clients) == 1 else "s", stopped,
+                                                                      "s" if len(clients) == 1 else "")
+                                           if clients else ""))
         applier._record("database", label, result.changed, result.actions)  # pylint: disable=protected-access
         applier.say("%s: %s" % (label, "; ".join(result.actions)))
         restored.append(dict(result.extra.get("restore") or {}, database=label, release=later))
