@@ -40,6 +40,15 @@ description:
     the dump is kept as a snapshot in the stack's volume C(<stack>-clockwork-snapshots) (the last O(snapshot_keep)
     per database), and a file that still fails on the real database names it - the stack role's
     C(clockwork_restore) puts it back, never anything by itself. Check mode makes no snapshot and no copy.
+  - Before the files of a run are applied to a PostgreSQL database that holds tables, C(pg_dump -Fc) runs inside the
+    server's container (the login in the exec's environment, its lock waits bounded by O(timeout); as the role the
+    server's C(POSTGRES_PASSWORD) declares when the connection's may not read everything) and the dump is kept in the
+    stack's volume C(<stack>-clockwork-snapshots), the last O(snapshot_keep) per database; a database larger than
+    O(snapshot_max_mb) gets none, and the result says so. Each file still runs in one transaction - the snapshot is
+    what O(restore_snapshot), or a stack's rollback with restore_data, puts back. Check mode makes none and says
+    it would.
+  - The snapshot taken before a run's files (all engines) is in the result as RV(snapshot), and a stack records it
+    in its release.
   - On MySQL each session's C(lock_wait_timeout) and C(innodb_lock_wait_timeout) are O(timeout), and so are the
     driver's read and write timeouts, except for the statements of a file, which may run O(migration_timeout)
     seconds each before they are stopped on the server (C(KILL)), and the error names the file and the statement.
@@ -150,21 +159,38 @@ options:
     choices: [auto, always, never]
     default: auto
   snapshot_keep:
-    description: MySQL and MariaDB - how many snapshots of each database the stack's volume keeps, the newest.
+    description:
+      - How many snapshots of each database (PostgreSQL, MySQL, MariaDB; Redis's copies with O(snapshot)) the stack's
+        volume keeps, the newest.
     type: int
     default: 3
   snapshot_max_mb:
     description:
+      - PostgreSQL - a database larger than this (C(pg_database_size)) is not snapshotted before its files, and the
+        result says so.
       - MySQL and MariaDB - with O(rehearse=auto), a database whose tables take more megabytes than this (data and
         indexes, as C(information_schema.tables) counts them) is not rehearsed nor snapshotted.
+      - Redis - a copy larger than this is not restored.
     type: int
     default: 1024
+  snapshot:
+    description:
+      - Redis - keep an RDB copy of the server's data (C(redis-cli --rdb) inside its container) in the stack's volume
+        C(<stack>-clockwork-snapshots) on each run of the stack that changes something, recorded in its release (the
+        last O(snapshot_keep)). It is no change of its own, and the single module (outside a stack) keeps none. A
+        rollback with restore_data, or O(restore_snapshot), puts one back - the server stopped, its RDB file
+        replaced, started again; a server with C(appendonly yes) is refused. Check mode keeps none.
+      - PostgreSQL, MySQL and MariaDB keep their snapshots before their files by themselves; V(true) is refused for them.
+    type: bool
+    default: false
   restore_snapshot:
     description:
-      - MySQL and MariaDB - put O(database_name) back as this snapshot (of the stack's volume) has it, and do nothing
-        else - its state before is kept as a snapshot first, then the database is dropped, created again and
-        loaded. Rows written since the snapshot are gone, so a stack never does it; the stack role's
-        C(clockwork_restore) variable sets it.
+      - Put O(database_name) back as this snapshot (of the stack's volume) has it, and do nothing else - its state
+        before is kept as a snapshot first, then the database is dropped, created again (PostgreSQL - with the owner,
+        encoding and locale the snapshot recorded, as the server's own role when it logs in) and loaded (PostgreSQL -
+        C(pg_restore --single-transaction)). Redis - the server is stopped, the copy put in place of its RDB file,
+        and started again. Rows written since the snapshot are gone, so a stack never does it; the stack role's
+        C(clockwork_restore) variable sets it, and a stack's rollback with restore_data.
     type: str
   migration_timeout:
     description:
@@ -252,6 +278,45 @@ snapshot_before_restore:
   description: With O(restore_snapshot), the snapshot of the database as it was before the restore.
   returned: when a restore replaced an existing database
   type: str
+snapshot:
+  description: The snapshot taken before this run's files (Redis - the copy kept for the release).
+  returned: when one was taken
+  type: dict
+  contains:
+    name:
+      description: Its name in the stack's volume.
+      type: str
+    created:
+      description: When it was taken (UTC).
+      type: str
+    size:
+      description: Its size in bytes.
+      type: int
+    volume:
+      description: The stack's snapshot volume.
+      type: str
+    kind:
+      description: V(pg_dump), V(mysqldump) or V(rdb).
+      type: str
+  sample: {name: appdb-20261206T205500Z-3a7618, created: "2026-12-06 20:55:00 UTC", size: 2440,
+           volume: shop-clockwork-snapshots, kind: pg_dump}
+restore:
+  description: With O(restore_snapshot), the snapshot put back and what it loses.
+  returned: when a restore ran (or, in check mode, would)
+  type: dict
+  contains:
+    snapshot:
+      description: Its name.
+      type: str
+    created:
+      description: When it was taken (UTC).
+      type: str
+    size:
+      description: Its size in bytes.
+      type: int
+    lost:
+      description: What the restore loses, as C(rows written to appdb after 2026-12-06 20:55:00 UTC are lost).
+      type: str
 pending:
   description: Schema and migration files not applied yet (in check mode, what would be applied).
   returned: when the server could be reached, or does not exist yet
