@@ -145,7 +145,8 @@ def volumes_made(params):
 NETWORK_SETTINGS = ("driver", "internal", "enable_ipv6", "subnet", "gateway")
 NETWORK_RESOURCE_ARGS = dict(name=dict(type="str", required=True), network_name=dict(type="str"),
                              driver=dict(type="str"), internal=dict(type="bool"), enable_ipv6=dict(type="bool"),
-                             subnet=dict(type="str"), gateway=dict(type="str"), external=dict(type="bool", default=False))
+                             subnet=dict(type="str"), gateway=dict(type="str"),
+                             external=dict(type="bool", default=False))
 # A driver's name: a built-in one or a plugin's (`vieux/sshfs:latest`).
 _DRIVER = re.compile(r"^[a-z0-9][a-z0-9_.-]*(?:/[a-z0-9][a-z0-9_.-]*)*(?::[\w][\w.-]*)?$")
 
