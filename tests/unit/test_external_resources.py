@@ -202,3 +202,17 @@ def test_on_swarm_an_external_overlay_network_is_joined_and_left_at_destroy(tmp_
     ms.run(engine, ms.params(tmp_path, [api, OUTSIDE, SHARED], [], name="shop", engine="swarm", state="absent",
                              purge=True))
     assert _objects(engine) == objects
+
+
+def test_an_address_on_an_external_network_is_one_of_its_subnets(tmp_path):
+    engine = ms.new_engine()
+    engine.create_network("outside", driver="bridge", ipam={"Driver": "default", "Config": [{"Subnet": "10.78.0.0/24"}]})
+    engine.create_volume("shared_data", driver="local")
+    api = dict(API, networks=[{"name": "outside", "ipv4_address": "10.79.0.5"}])
+    with pytest.raises(ClockworkError) as error:
+        ms.run(engine, ms.params(tmp_path, [api, OUTSIDE, SHARED], [], name="shop"))
+    assert "resource api: networks: outside: ipv4_address 10.79.0.5 is outside the subnets of external network " \
+           "outside (10.78.0.0/24)" in error.value.msg, error.value.msg
+    api = dict(API, networks=[{"name": "outside", "ipv4_address": "10.78.0.5"}])
+    report, _gateway = ms.run(engine, ms.params(tmp_path, [api, OUTSIDE, SHARED], [], name="shop"))
+    assert ms.entry(report, "container", "api")["changed"] is True

@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import ipaddress
 import os
 import socket
 from concurrent.futures import ThreadPoolExecutor
@@ -106,6 +107,8 @@ class Preflight(object):
                                                            network["name"], self.make_network % network["name"]))
             elif attrs is not None:
                 self._network_problem(network, attrs)
+                if network["settings"] is None:
+                    self._external_address_problems(network["name"], attrs)
         self._volumes()
         for connection in self.plan.connections:
             kind = CONNECTION_TYPES[connection["type"]]
@@ -158,6 +161,25 @@ class Preflight(object):
                 self.problems.add(volume["by"], "volume %s exists with driver %s, not %s; it is never recreated, as "
                                                 "that would lose its data" % (
                                                     volume["name"], attrs.get("Driver"), volume["driver"]))
+
+    def _external_address_problems(self, name, attrs):
+        """A container's ipv4_address on an external network: in a subnet of the engine's (the plan cannot know)."""
+        subnets = [ipaddress.ip_network(p["Subnet"], strict=False) for p in (attrs.get("IPAM") or {}).get("Config") or []
+                   if p.get("Subnet")]
+        for resource in self.plan.order:
+            spec = self.plan.specs.get(resource)
+            for network in (spec.networks if spec is not None and spec.state != "absent" else []):
+                address = network.get("ipv4_address")
+                if network["name"] != name or not address:
+                    continue
+                try:
+                    inside = any(ipaddress.ip_address(address) in subnet for subnet in subnets)
+                except ValueError:
+                    continue   # the plan named it
+                if not inside:
+                    self.problems.add("resource %s" % resource, "networks: %s: ipv4_address %s is outside the subnets "
+                                      "of external network %s (%s)" % (name, address, name, ", ".join(
+                                          str(s) for s in subnets) or "none"))
 
     def _password_file_problems(self):
         """A link where a password file or a directory on its way is expected: the file's write
