@@ -14,7 +14,13 @@ stack that the release does not have is removed (only the stack's own: the list 
 Everything a spec names by id (its image, networks, secrets and configs) is looked for first, so a
 return that cannot be made is refused before any change, naming what is missing. Two are taken by
 what they are: an image whose tag names another image since is named by its id, and a secret or
-config made again under the same name (the digest of its content) by its new id."""
+config made again under the same name (the digest of its content) by its new id.
+
+With restore_data, a rollback also puts each database back as the snapshot the next deploy took
+before its migrations has it (releases/rollback.py `restores` chooses them): the database's client
+services are scaled to 0 first and waited for, the restore runs in the server's task through the
+engine of its node (database/restore.py, given this applier's view, which locates the task), and the
+clients then go back to the release's spec with the other services, their replicas included."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
