@@ -77,7 +77,7 @@ options:
     default: present
   release:
     description:
-      - With O(state=rolled_back), the release to return to, a number as RV(release.number) and
+      - With O(state=rolled_back), the release to return to, a number as RV(release) and
         M(clockwork.connections.stack_info) name it, or C(previous), the release before the current one.
       - When the current release was itself made by a rollback, C(previous) is the release that rollback returned
         to, so that a rerun of the same rollback changes nothing; name a number to go further back.
@@ -91,7 +91,11 @@ options:
         schema (migrations are meant to be backward compatible).
       - The databases' logins are taken from O(connections), so give the stack's declaration with it. A rerun of
         the rollback that restored them restores nothing again.
-      - Not on O(engine=swarm) yet - refused there before any change.
+      - With O(engine=swarm), the clients are the database's client services, scaled to 0 (their tasks waited for
+        until none runs) and put back on the release's spec afterwards, replicas included; each database is restored
+        through the engine of the node its server's task runs on, from the stack's snapshot volume there. Refused
+        before any change when that volume lacks the snapshot, a client is a global service, or the copy is a Redis
+        one (its restore restarts the server, which Swarm would replace by a new task).
     type: bool
     default: false
   purge:
@@ -169,8 +173,8 @@ options:
     description:
       - The stack's resources. C(container) (the default type) takes the options of
         M(clockwork.connections.container); C(file) takes C(path), C(content), C(mode) and C(owner);
-        C(volume) takes C(volume_name) and C(driver); C(network) takes C(network_name), C(driver), C(internal),
-        C(enable_ipv6), C(subnet) and C(gateway).
+        C(volume) takes C(volume_name), C(driver) and C(external); C(network) takes C(network_name), C(driver),
+        C(internal), C(enable_ipv6), C(subnet), C(gateway) and C(external).
     type: list
     elements: dict
     default: []
@@ -203,6 +207,15 @@ options:
         - C(vip) when not set, unless the Docker host's kernel has no IPVS, where a virtual IP does not
           answer; then C(dnsrr), with a warning. One of C(vip), C(dnsrr).
         type: str
+      external:
+        description:
+        - 'Network or volume resource: Compose''s C(external: true). The network or volume is used as it is:
+          the stack never creates, compares, recreates or removes it (a destroy with O(purge=true) included).
+          It must exist: the pre-flight refuses a missing one before any change. On engine swarm a network must
+          be an overlay network of the swarm.'
+        - Settings given beside it (C(driver), C(internal), C(enable_ipv6), C(subnet), C(gateway)) are refused,
+          as Compose refuses them. Default C(false).
+        type: bool
       gateway:
         description: 'Network resource only: the gateway address, inside C(subnet) (which it needs).'
         type: str
@@ -226,7 +239,8 @@ options:
         - The stack makes it before any container, whether or not a connection needs it, labelled as the
           stack's; containers join it by listing it in their C(networks). A changed field recreates it with the
           stack's containers reconnected (refused while a container of no stack is on it). C(state=absent)
-          removes it only when the stack made it (a network the stack found is left).
+          removes it only when the stack made it (a network the stack found is left). An C(external) one is never
+          made, changed or removed.
         type: str
       owner:
         description: Owner (name or uid) of C(source_path) on the Docker host.
