@@ -136,10 +136,8 @@ def test_build_on_the_live_engine_check_apply_idempotent_and_an_edit_rolls(stack
     assert served(name) == "<h1>v2</h1>"
     assert any(a.startswith("create container %s_clockwork_next_" % name) for a in gateway.actions), \
         "start-first: the new container ran beside the old one\n" + as_text(said(report, gateway))
-    # The previous image, which no container runs any more, is not left behind (nor its build's layers).
-    assert inspect("image", image["Id"]) is None, as_text(said(report, gateway))
-    assert "remove image %s (replaced by a rebuild, no container uses it)" % image["Id"][7:19] in gateway.actions
-    assert dangling(stack) == [], "no dangling image of the build is left"
+    # The previous image stays while release 1 (5 kept by default) runs it: a rollback needs it.
+    assert inspect("image", image["Id"]) is not None and dangling(stack) == [image["Id"][7:19]]
 
     for check in (False, True):
         report, gateway = converge(stack, app, tmp_path, check=check)
@@ -201,12 +199,13 @@ def test_build_only_service_through_the_playbook(stack, app, tmp_path, images):
 def test_a_context_beside_the_playbook_holding_the_stacks_own_files(stack, app, tmp_path, images):
     """`build: .` where the stack writes its diagram (diagram_path) and where a lock file lies: neither is part
     of the context, so the run that writes the diagram does not make the next one rebuild; an edit rebuilds and
-    the previous image goes. check -> apply -> rerun changed=0 -> check changed=0, each time."""
+    the previous image goes (releases_kept 1: no release runs it any more). check -> apply -> rerun changed=0 ->
+    check changed=0, each time."""
     name, tag = stack + "-web", "%s-%s-web:clockwork" % (stack, stack)
     images.add(tag)
     diagram = app / (stack + ".stack.md")
     task = stack_task(stack, app)
-    task["clockwork.connections.stack"]["diagram_path"] = str(diagram)
+    task["clockwork.connections.stack"].update(diagram_path=str(diagram), releases_kept=1)
     tasks = [task]
 
     def rounds(changed):
@@ -234,6 +233,7 @@ def test_a_context_beside_the_playbook_holding_the_stacks_own_files(stack, app, 
     images.add(rebuilt["Id"])
     assert rebuilt["Id"] != image["Id"] and inspect("container", name)["Image"] == rebuilt["Id"]
     assert inspect("image", image["Id"]) is None and dangling(stack) == [], "the previous image is removed"
+    assert inspect("image", tag)["Config"]["Labels"]["io.clockwork.build-stack"] == stack
     assert served(name) == "<h1>v2</h1>"
 
 

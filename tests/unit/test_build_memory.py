@@ -61,14 +61,14 @@ def declaration(app, **build):
     return [web, {"name": "cache", "image": NGINX}], []
 
 
-def shipped_params(base, tmp_path, resources, connections):
+def shipped_params(base, tmp_path, resources, connections, **options):
     """The stack's parameters as the action sends them: each context read, its tar where the module reads it."""
     kept = tmp_path / "remote-tmp"
     kept.mkdir(exist_ok=True)
 
     def transfer(local):
         return shutil.copy(local, str(kept))
-    return ms.params(base, ship_builds(resources, lambda p: p, transfer), connections)
+    return ms.params(base, ship_builds(resources, lambda p: p, transfer), connections, **options)
 
 
 def build_calls(engine, since=0):
@@ -136,11 +136,8 @@ def test_an_edited_source_file_rebuilds_and_rolls_the_container_start_first(app,
         "build image %s-web:clockwork" % STACK, "create container web_clockwork_next_<id>", "start container <id>",
         "disconnect container <id> from network %s_default" % STACK, "stop container <id>", "remove container <id>",
         "rename container <id> to web"]
-    # The previous image is not left dangling: removed with the old container, or with the stack's lock when
-    # the lock was made from it (the smallest image on the engine).
-    assert image_removals(gateway.actions) == ["remove image %s (replaced by a rebuild, no container uses it)"
-                                               % old_image[7:19]]
-    assert engine.inspect_or_none("image", old_image) is None
+    # The previous image stays: release 1 (kept: 5 by default) runs it, and a rollback to it needs it.
+    assert image_removals(gateway.actions) == [] and engine.inspect_or_none("image", old_image) is not None
     since = len(engine.calls)
     report, _gateway = run(engine, shipped_params(base, tmp_path, *declaration(app)))
     assert not report["changed"] and build_calls(engine, since) == []
@@ -152,57 +149,81 @@ def built_images(engine):
 
 
 @pytest.mark.parametrize("order", ["start-first", "stop-first"])
-def test_a_rebuild_leaves_no_dangling_image_behind(app, base, tmp_path, order):
+def test_a_rebuild_leaves_no_image_behind_that_no_release_needs(app, base, tmp_path, order):
+    """releases_kept 1: the previous image goes at the end of the run that rebuilt (the stack's lock takes
+    it, once the release that ran it is pruned); a rerun removes nothing."""
     engine = engine_with_images()
     resources, connections = declaration(app)
     resources[0]["update_order"] = order
-    run(engine, shipped_params(base, tmp_path, resources, connections))
+    run(engine, shipped_params(base, tmp_path, resources, connections, releases_kept=1))
+    labels = engine.inspect_or_none("image", image_of(engine, "web"))["Config"]["Labels"]
+    assert labels["io.clockwork.build-stack"] == STACK and "io.clockwork.stack" not in labels, \
+        "a built image names its stack, not with the stack's label (its containers would be the stack's)"
     for version in ("v2", "v3"):
         (app / "site" / "index.html").write_text("<h1>%s</h1>\n" % version)
-        report, gateway = run(engine, shipped_params(base, tmp_path, resources, connections))
+        previous = image_of(engine, "web")
+        report, gateway = run(engine, shipped_params(base, tmp_path, resources, connections, releases_kept=1))
         assert report["changed"]
         assert built_images(engine) == [image_of(engine, "web")], "one image: the one the container runs"
-        assert len([a for a in gateway.actions if a.startswith("remove image ")]) == 1
-    again, gateway = run(engine, shipped_params(base, tmp_path, resources, connections))
+        assert image_removals(gateway.actions) == ["remove image %s (built by the stack, nothing uses it)"
+                                                   % previous[7:19]], gateway.actions
+    again, gateway = run(engine, shipped_params(base, tmp_path, resources, connections, releases_kept=1))
     assert not again["changed"] and not [a for a in gateway.actions if "image" in a]
+
+
+def test_the_images_kept_releases_run_stay_until_the_releases_are_pruned(app, base, tmp_path):
+    engine = engine_with_images()
+    images = []
+    for version in ("v1", "v2", "v3"):
+        (app / "site" / "index.html").write_text("<h1>%s</h1>\n" % version)
+        run(engine, shipped_params(base, tmp_path, *declaration(app), releases_kept=2))
+        images.append(image_of(engine, "web"))
+    # Releases 2 and 3 are kept: release 2's image stays (untagged) for a rollback, release 1's is gone.
+    assert engine.inspect_or_none("image", images[0]) is None
+    assert engine.inspect_or_none("image", images[1])["RepoTags"] == []
+    assert built_images(engine) == sorted(images[1:])
 
 
 def test_a_replaced_image_something_else_uses_or_names_is_kept(app, base, tmp_path):
     engine = engine_with_images()
-    run(engine, shipped_params(base, tmp_path, *declaration(app)))
+    run(engine, shipped_params(base, tmp_path, *declaration(app), releases_kept=1))
     first = image_of(engine, "web")
     engine.create_container(first, name="someone-elses")   # not the stack's, made from the built image
     (app / "site" / "index.html").write_text("<h1>v2</h1>\n")
-    run(engine, shipped_params(base, tmp_path, *declaration(app)))
+    run(engine, shipped_params(base, tmp_path, *declaration(app), releases_kept=1))
     assert engine.inspect_or_none("image", first) is not None, "a container of somebody else's runs it"
     second = image_of(engine, "web")
     engine.add_image("mine/pinned:1", image_id=second)     # somebody tagged it too
     (app / "site" / "index.html").write_text("<h1>v3</h1>\n")
-    _report, gateway = run(engine, shipped_params(base, tmp_path, *declaration(app)))
+    _report, gateway = run(engine, shipped_params(base, tmp_path, *declaration(app), releases_kept=1))
     assert engine.inspect_or_none("image", second) is not None, "a tag of its own keeps it"
-    assert not [a for a in gateway.actions if a.startswith("remove image ")]
+    assert image_removals(gateway.actions) == []
     engine.remove_container("someone-elses")
     assert engine.inspect_or_none("image", first) is not None, "nobody of ours removed it: it stays"
+    (app / "site" / "index.html").write_text("<h1>v4</h1>\n")
+    _report, gateway = run(engine, shipped_params(base, tmp_path, *declaration(app), releases_kept=1))
+    assert engine.inspect_or_none("image", first) is None, "the next rebuild of the stack takes it"
 
 
 def test_a_rebuild_no_container_uses_removes_the_previous_image_at_once(app, tmp_path):
-    """On the gateway: a tag built again when no container runs the image it named."""
+    """On the gateway, in a run of stack shop (its lock made first): a tag built again when no container
+    runs the image it named, and no release of the stack holds it."""
     engine = engine_with_images()
     gateway = DockerGateway(api=engine)
-    resources = ship_builds([{"name": "web", "build": {"context": str(app)}}], lambda p: p, lambda p: shutil.copy(
-        p, str(tmp_path)))
-    build = resources[0]["build"]
-    first = builds.run_build(gateway, "shop-web:clockwork", build)[0]["Id"]
+    gateway.create_container("clockwork-lock-shop", NGINX, labels={"io.clockwork.lock": "shop"})
+
+    def shipped():
+        return ship_builds([{"name": "web", "build": {"context": str(app)}}], lambda p: p,
+                           lambda p: shutil.copy(p, str(tmp_path)))[0]["build"]
+    first = builds.run_build(gateway, "shop-web:clockwork", shipped())[0]
+    assert first["Config"]["Labels"]["io.clockwork.build-stack"] == "shop"
     (app / "site" / "index.html").write_text("<h1>v2</h1>\n")
-    build = ship_builds([{"name": "web", "build": {"context": str(app)}}], lambda p: p, lambda p: shutil.copy(
-        p, str(tmp_path)))[0]["build"]
     gateway.image("shop-web:clockwork")                     # the pre-flight reads it before the build
-    second = builds.run_build(gateway, "shop-web:clockwork", build)[0]["Id"]
-    assert second != first and engine.inspect_or_none("image", first) is None
-    assert gateway.actions[-1] == "remove image %s (replaced by a rebuild, no container uses it)" % first[7:19]
+    second = builds.run_build(gateway, "shop-web:clockwork", shipped())[0]["Id"]
+    assert second != first["Id"] and engine.inspect_or_none("image", first["Id"]) is None
+    assert gateway.actions[-1] == "remove image %s (built by the stack, nothing uses it)" % first["Id"][7:19]
     # An image nobody built here (no build hash label) is never removed.
-    plain = engine.inspect_or_none("image", NGINX)["Id"]
-    assert gateway.remove_replaced_image(plain) is False and engine.inspect_or_none("image", plain)
+    assert gateway.prune_built_images("shop") == [] and engine.inspect_or_none("image", NGINX)
 
 
 def test_an_ignored_file_edited_rebuilds_nothing(app, base, tmp_path):
@@ -245,7 +266,7 @@ def test_a_dry_run_records_would_build_and_sends_nothing(app, base, tmp_path):
     (app / "site" / "index.html").write_text("<h1>v2</h1>\n")
     _report, gateway = run(real, shipped_params(base, tmp_path, *declaration(app)))
     assert ms.without_lock(without_image_removals(dry.actions)) == ms.without_lock(without_image_removals(gateway.actions))
-    assert len(image_removals(dry.actions)) == len(image_removals(gateway.actions)) == 1
+    assert image_removals(dry.actions) == image_removals(gateway.actions) == []   # release 1 still runs it
 
 
 def test_a_dry_run_of_a_cold_stack_would_build(app, base, tmp_path):

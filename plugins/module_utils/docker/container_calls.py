@@ -6,9 +6,11 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.clockwork.connections.plugins.module_utils.common import STACK_LABEL
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.engine_api import EngineAPI
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import from_sdk
-from ansible_collections.clockwork.connections.plugins.module_utils.docker.image_calls import built_here
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.image_calls import (
+    BUILD_STACK_LABEL, built_here)
 
 # `docker update`'s arguments as the SDK's update_container names them, and the engine's keys of them
 # and of the two it lacks (nano_cpus, pids_limit: the engine takes them, PidsLimit since API 1.40).
@@ -16,6 +18,8 @@ UPDATE_BODY = {"mem_limit": "Memory", "mem_reservation": "MemoryReservation", "m
                "cpu_shares": "CpuShares", "restart_policy": "RestartPolicy", "nano_cpus": "NanoCpus",
                "pids_limit": "PidsLimit"}
 SDK_UPDATE = frozenset(("mem_limit", "mem_reservation", "memswap_limit", "cpu_shares", "restart_policy"))
+# The label of the stack a lock container locks (apply/lock.py's LOCK_LABEL): a built image's stack in a run.
+LOCK_LABEL = "io.clockwork.lock"
 
 
 def split_reference(image):
@@ -68,9 +72,10 @@ class ContainerCalls(object):
         labels, networking_config ...). Returns the engine's answer ({"Id": ...})."""
         made = self.api.create_container(
             image, name=name, host_config=self.api.create_host_config(**host_config) if host_config else None, **config)
+        labels = config.get("labels") or {}
         for key in (name, made.get("Id")):
             if key:
-                self._created_images[key] = image
+                self._created_images[key] = (image, labels.get(STACK_LABEL) or labels.get(LOCK_LABEL))
         self._wrote("create container %s" % name, ("container", name))
         self._names_changed(name)
         return made
@@ -117,26 +122,18 @@ class ContainerCalls(object):
             from_sdk(exc)
             raise
 
-    @property
-    def _created_images(self):
-        """Container (name and id) -> the image this gateway created it from, in this run."""
-        return self.__dict__.setdefault("_created_image_refs", {})
-
-    def _built_image_of(self, container):
-        """The image of `container` (a name or an id) that is removed, when it may be one a rebuild replaced:
-        a container this gateway created runs what it was created from (looked at only when a build of this
-        run replaced that image: the stack's lock, made and removed every run, costs no read); any other is
-        read (as cached under its name or id, else now) and counts when its labels, which have its image's,
-        say a stack built it."""
+    def _built_stack_of(self, container):
+        """The stack whose built images are looked at once `container` (a name or an id) is removed: a
+        container this gateway created (the stack's lock) when a build of this run replaced an image (the
+        lock, made and removed every run, costs no read); any other, read as cached under its name or id
+        (else now), when its labels, which have its image's, say a stack built its image. None otherwise."""
         if container in self._created_images:
-            image = self._created_images[container]
-            return image if image in self._replaced_images else None
+            return self._created_images[container][1] if self._replaced_images else None
         attrs = self._cache.get(("container", container)) or next(
             (a for key, a in list(self._cache.items()) if key[0] == "container" and a
              and (a.get("Id") or "").startswith(container)), None) or self.container(container)
-        if attrs and built_here((attrs.get("Config") or {}).get("Labels")):
-            return attrs.get("Image")
-        return None
+        labels = ((attrs or {}).get("Config") or {}).get("Labels") or {}
+        return labels.get(BUILD_STACK_LABEL) or labels.get(STACK_LABEL) if built_here(labels) else None
 
     def rename(self, container, new_name):
         self.api.rename(container, new_name)
@@ -145,14 +142,15 @@ class ContainerCalls(object):
         self._names_changed()
 
     def remove_container(self, container, force=False, volumes=False):
-        """`volumes`: its anonymous volumes too (`docker rm -v`). The last container of an image a rebuild
-        replaced takes the image with it (ImageCalls.remove_replaced_image)."""
-        image = self._built_image_of(container)
+        """`volumes`: its anonymous volumes too (`docker rm -v`). The last container of an image its stack
+        built takes the image with it, when no kept release needs it (ImageCalls.prune_built_images); the
+        stack's lock, removed at the end of a run that rebuilt, takes those its releases no longer hold."""
+        stack = self._built_stack_of(container)
         self.api.remove_container(container, force=force, v=volumes)
         self._wrote("remove container %s" % container, ("container", container))
         self._names_changed()
-        if image:
-            self.remove_replaced_image(image)
+        if stack:
+            self.prune_built_images(stack)
 
     def wait(self, container, timeout=None):
         answer = self.api.wait(container, timeout=timeout)
