@@ -160,8 +160,8 @@ def dumped(db):
 
 
 def role_rollback(stack, declared, restore_data=True):
-    return {"name": "rollback", "ansible.builtin.include_role": {"name": "clockwork.connections.stack",
-                                                                  "tasks_from": "rollback"},
+    role = {"name": "clockwork.connections.stack", "tasks_from": "rollback"}
+    return {"name": "rollback", "ansible.builtin.include_role": role,
             "vars": {"clockwork_stack_name": stack, "clockwork_rollback": "previous",
                      "clockwork_restore_data": restore_data, "clockwork_resources": declared["resources"],
                      "clockwork_connections": declared["connections"]}}
@@ -198,5 +198,5 @@ def test_restore_data_puts_every_row_back_as_before_the_next_release_s_migration
     assert inspect("container", stack + "-api")["State"]["Running"], "the client runs again"
     again = playbook([role_rollback(stack, two)])
     assert again.rc == 0 and not again.changed, again.details
-    assert again.result("Roll stack %s back to release previous" % stack)["changed"] is False
+    assert again.result("Roll back stack %s to release previous" % stack)["changed"] is False
     assert dumped(db) == before

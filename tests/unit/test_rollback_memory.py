@@ -283,3 +283,11 @@ def test_a_network_the_release_used_and_a_later_one_removed_is_made_again(base):
     assert entry(report, "network", "cache-net")["actions"] == ["create network cache-net"]
     assert ms.RecordingGateway(engine).network("cache-net")["Internal"] is True
     assert drift_from(engine, 1) == []
+
+
+def test_an_external_network_is_not_recorded_to_be_made_again():
+    from ansible_collections.clockwork.connections.plugins.module_utils.releases.record import network_settings
+    assert network_settings([{"name": "outside", "settings": None, "by": "resource outside"},
+                             {"name": "mine", "settings": {"driver": "bridge", "internal": False, "enable_ipv6": False,
+                                                           "subnet": None, "gateway": None}, "by": "stack"}]) == {
+        "mine": {"driver": "bridge", "internal": False, "enable_ipv6": False, "subnet": None, "gateway": None}}

@@ -27,11 +27,12 @@ from ansible_collections.clockwork.connections.plugins.module_utils.connection i
     ConnectionContext, ConnectionResult)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container import ANONYMOUS_VOLUME, restart_to_read
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_wait import has_healthcheck, wait_for
-from ansible_collections.clockwork.connections.plugins.module_utils.apply.docker_rollback import ContainersBack, grace_of
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.docker_rollback import (
+    ContainersBack, grace_of, networks_back)
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.record import (
     container_record, stack_containers)
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.rollback import restores
-from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import NetworkConverger, wanted_settings
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import NetworkConverger
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.volumes import ensure_volume
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import (
@@ -301,12 +302,20 @@ class DockerApplier(Applier):
             # Copies of passwords the declaration holds, for the containers just removed.
             self._record("password files", secrets, True, ["remove"])
             engine.files.remove_tree(secrets)
+        # One the declaration names external is never removed, even one the stack made before (its label).
+        external = set(n["name"] for n in self.plan.networks if n.get("settings") is None) | \
+            set(v["name"] for v in getattr(self.plan, "volumes", []) if v.get("driver", "") is None)
         for net in engine.networks(filters=label):
+            if net["Name"] in external:
+                self._record("network", net["Name"], False, ["external, kept"])
+                continue
             self._record("network", net["Name"], True, ["remove"])
             engine.remove_network(net["Id"])
         volumes = engine.volumes(filters=label)
         for volume in volumes:
-            if purge:
+            if volume["Name"] in external:
+                self._record("volume", volume["Name"], False, ["external, kept"])
+            elif purge:
                 self._record("volume", volume["Name"], True, ["remove"])
                 engine.remove_volume(volume["Name"])
             else:
@@ -390,6 +399,7 @@ class DockerApplier(Applier):
                               timeouts=dict((n, s.timeout) for n, s in specs.items()), say=self.say)
 
     def _went_back(self, done):
+        """Each container's return recorded; what went back, in words."""
         for name, action, reasons, before, after in done:
             self._record("container", name, True, [action], reasons, before, after)
         return ["%s %s" % (action, name) for name, action, _reasons, _before, _after in done]
@@ -418,7 +428,8 @@ class DockerApplier(Applier):
         repairs = back.repair()
         if repairs:
             self._record("container", "leftovers", True, repairs)
-        self._networks_back(release)
+        for name, changed, actions in networks_back(self.ctx, release):
+            self._record("network", name, changed, actions)
         steps = back.steps()
         restored, stopped = [], self._stop_clients(restoring)
         try:
@@ -441,16 +452,6 @@ class DockerApplier(Applier):
         if restore_data:
             report["restored"] = restored
         return report
-
-    def _networks_back(self, release):
-        """The networks the release's containers are on that are gone since, made again as the
-        release recorded them (their declared settings; the engine chooses what it chose then)."""
-        used = set(n for record in release["containers"].values() for n in record["endpoints"])
-        for name, settings in sorted((release.get("networks") or {}).items()):
-            if name in used and self.engine.network(name) is None:
-                result = ConnectionResult("network", self.name, name)
-                NetworkConverger(self.ctx).ensure(name, wanted_settings(settings), result)
-                self._record("network", name, result.changed, result.actions)
 
     def _stop_clients(self, restoring):
         """The running containers of the restored databases' clients, stopped with their grace period

@@ -22,9 +22,11 @@ from ansible_collections.clockwork.connections.plugins.module_utils.apply.contai
     ANONYMOUS_VOLUME, ContainerConverger, aside_name, carried_volumes)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container_wait import (
     condition_reached, has_healthcheck, wait_for)
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import NetworkConverger, wanted_settings
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.rolling import (
     DEFAULT_GRACE_SECONDS, MARK, next_name, remove_gracefully, repair_next, serve_then_swap, stop_and_remove)
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, owned_by
+from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionResult
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import engine_words
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.recorded_calls import create_from_body
@@ -108,6 +110,20 @@ def _connect_options(endpoint):
     if endpoint.get("DriverOpts"):
         options["driver_opt"] = endpoint["DriverOpts"]
     return options
+
+
+def networks_back(ctx, release):
+    """The networks the release's containers are on that are gone since, made again as the release
+    recorded them (their declared settings; what the engine chose then, it chooses again):
+    [(name, changed, actions)]. An external one is not recorded, so it is refused before (rollback.py)."""
+    made = []
+    used = set(n for record in release["containers"].values() for n in record["endpoints"])
+    for name, settings in sorted((release.get("networks") or {}).items()):
+        if name in used and ctx.engine.network(name) is None:
+            result = ConnectionResult("network", ctx.stack, name)
+            NetworkConverger(ctx).ensure(name, wanted_settings(settings), result)
+            made.append((name, result.changed, result.actions))
+    return made
 
 
 class ContainersBack(object):

@@ -191,7 +191,9 @@ def network_settings(networks):
     of one that is gone. What the engine chose (an address pool) is not recorded: it may be taken since."""
     found = {}
     for planned in networks or []:
-        settings = planned.get("settings") or {}
+        if planned.get("settings") is None:
+            continue   # external: never made by the stack; a return to a release on a gone one is refused
+        settings = planned["settings"]
         found[_text(planned.get("name"))] = dict(
             (key, settings.get(key)) for key in ("driver", "internal", "enable_ipv6", "subnet", "gateway"))
     return found

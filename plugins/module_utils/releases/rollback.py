@@ -151,8 +151,8 @@ def restores(gateway, stack, release, connections):
         # The first one the deploy took: before any of its migrations.
         found.append((label, by_label[label], snapshots[0], later["number"]))
     if missing:
+        plural = "" if len(missing) == 1 else "s"
         raise ClockworkError("stack %s: restore_data needs the login of database connection%s %s, which the rollback "
                              "takes from the stack's declaration: give its resources and connections with the "
-                             "rollback; nothing was changed" % (stack, "" if len(missing) == 1 else "s",
-                                                                 ", ".join(missing)))
+                             "rollback; nothing was changed" % (stack, plural, ", ".join(missing)))
     return found
