@@ -18,6 +18,7 @@ import uuid
 import pytest
 
 from helpers import NGINX_IMAGE, POSTGRES_IMAGE, docker, env_of, inspect, playbook, remove_stack
+from test_mysql import MARIADB_IMAGE
 
 from test_replicas import POLL, log_lines, poll_lines
 
@@ -92,8 +93,24 @@ def timed(tasks, **options):
     return run, start, end
 
 
-def test_a_failed_deploy_goes_back_and_a_rollback_returns_to_the_previous_release(stack, new_api_image):
+@pytest.fixture
+def other_stack():
+    """A container of another stack (its label), which nothing here may touch."""
+    other = "cwtest-" + uuid.uuid4().hex[:8]
+    docker("run", "-d", "--name", other + "-web", "--label", "io.clockwork.stack=" + other, "--label",
+           "io.clockwork.resource=%s-web" % other, NGINX_IMAGE)
+    yield other + "-web"
+    remove_stack(other)
+
+
+def untouched(name):
+    attrs = inspect("container", name)
+    return attrs["Id"], attrs["State"]["StartedAt"], attrs["State"]["Running"], attrs["RestartCount"]
+
+
+def test_a_failed_deploy_goes_back_and_a_rollback_returns_to_the_previous_release(stack, new_api_image, other_stack):
     api_1, api_2, frontend, poller = (stack + s for s in ("-api-1", "-api-2", "-frontend", "-poller"))
+    others = untouched(other_stack)
     run = playbook([task(declaration(stack))])
     assert run.rc == 0 and run.result("stack")["release"]["number"] == 1, run.details
     one = dict((name, spec_of(name)) for name in (api_1, api_2, frontend))
@@ -105,7 +122,7 @@ def test_a_failed_deploy_goes_back_and_a_rollback_returns_to_the_previous_releas
 
     # Release 2 fails: its API never becomes healthy; the frontend it replaced goes back.
     run, start, end = timed([task(declaration(stack, api_image=new_api_image, api_health=NEVER_HEALTHY,
-                                              mode="two"))])
+                                              mode="two"))], diff=True, verbose=True, env={"ANSIBLE_VERBOSITY": "3"})
     assert run.rc != 0, run.details
     message = run.result("stack")["msg"]
     assert "its replacement did not become ready" in message and "the stack is back on release 1" in message, \
@@ -148,13 +165,20 @@ def test_a_failed_deploy_goes_back_and_a_rollback_returns_to_the_previous_releas
     assert again.rc == 0 and again.result("stack")["changed"] is False, again.details
     check = playbook([task(rollback_args(stack))], check=True)
     assert check.rc == 0 and check.result("stack")["changed"] is False, check.details
+    assert untouched(other_stack) == others, "another stack's container was touched"
 
 
 V2 = "ALTER TABLE items ADD COLUMN label text;\nUPDATE items SET label = upper(name);\n"
 
 
-def dumped(db):
-    """The database as pg_dump writes it, without the random key of its \\restrict lines."""
+MARIADB_V2 = "ALTER TABLE items ADD COLUMN label VARCHAR(20);\nUPDATE items SET label = UPPER(name);\n"
+
+
+def dumped(db, engine="postgresql"):
+    """The database as pg_dump (mariadb-dump) writes it, without the random key of pg_dump's \\restrict lines."""
+    if engine == "mariadb":
+        return docker("exec", "-e", "MYSQL_PWD=" + PASSWORD, db, "mariadb-dump", "--protocol=TCP", "-h", "127.0.0.1",
+                      "-u", "root", "--skip-comments", "--routines", "--triggers", "--events", "appdb")
     out = docker("exec", db, "pg_dump", "-U", "postgres", "--no-password", "appdb")
     return "\n".join(line for line in out.splitlines() if not line.startswith(("\\restrict ", "\\unrestrict ")))
 
@@ -167,36 +191,56 @@ def role_rollback(stack, declared, restore_data=True):
                      "clockwork_connections": declared["connections"]}}
 
 
-def test_restore_data_puts_every_row_back_as_before_the_next_release_s_migration(stack):
-    db = stack + "-db"
+def sql(db, engine, query):
+    if engine == "mariadb":
+        return docker("exec", "-e", "MYSQL_PWD=" + PASSWORD, db, "mariadb", "--protocol=TCP", "-h", "127.0.0.1", "-u",
+                      "root", "-N", "-B", "-D", "appdb", "-e", query)
+    return docker("exec", db, "psql", "-U", "postgres", "-d", "appdb", "-Atc", query)
+
+
+def database_stack(stack, engine):
+    """The database and its client (the API, one container): PostgreSQL, or MariaDB with the same schema."""
     one = declaration(stack)
     one["resources"] = one["resources"][:2]
     one["resources"][1]["replicas"] = 1
     one["connections"] = one["connections"][:1]
+    if engine == "mariadb":
+        one["resources"][0] = dict(name=stack + "-db", image=MARIADB_IMAGE, env={"MARIADB_ROOT_PASSWORD": PASSWORD},
+                                   healthcheck={"test": ["CMD", "healthcheck.sh"], "interval": "1s",
+                                                "start_period": "60s"})
+        one["connections"][0].update(engine="mariadb", username="root", schema_content=SCHEMA.replace(
+            "id serial PRIMARY KEY, name text NOT NULL", "id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20) NOT NULL"))
+    return one
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "mariadb"])
+def test_restore_data_puts_every_row_back_as_before_the_next_release_s_migration(stack, engine):
+    db = stack + "-db"
+    one = database_stack(stack, engine)
     run = playbook([task(one)])
     assert run.rc == 0, run.details
-    docker("exec", db, "psql", "-U", "postgres", "-d", "appdb", "-c", "INSERT INTO items (name) VALUES ('four')")
-    before = dumped(db)
+    sql(db, engine, "INSERT INTO items (name) VALUES ('four')")
+    before = dumped(db, engine)
 
     two = json.loads(json.dumps(one))
-    two["connections"][0]["migrations"] = [{"name": "V2__label.sql", "content": V2}]
+    two["connections"][0]["migrations"] = [{"name": "V2__label.sql", "content": MARIADB_V2 if engine == "mariadb"
+                                            else V2}]
     run = playbook([task(two)])
     assert run.rc == 0 and run.result("stack")["release"]["number"] == 2, run.details
-    assert docker("exec", db, "psql", "-U", "postgres", "-d", "appdb", "-Atc",
-                  "SELECT label FROM items ORDER BY id").split() == ["ONE", "TWO", "THREE", "FOUR"]
-    docker("exec", db, "psql", "-U", "postgres", "-d", "appdb", "-c", "INSERT INTO items (name) VALUES ('late')")
+    assert sql(db, engine, "SELECT label FROM items ORDER BY id").split() == ["ONE", "TWO", "THREE", "FOUR"]
+    sql(db, engine, "INSERT INTO items (name) VALUES ('late')")
 
     check = playbook([role_rollback(stack, two)], check=True, diff=True)
     assert check.rc == 0, check.details
     assert "rows written to appdb after" in check.details and "are lost" in check.details, check.details
     assert "restore snapshot appdb-" in check.details and PASSWORD not in check.details
-    assert "late" in docker("exec", db, "psql", "-U", "postgres", "-d", "appdb", "-Atc", "SELECT name FROM items")
+    assert "late" in sql(db, engine, "SELECT name FROM items")
 
     run = playbook([role_rollback(stack, two)])
     assert run.rc == 0, run.details
-    assert dumped(db) == before, "schema and rows are not as before V2"
+    assert dumped(db, engine) == before, "schema and rows are not as before V2"
     assert inspect("container", stack + "-api")["State"]["Running"], "the client runs again"
     again = playbook([role_rollback(stack, two)])
     assert again.rc == 0 and not again.changed, again.details
     assert again.result("Roll back stack %s to release previous" % stack)["changed"] is False
-    assert dumped(db) == before
+    assert dumped(db, engine) == before
