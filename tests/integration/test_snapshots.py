@@ -16,7 +16,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker.gatew
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import STACK_ARGUMENT_SPEC, run_stack
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from helpers import NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, docker, inspect, playbook
+from helpers import NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, as_text, docker, inspect, playbook
 from test_mysql import MARIADB_IMAGE, ROOT_PASSWORD, deploy, mysql
 from test_mysql_migrations_safety import dump
 from test_database import PASSWORD, api_task, db_task, postgres_task, psql, workdir  # noqa: F401  (workdir: fixture)
@@ -65,7 +65,8 @@ def connection(stack, pg):
 
 def test_a_migration_snapshots_the_database_and_the_restore_puts_back_every_row(stack, workdir):
     pg, wd = stack + "-pg", str(workdir)
-    assert playbook([postgres_task(pg, stack)]).rc == 0
+    server = playbook([postgres_task(pg, stack)])
+    assert server.rc == 0, server.output
     first, shown = run(stack, pg, wd)
     # The schema made the tables: there was nothing to keep before it.
     assert not any(a.startswith("snapshot") for a in shown["actions"]) and not shown["snapshot"], first.details
@@ -75,30 +76,34 @@ def test_a_migration_snapshots_the_database_and_the_restore_puts_back_every_row(
 
     (workdir / "migrations" / "V2__email.sql").write_text(V2)
     checked, shown = run(stack, pg, wd, check=True, diff=True)
-    assert checked.result("db")["changed"] is True
+    assert checked.result("db")["changed"] is True, checked.details
     assert shown["actions"] == ["snapshot appdb before migration V2__email.sql", "apply migration V2__email.sql"], \
         checked.details
-    assert "snapshot appdb before migration V2__email.sql, apply migration V2__email.sql" in checked.output
+    assert "snapshot appdb before migration V2__email.sql, apply migration V2__email.sql" in checked.output, \
+        checked.output
     assert inspect("volume", stack + "-clockwork-snapshots") is None, "check mode made the volume"
     assert dumped(pg) == before, "check mode changed the database"
 
     applied, shown = run(stack, pg, wd)
-    assert applied.result("db")["changed"] is True
-    assert shown["actions"] == ["snapshot appdb before migration V2__email.sql", "apply migration V2__email.sql"]
+    assert applied.result("db")["changed"] is True, applied.details
+    assert shown["actions"] == ["snapshot appdb before migration V2__email.sql", "apply migration V2__email.sql"], \
+        applied.details
     snapshot = shown["snapshot"]
-    assert set(snapshot) == {"name", "created", "size", "volume", "kind"}, snapshot
-    assert (snapshot["kind"], snapshot["volume"]) == ("pg_dump", stack + "-clockwork-snapshots")
+    assert set(snapshot) == {"name", "created", "size", "volume", "kind"}, applied.details
+    assert (snapshot["kind"], snapshot["volume"]) == ("pg_dump", stack + "-clockwork-snapshots"), applied.details
     assert psql(pg, "SELECT email FROM users ORDER BY id") == "ada@example.com\ngrace@example.com\nlinus@example.com"
     # The dump is in the stack's volume, with its index; pg_restore reads its table of contents.
     volume = inspect("volume", stack + "-clockwork-snapshots")
     assert volume["Labels"]["io.clockwork.stack"] == stack
     files = in_volume(stack, "ls", "-l", "/snapshots").splitlines()
     assert any(line.endswith(" %s.dump" % snapshot["name"]) and " %d " % snapshot["size"] in line
-               for line in files), files
-    assert "TABLE DATA public users" in in_volume(stack, "pg_restore", "-l", "/snapshots/%s.dump" % snapshot["name"])
+               for line in files), "\n".join(files) + applied.details
+    contents = in_volume(stack, "pg_restore", "-l", "/snapshots/%s.dump" % snapshot["name"])
+    assert "TABLE DATA public users" in contents, contents
     index = json.loads(in_volume(stack, "cat", "/snapshots/index-%s.json" % pg))
-    assert [(e["snapshot"], e["before"]) for e in index] == [(snapshot["name"], ["migration V2__email.sql"])]
-    assert PASSWORD not in applied.output and PASSWORD not in json.dumps(index)
+    assert [(e["snapshot"], e["before"]) for e in index] == [(snapshot["name"], ["migration V2__email.sql"])], \
+        json.dumps(index) + applied.details
+    assert PASSWORD not in applied.output and PASSWORD not in json.dumps(index), applied.output
 
     again, shown = run(stack, pg, wd)
     assert not again.changed and shown["actions"] == [], again.details
@@ -112,17 +117,20 @@ def test_a_migration_snapshots_the_database_and_the_restore_puts_back_every_row(
     would = restore_connection(dry_run_gateway(), stack, connection(stack, pg), snapshot)
     assert would.actions == ["restore snapshot %s of appdb, taken %s (%s): rows written to appdb after %s are lost" % (
         snapshot["name"], snapshot["created"], megabytes(snapshot["size"]), snapshot["created"])], would.actions
-    assert would.extra["restore"]["lost"] == "rows written to appdb after %s are lost" % snapshot["created"]
+    assert would.extra["restore"]["lost"] == "rows written to appdb after %s are lost" % snapshot["created"], \
+        json.dumps(would.extra)
     assert dumped(pg) == after_v2
 
     done = restore_connection(DockerGateway(), stack, connection(stack, pg), snapshot)
     assert done.changed and done.actions[0].startswith(
-        "restore snapshot %s of appdb, taken %s before migration V2__email.sql" % (snapshot["name"], snapshot["created"]))
+        "restore snapshot %s of appdb, taken %s before migration V2__email.sql" % (snapshot["name"], snapshot["created"])
+    ), as_text(done.actions)
     assert done.actions[1] == "keep the state before the restore as snapshot %s" % \
-        done.extra["snapshot_before_restore"]
+        done.extra["snapshot_before_restore"], as_text(done.actions)
     assert dumped(pg) == before, "schema and rows are not as before V2"
     index = json.loads(in_volume(stack, "cat", "/snapshots/index-%s.json" % pg))
-    assert [e["before"] for e in index] == [["migration V2__email.sql"], ["restore of %s" % snapshot["name"]]]
+    assert [e["before"] for e in index] == [["migration V2__email.sql"], ["restore of %s" % snapshot["name"]]], \
+        json.dumps(index) + as_text(done.actions)
 
     # A snapshot that is not there: refused before any change, naming the ones kept.
     try:
@@ -130,7 +138,7 @@ def test_a_migration_snapshots_the_database_and_the_restore_puts_back_every_row(
         raise AssertionError("a missing snapshot was restored")
     except ClockworkError as exc:
         assert "no snapshot appdb-19700101T000000Z-000000 of database appdb" in exc.msg and \
-            snapshot["name"] in exc.msg, exc.msg
+            snapshot["name"] in exc.msg, exc.msg + applied.details
     assert dumped(pg) == before
 
 
@@ -192,20 +200,20 @@ def copies(stack):
 
 def test_redis_keeps_an_rdb_copy_for_each_release_and_the_restore_puts_it_back(stack):
     first = run_stack(DockerGateway(), redis_stack(stack, {"MODE": "one"}))
-    assert first["changed"] and len(copies(stack)) == 1
+    assert first["changed"] and len(copies(stack)) == 1, as_text(first)
     redis_cli(stack, "SET", "greeting", "from release 2")
     check = run_stack(dry_run_gateway(), redis_stack(stack, {"MODE": "two"}))
-    assert check["changed"] and len(copies(stack)) == 1, "check mode kept a copy"
+    assert check["changed"] and len(copies(stack)) == 1, "check mode kept a copy: " + as_text(check)
     second = run_stack(DockerGateway(), redis_stack(stack, {"MODE": "two"}))
-    assert second["changed"]
+    assert second["changed"], as_text(second)
     kept = copies(stack)
     assert len(kept) == 2 and kept[-1]["kind"] == "rdb" and kept[-1]["size"] > 0, kept
     release = json.load(open(second["release"]["path"]))
     snapshot, = release["databases"]["database %s-api -> %s-cache" % (stack, stack)]["snapshots"]
-    assert (snapshot["name"], snapshot["kind"]) == (kept[-1]["snapshot"], "rdb")
+    assert (snapshot["name"], snapshot["kind"]) == (kept[-1]["snapshot"], "rdb"), as_text(release["databases"])
     again = run_stack(DockerGateway(), redis_stack(stack, {"MODE": "two"}))
     last = run_stack(dry_run_gateway(), redis_stack(stack, {"MODE": "two"}))
-    assert not again["changed"] and not last["changed"] and len(copies(stack)) == 2
+    assert not again["changed"] and not last["changed"] and len(copies(stack)) == 2, as_text(again) + as_text(last)
 
     redis_cli(stack, "SET", "greeting", "written later")
     redis_cli(stack, "SET", "other", "written later")
@@ -219,14 +227,15 @@ def test_redis_keeps_an_rdb_copy_for_each_release_and_the_restore_puts_it_back(s
     done = restore_connection(DockerGateway(), stack, connection, snapshot)
     assert done.actions[-1].startswith("restart %s-cache with the copy as its /data/" % stack), done.actions
     assert redis_cli(stack, "GET", "greeting") == "from release 2" and redis_cli(stack, "EXISTS", "other") == "0"
-    assert PASSWORD not in json.dumps(done.actions)
+    assert PASSWORD not in json.dumps(done.actions), as_text(done.actions)
 
 
 def test_a_role_that_owns_less_than_the_database_holds_is_snapshotted_and_restored_as_the_servers_own(stack):
     """The connection's role may not read a table of the administrator's: pg_dump runs as the server's own role
     (POSTGRES_PASSWORD of its env), and so does the restore, which gives the database back to its owner."""
     pg = stack + "-pg"
-    assert playbook([postgres_task(pg, stack), api_task(stack)]).rc == 0
+    server = playbook([postgres_task(pg, stack), api_task(stack)])
+    assert server.rc == 0, server.output
     psql(pg, "CREATE ROLE app LOGIN PASSWORD 'app-pw'; ALTER DATABASE appdb OWNER TO app")
     psql(pg, "CREATE TABLE admin_only (id int); INSERT INTO admin_only VALUES (42)")
     docker("exec", pg, "psql", "-U", "app", "-d", "appdb", "-c", "CREATE TABLE users (id int); INSERT INTO users "
