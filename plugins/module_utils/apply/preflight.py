@@ -263,9 +263,9 @@ class Preflight(object):
             return   # external: used as it is
         reasons = settings_drift(network["settings"], actual_settings(attrs))
         if reasons and not owned_by(attrs.get("Labels"), self.plan.name):
-            self.problems.add(network.get("resource") or network["by"], "network %s exists with other settings (%s) and is not owned by "
-                                             "stack %s: it is never changed" % (network["name"], ", ".join(reasons),
-                                                                                self.plan.name))
+            self.problems.add(network.get("resource") or network["by"],
+                              "network %s exists with other settings (%s) and is not owned by stack %s: it is never "
+                              "changed" % (network["name"], ", ".join(reasons), self.plan.name))
 
     def _more_problems(self):
         """What else an engine must know before the first change; nothing here."""

@@ -79,21 +79,22 @@ class SwarmPreflight(Preflight):
                                                        "swarm" % (network["name"], attrs.get("Scope"), attrs.get("Driver")))
             return
         if attrs.get("Scope") != "swarm" or attrs.get("Driver") != "overlay":
-            self.problems.add(network.get("resource") or network["by"], "network %s exists as a %s %s network%s; services join swarm-wide "
-                                             "overlay networks: %s" % (
-                                                 network["name"], attrs.get("Scope"), attrs.get("Driver"),
-                                                 " of this stack's deployment on the docker engine" if ours else
-                                                 ", not owned by stack %s" % self.plan.name,
-                                                 "remove that deployment first" if ours else "choose another name"))
+            self.problems.add(network.get("resource") or network["by"],
+                              "network %s exists as a %s %s network%s; services join swarm-wide overlay networks: %s" % (
+                                  network["name"], attrs.get("Scope"), attrs.get("Driver"),
+                                  " of this stack's deployment on the docker engine" if ours else
+                                  ", not owned by stack %s" % self.plan.name,
+                                  "remove that deployment first" if ours else "choose another name"))
             return
         reasons = settings_drift(dict(network["settings"], driver="overlay"), actual_settings(attrs))
         if reasons:
-            self.problems.add(network.get("resource") or network["by"], "network %s exists with other settings (%s)%s; Swarm cannot change a "
-                                             "network under running services: %s" % (
-                                                 network["name"], ", ".join(reasons),
-                                                 "" if ours else " and is not owned by stack %s" % self.plan.name,
-                                                 "remove the stack (state absent) and deploy it again" if ours
-                                                 else "choose another name"))
+            self.problems.add(network.get("resource") or network["by"],
+                              "network %s exists with other settings (%s)%s; Swarm cannot change a network under "
+                              "running services: %s" % (
+                                  network["name"], ", ".join(reasons),
+                                  "" if ours else " and is not owned by stack %s" % self.plan.name,
+                                  "remove the stack (state absent) and deploy it again" if ours
+                                  else "choose another name"))
 
     def _more_problems(self):
         self._capability_problems()
