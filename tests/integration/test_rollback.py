@@ -153,8 +153,9 @@ def test_a_failed_deploy_goes_back_and_a_rollback_returns_to_the_previous_releas
     assert loud.rc == 0 and "MODE" in loud.details, loud.details
     assert PASSWORD not in loud.details and TOKEN not in loud.details and PASSWORD not in json.dumps(loud.results)
 
-    run, start, end = timed([task(rollback_args(stack))])
+    run, start, end = timed([task(rollback_args(stack))], diff=True, verbose=True, env={"ANSIBLE_VERBOSITY": "3"})
     assert run.rc == 0 and run.result("stack")["changed"] is True, run.details
+    assert PASSWORD not in run.details and TOKEN not in run.details and "MODE" in run.details
     assert run.result("stack")["release"] == dict(run.result("stack")["release"], number=3, rolled_back_to=1)
     assert dict((name, spec_of(name)) for name in (api_1, api_2, frontend)) == one
     requests, failed = failures_during(poller, start, end)
@@ -236,8 +237,8 @@ def test_restore_data_puts_every_row_back_as_before_the_next_release_s_migration
     assert "restore snapshot appdb-" in check.details and PASSWORD not in check.details
     assert "late" in sql(db, engine, "SELECT name FROM items")
 
-    run = playbook([role_rollback(stack, two)])
-    assert run.rc == 0, run.details
+    run = playbook([role_rollback(stack, two)], diff=True, verbose=True, env={"ANSIBLE_VERBOSITY": "3"})
+    assert run.rc == 0 and PASSWORD not in run.details, run.details
     assert dumped(db, engine) == before, "schema and rows are not as before V2"
     assert inspect("container", stack + "-api")["State"]["Running"], "the client runs again"
     again = playbook([role_rollback(stack, two)])
