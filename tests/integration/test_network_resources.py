@@ -147,10 +147,12 @@ def test_external_network_and_volume_are_used_as_they_are_and_left_by_destroy_wi
         before = (inspect("network", net), inspect("volume", vol))
         check = playbook(tasks, check=True, diff=True)
         assert check.rc == 0 and check.result("stack")["changed"] is True, check.details
-        assert [e for e in check.result("stack")["entries"] if e["name"] in (net, vol) and e["changed"]] == []
+        assert [e for e in check.result("stack")["entries"] if e["name"] in (net, vol) and e["changed"]] == [], \
+            check.details
         applied = playbook(tasks)
         assert applied.rc == 0 and applied.result("stack")["changed"] is True, applied.details
-        assert [e for e in applied.result("stack")["entries"] if e["name"] in (net, vol) and e["changed"]] == []
+        assert [e for e in applied.result("stack")["entries"] if e["name"] in (net, vol) and e["changed"]] == [], \
+            applied.details
         attrs = inspect("container", app)
         assert net in attrs["NetworkSettings"]["Networks"]
         assert [m["Name"] for m in attrs["Mounts"] if m["Destination"] == "/data"] == [vol]

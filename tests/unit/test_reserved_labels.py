@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from ansible_collections.clockwork.connections.plugins.module_utils import common, plan
+from ansible_collections.clockwork.connections.plugins.module_utils import common, plan, resource_types
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.container import reserved_label_problem
 from ansible_collections.clockwork.connections.plugins.plugin_utils.compose import guard as compose_guard
@@ -21,7 +21,7 @@ MODULE = os.path.join(ROOT, "plugins", "modules", "container.py")
 
 def test_one_constant_for_every_path():
     assert common.RESERVED_LABEL_PREFIX == "io.clockwork."
-    assert plan.RESERVED_LABEL_PREFIX is common.RESERVED_LABEL_PREFIX
+    assert resource_types.RESERVED_LABEL_PREFIX is common.RESERVED_LABEL_PREFIX   # the plan's container checks
     assert compose_guard.RESERVED_LABEL_PREFIX is common.RESERVED_LABEL_PREFIX
     defined = []
     for directory, _dirs, files in os.walk(os.path.join(ROOT, "plugins")):
