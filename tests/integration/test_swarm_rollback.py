@@ -205,8 +205,9 @@ def test_restore_data_puts_the_database_back_as_before_the_next_release_s_migrat
     assert restore and restore[0]["actions"][0].startswith("restore snapshot %s of appdb, taken %s" % (
         snapshots[0]["name"], snapshots[0]["created"])), as_text(checked)
     assert "kB)" in restore[0]["actions"][0] or "MB)" in restore[0]["actions"][0], as_text(checked)
-    assert "rows written to appdb after %s are lost" % snapshots[0]["created"] in restore[0]["actions"][0]
-    assert PASSWORD not in as_text(checked)
+    assert "rows written to appdb after %s are lost" % snapshots[0]["created"] in restore[0]["actions"][0], \
+        as_text(checked)
+    assert PASSWORD not in as_text(checked), "the password is in the check's report"
     assert "late" in psql(stack, "SELECT name FROM items").split(), "--check changed nothing"
 
     report = run(stack, tmp_path, **rollback)
