@@ -9,7 +9,7 @@ import pytest
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionResult
-from ansible_collections.clockwork.connections.plugins.module_utils.database import restore
+from ansible_collections.clockwork.connections.plugins.module_utils.database import restore, snapshots
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import ReleaseStore
 
 import memory_stacks as ms
@@ -17,6 +17,7 @@ from memory_stacks import home, instant_waits  # noqa: F401  (fixtures, autouse)
 from memory_stacks import STACK, container, run, showcase
 
 LABEL = "database api -> postgres"
+KEPT = ["appdb-20261206T205500Z-ab12cd"]
 SNAPSHOT = {"name": "appdb-20261206T205500Z-ab12cd", "created": "2026-12-06T20:55:00Z", "size": 4096,
             "kind": "pg_dump"}
 
@@ -48,6 +49,8 @@ def restored(monkeypatch):
                                    "lost": "rows written to appdb after %s are lost" % snapshot["created"]}
         return result
     monkeypatch.setattr(restore, "restore_connection", fake)
+    # The server's snapshot volume keeps it (read through a helper container on a real engine).
+    monkeypatch.setattr(snapshots.SnapshotStore, "index", lambda self: [{"snapshot": name} for name in KEPT])
     return calls
 
 
@@ -112,3 +115,15 @@ def test_restore_data_with_no_later_deploy_is_refused(base, database, restored):
     with pytest.raises(ClockworkError) as refused:
         run(engine, ms.params(base, *showcase(), state="rolled_back", release="2", restore_data=True))
     assert "no deploy after release 2 is kept" in refused.value.msg
+
+
+def test_a_snapshot_the_volume_no_longer_keeps_is_refused_before_any_change(base, database, restored, monkeypatch):
+    engine = two_releases(base)
+    before = ms.snapshot(engine)
+    monkeypatch.setattr(snapshots.SnapshotStore, "index", lambda self: [{"snapshot": "appdb-later"}])
+    with pytest.raises(ClockworkError) as refused:
+        run(engine, ms.params(base, *showcase(), state="rolled_back", release="1", restore_data=True))
+    assert "the snapshot %s of %s (taken by release 2) is no longer kept" % (SNAPSHOT["name"], LABEL) \
+        in refused.value.msg, refused.value.msg
+    assert "nothing was changed" in refused.value.msg and restored == []
+    assert ms.snapshot(engine) == before

@@ -31,7 +31,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.apply.docker
     ContainersBack, grace_of, networks_back)
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.record import (
     container_record, stack_containers)
-from ansible_collections.clockwork.connections.plugins.module_utils.releases.rollback import restores
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.rollback import (
+    refuse_pruned_snapshots, restores)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.networks import NetworkConverger
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.volumes import ensure_volume
 from ansible_collections.clockwork.connections.plugins.module_utils.graph import diagram_document
@@ -421,6 +422,7 @@ class DockerApplier(Applier):
         it may; those the release did not have taken out. What an interrupted rollback left is
         completed first."""
         restoring = restores(self.engine, self.name, release, self.connections) if restore_data else []
+        refuse_pruned_snapshots(self.engine, self.name, restoring)
         if restoring:
             from ansible_collections.clockwork.connections.plugins.module_utils.database.restore import (  # pylint: disable=import-outside-toplevel
                 restore_connection)

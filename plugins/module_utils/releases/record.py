@@ -236,4 +236,6 @@ def record_release(gateway, stack, params, report, controller=None, results=None
     release = build_release(gateway, stack, params, report, controller=controller, results=results,
                             networks=networks)
     number, pruned = store.add(release, params.get("releases_kept"))
+    if pruned and hasattr(gateway, "prune_built_images"):
+        gateway.prune_built_images(stack)   # a built image only a pruned release ran goes now
     return {"number": number, "pruned": pruned, "path": store.release_path(number)}

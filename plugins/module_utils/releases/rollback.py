@@ -156,3 +156,24 @@ def restores(gateway, stack, release, connections):
                              "takes from the stack's declaration: give its resources and connections with the "
                              "rollback; nothing was changed" % (stack, plural, ", ".join(missing)))
     return found
+
+
+def refuse_pruned_snapshots(gateway, stack, restoring):
+    """Refuse, before any change, a restore whose snapshot the database's volume no longer keeps
+    (it keeps the last snapshot_keep of each database, while a release may be older). Read through
+    the server's container (on Swarm its task's node: ServerContainer locates it); a dry run cannot
+    read the volume, so check mode leaves it to the restore's own refusal."""
+    if gateway.dry_run or not restoring:
+        return
+    from ansible_collections.clockwork.connections.plugins.module_utils.database.snapshots import (  # pylint: disable=import-outside-toplevel
+        ServerContainer, SnapshotStore)
+    gone = []
+    for label, connection, snapshot, later in restoring:
+        kept = SnapshotStore(ServerContainer(gateway, connection["to_resource"]), stack).index()
+        if snapshot["name"] not in [entry.get("snapshot") for entry in kept]:
+            gone.append("%s of %s (taken by release %d)" % (snapshot["name"], label, later))
+    if gone:
+        raise ClockworkError("stack %s: restore_data: the snapshot%s %s %s no longer kept in the stack's snapshot "
+                             "volume (it keeps the last snapshot_keep of each database); nothing was changed" % (
+                                 stack, "" if len(gone) == 1 else "s", ", ".join(gone),
+                                 "is" if len(gone) == 1 else "are"))
