@@ -55,9 +55,9 @@ def _message(exc):
     return engine_words(exc)
 
 
-def stop_and_remove(engine, container_id, grace, networks=True):
+def stop_and_remove(engine, container_id, grace, networks=True, volumes=False):
     """Take a container out of service: off its networks first (DNS stops naming it), then
-    stopped with its grace period, then removed. Its volumes stay."""
+    stopped with its grace period, then removed. Its volumes stay (`volumes`: its anonymous ones go)."""
     if networks:
         attrs = engine.container_now(container_id) or {}
         for network in sorted((attrs.get("NetworkSettings") or {}).get("Networks") or {}):
@@ -66,7 +66,7 @@ def stop_and_remove(engine, container_id, grace, networks=True):
             except APIError:
                 pass   # already off it; stopping takes it off anyway
     engine.stop(container_id, timeout=grace)
-    engine.remove_container(container_id, force=True)
+    engine.remove_container(container_id, force=True, volumes=volumes)
 
 
 def remove_gracefully(engine, name, container_id, grace, networks=True):
@@ -102,7 +102,9 @@ def serve_then_swap(engine, name, temporary, new_id, old_id, timeout, grace):
         status, health = container_state(attrs_new)
         logs = engine.logs_tail(temporary)
         try:
-            engine.remove_container(new_id, force=True, volumes=True)
+            # Out of service as the old one would go (off its networks first): a client that reached it
+            # while it served (it answers, unhealthy) is not cut off by a kill.
+            stop_and_remove(engine, new_id, grace, volumes=True)
         except APIError:
             pass   # the next run removes it (repair_next)
         raise ClockworkError(
