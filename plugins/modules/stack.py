@@ -408,6 +408,9 @@ options:
         - Without C(image), the image is tagged C(<stack>-<resource>:clockwork). It is rebuilt only when the context,
           the Dockerfile or the arguments change (a content hash as the image's label); a rebuilt image changes the container's
           image, which recreates it.
+        - The files the stack writes into the context's directory (its diagram C(<stack>.stack.md), C(clockwork.lock.yml))
+          are no part of the context. An image the stack built is removed once no tag names it, no container is made from
+          it and no kept release runs it.
         type: dict
         suboptions:
           context:
