@@ -1,6 +1,7 @@
 """Snapshots before migrations (issue 35 part 4) on the memory gateway: PostgreSQL's pg_dump in the
 server's container, kept in the stack's volume with its index, bounded by snapshot_max_mb, recorded
-for the release; check mode only says it would; the restore's words and refusals."""
+for the release, and kept while a kept release records it; check mode only says it would; the
+restore's words and refusals."""
 import io
 import json
 import posixpath
@@ -18,6 +19,17 @@ from ansible_collections.clockwork.connections.plugins.module_utils.database.pos
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import MemoryEngine, memory_gateway
+from ansible_collections.clockwork.connections.plugins.module_utils.host_files import HostFiles
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import ReleaseStore
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    """The stack's releases (~/.clockwork/shop/releases) in a home of the test's own."""
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
 
 PASSWORD = "s3cret-pw"  # pragma: allowlist secret
 PENDING = [("migration", "V2__email.sql", None, "ALTER TABLE users ADD COLUMN email text;", "c2")]
@@ -141,6 +153,71 @@ def test_the_last_snapshot_keep_are_kept():
                 and (c.kwargs.get("entrypoint") or [""])[0] == "rm"]
     assert removers == [["rm", "-f", "--", "/snapshots/%s.dump" % names[0]],
                         ["rm", "-f", "--", "/snapshots/%s.dump" % names[1]]]
+
+
+def a_release(*snapshot_names):
+    """A release of stack shop that records these snapshots of database appdb (releases/schema.py)."""
+    return {"time": "2026-12-06T21:00:00Z", "controller": "me@laptop", "plan_digest": "a" * 64, "target": "docker",
+            "containers": {}, "services": {}, "checks": [],
+            "databases": {"database api -> db": {
+                "to": "db", "engine": "postgresql", "database": "appdb", "migrations": [], "migrations_from": "plan",
+                "snapshots": [{"name": name, "volume": "shop-clockwork-snapshots", "kind": "pg_dump"}
+                              for name in snapshot_names]}}}
+
+
+def removed(live):
+    """The files the helper containers that remove old snapshots were made to remove, in order."""
+    return [path for c in live.api.calls if c.method == "create_container"
+            and (c.kwargs.get("entrypoint") or [""])[0] == "rm" for path in c.kwargs["entrypoint"][3:]]
+
+
+def kept_names(live):
+    return [e["snapshot"] for e in json.loads(volume_files(live)["/index-db.json"].decode())]
+
+
+def test_a_snapshot_a_kept_release_records_outlives_snapshot_keep_and_goes_once_its_release_is_pruned():
+    live, releases, names = server(), ReleaseStore(HostFiles(), "shop"), []
+    for run in range(5):   # each run: a snapshot before its migration, then its release (the last 3 kept)
+        names.append(ScriptedPostgres(keep=2).prepare(PENDING, ConnectionContext(live, "shop"), result()))
+        if run == 3:
+            # Releases 1-3 record snapshots 1-3: none is pruned though snapshot_keep is 2.
+            assert kept_names(live) == names
+        releases.add(a_release(names[-1]), kept=3)
+    # Release 1 was pruned by release 4: its snapshot went at the next prune; 2 and 3 stay with their releases.
+    assert [r["number"] for r in releases.releases()[0]] == [3, 4, 5]
+    assert kept_names(live) == names[1:]
+    assert removed(live) == ["/snapshots/%s.dump" % names[0]]
+    # With releases 2 gone too, the usual rule: the newest 2 and what releases 3-5 record.
+    names.append(ScriptedPostgres(keep=2).prepare(PENDING, ConnectionContext(live, "shop"), result()))
+    releases.add(a_release(names[-1]), kept=3)
+    assert kept_names(live) == names[2:]
+    names.append(ScriptedPostgres(keep=2).prepare(PENDING, ConnectionContext(live, "shop"), result()))
+    assert kept_names(live) == names[3:], "release 3 pruned by release 6: its snapshot goes"
+    assert removed(live) == ["/snapshots/%s.dump" % name for name in names[:3]]
+
+
+def test_a_snapshot_no_release_records_is_pruned_as_before_and_unreadable_releases_prune_nothing(home):
+    live, names = server(), []
+    ReleaseStore(HostFiles(), "other").add(a_release("appdb-of-another-stack"))
+    ReleaseStore(HostFiles(), "shop").add(a_release("appdb-in-another-volume"))
+    for _run in range(3):   # the single module's snapshots (no release records them): the newest 1
+        names.append(ScriptedPostgres(keep=1).prepare(PENDING, ConnectionContext(live, "shop"), result()))
+    assert kept_names(live) == names[-1:]
+    assert removed(live) == ["/snapshots/%s.dump" % name for name in names[:2]]
+    # A release record that cannot be read: keeping one too many costs a file, pruning a needed one a rollback.
+    (home / ".clockwork" / "shop" / "releases" / "1" / "release.json").write_text("{torn")
+    names.append(ScriptedPostgres(keep=1).prepare(PENDING, ConnectionContext(live, "shop"), result()))
+    assert kept_names(live) == names[-2:] and len(removed(live)) == 2
+
+
+def test_kept_and_pruned_spares_what_releases_record():
+    index = [{"snapshot": "s%d" % n, "database": "appdb", "created": "t%d" % n} for n in range(1, 5)]
+    index.append({"snapshot": "o1", "database": "other", "created": "t0"})
+    kept, pruned = snapshots.kept_and_pruned(index, "db", "appdb", 1, frozenset(["s2"]))
+    assert pruned == ["s1", "s3"] and [e["snapshot"] for e in kept] == ["o1", "s2", "s4"]
+    assert snapshots.kept_and_pruned(index, "db", "appdb", 1, None)[1] == [], "releases unknown: nothing pruned"
+    assert snapshots.recorded_by_releases(dry_run_gateway(live=MemoryEngine()), "shop", "v") is None, \
+        "check mode prunes nothing"
 
 
 def test_nothing_to_keep_and_too_large_are_said_and_dump_nothing():

@@ -4,7 +4,9 @@
 """A database's snapshots, whatever its engine: the dump made inside the server's own container
 (MySQL's mysqldump, PostgreSQL's pg_dump -Fc), kept in the stack's volume
 `<stack>-clockwork-snapshots` with an index per server (the last `snapshot_keep` per database),
-and what a release records of one (`record`). database/restore.py `restore_connection` is the one
+and what a release records of one (`record`). A snapshot a kept release of the stack records
+(releases/store.py, read only) is never pruned by `snapshot_keep`: a rollback with restore_data
+puts it back; once its release is pruned it goes at the next prune. database/restore.py `restore_connection` is the one
 call that puts a database back as a snapshot has it.
 
 The volume is read and written through a helper container of the server's own image that is never
@@ -26,6 +28,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker.error
     CONFLICT, engine_words, status_of)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import (
     APIError, NotFound, exec_in)
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import ReleaseStore
 
 VOLUME = "%s-clockwork-snapshots"
 HELPER_RESOURCE = "clockwork-snapshots"
@@ -52,13 +55,31 @@ def file_of(entry):
     return entry["snapshot"] + SUFFIXES.get(entry.get("kind") or "mysqldump", ".sql")
 
 
-def kept_and_pruned(index, server, database, keep):
-    """(entries kept, snapshot names to remove) of a server's index, the newest `keep` per database."""
+def kept_and_pruned(index, server, database, keep, recorded=frozenset()):
+    """(entries kept, snapshot names to remove) of a server's index, the newest `keep` per database
+    and, older, those named in `recorded` (a kept release's); `recorded` None: nothing is removed."""
     mine = [e for e in index if e["database"] == database]
     others = [e for e in index if e["database"] != database]
     mine.sort(key=lambda e: e["created"])
     cut = max(0, len(mine) - max(1, keep))
-    return others + mine[cut:], [e["snapshot"] for e in mine[:cut]]
+    pruned = [] if recorded is None else [e["snapshot"] for e in mine[:cut] if e["snapshot"] not in recorded]
+    return others + [e for e in mine if e["snapshot"] not in pruned], pruned
+
+
+def recorded_by_releases(gateway, stack, volume):
+    """The names of the snapshots in `volume` that a kept release of `stack` records (read only);
+    None when they cannot be known (check mode, a release record that cannot be read): then nothing
+    is pruned, as keeping one too many costs a file and pruning a needed one costs a rollback."""
+    if getattr(gateway, "dry_run", False) or getattr(gateway, "files", None) is None:
+        return None
+    try:
+        releases, _missing = ReleaseStore(gateway.files, stack).releases()
+    except ClockworkError:
+        return None
+    return frozenset(snapshot["name"] for release in releases
+                     for database in (release.get("databases") or {}).values()
+                     for snapshot in (database.get("snapshots") or [])
+                     if snapshot.get("volume") in (None, volume))
 
 
 def megabytes(size):
@@ -119,6 +140,7 @@ class ServerContainer(object):
         if self.ident is None:
             raise ClockworkError("no container of %s can be reached to take a snapshot" % name)
         self.name = name
+        self.gateway = engine   # the module's own (on Swarm the manager's): the releases are on its host
         self.attrs = self.engine.container_now(self.ident)
         if self.attrs is None:   # gone since it was located
             raise ClockworkError("no container of %s can be reached to take a snapshot" % name)
@@ -193,13 +215,14 @@ class SnapshotStore(object):
     def keep(self, path, entry, keep):
         """Move the dump at `path` in the server's container (named as file_of(entry)) into the
         volume, record it with its size, and remove the snapshots of its database beyond the newest
-        `keep`. Returns the entry as recorded."""
+        `keep`, but those a kept release of the stack records. Returns the entry as recorded."""
+        recorded = recorded_by_releases(self.server.gateway, self.stack, self.volume)
         helper = self._helper(["true"])
         try:
             stream, stat = self.engine.get_archive(self.server.ident, path)
             entry = dict(entry, size=int((stat or {}).get("size") or 0))
             before = self._read_index(helper)
-            index, pruned = kept_and_pruned(before + [entry], self.server.name, entry["database"], keep)
+            index, pruned = kept_and_pruned(before + [entry], self.server.name, entry["database"], keep, recorded)
             self.engine.put_archive(helper, DIRECTORY, stream)
             self.engine.put_archive(helper, DIRECTORY, _tar(self.index_file, json.dumps(index, indent=1).encode()))
         finally:
@@ -231,7 +254,8 @@ class SnapshotStore(object):
         try:
             stream, stat = self.engine.get_archive(helper, "%s/%s" % (DIRECTORY, file_of(entry)))
             if int((stat or {}).get("size") or 0) > limit:
-                raise ClockworkError("snapshot %s is larger than snapshot_max_mb; nothing was changed" % entry["snapshot"])
+                raise ClockworkError("snapshot %s is larger than snapshot_max_mb; nothing was changed"
+                                     % entry["snapshot"])
             with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
                 return archive.extractfile(archive.getmembers()[0]).read()
         except NotFound:
