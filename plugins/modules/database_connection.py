@@ -162,6 +162,11 @@ options:
     description:
       - How many snapshots of each database (PostgreSQL, MySQL, MariaDB; Redis's copies with O(snapshot)) the stack's
         volume keeps, the newest.
+      - Beyond those, a snapshot that one of the stack's kept releases records (the last C(releases_kept) on the
+        Docker host) is kept as long as that release is, so a rollback with restore_data to any kept release finds
+        it; once its release is pruned, it goes at the next snapshot of its database. A snapshot taken outside a
+        stack's run (this module alone) is recorded by no release and counts only here. Old snapshots are removed
+        when a new one is kept, never in check mode.
     type: int
     default: 3
   snapshot_max_mb:
