@@ -79,9 +79,10 @@ def validate(params):
     if params.get("snapshot") and engine is not None and engine.has_schema:
         problems.append(("snapshot", "is for Redis (an RDB copy for each release); %s keeps a snapshot before its "
                                      "files by itself" % engine.title))
-    for field in ("timeout", "migration_timeout", "snapshot_keep", "snapshot_max_mb"):
+    for field, unit in (("timeout", "seconds"), ("migration_timeout", "seconds"), ("snapshot_keep", "snapshots"),
+                        ("snapshot_max_mb", "megabytes")):
         if params.get(field) is not None and params[field] <= 0:
-            problems.append((field, "must be a positive number of seconds, got %s" % params[field]))
+            problems.append((field, "must be a positive number of %s, got %s" % (unit, params[field])))
     if params.get("schema_file") and params.get("schema_content") is None \
             and not os.path.isfile(params["schema_file"]):
         problems.append(("schema_file", "%s does not exist" % params["schema_file"]))
