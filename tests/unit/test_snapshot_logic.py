@@ -403,3 +403,18 @@ def test_snapshot_is_for_redis():
     problems = validate({"engine": "postgresql", "snapshot": True, "from_resource": "api", "to_resource": "db"})
     assert ("snapshot", "is for Redis (an RDB copy for each release); PostgreSQL keeps a snapshot before its files "
                         "by itself") in problems
+
+
+def test_the_snapshot_a_restore_puts_back_outlives_the_copy_kept_before_it():
+    """A failed restore says to run it again: the state kept before it may not prune the snapshot it restores."""
+    from ansible_collections.clockwork.connections.plugins.module_utils.database import redis_snapshots
+    live, _config = redis_server()
+    ctx, settings = ConnectionContext(live, "shop", {"cache": object()}), dict(redis_settings(), snapshot_keep=1)
+    first = result()
+    redis_snapshots.after_login(ctx, {"snapshot": True, "to_resource": "cache"}, first, settings)
+    name = first.extra["snapshot"]["name"]
+    done = result()
+    redis_snapshots.restore(ctx, done, settings, "cache", name, 5)
+    index = json.loads(volume_files(live)["/index-cache.json"].decode())
+    assert [e["snapshot"] for e in index] == [name, done.extra["snapshot_before_restore"]]
+    assert removed(live) == []

@@ -332,7 +332,7 @@ def restore(target, ctx, result, server_name, snapshot):
             charset, collation = target.character_set()
             store.keep(current, {"snapshot": now, "database": database, "created": utc_now(), "kind": KIND,
                                  "charset": charset, "collation": collation, "before": ["restore of %s" % snapshot]},
-                       int(target.settings["snapshot_keep"]))
+                       int(target.settings["snapshot_keep"]), spare=[snapshot])
             result.act("keep the state before the restore as snapshot %s" % now)
             result.extra["snapshot_before_restore"] = now
         again = "run the restore again (snapshot %s%s is kept)" % (

@@ -100,9 +100,9 @@ def dump(target, server, path, doing, after, admin_of):
                                  doing, target.timeout, exc.msg.rpartition(": ")[2].split(";")[0], after))
 
 
-def keep_snapshot(target, ctx, before, admin_of):
+def keep_snapshot(target, ctx, before, admin_of, spare=()):
     """The real run's snapshot (PostgresTarget.keep_snapshot): dumped, kept in the volume, the oldest
-    beyond snapshot_keep removed. Returns what a release records of it (snapshots.record)."""
+    beyond snapshot_keep removed (not `spare`). Returns what a release records of it (snapshots.record)."""
     database = str(target.settings["database"])
     server = ServerContainer(ctx.engine, target.server)
     store = SnapshotStore(server, ctx.stack)
@@ -113,7 +113,7 @@ def keep_snapshot(target, ctx, before, admin_of):
         dump(target, server, path, "the snapshot of %s (pg_dump)" % database, "nothing was applied", admin_of)
         entry = {"snapshot": name, "database": database, "created": utc_now(), "kind": KIND, "before": before,
                  "owner": owner, "encoding": encoding, "collate": collate, "ctype": ctype}
-        return record(store.keep(path, entry, int(target.settings["snapshot_keep"])), store.volume)
+        return record(store.keep(path, entry, int(target.settings["snapshot_keep"]), spare), store.volume)
     finally:
         server.remove(path)
 
@@ -136,7 +136,7 @@ def restore(target, ctx, result, snapshot, admin_of):
     try:
         store.fetch(entry, "/tmp")
         if target.conn is not None:
-            before = keep_snapshot(target, ctx, ["restore of %s" % snapshot], admin_of)["name"]
+            before = keep_snapshot(target, ctx, ["restore of %s" % snapshot], admin_of, spare=[snapshot])["name"]
             result.act("keep the state before the restore as snapshot %s" % before)
             result.extra["snapshot_before_restore"] = before
         again = "run the restore again (snapshot %s%s is kept)" % (

@@ -54,7 +54,7 @@ def config(server, settings, key, after):
     return lines[1].strip()
 
 
-def keep_copy(ctx, settings, server_name, before):
+def keep_copy(ctx, settings, server_name, before, spare=()):
     """The RDB copy, taken inside the server's container and kept in the stack's volume: its record."""
     server = ServerContainer(ctx.engine, server_name)
     store = SnapshotStore(server, ctx.stack)
@@ -64,7 +64,7 @@ def keep_copy(ctx, settings, server_name, before):
         run(server, settings, ["--rdb", path], int(settings.get("migration_timeout") or 600),
             "the RDB copy of %s (redis-cli --rdb)" % server_name, "nothing was changed")
         entry = {"snapshot": name, "database": DATABASE, "created": utc_now(), "kind": KIND, "before": before}
-        return record(store.keep(path, entry, int(settings["snapshot_keep"])), store.volume)
+        return record(store.keep(path, entry, int(settings["snapshot_keep"]), spare), store.volume)
     finally:
         server.remove(path)
 
@@ -93,7 +93,7 @@ def restore(ctx, result, settings, server_name, snapshot_name_, timeout):
     data = store.read(entry, int(settings.get("snapshot_max_mb") or 1024) * MB)
     result.act(restore_words(snapshot_name_, server_name, entry, store.volume))
     restoring(result, server_name, entry)
-    before = keep_copy(ctx, settings, server_name, ["restore of %s" % snapshot_name_])["name"]
+    before = keep_copy(ctx, settings, server_name, ["restore of %s" % snapshot_name_], spare=[snapshot_name_])["name"]
     result.act("keep the state before the restore as snapshot %s" % before)
     result.extra["snapshot_before_restore"] = before
     # Stopped first: a server saves its data on shutdown, which would overwrite the copy put in place before.

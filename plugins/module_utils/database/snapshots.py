@@ -212,11 +212,13 @@ class SnapshotStore(object):
         with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
             return json.loads(archive.extractfile(archive.getmembers()[0]).read().decode("utf-8"))
 
-    def keep(self, path, entry, keep):
+    def keep(self, path, entry, keep, spare=()):
         """Move the dump at `path` in the server's container (named as file_of(entry)) into the
         volume, record it with its size, and remove the snapshots of its database beyond the newest
-        `keep`, but those a kept release of the stack records. Returns the entry as recorded."""
+        `keep`, but those a kept release of the stack records and `spare` (a restore's: the message
+        of a failed one says to run it again). Returns the entry as recorded."""
         recorded = recorded_by_releases(self.server.gateway, self.stack, self.volume)
+        recorded = None if recorded is None else recorded | frozenset(spare)
         helper = self._helper(["true"])
         try:
             stream, stat = self.engine.get_archive(self.server.ident, path)
