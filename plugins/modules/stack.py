@@ -999,8 +999,12 @@ options:
           for them.
         type: bool
       snapshot_keep:
-        description: PostgreSQL, MySQL and MariaDB (and Redis with C(snapshot)) - how many snapshots of each
-          database the stack's volume keeps, the newest.
+        description:
+        - PostgreSQL, MySQL and MariaDB (and Redis with C(snapshot)) - how many snapshots of each database the
+          stack's volume keeps, the newest.
+        - Beyond those, a snapshot that one of the stack's kept releases records (the last O(releases_kept)) is kept
+          as long as that release is, so a rollback with O(restore_data) to any kept release finds it; once its
+          release is pruned, it goes at the next snapshot of its database. Check mode removes none.
         type: int
       snapshot_max_mb:
         description:
