@@ -224,8 +224,10 @@ def test_a_service_with_the_tables_options(stack, tmp_path):
             updated = swarm_run(stack, changed, tmp_path)
             assert updated["changed"] is True, as_text(updated)
             assert "size=16384k" in docker("exec", task_container(name), "sh", "-c", "grep ' /run ' /proc/mounts")
-            assert swarm_run(stack, changed, tmp_path)["changed"] is False
-            assert swarm_run(stack, changed, tmp_path, check=True)["changed"] is False
+            again = swarm_run(stack, changed, tmp_path)
+            assert again["changed"] is False, as_text(again)
+            again = swarm_run(stack, changed, tmp_path, check=True)
+            assert again["changed"] is False, as_text(again)
         finally:
             remove_swarm_stack(stack)
 
@@ -283,8 +285,8 @@ def test_cpus_and_the_pids_limit_change_in_place_naming_each(stack):
         assert last.rc == 0 and last.result("stack")["changed"] is False, last.details
         return before, check, applied, inspect("container", name)
 
-    _none, _check, _applied, first = converged({}, True)
-    assert (first["HostConfig"]["NanoCpus"], first["HostConfig"]["PidsLimit"]) == (5 * 10 ** 8, 64)
+    _none, _check, made, first = converged({}, True)
+    assert (first["HostConfig"]["NanoCpus"], first["HostConfig"]["PidsLimit"]) == (5 * 10 ** 8, 64), made.details
 
     before, check, applied, after = converged(dict(cpus=1.5, pids_limit=100), True)
     for run in (check, applied):
@@ -292,17 +294,18 @@ def test_cpus_and_the_pids_limit_change_in_place_naming_each(stack):
             run.details
     for field in ("cpus", "pids_limit"):
         assert '"%s"' % field in applied.output, applied.output   # the --diff shows each
-    assert after["Id"] == before["Id"] and after["State"]["StartedAt"] == before["State"]["StartedAt"]
-    assert (after["HostConfig"]["NanoCpus"], after["HostConfig"]["PidsLimit"]) == (15 * 10 ** 8, 100)
+    assert after["Id"] == before["Id"] and after["State"]["StartedAt"] == before["State"]["StartedAt"], applied.details
+    assert (after["HostConfig"]["NanoCpus"], after["HostConfig"]["PidsLimit"]) == (15 * 10 ** 8, 100), applied.details
 
     before, _check, applied, after = converged(dict(cpus=1.5, pids_limit=None), True)
-    assert entry(applied, name)["actions"] == ["update"] and entry(applied, name)["reasons"] == ["pids_limit"]
-    assert after["Id"] == before["Id"] and not after["HostConfig"]["PidsLimit"]
+    assert entry(applied, name)["actions"] == ["update"] and entry(applied, name)["reasons"] == ["pids_limit"], \
+        applied.details
+    assert after["Id"] == before["Id"] and not after["HostConfig"]["PidsLimit"], applied.details
 
     before, _check, applied, after = converged(dict(cpus=None, pids_limit=None), True)
     assert entry(applied, name)["actions"][0] in ("recreate", "replace start-first"), applied.details
     assert entry(applied, name)["reasons"] == ["cpus"], applied.details
-    assert after["Id"] != before["Id"] and after["HostConfig"]["NanoCpus"] == 0
+    assert after["Id"] != before["Id"] and after["HostConfig"]["NanoCpus"] == 0, applied.details
 
 
 class UpdatingGateway(DockerGateway):

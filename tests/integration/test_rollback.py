@@ -130,8 +130,8 @@ def test_a_failed_deploy_goes_back_and_a_rollback_returns_to_the_previous_releas
     assert dict((name, spec_of(name)) for name in (api_1, api_2, frontend)) == one, "all on release 1's spec"
     assert env_of(frontend)["MODE"] == "one"
     requests, failed = failures_during(poller, start, end)
-    assert requests >= 8 and failed == [], (requests, failed)
-    assert PASSWORD not in run.details and TOKEN not in run.details
+    assert requests >= 8 and failed == [], "%d requests, failed: %s\n%s" % (requests, failed, run.details)
+    assert PASSWORD not in run.details and TOKEN not in run.details, run.details
     run = playbook([task(declaration(stack))])
     assert run.rc == 0 and run.result("stack")["changed"] is False, run.details
 
@@ -145,21 +145,24 @@ def test_a_failed_deploy_goes_back_and_a_rollback_returns_to_the_previous_releas
     assert check.rc == 0 and check.result("stack")["changed"] is True, check.details
     assert [(e["name"], e["actions"], e["reasons"]) for e in check.result("stack")["entries"] if e["changed"]] == \
         [(frontend, ["replace start-first"], ["env MODE"])], check.details
-    assert check.result("stack")["release"]["number"] == 3 and check.result("stack")["rolled_back_to"] == 1
+    assert check.result("stack")["release"]["number"] == 3 and check.result("stack")["rolled_back_to"] == 1, \
+        check.details
     assert docker("ps", "-aq", "--filter", "label=io.clockwork.stack=%s" % stack) == before, "check changed nothing"
     assert env_of(frontend)["MODE"] == "two"
     loud = playbook([task(rollback_args(stack))], check=True, diff=True, verbose=True,
                     env={"ANSIBLE_VERBOSITY": "3"})
     assert loud.rc == 0 and "MODE" in loud.details, loud.details
-    assert PASSWORD not in loud.details and TOKEN not in loud.details and PASSWORD not in json.dumps(loud.results)
+    assert PASSWORD not in loud.details and TOKEN not in loud.details and PASSWORD not in json.dumps(loud.results), \
+        loud.details
 
     run, start, end = timed([task(rollback_args(stack))], diff=True, verbose=True, env={"ANSIBLE_VERBOSITY": "3"})
     assert run.rc == 0 and run.result("stack")["changed"] is True, run.details
-    assert PASSWORD not in run.details and TOKEN not in run.details and "MODE" in run.details
-    assert run.result("stack")["release"] == dict(run.result("stack")["release"], number=3, rolled_back_to=1)
+    assert PASSWORD not in run.details and TOKEN not in run.details and "MODE" in run.details, run.details
+    assert run.result("stack")["release"] == dict(run.result("stack")["release"], number=3, rolled_back_to=1), \
+        run.details
     assert dict((name, spec_of(name)) for name in (api_1, api_2, frontend)) == one
     requests, failed = failures_during(poller, start, end)
-    assert requests >= 8 and failed == [], (requests, failed)
+    assert requests >= 8 and failed == [], "%d requests, failed: %s\n%s" % (requests, failed, run.details)
     assert rows(stack) == ["one", "two", "three"], "the database kept its data"
 
     again = playbook([task(rollback_args(stack))])
@@ -234,7 +237,7 @@ def test_restore_data_puts_every_row_back_as_before_the_next_release_s_migration
     check = playbook([role_rollback(stack, two)], check=True, diff=True)
     assert check.rc == 0, check.details
     assert "rows written to appdb after" in check.details and "are lost" in check.details, check.details
-    assert "restore snapshot appdb-" in check.details and PASSWORD not in check.details
+    assert "restore snapshot appdb-" in check.details and PASSWORD not in check.details, check.details
     assert "late" in sql(db, engine, "SELECT name FROM items")
 
     run = playbook([role_rollback(stack, two)], diff=True, verbose=True, env={"ANSIBLE_VERBOSITY": "3"})
@@ -243,5 +246,5 @@ def test_restore_data_puts_every_row_back_as_before_the_next_release_s_migration
     assert inspect("container", stack + "-api")["State"]["Running"], "the client runs again"
     again = playbook([role_rollback(stack, two)])
     assert again.rc == 0 and not again.changed, again.details
-    assert again.result("Roll back stack %s to release previous" % stack)["changed"] is False
+    assert again.result("Roll back stack %s to release previous" % stack)["changed"] is False, again.details
     assert dumped(db, engine) == before

@@ -29,7 +29,6 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
 from ansible_collections.clockwork.connections.plugins.module_utils.connection import ConnectionResult
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import engine_words
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError
-from ansible_collections.clockwork.connections.plugins.module_utils.docker.recorded_calls import create_from_body
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.record import (
     container_record, stack_containers)
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.recreate import create_body
@@ -245,7 +244,7 @@ class ContainersBack(object):
         body["NetworkingConfig"]["EndpointsConfig"] = primary
         made_as = as_name or name
         try:
-            new_id = create_from_body(self.engine, made_as, body)["Id"]
+            new_id = self.engine.create_from_body(made_as, body)["Id"]
         except APIError as exc:
             raise ClockworkError("cannot create container %s as release %d ran it: %s"
                                  % (name, self.release["number"], _message(exc)))

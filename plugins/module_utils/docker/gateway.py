@@ -20,6 +20,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.host_files i
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.container_calls import ContainerCalls
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.image_calls import ImageCalls
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.network_calls import NetworkCalls
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.recorded_calls import RecordedCalls
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.swarm_calls import SwarmCalls
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import HAS_DOCKER, SDK_NAME
 
@@ -43,7 +44,7 @@ def require_docker(module):
 _UNREAD = object()   # a cache entry not read yet (None is an answer: the engine has no such object)
 
 
-class DockerGateway(ContainerCalls, NetworkCalls, SwarmCalls, ImageCalls):
+class DockerGateway(ContainerCalls, NetworkCalls, SwarmCalls, ImageCalls, RecordedCalls):
     """The only way to the Docker engine: every read and write the collection makes.
 
     Behind it is an engine that speaks the SDK's `APIClient` shape: the live one

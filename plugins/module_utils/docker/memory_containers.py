@@ -8,6 +8,7 @@ SDK's `APIClient` arguments (memory.py composes them)."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import copy
 import ipaddress
 
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import load_sdk
@@ -265,6 +266,12 @@ class ContainerEngine(object):
     def create_container(self, image, command=None, name=None, labels=None, host_config=None, **others):
         body = _body(self.api_version, image, command, labels, host_config, others)
         return {"Id": self._create(body, name, "/containers/create?name=%s" % (name or ""))["Id"], "Warnings": []}
+
+    @api_method
+    def create_container_from_config(self, config, name=None, platform=None):  # pylint: disable=unused-argument
+        """The engine's own create body (a release's record: docker/recorded_calls.py)."""
+        return {"Id": self._create(copy.deepcopy(config), name, "/containers/create?name=%s" % (name or ""))["Id"],
+                "Warnings": []}
 
     @api_method
     def start(self, container, *args, **kwargs):
