@@ -36,7 +36,20 @@ def stack_summary(result, dry_run=False, check_mode=False):
         if "ok" in check:
             mark = {True: "ok", False: "FAILED", None: "not run"}[check["ok"]]
             lines.append("check %s [%s]: %s" % (check["connection"], mark, check["msg"]))
+    release = result.get("release")
+    if isinstance(release, dict) and release.get("number"):
+        lines.append(_release_line(release, result.get("rolled_back_to") or release.get("rolled_back_to"), dry_run))
     return lines
+
+
+def _release_line(release, rolled_back_to, dry_run):
+    """The release a run made (issue 35: the report names it), as stack_info lists it."""
+    line = ("would record release %s" if dry_run else "release %s recorded") % release["number"]
+    notes = ["back on release %s" % rolled_back_to] if rolled_back_to else []
+    if release.get("pruned"):
+        notes.append("%s %s pruned" % ("releases" if len(release["pruned"]) > 1 else "release",
+                                       ", ".join(str(n) for n in release["pruned"])))
+    return line + (" (%s)" % "; ".join(notes) if notes else "")
 
 
 class FilterModule(object):

@@ -27,3 +27,12 @@ def test_the_filter_takes_the_option_positionally_by_name_and_by_its_former_name
                            ("stack_summary(check_mode=false)", RAN)):
         rendered = environment.from_string("{{ (result | %s) | join('\\n') }}" % call).render(result=RESULT, flag=True)
         assert rendered.splitlines() == expected, call
+
+
+def test_the_release_a_run_made_is_named():
+    made = dict(RESULT, release={"number": 4, "pruned": [1], "path": "/root/.clockwork/shop/releases/4"})
+    assert stack_summary(made)[-1] == "release 4 recorded (release 1 pruned)"
+    assert stack_summary(made, dry_run=True)[-1] == "would record release 4 (release 1 pruned)"
+    back = dict(RESULT, release={"number": 5, "pruned": []}, rolled_back_to=3)
+    assert stack_summary(back)[-1] == "release 5 recorded (back on release 3)"
+    assert stack_summary(RESULT) == RAN, "a run that recorded no release says none"
