@@ -1,10 +1,12 @@
 """Rollback's edges on the real engine (issue 35, "What must hold", the items the memory engine
 proved first: tests/unit/test_rollback_memory.py).
 
-- A rollback killed half-way (SIGKILL of the ansible-playbook process group, once the first
-  container is back on release 1 and the second is not) is completed by the next run of the same
-  rollback: every container on release 1's spec (docker inspect: env, image id), nothing left
-  aside, then a rerun and --check change nothing.
+- A rollback killed half-way (SIGKILL of the ansible-playbook process group and of its worker,
+  which setsid() takes out of that group, once the first container is back on release 1 and the
+  second is not) is completed by the next run of the same rollback: --check names what is left
+  and changes nothing, the run does it (the successor left beside the second container removed),
+  every container is on release 1's spec (docker inspect: env, image id), nothing is left aside,
+  then a rerun and --check change nothing.
 - A rollback to a release whose image was removed (`docker rmi`), one that was pruned
   (releases_kept: 1) or one never recorded (99) is refused before any change, naming the release
   (and the image): docker inspect of every container of the stack and the release files are the
@@ -158,15 +160,29 @@ def test_a_rollback_killed_half_way_is_completed_by_the_next_run_of_it(stack, tm
     assert len(back) == 1 and workers, "killed (with its worker processes %s) once the first container was back " \
         "(%s), not before or after:\n%s" % (workers, back, killed_output)
     time.sleep(2)   # were a worker left alive, it would carry on meanwhile
+    left = [n for n in names_of(stack) if "_clockwork_" in n]   # a successor started beside b, as a rule
     half = dict((name, spec(name)) for name in (a, b))
     assert [n for n in (a, b) if half[n] != one[n]] == [n for n in (a, b) if n not in back], \
         "half-way: %s\n%s" % (half, killed_output)
     assert release_files(stack) and json.loads(release_files(stack)["index.json"])["current"] == 2, \
         "the killed rollback recorded no release"
 
+    check = playbook([rollback(stack)], check=True)
+    assert check.rc == 0 and check.result("stack")["changed"] is True, check.details
+    assert sorted(e["name"] for e in check.result("stack")["entries"] if e["changed"] and e["name"] != "leftovers") \
+        == [n for n in (a, b) if n not in back], check.details
+    assert dict((name, spec(name)) for name in (a, b)) == half and \
+        [n for n in names_of(stack) if "_clockwork_" in n] == left, "check mode changed nothing\n" + check.details
+
     run = playbook([rollback(stack)], diff=True)
     assert run.rc == 0 and run.result("stack")["changed"] is True, run.details
     assert run.result("stack")["release"]["number"] == 3 and run.result("stack")["rolled_back_to"] == 1, run.details
+    entries = run.result("stack")["entries"]
+    assert sorted(e["name"] for e in entries if e["changed"] and e["name"] != "leftovers") == \
+        [n for n in (a, b) if n not in back], "the rerun did what the killed run had not\n" + run.details
+    for name in left:
+        assert name in json.dumps([e for e in entries if e["name"] == "leftovers"]), \
+            "the rerun removed %s, left by the killed run\n%s" % (name, run.details)
     assert dict((name, spec(name)) for name in (a, b)) == one, "every container on release 1's spec\n" + run.details
     assert names_of(stack) == [a, b], "nothing left aside (_clockwork_next_/_old_), no lock\n" + run.details
     for name in (a, b):
