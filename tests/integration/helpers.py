@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -269,3 +270,46 @@ def engine_leaks(before, events, stacks, strict=False):
 
 def env_of(container):
     return dict(item.split("=", 1) for item in inspect("container", container)["Config"]["Env"])
+
+
+# -- killing a run half-way ------------------------------------------------------------------
+
+def descendants(pid):
+    """The processes below `pid`, by id (from /proc): ansible-core's worker, which runs the stack's
+    action in-process, calls setsid(), so killing ansible-playbook's process group alone leaves it
+    running the rollback to its end."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % entry) as handle:
+                parents[int(entry)] = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (ValueError, OSError, IndexError):
+            continue
+    found, todo = [], [pid]
+    while todo:
+        above = todo.pop()
+        children = [child for child, parent in parents.items() if parent == above]
+        found += children
+        todo += children
+    return found
+
+
+def kill_run(proc):
+    """SIGKILL the run: ansible-playbook's process group and every process below it, all stopped
+    first (none starts another, none is handed to init unseen)."""
+    os.killpg(proc.pid, signal.SIGSTOP)
+    frozen = set()
+    while set(descendants(proc.pid)) - frozen:
+        for pid in set(descendants(proc.pid)) - frozen:
+            frozen.add(pid)
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+    os.killpg(proc.pid, signal.SIGKILL)
+    for pid in frozen:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return sorted(frozen)

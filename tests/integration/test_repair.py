@@ -1,12 +1,11 @@
 """A stack broken by hand, or by a killed run, is named by the checks and repaired by a rerun."""
 import os
-import signal
 import subprocess
 import time
 
 import yaml
 
-from helpers import NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, ROOT, VENV_BIN, docker, inspect, playbook
+from helpers import NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, ROOT, VENV_BIN, docker, inspect, kill_run, playbook
 
 
 def declaration(stack):
@@ -77,7 +76,9 @@ def test_a_killed_run_is_repaired_by_the_next(stack, tmp_path):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not docker("ps", "-aq", "--filter", "name=%s-pg" % stack):
         time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)   # mid-deploy: the database exists, the rest may not
+    # Mid-deploy: the database exists, the rest may not. Every process of the run, the worker too (it
+    # calls setsid(): killing ansible-playbook's group alone would leave it deploying to its end).
+    kill_run(proc)
     proc.wait()
     run = playbook([task(stack, verify=True)])
     assert run.rc == 0, run.output

@@ -15,7 +15,6 @@ proved first: tests/unit/test_rollback_memory.py).
   playbook_dir) lists the same releases as from the deploying playbook's directory."""
 import json
 import os
-import signal
 import subprocess
 import tempfile
 import time
@@ -26,7 +25,7 @@ import yaml
 
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import releases_home
 
-from helpers import NGINX_IMAGE, ROOT, VENV_BIN, Run, docker, inspect, playbook
+from helpers import NGINX_IMAGE, ROOT, VENV_BIN, Run, docker, inspect, kill_run, playbook
 
 HEALTHY = {"test": ["CMD", "curl", "-fsS", "http://localhost/"], "interval": "1s", "retries": 30}
 
@@ -72,47 +71,6 @@ def inspected(stack):
         attrs["State"].pop("Health", None)
         found[attrs["Name"]] = attrs
     return found
-
-
-def descendants(pid):
-    """The processes below `pid`, by id (from /proc): ansible-core's worker, which runs the stack's
-    action in-process, calls setsid(), so killing ansible-playbook's process group alone leaves it
-    running the rollback to its end."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        try:
-            with open("/proc/%s/stat" % entry) as handle:
-                parents[int(entry)] = int(handle.read().rsplit(")", 1)[1].split()[1])
-        except (ValueError, OSError, IndexError):
-            continue
-    found, todo = [], [pid]
-    while todo:
-        above = todo.pop()
-        children = [child for child, parent in parents.items() if parent == above]
-        found += children
-        todo += children
-    return found
-
-
-def kill_run(proc):
-    """SIGKILL the run: ansible-playbook's process group and every process below it, all stopped
-    first (none starts another, none is handed to init unseen)."""
-    os.killpg(proc.pid, signal.SIGSTOP)
-    frozen = set()
-    while set(descendants(proc.pid)) - frozen:
-        for pid in set(descendants(proc.pid)) - frozen:
-            frozen.add(pid)
-            try:
-                os.kill(pid, signal.SIGSTOP)
-            except ProcessLookupError:
-                pass
-    os.killpg(proc.pid, signal.SIGKILL)
-    for pid in frozen:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return sorted(frozen)
 
 
 def release_files(stack):
