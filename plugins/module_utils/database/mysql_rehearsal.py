@@ -34,8 +34,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.database.mys
     foreign_databases, own_qualified)
 from ansible_collections.clockwork.connections.plugins.module_utils.database.mysql_splitter import mysql_statements
 from ansible_collections.clockwork.connections.plugins.module_utils.database.snapshots import (
-    MB, ServerContainer, SnapshotStore, entry_of, kept_and_pruned, known_entry, record, restore_words, restoring,
-    snapshot_name, utc_now)
+    MB, ServerContainer, SnapshotStore, kept_and_pruned, record, restore_entry, restore_words,
+    restoring, snapshot_name, utc_now)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import exec_first
 
 SCRATCH = "clockwork_rehearsal_%s"
@@ -307,11 +307,9 @@ def restore(target, ctx, result, server_name, snapshot):
     database = str(target.settings["database"])
     server = MysqlServer(ctx.engine, server_name)
     store = SnapshotStore(server, ctx.stack)
-    index = target.snapshots(store)
-    if index is None:
-        result.act(restore_words(snapshot, database, known_entry(result), store.volume))
+    entry = restore_entry(target, result, store, snapshot, KIND)
+    if entry is None:
         return
-    entry = entry_of(index, snapshot, database, KIND, target.where, store.volume)
     if not all(SQL_WORD.match(entry.get(key) or "") for key in ("charset", "collation")):
         raise ClockworkError("%s: snapshot %s in volume %s has no character set this restore can use; nothing was "
                              "changed" % (target.where, snapshot, store.volume))

@@ -22,8 +22,8 @@ import importlib
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.database.snapshots import (
-    MB, ServerContainer, SnapshotStore, entry_of, file_of, known_entry, record, restore_words, restoring,
-    snapshot_name, utc_now)
+    MB, ServerContainer, SnapshotStore, file_of, record, restore_entry, restore_words,
+    restoring, snapshot_name, utc_now)
 
 KIND = "pg_dump"
 # Relations that are data (tables, partitioned and materialised views, sequences), outside the catalogs
@@ -124,11 +124,9 @@ def restore(target, ctx, result, snapshot, admin_of):
     database = str(target.settings["database"])
     server = ServerContainer(ctx.engine, target.server)
     store = SnapshotStore(server, ctx.stack)
-    index = target.snapshots(store)
-    if index is None:
-        result.act(restore_words(snapshot, database, known_entry(result), store.volume))
+    entry = restore_entry(target, result, store, snapshot, KIND)
+    if entry is None:
         return
-    entry = entry_of(index, snapshot, database, KIND, target.where, store.volume)
     result.act(restore_words(snapshot, database, entry, store.volume))
     restoring(result, database, entry)
     loaded = "/tmp/%s" % file_of(entry)

@@ -275,6 +275,18 @@ def _tar(name, data):
     return buffer.getvalue()
 
 
+def restore_entry(target, result, store, snapshot, kind):
+    """The index entry of `snapshot` that a restore of the target's database puts back; None in a dry
+    run, whose target reads no volume (that takes a container): its words, from what the caller knows of
+    the snapshot, are then the restore's one action."""
+    database = str(target.settings["database"])
+    index = target.snapshots(store)
+    if index is None:
+        result.act(restore_words(snapshot, database, known_entry(result), store.volume))
+        return None
+    return entry_of(index, snapshot, database, kind, target.where, store.volume)
+
+
 def entry_of(index, snapshot, database, kind, where, volume):
     """The index entry of `snapshot` for `database` of this kind; raises naming the ones kept."""
     entry = next((e for e in index if e["snapshot"] == snapshot), None)
