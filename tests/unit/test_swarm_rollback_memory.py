@@ -649,3 +649,116 @@ def test_a_restore_that_fails_leaves_the_clients_stopped_and_the_same_rollback_c
     assert [c[0] for c in restored] == [0]
     assert specs(engine) == recorded(first) and len(running_tasks(engine, "api")) == 2
     assert report["release"]["number"] == second + 1
+
+
+# -- jobs are never run again by going back; a failed run's new networks go -------------------
+
+MIGRATE = {"name": "migrate", "image": NGINX, "command": ["sh", "-c", "echo migrated v1"]}
+SEED = {"name": "seed", "image": NGINX, "command": ["sh", "-c", "echo seeded"]}
+
+
+def with_jobs(base, jobs=(MIGRATE,), **changes):
+    """The declaration with `jobs`, each a replicated job (frontend waits for it to complete)."""
+    params = declaration(base, extra=list(jobs), **changes)
+    params["connections"].extend({"type": "dependency", "from": "frontend", "to": job["name"],
+                                  "condition": "completed_successfully"} for job in jobs)
+    return ms.params(base, params["resources"], params["connections"], engine="swarm")
+
+
+def runs_of(engine, name):
+    """How many times the job ran to completion (its completed tasks, one per run of one completion)."""
+    return len([t for t in engine.tasks(filters={"service": name}) if t["Status"]["State"] == "complete"])
+
+
+def test_a_failed_deploy_does_not_run_a_job_again_and_removes_a_job_it_created(base):
+    engine = ms.new_engine(swarm=True)
+    report, _gateway = run(engine, with_jobs(base))
+    first = report["release"]["number"]
+    assert "ReplicatedJob" in specs(engine)["migrate"]["Mode"] and runs_of(engine, "migrate") == 1
+    engine.after_start("frontend", exits=1)
+    v2 = dict(MIGRATE, command=["sh", "-c", "echo migrated v2"])
+    message = failed_deploy(engine, with_jobs(base, jobs=(v2, SEED), frontend={"env": {"FEATURE": "on"}}))
+
+    assert runs_of(engine, "migrate") == 2, "v1 once, v2 once: going back does not run release 1's job again"
+    assert specs(engine)["migrate"]["TaskTemplate"]["ContainerSpec"]["Args"] == v2["command"][1:] or \
+        "echo migrated v2" in str(specs(engine)["migrate"]["TaskTemplate"]["ContainerSpec"]), "left as it ran"
+    assert "job migrate is not run again: it ran with this run's spec (1 of 1 completed); release %d's spec " \
+        "differs (" % first in message, message
+    assert "seed" not in specs(engine), "a job the failed run created is removed as any new service"
+    assert "service seed: removed (not in release %d; a job: what its completed tasks did is not undone)" % first \
+        in message, message
+    assert specs(engine)["frontend"] == recorded(first)["frontend"]
+    assert store().index()["current"] == first
+
+
+def test_a_rollback_does_not_run_a_job_again_and_says_so(base):
+    engine = ms.new_engine(swarm=True)
+    first = run(engine, with_jobs(base))[0]["release"]["number"]
+    v2 = dict(MIGRATE, command=["sh", "-c", "echo migrated v2"])
+    second = run(engine, with_jobs(base, jobs=(v2, SEED), api={"env": {"FEATURE": "on"}}))[0]["release"]["number"]
+    assert runs_of(engine, "migrate") == 2 and runs_of(engine, "seed") == 1
+    ran = specs(engine)["migrate"]
+
+    checked, _dry = rolled_back(engine, base, first, check=True)
+    report, _gateway = rolled_back(engine, base, first)
+    assert ms.changed_entries(checked) == ms.changed_entries(report)
+    assert runs_of(engine, "migrate") == 2 and specs(engine)["migrate"] == ran, "release 2's job stays as it ran"
+    migrate = ms.entry(report, "service", "migrate")
+    assert migrate["changed"] is False and migrate["actions"][0].startswith(
+        "job migrate is not run again: it ran with release %d's spec (1 of 1 completed)" % second), migrate
+    assert ("service", "seed", ["remove"]) in ms.changed_entries(report) and "seed" not in specs(engine)
+    assert ms.entry(report, "service", "seed")["reasons"] == [
+        "not in release %d" % first, "a job: what its completed tasks did is not undone"]
+    assert specs(engine)["api"] == recorded(first)["api"]
+
+    again, _gateway = rolled_back(engine, base, "previous")
+    assert again["changed"] is False and runs_of(engine, "migrate") == 2, ms.changed_entries(again)
+
+
+def test_a_rollback_does_not_make_a_job_of_the_release_again(base):
+    engine = ms.new_engine(swarm=True)
+    first = run(engine, with_jobs(base))[0]["release"]["number"]
+    engine.remove_service("migrate")
+    report, _gateway = rolled_back(engine, base, first)
+    assert "migrate" not in specs(engine)
+    assert ms.entry(report, "service", "migrate")["actions"] == [
+        "job migrate of release %d is not made again: making it would run it again" % first]
+
+
+def network_names(engine):
+    return set(ms.network_names(engine))
+
+
+def test_a_failed_deploy_removes_the_networks_it_made_and_leaves_an_external_one(base):
+    engine = ms.new_engine(swarm=True)
+    engine.create_network("shared_ext", driver="overlay", attachable=True)   # made by hand, not the stack's
+    first = released(engine, base)
+    extra = [{"name": "extra", "type": "network", "network_name": "showcase_extra"},
+             {"name": "shared", "type": "network", "network_name": "shared_ext", "external": True}]
+    engine.after_start("frontend", exits=1)
+    message = failed_deploy(engine, declaration(base, extra=extra, frontend={
+        "env": {"FEATURE": "on"}, "networks": [{"name": "showcase_extra"}, {"name": "shared_ext"}]}))
+
+    assert specs(engine)["frontend"] == recorded(first)["frontend"]
+    assert "showcase_extra" not in network_names(engine), "made by the failed run: removed"
+    assert "network showcase_extra: removed (made by this run, not in release %d)" % first in message, message
+    assert "shared_ext" in network_names(engine), "an external network is never removed"
+    assert "showcase_default" in network_names(engine) and "backend-network" in network_names(engine)
+
+
+def test_a_new_network_another_stacks_service_uses_is_left(base):
+    engine = ms.new_engine(swarm=True)
+    first = released(engine, base)
+    extra = [{"name": "extra", "type": "network", "network_name": "showcase_extra"}]
+    engine.after_start("frontend", exits=1)
+    gateway = ms.RecordingGateway(engine)
+    applier = SwarmApplier(gateway, declaration(base, extra=extra, frontend={
+        "env": {"FEATURE": "on"}, "networks": [{"name": "showcase_extra"}]}))
+    with pytest.raises(ClockworkError):
+        applier.present()
+    engine.create_service({"ContainerSpec": {"Image": NGINX}}, name="outsider", labels={"owner": "someone"},
+                          networks=[engine.inspect_network("showcase_extra")["Id"]])
+    lines = applier.return_to(store(gateway).release(first))
+    assert "showcase_extra" in network_names(engine)
+    assert "network showcase_extra: left (used by service outsider)" in lines, lines
+    applier.close()

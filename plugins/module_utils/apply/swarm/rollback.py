@@ -11,6 +11,13 @@ recorded UpdateConfig says (start-first where it says so: the old task serves un
 runs). A service of the release that is gone is created again from its spec; a service of the
 stack that the release does not have is removed (only the stack's own: the list is by its label).
 
+A job (replicated-job, global-job: a migration) is never run again by going back: Swarm runs it
+again on any update of its spec, so one whose spec differs from the release is left as it ran, and
+one of the release that is gone is not made again; both are said in the result. A job the release
+does not have is removed as any other service (what its completed tasks did is not undone). After
+a failed deploy, the overlay networks that run made and the release has not are removed too, once no
+service uses them (the stack's own only; never an external one).
+
 Everything a spec names by id (its image, networks, secrets and configs) is looked for first, so a
 return that cannot be made is refused before any change, naming what is missing. Two are taken by
 what they are: an image whose tag names another image since is named by its id, and a secret or
@@ -27,15 +34,17 @@ __metaclass__ = type
 
 import copy
 
-from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
+from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, owned_by
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import engine_words
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError, NotFound
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.secrets import SwarmObjects
-from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.services import IMAGE_ID_LABEL
+from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.services import (
+    image_of, is_job, mode_kind, order_of, recorded_specs, relinked, spec_options)
 from ansible_collections.clockwork.connections.plugins.module_utils.apply.swarm.tasks import (
-    wait_converged, wait_tasks_gone)
+    convergence, retry_while_in_use, wait_converged, wait_tasks_gone)
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.record import stack_services
-from ansible_collections.clockwork.connections.plugins.module_utils.releases.rollback import restores
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.rollback import (
+    last_release, refuse_missing, restores)
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.view import (
     scrub, secrets_of, service_drift, service_view)
 
@@ -43,34 +52,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.releases.vie
 # say (a rollback on demand has none).
 RETURN_TIMEOUT = 120
 MISSING, NOT_IN_RELEASE = "missing", "not in the release"
-
-
-def recorded_specs(release):
-    """name -> the whole spec a release recorded, for a release of the swarm target ({} otherwise)."""
-    if (release or {}).get("target") != "swarm":
-        return {}
-    return dict((name, service["spec"]) for name, service in (release.get("services") or {}).items())
-
-
-def spec_options(spec):
-    """The keyword arguments of the gateway's service create and update that send `spec` whole."""
-    spec = copy.deepcopy(spec)
-    return dict(task_template=spec.get("TaskTemplate") or {}, labels=spec.get("Labels") or {},
-                mode=spec.get("Mode"), update_config=spec.get("UpdateConfig"),
-                rollback_config=spec.get("RollbackConfig"), endpoint_spec=spec.get("EndpointSpec"))
-
-
-def order_of(spec):
-    """How Swarm replaces the tasks for this spec, in the report's words."""
-    return ((spec.get("UpdateConfig") or {}).get("Order") or "stop-first") if "Replicated" in (
-        spec.get("Mode") or {"Replicated": {}}) else "a job"
-
-
-def image_of(spec):
-    """(what the manager must have: the image id the apply resolved, else the spec's reference; the reference)."""
-    container = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
-    reference = container.get("Image") or ""
-    return (container.get("Labels") or {}).get(IMAGE_ID_LABEL) or reference.split("@")[0], reference
+NOT_UNDONE = "a job: what its completed tasks did is not undone"
 
 
 def pinned(gateway, spec):
@@ -85,27 +67,6 @@ def pinned(gateway, spec):
         return spec
     spec = copy.deepcopy(spec)
     spec["TaskTemplate"]["ContainerSpec"]["Image"] = image_id
-    return spec
-
-
-def relinked(spec, owned):
-    """`spec` with each secret and config it names by an id that is gone, but whose name the stack
-    owns now (`owned`: {"secret": {name: id}, "config": {...}}), under that object's id: a name
-    carries the digest of the content (apply/swarm/secrets.py), so the object is the same value made
-    again (a destroy, then a deploy). One gone by name too stays as it is, and is refused."""
-    container = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
-    moved = []
-    for kind, key in (("secret", "Secrets"), ("config", "Configs")):
-        ids = set(owned[kind].values())
-        for index, reference in enumerate(container.get(key) or []):
-            name = reference.get(kind.title() + "Name")
-            if reference.get(kind.title() + "ID") not in ids and name in owned[kind]:
-                moved.append((key, index, kind.title() + "ID", owned[kind][name]))
-    if not moved:
-        return spec
-    spec = copy.deepcopy(spec)
-    for key, index, field, object_id in moved:
-        spec["TaskTemplate"]["ContainerSpec"][key][index][field] = object_id
     return spec
 
 
@@ -128,11 +89,6 @@ def renetworked(gateway, spec, names):
     return spec
 
 
-def mode_kind(spec):
-    """Replicated, ReplicatedJob, Global ...: what an update of a service cannot change."""
-    return next(iter((spec or {}).get("Mode") or {"Replicated": {}}), "Replicated")
-
-
 def missing_images(gateway, specs, names):
     """{service: image} of the services `names` whose image the manager's engine no longer has."""
     missing = {}
@@ -141,20 +97,6 @@ def missing_images(gateway, specs, names):
         if wanted and gateway.image(wanted) is None:
             missing[name] = reference or wanted
     return missing
-
-
-def refuse_missing_images(stack, number, missing):
-    """The shared refusal of releases/rollback.py when it exists (one wording for both targets)."""
-    try:
-        from ansible_collections.clockwork.connections.plugins.module_utils.releases.rollback import (  # pylint: disable=import-outside-toplevel
-            refuse_missing)
-    except ImportError:
-        refuse_missing = None
-    if refuse_missing is not None:
-        refuse_missing(stack, number, missing)
-    raise ClockworkError("stack %s cannot go back to release %s: %s no longer on the Docker host; nothing was "
-                         "changed" % (stack, number, ", ".join("service %s's image %s" % item
-                                                               for item in sorted(missing.items()))))
 
 
 def missing_objects(gateway, specs, names):
@@ -182,8 +124,8 @@ def missing_objects(gateway, specs, names):
 class SwarmReturn(object):
     """One return of the swarm applier `applier`'s stack to `release` (a dict of releases/store.py)."""
 
-    def __init__(self, applier, release):
-        self.applier = applier
+    def __init__(self, applier, release, failed_run=False):
+        self.applier, self.failed_run = applier, failed_run
         self.stack = applier.name
         self.release = release
         self.number = release.get("number")
@@ -199,7 +141,8 @@ class SwarmReturn(object):
     def steps(self, touched=None):
         """[(service, action, reasons, its service now or None)]: "update" (differs from its record),
         "recreate" (its mode differs: a job, which no update makes replicated), "create" (gone),
-        "remove" (not in the release). With `touched` (a failed run's), only the services named there."""
+        "remove" (not in the release), "keep" (a job of the release: making or updating it would run
+        it again). With `touched` (a failed run's), only the services named there."""
         running = stack_services(self.applier.engine, self.stack)
         found = []
         for item in service_drift(dict(self.release, services=self.services), running):
@@ -207,9 +150,15 @@ class SwarmReturn(object):
             if touched is not None and name not in touched:
                 continue
             if changes == [MISSING]:
-                found.append((name, "create", [], None))
+                found.append((name, "keep" if is_job(self.specs[name]) else "create", [], None))
             elif changes == [NOT_IN_RELEASE]:
-                found.append((name, "remove", [], running[name]))
+                found.append((name, "remove", ["not in release %s" % self.number] + (
+                    [NOT_UNDONE] if is_job(running[name]["spec"]) else []), running[name]))
+            elif is_job(self.specs[name]):
+                # Swarm runs a job again on any update: it stays as it ran; a service made of it since goes.
+                found.append((name, "keep", changes, running[name]) if is_job(running[name]["spec"]) else (
+                    name, "remove", ["release %s has it as a job, which is not run again" % self.number],
+                    running[name]))
             elif mode_kind(running[name]["spec"]) != mode_kind(self.specs[name]):
                 found.append((name, "recreate", changes, running[name]))
             else:
@@ -218,11 +167,11 @@ class SwarmReturn(object):
 
     def refuse_unreachable(self, steps):
         """Before any change: what the services going back need, there (images, secrets, configs, networks)."""
-        names = [name for name, action, _reasons, _now in steps if action != "remove"]
+        names = [name for name, action, _reasons, _now in steps if action not in ("remove", "keep")]
         gateway = self.applier.engine
         missing = missing_images(gateway, self.specs, names)
         if missing:
-            refuse_missing_images(self.stack, self.number, missing)
+            refuse_missing(self.stack, self.number, missing)   # one wording for both targets
         gone = missing_objects(gateway, self.specs, names)
         if gone:
             raise ClockworkError("stack %s cannot go back to release %s: what its services use is gone (%s); nothing "
@@ -232,6 +181,9 @@ class SwarmReturn(object):
         """Make the steps (every write first, then the waits, which overlap); the lines of what went back."""
         lines, waits, removed = [], [], []
         for name, action, reasons, now in steps:
+            if action == "keep":
+                lines.append(self._keep(name, reasons, now))
+                continue
             self._note(name, action, reasons, now)
             try:
                 waits.append(self._write(name, action, now))
@@ -240,7 +192,7 @@ class SwarmReturn(object):
                     name, self.number, action, engine_words(exc)))
             if action == "remove":
                 removed.append(now["id"])
-                lines.append("service %s: removed (not in release %s)" % (name, self.number))
+                lines.append("service %s: removed (%s)" % (name, "; ".join(reasons)))
             else:
                 lines.append("service %s: back to release %s (%s%s)" % (
                     name, self.number, {"create": "created again, ", "recreate": "made again, "}.get(action, ""),
@@ -278,14 +230,41 @@ class SwarmReturn(object):
         view.update_service(current["ID"], current["Version"]["Index"], name, fetch_current_spec=False, **options)
         return name, current["ID"]
 
+    def _keep(self, name, reasons, now):
+        """A job of the release left as it is (see the module's doc); the words, in its entry too."""
+        if now is None:
+            words = "job %s of release %s is not made again: making it would run it again" % (name, self.number)
+        else:
+            words = "job %s is not run again: it ran with %s (%s); release %s's spec differs (%s)" % (
+                name, self._ran_with(name, now), self._job_state(now), self.number, ", ".join(reasons))
+        self.applier._record("service", name, False, [words])  # pylint: disable=protected-access
+        self.applier.say("%s: %s" % (name, words))
+        return words
+
+    def _ran_with(self, name, now):
+        """Whose spec a job left as it is ran with, in words."""
+        if self.failed_run:
+            return "this run's spec"
+        current = last_release(self.applier.engine, self.stack) or {}
+        record = (current.get("services") or {}).get(name) or {}
+        return "release %s's spec" % current["number"] if record.get("spec") == now["spec"] else "the spec it has"
+
+    def _job_state(self, now):
+        """`1 of 1 completed`, `2 of its tasks failed` ... (apply/swarm/tasks.py convergence)."""
+        gateway = self.applier.engine
+        try:
+            service = gateway.service(now["id"])
+            return convergence(service, gateway.tasks(filters={"service": now["id"]}))[1] if service else "gone"
+        except APIError as exc:
+            return "its tasks unread: %s" % engine_words(exc)
+
     def _note(self, name, action, reasons, now):
         """The entry and the diff of one step, masked (releases/view.py: no secret value of either spec)."""
         secrets = self.secrets | (secrets_of({"services": {name: now}}) if now else set())
         before = scrub(service_view(now), secrets) if now else {}
         after = scrub(service_view(self.services[name]), secrets) if action != "remove" else {}
         # The verbs of a present's entries (the summary words them alike); the release in the reasons.
-        reasons = {"create": ["in release %s, gone since" % self.number],
-                   "remove": ["not in release %s" % self.number]}.get(action, reasons)
+        reasons = ["in release %s, gone since" % self.number] if action == "create" else reasons
         self.applier._record("service", name, True, [action], reasons, before, after)  # pylint: disable=protected-access
         self.applier.say("%s: %s, back to release %s (%s)" % (name, action, self.number, ", ".join(reasons)))
 
@@ -302,14 +281,39 @@ def return_after_failure(applier, release):
     nothing needed to)."""
     if (release or {}).get("target") != "swarm":
         return []
-    going = SwarmReturn(applier, release)
+    going = SwarmReturn(applier, release, failed_run=True)
     steps = going.steps(touched=touched_services(applier.entries))
-    if not steps:
-        return []
     going.refuse_unreachable(steps)
     lines = going.run(steps, timeout_of=lambda name: applier.specs[name].timeout if name in applier.specs
-                      else RETURN_TIMEOUT)
-    applier._collect_garbage()   # pylint: disable=protected-access  # the secrets and configs only the run used
+                      else RETURN_TIMEOUT) if steps else []
+    lines += new_networks_removed(applier, release)
+    if lines:
+        applier._collect_garbage()   # pylint: disable=protected-access  # the secrets and configs only the run used
+    return lines
+
+
+def new_networks_removed(applier, release):
+    """The overlay networks this failed run created (its entries) that `release` has not, removed:
+    the stack's own (by its label), never an external one, nor one a service still uses (another
+    stack's, joined meanwhile: left, and said). The lines of what went or was left."""
+    gateway, number = applier.engine, release.get("number")
+    kept = set(release.get("networks") or {}) | set(n["name"] for n in applier.plan.networks if n["settings"] is None)
+    kept |= set(n for s in (release.get("services") or {}).values() for n in (s.get("networks") or {}).values())
+    lines = []
+    for name in [e["name"] for e in applier.entries if e["kind"] == "network" and e["changed"]]:
+        attrs = gateway.network(name)
+        if name in kept or attrs is None or attrs.get("Scope") != "swarm" or \
+                not owned_by(attrs.get("Labels"), applier.name):
+            continue
+        users = sorted(s["Spec"]["Name"] for s in gateway.services() or []
+                       if any(n.get("Target") in (attrs["Id"], name)
+                              for n in (s["Spec"].get("TaskTemplate") or {}).get("Networks") or []))
+        if users:
+            lines.append("network %s: left (used by service %s)" % (name, ", ".join(users)))
+            continue
+        applier._record("network", name, True, ["remove"], ["made by this run, not in release %s" % number])  # pylint: disable=protected-access
+        retry_while_in_use(gateway, lambda n=attrs: gateway.remove_network(n["Id"]), "network", name)
+        lines.append("network %s: removed (made by this run, not in release %s)" % (name, number))
     return lines
 
 

@@ -9,7 +9,8 @@ secrets, configs, healthcheck, networks, placement, mode, endpoint, restart and 
 and the labels it sets. `managed_part` reads the same normal form out of a service the engine
 holds, so that the two compare field by field; `service_body` lays the wanted form over the
 service's current spec, so that an update changes what we own and keeps everything else
-(resources, logging, labels or constraints somebody else set)."""
+(resources, logging, labels or constraints somebody else set). Last, the plain-data helpers of a
+spec a release recorded, which apply/swarm/rollback.py sends back whole."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -353,3 +354,66 @@ def template_key(template):
     """A task template in a form that the copy each task carries compares equal to (the engine
     adds `Runtime` to the service's only)."""
     return json.dumps(dict((k, v) for k, v in (template or {}).items() if k != "Runtime"), sort_keys=True)
+
+
+# -- a spec a release recorded (releases/record.py), as apply/swarm/rollback.py puts it back --
+
+JOBS = ("ReplicatedJob", "GlobalJob")
+
+
+def recorded_specs(release):
+    """name -> the whole spec a release recorded, for a release of the swarm target ({} otherwise)."""
+    if (release or {}).get("target") != "swarm":
+        return {}
+    return dict((name, service["spec"]) for name, service in (release.get("services") or {}).items())
+
+
+def spec_options(spec):
+    """The keyword arguments of the gateway's service create and update that send `spec` whole."""
+    spec = copy.deepcopy(spec)
+    return dict(task_template=spec.get("TaskTemplate") or {}, labels=spec.get("Labels") or {},
+                mode=spec.get("Mode"), update_config=spec.get("UpdateConfig"),
+                rollback_config=spec.get("RollbackConfig"), endpoint_spec=spec.get("EndpointSpec"))
+
+
+def order_of(spec):
+    """How Swarm replaces the tasks for this spec, in the report's words."""
+    return ((spec.get("UpdateConfig") or {}).get("Order") or "stop-first") if "Replicated" in (
+        spec.get("Mode") or {"Replicated": {}}) else "a job"
+
+
+def image_of(spec):
+    """(what the manager must have: the image id the apply resolved, else the spec's reference; the reference)."""
+    container = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
+    reference = container.get("Image") or ""
+    return (container.get("Labels") or {}).get(IMAGE_ID_LABEL) or reference.split("@")[0], reference
+
+
+def relinked(spec, owned):
+    """`spec` with each secret and config it names by an id that is gone, but whose name the stack
+    owns now (`owned`: {"secret": {name: id}, "config": {...}}), under that object's id: a name
+    carries the digest of the content (apply/swarm/secrets.py), so the object is the same value made
+    again (a destroy, then a deploy). One gone by name too stays as it is, and is refused."""
+    container = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
+    moved = []
+    for kind, key in (("secret", "Secrets"), ("config", "Configs")):
+        ids = set(owned[kind].values())
+        for index, reference in enumerate(container.get(key) or []):
+            name = reference.get(kind.title() + "Name")
+            if reference.get(kind.title() + "ID") not in ids and name in owned[kind]:
+                moved.append((key, index, kind.title() + "ID", owned[kind][name]))
+    if not moved:
+        return spec
+    spec = copy.deepcopy(spec)
+    for key, index, field, object_id in moved:
+        spec["TaskTemplate"]["ContainerSpec"][key][index][field] = object_id
+    return spec
+
+
+def mode_kind(spec):
+    """Replicated, ReplicatedJob, Global ...: what an update of a service cannot change."""
+    return next(iter((spec or {}).get("Mode") or {"Replicated": {}}), "Replicated")
+
+
+def is_job(spec):
+    return mode_kind(spec) in JOBS
