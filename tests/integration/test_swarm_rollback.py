@@ -1,8 +1,8 @@
 """engine swarm, issue 35 part 6, on a real single-node swarm: a failed deploy leaves the previous
 release's services running, whole (each on the spec the release recorded, not Swarm's one-step
-PreviousSpec), and `state: rolled_back` returns every service to a kept release's spec, start-first;
-a client polling the API by name every 50 ms sees no failed request meanwhile; a rerun and --check
-of it change nothing.
+PreviousSpec; the overlay network it made removed), and `state: rolled_back` returns every service
+to a kept release's spec, start-first; a client polling the API by name every 50 ms sees no failed
+request meanwhile; a rerun and --check of it change nothing.
 
 The swarm is joined and left as tests/integration/test_swarm.py does (its `swarm` fixture: the
 engine is left as it was found). What is asserted is `docker service inspect`'s Spec compared with
@@ -106,10 +106,12 @@ def test_a_failed_deploy_goes_back_to_the_release_and_a_rollback_returns_to_one(
 
     poller = start_poller(stack, api + ":8000")
 
-    # Release 2's api never becomes healthy; its frontend updates meanwhile: both go back on release 1's spec.
+    # Release 2's api never becomes healthy; its frontend updates meanwhile: both go back on release 1's spec,
+    # and the overlay network it made (a network resource release 1 has not) is removed.
     start = time.time_ns()
     with pytest.raises(ClockworkError) as failed:
-        run(stack, tmp_path, resources(stack, feature="2", api_health=NEVER_HEALTHY))
+        run(stack, tmp_path, resources(stack, feature="2", api_health=NEVER_HEALTHY)
+            + [{"name": stack + "-extra", "type": "network"}])
     requests, failures = requests_during(poller, start, time.time_ns())
     assert requests >= 8 and failures == [], (requests, failures)
     message = failed.value.msg
@@ -122,6 +124,8 @@ def test_a_failed_deploy_goes_back_to_the_release_and_a_rollback_returns_to_one(
                                                                     "release": recorded(stack, first)[name]})
         assert env(spec(name))["FEATURE"] == "1"
     assert ReleaseStore(open_gateway(True).files, stack).index()["current"] == first, as_text(released)
+    assert "network %s-extra: removed (made by this run, not in release %d)" % (stack, first) in message, message
+    assert docker("network", "ls", "-q", "--filter", "name=^%s-extra$" % stack) == "", "the run's new network is gone"
 
     # A good release 2, then back to the previous one on demand: checked first, which changes nothing.
     second = run(stack, tmp_path, resources(stack, feature="2"))["release"]["number"]
