@@ -762,3 +762,15 @@ def test_a_new_network_another_stacks_service_uses_is_left(base):
     assert "showcase_extra" in network_names(engine)
     assert "network showcase_extra: left (used by service outsider)" in lines, lines
     applier.close()
+
+
+def test_a_job_left_as_it_ran_needs_nothing_of_the_release_spec(base):
+    engine = ms.new_engine(swarm=True)
+    engine.add_image("clockwork-test/migrate:1", {"Cmd": ["sh"]})
+    engine.add_image("clockwork-test/migrate:2", {"Cmd": ["sh"]})
+    first = run(engine, with_jobs(base, jobs=(dict(MIGRATE, image="clockwork-test/migrate:1"),)))[0]["release"]["number"]
+    run(engine, with_jobs(base, jobs=(dict(MIGRATE, image="clockwork-test/migrate:2"),), api={"env": {"FEATURE": "on"}}))
+    del engine._images[engine.inspect_image("clockwork-test/migrate:1")["Id"]]   # pylint: disable=protected-access
+    report, _gateway = rolled_back(engine, base, first)   # not refused: release 1's job is not made again
+    assert ms.entry(report, "service", "migrate")["actions"][0].startswith("job migrate is not run again")
+    assert specs(engine)["api"] == recorded(first)["api"] and runs_of(engine, "migrate") == 2
