@@ -626,8 +626,8 @@ def test_restore_data_of_a_redis_copy_is_refused_on_swarm_before_any_change(base
     applier.close()
 
 
-def test_a_restore_that_fails_leaves_the_clients_stopped_and_the_same_rollback_completes_it(base, restored,
-                                                                                             monkeypatch):
+def test_a_restore_that_fails_leaves_the_clients_stopped_and_the_same_rollback_completes_it(
+        base, restored, monkeypatch):
     engine = ms.new_engine(swarm=True)
     first = released(engine, base)
     second = released(engine, base, frontend={"env": {"FEATURE": "on"}})
