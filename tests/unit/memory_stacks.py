@@ -179,7 +179,9 @@ def stack_writes(engine, since, gateway):
 
 
 def without_lock(actions):
-    """A gateway's recorded actions without the stack lock's, ids made comparable between engines."""
+    """A gateway's recorded actions without the stack lock's and the release records' (releases/shelf.py),
+    ids made comparable between engines."""
+    actions = [a for a in actions if not a.startswith("release record: ")]
     kept = [a for a in actions if not a.startswith("create container clockwork-lock-")]
     # The lock's release names it by id; it is the last write of a run that took it.
     if len(kept) < len(actions) and kept and kept[-1].startswith("remove container "):
@@ -329,3 +331,16 @@ def home(tmp_path, monkeypatch):
     """Password files and TLS material go under the stack's home: a temporary one."""
     (tmp_path / "home").mkdir()
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+def release_store(engine, stack=STACK):
+    """The release store of `stack` in the memory `engine` (releases/store.py)."""
+    from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import ReleaseStore
+    return ReleaseStore(RecordingGateway(engine), stack)
+
+
+def release_tags(engine, stack=STACK):
+    """The tags of the images that hold `stack`'s release records on `engine`, sorted."""
+    prefix = "clockwork-releases:%s." % stack
+    return sorted(tag[len(prefix):] for image in engine.images() for tag in image["RepoTags"] or []
+                  if tag.startswith(prefix))

@@ -1,29 +1,26 @@
-"""The release store (releases/store.py, schema.py): atomic, root-only writes through the host
-files; every file read as untrusted data: a torn, hostile, oversized or linked file is refused
-with one message naming it, never a traceback; and check mode's host files write nothing."""
+"""The release store (releases/store.py, shelf.py, schema.py): records kept in the engine as images
+of one root-only file, written so a killed run leaves the previous index whole, read as untrusted
+data (a torn, hostile, oversized or foreign record is refused with one message naming it, never a
+traceback, and nothing extracted), and a dry run's writes kept to itself."""
+import io
 import json
 import os
-import stat
+import tarfile
 
 import pytest
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
-from ansible_collections.clockwork.connections.plugins.module_utils.host_files import DryRunFiles, HostFiles
-from ansible_collections.clockwork.connections.plugins.module_utils.releases import store as store_module
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import memory_gateway
+from ansible_collections.clockwork.connections.plugins.module_utils.releases import shelf as shelf_module
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.schema import release_problem
-from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import (
-    ReleaseStore, kept_count, releases_home)
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.shelf import (
+    FILE, OWNER_LABEL, REPOSITORY, file_in_saved_image)
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import ReleaseStore, kept_count
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.view import release_view
 
 STACK = "shop"
 SHA = "a" * 64
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch):
-    (tmp_path / "home").mkdir()
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
 
 
 def a_release(**changes):
@@ -42,25 +39,49 @@ def a_release(**changes):
     return release
 
 
-def files_under(path):
-    return sorted(os.path.relpath(os.path.join(folder, name), path)
-                  for folder, _dirs, names in os.walk(path) for name in names)
+def engine_and_store():
+    gateway = memory_gateway()
+    return gateway.api, ReleaseStore(gateway, STACK)
 
 
-def test_a_release_is_written_root_only_and_read_back_whole():
-    store = ReleaseStore(HostFiles(), STACK)
+def release_images(engine):
+    """{tag: labels} of the release store's images on `engine`."""
+    return dict((tag, image["Labels"]) for image in engine.images() for tag in image["RepoTags"] or []
+                if tag.startswith(REPOSITORY + ":"))
+
+
+def saved_file(engine, reference):
+    """The TarInfo and bytes of the one file of a release image, as `docker save` gives it."""
+    saved = tarfile.open(fileobj=io.BytesIO(b"".join(engine.get_image(reference))))
+    layer = json.loads(saved.extractfile("manifest.json").read())[0]["Layers"][-1]
+    files = tarfile.open(fileobj=io.BytesIO(saved.extractfile(layer).read()))
+    return files.getmembers(), files.extractfile(FILE).read()
+
+
+def overwrite(store, name, content):
+    """A record whose content is `content`, written past every check (what somebody else could tag)."""
+    store.shelf.write(name, content)
+
+
+def test_a_release_is_kept_in_the_engine_root_only_and_read_back_whole():
+    engine, store = engine_and_store()
     number, pruned = store.add(a_release())
     assert (number, pruned) == (1, [])
-    read = store.release(1)
-    assert read == dict(a_release(), number=1, stack=STACK, format=1)
-    assert files_under(releases_home(STACK)) == ["1/release.json", "index.json"], "no temporary file left"
-    assert stat.S_IMODE(os.stat(releases_home(STACK)).st_mode) == 0o700
-    assert stat.S_IMODE(os.stat(store.release_path(1)).st_mode) == 0o600
-    assert stat.S_IMODE(os.stat(store.index_path).st_mode) == 0o600
+    assert store.release(1) == dict(a_release(), number=1, stack=STACK, format=1)
+    # Two images, labelled with whose releases they are and nothing of what they hold.
+    assert release_images(engine) == {"clockwork-releases:shop.1": {OWNER_LABEL: STACK},
+                                      "clockwork-releases:shop.index": {OWNER_LABEL: STACK}}
+    members, data = saved_file(engine, "clockwork-releases:shop.1")
+    assert [(m.name, m.mode, m.uid) for m in members] == [(FILE, 0o600, 0)]
+    assert json.loads(data.decode())["containers"]["api"]["config"]["Env"][0] == "DB_PASSWORD=hunter2-x"
+    store.add(a_release())
+    assert sorted(release_images(engine)) == ["clockwork-releases:shop.1", "clockwork-releases:shop.2",
+                                              "clockwork-releases:shop.index"]
+    assert len(engine.images()) == 3, "the index's previous image went with the new one"
 
 
 def test_numbers_go_on_after_pruning_and_are_never_reused():
-    store = ReleaseStore(HostFiles(), STACK)
+    engine, store = engine_and_store()
     for _ in range(4):
         store.add(a_release(), kept=2)
     assert store.index()["releases"] == [3, 4]
@@ -68,43 +89,50 @@ def test_numbers_go_on_after_pruning_and_are_never_reused():
     assert store.index()["releases"] == [4, 5] and store.index()["last"] == 5
     found, missing = store.releases()
     assert [r["number"] for r in found] == [4, 5] and missing == []
+    assert sorted(release_images(engine)) == ["clockwork-releases:shop.4", "clockwork-releases:shop.5",
+                                              "clockwork-releases:shop.index"], "pruned releases' images removed"
 
 
-def test_a_release_file_gone_is_said_not_failed():
-    store = ReleaseStore(HostFiles(), STACK)
+def test_a_release_record_gone_is_said_not_failed():
+    engine, store = engine_and_store()
     store.add(a_release())
     store.add(a_release())
-    os.remove(store.release_path(1))
+    engine.remove_image("clockwork-releases:shop.1")
     found, missing = store.releases()
     assert [r["number"] for r in found] == [2] and missing == [1]
 
 
-def test_check_mode_host_files_write_nothing():
-    store = ReleaseStore(DryRunFiles(), STACK)
-    assert store.add(a_release()) == (1, [])
-    assert not os.path.exists(releases_home(STACK))
-    real = ReleaseStore(HostFiles(), STACK)
-    real.add(a_release())
-    before = dict((p, open(os.path.join(releases_home(STACK), p), "rb").read()) for p in files_under(releases_home(STACK)))
-    assert ReleaseStore(DryRunFiles(), STACK).add(a_release(), kept=1) == (2, [1])
-    after = dict((p, open(os.path.join(releases_home(STACK), p), "rb").read()) for p in files_under(releases_home(STACK)))
-    assert after == before
+def test_another_stacks_releases_are_its_own():
+    gateway = memory_gateway()
+    ReleaseStore(gateway, STACK).add(a_release())
+    assert ReleaseStore(gateway, "shop2").index()["releases"] == []
 
 
-def test_a_killed_write_leaves_the_previous_index_whole(monkeypatch):
-    store = ReleaseStore(HostFiles(), STACK)
+def test_check_mode_writes_nothing_to_the_engine():
+    engine, store = engine_and_store()
+    dry = dry_run_gateway(live=engine)
+    assert ReleaseStore(dry, STACK).add(a_release()) == (1, [])
+    assert release_images(engine) == {} and engine.writes() == []
     store.add(a_release())
-    index_before = open(store.index_path, "rb").read()
+    before = dict((tag, saved_file(engine, tag)[1]) for tag in release_images(engine))
+    dry = dry_run_gateway(live=engine)
+    assert ReleaseStore(dry, STACK).add(a_release(), kept=1) == (2, [1])
+    assert "release record: write clockwork-releases:shop.2" in dry.actions
+    assert dict((tag, saved_file(engine, tag)[1]) for tag in release_images(engine)) == before
+    assert [c.method for c in engine.writes()] == ["import_image_from_data"] * 2, "only the real run's two"
 
-    def killed(_source, _target, **_kwargs):
-        raise KeyboardInterrupt("killed between the write and the rename")
-    monkeypatch.setattr(store_module.os, "rename", killed)
-    with pytest.raises(KeyboardInterrupt):
+
+def test_a_killed_write_leaves_the_previous_index_whole():
+    engine, store = engine_and_store()
+    store.add(a_release())
+    index_before = store.index()
+    engine.fail_next("import_image_from_data", 500, "killed", match=lambda *a, **k: k.get("tag") == "shop.index")
+    with pytest.raises(ClockworkError) as caught:
         store.add(a_release())
-    monkeypatch.undo()
-    assert open(store.index_path, "rb").read() == index_before
-    assert store.index()["releases"] == [1]
+    assert caught.value.msg.startswith("cannot write image clockwork-releases:shop.index: ")
+    assert store.index() == index_before
     assert store.add(a_release())[0] == 2, "the next run goes on"
+    assert store.release(2)["number"] == 2
 
 
 @pytest.mark.parametrize("content, words", [
@@ -117,18 +145,17 @@ def test_a_killed_write_leaves_the_previous_index_whole(monkeypatch):
     (b'{"format": 1, "stack": "shop", "releases": ["../../etc"], "current": null, "last": 1}', "a whole number"),
     (b'{"format": 1, "stack": "shop", "releases": [], "current": null, "last": 0, "run": "x"}', "unknown field run"),
 ])
-def test_a_hostile_or_torn_index_is_refused_naming_the_file(content, words):
-    store = ReleaseStore(HostFiles(), STACK)
+def test_a_hostile_or_torn_index_is_refused_naming_the_image(content, words):
+    engine, store = engine_and_store()
     store.add(a_release())
-    with open(store.index_path, "wb") as handle:
-        handle.write(content)
+    overwrite(store, "index", content)
     with pytest.raises(ClockworkError) as caught:
         store.index()
-    assert store.index_path in caught.value.msg and words in caught.value.msg
-    assert "move it away" in caught.value.msg
+    assert "image clockwork-releases:shop.index" in caught.value.msg and words in caught.value.msg
+    writes = len(engine.writes())
     with pytest.raises(ClockworkError):
         store.add(a_release())
-    assert open(store.index_path, "rb").read() == content, "nothing written over what it cannot read"
+    assert len(engine.writes()) == writes, "nothing written over what it cannot read"
 
 
 @pytest.mark.parametrize("change, words", [
@@ -141,59 +168,68 @@ def test_a_hostile_or_torn_index_is_refused_naming_the_file(content, words):
     (lambda r: r.update(target="kubernetes"), "target: 'kubernetes'"),
     (lambda r: r.update(checks=["x"] * 2000), "more than 1000 entries"),
 ])
-def test_a_hostile_release_is_refused_naming_the_file_and_the_field(change, words):
-    store = ReleaseStore(HostFiles(), STACK)
+def test_a_hostile_release_is_refused_naming_the_image_and_the_field(change, words):
+    _engine, store = engine_and_store()
     store.add(a_release())
-    document = json.loads(open(store.release_path(1)).read())
+    document = store.release(1)
     change(document)
-    with open(store.release_path(1), "w") as handle:
-        json.dump(document, handle)
+    overwrite(store, 1, json.dumps(document).encode())
     with pytest.raises(ClockworkError) as caught:
         store.release(1)
-    assert caught.value.msg.startswith("%s is not release 1 of stack shop (" % store.release_path(1))
+    assert caught.value.msg.startswith("image clockwork-releases:shop.1 is not release 1 of stack shop (")
     assert words in caught.value.msg
 
 
-def test_an_oversized_file_is_refused_before_it_is_read(monkeypatch):
-    store = ReleaseStore(HostFiles(), STACK)
+def test_an_oversized_record_is_refused_before_it_is_read_whole(monkeypatch):
+    _engine, store = engine_and_store()
     store.add(a_release())
-    monkeypatch.setattr(store_module, "MAX_BYTES", 100)
+    monkeypatch.setattr(shelf_module, "MAX_BYTES", 100)
+    monkeypatch.setattr(shelf_module, "SAVE_OVERHEAD", 100)
     with pytest.raises(ClockworkError) as caught:
         store.release(1)
-    assert "more than a release record ever does" in caught.value.msg and store.release_path(1) in caught.value.msg
+    assert caught.value.msg.startswith("image clockwork-releases:shop.1 is larger than 200 bytes")
 
 
-def test_a_link_where_a_release_is_expected_is_refused(tmp_path):
-    store = ReleaseStore(HostFiles(), STACK)
-    store.add(a_release())
-    elsewhere = tmp_path / "elsewhere.json"
-    elsewhere.write_text(open(store.release_path(1)).read())
-    os.remove(store.release_path(1))
-    os.symlink(str(elsewhere), store.release_path(1))
+def a_layer(*members):
+    """A tar of (TarInfo fields, data) members."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for fields, data in members:
+            info = tarfile.TarInfo(fields.pop("name"))
+            for key, value in fields.items():
+                setattr(info, key, value)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def saved(layer, manifest=None):
+    manifest = [{"Config": "c.json", "RepoTags": [], "Layers": ["l/layer.tar"]}] if manifest is None else manifest
+    return a_layer(({"name": "manifest.json"}, json.dumps(manifest).encode()), ({"name": "l/layer.tar"}, layer))
+
+
+@pytest.mark.parametrize("data, words", [
+    (saved(a_layer(({"name": FILE, "type": tarfile.SYMTYPE, "linkname": "/etc/shadow"}, b""))), "not a file"),
+    (saved(a_layer(({"name": "../" + FILE}, b"{}"))), "holds no release.json"),
+    (saved(a_layer(({"name": FILE}, b"{}")), manifest={"Layers": "x"}), "its manifest names no layer"),
+    (saved(a_layer(({"name": FILE}, b"{}")), manifest=[{"Layers": ["../../etc/passwd"]}]), "holds no ../../etc"),
+    (b"not a tar at all", "is not a release record"),
+    (a_layer(({"name": "manifest.json"}, b"{not json")), "is not a release record"),
+])
+def test_an_image_that_is_not_a_release_record_is_refused_and_nothing_is_extracted(data, words, tmp_path):
+    os.chdir(str(tmp_path))
     with pytest.raises(ClockworkError) as caught:
-        store.release(1)
-    assert "symbolic link" in caught.value.msg
+        file_in_saved_image(data, "image x")
+    assert caught.value.msg.startswith("image x") and words in caught.value.msg
+    assert os.listdir(str(tmp_path)) == []
 
 
-def test_a_link_where_the_releases_directory_is_expected_is_never_written_through(tmp_path):
-    target = tmp_path / "target"
-    target.mkdir()
-    os.makedirs(os.path.dirname(releases_home(STACK)))
-    os.symlink(str(target), releases_home(STACK))
-    with pytest.raises(ClockworkError) as caught:
-        ReleaseStore(HostFiles(), STACK).add(a_release())
-    assert "symbolic link" in caught.value.msg
-    assert os.listdir(str(target)) == []
-
-
-def test_a_directory_where_a_file_is_expected_is_refused():
-    store = ReleaseStore(HostFiles(), STACK)
-    store.add(a_release())
-    os.remove(store.index_path)
-    os.mkdir(store.index_path)
+def test_an_image_somebody_else_tagged_as_a_record_is_refused_naming_it():
+    engine, store = engine_and_store()
+    engine.add_image("clockwork-releases:shop.index", {"Labels": {"x": "y"}})
     with pytest.raises(ClockworkError) as caught:
         store.index()
-    assert store.index_path in caught.value.msg
+    assert caught.value.msg.startswith("image clockwork-releases:shop.index (move it away: docker rmi ")
 
 
 @pytest.mark.parametrize("value", [0, -1, 101, "5", True, 2.5])
@@ -204,9 +240,10 @@ def test_releases_kept_must_be_a_sensible_whole_number(value):
 
 
 def test_what_is_written_is_what_is_read():
+    engine, store = engine_and_store()
     with pytest.raises(ClockworkError):
-        ReleaseStore(HostFiles(), STACK).add(a_release(time="now"))
-    assert not os.path.exists(ReleaseStore(HostFiles(), STACK).index_path)
+        store.add(a_release(time="now"))
+    assert engine.writes() == []
     assert release_problem(dict(a_release(), number=1, stack=STACK, format=1), STACK, 1) is None
 
 
@@ -228,7 +265,7 @@ def test_the_view_masks_secrets_by_name_by_record_and_anywhere_they_are_repeated
 
 
 def test_a_release_is_resolved_by_number_current_or_previous_and_a_gone_one_is_refused_naming_it():
-    store = ReleaseStore(HostFiles(), STACK)
+    engine, store = engine_and_store()
     with pytest.raises(ClockworkError) as caught:
         store.resolve("previous")
     assert caught.value.msg == "stack shop has no release yet: an apply that changes something records one"
@@ -249,14 +286,15 @@ def test_a_release_is_resolved_by_number_current_or_previous_and_a_gone_one_is_r
     with pytest.raises(ClockworkError) as caught:
         store.resolve("latest")
     assert "not 'latest'" in caught.value.msg
-    os.remove(store.release_path(4))
+    engine.remove_image("clockwork-releases:shop.4")
     with pytest.raises(ClockworkError) as caught:
         store.resolve("previous")
-    assert "release 4 of stack shop is in its index but its file" in caught.value.msg
+    assert caught.value.msg == ("release 4 of stack shop is in its index but its record (image "
+                                "clockwork-releases:shop.4) is gone")
 
 
 def test_a_stack_name_that_leads_elsewhere_is_refused():
     for name in ("../etc", "shop/../../x", "", "Shop"):
         with pytest.raises(ClockworkError) as caught:
-            ReleaseStore(HostFiles(), name)
+            ReleaseStore(memory_gateway(), name)
         assert caught.value.msg.startswith("name: stack name")

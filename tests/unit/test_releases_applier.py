@@ -1,15 +1,15 @@
 """Releases recorded by the docker applier's runs on the memory gateway (issue 35 part 1): a cold
 deploy, then a changed one, give releases 1 and 2 with each container's image by ID; a run that
 changes nothing records none; the last `releases_kept` are kept; check mode writes nothing; what a
-release shows has no secret in it, while the root-only file keeps what Docker's own record keeps.
+release shows has no secret in it, while the root-only record keeps what Docker's own record keeps.
 
 The hook is `releases.record.record_release`, which apply/applier.py apply_state calls at the end of
 an apply that changed something and whose answer it puts in the report as `release`. Until that
 call is in place, `deploy` below calls the hook itself, exactly as apply_state does (same
 arguments, under no lock: these runs are one at a time)."""
+import io
 import json
-import os
-import stat
+import tarfile
 
 import pytest
 
@@ -17,8 +17,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_r
 from ansible_collections.clockwork.connections.plugins.module_utils.masking import forms
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.record import (
     record_release, stack_containers)
-from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import (
-    ReleaseStore, releases_home)
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import ReleaseStore
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.view import (
     release_view, secrets_of, stack_drift)
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import run_stack
@@ -57,8 +56,8 @@ def deploy(engine, stack_params, gateway=None):
     return report, report["release"]
 
 
-def store():
-    return ReleaseStore(None, STACK)
+def store(engine):
+    return ReleaseStore(ms.RecordingGateway(engine), STACK)
 
 
 def image_id(engine, name):
@@ -76,8 +75,8 @@ def test_a_cold_then_a_changed_deploy_are_releases_1_and_2_with_their_image_ids(
     assert report["changed"] and release["number"] == 2
     assert image_id(engine, "frontend") == new_image != first["frontend"]
 
-    one, two = store().release(1), store().release(2)
-    assert store().index()["releases"] == [1, 2] and store().index()["current"] == 2
+    one, two = store(engine).release(1), store(engine).release(2)
+    assert store(engine).index()["releases"] == [1, 2] and store(engine).index()["current"] == 2
     assert dict((n, c["image_id"]) for n, c in one["containers"].items()) == first
     assert two["containers"]["frontend"]["image_id"] == new_image
     assert two["containers"]["frontend"]["image"] == NEW_NGINX
@@ -109,7 +108,7 @@ def test_a_run_that_changes_nothing_records_no_release(base):
     deploy(engine, stack)
     report, release = deploy(engine, stack)
     assert report["changed"] is False and release is None
-    assert store().index()["releases"] == [1]
+    assert store(engine).index()["releases"] == [1]
 
 
 def test_the_last_releases_kept_are_kept_and_the_older_removed(base):
@@ -120,10 +119,10 @@ def test_the_last_releases_kept_are_kept_and_the_older_removed(base):
         _report, release = deploy(engine, stack)
         assert release["number"] == number
     assert release["pruned"] == [2]
-    assert store().index() == {"format": 1, "stack": STACK, "releases": [3, 4], "current": 4, "last": 4}
-    assert sorted(os.listdir(releases_home(STACK))) == ["3", "4", "index.json"]
+    assert store(engine).index() == {"format": 1, "stack": STACK, "releases": [3, 4], "current": 4, "last": 4}
+    assert ms.release_tags(engine) == ["3", "4", "index"], "the pruned releases' images removed"
     assert ms.env_of(container(engine, "frontend"))["RELEASE"] == "4"
-    assert dict(e.partition("=")[::2] for e in store().release(3)["containers"]["frontend"]["config"]["Env"])[
+    assert dict(e.partition("=")[::2] for e in store(engine).release(3)["containers"]["frontend"]["config"]["Env"])[
         "RELEASE"] == "3"
 
 
@@ -131,44 +130,45 @@ def test_the_default_keeps_five(base):
     engine = ms.new_engine()
     for number in range(1, 8):
         deploy(engine, ms.params(base, *showcase(database=False, frontend={"env": {"RELEASE": str(number)}})))
-    assert store().index()["releases"] == [3, 4, 5, 6, 7]
+    assert store(engine).index()["releases"] == [3, 4, 5, 6, 7]
 
 
 def test_check_mode_records_nothing_and_says_the_number_a_run_would_record(base):
     engine = ms.new_engine()
     deploy(engine, ms.params(base, *showcase(database=False)))
-    before = dict((name, open(os.path.join(folder, name), "rb").read())
-                  for folder, _dirs, names in os.walk(releases_home(STACK)) for name in names)
+    before, writes = engine.images(), len(engine.writes())
     dry = dry_run_gateway(live=engine)
     report, release = deploy(engine, ms.params(base, *showcase(database=False, frontend={"env": {"NEW": "1"}})),
                              gateway=dry)
     assert report["changed"] and release["number"] == 2
-    after = dict((name, open(os.path.join(folder, name), "rb").read())
-                 for folder, _dirs, names in os.walk(releases_home(STACK)) for name in names)
-    assert after == before, "the dry run wrote nothing"
-    assert store().index()["releases"] == [1]
+    assert engine.images() == before and len(engine.writes()) == writes, "the dry run wrote nothing"
+    assert "release record: write clockwork-releases:%s.2" % STACK in dry.actions, "what it would record"
+    assert store(engine).index()["releases"] == [1]
 
 
-def test_check_mode_of_a_cold_deploy_makes_no_directory(base):
-    dry = dry_run_gateway(live=ms.new_engine())
+def test_check_mode_of_a_cold_deploy_makes_no_record(base):
+    engine = ms.new_engine()
+    dry = dry_run_gateway(live=engine)
     _report, release = deploy(None, ms.params(base, *showcase(database=False)), gateway=dry)
     assert release["number"] == 1
-    assert not os.path.exists(os.path.dirname(releases_home(STACK))), "not even the stack's home"
+    assert ms.release_tags(engine) == [] and engine.writes() == []
 
 
-def test_the_files_are_root_only_and_hold_what_docker_keeps_while_the_view_holds_no_secret(base, database):
+def test_the_records_are_root_only_and_hold_what_docker_keeps_while_the_view_holds_no_secret(base, database):
     engine = ms.new_engine()
     env = {"API_TOKEN": "tok-3141592653", "UPSTREAM": "http://u:pa%24%24word@api:8000/"}
     deploy(engine, ms.params(base, *showcase(frontend={"env": env})))
-    home_dir = releases_home(STACK)
-    assert stat.S_IMODE(os.stat(home_dir).st_mode) == 0o700
-    assert stat.S_IMODE(os.stat(os.path.join(home_dir, "1")).st_mode) == 0o700
-    for path in (os.path.join(home_dir, "index.json"), os.path.join(home_dir, "1", "release.json")):
-        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
-    raw = open(os.path.join(home_dir, "1", "release.json")).read()
-    assert PASSWORD in raw, "the file keeps the env as Docker's own record does (root-only)"
+    for name in ("index", "1"):
+        saved = tarfile.open(fileobj=io.BytesIO(b"".join(engine.get_image("clockwork-releases:%s.%s" % (STACK, name)))))
+        layer = json.loads(saved.extractfile("manifest.json").read())[0]["Layers"][-1]
+        files = tarfile.open(fileobj=io.BytesIO(saved.extractfile(layer).read()))
+        assert [(m.name, m.mode, m.uid) for m in files.getmembers()] == [("release.json", 0o600, 0)], name
+        labels = engine.inspect_image("clockwork-releases:%s.%s" % (STACK, name))["Config"]["Labels"]
+        assert labels == {"io.clockwork.releases-of": STACK}, "the image's labels say whose, nothing else"
+    raw = files.extractfile("release.json").read().decode()
+    assert PASSWORD in raw, "the record keeps the env as Docker's own record does (root-only)"
 
-    release = store().release(1)
+    release = store(engine).release(1)
     assert "POSTGRES_PASSWORD" in release["containers"]["postgres"]["secret_env"]
     assert "DATABASE_URL" in release["containers"]["api"]["secret_env"]
     view = release_view(release, current=1)
@@ -193,7 +193,7 @@ def test_drift_names_the_fields_the_running_stack_changed_since_its_release(base
     stack = ms.params(base, *showcase(database=False, frontend={"env": {"MODE": "a", "SECRET_KEY": "k-271828"}}))
     deploy(engine, stack)
     gateway = ms.RecordingGateway(engine)
-    release = store().release(1)
+    release = store(engine).release(1)
     assert stack_drift(release, stack_containers(gateway, STACK)) == []
 
     # Outside the release: frontend changed by hand (another image, another env), storage removed,
@@ -226,7 +226,7 @@ def test_stack_info_lists_the_releases_masked_the_current_one_its_drift_and_heal
     assert result["releases"][1]["containers"]["frontend"]["env"]["API_TOKEN"] == "********"
     assert "tok-1618033988" not in json.dumps(result) and "tok-1618033988" in secrets
     assert result["drift"] == []
-    assert result["release_directory"] == releases_home(STACK)
+    assert result["release_images"] == "clockwork-releases:%s.*" % STACK
     assert [a for a in gateway.actions] == [], "it only reads"
 
     engine.stop("redis")
@@ -250,7 +250,7 @@ def test_health_runs_the_recorded_checks_once_and_refuses_a_malformed_one(base):
     from ansible_collections.clockwork.connections.plugins.module_utils.releases.health import connection_health
     engine = ms.new_engine()
     deploy(engine, ms.params(base, *showcase(database=False)))
-    checks = [c for c in store().release(1)["checks"] if c["kind"] == "running"]
+    checks = [c for c in store(engine).release(1)["checks"] if c["kind"] == "running"]
     assert checks == [{"kind": "running", "connection": "dependency frontend -> redis", "target": "redis",
                        "condition": "healthy"}]
     hostile = [{"kind": "running", "connection": "x", "condition": "healthy"},
@@ -269,7 +269,7 @@ def test_a_recorded_container_gives_the_create_body_that_makes_it_again_by_image
         create_body, missing_images)
     engine = ms.new_engine()
     deploy(engine, ms.params(base, *showcase(database=False)))
-    release = store().release(1)
+    release = store(engine).release(1)
     api = container(engine, "api")
     body, later = create_body(release["containers"]["api"])
     assert body["Image"] == api["Image"] and body["Image"].startswith("sha256:")
@@ -299,7 +299,7 @@ def test_on_swarm_a_release_keeps_each_service_whole_spec_and_stack_info_reads_i
     assert release["number"] == 1
     _report, release = deploy(engine, swarm_declaration(base, frontend={"env": {"MODE": "b", "API_TOKEN": "tok-577"}}))
     assert release["number"] == 2
-    one, two = store().release(1), store().release(2)
+    one, two = store(engine).release(1), store(engine).release(2)
     assert one["target"] == "swarm" and one["containers"] == {}
     frontend = engine.inspect_service("frontend")
     assert two["services"]["frontend"]["spec"] == frontend["Spec"], "the whole spec, not only PreviousSpec"
@@ -314,7 +314,7 @@ def test_on_swarm_a_release_keeps_each_service_whole_spec_and_stack_info_reads_i
     assert result["releases"][1]["services"]["frontend"]["env"]["API_TOKEN_FILE"] == "********"
     assert "API_TOKEN_FILE=/run/secrets/API_TOKEN" in two["services"]["frontend"]["spec"]["TaskTemplate"][
         "ContainerSpec"]["Env"]
-    assert "tok-577" not in open(store().release_path(2)).read()
+    assert "tok-577" not in store(engine).shelf.read(2).decode()
     assert result["releases"][1]["services"]["api"]["replicas"] == 2
     assert "tok-577" not in json.dumps(result) and "tok-577" not in secrets
     assert result["drift"] == []

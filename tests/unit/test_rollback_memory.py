@@ -58,8 +58,8 @@ def rollback(base, release="previous", **options):
     return params(base, [], [], state="rolled_back", release=str(release), **options)
 
 
-def store():
-    return ReleaseStore(None, STACK)
+def store(engine):
+    return ReleaseStore(ms.RecordingGateway(engine), STACK)
 
 
 def running(engine):
@@ -67,7 +67,7 @@ def running(engine):
 
 
 def drift_from(engine, number):
-    return stack_drift(store().release(number), stack_containers(ms.RecordingGateway(engine), STACK))
+    return stack_drift(store(engine).release(number), stack_containers(ms.RecordingGateway(engine), STACK))
 
 
 def two_releases(base, engine):
@@ -100,7 +100,7 @@ def test_a_failed_deploy_puts_back_what_it_replaced_and_removes_what_it_added(ba
     assert ms.env_of(container(engine, "frontend"))["MODE"] == "one"
     assert container(engine, "api-1")["Id"] == api_1["Id"], "the api kept serving, untouched"
     assert "worker" not in ms.container_names(engine)
-    assert store().index()["current"] == 1, "a failed deploy records no release"
+    assert store(engine).index()["current"] == 1, "a failed deploy records no release"
     assert TOKEN not in message
 
     # The declaration of release 1 finds the stack as it left it.
@@ -114,7 +114,7 @@ def test_a_failed_first_deploy_behaves_as_before(base):
     with pytest.raises(ClockworkError) as failed:
         run(engine, params(base, *declaration()))
     assert "back on release" not in failed.value.msg
-    assert store().index()["current"] is None
+    assert store(engine).index()["current"] is None
 
 
 def test_a_failure_before_any_change_says_nothing_of_a_return(base):
@@ -142,14 +142,14 @@ def test_rollback_previous_returns_every_container_and_records_a_new_release(bas
     after = running(engine)
     assert dict((n, i) for n, i in after.items() if n != "frontend") == \
         dict((n, i) for n, i in before.items() if n != "frontend"), "nothing else touched"
-    three = store().release(3)
-    assert three["rolled_back_to"] == 1 and store().index()["current"] == 3
+    three = store(engine).release(3)
+    assert three["rolled_back_to"] == 1 and store(engine).index()["current"] == 3
     assert TOKEN not in repr(report["diff"]) and "MODE" in repr(report["diff"])
 
     # A rerun changes nothing and records nothing.
     report, _ = run(engine, rollback(base))
     assert report["changed"] is False and "release" not in report
-    assert store().index()["current"] == 3
+    assert store(engine).index()["current"] == 3
 
 
 def test_rollback_to_a_number_removes_containers_the_release_did_not_have(base):
@@ -189,7 +189,7 @@ def test_a_pruned_release_or_a_removed_image_is_refused_before_any_change(base):
     assert "nothing was changed" in refused.value.msg
     writes = [c for c in engine.calls[since:] if c.method in ms.WRITES and "lock" not in repr(c.args)]
     assert [c.method for c in writes if c.method != "remove_container" and c.method != "create_container"] == []
-    assert store().index()["current"] == 3
+    assert store(engine).index()["current"] == 3
 
 
 def test_a_rollback_killed_half_way_is_completed_by_the_next_run_of_it(base):
@@ -199,7 +199,7 @@ def test_a_rollback_killed_half_way_is_completed_by_the_next_run_of_it(base):
     old = container(engine, "frontend")
     gateway = ms.RecordingGateway(engine)
     from ansible_collections.clockwork.connections.plugins.module_utils.apply.docker_rollback import ContainersBack
-    back = ContainersBack(gateway, STACK, store().release(1))
+    back = ContainersBack(gateway, STACK, store(engine).release(1))
     new_id = back._make("frontend", old, as_name=next_name("frontend", old["Id"]), serving_alias=True)  # pylint: disable=protected-access
     gateway.start(new_id)
     assert any("_clockwork_next_" in n for n in ms.container_names(engine))
@@ -222,7 +222,7 @@ def test_check_mode_makes_the_same_calls_as_the_real_run_and_changes_nothing(bas
     dry = dry_run_over(ms.RecordingGateway(engine))
     checked = run_stack(dry, rollback(base), diff=True)
     assert [c for c in engine.calls[since:] if c.method in ms.WRITES] == [] and ms.snapshot(engine) == before
-    assert checked["changed"] and checked["release"]["number"] == 3 and store().index()["current"] == 2
+    assert checked["changed"] and checked["release"]["number"] == 3 and store(engine).index()["current"] == 2
 
     report, gateway = run(engine, rollback(base), diff=True)
     assert ms.without_lock(dry.actions) == ms.without_lock(gateway.actions)
@@ -268,7 +268,7 @@ def test_a_network_the_release_used_and_a_later_one_removed_is_made_again(base):
     connections.append({"type": "network", "from": "frontend", "to": "db", "network_name": "cache-net",
                         "driver": "bridge", "internal": True})
     run(engine, params(base, resources, connections))
-    assert store().release(1)["networks"]["cache-net"]["internal"] is True
+    assert store(engine).release(1)["networks"]["cache-net"]["internal"] is True
     run(engine, params(base, *declaration(mode="two")))
     gateway = ms.RecordingGateway(engine)
     if gateway.network("cache-net") is not None:   # the stack kept it: removed by hand

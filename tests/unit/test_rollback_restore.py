@@ -59,14 +59,12 @@ def two_releases(base, snapshot=True):
     engine = ms.new_engine()
     run(engine, ms.params(base, *showcase()))
     run(engine, ms.params(base, *showcase(frontend={"env": {"MODE": "two"}})))
-    store = ReleaseStore(None, STACK)
-    path = store.release_path(2)
-    release = json.load(open(path))
+    store = ReleaseStore(ms.RecordingGateway(engine), STACK)
+    release = store.release(2)
     assert LABEL in release["databases"], release["databases"]
     if snapshot:
         release["databases"][LABEL]["snapshots"] = [SNAPSHOT]
-        with open(path, "w") as handle:
-            json.dump(release, handle)
+        store.shelf.write(2, json.dumps(release).encode())
     return engine
 
 

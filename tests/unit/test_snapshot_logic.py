@@ -19,13 +19,12 @@ from ansible_collections.clockwork.connections.plugins.module_utils.database.pos
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory import MemoryEngine, memory_gateway
-from ansible_collections.clockwork.connections.plugins.module_utils.host_files import HostFiles
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import ReleaseStore
 
 
 @pytest.fixture(autouse=True)
 def home(tmp_path, monkeypatch):
-    """The stack's releases (~/.clockwork/shop/releases) in a home of the test's own."""
+    """Nothing of a test in the real home (host files go under the stack's home)."""
     (tmp_path / "home").mkdir()
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     return tmp_path / "home"
@@ -176,7 +175,8 @@ def kept_names(live):
 
 
 def test_a_snapshot_a_kept_release_records_outlives_snapshot_keep_and_goes_once_its_release_is_pruned():
-    live, releases, names = server(), ReleaseStore(HostFiles(), "shop"), []
+    live, names = server(), []
+    releases = ReleaseStore(live, "shop")
     for run in range(5):   # each run: a snapshot before its migration, then its release (the last 3 kept)
         names.append(ScriptedPostgres(keep=2).prepare(PENDING, ConnectionContext(live, "shop"), result()))
         if run == 3:
@@ -196,16 +196,16 @@ def test_a_snapshot_a_kept_release_records_outlives_snapshot_keep_and_goes_once_
     assert removed(live) == ["/snapshots/%s.dump" % name for name in names[:3]]
 
 
-def test_a_snapshot_no_release_records_is_pruned_as_before_and_unreadable_releases_prune_nothing(home):
+def test_a_snapshot_no_release_records_is_pruned_as_before_and_unreadable_releases_prune_nothing():
     live, names = server(), []
-    ReleaseStore(HostFiles(), "other").add(a_release("appdb-of-another-stack"))
-    ReleaseStore(HostFiles(), "shop").add(a_release("appdb-in-another-volume"))
+    ReleaseStore(live, "other").add(a_release("appdb-of-another-stack"))
+    ReleaseStore(live, "shop").add(a_release("appdb-in-another-volume"))
     for _run in range(3):   # the single module's snapshots (no release records them): the newest 1
         names.append(ScriptedPostgres(keep=1).prepare(PENDING, ConnectionContext(live, "shop"), result()))
     assert kept_names(live) == names[-1:]
     assert removed(live) == ["/snapshots/%s.dump" % name for name in names[:2]]
     # A release record that cannot be read: keeping one too many costs a file, pruning a needed one a rollback.
-    (home / ".clockwork" / "shop" / "releases" / "1" / "release.json").write_text("{torn")
+    ReleaseStore(live, "shop").shelf.write(1, b"{torn")
     names.append(ScriptedPostgres(keep=1).prepare(PENDING, ConnectionContext(live, "shop"), result()))
     assert kept_names(live) == names[-2:] and len(removed(live)) == 2
 

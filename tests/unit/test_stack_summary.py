@@ -30,7 +30,7 @@ def test_the_filter_takes_the_option_positionally_by_name_and_by_its_former_name
 
 
 def test_the_release_a_run_made_is_named():
-    made = dict(RESULT, release={"number": 4, "pruned": [1], "path": "/root/.clockwork/shop/releases/4"})
+    made = dict(RESULT, release={"number": 4, "pruned": [1], "path": "clockwork-releases:shop.4"})
     assert stack_summary(made)[-1] == "release 4 recorded (release 1 pruned)"
     assert stack_summary(made, dry_run=True)[-1] == "would record release 4 (release 1 pruned)"
     back = dict(RESULT, release={"number": 5, "pruned": []}, rolled_back_to=3)

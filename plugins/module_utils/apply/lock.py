@@ -27,6 +27,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import (
     CONFLICT, NOT_FOUND, engine_words, status_of)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import APIError
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.shelf import OWNER_LABEL as RELEASES_LABEL
 
 LOCK_LABEL = "io.clockwork.lock"              # the stack it locks
 OWNER_LABEL = "io.clockwork.lock.owner"       # host:pid, for people
@@ -168,9 +169,11 @@ class StackLock(object):
                 raise ClockworkError("cannot remove the lock of stack %s: %s" % (self.stack, engine_words(exc)))
 
     def _image(self):
-        """Any local image serves: the container is never started. The smallest is taken."""
+        """Any local image serves: the container is never started. The smallest is taken, but a release
+        record's (releases/shelf.py): a container made from it would keep it from being pruned."""
         try:
-            images = [i for i in self.engine.images() if i.get("RepoTags") or i.get("Id")]
+            images = [i for i in self.engine.images() if (i.get("RepoTags") or i.get("Id"))
+                      and RELEASES_LABEL not in (i.get("Labels") or {})]
             if images:
                 return sorted(images, key=lambda i: (i.get("Size") or 0, i["Id"]))[0]["Id"]
             empty = io.BytesIO()

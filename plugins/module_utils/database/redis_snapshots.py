@@ -17,11 +17,9 @@ Every program is an argv list; the password goes in REDISCLI_AUTH, never in the 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import io
-import tarfile
-
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import exec_in
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.shelf import single_file_tar
 from ansible_collections.clockwork.connections.plugins.module_utils.database.snapshots import (
     MB, ServerContainer, SnapshotStore, entry_of, file_of, known_entry, record, restore_words, restoring,
     snapshot_name, utc_now)
@@ -99,7 +97,8 @@ def restore(ctx, result, settings, server_name, snapshot_name_, timeout):
     # Stopped first: a server saves its data on shutdown, which would overwrite the copy put in place before.
     ctx.engine.stop(server.ident)
     try:
-        ctx.engine.put_archive(server.ident, directory, _tar(filename, data))
+        # Read by the server's own user (the official image's runs as redis): world-readable.
+        ctx.engine.put_archive(server.ident, directory, single_file_tar(filename, data, mode=0o644))
     finally:
         ctx.engine.start(server.ident)
     result.act("restart %s with the copy as its %s/%s" % (server_name, directory, filename))
@@ -118,13 +117,3 @@ def answering(engine, server, settings, timeout):
         engine.sleep(0.2)
     raise ClockworkError("%s was restarted with the copy but does not answer PING: %s" % (
         server.name, " ".join(out.replace(settings.get("password") or "\0", "********").split())[-300:]))
-
-
-def _tar(name, data):
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        info = tarfile.TarInfo(name)
-        # Read by the server's own user (the official image's runs as redis): world-readable.
-        info.size, info.mode = len(data), 0o644
-        archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()

@@ -28,6 +28,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker.error
     CONFLICT, engine_words, status_of)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import (
     APIError, NotFound, exec_in)
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.shelf import single_file_tar
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import ReleaseStore
 
 VOLUME = "%s-clockwork-snapshots"
@@ -73,7 +74,7 @@ def recorded_by_releases(gateway, stack, volume):
     if getattr(gateway, "dry_run", False) or getattr(gateway, "files", None) is None:
         return None
     try:
-        releases, _missing = ReleaseStore(gateway.files, stack).releases()
+        releases, _missing = ReleaseStore(gateway, stack).releases()
     except ClockworkError:
         return None
     return frozenset(snapshot["name"] for release in releases
@@ -226,7 +227,8 @@ class SnapshotStore(object):
             before = self._read_index(helper)
             index, pruned = kept_and_pruned(before + [entry], self.server.name, entry["database"], keep, recorded)
             self.engine.put_archive(helper, DIRECTORY, stream)
-            self.engine.put_archive(helper, DIRECTORY, _tar(self.index_file, json.dumps(index, indent=1).encode()))
+            self.engine.put_archive(helper, DIRECTORY,
+                                    single_file_tar(self.index_file, json.dumps(index, indent=1).encode()))
         finally:
             self._drop(helper)
         files = ["%s/%s" % (DIRECTORY, file_of(e)) for e in before if e["snapshot"] in pruned]
@@ -264,15 +266,6 @@ class SnapshotStore(object):
             raise ClockworkError("snapshot %s is not in volume %s" % (entry["snapshot"], self.volume))
         finally:
             self._drop(helper)
-
-
-def _tar(name, data):
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        info = tarfile.TarInfo(name)
-        info.size, info.mtime, info.mode = len(data), int(time.time()), 0o600
-        archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def restore_entry(target, result, store, snapshot, kind):

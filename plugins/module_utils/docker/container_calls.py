@@ -6,6 +6,8 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import re
+
 from ansible_collections.clockwork.connections.plugins.module_utils.common import STACK_LABEL
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.engine_api import EngineAPI
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import from_sdk
@@ -20,6 +22,8 @@ UPDATE_BODY = {"mem_limit": "Memory", "mem_reservation": "MemoryReservation", "m
 SDK_UPDATE = frozenset(("mem_limit", "mem_reservation", "memswap_limit", "cpu_shares", "restart_policy"))
 # The label of the stack a lock container locks (apply/lock.py's LOCK_LABEL): a built image's stack in a run.
 LOCK_LABEL = "io.clockwork.lock"
+# The id an import answers with ({"status":"sha256:..."}).
+_IMPORTED = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def split_reference(image):
@@ -169,6 +173,16 @@ class ContainerCalls(object):
         self.api.pull(repository, tag=tag)
         self._wrote("pull image %s" % image, ("image", image))
 
-    def import_image(self, data, repository, tag):
-        self.api.import_image_from_data(data, repository=repository, tag=tag)
-        self._wrote("import image %s:%s" % (repository, tag), ("image", "%s:%s" % (repository, tag)))
+    def import_image(self, data, repository, tag, labels=None, words=None):
+        """An image of the files of the tar `data` alone (no base image), tagged repository:tag, with
+        `labels` (the lock's empty image; the release store's records), recorded as `words` (else
+        "import image ..."). Returns its id, when the engine says it."""
+        # Each label a LABEL instruction of the import's own: keys and values are ours, never a user's text.
+        changes = ["LABEL %s=%s" % (key, value) for key, value in sorted((labels or {}).items())] or None
+        try:
+            answer = self.api.import_image_from_data(data, repository=repository, tag=tag, changes=changes)
+        finally:
+            self.forget("image", "%s:%s" % (repository, tag))
+        self._wrote(words or "import image %s:%s" % (repository, tag), ("image", "%s:%s" % (repository, tag)))
+        made = _IMPORTED.search(answer if isinstance(answer, str) else (answer or b"").decode("utf-8", "replace"))
+        return made.group(0) if made else None

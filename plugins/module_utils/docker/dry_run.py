@@ -31,8 +31,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.docker.memor
 LIVE_READS = frozenset((
     "inspect_or_none", "inspect_container", "inspect_network", "inspect_volume", "inspect_image", "containers",
     "networks", "volumes", "images", "info", "services", "inspect_service", "tasks", "nodes", "secrets", "configs",
-    "inspect_secret", "inspect_config", "logs", "get_archive", "inspect_distribution", "exec_create", "exec_start",
-    "exec_inspect", "api_version", "base_url", "close"))
+    "inspect_secret", "inspect_config", "logs", "get_archive", "get_image", "inspect_distribution", "exec_create",
+    "exec_start", "exec_inspect", "api_version", "base_url", "close"))
 
 
 class ReadOnly(object):
@@ -271,6 +271,11 @@ class DryRunEngine(MemoryEngine):
     @api_method
     def inspect_distribution(self, image, auth_config=None):
         return self.live.inspect_distribution(image)
+
+    def _saved_elsewhere(self, image):
+        """An image the dry run did not import (a release record): as the live engine saves it."""
+        with self._unlocked():
+            return list(self.live.get_image(image))
 
     @api_method
     def pull(self, repository, tag=None, stream=False, auth_config=None, decode=False, platform=None,

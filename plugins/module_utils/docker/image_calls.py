@@ -13,7 +13,7 @@ import re
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import RESERVED_LABEL_PREFIX, ClockworkError
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.errors import (
-    CONFLICT, NOT_FOUND, APIError, from_sdk, status_of)
+    CONFLICT, NOT_FOUND, APIError, NotFound, from_sdk, status_of)
 
 # The content hash an image was built from (apply/build.py): ours alone (io.clockwork.), never a user's
 # label; an image that has it was built by a stack.
@@ -95,6 +95,30 @@ class ImageCalls(object):
             self.prune_built_images(stack)
         return image_id
 
+    def export_image(self, reference, limit):
+        """What `docker save` writes of the image `reference` (a tar), None when there is none;
+        refused past `limit` bytes (read no further)."""
+        try:
+            chunks = self.api.get_image(reference)
+        except NotFound:
+            return None
+        data, size = [], 0
+        for chunk in chunks:
+            size += len(chunk)
+            if size > limit:
+                raise ClockworkError("image %s is larger than %d bytes: it is not one clockwork wrote" % (
+                    reference, limit))
+            data.append(chunk)
+        return b"".join(data)
+
+    def remove_image(self, image, words=None):
+        """Remove an image (by id: with its tags; by reference: that tag), recorded as `words`."""
+        try:
+            self.api.remove_image(image)
+        finally:
+            self.forget("image", image)
+        self._wrote(words or "remove image %s" % image, ("image", image))
+
     @property
     def _created_images(self):
         """Container (name and id) -> (the image this gateway created it from in this run, its stack)."""
@@ -137,7 +161,7 @@ class ImageCalls(object):
         looked for in; an unreadable release store keeps every image (None: `in` is always true)."""
         from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import ReleaseStore  # pylint: disable=import-outside-toplevel
         try:
-            releases, _missing = ReleaseStore(self.files, stack).releases()
+            releases, _missing = ReleaseStore(self, stack).releases()
         except (ClockworkError, OSError, ValueError):
             return _Everything()
         return "\n".join(json.dumps(release) for release in releases)

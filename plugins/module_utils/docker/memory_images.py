@@ -134,6 +134,43 @@ class ImageEngine(object):
             return [{"Untagged": t} for t in attrs["RepoTags"]] + [{"Deleted": attrs["Id"]}]
 
 
+    @property
+    def _image_layers(self):
+        """Image id -> the tar of the files an import made it of (what get_image saves)."""
+        return self.__dict__.setdefault("_imported_layers", {})
+
+    @api_method
+    def get_image(self, image, chunk_size=None):
+        """GET /images/{name}/get: the image as `docker save` writes it (manifest.json, its layer)."""
+        attrs = self._find_image(image)
+        if attrs is None:
+            refuse(404, "reference does not exist", "/images/%s/get" % image)
+        layer = self._image_layers.get(attrs["Id"])
+        if layer is None:
+            return self._saved_elsewhere(image)
+        return iter([saved_image(attrs, layer)])
+
+    def _saved_elsewhere(self, image):
+        """An image the memory holds no files of (added by a test): saved with an empty layer."""
+        return iter([saved_image(self._find_image(image), b"")])
+
+
+def saved_image(attrs, layer):
+    """What `docker save` writes of one image of one layer (Docker 20.10's layout)."""
+    layer_id = hashlib.sha256(layer).hexdigest()
+    config = attrs["Id"].split(":")[-1] + ".json"
+    manifest = [{"Config": config, "RepoTags": attrs["RepoTags"], "Layers": [layer_id + "/layer.tar"]}]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in (("manifest.json", json.dumps(manifest).encode("utf-8")),
+                           (config, json.dumps({"config": attrs["Config"]}).encode("utf-8")),
+                           (layer_id + "/layer.tar", layer)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
 def _stream(chunks, decode):
     return iter(chunks if decode else [json.dumps(c).encode("utf-8") + b"\r\n" for c in chunks])
 

@@ -18,7 +18,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.releases.vie
 
 def stack_info(engine, stack, health=True):
     """(the module's result, every secret value the releases hold: for Ansible's no_log)."""
-    store = ReleaseStore(engine.files, stack)
+    store = ReleaseStore(engine, stack)
     index = store.index()
     releases, missing = store.releases()
     secrets = set()
@@ -47,7 +47,7 @@ def stack_info(engine, stack, health=True):
         "drift": drift,
         "health": reports,
         "healthy": all(ran) if ran else None,
-        "release_directory": store.home,
+        "release_images": store.home,
     }
     # A check's message may quote what it read (a URL it tried): masked like everything else.
     return scrub(result, secrets), secrets

@@ -232,7 +232,7 @@ def record_release(gateway, stack, params, report, controller=None, results=None
     may name ("release 3"), never the release itself (it holds env values)."""
     if not report.get("changed") or params.get("state", "present") != "present":
         return None
-    store = ReleaseStore(gateway.files, stack)
+    store = ReleaseStore(gateway, stack)
     release = build_release(gateway, stack, params, report, controller=controller, results=results,
                             networks=networks)
     number, pruned = store.add(release, params.get("releases_kept"))

@@ -22,7 +22,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.releases.sto
 def last_release(gateway, stack):
     """The stack's current release (what a failed present goes back to), None when it has none.
     A release file that cannot be read is no reason to fail a deploy that may succeed: None too."""
-    store = ReleaseStore(gateway.files, stack)
+    store = ReleaseStore(gateway, stack)
     try:
         current = store.index()["current"]
         return store.release(current) if current is not None else None
@@ -55,7 +55,7 @@ def refuse_missing(stack, number, missing, what="image"):
 def chosen_release(gateway, stack, which, target="docker"):
     """The release a rollback goes to, after every refusal that needs no change: gone (pruned or
     never recorded), of the other target, its images or networks no longer on the Docker host."""
-    release = rollback_target(ReleaseStore(gateway.files, stack), which)
+    release = rollback_target(ReleaseStore(gateway, stack), which)
     if release["target"] != target:
         raise ClockworkError("release %d of stack %s was deployed with engine %s, not %s: roll it back with "
                              "engine: %s" % (release["number"], stack, release["target"], target, release["target"]))
@@ -100,7 +100,7 @@ def record_rollback(gateway, stack, params, report, release, restore_data=False)
     or None when nothing changed."""
     if not report.get("changed"):
         return None
-    store = ReleaseStore(gateway.files, stack)
+    store = ReleaseStore(gateway, stack)
     made = build_release(gateway, stack, dict(params, engine=release["target"], resources=[], connections=[]),
                          {"plan": None}, controller=params.get("controller"))
     current = store.index()["current"]
@@ -129,7 +129,7 @@ def restores(gateway, stack, release, connections):
     took it)]. The snapshots are those of the next deploy after `release`, taken before its
     migrations: the data as `release` left it. A database that deploy took none of was not
     migrated by it, and keeps its data."""
-    store = ReleaseStore(gateway.files, stack)
+    store = ReleaseStore(gateway, stack)
     current = store.index()["current"]
     now = store.release(current) if current is not None else None
     if now is not None and now.get("rolled_back_to") == release["number"] and now.get("restored_data"):

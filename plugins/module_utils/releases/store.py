@@ -1,53 +1,36 @@
 # -*- coding: utf-8 -*-
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Where a stack's releases live, and how they are written and read.
+"""A stack's releases: how they are numbered, kept, written and read.
 
-On the Docker host, never on the controller (another controller, or a lost laptop, must find
-them): `~/.clockwork/<stack>/releases/` in the home of the user the module runs as there, the
-stack's own directory that already holds its password files and TLS material (host_files.stack_home).
-A release holds each container's full create config, env values included, as Docker's own record
-of a container does (/var/lib/docker/containers/<id>/config.v2.json, root's, mode 0600): so the
-directories are 0700 and the files 0600, reached without following a link, and nothing of a
-release goes into a label.
+They are kept in the Docker engine the stack runs on (releases/shelf.py: an image per record), not
+on the controller: another controller, or a lost laptop, finds them, and so does every way of
+reaching the engine. A release holds each container's full create config, env values included,
+as Docker's own record of a container does; nothing of it goes into a label.
 
-    releases/index.json          {"format", "stack", "releases": [numbers kept], "current", "last"}
-    releases/<n>/release.json    one release (schema.py)
+    index      {"format", "stack", "releases": [numbers kept], "current", "last"}
+    <n>        one release (schema.py)
 
-Every write goes through the gateway's host files (host_files.HostFiles; check mode's DryRunFiles
-writes nothing) and is atomic: a temporary file in the same directory, then a rename over the
-old one, so a run killed half-way leaves the previous file whole. A release's file is written
-before the index names it; a release the index no longer names is removed after the index is
-written. Writers hold the stack's lock (apply/lock.py): one at a time.
+A release is written before the index names it; a release the index no longer names is removed
+after the index is written. Every write goes through the gateway (check mode's dry run keeps it to
+itself). Writers hold the stack's lock (apply/lock.py): one at a time.
 
-Every file is read as untrusted data: at most MAX_BYTES, JSON, checked against schema.py; what
-is not a release is refused with one message naming the file, never a traceback."""
+Every record is read as untrusted data: bounded, JSON, checked against schema.py; what is not a
+release is refused with one message naming it, never a traceback."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import os
-import stat
 
 from ansible_collections.clockwork.connections.plugins.module_utils.common import ClockworkError, stack_name_problem
-from ansible_collections.clockwork.connections.plugins.module_utils.host_files import (
-    DryRunFiles, directory_fd, open_in, stack_home)
 from ansible_collections.clockwork.connections.plugins.module_utils.releases.schema import (
     FORMAT, check_index, check_release)
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.shelf import EngineShelf
 
 DEFAULT_KEPT = 5
 MAX_KEPT = 100
-# A release of a large stack is tens of kilobytes; anything this big was not written by us.
-MAX_BYTES = 8 * 1024 * 1024
-INDEX = "index.json"
-RELEASE = "release.json"
-FILE_MODE = 0o600
-
-
-def releases_home(stack):
-    """The stack's releases directory on the Docker host."""
-    return os.path.join(stack_home(stack), "releases")
+INDEX = "index"
 
 
 def kept_count(value):
@@ -59,56 +42,13 @@ def kept_count(value):
     return value
 
 
-def read_bounded(path):
-    """The bytes of a root-only file, None when it or its directory is missing. Reached as the
-    password files are (no link followed on the way or at the file); refused over MAX_BYTES."""
-    dir_fd = directory_fd(os.path.dirname(path), create=False)
-    if dir_fd is None:
-        return None
-    try:
-        try:
-            fd = open_in(dir_fd, os.path.basename(path), path, os.O_RDONLY | os.O_NONBLOCK)
-        except FileNotFoundError:
-            return None
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_BYTES:
-            os.close(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise ClockworkError("%s is not a regular file, where a release record is expected; move it away "
-                                     "and run again" % path)
-            raise ClockworkError("%s holds %d bytes, more than a release record ever does (%d): it was not "
-                                 "written by clockwork; move it away and run again" % (path, info.st_size, MAX_BYTES))
-        with os.fdopen(fd, "rb") as handle:
-            return handle.read(MAX_BYTES + 1)
-    finally:
-        os.close(dir_fd)
-
-
-def parse(path, data):
-    """A file's JSON, or a clear error naming it."""
-    if len(data) > MAX_BYTES:
-        raise ClockworkError("%s grew past %d bytes while read: move it away and run again" % (path, MAX_BYTES))
+def parse(where, data):
+    """A record's JSON, or a clear error naming it."""
     try:
         return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ClockworkError("%s is not a release record (not JSON: %s): a run was interrupted while writing it, or "
-                             "someone else wrote it; move it away and run again" % (path, str(exc).partition(":")[0]))
-
-
-def write_atomic(files, path, data):
-    """`data` in `path` (0600, its directories 0700), all of it or nothing: a temporary file
-    beside it, then a rename over it. Through `files`: check mode's writes nothing."""
-    temporary = "%s.tmp-%d" % (path, os.getpid())
-    files.write_private(temporary, data, FILE_MODE)
-    rename = getattr(files, "rename", None)   # the host files' own, once host_files.py has it
-    if rename is not None:
-        rename(temporary, path)
-    elif not isinstance(files, DryRunFiles):   # check mode wrote no temporary file: nothing to move
-        dir_fd = directory_fd(os.path.dirname(path), create=False)
-        try:
-            os.rename(os.path.basename(temporary), os.path.basename(path), src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        finally:
-            os.close(dir_fd)
+        raise ClockworkError("%s is not a release record (not JSON: %s): someone else wrote it; move it away "
+                             "and run again" % (where, str(exc).partition(":")[0]))
 
 
 def dumps(document):
@@ -116,39 +56,43 @@ def dumps(document):
 
 
 class ReleaseStore(object):
-    """The releases of one stack, through the gateway's host files `files`."""
+    """The releases of one stack, in the engine of `gateway` (a DockerGateway; a dry run's keeps its
+    writes to itself)."""
 
-    def __init__(self, files, stack):
+    def __init__(self, gateway, stack):
         problem = stack_name_problem(stack)
-        if problem:   # it becomes a directory's name: nothing that leads elsewhere
+        if problem:   # it becomes an image's tag: nothing that names another
             raise ClockworkError("name: %s" % problem)
-        self.files = files
         self.stack = stack
-        self.home = releases_home(stack)
-        self.index_path = os.path.join(self.home, INDEX)
+        self.shelf = EngineShelf(gateway, stack)
+        self.home = self.shelf.reference("*")
 
     def release_path(self, number):
-        return os.path.join(self.home, str(number), RELEASE)
+        """Where release `number` is, in words (an image's reference)."""
+        return self.shelf.reference(number)
+
+    def _read(self, name):
+        data = self.shelf.read(name)
+        return None if data is None else parse(self.shelf.where(name), data)
 
     # -- reads --------------------------------------------------------------------------
 
     def index(self):
         """{"releases": [kept numbers, oldest first], "current": n or None, "last": n} (empty when none)."""
-        data = read_bounded(self.index_path)
-        if data is None:
+        document = self._read(INDEX)
+        if document is None:
             return {"format": FORMAT, "stack": self.stack, "releases": [], "current": None, "last": 0}
-        return check_index(parse(self.index_path, data), self.stack, self.index_path)
+        return check_index(document, self.stack, self.shelf.where(INDEX))
 
     def release(self, number):
-        """Release `number`, None when its file is gone."""
-        path = self.release_path(number)
-        data = read_bounded(path)
-        if data is None:
+        """Release `number`, None when its record is gone."""
+        document = self._read(number)
+        if document is None:
             return None
-        return check_release(parse(path, data), self.stack, number, path)
+        return check_release(document, self.stack, number, self.shelf.where(number))
 
     def releases(self):
-        """(the kept releases, oldest first; the numbers the index names whose file is gone)."""
+        """(the kept releases, oldest first; the numbers the index names whose record is gone)."""
         index = self.index()
         found, missing = [], []
         for number in index["releases"]:
@@ -184,8 +128,8 @@ class ReleaseStore(object):
             raise ClockworkError("a release is `current`, `previous` or a number, not %r" % (which,))
         release = self.release(number)
         if release is None:
-            raise ClockworkError("release %d of stack %s is in its index but its file %s is gone" % (
-                number, self.stack, self.release_path(number)))
+            raise ClockworkError("release %d of stack %s is in its index but its record (%s) is gone" % (
+                number, self.stack, self.shelf.where(number)))
         return release
 
     # -- writes -------------------------------------------------------------------------
@@ -197,15 +141,12 @@ class ReleaseStore(object):
         index = self.index()
         number = index["last"] + 1
         release = dict(release, number=number, stack=self.stack, format=FORMAT)
-        check_release(release, self.stack, number, self.release_path(number))   # never write what is not read back
-        write_atomic(self.files, self.release_path(number), dumps(release))
+        check_release(release, self.stack, number, self.shelf.where(number))   # never write what is not read back
+        self.shelf.write(number, dumps(release))
         numbers = index["releases"] + [number]
         pruned, numbers = numbers[:-kept], numbers[-kept:]
-        write_atomic(self.files, self.index_path, dumps({
+        self.shelf.write(INDEX, dumps({
             "format": FORMAT, "stack": self.stack, "releases": numbers, "current": number, "last": number}))
         for old in pruned:
-            directory = os.path.join(self.home, str(old))
-            # A directory only, never through a link (a link here was not made by us: left alone).
-            if os.path.isdir(directory) and not os.path.islink(directory):
-                self.files.remove_tree(directory)
+            self.shelf.remove(old)
         return number, pruned

@@ -121,11 +121,11 @@ def references(spec):
                + [c.get("ConfigName") for c in container.get("Configs") or []])
 
 
-def kept_references(files, stack):
+def kept_references(gateway, stack):
     """The names the services of the stack's kept releases use (a rollback needs them back); None
     when a release cannot be read (then nothing is taken for unused: the run says nothing of it)."""
     try:
-        releases, _missing = ReleaseStore(files, stack).releases()
+        releases, _missing = ReleaseStore(gateway, stack).releases()
     except ClockworkError:
         return None
     used = set()
@@ -135,7 +135,7 @@ def kept_references(files, stack):
     return used
 
 
-def unused_objects(objects, services, files, stack):
+def unused_objects(objects, services, gateway, stack):
     """[(kind, name)] of the stack's secrets and configs that no service of `services` (the stack's,
     as listed) uses and no kept release names: a rotation's old ones, once no rollback can want them."""
     used = set()
@@ -144,5 +144,5 @@ def unused_objects(objects, services, files, stack):
     unused = [(kind, name) for kind in KINDS for name in sorted(objects.owned(kind)) if name not in used]
     if not unused:
         return []   # the releases are read only when something may go (most runs: nothing)
-    kept = kept_references(files, stack)
+    kept = kept_references(gateway, stack)
     return [] if kept is None else [(kind, name) for kind, name in unused if name not in kept]
