@@ -89,7 +89,7 @@ def spec(service):
 
 
 def recorded(stack, number):
-    release = ReleaseStore(open_gateway(True).files, stack).release(number)
+    release = ReleaseStore(open_gateway(True), stack).release(number)
     return dict((name, s["spec"]) for name, s in release["services"].items())
 
 
@@ -123,8 +123,9 @@ def test_a_failed_deploy_goes_back_to_the_release_and_a_rollback_returns_to_one(
         assert spec(name) == recorded(stack, first)[name], as_text({"running": spec(name),
                                                                     "release": recorded(stack, first)[name]})
         assert env(spec(name))["FEATURE"] == "1"
-    assert ReleaseStore(open_gateway(True).files, stack).index()["current"] == first, as_text(released)
-    assert "network %s-extra: removed (made by this run, not in release %d)" % (stack, first) in message, message
+    assert ReleaseStore(open_gateway(True), stack).index()["current"] == first, as_text(released)
+    assert "network %s-extra: removed (made by this run, not in release %d)" % (stack, first) in message, \
+        "%s\n(release 1 is %d)" % (message, first)
     assert docker("network", "ls", "-q", "--filter", "name=^%s-extra$" % stack) == "", "the run's new network is gone"
 
     # A good release 2, then back to the previous one on demand: checked first, which changes nothing.
@@ -194,7 +195,7 @@ def test_restore_data_puts_the_database_back_as_before_the_next_release_s_migrat
     two = database_declaration(stack, [{"name": "V2__label.sql", "content": V2}])
     report = run(stack, tmp_path, **two)
     second = report["release"]["number"]
-    snapshots = ReleaseStore(open_gateway(True).files, stack).release(second)["databases"][label]["snapshots"]
+    snapshots = ReleaseStore(open_gateway(True), stack).release(second)["databases"][label]["snapshots"]
     assert [(s["kind"], s["volume"]) for s in snapshots] == [("pg_dump", stack + "-clockwork-snapshots")], \
         as_text(report)
     assert docker("volume", "inspect", "-f", "{{.Name}}", stack + "-clockwork-snapshots") == \

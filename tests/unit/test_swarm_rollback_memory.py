@@ -15,7 +15,8 @@ from ansible_collections.clockwork.connections.plugins.module_utils.connection i
 from ansible_collections.clockwork.connections.plugins.module_utils.database import restore
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import run_stack
-from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import ReleaseStore
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import ReleaseStore, dumps
 
 import memory_stacks as ms
 from memory_stacks import home, instant_waits  # noqa: F401  (fixtures, autouse)
@@ -38,8 +39,9 @@ def declaration(base, extra=(), **changes):
     return ms.params(base, resources, connections, engine="swarm")
 
 
-def store(gateway=None):
-    return ReleaseStore((gateway or ms.RecordingGateway(ms.new_engine())).files, STACK)
+def store(engine):
+    """The stack's releases, in `engine` (a memory engine, or a gateway over one)."""
+    return ReleaseStore(engine if isinstance(engine, DockerGateway) else ms.RecordingGateway(engine), STACK)
 
 
 def specs(engine):
@@ -48,8 +50,8 @@ def specs(engine):
         ms.STACK_LABEL, STACK)}))
 
 
-def recorded(number):
-    return dict((name, s["spec"]) for name, s in store().release(number)["services"].items())
+def recorded(engine, number):
+    return dict((name, s["spec"]) for name, s in store(engine).release(number)["services"].items())
 
 
 def running_tasks(engine, name):
@@ -96,7 +98,7 @@ def test_a_failed_deploy_puts_every_service_it_updated_back_on_the_previous_rele
                                                 frontend={"env": {"FEATURE": "on"}}))
 
     assert "service frontend" in message
-    assert specs(engine) == before == recorded(first), "api, updated by the run, and frontend are on release 1"
+    assert specs(engine) == before == recorded(engine, first), "api, updated by the run, and frontend are on release 1"
     assert "extra" not in specs(engine), "a service new in the failed run is removed"
     assert running_tasks(engine, "frontend") == serving, "start-first: the previous task served throughout"
     assert len(running_tasks(engine, "api")) == 2
@@ -104,7 +106,7 @@ def test_a_failed_deploy_puts_every_service_it_updated_back_on_the_previous_rele
     assert "service api: back to release %d (stop-first)" % first in message, message
     assert "service extra: removed (not in release %d)" % first in message, message
     assert "service frontend: back to release %d (start-first)" % first in message, message
-    assert store().index()["current"] == first, "a failed run records no release"
+    assert store(engine).index()["current"] == first, "a failed run records no release"
 
 
 def test_a_failed_first_deploy_has_no_release_to_go_back_to(base):
@@ -150,7 +152,7 @@ def test_rollback_puts_each_service_on_the_release_spec_removes_the_others_and_a
 
     assert report["changed"] is True and report["release"]["number"] == second + 1
     assert report["rolled_back_to"] == first
-    assert specs(engine) == recorded(first)
+    assert specs(engine) == recorded(engine, first)
     assert running_tasks(engine, "redis") == serving, "a service already on the release is left alone"
     changed = ms.changed_entries(report)
     assert ("service", "api", ["update"]) in changed
@@ -160,11 +162,11 @@ def test_rollback_puts_each_service_on_the_release_spec_removes_the_others_and_a
     assert ms.entry(report, "service", "api")["reasons"] == ["env FEATURE", "spec.Labels"]   # its spec-hash
     assert not [e for e in changed if e[1] in ("redis", "postgres", "storage")]
     assert any("update service api" in a for a in gateway.actions)
-    assert recorded(second + 1) == recorded(first), "the rollback is recorded as a new release of the same specs"
+    assert recorded(engine, second + 1) == recorded(engine, first), "the rollback is recorded as a new release of the same specs"
 
     again, gateway = rolled_back(engine, base, "previous")   # the rollback's own release: the same target
     assert again["changed"] is False and ms.without_lock(gateway.actions) == []
-    assert again["rolled_back_to"] == first and store().index()["current"] == second + 1
+    assert again["rolled_back_to"] == first and store(engine).index()["current"] == second + 1
 
 
 def test_rollback_in_check_mode_records_the_actions_of_the_real_run_and_changes_nothing(base):
@@ -191,7 +193,7 @@ def test_rollback_creates_a_service_of_the_release_that_is_gone(base):
     engine.remove_service("storage")
     report, _gateway = rolled_back(engine, base, first)
     assert ("service", "storage", ["create"]) in ms.changed_entries(report)
-    assert specs(engine)["storage"] == recorded(first)["storage"]
+    assert specs(engine)["storage"] == recorded(engine, first)["storage"]
     assert len(running_tasks(engine, "storage")) == 1
 
 
@@ -222,7 +224,7 @@ def test_rollback_is_refused_before_any_change_when_a_secret_it_names_is_gone(ba
     engine = ms.new_engine(swarm=True)
     first = released(engine, base)
     released(engine, base, postgres={"env": {"POSTGRES_PASSWORD": "other456", "POSTGRES_DB": "appdb"}})  # pragma: allowlist secret
-    old = [r["SecretName"] for r in recorded(first)["postgres"]["TaskTemplate"]["ContainerSpec"]["Secrets"]]
+    old = [r["SecretName"] for r in recorded(engine, first)["postgres"]["TaskTemplate"]["ContainerSpec"]["Secrets"]]
     for secret in engine.secrets():
         if secret["Spec"]["Name"] in old:
             engine.remove_secret(secret["ID"])   # by hand: the stack itself keeps it (below)
@@ -242,7 +244,7 @@ def test_rollback_refuses_restore_data_and_a_release_of_the_docker_target(base):
     gateway = ms.RecordingGateway(engine)
     applier = SwarmApplier(gateway, ms.params(base, [], [], engine="swarm"))
     with pytest.raises(ClockworkError) as refused:
-        applier.rolled_back(dict(store().release(first), target="docker"), False)
+        applier.rolled_back(dict(store(engine).release(first), target="docker"), False)
     assert "made with engine docker" in refused.value.msg
     applier.close()
 
@@ -264,7 +266,7 @@ def test_a_rotated_secret_stays_while_a_kept_release_uses_it_and_a_rollback_find
     assert set(old) < set(secret_names(engine)), "the old password's secret is kept for release %d" % first
     report, _gateway = rolled_back(engine, base, first)
     assert ("service", "postgres", ["update"]) in ms.changed_entries(report)
-    assert specs(engine)["postgres"] == recorded(first)["postgres"]
+    assert specs(engine)["postgres"] == recorded(engine, first)["postgres"]
 
 
 def test_a_secret_goes_once_no_kept_release_uses_it(base):
@@ -287,9 +289,7 @@ def test_an_unreadable_release_keeps_every_secret(base):
     run(engine, declaration(base))
     old = set(secret_names(engine))
     released(engine, base, **ROTATED)
-    path = store().release_path(1)
-    with open(path, "w") as handle:
-        handle.write("not json")
+    store(engine).shelf.write(1, b"not json")
     rotated = declaration(base, **ROTATED)
     rotated["releases_kept"] = 1
     report, _gateway = run(engine, dict(rotated, resources=rotated["resources"]))
@@ -351,7 +351,7 @@ def test_a_service_that_became_a_job_is_made_again_as_the_release_had_it(base):
 
     report, _gateway = rolled_back(engine, base, first)
     assert ("service", "migrate", ["recreate"]) in ms.changed_entries(report)
-    assert specs(engine)["migrate"] == recorded(first)["migrate"]
+    assert specs(engine)["migrate"] == recorded(engine, first)["migrate"]
     assert rolled_back(engine, base, "previous")[0]["changed"] is False
 
 
@@ -411,12 +411,12 @@ def test_a_rollback_that_failed_half_way_is_completed_by_the_next_run_of_it(base
         rolled_back(engine, base, "previous")
     assert "service frontend: the Swarm manager refused its return to release %d (update)" % first in \
         failed.value.msg
-    assert store().index()["current"] == second, "nothing recorded: the rollback did not finish"
-    assert specs(engine)["api"] == recorded(first)["api"] and specs(engine)["frontend"] != recorded(first)["frontend"]
+    assert store(engine).index()["current"] == second, "nothing recorded: the rollback did not finish"
+    assert specs(engine)["api"] == recorded(engine, first)["api"] and specs(engine)["frontend"] != recorded(engine, first)["frontend"]
 
     report, _gateway = rolled_back(engine, base, "previous")
     assert ms.changed_entries(report) == [("service", "frontend", ["update"])]
-    assert specs(engine) == recorded(first) and report["release"]["number"] == second + 1
+    assert specs(engine) == recorded(engine, first) and report["release"]["number"] == second + 1
 
 
 def test_a_rollback_after_a_destroy_and_a_deploy_finds_its_secrets_made_again_by_name(base):
@@ -507,13 +507,10 @@ def with_login(base, which, restore_data=True):
 def snapshotted(engine, number, in_volume=True):
     """Release `number` as if its deploy took SNAPSHOT of appdb before its migrations; the snapshot in
     the stack's volume (its index, as database/snapshots.py keeps it) unless `in_volume` is False."""
-    path = store().release_path(number)
-    with open(path) as handle:
-        release = json.load(handle)
+    release = store(engine).release(number)
     release["databases"][LABEL] = {"to": "postgres", "engine": "postgresql", "database": "appdb", "migrations": [],
                                    "migrations_from": "plan", "snapshots": [SNAPSHOT]}
-    with open(path, "w") as handle:
-        json.dump(release, handle)
+    store(engine).shelf.write(number, dumps(release))
     if in_volume:
         engine.create_volume(SNAPSHOT["volume"])
         index = [{"snapshot": SNAPSHOT["name"], "database": "appdb", "created": SNAPSHOT["created"], "kind": "pg_dump",
@@ -542,10 +539,10 @@ def test_restore_data_scales_the_clients_to_0_restores_through_the_servers_task_
         ("service", "frontend", "update"), ("service", "api", "update")]
     database = [e for e in report["entries"] if e["kind"] == "database"][0]
     assert "rows written to appdb after 2026-12-06 20:55:00 UTC are lost" in database["actions"][0]
-    assert specs(engine) == recorded(first), "every service on release 1's spec, api's 2 replicas included"
+    assert specs(engine) == recorded(engine, first), "every service on release 1's spec, api's 2 replicas included"
     assert len(running_tasks(engine, "api")) == 2
     assert report["restored"] == [dict(SNAPSHOT_RESTORED, database=LABEL, release=second)]
-    assert store().release(report["release"]["number"])["restored_data"] is True
+    assert store(engine).release(report["release"]["number"])["restored_data"] is True
 
     # A rerun of the same rollback restores nothing again (rows written since are kept) and changes nothing.
     report, _gateway = restore_run(engine, base, "previous")
@@ -572,7 +569,7 @@ def test_check_mode_names_the_snapshot_and_what_is_lost_and_changes_nothing(base
     assert "restore snapshot %s of appdb, taken 2026-12-06 20:55:00 UTC (4 kB)" % SNAPSHOT["name"] in \
         database["actions"][0] and "are lost" in database["actions"][0]
     assert specs(engine) == before and [c for c in engine.calls[since:] if c.method in ms.WRITES] == []
-    assert store().index()["current"] == second
+    assert store(engine).index()["current"] == second
 
 
 def test_a_snapshot_missing_from_the_volume_is_refused_before_any_change_naming_it(base, restored):
@@ -599,7 +596,7 @@ def test_restore_data_without_the_declarations_login_or_with_a_global_client_is_
         rolled_back(engine, base, first, restore_data=True)
     assert "restore_data needs the login of database connection %s" % LABEL in refused.value.msg
     applier = SwarmApplier(ms.RecordingGateway(engine), with_login(base, first))
-    release = store().release(first)
+    release = store(engine).release(first)
     api = engine.inspect_service("api")
     engine.remove_service(api["ID"])   # made again global (no update changes a service's mode)
     engine.create_service(api["Spec"]["TaskTemplate"], name="api", mode={"Global": {}}, labels=api["Spec"]["Labels"])
@@ -642,12 +639,12 @@ def test_a_restore_that_fails_leaves_the_clients_stopped_and_the_same_rollback_c
         restore_run(engine, base, first)
     assert "(pg_restore) failed\nservice api stays scaled to 0: the same rollback run again completes it" in \
         failed.value.msg, failed.value.msg
-    assert running_tasks(engine, "api") == [] and store().index()["current"] == second
+    assert running_tasks(engine, "api") == [] and store(engine).index()["current"] == second
 
     monkeypatch.setattr(restore, "restore_connection", working)
     report, _gateway = restore_run(engine, base, first)
     assert [c[0] for c in restored] == [0]
-    assert specs(engine) == recorded(first) and len(running_tasks(engine, "api")) == 2
+    assert specs(engine) == recorded(engine, first) and len(running_tasks(engine, "api")) == 2
     assert report["release"]["number"] == second + 1
 
 
@@ -687,8 +684,8 @@ def test_a_failed_deploy_does_not_run_a_job_again_and_removes_a_job_it_created(b
     assert "seed" not in specs(engine), "a job the failed run created is removed as any new service"
     assert "service seed: removed (not in release %d; a job: what its completed tasks did is not undone)" % first \
         in message, message
-    assert specs(engine)["frontend"] == recorded(first)["frontend"]
-    assert store().index()["current"] == first
+    assert specs(engine)["frontend"] == recorded(engine, first)["frontend"]
+    assert store(engine).index()["current"] == first
 
 
 def test_a_rollback_does_not_run_a_job_again_and_says_so(base):
@@ -709,7 +706,7 @@ def test_a_rollback_does_not_run_a_job_again_and_says_so(base):
     assert ("service", "seed", ["remove"]) in ms.changed_entries(report) and "seed" not in specs(engine)
     assert ms.entry(report, "service", "seed")["reasons"] == [
         "not in release %d" % first, "a job: what its completed tasks did is not undone"]
-    assert specs(engine)["api"] == recorded(first)["api"]
+    assert specs(engine)["api"] == recorded(engine, first)["api"]
 
     again, _gateway = rolled_back(engine, base, "previous")
     assert again["changed"] is False and runs_of(engine, "migrate") == 2, ms.changed_entries(again)
@@ -739,7 +736,7 @@ def test_a_failed_deploy_removes_the_networks_it_made_and_leaves_an_external_one
     message = failed_deploy(engine, declaration(base, extra=extra, frontend={
         "env": {"FEATURE": "on"}, "networks": [{"name": "showcase_extra"}, {"name": "shared_ext"}]}))
 
-    assert specs(engine)["frontend"] == recorded(first)["frontend"]
+    assert specs(engine)["frontend"] == recorded(engine, first)["frontend"]
     assert "showcase_extra" not in network_names(engine), "made by the failed run: removed"
     assert "network showcase_extra: removed (made by this run, not in release %d)" % first in message, message
     assert "shared_ext" in network_names(engine), "an external network is never removed"
@@ -773,4 +770,4 @@ def test_a_job_left_as_it_ran_needs_nothing_of_the_release_spec(base):
     del engine._images[engine.inspect_image("clockwork-test/migrate:1")["Id"]]   # pylint: disable=protected-access
     report, _gateway = rolled_back(engine, base, first)   # not refused: release 1's job is not made again
     assert ms.entry(report, "service", "migrate")["actions"][0].startswith("job migrate is not run again")
-    assert specs(engine)["api"] == recorded(first)["api"] and runs_of(engine, "migrate") == 2
+    assert specs(engine)["api"] == recorded(engine, first)["api"] and runs_of(engine, "migrate") == 2

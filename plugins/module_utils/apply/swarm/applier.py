@@ -401,7 +401,7 @@ class SwarmApplier(Applier):
         """Secrets and configs of the stack that no service uses any more (a rotation's old ones),
         nor a kept release (a rollback puts them back: apply/swarm/secrets.py unused_objects)."""
         services = self.engine.services(filters={"label": "%s=%s" % (STACK_LABEL, self.name)})
-        for kind, name in unused_objects(self.objects, services, self.engine.files, self.name):
+        for kind, name in unused_objects(self.objects, services, self.engine, self.name):
             if self.objects.remove(kind, name):
                 self._record(kind, name, True, ["remove (no longer used)"])
 
