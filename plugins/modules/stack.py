@@ -72,6 +72,13 @@ options:
         it made are removed. With C(rolled_back), every service of the stack is updated to its spec (made again when
         gone, its image pinned by ID when its tag names another image since), and those the release did not have
         are removed. Refused before any change when an image, secret, config or network its services use is gone.
+        A job (a dependency with C(completed_successfully) makes its C(to) one) is never run again by going back,
+        as Swarm would on any update of its spec: a job whose spec differs from the release is left as it ran, and
+        one of the release that is gone is not made again, both named in the result (C(job migrate is not run
+        again: it ran with release 2's spec)); a job the release does not have is removed like any other service
+        (what its completed tasks did is not undone). After a failed C(present), the overlay networks the run made
+        that the release does not have are removed too (the stack's own, once no service uses them; never an
+        external one).
     type: str
     choices: [present, absent, verified, rolled_back]
     default: present
@@ -117,8 +124,9 @@ options:
     default: false
   releases_kept:
     description:
-      - How many releases of the stack are kept on the Docker host (under C(~/.clockwork/<name>/releases) of the
-        remote user, files of mode 0600); an apply that changes something records one. 1 to 100.
+      - How many releases of the stack are kept in the Docker engine (images C(clockwork-releases:<name>.<n>) of
+        one file of mode 0600; see M(clockwork.connections.stack_info)); an apply that changes something records
+        one. 1 to 100.
     type: int
     default: 5
   controller:
@@ -1180,8 +1188,8 @@ checks:
   elements: dict
 release:
   description:
-    - The release this apply recorded on the Docker host; C(number), C(pruned) (the numbers removed to keep
-      O(releases_kept)), C(path).
+    - The release this apply recorded in the Docker engine; C(number), C(pruned) (the numbers removed to keep
+      O(releases_kept)), C(path) (the image that holds it, C(clockwork-releases:<name>.<number>)).
     - In check mode the number a run would record (nothing is written).
     - After O(state=rolled_back), also C(rolled_back_to), the release it returned to.
   returned: when O(state=present) or O(state=rolled_back) and something changed

@@ -12,24 +12,26 @@ module: stack_info
 short_description: A stack's releases, its current release, its drift from it and its connections' health
 version_added: 0.1.0
 description:
-  - Every apply of a stack that changes something records a release of the stack on the Docker host
-    (M(clockwork.connections.stack)); an apply that changes nothing records none. A release holds its number,
-    the time (UTC), the controller's C(user@host), the digest of the plan, each container as C(docker inspect)
-    read it back after the apply (its image by ID, its whole configuration, its networks' endpoint settings,
-    its name and labels), each database connection's applied schema and migration files with their sha256,
-    and the snapshots taken for it. The last C(releases_kept) (default 5) are kept.
-  - Releases live on the Docker host, not on the controller, so that any controller (another checkout,
-    another machine, the next laptop) finds the same ones. They are under C(~/.clockwork/<name>/releases/)
-    in the home of the user the modules run as there (C(root) with C(become)), beside the stack's password
-    files and TLS material; one directory per release and an index, directories of mode 0700, files of mode
-    0600, never reached through a symbolic link, written atomically (a temporary file, then a rename), so that
-    a run killed half-way leaves the previous record whole.
-  - A release keeps env values, secrets among them, as Docker's own record of a container does (root's, mode
-    0600). What this module returns never holds one. Every env value that is a secret (by its name, a
+  - Every apply of a stack that changes something records a release of the stack in the Docker engine the
+    stack runs on (M(clockwork.connections.stack)); an apply that changes nothing records none. A release holds
+    its number, the time (UTC), the controller's C(user@host), the digest of the plan, each container as
+    C(docker inspect) read it back after the apply (its image by ID, its whole configuration, its networks'
+    endpoint settings, its name and labels), each database connection's applied schema and migration files
+    with their sha256, and the snapshots taken for it. The last C(releases_kept) (default 5) are kept.
+  - Releases live in the engine, not on the controller, so that whoever reaches the engine finds the same
+    ones, however it reaches it (a run on the Docker host over SSH, another checkout or machine, an in-process
+    run against C(DOCKER_HOST=tcp://...) or C(ssh://...)). Each record is an image of one file of mode 0600,
+    C(clockwork-releases:<name>.<n>), with an index C(clockwork-releases:<name>.index); it is read back without
+    running anything (what C(docker save) asks), and replaced atomically (an import moves the tag at once), so
+    that a run killed half-way leaves the previous record whole. Its only label says whose releases it holds
+    (C(io.clockwork.releases-of)). Destroying the stack keeps them; C(docker image prune -a) would remove them
+    (no container uses them) unless given C(--filter label!=io.clockwork.releases-of).
+  - A release keeps env values, secrets among them, as Docker's own record of a container does (in
+    C(/var/lib/docker), root's; readable by exactly who may inspect the containers). What this module returns never holds one. Every env value that is a secret (by its name, a
     password in a URL, or a value that holds a declared password) is masked, every secret flag of a command
     too, and every secret value found anywhere in a release is masked wherever it would still appear.
-  - Each release file is read as untrusted data (bounded in size, its shape checked); a file that is not a
-    release fails the task with one message naming it.
+  - Each record is read as untrusted data (bounded in size, read in memory, never extracted, its shape
+    checked); an image that is not a release record fails the task with one message naming it.
   - The drift compares the stack as it runs now (its containers, or its Swarm services) with the current
     release, field by field, and names the fields that differ (for an env variable its name, never its value).
   - The health runs the checks the connections named when the current release was made (see
@@ -167,11 +169,12 @@ healthy:
   description: Whether every check that ran passed; null when none ran.
   returned: always
   type: bool
-release_directory:
-  description: Where the stack's releases are on the Docker host.
+release_images:
+  description: The images in the Docker engine that hold the stack's release records (one per kept release and
+    an index).
   returned: always
   type: str
-  sample: /root/.clockwork/shop/releases
+  sample: clockwork-releases:shop.*
 """
 
 from ansible.module_utils.basic import AnsibleModule

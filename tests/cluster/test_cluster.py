@@ -212,7 +212,10 @@ def mariadb(host, password, query):
 def test_the_wordpress_example_over_three_nodes(cluster, tmp_path):
     host = cluster
     host_files = os.path.join(os.path.expanduser("~"), ".clockwork", WORDPRESS_STACK)
-    shutil.rmtree(host_files, ignore_errors=True)   # an earlier run's releases: a stack's stay after its destroy
+    shutil.rmtree(host_files, ignore_errors=True)
+    releases = ["images", "-q", "--filter", "label=io.clockwork.releases-of=" + WORDPRESS_STACK]
+    for record in set(on(host, *releases).split()):   # an earlier run's: a stack's releases stay after its destroy
+        on(host, "rmi", "-f", record)
 
     def example(*args, check=False, **extra_vars):
         return run_playbook(EXAMPLE, check=check, extra_args=args, env={"DOCKER_HOST": host}, extra_vars=dict(
@@ -228,7 +231,7 @@ def test_the_wordpress_example_over_three_nodes(cluster, tmp_path):
     dry = example("--diff", check=True)
     assert report(dry)["changed"] is True, dry.details
     assert cluster_state(host) == empty, "check mode changed the cluster"
-    assert not os.path.exists(host_files)
+    assert not os.path.exists(host_files) and not on(host, *releases), "check mode recorded nothing"
 
     started = time.monotonic()
     applied = example("--diff", "-vvv")
@@ -258,11 +261,11 @@ def test_the_wordpress_example_over_three_nodes(cluster, tmp_path):
         if service == "cache":
             assert spec["Spec"]["TaskTemplate"]["ContainerSpec"].pop("Args")[1] == "--requirepass"
         assert_nothing_shows(json.dumps(spec), DB_PASSWORD, REDIS_PASSWORD)
-    # On Swarm the passwords are the swarm's, not files on the host: the stack's directory there holds its
-    # releases alone (releases/, root-only files, no wider than Docker's own record of the services).
-    kept = sorted(os.listdir(host_files)) if os.path.exists(host_files) else []
-    assert kept in ([], ["releases"]), "on Swarm the passwords are the swarm's, not files on the host: %s" % kept
-    assert not kept or os.stat(os.path.join(host_files, "releases")).st_mode & 0o077 == 0, "releases are root's alone"
+    # On Swarm the passwords are the swarm's, not files on the controller; the release this run made is in
+    # the manager's engine (the controller reached it over tcp://), none on the controller.
+    assert not os.path.exists(host_files), "nothing of the stack on the controller: %s" % os.listdir(host_files)
+    assert sorted(on(host, "images", "--filter", "label=io.clockwork.releases-of=" + WORDPRESS_STACK, "--format",
+                     "{{.Tag}}").split()) == [WORDPRESS_STACK + ".1", WORDPRESS_STACK + ".index"]
 
     again = example()
     assert report(again)["changed"] is False, again.output

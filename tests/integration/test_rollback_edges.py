@@ -23,7 +23,8 @@ import uuid
 import pytest
 import yaml
 
-from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import releases_home
+from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import ReleaseStore
 
 from helpers import NGINX_IMAGE, ROOT, VENV_BIN, Run, docker, inspect, kill_run, playbook
 
@@ -73,10 +74,15 @@ def inspected(stack):
     return found
 
 
-def release_files(stack):
-    home = releases_home(stack)
-    return dict((os.path.relpath(os.path.join(folder, name), home), open(os.path.join(folder, name), "rb").read())
-                for folder, _dirs, names in os.walk(home) for name in names)
+def release_index(stack):
+    """The stack's release index, as the engine keeps it."""
+    return ReleaseStore(DockerGateway(), stack).index()
+
+
+def release_records(stack):
+    """The images that hold the stack's release records: a write replaces one (a new id)."""
+    return sorted(docker("images", "--filter", "label=io.clockwork.releases-of=" + stack, "--format",
+                         "{{.ID}} {{.Tag}}").splitlines())
 
 
 def deploy(args, number, pruned=()):
@@ -122,7 +128,7 @@ def test_a_rollback_killed_half_way_is_completed_by_the_next_run_of_it(stack, tm
     half = dict((name, spec(name)) for name in (a, b))
     assert [n for n in (a, b) if half[n] != one[n]] == [n for n in (a, b) if n not in back], \
         "half-way: %s\n%s" % (half, killed_output)
-    assert release_files(stack) and json.loads(release_files(stack)["index.json"])["current"] == 2, \
+    assert release_index(stack)["current"] == 2, \
         "the killed rollback recorded no release"
 
     check = playbook([rollback(stack)], check=True)
@@ -168,7 +174,7 @@ def throwaway_image():
 def refused(stack, release, words):
     """A rollback to `release`, in check mode then for real (twice), refused before any change:
     rc != 0, its message has each of `words`, the stack's containers and release files as they were."""
-    before, files = inspected(stack), release_files(stack)
+    before, records = inspected(stack), release_records(stack)
     for check in (True, False, False):
         run = playbook([rollback(stack, release)], check=check)
         assert run.rc != 0, run.details
@@ -177,7 +183,7 @@ def refused(stack, release, words):
             assert word in message, "%r not in the message\n%s" % (word, run.details)
         assert "Traceback" not in run.output, run.details
         assert inspected(stack) == before, "a refused rollback changed a container\n" + run.details
-        assert release_files(stack) == files, "a refused rollback recorded something\n" + run.details
+        assert release_records(stack) == records, "a refused rollback recorded something\n" + run.details
 
 
 def test_a_rollback_to_a_removed_image_or_a_gone_release_is_refused_before_any_change(stack, throwaway_image):
@@ -194,7 +200,7 @@ def test_a_rollback_to_a_removed_image_or_a_gone_release_is_refused_before_any_c
 
     # Release 3 keeps only itself: 1 and 2 are pruned; 99 was never recorded.
     deploy(declaration(stack, "three", releases_kept=1), 3, pruned=[1, 2])
-    assert sorted(json.loads(release_files(stack)["index.json"])["releases"]) == [3]
+    assert release_index(stack)["releases"] == [3]
     refused(stack, "1", ["release 1 of stack %s was pruned" % stack])
     refused(stack, "2", ["release 2 of stack %s was pruned" % stack])
     refused(stack, "99", ["release 99 of stack %s was never recorded" % stack])
@@ -255,6 +261,6 @@ def purged(stack):
     ~/.clockwork/<stack> (the stack fixture removes whatever is left on the engine)."""
     yield
     run = playbook([task(dict(name=stack, state="absent", purge=True, resources=[]))])
-    home = os.path.dirname(releases_home(stack))
+    home = os.path.join(os.path.expanduser("~"), ".clockwork", stack)
     subprocess.run(["rm", "-rf", home], check=False)
     assert run.rc == 0, run.details

@@ -13,6 +13,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.database.res
 from ansible_collections.clockwork.connections.plugins.module_utils.database.snapshots import megabytes
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.gateway import DockerGateway
+from ansible_collections.clockwork.connections.plugins.module_utils.releases.store import ReleaseStore
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import STACK_ARGUMENT_SPEC, run_stack
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
@@ -209,7 +210,7 @@ def test_redis_keeps_an_rdb_copy_for_each_release_and_the_restore_puts_it_back(s
     kept = copies(stack)
     # snapshot_keep is 1, but release 1 (kept) records the first copy: it stays.
     assert len(kept) == 2 and kept[-1]["kind"] == "rdb" and kept[-1]["size"] > 0, kept
-    release = json.load(open(second["release"]["path"]))
+    release = ReleaseStore(DockerGateway(), stack).release(second["release"]["number"])
     snapshot, = release["databases"]["database %s-api -> %s-cache" % (stack, stack)]["snapshots"]
     assert (snapshot["name"], snapshot["kind"]) == (kept[-1]["snapshot"], "rdb"), as_text(release["databases"])
     again = run_stack(DockerGateway(), redis_stack(stack, {"MODE": "two"}))

@@ -298,3 +298,18 @@ def test_a_stack_name_that_leads_elsewhere_is_refused():
         with pytest.raises(ClockworkError) as caught:
             ReleaseStore(memory_gateway(), name)
         assert caught.value.msg.startswith("name: stack name")
+
+
+def test_the_stacks_lock_is_never_made_from_a_release_records_image():
+    """The lock's container is made from the engine's smallest image, and a release record is the smallest
+    of all: made from one, it would keep that record from being pruned (409) while the lock is held."""
+    from ansible_collections.clockwork.connections.plugins.module_utils.apply.lock import stack_lock
+    gateway = memory_gateway()
+    store = ReleaseStore(gateway, STACK)
+    store.add(a_release())
+    with stack_lock(gateway, STACK):
+        lock, = [c for c in gateway.api.containers(all=True) if c["Names"][0].startswith("/clockwork-lock-")]
+        assert lock["Image"] == "clockwork/lock:empty", "no other image than the records: an empty one is made"
+        store.add(a_release(), kept=1)
+    assert store.index()["releases"] == [2]
+    assert sorted(release_images(gateway.api)) == ["clockwork-releases:shop.2", "clockwork-releases:shop.index"]

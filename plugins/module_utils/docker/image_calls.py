@@ -98,17 +98,23 @@ class ImageCalls(object):
     def export_image(self, reference, limit):
         """What `docker save` writes of the image `reference` (a tar), None when there is none;
         refused past `limit` bytes (read no further)."""
-        try:
-            chunks = self.api.get_image(reference)
-        except NotFound:
+        if self.image(reference) is None:
             return None
         data, size = [], 0
-        for chunk in chunks:
-            size += len(chunk)
-            if size > limit:
-                raise ClockworkError("image %s is larger than %d bytes: it is not one clockwork wrote" % (
-                    reference, limit))
-            data.append(chunk)
+        try:
+            # The SDK sends the request when the stream is first read: its errors come from the loop.
+            for chunk in self.api.get_image(reference):
+                size += len(chunk)
+                if size > limit:
+                    raise ClockworkError("image %s is larger than %d bytes: it is not one clockwork wrote" % (
+                        reference, limit))
+                data.append(chunk)
+        except ClockworkError:
+            raise
+        except Exception as exc:
+            if isinstance(from_sdk(exc), NotFound):
+                return None   # removed since it was inspected
+            raise
         return b"".join(data)
 
     def remove_image(self, image, words=None):
