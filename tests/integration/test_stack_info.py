@@ -210,4 +210,3 @@ def test_stack_info_lists_the_releases_any_controller_directory_finds(stack):
     assert [r["number"] for r in info["releases"]] == [1, 2, 3] and info["current"] == 3, run.details
     assert info["releases"][2]["containers"][web]["env"]["MODE"] == "three", run.details
     assert info["drift"] == [], run.details
-

@@ -133,7 +133,6 @@ class ImageEngine(object):
             self.removed["image"].add(attrs["Id"])
             return [{"Untagged": t} for t in attrs["RepoTags"]] + [{"Deleted": attrs["Id"]}]
 
-
     @property
     def _image_layers(self):
         """Image id -> the tar of the files an import made it of (what get_image saves)."""

@@ -59,8 +59,8 @@ def _member(archive, name, where):
     except KeyError:
         raise ClockworkError("%s holds no %s" % (where, name))
     if not info.isfile() or info.size > MAX_BYTES:
-        raise ClockworkError("%s: %s is %s" % (where, name, "not a file" if not info.isfile() else
-                                              "%d bytes, more than a release record ever is" % info.size))
+        size = "%d bytes, more than a release record ever is" % info.size
+        raise ClockworkError("%s: %s is %s" % (where, name, "not a file" if not info.isfile() else size))
     return archive.extractfile(info).read()
 
 
