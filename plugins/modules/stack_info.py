@@ -29,7 +29,8 @@ description:
   - A release keeps env values, secrets among them, as Docker's own record of a container does (in
     C(/var/lib/docker), root's; readable by exactly who may inspect the containers). What this module returns
     never holds one. Every env value that is a secret (by its name, a password in a URL, or a value that holds a
-    declared password) is masked, every secret flag of a command too, and every secret value found anywhere in a release is masked wherever it would still appear.
+    declared password) is masked, every secret flag of a command too, and every secret value found anywhere in
+    a release is masked wherever it would still appear.
   - Each record is read as untrusted data (bounded in size, read in memory, never extracted, its shape
     checked); an image that is not a release record fails the task with one message naming it.
   - The drift compares the stack as it runs now (its containers, or its Swarm services) with the current
