@@ -73,9 +73,9 @@ options:
         gone, its image pinned by ID when its tag names another image since), and those the release did not have
         are removed. Refused before any change when an image, secret, config or network its services use is gone.
         A job (a dependency with C(completed_successfully) makes its C(to) one) is never run again by going back,
-        as Swarm would on any update of its spec: a job whose spec differs from the release is left as it ran, and
+        as Swarm would on any update of its spec. A job whose spec differs from the release is left as it ran, and
         one of the release that is gone is not made again, both named in the result (C(job migrate is not run
-        again: it ran with release 2's spec)); a job the release does not have is removed like any other service
+        again, it ran with release 2's spec)); a job the release does not have is removed like any other service
         (what its completed tasks did is not undone). After a failed C(present), the overlay networks the run made
         that the release does not have are removed too (the stack's own, once no service uses them; never an
         external one).
