@@ -3,6 +3,11 @@
 # through a symlink: copy the tracked tree into a scratch directory and run there.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# One run at a time on this machine: ansible-test keeps its tests' venvs in ~/.ansible/test/venv, each
+# made by the first run that needs it, and `make test` runs sanity beside the integration tests, one of
+# which (test_fresh_pythons.py) runs it too. The lock goes with this process and its children.
+exec 9>/tmp/clockwork-sanity.lock
+flock 9
 # A venv of its own: ansible-test pins its sanity tools (pylint, mypy, ...), which
 # must not fight ansible-lint's in .venv. Its --venv mode downloads pip from a host
 # that cannot be reached here, so it runs in this venv (the origin host) instead.

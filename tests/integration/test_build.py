@@ -53,9 +53,14 @@ def images(stack):
         docker("rmi", "-f", ref, check=False)
 
 
+# Stops at once on SIGTERM and on the nginx image's SIGQUIT: as PID 1 a plain `sleep` ignores both,
+# and each replacement or removal waited for Docker's 10 s stop timeout.
+IDLE = ["sh", "-c", "trap 'exit 0' TERM QUIT; while true; do sleep 0.2; done"]
+
+
 def web_resource(stack, app):
     return {"name": stack + "-web", "build": {"context": str(app), "args": {"FLAVOUR": "plain"}},
-            "update_order": "start-first", "command": ["sh", "-c", "exec sleep 3600"]}
+            "update_order": "start-first", "command": IDLE}
 
 
 def dangling(stack):

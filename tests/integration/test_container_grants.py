@@ -15,8 +15,9 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import open_gateway
 from ansible_collections.clockwork.connections.plugins.module_utils.stack import STACK_ARGUMENT_SPEC, run_stack
 
-# A process that stops on SIGTERM at once (as PID 1 a plain `sleep` would ignore it).
-IDLE = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+# A process that stops at once on SIGTERM and on SIGQUIT, the nginx image's stop signal (as PID 1 a
+# plain `sleep` would ignore both, and each replacement would wait for Docker's 10 s stop timeout).
+IDLE = ["sh", "-c", "trap 'exit 0' TERM QUIT; while true; do sleep 0.2; done"]
 # CapEff of a root process that has CAP_CHOWN (bit 0) and CAP_NET_BIND_SERVICE (bit 10) only.
 CHOWN_AND_BIND = "0000000000000401"
 

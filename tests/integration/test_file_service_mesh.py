@@ -23,6 +23,11 @@ API_COMMAND = ["sh", "-c", "if [ -f /etc/clockwork/tls/tls.crt ]; then cp /srv/t
                "exec nginx -g 'daemon off;'"]
 
 
+# Stops at once on SIGTERM and on the nginx image's SIGQUIT: as PID 1 `sleep infinity` ignores both,
+# and each recreation waited for Docker's 10 s stop timeout.
+IDLE = ["sh", "-c", "trap 'exit 0' TERM QUIT; while true; do sleep 0.2; done"]
+
+
 def on_network(stack, name):
     docker("network", "create", "--label", "io.clockwork.stack=" + stack, stack + "-net", check=False)
     return [{"name": stack + "-net", "aliases": [name]}]
@@ -56,7 +61,7 @@ def workdir(tmp_path):
 def file_tasks(stack, api_env=None):
     api, storage = stack + "-api", stack + "-storage"
     return [
-        container(stack, storage, command=["sleep", "infinity"]),
+        container(stack, storage, command=IDLE),
         connection("file_connection", "config", **{
             "from": api, "to": "api-config", "source_path": "config.json", "content": '{"log_level": "info"}',
             "mode": "0644", "mount_path": "/etc/app/config.json", "read_only": True, "stack": stack}),

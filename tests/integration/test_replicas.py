@@ -153,13 +153,25 @@ def wait_polling(poller, count=10):
     raise AssertionError("the poller never reached web: %s" % poll_lines(poller)[-5:])
 
 
-def timed_run(task):
-    """Run `task`; (run, start, end) of the run on the poller's clock. A request started just before
-    the end is printed when it ends (at most --max-time, 8 s, later): waited for, so it is counted."""
+def printed_past(poller, end_ns, limit=8.5):
+    """Wait until every request the poller started by `end_ns` is printed: one request started just
+    before is printed when it ends (at most --max-time, 8 s, later). The poller makes one request at a
+    time, so a printed request started after `end_ns` says all earlier ones are printed; a poller that
+    prints nothing more is waited for `limit` seconds, as long as its slowest request may take."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if any(int(ts) > end_ns for _word, ts in poll_lines(poller)[-5:]):
+            return
+        time.sleep(0.2)
+
+
+def timed_run(task, poller):
+    """Run `task`; (run, start, end) of the run on the poller's clock, once every request the poller
+    started by the end is printed (so it is counted)."""
     start = time.time_ns()
     run = playbook([task])
     end = time.time_ns()
-    time.sleep(8.5)
+    printed_past(poller, end)
     return run, start, end
 
 
@@ -206,7 +218,7 @@ def test_an_update_rolls_without_a_failed_request(stack, other_image, replicas):
             entry = entries(check)[name]
             assert "replace start-first" in entry["actions"], as_text(entry)
             assert any(what in reason for reason in entry["reasons"]), as_text(entry)
-        run, start, end = timed_run(task)
+        run, start, end = timed_run(task, poller)
         assert run.rc == 0, run.output
         requests, failures = polled_during(poller, start, end)
         assert requests > MIN_REQUESTS, "the poller made only %d requests during the update" % requests
@@ -242,7 +254,7 @@ def test_an_update_that_never_gets_healthy_leaves_the_old_replicas_serving(stack
     old = containers_of(stack, web)
 
     broken = web_stack(stack, mode="b", healthcheck=NEVER_HEALTHY, timeout=8)
-    run, start, end = timed_run(broken)
+    run, start, end = timed_run(broken, poller)
     assert run.rc != 0 and "Traceback" not in run.output, run.output
     msg = run.result("stack")["msg"]
     assert "%s-1" % web in msg and "unhealthy" in msg, msg

@@ -20,7 +20,7 @@ import pytest
 from helpers import NGINX_IMAGE, POSTGRES_IMAGE, docker, env_of, inspect, playbook, remove_stack
 from test_mysql import MARIADB_IMAGE
 
-from test_replicas import POLL, log_lines, poll_lines
+from test_replicas import POLL, log_lines, poll_lines, printed_past
 
 PASSWORD = "pg-5ecret-4417"   # pragma: allowlist secret
 TOKEN = "api-t0ken-8830"      # pragma: allowlist secret
@@ -85,11 +85,11 @@ def failures_during(poller, start_ns, end_ns):
                         if line.startswith("FAIL ") and start_ns <= int(line.split()[1]) <= end_ns]
 
 
-def timed(tasks, **options):
+def timed(poller, tasks, **options):
     start = time.time_ns()
     run = playbook(tasks, **options)
     end = time.time_ns()
-    time.sleep(8.5)   # a request started just before the end is printed when it ends (curl's --max-time 8)
+    printed_past(poller, end)   # a request started just before the end is printed when it ends (curl's --max-time 8)
     return run, start, end
 
 
@@ -121,8 +121,8 @@ def test_a_failed_deploy_goes_back_and_a_rollback_returns_to_the_previous_releas
         time.sleep(0.2)
 
     # Release 2 fails: its API never becomes healthy; the frontend it replaced goes back.
-    run, start, end = timed([task(declaration(stack, api_image=new_api_image, api_health=NEVER_HEALTHY,
-                                              mode="two"))], diff=True, verbose=True, env={"ANSIBLE_VERBOSITY": "3"})
+    failing = declaration(stack, api_image=new_api_image, api_health=NEVER_HEALTHY, mode="two")
+    run, start, end = timed(poller, [task(failing)], diff=True, verbose=True, env={"ANSIBLE_VERBOSITY": "3"})
     assert run.rc != 0, run.details
     message = run.result("stack")["msg"]
     assert "its replacement did not become ready" in message and "the stack is back on release 1" in message, \
@@ -155,7 +155,8 @@ def test_a_failed_deploy_goes_back_and_a_rollback_returns_to_the_previous_releas
     assert PASSWORD not in loud.details and TOKEN not in loud.details and PASSWORD not in json.dumps(loud.results), \
         loud.details
 
-    run, start, end = timed([task(rollback_args(stack))], diff=True, verbose=True, env={"ANSIBLE_VERBOSITY": "3"})
+    run, start, end = timed(poller, [task(rollback_args(stack))], diff=True, verbose=True,
+                            env={"ANSIBLE_VERBOSITY": "3"})
     assert run.rc == 0 and run.result("stack")["changed"] is True, run.details
     assert PASSWORD not in run.details and TOKEN not in run.details and "MODE" in run.details, run.details
     assert run.result("stack")["release"] == dict(run.result("stack")["release"], number=3, rolled_back_to=1), \
