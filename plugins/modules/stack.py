@@ -55,8 +55,8 @@ options:
     description:
       - C(present) converges the stack; C(absent) removes what it owns; C(verified) runs the checks only;
         C(rolled_back) returns the stack to one of its recorded releases (O(release)), without its declaration.
-      - With C(present), when a resource fails (not ready, crashed, a migration refused) and the stack has a
-        recorded release, every container this run replaced goes back to that release's spec (start-first where
+      - With C(present), when a resource fails (not ready, crashed, a migration refused), or with O(verify) a
+        connection's check fails after the apply, and the stack has a recorded release, every container this run replaced goes back to that release's spec (start-first where
         its update order allows, so clients see no failed request), the containers this run added are removed
         (their volumes kept), and the task fails naming the resource and saying C(the stack is back on release N).
         A stack with no release yet fails as it is.
@@ -118,6 +118,7 @@ options:
     description:
       - With O(state=present), run every connection's checks right after the convergence, in the same call
         and in parallel, reusing what the convergence inspected; failed checks fail the task, listing each.
+        After an apply that changed something, the stack first goes back to its current release (see O(state)).
       - A check that fails at first is retried for a few seconds, as a server that was just started may need
         a moment.
     type: bool

@@ -108,6 +108,27 @@ def test_a_failed_deploy_puts_back_what_it_replaced_and_removes_what_it_added(ba
     assert report["changed"] is False, [e for e in report["entries"] if e["changed"]]
 
 
+def test_a_check_that_fails_after_the_deploy_sends_the_stack_back_too(base):
+    """Every container ready, but a connection's check fails (the frontend no longer reaches db): the
+    release failed as much as one whose container never became ready."""
+    engine = new_engine()
+    resources, connections = declaration()
+    connections = connections + [{"type": "network", "from": "frontend", "to": "db", "network_name": "backend"}]
+    report, _ = run(engine, params(base, resources, connections, verify=True))
+    assert report["release"]["number"] == 1 and [c["ok"] for c in report["checks"]] == [True, True], report["checks"]
+    engine.execs = lambda _container, _argv, _env: (1, "connection refused")
+
+    with pytest.raises(ClockworkError) as failed:
+        run(engine, params(base, declaration(mode="two")[0], connections, verify=True))
+
+    message = failed.value.msg
+    assert "network frontend -> db" in message and "the stack is back on release 1 (" in message, message
+    assert "replace start-first frontend" in message, message
+    assert failed.value.details["returned_to"] == 1
+    assert ms.env_of(container(engine, "frontend"))["MODE"] == "one" and drift_from(engine, 1) == []
+    assert store(engine).index()["current"] == 1, "a failed deploy records no release"
+
+
 def test_a_failed_first_deploy_behaves_as_before(base):
     engine = new_engine()
     engine.after_start("api-1", health="unhealthy")

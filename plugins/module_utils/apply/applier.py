@@ -236,7 +236,9 @@ def present_or_back(stack, engine, params, diff):
             all=True, filters={"label": "%s=%s" % (STACK_LABEL, params["name"])}):
         previous = None   # a stack deployed anew after a destroy: its old release is not what runs
     try:
-        report = converged_report(stack, params, params.get("verify"))
+        # A check that fails after the apply (a client that cannot log in, a URL that does not answer) is a
+        # release that failed as much as a container that never became ready: it goes back too.
+        report = checked_report(stack, converged_report(stack, params, params.get("verify")), diff)
     except ClockworkError as exc:
         if previous is None:
             raise
@@ -251,7 +253,7 @@ def present_or_back(stack, engine, params, diff):
         if diff:
             details["diff"] = stack.diffs
         raise ClockworkError(rollback.back_message(exc.msg, previous["number"], went_back), **details)
-    return checked_report(stack, report, diff)
+    return report
 
 
 def rolled_back_report(stack, engine, params):
