@@ -56,9 +56,10 @@ options:
       - C(present) converges the stack; C(absent) removes what it owns; C(verified) runs the checks only;
         C(rolled_back) returns the stack to one of its recorded releases (O(release)), without its declaration.
       - With C(present), when a resource fails (not ready, crashed, a migration refused), or with O(verify) a
-        connection's check fails after the apply, and the stack has a recorded release, every container this run replaced goes back to that release's spec (start-first where
-        its update order allows, so clients see no failed request), the containers this run added are removed
-        (their volumes kept), and the task fails naming the resource and saying C(the stack is back on release N).
+        connection's check fails after the apply, and the stack has a recorded release, every container this run
+        replaced goes back to that release's spec (start-first where its update order allows, so clients see no
+        failed request), the containers this run added are removed (their volumes kept), and the task fails
+        naming the resource and saying C(the stack is back on release N).
         A stack with no release yet fails as it is.
       - With C(rolled_back), each container goes back to the release's record of it (its image by ID, its whole
         config), start-first where it may; a container the release did not have is removed (the stack's own only,
