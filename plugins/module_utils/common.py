@@ -48,10 +48,17 @@ def docker_name_problem(value, shortest=2):
     return None
 
 
+# A stack's release records are tagged <stack>.<n> (releases/shelf.py): a tag is at most 128 characters.
+STACK_NAME_MAX = 100
+
+
 def stack_name_problem(value):
     if not isinstance(value, str) or not STACK_NAME.match(value):
         return "stack name %r must be lower-case letters, digits, '-' and '_', starting with a letter or " \
                "digit (Compose's project-name rule)" % (value,)
+    if len(value) > STACK_NAME_MAX:
+        return "stack name %r is %d characters long, more than %d (its release records are tagged " \
+               "<name>.<number>, and a tag is at most 128)" % (value, len(value), STACK_NAME_MAX)
     return None
 
 

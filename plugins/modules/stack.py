@@ -48,7 +48,9 @@ requirements:
   - psycopg >= 3.1 and redis >= 4 for database connections; cryptography for TLS
 options:
   name:
-    description: The stack's name, carried by everything it creates as the label C(io.clockwork.stack).
+    description: The stack's name, carried by everything it creates as the label C(io.clockwork.stack). Lower-case
+      letters, digits, C(-) and C(_), starting with a letter or digit (Compose's project-name rule), at most 100
+      characters.
     type: str
     required: true
   state:

@@ -313,3 +313,10 @@ def test_the_stacks_lock_is_never_made_from_a_release_records_image():
         store.add(a_release(), kept=1)
     assert store.index()["releases"] == [2]
     assert sorted(release_images(gateway.api)) == ["clockwork-releases:shop.2", "clockwork-releases:shop.index"]
+
+
+def test_a_stack_name_too_long_for_a_records_tag_is_refused_by_the_plan_before_anything():
+    from ansible_collections.clockwork.connections.plugins.module_utils.common import stack_name_problem
+    assert stack_name_problem("a" * 100) is None
+    problem = stack_name_problem("a" * 101)
+    assert problem.startswith("stack name 'aaa") and "101 characters long, more than 100" in problem
