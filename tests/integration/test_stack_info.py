@@ -198,6 +198,8 @@ def test_stack_info_lists_the_releases_any_controller_directory_finds(stack):
     docker("start", web)
     elsewhere = {"HOME": tempfile.mkdtemp(prefix="clockwork-other-home-")}
     with EngineOverTcp() as url:
+        over_tcp = DockerGateway(environment={"DOCKER_HOST": url})
+        assert not over_tcp.is_local and over_tcp.files_reach_engine(), "the engine this machine's socket answers for"
         remote = dict(elsewhere, DOCKER_HOST=url)
         run, third = deploy(declaration(stack, "three"), env=remote)
         assert third["changed"] is True and third["release"]["number"] == 3, run.details

@@ -77,6 +77,7 @@ class Preflight(object):
         self._inspect_all()
         written = self.plan.written_files()
         self._engine_problems()
+        self._remote_files_problem(written)
         for name in self.plan.order:
             spec = self.plan.specs.get(name)
             if spec is None or spec.state == "absent":
@@ -96,7 +97,9 @@ class Preflight(object):
             if images[spec.image] and name not in pending:
                 self._image_found(name, spec, images[spec.image])
             for mount in spec.mounts:
-                if mount["type"] == "bind" and mount["source"] not in written and not os.path.exists(mount["source"]):
+                # Looked for on this machine: only where the engine is this machine's.
+                if mount["type"] == "bind" and mount["source"] not in written and not os.path.exists(mount["source"]) \
+                        and self.engine.files_reach_engine():
                     self.problems.add(where, "mounts: bind source %s does not exist on the Docker host" % mount["source"])
             self._port_problems(where, name, spec)
         for network in self.plan.networks:
@@ -180,6 +183,20 @@ class Preflight(object):
                     self.problems.add("resource %s" % resource, "networks: %s: ipv4_address %s is outside the subnets "
                                       "of external network %s (%s)" % (name, address, name, ", ".join(
                                           str(s) for s in subnets) or "none"))
+
+    def _remote_files_problem(self, written):
+        """Files the stack writes for its containers to mount (password files, TLS material, file resources'
+        content) are written on this machine: refused when the engine is another machine's, whose containers
+        would mount paths that are not there."""
+        if not written or self.plan.engine != "docker" or self.engine.files_reach_engine():
+            return
+        paths = sorted(written)
+        self.problems.add("stack", "engine: %s is another machine's engine, and the stack writes files on the Docker "
+                                   "host for its containers to mount (%s%s), which a run from here would write on this "
+                                   "machine: run the task on the Docker host (an inventory host reached over SSH), or "
+                                   "use engine swarm (passwords become Swarm secrets)" % (
+                                       self.engine.address, ", ".join(paths[:3]),
+                                       ", and %d more" % (len(paths) - 3) if len(paths) > 3 else ""))
 
     def _password_file_problems(self):
         """A link where a password file or a directory on its way is expected: the file's write

@@ -6,6 +6,7 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import os
 import re
 import select
 import threading
@@ -14,7 +15,7 @@ import time
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.engine_api import (
-    MAX_POOL_SIZE, EngineAPI, local_socket)
+    DEFAULT_SOCKET, MAX_POOL_SIZE, EngineAPI, local_socket)
 from ansible_collections.clockwork.connections.plugins.module_utils.docker import errors as _errors
 from ansible_collections.clockwork.connections.plugins.module_utils.host_files import DryRunFiles, HostFiles
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.container_calls import ContainerCalls
@@ -163,6 +164,34 @@ class DockerGateway(ContainerCalls, NetworkCalls, SwarmCalls, ImageCalls, Record
     def is_local(self):
         """Whether the engine is on this machine (a Unix socket)."""
         return (self.api.base_url or "").startswith("http+docker://local")
+
+    @property
+    def address(self):
+        """Where the engine is reached (http+docker://localhost, http://host:2375, ...), for messages."""
+        return self.api.base_url
+
+    def files_reach_engine(self):
+        """Whether the files this process writes (password files, TLS material, file resources' content)
+        are the Docker host's, for its containers to mount: the engine runs on this machine (its Unix
+        socket, or tcp:// or ssh:// to the engine this machine's own socket answers for: the same ID).
+        Asked once per run."""
+        known = getattr(self.api, "files_here", None)   # an engine in memory: tests write in a home of their own
+        if known is None:
+            known = self.is_local or self._same_engine_as_local_socket()
+            self.api.files_here = known
+        return known
+
+    def _same_engine_as_local_socket(self):
+        if not os.path.exists(DEFAULT_SOCKET):
+            return False
+        here = EngineAPI(environment={"DOCKER_HOST": "unix://" + DEFAULT_SOCKET})
+        try:
+            ident = here.info().get("ID")
+            return bool(ident) and ident == self.info().get("ID")
+        except Exception:  # pylint: disable=broad-except  # no engine answers here: not this machine's
+            return False
+        finally:
+            here.close()
 
     def logs(self, name, tail=20):
         return self.api.logs(name, tail=tail)

@@ -46,6 +46,9 @@ class MemoryEngine(ContainerEngine, ExecEngine, NetworkEngine, SwarmMemory, Imag
     api_version = API_VERSION
     # Not this machine's engine: nothing about this machine (its ports) says anything about it.
     base_url = "memory://engine"
+    # But the files a run writes (password files, TLS material) are this machine's, as on a local engine:
+    # tests write them in a home of their own.
+    files_here = True
     default_health = "healthy"     # a container with a healthcheck, once started, unless scripted
 
     def __init__(self, images=None, execs=None, swarm=False):
