@@ -18,9 +18,12 @@ from test_rotation import stack  # noqa: F401  (the stack fixture that also remo
 from test_stack_showcase import stack_task
 from test_swarm import swarm, swarm_stack, task_container  # noqa: F401  (fixtures)
 
+# Long enough to be seen in the real database and killed there (polled every 0.2 s); the copy runs it
+# whole first, and the next run waits for the dead session's sleep to end: each second counts twice.
+SLOW_SLEEP = "SELECT SLEEP(10)"
 SLOW = ("INSERT INTO users (name) VALUES ('before the sleep');\n"
-        "SELECT SLEEP(20);\n"
-        "INSERT INTO users (name) VALUES ('after the sleep');\n")
+        "%s;\n"
+        "INSERT INTO users (name) VALUES ('after the sleep');\n" % SLOW_SLEEP)
 
 
 def start_playbook(stack, workdir, **connection):
@@ -79,7 +82,7 @@ def wait_for(condition, seconds=90, what="the condition"):
     raise AssertionError("waited %ss for %s" % (seconds, what))
 
 
-def sleeping(stack, query="SELECT SLEEP(20)", db=None):
+def sleeping(stack, query=SLOW_SLEEP, db=None):
     """True while a session of the server runs `query` (the file's SELECT SLEEP), in `db` if given."""
     proc = subprocess.run(["docker", "exec", "-e", "MYSQL_PWD=" + ROOT_PASSWORD, stack + "-db", "mariadb",
                            "--protocol=TCP", "-h", "127.0.0.1", "-u", "root", "-N", "-B", "-e",
@@ -111,7 +114,7 @@ def test_a_run_killed_in_the_middle_of_a_file_is_refused_then_restored(stack, wo
     proc = start_playbook(stack, workdir)
     try:
         # The copy runs it first (a SLEEP in a scratch database); the real database's is the one to kill.
-        wait_for(lambda: sleeping(stack, db="shop"), what="the file's SELECT SLEEP(20) to run in shop")
+        wait_for(lambda: sleeping(stack, db="shop"), what="the file's %s to run in shop" % SLOW_SLEEP)
         row = mysql(stack, "SELECT state, statements, statements_applied, snapshot FROM clockwork_schema_failures "
                            "WHERE name = '30_slow.sql'").split("\t")
         assert row[:3] == ["started", "3", "0"], "the row 'started' is committed before the first statement"
