@@ -508,6 +508,11 @@ def _remove_stack(stack):
         found = docker(*(listing + ["--filter", "label=io.clockwork.stack=" + stack])).split()
         if found:
             run(["docker", kind, "rm"] + (["-fv"] if kind == "container" else []) + found, timeout=120)
+    # Its releases, which a destroy keeps (releases/shelf.py), and its files on this Docker host.
+    records = sorted(set(docker("images", "-q", "--filter", "label=io.clockwork.releases-of=" + stack).split()))
+    if records:
+        run(["docker", "rmi", "-f"] + records, timeout=120)
+    shutil.rmtree(os.path.join(os.path.expanduser("~"), ".clockwork", stack), ignore_errors=True)
 
 
 def step_compose(facts, ctx):  # pylint: disable=unused-argument

@@ -208,7 +208,7 @@ def remove_stack(stack):
         attrs = inspect("volume", name)
         if attrs and is_anonymous(attrs) and not docker("ps", "-aq", "--filter", "volume=" + name):
             docker("volume", "rm", name, check=False)
-    if stack.startswith("cwtest-"):
+    if stack.startswith(("cwtest-", "cwremote-")):
         # A test stack's releases (they stay after a destroy, by design) and files on this Docker host: gone with it.
         records = docker("images", "-q", "--filter", "label=io.clockwork.releases-of=" + stack).split()
         if records:
