@@ -326,6 +326,14 @@ def instant_waits(monkeypatch):
     return VirtualTime().install(monkeypatch)
 
 
+@pytest.fixture
+def base(tmp_path):
+    """The playbook's directory, where relative paths resolve."""
+    directory = tmp_path / "base"
+    directory.mkdir()
+    return directory
+
+
 @pytest.fixture(autouse=True)
 def home(tmp_path, monkeypatch):
     """Password files and TLS material go under the stack's home: a temporary one."""

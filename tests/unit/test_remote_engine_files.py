@@ -10,14 +10,7 @@ from ansible_collections.clockwork.connections.plugins.module_utils.common impor
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.dry_run import dry_run_gateway
 
 import memory_stacks as ms
-from memory_stacks import NGINX, home, instant_waits  # noqa: F401  (fixtures, autouse)
-
-
-@pytest.fixture
-def base(tmp_path):
-    directory = tmp_path / "base"
-    directory.mkdir()
-    return directory
+from memory_stacks import NGINX, base, home, instant_waits  # noqa: F401  (fixtures; home, instant_waits autouse)
 
 
 def remote_engine():

@@ -64,7 +64,7 @@ class DryRunEngine(MemoryEngine):
         MemoryEngine.__init__(self, execs=execs)
         self.api_version = live.api_version
         self.base_url = live.base_url
-        self.files_here = getattr(live, "files_here", None)   # the live engine's (gateway.files_reach_engine)
+        self.files_here = live.files_here   # the live engine's (gateway.files_reach_engine)
 
     def _predefined(self):
         """None of its own: the live engine's bridge, host and none are read through."""

@@ -76,6 +76,7 @@ class EngineAPI(object):
 
     # The live engine: writes are made, time is real. Attributes, so asking never reaches the SDK (__getattr__).
     dry_run = False
+    files_here = None   # whether this process's files are the engine host's: the gateway finds out
     monotonic = staticmethod(time.monotonic)
     sleep = staticmethod(time.sleep)
 

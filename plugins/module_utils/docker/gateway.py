@@ -175,10 +175,10 @@ class DockerGateway(ContainerCalls, NetworkCalls, SwarmCalls, ImageCalls, Record
         are the Docker host's, for its containers to mount: the engine runs on this machine (its Unix
         socket, or tcp:// or ssh:// to the engine this machine's own socket answers for: the same ID).
         Asked once per run."""
-        known = getattr(self.api, "files_here", None)   # an engine in memory: tests write in a home of their own
+        known = self.__dict__.get("_files_reach_engine", self.api.files_here)   # in memory: True (tests' own home)
         if known is None:
             known = self.is_local or self._same_engine_as_local_socket()
-            self.api.files_here = known
+        self._files_reach_engine = known
         return known
 
     def _same_engine_as_local_socket(self):

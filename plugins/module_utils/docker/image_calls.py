@@ -98,11 +98,9 @@ class ImageCalls(object):
     def export_image(self, reference, limit):
         """What `docker save` writes of the image `reference` (a tar), None when there is none;
         refused past `limit` bytes (read no further)."""
-        if self.image(reference) is None:
-            return None
         data, size = [], 0
         try:
-            # The SDK sends the request when the stream is first read: its errors come from the loop.
+            # The SDK sends the request when the stream is first read: its errors (a 404) come from the loop.
             for chunk in self.api.get_image(reference):
                 size += len(chunk)
                 if size > limit:
@@ -113,7 +111,7 @@ class ImageCalls(object):
             raise
         except Exception as exc:
             if isinstance(from_sdk(exc), NotFound):
-                return None   # removed since it was inspected
+                return None
             raise
         return b"".join(data)
 

@@ -1,7 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: clockwork.connections contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The memory engine's image builds: POST /build answered as the classic builder of Docker
+"""The memory engine's image builds, imports (POST /images/create?fromSrc=-) and saves (GET
+/images/{name}/get, in Docker 20.10's layout: the release store's records, releases/shelf.py).
+POST /build is answered as the classic builder of Docker
 Engine 20.10 answers it, from the context tar it is sent. The Dockerfile is read (continuation
 lines, stages, `--target`); the stage's base image must be there (nothing is pulled); FROM, ARG,
 ENV, LABEL, EXPOSE, CMD, ENTRYPOINT, WORKDIR and USER make the image's configuration; a COPY or
@@ -137,6 +139,22 @@ class ImageEngine(object):
     def _image_layers(self):
         """Image id -> the tar of the files an import made it of (what get_image saves)."""
         return self.__dict__.setdefault("_imported_layers", {})
+
+    @api_method
+    def import_image_from_data(self, data, repository=None, tag=None, changes=None):
+        """POST /images/create?fromSrc=-: an image of the files of the tar `data` alone, its labels from the
+        `changes`' LABEL instructions; each import a new image (the engine stamps its creation time)."""
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                tar.getmembers()
+        except tarfile.TarError as exc:
+            refuse(500, "archive/tar: %s" % exc, "/images/create")
+        labels = dict(change[len("LABEL "):].split("=", 1) for change in changes or () if change.startswith("LABEL "))
+        image_id = "sha256:" + digest("import", hashlib.sha256(data).hexdigest(), next(self._serial))
+        self.add_image("%s:%s" % (repository, tag or "latest"), {"Env": None, "Labels": labels or None},
+                       image_id=image_id)
+        self._image_layers[image_id] = data
+        return '{"status":"%s"}\r\n' % image_id
 
     @api_method
     def get_image(self, image, chunk_size=None):

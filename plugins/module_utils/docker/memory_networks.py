@@ -7,11 +7,8 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import hashlib
-import io
 import ipaddress
 import itertools
-import tarfile
 
 from ansible_collections.clockwork.connections.plugins.module_utils.docker.memory_base import (
     NOT_MANAGER, PREDEFINED, api_method, digest, endpoint, full_reference, image_summary, network_attrs, network_matches, plain, refuse,
@@ -96,21 +93,6 @@ class NetworkEngine(object):
             self._cannot_pull(ref)
         self.add_image(ref, self.pullable[full_reference(ref)])
         return '{"status":"Status: Downloaded newer image for %s"}' % full_reference(ref)
-
-    @api_method
-    def import_image_from_data(self, data, repository=None, tag=None, changes=None):
-        """POST /images/create?fromSrc=-: an image of the files of the tar `data` alone, its labels from the
-        `changes`' LABEL instructions; each import a new image (the engine stamps its creation time)."""
-        try:
-            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-                tar.getmembers()
-        except tarfile.TarError as exc:
-            refuse(500, "archive/tar: %s" % exc, "/images/create")
-        labels = dict(change[len("LABEL "):].split("=", 1) for change in changes or () if change.startswith("LABEL "))
-        image_id = "sha256:" + digest("import", hashlib.sha256(data).hexdigest(), next(self._serial))
-        self.add_image("%s:%s" % (repository, tag or "latest"), {"Env": None, "Labels": labels or None}, image_id=image_id)
-        self._image_layers[image_id] = data
-        return '{"status":"%s"}\r\n' % image_id
 
     # -- networks -----------------------------------------------------------------------
 

@@ -47,7 +47,7 @@ def stack_info(engine, stack, health=True):
         "drift": drift,
         "health": reports,
         "healthy": all(ran) if ran else None,
-        "release_images": store.home,
+        "release_images": store.images,
     }
     # A check's message may quote what it read (a URL it tried): masked like everything else.
     return scrub(result, secrets), secrets

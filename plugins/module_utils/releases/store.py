@@ -65,7 +65,7 @@ class ReleaseStore(object):
             raise ClockworkError("name: %s" % problem)
         self.stack = stack
         self.shelf = EngineShelf(gateway, stack)
-        self.home = self.shelf.reference("*")
+        self.images = self.shelf.reference("*")   # the images that hold its records, for people
 
     def release_path(self, number):
         """Where release `number` is, in words (an image's reference)."""
